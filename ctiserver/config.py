@@ -1,0 +1,113 @@
+"""The server's own settings (`config/ctiserver.yaml`): Asterisk servers, database, listeners.
+
+Feature settings (IVR, ACD, outbound, KPIs) live in their own files and modules;
+`ctiserver.settings.load_all` gathers every one of them for `check` and `serve`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, field_validator
+
+from .configfile import Strict, load_model
+
+_SAFE = re.compile(r"^[A-Za-z0-9_.@-]+$")
+
+
+class AmiServer(Strict):
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]+$")] = "pbx1"
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=1, le=65535)] = 5038
+    username: str = "ctiserver"
+    # `secret_env` names an environment variable; a literal `secret` is allowed for the sandbox.
+    secret: str | None = None
+    secret_env: str | None = None
+    ping_interval_s: Annotated[float, Field(gt=0)] = 5.0
+    ping_timeout_s: Annotated[float, Field(gt=0)] = 3.0
+    reconnect_min_s: Annotated[float, Field(gt=0)] = 0.2
+    reconnect_max_s: Annotated[float, Field(gt=0)] = 10.0
+    action_timeout_s: Annotated[float, Field(gt=0)] = 10.0
+
+    @field_validator("username")
+    @classmethod
+    def _username(cls, v: str) -> str:
+        if not _SAFE.match(v):
+            raise ValueError("username may hold only letters, digits and _ . @ -")
+        return v
+
+    def resolved_secret(self) -> str:
+        if self.secret_env:
+            value = os.environ.get(self.secret_env)
+            if value is None:
+                raise ValueError(f"environment variable {self.secret_env} (AMI secret) is not set")
+            return value
+        return self.secret or ""
+
+
+class DatabaseConfig(Strict):
+    # SQLAlchemy async URL; relative sqlite paths are relative to the config dir's parent.
+    url: str = "sqlite+aiosqlite:///var/ctiserver.db"
+    batch_size: Annotated[int, Field(ge=1, le=10000)] = 200
+    flush_interval_s: Annotated[float, Field(gt=0)] = 0.2
+    buffer_limit: Annotated[int, Field(ge=10)] = 50000  # events held in memory before spilling
+    journal: str = "var/journal.jsonl"  # where events go while the database is away
+    retry_max_s: Annotated[float, Field(gt=0)] = 5.0
+
+
+class HttpConfig(Strict):
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=0, le=65535)] = 8080
+
+
+class AgiConfig(Strict):
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=0, le=65535)] = 4573
+    command_timeout_s: Annotated[float, Field(gt=0)] = 30.0
+    header_timeout_s: Annotated[float, Field(gt=0)] = 5.0
+
+
+class ServerConfig(Strict):
+    timezone: str = "Asia/Shanghai"
+    asterisk: list[AmiServer] = Field(default_factory=lambda: [AmiServer()])
+    database: DatabaseConfig = Field(default_factory=DatabaseConfig)
+    http: HttpConfig = Field(default_factory=HttpConfig)
+    agi: AgiConfig = Field(default_factory=AgiConfig)
+    log_level: Annotated[str, Field(pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")] = "INFO"
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, v: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {v!r}") from None
+        return v
+
+    @field_validator("asterisk")
+    @classmethod
+    def _unique(cls, v: list[AmiServer]) -> list[AmiServer]:
+        names = [s.name for s in v]
+        if len(set(names)) != len(names):
+            raise ValueError("asterisk server names must be unique")
+        return v
+
+
+def load_server_config(config_dir: str | Path) -> ServerConfig:
+    path = Path(config_dir) / "ctiserver.yaml"
+    if not path.exists():
+        return ServerConfig()
+    return load_model(path, ServerConfig, default_empty=True)
+
+
+def resolve_db_url(url: str, base: Path) -> str:
+    """Make a relative sqlite path absolute against `base` (the project folder)."""
+    prefix = "sqlite+aiosqlite:///"
+    if url.startswith(prefix) and not url[len(prefix):].startswith("/") and ":memory:" not in url:
+        return prefix + str((base / url[len(prefix):]).resolve())
+    return url

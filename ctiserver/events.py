@@ -1,0 +1,92 @@
+"""The event catalogue: one record shape for everything the store logs.
+
+Every feature writes `Event`s; the store appends them; KPIs are SQL over them.
+`kind` is a dotted name from `Kind`; the typed columns are the ones KPIs group
+and filter by, everything else goes in `data` (JSON).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class Kind:
+    """Event kinds and the `data` keys each carries (a contract between features)."""
+
+    # --- call tracker (from AMI) -----------------------------------------
+    CALL_NEW = "call.new"  # data: uniqueid, channel, caller_num, caller_name, exten, context, direction
+    CALL_LEG = "call.leg"  # a further channel joined a call; data: uniqueid, channel
+    CALL_ANSWER = "call.answer"  # data: uniqueid, channel
+    CALL_HANGUP = "call.hangup"  # a channel left; data: uniqueid, channel, cause, cause_txt
+    CALL_END = "call.end"  # the last channel of a call left; data: duration_s, answered(bool)
+    AMI_CONNECTED = "ami.connected"  # data: server, uptime, last_reload, restarted(bool)
+    AMI_LOST = "ami.lost"  # data: server, reason
+
+    # --- IVR ----------------------------------------------------------------
+    IVR_START = "ivr.start"  # data: tree, version, caller
+    IVR_NODE = "ivr.node"  # data: node, node_kind
+    IVR_DTMF = "ivr.dtmf"  # data: node, digits
+    IVR_END = "ivr.end"  # data: outcome ('self_service'|'agent'|'hangup'|'error'), node
+
+    # --- ACD (queue = skill name; tier column is the caller's tier) ----------
+    ACD_ENQUEUE = "acd.enqueue"  # data: caller, position
+    ACD_OFFER = "acd.offer"  # agent rung; data: ring_timeout_s
+    ACD_ANSWER = "acd.answer"  # data: wait_s (enqueue -> answer)
+    ACD_RONA = "acd.rona"  # ring no answer; data: ring_s
+    ACD_ABANDON = "acd.abandon"  # caller hung up while waiting/ringing; data: wait_s
+    ACD_OVERFLOW = "acd.overflow"  # left the queue to another destination; data: target, reason, wait_s
+    ACD_BLOCKED = "acd.blocked"  # refused at the door (full/closed/no agents); data: reason
+    ACD_TRANSFER = "acd.transfer"  # data: target, kind ('blind'|'attended')
+    ACD_COMPLETE = "acd.complete"  # agent leg ended; data: talk_s, hold_s
+    ACD_CALLBACK = "acd.callback"  # callback requested/scheduled; data: reason, due_ts
+    AGENT_STATE = "agent.state"  # data: state, previous, reason
+
+    # --- outbound ---------------------------------------------------------
+    OUT_ATTEMPT = "outbound.attempt"  # data: campaign, contact, number, attempt
+    OUT_RESULT = "outbound.result"  # data: campaign, contact, outcome, attempt, dtmf
+    SURVEY_RATING = "survey.rating"  # data: rating (1..5), campaign
+
+    # --- desktop ----------------------------------------------------------
+    DISPOSITION = "disposition"  # data: category, note, resolved(bool)
+    WORKORDER = "workorder"  # data: id, action ('open'|'dispatched'|...), category
+
+
+@dataclass(slots=True)
+class Event:
+    """One row of the append-only event log."""
+
+    kind: str
+    ts: float = field(default_factory=time.time)  # epoch seconds, UTC
+    call_id: str | None = None  # Asterisk Linkedid (or our own id for outbound/sim)
+    agent_id: str | None = None
+    queue: str | None = None
+    tier: str | None = None
+    server: str | None = None  # which Asterisk
+    data: dict[str, Any] = field(default_factory=dict)
+
+    def as_row(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "ts": self.ts,
+            "call_id": self.call_id,
+            "agent_id": self.agent_id,
+            "queue": self.queue,
+            "tier": self.tier,
+            "server": self.server,
+            "data": self.data,
+        }
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> Event:
+        return cls(
+            kind=row["kind"],
+            ts=float(row["ts"]),
+            call_id=row.get("call_id"),
+            agent_id=row.get("agent_id"),
+            queue=row.get("queue"),
+            tier=row.get("tier"),
+            server=row.get("server"),
+            data=dict(row.get("data") or {}),
+        )
