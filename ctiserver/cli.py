@@ -1,0 +1,127 @@
+"""`ctiserver` command line: serve, check, asterisk sandbox, db, and the feature commands."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from .configfile import ConfigError, ConfigProblem
+
+DEFAULT_CONFIG = "config"
+
+
+def check_config(config_dir: Path) -> list[ConfigProblem]:
+    """Validate every config file of every feature; return all problems (empty when good)."""
+    from . import settings
+
+    return settings.check_all(config_dir)
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    problems = check_config(Path(args.config))
+    for p in problems:
+        print(p, file=sys.stderr)
+    if problems:
+        print(f"{len(problems)} problem(s) found", file=sys.stderr)
+        return 1
+    print(f"{args.config}: configuration OK")
+    return 0
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from . import settings
+    from .logsetup import setup_logging
+    from .server import run_until_signalled
+    from .wiring import build_server
+
+    config_dir = Path(args.config)
+    problems = check_config(config_dir)
+    if problems:
+        for p in problems:
+            print(p, file=sys.stderr)
+        return 1
+    cfg = settings.load_server(config_dir)
+    setup_logging(args.log_level or cfg.log_level, json_lines=args.log_json)
+
+    async def main() -> None:
+        server = await build_server(config_dir, cfg, sandbox=args.sandbox)
+        await run_until_signalled(server)
+
+    asyncio.run(main())
+    return 0
+
+
+def _cmd_asterisk(args: argparse.Namespace) -> int:
+    from . import sandbox
+
+    return sandbox.main([args.action])
+
+
+def _cmd_db(args: argparse.Namespace) -> int:
+    from . import settings
+    from .config import resolve_db_url
+    from .store.engine import migrate
+
+    config_dir = Path(args.config)
+    cfg = settings.load_server(config_dir)
+    url = resolve_db_url(args.url or cfg.database.url, config_dir.resolve().parent)
+    if url.startswith("sqlite"):
+        Path(url.split("///", 1)[1]).parent.mkdir(parents=True, exist_ok=True)
+    asyncio.run(migrate(url))
+    print("database schema is up to date")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ctiserver", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("serve", help="run the CTI server")
+    p.add_argument("--config", default=DEFAULT_CONFIG)
+    p.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    p.add_argument("--log-json", action="store_true", help="one JSON object per log line")
+    p.add_argument("--sandbox", action="store_true", help="bring up the sandbox Asterisk first")
+    p.set_defaults(func=_cmd_serve)
+
+    p = sub.add_parser("check", help="validate the configuration without starting anything")
+    p.add_argument("--config", default=DEFAULT_CONFIG)
+    p.set_defaults(func=_cmd_check)
+
+    p = sub.add_parser("asterisk", help="the sandbox Asterisk (Debian's Asterisk 22 in a chroot)")
+    p.add_argument("action", choices=["up", "down", "status", "restart"])
+    p.set_defaults(func=_cmd_asterisk)
+
+    p = sub.add_parser("db", help="database schema")
+    p.add_argument("action", choices=["upgrade"])
+    p.add_argument("--config", default=DEFAULT_CONFIG)
+    p.add_argument("--url", help="override the database URL from the config")
+    p.set_defaults(func=_cmd_db)
+
+    for add in _feature_commands():
+        add(sub)
+    return parser
+
+
+def _feature_commands() -> list[Callable[[argparse._SubParsersAction], None]]:
+    from . import settings
+
+    return settings.feature_commands()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

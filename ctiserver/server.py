@@ -1,0 +1,252 @@
+"""The running server: wires AMI, the call tracker, the event store, FastAGI and HTTP.
+
+Everything with a lifetime is started in `start()` and stopped in reverse order
+in `stop()`; features (IVR, ACD, outbound, desktop, reports) attach themselves
+through `ctiserver.wiring` before `start()`. The AMI reader hands each message to
+`_on_ami_event`, which runs synchronously and cheaply (tracker + store append),
+so the socket reader never waits on slow work.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from . import metrics
+from .agi_types import AgiChannel, AgiHandler
+from .clock import Clock, SystemClock
+from .config import AmiServer, ServerConfig, resolve_db_url
+from .events import Event, Kind
+from .tracker import CallTracker
+
+log = logging.getLogger(__name__)
+
+AmiListener = Callable[[str, Any], None]  # (server name, AmiMessage)
+
+
+class CtiServer:
+    def __init__(self, config_dir: Path, cfg: ServerConfig, *, base_dir: Path | None = None,
+                 clock: Clock | None = None) -> None:
+        self.config_dir = Path(config_dir)
+        self.cfg = cfg
+        self.base_dir = Path(base_dir) if base_dir else self.config_dir.resolve().parent
+        self.clock = clock or SystemClock()
+        self.db_url = resolve_db_url(cfg.database.url, self.base_dir)
+        self.trackers: dict[str, CallTracker] = {s.name: CallTracker(s.name) for s in cfg.asterisk}
+        self.ami: dict[str, Any] = {}  # name -> AmiClient
+        self.ami_listeners: list[AmiListener] = []
+        self.event_listeners: list[Callable[[Event], None]] = []
+        self.agi_routes: dict[str, AgiHandler] = {}
+        self.http_app = web.Application()
+        self.events_meter = metrics.RateMeter()
+        self.ami_meter = metrics.RateMeter()
+        self.started_at = time.time()
+        self.store: Any = None
+        self.agi: Any = None
+        self._runner: web.AppRunner | None = None
+        self._site: web.TCPSite | None = None
+        self._on_start: list[Callable[[], Awaitable[None]]] = []
+        self._on_stop: list[Callable[[], Awaitable[None]]] = []
+        self.http_port: int | None = None
+        self.http_app.router.add_get("/healthz", self._healthz)
+        self.http_app.router.add_get("/metrics", self._metrics)
+
+    # --- lifecycle hooks for features -----------------------------------
+    def on_start(self, fn: Callable[[], Awaitable[None]]) -> None:
+        self._on_start.append(fn)
+
+    def on_stop(self, fn: Callable[[], Awaitable[None]]) -> None:
+        self._on_stop.append(fn)
+
+    # --- the event path ----------------------------------------------------
+    def emit(self, event: Event) -> None:
+        """Record one event durably (buffered) and tell in-process listeners."""
+        if self.store is not None:
+            self.store.append(event)
+        self.events_meter.add()
+        for listener in self.event_listeners:
+            try:
+                listener(event)
+            except Exception:
+                log.exception("event listener failed on %s", event.kind)
+
+    def _on_ami_event(self, server: str, msg: Any) -> None:
+        self.ami_meter.add()
+        for event in self.trackers[server].feed(msg, self.clock.now()):
+            self.emit(event)
+        for listener in self.ami_listeners:
+            try:
+                listener(server, msg)
+            except Exception:
+                log.exception("AMI listener failed")
+
+    async def _on_ami_connect(self, server: AmiServer, info: Any) -> None:
+        tracker = self.trackers[server.name]
+        now = self.clock.now()
+        self.emit(Event(kind=Kind.AMI_CONNECTED, ts=now, server=server.name,
+                        data={"uptime": getattr(info, "uptime", None),
+                              "last_reload": getattr(info, "last_reload", None),
+                              "restarted": bool(getattr(info, "restarted", False))}))
+        if getattr(info, "restarted", False):
+            for event in tracker.drop_all(now, "asterisk restarted"):
+                self.emit(event)
+        await self.resync(server.name)
+
+    async def resync(self, name: str) -> None:
+        """Bring the tracker back in line with what Asterisk has now."""
+        tracker, client = self.trackers[name], self.ami[name]
+        tracker.begin_resync()
+        try:
+            resp = await client.action("CoreShowChannels", {})
+        except Exception as exc:
+            tracker._resync_seen = None
+            log.warning("resync of %s failed: %s", name, exc)
+            return
+        now = self.clock.now()
+        for msg in resp.events:
+            tracker.feed(msg, now)
+        for event in tracker.end_resync(now):
+            self.emit(event)
+        log.info("resynced %s: %d live calls", name, len(tracker.calls))
+
+    def _on_ami_disconnect(self, server: AmiServer, reason: str) -> None:
+        self.emit(Event(kind=Kind.AMI_LOST, ts=self.clock.now(), server=server.name, data={"reason": reason}))
+
+    async def _agi_dispatch(self, chan: AgiChannel) -> None:
+        path = chan.path.strip("/").split("?")[0]
+        handler = self.agi_routes.get(path)
+        if handler is None:
+            log.warning("no AGI route for %r; the dialplan's fallback takes the call", path)
+            return
+        await handler(chan)
+
+    # --- start / stop --------------------------------------------------------
+    async def start(self) -> None:
+        from .agi import FastAGIServer
+        from .ami.client import AmiClient
+        from .store.writer import EventStore
+
+        db = self.cfg.database
+        journal = Path(db.journal)
+        if not journal.is_absolute():
+            journal = self.base_dir / journal
+        journal.parent.mkdir(parents=True, exist_ok=True)
+        self.store = EventStore(self.db_url, batch_size=db.batch_size, flush_interval_s=db.flush_interval_s,
+                                buffer_limit=db.buffer_limit, journal_path=journal,
+                                retry_max_s=db.retry_max_s)
+        await self.store.start()
+        for server in self.cfg.asterisk:
+            client = AmiClient(
+                server,
+                on_event=lambda msg, _n=server.name: self._on_ami_event(_n, msg),
+                on_connect=lambda info, _s=server: self._on_ami_connect(_s, info),
+                on_disconnect=lambda reason, _s=server: self._on_ami_disconnect(_s, reason),
+            )
+            self.ami[server.name] = client
+            await client.start()
+        agi = self.cfg.agi
+        self.agi = FastAGIServer(agi.host, agi.port, self._agi_dispatch,
+                                 header_timeout_s=agi.header_timeout_s, command_timeout_s=agi.command_timeout_s)
+        await self.agi.start()
+        for fn in self._on_start:
+            await fn()
+        self._runner = web.AppRunner(self.http_app, access_log=None)
+        await self._runner.setup()
+        self._site = web.TCPSite(self._runner, self.cfg.http.host, self.cfg.http.port)
+        await self._site.start()
+        server_obj = getattr(self._site, "_server", None)
+        sockets = getattr(server_obj, "sockets", None) or []
+        self.http_port = sockets[0].getsockname()[1] if sockets else self.cfg.http.port
+        log.info("ctiserver up: http %s:%s, agi %s:%s, ami %s", self.cfg.http.host, self.http_port,
+                 agi.host, self.agi.port, ", ".join(f"{s.name}={s.host}:{s.port}" for s in self.cfg.asterisk))
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        for fn in reversed(self._on_stop):
+            try:
+                await fn()
+            except Exception:
+                log.exception("feature shutdown failed")
+        if self.agi is not None:
+            await self.agi.close()
+        for client in self.ami.values():
+            await client.close()
+        if self.store is not None:
+            await self.store.close()
+        log.info("ctiserver stopped")
+
+    # --- HTTP ---------------------------------------------------------------
+    def health(self) -> dict[str, Any]:
+        ami = {name: client.status() for name, client in self.ami.items()}
+        store = self.store.status() if self.store is not None else {"db_ok": False}
+        ok = bool(store.get("db_ok")) and all(s.get("connected") for s in ami.values())
+        return {"status": "ok" if ok else "degraded", "ami": ami, "db": store,
+                "live_calls": sum(len(t.calls) for t in self.trackers.values()),
+                "uptime_s": round(time.time() - self.started_at, 1)}
+
+    async def _healthz(self, request: web.Request) -> web.Response:
+        body = self.health()
+        return web.json_response(body, status=200 if body["status"] == "ok" else 503,
+                                 dumps=lambda o: __import__("json").dumps(o, default=str))
+
+    def metric_samples(self) -> list[tuple[str, str, str, dict[str, str], float]]:
+        s: list[tuple[str, str, str, dict[str, str], float]] = []
+        for name, tracker in self.trackers.items():
+            s.append(("ctiserver_live_calls", "gauge", "Calls in progress", {"server": name}, len(tracker.calls)))
+            s.append(("ctiserver_live_channels", "gauge", "Channels in progress", {"server": name},
+                      len(tracker.legs)))
+        for name, client in self.ami.items():
+            st = client.status()
+            s.append(("ctiserver_ami_connected", "gauge", "1 when the AMI link is up", {"server": name},
+                      1.0 if st.get("connected") else 0.0))
+            s.append(("ctiserver_ami_reconnects_total", "counter", "AMI reconnects", {"server": name},
+                      float(st.get("reconnects", 0))))
+        s.append(("ctiserver_ami_events_total", "counter", "AMI events received", {}, self.ami_meter.total))
+        s.append(("ctiserver_events_total", "counter", "Events recorded", {}, self.events_meter.total))
+        s.append(("ctiserver_events_per_second", "gauge", "Events recorded per second (10 s window)", {},
+                  self.events_meter.rate()))
+        if self.store is not None:
+            st = self.store.status()
+            s.append(("ctiserver_db_up", "gauge", "1 when the database accepts writes", {},
+                      1.0 if st.get("db_ok") else 0.0))
+            s.append(("ctiserver_db_lag_seconds", "gauge", "Age of the oldest event not yet in the database", {},
+                      float(st.get("lag_s") or 0.0)))
+            s.append(("ctiserver_db_pending_events", "gauge", "Events waiting to be written", {},
+                      float(st.get("pending") or 0)))
+            s.append(("ctiserver_db_journaled_events", "gauge", "Events spilled to the local journal", {},
+                      float(st.get("journaled") or 0)))
+        if self.agi is not None:
+            s.append(("ctiserver_agi_sessions", "gauge", "FastAGI sessions in progress", {},
+                      float(self.agi.active_sessions)))
+        return s
+
+    async def _metrics(self, request: web.Request) -> web.Response:
+        return web.Response(text=metrics.render(self.metric_samples()),
+                            content_type="text/plain", charset="utf-8",
+                            headers={"X-Prometheus-Format": "0.0.4"})
+
+
+async def run_until_signalled(server: CtiServer, ready: asyncio.Event | None = None) -> None:
+    """Start, serve until SIGTERM/SIGINT, stop cleanly."""
+    import signal
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await server.start()
+    if ready is not None:
+        ready.set()
+    try:
+        await stop.wait()
+    finally:
+        log.info("signal received, shutting down")
+        await server.stop()

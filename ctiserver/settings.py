@@ -1,0 +1,43 @@
+"""Every configuration file of every feature, loaded and checked in one place.
+
+`check_all` is what `ctiserver check` and `serve` run: it collects the problems
+of all files (not just the first) so an operator fixes them in one pass.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from pathlib import Path
+
+from .config import ServerConfig, load_server_config
+from .configfile import ConfigError, ConfigProblem
+
+
+def load_server(config_dir: Path) -> ServerConfig:
+    return load_server_config(config_dir)
+
+
+def _checks() -> list[Callable[[Path], object]]:
+    """One callable per feature: loads its files, raising ConfigError or returning problems."""
+    return [load_server_config]
+
+
+def check_all(config_dir: Path) -> list[ConfigProblem]:
+    config_dir = Path(config_dir)
+    if not config_dir.is_dir():
+        return [ConfigProblem(str(config_dir), 0, "configuration folder not found")]
+    problems: list[ConfigProblem] = []
+    for check in _checks():
+        try:
+            result = check(config_dir)
+        except ConfigError as exc:
+            problems.extend(exc.problems)
+            continue
+        if isinstance(result, list):
+            problems.extend(p for p in result if isinstance(p, ConfigProblem))
+    return problems
+
+
+def feature_commands() -> list[Callable[[argparse._SubParsersAction], None]]:
+    return []

@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Set up everything ctiserver needs on a fresh Debian machine (run as root):
+# system packages, PostgreSQL running with a `test` database, the Python venv
+# with ctiserver installed, and the sandbox Asterisk 22 chroot.
+# Safe to run again: every step checks before it acts.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { printf '[setup] %s\n' "$*"; }
+
+APT_PKGS=(debootstrap espeak-ng sox chromium chromium-driver graphviz procps iproute2)
+missing=()
+for p in "${APT_PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+if ! command -v pg_ctlcluster >/dev/null 2>&1; then missing+=(postgresql); fi
+if [ ${#missing[@]} -gt 0 ]; then
+  log "installing: ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# --- PostgreSQL on 127.0.0.1:5432 with trust auth for local test use -------
+ver=$(ls /etc/postgresql | sort -V | tail -n1)
+if ! pg_lsclusters -h 2>/dev/null | grep -q " main "; then
+  pg_createcluster "$ver" main >/dev/null
+fi
+hba=/etc/postgresql/$ver/main/pg_hba.conf
+if ! grep -qE '^host\s+all\s+all\s+127\.0\.0\.1/32\s+trust' "$hba"; then
+  log "allowing trust auth on loopback in $hba"
+  sed -i '1i host all all 127.0.0.1/32 trust\nhost all all ::1/128 trust\nlocal all all trust' "$hba"
+  pg_ctlcluster --skip-systemctl-redirect "$ver" main reload >/dev/null 2>&1 || true
+fi
+if ! pg_lsclusters -h | grep -q " main .*online"; then
+  log "starting PostgreSQL $ver"
+  pg_ctlcluster --skip-systemctl-redirect "$ver" main start
+fi
+for i in $(seq 1 30); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done
+psql -h 127.0.0.1 -U postgres -tAc "SELECT 1 FROM pg_database WHERE datname='test'" | grep -q 1 \
+  || psql -h 127.0.0.1 -U postgres -qc "CREATE DATABASE test"
+
+# --- Python venv --------------------------------------------------------
+PY=${PYTHON:-python3}
+"$PY" -c 'import sys; assert sys.version_info >= (3, 11), sys.version' \
+  || { echo "Python >= 3.11 is required" >&2; exit 1; }
+[ -x .venv/bin/python ] || "$PY" -m venv .venv
+.venv/bin/python -m pip install -q --upgrade pip >/dev/null 2>&1 || true
+.venv/bin/python -m pip install -q -e '.[test]' 2>&1 | grep -v -i 'warning' || true
+.venv/bin/python -c 'import ctiserver, panoramisk, sqlalchemy, asyncpg, aiohttp, pyttsx3' \
+  || { echo "Python dependencies did not install" >&2; exit 1; }
+
+# --- the sandbox Asterisk chroot (Debian sid's Asterisk 22, ~1 minute the first time) ---
+log "preparing the sandbox Asterisk"
+.venv/bin/python -c 'from ctiserver.sandbox import ensure_chroot; print("[setup] asterisk chroot:", ensure_chroot(None))'
+log "done"
