@@ -98,11 +98,28 @@ class ServerConfig(Strict):
         return v
 
 
+# Deployment overrides (containers): listen addresses and the database URL.
+ENV_OVERRIDES = {
+    "CTISERVER_HTTP_HOST": ("http", "host"),
+    "CTISERVER_HTTP_PORT": ("http", "port"),
+    "CTISERVER_AGI_HOST": ("agi", "host"),
+    "CTISERVER_DB_URL": ("database", "url"),
+}
+
+
 def load_server_config(config_dir: str | Path) -> ServerConfig:
     path = Path(config_dir) / "ctiserver.yaml"
-    if not path.exists():
-        return ServerConfig()
-    return load_model(path, ServerConfig, default_empty=True)
+    cfg = load_model(path, ServerConfig, default_empty=True) if path.exists() else ServerConfig()
+    updates: dict[str, dict[str, object]] = {}
+    for var, (section, key) in ENV_OVERRIDES.items():
+        if var in os.environ:
+            updates.setdefault(section, {})[key] = os.environ[var]
+    if updates:
+        data = cfg.model_dump()
+        for section, values in updates.items():
+            data[section].update(values)
+        cfg = ServerConfig.model_validate(data)
+    return cfg
 
 
 def resolve_db_url(url: str, base: Path) -> str:

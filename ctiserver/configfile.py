@@ -70,8 +70,14 @@ def compose(path: str | Path, text: str | None = None) -> yaml.Node | None:
         return yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark else 1
         what = exc.problem or str(exc)
+        if exc.context_mark is not None and "<stream end>" in what:
+            mark = exc.context_mark  # an unclosed bracket/quote: point at where it opened
+        last_line = max(1, len(text.splitlines()))
+        line = min(mark.line + 1, last_line) if mark else 1
+        if exc.context and exc.context_mark is not None and exc.context_mark.line + 1 <= last_line \
+                and exc.context_mark.line + 1 != line:
+            what = f"{what} ({exc.context} on line {exc.context_mark.line + 1})"
         raise ConfigError.at(path, line, f"YAML syntax error: {what}") from None
     except yaml.YAMLError as exc:
         raise ConfigError.at(path, 1, f"YAML error: {exc}") from None

@@ -1,0 +1,32 @@
+# ctiserver image: the CTI server only. Asterisk and PostgreSQL run elsewhere
+# (point config/ctiserver.yaml at them; the AMI secret comes from the environment).
+FROM python:3.11-slim-bookworm
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    CTISERVER_HTTP_HOST=0.0.0.0 \
+    CTISERVER_AGI_HOST=0.0.0.0
+
+# espeak-ng for TTS prompts, sox to convert them to 8 kHz, graphviz for `ivr graph`.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends espeak-ng libespeak-ng1 sox graphviz tzdata \
+ && rm -rf /var/lib/apt/lists/*
+
+RUN useradd --create-home --uid 10001 cti
+WORKDIR /app
+
+COPY pyproject.toml README.md ./
+COPY ctiserver ./ctiserver
+RUN pip install .
+
+COPY config ./config
+RUN mkdir -p /app/var && chown -R cti:cti /app/var
+
+USER cti
+EXPOSE 8080 4573
+HEALTHCHECK --interval=15s --timeout=3s --start-period=20s \
+  CMD python -c "import urllib.request,sys; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8080/healthz', timeout=2).status == 200 else 1)"
+
+# Listens on all interfaces (env above); set CTISERVER_DB_URL for PostgreSQL.
+CMD ["ctiserver", "serve", "--config", "/app/config", "--log-json"]
