@@ -1,0 +1,382 @@
+"""Outbound vocabulary: campaign kinds, states, outcomes, and the config models.
+
+Two files configure outbound: `config/outbound.yaml` (site-wide rules: calendar,
+quiet hours, caps, pacing, message templates, late-fee rules) and one YAML per
+campaign under `config/campaigns/` (kind, windows, pacing, retry policy, params).
+A campaign's spec is copied into the database when it is created, so a running
+campaign does not change under the dialer when someone edits the file.
+"""
+
+from __future__ import annotations
+
+import re
+import string
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from ..configfile import ConfigError, Strict, load_model
+
+CampaignKind = Literal["outage_notice", "arrears_reminder", "survey"]
+KINDS: tuple[str, ...] = ("outage_notice", "arrears_reminder", "survey")
+
+
+class State:
+    """Campaign states; `TRANSITIONS[(state, action)]` is the only way to move between them."""
+
+    DRAFT = "draft"
+    RUNNING = "running"
+    PAUSED = "paused"
+    STOPPED = "stopped"
+    FINISHED = "finished"
+
+
+TRANSITIONS: dict[tuple[str, str], str] = {
+    (State.DRAFT, "start"): State.RUNNING,
+    (State.PAUSED, "resume"): State.RUNNING,
+    (State.RUNNING, "pause"): State.PAUSED,
+    (State.DRAFT, "stop"): State.STOPPED,
+    (State.RUNNING, "stop"): State.STOPPED,
+    (State.PAUSED, "stop"): State.STOPPED,
+    (State.RUNNING, "finish"): State.FINISHED,
+}
+
+
+class ContactStatus:
+    PENDING = "pending"  # waiting for its (next) attempt
+    DONE = "done"  # reached a person (or a machine, when the policy accepts that)
+    NOT_REACHED = "not_reached"  # attempts exhausted or a final failure: goes on the export
+    CANCELLED = "cancelled"  # the campaign was stopped before this contact was reached
+
+
+class Outcome:
+    """What one attempt ended with. The first group comes from Asterisk, the rest is our reading."""
+
+    ANSWERED = "answered"  # a person answered but pressed nothing useful
+    MACHINE = "machine"  # AMD said MACHINE; the message was left after the beep
+    BUSY = "busy"
+    NO_ANSWER = "no_answer"
+    CONGESTION = "congestion"
+    FAILED = "failed"  # invalid number, channel unavailable, rejected originate
+    LOST = "lost"  # we crashed or lost the result: the call is gone and we do not know how it went
+    CONFIRMED = "confirmed"  # pressed 1 on a notice
+    AGENT = "agent"  # pressed 0: handed to the ACD
+    RATED = "rated"  # survey answered with 1..5
+
+
+FROM_ASTERISK = (Outcome.ANSWERED, Outcome.MACHINE, Outcome.BUSY, Outcome.NO_ANSWER,
+                 Outcome.CONGESTION, Outcome.FAILED)
+REACHED = frozenset({Outcome.ANSWERED, Outcome.CONFIRMED, Outcome.AGENT, Outcome.RATED})
+RETRYABLE = (Outcome.BUSY, Outcome.NO_ANSWER, Outcome.CONGESTION, Outcome.FAILED, Outcome.MACHINE,
+             Outcome.LOST, Outcome.ANSWERED)
+# A later, more specific report may replace an earlier one for the same attempt
+# (the Hangup says "answered", the dialplan's UserEvent then says "confirmed").
+OUTCOME_RANK: dict[str, int] = {
+    Outcome.LOST: 0, Outcome.FAILED: 1, Outcome.CONGESTION: 1, Outcome.NO_ANSWER: 1, Outcome.BUSY: 1,
+    Outcome.ANSWERED: 2, Outcome.MACHINE: 3, Outcome.CONFIRMED: 4, Outcome.AGENT: 4, Outcome.RATED: 4,
+}
+ALL_OUTCOMES = tuple(OUTCOME_RANK)
+
+_HHMM = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-(([01]\d|2[0-3]):([0-5]\d)|24:00)$")
+
+
+@dataclass(frozen=True, slots=True)
+class TimeRange:
+    """A daily range of local time in minutes; `end <= start` means it runs across midnight."""
+
+    start: int
+    end: int
+
+    @classmethod
+    def parse(cls, text: str) -> TimeRange:
+        m = _HHMM.match(text.strip())
+        if not m:
+            raise ValueError(f"time range {text!r} is not HH:MM-HH:MM (e.g. 08:00-21:00 or 22:00-07:00)")
+        start = int(m.group(1)) * 60 + int(m.group(2))
+        end = 1440 if m.group(3) == "24:00" else int(m.group(4)) * 60 + int(m.group(5))
+        if start == end:
+            raise ValueError(f"time range {text!r} is empty")
+        return cls(start, end)
+
+    @property
+    def across_midnight(self) -> bool:
+        return self.end <= self.start
+
+    def contains(self, minute: int) -> bool:
+        if self.across_midnight:
+            return minute >= self.start or minute < self.end
+        return self.start <= minute < self.end
+
+    def __str__(self) -> str:
+        def hm(m: int) -> str:
+            return f"{m // 60:02d}:{m % 60:02d}"
+
+        return f"{hm(self.start)}-{hm(self.end)}"
+
+
+def parse_ranges(text: str | None) -> tuple[TimeRange, ...]:
+    """`"12:00-14:00;21:00-08:00"` (a CSV cell or DB column) to ranges; empty means none."""
+    if not text or not text.strip():
+        return ()
+    return tuple(TimeRange.parse(part) for part in re.split(r"[;,，；]", text) if part.strip())
+
+
+def _ranges(v: list[str]) -> list[str]:
+    for item in v:
+        TimeRange.parse(item)
+    return v
+
+
+# --- site-wide config (config/outbound.yaml) ----------------------------------------------------
+
+
+class PacingConfig(Strict):
+    max_concurrent: Annotated[int, Field(ge=1, le=10000)] = 10
+    calls_per_s: Annotated[float, Field(gt=0, le=1000)] = 2.0
+    burst: Annotated[int, Field(ge=1, le=1000)] = 1  # tokens a bucket may hold: calls started at once
+
+
+class CalendarConfig(Strict):
+    holidays: list[date] = Field(default_factory=list)  # public holidays (法定节假日)
+    workdays: list[date] = Field(default_factory=list)  # weekend days worked in lieu (调休上班)
+    weekend: list[Annotated[int, Field(ge=1, le=7)]] = Field(default_factory=lambda: [6, 7])  # ISO
+
+    @model_validator(mode="after")
+    def _disjoint(self) -> CalendarConfig:
+        both = set(self.holidays) & set(self.workdays)
+        if both:
+            raise ValueError(f"dates listed both as holiday and as workday: {sorted(map(str, both))}")
+        return self
+
+
+class QuietHoursConfig(Strict):
+    default: list[str] = Field(default_factory=list)  # applies to every area
+    areas: dict[str, list[str]] = Field(default_factory=dict)
+
+    _v_default = field_validator("default")(_ranges)
+
+    @field_validator("areas")
+    @classmethod
+    def _v_areas(cls, v: dict[str, list[str]]) -> dict[str, list[str]]:
+        for ranges in v.values():
+            _ranges(ranges)
+        return v
+
+
+class FrequencyCap(Strict):
+    """At most `max` deliveries of `kind` per account in any `per_days` days, over all campaigns."""
+
+    kind: CampaignKind
+    max: Annotated[int, Field(ge=1)] = 1
+    per_days: Annotated[float, Field(gt=0)] = 7
+
+
+class LateFeeConfig(Strict):
+    """Late fee (电费违约金) per day on the arrears, from the day after the due date."""
+
+    residential_per_day: Annotated[Decimal, Field(ge=0, le=1)] = Decimal("0.001")
+    business_current_year_per_day: Annotated[Decimal, Field(ge=0, le=1)] = Decimal("0.002")
+    business_prior_years_per_day: Annotated[Decimal, Field(ge=0, le=1)] = Decimal("0.003")
+    minimum: Annotated[Decimal, Field(ge=0)] = Decimal("1.00")  # a fee under this is charged as this
+
+
+TEMPLATE_FIELDS: dict[str, frozenset[str]] = {
+    "outage_notice": frozenset({"name", "area", "start", "end", "reason"}),
+    "arrears_reminder": frozenset({"name", "account", "billing_month", "arrears", "late_fee", "late_fee_days",
+                                   "late_fee_rate", "late_fee_rule", "total", "due_date", "pay_at"}),
+    "survey": frozenset({"name", "topic"}),
+}
+
+
+class Templates(Strict):
+    zh: str
+    en: str
+
+
+class DialConfig(Strict):
+    context: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]+$")] = "outbound"
+    exten: Annotated[str, Field(pattern=r"^[A-Za-z0-9_+*#-]+$")] = "s"
+    ring_timeout_s: Annotated[float, Field(gt=0, le=300)] = 30
+    max_call_s: Annotated[float, Field(gt=0)] = 600  # after this a 'dialing' attempt is checked with Asterisk
+    agent_skill: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]+$")] = "outbound"
+
+
+class OutboundConfig(Strict):
+    timezone: str = "Asia/Shanghai"
+    pacing: PacingConfig = Field(default_factory=lambda: PacingConfig(max_concurrent=30, calls_per_s=5))
+    calendar: CalendarConfig = Field(default_factory=CalendarConfig)
+    quiet_hours: QuietHoursConfig = Field(default_factory=QuietHoursConfig)
+    caps: list[FrequencyCap] = Field(default_factory=list)
+    late_fee: LateFeeConfig = Field(default_factory=LateFeeConfig)
+    pay_at: Templates = Field(default_factory=lambda: Templates(
+        zh="国网营业厅、网上国网App或银行代收网点",
+        en="a State Grid service hall, the State Grid app or a bank"))
+    dial: DialConfig = Field(default_factory=DialConfig)
+    poll_s: Annotated[float, Field(gt=0, le=60)] = 2.0
+    templates: dict[CampaignKind, Templates] = Field(default_factory=dict)
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, v: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {v!r}") from None
+        return v
+
+    @field_validator("templates")
+    @classmethod
+    def _templates(cls, v: dict[str, Templates]) -> dict[str, Templates]:
+        for kind, tpl in v.items():
+            for lang in ("zh", "en"):
+                text = getattr(tpl, lang)
+                try:
+                    names = {f for _, f, _, _ in string.Formatter().parse(text) if f is not None}
+                except ValueError as exc:
+                    raise ValueError(f"{kind}.{lang}: bad template ({exc})") from None
+                unknown = names - TEMPLATE_FIELDS[kind]
+                if unknown:
+                    raise ValueError(f"{kind}.{lang}: unknown placeholder(s) {sorted(unknown)}; "
+                                     f"allowed: {sorted(TEMPLATE_FIELDS[kind])}")
+        return v
+
+
+# --- one campaign (config/campaigns/<name>.yaml) -----------------------------------------------
+
+
+class OutcomeRule(Strict):
+    retry: bool = True
+    delay_s: Annotated[float, Field(ge=0)] = 600
+
+
+class RetryPolicy(Strict):
+    """At most `max_attempts` attempts per contact; after an outcome, retry (or not) after its delay."""
+
+    max_attempts: Annotated[int, Field(ge=1, le=20)] = 3
+    busy: OutcomeRule = OutcomeRule(delay_s=300)
+    no_answer: OutcomeRule = OutcomeRule(delay_s=1800)
+    congestion: OutcomeRule = OutcomeRule(delay_s=120)
+    failed: OutcomeRule = OutcomeRule(delay_s=600)
+    machine: OutcomeRule = OutcomeRule(delay_s=3600)
+    lost: OutcomeRule = OutcomeRule(delay_s=300)
+    answered: OutcomeRule = OutcomeRule(retry=False, delay_s=3600)  # retry to get a confirmation
+
+    def rule(self, outcome: str) -> OutcomeRule | None:
+        rule = getattr(self, outcome, None) if outcome in RETRYABLE else None
+        return rule if isinstance(rule, OutcomeRule) else None
+
+
+class OutageParams(Strict):
+    areas: list[Annotated[str, Field(min_length=1)]] = Field(min_length=1)
+    start: str  # as spoken, e.g. "11月24日8时"
+    end: str
+    reason: str
+
+
+class ArrearsParams(Strict):
+    min_arrears: Annotated[Decimal, Field(ge=0)] = Decimal("0")
+
+
+class SurveyParams(Strict):
+    topic: str = ""
+
+
+class CampaignSpec(Strict):
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
+    kind: CampaignKind
+    title: str = ""
+    priority: Annotated[int, Field(ge=0, le=100)] = 50  # higher first, across campaigns
+    language: Literal["zh", "en"] = "zh"
+    windows: list[str] = Field(default_factory=lambda: ["08:00-21:00"])
+    days: Literal["any", "working", "no_holidays"] = "any"
+    pacing: PacingConfig = Field(default_factory=PacingConfig)
+    retry: RetryPolicy = Field(default_factory=RetryPolicy)
+    # "within N working days" of the data arriving (bill data, work-order closure)
+    data_arrived: date | None = None
+    deliver_within_working_days: Annotated[int, Field(ge=0, le=30)] | None = None
+    outage: OutageParams | None = None
+    arrears: ArrearsParams | None = None
+    survey: SurveyParams | None = None
+
+    _v_windows = field_validator("windows")(_ranges)
+
+    @model_validator(mode="after")
+    def _kind_params(self) -> CampaignSpec:
+        if not self.windows:
+            raise ValueError("windows: at least one calling window is needed")
+        if self.kind == "outage_notice" and self.outage is None:
+            raise ValueError("an outage_notice campaign needs an 'outage' section "
+                             "(areas, start, end, reason)")
+        for other in ("outage", "arrears", "survey"):
+            wanted = {"outage_notice": "outage", "arrears_reminder": "arrears", "survey": "survey"}[self.kind]
+            if other != wanted and getattr(self, other) is not None:
+                raise ValueError(f"section '{other}' does not belong to a {self.kind} campaign")
+        return self
+
+    @property
+    def window_ranges(self) -> tuple[TimeRange, ...]:
+        return tuple(TimeRange.parse(w) for w in self.windows)
+
+
+def load_outbound_config(config_dir: str | Path) -> OutboundConfig:
+    path = Path(config_dir) / "outbound.yaml"
+    cfg = load_model(path, OutboundConfig, default_empty=True) if path.exists() else OutboundConfig()
+    missing = [k for k in KINDS if k not in cfg.templates]
+    if path.exists() and missing:
+        raise ConfigError.at(path, 1, f"templates: no message template for {', '.join(missing)}")
+    return cfg
+
+
+def load_campaign_spec(path: str | Path) -> CampaignSpec:
+    return load_model(path, CampaignSpec)
+
+
+def check_outbound(config_dir: Path) -> list[Any]:
+    """For `ctiserver check`: outbound.yaml and every campaign file, all problems at once."""
+    problems: list[Any] = []
+    try:
+        load_outbound_config(config_dir)
+    except ConfigError as exc:
+        problems.extend(exc.problems)
+    folder = Path(config_dir) / "campaigns"
+    if folder.is_dir():
+        for path in sorted(folder.glob("*.yaml")):
+            try:
+                load_campaign_spec(path)
+            except ConfigError as exc:
+                problems.extend(exc.problems)
+    return problems
+
+
+# --- records shared by the scheduler, the store and the dialer ----------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Dial:
+    """One call the scheduler wants made now."""
+
+    campaign: str
+    contact: int
+    number: str
+    attempt_no: int
+    channel_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class ContactIn:
+    """A validated contact ready to be stored (from CSV or the customer tables)."""
+
+    number: str
+    name: str = ""
+    account: str = ""
+    area: str = ""
+    priority: int = 0  # higher first; important/VIP customers get 10+
+    tier: str = ""
+    quiet: str = ""  # the customer's own quiet hours, "12:00-14:00;21:00-08:00"
+    variables: dict[str, str] = field(default_factory=dict)
