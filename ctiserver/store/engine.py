@@ -1,0 +1,169 @@
+"""Database engines and schema migrations for the event store.
+
+Two backends, one code path: SQLite (a file, for a single box or a lab) and
+PostgreSQL (production). The knobs here are the ones that decide how the server
+behaves when the database misbehaves:
+
+* SQLite runs in WAL mode (readers never block the writer), waits `busy_timeout`
+  for a lock instead of failing at once, enforces foreign keys, and gets a real
+  ``BEGIN`` so DDL in migrations is transactional.
+* PostgreSQL pings pooled connections before use and bounds connect and statement
+  time, so a dead or half-open server shows up as an error in seconds, not after
+  the kernel's TCP timeouts (minutes).
+
+`migrate(url)` brings any database to the newest schema with Alembic, from inside
+a running event loop, using the revisions shipped in ``ctiserver/store/migrations``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import event
+from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+MIGRATIONS_DIR = Path(__file__).with_name("migrations")
+
+# Any 64-bit constant: all ctiserver processes serialise their migrations on it.
+_PG_MIGRATION_LOCK = 0x63746973_746F7265  # "ctistore"
+
+_DRIVERS = {
+    "sqlite": "sqlite+aiosqlite",
+    "sqlite+aiosqlite": "sqlite+aiosqlite",
+    "postgresql": "postgresql+asyncpg",
+    "postgres": "postgresql+asyncpg",
+    "postgresql+asyncpg": "postgresql+asyncpg",
+}
+
+
+class UnsupportedDatabase(ValueError):
+    """The URL names a database or driver the event store does not support."""
+
+
+def normalise_url(url: str) -> str:
+    """Return `url` with the async driver we use (``sqlite://`` -> ``sqlite+aiosqlite://``, ...)."""
+    try:
+        parsed = make_url(url)
+    except Exception as exc:  # sqlalchemy raises ArgumentError with a terse message
+        raise UnsupportedDatabase(f"not a database URL: {url!r} ({exc})") from exc
+    driver = _DRIVERS.get(parsed.drivername)
+    if driver is None:
+        raise UnsupportedDatabase(
+            f"unsupported database {parsed.drivername!r} in {parsed.render_as_string(hide_password=True)!r}; "
+            "use sqlite+aiosqlite:///path/to/file.db or postgresql+asyncpg://user@host:port/db")
+    return parsed.set(drivername=driver).render_as_string(hide_password=False)
+
+
+def _json_dumps(value: Any) -> str:
+    # Keep Chinese readable in the database and never let an odd value (datetime,
+    # Decimal, enum) turn a whole batch into an error: it is stored as its str().
+    return json.dumps(value, ensure_ascii=False, default=str)
+
+
+def make_engine(url: str, *, connect_timeout_s: float = 5.0, statement_timeout_s: float = 30.0,
+                busy_timeout_s: float = 5.0, pool_size: int = 5) -> AsyncEngine:
+    """Create an AsyncEngine for SQLite (aiosqlite) or PostgreSQL (asyncpg) with fail-fast settings.
+
+    `connect_timeout_s` bounds establishing a PostgreSQL connection (TCP + auth),
+    `statement_timeout_s` bounds any single statement on PostgreSQL (client side,
+    so a half-open socket is noticed too), `busy_timeout_s` is how long SQLite waits
+    for another writer's lock.
+    """
+    url = normalise_url(url)
+    parsed = make_url(url)
+    if parsed.drivername == "sqlite+aiosqlite":
+        engine = create_async_engine(
+            url,
+            json_serializer=_json_dumps,
+            connect_args={"timeout": busy_timeout_s},
+        )
+        busy_ms = int(busy_timeout_s * 1000)
+        in_memory = parsed.database in (None, "", ":memory:")
+
+        @event.listens_for(engine.sync_engine, "connect")
+        def _sqlite_on_connect(dbapi_conn: Any, _record: Any) -> None:
+            # Let SQLAlchemy, not the sqlite3 module, decide when transactions begin.
+            dbapi_conn.isolation_level = None
+            cur = dbapi_conn.cursor()
+            try:
+                if not in_memory:
+                    cur.execute("PRAGMA journal_mode=WAL")
+                    # WAL + NORMAL: durable across process crashes, fsync at checkpoints.
+                    cur.execute("PRAGMA synchronous=NORMAL")
+                cur.execute(f"PRAGMA busy_timeout={busy_ms}")
+                cur.execute("PRAGMA foreign_keys=ON")
+            finally:
+                cur.close()
+
+        @event.listens_for(engine.sync_engine, "begin")
+        def _sqlite_on_begin(conn: Connection) -> None:
+            conn.exec_driver_sql("BEGIN")
+
+        return engine
+
+    return create_async_engine(
+        url,
+        json_serializer=_json_dumps,
+        pool_pre_ping=True,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_timeout=connect_timeout_s * 2,
+        pool_recycle=1800,
+        connect_args={
+            "timeout": connect_timeout_s,
+            "command_timeout": statement_timeout_s,
+            "server_settings": {"application_name": "ctiserver"},
+        },
+    )
+
+
+def alembic_config() -> Config:
+    """Alembic configuration pointing at the migrations shipped inside the package."""
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    cfg.set_main_option("version_locations", str(MIGRATIONS_DIR / "versions"))
+    return cfg
+
+
+def _upgrade(conn: Connection, cfg: Config, target: str) -> None:
+    if conn.dialect.name == "postgresql":
+        # Two servers starting at once must not both create the same tables.
+        conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_PG_MIGRATION_LOCK})")
+    cfg.attributes["connection"] = conn
+    command.upgrade(cfg, target)
+
+
+def _current(conn: Connection) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
+    return MigrationContext.configure(conn).get_current_revision()
+
+
+async def migrate(url: str, target: str = "head") -> None:
+    """Upgrade the database at `url` to `target` (default: the newest revision). Safe to repeat.
+
+    Runs inside the caller's event loop: Alembic works on a sync facade of one
+    async connection, all in one transaction (PostgreSQL and, thanks to our
+    explicit BEGIN, SQLite too), so a failed migration leaves the schema as it was.
+    """
+    engine = make_engine(url)
+    try:
+        async with engine.begin() as conn:
+            await conn.run_sync(_upgrade, alembic_config(), target)
+    finally:
+        await engine.dispose()
+
+
+async def current_revision(url: str) -> str | None:
+    """The revision the database at `url` is at (None if it was never migrated)."""
+    engine = make_engine(url)
+    try:
+        async with engine.connect() as conn:
+            return await conn.run_sync(_current)
+    finally:
+        await engine.dispose()
