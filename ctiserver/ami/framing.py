@@ -1,0 +1,162 @@
+"""Sans-IO AMI framing: bytes in, `AmiMessage`s out.
+
+panoramisk decodes every TCP chunk on its own with `errors='ignore'`, so a UTF-8
+character split across two reads (a caller name in Chinese) silently vanishes.
+We keep bytes until a blank line ends the frame, then decode the whole frame.
+
+Robustness rules, each covered by tests/ami/test_framing.py:
+- the `Asterisk Call Manager/x.y.z` banner (one CRLF line, no blank line) is taken
+  off the front and remembered in `version`;
+- frames end at a blank line: `\\r\\n\\r\\n`, or a bare `\\n\\n` from odd peers;
+- a frame that is not valid UTF-8 is decoded with U+FFFD replacements and logged:
+  losing a Hangup because of one bad byte in a caller name is worse;
+- a line without `Key: value` is logged and skipped, the rest of the frame kept;
+  a frame with no usable header is logged and dropped, later frames unaffected;
+- a frame larger than `max_frame` bytes is dropped with a log line and the stream
+  resynchronises at the next blank line (memory stays bounded on a runaway peer).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+
+from .message import AmiMessage
+
+log = logging.getLogger(__name__)
+
+BANNER = b"Asterisk Call Manager/"
+MAX_FRAME = 1024 * 1024
+_END = re.compile(rb"\r?\n\r?\n")
+_LEGACY_BODY_END = "--END COMMAND--"
+
+
+class AmiFramer:
+    """Feed it what the socket gives; it returns every frame completed so far, in order."""
+
+    def __init__(self, max_frame: int = MAX_FRAME) -> None:
+        self.max_frame = max_frame
+        self.version: str | None = None
+        self.frames = 0  # frames returned
+        self.dropped = 0  # frames dropped (oversize or no usable header)
+        self.bad_lines = 0  # lines skipped inside kept frames
+        self.bad_utf8 = 0  # frames decoded with replacement characters
+        self._buf = bytearray()
+        self._scan = 0  # where the next search for a frame end starts
+        self._at_start = True  # the banner may still come
+        self._skipping = False  # inside an oversize frame: discard up to its end
+
+    @property
+    def buffered(self) -> int:
+        """Bytes held waiting for the end of a frame."""
+        return len(self._buf)
+
+    def reset(self) -> None:
+        """Forget everything buffered (a new connection starts afresh, banner included)."""
+        self._buf.clear()
+        self._scan = 0
+        self._at_start = True
+        self._skipping = False
+
+    def feed(self, data: bytes) -> list[AmiMessage]:
+        self._buf += data
+        out: list[AmiMessage] = []
+        if self._at_start and not self._take_banner():
+            return out
+        while True:
+            m = _END.search(self._buf, self._scan)
+            if m is None:
+                self._check_size()
+                return out
+            raw = bytes(self._buf[: m.start()])
+            del self._buf[: m.end()]
+            self._scan = 0
+            if self._skipping:
+                self._skipping = False
+                continue
+            if len(raw) > self.max_frame:
+                self._drop_oversize(len(raw))
+                continue
+            msg = self._parse(raw)
+            if msg is not None:
+                self.frames += 1
+                out.append(msg)
+
+    # --- internals ---------------------------------------------------------
+    def _take_banner(self) -> bool:
+        """Strip the banner line if present; False while we cannot tell yet."""
+        buf = self._buf
+        probe = bytes(buf[: len(BANNER)])
+        if not BANNER.startswith(probe):
+            self._at_start = False  # no banner: a peer that skips it, or a mid-stream feed
+            return True
+        if len(buf) < len(BANNER):
+            return False
+        nl = buf.find(b"\n")
+        if nl < 0:
+            if len(buf) > 256:
+                log.warning("AMI banner line too long; treating the stream as frames")
+                self._at_start = False
+                return True
+            return False
+        line = bytes(buf[:nl]).rstrip(b"\r").decode("utf-8", "replace")
+        self.version = line[len(BANNER):].strip()
+        del buf[: nl + 1]
+        self._at_start = False
+        return True
+
+    def _check_size(self) -> None:
+        # keep 3 bytes: a terminator may straddle this chunk and the next
+        self._scan = max(0, len(self._buf) - 3)
+        if len(self._buf) > self.max_frame:
+            if not self._skipping:
+                self._drop_oversize(len(self._buf))
+                self._skipping = True
+            tail = bytes(self._buf[-3:])
+            self._buf.clear()
+            self._buf += tail
+            self._scan = 0
+
+    def _drop_oversize(self, size: int) -> None:
+        self.dropped += 1
+        log.warning("AMI frame over %d bytes (%d so far) dropped; resyncing at the next blank line",
+                    self.max_frame, size)
+
+    def _parse(self, raw: bytes) -> AmiMessage | None:
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            self.bad_utf8 += 1
+            log.warning("AMI frame is not valid UTF-8 (%s at byte %d); bad bytes replaced",
+                        exc.reason, exc.start)
+            text = raw.decode("utf-8", "replace")
+        return parse_frame(text, self)
+
+
+def parse_frame(text: str, stats: AmiFramer | None = None) -> AmiMessage | None:
+    """One frame's text (without the blank line) to a message; None if nothing usable."""
+    lines = [line.rstrip("\r") for line in text.split("\n")]
+    while lines and not lines[0].strip():
+        lines.pop(0)
+    if not lines:
+        return None  # stray blank lines between frames
+    legacy_body = lines[0].strip().lower() == "response: follows"
+    items: list[tuple[str, str]] = []
+    body: list[str] = []
+    for line in lines:
+        key, sep, value = line.partition(":")
+        if sep and key and key == key.strip() and " " not in key and not body:
+            items.append((key, value[1:] if value.startswith(" ") else value))
+        elif legacy_body and items:
+            if line.strip() != _LEGACY_BODY_END:
+                body.append(line)
+        elif line.strip():
+            if stats is not None:
+                stats.bad_lines += 1
+            log.warning("AMI line without 'Key: value' skipped: %r", line[:80])
+    if not items or not any(k.lower() in ("event", "response") for k, _ in items):
+        if stats is not None:
+            stats.dropped += 1
+        log.warning("AMI frame without Event/Response header dropped (%d lines)", len(lines))
+        return None
+    return AmiMessage(items, "\n".join(body))

@@ -1,0 +1,128 @@
+"""One AMI frame (an event or a response) as an immutable, case-insensitive header list.
+
+panoramisk's `Message.__getattr__` answers `''` for a header that is not there, so a
+typo (`msg.uniqeid`) reads as an empty value and nobody notices. Here a missing
+header is `None` from `get()` or an `AmiFieldMissing` from `require()`; repeated
+headers (`ChanVariable`, `Output`, `Variable`) are all kept, in order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from typing import TypeVar
+
+from .errors import AmiFieldMissing
+
+T = TypeVar("T")
+
+
+class AmiMessage:
+    """Headers of one frame, in wire order; lookups ignore case, first value wins."""
+
+    __slots__ = ("_index", "_items", "body")
+
+    def __init__(self, items: Iterable[tuple[str, str]], body: str = "") -> None:
+        self._items: tuple[tuple[str, str], ...] = tuple((str(k), str(v)) for k, v in items)
+        index: dict[str, list[str]] = {}
+        for key, value in self._items:
+            index.setdefault(key.lower(), []).append(value)
+        self._index: dict[str, tuple[str, ...]] = {k: tuple(v) for k, v in index.items()}
+        self.body = body  # free text of a legacy `Response: Follows` frame, else ''
+
+    @classmethod
+    def of(cls, **headers: str) -> AmiMessage:
+        """Build a message from keyword headers (handy in tests and fakes)."""
+        return cls(headers.items())
+
+    # --- lookups -----------------------------------------------------------
+    def get(self, name: str, default: T | None = None) -> str | T | None:
+        """The first value of header `name` (any case), or `default` when absent."""
+        values = self._index.get(name.lower())
+        return values[0] if values else default
+
+    def get_all(self, name: str) -> tuple[str, ...]:
+        """Every value of a repeated header, in wire order (empty tuple when absent)."""
+        return self._index.get(name.lower(), ())
+
+    def require(self, name: str) -> str:
+        """The first value of `name`; raises AmiFieldMissing naming the header and the frame kind."""
+        values = self._index.get(name.lower())
+        if not values:
+            raise AmiFieldMissing(name, self.event or self.get("Response") or "frame")
+        return values[0]
+
+    def variables(self, name: str = "ChanVariable") -> dict[str, str]:
+        """Repeated `NAME=value` headers as a dict (e.g. ChanVariable, Variable); bad items skipped."""
+        out: dict[str, str] = {}
+        for item in self.get_all(name):
+            key, sep, value = item.partition("=")
+            if sep and key:
+                out[key] = value
+        return out
+
+    # --- what kind of frame ---------------------------------------------------
+    @property
+    def event(self) -> str | None:
+        return self.get("Event")
+
+    @property
+    def response(self) -> str | None:
+        return self.get("Response")
+
+    @property
+    def action_id(self) -> str | None:
+        return self.get("ActionID")
+
+    @property
+    def is_response(self) -> bool:
+        return "response" in self._index
+
+    @property
+    def is_event(self) -> bool:
+        return "event" in self._index
+
+    @property
+    def success(self) -> bool:
+        """A response of Success/Follows/Goodbye (events count as success)."""
+        if not self.is_response:
+            return True
+        return (self.response or "").lower() in ("success", "follows", "goodbye")
+
+    @property
+    def items(self) -> tuple[tuple[str, str], ...]:
+        return self._items
+
+    def as_dict(self) -> dict[str, str]:
+        """First value per header, keys as sent (for JSON, logs and screen-pops)."""
+        out: dict[str, str] = {}
+        for key, value in self._items:
+            out.setdefault(key, value)
+        return out
+
+    # --- dunder ----------------------------------------------------------------
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and name.lower() in self._index
+
+    def __iter__(self) -> Iterator[tuple[str, str]]:
+        return iter(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, AmiMessage):
+            return NotImplemented
+        return self._items == other._items and self.body == other.body
+
+    def __hash__(self) -> int:
+        return hash((self._items, self.body))
+
+    def __repr__(self) -> str:
+        head = f"Event={self.event!r}" if self.event else f"Response={self.response!r}"
+        return f"<AmiMessage {head} headers={len(self._items)}>"
+
+
+def messages_named(messages: Sequence[AmiMessage], event: str) -> list[AmiMessage]:
+    """The messages whose Event header equals `event` (any case)."""
+    want = event.lower()
+    return [m for m in messages if (m.event or "").lower() == want]
