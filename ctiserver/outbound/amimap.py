@@ -1,0 +1,74 @@
+"""AMI messages to attempt outcomes: a pure reader the server feeds every AMI event.
+
+`OutcomeReader.feed(msg)` returns `(channel_id, outcome, dtmf)` for our outbound
+channels (ChannelId starts with `ob-`) and nothing for the rest. Sources:
+* `OriginateResponse` (Failure): Reason 5 busy, 8 congestion, 3/1 no answer, else failed.
+  When Asterisk could not even create the channel, Uniqueid is `<null>`: the
+  Originator must set ActionID = ChannelId so we still know which attempt it was.
+* `UserEvent: OutboundResult` from the dialplan: ChannelId, Digit, AMDSTATUS.
+* `Hangup` of our channel: answered (ChannelState 6, Up) or the cause before answer.
+An attempt may get several reports; the store keeps the most specific one.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from .model import Outcome
+
+PREFIX = "ob-"
+
+REASONS = {"5": Outcome.BUSY, "8": Outcome.CONGESTION, "3": Outcome.NO_ANSWER, "1": Outcome.NO_ANSWER}
+CAUSES = {
+    "17": Outcome.BUSY, "18": Outcome.NO_ANSWER, "19": Outcome.NO_ANSWER, "16": Outcome.NO_ANSWER,
+    "34": Outcome.CONGESTION, "38": Outcome.CONGESTION, "42": Outcome.CONGESTION, "44": Outcome.CONGESTION,
+    "1": Outcome.FAILED, "3": Outcome.FAILED, "21": Outcome.FAILED, "22": Outcome.FAILED,
+    "27": Outcome.FAILED, "28": Outcome.FAILED,
+}
+Result = tuple[str, str, str]
+
+
+class AmiLike(Protocol):
+    def get(self, name: str, default: Any = None) -> Any: ...
+
+
+def _get(msg: AmiLike, *names: str) -> str:
+    for name in names:
+        for variant in (name, name.lower(), name.upper()):
+            value = msg.get(variant)
+            if value not in (None, ""):
+                return str(value).strip()
+    return ""
+
+
+def _ours(*candidates: str) -> str:
+    for c in candidates:
+        if c.startswith(PREFIX):
+            return c
+    return ""
+
+
+class OutcomeReader:
+    def feed(self, msg: AmiLike) -> list[Result]:
+        event = _get(msg, "Event")
+        if event == "OriginateResponse":
+            cid = _ours(_get(msg, "Uniqueid"), _get(msg, "ChannelId"), _get(msg, "ActionID"))
+            if not cid or _get(msg, "Response").lower() == "success":
+                return []  # answered: the dialplan or the Hangup will tell how it went
+            return [(cid, REASONS.get(_get(msg, "Reason"), Outcome.FAILED), "")]
+        if event == "UserEvent" and _get(msg, "UserEvent") == "OutboundResult":
+            cid = _ours(_get(msg, "ChannelId"), _get(msg, "Uniqueid"))
+            if not cid:
+                return []
+            if _get(msg, "AMDSTATUS", "AmdStatus").upper() == "MACHINE":
+                return [(cid, Outcome.MACHINE, "")]
+            digit = "".join(ch for ch in _get(msg, "Digit", "DTMF") if ch in "0123456789*#")
+            return [(cid, Outcome.ANSWERED, digit)]
+        if event == "Hangup":
+            cid = _ours(_get(msg, "Uniqueid"))
+            if not cid:
+                return []
+            if _get(msg, "ChannelState") == "6":
+                return [(cid, Outcome.ANSWERED, "")]
+            return [(cid, CAUSES.get(_get(msg, "Cause"), Outcome.FAILED), "")]
+        return []

@@ -1,0 +1,251 @@
+"""The asyncio edge of outbound: asks the scheduler whom to call, writes, dials, records outcomes.
+
+Order per call: scheduler picks -> attempt committed as `dialing` -> `outbound.attempt`
+emitted -> Originate with our ChannelId. If the process dies anywhere after the
+commit, restart finds the attempt in flight and asks Asterisk (`is_live`): a live
+call is left to finish and report; a dead one is recorded as `lost`, which counts
+as an attempt. So a crash can cost an attempt, never add one.
+
+Originate failures: `OriginateRejected` means Asterisk refused it (no call: outcome
+`failed`); any other error or timeout leaves the call's fate unknown, so the attempt
+stays `dialing` until `is_live` says otherwise. We never send an Originate twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+from collections.abc import Awaitable, Callable
+from typing import Protocol
+
+from ..clock import Clock
+from ..events import Event, Kind
+from .messages import MessageError, render, sound_name
+from .model import Dial, OutboundConfig, Outcome
+from .rules import classify
+from .scheduler import Plan, Scheduler
+from .store import AttemptConflict, Finished, OutboundStore, today_in
+
+log = logging.getLogger(__name__)
+
+
+class Originator(Protocol):
+    """What the dialer needs from AMI (the lead's adapter implements it over the AMI client)."""
+
+    async def originate(self, channel_id: str, number: str, context: str, exten: str,
+                        variables: dict[str, str], timeout_s: float) -> None:
+        """Send one async Originate with ChannelId=channel_id (and ActionID=channel_id); never retry it."""
+        ...
+
+    async def is_live(self, channel_id: str) -> bool:
+        """Whether Asterisk has a channel with this id now (raise if Asterisk cannot be asked)."""
+        ...
+
+
+class OriginateRejected(Exception):
+    """Asterisk answered the Originate with an error: certainly no call was placed."""
+
+
+PromptFn = Callable[[str, str], Awaitable[str]]  # (text, language) -> sound name such as "cti/ab12"
+Emit = Callable[[Event], None]
+
+_UNSAFE = re.compile(r"[\x00-\x1f\x7f,|]")
+
+
+def safe_value(value: str) -> str:
+    """Strip what could break an AMI header or a dialplan argument (CR/LF, commas, pipes)."""
+    return _UNSAFE.sub(" ", value).strip()[:200]
+
+
+async def _default_prompt(text: str, lang: str) -> str:
+    return sound_name(text, lang)
+
+
+class Dialer:
+    def __init__(self, store: OutboundStore, scheduler: Scheduler, originator: Originator, clock: Clock,
+                 emit: Emit, *, config: OutboundConfig | None = None, prompt: PromptFn | None = None,
+                 originate_timeout_s: float = 10.0) -> None:
+        self.store = store
+        self.scheduler = scheduler
+        self.originator = originator
+        self.clock = clock
+        self.emit = emit
+        self.cfg = config or scheduler.cfg
+        self.prompt = prompt or _default_prompt
+        self.originate_timeout_s = originate_timeout_s
+        self._results: asyncio.Queue[tuple[str, str, str]] = asyncio.Queue()
+        self._wake = asyncio.Event()
+        self._lock = asyncio.Lock()
+        self._task: asyncio.Task[None] | None = None
+        self._uncertain: dict[str, float] = {}  # channel id -> when its Originate failed uncertainly
+        self.last_plan: Plan | None = None
+        self._kinds: dict[str, str] = {}  # campaign uid -> kind
+
+    # --- inputs -------------------------------------------------------------------------------
+    def on_result(self, channel_id: str, outcome: str, dtmf: str = "") -> None:
+        """Called from the AMI reader (plain function, never blocks): queue and wake the loop."""
+        self._results.put_nowait((channel_id, outcome, dtmf))
+        self._wake.set()
+
+    def wake(self) -> None:
+        """Something changed (a campaign was started or resumed): plan again now."""
+        self._wake.set()
+
+    # --- lifecycle ----------------------------------------------------------------------------
+    async def start(self) -> None:
+        await self.reconcile()
+        self._task = asyncio.create_task(self._run(), name="outbound-dialer")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _run(self) -> None:
+        last_check = self.clock.now()
+        while True:
+            try:
+                await self.process_results()
+                plan = await self.tick()
+                now = self.clock.now()
+                if now - last_check >= self.cfg.poll_s * 5:
+                    last_check = now
+                    await self.reconcile(stale_only=True)
+                    await self.store.finish_campaigns(now)
+                wait = self.cfg.poll_s
+                if plan.next_deadline is not None:
+                    wait = min(wait, max(0.01, plan.next_deadline - now))
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("outbound dialer round failed; retrying")
+                wait = self.cfg.poll_s
+            self._wake.clear()
+            if self._results.empty():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), wait)
+
+    # --- one round ----------------------------------------------------------------------------
+    async def tick(self) -> Plan:
+        """Plan at the clock's now and dial what the plan says (attempt written first)."""
+        async with self._lock:
+            now = self.clock.now()
+            snap = await self.store.snapshot(now, self.cfg.caps)
+            plan = self.scheduler.plan(now, snap)
+            for dial in plan.dials:
+                await self._dial(dial)
+            self.last_plan = plan
+            return plan
+
+    async def _dial(self, dial: Dial) -> None:
+        now = self.clock.now()
+        camp = await self.store.campaign(dial.campaign)
+        variables, name, account, area, tier = await self.store.contact_variables(dial.contact)
+        try:
+            text = render(camp.spec, self.cfg, name=name, account=account, area=area, variables=variables,
+                          today=today_in(self.cfg.timezone, now))
+            sound = await self.prompt(text, camp.spec.language)
+        except MessageError as exc:
+            log.error("campaign %s contact %s: cannot build the message: %s",
+                      dial.campaign, dial.contact, exc)
+            return
+        except Exception:
+            log.exception("campaign %s: the prompt for contact %s could not be rendered",
+                          dial.campaign, dial.contact)
+            return
+        try:
+            await self.store.begin_attempt(dial, now)
+        except AttemptConflict as exc:
+            log.info("not dialing %s: %s", dial.channel_id, exc)
+            return
+        self.emit(Event(kind=Kind.OUT_ATTEMPT, ts=now, call_id=dial.channel_id, tier=tier or None,
+                        data={"campaign": dial.campaign, "contact": dial.contact, "number": dial.number,
+                              "attempt": dial.attempt_no}))
+        chan_vars = {
+            "MSG": safe_value(sound), "MSG_LANG": camp.spec.language, "OUT_CAMPAIGN": dial.campaign,
+            "OUT_KIND": camp.kind, "OUT_CONTACT": str(dial.contact), "OUT_ATTEMPT": str(dial.attempt_no),
+            "OUT_SKILL": self.cfg.dial.agent_skill, "OUT_TIER": safe_value(tier or "normal"),
+        }
+        try:
+            await asyncio.wait_for(
+                self.originator.originate(dial.channel_id, dial.number, self.cfg.dial.context,
+                                          self.cfg.dial.exten, chan_vars, self.cfg.dial.ring_timeout_s),
+                self.originate_timeout_s)
+        except OriginateRejected as exc:
+            log.warning("originate %s rejected: %s", dial.channel_id, exc)
+            await self._finish(dial.channel_id, Outcome.FAILED, "")
+        except Exception as exc:
+            log.warning("originate %s: outcome unknown (%s); will ask Asterisk", dial.channel_id, exc)
+            self._uncertain[dial.channel_id] = self.clock.now()
+
+    # --- outcomes -----------------------------------------------------------------------------
+    async def process_results(self) -> int:
+        """Write every queued outcome; returns how many were new."""
+        n = 0
+        while not self._results.empty():
+            channel_id, outcome, dtmf = self._results.get_nowait()
+            if await self._finish(channel_id, outcome, dtmf) is not None:
+                n += 1
+        return n
+
+    async def _finish(self, channel_id: str, outcome: str, dtmf: str) -> Finished | None:
+        kind = await self._kind_of(channel_id)
+        if kind is None:
+            return None
+        final = classify(kind, outcome, dtmf)
+        now = self.clock.now()
+        done = await self.store.finish_attempt(channel_id, final, dtmf, now)
+        self._uncertain.pop(channel_id, None)
+        if done is None:
+            return None
+        self.emit(Event(kind=Kind.OUT_RESULT, ts=now, call_id=channel_id, tier=done.tier or None,
+                        data={"campaign": done.campaign, "contact": done.contact, "outcome": done.outcome,
+                              "attempt": done.attempt_no, "dtmf": done.dtmf, "status": done.contact_status}))
+        if done.outcome == Outcome.RATED:
+            v = done.variables
+            self.emit(Event(kind=Kind.SURVEY_RATING, ts=now, call_id=str(v.get("call_id") or channel_id),
+                            agent_id=str(v["agent_id"]) if v.get("agent_id") else None,
+                            queue=str(v["queue"]) if v.get("queue") else None, tier=done.tier or None,
+                            data={"rating": int(done.dtmf[-1]), "campaign": done.campaign,
+                                  "contact": done.contact, "channel_id": channel_id}))
+        self._wake.set()
+        return done
+
+    async def _kind_of(self, channel_id: str) -> str | None:
+        parts = channel_id.split("-")
+        if len(parts) != 4 or parts[0] != "ob":
+            return None
+        if parts[1] not in self._kinds:
+            self._kinds.update({c.uid: c.kind for c in await self.store.campaigns()})
+        return self._kinds.get(parts[1])
+
+    # --- crash recovery -----------------------------------------------------------------------
+    async def reconcile(self, *, stale_only: bool = False) -> int:
+        """Ask Asterisk about attempts still `dialing`; record the dead ones as `lost`.
+
+        At start (and after an AMI reconnect) every in-flight attempt is checked;
+        in the periodic sweep only those whose Originate failed uncertainly or that
+        have run past ring timeout + max call length.
+        """
+        async with self._lock:
+            now = self.clock.now()
+            grace = self.cfg.dial.ring_timeout_s + 5
+            lost = 0
+            for a in await self.store.in_flight():
+                if stale_only:
+                    age = now - a.started_ts
+                    uncertain = a.channel_id in self._uncertain and age > grace
+                    if not (uncertain or age > grace + self.cfg.dial.max_call_s):
+                        continue
+                try:
+                    live = await self.originator.is_live(a.channel_id)
+                except Exception as exc:
+                    log.warning("cannot ask Asterisk about %s (%s); keeping it in flight", a.channel_id, exc)
+                    continue
+                if not live and await self._finish(a.channel_id, Outcome.LOST, "") is not None:
+                    lost += 1
+            return lost

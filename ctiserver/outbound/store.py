@@ -1,0 +1,558 @@
+"""Campaigns, contacts and attempts in the database (SQLite or PostgreSQL), and the queries over them.
+
+Crash safety rests on three rules kept here:
+* an attempt row (status `dialing`, our ChannelId) is committed BEFORE the call is
+  dialed, in the same transaction that bumps the contact's attempt count, and only
+  if the count is still what the scheduler saw and the campaign is still running;
+* a partial unique index allows one `dialing` attempt per phone number, so even a
+  second dialer process could not call one number twice at once;
+* an outcome is written once; a later, more specific report (Hangup said answered,
+  the dialplan then says confirmed) may upgrade it, a duplicate is ignored.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import (
+    JSON,
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Table,
+    UniqueConstraint,
+    and_,
+    func,
+    insert,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from ..store.schema import IdType, metadata
+from .model import (
+    OUTCOME_RANK,
+    REACHED,
+    TRANSITIONS,
+    CampaignSpec,
+    ContactIn,
+    ContactStatus,
+    Dial,
+    FrequencyCap,
+    Outcome,
+    State,
+)
+from .rules import Delivery, WorkCalendar, after_outcome, deliver_by
+from .scheduler import CampaignView, LiveAttempt, Snapshot, contact_view
+
+IMPORTANT = 10  # contacts with this priority or more are "important": reported by name when missed
+
+campaigns = Table(
+    "outbound_campaigns",
+    metadata,
+    Column("id", IdType, primary_key=True, autoincrement=True),
+    Column("name", String(64), nullable=False, unique=True),
+    Column("uid", String(16), nullable=False, unique=True),
+    Column("kind", String(24), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("priority", Integer, nullable=False),
+    Column("spec", JSON, nullable=False),
+    Column("created_ts", Float, nullable=False),
+    Column("updated_ts", Float, nullable=False),
+)
+
+contacts = Table(
+    "outbound_contacts",
+    metadata,
+    Column("id", IdType, primary_key=True, autoincrement=True),
+    Column("campaign_id", IdType, ForeignKey("outbound_campaigns.id", ondelete="CASCADE"), nullable=False),
+    Column("number", String(20), nullable=False),
+    Column("name", String(100), nullable=False, default=""),
+    Column("account", String(40), nullable=False, default=""),
+    Column("area", String(60), nullable=False, default=""),
+    Column("priority", Integer, nullable=False, default=0),
+    Column("tier", String(20), nullable=False, default=""),
+    Column("quiet", String(200), nullable=False, default=""),
+    Column("variables", JSON, nullable=False, default=dict),
+    Column("status", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_due_ts", Float, nullable=False, default=0.0),
+    Column("last_outcome", String(16)),
+    Column("updated_ts", Float, nullable=False),
+    UniqueConstraint("campaign_id", "number", name="uq_outbound_contacts_number"),
+    Index("ix_outbound_contacts_due", "campaign_id", "status", "next_due_ts"),
+    Index("ix_outbound_contacts_account", "account"),
+)
+
+attempts = Table(
+    "outbound_attempts",
+    metadata,
+    Column("id", IdType, primary_key=True, autoincrement=True),
+    Column("campaign_id", IdType, ForeignKey("outbound_campaigns.id", ondelete="CASCADE"), nullable=False),
+    Column("contact_id", IdType, ForeignKey("outbound_contacts.id", ondelete="CASCADE"), nullable=False),
+    Column("attempt_no", Integer, nullable=False),
+    Column("channel_id", String(80), nullable=False, unique=True),
+    Column("number", String(20), nullable=False),
+    Column("status", String(16), nullable=False),  # dialing | ended
+    Column("outcome", String(16)),
+    Column("dtmf", String(20), nullable=False, default=""),
+    Column("started_ts", Float, nullable=False),
+    Column("ended_ts", Float),
+    UniqueConstraint("contact_id", "attempt_no", name="uq_outbound_attempts_no"),
+    Index("ix_outbound_attempts_status", "status"),
+    Index("ux_outbound_attempts_live_number", "number", unique=True,
+          sqlite_where=text("status = 'dialing'"), postgresql_where=text("status = 'dialing'")),
+)
+
+dnc = Table(
+    "outbound_dnc",
+    metadata,
+    Column("number", String(20), primary_key=True),
+    Column("list", String(16), nullable=False),  # dnc | blacklist
+    Column("reason", String(200), nullable=False, default=""),
+    Column("added_ts", Float, nullable=False),
+)
+
+TABLES = (campaigns, contacts, attempts, dnc)
+DIALING, ENDED = "dialing", "ended"
+
+
+class OutboundError(Exception):
+    """Base of the outbound store's errors; each has a stable `error_id` for the API."""
+
+    error_id = "outbound_error"
+
+
+class UnknownCampaign(OutboundError):
+    error_id = "unknown_campaign"
+
+
+class CampaignExists(OutboundError):
+    error_id = "campaign_exists"
+
+
+class CampaignStateError(OutboundError):
+    error_id = "campaign_state"
+
+
+class AttemptConflict(OutboundError):
+    """The contact changed since the plan was made (paused, stopped, dialed, or number in a call)."""
+
+    error_id = "attempt_conflict"
+
+
+@dataclass(frozen=True, slots=True)
+class CampaignRecord:
+    id: int
+    name: str
+    uid: str
+    kind: str
+    state: str
+    spec: CampaignSpec
+
+
+@dataclass(frozen=True, slots=True)
+class InFlight:
+    channel_id: str
+    campaign: str
+    contact: int
+    attempt_no: int
+    started_ts: float
+
+
+@dataclass(frozen=True, slots=True)
+class Finished:
+    """An outcome as written: what the dialer reports in events."""
+
+    campaign: str
+    kind: str
+    contact: int
+    number: str
+    attempt_no: int
+    channel_id: str
+    outcome: str
+    dtmf: str
+    contact_status: str
+    tier: str
+    variables: dict[str, Any] = field(default_factory=dict)
+    upgraded: bool = False  # replaced an earlier, less specific outcome
+
+
+def _record(row: Any) -> CampaignRecord:
+    spec = CampaignSpec.model_validate(row.spec)
+    return CampaignRecord(row.id, row.name, row.uid, row.kind, row.state, spec)
+
+
+class OutboundStore:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self._specs: dict[int, CampaignSpec] = {}
+
+    async def create_tables(self) -> None:
+        """For tests and first runs without Alembic; production uses `ctiserver db upgrade`."""
+        async with self.engine.begin() as conn:
+            await conn.run_sync(lambda sync: metadata.create_all(sync, tables=list(TABLES)))
+
+    # --- campaigns --------------------------------------------------------------------------
+    async def create_campaign(self, spec: CampaignSpec, now: float) -> CampaignRecord:
+        uid = secrets.token_hex(4)
+        try:
+            async with self.engine.begin() as conn:
+                await conn.execute(insert(campaigns).values(
+                    name=spec.name, uid=uid, kind=spec.kind, state=State.DRAFT, priority=spec.priority,
+                    spec=spec.model_dump(mode="json"), created_ts=now, updated_ts=now))
+        except IntegrityError:
+            raise CampaignExists(f"campaign {spec.name!r} already exists") from None
+        return await self.campaign(spec.name)
+
+    async def campaign(self, name: str) -> CampaignRecord:
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(select(campaigns).where(campaigns.c.name == name))).first()
+        if row is None:
+            raise UnknownCampaign(f"no campaign named {name!r}")
+        return _record(row)
+
+    async def campaigns(self) -> list[CampaignRecord]:
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(select(campaigns).order_by(campaigns.c.id))).all()
+        return [_record(r) for r in rows]
+
+    async def change_state(self, name: str, action: str, now: float) -> str:
+        """start | pause | resume | stop | finish; an illegal move raises naming the state and action."""
+        async with self.engine.begin() as conn:
+            row = (await conn.execute(select(campaigns.c.id, campaigns.c.state)
+                                      .where(campaigns.c.name == name))).first()
+            if row is None:
+                raise UnknownCampaign(f"no campaign named {name!r}")
+            new = TRANSITIONS.get((row.state, action))
+            if new is None:
+                raise CampaignStateError(f"cannot {action} campaign {name!r}: it is {row.state}")
+            res = await conn.execute(update(campaigns)
+                                     .where(and_(campaigns.c.id == row.id, campaigns.c.state == row.state))
+                                     .values(state=new, updated_ts=now))
+            if res.rowcount != 1:
+                raise CampaignStateError(f"campaign {name!r} changed state meanwhile; try again")
+            if new == State.STOPPED:
+                await conn.execute(update(contacts)
+                                   .where(and_(contacts.c.campaign_id == row.id,
+                                               contacts.c.status == ContactStatus.PENDING))
+                                   .values(status=ContactStatus.CANCELLED, updated_ts=now))
+        return new
+
+    async def finish_campaigns(self, now: float) -> list[str]:
+        """Running campaigns with nothing pending and nothing in a call become `finished`."""
+        done: list[str] = []
+        async with self.engine.begin() as conn:
+            rows = (await conn.execute(select(campaigns.c.id, campaigns.c.name)
+                                       .where(campaigns.c.state == State.RUNNING))).all()
+            for r in rows:
+                pending = (await conn.execute(
+                    select(func.count()).select_from(contacts)
+                    .where(and_(contacts.c.campaign_id == r.id,
+                                contacts.c.status == ContactStatus.PENDING)))).scalar_one()
+                live = (await conn.execute(
+                    select(func.count()).select_from(attempts)
+                    .where(and_(attempts.c.campaign_id == r.id, attempts.c.status == DIALING)))).scalar_one()
+                if pending == 0 and live == 0:
+                    await conn.execute(update(campaigns).where(campaigns.c.id == r.id)
+                                       .values(state=State.FINISHED, updated_ts=now))
+                    done.append(r.name)
+        return done
+
+    # --- contacts and lists -------------------------------------------------------------------
+    async def numbers_in(self, name: str) -> set[str]:
+        camp = await self.campaign(name)
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(select(contacts.c.number).where(contacts.c.campaign_id == camp.id))
+            return {r.number for r in rows}
+
+    async def excluded_numbers(self) -> dict[str, str]:
+        """Do-not-call and blacklist numbers: number -> list name."""
+        async with self.engine.connect() as conn:
+            return {r.number: r.list for r in await conn.execute(select(dnc.c.number, dnc.c.list))}
+
+    async def add_to_list(self, numbers: Sequence[str], list_name: str, reason: str, now: float) -> int:
+        if list_name not in ("dnc", "blacklist"):
+            raise OutboundError(f"unknown list {list_name!r}: use dnc or blacklist")
+        have = await self.excluded_numbers()
+        new = sorted({n for n in numbers if n not in have})
+        if new:
+            async with self.engine.begin() as conn:
+                await conn.execute(insert(dnc), [{"number": n, "list": list_name, "reason": reason,
+                                                  "added_ts": now} for n in new])
+        return len(new)
+
+    async def add_contacts(self, name: str, people: Sequence[ContactIn], now: float) -> int:
+        """All in one transaction: either every contact is stored or none is."""
+        camp = await self.campaign(name)
+        if camp.state in (State.STOPPED, State.FINISHED):
+            raise CampaignStateError(f"cannot add contacts to campaign {name!r}: it is {camp.state}")
+        if not people:
+            return 0
+        rows = [{"campaign_id": camp.id, "number": p.number, "name": p.name, "account": p.account,
+                 "area": p.area, "priority": p.priority, "tier": p.tier, "quiet": p.quiet,
+                 "variables": dict(p.variables), "status": ContactStatus.PENDING, "attempts": 0,
+                 "next_due_ts": 0.0, "updated_ts": now} for p in people]
+        try:
+            async with self.engine.begin() as conn:
+                for i in range(0, len(rows), 1000):
+                    await conn.execute(insert(contacts), rows[i:i + 1000])
+        except IntegrityError:
+            raise OutboundError(f"campaign {name!r} already holds some of these numbers; "
+                                "nothing was imported") from None
+        return len(rows)
+
+    # --- the scheduler's view -----------------------------------------------------------------
+    async def snapshot(self, now: float, caps: Sequence[FrequencyCap] = (), limit: int = 5000) -> Snapshot:
+        async with self.engine.connect() as conn:
+            camp_rows = (await conn.execute(select(campaigns))).all()
+            views = []
+            names: dict[int, str] = {}
+            kinds: dict[int, str] = {}
+            for r in camp_rows:
+                names[r.id], kinds[r.id] = r.name, r.kind
+                if r.state in (State.RUNNING, State.PAUSED):
+                    views.append(CampaignView.from_spec(self._spec(r.id, r.spec), r.uid, r.state))
+            running_ids = [r.id for r in camp_rows if r.state == State.RUNNING]
+            due: list[Any] = []
+            later: float | None = None
+            if running_ids:
+                pending = and_(contacts.c.campaign_id.in_(running_ids),
+                               contacts.c.status == ContactStatus.PENDING)
+                due = list((await conn.execute(
+                    select(contacts).join(campaigns, campaigns.c.id == contacts.c.campaign_id)
+                    .where(and_(pending, contacts.c.next_due_ts <= now))
+                    .order_by(campaigns.c.priority.desc(), contacts.c.priority.desc(),
+                              contacts.c.next_due_ts, contacts.c.id)
+                    .limit(limit + 1))).all())
+                later = (await conn.execute(select(func.min(contacts.c.next_due_ts))
+                                            .where(and_(pending, contacts.c.next_due_ts > now)))).scalar()
+                if len(due) > limit:  # the rest are due too: ask again soon
+                    due = due[:limit]
+                    later = now + 1.0 if later is None else min(later, now + 1.0)
+            live_rows = (await conn.execute(
+                select(attempts.c.campaign_id, attempts.c.contact_id, attempts.c.number, contacts.c.account)
+                .join(contacts, contacts.c.id == attempts.c.contact_id)
+                .where(attempts.c.status == DIALING))).all()
+            deliveries: list[Delivery] = []
+            accounts = sorted({r.account for r in due if r.account})
+            if caps and accounts:
+                span = max(c.per_days for c in caps) * 86400
+                counted = [*REACHED, Outcome.MACHINE]
+                for i in range(0, len(accounts), 500):
+                    rows = await conn.execute(
+                        select(contacts.c.account, campaigns.c.kind, attempts.c.ended_ts)
+                        .join(contacts, contacts.c.id == attempts.c.contact_id)
+                        .join(campaigns, campaigns.c.id == attempts.c.campaign_id)
+                        .where(and_(attempts.c.outcome.in_(counted), attempts.c.ended_ts > now - span,
+                                    contacts.c.account.in_(accounts[i:i + 500]))))
+                    deliveries += [Delivery(r.account, r.kind, float(r.ended_ts)) for r in rows]
+        people = [contact_view(r.id, names[r.campaign_id], r.number, r.account, r.area, r.priority, r.quiet,
+                               r.attempts, float(r.next_due_ts)) for r in due]
+        live = [LiveAttempt(names[r.campaign_id], r.contact_id, r.number, r.account or "") for r in live_rows]
+        return Snapshot(views, people, live, deliveries, later)
+
+    def _spec(self, campaign_id: int, raw: Any) -> CampaignSpec:
+        spec = self._specs.get(campaign_id)
+        if spec is None:
+            spec = self._specs[campaign_id] = CampaignSpec.model_validate(raw)
+        return spec
+
+    # --- attempts -------------------------------------------------------------------------------
+    async def begin_attempt(self, dial: Dial, now: float) -> None:
+        """Write the attempt before dialing; AttemptConflict if the plan went stale meanwhile."""
+        try:
+            async with self.engine.begin() as conn:
+                camp = (await conn.execute(select(campaigns.c.id, campaigns.c.state)
+                                           .where(campaigns.c.name == dial.campaign))).first()
+                if camp is None or camp.state != State.RUNNING:
+                    raise AttemptConflict(f"campaign {dial.campaign!r} is not running")
+                res = await conn.execute(
+                    update(contacts)
+                    .where(and_(contacts.c.id == dial.contact, contacts.c.campaign_id == camp.id,
+                                contacts.c.status == ContactStatus.PENDING,
+                                contacts.c.attempts == dial.attempt_no - 1))
+                    .values(attempts=dial.attempt_no, updated_ts=now))
+                if res.rowcount != 1:
+                    raise AttemptConflict(f"contact {dial.contact} is no longer due for "
+                                          f"attempt {dial.attempt_no}")
+                await conn.execute(insert(attempts).values(
+                    campaign_id=camp.id, contact_id=dial.contact, attempt_no=dial.attempt_no,
+                    channel_id=dial.channel_id, number=dial.number, status=DIALING, dtmf="", started_ts=now))
+        except IntegrityError:
+            raise AttemptConflict(f"number {dial.number} already has a live attempt "
+                                  f"(or {dial.channel_id} exists)") from None
+
+    async def finish_attempt(self, channel_id: str, outcome: str, dtmf: str, now: float) -> Finished | None:
+        """Write an outcome and move the contact on; None for unknown channels and duplicate reports."""
+        if outcome not in OUTCOME_RANK:
+            raise OutboundError(f"unknown outcome {outcome!r}")
+        dtmf = "".join(ch for ch in (dtmf or "") if ch in "0123456789*#")[:20]
+        async with self.engine.begin() as conn:
+            row = (await conn.execute(
+                select(attempts, contacts.c.status.label("c_status"), contacts.c.attempts.label("c_attempts"),
+                       contacts.c.tier, contacts.c.variables, campaigns.c.name.label("camp_name"),
+                       campaigns.c.kind, campaigns.c.spec)
+                .join(contacts, contacts.c.id == attempts.c.contact_id)
+                .join(campaigns, campaigns.c.id == attempts.c.campaign_id)
+                .where(attempts.c.channel_id == channel_id))).first()
+            if row is None:
+                return None
+            upgraded = row.status == ENDED
+            if upgraded and OUTCOME_RANK[outcome] <= OUTCOME_RANK.get(row.outcome or "", -1):
+                return None
+            await conn.execute(update(attempts).where(attempts.c.id == row.id).values(
+                status=ENDED, outcome=outcome, dtmf=dtmf or row.dtmf,
+                ended_ts=row.ended_ts if upgraded and row.ended_ts else now))
+            status = await self._move_contact(conn, row, outcome, now, upgraded)
+        return Finished(row.camp_name, row.kind, row.contact_id, row.number, row.attempt_no, channel_id,
+                        outcome, dtmf or row.dtmf, status, row.tier or "", dict(row.variables or {}),
+                        upgraded)
+
+    async def _move_contact(self, conn: AsyncConnection, row: Any, outcome: str, now: float,
+                            upgraded: bool) -> str:
+        status = row.c_status
+        if status == ContactStatus.CANCELLED:
+            await conn.execute(update(contacts).where(contacts.c.id == row.contact_id)
+                               .values(last_outcome=outcome, updated_ts=now))
+            return str(status)
+        latest = row.attempt_no == row.c_attempts
+        if upgraded and not latest:
+            if outcome not in REACHED:  # a later attempt already decides this contact's fate
+                return str(status)
+            decision_status, next_due = ContactStatus.DONE, None
+        else:
+            policy = self._spec(row.campaign_id, row.spec).retry
+            decision = after_outcome(policy, row.c_attempts, outcome, now)
+            decision_status, next_due = decision.status, decision.next_due
+        values: dict[str, Any] = {"status": decision_status, "last_outcome": outcome, "updated_ts": now}
+        if next_due is not None:
+            values["next_due_ts"] = next_due
+        await conn.execute(update(contacts).where(contacts.c.id == row.contact_id).values(**values))
+        return decision_status
+
+    async def in_flight(self) -> list[InFlight]:
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(
+                select(attempts.c.channel_id, campaigns.c.name, attempts.c.contact_id, attempts.c.attempt_no,
+                       attempts.c.started_ts)
+                .join(campaigns, campaigns.c.id == attempts.c.campaign_id)
+                .where(attempts.c.status == DIALING).order_by(attempts.c.id))
+            return [InFlight(r.channel_id, r.name, r.contact_id, r.attempt_no, float(r.started_ts))
+                    for r in rows]
+
+    async def contact_variables(self, contact_id: int) -> tuple[dict[str, Any], str, str, str, str]:
+        """(variables, name, account, area, tier) of one contact, for building its message."""
+        async with self.engine.connect() as conn:
+            r = (await conn.execute(select(contacts.c.variables, contacts.c.name, contacts.c.account,
+                                           contacts.c.area, contacts.c.tier)
+                                    .where(contacts.c.id == contact_id))).first()
+        if r is None:
+            raise OutboundError(f"no contact {contact_id}")
+        return dict(r.variables or {}), r.name, r.account, r.area, r.tier
+
+    # --- reports ----------------------------------------------------------------------------------
+    async def status(self, name: str, tz: str = "Asia/Shanghai",
+                     calendar: WorkCalendar | None = None) -> dict[str, Any]:
+        camp = await self.campaign(name)
+        async with self.engine.connect() as conn:
+            by_status: dict[str, int] = dict((await conn.execute(
+                select(contacts.c.status, func.count()).where(contacts.c.campaign_id == camp.id)
+                .group_by(contacts.c.status))).all())
+            live = (await conn.execute(select(func.count()).select_from(attempts).where(
+                and_(attempts.c.campaign_id == camp.id, attempts.c.status == DIALING)))).scalar_one()
+            total_attempts = (await conn.execute(select(func.count()).select_from(attempts).where(
+                attempts.c.campaign_id == camp.id))).scalar_one()
+        total = sum(by_status.values())
+        out: dict[str, Any] = {
+            "campaign": camp.name, "kind": camp.kind, "state": camp.state, "title": camp.spec.title,
+            "contacts": total, "pending": by_status.get(ContactStatus.PENDING, 0),
+            "done": by_status.get(ContactStatus.DONE, 0),
+            "not_reached": by_status.get(ContactStatus.NOT_REACHED, 0),
+            "cancelled": by_status.get(ContactStatus.CANCELLED, 0), "live": live, "attempts": total_attempts,
+        }
+        out["finished_contacts"] = out["done"] + out["not_reached"] + out["cancelled"]
+        spec = camp.spec
+        if spec.data_arrived is not None and spec.deliver_within_working_days is not None:
+            out["deliver_by"] = deliver_by(calendar or WorkCalendar(), spec.data_arrived,
+                                           spec.deliver_within_working_days, ZoneInfo(tz))
+        return out
+
+    async def results(self, name: str) -> dict[str, Any]:
+        """Per-campaign results: contacts by final state, attempts by outcome, attempts per contact."""
+        camp = await self.campaign(name)
+        async with self.engine.connect() as conn:
+            people = (await conn.execute(
+                select(contacts.c.number, contacts.c.name, contacts.c.account, contacts.c.priority,
+                       contacts.c.status, contacts.c.attempts, contacts.c.last_outcome)
+                .where(contacts.c.campaign_id == camp.id).order_by(contacts.c.id))).all()
+            outcomes: dict[str, int] = dict((await conn.execute(
+                select(attempts.c.outcome, func.count()).where(
+                    and_(attempts.c.campaign_id == camp.id, attempts.c.status == ENDED))
+                .group_by(attempts.c.outcome))).all())
+            ratings = [int(r.dtmf[-1]) for r in await conn.execute(
+                select(attempts.c.dtmf).where(and_(attempts.c.campaign_id == camp.id,
+                                                   attempts.c.outcome == Outcome.RATED)))
+                       if r.dtmf and r.dtmf[-1] in "12345"]
+        final = Counter(p.last_outcome for p in people if p.status == ContactStatus.DONE)
+        per_contact = Counter(p.attempts for p in people)
+        important_missed = [{"number": p.number, "name": p.name, "account": p.account,
+                             "status": p.status, "last_outcome": p.last_outcome}
+                            for p in people if p.priority >= IMPORTANT and p.status != ContactStatus.DONE]
+        return {
+            "campaign": camp.name, "kind": camp.kind, "state": camp.state, "contacts": len(people),
+            "reached": sum(1 for p in people if p.status == ContactStatus.DONE),
+            "confirmed": final.get(Outcome.CONFIRMED, 0),
+            "to_agent": final.get(Outcome.AGENT, 0),
+            "rated": final.get(Outcome.RATED, 0),
+            "not_reached": sum(1 for p in people if p.status == ContactStatus.NOT_REACHED),
+            "pending": sum(1 for p in people if p.status == ContactStatus.PENDING),
+            "cancelled": sum(1 for p in people if p.status == ContactStatus.CANCELLED),
+            "machine": outcomes.get(Outcome.MACHINE, 0),
+            "busy": outcomes.get(Outcome.BUSY, 0),
+            "no_answer": outcomes.get(Outcome.NO_ANSWER, 0),
+            "congestion": outcomes.get(Outcome.CONGESTION, 0),
+            "failed": outcomes.get(Outcome.FAILED, 0),
+            "lost": outcomes.get(Outcome.LOST, 0),
+            "attempt_outcomes": {k: v for k, v in sorted(outcomes.items()) if k},
+            "attempts": sum(p.attempts for p in people),
+            "attempts_per_contact": {str(k): v for k, v in sorted(per_contact.items())},
+            "average_rating": round(sum(ratings) / len(ratings), 2) if ratings else None,
+            "important_not_reached": important_missed,
+        }
+
+    async def not_reached(self, name: str) -> list[dict[str, Any]]:
+        """The export for the billing office: contacts whose attempts ran out."""
+        camp = await self.campaign(name)
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(
+                select(contacts).where(and_(contacts.c.campaign_id == camp.id,
+                                            contacts.c.status == ContactStatus.NOT_REACHED))
+                .order_by(contacts.c.priority.desc(), contacts.c.id))
+            return [{"number": r.number, "name": r.name, "account": r.account, "area": r.area,
+                     "priority": r.priority, "attempts": r.attempts, "last_outcome": r.last_outcome or "",
+                     **{f"var_{k}": v for k, v in (r.variables or {}).items()}} for r in rows]
+
+    async def attempts_of(self, name: str) -> list[dict[str, Any]]:
+        camp = await self.campaign(name)
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(select(attempts).where(attempts.c.campaign_id == camp.id)
+                                      .order_by(attempts.c.id))
+            return [dict(r._mapping) for r in rows]
+
+
+def today_in(tz: str, now: float) -> date:
+    from datetime import datetime
+
+    return datetime.fromtimestamp(now, ZoneInfo(tz)).date()
