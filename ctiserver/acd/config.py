@@ -1,0 +1,402 @@
+"""ACD configuration (`config/acd.yaml`): skills, queues, agents, tiers, calendars.
+
+Validated in two passes: pydantic checks each value, then `_cross_check` checks
+the references between sections (an agent's skill, a queue's calendar, an
+overflow target queue) and reports each as `file:line: message`, so an operator
+fixes every mistake in one pass.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import re
+from functools import cached_property
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from pydantic import Field, ValidationError, field_validator, model_validator
+
+from ..configfile import ConfigError, ConfigProblem, Strict, load_data, node_line, validation_problems
+
+NAME = r"^[a-z][a-z0-9_]{0,38}$"
+AGENT_ID = r"^[A-Za-z0-9_-]{1,40}$"
+DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_SPAN = re.compile(r"^(\d{2}):(\d{2})-(\d{2}):(\d{2})$")
+
+Name = Annotated[str, Field(pattern=NAME)]
+Proficiency = Annotated[int, Field(ge=1, le=10)]
+Seconds = Annotated[float, Field(ge=0)]
+
+
+class Destination(Strict):
+    """Where a caller goes when leaving a queue other than to an agent."""
+
+    kind: Literal["queue", "voicemail", "message", "callback"]
+    target: str = ""  # queue skill, voicemail box, or message/prompt name
+
+    @model_validator(mode="after")
+    def _target(self) -> Destination:
+        if self.kind in ("queue", "voicemail") and not self.target:
+            raise ValueError(f"overflow kind '{self.kind}' needs a target")
+        return self
+
+
+class CallbackRule(Strict):
+    """Automatic callback for callers of a tier who gave up after waiting."""
+
+    min_wait_s: Seconds = 10.0  # shorter abandons are wrong numbers / hasty hang-ups
+    due_within_s: Annotated[float, Field(gt=0)] = 86400.0
+
+
+class TierConfig(Strict):
+    name: Name
+    # Waiting this long lifts the call one tier up (repeatedly); None = no aging.
+    aging_step_s: Annotated[float, Field(gt=0)] | None = None
+    # Served only when no caller of a non-last-resort tier could take the agent.
+    last_resort: bool = False
+    max_wait_s: Annotated[float, Field(gt=0)] | None = None
+    overflow: Destination | None = None  # where max_wait_s sends them (default: the queue's)
+    callback_on_abandon: CallbackRule | None = None
+
+
+Op = Literal["eq", "ne", "gt", "ge", "lt", "le", "in", "not_in", "exists"]
+
+
+class Condition(Strict):
+    field: str  # dotted path into the customer record, e.g. "account.important"
+    op: Op = "eq"
+    value: Any = None
+
+    def holds(self, customer: dict[str, Any]) -> bool:
+        found, value = _lookup(customer, self.field)
+        if self.op == "exists":
+            return found if self.value is None else found == bool(self.value)
+        if not found:
+            return False
+        try:
+            if self.op == "eq":
+                return bool(value == self.value)
+            if self.op == "ne":
+                return bool(value != self.value)
+            if self.op == "in":
+                return value in self.value
+            if self.op == "not_in":
+                return value not in self.value
+            if self.op == "gt":
+                return bool(value > self.value)
+            if self.op == "ge":
+                return bool(value >= self.value)
+            if self.op == "lt":
+                return bool(value < self.value)
+            return bool(value <= self.value)
+        except TypeError:
+            return False  # "abc" > 5: the rule does not apply, it does not crash the call
+
+
+def _lookup(data: dict[str, Any], path: str) -> tuple[bool, Any]:
+    value: Any = data
+    for part in path.split("."):
+        if not isinstance(value, dict) or part not in value:
+            return False, None
+        value = value[part]
+    return True, value
+
+
+class TierRule(Strict):
+    """First matching rule gives the tier: every `all` condition and at least one `any`."""
+
+    tier: Name
+    all: list[Condition] = Field(default_factory=list)
+    any: list[Condition] = Field(default_factory=list)
+
+    def matches(self, customer: dict[str, Any]) -> bool:
+        return all(c.holds(customer) for c in self.all) and (
+            not self.any or any(c.holds(customer) for c in self.any))
+
+
+class EscalationStep(Strict):
+    after_s: Annotated[float, Field(gt=0)]
+    min_proficiency: Proficiency | None = None  # widen the queue's own skill down to this level
+    add_skills: list[Name] = Field(default_factory=list)  # agents of these skills may take it too
+
+
+class QueueConfig(Strict):
+    calendar: Name | None = None
+    wrap_up_s: Seconds = 30.0
+    max_waiting: Annotated[int, Field(ge=1)] | None = None
+    max_wait_s: Annotated[float, Field(gt=0)] | None = None
+    overflow: Destination = Field(default_factory=lambda: Destination(kind="message", target="busy"))
+    min_proficiency: Proficiency = 1
+    escalation: list[EscalationStep] = Field(default_factory=list)
+    handle_time_s: Annotated[float, Field(gt=0)] = 180.0  # seeds the estimated wait
+    block_when_no_agents: bool = True
+
+    @field_validator("escalation")
+    @classmethod
+    def _ordered(cls, v: list[EscalationStep]) -> list[EscalationStep]:
+        if any(b.after_s <= a.after_s for a, b in itertools.pairwise(v)):
+            raise ValueError("escalation steps must have increasing after_s")
+        return v
+
+
+class AgentConfig(Strict):
+    id: Annotated[str, Field(pattern=AGENT_ID)]
+    name: str = ""
+    skills: dict[Name, Proficiency]
+    dedicated_customers: list[str] = Field(default_factory=list)
+    dial: str | None = None  # overrides the dial template for this agent
+
+
+def _minutes(text: str) -> tuple[int, int]:
+    m = _SPAN.match(text)
+    if not m:
+        raise ValueError(f"'{text}' is not a span like 08:00-20:00")
+    h1, m1, h2, m2 = (int(x) for x in m.groups())
+    start, end = h1 * 60 + m1, h2 * 60 + m2
+    if h1 > 23 or m1 > 59 or m2 > 59 or end > 24 * 60 or end <= start:
+        raise ValueError(f"'{text}' is not a valid span within one day (end after start, up to 24:00)")
+    return start, end
+
+
+class CalendarConfig(Strict):
+    """Opening hours per weekday, holidays (closed) and special days (own hours, e.g. make-up workdays)."""
+
+    timezone: str = "Asia/Shanghai"
+    weekly: dict[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"], list[str]] = Field(
+        default_factory=dict)
+    holidays: list[dt.date] = Field(default_factory=list)
+    special_days: dict[dt.date, list[str]] = Field(default_factory=dict)
+    closed: Destination = Field(default_factory=lambda: Destination(kind="message", target="closed"))
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, v: str) -> str:
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {v!r}") from None
+        return v
+
+    @field_validator("weekly", "special_days")
+    @classmethod
+    def _spans(cls, v: dict[Any, list[str]]) -> dict[Any, list[str]]:
+        for spans in v.values():
+            for span in spans:
+                _minutes(span)
+        return v
+
+    @cached_property
+    def _zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @cached_property
+    def _weekly_min(self) -> dict[int, list[tuple[int, int]]]:
+        return {DAYS.index(d): [_minutes(s) for s in spans] for d, spans in self.weekly.items()}
+
+    @cached_property
+    def _special_min(self) -> dict[dt.date, list[tuple[int, int]]]:
+        return {d: [_minutes(s) for s in spans] for d, spans in self.special_days.items()}
+
+    @cached_property
+    def _holiday_set(self) -> frozenset[dt.date]:
+        return frozenset(self.holidays)
+
+    def is_open(self, now: float) -> bool:
+        local = dt.datetime.fromtimestamp(now, self._zone)
+        day = local.date()
+        if day in self._special_min:
+            spans = self._special_min[day]
+        elif day in self._holiday_set:
+            return False
+        else:
+            spans = self._weekly_min.get(local.weekday(), [])
+        minute = local.hour * 60 + local.minute
+        return any(start <= minute < end for start, end in spans)
+
+
+class VipConfig(Strict):
+    """One-to-one service: account agent first, then the VIP desk, then the whole skill."""
+
+    tier: Name = "vip"
+    desk_skill: Name | None = "vip_desk"
+    account_agent_wait_s: Seconds = 0.0  # hold for a busy account agent this long
+    desk_wait_s: Seconds = 0.0  # then only the VIP desk this long
+
+
+class AnnounceConfig(Strict):
+    first_after_s: Seconds = 15.0
+    every_s: Annotated[float, Field(gt=0)] = 45.0
+    # str.format fields: position, waiting, wait_min (rounded up), wait_s
+    text: str = "您前面还有{position}位客户在等待，预计等待{wait_min}分钟，请耐心等候。"
+    text_unknown: str = "您前面还有{position}位客户在等待，请耐心等候。"
+
+
+class AcdConfig(Strict):
+    skills: list[Name]
+    tiers: list[TierConfig]
+    default_tier: Name = "normal"
+    tier_rules: list[TierRule] = Field(default_factory=list)
+    queues: dict[Name, QueueConfig] = Field(default_factory=dict)
+    queue_defaults: QueueConfig = Field(default_factory=QueueConfig)
+    agents: list[AgentConfig] = Field(default_factory=list)
+    calendars: dict[Name, CalendarConfig] = Field(default_factory=dict)
+    vip: VipConfig = Field(default_factory=VipConfig)
+    ring_timeout_s: Annotated[float, Field(gt=0)] = 12.0
+    # The engine's own RONA guard fires this long after ring_timeout_s if nobody reported an outcome.
+    ring_guard_s: Seconds = 3.0
+    agent_selection: Literal["proficiency", "longest_idle"] = "proficiency"
+    callback_due_s: Annotated[float, Field(gt=0)] = 86400.0  # overflow/closed callbacks: call back within
+    redial_window_s: Seconds = 120.0  # 0 disables "redial gets the old place back"
+    login_ready: bool = False  # agents start available on login (else not_ready(login))
+    dial_template: str = "PJSIP/agent{id}"
+    dial_options: str = ""  # appended to Dial(); e.g. "m" for music while the agent rings
+    probe_every_s: Annotated[float, Field(gt=0)] = 3.0  # caller hangup detection while waiting
+    announce: AnnounceConfig = Field(default_factory=AnnounceConfig)
+
+    def queue(self, skill: str) -> QueueConfig:
+        return self.queues.get(skill, self.queue_defaults)
+
+    @cached_property
+    def tier_rank(self) -> dict[str, int]:
+        return {t.name: i for i, t in enumerate(self.tiers)}
+
+    def tier(self, name: str) -> TierConfig:
+        return self.tiers[self.tier_rank[name]]
+
+    def classify(self, customer: dict[str, Any] | None) -> str:
+        """The tier for a customer record: the first matching rule, else `default_tier`."""
+        if customer:
+            for rule in self.tier_rules:
+                if rule.matches(customer):
+                    return rule.tier
+        return self.default_tier
+
+    @cached_property
+    def account_agents(self) -> dict[str, str]:
+        """customer id -> dedicated agent id."""
+        return {c: a.id for a in self.agents for c in a.dedicated_customers}
+
+    def dial_string(self, agent_id: str) -> str:
+        for a in self.agents:
+            if a.id == agent_id and a.dial:
+                return a.dial.format(id=agent_id)
+        return self.dial_template.format(id=agent_id)
+
+
+def _cross_check(cfg: AcdConfig) -> list[tuple[tuple[int | str, ...], str]]:
+    """Reference errors as (location in the YAML, message)."""
+    out: list[tuple[tuple[int | str, ...], str]] = []
+    skills = set(cfg.skills)
+    if len(skills) != len(cfg.skills):
+        out.append((("skills",), "skill names must be unique"))
+    tiers = [t.name for t in cfg.tiers]
+    if not tiers:
+        out.append((("tiers",), "at least one tier is needed"))
+    if len(set(tiers)) != len(tiers):
+        out.append((("tiers",), "tier names must be unique"))
+    seen_last = False
+    for i, t in enumerate(cfg.tiers):
+        if t.last_resort:
+            seen_last = True
+            if t.aging_step_s is not None:
+                out.append((("tiers", i, "aging_step_s"), f"tier '{t.name}' is last_resort: it cannot age"))
+        elif seen_last:
+            out.append((("tiers", i, "name"), f"tier '{t.name}' follows a last_resort tier: "
+                        "last_resort tiers must come last"))
+        if t.overflow is not None:
+            out.extend(_dest_check(cfg, t.overflow, ("tiers", i, "overflow")))
+    if cfg.default_tier not in tiers:
+        out.append((("default_tier",), f"unknown tier '{cfg.default_tier}' (tiers: {', '.join(tiers)})"))
+    if cfg.vip.tier not in tiers:
+        out.append((("vip", "tier"), f"unknown tier '{cfg.vip.tier}'"))
+    if cfg.vip.desk_skill is not None and cfg.vip.desk_skill not in skills:
+        out.append((("vip", "desk_skill"), f"unknown skill '{cfg.vip.desk_skill}'"))
+    for i, rule in enumerate(cfg.tier_rules):
+        if rule.tier not in tiers:
+            out.append((("tier_rules", i, "tier"), f"unknown tier '{rule.tier}'"))
+    ids: set[str] = set()
+    owners: dict[str, str] = {}
+    for i, a in enumerate(cfg.agents):
+        if a.id in ids:
+            out.append((("agents", i, "id"), f"agent id '{a.id}' appears twice"))
+        ids.add(a.id)
+        for s in a.skills:
+            if s not in skills:
+                out.append((("agents", i, "skills", s), f"agent {a.id}: unknown skill '{s}'"))
+        for j, c in enumerate(a.dedicated_customers):
+            if c in owners and owners[c] != a.id:
+                out.append((("agents", i, "dedicated_customers", j),
+                            f"customer '{c}' already has account agent {owners[c]}"))
+            owners[c] = a.id
+        if a.dial is not None:
+            out.extend(_template_check(a.dial, ("agents", i, "dial")))
+    out.extend(_template_check(cfg.dial_template, ("dial_template",)))
+    for name, q in cfg.queues.items():
+        if name not in skills:
+            out.append((("queues", name), f"queue '{name}' is not a skill"))
+        if q.calendar is not None and q.calendar not in cfg.calendars:
+            out.append((("queues", name, "calendar"), f"unknown calendar '{q.calendar}'"))
+        out.extend(_dest_check(cfg, q.overflow, ("queues", name, "overflow")))
+        for j, step in enumerate(q.escalation):
+            for k, s in enumerate(step.add_skills):
+                if s not in skills:
+                    out.append((("queues", name, "escalation", j, "add_skills", k), f"unknown skill '{s}'"))
+    for name, cal in cfg.calendars.items():
+        out.extend(_dest_check(cfg, cal.closed, ("calendars", name, "closed")))
+    # Overflow between queues must not loop (a call would bounce forever).
+    for start in cfg.queues:
+        path = [start]
+        cur = start
+        while True:
+            dest = cfg.queue(cur).overflow
+            if dest.kind != "queue":
+                break
+            cur = dest.target
+            if cur in path:
+                out.append((("queues", start, "overflow"), "overflow between queues loops: "
+                            + " -> ".join([*path, cur])))
+                break
+            path.append(cur)
+    return out
+
+
+def _dest_check(cfg: AcdConfig, d: Destination, loc: tuple[int | str, ...]) -> list[
+        tuple[tuple[int | str, ...], str]]:
+    if d.kind == "queue" and d.target not in cfg.skills:
+        return [((*loc, "target"), f"overflow to unknown queue '{d.target}'")]
+    return []
+
+
+def _template_check(template: str, loc: tuple[int | str, ...]) -> list[tuple[tuple[int | str, ...], str]]:
+    try:
+        template.format(id="1001")
+    except (KeyError, IndexError, ValueError) as exc:
+        return [(loc, f"dial template '{template}' is invalid ({exc!r}); use {{id}} for the agent id")]
+    return []
+
+
+def parse_acd_config(path: Path, text: str | None = None) -> AcdConfig:
+    """Validate one acd.yaml (text given or read from `path`), raising ConfigError."""
+    data, root = load_data(path, text)
+    if not isinstance(data, dict):
+        raise ConfigError.at(path, node_line(root, ()), "expected a mapping of keys at the top level")
+    try:
+        cfg = AcdConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(validation_problems(path, root, exc)) from None
+    problems = _cross_check(cfg)
+    if problems:
+        raise ConfigError([ConfigProblem(str(path), _line(root, loc), msg) for loc, msg in problems])
+    return cfg
+
+
+def _line(root: yaml.Node | None, loc: tuple[int | str, ...]) -> int:
+    return node_line(root, list(loc))
+
+
+def load_acd_config(config_dir: Path) -> AcdConfig:
+    """`config_dir/acd.yaml`, validated; ConfigError lists every problem as file:line: message."""
+    return parse_acd_config(Path(config_dir) / "acd.yaml")

@@ -1,0 +1,161 @@
+"""What the ACD engine says back: commands (frozen dataclasses), errors, and the agent state table.
+
+Errors (all `AcdError`):
+
+    AcdError
+    ├── IllegalTransition   an agent input that its state does not allow (names both)
+    ├── UnknownAgent / UnknownCall / UnknownSkill / UnknownTier
+    └── DuplicateCall       enqueue of a call id that is already in the engine
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from ..events import Event
+
+
+class AcdError(Exception):
+    """Base of every error the ACD engine raises; `error_id` is stable for APIs."""
+
+    error_id = "acd-error"
+
+
+class IllegalTransition(AcdError):
+    error_id = "acd-illegal-transition"
+
+    def __init__(self, agent_id: str, state: str, event: str) -> None:
+        self.agent_id, self.state, self.event = agent_id, state, event
+        super().__init__(f"agent {agent_id}: '{event}' is not allowed in state '{state}'")
+
+
+class UnknownAgent(AcdError):
+    error_id = "acd-unknown-agent"
+
+
+class UnknownCall(AcdError):
+    error_id = "acd-unknown-call"
+
+
+class UnknownSkill(AcdError):
+    error_id = "acd-unknown-skill"
+
+
+class UnknownTier(AcdError):
+    error_id = "acd-unknown-tier"
+
+
+class DuplicateCall(AcdError):
+    error_id = "acd-duplicate-call"
+
+
+# --- agent states ---------------------------------------------------------
+
+LOGGED_OUT = "logged_out"
+AVAILABLE = "available"
+RESERVED = "reserved"  # picked by the engine, the ring is being set up
+RINGING = "ringing"
+ON_CALL = "on_call"
+WRAP_UP = "wrap_up"
+NOT_READY = "not_ready"
+
+# (state, input) -> next state. Anything absent raises IllegalTransition.
+TRANSITIONS: dict[tuple[str, str], str] = {
+    (LOGGED_OUT, "login"): NOT_READY,  # or AVAILABLE when configured login_ready
+    (AVAILABLE, "offer"): RESERVED,
+    (AVAILABLE, "not_ready"): NOT_READY,
+    (AVAILABLE, "ready"): AVAILABLE,
+    (AVAILABLE, "logout"): LOGGED_OUT,
+    (RESERVED, "ring"): RINGING,
+    (RESERVED, "answer"): ON_CALL,
+    (RESERVED, "ring_fail"): NOT_READY,
+    (RESERVED, "release"): AVAILABLE,  # caller left before the agent answered
+    (RINGING, "answer"): ON_CALL,
+    (RINGING, "ring_fail"): NOT_READY,
+    (RINGING, "release"): AVAILABLE,
+    (ON_CALL, "hangup"): WRAP_UP,
+    (WRAP_UP, "wrap_done"): AVAILABLE,
+    (WRAP_UP, "ready"): AVAILABLE,
+    (WRAP_UP, "not_ready"): NOT_READY,
+    (WRAP_UP, "logout"): LOGGED_OUT,
+    (NOT_READY, "ready"): AVAILABLE,
+    (NOT_READY, "not_ready"): NOT_READY,
+    (NOT_READY, "logout"): LOGGED_OUT,
+}
+
+
+# --- commands -------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class Destination:
+    """Where a caller goes instead of an agent: queue / voicemail / message / callback."""
+
+    kind: str
+    target: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Offer:
+    """Ring `agent_id` for `call_id`. kind 'callback': dial the agent, then `number` (outbound side)."""
+
+    call_id: str
+    agent_id: str
+    skill: str
+    ring_timeout_s: float
+    tier: str
+    caller: str
+    kind: Literal["inbound", "callback"] = "inbound"
+    number: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class CancelOffer:
+    """Stop ringing: the caller left, or the engine's ring guard gave up on the agent."""
+
+    call_id: str
+    agent_id: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Overflow:
+    """The call leaves this queue (max wait, full queue, tier limit) to `destination`."""
+
+    call_id: str
+    destination: Destination
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Blocked:
+    """Refused at the door (closed, full, no agents): send the caller to `destination`."""
+
+    call_id: str
+    reason: str
+    destination: Destination
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleCallback:
+    """Ask the outbound side to call `number` back before `due_ts`."""
+
+    call_id: str
+    number: str
+    skill: str
+    tier: str
+    due_ts: float
+    reason: str
+    customer: dict[str, Any] | None = None
+
+
+Command = Offer | CancelOffer | Overflow | Blocked | ScheduleCallback | Event
+
+
+@dataclass(frozen=True, slots=True)
+class Position:
+    """For announcements: 1-based place in the queue, and an estimate from live handle times."""
+
+    position: int
+    waiting: int
+    est_wait_s: float | None
