@@ -1,0 +1,53 @@
+"""AmiMessage: case-insensitive, immutable, repeated headers kept, no silent '' for typos."""
+
+from __future__ import annotations
+
+import pytest
+
+from ctiserver.ami.errors import AmiFieldMissing
+from ctiserver.ami.message import AmiMessage, messages_named
+
+MSG = AmiMessage([("Event", "Newchannel"), ("Uniqueid", "1.1"), ("ChanVariable", "A=1"),
+                  ("ChanVariable", "B=x=y"), ("ChanVariable", "broken"), ("AccountCode", "")])
+
+
+def test_lookup_ignores_case_and_first_value_wins() -> None:
+    assert MSG.get("uniqueid") == "1.1" and MSG.get("UNIQUEID") == "1.1"
+    assert MSG.get("chanvariable") == "A=1"
+    assert MSG.get_all("ChanVariable") == ("A=1", "B=x=y", "broken")
+    assert MSG.variables() == {"A": "1", "B": "x=y"}
+
+
+def test_missing_header_is_none_or_an_error_never_empty_string() -> None:
+    assert MSG.get("Uniqeid") is None
+    assert MSG.get("Uniqeid", "?") == "?"
+    assert MSG.get("AccountCode") == ""  # present but empty
+    with pytest.raises(AmiFieldMissing) as err:
+        MSG.require("Uniqeid")
+    assert "Uniqeid" in str(err.value) and "Newchannel" in str(err.value)
+    assert isinstance(err.value, KeyError)
+
+
+def test_panoramisk_reads_a_typo_as_empty_string() -> None:
+    """The defect we replace."""
+    from panoramisk.message import Message
+
+    assert Message({"Event": "Newchannel", "Uniqueid": "1.1"}).uniqeid == ""
+
+
+def test_kind_properties() -> None:
+    assert MSG.event == "Newchannel" and MSG.is_event and not MSG.is_response and MSG.action_id is None
+    resp = AmiMessage.of(Response="Error", ActionID="cti-1-2", Message="Permission denied")
+    assert resp.is_response and resp.action_id == "cti-1-2" and not resp.success
+    assert AmiMessage.of(Response="Success").success and AmiMessage.of(Response="Goodbye").success
+    assert messages_named([MSG, resp], "newchannel") == [MSG]
+
+
+def test_immutable_hashable_and_comparable() -> None:
+    with pytest.raises(AttributeError):
+        MSG.foo = 1  # type: ignore[attr-defined]
+    same = AmiMessage(list(MSG))
+    assert same == MSG and hash(same) == hash(MSG)
+    assert "uniqueid" in MSG and "nope" not in MSG and len(MSG) == 6
+    assert MSG.as_dict()["ChanVariable"] == "A=1"
+    assert "Newchannel" in repr(MSG)
