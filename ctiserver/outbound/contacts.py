@@ -1,0 +1,329 @@
+"""Contact lists: CSV files and customer-table targets, validated row by row, pure.
+
+Every bad row is reported with its row number (the line in the file, header = 1)
+and the reason; the import is all-or-nothing unless the caller asks to skip bad
+rows. Numbers on the do-not-call list or the blacklist are excluded and listed,
+which is not an error. Files from Chinese Excel often come as GB18030, not UTF-8:
+both are read.
+
+Columns (English or the usual Chinese headers): number (required), name, account,
+area, priority (0-100), important (yes/no), tier, quiet ("12:00-14:00;21:00-08:00");
+any other column becomes a message variable. Arrears reminders need account,
+billing_month, arrears, due_date (YYYY-MM-DD); customer_class may be residential
+or business. Surveys may carry call_id, agent_id and queue to rate against.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+import unicodedata
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal, InvalidOperation
+from typing import Protocol
+
+from .model import ContactIn, parse_ranges
+
+MAX_ROWS = 500_000
+IMPORTANT_PRIORITY = 10
+
+ALIASES = {
+    "number": "number", "phone": "number", "mobile": "number", "tel": "number", "电话": "number",
+    "号码": "number", "联系电话": "number", "手机": "number", "手机号": "number",
+    "name": "name", "姓名": "name", "户名": "name", "客户名称": "name",
+    "account": "account", "户号": "account", "用户编号": "account",
+    "area": "area", "区域": "area", "台区": "area", "供电区域": "area",
+    "priority": "priority", "优先级": "priority",
+    "important": "important", "vip": "important", "重要客户": "important", "重要": "important",
+    "tier": "tier", "等级": "tier", "客户等级": "tier",
+    "quiet": "quiet", "quiet_hours": "quiet", "免打扰": "quiet", "免打扰时段": "quiet",
+    "billing_month": "billing_month", "账期": "billing_month", "电费年月": "billing_month",
+    "arrears": "arrears", "欠费金额": "arrears", "欠费": "arrears",
+    "due_date": "due_date", "缴费截止日": "due_date", "交费截止日期": "due_date",
+    "customer_class": "customer_class", "用户类别": "customer_class",
+}
+REQUIRED = {"arrears_reminder": ("account", "billing_month", "arrears", "due_date")}
+_VAR = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,39}$")
+_TIER = re.compile(r"^[A-Za-z0-9_-]{0,20}$")
+_YES = {"1", "y", "yes", "true", "是", "√", "重要", "vip"}
+_NO = {"", "0", "n", "no", "false", "否"}
+
+
+class NumberError(ValueError):
+    pass
+
+
+def normalize_number(raw: str) -> str:
+    """A Chinese mobile or landline number in dialable national form, or NumberError saying why."""
+    text = unicodedata.normalize("NFKC", raw or "").strip()
+    if not text:
+        raise NumberError("phone number is empty")
+    digits = re.sub(r"[\s\-()（）.]", "", text)
+    if digits.startswith("+"):
+        if not digits.startswith("+86"):
+            raise NumberError(f"{raw!r} is not a Chinese number (+86)")
+        digits = digits[3:]
+    elif digits.startswith("0086"):
+        digits = digits[4:]
+    elif digits.startswith("86") and len(digits) == 13 and digits[2] == "1":
+        digits = digits[2:]
+    if not digits.isdigit():
+        raise NumberError(f"{raw!r} contains characters that are not digits")
+    if digits[0] == "1":
+        if len(digits) == 11 and digits[1] in "3456789":
+            return digits
+        raise NumberError(f"{raw!r} is not a valid mobile number (11 digits, 13x-19x)")
+    if digits[0] == "0":
+        code_len = 3 if digits[1] in "12" else 4  # 010, 02x; else 0xxx
+        subscriber = digits[code_len:]
+        if digits[1] == "0" or len(subscriber) not in (7, 8) or subscriber[0] in "01" \
+                or (code_len == 3 and len(subscriber) != 8):
+            raise NumberError(f"{raw!r} is not a valid landline number (area code + 7-8 digits)")
+        return digits
+    if len(digits) in (7, 8):
+        raise NumberError(f"{raw!r} is a landline number without its area code")
+    raise NumberError(f"{raw!r} is not a subscriber phone number")
+
+
+@dataclass(frozen=True, slots=True)
+class RowProblem:
+    row: int
+    reason: str
+    number: str = ""
+
+    def __str__(self) -> str:
+        return f"row {self.row}: {self.reason}"
+
+
+@dataclass(slots=True)
+class ImportReport:
+    accepted: list[ContactIn] = field(default_factory=list)
+    excluded: list[RowProblem] = field(default_factory=list)  # do-not-call / blacklist: left out on purpose
+    errors: list[RowProblem] = field(default_factory=list)
+    rows: int = 0
+
+
+class ImportRejected(Exception):
+    """The list had bad rows and skipping them was not asked for: nothing was imported."""
+
+    error_id = "import_rejected"
+
+    def __init__(self, report: ImportReport, shown: int = 50) -> None:
+        self.report = report
+        lines = [str(p) for p in report.errors[:shown]]
+        if len(report.errors) > shown:
+            lines.append(f"... and {len(report.errors) - shown} more")
+        super().__init__(f"{len(report.errors)} bad row(s), nothing imported:\n" + "\n".join(lines))
+
+
+def decode(data: bytes) -> str:
+    """UTF-8 (with or without BOM) or GB18030, as spreadsheets in China save CSV."""
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        pass
+    try:
+        return data.decode("gb18030")
+    except UnicodeDecodeError:
+        raise ValueError("the file is neither UTF-8 nor GB18030 text") from None
+
+
+def _decimal(value: str, what: str) -> Decimal:
+    try:
+        d = Decimal(value.replace(",", "").replace("元", "").strip())
+    except InvalidOperation:
+        raise ValueError(f"{what} {value!r} is not an amount") from None
+    if not d.is_finite() or d < 0:
+        raise ValueError(f"{what} {value!r} must be a non-negative amount")
+    return d
+
+
+def _contact(fields: Mapping[str, str], kind: str) -> ContactIn:
+    """One row's fields (canonical names) to a contact; ValueError with the reason if bad."""
+    if "__error__" in fields:  # the CSV reader could not split this row
+        raise ValueError(fields["__error__"])
+    number = normalize_number(fields.get("number", ""))
+    for key in REQUIRED.get(kind, ()):
+        if not fields.get(key, "").strip():
+            raise ValueError(f"'{key}' is required for a {kind} campaign")
+    priority_text = fields.get("priority", "").strip()
+    try:
+        priority = int(priority_text) if priority_text else 0
+    except ValueError:
+        raise ValueError(f"priority {priority_text!r} is not a whole number") from None
+    if not 0 <= priority <= 100:
+        raise ValueError(f"priority {priority} is outside 0-100")
+    important = fields.get("important", "").strip().lower()
+    if important in _YES:
+        priority = max(priority, IMPORTANT_PRIORITY)
+    elif important not in _NO:
+        raise ValueError(f"important {fields['important']!r} is not yes/no")
+    tier = fields.get("tier", "").strip()
+    if not _TIER.match(tier):
+        raise ValueError(f"tier {tier!r} may hold only letters, digits, _ and -")
+    quiet = fields.get("quiet", "").strip()
+    parse_ranges(quiet)
+    variables: dict[str, str] = {}
+    for key, value in fields.items():
+        if key in ("number", "name", "account", "area", "priority", "important", "tier", "quiet"):
+            continue
+        value = value.strip()
+        if len(value) > 200:
+            raise ValueError(f"'{key}' is longer than 200 characters")
+        if any(ord(ch) < 32 for ch in value):
+            raise ValueError(f"'{key}' contains control characters")
+        if value:
+            variables[key] = value
+    if "arrears" in variables:
+        variables["arrears"] = str(_decimal(variables["arrears"], "arrears").quantize(Decimal("0.01")))
+    if "due_date" in variables:
+        try:
+            variables["due_date"] = date.fromisoformat(variables["due_date"]).isoformat()
+        except ValueError:
+            raise ValueError(f"due_date {variables['due_date']!r} is not a date (YYYY-MM-DD)") from None
+    classes = ("residential", "business", "居民", "非居民")
+    if variables.get("customer_class", "residential").lower() not in classes:
+        raise ValueError(f"customer_class {variables['customer_class']!r} is not residential or business")
+    name, account, area = (fields.get(k, "").strip() for k in ("name", "account", "area"))
+    for what, value, limit in (("name", name, 100), ("account", account, 40), ("area", area, 60)):
+        if len(value) > limit:
+            raise ValueError(f"{what} is longer than {limit} characters")
+    return ContactIn(number, name, account, area, priority, tier, quiet, variables)
+
+
+def validate_rows(rows: Iterable[tuple[int, Mapping[str, str]]], kind: str, *,
+                  excluded: Mapping[str, str] | None = None, existing: Collection[str] = (),
+                  skip_bad: bool = False) -> ImportReport:
+    """Validate (row number, fields) pairs; raise ImportRejected unless clean or `skip_bad`."""
+    excluded = excluded or {}
+    report = ImportReport()
+    seen: dict[str, int] = {}
+    existing_set = set(existing)
+    for row_no, fields in rows:
+        report.rows += 1
+        if report.rows > MAX_ROWS:
+            report.errors.append(RowProblem(row_no, f"more than {MAX_ROWS} rows; split the file"))
+            break
+        try:
+            contact = _contact(fields, kind)
+        except ValueError as exc:
+            report.errors.append(RowProblem(row_no, str(exc), fields.get("number", "")))
+            continue
+        if contact.number in seen:
+            report.errors.append(RowProblem(row_no, f"duplicate of row {seen[contact.number]} "
+                                                    f"({contact.number})", contact.number))
+            continue
+        seen[contact.number] = row_no
+        if contact.number in existing_set:
+            report.errors.append(RowProblem(row_no, f"{contact.number} is already in this campaign",
+                                            contact.number))
+            continue
+        if contact.number in excluded:
+            why = "blacklisted" if excluded[contact.number] == "blacklist" else "on the do-not-call list"
+            report.excluded.append(RowProblem(row_no, f"{contact.number} is {why}", contact.number))
+            continue
+        report.accepted.append(contact)
+    if report.errors and not skip_bad:
+        raise ImportRejected(report)
+    return report
+
+
+def csv_rows(text: str) -> Iterable[tuple[int, dict[str, str]]]:
+    """(row number, {canonical column: value}) per data row; a malformed row yields its error text."""
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        header = next(reader)
+    except StopIteration:
+        raise ValueError("the file is empty") from None
+    except csv.Error as exc:
+        raise ValueError(f"row 1: unreadable header ({exc})") from None
+    columns: list[str] = []
+    for i, raw in enumerate(header, start=1):
+        name = unicodedata.normalize("NFKC", raw).strip()
+        canon = ALIASES.get(name.lower(), ALIASES.get(name))
+        if canon is None:
+            if not _VAR.match(name):
+                raise ValueError(f"row 1: column {i} header {raw!r} is not a known column or a plain name")
+            canon = name
+        if canon in columns:
+            raise ValueError(f"row 1: column {raw!r} appears twice")
+        columns.append(canon)
+    if "number" not in columns:
+        raise ValueError("row 1: no phone number column (number / 电话 / 号码)")
+    line = reader.line_num
+    while True:
+        start = line + 1
+        try:
+            values = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            if reader.line_num == line:
+                return
+            line = reader.line_num
+            yield start, {"__error__": f"unreadable CSV ({exc})"}
+            continue
+        line = reader.line_num
+        if not values or all(not v.strip() for v in values):
+            continue
+        if len(values) != len(columns):
+            yield start, {"__error__": f"{len(values)} fields, the header has {len(columns)}"}
+            continue
+        yield start, dict(zip(columns, values, strict=True))
+
+
+def parse_csv(data: bytes | str, kind: str, *, excluded: Mapping[str, str] | None = None,
+              existing: Collection[str] = (), skip_bad: bool = False) -> ImportReport:
+    """Validate a whole CSV file. Raises ImportRejected (bad rows) or ValueError (unreadable file)."""
+    text = decode(data) if isinstance(data, bytes) else data
+    if "\x00" in text:
+        raise ValueError("the file contains NUL bytes: not a CSV text file")
+    return validate_rows(csv_rows(text), kind, excluded=excluded, existing=existing,
+                         skip_bad=skip_bad)
+
+
+# --- targets from the customer tables ------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerTarget:
+    """What outbound needs to know about a customer (the IVR's customer data provides it)."""
+
+    account: str
+    name: str
+    phone: str
+    area: str = ""
+    important: bool = False
+    tier: str = ""
+    customer_class: str = "residential"
+    billing_month: str = ""
+    arrears: Decimal | None = None
+    due_date: date | None = None
+
+
+class CustomerSource(Protocol):
+    """The small interface outbound depends on; the customer/outage tables implement it."""
+
+    async def customers_in_areas(self, areas: Sequence[str]) -> Sequence[CustomerTarget]: ...
+
+    async def customers_in_arrears(self, min_amount: Decimal, as_of: date) -> Sequence[CustomerTarget]: ...
+
+
+def targets_to_contacts(targets: Sequence[CustomerTarget], kind: str, *,
+                        excluded: Mapping[str, str] | None = None, existing: Collection[str] = (),
+                        skip_bad: bool = True) -> ImportReport:
+    """Customer records through the same validation as a CSV; 'row' is the record's position (1-based)."""
+    def rows() -> Iterable[tuple[int, Mapping[str, str]]]:
+        for i, t in enumerate(targets, start=1):
+            fields = {"number": t.phone, "name": t.name, "account": t.account, "area": t.area,
+                      "important": "yes" if t.important else "no", "tier": t.tier}
+            if kind == "arrears_reminder":
+                fields.update(billing_month=t.billing_month, customer_class=t.customer_class,
+                              arrears="" if t.arrears is None else str(t.arrears),
+                              due_date="" if t.due_date is None else t.due_date.isoformat())
+            yield i, fields
+
+    return validate_rows(rows(), kind, excluded=excluded, existing=existing, skip_bad=skip_bad)
