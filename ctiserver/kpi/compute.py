@@ -1,0 +1,475 @@
+"""SQL over the event log: per-call, per-leg and per-agent facts, summed per local half hour.
+
+Why half hours: every grouping a manager asks for (hour, day, week, month, time
+band) is a union of local half hours, and every figure a KPI needs is a count or
+a sum, so the database does the heavy work once per half hour and dimension and
+Python only adds up rows (report.py). Durations are summed as integer
+milliseconds, so SQLite and PostgreSQL give bit-identical totals.
+
+Attribution: call facts belong to the half hour the call arrived in (its first
+event), even if it is answered after midnight; agent-leg events (offer, answer,
+RONA, transfer, complete) to the half hour they happened in; agent state time
+is split across the half hours it spans.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import BigInteger, Float, and_, case, cast, func, literal, or_, select, union_all
+from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql.expression import ColumnElement
+
+from ..events import Kind
+from ..store.schema import events
+from .config import KpiConfig
+from .sqlfuncs import PAD, PaddedMs, floor_div, json_num, json_str, json_true, round_ms
+
+HALF_HOUR = 1800
+HALF_HOUR_MS = HALF_HOUR * 1000
+EPS = 1e-6  # float timestamps: "answered within 20 s" tolerates 1 µs of representation error
+
+CALL_DIMS = ("queue", "tier", "agent")
+LEG_DIMS = ("queue", "tier", "agent")
+AGENT_DIMS = ("agent",)
+DISPOSITION_DIMS = ("queue", "tier", "agent")
+WORKORDER_DIMS = ("agent",)
+
+CALL_KINDS = (
+    Kind.CALL_NEW, Kind.IVR_START, Kind.IVR_END, Kind.ACD_ENQUEUE, Kind.ACD_OFFER, Kind.ACD_ANSWER,
+    Kind.ACD_RONA, Kind.ACD_ABANDON, Kind.ACD_OVERFLOW, Kind.ACD_BLOCKED, Kind.ACD_TRANSFER,
+    Kind.ACD_COMPLETE, Kind.ACD_CALLBACK, Kind.DISPOSITION, Kind.OUT_ATTEMPT,
+)
+LEG_KINDS = (Kind.ACD_OFFER, Kind.ACD_ANSWER, Kind.ACD_RONA, Kind.ACD_TRANSFER, Kind.ACD_COMPLETE)
+TIMEOUT_REASONS = ("timeout", "max_wait")
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """The report range (epoch seconds, UTC) and the zone's offsets over it."""
+
+    start: float
+    end: float
+    now: float
+    zone: ZoneInfo
+    transitions: tuple[tuple[float, int], ...]  # (from_epoch, offset_s), ascending; first from -inf
+
+    @classmethod
+    def build(cls, start: float, end: float, now: float, zone: ZoneInfo, margin_s: float) -> Window:
+        return cls(start, end, now, zone, zone_offsets(zone, start - margin_s, end + margin_s))
+
+    def offset_at(self, ts: float) -> int:
+        off = self.transitions[0][1]
+        for since, o in self.transitions:
+            if ts >= since:
+                off = o
+        return off
+
+
+def zone_offsets(zone: ZoneInfo, lo: float, hi: float) -> tuple[tuple[float, int], ...]:
+    """UTC offsets of `zone` between lo and hi, with each change located to the second."""
+
+    def off(t: float) -> int:
+        u = datetime.fromtimestamp(t, UTC).astimezone(zone).utcoffset()
+        return int(u.total_seconds()) if u is not None else 0
+
+    out: list[tuple[float, int]] = [(-math.inf, off(lo))]
+    step = 3600.0
+    t = lo
+    while t < hi:
+        nxt = min(t + step, hi)
+        if off(nxt) != out[-1][1]:
+            a, b = t, nxt  # off(a) == previous, off(b) == new
+            while b - a > 1.0:
+                mid = (a + b) / 2
+                if off(mid) == out[-1][1]:
+                    a = mid
+                else:
+                    b = mid
+            out.append((float(math.ceil(b)), off(nxt)))
+        t = nxt
+    return tuple(out)
+
+
+def local_seconds(ts: ColumnElement[Any] | Any, win: Window) -> ColumnElement[Any]:
+    """Epoch seconds shifted to local wall-clock seconds (an SQL CASE over the zone's changes)."""
+    if len(win.transitions) == 1:
+        return ts + win.transitions[0][1]
+    pairs = zip(win.transitions[1:], win.transitions[:-1], strict=True)
+    whens = [(ts < since, prev) for (since, _o), (_s, prev) in pairs]
+    return ts + case(*whens, else_=win.transitions[-1][1])
+
+
+def half_hour_of(ts: Any, win: Window) -> ColumnElement[int]:
+    return floor_div(local_seconds(ts, win), HALF_HOUR)
+
+
+def _cnt(cond: ColumnElement[bool]) -> ColumnElement[Any]:
+    return func.sum(case((cond, 1), else_=0))
+
+
+def _sum(cond: ColumnElement[bool], value: Any) -> ColumnElement[Any]:
+    return func.sum(case((cond, value), else_=0))
+
+
+def _num(v: Any) -> int | float | None:
+    if v is None:
+        return None
+    if isinstance(v, Decimal):
+        return int(v) if v == v.to_integral_value() else float(v)
+    if isinstance(v, bool):
+        return int(v)
+    return v
+
+
+def _dim_cols(mapping: Mapping[str, ColumnElement[Any]], dims: Sequence[str]) -> list[ColumnElement[Any]]:
+    return [mapping[d].label(f"d_{d}") for d in dims]
+
+
+@dataclass(slots=True)
+class Facts:
+    """Summed facts per (half hour, dims...) for each family; rows are plain dicts."""
+
+    calls: list[dict[str, Any]] = field(default_factory=list)
+    legs: list[dict[str, Any]] = field(default_factory=list)
+    agent_time: list[dict[str, Any]] = field(default_factory=list)
+    dispositions: list[dict[str, Any]] = field(default_factory=list)
+    workorders: list[dict[str, Any]] = field(default_factory=list)
+    outbound: list[dict[str, Any]] = field(default_factory=list)
+    survey: list[dict[str, Any]] = field(default_factory=list)
+
+
+async def fetch_facts(conn: AsyncConnection, cfg: KpiConfig, win: Window, dims: Sequence[str]) -> Facts:
+    """Run every family's query; `dims` are the entity dimensions asked for (queue/tier/agent)."""
+    facts = Facts()
+    facts.calls = await _rows(conn, call_query(cfg, win, [d for d in dims if d in CALL_DIMS]))
+    facts.legs = await _rows(conn, leg_query(win, [d for d in dims if d in LEG_DIMS]))
+    facts.agent_time = await _rows(conn, agent_time_query(cfg, win, [d for d in dims if d in AGENT_DIMS]))
+    facts.dispositions = await _rows(conn, disposition_query(win, [d for d in dims if d in DISPOSITION_DIMS]))
+    facts.workorders = await _rows(conn, workorder_query(cfg, win, [d for d in dims if d in WORKORDER_DIMS]))
+    facts.outbound = await _rows(conn, outbound_query(cfg, win))
+    facts.survey = await _rows(conn, survey_query(win))
+    return facts
+
+
+async def _rows(conn: AsyncConnection, stmt: Any) -> list[dict[str, Any]]:
+    result = await conn.execute(stmt)
+    return [{k: _num(v) for k, v in row._mapping.items()} for row in result]
+
+
+def call_query(cfg: KpiConfig, win: Window, dims: Sequence[str]) -> Any:
+    """One row per (half hour, dims) with sums of per-call facts (see docs/kpis.md, "Per-call facts")."""
+    e = events.c
+    k = e.kind
+    sl = cfg.service_level
+    lookback = cfg.window.max_call_s
+    lookahead = max(cfg.window.max_call_s, cfg.fcr.window_h * 3600.0)
+
+    def first_ts(kind: str) -> ColumnElement[Any]:
+        return func.min(case((k == kind, e.ts)))
+
+    def first_value(kind: str, value: ColumnElement[Any]) -> ColumnElement[Any]:
+        return func.min(case((k == kind, PaddedMs(e.ts) + func.coalesce(value, ""))))
+
+    per_call = (
+        select(
+            e.call_id.label("call_id"),
+            func.min(e.ts).label("t0"),
+            func.max(case((or_(k == Kind.OUT_ATTEMPT,
+                                and_(k == Kind.CALL_NEW, json_str(e.data, "direction") == "outbound")), 1),
+                          else_=0)).label("is_out"),
+            func.max(case((k == Kind.IVR_START, 1), else_=0)).label("ivr"),
+            func.max(case((and_(k == Kind.IVR_END, json_str(e.data, "outcome") == "self_service"), 1),
+                          else_=0)).label("ivr_self"),
+            func.max(case((and_(k == Kind.IVR_END, json_str(e.data, "outcome") == "agent"), 1),
+                          else_=0)).label("ivr_agent"),
+            first_ts(Kind.ACD_ENQUEUE).label("t_enq"),
+            first_ts(Kind.ACD_ANSWER).label("t_ans"),
+            first_ts(Kind.ACD_ABANDON).label("t_ab"),
+            first_ts(Kind.ACD_OVERFLOW).label("t_ovf"),
+            first_ts(Kind.ACD_CALLBACK).label("t_cb"),
+            first_ts(Kind.ACD_BLOCKED).label("t_blk"),
+            func.max(case((and_(k == Kind.ACD_OVERFLOW, json_str(e.data, "reason").in_(TIMEOUT_REASONS)), 1),
+                          else_=0)).label("ovf_timeout"),
+            _cnt(k == Kind.ACD_OFFER).label("offers"),
+            _cnt(k == Kind.ACD_RONA).label("ronas"),
+            func.max(case((k == Kind.ACD_TRANSFER, 1), else_=0)).label("transferred"),
+            func.max(case((k == Kind.DISPOSITION, 1), else_=0)).label("disposed"),
+            func.max(case((and_(k == Kind.DISPOSITION, json_true(e.data, "resolved")), 1),
+                          else_=0)).label("resolved"),
+            func.max(case((k == Kind.CALL_NEW, json_str(e.data, "caller_num")))).label("caller1"),
+            func.max(case((k == Kind.ACD_ENQUEUE, json_str(e.data, "caller")))).label("caller2"),
+            func.max(case((k == Kind.IVR_START, json_str(e.data, "caller")))).label("caller3"),
+            first_value(Kind.ACD_ENQUEUE, e.queue).label("first_queue"),
+            first_value(Kind.ACD_ENQUEUE, e.tier).label("first_tier"),
+            first_value(Kind.ACD_ANSWER, e.agent_id).label("first_agent"),
+            func.max(e.queue).label("any_queue"),
+            func.max(e.tier).label("any_tier"),
+        )
+        .where(e.ts >= win.start - lookback, e.ts < win.end + lookahead, k.in_(CALL_KINDS),
+               e.call_id.is_not(None))
+        .group_by(e.call_id)
+    ).cte("per_call")
+    c = per_call.c
+
+    def stripped(col: ColumnElement[Any]) -> ColumnElement[Any]:
+        return func.nullif(func.substr(col, PAD + 1), "")
+
+    caller = func.coalesce(func.nullif(c.caller1, ""), func.nullif(c.caller2, ""), func.nullif(c.caller3, ""))
+    facts = (
+        select(
+            c.call_id, c.t0, c.ivr, c.ivr_self, c.ivr_agent, c.t_enq, c.t_ans, c.t_ab, c.t_ovf, c.t_cb,
+            c.t_blk, c.ovf_timeout, c.offers, c.ronas, c.transferred, c.disposed, c.resolved,
+            caller.label("caller"),
+            func.coalesce(stripped(c.first_queue), c.any_queue).label("queue"),
+            func.coalesce(stripped(c.first_tier), c.any_tier).label("tier"),
+            stripped(c.first_agent).label("agent"),
+            func.lead(c.t0).over(partition_by=caller, order_by=(c.t0, c.call_id)).label("next_t0"),
+        )
+        .where(c.is_out == 0)
+    ).cte("call_facts")
+    f = facts.c
+
+    q0 = func.coalesce(f.t_enq, f.t0)  # when the caller started waiting for an agent
+    in_acd = or_(f.t_enq.is_not(None), f.t_ans.is_not(None), f.t_ab.is_not(None), f.t_ovf.is_not(None),
+                 f.t_cb.is_not(None))
+    wanted = or_(in_acd, f.t_blk.is_not(None), f.ivr_agent == 1)
+    answered = f.t_ans.is_not(None)
+    wait = f.t_ans - q0
+    abandoned = and_(f.t_ans.is_(None), f.t_ab.is_not(None))
+    ab_wait = f.t_ab - q0
+    short_ab = and_(abandoned, ab_wait < sl.short_abandon_s - EPS)
+    callback = and_(f.t_ans.is_(None), f.t_ab.is_(None), f.t_cb.is_not(None))
+    overflow_lost = and_(f.t_ans.is_(None), f.t_ab.is_(None), f.t_cb.is_(None), f.t_ovf.is_not(None))
+    blocked = and_(f.t_blk.is_not(None), f.t_ans.is_(None))
+    lost = and_(wanted, f.t_ans.is_(None), or_(f.t_cb.is_(None), f.t_ab.is_not(None)))
+    exit_ts = case(
+        (f.t_ans.is_not(None), f.t_ans), (f.t_ab.is_not(None), f.t_ab),
+        (f.t_ovf.is_not(None), f.t_ovf), else_=f.t_cb)
+    tier_whens = [(f.tier == name, t.threshold_s) for name, t in sorted(cfg.tier_targets.tiers.items())]
+    tier_threshold: Any = (case(*tier_whens, else_=cfg.tier_targets.default.threshold_s)
+                           if tier_whens else literal(cfg.tier_targets.default.threshold_s))
+    repeat = and_(f.caller.is_not(None), f.next_t0.is_not(None),
+                  f.next_t0 - f.t0 <= cfg.fcr.window_h * 3600.0 + EPS)
+    dim_map = {"queue": f.queue, "tier": f.tier, "agent": f.agent}
+    hh = half_hour_of(f.t0, win).label("hh")
+    cols = [
+        hh, *_dim_cols(dim_map, dims),
+        func.count().label("offered"),
+        _cnt(f.ivr == 1).label("ivr"),
+        _cnt(and_(f.ivr_self == 1, f.ivr_agent == 0, f.t_blk.is_(None), ~in_acd)).label("ivr_contained"),
+        _cnt(wanted).label("wanted"),
+        _cnt(in_acd).label("queued"),
+        _cnt(blocked).label("blocked"),
+        _cnt(answered).label("answered"),
+        _sum(answered, round_ms(wait)).label("wait_ms"),
+        _cnt(and_(answered, wait <= sl.threshold_s + EPS)).label("within_sl"),
+        _cnt(and_(answered, wait <= tier_threshold + EPS)).label("within_tier"),
+        _cnt(abandoned).label("abandoned"),
+        _cnt(short_ab).label("short_abandoned"),
+        _sum(abandoned, round_ms(ab_wait)).label("abandon_ms"),
+        _sum(short_ab, round_ms(ab_wait)).label("short_abandon_ms"),
+        _cnt(and_(abandoned, f.offers > f.ronas)).label("abandoned_ringing"),
+        _cnt(callback).label("callbacks"),
+        _cnt(and_(abandoned, f.t_cb.is_not(None))).label("abandon_callbacks"),
+        _cnt(overflow_lost).label("overflowed"),
+        _cnt(and_(overflow_lost, f.ovf_timeout == 1)).label("timed_out"),
+        _cnt(lost).label("lost"),
+        _cnt(and_(in_acd, exit_ts.is_not(None))).label("queue_exits"),
+        _sum(and_(in_acd, exit_ts.is_not(None)), round_ms(exit_ts - q0)).label("queue_ms"),
+        _cnt(and_(answered, f.transferred == 1)).label("transferred"),
+        _cnt(and_(answered, f.caller.is_not(None))).label("fcr_repeat_base"),
+        _cnt(and_(answered, f.caller.is_not(None), ~repeat)).label("fcr_no_repeat"),
+        _cnt(and_(answered, f.disposed == 1)).label("fcr_disp_base"),
+        _cnt(and_(answered, f.resolved == 1)).label("fcr_resolved"),
+        _cnt(and_(answered, f.caller.is_not(None), f.disposed == 1)).label("fcr_both_base"),
+        _cnt(and_(answered, f.caller.is_not(None), f.resolved == 1, ~repeat)).label("fcr_both"),
+    ]
+    group = [hh, *(dim_map[d] for d in dims)]
+    return (select(*cols).where(f.t0 >= win.start, f.t0 < win.end).group_by(*group))
+
+
+def leg_query(win: Window, dims: Sequence[str]) -> Any:
+    """Agent-leg events summed per half hour they happened in."""
+    e = events.c
+    k = e.kind
+    ring = json_num(e.data, "ring_s")
+    talk = json_num(e.data, "talk_s")
+    hold = json_num(e.data, "hold_s")
+    dim_map = {"queue": e.queue, "tier": e.tier, "agent": e.agent_id}
+    hh = half_hour_of(e.ts, win).label("hh")
+    cols = [
+        hh, *_dim_cols(dim_map, dims),
+        _cnt(k == Kind.ACD_OFFER).label("offers"),
+        _cnt(k == Kind.ACD_ANSWER).label("answers"),
+        _cnt(k == Kind.ACD_RONA).label("ronas"),
+        _cnt(k == Kind.ACD_TRANSFER).label("transfers"),
+        _cnt(k == Kind.ACD_COMPLETE).label("handled"),
+        _cnt(and_(k == Kind.ACD_COMPLETE, talk.is_not(None))).label("talk_n"),
+        _sum(and_(k == Kind.ACD_COMPLETE, talk.is_not(None)), round_ms(talk)).label("talk_ms"),
+        _cnt(and_(k == Kind.ACD_COMPLETE, hold.is_not(None))).label("hold_n"),
+        _sum(and_(k == Kind.ACD_COMPLETE, hold.is_not(None)), round_ms(hold)).label("hold_ms"),
+        _cnt(and_(k == Kind.ACD_ANSWER, ring.is_not(None))).label("ring_n"),
+        _sum(and_(k == Kind.ACD_ANSWER, ring.is_not(None)), round_ms(ring)).label("ring_ms"),
+    ]
+    return (select(*cols)
+            .where(e.ts >= win.start, e.ts < win.end, k.in_(LEG_KINDS))
+            .group_by(hh, *(dim_map[d] for d in dims)))
+
+
+def agent_time_query(cfg: KpiConfig, win: Window, dims: Sequence[str]) -> Any:
+    """Milliseconds per (half hour, [agent], state), splitting each state interval at half-hour edges.
+
+    A state lasts from its agent.state event to the agent's next one (LEAD), clipped
+    to the report range and to `now` for the state still in force.
+    """
+    e = events.c
+    cap = min(win.end, win.now)
+    lookback = cfg.window.agent_lookback_s
+    st = (
+        select(
+            e.agent_id.label("agent"),
+            e.ts.label("ts"),
+            json_str(e.data, "state").label("state"),
+            func.lead(e.ts).over(partition_by=e.agent_id, order_by=(e.ts, e.id)).label("t_next"),
+        )
+        .where(e.kind == Kind.AGENT_STATE, e.ts >= win.start - lookback, e.ts < cap,
+               e.agent_id.is_not(None))
+    ).subquery("st")
+    s_clip = case((st.c.ts < win.start, win.start), else_=st.c.ts)
+    e_clip = case((or_(st.c.t_next.is_(None), st.c.t_next > cap), cap), else_=st.c.t_next)
+    iv0 = (
+        select(st.c.agent, st.c.state, s_clip.label("s"), e_clip.label("e"))
+        .where(e_clip > s_clip)
+    ).subquery("iv0")
+    ls = round_ms(local_seconds(iv0.c.s, win))
+    iv = (
+        select(iv0.c.agent, iv0.c.state, ls.label("ls"), (ls + round_ms(iv0.c.e - iv0.c.s)).label("le"))
+    ).subquery("iv")
+    b0 = floor_div(iv.c.ls, HALF_HOUR_MS)
+    b1 = floor_div(iv.c.le - 1, HALF_HOUR_MS)
+    dim_map = {"agent": iv.c.agent}
+    short = (
+        select(b0.label("hh"), *_dim_cols(dim_map, dims), iv.c.state.label("state"),
+               (iv.c.le - iv.c.ls).label("ms"))
+        .where(b0 == b1)
+    )
+    lo_b = math.floor((win.start + min(o for _t, o in win.transitions)) / HALF_HOUR)
+    hi_b = math.floor((cap + max(o for _t, o in win.transitions)) / HALF_HOUR) + 1
+    nums = select(cast(literal(lo_b), BigInteger).label("n")).cte("nums", recursive=True)
+    nums = nums.union_all(select((nums.c.n + 1).label("n")).where(nums.c.n < hi_b))
+    slot_lo = nums.c.n * cast(literal(HALF_HOUR_MS), BigInteger)
+    slot_hi = (nums.c.n + 1) * cast(literal(HALF_HOUR_MS), BigInteger)
+    piece = (case((iv.c.le < slot_hi, iv.c.le), else_=slot_hi)
+             - case((iv.c.ls > slot_lo, iv.c.ls), else_=slot_lo))
+    long = (
+        select(nums.c.n.label("hh"), *_dim_cols(dim_map, dims), iv.c.state.label("state"), piece.label("ms"))
+        .select_from(iv.join(nums, and_(nums.c.n >= b0, nums.c.n <= b1)))
+        .where(b0 < b1)
+    )
+    pieces = union_all(short, long).subquery("pieces")
+    p = pieces.c
+    return (select(p.hh, *(p[f"d_{d}"] for d in dims), p.state, func.sum(p.ms).label("ms"))
+            .group_by(p.hh, *(p[f"d_{d}"] for d in dims), p.state))
+
+
+def disposition_query(win: Window, dims: Sequence[str]) -> Any:
+    e = events.c
+    dim_map = {"queue": e.queue, "tier": e.tier, "agent": e.agent_id}
+    category = func.coalesce(json_str(e.data, "category"), "(none)")
+    hh = half_hour_of(e.ts, win).label("hh")
+    return (select(hh, *_dim_cols(dim_map, dims), category.label("category"), func.count().label("n"),
+                   _cnt(json_true(e.data, "resolved")).label("resolved"))
+            .where(e.kind == Kind.DISPOSITION, e.ts >= win.start, e.ts < win.end)
+            .group_by(hh, *(dim_map[d] for d in dims), category))
+
+
+def workorder_query(cfg: KpiConfig, win: Window, dims: Sequence[str]) -> Any:
+    """Work orders opened in the range; closed on time = closed within due_h[category] of opening."""
+    e = events.c
+    wo = cfg.workorders
+    action = json_str(e.data, "action")
+    max_due = max(wo.due_h.values()) * 3600.0
+    per = (
+        select(
+            json_str(e.data, "id").label("wid"),
+            func.min(case((action.in_(wo.open_actions), e.ts))).label("t_open"),
+            func.min(case((action.in_(wo.closed_actions), e.ts))).label("t_close"),
+            func.max(case((action.in_(wo.open_actions), json_str(e.data, "category")))).label("category"),
+            func.max(case((action.in_(wo.open_actions), e.agent_id))).label("agent"),
+        )
+        .where(e.kind == Kind.WORKORDER, e.ts >= win.start, e.ts < win.end + max_due,
+               json_str(e.data, "id").is_not(None))
+        .group_by(json_str(e.data, "id"))
+    ).subquery("wo")
+    w = per.c
+    whens = [(w.category == cat, h * 3600.0) for cat, h in sorted(wo.due_h.items()) if cat != "default"]
+    default_due = wo.due_h["default"] * 3600.0
+    due: Any = case(*whens, else_=default_due) if whens else literal(default_due)
+    dim_map = {"agent": w.agent}
+    hh = half_hour_of(w.t_open, win).label("hh")
+    closed = w.t_close.is_not(None)
+    return (select(hh, *_dim_cols(dim_map, dims), func.count().label("opened"),
+                   _cnt(closed).label("closed"),
+                   _cnt(and_(closed, w.t_close - w.t_open <= due + EPS)).label("closed_on_time"))
+            .where(w.t_open >= win.start, w.t_open < win.end)
+            .group_by(hh, *(dim_map[d] for d in dims)))
+
+
+def outbound_query(cfg: KpiConfig, win: Window) -> Any:
+    """Per campaign contact: first attempt (attributes the contact), attempts, reached, confirmed."""
+    e = events.c
+    k = e.kind
+    ob = cfg.outbound
+    outcome = json_str(e.data, "outcome")
+    campaign = json_str(e.data, "campaign")
+    contact = json_str(e.data, "contact")
+    is_result = k == Kind.OUT_RESULT
+    per = (
+        select(
+            campaign.label("campaign"),
+            contact.label("contact"),
+            func.min(case((k == Kind.OUT_ATTEMPT, e.ts))).label("t_first"),
+            _cnt(k == Kind.OUT_ATTEMPT).label("attempts"),
+            _cnt(is_result).label("results"),
+            _cnt(and_(is_result, outcome.in_(ob.reached_outcomes))).label("reached_attempts"),
+            _cnt(and_(is_result, outcome.in_(ob.machine_outcomes))).label("machine"),
+            func.max(case((and_(is_result, outcome.in_(ob.reached_outcomes)), 1), else_=0)).label("reached"),
+            func.max(case((and_(is_result, outcome.in_(ob.confirmed_outcomes)), 1),
+                          else_=0)).label("confirmed"),
+        )
+        .where(k.in_((Kind.OUT_ATTEMPT, Kind.OUT_RESULT)), e.ts >= win.start,
+               e.ts < win.end + cfg.window.max_call_s, campaign.is_not(None), contact.is_not(None))
+        .group_by(campaign, contact)
+    ).subquery("per_contact")
+    p = per.c
+    hh = half_hour_of(p.t_first, win).label("hh")
+    return (select(hh, p.campaign.label("d_campaign"), func.count().label("contacts"),
+                   func.sum(p.attempts).label("attempts"), func.sum(p.results).label("results"),
+                   func.sum(p.reached_attempts).label("reached_attempts"),
+                   func.sum(p.machine).label("machine"),
+                   func.sum(p.reached).label("reached"), func.sum(p.confirmed).label("confirmed"))
+            .where(p.t_first >= win.start, p.t_first < win.end)
+            .group_by(hh, p.campaign))
+
+
+def survey_query(win: Window) -> Any:
+    e = events.c
+    rating = json_num(e.data, "rating")
+    campaign = func.coalesce(json_str(e.data, "campaign"), "")
+    hh = half_hour_of(e.ts, win).label("hh")
+    return (select(hh, campaign.label("d_campaign"), cast(rating, Float).label("rating"),
+                   func.count().label("n"))
+            .where(e.kind == Kind.SURVEY_RATING, e.ts >= win.start, e.ts < win.end)
+            .group_by(hh, campaign, rating))
+
+
+def hh_start(hh: int) -> datetime:
+    """Local wall-clock start of half-hour number `hh` (naive datetime)."""
+    return datetime(1970, 1, 1) + timedelta(seconds=hh * HALF_HOUR)

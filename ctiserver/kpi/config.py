@@ -1,0 +1,170 @@
+"""`config/kpi.yaml`: service-level rules, time bands, per-tier and rulebook targets.
+
+Everything a manager may argue about (the 20 s threshold, whether a 5 s abandon
+counts, the FCR window, which outbound outcomes mean "reached") is config, so
+the definitions in docs/kpis.md stay true when the numbers change.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import Field, field_validator, model_validator
+
+from ..configfile import ConfigError, Strict, load_data, load_model
+from .bands import BandSpan, parse_hhmm, slot_table
+
+Ratio = Annotated[float, Field(ge=0.0, le=1.0)]
+Seconds = Annotated[float, Field(ge=0.0, le=86400.0)]
+
+
+class ServiceLevelRule(Strict):
+    threshold_s: Seconds = 20.0  # answered within this many seconds of entering the queue
+    target: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.80
+    short_abandon_s: Seconds = 5.0  # an abandon in less than this is a "short abandon"
+    exclude_short_abandons: bool = True  # drop short abandons from SL and abandon-rate denominators
+
+
+class TierTarget(Strict):
+    threshold_s: Seconds = 20.0
+    target: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.85
+
+
+class TierTargets(Strict):
+    default: TierTarget = Field(default_factory=TierTarget)
+    tiers: dict[str, TierTarget] = Field(
+        default_factory=lambda: {"vip": TierTarget(threshold_s=20.0, target=0.90)})
+
+    def for_tier(self, tier: str | None) -> TierTarget:
+        return self.tiers.get(tier or "", self.default)
+
+
+class Band(Strict):
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,20}$")]
+    start: str
+    end: str
+
+    @field_validator("start", "end")
+    @classmethod
+    def _hhmm(cls, v: str) -> str:
+        parse_hhmm(v)
+        return v
+
+    def span(self) -> BandSpan:
+        return BandSpan(self.name, parse_hhmm(self.start), parse_hhmm(self.end))
+
+
+def _default_bands() -> list[Band]:
+    return [
+        Band(name="flat", start="08:00", end="09:00"),
+        Band(name="peak", start="09:00", end="12:00"),
+        Band(name="flat", start="12:00", end="15:00"),
+        Band(name="peak", start="15:00", end="19:00"),
+        Band(name="flat", start="19:00", end="22:00"),
+        Band(name="valley", start="22:00", end="08:00"),  # crosses midnight
+    ]
+
+
+class Fcr(Strict):
+    window_h: Annotated[float, Field(gt=0.0, le=24.0 * 31)] = 24.0
+    # repeat: no call from the same number within the window; disposition: the agent marked it
+    # resolved; both: both must hold.
+    method: Literal["repeat", "disposition", "both"] = "repeat"
+
+
+class Targets(Strict):
+    """Rulebook and industry targets shown against actuals (provincial 95598 rulebook, Jon Anton)."""
+
+    acw_s_max: float = 60.0
+    ring_s_max: float = 12.0
+    talk_s_max: float = 150.0
+    transfer_rate_max: Ratio = 0.03
+    asa_s_max: float = 20.0
+    abandon_rate_max: Ratio = 0.05
+    occupancy_min: Ratio = 0.90
+    fcr_min: Ratio = 0.85
+    workorder_on_time_min: Ratio = 0.99
+
+
+class Outbound(Strict):
+    reached_outcomes: list[str] = Field(
+        default_factory=lambda: ["answered", "confirmed", "declined", "agent", "transferred"])
+    confirmed_outcomes: list[str] = Field(default_factory=lambda: ["confirmed"])
+    machine_outcomes: list[str] = Field(default_factory=lambda: ["machine"])
+
+
+class Workorders(Strict):
+    open_actions: list[str] = Field(default_factory=lambda: ["open"])
+    closed_actions: list[str] = Field(default_factory=lambda: ["closed"])
+    due_h: dict[str, Annotated[float, Field(gt=0.0)]] = Field(default_factory=lambda: {"default": 24.0})
+
+    @field_validator("due_h")
+    @classmethod
+    def _has_default(cls, v: dict[str, float]) -> dict[str, float]:
+        if "default" not in v:
+            raise ValueError("due_h needs a 'default' entry")
+        return v
+
+
+class DataWindow(Strict):
+    """How far outside the report range to read events that belong to calls inside it."""
+
+    max_call_s: Annotated[float, Field(gt=0.0, le=7 * 86400.0)] = 14400.0
+    agent_lookback_s: Annotated[float, Field(gt=0.0, le=31 * 86400.0)] = 86400.0
+
+
+class KpiConfig(Strict):
+    timezone: str = "Asia/Shanghai"
+    service_level: ServiceLevelRule = Field(default_factory=ServiceLevelRule)
+    tier_targets: TierTargets = Field(default_factory=TierTargets)
+    bands: list[Band] = Field(default_factory=_default_bands)
+    fcr: Fcr = Field(default_factory=Fcr)
+    targets: Targets = Field(default_factory=Targets)
+    outbound: Outbound = Field(default_factory=Outbound)
+    workorders: Workorders = Field(default_factory=Workorders)
+    window: DataWindow = Field(default_factory=DataWindow)
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, v: str) -> str:
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {v!r}") from None
+        return v
+
+    @model_validator(mode="after")
+    def _bands(self) -> KpiConfig:
+        slot_table([b.span() for b in self.bands])
+        return self
+
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    def band_table(self) -> list[str]:
+        return slot_table([b.span() for b in self.bands])
+
+
+def load_kpi_config(config_dir: str | Path) -> KpiConfig:
+    """Read `kpi.yaml` from `config_dir` (defaults when absent); timezone falls back to ctiserver.yaml."""
+    config_dir = Path(config_dir)
+    path = config_dir / "kpi.yaml"
+    if not path.exists():
+        cfg = KpiConfig()
+        data: object = {}
+    else:
+        cfg = load_model(path, KpiConfig, default_empty=True)
+        data, _root = load_data(path)
+    if not (isinstance(data, dict) and "timezone" in data):
+        server_path = config_dir / "ctiserver.yaml"
+        if server_path.exists():
+            from ..config import load_server_config
+
+            try:
+                tz = load_server_config(config_dir).timezone
+            except ConfigError:
+                tz = cfg.timezone  # ctiserver.yaml's own check reports its problems
+            cfg = cfg.model_copy(update={"timezone": tz})
+    return cfg
