@@ -432,6 +432,8 @@ class AmiClient:
         if msg.is_response:
             log.debug("AMI %s: response for unknown ActionID %r dropped", self.server.name, aid)
             return
+        if not msg.is_event:
+            return  # the framer only yields Event/Response frames; nothing else is ours to pass on
         name = msg.event
         if name == "FullyBooted":
             self._boot_msg = msg

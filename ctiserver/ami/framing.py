@@ -34,8 +34,9 @@ _LEGACY_BODY_END = "--END COMMAND--"
 class AmiFramer:
     """Feed it what the socket gives; it returns every frame completed so far, in order."""
 
-    def __init__(self, max_frame: int = MAX_FRAME) -> None:
+    def __init__(self, max_frame: int = MAX_FRAME, kinds: tuple[str, ...] = ("Event", "Response")) -> None:
         self.max_frame = max_frame
+        self.kinds = kinds  # a frame needs one of these headers (a fake server asks for "Action")
         self.version: str | None = None
         self.frames = 0  # frames returned
         self.dropped = 0  # frames dropped (oversize or no usable header)
@@ -130,10 +131,11 @@ class AmiFramer:
             log.warning("AMI frame is not valid UTF-8 (%s at byte %d); bad bytes replaced",
                         exc.reason, exc.start)
             text = raw.decode("utf-8", "replace")
-        return parse_frame(text, self)
+        return parse_frame(text, self, self.kinds)
 
 
-def parse_frame(text: str, stats: AmiFramer | None = None) -> AmiMessage | None:
+def parse_frame(text: str, stats: AmiFramer | None = None,
+                kinds: tuple[str, ...] = ("Event", "Response")) -> AmiMessage | None:
     """One frame's text (without the blank line) to a message; None if nothing usable."""
     lines = [line.rstrip("\r") for line in text.split("\n")]
     while lines and not lines[0].strip():
@@ -154,9 +156,10 @@ def parse_frame(text: str, stats: AmiFramer | None = None) -> AmiMessage | None:
             if stats is not None:
                 stats.bad_lines += 1
             log.warning("AMI line without 'Key: value' skipped: %r", line[:80])
-    if not items or not any(k.lower() in ("event", "response") for k, _ in items):
+    wanted = {k.lower() for k in kinds}
+    if not items or not any(k.lower() in wanted for k, _ in items):
         if stats is not None:
             stats.dropped += 1
-        log.warning("AMI frame without Event/Response header dropped (%d lines)", len(lines))
+        log.warning("AMI frame without %s header dropped (%d lines)", "/".join(kinds), len(lines))
         return None
     return AmiMessage(items, "\n".join(body))

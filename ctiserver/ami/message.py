@@ -75,7 +75,8 @@ class AmiMessage:
 
     @property
     def is_response(self) -> bool:
-        return "response" in self._index
+        """A reply to an action. `OriginateResponse` events carry a Response header too: events win."""
+        return "response" in self._index and "event" not in self._index
 
     @property
     def is_event(self) -> bool:

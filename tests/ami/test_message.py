@@ -41,6 +41,8 @@ def test_kind_properties() -> None:
     assert resp.is_response and resp.action_id == "cti-1-2" and not resp.success
     assert AmiMessage.of(Response="Success").success and AmiMessage.of(Response="Goodbye").success
     assert messages_named([MSG, resp], "newchannel") == [MSG]
+    originate = AmiMessage.of(Event="OriginateResponse", Response="Failure", ActionID="cti-1-3")
+    assert originate.is_event and not originate.is_response  # an event that happens to say Response
 
 
 def test_immutable_hashable_and_comparable() -> None:
