@@ -8,6 +8,7 @@ reminder repeated two days later quotes the right amount.
 from __future__ import annotations
 
 import hashlib
+import re
 from datetime import date
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -72,7 +73,13 @@ def render(spec: CampaignSpec, cfg: OutboundConfig, *, name: str, account: str, 
         fields.update(arrears_fields(variables, today, cfg, lang))
     elif spec.kind == "survey":
         fields["topic"] = str(variables.get("topic") or (spec.survey.topic if spec.survey else ""))
-    return text.format_map(fields)
+    out = text.format_map(fields)
+    if lang == "zh":  # YAML folding puts spaces between lines; Chinese has none
+        out = _CJK_GAP.sub("", out)
+    return out.strip()
+
+
+_CJK_GAP = re.compile(r"(?<=[^\x00-\x7f])\s+(?=[^\x00-\x7f])")
 
 
 def sound_name(text: str, lang: str) -> str:

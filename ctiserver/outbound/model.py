@@ -15,11 +15,11 @@ from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from ..configfile import ConfigError, Strict, load_model
+from ..configfile import ConfigError, ConfigProblem, Strict, load_model
 
 CampaignKind = Literal["outage_notice", "arrears_reminder", "survey"]
 KINDS: tuple[str, ...] = ("outage_notice", "arrears_reminder", "survey")
@@ -337,9 +337,9 @@ def load_campaign_spec(path: str | Path) -> CampaignSpec:
     return load_model(path, CampaignSpec)
 
 
-def check_outbound(config_dir: Path) -> list[Any]:
+def check_outbound(config_dir: Path) -> list[ConfigProblem]:
     """For `ctiserver check`: outbound.yaml and every campaign file, all problems at once."""
-    problems: list[Any] = []
+    problems: list[ConfigProblem] = []
     try:
         load_outbound_config(config_dir)
     except ConfigError as exc:

@@ -1,0 +1,260 @@
+"""`ctiserver campaign ...`: import, start, pause, resume, stop, status, results, dnc.
+
+These commands work on the database only; the running server's dialer reads
+campaign states every `poll_s` seconds, so `start` or `pause` takes effect within
+that time without any other channel to the server.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import io
+import json
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, TextIO
+
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from ..configfile import ConfigError
+from .contacts import ImportRejected, normalize_number, parse_csv
+from .model import CampaignSpec, load_campaign_spec, load_outbound_config
+from .rules import WorkCalendar
+from .store import CampaignExists, OutboundError, OutboundStore
+
+DONE_STATES = ("finished", "stopped")
+
+
+def progress_bar(done: int, total: int, width: int = 30) -> str:
+    """`[##########--------------------]  12/40  30%` (an empty campaign shows 0%)."""
+    frac = done / total if total else 0.0
+    filled = min(width, int(frac * width))
+    return f"[{'#' * filled}{'-' * (width - filled)}] {done:>{len(str(total))}}/{total} {int(frac * 100):3d}%"
+
+
+def status_line(s: dict[str, Any]) -> str:
+    bar = progress_bar(s["finished_contacts"], s["contacts"])
+    return (f"{s['campaign']:<24} {s['state']:<9} {bar}  reached {s['done']}  not reached {s['not_reached']}"
+            f"  live {s['live']}  pending {s['pending']}")
+
+
+def not_reached_csv(rows: list[dict[str, Any]]) -> str:
+    """The export for the billing office; UTF-8 with BOM so Excel shows the Chinese names."""
+    base = ["number", "name", "account", "area", "priority", "attempts", "last_outcome"]
+    extra = sorted({k for r in rows for k in r} - set(base))
+    out = io.StringIO()
+    w = csv.DictWriter(out, fieldnames=base + extra, extrasaction="ignore", lineterminator="\r\n")
+    w.writeheader()
+    for r in rows:
+        w.writerow({k: _cell(r.get(k, "")) for k in base + extra})
+    return "\ufeff" + out.getvalue()
+
+
+def _cell(value: Any) -> Any:
+    # A cell starting with = + - @ is a formula to a spreadsheet: keep it text.
+    text = str(value)
+    return "'" + text if text[:1] in ("=", "+", "-", "@") else value
+
+
+def add_campaign_commands(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("campaign",
+                              help="outbound campaigns: import, start, pause, resume, stop, status")
+    sub = p.add_subparsers(dest="campaign_command", required=True)
+
+    def common(q: argparse.ArgumentParser) -> None:
+        q.add_argument("--config", default="config", help="configuration folder")
+        q.add_argument("--url", help="database URL (default: from the config)")
+
+    q = sub.add_parser("import", help="create a campaign from its file (if new) and import contacts from CSV")
+    q.add_argument("name", help="campaign name (config/campaigns/<name>.yaml) or a path to a campaign file")
+    q.add_argument("csv", type=Path, help="CSV file of contacts")
+    q.add_argument("--skip-bad", action="store_true", help="import the good rows, report the bad ones")
+    common(q)
+    q.set_defaults(func=cmd_import)
+    for action in ("start", "pause", "resume", "stop"):
+        q = sub.add_parser(action, help=f"{action} a campaign")
+        q.add_argument("name")
+        common(q)
+        q.set_defaults(func=cmd_state, action=action)
+    q = sub.add_parser("status", help="progress of one or all campaigns")
+    q.add_argument("name", nargs="?")
+    q.add_argument("--watch", type=float, metavar="SECONDS", help="refresh until the campaign ends")
+    q.add_argument("--json", action="store_true")
+    common(q)
+    q.set_defaults(func=cmd_status)
+    q = sub.add_parser("results", help="results of a campaign, and the not-reached export")
+    q.add_argument("name")
+    q.add_argument("--json", action="store_true")
+    q.add_argument("--not-reached-csv", type=Path, metavar="FILE", help="write the not-reached list here")
+    common(q)
+    q.set_defaults(func=cmd_results)
+    q = sub.add_parser("dnc", help="add numbers to the do-not-call list or the blacklist")
+    q.add_argument("numbers", nargs="+")
+    q.add_argument("--blacklist", action="store_true")
+    q.add_argument("--reason", default="")
+    common(q)
+    q.set_defaults(func=cmd_dnc)
+
+
+def _db_url(args: argparse.Namespace) -> str:
+    from ..config import load_server_config, resolve_db_url
+
+    config_dir = Path(args.config)
+    url = args.url or load_server_config(config_dir).database.url
+    return resolve_db_url(url, config_dir.resolve().parent)
+
+
+def _engine(url: str) -> AsyncEngine:
+    from ..store.engine import make_engine
+
+    return make_engine(url)
+
+
+def _run(args: argparse.Namespace, body: Callable[[OutboundStore], Awaitable[int]],
+         out: TextIO | None = None) -> int:
+    err = sys.stderr
+
+    async def main() -> int:
+        engine = _engine(_db_url(args))
+        try:
+            return await body(OutboundStore(engine))
+        finally:
+            await engine.dispose()
+
+    try:
+        return asyncio.run(main())
+    except (OutboundError, ImportRejected, ConfigError) as exc:
+        print(f"error: {exc}", file=err)
+        return 1
+    except DBAPIError as exc:
+        print(f"error: database: {exc.orig!s}".splitlines()[0], file=err)
+        print("(is the schema up to date? run: ctiserver db upgrade)", file=err)
+        return 1
+
+
+def _spec_for(name: str, config_dir: Path) -> CampaignSpec:
+    path = Path(name)
+    if not path.suffix:
+        path = config_dir / "campaigns" / f"{name}.yaml"
+    return load_campaign_spec(path)
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    try:
+        data = Path(args.csv).read_bytes()
+    except OSError as exc:
+        print(f"error: cannot read {args.csv}: {exc.strerror}", file=sys.stderr)
+        return 1
+
+    async def body(store: OutboundStore) -> int:
+        spec = _spec_for(args.name, Path(args.config))
+        try:
+            await store.create_campaign(spec, time.time())
+            print(f"created campaign {spec.name} ({spec.kind})")
+        except CampaignExists:
+            pass
+        try:
+            report = parse_csv(data, spec.kind, excluded=await store.excluded_numbers(),
+                               existing=await store.numbers_in(spec.name), skip_bad=args.skip_bad)
+        except ValueError as exc:
+            print(f"error: {args.csv}: {exc}", file=sys.stderr)
+            return 1
+        n = await store.add_contacts(spec.name, report.accepted, time.time())
+        for p in report.errors:
+            print(f"{args.csv}: skipped {p}", file=sys.stderr)
+        for p in report.excluded:
+            print(f"{args.csv}: excluded {p}")
+        print(f"imported {n} contact(s) into {spec.name}; {len(report.excluded)} excluded, "
+              f"{len(report.errors)} bad row(s) skipped")
+        return 0
+
+    return _run(args, body)
+
+
+def cmd_state(args: argparse.Namespace) -> int:
+    async def body(store: OutboundStore) -> int:
+        new = await store.change_state(args.name, args.action, time.time())
+        print(f"campaign {args.name} is now {new}")
+        return 0
+
+    return _run(args, body)
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    cfg = load_outbound_config(Path(args.config))
+    calendar = WorkCalendar(cfg.calendar)
+
+    async def collect(store: OutboundStore) -> list[dict[str, Any]]:
+        names = [args.name] if args.name else [c.name for c in await store.campaigns()]
+        return [await store.status(n, cfg.timezone, calendar) for n in names]
+
+    async def body(store: OutboundStore) -> int:
+        tty = sys.stdout.isatty()
+        while True:
+            rows = await collect(store)
+            if args.json:
+                print(json.dumps(rows, ensure_ascii=False))
+            elif not rows:
+                print("no campaigns")
+            else:
+                text = "\n".join(status_line(r) for r in rows)
+                if tty and args.watch:
+                    sys.stdout.write("\x1b[2J\x1b[H" + text + "\n")
+                    sys.stdout.flush()
+                else:
+                    print(text)
+            if not args.watch or all(r["state"] in DONE_STATES for r in rows):
+                return 0
+            await asyncio.sleep(args.watch)
+
+    return _run(args, body)
+
+
+def cmd_results(args: argparse.Namespace) -> int:
+    async def body(store: OutboundStore) -> int:
+        r = await store.results(args.name)
+        if args.json:
+            print(json.dumps(r, ensure_ascii=False, indent=2))
+        else:
+            print(f"{r['campaign']} ({r['kind']}, {r['state']}): {r['contacts']} contacts, "
+                  f"{r['attempts']} attempts")
+            for key in ("reached", "confirmed", "to_agent", "rated", "not_reached", "pending", "cancelled",
+                        "machine", "busy", "no_answer", "congestion", "failed", "lost"):
+                print(f"  {key.replace('_', ' '):<14}{r[key]:>7}")
+            per = r["attempts_per_contact"].items()
+            print("  attempts per contact: " + ", ".join(f"{k}: {v}" for k, v in per))
+            if r["average_rating"] is not None:
+                print(f"  average rating: {r['average_rating']}")
+            for m in r["important_not_reached"]:
+                print(f"  IMPORTANT not reached: {m['name']} {m['number']} "
+                      f"({m['status']}, {m['last_outcome']})")
+        if args.not_reached_csv:
+            rows = await store.not_reached(args.name)
+            args.not_reached_csv.write_text(not_reached_csv(rows), encoding="utf-8")
+            print(f"wrote {len(rows)} not-reached contact(s) to {args.not_reached_csv}")
+        return 0
+
+    return _run(args, body)
+
+
+def cmd_dnc(args: argparse.Namespace) -> int:
+    numbers = []
+    for raw in args.numbers:
+        try:
+            numbers.append(normalize_number(raw))
+        except ValueError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+
+    async def body(store: OutboundStore) -> int:
+        list_name = "blacklist" if args.blacklist else "dnc"
+        n = await store.add_to_list(numbers, list_name, args.reason, time.time())
+        print(f"added {n} number(s); {len(numbers) - n} were already listed")
+        return 0
+
+    return _run(args, body)
