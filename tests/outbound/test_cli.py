@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from ctiserver.outbound.cli import add_campaign_commands, not_reached_csv, progress_bar
-from ctiserver.outbound.model import Outcome
+from ctiserver.outbound.model import Dial, Outcome
 from ctiserver.outbound.store import OutboundStore
 from ctiserver.store.engine import make_engine
 
@@ -88,12 +88,11 @@ def test_import_start_pause_status_results(site: Path, capsys: pytest.CaptureFix
         snap = await store.snapshot(10**10)
         for c in snap.contacts:
             camp = await store.campaign("outage-feeder12")
-            from ctiserver.outbound.model import Dial
-
             for n in (1, 2, 3):
                 cid = f"ob-{camp.uid}-{c.id}-{n}"
                 await store.begin_attempt(Dial(camp.name, c.id, c.number, n, cid), 10.0 * n)
-                await store.finish_attempt(cid, Outcome.BUSY if c.priority else Outcome.CONFIRMED, "", 10.0 * n)
+                outcome = Outcome.BUSY if c.priority else Outcome.CONFIRMED
+                await store.finish_attempt(cid, outcome, "", 10.0 * n)
                 if not c.priority:
                     break
         await engine.dispose()
