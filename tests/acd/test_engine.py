@@ -1,0 +1,602 @@
+"""Every routing rule of the pure ACD engine, on hand-driven time."""
+
+from __future__ import annotations
+
+import datetime as dt
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from ctiserver.acd.engine import ACD_RETIER, AcdEngine
+from ctiserver.acd.model import (
+    AcdError,
+    Blocked,
+    CancelOffer,
+    Destination,
+    DuplicateCall,
+    IllegalTransition,
+    Overflow,
+    ScheduleCallback,
+    UnknownAgent,
+    UnknownCall,
+    UnknownSkill,
+    UnknownTier,
+)
+from ctiserver.events import Kind
+
+from .helpers import config, engine, events, offers, only
+
+
+def answer_and_finish(eng: AcdEngine, call_id: str, t_answer: float, t_end: float) -> None:
+    eng.ring_answered(call_id, t_answer)
+    eng.call_ended(call_id, t_end)
+
+
+# --------------------------------------------------------------- agent states
+
+def test_login_ready_and_state_events_carry_previous_state_and_duration() -> None:
+    eng = engine({"1001": {"billing": 5}}, ready=False)
+    cmds = eng.login("1001", 10.0)
+    assert eng.agent_state("1001") == ("not_ready", "login")
+    cmds += eng.set_ready("1001", 25.0)
+    assert eng.agent_state("1001") == ("available", None)
+    states = [(e.data["previous"], e.data["state"], e.data["duration_s"])
+              for e in events(cmds, Kind.AGENT_STATE)]
+    assert states == [("logged_out", "not_ready", 10.0), ("not_ready", "available", 15.0)]
+
+
+def test_illegal_transition_names_state_and_event() -> None:
+    eng = engine({"1001": {"billing": 5}}, ready=False)
+    with pytest.raises(IllegalTransition) as err:
+        eng.set_ready("1001", 1.0)
+    assert err.value.state == "logged_out" and err.value.event == "ready"
+    assert "logged_out" in str(err.value) and "ready" in str(err.value)
+    eng.login("1001", 1.0, ready=True)
+    eng.enqueue("c1", "billing", "normal", "138", 2.0)
+    eng.ring_answered("c1", 3.0)
+    with pytest.raises(IllegalTransition) as err:
+        eng.logout("1001", 4.0)
+    assert (err.value.state, err.value.event) == ("on_call", "logout")
+    with pytest.raises(IllegalTransition, match=r"not_ready\(lunch\)"):
+        eng.call_ended("c1", 5.0)
+        eng.set_not_ready("1001", "lunch", 6.0)
+        eng.login("1001", 7.0)
+
+
+def test_wrap_up_ends_by_itself_after_the_queue_wrap_time() -> None:
+    eng = engine({"1001": {"billing": 5, "fault": 5}},
+                 queues={"fault": {"wrap_up_s": 45}, "billing": {"wrap_up_s": 20}})
+    eng.enqueue("c1", "fault", "normal", "138", 0.0)
+    answer_and_finish(eng, "c1", 5.0, 65.0)
+    assert eng.agent_state("1001")[0] == "wrap_up"
+    assert eng.next_deadline() == 110.0
+    assert eng.tick(109.9) == []
+    cmds = eng.tick(110.0)
+    assert eng.agent_state("1001")[0] == "available"
+    assert [e.data["duration_s"] for e in events(cmds, Kind.AGENT_STATE)] == [45.0]
+    assert eng.next_deadline() is None
+
+
+def test_ready_during_wrap_up_ends_it_and_takes_the_next_call() -> None:
+    eng = engine({"1001": {"billing": 5}})
+    eng.enqueue("c1", "billing", "normal", "1", 0.0)
+    eng.enqueue("c2", "billing", "normal", "2", 1.0)
+    answer_and_finish(eng, "c1", 2.0, 30.0)
+    cmds = eng.set_ready("1001", 33.0)
+    assert [o.call_id for o in offers(cmds)] == ["c2"]
+
+
+def test_not_ready_while_talking_takes_effect_after_wrap_up() -> None:
+    eng = engine({"1001": {"billing": 5}})
+    eng.enqueue("c1", "billing", "normal", "1", 0.0)
+    eng.ring_answered("c1", 1.0)
+    assert eng.set_not_ready("1001", "meeting", 2.0) == []
+    assert eng.agent_state("1001") == ("on_call", None)
+    eng.enqueue("c2", "billing", "normal", "2", 3.0)
+    eng.call_ended("c1", 10.0)
+    cmds = eng.tick(20.0)
+    assert eng.agent_state("1001") == ("not_ready", "meeting")
+    assert offers(cmds) == []
+    assert eng.call_state("c2") == "waiting"
+
+
+def test_completion_event_has_talk_time() -> None:
+    eng = engine({"1001": {"billing": 5}})
+    eng.enqueue("c1", "billing", "vip", "1", 0.0)
+    cmds = eng.ring_answered("c1", 4.0)
+    [ans] = events(cmds, Kind.ACD_ANSWER)
+    assert (ans.data["wait_s"], ans.data["ring_s"], ans.tier, ans.queue) == (4.0, 4.0, "vip", "billing")
+    cmds = eng.call_ended("c1", 94.0)
+    [done] = events(cmds, Kind.ACD_COMPLETE)
+    assert done.data["talk_s"] == 90.0 and done.agent_id == "1001"
+    assert eng.call_state("c1") is None
+
+
+# ------------------------------------------------------------- agent choice
+
+def test_best_proficiency_then_longest_idle() -> None:
+    eng = engine({"1001": {"billing": 5}, "1002": {"billing": 9}, "1003": {"billing": 9}}, ready=False)
+    eng.login("1003", 0.0, ready=True)
+    eng.login("1001", 1.0, ready=True)
+    eng.login("1002", 2.0, ready=True)
+    assert offers(eng.enqueue("c1", "billing", "normal", "1", 5.0))[0].agent_id == "1003"
+    assert offers(eng.enqueue("c2", "billing", "normal", "2", 6.0))[0].agent_id == "1002"
+    assert offers(eng.enqueue("c3", "billing", "normal", "3", 7.0))[0].agent_id == "1001"
+
+
+def test_longest_idle_policy_ignores_proficiency() -> None:
+    eng = engine({"1001": {"billing": 5}, "1002": {"billing": 9}}, ready=False,
+                 agent_selection="longest_idle")
+    eng.login("1001", 0.0, ready=True)
+    eng.login("1002", 1.0, ready=True)
+    assert offers(eng.enqueue("c1", "billing", "normal", "1", 5.0))[0].agent_id == "1001"
+
+
+# --------------------------------------------------------------------- tiers
+
+def test_vip_first_blacklist_last_with_one_agent_busy() -> None:
+    """The acceptance scenario: one busy agent, five callers (one VIP, one blacklisted, three normal)."""
+    eng = engine({"1001": {"billing": 5}})
+    eng.enqueue("busy", "billing", "normal", "100", 0.0)
+    eng.ring_answered("busy", 1.0)
+    eng.enqueue("black", "billing", "blacklist", "200", 2.0)
+    eng.enqueue("n1", "billing", "normal", "201", 3.0)
+    eng.enqueue("n2", "billing", "normal", "202", 4.0)
+    eng.enqueue("vip", "billing", "vip", "203", 5.0)
+    eng.enqueue("n3", "billing", "normal", "204", 6.0)
+    served = []
+    current, t = "busy", 10.0
+    for _ in range(5):
+        eng.call_ended(current, t)
+        [offer] = offers(eng.tick(t + 10))
+        served.append(offer.call_id)
+        current = offer.call_id
+        eng.ring_answered(current, t + 11)
+        t += 20
+    assert served == ["vip", "n1", "n2", "n3", "black"]
+
+
+def test_blacklist_waits_while_any_caller_who_could_take_the_agent_waits_in_another_skill() -> None:
+    eng = engine({"1001": {"billing": 5, "fault": 5}})
+    eng.enqueue("busy", "billing", "normal", "1", 0.0)
+    eng.ring_answered("busy", 0.0)
+    eng.enqueue("black", "billing", "blacklist", "2", 1.0)  # waited longest
+    eng.enqueue("f1", "fault", "normal", "3", 50.0)
+    eng.call_ended("busy", 60.0)
+    assert [o.call_id for o in offers(eng.tick(70.0))] == ["f1"]
+
+
+def test_blacklist_max_wait_ends_in_a_message() -> None:
+    eng = engine({"1001": {"billing": 5}})
+    eng.enqueue("busy", "billing", "normal", "1", 0.0)
+    eng.ring_answered("busy", 0.0)
+    eng.enqueue("black", "billing", "blacklist", "2", 10.0)
+    assert eng.next_deadline() == 310.0
+    cmds = eng.tick(310.0)
+    [ov] = only(cmds, Overflow)
+    assert ov.destination == Destination("message", "blacklist_notice") and ov.reason == "tier_max_wait"
+    [ev] = events(cmds, Kind.ACD_OVERFLOW)
+    assert ev.data["wait_s"] == 300.0 and ev.tier == "blacklist"
+    assert eng.call_state("black") is None
+
+
+def test_aging_lifts_a_waiting_normal_caller_above_newer_priority_callers() -> None:
+    tiers = [{"name": "vip"}, {"name": "priority"}, {"name": "normal", "aging_step_s": 60},
+             {"name": "blacklist", "last_resort": True}]
+    eng = engine({"1001": {"billing": 5}}, tiers=tiers)
+    eng.enqueue("busy", "billing", "normal", "1", 0.0)
+    eng.ring_answered("busy", 0.0)
+    eng.enqueue("old", "billing", "normal", "2", 0.0)
+    eng.enqueue("p1", "billing", "priority", "3", 30.0)
+    eng.tick(60.0)  # "old" is now level with priority, and it waited longer
+    eng.enqueue("p2", "billing", "priority", "4", 61.0)
+    eng.call_ended("busy", 70.0)
+    assert [o.call_id for o in offers(eng.tick(80.0))] == ["old"]
+
+
+def test_without_aging_priority_callers_stay_ahead() -> None:
+    eng = engine({"1001": {"billing": 5}})
+    eng.enqueue("busy", "billing", "normal", "1", 0.0)
+    eng.ring_answered("busy", 0.0)
+    eng.enqueue("old", "billing", "normal", "2", 0.0)
+    eng.enqueue("p1", "billing", "priority", "3", 500.0)
+    eng.call_ended("busy", 600.0)
+    assert [o.call_id for o in offers(eng.tick(610.0))] == ["p1"]
+
+
+def test_retier_keeps_wait_time() -> None:
+    eng = engine({"1001": {"billing": 5}})
+    eng.enqueue("busy", "billing", "normal", "1", 0.0)
+    eng.ring_answered("busy", 0.0)
+    eng.enqueue("v1", "billing", "vip", "2", 5.0)
+    eng.enqueue("n1", "billing", "normal", "3", 1.0)
+    eng.enqueue("v2", "billing", "vip", "4", 20.0)
+    cmds = eng.retier("n1", "vip", 30.0)
+    [ev] = events(cmds, ACD_RETIER)
+    assert (ev.data["previous"], ev.tier) == ("normal", "vip")
+    assert eng.position("n1", 30.0).position == 1  # waited since t=1, before v1
+    eng.call_ended("busy", 40.0)
+    [offer] = offers(eng.tick(50.0))
+    assert offer.call_id == "n1"
+    [ans] = events(eng.ring_answered("n1", 52.0), Kind.ACD_ANSWER)
+    assert ans.data["wait_s"] == 51.0 and ans.tier == "vip"
+    with pytest.raises(UnknownTier):
+        eng.retier("v1", "gold", 53.0)
+
+
+# ------------------------------------------------------------ VIP one-to-one
+
+VIP_AGENTS = {"1001": {"billing": 3}, "1002": {"billing": 9, "vip_desk": 5}, "1003": {"billing": 10}}
+
+
+def test_vip_goes_to_the_free_account_agent_before_better_agents() -> None:
+    eng = engine(VIP_AGENTS)
+    [offer] = offers(eng.enqueue("v", "billing", "vip", "1", 0.0, account_agent="1001"))
+    assert offer.agent_id == "1001"
+    [ev] = events(eng.enqueue("v2", "billing", "vip", "2", 0.0), Kind.ACD_OFFER)
+    assert (ev.agent_id, ev.data["via"]) == ("1002", "vip_desk")  # desk before the better 1003
+    [ev] = events(eng.enqueue("n", "billing", "normal", "3", 0.0), Kind.ACD_OFFER)
+    assert (ev.agent_id, ev.data["via"]) == ("1003", "skill")
+
+
+def test_account_agent_found_from_customer_record() -> None:
+    cfg_agents = [{"id": "1001", "skills": {"billing": 3}, "dedicated_customers": ["C1"]},
+                  {"id": "1003", "skills": {"billing": 10}}]
+    eng = AcdEngine(config(None, agents=cfg_agents))
+    for a in ("1001", "1003"):
+        eng.login(a, 0.0, ready=True)
+    [offer] = offers(eng.enqueue("v", "billing", "vip", "1", 1.0, customer={"id": "C1"}))
+    assert offer.agent_id == "1001"
+
+
+def test_vip_waits_for_a_busy_account_agent_then_desk_then_everyone() -> None:
+    eng = engine(VIP_AGENTS, vip={"tier": "vip", "desk_skill": "vip_desk",
+                                  "account_agent_wait_s": 8, "desk_wait_s": 6})
+    eng.enqueue("x", "billing", "normal", "9", 0.0)  # 1003 takes it
+    eng.enqueue("y", "billing", "normal", "8", 0.0)  # 1002
+    eng.enqueue("z", "billing", "normal", "7", 0.0)  # 1001
+    for c in "xyz":
+        eng.ring_answered(c, 1.0)
+    eng.call_ended("x", 2.0)  # 1003 wraps up until 12
+    cmds = eng.enqueue("v", "billing", "vip", "1", 3.0, account_agent="1001")
+    assert offers(cmds) == []
+    assert offers(eng.tick(12.0)) == []  # 1003 is free at 12, but v is still for its account agent / desk
+    assert eng.agent_state("1003")[0] == "available" and eng.call_state("v") == "waiting"
+    eng.call_ended("y", 13.0)  # 1002 (the VIP desk) wraps up until 23
+    [offer] = offers(eng.tick(17.0))  # 3 + 8 + 6: the whole skill; 1003 is free
+    assert (offer.call_id, offer.agent_id) == ("v", "1003")
+
+
+def test_vip_account_agent_returning_in_time_gets_the_call() -> None:
+    eng = engine({"1001": {"billing": 3}, "1003": {"billing": 10}},
+                 vip={"tier": "vip", "desk_skill": "vip_desk", "account_agent_wait_s": 8, "desk_wait_s": 0})
+    eng.enqueue("z", "billing", "normal", "7", 0.0)
+    eng.enqueue("w", "billing", "normal", "6", 0.0)
+    assert (eng.call_agent("z"), eng.call_agent("w")) == ("1003", "1001")
+    answer_and_finish(eng, "z", 0.5, 1.0)  # 1003 wraps up until 11
+    answer_and_finish(eng, "w", 0.5, 1.5)  # 1001 until 11.5
+    eng.tick(11.0)
+    assert offers(eng.enqueue("v", "billing", "vip", "1", 11.2, account_agent="1001")) == []
+    [offer] = offers(eng.tick(11.5))
+    assert (offer.call_id, offer.agent_id) == ("v", "1001")
+    [ev] = [e for e in eng.ring_answered("v", 12.0) if getattr(e, "kind", "") == Kind.ACD_ANSWER]
+    assert ev.data["wait_s"] == pytest.approx(0.8)
+
+
+def test_vip_does_not_wait_for_an_absent_account_agent() -> None:
+    eng = engine({"1002": {"billing": 9}}, vip={"tier": "vip", "desk_skill": "vip_desk",
+                                                "account_agent_wait_s": 30, "desk_wait_s": 30})
+    eng.add_agent("1001", {"billing": 3})  # logged out
+    [offer] = offers(eng.enqueue("v", "billing", "vip", "1", 0.0, account_agent="1001"))
+    assert offer.agent_id == "1002"
+
+
+def test_freed_account_agent_prefers_own_customer_among_vips() -> None:
+    eng = engine({"1001": {"billing": 3}})
+    eng.enqueue("busy", "billing", "normal", "0", 0.0)
+    eng.ring_answered("busy", 0.0)
+    eng.enqueue("v_other", "billing", "vip", "1", 1.0)
+    eng.enqueue("v_own", "billing", "vip", "2", 2.0, account_agent="1001")
+    eng.call_ended("busy", 5.0)
+    assert [o.call_id for o in offers(eng.tick(15.0))] == ["v_own"]
+
+
+# -------------------------------------------------------------------- RONA
+
+def test_rona_sets_not_ready_and_puts_the_call_back_at_the_head_of_its_place() -> None:
+    eng = engine({"1001": {"billing": 5}, "1002": {"billing": 4}})
+    eng.enqueue("c1", "billing", "normal", "1", 0.0)  # -> 1001
+    eng.enqueue("c2", "billing", "normal", "2", 1.0)  # -> 1002
+    eng.ring_answered("c2", 2.0)
+    eng.enqueue("c3", "billing", "normal", "3", 3.0)  # waits
+    assert eng.next_deadline() == 12.0
+    cmds = eng.tick(12.0)
+    assert only(cmds, CancelOffer) == [CancelOffer("c1", "1001", "ring_timeout")]
+    [rona] = events(cmds, Kind.ACD_RONA)
+    assert (rona.agent_id, rona.data["ring_s"]) == ("1001", 12.0)
+    assert eng.agent_state("1001") == ("not_ready", "rona")
+    assert eng.position("c1", 12.0).position == 1
+    eng.call_ended("c2", 20.0)
+    [offer] = offers(eng.tick(30.0))
+    assert (offer.call_id, offer.agent_id) == ("c1", "1002")
+
+
+def test_rona_goes_straight_to_another_free_agent() -> None:
+    eng = engine({"1001": {"billing": 5}, "1002": {"billing": 4}})
+    eng.enqueue("c1", "billing", "normal", "1", 0.0)
+    cmds = eng.ring_failed("c1", 5.0, "noanswer")
+    [offer] = offers(cmds)
+    assert offer.agent_id == "1002"
+    [ev] = events(cmds, Kind.ACD_OFFER)
+    assert ev.data["attempt"] == 2
+
+
+def test_unreachable_agent_is_not_ready_unreachable() -> None:
+    eng = engine({"1001": {"billing": 5}})
+    eng.enqueue("c1", "billing", "normal", "1", 0.0)
+    eng.ring_failed("c1", 0.1, "chanunavail")
+    assert eng.agent_state("1001") == ("not_ready", "unreachable")
+
+
+def test_dialer_owned_timeout_drops_the_engine_guard() -> None:
+    eng = engine({"1001": {"billing": 5}}, ring_guard_s=3)
+    eng.enqueue("c1", "billing", "normal", "1", 0.0)
+    assert eng.next_deadline() == 15.0
+    eng.ring_started("c1", 0.5, timeout_owned=True)
+    assert eng.agent_state("1001")[0] == "ringing"
+    assert eng.next_deadline() is None
+    assert eng.tick(100.0) == []
+    eng.ring_answered("c1", 100.0)
+    assert eng.agent_state("1001")[0] == "on_call"
+
+
+# ------------------------------------------------------- abandon and callback
+
+def test_abandon_while_ringing_frees_the_agent_for_the_next_caller() -> None:
+    eng = engine({"1001": {"billing": 5}})
+    eng.enqueue("c1", "billing", "normal", "1", 0.0)
+    eng.enqueue("c2", "billing", "normal", "2", 1.0)
+    cmds = eng.abandon("c1", 3.0)
+    assert only(cmds, CancelOffer) == [CancelOffer("c1", "1001", "abandon")]
+    [ab] = events(cmds, Kind.ACD_ABANDON)
+    assert ab.data == {"wait_s": 3.0, "where": "ringing", "redial": False}
+    assert [o.call_id for o in offers(cmds)] == ["c2"]
+
+
+def test_priority_abandon_after_waiting_schedules_a_callback() -> None:
+    eng = engine({"1001": {"billing": 5}})
+    eng.enqueue("busy", "billing", "normal", "0", 0.0)
+    eng.ring_answered("busy", 0.0)
+    eng.enqueue("p", "billing", "priority", "13800000001", 0.0, customer={"id": "C7"})
+    cmds = eng.abandon("p", 45.0)
+    [cb] = only(cmds, ScheduleCallback)
+    assert (cb.number, cb.skill, cb.tier, cb.due_ts, cb.reason) == ("13800000001", "billing", "priority",
+                                                                     45.0 + 86400, "abandon")
+    assert cb.customer == {"id": "C7"}
+    [ev] = events(cmds, Kind.ACD_CALLBACK)
+    assert ev.data["due_ts"] == 86445.0
+
+
+def test_short_priority_abandon_and_normal_abandon_get_no_callback() -> None:
+    eng = engine({"1001": {"billing": 5}})
+    eng.enqueue("busy", "billing", "normal", "0", 0.0)
+    eng.ring_answered("busy", 0.0)
+    eng.enqueue("p", "billing", "priority", "1", 0.0)
+    eng.enqueue("n", "billing", "normal", "2", 0.0)
+    assert only(eng.abandon("p", 5.0), ScheduleCallback) == []
+    assert only(eng.abandon("n", 500.0), ScheduleCallback) == []
+
+
+def test_callback_in_place_keeps_the_place_and_is_offered_as_a_callback() -> None:
+    eng = engine({"1001": {"billing": 5}})
+    eng.enqueue("busy", "billing", "normal", "0", 0.0)
+    eng.ring_answered("busy", 0.0)
+    eng.enqueue("c1", "billing", "normal", "139", 1.0)
+    eng.enqueue("c2", "billing", "normal", "137", 2.0)
+    [ev] = events(eng.request_callback("c1", 20.0, number="02566668888"), Kind.ACD_CALLBACK)
+    assert ev.data["reason"] == "in_place"
+    assert eng.position("c2", 21.0).position == 2
+    eng.call_ended("busy", 30.0)
+    [offer] = offers(eng.tick(40.0))
+    assert (offer.call_id, offer.kind, offer.number) == ("c1", "callback", "02566668888")
+
+
+def test_redial_within_window_gets_the_old_place_back() -> None:
+    eng = engine({"1001": {"billing": 5}})
+    eng.enqueue("busy", "billing", "normal", "0", 0.0)
+    eng.ring_answered("busy", 0.0)
+    eng.enqueue("a", "billing", "normal", "13900000000", 10.0)
+    eng.enqueue("b", "billing", "normal", "13700000000", 20.0)
+    eng.abandon("a", 30.0)
+    [enq] = events(eng.enqueue("a2", "billing", "normal", "13900000000", 60.0), Kind.ACD_ENQUEUE)
+    assert enq.data["redial"] is True and enq.data["restored_wait_s"] == 50.0
+    assert enq.data["position"] == 1
+    eng.call_ended("busy", 70.0)
+    assert [o.call_id for o in offers(eng.tick(80.0))] == ["a2"]
+
+
+def test_redial_after_the_window_joins_at_the_back() -> None:
+    eng = engine({"1001": {"billing": 5}})
+    eng.enqueue("busy", "billing", "normal", "0", 0.0)
+    eng.ring_answered("busy", 0.0)
+    eng.enqueue("a", "billing", "normal", "139", 10.0)
+    eng.enqueue("b", "billing", "normal", "137", 20.0)
+    eng.abandon("a", 30.0)
+    [enq] = events(eng.enqueue("a2", "billing", "normal", "139", 151.0), Kind.ACD_ENQUEUE)
+    assert "redial" not in enq.data and enq.data["position"] == 2
+
+
+# ----------------------------------------------------- escalation / overflow
+
+def test_escalation_widens_to_lower_proficiency_then_other_skills() -> None:
+    eng = engine({"1001": {"fault": 3}, "1002": {"billing": 8}},
+                 queues={"fault": {"min_proficiency": 5, "escalation": [
+                     {"after_s": 30, "min_proficiency": 2}, {"after_s": 90, "add_skills": ["billing"]}]}})
+    eng.set_not_ready("1001", "break", 0.0)
+    assert offers(eng.enqueue("f", "fault", "normal", "1", 0.0)) == []
+    eng.set_ready("1001", 10.0)
+    assert eng.call_state("f") == "waiting"  # proficiency 3 < 5
+    [offer] = offers(eng.tick(30.0))
+    assert offer.agent_id == "1001"
+    eng.ring_failed("f", 40.0)  # RONA: 1001 not ready
+    [ev] = events(eng.tick(90.0), Kind.ACD_OFFER)
+    assert (ev.agent_id, ev.data["via"]) == ("1002", "escalated")
+
+
+def test_queue_full_is_blocked_or_sent_to_the_overflow_queue() -> None:
+    eng = engine({"1001": {"billing": 5, "fault": 5}},
+                 queues={"billing": {"max_waiting": 2, "overflow": {"kind": "queue", "target": "fault"}},
+                         "fault": {"max_waiting": 1, "overflow": {"kind": "voicemail", "target": "800"}}})
+    eng.enqueue("c0", "billing", "normal", "0", 0.0)  # rung
+    eng.enqueue("c1", "billing", "normal", "1", 0.0)  # billing now holds 2
+    cmds = eng.enqueue("c2", "billing", "normal", "2", 0.0)
+    [ov] = events(cmds, Kind.ACD_OVERFLOW)
+    assert (ov.queue, ov.data["target"], ov.data["reason"]) == ("billing", "queue:fault", "full")
+    [enq] = events(cmds, Kind.ACD_ENQUEUE)
+    assert enq.queue == "fault"
+    cmds = eng.enqueue("c3", "billing", "normal", "3", 0.0)
+    [blk] = only(cmds, Blocked)
+    assert blk == Blocked("c3", "full", Destination("voicemail", "800"))
+    assert [e.data["reason"] for e in events(cmds, Kind.ACD_BLOCKED)] == ["full"]
+
+
+def test_past_max_wait_overflows_to_callback() -> None:
+    eng = engine({"1001": {"fault": 5}},
+                 queues={"fault": {"max_wait_s": 600, "overflow": {"kind": "callback"}}})
+    eng.enqueue("busy", "fault", "normal", "0", 0.0)
+    eng.ring_answered("busy", 0.0)
+    eng.enqueue("c1", "fault", "normal", "138", 5.0)
+    cmds = eng.tick(605.0)
+    [ov] = only(cmds, Overflow)
+    assert ov.destination.kind == "callback" and ov.reason == "max_wait"
+    [cb] = only(cmds, ScheduleCallback)
+    assert cb.number == "138" and cb.due_ts == 605.0 + 86400
+
+
+def test_max_wait_during_a_ring_applies_when_the_agent_fails() -> None:
+    eng = engine({"1001": {"fault": 5}}, queues={"fault": {"max_wait_s": 10}})
+    eng.enqueue("c1", "fault", "normal", "1", 0.0)
+    eng.ring_started("c1", 0.0, timeout_owned=True)
+    assert eng.tick(11.0) == []
+    cmds = eng.ring_failed("c1", 12.0)
+    assert [o.reason for o in only(cmds, Overflow)] == ["max_wait"]
+
+
+def test_no_agents_logged_in_is_blocked() -> None:
+    eng = engine({"1001": {"fault": 5}}, ready=False)
+    cmds = eng.enqueue("c1", "billing", "normal", "1", 0.0)
+    assert [b.reason for b in only(cmds, Blocked)] == ["no_agents"]
+    assert eng.call_state("c1") is None
+
+
+# ------------------------------------------------------------------ calendar
+
+SH = ZoneInfo("Asia/Shanghai")
+
+
+def ts(*args: int) -> float:
+    return dt.datetime(*args, tzinfo=SH).timestamp()
+
+
+CAL = {"office": {"timezone": "Asia/Shanghai",
+                  "weekly": {"mon": ["08:00-12:00", "13:30-18:00"], "sat": []},
+                  "holidays": ["2026-10-05"],
+                  "special_days": {"2026-10-10": ["09:00-12:00"]},
+                  "closed": {"kind": "voicemail", "target": "office"}}}
+
+
+@pytest.mark.parametrize(("when", "is_open"), [
+    (ts(2026, 11, 23, 9, 0), True),  # Monday morning
+    (ts(2026, 11, 23, 12, 30), False),  # lunch
+    (ts(2026, 11, 23, 17, 59), True),
+    (ts(2026, 11, 23, 18, 0), False),
+    (ts(2026, 10, 5, 9, 0), False),  # a Monday, but a holiday
+    (ts(2026, 10, 10, 10, 0), True),  # a Saturday make-up workday
+    (ts(2026, 10, 17, 10, 0), False),  # an ordinary Saturday
+])
+def test_calendar(when: float, is_open: bool) -> None:
+    eng = engine({"1001": {"billing": 5}}, calendars=CAL, queues={"billing": {"calendar": "office"}})
+    cmds = eng.enqueue("c1", "billing", "normal", "1", when)
+    if is_open:
+        assert offers(cmds)
+    else:
+        assert only(cmds, Blocked) == [Blocked("c1", "closed", Destination("voicemail", "office"))]
+        [ev] = events(cmds, Kind.ACD_BLOCKED)
+        assert ev.data["reason"] == "closed"
+
+
+# ---------------------------------------------------------- position / EWT
+
+def test_position_and_estimated_wait_follow_live_handle_times() -> None:
+    eng = engine({"1001": {"billing": 5}, "1002": {"billing": 5}},
+                 queues={"billing": {"handle_time_s": 100, "wrap_up_s": 0}})
+    for i in range(5):
+        eng.enqueue(f"c{i}", "billing", "normal", str(i), float(i))
+    eng.enqueue("v", "billing", "vip", "9", 10.0)
+    pos = eng.position("c4", 10.0)
+    assert (pos.position, pos.waiting) == (4, 6)  # v, c2, c3 are ahead; c0, c1 are ringing
+    assert pos.est_wait_s == 4 * 100 / 2
+    assert eng.position("v", 10.0).position == 1
+    eng.ring_answered("c0", 11.0)
+    eng.call_ended("c0", 311.0)  # a 300 s call lifts the average
+    assert eng.handle_time("billing") == pytest.approx(100 + 0.1 * 200)
+
+
+def test_position_unknown_when_nobody_is_staffed() -> None:
+    eng = engine({"1001": {"billing": 5}}, queues={"billing": {"block_when_no_agents": False}}, ready=False)
+    eng.enqueue("c1", "billing", "normal", "1", 0.0)
+    assert eng.position("c1", 1.0).est_wait_s is None
+
+
+# -------------------------------------------------------------------- errors
+
+def test_bad_inputs_raise_clear_errors_and_change_nothing() -> None:
+    eng = engine({"1001": {"billing": 5}})
+    with pytest.raises(UnknownSkill):
+        eng.enqueue("c1", "gardening", "normal", "1", 0.0)
+    with pytest.raises(UnknownTier):
+        eng.enqueue("c1", "billing", "gold", "1", 0.0)
+    eng.enqueue("c1", "billing", "normal", "1", 0.0)
+    with pytest.raises(DuplicateCall):
+        eng.enqueue("c1", "billing", "normal", "1", 0.0)
+    with pytest.raises(UnknownCall):
+        eng.abandon("nope", 1.0)
+    with pytest.raises(UnknownAgent):
+        eng.login("9999", 1.0)
+    with pytest.raises(AcdError, match="offered, not talking"):
+        eng.call_ended("c1", 1.0)
+    with pytest.raises(AcdError, match="reason"):
+        eng.set_not_ready("1001", "", 1.0)
+    assert eng.call_state("c1") == "offered" and eng.agent_state("1001")[0] == "reserved"
+
+
+def test_tier_from_customer_rules_when_not_given() -> None:
+    eng = engine({"1001": {"billing": 5}}, tier_rules=[
+        {"tier": "blacklist", "all": [{"field": "flags.blacklisted", "op": "eq", "value": True}]},
+        {"tier": "vip", "any": [{"field": "category", "op": "in", "value": ["hospital"]}]}])
+    cmds = eng.enqueue("c1", "billing", None, "1", 0.0, customer={"category": "hospital"})
+    assert events(cmds, Kind.ACD_ENQUEUE)[0].tier == "vip"
+    cmds = eng.enqueue("c2", "billing", None, "2", 0.0, customer={"flags": {"blacklisted": True}})
+    assert events(cmds, Kind.ACD_ENQUEUE)[0].tier == "blacklist"
+    cmds = eng.enqueue("c3", "billing", None, "3", 0.0, customer={"category": 7})
+    assert events(cmds, Kind.ACD_ENQUEUE)[0].tier == "normal"
+
+
+def test_same_inputs_give_the_same_outputs() -> None:
+    def run() -> list[tuple[str, str | None, str | None]]:
+        eng = engine({str(1000 + i): {"billing": 1 + i % 9, "fault": 9 - i % 9} for i in range(6)})
+        out = []
+        for i in range(30):
+            out += eng.enqueue(f"c{i}", "billing" if i % 3 else "fault",
+                               ["vip", "normal", "blacklist"][i % 3], str(i), float(i))
+        for t in range(30, 400, 7):
+            out += eng.tick(float(t))
+            for a in eng.agent_ids():
+                c = eng.agent_call(a)
+                if c and eng.call_state(c) == "offered":
+                    out += eng.ring_answered(c, float(t))
+                elif c and eng.call_state(c) == "talking":
+                    out += eng.call_ended(c, float(t))
+        return [(e.kind, e.call_id, e.agent_id) for e in events(out)] + [
+            (o.call_id, o.agent_id, o.kind) for o in offers(out)]
+    assert run() == run()
