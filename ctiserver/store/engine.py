@@ -17,7 +17,9 @@ a running event loop, using the revisions shipped in ``ctiserver/store/migration
 
 from __future__ import annotations
 
+import ast
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -126,8 +128,80 @@ def alembic_config() -> Config:
     """Alembic configuration pointing at the migrations shipped inside the package."""
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    cfg.set_main_option("path_separator", "os")
     cfg.set_main_option("version_locations", str(MIGRATIONS_DIR / "versions"))
     return cfg
+
+
+class MigrationChainError(RuntimeError):
+    """The revision files do not form one straight line ``0001 -> 0002 -> ...``."""
+
+
+_REV_FILE = re.compile(r"^(\d{4})_[a-z0-9_]+\.py$")
+
+
+def _assigned(tree: ast.Module, name: str) -> tuple[bool, object]:
+    for node in tree.body:
+        value: ast.expr | None
+        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == name
+                                                for t in node.targets):
+            value = node.value
+        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and node.target.id == name:
+            value = node.value
+        else:
+            continue
+        try:
+            return True, ast.literal_eval(value) if value is not None else None
+        except ValueError:
+            return True, ast.unparse(value) if value is not None else None
+    return False, None
+
+
+def check_revisions(versions_dir: Path | None = None) -> list[str]:
+    """Return revision ids oldest first, or raise MigrationChainError naming the file at fault.
+
+    Our convention: ``versions/NNNN_what.py`` declares ``revision = "NNNN"`` and
+    ``down_revision = "<the previous NNNN>"`` (None for 0001): one line, no branches.
+    The files are parsed, not imported, so a broken one cannot run code here.
+    """
+    folder = versions_dir or MIGRATIONS_DIR / "versions"
+    down_of: dict[str, object] = {}
+    files: dict[str, Path] = {}
+    problems: list[str] = []
+    for path in sorted(folder.glob("*.py")):
+        if path.name == "__init__.py":
+            continue
+        m = _REV_FILE.match(path.name)
+        if not m:
+            problems.append(f"{path}: name revision files NNNN_what.py (four digits, lower-case words)")
+            continue
+        try:
+            tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
+        except SyntaxError as exc:
+            problems.append(f"{path}:{exc.lineno}: {exc.msg}")
+            continue
+        has_rev, rev = _assigned(tree, "revision")
+        has_down, down = _assigned(tree, "down_revision")
+        if not has_rev or rev != m.group(1):
+            problems.append(f"{path}: must declare revision = {m.group(1)!r} (found {rev!r})")
+            continue
+        if not has_down:
+            problems.append(f"{path}: must declare down_revision")
+            continue
+        down_of[m.group(1)] = down
+        files[m.group(1)] = path
+    chain: list[str] = []
+    previous: str | None = None
+    for rev in sorted(down_of):
+        if down_of[rev] != previous:
+            problems.append(f"{files[rev]}: down_revision is {down_of[rev]!r}, expected {previous!r}"
+                            + ("" if down_of[rev] in down_of or down_of[rev] is None
+                               else f" (revision {down_of[rev]!r} is missing)"))
+        chain.append(rev)
+        previous = rev
+    if problems:
+        raise MigrationChainError("migration revisions are inconsistent:\n" + "\n".join(problems))
+    return chain
 
 
 def _upgrade(conn: Connection, cfg: Config, target: str) -> None:
@@ -151,6 +225,7 @@ async def migrate(url: str, target: str = "head") -> None:
     async connection, all in one transaction (PostgreSQL and, thanks to our
     explicit BEGIN, SQLite too), so a failed migration leaves the schema as it was.
     """
+    check_revisions()
     engine = make_engine(url)
     try:
         async with engine.begin() as conn:

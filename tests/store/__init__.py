@@ -1,0 +1,1 @@
+"""Event store tests (a package so `tcpproxy` imports the same way from any test)."""

@@ -1,0 +1,122 @@
+"""Engines: SQLite pragmas and transactional DDL, URL handling, PostgreSQL failing fast."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from ctiserver.store.engine import UnsupportedDatabase, make_engine, normalise_url
+
+from .conftest import PG_HOST, PG_PORT, pg_url
+from .tcpproxy import TcpProxy
+
+
+def test_urls_get_the_async_driver() -> None:
+    assert normalise_url("sqlite:////var/lib/cti/events.db") == "sqlite+aiosqlite:////var/lib/cti/events.db"
+    assert normalise_url("postgres://cti:pw@db:5432/cti") == "postgresql+asyncpg://cti:pw@db:5432/cti"
+    assert normalise_url("postgresql://db/cti") == "postgresql+asyncpg://db/cti"
+    assert normalise_url("postgresql+asyncpg://db/cti") == "postgresql+asyncpg://db/cti"
+
+
+@pytest.mark.parametrize("url", ["mysql://db/cti", "postgresql+psycopg2://db/cti", "not a url"])
+def test_unsupported_urls_are_refused_clearly(url: str) -> None:
+    with pytest.raises(UnsupportedDatabase) as err:
+        make_engine(url)
+    assert "sqlite+aiosqlite" in str(err.value) or "not a database URL" in str(err.value)
+
+
+def test_error_message_hides_the_password() -> None:
+    with pytest.raises(UnsupportedDatabase) as err:
+        normalise_url("mysql://cti:s3cret@db/cti")
+    assert "s3cret" not in str(err.value)
+
+
+async def test_sqlite_runs_in_wal_with_busy_timeout_and_foreign_keys(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite+aiosqlite:///{tmp_path / 'x.db'}", busy_timeout_s=7)
+    try:
+        async with engine.connect() as conn:
+            assert (await conn.exec_driver_sql("PRAGMA journal_mode")).scalar() == "wal"
+            assert (await conn.exec_driver_sql("PRAGMA busy_timeout")).scalar() == 7000
+            assert (await conn.exec_driver_sql("PRAGMA foreign_keys")).scalar() == 1
+    finally:
+        await engine.dispose()
+
+
+async def test_sqlite_ddl_is_transactional(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite+aiosqlite:///{tmp_path / 'x.db'}")
+    try:
+        with pytest.raises(RuntimeError):
+            async with engine.begin() as conn:
+                await conn.execute(text("CREATE TABLE t (x INTEGER)"))
+                raise RuntimeError("migration failed half way")
+        async with engine.connect() as conn:
+            names = (await conn.exec_driver_sql("SELECT name FROM sqlite_master WHERE type='table'")).all()
+        assert names == []
+    finally:
+        await engine.dispose()
+
+
+@pytest.mark.postgres
+async def test_postgres_refused_connection_fails_at_once(pg_database: str) -> None:
+    async with TcpProxy(PG_HOST, PG_PORT) as proxy:
+        await proxy.cut("refuse")
+        engine = make_engine(pg_url(proxy.port), connect_timeout_s=30)
+        try:
+            with pytest.raises(OSError):
+                # The outer bound only stops a broken test from hanging the suite.
+                async with asyncio.timeout(20):
+                    async with engine.connect() as conn:
+                        await conn.execute(text("SELECT 1"))
+        finally:
+            await engine.dispose()
+
+
+@pytest.mark.postgres
+async def test_postgres_silent_server_hits_the_connect_timeout(pg_database: str) -> None:
+    async with TcpProxy(PG_HOST, PG_PORT) as proxy:
+        await proxy.cut("hang")
+        engine = make_engine(pg_url(proxy.port), connect_timeout_s=0.5)
+        try:
+            with pytest.raises(TimeoutError):
+                async with asyncio.timeout(20):
+                    async with engine.connect() as conn:
+                        await conn.execute(text("SELECT 1"))
+        finally:
+            await engine.dispose()
+            await proxy.restore()
+
+
+@pytest.mark.postgres
+async def test_postgres_half_open_link_hits_the_statement_timeout(pg_database: str) -> None:
+    async with TcpProxy(PG_HOST, PG_PORT) as proxy:
+        engine = make_engine(pg_url(proxy.port), statement_timeout_s=0.5)
+        try:
+            async with engine.connect() as conn:
+                assert (await conn.execute(text("SELECT 1"))).scalar() == 1
+                await proxy.cut("hang")
+                with pytest.raises(TimeoutError):
+                    async with asyncio.timeout(20):
+                        await conn.execute(text("SELECT 2"))
+        finally:
+            await proxy.restore()
+            await engine.dispose()
+
+
+@pytest.mark.postgres
+async def test_postgres_pool_recovers_after_the_server_comes_back(pg_database: str) -> None:
+    async with TcpProxy(PG_HOST, PG_PORT) as proxy:
+        engine = make_engine(pg_url(proxy.port))
+        try:
+            async with engine.connect() as conn:
+                assert (await conn.execute(text("SELECT 1"))).scalar() == 1
+            await proxy.cut("refuse")
+            await proxy.restore()
+            # The pooled connection died with the cut; pre-ping replaces it without an error.
+            async with engine.connect() as conn:
+                assert (await conn.execute(text("SELECT 1"))).scalar() == 1
+            assert proxy.connections_total == 2
+        finally:
+            await engine.dispose()
