@@ -1,0 +1,149 @@
+"""acd.yaml: the sample loads, and every kind of mistake is reported at its line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ctiserver.acd.config import load_acd_config, parse_acd_config
+from ctiserver.acd.engine import AcdEngine
+from ctiserver.configfile import ConfigError
+
+SAMPLE_DIR = Path(__file__).resolve().parents[2] / "config"
+
+GOOD = """\
+skills: [billing, fault, vip_desk]
+tiers:
+  - name: vip
+  - name: normal
+  - name: blacklist
+    last_resort: true
+queues:
+  billing:
+    wrap_up_s: 20
+agents:
+  - id: "1001"
+    skills: {billing: 5}
+"""
+
+
+def problems(text: str, tmp_path: Path) -> list[str]:
+    path = tmp_path / "acd.yaml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(ConfigError) as err:
+        load_acd_config(tmp_path)
+    return [str(p) for p in err.value.problems]
+
+
+def test_sample_config_loads_and_drives_an_engine() -> None:
+    cfg = load_acd_config(SAMPLE_DIR)
+    assert [t.name for t in cfg.tiers] == ["vip", "priority", "normal", "blacklist"]
+    assert {"billing", "fault", "business", "complaint", "english", "vip_desk", "outbound"} <= set(cfg.skills)
+    assert [a.id for a in cfg.agents] == [str(i) for i in range(1001, 1011)]
+    assert cfg.ring_timeout_s == 12
+    assert cfg.dial_string("1003") == "PJSIP/agent1003"
+    assert cfg.classify({"category": "hospital"}) == "vip"
+    assert cfg.classify({"flags": {"blacklisted": True}, "important": True}) == "blacklist"
+    eng = AcdEngine(cfg)
+    assert len(eng.agent_ids()) == 10
+
+
+def test_minimal_config_is_accepted(tmp_path: Path) -> None:
+    (tmp_path / "acd.yaml").write_text(GOOD, encoding="utf-8")
+    cfg = load_acd_config(tmp_path)
+    assert cfg.queue("billing").wrap_up_s == 20
+    assert cfg.queue("fault").wrap_up_s == 30  # queue_defaults
+
+
+def test_unknown_skill_in_an_agent_is_reported_at_its_line(tmp_path: Path) -> None:
+    text = GOOD.replace("skills: {billing: 5}", "skills: {billing: 5,\n             gardening: 3}")
+    path = str(tmp_path / "acd.yaml")
+    assert problems(text, tmp_path) == [f"{path}:13: agent 1001: unknown skill 'gardening'"]
+
+
+def test_many_cross_reference_errors_are_all_reported(tmp_path: Path) -> None:
+    text = GOOD + """\
+default_tier: gold
+tier_rules:
+  - tier: platinum
+    all: [{field: x, value: 1}]
+calendars:
+  office:
+    weekly: {mon: ["08:00-12:00"]}
+    closed: {kind: queue, target: nowhere}
+"""
+    text = text.replace("    wrap_up_s: 20", "    wrap_up_s: 20\n    calendar: offfice\n"
+                        "    overflow: {kind: queue, target: fault}\n"
+                        "    escalation: [{after_s: 10, add_skills: [spanish]}]")
+    text = text.replace("queues:\n", "queues:\n  fault:\n    overflow: {kind: queue, target: billing}\n")
+    got = problems(text, tmp_path)
+    text_lines = text.splitlines()
+
+    def line_of(fragment: str) -> int:
+        return next(i for i, line in enumerate(text_lines, 1) if fragment in line)
+
+    expected = {
+        (line_of("default_tier"), "unknown tier 'gold'"),
+        (line_of("tier: platinum"), "unknown tier 'platinum'"),
+        (line_of("calendar: offfice"), "unknown calendar 'offfice'"),
+        (line_of("[spanish]"), "unknown skill 'spanish'"),
+        (line_of("target: nowhere"), "overflow to unknown queue 'nowhere'"),
+        (line_of("target: billing"), "overflow between queues loops"),
+    }
+    for line, msg in expected:
+        assert any(p.split(":")[1] == str(line) and msg in p for p in got), (line, msg, got)
+
+
+@pytest.mark.parametrize(("old", "new", "line", "message"), [
+    ("  - name: vip\n", "  - name: vip\n    aging_step_s: -5\n", 4, "aging_step_s"),
+    ("    last_resort: true\n", "    last_resort: true\n    aging_step_s: 60\n", 7,
+     "is last_resort: it cannot age"),
+    ("  - name: normal\n", "  - name: normal\n    wrap_up: 3\n", 5, "unknown key 'wrap_up'"),
+    ("skills: {billing: 5}", "skills: {billing: 11}", 12, "less than or equal to 10"),
+    ("    wrap_up_s: 20\n", "    wrap_up_s: 20\n    escalation: [{after_s: 20}, {after_s: 10}]\n", 10,
+     "increasing after_s"),
+])
+def test_value_errors_point_at_the_line(tmp_path: Path, old: str, new: str, line: int, message: str) -> None:
+    [got] = problems(GOOD.replace(old, new), tmp_path)
+    assert got.split(":")[1] == str(line) and message in got, got
+
+
+def test_last_resort_tier_must_be_last(tmp_path: Path) -> None:
+    text = GOOD.replace("    last_resort: true\n", "    last_resort: true\n  - name: late\n")
+    [got] = problems(text, tmp_path)
+    assert ":7:" in got and "last_resort tiers must come last" in got
+
+
+def test_calendar_span_and_zone_errors(tmp_path: Path) -> None:
+    text = GOOD + "calendars:\n  c:\n    timezone: Mars/Olympus\n    weekly: {mon: ['18:00-08:00']}\n"
+    got = problems(text, tmp_path)
+    assert any(":15:" in p and "Mars/Olympus" in p for p in got), got
+    assert any(":16:" in p and "18:00-08:00" in p for p in got), got
+
+
+def test_duplicate_agent_and_shared_account_customer(tmp_path: Path) -> None:
+    text = GOOD + """\
+  - id: "1001"
+    skills: {billing: 5}
+    dedicated_customers: [C1]
+  - id: "1002"
+    skills: {billing: 5}
+    dedicated_customers: [C1]
+"""
+    got = problems(text, tmp_path)
+    assert any(":13:" in p and "appears twice" in p for p in got), got
+    assert any(":18:" in p and "already has account agent 1001" in p for p in got), got
+
+
+def test_broken_yaml_and_bad_dial_template(tmp_path: Path) -> None:
+    path = tmp_path / "acd.yaml"
+    assert problems("skills: [billing\n", tmp_path)[0].startswith(f"{path}:1: YAML syntax")
+    got = problems(GOOD + 'dial_template: "PJSIP/{agent}"\n', tmp_path)
+    assert any(":13:" in p and "dial template" in p for p in got), got
+    assert problems("- a\n", tmp_path) == [f"{path}:1: expected a mapping of keys at the top level"]
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="file not found"):
+        parse_acd_config(tmp_path / "acd.yaml")
