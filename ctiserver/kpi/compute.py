@@ -47,7 +47,7 @@ CALL_KINDS = (
     Kind.ACD_COMPLETE, Kind.ACD_CALLBACK, Kind.DISPOSITION, Kind.OUT_ATTEMPT,
 )
 LEG_KINDS = (Kind.ACD_OFFER, Kind.ACD_ANSWER, Kind.ACD_RONA, Kind.ACD_TRANSFER, Kind.ACD_COMPLETE)
-TIMEOUT_REASONS = ("timeout", "max_wait")
+TIMEOUT_REASONS = ("timeout", "max_wait", "tier_max_wait")
 
 
 @dataclass(frozen=True, slots=True)
@@ -237,15 +237,16 @@ def call_query(cfg: KpiConfig, win: Window, dims: Sequence[str]) -> Any:
     f = facts.c
 
     q0 = func.coalesce(f.t_enq, f.t0)  # when the caller started waiting for an agent
-    in_acd = or_(f.t_enq.is_not(None), f.t_ans.is_not(None), f.t_ab.is_not(None), f.t_ovf.is_not(None),
-                 f.t_cb.is_not(None))
+    in_acd = or_(f.t_enq.is_not(None), f.t_ans.is_not(None), f.t_ab.is_not(None), f.t_ovf.is_not(None))
     wanted = or_(in_acd, f.t_blk.is_not(None), f.ivr_agent == 1)
     answered = f.t_ans.is_not(None)
     wait = f.t_ans - q0
     abandoned = and_(f.t_ans.is_(None), f.t_ab.is_not(None))
     ab_wait = f.t_ab - q0
     short_ab = and_(abandoned, ab_wait < sl.short_abandon_s - EPS)
-    callback = and_(f.t_ans.is_(None), f.t_ab.is_(None), f.t_cb.is_not(None))
+    # A callback scheduled instead of an answer (kept place, overflow or door to callback):
+    # deferred, not lost.
+    callback = and_(wanted, f.t_ans.is_(None), f.t_ab.is_(None), f.t_cb.is_not(None))
     overflow_lost = and_(f.t_ans.is_(None), f.t_ab.is_(None), f.t_cb.is_(None), f.t_ovf.is_not(None))
     blocked = and_(f.t_blk.is_not(None), f.t_ans.is_(None))
     lost = and_(wanted, f.t_ans.is_(None), or_(f.t_cb.is_(None), f.t_ab.is_not(None)))
@@ -277,6 +278,7 @@ def call_query(cfg: KpiConfig, win: Window, dims: Sequence[str]) -> Any:
         _sum(short_ab, round_ms(ab_wait)).label("short_abandon_ms"),
         _cnt(and_(abandoned, f.offers > f.ronas)).label("abandoned_ringing"),
         _cnt(callback).label("callbacks"),
+        _cnt(and_(callback, in_acd)).label("queued_callbacks"),
         _cnt(and_(abandoned, f.t_cb.is_not(None))).label("abandon_callbacks"),
         _cnt(overflow_lost).label("overflowed"),
         _cnt(and_(overflow_lost, f.ovf_timeout == 1)).label("timed_out"),

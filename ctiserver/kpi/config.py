@@ -90,7 +90,7 @@ class Targets(Strict):
 
 class Outbound(Strict):
     reached_outcomes: list[str] = Field(
-        default_factory=lambda: ["answered", "confirmed", "declined", "agent", "transferred"])
+        default_factory=lambda: ["answered", "confirmed", "agent", "rated"])
     confirmed_outcomes: list[str] = Field(default_factory=lambda: ["confirmed"])
     machine_outcomes: list[str] = Field(default_factory=lambda: ["machine"])
 

@@ -183,7 +183,8 @@ def _rollup_map(rows: list[dict[str, Any]], dims: Sequence[str], band_table: Seq
 
 CALL_SUMS = ("offered", "ivr", "ivr_contained", "wanted", "queued", "blocked", "answered", "wait_ms",
              "within_sl", "within_tier", "abandoned", "short_abandoned", "abandon_ms", "short_abandon_ms",
-             "abandoned_ringing", "callbacks", "abandon_callbacks", "overflowed", "timed_out", "lost",
+             "abandoned_ringing", "callbacks", "queued_callbacks", "abandon_callbacks", "overflowed",
+             "timed_out", "lost",
              "queue_exits", "queue_ms", "transferred", "fcr_repeat_base", "fcr_no_repeat", "fcr_disp_base",
              "fcr_resolved", "fcr_both_base", "fcr_both")
 LEG_SUMS = ("offers", "answers", "ronas", "transfers", "handled", "talk_n", "talk_ms", "hold_n", "hold_ms",
@@ -211,7 +212,7 @@ def derive(cfg: KpiConfig, c: dict[str, Any] | None, legs: dict[str, Any] | None
     sl = cfg.service_level
     excl = sl.exclude_short_abandons
     short = c["short_abandoned"] if excl else 0
-    sl_offered = c["queued"] - c["callbacks"] - short
+    sl_offered = c["queued"] - c["queued_callbacks"] - short
     abandoned_counted = c["abandoned"] - short
     wanted_net = c["wanted"] - c["callbacks"]
     m: dict[str, Any] = {
@@ -242,7 +243,7 @@ def derive(cfg: KpiConfig, c: dict[str, Any] | None, legs: dict[str, Any] | None
         "abandoned_ringing": c["abandoned_ringing"],
         "overflowed": c["overflowed"],
         "timed_out": c["timed_out"],
-        "callbacks_in_place": c["callbacks"],
+        "callbacks": c["callbacks"],
         "callbacks_after_abandon": c["abandon_callbacks"],
         "call_loss": c["lost"],
         "call_loss_rate": _div(c["lost"], wanted_net),
@@ -389,7 +390,7 @@ def _tiers(facts: Facts, cfg: KpiConfig, bt: Sequence[str]) -> list[dict[str, An
     for (tier,), c in sorted(by_tier.items(), key=lambda kv: _key_sort(kv[0])):
         tgt = cfg.tier_targets.for_tier(tier)
         short = c["short_abandoned"] if cfg.service_level.exclude_short_abandons else 0
-        sl_offered = c["queued"] - c["callbacks"] - short
+        sl_offered = c["queued"] - c["queued_callbacks"] - short
         sl = _div(c["within_tier"], sl_offered)
         out.append({
             "tier": tier,
