@@ -4,7 +4,7 @@
 channels (ChannelId starts with `ob-`) and nothing for the rest. Sources:
 * `OriginateResponse` (Failure): Reason 5 busy, 8 congestion, 3/1 no answer, else failed.
   When Asterisk could not even create the channel, Uniqueid is `<null>`: the
-  Originator must set ActionID = ChannelId so we still know which attempt it was.
+  ActionID is then mapped back to our ChannelId (`resolve_action`).
 * `UserEvent: OutboundResult` from the dialplan: ChannelId, Digit, AMDSTATUS.
 * `Hangup` of our channel: answered (ChannelState 6, Up) or the cause before answer.
 An attempt may get several reports; the store keeps the most specific one.
@@ -12,11 +12,13 @@ An attempt may get several reports; the store keeps the most specific one.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from .model import Outcome
 
-PREFIX = "ob-"
+OUR_CHANNEL = re.compile(r"^ob-[0-9A-Za-z]+-[0-9]+-[0-9]+$")  # see scheduler.channel_id
 
 REASONS = {"5": Outcome.BUSY, "8": Outcome.CONGESTION, "3": Outcome.NO_ANSWER, "1": Outcome.NO_ANSWER}
 CAUSES = {
@@ -43,16 +45,20 @@ def _get(msg: AmiLike, *names: str) -> str:
 
 def _ours(*candidates: str) -> str:
     for c in candidates:
-        if c.startswith(PREFIX):
+        if OUR_CHANNEL.match(c):
             return c
     return ""
 
 
 class OutcomeReader:
+    def __init__(self, resolve_action: Callable[[str], str | None] | None = None) -> None:
+        self.resolve_action = resolve_action  # ActionID -> our ChannelId (AmiOriginator.channel_for_action)
+
     def feed(self, msg: AmiLike) -> list[Result]:
         event = _get(msg, "Event")
         if event == "OriginateResponse":
-            cid = _ours(_get(msg, "Uniqueid"), _get(msg, "ChannelId"), _get(msg, "ActionID"))
+            by_action = self.resolve_action(_get(msg, "ActionID")) if self.resolve_action else None
+            cid = _ours(_get(msg, "Uniqueid"), _get(msg, "ChannelId"), by_action or "")
             if not cid or _get(msg, "Response").lower() == "success":
                 return []  # answered: the dialplan or the Hangup will tell how it went
             return [(cid, REASONS.get(_get(msg, "Reason"), Outcome.FAILED), "")]

@@ -82,6 +82,7 @@ class Dialer:
         self._uncertain: dict[str, float] = {}  # channel id -> when its Originate failed uncertainly
         self.last_plan: Plan | None = None
         self._kinds: dict[str, str] = {}  # campaign uid -> kind
+        self._reconcile_all = False
 
     # --- inputs -------------------------------------------------------------------------------
     def on_result(self, channel_id: str, outcome: str, dtmf: str = "") -> None:
@@ -91,6 +92,11 @@ class Dialer:
 
     def wake(self) -> None:
         """Something changed (a campaign was started or resumed): plan again now."""
+        self._wake.set()
+
+    def request_reconcile(self) -> None:
+        """After an AMI (re)connect: check every in-flight attempt with Asterisk in the next round."""
+        self._reconcile_all = True
         self._wake.set()
 
     # --- lifecycle ----------------------------------------------------------------------------
@@ -109,6 +115,9 @@ class Dialer:
         last_check = self.clock.now()
         while True:
             try:
+                if self._reconcile_all:
+                    self._reconcile_all = False
+                    await self.reconcile()
                 await self.process_results()
                 plan = await self.tick()
                 now = self.clock.now()

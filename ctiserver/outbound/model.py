@@ -198,6 +198,10 @@ class Templates(Strict):
 
 
 class DialConfig(Strict):
+    server: str | None = None  # which Asterisk (ctiserver.yaml name) places the calls; default the first
+    channel: Annotated[str, Field(pattern=r"^[A-Za-z0-9_/@.-]*\{number\}[A-Za-z0-9_/@.-]*$")] = \
+        "PJSIP/{number}@carrier"  # e.g. Local/{number}@outbound-dest in the sandbox
+    caller_id: Annotated[str, Field(pattern=r"^[0-9+]{3,20}$")] = "95598"
     context: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]+$")] = "outbound"
     exten: Annotated[str, Field(pattern=r"^[A-Za-z0-9_+*#-]+$")] = "s"
     ring_timeout_s: Annotated[float, Field(gt=0, le=300)] = 30
