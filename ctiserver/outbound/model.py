@@ -197,6 +197,52 @@ class Templates(Strict):
     en: str
 
 
+def _placeholders(kind: str, tpl: Templates) -> None:
+    for lang in ("zh", "en"):
+        text = getattr(tpl, lang)
+        try:
+            names = {f for _, f, _, _ in string.Formatter().parse(text) if f is not None}
+        except ValueError as exc:
+            raise ValueError(f"{lang}: bad template ({exc})") from None
+        unknown = names - TEMPLATE_FIELDS[kind]
+        if unknown:
+            raise ValueError(f"{lang}: unknown placeholder(s) {sorted(unknown)}; "
+                             f"allowed: {sorted(TEMPLATE_FIELDS[kind])}")
+
+
+class OutageTemplates(Templates):
+    @model_validator(mode="after")
+    def _fields(self) -> OutageTemplates:
+        _placeholders("outage_notice", self)
+        return self
+
+
+class ArrearsTemplates(Templates):
+    @model_validator(mode="after")
+    def _fields(self) -> ArrearsTemplates:
+        _placeholders("arrears_reminder", self)
+        return self
+
+
+class SurveyTemplates(Templates):
+    @model_validator(mode="after")
+    def _fields(self) -> SurveyTemplates:
+        _placeholders("survey", self)
+        return self
+
+
+class TemplatesConfig(Strict):
+    """One message per campaign kind, each checked for placeholders its kind provides."""
+
+    outage_notice: OutageTemplates | None = None
+    arrears_reminder: ArrearsTemplates | None = None
+    survey: SurveyTemplates | None = None
+
+    def get(self, kind: str) -> Templates | None:
+        value = getattr(self, kind, None)
+        return value if isinstance(value, Templates) else None
+
+
 class DialConfig(Strict):
     server: str | None = None  # which Asterisk (ctiserver.yaml name) places the calls; default the first
     channel: Annotated[str, Field(pattern=r"^[A-Za-z0-9_/@.-]*\{number\}[A-Za-z0-9_/@.-]*$")] = \
@@ -221,7 +267,7 @@ class OutboundConfig(Strict):
         en="a State Grid service hall, the State Grid app or a bank"))
     dial: DialConfig = Field(default_factory=DialConfig)
     poll_s: Annotated[float, Field(gt=0, le=60)] = 2.0
-    templates: dict[CampaignKind, Templates] = Field(default_factory=dict)
+    templates: TemplatesConfig = Field(default_factory=TemplatesConfig)
 
     @field_validator("timezone")
     @classmethod
@@ -232,22 +278,6 @@ class OutboundConfig(Strict):
             ZoneInfo(v)
         except (ZoneInfoNotFoundError, ValueError):
             raise ValueError(f"unknown time zone {v!r}") from None
-        return v
-
-    @field_validator("templates")
-    @classmethod
-    def _templates(cls, v: dict[str, Templates]) -> dict[str, Templates]:
-        for kind, tpl in v.items():
-            for lang in ("zh", "en"):
-                text = getattr(tpl, lang)
-                try:
-                    names = {f for _, f, _, _ in string.Formatter().parse(text) if f is not None}
-                except ValueError as exc:
-                    raise ValueError(f"{kind}.{lang}: bad template ({exc})") from None
-                unknown = names - TEMPLATE_FIELDS[kind]
-                if unknown:
-                    raise ValueError(f"{kind}.{lang}: unknown placeholder(s) {sorted(unknown)}; "
-                                     f"allowed: {sorted(TEMPLATE_FIELDS[kind])}")
         return v
 
 
@@ -331,7 +361,7 @@ class CampaignSpec(Strict):
 def load_outbound_config(config_dir: str | Path) -> OutboundConfig:
     path = Path(config_dir) / "outbound.yaml"
     cfg = load_model(path, OutboundConfig, default_empty=True) if path.exists() else OutboundConfig()
-    missing = [k for k in KINDS if k not in cfg.templates]
+    missing = [k for k in KINDS if cfg.templates.get(k) is None]
     if path.exists() and missing:
         raise ConfigError.at(path, 1, f"templates: no message template for {', '.join(missing)}")
     return cfg

@@ -19,7 +19,6 @@ from ctiserver.outbound.model import (
     OutboundConfig,
     Outcome,
     State,
-    Templates,
 )
 from ctiserver.outbound.scheduler import Scheduler
 from ctiserver.outbound.store import AttemptConflict, CampaignStateError, OutboundStore
@@ -30,11 +29,11 @@ START = datetime(2026, 11, 23, 10, 0, tzinfo=TZ).timestamp()  # Monday 10:00
 CFG = OutboundConfig.model_validate({
     "pacing": {"max_concurrent": 4, "calls_per_s": 10, "burst": 4},
     "templates": {
-        "outage_notice": Templates(zh="{name}您好，{area}因{reason}于{start}至{end}停电。",
-                                   en="{area} {start}"),
-        "arrears_reminder": Templates(
-            zh="{billing_month}欠费{arrears}元，违约金{late_fee}元，合计{total}元。", en="{total}"),
-        "survey": Templates(zh="请为{topic}打分，1到5分。", en="rate {topic}"),
+        "outage_notice": {"zh": "{name}您好，{area}因{reason}于{start}至{end}停电。",
+                          "en": "{area} {start}"},
+        "arrears_reminder": {
+            "zh": "{billing_month}欠费{arrears}元，违约金{late_fee}元，合计{total}元。", "en": "{total}"},
+        "survey": {"zh": "请为{topic}打分，1到5分。", "en": "rate {topic}"},
     },
 })
 
