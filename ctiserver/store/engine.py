@@ -18,7 +18,6 @@ a running event loop, using the revisions shipped in ``ctiserver/store/migration
 from __future__ import annotations
 
 import ast
-import json
 import re
 from pathlib import Path
 from typing import Any
@@ -28,6 +27,8 @@ from alembic.config import Config
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from . import jsontext
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 
@@ -62,9 +63,10 @@ def normalise_url(url: str) -> str:
 
 
 def _json_dumps(value: Any) -> str:
-    # Keep Chinese readable in the database and never let an odd value (datetime,
-    # Decimal, enum) turn a whole batch into an error: it is stored as its str().
-    return json.dumps(value, ensure_ascii=False, default=str)
+    # Odd values become text rather than failing a batch (see jsontext). NaN and
+    # Infinity are refused on both backends alike (PostgreSQL's json has no NaN;
+    # SQLite would store it): a ValueError the event store treats as a bad row.
+    return jsontext.dumps(value, allow_nan=False)
 
 
 def make_engine(url: str, *, connect_timeout_s: float = 5.0, statement_timeout_s: float = 30.0,

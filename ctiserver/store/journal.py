@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from ..events import Event
+from . import jsontext
 
 
 class JournalError(Exception):
@@ -46,10 +47,14 @@ class Pending:
         return row
 
 
+def dump_line(doc: Any) -> bytes:
+    """One JSON line as UTF-8 (never fails on odd values, see jsontext)."""
+    return jsontext.dumps(doc, compact=True).encode() + b"\n"
+
+
 def encode(item: Pending) -> bytes:
-    """One journal line (UTF-8, newline-terminated; Chinese stays readable for whoever opens the file)."""
-    doc = {"k": item.key, "at": item.at, "e": item.event.as_row()}
-    return json.dumps(doc, ensure_ascii=False, default=str, separators=(",", ":")).encode() + b"\n"
+    """One journal line for `item`."""
+    return dump_line({"k": item.key, "at": item.at, "e": item.event.as_row()})
 
 
 def decode(line: bytes) -> Pending:
@@ -200,9 +205,7 @@ class Journal:
         """Keep events the database refused, with the reason, in `<journal>.rejected` (JSONL)."""
         if not entries:
             return
-        blob = b"".join(
-            json.dumps({"error": error, "event": payload}, ensure_ascii=False, default=str).encode() + b"\n"
-            for error, payload in entries)
+        blob = b"".join(dump_line({"error": error, "event": payload}) for error, payload in entries)
         with open(self.rejected_path, "ab") as f:
             f.write(blob)
             f.flush()

@@ -75,16 +75,31 @@ def validate(event: Event) -> str | None:
             return f"{name} must be a string, not {type(value).__name__}"
         if limit and len(value) > limit:
             return f"{name} is {len(value)} characters, the limit is {limit}"
+        if "\x00" in value:
+            return f"{name} contains a NUL character"
+        try:
+            value.encode()
+        except UnicodeEncodeError:
+            return f"{name} is not valid Unicode text"
     return None
 
 
 def is_data_error(exc: BaseException) -> bool:
-    """True when the database refused the rows themselves (retrying would fail forever)."""
+    """True when the database refused the rows themselves (retrying would fail forever).
+
+    SQLAlchemy's asyncpg dialect reports most server errors as a plain DBAPIError,
+    so the SQLSTATE class decides: 22 (data exception) and 23 (integrity violation)
+    are the row's fault; everything else (connection, shutdown, missing table while
+    a migration is pending, ...) is the database's, and the batch waits for a retry.
+    """
     if isinstance(exc, (sa_exc.DataError, sa_exc.IntegrityError)):
         return True
+    if isinstance(exc, sa_exc.DBAPIError):
+        state = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
+        return isinstance(state, str) and state[:2] in ("22", "23")
     # A StatementError that is not a DBAPIError failed while binding parameters
     # (e.g. data that cannot be serialised to JSON): the row is at fault, not the server.
-    return isinstance(exc, sa_exc.StatementError) and not isinstance(exc, sa_exc.DBAPIError)
+    return isinstance(exc, sa_exc.StatementError)
 
 
 class Backoff:
