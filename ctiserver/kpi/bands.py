@@ -23,7 +23,7 @@ class BandSpan:
 
     def slots(self) -> list[int]:
         """Half-hour slot numbers (0 = 00:00-00:30) this span covers."""
-        first = self.start_min // 30
+        first = (self.start_min % 1440) // 30
         last = self.end_min // 30
         if last > first:
             return list(range(first, last))
@@ -47,7 +47,8 @@ def slot_table(spans: Sequence[BandSpan]) -> list[str]:
     """Band name for each of the 48 half-hour slots; raises ValueError on overlaps."""
     table: list[str | None] = [None] * SLOTS_PER_DAY
     for span in spans:
-        if span.start_min % 1440 == span.end_min % 1440:
+        whole_day = span.start_min % 1440 == 0 and span.end_min == 1440
+        if span.start_min % 1440 == span.end_min % 1440 and not whole_day:
             raise ValueError(f"band {span.name!r} starts and ends at the same time")
         for slot in span.slots():
             if table[slot] is not None:

@@ -348,7 +348,7 @@ def agent_time_query(cfg: KpiConfig, win: Window, dims: Sequence[str]) -> Any:
     e_clip = case((or_(st.c.t_next.is_(None), st.c.t_next > cap), cap), else_=st.c.t_next)
     iv0 = (
         select(st.c.agent, st.c.state, s_clip.label("s"), e_clip.label("e"))
-        .where(e_clip > s_clip)
+        .where(e_clip > s_clip, or_(st.c.state.is_(None), st.c.state != "logged_out"))
     ).subquery("iv0")
     ls = round_ms(local_seconds(iv0.c.s, win))
     iv = (
