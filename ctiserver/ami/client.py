@@ -77,7 +77,8 @@ class ConnectInfo:
 
 @dataclass(frozen=True, slots=True)
 class AmiResponse:
-    """The response to one action, plus (for list actions) every event up to `...Complete`."""
+    """The response to one action, plus (for list actions) every event up to and including
+    the closing `...Complete` event (`EventList: Complete`, which carries `ListItems`)."""
 
     response: AmiMessage
     events: tuple[AmiMessage, ...] = ()
@@ -506,14 +507,13 @@ class AmiClient:
                 await writer.drain()
                 return await future
         except TimeoutError:
-            if aid in self._pending:
-                self._abandon(aid, pending)
             raise AmiTimeout(f"AMI {self.server.name}: no reply to {name} within {limit:g}s") from None
         except (ConnectionError, OSError) as exc:
             raise AmiDisconnected(f"AMI {self.server.name}: {exc} while sending {name}; "
                                   "not re-sent") from None
         finally:
-            self._pending.pop(aid, None)
+            if self._pending.pop(aid, None) is not None:  # timed out or the caller was cancelled
+                self._abandon(aid, pending)
 
     def _abandon(self, aid: str, pending: _Pending) -> None:
         self._abandoned[aid] = pending.listing

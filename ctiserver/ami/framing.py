@@ -27,14 +27,16 @@ log = logging.getLogger(__name__)
 
 BANNER = b"Asterisk Call Manager/"
 MAX_FRAME = 1024 * 1024
-_END = re.compile(rb"\r?\n\r?\n")
+_END = re.compile(rb"\n\r?\n")  # a leading literal lets re scan fast; a CR before it is taken off after
 _LEGACY_BODY_END = "--END COMMAND--"
+_LINE = re.compile(r"^([^:\s]+): ?([^\r\n]*)\r?$", re.M)  # one `Key: value` line (value may be empty)
+_DEFAULT_KINDS = ("event", "response")
 
 
 class AmiFramer:
     """Feed it what the socket gives; it returns every frame completed so far, in order."""
 
-    def __init__(self, max_frame: int = MAX_FRAME, kinds: tuple[str, ...] = ("Event", "Response")) -> None:
+    def __init__(self, max_frame: int = MAX_FRAME, kinds: tuple[str, ...] = ("event", "response")) -> None:
         self.max_frame = max_frame
         self.kinds = kinds  # a frame needs one of these headers (a fake server asks for "Action")
         self.version: str | None = None
@@ -69,7 +71,10 @@ class AmiFramer:
             if m is None:
                 self._check_size()
                 return out
-            raw = bytes(self._buf[: m.start()])
+            start = m.start()
+            if start and self._buf[start - 1] == 0x0D:
+                start -= 1
+            raw = bytes(self._buf[:start])
             del self._buf[: m.end()]
             self._scan = 0
             if self._skipping:
@@ -135,8 +140,19 @@ class AmiFramer:
 
 
 def parse_frame(text: str, stats: AmiFramer | None = None,
-                kinds: tuple[str, ...] = ("Event", "Response")) -> AmiMessage | None:
+                kinds: tuple[str, ...] = _DEFAULT_KINDS) -> AmiMessage | None:
     """One frame's text (without the blank line) to a message; None if nothing usable."""
+    pairs = _LINE.findall(text)
+    if pairs and len(pairs) == text.count("\n") + 1 and not text.startswith("Response: Follows"):
+        # fast path, nearly every frame: each line is `Key: value`
+        wanted = kinds if kinds == _DEFAULT_KINDS else tuple(k.lower() for k in kinds)
+        first = pairs[0][0].lower()
+        if first in wanted or any(k.lower() in wanted for k, _ in pairs):
+            return AmiMessage._trusted(tuple(pairs))
+    return _parse_slow(text, stats, kinds)
+
+
+def _parse_slow(text: str, stats: AmiFramer | None, kinds: tuple[str, ...]) -> AmiMessage | None:
     lines = [line.rstrip("\r") for line in text.split("\n")]
     while lines and not lines[0].strip():
         lines.pop(0)

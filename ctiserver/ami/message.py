@@ -23,11 +23,17 @@ class AmiMessage:
 
     def __init__(self, items: Iterable[tuple[str, str]], body: str = "") -> None:
         self._items: tuple[tuple[str, str], ...] = tuple((str(k), str(v)) for k, v in items)
-        index: dict[str, list[str]] = {}
-        for key, value in self._items:
-            index.setdefault(key.lower(), []).append(value)
-        self._index: dict[str, tuple[str, ...]] = {k: tuple(v) for k, v in index.items()}
+        self._index = _index(self._items)
         self.body = body  # free text of a legacy `Response: Follows` frame, else ''
+
+    @classmethod
+    def _trusted(cls, items: tuple[tuple[str, str], ...], body: str = "") -> AmiMessage:
+        """Fast path for the framer, whose pairs are already str (skips the conversions)."""
+        msg = cls.__new__(cls)
+        msg._items = items
+        msg._index = _index(items)
+        msg.body = body
+        return msg
 
     @classmethod
     def of(cls, **headers: str) -> AmiMessage:
@@ -121,6 +127,17 @@ class AmiMessage:
     def __repr__(self) -> str:
         head = f"Event={self.event!r}" if self.event else f"Response={self.response!r}"
         return f"<AmiMessage {head} headers={len(self._items)}>"
+
+
+def _index(items: tuple[tuple[str, str], ...]) -> dict[str, tuple[str, ...]]:
+    lows = [key.lower() for key, _ in items]
+    if len(set(lows)) == len(lows):  # the common case: no repeated header
+        return {low: (value,) for low, (_, value) in zip(lows, items, strict=True)}
+    index: dict[str, tuple[str, ...]] = {}
+    for low, (_, value) in zip(lows, items, strict=True):
+        seen = index.get(low)
+        index[low] = (value,) if seen is None else (*seen, value)
+    return index
 
 
 def messages_named(messages: Sequence[AmiMessage], event: str) -> list[AmiMessage]:
