@@ -291,6 +291,20 @@ async def test_network_blip_is_not_a_restart(fake_ami: FakeAmi) -> None:
         assert client.connected
 
 
+async def test_shutdown_event_names_the_reason(fake_ami: FakeAmi) -> None:
+    rec = Recorder()
+    async with running(fake_ami, rec) as client:
+        await until(lambda: len(rec.connects) == 1)
+        conn = fake_ami.conns[-1]
+        conn.send(frame(("Event", "Shutdown"), ("Privilege", "system,all"), ("Shutdown", "Cleanly"),
+                        ("Restart", "True")))
+        await until(lambda: bool(rec.named("Shutdown")))
+        conn.writer.close()
+        await until(lambda: bool(rec.disconnects))
+        assert rec.disconnects[0] == "Asterisk shut down (Cleanly, restart=True)"
+        assert client.status()["last_error"] == rec.disconnects[0]
+
+
 async def test_core_status_is_used_without_fully_booted(fake_ami: FakeAmi) -> None:
     rec = Recorder()
     fake_ami.send_fully_booted = False  # a user without read=system

@@ -168,3 +168,20 @@ def test_reset_expects_a_new_banner() -> None:
     framer.feed(b"Asterisk Call Manager/11.0.0\r\nEvent: Half")
     framer.reset()
     assert framer.feed(b"Asterisk Call Manager/11.0.0\r\nEvent: A\r\n\r\n")[0].event == "A"
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=3000), st.lists(st.integers(min_value=1, max_value=500), min_size=1, max_size=20))
+def test_garbage_never_raises_and_the_stream_recovers(junk: bytes, sizes: list[int]) -> None:
+    framer = AmiFramer(max_frame=2048)
+    data = junk + b"\r\n\r\nEvent: Recovered\r\nSeq: 1\r\n\r\n"
+    out: list[AmiMessage] = []
+    i = 0
+    for n in sizes * (len(data) // max(1, sum(sizes)) + 1):
+        if i >= len(data):
+            break
+        out += framer.feed(data[i:i + n])
+        i += n
+        assert framer.buffered <= 2048 + 500
+    out += framer.feed(data[i:])
+    assert out and out[-1].event == "Recovered" and out[-1].get("Seq") == "1"
