@@ -114,7 +114,8 @@ def node_line(root: yaml.Node | None, loc: Sequence[int | str]) -> int:
 def _describe(err: dict[str, Any]) -> str:
     loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
     if err["type"] == "extra_forbidden":
-        return f"unknown key '{err['loc'][-1]}'" + (f" in {'.'.join(map(str, err['loc'][:-1]))}" if len(err["loc"]) > 1 else "")
+        parent = ".".join(map(str, err["loc"][:-1]))
+        return f"unknown key '{err['loc'][-1]}'" + (f" in {parent}" if parent else "")
     if err["type"] == "missing":
         return f"missing required key '{loc}'"
     return f"{loc}: {err['msg']}"

@@ -54,6 +54,7 @@ class CtiServer:
         self._on_start: list[Callable[[], Awaitable[None]]] = []
         self._on_stop: list[Callable[[], Awaitable[None]]] = []
         self.http_port: int | None = None
+        self._bg: list[asyncio.Task[None]] = []
         self.http_app.router.add_get("/healthz", self._healthz)
         self.http_app.router.add_get("/metrics", self._metrics)
 
@@ -140,6 +141,7 @@ class CtiServer:
         self.store = EventStore(self.db_url, batch_size=db.batch_size, flush_interval_s=db.flush_interval_s,
                                 buffer_limit=db.buffer_limit, journal_path=journal,
                                 retry_max_s=db.retry_max_s)
+        await self._migrate_or_retry()
         await self.store.start()
         for server in self.cfg.asterisk:
             client = AmiClient(
@@ -166,7 +168,38 @@ class CtiServer:
         log.info("ctiserver up: http %s:%s, agi %s:%s, ami %s", self.cfg.http.host, self.http_port,
                  agi.host, self.agi.port, ", ".join(f"{s.name}={s.host}:{s.port}" for s in self.cfg.asterisk))
 
+    async def _migrate_or_retry(self) -> None:
+        """Bring the schema up to date; if the database is away, keep trying in the background.
+
+        The store buffers (and journals) meanwhile: a missing table is an outage to it.
+        """
+        from .store.engine import migrate
+
+        if self.db_url.startswith("sqlite"):
+            Path(self.db_url.split("///", 1)[1]).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            await asyncio.wait_for(migrate(self.db_url), timeout=30)
+            return
+        except Exception as exc:
+            log.warning("database migration failed (%s); retrying in the background", exc)
+
+        async def retry() -> None:
+            delay = 1.0
+            while True:
+                await asyncio.sleep(delay)
+                try:
+                    await asyncio.wait_for(migrate(self.db_url), timeout=30)
+                    log.info("database migrated")
+                    return
+                except Exception as exc:
+                    log.warning("database migration still failing: %s", exc)
+                    delay = min(delay * 2, 30.0)
+
+        self._bg.append(asyncio.create_task(retry(), name="migrate-retry"))
+
     async def stop(self) -> None:
+        for task in self._bg:
+            task.cancel()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None

@@ -1,0 +1,25 @@
+"""Helpers for tests against the real PostgreSQL server (always running in CI, see scripts/setup.sh)."""
+
+from __future__ import annotations
+
+import asyncpg
+
+PG_HOST, PG_PORT, PG_USER = "127.0.0.1", 5432, "postgres"
+
+
+async def fresh_database(name: str) -> str:
+    """Drop and recreate database `name`; return its SQLAlchemy async URL."""
+    conn = await asyncpg.connect(host=PG_HOST, port=PG_PORT, user=PG_USER, database="postgres")
+    try:
+        await conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
+            name)
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    return pg_url(name)
+
+
+def pg_url(name: str, port: int = PG_PORT) -> str:
+    return f"postgresql+asyncpg://{PG_USER}@{PG_HOST}:{port}/{name}"
