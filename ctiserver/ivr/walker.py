@@ -195,6 +195,7 @@ class IvrWalker:
         self._visit: _Visit | None = None
         self._steps = 0
         self._post_call = False  # after an agent call: ivr.end was already logged
+        self._after_queue: str | None = None
 
     # --- public ----------------------------------------------------------------------
     @property
@@ -237,11 +238,10 @@ class IvrWalker:
             self.data["recording"][node.var] = inp.path
             self._go(node.next, out)
         elif self.state == _WAIT_QUEUE and isinstance(inp, Queued):
-            node = self._current(QueueNode)
-            if inp.agent_id and node.after:
+            if inp.agent_id and self._after_queue:
                 self.data["agent"] = {"id": inp.agent_id}
                 self._post_call = True
-                self._go(node.after, out)
+                self._go(self._after_queue, out)
             else:
                 self.state = _DONE
         else:
@@ -293,13 +293,14 @@ class IvrWalker:
             return
         self._queue(agent.skill, self.tier, out)
 
-    def _queue(self, skill: str, tier: str, out: list[Action]) -> None:
+    def _queue(self, skill: str, tier: str, out: list[Action], after: str | None = None) -> None:
         if not self._post_call:
             event = self._log(Kind.IVR_END, outcome="agent", node=self.node)
             event.event.queue = skill
             out.append(event)
             self.outcome = "agent"
         out.append(Queue(skill, tier))
+        self._after_queue = after
         self.state = _WAIT_QUEUE
 
     # --- entering nodes ----------------------------------------------------------------
@@ -343,7 +344,7 @@ class IvrWalker:
         if isinstance(node, QueueNode):
             self._say(node.prompt, out, barge_in=False)
             tier = render(node.tier, self.data).strip() if node.tier else ""
-            self._queue(node.skill, tier or self.tier, out)
+            self._queue(node.skill, tier or self.tier, out, node.after)
             return None
         if isinstance(node, RecordNode):
             self._say(node.prompt, out, barge_in=False)
@@ -410,10 +411,7 @@ class IvrWalker:
     # --- keys --------------------------------------------------------------------------
     def _on_keys(self, inp: Digits | Timeout, out: list[Action]) -> None:
         node = self._current((MenuNode, CollectNode, RatingNode))
-        if isinstance(inp, Timeout) or not inp.digits:
-            keys = None
-        else:
-            keys = inp.digits.strip().upper()
+        keys = None if isinstance(inp, Timeout) else (inp.digits.strip().upper() or None)
         if keys is not None:
             logged = keys[:MAX_KEYS]
             if isinstance(node, CollectNode) and node.secret:
