@@ -57,6 +57,7 @@ from .model import (
     UnknownTier,
 )
 
+_AGENT_STATE = Kind.AGENT_STATE
 ACD_RETIER = "acd.retier"  # supervisor moved a waiting caller; data: previous, tier (lead: add to Kind)
 
 # call states
@@ -142,6 +143,8 @@ class AcdEngine:
         self._free: dict[str, list[list[tuple[Any, ...]]]] = {
             s: [[] for _ in range(MAX_PROF + 1)] for s in cfg.skills}
         self._in_queue: dict[str, set[_Call]] = {s: set() for s in cfg.skills}
+        # waiting (not offered) calls per queue and tier rank: O(1) counts and arrival positions
+        self._nwait: dict[str, list[int]] = {s: [0] * len(cfg.tiers) for s in cfg.skills}
         self._staffed: dict[str, int] = dict.fromkeys(cfg.skills, 0)
         self._aht: dict[str, float] = {s: cfg.queue(s).handle_time_s for s in cfg.skills}
         self._deadlines: list[tuple[float, int, int, Any]] = []
@@ -150,6 +153,15 @@ class AcdEngine:
         self._push = 0
         self._live_entries = 0  # pushes since last compaction
         self._queue_cfg: dict[str, QueueConfig] = {s: cfg.queue(s) for s in cfg.skills}
+        self._nfree: dict[str, int] = dict.fromkeys(cfg.skills, 0)  # available agents per skill
+        # per tier rank: aging step of that rank, last_resort flag, max wait + destination
+        self._aging_step = [t.aging_step_s if i > 0 else None for i, t in enumerate(cfg.tiers)]
+        self._last_resort = [t.last_resort for t in cfg.tiers]
+        self._vip_tier = cfg.vip.tier
+        self._desk = cfg.vip.desk_skill
+        self._ring_timeout = cfg.ring_timeout_s
+        self._ring_guard = cfg.ring_guard_s
+        self._tier_maxwait = [t.max_wait_s for t in cfg.tiers]
         for a in cfg.agents:
             self.add_agent(a.id, dict(a.skills))
 
@@ -238,7 +250,7 @@ class AcdEngine:
                 return out
         self._seq += 1
         place_ts, seq, redial = now, self._seq, False
-        if caller:
+        if caller and self._ghosts:
             self._prune_ghosts(now)
             ghost = self._ghosts.pop((caller, skill), None)
             if ghost is not None:
@@ -270,8 +282,8 @@ class AcdEngine:
         call.answered_at = now
         call.ring_deadline = call.step_at = call.phase_at = call.aging_at = call.maxwait_at = None
         self._leave_queue(call)
-        out.append(self._ev(Kind.ACD_ANSWER, now, call, a.id, wait_s=_r(now - call.arrived),
-                            ring_s=_r(now - call.offered_at), offers=call.offers))
+        out.append(self._ev(Kind.ACD_ANSWER, now, call, a.id, wait_s=now - call.arrived,
+                            ring_s=now - call.offered_at, offers=call.offers))
         return out
 
     def ring_failed(self, call_id: str, now: float, reason: str = "noanswer") -> list[Command]:
@@ -290,7 +302,7 @@ class AcdEngine:
         talk = max(0.0, now - call.answered_at)
         wrap = self._queue_cfg[call.skill].wrap_up_s
         self._aht[call.skill] += 0.1 * (talk + wrap - self._aht[call.skill])
-        data: dict[str, Any] = {"talk_s": _r(talk), "hold_s": 0.0, "wrap_up_s": wrap}
+        data: dict[str, Any] = {"talk_s": talk, "hold_s": 0.0, "wrap_up_s": wrap}
         if outcome is not None:
             data["outcome"] = outcome
         out.append(self._ev(Kind.ACD_COMPLETE, now, call, a.id, **data))
@@ -317,7 +329,7 @@ class AcdEngine:
         if agent is not None:
             out.append(CancelOffer(call.id, agent.id, "abandon"))
         out.append(self._ev(Kind.ACD_ABANDON, now, call, agent.id if agent else None,
-                            wait_s=_r(now - call.arrived), where="ringing" if agent else "queue",
+                            wait_s=now - call.arrived, where="ringing" if agent else "queue",
                             redial=call.redial))
         self._leave_queue(call)
         self._forget(call)
@@ -360,7 +372,8 @@ class AcdEngine:
             raise UnknownTier(f"unknown tier '{tier}'")
         out: list[Command] = []
         previous = call.tier
-        call.tier, call.rank = tier, self._rank[tier]
+        call.tier = tier
+        self._set_rank(call, self._rank[tier])
         out.append(self._ev(ACD_RETIER, now, call, None, previous=previous))
         self._schedule_aging(call, now)
         self._set_phase_start(call, now)
@@ -398,7 +411,7 @@ class AcdEngine:
                     self._widened(call, when, out)
             elif kind == _D_AGING:
                 if call.aging_at == when and call.state in (WAITING, OFFERED):
-                    call.rank = max(0, call.rank - 1)
+                    self._set_rank(call, max(0, call.rank - 1))
                     self._schedule_aging(call, when)
                     self._widened(call, when, out)
             elif kind == _D_MAXWAIT:
@@ -428,6 +441,13 @@ class AcdEngine:
         est = None if staffed == 0 else (ahead + 1) * self._aht[call.skill] / staffed
         return Position(ahead + 1, len(members), est)
 
+    def _arrival_position(self, call: _Call) -> int:
+        """Position of a call just queued: O(tiers) unless it redialled into an older place."""
+        if call.redial:
+            return self.position(call.id, call.arrived).position
+        counts = self._nwait[call.skill]
+        return sum(counts[: call.rank + 1])
+
     def agent_state(self, agent_id: str) -> tuple[str, str | None]:
         """(state, not-ready reason)."""
         a = self._agent(agent_id)
@@ -448,8 +468,8 @@ class AcdEngine:
 
     def waiting_count(self, skill: str | None = None) -> int:
         if skill is None:
-            return sum(1 for c in self._calls.values() if c.state == WAITING)
-        return sum(1 for c in self._in_queue[skill] if c.state == WAITING)
+            return sum(sum(counts) for counts in self._nwait.values())
+        return sum(self._nwait[skill])
 
     def handle_time(self, skill: str) -> float:
         """The live average handle time (talk + wrap-up) used for estimated waits."""
@@ -475,8 +495,7 @@ class AcdEngine:
         return c
 
     def _ev(self, kind: str, now: float, call: _Call, agent_id: str | None, /, **data: Any) -> Event:
-        return Event(kind, ts=now, call_id=call.id, agent_id=agent_id, queue=call.skill, tier=call.tier,
-                     data=data)
+        return Event(kind, now, call.id, agent_id, call.skill, call.tier, None, data)  # positional: hot path
 
     def _move(self, a: _Agent, event: str, now: float, out: list[Command], *, reason: str | None = None,
               to: str | None = None, call: _Call | None = None) -> None:
@@ -493,8 +512,11 @@ class AcdEngine:
         prev, prev_reason = a.state, a.reason
         if nxt == prev and new_reason == prev_reason:
             return
-        if prev == AVAILABLE:
+        if prev == AVAILABLE and nxt != AVAILABLE:
             a.version += 1  # drop out of the free-agent heaps
+            nfree = self._nfree
+            for s in a.skills:
+                nfree[s] -= 1
         if prev == LOGGED_OUT:
             for s in a.skills:
                 self._staffed[s] += 1
@@ -507,13 +529,17 @@ class AcdEngine:
             a.idle_since = now
             a.version += 1
             entry_v = a.version
+            free, nfree = self._free, self._nfree
             for s, p in a.skills.items():
-                heapq.heappush(self._free[s][p], (now, a.order, entry_v, a))
+                heapq.heappush(free[s][p], (now, a.order, entry_v, a))
+                nfree[s] += 1
             self._live_entries += len(a.skills)
-        out.append(Event(Kind.AGENT_STATE, ts=now, call_id=call.id if call else None, agent_id=a.id,
-                         queue=call.skill if call else None, tier=call.tier if call else None,
-                         data={"state": nxt, "previous": prev, "reason": new_reason,
-                               "previous_reason": prev_reason, "duration_s": _r(duration)}))
+        data = {"state": nxt, "previous": prev, "reason": new_reason, "previous_reason": prev_reason,
+                "duration_s": duration}
+        if call is None:
+            out.append(Event(_AGENT_STATE, now, None, a.id, None, None, None, data))
+        else:
+            out.append(Event(_AGENT_STATE, now, call.id, a.id, call.skill, call.tier, None, data))
 
     def _wrap_done(self, a: _Agent, now: float, out: list[Command]) -> None:
         a.wrap_until = None
@@ -550,7 +576,7 @@ class AcdEngine:
             if dest.kind == "queue":
                 call.skill = skill
                 out.append(self._ev(Kind.ACD_OVERFLOW, now, call, None, target=f"queue:{dest.target}",
-                                    reason="full", wait_s=_r(now - call.arrived)))
+                                    reason="full", wait_s=now - call.arrived))
                 self._enter_queue(call, dest.target, now, out, first=first)
             elif first:
                 self._block(call.id, skill, call.tier, call.caller, "full", dest, now, out, call=call)
@@ -566,19 +592,26 @@ class AcdEngine:
         call.step_at = None
         self._calls[call.id] = call
         self._in_queue[skill].add(call)
+        self._nwait[skill][call.rank] += 1
         if q.escalation:
             call.step_at = now + q.escalation[0].after_s
             self._at(call.step_at, _D_STEP, call)
         self._set_phase_start(call, now)
-        self._schedule_aging(call, now)
-        self._schedule_maxwait(call, now)
+        if self._aging_step[call.rank] is not None:
+            self._schedule_aging(call, now)
+        else:
+            call.aging_at = None
+        if q.max_wait_s is not None or self._tier_maxwait[self._rank[call.tier]] is not None:
+            self._schedule_maxwait(call, now)
+        else:
+            call.maxwait_at = None
         if first:
             data: dict[str, Any] = {"caller": call.caller, "position": 0}
             if call.account_agent:
                 data["account_agent"] = call.account_agent
             if call.redial:
                 data["redial"] = True
-                data["restored_wait_s"] = _r(now - call.place_ts)
+                data["restored_wait_s"] = now - call.place_ts
             if call.customer and "id" in call.customer:
                 data["customer"] = str(call.customer["id"])
             ev = self._ev(Kind.ACD_ENQUEUE, now, call, None, **data)
@@ -587,7 +620,7 @@ class AcdEngine:
             ev = None
         self._register(call)
         if ev is not None:
-            ev.data["position"] = self.position(call.id, now).position
+            ev.data["position"] = self._arrival_position(call)
         self._match_call(call, now, out)
 
     def _block(self, call_id: str, skill: str, tier: str, caller: str, reason: str, dest: Destination,
@@ -603,16 +636,16 @@ class AcdEngine:
                                         call.customer if call else None))
 
     def _is_vip(self, call: _Call) -> bool:
-        return call.tier == self.cfg.vip.tier
+        return call.tier == self._vip_tier
 
     def _set_phase_start(self, call: _Call, now: float) -> None:
         """VIP one-to-one: account agent first, then the desk, then the whole skill."""
-        if not self._is_vip(call):
+        if call.tier != self._vip_tier:
             call.phase, call.phase_at = _PH_ALL, None
+            self._compute_pools(call)
         else:
             call.phase = _PH_ACCOUNT
-            self._set_phase_deadline(call, now)
-        self._compute_pools(call)
+            self._set_phase_deadline(call, now)  # computes the pools
 
     def _set_phase_deadline(self, call: _Call, now: float) -> None:
         vip = self.cfg.vip
@@ -638,8 +671,11 @@ class AcdEngine:
         self._compute_pools(call)
 
     def _compute_pools(self, call: _Call) -> None:
+        if call.tier != self._vip_tier and not call.extra_skills:
+            call.pools = [(call.skill, call.min_prof)]
+            return
         pools: list[tuple[str, int]] = []
-        if self._is_vip(call):
+        if call.tier == self._vip_tier:
             if call.account_agent:
                 pools.append(("@" + call.account_agent, 0))
             desk = self.cfg.vip.desk_skill
@@ -651,8 +687,8 @@ class AcdEngine:
         call.pools = pools
 
     def _schedule_aging(self, call: _Call, now: float) -> None:
-        step = self.cfg.tiers[call.rank].aging_step_s if call.rank > 0 else None
-        if step is None or self.cfg.tiers[self._rank[call.tier]].last_resort:
+        step = self._aging_step[call.rank]
+        if step is None or self._last_resort[self._rank[call.tier]]:
             call.aging_at = None
             return
         call.aging_at = now + step
@@ -702,7 +738,7 @@ class AcdEngine:
     def _overflow_to(self, call: _Call, dest: Destination, reason: str, now: float,
                      out: list[Command]) -> None:
         out.append(self._ev(Kind.ACD_OVERFLOW, now, call, None, target=_target(dest), reason=reason,
-                            wait_s=_r(now - call.arrived)))
+                            wait_s=now - call.arrived))
         self._leave_queue(call)
         if dest.kind == "queue" and dest.target != call.skill:
             call.version += 1
@@ -718,7 +754,18 @@ class AcdEngine:
         out.append(Overflow(call.id, dest, reason))
 
     def _leave_queue(self, call: _Call) -> None:
-        self._in_queue[call.skill].discard(call)
+        members = self._in_queue[call.skill]
+        if call in members:
+            members.discard(call)
+            if call.state == WAITING:
+                self._nwait[call.skill][call.rank] -= 1
+
+    def _set_rank(self, call: _Call, rank: int) -> None:
+        if call.state == WAITING and call in self._in_queue[call.skill]:
+            counts = self._nwait[call.skill]
+            counts[call.rank] -= 1
+            counts[rank] += 1
+        call.rank = rank
 
     def _forget(self, call: _Call) -> None:
         self._calls.pop(call.id, None)
@@ -755,6 +802,8 @@ class AcdEngine:
                     self._offer(call, a, pool, now, out)
                     return
                 continue
+            if not self._nfree[pool]:
+                continue  # nobody free with this skill: skip the heaps
             heaps = self._free[pool]
             best: tuple[Any, ...] | None = None
             for p in range(MAX_PROF, minp - 1, -1):
@@ -801,35 +850,37 @@ class AcdEngine:
     def _offer(self, call: _Call, a: _Agent, pool: str, now: float, out: list[Command]) -> None:
         self._move(a, "offer", now, out, call=call)
         a.call = call
+        self._nwait[call.skill][call.rank] -= 1
         call.state = OFFERED
         call.agent = a
         call.offered_at = now
         call.offers += 1
         call.version += 1
-        timeout = self.cfg.ring_timeout_s
-        call.ring_deadline = now + timeout + self.cfg.ring_guard_s
+        timeout = self._ring_timeout
+        call.ring_deadline = now + timeout + self._ring_guard
         self._at(call.ring_deadline, _D_RING, call)
-        if pool[0] == "@":
-            via = "account"
-        elif pool == call.skill:
+        if pool == call.skill:
             via = "skill"
-        elif pool == self.cfg.vip.desk_skill and self._is_vip(call):
+        elif pool[0] == "@":
+            via = "account"
+        elif pool == self._desk and call.tier == self._vip_tier:
             via = "vip_desk"
         else:
             via = "escalated"
         out.append(self._ev(Kind.ACD_OFFER, now, call, a.id, ring_timeout_s=timeout, via=via,
                             proficiency=a.skills.get(call.skill), attempt=call.offers,
-                            wait_s=_r(now - call.arrived), kind="callback" if call.in_place else "inbound"))
+                            wait_s=now - call.arrived, kind="callback" if call.in_place else "inbound"))
         out.append(Offer(call.id, a.id, call.skill, timeout, call.tier, call.caller,
                          "callback" if call.in_place else "inbound", call.number))
 
     def _rona(self, call: _Call, now: float, reason: str, out: list[Command]) -> None:
         a = call.agent
         assert a is not None
-        out.append(self._ev(Kind.ACD_RONA, now, call, a.id, ring_s=_r(now - call.offered_at), reason=reason))
+        out.append(self._ev(Kind.ACD_RONA, now, call, a.id, ring_s=now - call.offered_at, reason=reason))
         a.call = None
         call.agent = None
         call.state = WAITING
+        self._nwait[call.skill][call.rank] += 1
         call.ring_deadline = None
         self._move(a, "ring_fail", now, out, call=call, reason=_RING_FAIL_REASON.get(reason, "rona"))
         a.pending_not_ready = None
@@ -903,7 +954,5 @@ def _target(d: Destination) -> str:
     return f"{d.kind}:{d.target}" if d.target else d.kind
 
 
-def _r(x: float) -> float:
-    return round(x, 3)
 
 

@@ -48,7 +48,12 @@ def check(eng: AcdEngine, cmds: list[Command]) -> None:
                 and eng.call_agent(c.call_id) == c.agent_id:
             assert eng.agent_state(c.agent_id)[0] in ("reserved", "ringing")
             assert eligible(eng, c.agent_id, eng._calls[c.call_id]), f"{c.agent_id} may not take {c.call_id}"
+        if isinstance(c, Event) and c.kind == Kind.ACD_ENQUEUE and eng.call_state(c.call_id) == "waiting":
+            assert c.call_id is not None
+            assert eng.position(c.call_id, 0.0).position == c.data["position"]
     waiting = [c for c in eng._calls.values() if c.state == WAITING]
+    for s in SKILLS:
+        assert eng.waiting_count(s) == sum(1 for c in waiting if c.skill == s)
     free = [a for a in eng.agent_ids() if eng.agent_state(a)[0] == "available"]
     for a in free:
         for c in waiting:
