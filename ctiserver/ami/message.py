@@ -19,21 +19,26 @@ T = TypeVar("T")
 class AmiMessage:
     """Headers of one frame, in wire order; lookups ignore case, first value wins."""
 
-    __slots__ = ("_index", "_items", "body")
+    __slots__ = ("_first", "_items", "_repeats", "body")
 
     def __init__(self, items: Iterable[tuple[str, str]], body: str = "") -> None:
-        self._items: tuple[tuple[str, str], ...] = tuple((str(k), str(v)) for k, v in items)
-        self._index = _index(self._items)
-        self.body = body  # free text of a legacy `Response: Follows` frame, else ''
+        self._set(tuple((str(k), str(v)) for k, v in items), body)
 
     @classmethod
     def _trusted(cls, items: tuple[tuple[str, str], ...], body: str = "") -> AmiMessage:
         """Fast path for the framer, whose pairs are already str (skips the conversions)."""
         msg = cls.__new__(cls)
-        msg._items = items
-        msg._index = _index(items)
-        msg.body = body
+        msg._set(items, body)
         return msg
+
+    def _set(self, items: tuple[tuple[str, str], ...], body: str) -> None:
+        self._items = items
+        lows = [key.lower() for key, _ in items]
+        values = [value for _, value in items]
+        # reversed, so that the FIRST of repeated headers is the one that stays
+        self._first: dict[str, str] = dict(zip(reversed(lows), reversed(values), strict=True))
+        self._repeats = len(self._first) != len(items)
+        self.body = body  # free text of a legacy `Response: Follows` frame, else ''
 
     @classmethod
     def of(cls, **headers: str) -> AmiMessage:
@@ -43,19 +48,22 @@ class AmiMessage:
     # --- lookups -----------------------------------------------------------
     def get(self, name: str, default: T | None = None) -> str | T | None:
         """The first value of header `name` (any case), or `default` when absent."""
-        values = self._index.get(name.lower())
-        return values[0] if values else default
+        return self._first.get(name.lower(), default)
 
     def get_all(self, name: str) -> tuple[str, ...]:
         """Every value of a repeated header, in wire order (empty tuple when absent)."""
-        return self._index.get(name.lower(), ())
+        low = name.lower()
+        if not self._repeats:
+            value = self._first.get(low)
+            return () if value is None else (value,)
+        return tuple(v for k, v in self._items if k.lower() == low)
 
     def require(self, name: str) -> str:
         """The first value of `name`; raises AmiFieldMissing naming the header and the frame kind."""
-        values = self._index.get(name.lower())
-        if not values:
+        value = self._first.get(name.lower())
+        if value is None:
             raise AmiFieldMissing(name, self.event or self.get("Response") or "frame")
-        return values[0]
+        return value
 
     def variables(self, name: str = "ChanVariable") -> dict[str, str]:
         """Repeated `NAME=value` headers as a dict (e.g. ChanVariable, Variable); bad items skipped."""
@@ -82,11 +90,11 @@ class AmiMessage:
     @property
     def is_response(self) -> bool:
         """A reply to an action. `OriginateResponse` events carry a Response header too: events win."""
-        return "response" in self._index and "event" not in self._index
+        return "response" in self._first and "event" not in self._first
 
     @property
     def is_event(self) -> bool:
-        return "event" in self._index
+        return "event" in self._first
 
     @property
     def success(self) -> bool:
@@ -108,7 +116,7 @@ class AmiMessage:
 
     # --- dunder ----------------------------------------------------------------
     def __contains__(self, name: object) -> bool:
-        return isinstance(name, str) and name.lower() in self._index
+        return isinstance(name, str) and name.lower() in self._first
 
     def __iter__(self) -> Iterator[tuple[str, str]]:
         return iter(self._items)
@@ -127,17 +135,6 @@ class AmiMessage:
     def __repr__(self) -> str:
         head = f"Event={self.event!r}" if self.event else f"Response={self.response!r}"
         return f"<AmiMessage {head} headers={len(self._items)}>"
-
-
-def _index(items: tuple[tuple[str, str], ...]) -> dict[str, tuple[str, ...]]:
-    lows = [key.lower() for key, _ in items]
-    if len(set(lows)) == len(lows):  # the common case: no repeated header
-        return {low: (value,) for low, (_, value) in zip(lows, items, strict=True)}
-    index: dict[str, tuple[str, ...]] = {}
-    for low, (_, value) in zip(lows, items, strict=True):
-        seen = index.get(low)
-        index[low] = (value,) if seen is None else (*seen, value)
-    return index
 
 
 def messages_named(messages: Sequence[AmiMessage], event: str) -> list[AmiMessage]:

@@ -61,3 +61,59 @@ def main(repeat: int = 2000, rounds: int = 7) -> None:
 
 if __name__ == "__main__":
     main()
+
+
+async def _end_to_end(n_events: int = 50_000) -> None:
+    """Socket to callback: the fake AMI server writes n events; time until the last reaches the callback."""
+    import asyncio
+
+    from conftest import FakeAmi, frame
+    from panoramisk import Manager
+
+    from ctiserver.ami.client import AmiClient
+
+    blob = b"".join(frame(("Event", "UserEvent"), ("UserEvent", "bench"), ("Seq", str(i)),
+                          ("CallerIDName", "国网客户张三")) for i in range(n_events))
+    results: dict[str, float] = {}
+    for name in ("ours", "panoramisk"):
+        fake = FakeAmi()
+        await fake.start()
+        done = asyncio.Event()
+        seen = [0]
+
+        def on_event(msg: object, *_: object, seen: list[int] = seen, done: asyncio.Event = done) -> None:
+            seen[0] += 1
+            if seen[0] == n_events:
+                done.set()
+
+        if name == "ours":
+            client = AmiClient(fake.client_config(), on_event)
+            await client.start()
+            await client.wait_connected(5)
+        else:
+            manager = Manager(host="127.0.0.1", port=fake.port, username="cti", secret=fake.secret,
+                              ping_delay=3600, ping_interval=3600)
+            manager.register_event("UserEvent", on_event)
+            await manager.connect()
+            await fake.login_seen.wait()
+        await asyncio.sleep(0.1)
+        t0 = time.perf_counter()
+        for i in range(0, len(blob), 65536):
+            fake.conns[-1].send(blob[i:i + 65536])
+            await asyncio.sleep(0)
+        await asyncio.wait_for(done.wait(), 60)
+        results[name] = time.perf_counter() - t0
+        if name == "ours":
+            await client.close()
+        else:
+            manager.close()
+        await fake.stop()
+        print(f"{name:10s} {n_events} events socket->callback in {results[name] * 1000:7.1f} ms  "
+              f"{n_events / results[name]:9,.0f} events/s")
+    print(f"ratio ours/panoramisk end to end: {results['ours'] / results['panoramisk']:.2f}")
+
+
+if __name__ == "__main__":
+    import asyncio
+
+    asyncio.run(_end_to_end())

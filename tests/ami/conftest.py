@@ -65,6 +65,7 @@ class FakeAmi:
         self.boot_at = time.monotonic() - 3600.0  # this "Asterisk" has been up an hour
         self.send_fully_booted = True
         self.login_seen = asyncio.Event()
+        self._tasks: set[asyncio.Task[None]] = set()
 
     # --- lifecycle -----------------------------------------------------------------
     async def start(self) -> None:
@@ -76,6 +77,8 @@ class FakeAmi:
         if self.server is not None:
             self.server.close()
             self.drop_all()
+            if self._tasks:  # let every connection task see its EOF and finish
+                await asyncio.wait(self._tasks, timeout=2)
             with contextlib.suppress(Exception):
                 await self.server.wait_closed()
             self.server = None
@@ -105,6 +108,10 @@ class FakeAmi:
     # --- protocol ---------------------------------------------------------------
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.connections += 1
+        task = asyncio.current_task()
+        if task is not None:
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
         conn = FakeConn(self, reader, writer)
         self.conns.append(conn)
         writer.write(b"Asterisk Call Manager/11.0.0\r\n")
