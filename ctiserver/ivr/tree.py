@@ -412,7 +412,7 @@ def _problem(path: Path, root: yaml.Node | None, err: Any) -> ConfigProblem:
     if len(loc) >= 3 and loc[0] == "nodes" and loc[2] in KINDS:
         del loc[2]
     where = ".".join(str(p) for p in loc) or "(top level)"
-    line = node_line(root, loc)
+    line = node_line(root, [*loc, "kind"] if err["type"] == "union_tag_invalid" else loc)
     if err["type"] == "extra_forbidden":
         msg = f"unknown key '{loc[-1]}'" + (f" in {'.'.join(map(str, loc[:-1]))}" if len(loc) > 1 else "")
     elif err["type"] == "missing":
@@ -448,7 +448,8 @@ def load_tree(path: str | Path, text: str | None = None) -> LoadedTree:
     try:
         tree = IvrTree.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError([_problem(path, root, e) for e in exc.errors()]) from None
+        problems = [_problem(path, root, e) for e in exc.errors()]
+        raise ConfigError(sorted(problems, key=lambda p: p.line)) from None
     version = hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
     return LoadedTree(tree, path, version, root)
 
