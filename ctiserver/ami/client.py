@@ -286,9 +286,12 @@ class AmiClient:
                 raise
             except Exception as exc:
                 self._connect_failures += 1
-                self._last_error = _describe(exc)
-                log.warning("AMI %s (%s:%s): %s", self.server.name, self.server.host, self.server.port,
-                            self._last_error)
+                error = _describe(exc)
+                # an Asterisk down for hours must not flood the log: say each new error once
+                level = logging.WARNING if error != self._last_error else logging.DEBUG
+                self._last_error = error
+                log.log(level, "AMI %s (%s:%s): %s", self.server.name, self.server.host, self.server.port,
+                        error)
             if self._closing:
                 return
             if logged_in and loop.time() - began >= self.server.reconnect_max_s:
@@ -296,7 +299,7 @@ class AmiClient:
             delay = backoff_delay(attempt, self.server.reconnect_min_s, self.server.reconnect_max_s,
                                   self._rng.random())
             attempt += 1
-            log.info("AMI %s: reconnecting in %.2fs (attempt %d)", self.server.name, delay, attempt)
+            log.debug("AMI %s: reconnecting in %.2fs (attempt %d)", self.server.name, delay, attempt)
             await asyncio.sleep(delay)
 
     async def _session(self) -> bool:

@@ -264,7 +264,7 @@ async def test_restart_reconnects_with_backoff_and_is_flagged(fake_ami: FakeAmi,
     rec = Recorder()
     async with running(fake_ami, rec, reconnect_min_s=0.02, reconnect_max_s=0.16) as client:
         await until(lambda: len(rec.connects) == 1)
-        with caplog.at_level(logging.INFO, logger="ctiserver.ami.client"):
+        with caplog.at_level(logging.DEBUG, logger="ctiserver.ami.client"):
             await fake_ami.restart(down_s=0.6)
             await until(lambda: len(rec.connects) == 2)
         assert rec.connects[1].restarted is True and rec.connects[1].uptime is not None
@@ -278,6 +278,8 @@ async def test_restart_reconnects_with_backoff_and_is_flagged(fake_ami: FakeAmi,
             ceiling = min(0.16, 0.02 * 2 ** (attempt - 1))
             assert max(0.02, ceiling / 2) <= delay <= ceiling
         assert max(d for _, d in delays) > 0.02 * 2  # it did back off, not a fixed delay
+        refused = [r for r in caplog.records if r.levelno == logging.WARNING and "Refused" in r.getMessage()]
+        assert len(refused) == 1  # the same error, said once
 
 
 async def test_network_blip_is_not_a_restart(fake_ami: FakeAmi) -> None:
