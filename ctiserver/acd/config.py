@@ -232,6 +232,8 @@ class AnnounceConfig(Strict):
     # str.format fields: position, waiting, wait_min (rounded up), wait_s
     text: str = "您前面还有{position}位客户在等待，预计等待{wait_min}分钟，请耐心等候。"
     text_unknown: str = "您前面还有{position}位客户在等待，请耐心等候。"
+    callback_hint: str = ""  # appended when callback_key is set, e.g. "如需回拨请按1。"
+    callback_confirm: str = "已为您预约回拨，轮到您时我们将给您回电，再见。"
 
 
 class AcdConfig(Strict):
@@ -254,6 +256,10 @@ class AcdConfig(Strict):
     dial_template: str = "PJSIP/agent{id}"
     dial_options: str = ""  # appended to Dial(); e.g. "m" for music while the agent rings
     probe_every_s: Annotated[float, Field(gt=0)] = 3.0  # caller hangup detection while waiting
+    # A key that asks for a callback in place of waiting; checked with WAIT FOR DIGIT every key_poll_ms.
+    callback_key: Annotated[str, Field(pattern=r"^[0-9*#]$")] | None = None
+    key_poll_ms: Annotated[int, Field(ge=100, le=5000)] = 500
+    dial_max_s: Annotated[float, Field(gt=0)] = 4 * 3600.0  # AGI timeout for an EXEC Dial (ring + talk)
     announce: AnnounceConfig = Field(default_factory=AnnounceConfig)
 
     def queue(self, skill: str) -> QueueConfig:

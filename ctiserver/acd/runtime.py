@@ -1,0 +1,374 @@
+"""The ACD engine on the event loop, and callers waiting under CTI control inside FastAGI.
+
+`AcdRuntime` owns one engine. Every input goes through `apply`, which runs the
+engine synchronously (asyncio is single-threaded, so inputs never interleave)
+and dispatches the commands: events to `emit`, offers and overflows to the
+caller's mailbox, callbacks to the hooks. One timer task sleeps until the
+engine's `next_deadline()` (or until an input may have moved it) and ticks.
+
+`serve_caller` keeps a caller who is already in a FastAGI session waiting:
+music on hold, periodic position/wait announcements, an optional key for a
+callback in place of waiting, hangup probes, and, when the engine offers an
+agent, `EXEC Dial` with the ring timeout. Dial's DIALSTATUS tells answer from
+RONA. On any orderly finish it sets `CTI_DONE=1` (and `CTI_ACD_RESULT`), so
+the dialplan's fallback `Queue()` only runs when the CTI itself died.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import logging
+import math
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from ..agi_types import AgiChannel, AgiError, AgiHangup, AgiReply
+from ..clock import Clock
+from ..events import Event
+from .engine import OFFERED, TALKING, AcdEngine
+from .model import AcdError, Blocked, CancelOffer, Command, Offer, Overflow, ScheduleCallback
+
+log = logging.getLogger(__name__)
+
+Say = Callable[[AgiChannel, str], Awaitable[None]]
+_RONA_STATUSES = {"NOANSWER": "noanswer", "BUSY": "busy", "CHANUNAVAIL": "chanunavail",
+                  "CONGESTION": "congestion"}
+
+
+def _noop(*_: Any) -> None:
+    return None
+
+
+@dataclass
+class AcdHooks:
+    """Plain callbacks (never awaited, exceptions logged): screen-pop, desktop, outbound side."""
+
+    on_offer: Callable[[str, str, dict[str, Any]], None] = _noop  # (call_id, agent_id, info)
+    on_answer: Callable[[str, str, dict[str, Any]], None] = _noop
+    on_end: Callable[[str, str, dict[str, Any]], None] = _noop
+    on_cancel: Callable[[CancelOffer], None] = _noop  # stop ringing / screen-pop
+    on_callback: Callable[[ScheduleCallback], None] = _noop  # outbound: call back before due_ts
+    on_callback_offer: Callable[[Offer], None] = _noop  # outbound: agent reserved for an in-place callback
+
+
+class _TimedExecute(Protocol):
+    async def __call__(self, command: str, timeout: float | None = None) -> AgiReply: ...  # noqa: ASYNC109
+
+
+class AcdRuntime:
+    """Single-threaded driver of one `AcdEngine` (see module docstring)."""
+
+    def __init__(self, engine: AcdEngine, clock: Clock, emit: Callable[[Event], None], *,
+                 say: Say | None = None, hooks: AcdHooks | None = None) -> None:
+        self.engine = engine
+        self.cfg = engine.cfg
+        self.clock = clock
+        self.emit = emit
+        self.say = say
+        self.hooks = hooks or AcdHooks()
+        self._mailboxes: dict[str, asyncio.Queue[Command]] = {}
+        self._moh: set[str] = set()  # calls whose music on hold is playing
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    # --- lifecycle
+
+    async def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._timer(), name="acd-timer")
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _timer(self) -> None:
+        while True:
+            deadline = self.engine.next_deadline()
+            delay = None if deadline is None else max(0.0, deadline - self.clock.now())
+            self._wake.clear()
+            if delay is None or delay > 0:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), delay)
+            try:
+                self.apply(self.engine.tick)
+            except Exception:  # a bug must not stop every later deadline
+                log.exception("ACD tick failed")
+                await asyncio.sleep(0.1)
+            await asyncio.sleep(0)  # a burst of deadlines never starves the callers
+
+    # --- inputs
+
+    def apply(self, fn: Callable[[float], list[Command]]) -> list[Command]:
+        """Run one engine input at the clock's now and dispatch what it says."""
+        cmds = fn(self.clock.now())
+        self._dispatch(cmds)
+        self._wake.set()  # the next deadline may have moved
+        return cmds
+
+    def login(self, agent_id: str, ready: bool | None = None) -> list[Command]:
+        return self.apply(lambda now: self.engine.login(agent_id, now, ready=ready))
+
+    def logout(self, agent_id: str) -> list[Command]:
+        return self.apply(lambda now: self.engine.logout(agent_id, now))
+
+    def set_ready(self, agent_id: str) -> list[Command]:
+        return self.apply(lambda now: self.engine.set_ready(agent_id, now))
+
+    def set_not_ready(self, agent_id: str, reason: str) -> list[Command]:
+        return self.apply(lambda now: self.engine.set_not_ready(agent_id, reason, now))
+
+    def retier(self, call_id: str, tier: str) -> list[Command]:
+        return self.apply(lambda now: self.engine.retier(call_id, tier, now))
+
+    def note_answered(self, call_id: str, when: float | None = None) -> bool:
+        """The agent answered (e.g. from AMI DialEnd/BridgeEnter). False if already known or not ringing."""
+        if self.engine.call_state(call_id) != OFFERED:
+            return False
+        at = self.clock.now() if when is None else when
+        self._dispatch(self.engine.ring_answered(call_id, at))
+        self._answered_hook(call_id)
+        return True
+
+    def callback_answered(self, call_id: str) -> list[Command]:
+        """Outbound side: the agent reserved for an in-place callback answered."""
+        return self.apply(lambda now: self.engine.ring_answered(call_id, now))
+
+    def callback_failed(self, call_id: str, reason: str = "noanswer") -> list[Command]:
+        """Outbound side: the agent did not answer the callback ring (RONA)."""
+        return self.apply(lambda now: self.engine.ring_failed(call_id, now, reason))
+
+    def callback_ended(self, call_id: str, outcome: str | None = None) -> list[Command]:
+        """Outbound side: the callback conversation ended (outcome e.g. 'reached', 'no_answer')."""
+        return self.apply(lambda now: self.engine.call_ended(call_id, now, outcome=outcome))
+
+    def _dispatch(self, cmds: list[Command]) -> None:
+        for cmd in cmds:
+            try:
+                if isinstance(cmd, Event):
+                    self.emit(cmd)
+                elif isinstance(cmd, Offer) and cmd.kind == "callback":
+                    self.hooks.on_callback_offer(cmd)
+                elif isinstance(cmd, ScheduleCallback):
+                    self.hooks.on_callback(cmd)
+                else:
+                    if isinstance(cmd, CancelOffer):
+                        self.hooks.on_cancel(cmd)
+                    box = self._mailboxes.get(cmd.call_id)
+                    if box is not None:
+                        box.put_nowait(cmd)
+                    elif isinstance(cmd, Offer):
+                        # nobody is holding this caller any more: give the agent back at once
+                        log.warning("ACD offer for call %s without a waiting caller", cmd.call_id)
+                        asyncio.get_running_loop().call_soon(self._drop, cmd.call_id)
+            except Exception:
+                log.exception("ACD could not dispatch %r", cmd)
+
+    def _drop(self, call_id: str) -> None:
+        if self.engine.call_state(call_id) in ("waiting", OFFERED):
+            self.apply(lambda now: self.engine.abandon(call_id, now))
+
+    def _hook(self, name: str, *args: Any) -> None:
+        try:
+            getattr(self.hooks, name)(*args)
+        except Exception:
+            log.exception("ACD hook %s failed", name)
+
+    def _answered_hook(self, call_id: str) -> None:
+        agent = self.engine.call_agent(call_id)
+        if agent is not None:
+            self._hook("on_answer", call_id, agent, {"call_id": call_id})
+
+    # --- one caller
+
+    async def serve_caller(self, chan: AgiChannel, call_id: str, skill: str, tier: str | None, caller: str,
+                           customer: dict[str, Any] | None = None) -> str:
+        """Hold the caller until an agent took the call, they left, or the ACD sent them elsewhere.
+
+        Returns "answered", "abandoned", "callback", "overflow:<kind>[:<target>]" or
+        "blocked:<reason>:<kind>[:<target>]". Raises AcdError for bad input (unknown skill/tier).
+        """
+        box: asyncio.Queue[Command] = asyncio.Queue()
+        if call_id in self._mailboxes:
+            raise AcdError(f"call {call_id} is already being served")
+        self._mailboxes[call_id] = box
+        info = {"call_id": call_id, "caller": caller, "skill": skill, "tier": tier, "customer": customer}
+        result = "abandoned"
+        hung_up = False
+        try:
+            self.apply(lambda now: self.engine.enqueue(call_id, skill, tier, caller, now, customer=customer))
+            result = await self._hold(chan, call_id, box, info)
+        except AgiHangup:
+            hung_up = True
+            result = "answered" if self.engine.call_state(call_id) == TALKING else "abandoned"
+            self._caller_gone(call_id)
+        finally:
+            self._mailboxes.pop(call_id, None)
+            self._moh.discard(call_id)
+            if self.engine.call_state(call_id) in ("waiting", OFFERED) and result != "callback":
+                self._caller_gone(call_id)  # an unexpected error: never leave a ghost in the queue
+        if not hung_up:
+            await self._finish(chan, result)
+        return result
+
+    def _caller_gone(self, call_id: str) -> None:
+        state = self.engine.call_state(call_id)
+        try:
+            if state == TALKING:
+                self._end_talk(call_id)
+            elif state in ("waiting", OFFERED):
+                self.apply(lambda now: self.engine.abandon(call_id, now))
+        except AcdError:
+            log.exception("ACD could not close call %s", call_id)
+
+    def _end_talk(self, call_id: str) -> None:
+        agent = self.engine.call_agent(call_id)
+        self.apply(lambda now: self.engine.call_ended(call_id, now))
+        if agent is not None:
+            self._hook("on_end", call_id, agent, {"call_id": call_id})
+
+    async def _finish(self, chan: AgiChannel, result: str) -> None:
+        with contextlib.suppress(AgiHangup, AgiError, TimeoutError):
+            await chan.execute(f"SET VARIABLE CTI_ACD_RESULT {result}")
+            await chan.execute("SET VARIABLE CTI_DONE 1")
+
+    async def _hold(self, chan: AgiChannel, call_id: str, box: asyncio.Queue[Command],
+                    info: dict[str, Any]) -> str:
+        cfg = self.cfg
+        next_announce = self.clock.now() + cfg.announce.first_after_s
+        while True:
+            # whatever the engine already decided for this caller comes first
+            while not box.empty():
+                result = await self._handle(chan, call_id, box.get_nowait(), info)
+                if result is not None:
+                    return result
+                next_announce = max(next_announce, self.clock.now() + 5.0)
+            if self.engine.call_state(call_id) is None:
+                return "abandoned"  # closed elsewhere
+            await self._music(chan, call_id, True)
+            now = self.clock.now()
+            if now >= next_announce and self.say is not None and self.engine.call_state(call_id) == "waiting":
+                await self._music(chan, call_id, False)
+                await self.say(chan, self._announcement(call_id, now))
+                next_announce = self.clock.now() + cfg.announce.every_s
+                continue
+            if cfg.callback_key is not None:
+                reply = await chan.execute(f"WAIT FOR DIGIT {cfg.key_poll_ms}")
+                if reply.result_int < 0:
+                    raise AgiHangup("the caller hung up")
+                if reply.result_int > 0 and chr(reply.result_int) == cfg.callback_key \
+                        and self.engine.call_state(call_id) == "waiting":
+                    self.apply(lambda now: self.engine.request_callback(call_id, now))
+                    if self.say is not None and cfg.announce.callback_confirm:
+                        await self._music(chan, call_id, False)
+                        await self.say(chan, cfg.announce.callback_confirm)
+                    return "callback"
+                continue
+            wait = max(0.01, min(cfg.probe_every_s, next_announce - now))
+            try:
+                cmd = await asyncio.wait_for(box.get(), wait)
+            except TimeoutError:
+                reply = await chan.execute("CHANNEL STATUS")  # hangup probe
+                if reply.result_int < 0:
+                    raise AgiHangup("the caller hung up") from None
+                continue
+            result = await self._handle(chan, call_id, cmd, info)
+            if result is not None:
+                return result
+
+    async def _music(self, chan: AgiChannel, call_id: str, on: bool) -> None:
+        """Music on hold on/off for this caller, sending a command only when it changes."""
+        if on != (call_id in self._moh):
+            await chan.execute("EXEC StartMusicOnHold default" if on else "EXEC StopMusicOnHold")
+            if on:
+                self._moh.add(call_id)
+            else:
+                self._moh.discard(call_id)
+
+    async def _handle(self, chan: AgiChannel, call_id: str, cmd: Command, info: dict[str, Any]) -> str | None:
+        """One engine decision for this caller; a result ends the wait."""
+        if isinstance(cmd, Overflow):
+            return _dest_result("overflow", cmd.destination.kind, cmd.destination.target)
+        if isinstance(cmd, Blocked):
+            return _dest_result(f"blocked:{cmd.reason}", cmd.destination.kind, cmd.destination.target)
+        if isinstance(cmd, Offer):
+            await self._music(chan, call_id, False)
+            if await self._ring(chan, call_id, cmd, info):
+                return "answered"
+        return None
+
+    def _announcement(self, call_id: str, now: float) -> str:
+        ann = self.cfg.announce
+        pos = self.engine.position(call_id, now)
+        fields = {"position": pos.position, "waiting": pos.waiting,
+                  "wait_s": int(pos.est_wait_s or 0),
+                  "wait_min": max(1, math.ceil((pos.est_wait_s or 0) / 60))}
+        text = (ann.text if pos.est_wait_s is not None else ann.text_unknown).format(**fields)
+        if self.cfg.callback_key is not None and ann.callback_hint:
+            text += ann.callback_hint
+        return text
+
+    async def _ring(self, chan: AgiChannel, call_id: str, offer: Offer, info: dict[str, Any]) -> bool:
+        """Dial the offered agent; True when they talked, False on RONA (the caller keeps waiting)."""
+        if self.engine.call_state(call_id) != OFFERED or self.engine.call_agent(call_id) != offer.agent_id:
+            return False  # a stale offer (the engine moved on while we were busy)
+        self._hook("on_offer", call_id, offer.agent_id, {**info, "ring_timeout_s": offer.ring_timeout_s})
+        self.apply(lambda now: self.engine.ring_started(call_id, now, timeout_owned=True))
+        target = self.cfg.dial_string(offer.agent_id)
+        args = f"{target},{max(1, round(offer.ring_timeout_s))}"
+        if self.cfg.dial_options:
+            args += f",{self.cfg.dial_options}"
+        started = self.clock.now()
+        try:
+            await _execute(chan, f"EXEC Dial {args}", self.cfg.dial_max_s)
+            status = (await chan.execute("GET VARIABLE DIALSTATUS")).data.strip().upper()
+            answered_for = None
+            if status == "ANSWER" and self.engine.call_state(call_id) == OFFERED:
+                answered_for = _float((await chan.execute("GET VARIABLE ANSWEREDTIME")).data)
+        except AgiHangup:
+            # the caller left during the ring or the talk; the AMI feed may have told us which
+            if self.engine.call_state(call_id) == OFFERED and \
+                    self.clock.now() - started > offer.ring_timeout_s + 2.0:
+                # Dial gives up after the ring timeout, so a longer Dial was answered
+                self.note_answered(call_id, started + offer.ring_timeout_s)
+            raise
+        if status == "ANSWER":
+            if self.engine.call_state(call_id) == OFFERED:
+                now = self.clock.now()
+                at = now - answered_for if answered_for is not None else now
+                self.note_answered(call_id, max(started, at))
+            if self.engine.call_state(call_id) == TALKING:
+                self._end_talk(call_id)
+            return True
+        reason = _RONA_STATUSES.get(status)
+        if status == "CANCEL":
+            raise AgiHangup("the caller hung up while the agent was ringing")
+        if self.engine.call_state(call_id) == OFFERED:
+            self.apply(lambda now: self.engine.ring_failed(call_id, now, reason or "noanswer"))
+        return False
+
+
+async def _execute(chan: AgiChannel, command: str, limit_s: float) -> AgiReply:
+    """Run a long command (Dial) with its own time limit when the channel supports one."""
+    execute = chan.execute
+    if "timeout" in inspect.signature(execute).parameters:
+        timed: _TimedExecute = execute  # type: ignore[assignment]
+        return await timed(command, timeout=limit_s)
+    return await execute(command)
+
+
+def _float(text: str) -> float | None:
+    try:
+        value = float(text.strip())
+    except ValueError:
+        return None
+    return value if value >= 0 and math.isfinite(value) else None
+
+
+def _dest_result(prefix: str, kind: str, target: str) -> str:
+    return f"{prefix}:{kind}:{target}" if target else f"{prefix}:{kind}"

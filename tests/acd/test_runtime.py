@@ -1,0 +1,292 @@
+"""The ACD runtime with scripted AGI channels: holding, ringing, RONA, hangups, announcements, timers.
+
+Time is real but short: ring timeouts and wrap-ups of a fraction of a second.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from ctiserver.acd.engine import AcdEngine
+from ctiserver.acd.model import Offer, ScheduleCallback
+from ctiserver.acd.runtime import AcdHooks, AcdRuntime
+from ctiserver.agi_types import AgiChannel, AgiHangup, AgiReply
+from ctiserver.clock import SystemClock
+from ctiserver.events import Event, Kind
+
+from .helpers import config
+
+
+@dataclass
+class Agent:
+    """How a scripted agent phone behaves when dialled."""
+
+    answer: bool = True
+    ring_s: float = 0.02
+    talk_s: float = 0.05
+    status: str = "NOANSWER"  # when not answering
+    caller_hangs_up_in_talk: bool = False
+
+
+@dataclass
+class FakeChannel:
+    """An AgiChannel that plays Asterisk: MOH, probes, digits and Dial by script."""
+
+    agents: dict[str, Agent] = field(default_factory=dict)
+    hangup_after_s: float | None = None
+    digits: list[str] = field(default_factory=list)
+    dial_timeout_seen: list[float | None] = field(default_factory=list)
+    commands: list[str] = field(default_factory=list)
+    variables: dict[str, str] = field(default_factory=dict)
+    on_dial_answer: Any = None
+
+    def __post_init__(self) -> None:
+        self._born = asyncio.get_running_loop().time()
+        self._dead = False
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"agi_uniqueid": "1.1"}
+
+    @property
+    def path(self) -> str:
+        return "ivr"
+
+    def _check(self) -> None:
+        now = asyncio.get_running_loop().time()
+        if self._dead or (self.hangup_after_s is not None and now - self._born >= self.hangup_after_s):
+            self._dead = True
+            raise AgiHangup("the caller hung up")
+
+    async def execute(self, command: str, timeout: float | None = None) -> AgiReply:  # noqa: ASYNC109
+        self.commands.append(command)
+        self._check()
+        if command.startswith("EXEC Dial "):
+            self.dial_timeout_seen.append(timeout)
+            target = command.split(" ", 2)[2].split(",")[0]
+            agent = self.agents[target.removeprefix("Local/").split("@")[0]]
+            await asyncio.sleep(agent.ring_s)
+            if agent.answer:
+                if self.on_dial_answer is not None:
+                    self.on_dial_answer()
+                await asyncio.sleep(agent.talk_s)
+                self.variables.update(DIALSTATUS="ANSWER", ANSWEREDTIME=str(agent.talk_s))
+                if agent.caller_hangs_up_in_talk:
+                    self._dead = True
+                    raise AgiHangup("the caller hung up")
+            else:
+                self.variables.update(DIALSTATUS=agent.status, ANSWEREDTIME="")
+            return AgiReply(200, "0")
+        if command.startswith("GET VARIABLE "):
+            name = command.split(" ", 2)[2]
+            value = self.variables.get(name)
+            return AgiReply(200, "1", value) if value is not None else AgiReply(200, "0")
+        if command.startswith("SET VARIABLE "):
+            _, _, name, value = command.split(" ", 3)
+            self.variables[name] = value
+            return AgiReply(200, "1")
+        if command.startswith("WAIT FOR DIGIT "):
+            await asyncio.sleep(int(command.split()[-1]) / 1000)
+            self._check()
+            return AgiReply(200, str(ord(self.digits.pop(0))) if self.digits else "0")
+        if command == "CHANNEL STATUS":
+            return AgiReply(200, "6")
+        return AgiReply(200, "0")
+
+
+def runtime(agents: dict[str, dict[str, int]], *, say: Any = None, hooks: AcdHooks | None = None,
+            **over: Any) -> tuple[AcdRuntime, list[Event]]:
+    settings: dict[str, Any] = {"dial_template": "Local/{id}@sim-agents", "probe_every_s": 0.02,
+                                "announce": {"first_after_s": 100, "every_s": 100},
+                                "queue_defaults": {"wrap_up_s": 0.05, "handle_time_s": 60},
+                                "ring_timeout_s": 12}
+    settings.update(over)
+    eng = AcdEngine(config(agents, **settings))
+    log: list[Event] = []
+    return AcdRuntime(eng, SystemClock(), log.append, say=say, hooks=hooks), log
+
+
+def kinds(log: list[Event], call_id: str | None = None) -> list[str]:
+    return [e.kind for e in log if call_id is None or e.call_id == call_id]
+
+
+async def test_caller_reaches_an_agent_through_dial_and_the_cti_marks_the_call_done() -> None:
+    seen: list[tuple[str, str, str]] = []
+    hooks = AcdHooks(on_offer=lambda c, a, i: seen.append(("offer", c, a)),
+                     on_answer=lambda c, a, i: seen.append(("answer", c, a)),
+                     on_end=lambda c, a, i: seen.append(("end", c, a)))
+    rt, log = runtime({"1001": {"billing": 5}}, hooks=hooks)
+    rt.login("1001", ready=True)
+    chan = FakeChannel(agents={"1001": Agent(talk_s=0.05)})
+    result = await rt.serve_caller(chan, "c1", "billing", "normal", "13800000000", None)
+    assert result == "answered"
+    assert "EXEC Dial Local/1001@sim-agents,12" in chan.commands
+    assert chan.dial_timeout_seen == [4 * 3600.0]
+    assert chan.variables["CTI_DONE"] == "1" and chan.variables["CTI_ACD_RESULT"] == "answered"
+    assert kinds(log, "c1") == ["acd.enqueue", "agent.state", "acd.offer", "agent.state", "agent.state",
+                                "acd.answer", "acd.complete", "agent.state"]
+    complete = next(e for e in log if e.kind == Kind.ACD_COMPLETE)
+    assert complete.data["talk_s"] == pytest.approx(0.05, abs=0.03)
+    assert seen == [("offer", "c1", "1001"), ("answer", "c1", "1001"), ("end", "c1", "1001")]
+    assert rt.engine.agent_state("1001")[0] == "wrap_up"
+
+
+async def test_rona_skips_the_silent_agent_and_the_caller_reaches_another() -> None:
+    rt, log = runtime({"1001": {"billing": 9}, "1002": {"billing": 5}})
+    rt.login("1001", ready=True)
+    rt.login("1002", ready=True)
+    chan = FakeChannel(agents={"1001": Agent(answer=False, status="NOANSWER"), "1002": Agent()})
+    assert await rt.serve_caller(chan, "c1", "billing", "normal", "1", None) == "answered"
+    dials = [c for c in chan.commands if c.startswith("EXEC Dial")]
+    assert dials == ["EXEC Dial Local/1001@sim-agents,12", "EXEC Dial Local/1002@sim-agents,12"]
+    assert rt.engine.agent_state("1001") == ("not_ready", "rona")
+    rona = next(e for e in log if e.kind == Kind.ACD_RONA)
+    assert rona.agent_id == "1001" and rona.data["reason"] == "noanswer"
+    assert [e.agent_id for e in log if e.kind == Kind.ACD_ANSWER] == ["1002"]
+
+
+async def test_unreachable_phone_sets_agent_unreachable() -> None:
+    rt, _ = runtime({"1001": {"billing": 9}, "1002": {"billing": 5}})
+    rt.login("1001", ready=True)
+    rt.login("1002", ready=True)
+    chan = FakeChannel(agents={"1001": Agent(answer=False, status="CHANUNAVAIL"), "1002": Agent()})
+    assert await rt.serve_caller(chan, "c1", "billing", "normal", "1", None) == "answered"
+    assert rt.engine.agent_state("1001") == ("not_ready", "unreachable")
+
+
+async def test_hangup_while_waiting_is_an_abandon_and_leaves_nothing_behind() -> None:
+    rt, log = runtime({"1001": {"billing": 5}})
+    rt.login("1001", ready=False)  # logged in, not ready: the caller must wait
+    chan = FakeChannel(hangup_after_s=0.1)
+    assert await rt.serve_caller(chan, "c1", "billing", "normal", "1", None) == "abandoned"
+    assert "EXEC StartMusicOnHold default" in chan.commands
+    assert "CHANNEL STATUS" in chan.commands
+    [ab] = [e for e in log if e.kind == Kind.ACD_ABANDON]
+    assert ab.data["where"] == "queue" and ab.data["wait_s"] >= 0.1
+    assert rt.engine.call_state("c1") is None and "CTI_DONE" not in chan.variables
+
+
+async def test_announcements_stop_the_music_and_tell_position_and_wait() -> None:
+    said: list[str] = []
+
+    async def say(chan: AgiChannel, text: str) -> None:
+        said.append(text)
+
+    rt, _ = runtime({"1001": {"billing": 5}}, say=say,
+                    announce={"first_after_s": 0.05, "every_s": 0.1,
+                              "text": "位置{position}，约{wait_min}分钟", "text_unknown": "位置{position}"})
+    rt.login("1001", ready=False)
+    chan = FakeChannel(hangup_after_s=0.28)
+    assert await rt.serve_caller(chan, "c1", "billing", "normal", "1", None) == "abandoned"
+    assert said[:2] == ["位置1，约1分钟", "位置1，约1分钟"]
+    first = chan.commands.index("EXEC StopMusicOnHold")
+    assert chan.commands[first + 1] == "EXEC StartMusicOnHold default"  # resumed after speaking
+
+
+async def test_closed_or_unstaffed_queue_returns_the_destination() -> None:
+    rt, log = runtime({"1001": {"billing": 5}})
+    chan = FakeChannel()
+    assert await rt.serve_caller(chan, "c1", "billing", "normal", "1", None) == "blocked:no_agents:message:busy"
+    assert chan.variables["CTI_DONE"] == "1"
+    assert kinds(log) == ["acd.blocked"]
+
+
+async def test_max_wait_overflow_returns_the_overflow_target() -> None:
+    rt, log = runtime({"1001": {"billing": 5}}, queues={"billing": {
+        "max_wait_s": 0.1, "overflow": {"kind": "voicemail", "target": "800"}}})
+    await rt.start()
+    try:
+        rt.login("1001", ready=False)
+        chan = FakeChannel()
+        result = await asyncio.wait_for(rt.serve_caller(chan, "c1", "billing", "normal", "1", None), 5)
+    finally:
+        await rt.stop()
+    assert result == "overflow:voicemail:800"
+    assert chan.variables["CTI_ACD_RESULT"] == "overflow:voicemail:800"
+    assert kinds(log, "c1") == ["acd.enqueue", "acd.overflow"]
+
+
+async def test_callback_key_keeps_the_place_and_the_outbound_side_gets_the_offer() -> None:
+    offers: list[Offer] = []
+    rt, log = runtime({"1001": {"billing": 5}}, hooks=AcdHooks(on_callback_offer=offers.append),
+                      callback_key="1", key_poll_ms=100)
+    rt.login("1001", ready=False)
+    chan = FakeChannel(digits=["5", "1"])
+    assert await rt.serve_caller(chan, "c1", "billing", "normal", "13912345678", None) == "callback"
+    assert [c for c in chan.commands if c.startswith("WAIT FOR DIGIT")] == ["WAIT FOR DIGIT 100"] * 2
+    assert rt.engine.call_state("c1") == "waiting"
+    rt.set_ready("1001")
+    assert [(o.call_id, o.kind, o.number) for o in offers] == [("c1", "callback", "13912345678")]
+    rt.callback_answered("c1")
+    rt.callback_ended("c1", outcome="reached")
+    done = next(e for e in log if e.kind == Kind.ACD_COMPLETE)
+    assert done.data["outcome"] == "reached"
+
+
+async def test_wrap_up_timer_frees_the_agent_for_the_next_caller() -> None:
+    rt, log = runtime({"1001": {"billing": 5}})
+    await rt.start()
+    try:
+        rt.login("1001", ready=True)
+        ch1 = FakeChannel(agents={"1001": Agent(talk_s=0.1)})
+        ch2 = FakeChannel(agents={"1001": Agent(talk_s=0.01)})
+        r1 = asyncio.create_task(rt.serve_caller(ch1, "c1", "billing", "normal", "1", None))
+        await asyncio.sleep(0.02)
+        r2 = asyncio.create_task(rt.serve_caller(ch2, "c2", "billing", "vip", "2", None))
+        assert await asyncio.wait_for(asyncio.gather(r1, r2), 5) == ["answered", "answered"]
+    finally:
+        await rt.stop()
+    answers = [e for e in log if e.kind == Kind.ACD_ANSWER]
+    assert [e.call_id for e in answers] == ["c1", "c2"]
+    wrap_end = [e for e in log if e.kind == Kind.AGENT_STATE and e.data["previous"] == "wrap_up"]
+    assert wrap_end and wrap_end[0].data["duration_s"] == pytest.approx(0.05, abs=0.04)
+
+
+async def test_answer_fed_from_ami_and_caller_hangup_during_talk_is_still_answered() -> None:
+    rt, log = runtime({"1001": {"billing": 5}})
+    rt.login("1001", ready=True)
+    chan = FakeChannel(agents={"1001": Agent(talk_s=0.05, caller_hangs_up_in_talk=True)})
+    chan.on_dial_answer = lambda: rt.note_answered("c1")
+    assert await rt.serve_caller(chan, "c1", "billing", "normal", "1", None) == "answered"
+    assert kinds(log, "c1").count("acd.answer") == 1
+    assert kinds(log, "c1")[-2:] == ["acd.complete", "agent.state"]
+    assert rt.note_answered("c1") is False
+
+
+async def test_priority_abandon_hands_a_callback_to_the_outbound_side() -> None:
+    callbacks: list[ScheduleCallback] = []
+    rt, _ = runtime({"1001": {"billing": 5}}, hooks=AcdHooks(on_callback=callbacks.append),
+                    tiers=[{"name": "vip"}, {"name": "priority", "callback_on_abandon": {"min_wait_s": 0.05}},
+                           {"name": "normal"}])
+    rt.login("1001", ready=False)
+    chan = FakeChannel(hangup_after_s=0.1)
+    assert await rt.serve_caller(chan, "c1", "billing", "priority", "13800000001", None) == "abandoned"
+    assert [(c.number, c.reason) for c in callbacks] == [("13800000001", "abandon")]
+
+
+async def test_a_failing_hook_or_emit_does_not_lose_the_call() -> None:
+    def boom(*_: Any) -> None:
+        raise RuntimeError("desktop down")
+
+    rt, _ = runtime({"1001": {"billing": 5}}, hooks=AcdHooks(on_offer=boom, on_answer=boom, on_end=boom))
+    rt.emit = boom
+    rt.login("1001", ready=True)
+    chan = FakeChannel(agents={"1001": Agent()})
+    assert await rt.serve_caller(chan, "c1", "billing", "normal", "1", None) == "answered"
+
+
+async def test_bad_skill_is_an_error_and_the_same_call_cannot_be_served_twice() -> None:
+    rt, _ = runtime({"1001": {"billing": 5}})
+    rt.login("1001", ready=False)
+    with pytest.raises(Exception, match="unknown skill"):
+        await rt.serve_caller(FakeChannel(), "c1", "gardening", "normal", "1", None)
+    task = asyncio.create_task(rt.serve_caller(FakeChannel(hangup_after_s=0.2), "c2", "billing", "normal", "2",
+                                               None))
+    await asyncio.sleep(0.02)
+    with pytest.raises(Exception, match="already being served"):
+        await rt.serve_caller(FakeChannel(), "c2", "billing", "normal", "2", None)
+    assert await task == "abandoned"
