@@ -1,14 +1,19 @@
 """Fixtures: every store test runs on a SQLite file and on the real PostgreSQL server.
 
 PostgreSQL is always there in CI (scripts/setup.sh starts it), so nothing here
-skips: if it is down, these tests fail and say so. The database `ctitest_store` is
-dropped and recreated once per session; each test gets an empty `public` schema.
+skips: if it is down, these tests fail and say so. Each test process gets its own
+database `ctitest_store_<pid>` (dropped at the end, and on the next run if the
+process was killed); each test gets an empty `public` schema.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+import os
+from collections.abc import AsyncIterator, Coroutine, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pytest
@@ -19,22 +24,57 @@ from ctiserver.store.schema import events
 from .tcpproxy import TcpProxy
 
 PG_HOST, PG_PORT, PG_USER = "127.0.0.1", 5432, "postgres"
-PG_DB = "ctitest_store"
+# One database per test process, so two people (or CI and a person) running the
+# suite at once on the same server do not cut each other's connections.
+PG_DB = f"ctitest_store_{os.getpid()}"
 
 
 def pg_url(port: int = PG_PORT, db: str = PG_DB) -> str:
     return f"postgresql+asyncpg://{PG_USER}@{PG_HOST}:{port}/{db}"
 
 
+def _in_thread(coro: Coroutine[Any, Any, None]) -> None:
+    """Run `coro` to completion on its own loop, whatever loop this thread may be in."""
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, coro).result()
+
+
+async def _admin(sql: str, *args: object) -> None:
+    conn = await asyncpg.connect(host=PG_HOST, port=PG_PORT, user=PG_USER, database="postgres")
+    try:
+        await conn.execute(sql, *args)
+    finally:
+        await conn.close()
+
+
+async def _drop_database(name: str) -> None:
+    await _admin("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                 "WHERE datname = $1 AND pid <> pg_backend_pid()", name)
+    await _admin(f'DROP DATABASE IF EXISTS "{name}"')
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 async def _recreate_database() -> None:
     conn = await asyncpg.connect(host=PG_HOST, port=PG_PORT, user=PG_USER, database="postgres")
     try:
-        await conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                           "WHERE datname = $1 AND pid <> pg_backend_pid()", PG_DB)
-        await conn.execute(f'DROP DATABASE IF EXISTS "{PG_DB}"')
-        await conn.execute(f'CREATE DATABASE "{PG_DB}"')
+        names = [r[0] for r in await conn.fetch(
+            "SELECT datname FROM pg_database WHERE datname LIKE 'ctitest\\_store\\_%'")]
     finally:
         await conn.close()
+    for name in names:  # left behind by runs that were killed
+        pid = name.rsplit("_", 1)[1]
+        if pid.isdigit() and (int(pid) == os.getpid() or not _alive(int(pid))):
+            await _drop_database(name)
+    await _admin(f'CREATE DATABASE "{PG_DB}"')
 
 
 async def _empty_schema() -> None:
@@ -47,21 +87,17 @@ async def _empty_schema() -> None:
         await conn.close()
 
 
-_recreated = False
-
-
-async def _ensure_database() -> str:
-    global _recreated
-    if not _recreated:
-        await _recreate_database()
-        _recreated = True
-    return pg_url()
+@pytest.fixture(scope="session")
+def pg_session_database() -> Iterator[str]:
+    """This process's PostgreSQL test database: created on first use, dropped at the end."""
+    _in_thread(_recreate_database())
+    yield pg_url()
+    _in_thread(_drop_database(PG_DB))
 
 
 @pytest.fixture
-async def pg_database() -> str:
-    """The PostgreSQL test database (recreated on first use in this session)."""
-    return await _ensure_database()
+def pg_database(pg_session_database: str) -> str:
+    return pg_session_database
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -69,7 +105,7 @@ async def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """An empty database (no tables) on each backend."""
     if request.param == "sqlite":
         return f"sqlite+aiosqlite:///{tmp_path / 'events.db'}"
-    await _ensure_database()
+    request.getfixturevalue("pg_session_database")
     await _empty_schema()
     return pg_url()
 
