@@ -26,7 +26,7 @@ from .messages import MessageError, render, sound_name
 from .model import Dial, OutboundConfig, Outcome
 from .rules import classify
 from .scheduler import Plan, Scheduler
-from .store import AttemptConflict, Finished, OutboundStore, today_in
+from .store import AttemptConflict, CampaignRecord, Finished, OutboundStore, today_in
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +66,7 @@ async def _default_prompt(text: str, lang: str) -> str:
 class Dialer:
     def __init__(self, store: OutboundStore, scheduler: Scheduler, originator: Originator, clock: Clock,
                  emit: Emit, *, config: OutboundConfig | None = None, prompt: PromptFn | None = None,
-                 originate_timeout_s: float = 10.0) -> None:
+                 originate_timeout_s: float = 10.0, page: int = 500) -> None:
         self.store = store
         self.scheduler = scheduler
         self.originator = originator
@@ -75,6 +75,7 @@ class Dialer:
         self.cfg = config or scheduler.cfg
         self.prompt = prompt or _default_prompt
         self.originate_timeout_s = originate_timeout_s
+        self.page = page
         self._results: asyncio.Queue[tuple[str, str, str]] = asyncio.Queue()
         self._wake = asyncio.Event()
         self._lock = asyncio.Lock()
@@ -82,6 +83,7 @@ class Dialer:
         self._uncertain: dict[str, float] = {}  # channel id -> when its Originate failed uncertainly
         self.last_plan: Plan | None = None
         self._kinds: dict[str, str] = {}  # campaign uid -> kind
+        self._campaigns: dict[str, CampaignRecord] = {}  # name -> record (specs never change)
         self._reconcile_all = False
 
     # --- inputs -------------------------------------------------------------------------------
@@ -140,19 +142,43 @@ class Dialer:
 
     # --- one round ----------------------------------------------------------------------------
     async def tick(self) -> Plan:
-        """Plan at the clock's now and dial what the plan says (attempt written first)."""
+        """Plan at the clock's now and dial what the plan says (attempt written first).
+
+        Campaigns are taken in priority order, each a page of due contacts at a
+        time; the next page is read only while the campaign could still dial
+        (its due contacts so far were all in quiet hours, capped or busy), so a
+        large campaign costs one page per round, not a scan of every contact.
+        """
         async with self._lock:
             now = self.clock.now()
-            snap = await self.store.snapshot(now, self.cfg.caps)
-            plan = self.scheduler.plan(now, snap)
-            for dial in plan.dials:
-                await self._dial(dial)
-            self.last_plan = plan
-            return plan
+            total = Plan([], None)
+            deadlines: list[float] = []
+            for name in await self.store.running():
+                offset = 0
+                while True:
+                    snap = await self.store.snapshot(now, self.cfg.caps, campaign=name, limit=self.page,
+                                                     offset=offset)
+                    plan = self.scheduler.plan(now, snap)
+                    for dial in plan.dials:
+                        await self._dial(dial)
+                    total.dials += plan.dials
+                    total.blocked.update(plan.blocked)
+                    if plan.next_deadline is not None:
+                        deadlines.append(plan.next_deadline)
+                    if plan.overall_full or plan.campaign_full() or not snap.truncated:
+                        break
+                    offset += self.page
+                if total.overall_full:
+                    break
+            total.next_deadline = min(deadlines) if deadlines else None
+            self.last_plan = total
+            return total
 
     async def _dial(self, dial: Dial) -> None:
         now = self.clock.now()
-        camp = await self.store.campaign(dial.campaign)
+        camp = self._campaigns.get(dial.campaign)
+        if camp is None:  # a campaign's spec never changes once created
+            camp = self._campaigns[dial.campaign] = await self.store.campaign(dial.campaign)
         variables, name, account, area, tier = await self.store.contact_variables(dial.contact)
         try:
             text = render(camp.spec, self.cfg, name=name, account=account, area=area, variables=variables,

@@ -15,7 +15,7 @@ per phone number across all campaigns, and never more than `max_attempts`.
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
@@ -71,6 +71,7 @@ class Snapshot:
     live: Sequence[LiveAttempt] = ()
     deliveries: Sequence[Delivery] = ()  # recent deliveries, for frequency caps
     later: float | None = None  # earliest next_due of pending contacts left out of `contacts`
+    truncated: bool = False  # more due contacts exist than `contacts` holds (the store pages)
 
 
 @dataclass(slots=True)
@@ -78,6 +79,15 @@ class Plan:
     dials: list[Dial]
     next_deadline: float | None
     blocked: Counter[str] = field(default_factory=Counter)  # why due contacts were not dialed
+
+    @property
+    def overall_full(self) -> bool:
+        """No campaign can start another call this round (overall concurrency or rate)."""
+        return bool(self.blocked["max_concurrent"] or self.blocked["overall_calls_per_s"])
+
+    def campaign_full(self) -> bool:
+        """Some campaign in this plan reached its own concurrency or rate limit."""
+        return bool(self.blocked["campaign_max_concurrent"] or self.blocked["calls_per_s"])
 
 
 def channel_id(campaign_uid: str, contact: int, attempt_no: int) -> str:
@@ -113,13 +123,14 @@ class Scheduler:
         live_total = len(snap.live)
         busy_numbers = {a.number for a in snap.live}
         busy_contacts = {(a.campaign, a.contact) for a in snap.live}
-        history = list(snap.deliveries)
+        kinds = {c.name: c.kind for c in snap.campaigns}
+        history: dict[tuple[str, str], list[Delivery]] = defaultdict(list)
+        for d in snap.deliveries:
+            history[(d.account, d.kind)].append(d)
         for a in snap.live:
-            if a.account and a.campaign in running:
-                history.append(Delivery(a.account, running[a.campaign].kind, now))
-            elif a.account:
-                kind = next((c.kind for c in snap.campaigns if c.name == a.campaign), "")
-                history.append(Delivery(a.account, kind, now))
+            if a.account:
+                kind = kinds.get(a.campaign, "")
+                history[(a.account, kind)].append(Delivery(a.account, kind, now))
 
         open_cache: dict[tuple[str, str, tuple[TimeRange, ...]], float | None] = {}
         candidates: list[tuple[tuple[int, int, float, int], ContactView, CampaignView]] = []
@@ -155,25 +166,36 @@ class Scheduler:
         dials: list[Dial] = []
         picked_per_campaign: Counter[str] = Counter()
         picked_numbers: set[str] = set()
-        for _, c, camp in candidates:
+        full: dict[str, str] = {}  # campaign -> why it can take no more calls this round
+        for i, (_, c, camp) in enumerate(candidates):
+            if live_total + len(dials) >= self.cfg.pacing.max_concurrent:
+                blocked["max_concurrent"] += len(candidates) - i
+                break  # nothing more can start until a call ends
+            if not glob.ready(now):
+                blocked["overall_calls_per_s"] += len(candidates) - i
+                deadlines.append(now + glob.wait(now))
+                break
+            if camp.name in full:
+                blocked[full[camp.name]] += 1
+                continue
             if c.number in busy_numbers or c.number in picked_numbers:
                 blocked["number_busy"] += 1
                 continue
-            until = cap_blocked_until(c.account, camp.kind, now, self.cfg.caps, history)
+            until = cap_blocked_until(c.account, camp.kind, now, self.cfg.caps,
+                                      history.get((c.account, camp.kind), ()))
             if until is not None:
                 blocked["frequency_cap"] += 1
                 deadlines.append(until)
                 continue
-            if live_total + len(dials) >= self.cfg.pacing.max_concurrent:
-                blocked["max_concurrent"] += 1
-                continue
             if live_per_campaign[camp.name] + picked_per_campaign[camp.name] >= camp.pacing.max_concurrent:
+                full[camp.name] = "campaign_max_concurrent"
                 blocked["campaign_max_concurrent"] += 1
                 continue
             bucket = self._bucket(camp.name, camp.pacing, now)
-            if not (bucket.ready(now) and glob.ready(now)):
+            if not bucket.ready(now):
+                full[camp.name] = "calls_per_s"
                 blocked["calls_per_s"] += 1
-                deadlines.append(now + max(bucket.wait(now), glob.wait(now)))
+                deadlines.append(now + bucket.wait(now))
                 continue
             bucket.take(now)
             glob.take(now)
@@ -182,7 +204,7 @@ class Scheduler:
             picked_per_campaign[camp.name] += 1
             picked_numbers.add(c.number)
             if c.account:
-                history.append(Delivery(c.account, camp.kind, now))
+                history[(c.account, camp.kind)].append(Delivery(c.account, camp.kind, now))
         future = [d for d in deadlines if d > now]
         return Plan(dials, min(future) if future else None, blocked)
 

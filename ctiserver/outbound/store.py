@@ -198,6 +198,7 @@ class OutboundStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
         self._specs: dict[int, CampaignSpec] = {}
+        self._ids: dict[str, int] = {}  # campaign name -> id (names and ids never change)
 
     async def create_tables(self) -> None:
         """For tests and first runs without Alembic; production uses `ctiserver db upgrade`."""
@@ -227,6 +228,13 @@ class OutboundStore:
         async with self.engine.connect() as conn:
             rows = (await conn.execute(select(campaigns).order_by(campaigns.c.id))).all()
         return [_record(r) for r in rows]
+
+    async def running(self) -> list[str]:
+        """Names of running campaigns, highest priority first."""
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(select(campaigns.c.name).where(campaigns.c.state == State.RUNNING)
+                                      .order_by(campaigns.c.priority.desc(), campaigns.c.id))
+            return [r.name for r in rows]
 
     async def change_state(self, name: str, action: str, now: float) -> str:
         """start | pause | resume | stop | finish; an illegal move raises naming the state and action."""
@@ -314,7 +322,10 @@ class OutboundStore:
         return len(rows)
 
     # --- the scheduler's view -----------------------------------------------------------------
-    async def snapshot(self, now: float, caps: Sequence[FrequencyCap] = (), limit: int = 5000) -> Snapshot:
+    async def snapshot(self, now: float, caps: Sequence[FrequencyCap] = (), *, campaign: str | None = None,
+                       limit: int = 5000, offset: int = 0) -> Snapshot:
+        """What the scheduler needs: campaigns, one page of due pending contacts (of `campaign`, or of
+        all running campaigns), every live attempt, and recent deliveries of those contacts' accounts."""
         async with self.engine.connect() as conn:
             camp_rows = (await conn.execute(select(campaigns))).all()
             views = []
@@ -324,23 +335,26 @@ class OutboundStore:
                 names[r.id], kinds[r.id] = r.name, r.kind
                 if r.state in (State.RUNNING, State.PAUSED):
                     views.append(CampaignView.from_spec(self._spec(r.id, r.spec), r.uid, r.state))
-            running_ids = [r.id for r in camp_rows if r.state == State.RUNNING]
+            running_ids = [r.id for r in camp_rows if r.state == State.RUNNING
+                           and (campaign is None or r.name == campaign)]
             due: list[Any] = []
             later: float | None = None
+            truncated = False
             if running_ids:
                 pending = and_(contacts.c.campaign_id.in_(running_ids),
                                contacts.c.status == ContactStatus.PENDING)
+                c = contacts.c
                 due = list((await conn.execute(
-                    select(contacts).join(campaigns, campaigns.c.id == contacts.c.campaign_id)
-                    .where(and_(pending, contacts.c.next_due_ts <= now))
-                    .order_by(campaigns.c.priority.desc(), contacts.c.priority.desc(),
-                              contacts.c.next_due_ts, contacts.c.id)
-                    .limit(limit + 1))).all())
-                later = (await conn.execute(select(func.min(contacts.c.next_due_ts))
-                                            .where(and_(pending, contacts.c.next_due_ts > now)))).scalar()
-                if len(due) > limit:  # the rest are due too: ask again soon
-                    due = due[:limit]
-                    later = now + 1.0 if later is None else min(later, now + 1.0)
+                    select(c.id, c.campaign_id, c.number, c.account, c.area, c.priority, c.quiet, c.attempts,
+                           c.next_due_ts)
+                    .join(campaigns, campaigns.c.id == c.campaign_id)
+                    .where(and_(pending, c.next_due_ts <= now))
+                    .order_by(campaigns.c.priority.desc(), c.priority.desc(), c.next_due_ts, c.id)
+                    .limit(limit + 1).offset(offset))).all())
+                later = (await conn.execute(select(func.min(c.next_due_ts))
+                                            .where(and_(pending, c.next_due_ts > now)))).scalar()
+                if len(due) > limit:
+                    due, truncated = due[:limit], True
             live_rows = (await conn.execute(
                 select(attempts.c.campaign_id, attempts.c.contact_id, attempts.c.number, contacts.c.account)
                 .join(contacts, contacts.c.id == attempts.c.contact_id)
@@ -361,7 +375,7 @@ class OutboundStore:
         people = [contact_view(r.id, names[r.campaign_id], r.number, r.account, r.area, r.priority, r.quiet,
                                r.attempts, float(r.next_due_ts)) for r in due]
         live = [LiveAttempt(names[r.campaign_id], r.contact_id, r.number, r.account or "") for r in live_rows]
-        return Snapshot(views, people, live, deliveries, later)
+        return Snapshot(views, people, live, deliveries, later, truncated)
 
     def _spec(self, campaign_id: int, raw: Any) -> CampaignSpec:
         spec = self._specs.get(campaign_id)
@@ -372,23 +386,24 @@ class OutboundStore:
     # --- attempts -------------------------------------------------------------------------------
     async def begin_attempt(self, dial: Dial, now: float) -> None:
         """Write the attempt before dialing; AttemptConflict if the plan went stale meanwhile."""
+        camp_id = self._ids.get(dial.campaign)
+        if camp_id is None:
+            camp_id = self._ids[dial.campaign] = (await self.campaign(dial.campaign)).id
+        running = select(campaigns.c.id).where(and_(campaigns.c.id == camp_id,
+                                                    campaigns.c.state == State.RUNNING)).exists()
         try:
             async with self.engine.begin() as conn:
-                camp = (await conn.execute(select(campaigns.c.id, campaigns.c.state)
-                                           .where(campaigns.c.name == dial.campaign))).first()
-                if camp is None or camp.state != State.RUNNING:
-                    raise AttemptConflict(f"campaign {dial.campaign!r} is not running")
                 res = await conn.execute(
                     update(contacts)
-                    .where(and_(contacts.c.id == dial.contact, contacts.c.campaign_id == camp.id,
+                    .where(and_(contacts.c.id == dial.contact, contacts.c.campaign_id == camp_id,
                                 contacts.c.status == ContactStatus.PENDING,
-                                contacts.c.attempts == dial.attempt_no - 1))
+                                contacts.c.attempts == dial.attempt_no - 1, running))
                     .values(attempts=dial.attempt_no, updated_ts=now))
                 if res.rowcount != 1:
-                    raise AttemptConflict(f"contact {dial.contact} is no longer due for "
-                                          f"attempt {dial.attempt_no}")
+                    raise AttemptConflict(f"contact {dial.contact} is no longer due for attempt "
+                                          f"{dial.attempt_no}, or campaign {dial.campaign!r} is not running")
                 await conn.execute(insert(attempts).values(
-                    campaign_id=camp.id, contact_id=dial.contact, attempt_no=dial.attempt_no,
+                    campaign_id=camp_id, contact_id=dial.contact, attempt_no=dial.attempt_no,
                     channel_id=dial.channel_id, number=dial.number, status=DIALING, dtmf="", started_ts=now))
         except IntegrityError:
             raise AttemptConflict(f"number {dial.number} already has a live attempt "

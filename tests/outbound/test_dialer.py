@@ -18,6 +18,7 @@ from ctiserver.outbound.model import (
     Dial,
     OutboundConfig,
     Outcome,
+    QuietHoursConfig,
     State,
 )
 from ctiserver.outbound.scheduler import Scheduler
@@ -365,3 +366,34 @@ async def test_arrears_message_carries_amounts(store: OutboundStore) -> None:
 def test_safe_value_strips_header_injection() -> None:
     assert safe_value("vip\r\nAction: Originate") == "vip  Action: Originate"
     assert "," not in safe_value("a,b|c")
+
+
+async def test_paging_reaches_contacts_behind_a_page_in_quiet_hours(store: OutboundStore) -> None:
+    clock = FakeClock(datetime(2026, 11, 23, 12, 30, tzinfo=TZ).timestamp())
+    cfg = CFG.model_copy(update={"quiet_hours": QuietHoursConfig(areas={"牧区": ["12:00-15:00"]})})
+    await store.create_campaign(spec(), clock.now())
+    quiet = [ContactIn(f"1380000000{i}", area="牧区", priority=50) for i in range(5)]
+    await store.add_contacts("notice", [*quiet, ContactIn("13900000009", area="城东")], clock.now())
+    await store.change_state("notice", "start", clock.now())
+    orig = FakeOriginator()
+    dialer = Dialer(store, Scheduler(cfg), orig, clock, [].append, config=cfg, page=2)
+    plan = await dialer.tick()
+    assert [d.number for d in plan.dials] == ["13900000009"]
+    assert plan.blocked["outside_window"] == 5
+    assert plan.next_deadline == datetime(2026, 11, 23, 15, 0, tzinfo=TZ).timestamp()
+
+
+async def test_a_full_campaign_does_not_hold_back_a_lower_one(store: OutboundStore) -> None:
+    clock = FakeClock(START)
+    await store.create_campaign(spec("high", priority=90, pacing={"max_concurrent": 1, "calls_per_s": 10,
+                                                                  "burst": 5}), clock.now())
+    await store.create_campaign(spec("low", priority=10), clock.now())
+    await store.add_contacts("high", [ContactIn(f"1380000000{i}") for i in range(4)], clock.now())
+    await store.add_contacts("low", [ContactIn(f"1390000000{i}") for i in range(2)], clock.now())
+    for name in ("high", "low"):
+        await store.change_state(name, "start", clock.now())
+    orig = FakeOriginator()
+    dialer = Dialer(store, Scheduler(CFG), orig, clock, [].append, config=CFG, page=1)
+    plan = await dialer.tick()
+    assert [d.campaign for d in plan.dials] == ["high", "low", "low"]
+    assert plan.blocked["campaign_max_concurrent"] == 1

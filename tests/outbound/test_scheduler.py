@@ -93,7 +93,7 @@ def test_overall_rate_limits_across_campaigns() -> None:
     plan = s.plan(NOON, snap)
     assert len(plan.dials) == 1
     assert plan.next_deadline == pytest.approx(NOON + 1)
-    assert plan.blocked["calls_per_s"] == 9
+    assert plan.blocked["overall_calls_per_s"] == 9 and plan.overall_full
 
 
 def test_max_concurrent_per_campaign_and_overall_count_live_attempts() -> None:
