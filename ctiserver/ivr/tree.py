@@ -53,7 +53,7 @@ class ProviderSpec:
     needs_identity: bool = False
 
 
-CUSTOMER_FIELDS = frozenset({"found", "account", "name", "tier", "area", "important", "verified",
+CUSTOMER_FIELDS = frozenset({"found", "account", "name", "tier", "area", "category", "important", "verified",
                              "phones", "arrears", "due_date"})
 PROVIDERS: dict[str, ProviderSpec] = {
     # customer record of the calling number; verified=true when the number is bound to the account
@@ -64,10 +64,10 @@ PROVIDERS: dict[str, ProviderSpec] = {
         {"found", "account", "name", "arrears", "due_date", "overdue", "last_payment", "last_payment_date"}),
         needs_identity=True),
     "outages": ProviderSpec(("area",), "outage", frozenset(
-        {"found", "active", "kind", "area", "reason", "start", "expected_restore", "planned",
+        {"found", "active", "kind", "area", "reason", "start", "expected_restore", "expected_restore_en", "planned",
          "planned_start", "planned_end", "planned_reason"})),
     "verify_pin": ProviderSpec(("account", "pin"), "identity", frozenset({"found", "verified", "method",
-                                                                          "attempts"})),
+                                                                          "attempts", "locked"})),
 }
 
 # Fields every call has, before any lookup (template/branch checks know these).
