@@ -150,7 +150,8 @@ async def fetch_facts(conn: AsyncConnection, cfg: KpiConfig, win: Window, dims: 
     facts = Facts()
     facts.calls = await _rows(conn, call_query(cfg, win, [d for d in dims if d in CALL_DIMS]))
     facts.legs = await _rows(conn, leg_query(win, [d for d in dims if d in LEG_DIMS]))
-    facts.agent_time = await _rows(conn, agent_time_query(cfg, win, [d for d in dims if d in AGENT_DIMS]))
+    agent_dims = [d for d in dims if d in AGENT_DIMS]
+    facts.agent_time = split_agent_rows(await _rows(conn, agent_time_query(cfg, win, agent_dims)), agent_dims)
     facts.dispositions = await _rows(conn, disposition_query(win, [d for d in dims if d in DISPOSITION_DIMS]))
     facts.workorders = await _rows(conn, workorder_query(cfg, win, [d for d in dims if d in WORKORDER_DIMS]))
     facts.outbound = await _rows(conn, outbound_query(cfg, win))
@@ -326,10 +327,14 @@ def leg_query(win: Window, dims: Sequence[str]) -> Any:
 
 
 def agent_time_query(cfg: KpiConfig, win: Window, dims: Sequence[str]) -> Any:
-    """Milliseconds per (half hour, [agent], state), splitting each state interval at half-hour edges.
+    """Agent state time per (half hour, [agent], state) in ms.
 
     A state lasts from its agent.state event to the agent's next one (LEAD), clipped
-    to the report range and to `now` for the state still in force.
+    to the report range and to `now` for the state still in force; logged_out time
+    is not kept. Splitting at half-hour edges without a join: the first query sums
+    each interval's head piece, tail piece (or the whole of a short one); the second
+    returns +1/-1 marks where runs of whole half hours start and stop, which
+    `expand_coverage` turns into 1800 s per covered half hour. Both read one CTE.
     """
     e = events.c
     cap = min(win.end, win.now)
@@ -351,34 +356,61 @@ def agent_time_query(cfg: KpiConfig, win: Window, dims: Sequence[str]) -> Any:
         .where(e_clip > s_clip, or_(st.c.state.is_(None), st.c.state != "logged_out"))
     ).subquery("iv0")
     ls = round_ms(local_seconds(iv0.c.s, win))
-    iv = (
+    iv1 = (
         select(iv0.c.agent, iv0.c.state, ls.label("ls"), (ls + round_ms(iv0.c.e - iv0.c.s)).label("le"))
-    ).subquery("iv")
-    b0 = floor_div(iv.c.ls, HALF_HOUR_MS)
-    b1 = floor_div(iv.c.le - 1, HALF_HOUR_MS)
-    dim_map = {"agent": iv.c.agent}
-    short = (
-        select(b0.label("hh"), *_dim_cols(dim_map, dims), iv.c.state.label("state"),
-               (iv.c.le - iv.c.ls).label("ms"))
-        .where(b0 == b1)
-    )
-    lo_b = math.floor((win.start + min(o for _t, o in win.transitions)) / HALF_HOUR)
-    hi_b = math.floor((cap + max(o for _t, o in win.transitions)) / HALF_HOUR) + 1
-    nums = select(cast(literal(lo_b), BigInteger).label("n")).cte("nums", recursive=True)
-    nums = nums.union_all(select((nums.c.n + 1).label("n")).where(nums.c.n < hi_b))
-    slot_lo = nums.c.n * cast(literal(HALF_HOUR_MS), BigInteger)
-    slot_hi = (nums.c.n + 1) * cast(literal(HALF_HOUR_MS), BigInteger)
-    piece = (case((iv.c.le < slot_hi, iv.c.le), else_=slot_hi)
-             - case((iv.c.ls > slot_lo, iv.c.ls), else_=slot_lo))
-    long = (
-        select(nums.c.n.label("hh"), *_dim_cols(dim_map, dims), iv.c.state.label("state"), piece.label("ms"))
-        .select_from(iv.join(nums, and_(nums.c.n >= b0, nums.c.n <= b1)))
-        .where(b0 < b1)
-    )
-    pieces = union_all(short, long).subquery("pieces")
-    p = pieces.c
-    return (select(p.hh, *(p[f"d_{d}"] for d in dims), p.state, func.sum(p.ms).label("ms"))
-            .group_by(p.hh, *(p[f"d_{d}"] for d in dims), p.state))
+    ).subquery("iv1")
+    iv = (
+        select(iv1.c.agent, iv1.c.state, iv1.c.ls, iv1.c.le,
+               floor_div(iv1.c.ls, HALF_HOUR_MS).label("b0"),
+               floor_div(iv1.c.le - 1, HALF_HOUR_MS).label("b1"))
+    ).cte("agent_intervals")
+    c = iv.c
+    dims_of = _dim_cols({"agent": c.agent}, dims)
+    slot = cast(literal(HALF_HOUR_MS), BigInteger)
+    def part(hh: Any, value: Any, tag: str, cond: ColumnElement[bool]) -> Any:
+        return select(hh.label("hh"), *dims_of, c.state.label("state"), literal(tag).label("tag"),
+                      value.label("v")).where(cond)
+
+    parts = union_all(
+        part(c.b0, c.le - c.ls, "ms", c.b0 == c.b1),  # inside one half hour
+        part(c.b0, (c.b0 + 1) * slot - c.ls, "ms", c.b0 < c.b1),  # head piece
+        part(c.b1, c.le - c.b1 * slot, "ms", c.b0 < c.b1),  # tail piece
+        part(c.b0 + 1, literal(1), "mark", c.b1 - c.b0 >= 2),  # whole half hours start...
+        part(c.b1, literal(-1), "mark", c.b1 - c.b0 >= 2),  # ...and stop
+    ).subquery("parts")
+    p = parts.c
+    keys = [p[f"d_{d}"] for d in dims]
+    return (select(p.hh, *keys, p.state, p.tag, func.sum(p.v).label("v"))
+            .group_by(p.hh, *keys, p.state, p.tag))
+
+
+def split_agent_rows(rows: list[dict[str, Any]], dims: Sequence[str]) -> list[dict[str, Any]]:
+    """Rows of agent_time_query -> (hh, dims, state, ms) rows, whole half hours expanded."""
+    pieces = [{**{k: v for k, v in r.items() if k not in ("tag", "v")}, "ms": r["v"]}
+              for r in rows if r["tag"] == "ms"]
+    marks = [{**{k: v for k, v in r.items() if k not in ("tag", "v")}, "delta": r["v"]}
+             for r in rows if r["tag"] == "mark"]
+    return pieces + expand_coverage(marks, dims)
+
+
+def expand_coverage(marks: list[dict[str, Any]], dims: Sequence[str]) -> list[dict[str, Any]]:
+    """+1/-1 marks per (half hour, dims, state) -> rows of whole covered half hours (1800 s each)."""
+    runs: dict[tuple[Any, ...], list[tuple[int, int]]] = {}
+    for r in marks:
+        key = (*(r[f"d_{d}"] for d in dims), r["state"])
+        runs.setdefault(key, []).append((int(r["hh"]), int(r["delta"])))
+    out: list[dict[str, Any]] = []
+    for key, points in runs.items():
+        points.sort()
+        level = 0
+        for (hh, delta), nxt in zip(points, [*points[1:], None], strict=True):
+            level += delta
+            if level and nxt is not None:
+                for h in range(hh, nxt[0]):
+                    row = {"hh": h, "state": key[-1], "ms": level * HALF_HOUR_MS}
+                    row.update({f"d_{d}": v for d, v in zip(dims, key[:-1], strict=True)})
+                    out.append(row)
+    return out
 
 
 def disposition_query(win: Window, dims: Sequence[str]) -> Any:

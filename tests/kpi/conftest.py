@@ -22,10 +22,8 @@ async def fresh_pg(name: str = PG_DB) -> str:
     """Drop and recreate our own database; return its SQLAlchemy URL."""
     conn = await asyncpg.connect(host="127.0.0.1", port=5432, user="postgres", database="postgres")
     try:
-        await conn.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-            " WHERE datname = $1 AND pid <> pg_backend_pid()", name)
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        # FORCE (PostgreSQL 13+) ends the previous test's lingering pooled connections first.
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await conn.execute(f'CREATE DATABASE "{name}"')
     finally:
         await conn.close()
