@@ -225,6 +225,10 @@ def validate_rows(rows: Iterable[tuple[int, Mapping[str, str]]], kind: str, *,
             why = "blacklisted" if excluded[contact.number] == "blacklist" else "on the do-not-call list"
             report.excluded.append(RowProblem(row_no, f"{contact.number} is {why}", contact.number))
             continue
+        if contact.tier.lower() == "blacklist":
+            report.excluded.append(RowProblem(row_no, f"{contact.number} belongs to a blacklisted customer",
+                                              contact.number))
+            continue
         report.accepted.append(contact)
     if report.errors and not skip_bad:
         raise ImportRejected(report)
