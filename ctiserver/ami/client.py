@@ -485,10 +485,10 @@ class AmiClient:
 
     def _fail_pending(self, reason: str) -> None:
         pending, self._pending = self._pending, {}
-        for p in pending.values():
+        for aid, p in pending.items():
             if not p.future.done():
                 p.future.set_exception(AmiDisconnected(f"AMI {self.server.name}: {reason} "
-                                                       f"before the reply to {p.name}; not re-sent"))
+                                                       f"before the reply to {p.name}; not re-sent", aid))
 
     # --- sending ---------------------------------------------------------------
     async def _request(self, name: str, fields: Mapping[str, FieldValue],
@@ -510,10 +510,10 @@ class AmiClient:
                 await writer.drain()
                 return await future
         except TimeoutError:
-            raise AmiTimeout(f"AMI {self.server.name}: no reply to {name} within {limit:g}s") from None
+            raise AmiTimeout(f"AMI {self.server.name}: no reply to {name} within {limit:g}s", aid) from None
         except (ConnectionError, OSError) as exc:
             raise AmiDisconnected(f"AMI {self.server.name}: {exc} while sending {name}; "
-                                  "not re-sent") from None
+                                  "not re-sent", aid) from None
         finally:
             if self._pending.pop(aid, None) is not None:  # timed out or the caller was cancelled
                 self._abandon(aid, pending)

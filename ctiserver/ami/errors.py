@@ -36,11 +36,22 @@ class AmiActionError(AmiError, ValueError):
 
 
 class AmiDisconnected(AmiError):
-    """The action was not sent, or its session ended before the reply; it is never re-sent."""
+    """The action was not sent, or its session ended before the reply; it is never re-sent.
+
+    `action_id` is set when the action did go out (Asterisk may have acted on it:
+    reconcile an Originate by its ChannelId or by this ActionID)."""
+
+    def __init__(self, message: str, action_id: str | None = None) -> None:
+        self.action_id = action_id
+        super().__init__(message)
 
 
 class AmiTimeout(AmiError, TimeoutError):
-    pass
+    """No reply in time; the action went out as `action_id` and is never re-sent."""
+
+    def __init__(self, message: str, action_id: str | None = None) -> None:
+        self.action_id = action_id
+        super().__init__(message)
 
 
 class AmiLoginError(AmiError):

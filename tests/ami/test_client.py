@@ -190,9 +190,10 @@ async def test_action_timeout_then_late_reply_is_dropped(fake_ami: FakeAmi) -> N
     fake_ami.silent.add("coreshowchannels")
     async with running(fake_ami, rec) as client:
         await client.wait_connected(5)
-        with pytest.raises(AmiTimeout):
+        with pytest.raises(AmiTimeout) as err:
             await client.action("CoreShowChannels", {}, timeout=0.1)
         (_, late), = fake_ami.names("CoreShowChannels")
+        assert err.value.action_id == late.require("ActionID")
         fake_ami.conns[-1].send_recorded("coreshowchannels.ami", late.require("ActionID"))
         fake_ami.conns[-1].send(frame(("Event", "UserEvent"), ("Seq", "after")))
         await until(lambda: bool(rec.named("UserEvent")))
@@ -242,8 +243,10 @@ async def test_pending_originate_fails_and_is_never_replayed(fake_ami: FakeAmi) 
                                                                "ChannelId": "cti-out-7", "Async": "true"}))
         await until(lambda: bool(fake_ami.names("Originate")))
         fake_ami.drop_all()
-        with pytest.raises(AmiDisconnected, match="not re-sent"):
+        with pytest.raises(AmiDisconnected, match="not re-sent") as err:
             await task
+        (_, sent), = fake_ami.names("Originate")
+        assert err.value.action_id == sent.require("ActionID")  # for reconciliation
         await until(lambda: fake_ami.logins == 2 and client.connected)
         await client.action("Ping")  # the new session is fully working
         assert len(fake_ami.names("Originate")) == 1
