@@ -14,15 +14,19 @@ import io
 import json
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, TextIO
+from zoneinfo import ZoneInfo
 
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ..configfile import ConfigError
-from .contacts import ImportRejected, normalize_number, parse_csv
+from .contacts import CustomerTarget, ImportRejected, normalize_number, parse_csv, targets_to_contacts
+from .customers import SqlCustomerSource
 from .model import CampaignSpec, load_campaign_spec, load_outbound_config
 from .rules import WorkCalendar
 from .store import CampaignExists, OutboundError, OutboundStore
@@ -70,9 +74,12 @@ def add_campaign_commands(subparsers: argparse._SubParsersAction) -> None:
         q.add_argument("--config", default="config", help="configuration folder")
         q.add_argument("--url", help="database URL (default: from the config)")
 
-    q = sub.add_parser("import", help="create a campaign from its file (if new) and import contacts from CSV")
+    q = sub.add_parser("import", help="create a campaign from its file (if new) and import contacts "
+                                      "from CSV or from the customer tables")
     q.add_argument("name", help="campaign name (config/campaigns/<name>.yaml) or a path to a campaign file")
-    q.add_argument("csv", type=Path, help="CSV file of contacts")
+    q.add_argument("csv", type=Path, nargs="?", help="CSV file of contacts")
+    q.add_argument("--from-customers", action="store_true",
+                   help="targets from the customer tables: the outage areas, or customers in arrears")
     q.add_argument("--skip-bad", action="store_true", help="import the good rows, report the bad ones")
     common(q)
     q.set_defaults(func=cmd_import)
@@ -145,11 +152,17 @@ def _spec_for(name: str, config_dir: Path) -> CampaignSpec:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    try:
-        data = Path(args.csv).read_bytes()
-    except OSError as exc:
-        print(f"error: cannot read {args.csv}: {exc.strerror}", file=sys.stderr)
-        return 1
+    if (args.csv is None) == (not args.from_customers):
+        print("error: give either a CSV file or --from-customers", file=sys.stderr)
+        return 2
+    data = b""
+    if args.csv is not None:
+        try:
+            data = Path(args.csv).read_bytes()
+        except OSError as exc:
+            print(f"error: cannot read {args.csv}: {exc.strerror}", file=sys.stderr)
+            return 1
+    source = str(args.csv) if args.csv is not None else "customers"
 
     async def body(store: OutboundStore) -> int:
         spec = _spec_for(args.name, Path(args.config))
@@ -158,22 +171,40 @@ def cmd_import(args: argparse.Namespace) -> int:
             print(f"created campaign {spec.name} ({spec.kind})")
         except CampaignExists:
             pass
+        excluded, existing = await store.excluded_numbers(), await store.numbers_in(spec.name)
         try:
-            report = parse_csv(data, spec.kind, excluded=await store.excluded_numbers(),
-                               existing=await store.numbers_in(spec.name), skip_bad=args.skip_bad)
+            if args.from_customers:
+                tz = load_outbound_config(Path(args.config)).timezone
+                targets = await _customer_targets(store, spec, tz)
+                report = targets_to_contacts(targets, spec.kind, excluded=excluded, existing=existing,
+                                             skip_bad=args.skip_bad)
+            else:
+                report = parse_csv(data, spec.kind, excluded=excluded, existing=existing,
+                                   skip_bad=args.skip_bad)
         except ValueError as exc:
-            print(f"error: {args.csv}: {exc}", file=sys.stderr)
+            print(f"error: {source}: {exc}", file=sys.stderr)
             return 1
         n = await store.add_contacts(spec.name, report.accepted, time.time())
         for p in report.errors:
-            print(f"{args.csv}: skipped {p}", file=sys.stderr)
+            print(f"{source}: skipped {p}", file=sys.stderr)
         for p in report.excluded:
-            print(f"{args.csv}: excluded {p}")
+            print(f"{source}: excluded {p}")
         print(f"imported {n} contact(s) into {spec.name}; {len(report.excluded)} excluded, "
               f"{len(report.errors)} bad row(s) skipped")
         return 0
 
     return _run(args, body)
+
+
+async def _customer_targets(store: OutboundStore, spec: CampaignSpec, tz: str) -> Sequence[CustomerTarget]:
+    source = SqlCustomerSource(store.engine)
+    if spec.outage is not None:
+        return await source.customers_in_areas(spec.outage.areas)
+    if spec.kind == "arrears_reminder":
+        minimum = spec.arrears.min_arrears if spec.arrears else Decimal("0")
+        return await source.customers_in_arrears(minimum, datetime.now(ZoneInfo(tz)).date())
+    raise ValueError(f"a {spec.kind} campaign cannot take its targets from the customer tables; "
+                     "import a CSV (e.g. of closed work orders)")
 
 
 def cmd_state(args: argparse.Namespace) -> int:

@@ -123,3 +123,36 @@ def test_errors_are_plain_messages(site: Path, capsys: pytest.CaptureFixture[str
 def test_not_reached_csv_defuses_spreadsheet_formulas() -> None:
     text = not_reached_csv([{"number": "13800000001", "name": "=HYPERLINK(\"x\")", "var_note": "+1"}])
     assert "'=HYPERLINK" in text and ",'+1" in text
+
+
+def test_import_from_customer_tables(site: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from sqlalchemy import Boolean, Column, Integer, MetaData, Numeric, String, Table, insert
+
+    md = MetaData()  # the columns of the IVR's customer tables that outbound reads
+    customers = Table("customers", md, Column("account", String(20), primary_key=True),
+                      Column("name", String(100)), Column("tier", String(20)), Column("area", String(60)),
+                      Column("category", String(30)), Column("arrears", Numeric(12, 2)),
+                      Column("due_date", String(10)), Column("important", Boolean))
+    phones = Table("customer_phones", md, Column("id", Integer, primary_key=True),
+                   Column("phone", String(20)), Column("account", String(20)))
+
+    async def fill() -> None:
+        engine = make_engine(f"sqlite+aiosqlite:///{site.parent / 'cti.db'}")
+        async with engine.begin() as conn:
+            await conn.run_sync(md.create_all)
+            await conn.execute(insert(customers), [
+                {"account": "A1", "name": "张三", "tier": "vip", "area": "城东街道", "category": "residential",
+                 "arrears": 0, "important": True},
+                {"account": "A2", "name": "李四", "tier": "normal", "area": "城西", "category": "residential",
+                 "arrears": 0, "important": False}])
+            await conn.execute(insert(phones), [{"phone": "13800000001", "account": "A1"},
+                                                {"phone": "13800000002", "account": "A2"}])
+        await engine.dispose()
+
+    asyncio.run(fill())
+    assert run(site, "import", "outage-feeder12") == 2
+    assert run(site, "import", "outage-feeder12", "--from-customers") == 0
+    assert "imported 1 contact(s)" in capsys.readouterr().out
+    shutil.copy(REPO / "config" / "campaigns" / "survey-workorders.yaml", site / "campaigns")
+    assert run(site, "import", "survey-workorders", "--from-customers") == 1
+    assert "cannot take its targets from the customer tables" in capsys.readouterr().err
