@@ -26,7 +26,7 @@ dropped when it reaches the top (and heaps are compacted when stale ones pile up
 from __future__ import annotations
 
 import heapq
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from ..events import Event, Kind
@@ -92,6 +92,7 @@ class _Agent:
     wrap_until: float | None = None
     wrap_skill: str | None = None
     pending_not_ready: str | None = None
+    published: bool = False  # in the free-agent heaps (only while available and nothing to take)
 
 
 @dataclass(slots=True, eq=False)
@@ -109,9 +110,9 @@ class _Call:
     queue_entered: float
     state: str = WAITING
     version: int = 0
-    pools: list[tuple[str, int]] = field(default_factory=list)
+    pools: tuple[tuple[str, int], ...] = ()
     min_prof: int = 1
-    extra_skills: list[str] = field(default_factory=list)
+    extra_skills: tuple[str, ...] = ()
     phase: int = _PH_ALL
     phase_at: float | None = None
     step: int = 0
@@ -512,8 +513,9 @@ class AcdEngine:
         prev, prev_reason = a.state, a.reason
         if nxt == prev and new_reason == prev_reason:
             return
-        if prev == AVAILABLE and nxt != AVAILABLE:
+        if prev == AVAILABLE and a.published:
             a.version += 1  # drop out of the free-agent heaps
+            a.published = False
             nfree = self._nfree
             for s in a.skills:
                 nfree[s] -= 1
@@ -525,15 +527,8 @@ class AcdEngine:
                 self._staffed[s] -= 1
         duration = now - a.since
         a.state, a.reason, a.since = nxt, new_reason, now
-        if nxt == AVAILABLE and prev != AVAILABLE:
-            a.idle_since = now
-            a.version += 1
-            entry_v = a.version
-            free, nfree = self._free, self._nfree
-            for s, p in a.skills.items():
-                heapq.heappush(free[s][p], (now, a.order, entry_v, a))
-                nfree[s] += 1
-            self._live_entries += len(a.skills)
+        if nxt == AVAILABLE:
+            a.idle_since = now  # published by _agent_free, only if no waiting call fits
         data = {"state": nxt, "previous": prev, "reason": new_reason, "previous_reason": prev_reason,
                 "duration_s": duration}
         if call is None:
@@ -585,11 +580,12 @@ class AcdEngine:
                 self._overflow_to(call, dest, "full", now, out)
             return
         call.skill = skill
-        call.queue_entered = now
+        if not first:  # moved here from another queue: start this queue's rules afresh
+            call.queue_entered = now
+            call.extra_skills = ()
+            call.step = 0
+            call.step_at = None
         call.min_prof = q.min_proficiency
-        call.extra_skills = []
-        call.step = 0
-        call.step_at = None
         self._calls[call.id] = call
         self._in_queue[skill].add(call)
         self._nwait[skill][call.rank] += 1
@@ -672,7 +668,7 @@ class AcdEngine:
 
     def _compute_pools(self, call: _Call) -> None:
         if call.tier != self._vip_tier and not call.extra_skills:
-            call.pools = [(call.skill, call.min_prof)]
+            call.pools = ((call.skill, call.min_prof),)
             return
         pools: list[tuple[str, int]] = []
         if call.tier == self._vip_tier:
@@ -684,7 +680,7 @@ class AcdEngine:
         if call.phase >= _PH_ALL:
             pools.append((call.skill, call.min_prof))
             pools.extend((s, 1) for s in call.extra_skills if s != call.skill)
-        call.pools = pools
+        call.pools = tuple(pools)
 
     def _schedule_aging(self, call: _Call, now: float) -> None:
         step = self._aging_step[call.rank]
@@ -715,7 +711,7 @@ class AcdEngine:
         step = steps[call.step]
         if step.min_proficiency is not None:
             call.min_prof = min(call.min_prof, step.min_proficiency)
-        call.extra_skills.extend(s for s in step.add_skills if s not in call.extra_skills)
+        call.extra_skills += tuple(s for s in step.add_skills if s not in call.extra_skills)
         call.step += 1
         if call.step < len(steps):
             call.step_at = call.queue_entered + steps[call.step].after_s
@@ -776,18 +772,20 @@ class AcdEngine:
 
     def _register(self, call: _Call) -> None:
         """(Re)publish the call in the waiting heaps of its pools; older entries go stale."""
-        call.version += 1
-        v = call.version
+        call.version = v = call.version + 1
+        rank, place, seq = call.rank, call.place_ts, call.seq
+        waiting = self._waiting
+        push = self._push
         for pool, minp in call.pools:
-            levels = self._waiting.get(pool)
+            levels = waiting.get(pool)
             if levels is None:
-                levels = self._waiting[pool] = {}
+                levels = waiting[pool] = {}
             heap = levels.get(minp)
             if heap is None:
                 heap = levels[minp] = []
-            self._push += 1
-            heapq.heappush(heap, (call.rank, 0 if pool[0] == "@" else 1, call.place_ts, call.seq,
-                                  self._push, v, call))
+            push += 1
+            heapq.heappush(heap, (rank, 0 if pool[0] == "@" else 1, place, seq, push, v, call))
+        self._push = push
         self._live_entries += len(call.pools)
         if self._live_entries > 4 * (len(self._calls) + len(self._agents)) + 4096:
             self._compact()
@@ -834,18 +832,34 @@ class AcdEngine:
                 top = _clean_top(heap)
                 if top is not None and (best is None or top < best):
                     best, best_pool = top, "@" + a.id
+        waiting = self._waiting
+        pop = heapq.heappop
         for skill, prof in a.skills.items():
-            levels = self._waiting.get(skill)
+            levels = waiting.get(skill)
             if not levels:
                 continue
             for minp, heap in levels.items():
                 if minp > prof:
                     continue
-                top = _clean_top(heap)
-                if top is not None and (best is None or top < best):
-                    best, best_pool = top, skill
+                while heap:  # drop stale entries (calls offered, gone or re-registered)
+                    top = heap[0]
+                    c = top[6]
+                    if top[5] == c.version and c.state == WAITING:
+                        if best is None or top < best:
+                            best, best_pool = top, skill
+                        break
+                    pop(heap)
         if best is not None:
             self._offer(best[6], a, best_pool, now, out)
+            return
+        a.version += 1
+        a.published = True
+        entry = (a.idle_since, a.order, a.version, a)
+        free, nfree = self._free, self._nfree
+        for s, p in a.skills.items():
+            heapq.heappush(free[s][p], entry)
+            nfree[s] += 1
+        self._live_entries += len(a.skills)
 
     def _offer(self, call: _Call, a: _Agent, pool: str, now: float, out: list[Command]) -> None:
         self._move(a, "offer", now, out, call=call)
