@@ -1,0 +1,154 @@
+"""Event store throughput: batched EventStore vs one INSERT per event, on SQLite and PostgreSQL.
+
+    .venv/bin/python benchmarks/store_bench.py [--events 50000] [--single 3000] [--backend sqlite|postgres]
+
+Figures printed (all measured in this run, on this machine):
+  * single-row: each event in its own transaction (the naive writer) -- the baseline
+  * EventStore: append() N events then flush(), at two batch sizes, and the ratio to the baseline
+  * journal replay: N events spilled to disk while the database was away, then written
+  * append(): the cost on the event loop per call (what an AMI callback pays)
+PostgreSQL runs in a database of its own (ctibench_store_<pid>), dropped at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import asyncpg
+
+from ctiserver.events import Event, Kind
+from ctiserver.store.engine import make_engine
+from ctiserver.store.schema import events
+from ctiserver.store.writer import EventStore, insert_ignoring_duplicates
+
+PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}
+
+
+def make_event(i: int) -> Event:
+    return Event(kind=Kind.IVR_NODE, ts=1_700_000_000.0 + i * 0.01, call_id=f"1700000000.{i // 20}",
+                 queue="billing", tier="normal", server="pbx-a",
+                 data={"node": f"menu_{i % 7}", "node_kind": "menu", "caller_name": "张三", "seq": i})
+
+
+async def reset_table(url: str) -> None:
+    engine = make_engine(url)
+    try:
+        async with engine.begin() as conn:
+            await conn.run_sync(lambda c: events.drop(c, checkfirst=True))
+            await conn.run_sync(lambda c: events.create(c))
+    finally:
+        await engine.dispose()
+
+
+async def count_rows(url: str) -> int:
+    engine = make_engine(url)
+    try:
+        async with engine.connect() as conn:
+            return int((await conn.exec_driver_sql("SELECT count(*) FROM events")).scalar_one())
+    finally:
+        await engine.dispose()
+
+
+async def single_row(url: str, n: int) -> float:
+    """Events/s when every event is its own INSERT and transaction."""
+    await reset_table(url)
+    engine = make_engine(url)
+    stmt = insert_ignoring_duplicates(engine.dialect.name)
+    try:
+        t0 = time.perf_counter()
+        for i in range(n):
+            row = make_event(i).as_row()
+            row["event_key"] = f"single:{i}"
+            async with engine.begin() as conn:
+                await conn.execute(stmt, [row])
+        dt = time.perf_counter() - t0
+    finally:
+        await engine.dispose()
+    assert await count_rows(url) == n
+    return n / dt
+
+
+async def batched(url: str, n: int, batch_size: int, journal: Path) -> tuple[float, float]:
+    """(events/s through EventStore, microseconds per append())."""
+    await reset_table(url)
+    store = EventStore(url, journal_path=journal, batch_size=batch_size, flush_interval_s=0.05)
+    await store.start()
+    try:
+        evs = [make_event(i) for i in range(n)]
+        t0 = time.perf_counter()
+        for e in evs:
+            store.append(e)
+        t_append = time.perf_counter() - t0
+        await store.flush(timeout=600)
+        dt = time.perf_counter() - t0
+    finally:
+        await store.close()
+    assert await count_rows(url) == n
+    return n / dt, t_append / n * 1e6
+
+
+async def replay(url: str, n: int, journal: Path) -> float:
+    """Events/s written from the journal after an outage (journal filled by a store with no database)."""
+    await reset_table(url)
+    with tempfile.TemporaryDirectory() as d:
+        dead = f"sqlite+aiosqlite:///{Path(d) / 'missing' / 'x.db'}"
+        away = EventStore(dead, journal_path=journal, buffer_limit=1, retry_max_s=0.05, close_timeout_s=0)
+        await away.start()
+        for i in range(n):
+            away.append(make_event(i))
+        await away.close()  # everything it could not write is now in the journal
+    store = EventStore(url, journal_path=journal, batch_size=500)
+    t0 = time.perf_counter()
+    await store.start()
+    try:
+        await store.flush(timeout=600)
+        dt = time.perf_counter() - t0
+    finally:
+        await store.close()
+    assert await count_rows(url) == n
+    return n / dt
+
+
+async def bench(name: str, url: str, n: int, n_single: int, tmp: Path) -> None:
+    base = await single_row(url, n_single)
+    print(f"{name:9s} single-row INSERT+COMMIT  {base:10,.0f} ev/s   (baseline, {n_single:,} events)")
+    for bs in (200, 1000):
+        rate, per_append = await batched(url, n, bs, tmp / f"{name}-{bs}.jsonl")
+        print(f"{name:9s} EventStore batch={bs:<5d}  {rate:10,.0f} ev/s   x{rate / base:5.1f} vs baseline; "
+              f"append() {per_append:.2f} us")
+    rate = await replay(url, n, tmp / f"{name}-replay.jsonl")
+    print(f"{name:9s} journal replay           {rate:10,.0f} ev/s   x{rate / base:5.1f} vs baseline")
+
+
+async def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--events", type=int, default=50_000)
+    ap.add_argument("--single", type=int, default=3_000)
+    ap.add_argument("--backend", choices=["sqlite", "postgres", "both"], default="both")
+    args = ap.parse_args()
+    print(f"{args.events:,} events per batched run, {args.single:,} for the single-row baseline")
+    with tempfile.TemporaryDirectory() as d:
+        tmp = Path(d)
+        if args.backend in ("sqlite", "both"):
+            await bench("sqlite", f"sqlite+aiosqlite:///{tmp / 'bench.db'}", args.events, args.single, tmp)
+        if args.backend in ("postgres", "both"):
+            db = f"ctibench_store_{os.getpid()}"
+            admin = await asyncpg.connect(database="postgres", **PG)
+            try:
+                await admin.execute(f'CREATE DATABASE "{db}"')
+                try:
+                    url = f"postgresql+asyncpg://{PG['user']}@{PG['host']}:{PG['port']}/{db}"
+                    await bench("postgres", url, args.events, args.single, tmp)
+                finally:
+                    await admin.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+            finally:
+                await admin.close()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
