@@ -28,7 +28,7 @@ from sqlalchemy.pool import StaticPool
 from ..events import Event
 from ..store.schema import events
 from . import erlang
-from .compute import CALL_DIMS, HALF_HOUR, Facts, Window, fetch_facts, hh_start
+from .compute import CALL_DIMS, HALF_HOUR, Facts, Window, fetch_facts, fetch_facts_parallel, hh_start
 from .config import KpiConfig
 
 SCHEMA = "ctiserver.kpi.report/1"
@@ -107,8 +107,7 @@ async def build_report(source: AsyncEngine | AsyncConnection | Iterable[Event], 
     entity = [d for d in dims if d in ENTITY_DIMS]
     sql_dims = list(dict.fromkeys([*entity, "tier"]))
     if isinstance(source, AsyncEngine):
-        async with source.connect() as conn:
-            facts = await fetch_facts(conn, cfg, win, sql_dims)
+        facts = await fetch_facts_parallel(source, cfg, win, sql_dims)
     elif isinstance(source, AsyncConnection):
         facts = await fetch_facts(source, cfg, win, sql_dims)
     else:
@@ -161,23 +160,35 @@ Key = tuple[Any, ...]
 def _rollup(rows: list[dict[str, Any]], dims: Sequence[str], band_table: Sequence[str],
             value_keys: Sequence[str]) -> dict[Key, dict[str, Any]]:
     out: dict[Key, dict[str, Any]] = defaultdict(lambda: defaultdict(int))
+    labels: dict[tuple[int, str], str] = {}
     for r in rows:
-        acc = out[_row_key(r, dims, band_table)]
+        acc = out[_row_key(r, dims, band_table, labels)]
         for v in value_keys:
             acc[v] += r[v] or 0
     return out
 
 
-def _row_key(r: dict[str, Any], dims: Sequence[str], band_table: Sequence[str]) -> Key:
-    return tuple(time_label(int(r["hh"]), d, band_table) if d in TIME_DIMS else r.get(f"d_{d}")
-                 for d in dims)
+def _row_key(r: dict[str, Any], dims: Sequence[str], band_table: Sequence[str],
+             labels: dict[tuple[int, str], str]) -> Key:
+    key: list[Any] = []
+    for d in dims:
+        if d in TIME_DIMS:
+            hd = (r["hh"], d)
+            label = labels.get(hd)
+            if label is None:
+                label = labels[hd] = time_label(int(r["hh"]), d, band_table)
+            key.append(label)
+        else:
+            key.append(r.get(f"d_{d}"))
+    return tuple(key)
 
 
 def _rollup_map(rows: list[dict[str, Any]], dims: Sequence[str], band_table: Sequence[str],
                 name: str, value: str) -> dict[Key, dict[Any, int]]:
     out: dict[Key, dict[Any, int]] = defaultdict(lambda: defaultdict(int))
+    labels: dict[tuple[int, str], str] = {}
     for r in rows:
-        out[_row_key(r, dims, band_table)][r[name]] += r[value] or 0
+        out[_row_key(r, dims, band_table, labels)][r[name]] += r[value] or 0
     return out
 
 
