@@ -455,8 +455,9 @@ def load_tree(path: str | Path, text: str | None = None) -> LoadedTree:
 
 
 def tree_files(config_dir: str | Path) -> list[Path]:
-    """The tree files of a config folder: `<config_dir>/ivr/*.yaml` (and .yml), sorted."""
+    """The tree files of a config folder: `<config_dir>/ivr/*.yaml` (and .yml) but settings.yaml, sorted."""
     folder = Path(config_dir) / "ivr"
     if not folder.is_dir():
         return []
-    return sorted(p for p in folder.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
+    return sorted(p for p in folder.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file()
+                  and p.stem != "settings" and not p.name.startswith("."))

@@ -55,7 +55,7 @@ class TtsSettings(Strict):
     rate: Annotated[int, Field(ge=80, le=400)] = 165  # words per minute
     volume: Annotated[float, Field(ge=0.1, le=1.0)] = 1.0
     workers: Annotated[int, Field(ge=1, le=16)] = 2
-    executor: str = Field("process", pattern=r"^(process|thread)$")
+    executor: Annotated[str, Field(pattern=r"^(process|thread)$")] = "process"
     timeout_s: Annotated[float, Field(gt=0, le=600)] = 60.0
     attempts: Annotated[int, Field(ge=1, le=10)] = 3
 
