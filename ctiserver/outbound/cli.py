@@ -25,7 +25,15 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ..configfile import ConfigError
-from .contacts import CustomerTarget, ImportRejected, normalize_number, parse_csv, targets_to_contacts
+from .contacts import (
+    CustomerTarget,
+    ImportRejected,
+    apply_class_windows,
+    normalize_number,
+    parse_csv,
+    stratified_sample,
+    targets_to_contacts,
+)
 from .customers import SqlCustomerSource
 from .model import CampaignSpec, load_campaign_spec, load_outbound_config
 from .rules import WorkCalendar
@@ -43,8 +51,9 @@ def progress_bar(done: int, total: int, width: int = 30) -> str:
 
 def status_line(s: dict[str, Any]) -> str:
     bar = progress_bar(s["finished_contacts"], s["contacts"])
+    late = "  OVERDUE" if s.get("overdue") else ""
     return (f"{s['campaign']:<24} {s['state']:<9} {bar}  reached {s['done']}  not reached {s['not_reached']}"
-            f"  live {s['live']}  pending {s['pending']}")
+            f"  live {s['live']}  pending {s['pending']}{late}")
 
 
 def not_reached_csv(rows: list[dict[str, Any]]) -> str:
@@ -81,6 +90,8 @@ def add_campaign_commands(subparsers: argparse._SubParsersAction) -> None:
     q.add_argument("--from-customers", action="store_true",
                    help="targets from the customer tables: the outage areas, or customers in arrears")
     q.add_argument("--skip-bad", action="store_true", help="import the good rows, report the bad ones")
+    q.add_argument("--sample", type=float, metavar="FRACTION",
+                   help="keep only this fraction (e.g. 0.05), spread over the areas, at least one per area")
     common(q)
     q.set_defaults(func=cmd_import)
     for action in ("start", "pause", "resume", "stop"):
@@ -184,7 +195,15 @@ def cmd_import(args: argparse.Namespace) -> int:
         except ValueError as exc:
             print(f"error: {source}: {exc}", file=sys.stderr)
             return 1
-        n = await store.add_contacts(spec.name, report.accepted, time.time())
+        accepted = apply_class_windows(report.accepted, {str(k): v for k, v in spec.class_windows.items()})
+        if args.sample is not None:
+            try:
+                accepted = stratified_sample(accepted, args.sample)
+            except ValueError as exc:
+                print(f"error: --sample: {exc}", file=sys.stderr)
+                return 2
+            print(f"sampled {len(accepted)} of {len(report.accepted)} contact(s) across the areas")
+        n = await store.add_contacts(spec.name, accepted, time.time())
         for p in report.errors:
             print(f"{source}: skipped {p}", file=sys.stderr)
         for p in report.excluded:
@@ -222,7 +241,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
     async def collect(store: OutboundStore) -> list[dict[str, Any]]:
         names = [args.name] if args.name else [c.name for c in await store.campaigns()]
-        return [await store.status(n, cfg.timezone, calendar) for n in names]
+        return [await store.status(n, cfg.timezone, calendar, time.time()) for n in names]
 
     async def body(store: OutboundStore) -> int:
         tty = sys.stdout.isatty()

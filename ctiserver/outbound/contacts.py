@@ -17,15 +17,17 @@ from __future__ import annotations
 
 import csv
 import io
+import math
+import random
 import re
 import unicodedata
 from collections.abc import Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from decimal import Decimal, InvalidOperation
 from typing import Protocol
 
-from .model import ContactIn, parse_ranges
+from .model import ContactIn, TimeRange, parse_ranges
 
 MAX_ROWS = 500_000
 IMPORTANT_PRIORITY = 10
@@ -287,6 +289,53 @@ def parse_csv(data: bytes | str, kind: str, *, excluded: Mapping[str, str] | Non
         raise ValueError("the file contains NUL bytes: not a CSV text file")
     return validate_rows(csv_rows(text), kind, excluded=excluded, existing=existing,
                          skip_bad=skip_bad)
+
+
+def apply_class_windows(people: Sequence[ContactIn], class_windows: Mapping[str, str]) -> list[ContactIn]:
+    """Give each contact the quiet hours outside its customer class's calling range.
+
+    A range "17:00-22:00" for residential customers becomes quiet hours "22:00-17:00"
+    (added to any the customer has), so the scheduler rolls a call to the next day
+    after 22:00 like any other quiet time.
+    """
+    if not class_windows:
+        return list(people)
+    out = []
+    for p in people:
+        klass = p.variables.get("customer_class", "residential").lower()
+        klass = "business" if klass in ("business", "非居民") else "residential"
+        window = class_windows.get(klass)
+        if window is None:
+            out.append(p)
+            continue
+        r = TimeRange.parse(window)
+        outside = f"{r.end // 60:02d}:{r.end % 60:02d}-{r.start // 60:02d}:{r.start % 60:02d}"
+        if r.end == 1440:
+            outside = f"00:00-{r.start // 60:02d}:{r.start % 60:02d}"
+        quiet = ";".join(q for q in (p.quiet, outside) if q)
+        out.append(replace(p, quiet=quiet))
+    return out
+
+
+def stratified_sample(people: Sequence[ContactIn], fraction: float, *, seed: int = 0) -> list[ContactIn]:
+    """At least `fraction` of the contacts, drawn from every area in proportion (at least one each).
+
+    For fault-repair callbacks: "a sample of at least 5% of the customers who reported
+    the fault, spread across the outage area". Deterministic for a given seed.
+    """
+    if not 0 < fraction <= 1:
+        raise ValueError("the sample fraction must be in (0, 1]")
+    by_area: dict[str, list[ContactIn]] = {}
+    for p in people:
+        by_area.setdefault(p.area, []).append(p)
+    rng = random.Random(seed)
+    picked: list[ContactIn] = []
+    for area in sorted(by_area):
+        group = by_area[area]
+        n = max(1, math.ceil(len(group) * fraction))
+        picked += rng.sample(group, n)
+    order = {id(p): i for i, p in enumerate(people)}
+    return sorted(picked, key=lambda p: order[id(p)])
 
 
 # --- targets from the customer tables ------------------------------------------------------------

@@ -257,7 +257,7 @@ class DialConfig(Strict):
 
 class OutboundConfig(Strict):
     timezone: str = "Asia/Shanghai"
-    pacing: PacingConfig = Field(default_factory=lambda: PacingConfig(max_concurrent=30, calls_per_s=5))
+    pacing: PacingConfig = Field(default_factory=lambda: PacingConfig(max_concurrent=30, calls_per_s=5, burst=5))
     calendar: CalendarConfig = Field(default_factory=CalendarConfig)
     quiet_hours: QuietHoursConfig = Field(default_factory=QuietHoursConfig)
     caps: list[FrequencyCap] = Field(default_factory=list)
@@ -328,6 +328,9 @@ class CampaignSpec(Strict):
     priority: Annotated[int, Field(ge=0, le=100)] = 50  # higher first, across campaigns
     language: Literal["zh", "en"] = "zh"
     windows: list[str] = Field(default_factory=lambda: ["08:00-21:00"])
+    # Narrower hours by customer class, e.g. business 09:00-17:00, residential 17:00-22:00;
+    # applied to each contact as quiet hours (the time outside its class's range).
+    class_windows: dict[Literal["residential", "business"], str] = Field(default_factory=dict)
     days: Literal["any", "working", "no_holidays"] = "any"
     pacing: PacingConfig = Field(default_factory=PacingConfig)
     retry: RetryPolicy = Field(default_factory=RetryPolicy)
@@ -339,6 +342,13 @@ class CampaignSpec(Strict):
     survey: SurveyParams | None = None
 
     _v_windows = field_validator("windows")(_ranges)
+
+    @field_validator("class_windows")
+    @classmethod
+    def _v_class_windows(cls, v: dict[str, str]) -> dict[str, str]:
+        for text in v.values():
+            TimeRange.parse(text)
+        return v
 
     @model_validator(mode="after")
     def _kind_params(self) -> CampaignSpec:

@@ -57,7 +57,8 @@ class OutboundService:
     async def status_all(self) -> list[dict[str, Any]]:
         """Every campaign's progress (for the API and the wallboard)."""
         calendar = WorkCalendar(self.cfg.calendar)
-        return [await self.store.status(c.name, self.cfg.timezone, calendar)
+        now = self.dialer.clock.now()
+        return [await self.store.status(c.name, self.cfg.timezone, calendar, now)
                 for c in await self.store.campaigns()]
 
 

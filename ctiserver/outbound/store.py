@@ -478,8 +478,9 @@ class OutboundStore:
         return dict(r.variables or {}), r.name, r.account, r.area, r.tier
 
     # --- reports ----------------------------------------------------------------------------------
-    async def status(self, name: str, tz: str = "Asia/Shanghai",
-                     calendar: WorkCalendar | None = None) -> dict[str, Any]:
+    async def status(self, name: str, tz: str = "Asia/Shanghai", calendar: WorkCalendar | None = None,
+                     now: float | None = None) -> dict[str, Any]:
+        """Progress of one campaign; `deliver_by`/`overdue` when it has a working-day deadline."""
         camp = await self.campaign(name)
         async with self.engine.connect() as conn:
             by_status: dict[str, int] = dict((await conn.execute(
@@ -500,8 +501,10 @@ class OutboundStore:
         out["finished_contacts"] = out["done"] + out["not_reached"] + out["cancelled"]
         spec = camp.spec
         if spec.data_arrived is not None and spec.deliver_within_working_days is not None:
-            out["deliver_by"] = deliver_by(calendar or WorkCalendar(), spec.data_arrived,
-                                           spec.deliver_within_working_days, ZoneInfo(tz))
+            due = deliver_by(calendar or WorkCalendar(), spec.data_arrived, spec.deliver_within_working_days,
+                             ZoneInfo(tz))
+            out["deliver_by"] = due
+            out["overdue"] = bool(now is not None and now > due and (out["pending"] or out["live"]))
         return out
 
     async def results(self, name: str) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import date
 from decimal import Decimal
 
@@ -11,8 +12,10 @@ from ctiserver.outbound.contacts import (
     CustomerTarget,
     ImportRejected,
     NumberError,
+    apply_class_windows,
     normalize_number,
     parse_csv,
+    stratified_sample,
     targets_to_contacts,
 )
 from ctiserver.outbound.model import CampaignSpec, ContactIn
@@ -161,3 +164,46 @@ async def test_store_import_is_all_or_nothing(store: OutboundStore) -> None:
     assert await store.numbers_in("s") == {"13800000001"}
     assert await store.add_to_list(["13800000009", "13800000009"], "dnc", "asked", 0.0) == 1
     assert await store.excluded_numbers() == {"13800000009": "dnc"}
+
+
+def test_class_windows_become_quiet_hours_the_scheduler_respects() -> None:
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from ctiserver.outbound.model import OutboundConfig
+    from ctiserver.outbound.scheduler import CampaignView, Scheduler, Snapshot, contact_view
+
+    people = [ContactIn("13800000001", variables={"customer_class": "business"}),
+              ContactIn("13800000002", quiet="12:00-13:00"),
+              ContactIn("13800000003", variables={"customer_class": "非居民"})]
+    spec = CampaignSpec.model_validate({"name": "cb", "kind": "survey", "windows": ["08:00-22:00"],
+                                        "pacing": {"burst": 5},
+                                        "class_windows": {"business": "09:00-17:00",
+                                                          "residential": "17:00-22:00"}})
+    shaped = apply_class_windows(people, {str(k): v for k, v in spec.class_windows.items()})
+    assert [p.quiet for p in shaped] == ["17:00-09:00", "12:00-13:00;22:00-17:00", "17:00-09:00"]
+    tz = ZoneInfo("Asia/Shanghai")
+    camp = CampaignView.from_spec(spec, "U", "running")
+
+    def dialed_at(hour: int) -> list[str]:
+        now = datetime(2026, 11, 23, hour, 0, tzinfo=tz).timestamp()
+        views = [contact_view(i, "cb", p.number, "", "", 0, p.quiet, 0, 0.0) for i, p in enumerate(shaped, 1)]
+        return [d.number for d in Scheduler(OutboundConfig()).plan(now, Snapshot([camp], views)).dials]
+
+    assert dialed_at(10) == ["13800000001", "13800000003"]  # business hours: business customers
+    assert dialed_at(19) == ["13800000002"]  # evening: residential
+    assert dialed_at(22) == []  # never after 22:00
+    with pytest.raises(ValueError, match="HH:MM"):
+        CampaignSpec.model_validate({"name": "x", "kind": "survey", "class_windows": {"business": "9-5"}})
+
+
+def test_stratified_sample_covers_every_area() -> None:
+    people = ([ContactIn(f"1380000{i:04d}", area="城东") for i in range(100)]
+              + [ContactIn(f"1390000{i:04d}", area="城西") for i in range(30)]
+              + [ContactIn("13700000001", area="牧区")])
+    sample = stratified_sample(people, 0.05, seed=1)
+    assert Counter(p.area for p in sample) == {"城东": 5, "城西": 2, "牧区": 1}
+    assert sample == stratified_sample(people, 0.05, seed=1)
+    assert len(stratified_sample(people, 1.0)) == len(people)
+    with pytest.raises(ValueError):
+        stratified_sample(people, 0)
