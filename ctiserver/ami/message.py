@@ -19,7 +19,7 @@ T = TypeVar("T")
 class AmiMessage:
     """Headers of one frame, in wire order; lookups ignore case, first value wins."""
 
-    __slots__ = ("_first", "_items", "_repeats", "body")
+    __slots__ = ("_body", "_first", "_items", "_repeats")
 
     def __init__(self, items: Iterable[tuple[str, str]], body: str = "") -> None:
         self._set(tuple((str(k), str(v)) for k, v in items), body)
@@ -31,14 +31,29 @@ class AmiMessage:
         msg._set(items, body)
         return msg
 
+    _items: tuple[tuple[str, str], ...]
+    _first: dict[str, str]
+    _repeats: bool
+    _body: str
+
     def _set(self, items: tuple[tuple[str, str], ...], body: str) -> None:
-        self._items = items
         lows = [key.lower() for key, _ in items]
         values = [value for _, value in items]
         # reversed, so that the FIRST of repeated headers is the one that stays
-        self._first: dict[str, str] = dict(zip(reversed(lows), reversed(values), strict=True))
-        self._repeats = len(self._first) != len(items)
-        self.body = body  # free text of a legacy `Response: Follows` frame, else ''
+        first = dict(zip(reversed(lows), reversed(values), strict=True))
+        setter = object.__setattr__
+        setter(self, "_items", items)
+        setter(self, "_first", first)
+        setter(self, "_repeats", len(first) != len(items))
+        setter(self, "_body", body)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"AmiMessage is immutable (tried to set {name!r})")
+
+    @property
+    def body(self) -> str:
+        """Free text of a legacy `Response: Follows` frame, else ''."""
+        return self._body
 
     @classmethod
     def of(cls, **headers: str) -> AmiMessage:
@@ -127,10 +142,10 @@ class AmiMessage:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, AmiMessage):
             return NotImplemented
-        return self._items == other._items and self.body == other.body
+        return self._items == other._items and self._body == other._body
 
     def __hash__(self) -> int:
-        return hash((self._items, self.body))
+        return hash((self._items, self._body))
 
     def __repr__(self) -> str:
         head = f"Event={self.event!r}" if self.event else f"Response={self.response!r}"

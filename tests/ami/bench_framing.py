@@ -63,7 +63,7 @@ if __name__ == "__main__":
     main()
 
 
-async def _end_to_end(n_events: int = 50_000) -> None:
+async def _end_to_end(n_events: int = 50_000, rounds: int = 3) -> None:
     """Socket to callback: the fake AMI server writes n events; time until the last reaches the callback."""
     import asyncio
 
@@ -75,7 +75,7 @@ async def _end_to_end(n_events: int = 50_000) -> None:
     blob = b"".join(frame(("Event", "UserEvent"), ("UserEvent", "bench"), ("Seq", str(i)),
                           ("CallerIDName", "国网客户张三")) for i in range(n_events))
     results: dict[str, float] = {}
-    for name in ("ours", "panoramisk"):
+    for name in ("ours", "panoramisk") * rounds:  # interleaved, best of `rounds`: the box is shared
         fake = FakeAmi()
         await fake.start()
         done = asyncio.Event()
@@ -102,14 +102,15 @@ async def _end_to_end(n_events: int = 50_000) -> None:
             fake.conns[-1].send(blob[i:i + 65536])
             await asyncio.sleep(0)
         await asyncio.wait_for(done.wait(), 60)
-        results[name] = time.perf_counter() - t0
+        results[name] = min(results.get(name, float("inf")), time.perf_counter() - t0)
         if name == "ours":
             await client.close()
         else:
             manager.close()
         await fake.stop()
-        print(f"{name:10s} {n_events} events socket->callback in {results[name] * 1000:7.1f} ms  "
-              f"{n_events / results[name]:9,.0f} events/s")
+    for name, best in results.items():
+        print(f"{name:10s} {n_events} events socket->callback in {best * 1000:7.1f} ms  "
+              f"{n_events / best:9,.0f} events/s (best of {rounds})")
     print(f"ratio ours/panoramisk end to end: {results['ours'] / results['panoramisk']:.2f}")
 
 

@@ -48,6 +48,10 @@ def test_kind_properties() -> None:
 def test_immutable_hashable_and_comparable() -> None:
     with pytest.raises(AttributeError):
         MSG.foo = 1  # type: ignore[attr-defined]
+    with pytest.raises(AttributeError):
+        MSG._items = ()
+    with pytest.raises(AttributeError):
+        MSG.body = "x"  # type: ignore[misc]
     same = AmiMessage(list(MSG))
     assert same == MSG and hash(same) == hash(MSG)
     assert "uniqueid" in MSG and "nope" not in MSG and len(MSG) == 6
