@@ -35,7 +35,8 @@ class Destination(Strict):
     """Where a caller goes when leaving a queue other than to an agent."""
 
     kind: Literal["queue", "voicemail", "message", "callback"]
-    target: str = ""  # queue skill, voicemail box, or message/prompt name
+    # queue skill, voicemail box, or message/prompt name; it travels in AGI commands, hence the charset
+    target: Annotated[str, Field(pattern=r"^[A-Za-z0-9_@.-]*$")] = ""
 
     @model_validator(mode="after")
     def _target(self) -> Destination:
@@ -254,7 +255,8 @@ class AcdConfig(Strict):
     redial_window_s: Seconds = 120.0  # 0 disables "redial gets the old place back"
     login_ready: bool = False  # agents start available on login (else not_ready(login))
     dial_template: str = "PJSIP/agent{id}"
-    dial_options: str = ""  # appended to Dial(); e.g. "m" for music while the agent rings
+    # appended to Dial(); e.g. "m" for music while the agent rings (no spaces: it travels in an AGI command)
+    dial_options: Annotated[str, Field(pattern=r"^[A-Za-z0-9()^,.:@=_-]*$")] = ""
     probe_every_s: Annotated[float, Field(gt=0)] = 3.0  # caller hangup detection while waiting
     # A key that asks for a callback in place of waiting; checked with WAIT FOR DIGIT every key_poll_ms.
     callback_key: Annotated[str, Field(pattern=r"^[0-9*#]$")] | None = None

@@ -351,6 +351,32 @@ class AcdEngine:
             self._after_release(agent, now, out)
         return out
 
+    def withdraw(self, call_id: str, now: float, reason: str, target: str = "fallback") -> list[Command]:
+        """Take a waiting or ringing call out of the ACD without an abandon (e.g. the delivery
+        layer failed and Asterisk's fallback queue takes the caller, or a supervisor pulls it)."""
+        call = self._calls.get(call_id)
+        if call is None or call.state not in (WAITING, OFFERED):
+            raise UnknownCall(f"call {call_id} is not waiting")
+        out: list[Command] = []
+        agent = call.agent if call.state == OFFERED else None
+        if agent is not None:
+            out.append(CancelOffer(call.id, agent.id, reason))
+        out.append(self._ev(Kind.ACD_OVERFLOW, now, call, agent.id if agent else None, target=target,
+                            reason=reason, wait_s=now - call.arrived))
+        self._leave_queue(call)
+        self._forget(call)
+        if agent is not None:
+            agent.call = None
+            call.agent = None
+            self._move(agent, "release", now, out, call=call)
+            self._after_release(agent, now, out)
+        return out
+
+    def take_timeout(self, call_id: str) -> None:
+        """The delivery layer enforces the ring timeout itself (Asterisk Dial does): drop the
+        engine's RONA guard for this offer, so a slow start of the ring never blames the agent."""
+        self._call(call_id, OFFERED).ring_deadline = None
+
     def request_callback(self, call_id: str, now: float, number: str | None = None) -> list[Command]:
         """The caller keeps their place and hangs up; an agent is offered the callback at the front."""
         call = self._call(call_id, WAITING)
@@ -478,6 +504,32 @@ class AcdEngine:
 
     def agent_ids(self) -> list[str]:
         return list(self._agents)
+
+    def agents_snapshot(self, now: float) -> list[dict[str, Any]]:
+        """Every agent's state for a wallboard or a desktop reconnect."""
+        return [{"agent_id": a.id, "state": a.state, "reason": a.reason, "since": a.since,
+                 "in_state_s": now - a.since, "call_id": a.call.id if a.call else None,
+                 "pending_not_ready": a.pending_not_ready, "skills": dict(a.skills)}
+                for a in self._agents.values()]
+
+    def queues_snapshot(self, now: float) -> dict[str, dict[str, Any]]:
+        """Per queue: waiting callers by tier, the longest current wait, staffed and free agents."""
+        tiers = [t.name for t in self.cfg.tiers]
+        out: dict[str, dict[str, Any]] = {}
+        for skill, members in self._in_queue.items():
+            waiting = [c for c in members if c.state == WAITING]
+            out[skill] = {
+                "waiting": len(waiting),
+                "by_tier": {t: n for t, n in zip(tiers, self._nwait[skill], strict=True) if n},
+                "longest_wait_s": max((now - c.arrived for c in waiting), default=0.0),
+                "callbacks_in_place": sum(1 for c in waiting if c.in_place),
+                "ringing": len(members) - len(waiting),
+                "staffed": self._staffed[skill],
+                "available": sum(1 for a in self._agents.values()
+                                 if a.state == AVAILABLE and skill in a.skills),
+                "handle_time_s": self._aht[skill],
+            }
+        return out
 
     # ---------------------------------------------------------------- internals
 

@@ -161,6 +161,9 @@ class AcdRuntime:
                         self.hooks.on_cancel(cmd)
                     box = self._mailboxes.get(cmd.call_id)
                     if box is not None:
+                        if isinstance(cmd, Offer):
+                            # Dial enforces the ring timeout; the offer may wait for a prompt to finish
+                            self.engine.take_timeout(cmd.call_id)
                         box.put_nowait(cmd)
                     elif isinstance(cmd, Offer):
                         # nobody is holding this caller any more: give the agent back at once
@@ -207,11 +210,15 @@ class AcdRuntime:
             hung_up = True
             result = "answered" if self.engine.call_state(call_id) == TALKING else "abandoned"
             self._caller_gone(call_id)
+        except BaseException:
+            # our failure, not the caller's: the dialplan's fallback queue takes them (CTI_DONE unset)
+            if self.engine.call_state(call_id) in ("waiting", OFFERED):
+                with contextlib.suppress(AcdError):
+                    self.apply(lambda now: self.engine.withdraw(call_id, now, "cti_error"))
+            raise
         finally:
             self._mailboxes.pop(call_id, None)
             self._moh.discard(call_id)
-            if self.engine.call_state(call_id) in ("waiting", OFFERED) and result != "callback":
-                self._caller_gone(call_id)  # an unexpected error: never leave a ghost in the queue
         if not hung_up:
             await self._finish(chan, result)
         return result
@@ -318,7 +325,7 @@ class AcdRuntime:
         if self.engine.call_state(call_id) != OFFERED or self.engine.call_agent(call_id) != offer.agent_id:
             return False  # a stale offer (the engine moved on while we were busy)
         self._hook("on_offer", call_id, offer.agent_id, {**info, "ring_timeout_s": offer.ring_timeout_s})
-        self.apply(lambda now: self.engine.ring_started(call_id, now, timeout_owned=True))
+        self.apply(lambda now: self.engine.ring_started(call_id, now))
         target = self.cfg.dial_string(offer.agent_id)
         args = f"{target},{max(1, round(offer.ring_timeout_s))}"
         if self.cfg.dial_options:

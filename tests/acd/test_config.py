@@ -147,3 +147,11 @@ def test_broken_yaml_and_bad_dial_template(tmp_path: Path) -> None:
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="file not found"):
         parse_acd_config(tmp_path / "acd.yaml")
+
+
+def test_destination_targets_and_dial_options_cannot_smuggle_agi_arguments(tmp_path: Path) -> None:
+    text = GOOD.replace("    wrap_up_s: 20\n", "    wrap_up_s: 20\n    overflow: {kind: voicemail, target: 'a b'}\n")
+    [got] = problems(text + 'dial_options: "m\\nEXEC"\n', tmp_path)[:1]
+    assert ":10:" in got and "target" in got
+    got2 = problems(GOOD + 'dial_options: "m b"\n', tmp_path)
+    assert any(":13:" in p and "dial_options" in p for p in got2), got2

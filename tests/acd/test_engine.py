@@ -600,3 +600,44 @@ def test_same_inputs_give_the_same_outputs() -> None:
         return [(e.kind, e.call_id, e.agent_id) for e in events(out)] + [
             (o.call_id, o.agent_id, o.kind) for o in offers(out)]
     assert run() == run()
+
+
+# ------------------------------------------------------ withdraw / snapshots
+
+def test_withdraw_frees_the_ringing_agent_and_logs_an_overflow_not_an_abandon() -> None:
+    eng = engine({"1001": {"billing": 5}})
+    eng.enqueue("c1", "billing", "normal", "1", 0.0)
+    eng.enqueue("c2", "billing", "normal", "2", 1.0)
+    cmds = eng.withdraw("c1", 2.0, "cti_error")
+    assert only(cmds, CancelOffer) == [CancelOffer("c1", "1001", "cti_error")]
+    [ov] = events(cmds, Kind.ACD_OVERFLOW)
+    assert (ov.data["target"], ov.data["reason"], ov.data["wait_s"]) == ("fallback", "cti_error", 2.0)
+    assert events(cmds, Kind.ACD_ABANDON) == []
+    assert [o.call_id for o in offers(cmds)] == ["c2"]
+    with pytest.raises(UnknownCall):
+        eng.withdraw("c1", 3.0, "again")
+
+
+def test_take_timeout_drops_the_guard_but_keeps_the_agent_reserved() -> None:
+    eng = engine({"1001": {"billing": 5}}, ring_guard_s=3)
+    eng.enqueue("c1", "billing", "normal", "1", 0.0)
+    eng.take_timeout("c1")
+    assert eng.next_deadline() is None and eng.agent_state("1001")[0] == "reserved"
+    eng.ring_started("c1", 20.0)
+    assert eng.agent_state("1001")[0] == "ringing"
+
+
+def test_snapshots_for_the_wallboard() -> None:
+    eng = engine({"1001": {"billing": 5}, "1002": {"fault": 5}})
+    eng.enqueue("busy", "billing", "normal", "0", 0.0)
+    eng.enqueue("v", "billing", "vip", "1", 5.0)
+    eng.enqueue("n", "billing", "normal", "2", 6.0)
+    eng.request_callback("n", 7.0)
+    eng.set_not_ready("1002", "lunch", 8.0)
+    q = eng.queues_snapshot(10.0)["billing"]
+    assert q == {"waiting": 2, "by_tier": {"vip": 1, "normal": 1}, "longest_wait_s": 5.0,
+                 "callbacks_in_place": 1, "ringing": 1, "staffed": 1, "available": 0, "handle_time_s": 100.0}
+    agents = {a["agent_id"]: a for a in eng.agents_snapshot(10.0)}
+    assert (agents["1001"]["state"], agents["1001"]["call_id"]) == ("reserved", "busy")
+    assert (agents["1002"]["state"], agents["1002"]["reason"], agents["1002"]["in_state_s"]) == (
+        "not_ready", "lunch", 2.0)

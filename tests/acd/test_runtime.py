@@ -14,7 +14,7 @@ import pytest
 from ctiserver.acd.engine import AcdEngine
 from ctiserver.acd.model import Offer, ScheduleCallback
 from ctiserver.acd.runtime import AcdHooks, AcdRuntime
-from ctiserver.agi_types import AgiChannel, AgiHangup, AgiReply
+from ctiserver.agi_types import AgiChannel, AgiError, AgiHangup, AgiReply
 from ctiserver.clock import SystemClock
 from ctiserver.events import Event, Kind
 
@@ -290,3 +290,50 @@ async def test_bad_skill_is_an_error_and_the_same_call_cannot_be_served_twice() 
     with pytest.raises(Exception, match="already being served"):
         await rt.serve_caller(FakeChannel(), "c2", "billing", "normal", "2", None)
     assert await task == "abandoned"
+
+
+async def test_hangup_during_an_announcement_is_an_abandon() -> None:
+    async def say(chan: AgiChannel, text: str) -> None:
+        raise AgiHangup("the caller hung up")
+
+    rt, log = runtime({"1001": {"billing": 5}}, say=say, announce={"first_after_s": 0, "every_s": 10})
+    rt.login("1001", ready=False)
+    assert await rt.serve_caller(FakeChannel(), "c1", "billing", "normal", "1", None) == "abandoned"
+    assert kinds(log, "c1") == ["acd.enqueue", "acd.abandon"]
+
+
+async def test_our_own_failure_hands_the_caller_to_the_fallback_queue() -> None:
+    class Broken(FakeChannel):
+        async def execute(self, command: str, timeout: float | None = None) -> AgiReply:  # noqa: ASYNC109
+            if command.startswith("EXEC StartMusicOnHold"):
+                raise AgiError("511 dead channel")
+            return await super().execute(command, timeout)
+
+    rt, log = runtime({"1001": {"billing": 5}})
+    rt.login("1001", ready=False)
+    chan = Broken()
+    with pytest.raises(AgiError):
+        await rt.serve_caller(chan, "c1", "billing", "normal", "1", None)
+    [ov] = [e for e in log if e.kind == Kind.ACD_OVERFLOW]
+    assert (ov.data["reason"], ov.data["target"]) == ("cti_error", "fallback")
+    assert rt.engine.call_state("c1") is None and "CTI_DONE" not in chan.variables
+
+
+async def test_an_offer_waiting_behind_a_long_prompt_does_not_rona_the_agent() -> None:
+    async def slow_say(chan: AgiChannel, text: str) -> None:
+        await asyncio.sleep(0.3)
+
+    rt, log = runtime({"1001": {"billing": 5}}, say=slow_say, announce={"first_after_s": 0, "every_s": 10},
+                      ring_timeout_s=0.1, ring_guard_s=0)
+    await rt.start()
+    try:
+        rt.login("1001", ready=False)
+        chan = FakeChannel(agents={"1001": Agent()})
+        task = asyncio.create_task(rt.serve_caller(chan, "c1", "billing", "normal", "1", None))
+        await asyncio.sleep(0.05)  # the caller is now listening to the announcement
+        rt.set_ready("1001")
+        assert await asyncio.wait_for(task, 5) == "answered"
+    finally:
+        await rt.stop()
+    assert kinds(log, "c1").count("acd.rona") == 0
+    assert "EXEC Dial Local/1001@sim-agents,1" in chan.commands
