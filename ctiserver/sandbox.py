@@ -1,0 +1,406 @@
+"""The sandbox Asterisk: Debian's own Asterisk 22 (from `sid`) in a debootstrap chroot.
+
+A newcomer (and the test suite) gets a real Asterisk with one command, no
+packages installed on the host beyond debootstrap. The chroot is built once
+into a cache folder (about a minute, 500 MB); `up` installs this project's
+`asterisk/*.conf`, mounts /proc and /dev, bind-mounts the CTI's TTS cache at
+`sounds/cti` (so prompts play as `cti/<hash>`), starts `asterisk -f` in the
+background and waits until AMI answers. `down` stops it by pid and unmounts.
+
+The mirror is read from the machine's own apt sources at run time; no host
+name is written into the repository.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import time
+import wave
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+DEFAULT_ROOT = Path("/var/cache/ctiserver/asterisk-root")
+AMI_HOST, AMI_PORT, AMI_USER, AMI_SECRET = "127.0.0.1", 5038, "ctiserver", "ctisandbox"
+SOUNDS_IN_CHROOT = "usr/share/asterisk/sounds/cti"
+STATE_FILE = "ctiserver-sandbox.json"
+PRISTINE_ETC = "etc/asterisk.dist"
+
+
+class SandboxError(RuntimeError):
+    """The sandbox could not be built, started or stopped; the message says why."""
+
+
+@dataclass(frozen=True)
+class SandboxInfo:
+    root: str
+    pid: int
+    ami_host: str
+    ami_port: int
+    ami_user: str
+    ami_secret: str
+    sounds_dir: str | None
+    log_path: str
+
+
+def root_dir(root: Path | str | None = None) -> Path:
+    if root is not None:
+        return Path(root)
+    return Path(os.environ.get("CTISERVER_ASTERISK_ROOT", str(DEFAULT_ROOT)))
+
+
+def config_dir() -> Path:
+    """This project's Asterisk configuration (the repo's `asterisk/` folder)."""
+    env = os.environ.get("CTISERVER_ASTERISK_CONFIG")
+    if env:
+        return Path(env)
+    here = Path(__file__).resolve().parent.parent / "asterisk"
+    if (here / "extensions.conf").exists():
+        return here
+    cwd = Path.cwd() / "asterisk"
+    if (cwd / "extensions.conf").exists():
+        return cwd
+    raise SandboxError("cannot find the asterisk/ configuration folder (set CTISERVER_ASTERISK_CONFIG)")
+
+
+def apt_mirror() -> str:
+    """The Debian mirror this machine already uses (from its apt sources)."""
+    candidates: list[str] = []
+    for path in sorted(Path("/etc/apt/sources.list.d").glob("*.sources")):
+        for line in path.read_text(errors="replace").splitlines():
+            if line.strip().lower().startswith("uris:"):
+                candidates += line.split(":", 1)[1].split()
+    legacy = Path("/etc/apt/sources.list")
+    if legacy.exists():
+        for line in legacy.read_text(errors="replace").splitlines():
+            parts = line.split()
+            if len(parts) >= 2 and parts[0] == "deb":
+                url = next((p for p in parts[1:] if "://" in p), None)
+                if url:
+                    candidates.append(url)
+    for url in candidates:
+        if "security" not in url and "updates" not in url:
+            return url.rstrip("/")
+    if candidates:
+        return candidates[0].rstrip("/")
+    raise SandboxError("no apt mirror found in /etc/apt/sources.list.d/*.sources or /etc/apt/sources.list")
+
+
+def ensure_chroot(root: Path | str | None = None) -> Path:
+    """Build the Asterisk chroot if it is not there yet (into DIR.tmp, renamed when complete)."""
+    root = root_dir(root)
+    if (root / "usr/sbin/asterisk").exists():
+        return root
+    if shutil.which("debootstrap") is None:
+        subprocess.run(["apt-get", "install", "-y", "-qq", "debootstrap"], check=False,
+                       env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
+        if shutil.which("debootstrap") is None:
+            raise SandboxError("debootstrap is not installed (apt-get install debootstrap)")
+    tmp = root.with_name(root.name + ".tmp")
+    if tmp.exists():
+        _unmount_all(tmp)
+        shutil.rmtree(tmp)
+    tmp.parent.mkdir(parents=True, exist_ok=True)
+    mirror = apt_mirror()
+    proc = subprocess.run(
+        ["debootstrap", "--variant=minbase", "--include=asterisk,asterisk-modules", "sid", str(tmp), mirror],
+        capture_output=True, text=True)
+    if proc.returncode != 0 or not (tmp / "usr/sbin/asterisk").exists():
+        raise SandboxError(f"debootstrap failed ({proc.returncode}): {proc.stderr[-2000:] or proc.stdout[-2000:]}")
+    tmp.rename(root)
+    return root
+
+
+# --- mounts --------------------------------------------------------------------
+def _mounts() -> list[str]:
+    out = []
+    for line in Path("/proc/self/mounts").read_text().splitlines():
+        parts = line.split()
+        if len(parts) >= 2:
+            out.append(parts[1].replace("\\040", " "))
+    return out
+
+
+def _is_mounted(path: Path) -> bool:
+    return str(path) in _mounts()
+
+
+def _mount(args: list[str]) -> None:
+    proc = subprocess.run(["mount", *args], capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise SandboxError(f"mount {' '.join(args)} failed: {proc.stderr.strip()}")
+
+
+def _unmount_all(root: Path) -> None:
+    """Unmount everything under `root`, deepest first."""
+    prefix = str(root.resolve()) + "/"
+    for target in sorted((m for m in _mounts() if m.startswith(prefix)), key=len, reverse=True):
+        if subprocess.run(["umount", target], capture_output=True).returncode != 0:
+            time.sleep(0.5)
+            if subprocess.run(["umount", target], capture_output=True).returncode != 0:
+                subprocess.run(["umount", "-l", target], capture_output=True)
+
+
+# --- processes -----------------------------------------------------------------
+def _pids_in(root: Path) -> list[int]:
+    """Processes whose root directory is our chroot (what a stale pid file cannot tell)."""
+    want = str(root.resolve())
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if os.readlink(entry / "root") == want:
+                pids.append(int(entry.name))
+        except OSError:
+            continue
+    return pids
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    stat = Path(f"/proc/{pid}/stat")
+    try:
+        return stat.read_text().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def _stop_pids(pids: list[int], grace_s: float = 10.0) -> None:
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    deadline = time.monotonic() + grace_s
+    while time.monotonic() < deadline and any(_alive(p) for p in pids):
+        time.sleep(0.1)
+    for pid in pids:
+        if _alive(pid):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and any(_alive(p) for p in pids):
+        time.sleep(0.05)
+
+
+# --- AMI probe --------------------------------------------------------------------
+def ami_ready(host: str = AMI_HOST, port: int = AMI_PORT, timeout: float = 2.0) -> bool:
+    """True when AMI accepts our login and answers a Ping."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as s:
+            s.settimeout(timeout)
+            buf = b""
+            while b"\r\n" not in buf:
+                chunk = s.recv(4096)
+                if not chunk:
+                    return False
+                buf += chunk
+            s.sendall(f"Action: Login\r\nUsername: {AMI_USER}\r\nSecret: {AMI_SECRET}\r\n"
+                      "Events: off\r\nActionID: probe1\r\n\r\n"
+                      "Action: Ping\r\nActionID: probe2\r\n\r\n".encode())
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                if b"ActionID: probe2" in buf and b"Pong" in buf:
+                    return b"Authentication accepted" in buf
+                if b"Authentication failed" in buf:
+                    return False
+                chunk = s.recv(4096)
+                if not chunk:
+                    return False
+                buf += chunk
+    except OSError:
+        return False
+    return False
+
+
+# --- install and run ----------------------------------------------------------------
+def _write_moh(root: Path) -> None:
+    """Minbase ships no hold music: a soft two-tone chime, 8 kHz mono 16-bit."""
+    target = root / "var/lib/asterisk/moh/default"
+    target.mkdir(parents=True, exist_ok=True)
+    path = target / "chime.wav"
+    if path.exists():
+        return
+    rate, frames = 8000, bytearray()
+    for i in range(rate * 6):
+        t = i / rate
+        tone = 523.25 if (t % 3) < 1.5 else 659.25
+        env = 0.5 * (1 - math.cos(2 * math.pi * ((t % 1.5) / 1.5)))
+        frames += struct.pack("<h", int(2500 * env * math.sin(2 * math.pi * tone * t)))
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(bytes(frames))
+
+
+def install_config(root: Path, src: Path) -> None:
+    """Pristine Debian /etc/asterisk (kept once as etc/asterisk.dist) overlaid with ours."""
+    etc = root / "etc/asterisk"
+    pristine = root / PRISTINE_ETC
+    if not pristine.exists():
+        shutil.copytree(etc, pristine, symlinks=True)
+    if etc.exists():
+        shutil.rmtree(etc)
+    shutil.copytree(pristine, etc, symlinks=True)
+    for leftover in ("manager.d", "extensions.ael", "extensions.lua", "users.conf"):
+        p = etc / leftover
+        if p.is_dir():
+            shutil.rmtree(p)
+        elif p.exists():
+            p.unlink()
+    for conf in sorted(src.glob("*.conf")):
+        shutil.copy2(conf, etc / conf.name)
+
+
+def _state(root: Path) -> dict[str, object]:
+    try:
+        return dict(json.loads((root / STATE_FILE).read_text()))
+    except (OSError, ValueError):
+        return {}
+
+
+def up(root: Path | str | None = None, config_src: Path | None = None, sounds_dir: Path | None = None,
+       wait_s: float = 60.0) -> SandboxInfo:
+    """Start the sandbox Asterisk (or return the running one) and wait until AMI answers."""
+    root = ensure_chroot(root_dir(root)).resolve()
+    state = _state(root)
+    running = [p for p in _pids_in(root) if _alive(p)]
+    if running and ami_ready() and state.get("sounds_dir") == (str(sounds_dir) if sounds_dir else None):
+        return SandboxInfo(**{**state, "pid": running[0]})  # type: ignore[arg-type]
+    down(root)
+    install_config(root, config_src or config_dir())
+    _write_moh(root)
+    for d in ("var/run/asterisk", "var/log/asterisk", "var/spool/asterisk", "var/lib/asterisk"):
+        (root / d).mkdir(parents=True, exist_ok=True)
+    _mount(["-t", "proc", "proc", str(root / "proc")])
+    _mount(["--bind", "/dev", str(root / "dev")])
+    cti = root / SOUNDS_IN_CHROOT
+    cti.mkdir(parents=True, exist_ok=True)
+    if sounds_dir is not None:
+        Path(sounds_dir).mkdir(parents=True, exist_ok=True)
+        _mount(["--bind", str(Path(sounds_dir).resolve()), str(cti)])
+    log_path = root / "var/log/asterisk/ctiserver-sandbox.log"
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen(["chroot", str(root), "asterisk", "-f", "-n", "-q"],
+                                stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
+    info = SandboxInfo(root=str(root), pid=proc.pid, ami_host=AMI_HOST, ami_port=AMI_PORT, ami_user=AMI_USER,
+                       ami_secret=AMI_SECRET, sounds_dir=str(sounds_dir) if sounds_dir else None,
+                       log_path=str(log_path))
+    (root / STATE_FILE).write_text(json.dumps(asdict(info)))
+    deadline = time.monotonic() + wait_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            tail = log_path.read_text(errors="replace")[-3000:]
+            down(root)
+            raise SandboxError(f"asterisk exited with {proc.returncode}; log tail:\n{tail}")
+        if ami_ready():
+            _wait_fully_booted()
+            return info
+        time.sleep(0.3)
+    down(root)
+    raise SandboxError(f"AMI did not answer within {wait_s:.0f} s (log: {log_path})")
+
+
+def _wait_fully_booted(timeout: float = 15.0) -> None:
+    """AMI answers before every module is up; Asterisk says `FullyBooted` when PJSIP and the dialplan are."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection((AMI_HOST, AMI_PORT), timeout=2) as s:
+                s.settimeout(1)
+                s.sendall(f"Action: Login\r\nUsername: {AMI_USER}\r\nSecret: {AMI_SECRET}\r\n"
+                          "Events: system\r\n\r\n".encode())
+                buf = b""
+                while time.monotonic() < deadline:
+                    if b"Event: FullyBooted" in buf:
+                        return
+                    try:
+                        chunk = s.recv(4096)
+                    except TimeoutError:
+                        break
+                    if not chunk:
+                        break
+                    buf += chunk
+        except OSError:
+            pass
+        time.sleep(0.3)
+
+
+def down(root: Path | str | None = None) -> None:
+    """Stop Asterisk (SIGTERM, then SIGKILL) and unmount; safe when nothing runs."""
+    root = root_dir(root)
+    if not root.exists():
+        return
+    root = root.resolve()
+    pids = set(_pids_in(root))
+    pid = _state(root).get("pid")
+    if isinstance(pid, int) and _alive(pid):
+        pids.add(pid)
+    if pids:
+        _stop_pids(sorted(pids))
+    _unmount_all(root)
+
+
+def restart(root: Path | str | None = None, wait_s: float = 60.0) -> SandboxInfo:
+    """Stop and start again with the same sounds folder (an Asterisk restart under a live CTI)."""
+    root = root_dir(root)
+    sounds = _state(root.resolve()).get("sounds_dir") if root.exists() else None
+    down(root)
+    return up(root, sounds_dir=Path(str(sounds)) if sounds else None, wait_s=wait_s)
+
+
+def status(root: Path | str | None = None) -> dict[str, object]:
+    root = root_dir(root)
+    built = (root / "usr/sbin/asterisk").exists()
+    pids = [p for p in _pids_in(root.resolve()) if _alive(p)] if built else []
+    return {"root": str(root), "built": built, "running": bool(pids), "pids": pids,
+            "ami": ami_ready() if pids else False, **({"state": _state(root)} if built else {})}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="ctiserver asterisk", description=__doc__.split("\n")[0])
+    parser.add_argument("action", choices=["up", "down", "status", "restart", "build"])
+    parser.add_argument("--root", help="chroot folder (default $CTISERVER_ASTERISK_ROOT or /var/cache/ctiserver/"
+                                       "asterisk-root)")
+    parser.add_argument("--sounds", help="host folder of TTS prompts to show Asterisk as sounds/cti")
+    args = parser.parse_args(argv)
+    try:
+        if args.action == "build":
+            print(ensure_chroot(args.root))
+        elif args.action == "up":
+            info = up(args.root, sounds_dir=Path(args.sounds) if args.sounds else None)
+            print(f"asterisk up (pid {info.pid}); AMI {info.ami_host}:{info.ami_port} user {info.ami_user}; "
+                  f"log {info.log_path}")
+        elif args.action == "down":
+            down(args.root)
+            print("asterisk down")
+        elif args.action == "restart":
+            info = restart(args.root)
+            print(f"asterisk restarted (pid {info.pid})")
+        else:
+            print(json.dumps(status(args.root), indent=2))
+    except SandboxError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
