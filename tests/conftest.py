@@ -1,0 +1,3 @@
+"""Shared test plumbing. Integration fixtures live in plugin modules so each area can use them."""
+
+pytest_plugins = ["tests.asterisk_fixture"]
