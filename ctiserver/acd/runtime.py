@@ -27,7 +27,7 @@ from typing import Any, Protocol
 
 from ..agi_types import AgiChannel, AgiError, AgiHangup, AgiReply
 from ..clock import Clock
-from ..events import Event
+from ..events import Event, Kind
 from .engine import OFFERED, TALKING, AcdEngine
 from .model import AcdError, Blocked, CancelOffer, Command, Offer, Overflow, ScheduleCallback
 
@@ -54,6 +54,29 @@ class AcdHooks:
     on_callback_offer: Callable[[Offer], None] = _noop  # outbound: agent reserved for an in-place callback
 
 
+@dataclass(frozen=True, slots=True)
+class Served:
+    """How a caller left the ACD, and who talked to them."""
+
+    outcome: str
+    agent_id: str | None = None
+
+
+class QueueRequestLike(Protocol):
+    """The IVR's QueueRequest, as far as the ACD reads it."""
+
+    @property
+    def call_id(self) -> str: ...
+    @property
+    def skill(self) -> str: ...
+    @property
+    def tier(self) -> str: ...
+    @property
+    def caller(self) -> str: ...
+    @property
+    def customer(self) -> dict[str, Any] | None: ...
+
+
 class _TimedExecute(Protocol):
     async def __call__(self, command: str, timeout: float | None = None) -> AgiReply: ...  # noqa: ASYNC109
 
@@ -71,6 +94,7 @@ class AcdRuntime:
         self.hooks = hooks or AcdHooks()
         self._mailboxes: dict[str, asyncio.Queue[Command]] = {}
         self._moh: set[str] = set()  # calls whose music on hold is playing
+        self._served: dict[str, str] = {}  # call id -> the agent who answered (while being served)
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
@@ -151,6 +175,8 @@ class AcdRuntime:
         for cmd in cmds:
             try:
                 if isinstance(cmd, Event):
+                    if cmd.kind == Kind.ACD_ANSWER and cmd.call_id in self._mailboxes and cmd.agent_id:
+                        self._served[cmd.call_id] = cmd.agent_id
                     self.emit(cmd)
                 elif isinstance(cmd, Offer) and cmd.kind == "callback":
                     self.hooks.on_callback_offer(cmd)
@@ -189,6 +215,14 @@ class AcdRuntime:
 
     # --- one caller
 
+    async def handoff(self, chan: AgiChannel, request: QueueRequestLike) -> str:
+        """The IVR's Handoff: queue the caller; the id of the agent who talked to them, or ''.
+
+        An empty tier means "classify by the customer record with the tier rules"."""
+        served = await self.serve(chan, request.call_id, request.skill, request.tier or None, request.caller,
+                                  request.customer)
+        return served.agent_id or ""
+
     async def serve_caller(self, chan: AgiChannel, call_id: str, skill: str, tier: str | None, caller: str,
                            customer: dict[str, Any] | None = None) -> str:
         """Hold the caller until an agent took the call, they left, or the ACD sent them elsewhere.
@@ -196,6 +230,11 @@ class AcdRuntime:
         Returns "answered", "abandoned", "callback", "overflow:<kind>[:<target>]" or
         "blocked:<reason>:<kind>[:<target>]". Raises AcdError for bad input (unknown skill/tier).
         """
+        return (await self.serve(chan, call_id, skill, tier, caller, customer)).outcome
+
+    async def serve(self, chan: AgiChannel, call_id: str, skill: str, tier: str | None, caller: str,
+                    customer: dict[str, Any] | None = None) -> Served:
+        """`serve_caller` that also says which agent answered."""
         box: asyncio.Queue[Command] = asyncio.Queue()
         if call_id in self._mailboxes:
             raise AcdError(f"call {call_id} is already being served")
@@ -219,9 +258,10 @@ class AcdRuntime:
         finally:
             self._mailboxes.pop(call_id, None)
             self._moh.discard(call_id)
+            agent = self._served.pop(call_id, None)
         if not hung_up:
             await self._finish(chan, result)
-        return result
+        return Served(result, agent if result == "answered" else None)
 
     def _caller_gone(self, call_id: str) -> None:
         state = self.engine.call_state(call_id)

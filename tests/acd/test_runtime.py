@@ -337,3 +337,19 @@ async def test_an_offer_waiting_behind_a_long_prompt_does_not_rona_the_agent() -
         await rt.stop()
     assert kinds(log, "c1").count("acd.rona") == 0
     assert "EXEC Dial Local/1001@sim-agents,1" in chan.commands
+
+
+async def test_ivr_handoff_returns_the_agent_who_answered_and_classifies_empty_tiers() -> None:
+    from ctiserver.ivr.runtime import Handoff, QueueRequest
+
+    rt, log = runtime({"1001": {"billing": 5}}, tier_rules=[
+        {"tier": "vip", "all": [{"field": "category", "value": "hospital"}]}])
+    rt.login("1001", ready=True)
+    handoff: Handoff = rt.handoff
+    request = QueueRequest(call_id="c1", skill="billing", tier="", caller="1", customer={"category": "hospital"},
+                           ivr_path=("main", "billing"))
+    assert await handoff(FakeChannel(agents={"1001": Agent()}), request) == "1001"
+    assert next(e for e in log if e.kind == Kind.ACD_ENQUEUE).tier == "vip"
+    rt.set_not_ready("1001", "break")
+    lost = QueueRequest(call_id="c2", skill="billing", tier="normal", caller="2", customer=None, ivr_path=())
+    assert await handoff(FakeChannel(hangup_after_s=0.05), lost) == ""
