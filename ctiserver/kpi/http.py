@@ -1,0 +1,77 @@
+"""HTTP edge of the KPI reports: `/api/reports` (JSON or CSV) and the `/reports` page.
+
+The page is one self-contained HTML file (reports.html: inline JS drawing SVG, no
+CDN), so it works on a hotline LAN with no internet. Reports are heavy queries:
+at most `max_parallel` run at once and a range is capped at `max_days`, so one
+curious browser cannot starve the event writer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from importlib import resources
+from typing import Any
+
+from aiohttp import web
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from .config import KpiConfig
+from .report import ReportError, build_report, format_csv, parse_by, resolve_range
+
+PAGE = "reports.html"
+
+
+def _error(status: int, error_id: str, message: str) -> web.Response:
+    return web.json_response({"error": {"id": error_id, "message": message}}, status=status)
+
+
+def add_report_routes(app: web.Application, get_engine: Callable[[], AsyncEngine], cfg: KpiConfig, *,
+                      max_days: int = 93, max_parallel: int = 2) -> None:
+    """Mount GET /api/reports?from=&to=&by=[&format=json|csv] and GET /reports on `app`."""
+    gate = asyncio.Semaphore(max_parallel)
+    page = resources.files(__package__).joinpath(PAGE).read_text(encoding="utf-8")
+
+    async def api(request: web.Request) -> web.StreamResponse:
+        q = request.query
+        unknown = set(q) - {"from", "to", "by", "format"}
+        if unknown:
+            return _error(400, "unknown_parameter", f"unknown parameter(s): {', '.join(sorted(unknown))}")
+        fmt = q.get("format", "json")
+        if fmt not in ("json", "csv"):
+            return _error(400, "bad_format", "format must be json or csv")
+        try:
+            start, end = resolve_range(q.get("from") or None, q.get("to") or None, cfg)
+            by = parse_by(q.get("by", ""))
+            if end <= start:
+                raise ReportError("'to' must be after 'from'")
+            if end - start > max_days * 86400:
+                raise ReportError(f"a range of at most {max_days} days, please")
+        except ReportError as exc:
+            return _error(400, "bad_request", str(exc))
+        async with gate:
+            try:
+                report = await build_report(get_engine(), cfg, start, end, by)
+            except ReportError as exc:
+                return _error(400, "bad_request", str(exc))
+            except (SQLAlchemyError, OSError) as exc:
+                return _error(503, "store_unavailable", f"the event store did not answer: {type(exc).__name__}")
+        if fmt == "csv":
+            return web.Response(text=format_csv(report), content_type="text/csv", charset="utf-8",
+                                headers={"Content-Disposition": 'attachment; filename="kpi-report.csv"'})
+        return web.json_response(report, dumps=_dumps)
+
+    async def html(_request: web.Request) -> web.Response:
+        return web.Response(text=page, content_type="text/html", charset="utf-8",
+                            headers={"Content-Security-Policy": "default-src 'self'; script-src 'unsafe-inline'; "
+                                     "style-src 'unsafe-inline'; img-src 'self' data:"})
+
+    app.router.add_get("/api/reports", api)
+    app.router.add_get("/reports", html)
+
+
+def _dumps(obj: Any) -> str:
+    import json
+
+    return json.dumps(obj, ensure_ascii=False)

@@ -1,0 +1,81 @@
+"""/api/reports and /reports over a real aiohttp server and the golden day in SQLite."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from ctiserver.kpi.config import KpiConfig
+from ctiserver.kpi.http import add_report_routes
+
+from .conftest import load
+from .test_kpi_golden import EXPECTED_TOTAL, golden_day
+
+
+@pytest.fixture
+async def client(sqlite_engine: AsyncEngine) -> AsyncIterator[TestClient]:
+    await load(sqlite_engine, golden_day())
+    app = web.Application()
+    add_report_routes(app, lambda: sqlite_engine, KpiConfig(), max_days=31)
+    async with TestClient(TestServer(app)) as c:
+        yield c
+
+
+async def test_api_report_for_the_golden_day(client: TestClient) -> None:
+    res = await client.get("/api/reports", params={"from": "2026-11-23", "to": "2026-11-24", "by": "band"})
+    assert res.status == 200
+    body = await res.json()
+    assert body["schema"] == "ctiserver.kpi.report/1"
+    assert [r["key"]["band"] for r in body["rows"]] == ["flat", "peak", "valley"]
+    # The page runs with now = the wall clock, long after the golden day: same totals as the test.
+    assert body["total"]["calls_offered"] == EXPECTED_TOTAL["calls_offered"]
+    assert body["total"]["service_level"] == EXPECTED_TOTAL["service_level"]
+
+
+async def test_api_csv_download(client: TestClient) -> None:
+    res = await client.get("/api/reports", params={"from": "2026-11-23", "to": "2026-11-24", "format": "csv"})
+    assert res.status == 200 and res.content_type == "text/csv"
+    lines = (await res.text()).splitlines()
+    assert lines[0].startswith("calls_offered,") and lines[-1].startswith("13,")
+
+
+@pytest.mark.parametrize(("params", "words"), [
+    ({"from": "yesterday"}, "not a date"),
+    ({"from": "2026-11-23", "to": "2026-11-22"}, "after"),
+    ({"from": "2026-01-01", "to": "2026-11-22"}, "at most 31 days"),
+    ({"by": "halfhour,colour"}, "unknown grouping 'colour'"),
+    ({"format": "xml"}, "json or csv"),
+    ({"fom": "2026-11-23"}, "unknown parameter"),
+])
+async def test_bad_parameters_give_400_json(client: TestClient, params: dict[str, str], words: str) -> None:
+    res = await client.get("/api/reports", params=params)
+    assert res.status == 400
+    body = await res.json()
+    assert words in body["error"]["message"] and body["error"]["id"]
+
+
+async def test_store_down_gives_503() -> None:
+    broken = create_async_engine("postgresql+asyncpg://postgres@127.0.0.1:1/nothing")
+    app = web.Application()
+    add_report_routes(app, lambda: broken, KpiConfig())
+    try:
+        async with TestClient(TestServer(app)) as c:
+            res = await c.get("/api/reports", params={"from": "2026-11-23"})
+            assert res.status == 503
+            assert (await res.json())["error"]["id"] == "store_unavailable"
+    finally:
+        await broken.dispose()
+
+
+async def test_reports_page_is_self_contained(client: TestClient) -> None:
+    res = await client.get("/reports")
+    assert res.status == 200 and res.content_type == "text/html"
+    html = await res.text()
+    assert "/api/reports" in html and "<svg" in html
+    assert "http://" not in html.replace("http://www.w3.org/2000/svg", "")  # no CDN, no external assets
+    assert "https://" not in html
+    assert "innerHTML" not in html  # data is set as text, never parsed as markup
