@@ -34,8 +34,7 @@ class AmiReply(Protocol):
 
 
 class AmiActions(Protocol):
-    async def action(self, name: str, fields: Mapping[str, Any] | None = None,
-                     timeout: float | None = None) -> Any: ...  # noqa: ASYNC109 (AmiClient's API)
+    async def action(self, name: str, fields: Mapping[str, Any] | None = None, /) -> Any: ...
 
 
 class AmiOriginator:

@@ -79,8 +79,7 @@ class FakeClient:
         self.refuse = refuse
         self.channels = channels
 
-    async def action(self, name: str, fields: Mapping[str, Any] | None = None,
-                     timeout: float | None = None) -> AmiResponse:  # noqa: ASYNC109
+    async def action(self, name: str, fields: Mapping[str, Any] | None = None, /) -> AmiResponse:
         wire = encode_action(name, {**(fields or {}), "ActionID": f"cti-1-{len(self.sent)}"})
         self.sent.append((name, wire))
         aid = f"cti-1-{len(self.sent) - 1}"

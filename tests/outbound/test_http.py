@@ -16,8 +16,7 @@ from ctiserver.outbound.service import OutboundService
 
 
 class NoAmi:
-    async def action(self, name: str, fields: Mapping[str, Any] | None = None,
-                     timeout: float | None = None) -> Any:  # noqa: ASYNC109
+    async def action(self, name: str, fields: Mapping[str, Any] | None = None, /) -> Any:
         raise ConnectionError("no Asterisk in this test")
 
 

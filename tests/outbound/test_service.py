@@ -33,8 +33,7 @@ class Asterisk:
         self.originated: list[dict[str, Any]] = []
         self.up: set[str] = set()
 
-    async def action(self, name: str, fields: Mapping[str, Any] | None = None,
-                     timeout: float | None = None) -> AmiResponse:  # noqa: ASYNC109
+    async def action(self, name: str, fields: Mapping[str, Any] | None = None, /) -> AmiResponse:
         fields = dict(fields or {})
         if name == "Originate":
             self.originated.append(fields)
