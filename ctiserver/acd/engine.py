@@ -8,8 +8,11 @@ file, the event loop or the wall clock, so the live runtime and the simulator
 drive the very same rules.
 
 Inputs: `login`, `logout`, `set_ready`, `set_not_ready`, `enqueue`, `ring_started`,
-`ring_answered`, `ring_failed`, `call_ended`, `abandon`, `request_callback`,
-`retier`, `tick`. Queries: `position`, `agent_state`, `call_state`, `waiting_count`.
+`take_timeout`, `ring_answered`, `ring_failed`, `call_ended`, `abandon`, `withdraw`,
+`request_callback`, `retier`, `tick`. Queries: `position`, `agent_state`, `agent_call`,
+`call_state`, `call_agent`, `waiting_count`, `handle_time`, `agents_snapshot`,
+`queues_snapshot`. A call's life: enqueue -> (Offer) -> ring_started -> ring_answered
+-> call_ended; or ring_failed/guard (RONA, back to its place); or abandon / Overflow.
 
 Invariant kept after every input: no available agent could take any waiting
 call. So a new call only looks for an agent, a freed agent only looks for a call,

@@ -78,7 +78,7 @@ class QueueRequestLike(Protocol):
 
 
 class _TimedExecute(Protocol):
-    async def __call__(self, command: str, timeout: float | None = None) -> AgiReply: ...  # noqa: ASYNC109
+    async def __call__(self, command: str, timeout: float | None = None) -> AgiReply: ...
 
 
 class AcdRuntime:

@@ -62,7 +62,7 @@ class FakeChannel:
             self._dead = True
             raise AgiHangup("the caller hung up")
 
-    async def execute(self, command: str, timeout: float | None = None) -> AgiReply:  # noqa: ASYNC109
+    async def execute(self, command: str, timeout: float | None = None) -> AgiReply:
         self.commands.append(command)
         self._check()
         if command.startswith("EXEC Dial "):
@@ -304,7 +304,7 @@ async def test_hangup_during_an_announcement_is_an_abandon() -> None:
 
 async def test_our_own_failure_hands_the_caller_to_the_fallback_queue() -> None:
     class Broken(FakeChannel):
-        async def execute(self, command: str, timeout: float | None = None) -> AgiReply:  # noqa: ASYNC109
+        async def execute(self, command: str, timeout: float | None = None) -> AgiReply:
             if command.startswith("EXEC StartMusicOnHold"):
                 raise AgiError("511 dead channel")
             return await super().execute(command, timeout)
