@@ -14,6 +14,8 @@ from ctiserver.ami.message import AmiMessage
 DATA = Path(__file__).parent / "data"
 CALL_FLOW = (DATA / "call_flow.ami").read_bytes()
 CORE_SHOW = (DATA / "coreshowchannels.ami").read_bytes()
+# Recorded from Asterisk 22.10.1 (Debian sid): login, then two Local-channel Originates, raw bytes.
+LIVE = (DATA / "asterisk22_live.ami").read_bytes()
 NAME = "国网客户张三"
 
 
@@ -89,6 +91,31 @@ def test_panoramisk_loses_a_split_chinese_character_and_we_do_not() -> None:
 
     ours = _all([frame[:cut], frame[cut:]])
     assert ours[0].get("CallerIDName") == NAME
+
+
+def test_live_asterisk22_capture() -> None:
+    framer = AmiFramer()
+    msgs = framer.feed(LIVE)
+    assert framer.version == "11.0.0" and framer.buffered == 0 and framer.dropped == 0
+    assert msgs[0].is_response and msgs[0].get("Message") == "Authentication accepted"
+    assert msgs[1].event == "FullyBooted" and msgs[1].get("Uptime") == "10"
+    assert len(msgs) == 43 and all(m.is_event for m in msgs[1:])
+    originate = [m for m in msgs if m.event == "OriginateResponse"]
+    assert [m.get("Uniqueid") for m in originate] == ["cti-live-1", "cti-live-3"]  # our ChannelIds
+    assert all(not m.is_response and m.get("Response") == "Success" for m in originate)
+    assert any(m.get("CallerIDName") == NAME for m in msgs if m.event == "NewCallerid")
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.integers(min_value=0, max_value=len(LIVE)), max_size=40))
+def test_live_capture_any_chunking(cuts: list[int]) -> None:
+    points = sorted(set(cuts))
+    chunks = [LIVE[a:b] for a, b in zip([0, *points], [*points, len(LIVE)], strict=True)]
+    assert _all(chunks) == _all([LIVE])
+
+
+def test_live_capture_byte_by_byte() -> None:
+    assert _all([LIVE[i:i + 1] for i in range(len(LIVE))]) == _all([LIVE])
 
 
 def test_bare_lf_frames_are_tolerated() -> None:
