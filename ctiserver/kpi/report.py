@@ -252,6 +252,8 @@ def derive(cfg: KpiConfig, c: dict[str, Any] | None, legs: dict[str, Any] | None
         "abandon_rate": _div(abandoned_counted, sl_offered),
         "avg_abandon_s": _secs(c["abandon_ms"] - (c["short_abandon_ms"] if excl else 0), abandoned_counted),
         "abandoned_ringing": c["abandoned_ringing"],
+        # Exponential-patience MLE (censored): time at risk in queue / abandons. Feeds Erlang A.
+        "est_patience_s": _secs(c["queue_ms"], c["abandoned"]),
         "overflowed": c["overflowed"],
         "timed_out": c["timed_out"],
         "callbacks": c["callbacks"],

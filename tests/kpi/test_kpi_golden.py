@@ -226,6 +226,7 @@ async def day_report(engine: AsyncEngine, by: list[str], **cfg_kw: Any) -> dict[
 # Callback instead of an answer: C7 (in place) -> out of SL. SL offered = 11 - 1 (C7) - 1 (C3) = 9.
 # SL = 4/9 = 0.444444; abandon rate = 3/9 = 0.333333; avg time to abandon (40+30+10)/3 = 26.667.
 # Queue time of every call that left the queue: 10+5+3+20+35+40+60+30+10+120+10 = 343 over 11 = 31.182.
+# Estimated mean patience (exponential, censored): 343 s at risk / 4 abandons = 85.75 s.
 # Call loss: C3 C6 C8 C10 C12 C13 = 6 of 12 - 1 (C7 deferred) = 11 -> 0.545455; agent
 # connection rate 5/11 = 0.454545 (the two add up to 1). IVR connection rate 12/13 = 0.923077.
 # Transferred calls: C5 of 5 answered = 0.2.
@@ -251,7 +252,8 @@ EXPECTED_TOTAL = {
     "sl_offered": 9, "answered_within_sl": 4, "service_level": round(4 / 9, 6), "asa_s": 16.0,
     "avg_queue_s": 31.182,
     "abandoned": 4, "short_abandoned": 1, "abandoned_counted": 3, "abandon_rate": round(3 / 9, 6),
-    "avg_abandon_s": 26.667, "abandoned_ringing": 1, "overflowed": 1, "timed_out": 1,
+    "avg_abandon_s": 26.667, "abandoned_ringing": 1, "est_patience_s": round(343 / 4, 3),
+    "overflowed": 1, "timed_out": 1,
     "callbacks": 1, "callbacks_after_abandon": 1, "call_loss": 6, "call_loss_rate": round(6 / 11, 6),
     "ivr_connection_rate": round(12 / 13, 6), "agent_connection_rate": round(5 / 11, 6),
     "customer_loss_rate": round(6 / 11, 6), "transferred_calls": 1, "transfer_rate": 0.2,
