@@ -77,10 +77,11 @@ def validate(event: Event) -> str | None:
             return f"{name} is {len(value)} characters, the limit is {limit}"
         if "\x00" in value:
             return f"{name} contains a NUL character"
-        try:
-            value.encode()
-        except UnicodeEncodeError:
-            return f"{name} is not valid Unicode text"
+        if not value.isascii():
+            try:
+                value.encode()
+            except UnicodeEncodeError:
+                return f"{name} is not valid Unicode text"
     return None
 
 
@@ -174,6 +175,7 @@ class EventStore:
         self.written_total = 0
         self.rejected_total = 0
         self.dropped_total = 0
+        self._late_total = 0
         self._db_ok = False
         self._last_error: str | None = None
         self._retry_at = 0.0  # loop time before which we do not try the database again
@@ -233,7 +235,7 @@ class EventStore:
             self._done += 1
             log.error("event lost: database and journal both failing; dropped %s", lost.event)
 
-    async def flush(self, timeout: float | None = None) -> None:  # noqa: ASYNC109 - the agreed API
+    async def flush(self, timeout: float | None = None) -> None:
         """Wait until every event appended so far is in the database (raise TimeoutError after `timeout`)."""
         target = self._enqueued
         if self._done >= target:
@@ -264,11 +266,20 @@ class EventStore:
             finally:
                 self._task = None
         self._closed = True
-        if self._mem:  # appended while the writer was finishing: keep them for the next start
+        if self._mem:  # appended while the writer was finishing (or never started): keep them
             late = list(self._mem)
             self._mem.clear()
-            for item in late:
-                self._append_after_close(item)
+            try:
+                await asyncio.to_thread(self._journal.append, late)
+            except OSError as exc:
+                log.error("event store closing: journal %s unwritable (%s); %d events lost",
+                          self._journal.path, exc, len(late))
+            else:
+                log.warning("event store closing: %d late events kept in journal %s", len(late),
+                            self._journal.path)
+        if self._refused:
+            refused, self._refused = self._refused, []
+            await self._keep_rejected(refused)
         await asyncio.to_thread(self._journal.close)
         if self._owns_engine:
             await self._engine.dispose()
@@ -538,8 +549,11 @@ class EventStore:
             self._journal.append([item])
         except OSError as exc:
             log.error("event appended after close and journal unwritable (%s): lost %s", exc, item.event)
-        else:
-            log.warning("event appended after close; kept in journal %s", self._journal.path)
+            return
+        self._late_total += 1
+        if self._late_total == 1:
+            log.warning("events appended after close go straight to journal %s (first: %s)",
+                        self._journal.path, item.event.kind)
 
 
 def _short(exc: BaseException) -> str:

@@ -454,3 +454,19 @@ async def test_journal_codec_round_trips_and_explains_bad_lines(tmp_path: Path) 
     assert got.items == [plain, odd] and got.bad == [] and got.offset == journal.size()
     assert journal.read(got.offset, 10).items == []
     journal.close()
+
+
+async def test_events_appended_to_a_store_that_never_started_are_kept(store_url: str, tmp_path: Path) -> None:
+    journal = tmp_path / "journal.jsonl"
+    store = EventStore(store_url, journal_path=journal)
+    for i in range(1000):
+        store.append(ev(i))
+    await store.close()  # e.g. the server failed to start after features had begun appending
+    assert len(journal.read_bytes().splitlines()) == 1000
+    again = EventStore(store_url, journal_path=journal)
+    await again.start()
+    try:
+        await again.flush(timeout=30)
+    finally:
+        await again.close()
+    assert seqs(await db_rows(store_url)) == list(range(1000))
