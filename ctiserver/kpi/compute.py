@@ -48,6 +48,7 @@ CALL_KINDS = (
     Kind.ACD_COMPLETE, Kind.ACD_CALLBACK, Kind.DISPOSITION, Kind.OUT_ATTEMPT,
 )
 LEG_KINDS = (Kind.ACD_OFFER, Kind.ACD_ANSWER, Kind.ACD_RONA, Kind.ACD_TRANSFER, Kind.ACD_COMPLETE)
+PARALLEL_QUERIES = 3
 TIMEOUT_REASONS = ("timeout", "max_wait", "tier_max_wait")
 
 
@@ -186,8 +187,10 @@ async def fetch_facts_parallel(engine: AsyncEngine, cfg: KpiConfig, win: Window,
         async with engine.connect() as conn:
             return await fetch_facts(conn, cfg, win, dims)
 
+    gate = asyncio.Semaphore(PARALLEL_QUERIES)  # leave pooled connections for the event writer
+
     async def one(q: Any) -> list[dict[str, Any]]:
-        async with engine.connect() as conn:
+        async with gate, engine.connect() as conn:
             return await _rows(conn, q)
 
     queries = family_queries(cfg, win, dims)
