@@ -300,6 +300,9 @@ class RetryPolicy(Strict):
     machine: OutcomeRule = OutcomeRule(delay_s=3600)
     lost: OutcomeRule = OutcomeRule(delay_s=300)
     answered: OutcomeRule = OutcomeRule(retry=False, delay_s=3600)  # retry to get a confirmation
+    # When no retry follows a machine (not retried, or attempts spent), was the message
+    # delivered (left after the beep: done) or not (the contact goes on the not-reached list)?
+    machine_is_delivered: bool = False
 
     def rule(self, outcome: str) -> OutcomeRule | None:
         rule = getattr(self, outcome, None) if outcome in RETRYABLE else None

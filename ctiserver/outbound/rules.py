@@ -167,7 +167,7 @@ def after_outcome(policy: RetryPolicy, attempts_made: int, outcome: str, now: fl
     rule = policy.rule(outcome)
     if rule is not None and rule.retry and attempts_made < policy.max_attempts:
         return AfterOutcome(ContactStatus.PENDING, now + rule.delay_s)
-    if outcome in REACHED:
+    if outcome in REACHED or (outcome == Outcome.MACHINE and policy.machine_is_delivered):
         return AfterOutcome(ContactStatus.DONE, None)
     return AfterOutcome(ContactStatus.NOT_REACHED, None)
 

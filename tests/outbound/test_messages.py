@@ -125,6 +125,9 @@ def test_working_days_and_retry_decisions() -> None:
     assert after_outcome(policy, 3, "busy", 100.0).status == "not_reached"
     assert after_outcome(policy, 1, "confirmed", 100.0).status == "done"
     assert after_outcome(policy, 3, "machine", 100.0).status == "not_reached"
+    left = RetryPolicy.model_validate({"machine": {"retry": False}, "machine_is_delivered": True})
+    assert after_outcome(left, 1, "machine", 100.0).status == "done"
+    assert after_outcome(left, 1, "busy", 100.0).status == "pending"
     assert classify("survey", "answered", "4") == "rated"
     assert classify("survey", "answered", "7") == "answered"
     assert classify("outage_notice", "answered", "221") == "confirmed"
