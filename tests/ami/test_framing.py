@@ -62,7 +62,7 @@ def test_byte_by_byte_feed_gives_identical_messages() -> None:
     assert _all([data[i:i + 1] for i in range(len(data))]) == _all([data])
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=80, deadline=None)
 @given(st.lists(st.integers(min_value=0, max_value=len(CALL_FLOW)), max_size=12))
 def test_any_chunking_gives_identical_messages(cuts: list[int]) -> None:
     points = sorted(set(cuts))
@@ -106,7 +106,7 @@ def test_live_asterisk22_capture() -> None:
     assert any(m.get("CallerIDName") == NAME for m in msgs if m.event == "NewCallerid")
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=50, deadline=None)
 @given(st.lists(st.integers(min_value=0, max_value=len(LIVE)), max_size=40))
 def test_live_capture_any_chunking(cuts: list[int]) -> None:
     points = sorted(set(cuts))
@@ -197,7 +197,7 @@ def test_reset_expects_a_new_banner() -> None:
     assert framer.feed(b"Asterisk Call Manager/11.0.0\r\nEvent: A\r\n\r\n")[0].event == "A"
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(st.binary(max_size=3000), st.lists(st.integers(min_value=1, max_value=500), min_size=1, max_size=20))
 def test_garbage_never_raises_and_the_stream_recovers(junk: bytes, sizes: list[int]) -> None:
     framer = AmiFramer(max_frame=2048)
