@@ -28,4 +28,5 @@ def setup_logging(level: str = "INFO", json_lines: bool = False) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    for noisy in ("aiohttp.access", "aiosqlite", "alembic", "asyncio"):
+        logging.getLogger(noisy).setLevel(max(logging.INFO, root.level) if noisy == "asyncio" else logging.WARNING)

@@ -56,7 +56,7 @@ from .message import AmiMessage
 log = logging.getLogger(__name__)
 
 READ_CHUNK = 64 * 1024
-BOOT_WAIT_S = 0.5  # how long to wait for FullyBooted after login before asking CoreStatus
+BOOT_WAIT_S = 5.0  # how long to wait for FullyBooted after login (a booting Asterisk sends it late)
 RESTART_TOLERANCE_S = 5.0  # Uptime is whole seconds, plus network and scheduling slack
 YIELD_EVERY = 32  # the consumer lets the reader run at least this often
 QUEUE_WARN = 10_000

@@ -1,0 +1,213 @@
+"""Platform acceptance: `ctiserver serve` against the real sandbox Asterisk records every call.
+
+The server runs as a real subprocess (the command an operator types); calls are
+placed in Asterisk with AMI Originate; the test then reads the event store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ctiserver import sandbox
+from ctiserver.events import Kind
+from ctiserver.store.engine import make_engine
+from ctiserver.store.query import fetch_events
+from tests.asterisk_fixture import AmiRecorder
+from tests.pgutil import fresh_database
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class ServeProcess:
+    """`ctiserver serve` in a subprocess with its own config folder and ports."""
+
+    def __init__(self, tmp: Path, db_url: str, info: sandbox.SandboxInfo) -> None:
+        self.dir = tmp / "cti"
+        self.config = self.dir / "config"
+        self.config.mkdir(parents=True)
+        self.http_port, self.agi_port = free_port(), free_port()
+        (self.config / "ctiserver.yaml").write_text(f"""
+asterisk:
+  - name: pbx1
+    host: {info.ami_host}
+    port: {info.ami_port}
+    username: {info.ami_user}
+    secret_env: TEST_AMI_SECRET
+    ping_interval_s: 1
+    ping_timeout_s: 2
+    reconnect_min_s: 0.2
+    reconnect_max_s: 2
+database:
+  url: {db_url}
+  flush_interval_s: 0.1
+  journal: var/journal.jsonl
+http: {{host: 127.0.0.1, port: {self.http_port}}}
+agi: {{host: 127.0.0.1, port: {self.agi_port}}}
+""", encoding="utf-8")
+        self.log = open(self.dir / "serve.log", "wb")  # noqa: SIM115 - closed in stop()
+        env = {**os.environ, "TEST_AMI_SECRET": info.ami_secret}
+        self.proc = subprocess.Popen([sys.executable, "-m", "ctiserver.cli", "serve", "--config", str(self.config)],
+                                     stdout=self.log, stderr=subprocess.STDOUT, cwd=self.dir, env=env)
+
+    def health(self) -> dict[str, Any]:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.http_port}/healthz", timeout=2) as r:
+                return dict(json.load(r))
+        except urllib.error.HTTPError as exc:  # 503 while degraded still carries the body
+            return dict(json.load(exc))
+
+    def metrics(self) -> str:
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.http_port}/metrics", timeout=2) as r:
+            return str(r.read().decode())
+
+    async def wait_healthy(self, timeout: float = 30.0, **want: Any) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        last: Any = None
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"ctiserver exited {self.proc.returncode}: {self.log_text()[-3000:]}")
+            try:
+                last = self.health()
+                if last["status"] == "ok" and all(last["ami"]["pbx1"].get(k) == v for k, v in want.items()):
+                    return last
+            except OSError as exc:
+                last = exc
+            await asyncio.sleep(0.2)
+        raise AssertionError(f"server not healthy: {last}\n{self.log_text()[-3000:]}")
+
+    def log_text(self) -> str:
+        return (self.dir / "serve.log").read_text(errors="replace")
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self.log.close()
+        return int(self.proc.returncode)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path / 'cti.db'}"
+    else:
+        yield await fresh_database("ctitest_platform")
+
+
+async def call_events(db_url: str, call_id: str, want: set[str], timeout: float = 15.0) -> list[Any]:
+    engine = make_engine(db_url)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            rows = await fetch_events(engine, call_id=call_id)
+            if want <= {e.kind for e in rows} or time.monotonic() > deadline:
+                return rows
+            await asyncio.sleep(0.3)
+    finally:
+        await engine.dispose()
+
+
+async def place_call(ami: AmiRecorder, agent: str, talk_s: int = 1) -> str:
+    """An answered Local call that hangs up by itself; returns its Linkedid."""
+    await ami.setvar(f"AGENT_{agent}_MODE", "answer")
+    await ami.setvar(f"AGENT_{agent}_TALK", str(talk_s))
+    await ami.setvar(f"AGENT_{agent}_RING", "0")
+    (await ami.action("Originate", {"Channel": f"Local/{agent}@sim-agents", "Application": "Wait",
+                                     "Data": "2", "Async": "true", "CallerID": '"王五" <13900000001>'})).raise_for_error()
+    new = await ami.wait_for(lambda m: m.get("Event") == "Newchannel"
+                             and (m.get("Channel") or "").startswith(f"Local/{agent}@sim-agents")
+                             and m.get("Uniqueid") not in _seen, timeout=15)
+    uid = new[-1].get("Uniqueid")
+    _seen.add(uid)
+    return str(new[-1].get("Linkedid") or uid)
+
+
+_seen: set[str] = set()
+LIFECYCLE = {Kind.CALL_NEW, Kind.CALL_ANSWER, Kind.CALL_HANGUP, Kind.CALL_END}
+
+
+async def test_serve_records_a_call_lifecycle(asterisk_sandbox, ami: AmiRecorder, db_url: str, tmp_path: Path):
+    server = ServeProcess(tmp_path, db_url, asterisk_sandbox)
+    try:
+        await server.wait_healthy(connected=True)
+        call_id = await place_call(ami, "1008")
+        rows = await call_events(db_url, call_id, LIFECYCLE)
+        kinds = [e.kind for e in rows]
+        assert LIFECYCLE <= set(kinds), kinds
+        assert kinds.index(Kind.CALL_NEW) < kinds.index(Kind.CALL_ANSWER) < kinds.index(Kind.CALL_END)
+        assert kinds[-1] == Kind.CALL_END
+        end = rows[-1]
+        assert end.data["answered"] is True and end.data["duration_s"] >= 1.0
+        assert all(e.server == "pbx1" for e in rows)
+        metrics = server.metrics()
+        assert 'ctiserver_ami_connected{server="pbx1"} 1' in metrics
+        assert "ctiserver_db_up 1" in metrics
+    finally:
+        assert server.stop() == 0, server.log_text()[-2000:]
+    assert "Traceback" not in server.log_text()
+
+
+async def test_server_survives_asterisk_restart(asterisk_sandbox, db_url: str, tmp_path: Path):
+    server = ServeProcess(tmp_path, db_url, asterisk_sandbox)
+    try:
+        await server.wait_healthy(connected=True)
+        await asyncio.to_thread(sandbox.restart)
+        health = await server.wait_healthy(timeout=45)
+        deadline = time.monotonic() + 30
+        while health["ami"]["pbx1"]["reconnects"] < 1 and time.monotonic() < deadline:
+            await asyncio.sleep(0.3)
+            health = server.health()
+        assert health["ami"]["pbx1"]["connected"] and health["ami"]["pbx1"]["reconnects"] >= 1
+        rec = AmiRecorder(asterisk_sandbox)
+        await rec.start()
+        try:
+            call_id = await place_call(rec, "1007")
+        finally:
+            await rec.close()
+        rows = await call_events(db_url, call_id, LIFECYCLE)
+        assert LIFECYCLE <= {e.kind for e in rows}
+        engine = make_engine(db_url)
+        try:
+            connects = await fetch_events(engine, kinds=[Kind.AMI_CONNECTED])
+            lost = await fetch_events(engine, kinds=[Kind.AMI_LOST])
+        finally:
+            await engine.dispose()
+        assert len(connects) >= 2 and connects[-1].data["restarted"] is True
+        assert lost, "the drop itself is recorded"
+    finally:
+        assert server.stop() == 0, server.log_text()[-2000:]
+
+
+async def test_serve_exits_1_on_bad_config(tmp_path: Path):
+    (tmp_path / "ctiserver.yaml").write_text("asterisk:\n  - name: pbx1\n    port: 5038\n    colour: red\n")
+    proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "ctiserver.cli", "serve", "--config",
+                                                str(tmp_path), stderr=asyncio.subprocess.PIPE)
+    _, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 1
+    assert f"{tmp_path / 'ctiserver.yaml'}:4: unknown key 'colour'" in err.decode()
+
+
+async def test_ami_ready_probe_refuses_wrong_port():
+    assert sandbox.ami_ready(port=free_port(), timeout=0.5) is False
+
