@@ -149,7 +149,8 @@ class AcdEngine:
         self._in_queue: dict[str, set[_Call]] = {s: set() for s in cfg.skills}
         # waiting (not offered) calls per queue and tier rank: O(1) counts and arrival positions
         self._nwait: dict[str, list[int]] = {s: [0] * len(cfg.tiers) for s in cfg.skills}
-        self._staffed: dict[str, int] = dict.fromkeys(cfg.skills, 0)
+        self._staffed: dict[str, int] = dict.fromkeys(cfg.skills, 0)  # logged in
+        self._serving: dict[str, int] = dict.fromkeys(cfg.skills, 0)  # logged in and not on a break
         self._aht: dict[str, float] = {s: cfg.queue(s).handle_time_s for s in cfg.skills}
         self._deadlines: list[tuple[float, int, int, Any]] = []
         self._ghosts: dict[tuple[str, str], tuple[float, int, float]] = {}
@@ -467,8 +468,8 @@ class AcdEngine:
         key = (call.rank, call.place_ts, call.seq)
         members = self._in_queue[call.skill]
         ahead = sum(1 for c in members if c.state == WAITING and (c.rank, c.place_ts, c.seq) < key)
-        staffed = self._staffed[call.skill]
-        est = None if staffed == 0 else (ahead + 1) * self._aht[call.skill] / staffed
+        serving = self._serving[call.skill]  # agents on a break do not shorten the wait
+        est = None if serving == 0 else (ahead + 1) * self._aht[call.skill] / serving
         return Position(ahead + 1, len(members), est)
 
     def _arrival_position(self, call: _Call) -> int:
@@ -528,6 +529,7 @@ class AcdEngine:
                 "callbacks_in_place": sum(1 for c in waiting if c.in_place),
                 "ringing": len(members) - len(waiting),
                 "staffed": self._staffed[skill],
+                "serving": self._serving[skill],
                 "available": sum(1 for a in self._agents.values()
                                  if a.state == AVAILABLE and skill in a.skills),
                 "handle_time_s": self._aht[skill],
@@ -574,12 +576,14 @@ class AcdEngine:
             nfree = self._nfree
             for s in a.skills:
                 nfree[s] -= 1
-        if prev == LOGGED_OUT:
+        if prev == LOGGED_OUT or nxt == LOGGED_OUT or prev == NOT_READY or nxt == NOT_READY:
+            delta_staffed = (prev == LOGGED_OUT) - (nxt == LOGGED_OUT)
+            was = prev != LOGGED_OUT and prev != NOT_READY
+            delta_serving = (nxt != LOGGED_OUT and nxt != NOT_READY) - was
+            staffed, serving = self._staffed, self._serving
             for s in a.skills:
-                self._staffed[s] += 1
-        if nxt == LOGGED_OUT:
-            for s in a.skills:
-                self._staffed[s] -= 1
+                staffed[s] += delta_staffed
+                serving[s] += delta_serving
         duration = now - a.since
         a.state, a.reason, a.since = nxt, new_reason, now
         if nxt == AVAILABLE:

@@ -542,6 +542,18 @@ def test_position_and_estimated_wait_follow_live_handle_times() -> None:
     assert eng.handle_time("billing") == pytest.approx(100 + 0.1 * 200)
 
 
+def test_agents_on_a_break_do_not_shorten_the_estimated_wait() -> None:
+    eng = engine({"1001": {"billing": 5}, "1002": {"billing": 5}, "1003": {"billing": 5}},
+                 queues={"billing": {"handle_time_s": 120}})
+    for i in range(4):
+        eng.enqueue(f"c{i}", "billing", "normal", str(i), float(i))
+    eng.set_not_ready("1003", "lunch", 5.0)  # was ringing c2: takes effect after that call
+    assert eng.position("c3", 5.0).est_wait_s == 120 / 3
+    eng.ring_failed("c2", 6.0)  # 1003 did not answer: not ready (rona)
+    assert eng.position("c2", 6.0).est_wait_s == 120 / 2
+    assert eng.position("c3", 6.0).est_wait_s == 2 * 120 / 2
+
+
 def test_position_unknown_when_nobody_is_staffed() -> None:
     eng = engine({"1001": {"billing": 5}}, queues={"billing": {"block_when_no_agents": False}}, ready=False)
     eng.enqueue("c1", "billing", "normal", "1", 0.0)
@@ -636,7 +648,8 @@ def test_snapshots_for_the_wallboard() -> None:
     eng.set_not_ready("1002", "lunch", 8.0)
     q = eng.queues_snapshot(10.0)["billing"]
     assert q == {"waiting": 2, "by_tier": {"vip": 1, "normal": 1}, "longest_wait_s": 5.0,
-                 "callbacks_in_place": 1, "ringing": 1, "staffed": 1, "available": 0, "handle_time_s": 100.0}
+                 "callbacks_in_place": 1, "ringing": 1, "staffed": 1, "serving": 1, "available": 0,
+                 "handle_time_s": 100.0}
     agents = {a["agent_id"]: a for a in eng.agents_snapshot(10.0)}
     assert (agents["1001"]["state"], agents["1001"]["call_id"]) == ("reserved", "busy")
     assert (agents["1002"]["state"], agents["1002"]["reason"], agents["1002"]["in_state_s"]) == (

@@ -54,6 +54,9 @@ def check(eng: AcdEngine, cmds: list[Command]) -> None:
     waiting = [c for c in eng._calls.values() if c.state == WAITING]
     for s in SKILLS:
         assert eng.waiting_count(s) == sum(1 for c in waiting if c.skill == s)
+        states = [eng.agent_state(a)[0] for a in eng.agent_ids() if s in AGENTS[a]]
+        assert eng._staffed[s] == sum(1 for st in states if st != "logged_out")
+        assert eng._serving[s] == sum(1 for st in states if st not in ("logged_out", "not_ready"))
     free = [a for a in eng.agent_ids() if eng.agent_state(a)[0] == "available"]
     for a in free:
         for c in waiting:

@@ -179,10 +179,18 @@ async def test_announcements_stop_the_music_and_tell_position_and_wait() -> None
     rt, _ = runtime({"1001": {"billing": 5}}, say=say,
                     announce={"first_after_s": 0.05, "every_s": 0.1,
                               "text": "位置{position}，约{wait_min}分钟", "text_unknown": "位置{position}"})
-    rt.login("1001", ready=False)
+    rt.login("1001", ready=True)
+    rt.apply(lambda now: rt.engine.enqueue("busy", "billing", "normal", "9", now))
+    rt.apply(lambda now: rt.engine.ring_answered("busy", now))  # 1001 talks: the caller must wait
     chan = FakeChannel(hangup_after_s=0.28)
     assert await rt.serve_caller(chan, "c1", "billing", "normal", "1", None) == "abandoned"
     assert said[:2] == ["位置1，约1分钟", "位置1，约1分钟"]
+    rt.apply(lambda now: rt.engine.call_ended("busy", now))
+    rt.set_not_ready("1001", "break")  # nobody serves billing now: no estimate
+    said.clear()
+    assert await rt.serve_caller(FakeChannel(hangup_after_s=0.1), "c2", "billing", "normal", "2", None) == \
+        "abandoned"
+    assert said == ["位置1"]
     first = chan.commands.index("EXEC StopMusicOnHold")
     assert chan.commands[first + 1] == "EXEC StartMusicOnHold default"  # resumed after speaking
 
