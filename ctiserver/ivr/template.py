@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 _FIELD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z0-9_]+)*")
@@ -31,8 +32,12 @@ class Field:
 Part = str | Field
 
 
+@lru_cache(maxsize=4096)
 def parse(template: str) -> tuple[Part, ...]:
-    """Split a template into literal text and fields; raise TemplateError naming the column."""
+    """Split a template into literal text and fields; raise TemplateError naming the column.
+
+    Cached: a tree has a few hundred templates and every call renders them again.
+    """
     parts: list[Part] = []
     text: list[str] = []
     i, n = 0, len(template)

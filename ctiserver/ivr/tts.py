@@ -28,6 +28,7 @@ import multiprocessing
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 import wave
@@ -69,6 +70,10 @@ def _get_engine() -> Any:
     if _engine is None:
         import pyttsx3
 
+        if multiprocessing.current_process().name != "MainProcess":
+            # a worker of ours: pyttsx3 prints "Audio saved to" from espeak's callback thread,
+            # sometimes after runAndWait returned; keep the server's stdout clean
+            sys.stdout = open(os.devnull, "w", encoding="utf-8")
         _engine = pyttsx3.init("espeak")
     return _engine
 
@@ -93,7 +98,8 @@ def convert_to_8k(src: Path, dst: Path) -> None:
         raise TtsError(f"sox could not convert {src.name}: {proc.stderr.strip() or 'no output'}")
 
 
-def synthesize(text: str, voice: str, rate: int, volume: float, out_path: str, attempts: int = 3) -> float:
+def synthesize(text: str, voice: str, rate: int, volume: float, out_path: str, attempts: int = 3,
+               settle_s: float = 1.0) -> float:
     """Render `text` to `out_path` (8 kHz mono 16-bit WAV). Returns seconds spent. Worker-side."""
     start = time.perf_counter()
     out = Path(out_path)
@@ -102,19 +108,29 @@ def synthesize(text: str, voice: str, rate: int, volume: float, out_path: str, a
     if voice not in known:
         raise TtsError(f"espeak-ng has no voice {voice!r} (try sit/cmn for Mandarin, gmw/en-us for English)")
     with tempfile.TemporaryDirectory(prefix="cti-tts-", dir=out.parent) as tmp:
-        raw = Path(tmp) / "raw.wav"
-        for _ in range(attempts):
-            raw.unlink(missing_ok=True)
+        tries: list[Path] = []
+        done: Path | None = None
+        for n in range(attempts):
+            raw = Path(tmp) / f"raw{n}.wav"  # one name per attempt: a late write never lands in the next
+            tries.append(raw)
             engine.setProperty("voice", voice)
             engine.setProperty("rate", rate)
             engine.setProperty("volume", volume)
             with contextlib.redirect_stdout(io.StringIO()):  # pyttsx3 prints "Audio saved to ..."
                 engine.save_to_file(text, str(raw))
                 engine.runAndWait()
-            if wav_ok(raw):
+            # runAndWait can return before espeak's last callback wrote the file: give it a moment
+            deadline = time.monotonic() + settle_s
+            while done is None:
+                done = next((p for p in tries if wav_ok(p)), None)
+                if done is not None or time.monotonic() >= deadline:
+                    break
+                time.sleep(0.02)
+            if done is not None:
                 break
-        else:
+        if done is None:
             raise TtsError(f"pyttsx3/espeak-ng wrote no audio for {text[:40]!r} after {attempts} attempts")
+        raw = done
         converted = Path(tmp) / "out.wav"
         convert_to_8k(raw, converted)
         os.replace(converted, out)  # atomic: Asterisk sees the whole file or none

@@ -101,16 +101,41 @@ def test_first_empty_save_is_retried(tmp_path: Path, monkeypatch: pytest.MonkeyP
     engine = FlakyEngine(empty=1)
     monkeypatch.setattr(tts_mod, "_engine", engine)
     out = tmp_path / "p.wav"
-    synthesize("你好", "sit/cmn", 165, 1.0, str(out), attempts=3)
+    synthesize("你好", "sit/cmn", 165, 1.0, str(out), attempts=3, settle_s=0.05)
     assert engine.saves == 2
     rate, channels, width, seconds, rms = wav_facts(out)
     assert (rate, channels, width) == (8000, 1, 2) and seconds == pytest.approx(1.0, abs=0.01) and rms > 0.1
 
 
+class LateEngine(FlakyEngine):
+    """runAndWait returns before the file is written (written a moment later, from another thread)."""
+
+    def runAndWait(self) -> None:
+        import threading
+
+        self.saves += 1
+        target = self._target
+        threading.Timer(0.1, lambda: FlakyEngine.runAndWait(_Writer(target))).start()
+
+
+class _Writer(FlakyEngine):
+    def __init__(self, target: str) -> None:
+        super().__init__(empty=0)
+        self._target = target
+        self.saves = 0
+
+
+def test_late_write_is_waited_for_not_rendered_twice(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    engine = LateEngine(empty=0)
+    monkeypatch.setattr(tts_mod, "_engine", engine)
+    synthesize("你好", "sit/cmn", 165, 1.0, str(tmp_path / "p.wav"), attempts=3, settle_s=2.0)
+    assert engine.saves == 1 and wav_facts(tmp_path / "p.wav")[0] == 8000
+
+
 def test_engine_that_never_writes_fails_clearly(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(tts_mod, "_engine", FlakyEngine(empty=99))
     with pytest.raises(TtsError, match="wrote no audio for '你好' after 2 attempts"):
-        synthesize("你好", "sit/cmn", 165, 1.0, str(tmp_path / "p.wav"), attempts=2)
+        synthesize("你好", "sit/cmn", 165, 1.0, str(tmp_path / "p.wav"), attempts=2, settle_s=0.05)
     assert not (tmp_path / "p.wav").exists()
 
 
