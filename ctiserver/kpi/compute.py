@@ -66,13 +66,6 @@ class Window:
     def build(cls, start: float, end: float, now: float, zone: ZoneInfo, margin_s: float) -> Window:
         return cls(start, end, now, zone, zone_offsets(zone, start - margin_s, end + margin_s))
 
-    def offset_at(self, ts: float) -> int:
-        off = self.transitions[0][1]
-        for since, o in self.transitions:
-            if ts >= since:
-                off = o
-        return off
-
 
 def zone_offsets(zone: ZoneInfo, lo: float, hi: float) -> tuple[tuple[float, int], ...]:
     """UTC offsets of `zone` between lo and hi, with each change located to the second."""
