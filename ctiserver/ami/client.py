@@ -25,7 +25,8 @@ Shape:
   re-sent: an Originate must not ring a customer twice. Give Originate your own
   `ChannelId` and reconcile by it.
 - after each login, `on_connect(ConnectInfo)` tells a restart of Asterisk from a
-  network blip, from `FullyBooted` (Uptime) or, failing that, `CoreStatus`.
+  network blip: a `Shutdown` event on the old link, the `CoreStatus` startup
+  stamp, or the start time implied by `FullyBooted`'s Uptime (see _connect_info).
 """
 
 from __future__ import annotations
@@ -56,7 +57,8 @@ from .message import AmiMessage
 log = logging.getLogger(__name__)
 
 READ_CHUNK = 64 * 1024
-BOOT_WAIT_S = 5.0  # how long to wait for FullyBooted after login (a booting Asterisk sends it late)
+BOOT_WAIT_S = 0.5  # FullyBooted comes right after the login reply when Asterisk is up
+BOOT_WAIT_LONG_S = 5.0  # ...or when boot completes: waited for only if CoreStatus cannot tell us
 RESTART_TOLERANCE_S = 5.0  # Uptime is whole seconds, plus network and scheduling slack
 YIELD_EVERY = 32  # the consumer lets the reader run at least this often
 QUEUE_WARN = 10_000
@@ -122,10 +124,10 @@ def detect_restart(prev: BootMark | None, new: BootMark, tolerance_s: float = RE
     """True when `new` is evidently a different run of Asterisk than `prev`; False when unsure."""
     if prev is None:
         return False
+    if prev.stamp is not None and new.stamp is not None:  # exact: prefer it
+        return new.stamp != prev.stamp
     if prev.started_at is not None and new.started_at is not None:
         return new.started_at - prev.started_at > tolerance_s
-    if prev.stamp is not None and new.stamp is not None:
-        return new.stamp != prev.stamp
     return False
 
 
@@ -196,6 +198,7 @@ class AmiClient:
         self._boot_msg: AmiMessage | None = None
         self._boot_seen = asyncio.Event()
         self._boot: BootMark | None = None
+        self._saw_shutdown = False  # the last session ended with Asterisk's Shutdown event
         # counters for status()
         self._since: float | None = None
         self._logins = 0
@@ -217,7 +220,7 @@ class AmiClient:
         self._consumer = asyncio.create_task(self._consume(), name=f"ami-consume-{self.server.name}")
         self._runner = asyncio.create_task(self._run(), name=f"ami-run-{self.server.name}")
 
-    async def wait_connected(self, timeout: float | None = None) -> None:  # noqa: ASYNC109
+    async def wait_connected(self, timeout: float | None = None) -> None:
         """Wait until logged in (raises TimeoutError after `timeout`)."""
         async with asyncio.timeout(timeout):
             await self._connected_evt.wait()
@@ -246,7 +249,7 @@ class AmiClient:
             self._deliver(self._queue.get_nowait(), spawn=False)
 
     async def action(self, name: str, fields: Mapping[str, FieldValue] | None = None,
-                     timeout: float | None = None) -> AmiResponse:  # noqa: ASYNC109 (the agreed API)
+                     timeout: float | None = None) -> AmiResponse:
         """Send one action and wait for its response (and list events). Never re-sent.
 
         Raises AmiDisconnected (not logged in, or the link dropped before the reply),
@@ -355,29 +358,39 @@ class AmiClient:
         return logged_in
 
     async def _connect_info(self) -> ConnectInfo:
+        """Uptime from FullyBooted, start stamp from CoreStatus, and whether Asterisk restarted.
+
+        Three signals, any one suffices: a `Shutdown` event ended the previous
+        session; the start time implied by `Uptime` moved; the CoreStatus startup
+        stamp changed. An Asterisk still booting sends FullyBooted only when boot
+        completes, so when CoreStatus is not allowed (write= lacks system/reporting)
+        we wait up to BOOT_WAIT_LONG_S for it; otherwise a short wait suffices.
+        """
         srv = self.server
+        loop = asyncio.get_running_loop()
+        stamp: str | None = None
+        try:
+            core = await self._request("CoreStatus", {}, srv.action_timeout_s)
+        except AmiTimeout:
+            core = None
+        if core is not None and core.success:
+            date, clock = core.get("CoreStartupDate"), core.get("CoreStartupTime")
+            if date and clock:
+                stamp = f"{date} {clock}"
         with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(BOOT_WAIT_S):
+            async with asyncio.timeout(BOOT_WAIT_S if stamp else BOOT_WAIT_LONG_S):
                 await self._boot_seen.wait()
         uptime = last_reload = None
-        mark = BootMark()
-        loop = asyncio.get_running_loop()
+        started_at: float | None = None
         if self._boot_msg is not None:
             uptime = _float(self._boot_msg.get("Uptime"))
             last_reload = _float(self._boot_msg.get("LastReload"))
             if uptime is not None:
-                mark = BootMark(started_at=loop.time() - uptime)
-        if mark.started_at is None:
-            try:
-                core = await self._request("CoreStatus", {}, srv.action_timeout_s)
-            except AmiTimeout:
-                core = None
-            if core is not None and core.success:
-                date, clock = core.get("CoreStartupDate"), core.get("CoreStartupTime")
-                if date and clock:
-                    mark = BootMark(stamp=f"{date} {clock}")
-        restarted = detect_restart(self._boot, mark)
+                started_at = loop.time() - uptime
+        mark = BootMark(started_at=started_at, stamp=stamp)
+        restarted = self._saw_shutdown or detect_restart(self._boot, mark)
         first = self._logins == 0
+        self._saw_shutdown = False
         if mark.started_at is not None or mark.stamp is not None:
             self._boot = mark
         return ConnectInfo(srv.name, uptime, last_reload, restarted, self._framer.version, first)
@@ -442,9 +455,11 @@ class AmiClient:
         if name == "FullyBooted":
             self._boot_msg = msg
             self._boot_seen.set()
-        elif name == "Shutdown" and self._drop_reason is None:
-            self._drop_reason = (f"Asterisk shut down ({msg.get('Shutdown', '?')}, "
-                                 f"restart={msg.get('Restart', '?')})")
+        elif name == "Shutdown":
+            self._saw_shutdown = True
+            if self._drop_reason is None:
+                self._drop_reason = (f"Asterisk shut down ({msg.get('Shutdown', '?')}, "
+                                     f"restart={msg.get('Restart', '?')})")
         self._events_total += 1
         self._queue.put_nowait(msg)
         depth = self._queue.qsize()
@@ -492,7 +507,7 @@ class AmiClient:
 
     # --- sending ---------------------------------------------------------------
     async def _request(self, name: str, fields: Mapping[str, FieldValue],
-                       timeout: float | None) -> AmiResponse:  # noqa: ASYNC109
+                       timeout: float | None) -> AmiResponse:
         if any(str(k).lower() == "actionid" for k in fields):
             raise AmiActionError("ActionID", "is set by the client; reconcile Originate by ChannelId")
         writer = self._writer
