@@ -45,6 +45,7 @@ from .model import (
     WRAP_UP,
     AcdError,
     Blocked,
+    CancelCallback,
     CancelOffer,
     Command,
     Destination,
@@ -153,7 +154,8 @@ class AcdEngine:
         self._serving: dict[str, int] = dict.fromkeys(cfg.skills, 0)  # logged in and not on a break
         self._aht: dict[str, float] = {s: cfg.queue(s).handle_time_s for s in cfg.skills}
         self._deadlines: list[tuple[float, int, int, Any]] = []
-        self._ghosts: dict[tuple[str, str], tuple[float, int, float]] = {}
+        # (caller, skill) -> (place_ts, seq, expires, id of the call whose auto-callback is pending)
+        self._ghosts: dict[tuple[str, str], tuple[float, int, float, str | None]] = {}
         self._seq = 0
         self._push = 0
         self._live_entries = 0  # pushes since last compaction
@@ -255,13 +257,18 @@ class AcdEngine:
                 return out
         self._seq += 1
         place_ts, seq, redial = now, self._seq, False
+        redial_cancels: str | None = None
         if caller and self._ghosts:
             self._prune_ghosts(now)
             ghost = self._ghosts.pop((caller, skill), None)
             if ghost is not None:
                 place_ts, seq, redial = ghost[0], ghost[1], True
+                if ghost[3] is not None:
+                    redial_cancels = ghost[3]
         call = _Call(call_id, skill, tier, self._rank[tier], caller, customer, account_agent,
                      arrived=now, place_ts=place_ts, seq=seq, queue_entered=now, redial=redial)
+        if redial_cancels is not None:  # they called back themselves: the outbound side can stand down
+            out.append(CancelCallback(redial_cancels, call_id, "redial"))
         self._enter_queue(call, skill, now, out, first=True)
         return out
 
@@ -338,11 +345,16 @@ class AcdEngine:
                             redial=call.redial))
         self._leave_queue(call)
         self._forget(call)
-        if call.caller and self.cfg.redial_window_s > 0 and not call.in_place:
-            expires = now + self.cfg.redial_window_s
-            self._ghosts[(call.caller, call.skill)] = (call.place_ts, call.seq, expires)
         rule = self.cfg.tier(call.tier).callback_on_abandon
-        if rule is not None and call.caller and not call.in_place and now - call.arrived >= rule.min_wait_s:
+        callback = rule is not None and bool(call.caller) and not call.in_place and \
+            now - call.arrived >= rule.min_wait_s
+        if call.caller and self.cfg.redial_window_s > 0 and not call.in_place:
+            key = (call.caller, call.skill)
+            self._ghosts.pop(key, None)  # re-insert at the end: the dict stays ordered by expiry
+            self._ghosts[key] = (call.place_ts, call.seq, now + self.cfg.redial_window_s,
+                                 call.id if callback else None)
+        if callback:
+            assert rule is not None
             due = now + rule.due_within_s
             out.append(self._ev(Kind.ACD_CALLBACK, now, call, None, reason="abandon", due_ts=due,
                                 number=call.caller))

@@ -149,7 +149,16 @@ class ScheduleCallback:
     customer: dict[str, Any] | None = None
 
 
-Command = Offer | CancelOffer | Overflow | Blocked | ScheduleCallback | Event
+@dataclass(frozen=True, slots=True)
+class CancelCallback:
+    """A scheduled callback is no longer needed: the customer redialled (as call `by_call_id`)."""
+
+    call_id: str
+    by_call_id: str
+    reason: str
+
+
+Command = Offer | CancelOffer | Overflow | Blocked | ScheduleCallback | CancelCallback | Event
 
 
 @dataclass(frozen=True, slots=True)

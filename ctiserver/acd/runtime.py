@@ -29,7 +29,7 @@ from ..agi_types import AgiChannel, AgiError, AgiHangup, AgiReply
 from ..clock import Clock
 from ..events import Event, Kind
 from .engine import OFFERED, TALKING, AcdEngine
-from .model import AcdError, Blocked, CancelOffer, Command, Offer, Overflow, ScheduleCallback
+from .model import AcdError, Blocked, CancelCallback, CancelOffer, Command, Offer, Overflow, ScheduleCallback
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +52,7 @@ class AcdHooks:
     on_cancel: Callable[[CancelOffer], None] = _noop  # stop ringing / screen-pop
     on_callback: Callable[[ScheduleCallback], None] = _noop  # outbound: call back before due_ts
     on_callback_offer: Callable[[Offer], None] = _noop  # outbound: agent reserved for an in-place callback
+    on_callback_cancel: Callable[[CancelCallback], None] = _noop  # outbound: the customer redialled
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,6 +183,8 @@ class AcdRuntime:
                     self.hooks.on_callback_offer(cmd)
                 elif isinstance(cmd, ScheduleCallback):
                     self.hooks.on_callback(cmd)
+                elif isinstance(cmd, CancelCallback):
+                    self.hooks.on_callback_cancel(cmd)
                 else:
                     if isinstance(cmd, CancelOffer):
                         self.hooks.on_cancel(cmd)

@@ -11,6 +11,7 @@ from ctiserver.acd.engine import ACD_RETIER, AcdEngine
 from ctiserver.acd.model import (
     AcdError,
     Blocked,
+    CancelCallback,
     CancelOffer,
     Destination,
     DuplicateCall,
@@ -413,6 +414,20 @@ def test_redial_within_window_gets_the_old_place_back() -> None:
     assert enq.data["position"] == 1
     eng.call_ended("busy", 70.0)
     assert [o.call_id for o in offers(eng.tick(80.0))] == ["a2"]
+
+
+def test_redial_cancels_the_automatic_callback_of_the_abandoned_call() -> None:
+    eng = engine({"1001": {"billing": 5}})
+    eng.enqueue("busy", "billing", "normal", "0", 0.0)
+    eng.ring_answered("busy", 0.0)
+    eng.enqueue("p1", "billing", "priority", "13800000009", 0.0)
+    assert len(only(eng.abandon("p1", 30.0), ScheduleCallback)) == 1
+    cmds = eng.enqueue("p2", "billing", "priority", "13800000009", 40.0)
+    assert only(cmds, CancelCallback) == [CancelCallback("p1", "p2", "redial")]
+    # a second give-up schedules a fresh callback, which a later redial cancels in turn
+    assert [c.call_id for c in only(eng.abandon("p2", 60.0), ScheduleCallback)] == ["p2"]
+    assert only(eng.enqueue("p3", "billing", "priority", "13800000009", 70.0), CancelCallback) == [
+        CancelCallback("p2", "p3", "redial")]
 
 
 def test_redial_after_the_window_joins_at_the_back() -> None:
