@@ -241,6 +241,7 @@ class AcdConfig(Strict):
     skills: list[Name]
     tiers: list[TierConfig]
     default_tier: Name = "normal"
+    customer_id_field: str = "id"  # the key of the customer record that dedicated_customers list
     tier_rules: list[TierRule] = Field(default_factory=list)
     queues: dict[Name, QueueConfig] = Field(default_factory=dict)
     queue_defaults: QueueConfig = Field(default_factory=QueueConfig)

@@ -165,6 +165,7 @@ class AcdEngine:
         self._aging_step = [t.aging_step_s if i > 0 else None for i, t in enumerate(cfg.tiers)]
         self._last_resort = [t.last_resort for t in cfg.tiers]
         self._vip_tier = cfg.vip.tier
+        self._cid = cfg.customer_id_field
         self._desk = cfg.vip.desk_skill
         self._ring_timeout = cfg.ring_timeout_s
         self._ring_guard = cfg.ring_guard_s
@@ -234,7 +235,8 @@ class AcdEngine:
                 account_agent: str | None = None, customer: dict[str, Any] | None = None) -> list[Command]:
         """A caller asks for an agent. tier None: classify by `customer` with the tier rules.
 
-        The account agent defaults to the one configured for `customer["id"]`.
+        The account agent defaults to the one configured for the customer's id
+        (`customer[cfg.customer_id_field]`).
         """
         if call_id in self._calls:
             raise DuplicateCall(f"call {call_id} is already in the ACD")
@@ -244,8 +246,8 @@ class AcdEngine:
             tier = self.cfg.classify(customer)
         if tier not in self._rank:
             raise UnknownTier(f"unknown tier '{tier}'")
-        if account_agent is None and customer is not None and "id" in customer:
-            account_agent = self.cfg.account_agents.get(str(customer["id"]))
+        if account_agent is None and customer is not None and self._cid in customer:
+            account_agent = self.cfg.account_agents.get(str(customer[self._cid]))
         if account_agent is not None and account_agent not in self._agents:
             account_agent = None  # a stale CRM link must not strand the caller
         out: list[Command] = []
@@ -679,8 +681,8 @@ class AcdEngine:
             if call.redial:
                 data["redial"] = True
                 data["restored_wait_s"] = now - call.place_ts
-            if call.customer and "id" in call.customer:
-                data["customer"] = str(call.customer["id"])
+            if call.customer and self._cid in call.customer:
+                data["customer"] = str(call.customer[self._cid])
             ev = self._ev(Kind.ACD_ENQUEUE, now, call, None, **data)
             out.append(ev)
         else:

@@ -44,7 +44,8 @@ def test_sample_config_loads_and_drives_an_engine() -> None:
     assert cfg.ring_timeout_s == 12
     assert cfg.dial_string("1003") == "PJSIP/agent1003"
     assert cfg.classify({"category": "hospital"}) == "vip"
-    assert cfg.classify({"flags": {"blacklisted": True}, "important": True}) == "blacklist"
+    assert cfg.classify({"tier": "blacklist", "important": True}) == "blacklist"
+    assert cfg.account_agents["9100000001"] == "1001" and cfg.customer_id_field == "account"
     eng = AcdEngine(cfg)
     assert len(eng.agent_ids()) == 10
 

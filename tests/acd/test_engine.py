@@ -669,3 +669,14 @@ def test_snapshots_for_the_wallboard() -> None:
     assert (agents["1001"]["state"], agents["1001"]["call_id"]) == ("reserved", "busy")
     assert (agents["1002"]["state"], agents["1002"]["reason"], agents["1002"]["in_state_s"]) == (
         "not_ready", "lunch", 2.0)
+
+
+def test_account_agent_by_the_configured_customer_key() -> None:
+    cfg_agents = [{"id": "1001", "skills": {"billing": 3}, "dedicated_customers": ["9100000001"]},
+                  {"id": "1003", "skills": {"billing": 10}}]
+    eng = AcdEngine(config(None, agents=cfg_agents, customer_id_field="account"))
+    for a in ("1001", "1003"):
+        eng.login(a, 0.0, ready=True)
+    cmds = eng.enqueue("v", "billing", "vip", "1", 1.0, customer={"account": "9100000001", "name": "张建国"})
+    assert offers(cmds)[0].agent_id == "1001"
+    assert events(cmds, Kind.ACD_ENQUEUE)[0].data["customer"] == "9100000001"
