@@ -176,6 +176,7 @@ class EventStore:
         self.rejected_total = 0
         self.dropped_total = 0
         self._late_total = 0
+        self._refused_seen = 0
         self._db_ok = False
         self._last_error: str | None = None
         self._retry_at = 0.0  # loop time before which we do not try the database again
@@ -211,7 +212,11 @@ class EventStore:
         self._task = asyncio.create_task(self._run(), name="event-store-writer")
 
     def append(self, event: Event) -> None:
-        """Queue `event` for the database. Never blocks, never raises on database trouble."""
+        """Queue `event` for the database. Never blocks, never raises on database trouble.
+
+        The store keeps a reference, not a copy: do not change the event afterwards.
+        An event that cannot be stored (see `validate`) goes to the rejected file.
+        """
         item = Pending(key=f"{self._run_id}:{next(self._seq)}", at=self._clock.now(), event=event)
         if self._closed:
             self._append_after_close(item)
@@ -219,7 +224,10 @@ class EventStore:
         problem = validate(event)
         self._enqueued += 1
         if problem is not None:
-            log.error("event refused (%s): %r", problem, event)
+            self._refused_seen += 1
+            if self._refused_seen <= 10 or self._refused_seen % 1000 == 0:  # a buggy producer must not flood logs
+                log.error("event refused (%s), %d so far, kept in %s: %r", problem, self._refused_seen,
+                          self._journal.rejected_path, event)
             self._refused.append((problem, item))
             self._wake.set()
             return
@@ -237,6 +245,8 @@ class EventStore:
 
     async def flush(self, timeout: float | None = None) -> None:
         """Wait until every event appended so far is in the database (raise TimeoutError after `timeout`)."""
+        if self._closed:
+            raise RuntimeError("EventStore is closed; its remaining events are in the journal")
         target = self._enqueued
         if self._done >= target:
             return

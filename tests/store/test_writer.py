@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import event as sa_event
+from sqlalchemy import exc as sa_exc
 from sqlalchemy import insert, select
 
 from ctiserver.clock import FakeClock
@@ -22,12 +23,20 @@ from ctiserver.store.engine import make_engine
 from ctiserver.store.journal import Journal, JournalLocked, Pending, encode
 from ctiserver.store.query import fetch_events
 from ctiserver.store.schema import events
-from ctiserver.store.writer import EventStore
+from ctiserver.store.writer import Backoff, EventStore, is_data_error
 
 from .conftest import create_events_table, pg_url
 from .tcpproxy import TcpProxy
 
 HERE = Path(__file__).parent
+
+
+class _Coded(Exception):
+    """A driver error carrying a SQLSTATE, as asyncpg's do."""
+
+    def __init__(self, sqlstate: str) -> None:
+        super().__init__(sqlstate)
+        self.sqlstate = sqlstate
 
 
 def ev(i: int, **kw: Any) -> Event:
@@ -470,3 +479,35 @@ async def test_events_appended_to_a_store_that_never_started_are_kept(store_url:
     finally:
         await again.close()
     assert seqs(await db_rows(store_url)) == list(range(1000))
+
+
+async def test_flush_after_close_says_so(store_url: str, tmp_path: Path) -> None:
+    store = EventStore(store_url, journal_path=tmp_path / "j")
+    await store.start()
+    await store.close()
+    store.append(ev(0))  # kept in the journal, see test_close_during_an_outage...
+    with pytest.raises(RuntimeError, match="closed"):
+        await store.flush(timeout=1)
+
+
+def test_backoff_doubles_to_its_ceiling_and_resets() -> None:
+    b = Backoff(0.05, 0.5)
+    assert [b.failure() for _ in range(6)] == [0.05, 0.1, 0.2, 0.4, 0.5, 0.5]
+    b.success()
+    assert b.failure() == 0.05
+
+
+@pytest.mark.parametrize(("exc", "bad_row"), [
+    (sa_exc.DataError("INSERT", {}, Exception("value too long")), True),
+    (sa_exc.IntegrityError("INSERT", {}, Exception("not null")), True),
+    (sa_exc.StatementError("bind failed", "INSERT", {}, TypeError("not JSON")), True),
+    (sa_exc.DBAPIError("INSERT", {}, _Coded("22P02")), True),  # invalid text representation
+    (sa_exc.DBAPIError("INSERT", {}, _Coded("23502")), True),  # not-null violation
+    (sa_exc.DBAPIError("INSERT", {}, _Coded("57P01")), False),  # admin shutdown
+    (sa_exc.DBAPIError("INSERT", {}, _Coded("42P01")), False),  # table missing: migrate, then retry
+    (sa_exc.OperationalError("INSERT", {}, Exception("database is locked")), False),
+    (ConnectionRefusedError(111, "refused"), False),
+    (TimeoutError(), False),
+])
+def test_bad_rows_are_told_from_outages(exc: BaseException, bad_row: bool) -> None:
+    assert is_data_error(exc) is bad_row
