@@ -175,12 +175,14 @@ class AmiClient:
         on_disconnect: Callable[[str], None] | None = None,
         *,
         rng: random.Random | None = None,
+        boot_wait_s: float = BOOT_WAIT_LONG_S,
     ) -> None:
         self.server = server
         self._on_event = on_event
         self._on_connect = on_connect
         self._on_disconnect = on_disconnect
         self._rng = rng or random.Random()
+        self._boot_wait_s = boot_wait_s  # longest wait for a late FullyBooted (see _connect_info)
         self._queue: asyncio.Queue[AmiMessage | _Connected | _Lost] = asyncio.Queue()
         self._framer = AmiFramer()
         self._pending: dict[str, _Pending] = {}
@@ -378,7 +380,7 @@ class AmiClient:
             if date and clock:
                 stamp = f"{date} {clock}"
         with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(BOOT_WAIT_S if stamp else BOOT_WAIT_LONG_S):
+            async with asyncio.timeout(min(BOOT_WAIT_S, self._boot_wait_s) if stamp else self._boot_wait_s):
                 await self._boot_seen.wait()
         uptime = last_reload = None
         started_at: float | None = None

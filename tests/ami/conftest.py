@@ -64,6 +64,8 @@ class FakeAmi:
         self.handlers: dict[str, Handler] = {}
         self.boot_at = time.monotonic() - 3600.0  # this "Asterisk" has been up an hour
         self.send_fully_booted = True
+        self.fully_booted_delay_s = 0.0
+        self.core_status_allowed = True
         self.login_seen = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -126,6 +128,11 @@ class FakeAmi:
         finally:
             writer.close()
 
+    def _booted(self, conn: FakeConn) -> None:
+        uptime = int(time.monotonic() - self.boot_at)
+        conn.send(frame(("Event", "FullyBooted"), ("Privilege", "system,all"), ("Uptime", str(uptime)),
+                        ("LastReload", str(uptime)), ("Status", "Fully Booted")))
+
     def _answer(self, conn: FakeConn, action: AmiMessage) -> None:
         name = (action.get("Action") or "").lower()
         if name in self.handlers:
@@ -140,10 +147,10 @@ class FakeAmi:
             self.logins += 1
             conn.respond(action, ("Message", "Authentication accepted"))
             if self.send_fully_booted:
-                uptime = int(time.monotonic() - self.boot_at)
-                conn.send(frame(("Event", "FullyBooted"), ("Privilege", "system,all"),
-                                ("Uptime", str(uptime)), ("LastReload", str(uptime)),
-                                ("Status", "Fully Booted")))
+                if self.fully_booted_delay_s:  # still booting: FullyBooted comes when boot completes
+                    asyncio.get_running_loop().call_later(self.fully_booted_delay_s, self._booted, conn)
+                else:
+                    self._booted(conn)
             self.login_seen.set()
         elif not conn.logged_in:
             conn.respond(action, ("Message", "Permission denied"), response="Error")
@@ -152,9 +159,14 @@ class FakeAmi:
         elif name == "coreshowchannels":
             conn.send_recorded("coreshowchannels.ami", action.get("ActionID", ""))
         elif name == "corestatus":
-            conn.respond(action, ("CoreStartupDate", "2026-11-23"), ("CoreStartupTime", "07:00:00"),
-                         ("CoreReloadDate", "2026-11-23"), ("CoreReloadTime", "07:00:00"),
-                         ("CoreCurrentCalls", "0"))
+            if not self.core_status_allowed:  # a manager.conf write= without system/reporting
+                conn.respond(action, ("Message", "Permission denied"), response="Error")
+                return
+            started = time.localtime(time.time() - (time.monotonic() - self.boot_at))
+            conn.respond(action, ("CoreStartupDate", time.strftime("%Y-%m-%d", started)),
+                         ("CoreStartupTime", time.strftime("%H:%M:%S", started)),
+                         ("CoreReloadDate", time.strftime("%Y-%m-%d", started)),
+                         ("CoreReloadTime", time.strftime("%H:%M:%S", started)), ("CoreCurrentCalls", "0"))
         elif name == "logoff":
             conn.respond(action, ("Message", "Thanks for all the fish."), response="Goodbye")
             conn.writer.close()

@@ -51,9 +51,10 @@ async def until(cond: Callable[[], bool], limit_s: float = 5.0) -> None:
 
 
 @asynccontextmanager
-async def running(fake: FakeAmi, rec: Recorder, **cfg: object) -> AsyncIterator[AmiClient]:
+async def running(fake: FakeAmi, rec: Recorder, boot_wait_s: float = 5.0,
+                  **cfg: object) -> AsyncIterator[AmiClient]:
     client = AmiClient(fake.client_config(**cfg), rec.on_event, rec.on_connect, rec.on_disconnect,
-                       rng=random.Random(7))
+                       rng=random.Random(7), boot_wait_s=boot_wait_s)
     await client.start()
     try:
         yield client
@@ -310,13 +311,51 @@ async def test_shutdown_event_names_the_reason(fake_ami: FakeAmi) -> None:
         assert client.status()["last_error"] == rec.disconnects[0]
 
 
-async def test_core_status_is_used_without_fully_booted(fake_ami: FakeAmi) -> None:
+async def test_core_status_tells_a_restart_without_fully_booted(fake_ami: FakeAmi) -> None:
     rec = Recorder()
     fake_ami.send_fully_booted = False  # a user without read=system
+    fake_ami.boot_at -= 7200
     async with running(fake_ami, rec):
         await until(lambda: len(rec.connects) == 1)
         assert rec.connects[0].uptime is None and not rec.connects[0].restarted
         assert fake_ami.names("CoreStatus")
+        fake_ami.drop_all()  # a blip: same startup stamp
+        await until(lambda: len(rec.connects) == 2)
+        assert rec.connects[1].restarted is False
+        await fake_ami.restart()  # a new startup stamp
+        await until(lambda: len(rec.connects) == 3)
+        assert rec.connects[2].restarted is True
+
+
+async def test_booting_asterisk_sends_fully_booted_late_and_the_restart_is_seen(fake_ami: FakeAmi) -> None:
+    """Without CoreStatus (write= lacks system/reporting), wait for the late FullyBooted."""
+    rec = Recorder()
+    fake_ami.core_status_allowed = False
+    async with running(fake_ami, rec):
+        await until(lambda: len(rec.connects) == 1)
+        await fake_ami.stop()
+        fake_ami.fully_booted_delay_s = 1.0  # we log in while the new Asterisk is still booting
+        await asyncio.sleep(0.2)
+        await fake_ami.restart()
+        await until(lambda: len(rec.connects) == 2)
+        assert rec.connects[1].restarted is True
+        assert rec.connects[1].uptime is not None and rec.connects[1].uptime < 60
+
+
+async def test_shutdown_event_marks_the_next_session_as_a_restart(fake_ami: FakeAmi) -> None:
+    rec = Recorder()
+    fake_ami.send_fully_booted = False
+    fake_ami.core_status_allowed = False  # no uptime, no stamp: only the Shutdown event tells
+    async with running(fake_ami, rec, boot_wait_s=0.2):
+        await until(lambda: len(rec.connects) == 1)
+        fake_ami.conns[-1].send(frame(("Event", "Shutdown"), ("Shutdown", "Cleanly"), ("Restart", "True")))
+        await until(lambda: bool(rec.named("Shutdown")))
+        fake_ami.drop_all()
+        await until(lambda: len(rec.connects) == 2)
+        assert rec.connects[1].restarted is True
+        fake_ami.drop_all()  # and a plain blip after that is not
+        await until(lambda: len(rec.connects) == 3)
+        assert rec.connects[2].restarted is False
 
 
 async def test_on_connect_can_run_actions_and_disconnect_comes_after_old_events(fake_ami: FakeAmi) -> None:
@@ -379,3 +418,5 @@ def test_restart_detection() -> None:
     assert detect_restart(seven, BootMark(stamp="2026-11-23 07:00:00")) is False
     assert detect_restart(seven, nine) is True
     assert detect_restart(BootMark(started_at=1.0), BootMark(stamp="x")) is False  # cannot tell
+    # a stamp is exact and wins over a drifting uptime estimate
+    assert detect_restart(BootMark(started_at=1.0, stamp="a"), BootMark(started_at=60.0, stamp="a")) is False
