@@ -56,6 +56,7 @@ def test_any_caller_any_data_ends_cleanly(script: list[tuple[Any, Any, str, bool
         assert isinstance(last, (Collect, Lookup, Record, Queue, Hangup, LogEvent)), last
         if hang:
             actions = w.on_input(HungUp())
+            produced += actions
             continue
         if isinstance(last, Collect):
             actions = w.on_input(Timeout() if key is None else Digits(key))
