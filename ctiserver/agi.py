@@ -129,7 +129,7 @@ class AgiSession(AgiChannel):
     def hung_up(self) -> bool:
         return self._dead is not None
 
-    async def execute(self, command: str, timeout: float | None = None) -> AgiReply:  # noqa: ASYNC109
+    async def execute(self, command: str, timeout: float | None = None) -> AgiReply:
         """Run one command; `timeout` overrides command_timeout_s (e.g. for EXEC Dial)."""
         check_command(command)
         limit = self._timeout if timeout is None else timeout
