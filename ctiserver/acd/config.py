@@ -122,6 +122,7 @@ class EscalationStep(Strict):
     after_s: Annotated[float, Field(gt=0)]
     min_proficiency: Proficiency | None = None  # widen the queue's own skill down to this level
     add_skills: list[Name] = Field(default_factory=list)  # agents of these skills may take it too
+    move_to: Name | None = None  # or move the caller to another queue, keeping their wait
 
 
 class QueueConfig(Strict):
@@ -353,6 +354,9 @@ def _cross_check(cfg: AcdConfig) -> list[tuple[tuple[int | str, ...], str]]:
             for k, s in enumerate(step.add_skills):
                 if s not in skills:
                     out.append((("queues", name, "escalation", j, "add_skills", k), f"unknown skill '{s}'"))
+            if step.move_to is not None and (step.move_to not in skills or step.move_to == name):
+                out.append((("queues", name, "escalation", j, "move_to"),
+                            f"move_to '{step.move_to}' must be another queue's skill"))
     for name, cal in cfg.calendars.items():
         out.extend(_dest_check(cfg, cal.closed, ("calendars", name, "closed")))
     # Overflow between queues must not loop (a call would bounce forever).

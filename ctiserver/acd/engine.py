@@ -782,6 +782,12 @@ class AcdEngine:
     def _escalate(self, call: _Call, now: float, out: list[Command]) -> None:
         steps = self._queue_cfg[call.skill].escalation
         step = steps[call.step]
+        if step.move_to is not None:
+            if call.state == WAITING:
+                self._overflow_to(call, Destination("queue", step.move_to), "escalation", now, out)
+                return
+            call.step_at = None  # ringing now; if that fails the call stays where it is
+            return
         if step.min_proficiency is not None:
             call.min_prof = min(call.min_prof, step.min_proficiency)
         call.extra_skills += tuple(s for s in step.add_skills if s not in call.extra_skills)

@@ -680,3 +680,21 @@ def test_account_agent_by_the_configured_customer_key() -> None:
     cmds = eng.enqueue("v", "billing", "vip", "1", 1.0, customer={"account": "9100000001", "name": "张建国"})
     assert offers(cmds)[0].agent_id == "1001"
     assert events(cmds, Kind.ACD_ENQUEUE)[0].data["customer"] == "9100000001"
+
+
+def test_escalation_can_move_the_caller_to_another_queue_keeping_the_wait() -> None:
+    eng = engine({"1001": {"billing": 5}, "1002": {"fault": 5}},
+                 queues={"fault": {"escalation": [{"after_s": 60, "move_to": "billing"}]}})
+    eng.set_not_ready("1002", "training", 0.0)  # fault is staffed but nobody takes calls
+    eng.enqueue("b1", "billing", "normal", "0", 0.0)
+    eng.ring_answered("b1", 0.0)
+    eng.enqueue("b2", "billing", "normal", "9", 5.0)  # waits in billing since t=5
+    eng.enqueue("x", "fault", "normal", "1", 1.0)
+    eng.enqueue("y", "fault", "normal", "2", 2.0)
+    cmds = eng.tick(61.0)
+    [ov] = events(cmds, Kind.ACD_OVERFLOW)
+    assert (ov.call_id, ov.data["target"], ov.data["reason"]) == ("x", "queue:billing", "escalation")
+    assert eng.position("x", 61.0).position == 1  # waited since t=1: ahead of b2
+    eng.call_ended("b1", 70.0)
+    assert [o.call_id for o in offers(eng.tick(80.0))] == ["x"]
+    assert (eng.waiting_count("fault"), eng.waiting_count("billing")) == (0, 2)  # y moved at 62 too
