@@ -79,6 +79,21 @@ Handoff = Callable[[AgiChannel, QueueRequest], Awaitable[str]]
 Emit = Callable[[Event], Any]  # may return an awaitable
 
 
+class _Serving(Protocol):
+    async def serve(self, chan: AgiChannel, call_id: str, skill: str, tier: str | None, caller: str,
+                    customer: dict[str, Any] | None = None) -> Any: ...
+
+
+def handoff_to(acd: _Serving) -> Handoff:
+    """A Handoff over the ACD runtime's `serve(...)` (returns an object with `.agent`)."""
+
+    async def handoff(chan: AgiChannel, req: QueueRequest) -> str:
+        served = await acd.serve(chan, req.call_id, req.skill, req.tier, req.caller, req.customer)
+        return str(getattr(served, "agent", None) or "")
+
+    return handoff
+
+
 class Voice(Protocol):
     """What the runtime needs from TTS (tts.Tts): a playable sound name for a text."""
 

@@ -206,3 +206,29 @@ def _texts(lt: Any, node: str, account: dict[str, Any]) -> list[str]:
 
     prompt = lt.tree.nodes[node].prompt
     return [render(prompt.text_for("zh"), {"account": account})]
+
+
+async def test_handoff_to_an_acd_runtime() -> None:
+    from types import SimpleNamespace
+
+    from ctiserver.ivr.runtime import handoff_to
+
+    class FakeAcd:
+        def __init__(self) -> None:
+            self.calls: list[tuple[Any, ...]] = []
+
+        async def serve(self, chan: Any, call_id: str, skill: str, tier: str | None, caller: str,
+                        customer: dict[str, Any] | None = None) -> Any:
+            self.calls.append((call_id, skill, tier, caller, customer))
+            return SimpleNamespace(outcome="answered", agent="1007")
+
+    acd = FakeAcd()
+    events: list[Event] = []
+    rt = IvrRuntime({"hotline": TREE}, MemoryDataProvider(read_sample_data(SAMPLE_CONFIG, NOW)), NamingTts(),
+                    events.append, handoff_to(acd), IvrSettings(), FakeClock(NOW))
+    await rt.handle(ScriptedCaller(["1", "0", "3"], headers_in={"agi_callerid": "13800000013"}))
+    [(call_id, skill, tier, caller, customer)] = acd.calls
+    assert (call_id, skill, tier, caller) == ("1700000000.42", "billing", "vip", "13800000013")
+    assert customer is not None and customer["name"] == "马超"
+    [rating] = kinds(events, Kind.SURVEY_RATING)
+    assert rating.agent_id == "1007" and rating.data["rating"] == 3
