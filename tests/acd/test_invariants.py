@@ -74,7 +74,8 @@ def check(eng: AcdEngine, cmds: list[Command]) -> None:
 
 def make_engine() -> AcdEngine:
     return engine(AGENTS, queues={"fault": {"min_proficiency": 5, "escalation": [
-        {"after_s": 60, "min_proficiency": 1}, {"after_s": 120, "add_skills": ["billing"]}]},
+        {"after_s": 60, "min_proficiency": 1}, {"after_s": 120, "add_skills": ["billing"]},
+        {"after_s": 180, "move_to": "billing"}]},
         "billing": {"max_wait_s": 200, "max_waiting": 6}},
         vip={"tier": "vip", "desk_skill": "vip_desk", "account_agent_wait_s": 5, "desk_wait_s": 5},
         ring_guard_s=2,
