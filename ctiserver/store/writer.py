@@ -140,15 +140,16 @@ class EventStore:
 
     def __init__(self, url: str, *, batch_size: int = 200, flush_interval_s: float = 0.2,
                  buffer_limit: int = 50000, journal_path: Path, retry_max_s: float = 5.0,
-                 spill_after_s: float = 2.0, close_timeout_s: float = 10.0,
+                 spill_after_s: float = 2.0, close_timeout_s: float = 10.0, write_timeout_s: float = 10.0,
                  clock: Clock | None = None, engine: AsyncEngine | None = None) -> None:
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
         if buffer_limit < 1:
             raise ValueError("buffer_limit must be at least 1")
-        if flush_interval_s <= 0 or retry_max_s <= 0 or spill_after_s < 0 or close_timeout_s < 0:
-            raise ValueError("flush_interval_s and retry_max_s must be > 0, spill_after_s and "
-                             "close_timeout_s >= 0")
+        if flush_interval_s <= 0 or retry_max_s <= 0 or write_timeout_s <= 0:
+            raise ValueError("flush_interval_s, retry_max_s and write_timeout_s must be > 0")
+        if spill_after_s < 0 or close_timeout_s < 0:
+            raise ValueError("spill_after_s and close_timeout_s must be >= 0")
         self._engine = engine if engine is not None else make_engine(url)
         self._owns_engine = engine is None
         self.batch_size = batch_size
@@ -156,6 +157,8 @@ class EventStore:
         self.buffer_limit = buffer_limit
         self.spill_after_s = spill_after_s
         self.close_timeout_s = close_timeout_s
+        self.write_timeout_s = write_timeout_s
+        self._close_deadline: float | None = None  # loop time by which close() gives up on the database
         self._clock: Clock = clock or SystemClock()
         self._journal = Journal(Path(journal_path))
         self._stmt = insert_ignoring_duplicates(self._engine.dialect.name)
@@ -435,14 +438,24 @@ class EventStore:
                 refused.append((_short(exc), item))
         return refused
 
+    def _attempt_timeout(self) -> float:
+        # A silent (half-open) database must not hold the writer, and with it spilling and
+        # close(), for the driver's whole statement timeout.
+        if self._close_deadline is None:
+            return self.write_timeout_s
+        left = self._close_deadline - asyncio.get_running_loop().time()
+        return max(0.05, min(self.write_timeout_s, left))
+
     async def _execute(self, rows: list[dict[str, Any]]) -> None:
-        async with self._engine.begin() as conn:
-            await conn.execute(self._stmt, rows)
+        async with asyncio.timeout(self._attempt_timeout()):
+            async with self._engine.begin() as conn:
+                await conn.execute(self._stmt, rows)
 
     async def _ping(self, loop: asyncio.AbstractEventLoop) -> None:
         try:
-            async with self._engine.connect() as conn:
-                await conn.execute(text("SELECT 1"))
+            async with asyncio.timeout(self._attempt_timeout()):
+                async with self._engine.connect() as conn:
+                    await conn.execute(text("SELECT 1"))
         except Exception as exc:
             self._db_failed(loop, exc)
         else:
@@ -528,8 +541,10 @@ class EventStore:
         self._progress.set()
 
     async def _final_drain(self, loop: asyncio.AbstractEventLoop) -> None:
-        deadline = loop.time() + self.close_timeout_s
-        while self._backlog() and loop.time() < deadline:
+        deadline = self._close_deadline = loop.time() + self.close_timeout_s
+        # Just found failing (still in backoff)? Then do not make shutdown wait on it again.
+        just_failed = not self._db_ok and self._last_error is not None and loop.time() < self._retry_at
+        while self._backlog() and loop.time() < deadline and not just_failed:
             await self._write_backlog_once(loop)
             if not self._db_ok:
                 break
