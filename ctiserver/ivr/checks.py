@@ -373,9 +373,9 @@ def check_sounds(lt: LoadedTree, sound_dirs: Sequence[Path]) -> list[ConfigProbl
     return problems
 
 
-def check_tree(lt: LoadedTree, sound_dirs: Sequence[Path] = (), skills: Iterable[str] | None = None
-               ) -> list[ConfigProblem]:
-    """All whole-tree problems of one loaded tree, in file order."""
+def check_tree(lt: LoadedTree, sound_dirs: Sequence[Path] = (), skills: Iterable[str] | None = None,
+               tiers: Iterable[str] | None = None) -> list[ConfigProblem]:
+    """All whole-tree problems of one loaded tree, in file order (skills/tiers: the ACD's, if known)."""
     problems = check_refs(lt) + check_keys(lt) + check_fields(lt)
     if not any("unknown node" in p.message for p in problems):
         problems += check_reachable(lt) + check_loops(lt)
@@ -389,4 +389,14 @@ def check_tree(lt: LoadedTree, sound_dirs: Sequence[Path] = (), skills: Iterable
         if lt.tree.agent.skill not in allowed and lt.tree.agent.node is None:
             problems.append(_problem(lt, ("agent", "skill"),
                                      f"agent.skill '{lt.tree.agent.skill}' is not an ACD skill"))
+    if tiers is not None:
+        known = set(tiers)
+        if lt.tree.default_tier not in known:
+            problems.append(_problem(lt, ("default_tier",), f"default_tier '{lt.tree.default_tier}' is not an ACD "
+                                     f"tier ({', '.join(sorted(known))})"))
+        for node_id, node in lt.tree.nodes.items():
+            if isinstance(node, QueueNode) and node.tier and not fields(node.tier) and node.tier not in known:
+                problems.append(_problem(lt, ("nodes", node_id, "tier"),
+                                         f"node '{node_id}': tier '{node.tier}' is not an ACD tier "
+                                         f"({', '.join(sorted(known))})"))
     return sorted(problems, key=lambda p: p.line)

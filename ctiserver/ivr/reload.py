@@ -28,14 +28,14 @@ class UnknownTree(LookupError):
     pass
 
 
-def load_checked(path: Path, sound_dirs: Sequence[Path] = (), skills: Iterable[str] | None = None
-                 ) -> tuple[LoadedTree | None, list[ConfigProblem]]:
+def load_checked(path: Path, sound_dirs: Sequence[Path] = (), skills: Iterable[str] | None = None,
+                 tiers: Iterable[str] | None = None) -> tuple[LoadedTree | None, list[ConfigProblem]]:
     """Load one file and run every check: (tree, []) when it may go live, else (None, problems)."""
     try:
         lt = load_tree(path)
     except ConfigError as exc:
         return None, exc.problems
-    problems = check_tree(lt, sound_dirs, skills)
+    problems = check_tree(lt, sound_dirs, skills, tiers)
     return (None, problems) if problems else (lt, [])
 
 
@@ -57,11 +57,12 @@ class TreeRegistry:
     """name -> the live LoadedTree, reloaded from `<config_dir>/ivr/*.yaml`."""
 
     def __init__(self, config_dir: str | Path, sound_dirs: Sequence[Path] | None = None,
-                 skills: Iterable[str] | None = None,
+                 skills: Iterable[str] | None = None, tiers: Iterable[str] | None = None,
                  on_report: Callable[[list[ConfigProblem]], None] | None = None) -> None:
         self.config_dir = Path(config_dir)
         self.sound_dirs = list(sound_dirs) if sound_dirs is not None else default_sound_dirs(self.config_dir)
         self.skills = set(skills) if skills is not None else None
+        self.tiers = set(tiers) if tiers is not None else None
         self.on_report = on_report
         self._trees: dict[str, LoadedTree] = {}
         self._owner: dict[str, Path] = {}  # tree name -> file
@@ -101,7 +102,7 @@ class TreeRegistry:
             if not force and path in self._stamps and self._stamps[path] == stamp:
                 continue
             self._stamps[path] = stamp
-            lt, problems = load_checked(path, self.sound_dirs, self.skills)
+            lt, problems = load_checked(path, self.sound_dirs, self.skills, self.tiers)
             if lt is not None:
                 owner = self._owner.get(lt.name)
                 if owner is not None and owner != path and owner in files:

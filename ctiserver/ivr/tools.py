@@ -53,17 +53,18 @@ def _sound_dirs(config_dir: Path, settings: IvrSettings) -> list[Path]:
     return [*extra, *default_sound_dirs(config_dir)]
 
 
-def _acd_skills(config_dir: Path) -> list[str] | None:
-    """The ACD's skills, to cross-check queue nodes (None when acd.yaml is absent or broken:
-    its own check reports that)."""
+def acd_names(config_dir: Path) -> tuple[list[str] | None, list[str] | None]:
+    """The ACD's skills and tiers, to cross-check queue nodes ((None, None) when acd.yaml is absent
+    or broken: its own check reports that)."""
     if not (config_dir / "acd.yaml").exists():
-        return None
+        return None, None
     try:
         from ..acd.config import load_acd_config
 
-        return list(load_acd_config(config_dir).skills)
+        cfg = load_acd_config(config_dir)
     except Exception:
-        return None
+        return None, None
+    return list(cfg.skills), [t.name for t in cfg.tiers]
 
 
 def check_ivr(config_dir: str | Path) -> list[ConfigProblem]:
@@ -78,10 +79,11 @@ def check_ivr(config_dir: str | Path) -> list[ConfigProblem]:
     files = tree_files(config_dir)
     if not files:
         problems.append(ConfigProblem(str(config_dir / "ivr"), 0, "no IVR tree files (*.yaml) found"))
-    dirs, skills = _sound_dirs(config_dir, settings), _acd_skills(config_dir)
+    dirs = _sound_dirs(config_dir, settings)
+    skills, tiers = acd_names(config_dir)
     names: dict[str, Path] = {}
     for path in files:
-        lt, found = load_checked(path, dirs, skills)
+        lt, found = load_checked(path, dirs, skills, tiers)
         problems.extend(found)
         if lt is not None:
             if lt.name in names:

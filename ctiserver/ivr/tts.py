@@ -21,6 +21,7 @@ after `attempts` failures `TtsError` says so clearly.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import hashlib
 import io
@@ -75,7 +76,16 @@ def _get_engine() -> Any:
             # sometimes after runAndWait returned; keep the server's stdout clean
             sys.stdout = open(os.devnull, "w", encoding="utf-8")
         _engine = pyttsx3.init("espeak")
+        atexit.register(_drop_engine)  # let pyttsx3 clean up while modules still exist (noisy otherwise)
     return _engine
+
+
+def _drop_engine() -> None:
+    global _engine
+    _engine = None
+    import gc
+
+    gc.collect()
 
 
 def wav_ok(path: Path) -> bool:

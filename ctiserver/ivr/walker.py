@@ -297,6 +297,7 @@ class IvrWalker:
         if not self._post_call:
             event = self._log(Kind.IVR_END, outcome="agent", node=self.node)
             event.event.queue = skill
+            event.event.tier = tier
             out.append(event)
             self.outcome = "agent"
         out.append(Queue(skill, tier))

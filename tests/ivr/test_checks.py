@@ -28,6 +28,20 @@ def test_unknown_skill_against_the_acd() -> None:
     assert len(found) == 1 and "skill 'business' is not an ACD skill" in found[0]
 
 
+def test_tiers_against_the_acd() -> None:
+    lt = tree_from("""
+    start: q
+    default_tier: standard
+    nodes:
+      q: {kind: queue, skill: billing, tier: platinum}
+      r: {kind: queue, skill: billing, tier: "{customer.tier}"}
+    """)
+    found = [str(p) for p in check_tree(lt, [], tiers=["vip", "normal"])]
+    assert found[0] == "t.yaml:3: default_tier 'standard' is not an ACD tier (normal, vip)"
+    assert found[1] == "t.yaml:5: node 'q': tier 'platinum' is not an ACD tier (normal, vip)"
+    assert len([p for p in found if "ACD tier" in p]) == 2  # a template tier is checked at run time
+
+
 def test_load_errors_point_at_lines() -> None:
     with pytest.raises(ConfigError) as err:
         tree_from("""\
