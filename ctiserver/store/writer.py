@@ -306,7 +306,7 @@ class EventStore:
             "db_ok": self._db_ok,
             "pending": len(self._mem) + self._j_unread + len(self._refused),
             "journaled": self._j_unread,
-            "written_total": self.written_total,
+            "written_total": self.written_total,  # rows sent and committed (a replayed duplicate counts)
             "rejected_total": self.rejected_total,
             "dropped_total": self.dropped_total,
             "lag_s": round(lag, 3),
