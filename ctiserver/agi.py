@@ -7,7 +7,8 @@ Here the headers are read line by line under one deadline (`header_timeout_s`):
 EOF, a line that is not `agi_name: value`, too many or too long lines all close
 the socket at once. Commands run one at a time with `command_timeout_s`;
 Asterisk's asynchronous `HANGUP` line (AGISIGHUP / AGIEXITONHANGUP) becomes
-`AgiHangup`. A handler that raises is logged and its socket closed; the listener
+`AgiHangup`, and is seen even between commands (`AgiSession.wait_hangup`, for
+callers parked under CTI control). A handler that raises is logged and its socket closed; the listener
 keeps serving. When a handler fails for any reason other than a hangup we set
 the channel variable `CTI_AGI_FAILED=1` (best effort) before closing, so the
 dialplan can send the caller to its fallback queue instead of hanging up.
@@ -104,7 +105,12 @@ def script_path(headers: dict[str, str]) -> tuple[str, dict[str, str]]:
 
 # --- one call ----------------------------------------------------------------------------
 class AgiSession(AgiChannel):
-    """One FastAGI connection; commands are sent strictly one at a time."""
+    """One FastAGI connection; commands are sent strictly one at a time.
+
+    A single reader task owns the socket's read side: reply lines go to a queue for
+    `execute`, while Asterisk's asynchronous `HANGUP` line (or EOF) is noticed at
+    once, even between commands, so code parking a caller can `await wait_hangup()`.
+    """
 
     def __init__(self, headers: dict[str, str], reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
                  command_timeout_s: float) -> None:
@@ -114,7 +120,10 @@ class AgiSession(AgiChannel):
         self._writer = writer
         self._timeout = command_timeout_s
         self._lock = asyncio.Lock()
+        self._lines: asyncio.Queue[str | None] = asyncio.Queue()  # None: no more replies will come
+        self._over = asyncio.Event()
         self._dead: str | None = None  # why no more commands can be sent
+        self._reading: asyncio.Task[None] | None = None
         self.commands = 0
 
     @property
@@ -128,6 +137,11 @@ class AgiSession(AgiChannel):
     @property
     def hung_up(self) -> bool:
         return self._dead is not None
+
+    async def wait_hangup(self) -> str:
+        """Return (with the reason) once the caller hung up or the session's socket closed."""
+        await self._over.wait()
+        return self._dead or "the AGI session ended"
 
     async def execute(self, command: str, timeout: float | None = None) -> AgiReply:
         """Run one command; `timeout` overrides command_timeout_s (e.g. for EXEC Dial)."""
@@ -150,24 +164,53 @@ class AgiSession(AgiChannel):
                 self._kill(f"AGI socket error: {exc}")
                 raise AgiHangup(self._dead) from None
 
-    async def _readline(self) -> str:
+    # --- the read side ---------------------------------------------------------------------
+    def start_reading(self) -> None:
+        if self._reading is None:
+            self._reading = asyncio.create_task(self._read_lines(), name="agi-read")
+
+    async def stop_reading(self) -> None:
+        if self._reading is not None:
+            self._reading.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reading
+            self._reading = None
+
+    async def _read_lines(self) -> None:
         try:
-            raw = await self._reader.readline()
-        except ValueError:  # a line over the stream limit
-            self._kill("AGI reply line too long")
-            raise AgiReplyError(0, "AGI reply line too long") from None
-        if not raw.endswith(b"\n"):
-            self._kill("the AGI socket closed")
-            raise AgiHangup(self._dead)
-        return raw.decode("utf-8", "replace").rstrip("\r\n")
+            while True:
+                try:
+                    raw = await self._reader.readline()
+                except ValueError:  # a line over the stream limit: the stream cannot be trusted
+                    self._kill("Asterisk sent an AGI line that is too long")
+                    return
+                except (ConnectionError, OSError) as exc:
+                    self._kill(f"AGI socket error: {exc}")
+                    return
+                if not raw.endswith(b"\n"):
+                    self._mark_dead("the AGI socket closed")
+                    return
+                line = raw.decode("utf-8", "replace").rstrip("\r\n")
+                if line.strip() == "HANGUP":
+                    self._mark_dead("the caller hung up")
+                    self._lines.put_nowait(None)  # wake a command waiting for its reply
+                elif self._dead is None:
+                    self._lines.put_nowait(line)
+        finally:
+            self._mark_dead("the AGI session ended")
+            self._lines.put_nowait(None)
+
+    async def _readline(self) -> str:
+        line = await self._lines.get()
+        if line is None:
+            self._lines.put_nowait(None)  # stays closed for whoever asks next
+            raise AgiHangup(self._dead or "the AGI socket closed")
+        return line
 
     async def _read_reply(self) -> AgiReply:
         line = await self._readline()
         while not line.strip():  # tolerate stray blank lines
             line = await self._readline()
-        if line.strip() == "HANGUP":
-            self._dead = "the caller hung up"
-            raise AgiHangup(self._dead)
         if line.startswith("520-"):
             usage = [line[4:]]
             while len(usage) < MAX_USAGE_LINES:
@@ -178,9 +221,13 @@ class AgiSession(AgiChannel):
             raise AgiReplyError(520, "\n".join(usage).strip())
         return parse_reply_line(line)
 
-    def _kill(self, reason: str) -> None:
+    def _mark_dead(self, reason: str) -> None:
         if self._dead is None:
             self._dead = reason
+        self._over.set()
+
+    def _kill(self, reason: str) -> None:
+        self._mark_dead(reason)
         self._writer.transport.abort()
 
 
@@ -210,7 +257,11 @@ class FastAGIServer:
         return self._port
 
     async def start(self) -> None:
-        self._server = await asyncio.start_server(self._serve, self.host, self._port, limit=MAX_LINE)
+        try:
+            self._server = await asyncio.start_server(self._serve, self.host, self._port, limit=MAX_LINE)
+        except OSError as exc:
+            raise OSError(exc.errno, f"FastAGI cannot listen on {self.host}:{self._port}: "
+                                     f"{exc.strerror or exc}") from exc
         log.info("FastAGI listening on %s:%s", self.host, self.port)
 
     async def close(self) -> None:
@@ -242,7 +293,11 @@ class FastAGIServer:
                 log.warning("FastAGI connection from %s closed: %s", peer, why)
                 return
             session = AgiSession(headers, reader, writer, self.command_timeout_s)
-            await self._run(session)
+            session.start_reading()
+            try:
+                await self._run(session)
+            finally:
+                await session.stop_reading()
         finally:
             if task is not None:
                 self._tasks.discard(task)

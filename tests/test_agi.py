@@ -212,6 +212,53 @@ async def test_hangup_line_raises_and_later_commands_are_not_sent(agi_server) ->
     assert outcome == ["hangup", "second refused"]
 
 
+async def test_hangup_between_commands_is_noticed_at_once(agi_server) -> None:
+    """A caller parked under CTI control (no command under way) who hangs up is seen promptly."""
+    reasons: list[str] = []
+    parked = asyncio.Event()
+
+    async def handler(chan: AgiChannel) -> None:
+        assert isinstance(chan, AgiSession)
+        await chan.execute("EXEC StartMusicOnHold default")
+        parked.set()
+        async with asyncio.timeout(5):  # e.g. racing the ACD's agent search
+            reasons.append(await chan.wait_hangup())
+        with pytest.raises(AgiHangup):
+            await chan.execute("EXEC StopMusicOnHold")
+
+    server = await agi_server(handler)
+    ast = await FakeAsterisk.connect(server.port, header_bytes())
+    await ast.command()
+    ast.reply("200 result=0\n")
+    await parked.wait()
+    ast.reply("HANGUP\n")
+    ast.reply("200 result=-1\n")  # a stray reply after HANGUP is ignored, never taken for the next
+    assert await ast.closed_by_server()
+    assert reasons == ["the caller hung up"]
+
+
+async def test_socket_closed_between_commands_is_noticed_at_once(agi_server) -> None:
+    reasons: list[str] = []
+    parked = asyncio.Event()
+
+    async def handler(chan: AgiChannel) -> None:
+        assert isinstance(chan, AgiSession)
+        parked.set()
+        async with asyncio.timeout(5):
+            reasons.append(await chan.wait_hangup())
+        assert chan.hung_up
+
+    server = await agi_server(handler)
+    ast = await FakeAsterisk.connect(server.port, header_bytes())
+    await parked.wait()
+    ast.close()
+    for _ in range(300):
+        if reasons:
+            break
+        await asyncio.sleep(0.01)
+    assert reasons == ["the AGI socket closed"]
+
+
 async def test_hangup_exception_from_handler_is_not_a_failure(agi_server, caplog) -> None:
     async def handler(chan: AgiChannel) -> None:
         await chan.execute("ANSWER")
@@ -353,6 +400,16 @@ async def test_close_ends_active_sessions(agi_server) -> None:
     await server.close()
     assert cancelled == [True] and server.active_sessions == 0
     assert await ast.closed_by_server()
+
+
+async def test_port_in_use_is_a_clear_error(agi_server) -> None:
+    async def handler(chan: AgiChannel) -> None:
+        return None
+
+    first = await agi_server(handler)
+    second = FastAGIServer("127.0.0.1", first.port, handler)
+    with pytest.raises(OSError, match=f"FastAGI cannot listen on 127.0.0.1:{first.port}"):
+        await second.start()
 
 
 # --- pure parsing --------------------------------------------------------------------
