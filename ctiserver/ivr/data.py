@@ -169,8 +169,9 @@ def outage_answer(rows: Sequence[Mapping[str, Any]], area: str, now: float, tz: 
                    expected_restore_en=_when(r["expected_restore_ts"], tz, now, "en"))
     if upcoming:
         r = upcoming[0]
-        out.update(planned_start=_when(r["start_ts"], tz, now, "zh"),
-                   planned_end=_when(r["end_ts"] or r["expected_restore_ts"], tz, now, "zh"),
+        end = r["end_ts"] or r["expected_restore_ts"]
+        out.update(planned_start=_when(r["start_ts"], tz, now, "zh"), planned_end=_when(end, tz, now, "zh"),
+                   planned_start_en=_when(r["start_ts"], tz, now, "en"), planned_end_en=_when(end, tz, now, "en"),
                    planned_reason=r["reason"])
     return out
 

@@ -65,7 +65,7 @@ PROVIDERS: dict[str, ProviderSpec] = {
         needs_identity=True),
     "outages": ProviderSpec(("area",), "outage", frozenset(
         {"found", "active", "kind", "area", "reason", "start", "expected_restore", "expected_restore_en", "planned",
-         "planned_start", "planned_end", "planned_reason"})),
+         "planned_start", "planned_end", "planned_start_en", "planned_end_en", "planned_reason"})),
     "verify_pin": ProviderSpec(("account", "pin"), "identity", frozenset({"found", "verified", "method",
                                                                           "attempts", "locked"})),
 }

@@ -119,6 +119,7 @@ async def _provider_answers(engine: AsyncEngine) -> None:
     planned = await p.lookup("outages", {"area": "高新区"}, NOW)
     assert planned is not None and planned["active"] is False and planned["planned"] is True
     assert planned["planned_start"] == "11月24日10点"
+    assert planned["planned_end"] == "11月24日18点" and planned["planned_end_en"] == "24 Nov at 18:00"
     assert (await p.lookup("verify_pin", {"account": "9100000002", "pin": "123456"}, NOW) or {})["verified"]
     bad = await p.lookup("verify_pin", {"account": "9100000002", "pin": "000000"}, NOW)
     assert bad is not None and bad["verified"] is False and bad["attempts"] == 1

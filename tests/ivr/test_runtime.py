@@ -232,3 +232,4 @@ async def test_handoff_to_an_acd_runtime() -> None:
     assert customer is not None and customer["name"] == "马超"
     [rating] = kinds(events, Kind.SURVEY_RATING)
     assert rating.agent_id == "1007" and rating.data["rating"] == 3
+    assert "planned_notice" in [e.data["node"] for e in kinds(events, Kind.IVR_NODE)]
