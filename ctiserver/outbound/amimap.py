@@ -6,7 +6,9 @@ channels (ChannelId starts with `ob-`) and nothing for the rest. Sources:
   When Asterisk could not even create the channel, Uniqueid is `<null>`: the
   ActionID is then mapped back to our ChannelId (`resolve_action`).
 * `UserEvent: OutboundResult` from the dialplan: ChannelId, Digit, AMDSTATUS.
-* `Hangup` of our channel: answered (ChannelState 6, Up) or the cause before answer.
+* `Hangup` of our channel: answered (ChannelState 6, Up), or the cause before answer;
+  a Local channel hangs up with cause 0, so a ringing one counts as no answer.
+  (Seen on Asterisk 22: a Local call that rings out gets OriginateResponse Reason 0.)
 An attempt may get several reports; the store keeps the most specific one.
 """
 
@@ -21,12 +23,13 @@ from .model import Outcome
 OUR_CHANNEL = re.compile(r"^ob-[0-9A-Za-z]+-[0-9]+-[0-9]+$")  # see scheduler.channel_id
 
 REASONS = {"5": Outcome.BUSY, "8": Outcome.CONGESTION, "3": Outcome.NO_ANSWER, "1": Outcome.NO_ANSWER}
-CAUSES = {
-    "17": Outcome.BUSY, "18": Outcome.NO_ANSWER, "19": Outcome.NO_ANSWER, "16": Outcome.NO_ANSWER,
+CAUSES = {  # Q.850 causes of a channel hung up before answer
+    "17": Outcome.BUSY, "18": Outcome.NO_ANSWER, "19": Outcome.NO_ANSWER,
     "34": Outcome.CONGESTION, "38": Outcome.CONGESTION, "42": Outcome.CONGESTION, "44": Outcome.CONGESTION,
     "1": Outcome.FAILED, "3": Outcome.FAILED, "21": Outcome.FAILED, "22": Outcome.FAILED,
     "27": Outcome.FAILED, "28": Outcome.FAILED,
 }
+UP, RINGING = "6", "5"  # ChannelState values
 Result = tuple[str, str, str]
 
 
@@ -74,7 +77,13 @@ class OutcomeReader:
             cid = _ours(_get(msg, "Uniqueid"))
             if not cid:
                 return []
-            if _get(msg, "ChannelState") == "6":
+            state = _get(msg, "ChannelState")
+            if state == UP:
                 return [(cid, Outcome.ANSWERED, "")]
-            return [(cid, CAUSES.get(_get(msg, "Cause"), Outcome.FAILED), "")]
+            cause = CAUSES.get(_get(msg, "Cause"))
+            if cause is not None:
+                return [(cid, cause, "")]
+            # A Local channel ends with cause 0: it rang out if it was ringing, else it just failed
+            # (an OriginateResponse with a Reason, if one comes, is more specific and wins).
+            return [(cid, Outcome.NO_ANSWER if state == RINGING else Outcome.FAILED, "")]
         return []

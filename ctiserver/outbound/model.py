@@ -73,11 +73,12 @@ FROM_ASTERISK = (Outcome.ANSWERED, Outcome.MACHINE, Outcome.BUSY, Outcome.NO_ANS
 REACHED = frozenset({Outcome.ANSWERED, Outcome.CONFIRMED, Outcome.AGENT, Outcome.RATED})
 RETRYABLE = (Outcome.BUSY, Outcome.NO_ANSWER, Outcome.CONGESTION, Outcome.FAILED, Outcome.MACHINE,
              Outcome.LOST, Outcome.ANSWERED)
-# A later, more specific report may replace an earlier one for the same attempt
-# (the Hangup says "answered", the dialplan's UserEvent then says "confirmed").
+# A later, more specific report may replace an earlier one for the same attempt: the
+# Hangup says "answered", the dialplan's UserEvent then "confirmed"; an OriginateResponse
+# says only "failed" (Reason 0), the Hangup of a channel that was ringing "no answer".
 OUTCOME_RANK: dict[str, int] = {
-    Outcome.LOST: 0, Outcome.FAILED: 1, Outcome.CONGESTION: 1, Outcome.NO_ANSWER: 1, Outcome.BUSY: 1,
-    Outcome.ANSWERED: 2, Outcome.MACHINE: 3, Outcome.CONFIRMED: 4, Outcome.AGENT: 4, Outcome.RATED: 4,
+    Outcome.LOST: 0, Outcome.FAILED: 1, Outcome.CONGESTION: 2, Outcome.NO_ANSWER: 2, Outcome.BUSY: 2,
+    Outcome.ANSWERED: 3, Outcome.MACHINE: 4, Outcome.CONFIRMED: 5, Outcome.AGENT: 5, Outcome.RATED: 5,
 }
 ALL_OUTCOMES = tuple(OUTCOME_RANK)
 

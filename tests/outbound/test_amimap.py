@@ -121,3 +121,12 @@ async def test_is_live_asks_core_show_channels_once_per_burst() -> None:
     assert await o.is_live(CID) is True
     assert await o.is_live("ob-1a2b3c4d-18-1") is False
     assert [n for n, _ in client.sent] == ["CoreShowChannels"]
+
+
+def test_local_channel_hangups_with_cause_zero() -> None:
+    """As seen on Asterisk 22: Local;1 channels end with Cause 0 whatever happened."""
+    r = OutcomeReader()
+    assert r.feed(msg(Event="Hangup", Uniqueid=CID, ChannelState="5", Cause="0")) == [
+        (CID, Outcome.NO_ANSWER, "")]
+    assert r.feed(msg(Event="Hangup", Uniqueid=CID, ChannelState="0", Cause="0")) == [
+        (CID, Outcome.FAILED, "")]

@@ -397,3 +397,24 @@ async def test_a_full_campaign_does_not_hold_back_a_lower_one(store: OutboundSto
     plan = await dialer.tick()
     assert [d.campaign for d in plan.dials] == ["high", "low", "low"]
     assert plan.blocked["campaign_max_concurrent"] == 1
+
+
+async def test_specific_reports_replace_generic_failures(store: OutboundStore) -> None:
+    clock = FakeClock(START)
+    await store.create_campaign(spec(), clock.now())
+    await store.add_contacts("notice", PEOPLE[:2], clock.now())
+    await store.change_state("notice", "start", clock.now())
+    orig = FakeOriginator()
+    dialer = make(store, clock, orig, [])
+    await dialer.tick()
+    first, second = (cid for cid, _, _ in orig.calls)
+    dialer.on_result(first, Outcome.FAILED, "")  # OriginateResponse Reason 0 ...
+    dialer.on_result(first, Outcome.NO_ANSWER, "")  # ... then the Hangup of a ringing channel
+    dialer.on_result(second, Outcome.BUSY, "")  # OriginateResponse Reason 5 ...
+    dialer.on_result(second, Outcome.FAILED, "")  # ... then a Hangup with cause 0
+    await dialer.process_results()
+    rows = {r["channel_id"]: r for r in await store.attempts_of("notice")}
+    assert (rows[first]["outcome"], rows[second]["outcome"]) == (Outcome.NO_ANSWER, Outcome.BUSY)
+    snap = await store.snapshot(clock.now() + 10_000)
+    due = {c.number: c.next_due for c in snap.contacts}
+    assert due["13800000001"] == pytest.approx(START + 120)  # the no-answer delay, not the failed one

@@ -1,0 +1,126 @@
+"""A campaign against the real sandbox Asterisk: scripted destinations, results that match the script.
+
+The sandbox's `outbound-dest` context decides by the last digit of the number:
+0 listen, 1 press 1, 2 press 0, 3 busy, 4 never answer, 5 congestion, 6 machine,
+7 press 2 then 1, 8 answer and hang up at once, 9 press nothing. The `outbound`
+context plays the prompt, runs AMD(), reads a digit and reports UserEvent(OutboundResult).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from ctiserver.ami.client import AmiClient
+from ctiserver.clock import SystemClock
+from ctiserver.config import AmiServer
+from ctiserver.events import Event, Kind
+from ctiserver.outbound.amimap import OUR_CHANNEL
+from ctiserver.outbound.model import CampaignSpec, ContactIn, OutboundConfig
+from ctiserver.outbound.service import OutboundService
+from ctiserver.outbound.store import OutboundStore
+
+EXPECTED = {  # last digit -> (contact status, last outcome, attempts)
+    "0": ("done", "answered", 1), "1": ("done", "confirmed", 1), "2": ("done", "agent", 1),
+    "3": ("not_reached", "busy", 2), "4": ("not_reached", "no_answer", 2),
+    "5": ("not_reached", "congestion", 2), "6": ("not_reached", "machine", 1),
+    "7": ("done", "confirmed", 1), "8": ("done", "answered", 1), "9": ("done", "answered", 1),
+}
+MAX_CONCURRENT = 4
+
+
+async def run_scripted_campaign(ami: AmiServer, engine: AsyncEngine, contacts: int = 20) -> dict[str, Any]:
+    """Dial `contacts` scripted numbers through `ami`; return results, statuses and the peak of live calls."""
+    cfg = OutboundConfig.model_validate({
+        "pacing": {"max_concurrent": 10, "calls_per_s": 4, "burst": 2}, "poll_s": 0.2,
+        "dial": {"channel": "Local/{number}@outbound-dest", "ring_timeout_s": 6, "max_call_s": 120},
+        "templates": {"outage_notice": {"zh": "{area}停电", "en": "power cut in {area}"}},
+    })
+    store = OutboundStore(engine)
+    await store.create_tables()
+    spec = CampaignSpec.model_validate({
+        "name": f"scripted-{int(time.time())}", "kind": "outage_notice", "windows": ["00:00-24:00"],
+        "pacing": {"max_concurrent": MAX_CONCURRENT, "calls_per_s": 2, "burst": 2},
+        "retry": {"max_attempts": 2, "busy": {"delay_s": 1}, "no_answer": {"delay_s": 1},
+                  "congestion": {"delay_s": 1}, "failed": {"delay_s": 1}, "lost": {"delay_s": 1},
+                  "machine": {"retry": False}},
+        "outage": {"areas": ["城东"], "start": "8时", "end": "12时", "reason": "检修"}})
+    events: list[Event] = []
+    live: set[str] = set()
+    peak = 0
+    holder: dict[str, OutboundService] = {}
+
+    def on_ami(msg: Any) -> None:
+        nonlocal peak
+        uid = msg.get("Uniqueid") or ""
+        if OUR_CHANNEL.match(uid):
+            if msg.get("Event") == "Newchannel":
+                live.add(uid)
+                peak = max(peak, len(live))
+            elif msg.get("Event") == "Hangup":
+                live.discard(uid)
+        if "svc" in holder:
+            holder["svc"].on_ami_event("pbx1", msg)
+
+    client = AmiClient(ami, on_event=on_ami)
+    await client.start()
+    await client.wait_connected(15)
+
+    async def prompt(text: str, lang: str) -> str:
+        return "beep"  # a sound every Asterisk has; the TTS pipeline is tested on its own
+
+    svc = OutboundService(cfg, engine, client, "pbx1", SystemClock(), events.append, prompt=prompt)
+    holder["svc"] = svc
+    try:
+        await store.create_campaign(spec, time.time())
+        await store.add_contacts(spec.name, [ContactIn(f"1380000{i:04d}", area="城东") for i in range(contacts)],
+                                 time.time())
+        await svc.start()
+        await store.change_state(spec.name, "start", time.time())
+        svc.dialer.wake()
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline:
+            status = await store.status(spec.name)
+            if status["pending"] == 0 and status["live"] == 0:
+                break
+            await asyncio.sleep(0.5)
+    finally:
+        await svc.stop()
+        await client.close()
+    people = {r["number"]: r for r in await _contacts(store, spec.name)}
+    return {"results": await store.results(spec.name), "people": people, "peak": peak, "events": events}
+
+
+async def _contacts(store: OutboundStore, name: str) -> list[dict[str, Any]]:
+    from sqlalchemy import select
+
+    from ctiserver.outbound.store import contacts
+
+    camp = await store.campaign(name)
+    async with store.engine.connect() as conn:
+        rows = await conn.execute(select(contacts).where(contacts.c.campaign_id == camp.id))
+        return [dict(r._mapping) for r in rows]
+
+
+@pytest.mark.asterisk
+async def test_scripted_campaign_on_the_sandbox(asterisk_sandbox: Any, tmp_path: Path) -> None:
+    from tests.asterisk_fixture import ami_server_config
+
+    engine = create_async_engine(f"sqlite+aiosqlite:///{tmp_path / 'out.db'}")
+    try:
+        run = await run_scripted_campaign(ami_server_config(asterisk_sandbox), engine)
+    finally:
+        await engine.dispose()
+    got = {n: (p["status"], p["last_outcome"], p["attempts"]) for n, p in run["people"].items()}
+    want = {n: EXPECTED[n[-1]] for n in got}
+    assert got == want
+    r = run["results"]
+    assert (r["reached"], r["confirmed"], r["to_agent"], r["not_reached"]) == (12, 4, 2, 8)
+    assert 1 <= run["peak"] <= MAX_CONCURRENT
+    attempts = [e for e in run["events"] if e.kind == Kind.OUT_ATTEMPT]
+    assert len(attempts) == r["attempts"] == 26
