@@ -61,7 +61,10 @@ def _implicit(lt: LoadedTree, node_id: str) -> list[str]:
     """Where the walker may go without a reference in the node: exhaustion, the agent key, the end."""
     tree, node = lt.tree, lt.tree.nodes[node_id]
     out: list[str] = []
-    if isinstance(node, (MenuNode, CollectNode, RatingNode)):
+    if isinstance(node, RatingNode):  # no answer: on to `next` (an explicit edge) or the end
+        if tree.agent.enabled and tree.agent.node and node.agent_key:
+            out.append(tree.agent.node)
+    elif isinstance(node, (MenuNode, CollectNode)):
         if node.on_exhausted is None and tree.on_exhausted:
             out.append(tree.on_exhausted)
         if tree.agent.enabled and tree.agent.node and (node.agent_key or node.on_exhausted is None):

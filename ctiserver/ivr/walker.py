@@ -475,8 +475,10 @@ class IvrWalker:
         if self._visit.tries <= node.retries:
             self._ask(node, out, lead=why)
             return
-        target = node.on_exhausted or (node.next if isinstance(node, RatingNode) else None) \
-            or self.tree.on_exhausted
+        if isinstance(node, RatingNode):  # no rating given: just finish, never back to a queue
+            target = node.on_exhausted or node.next
+        else:
+            target = node.on_exhausted or self.tree.on_exhausted
         out.append(self._log(Kind.IVR_NODE, node=self.node, node_kind="exhausted", tries=self._visit.tries))
         if target:
             self._go(target, out)

@@ -458,3 +458,16 @@ def test_sample_tree_outage_notice_before_the_menu() -> None:
     out = w.on_input(Digits("1"))  # bound number: no PIN asked
     assert nodes(out) == ["bill_identity", "bill_query"] and out[-1] == Lookup("account",
                                                                                 {"account": "9100000001"})
+
+
+def test_sample_rating_without_an_answer_hangs_up_not_requeues() -> None:
+    tree = load_tree(SAMPLE_CONFIG / "ivr" / "hotline.yaml")
+    w = IvrWalker(tree, {"call_id": "L7", "caller": ""}, at(2026, 11, 23, 10))
+    w.start()
+    w.on_input(Digits("1"))
+    assert isinstance(w.on_input(Digits("0"))[-1], Queue)
+    assert nodes(w.on_input(Queued("1004"))) == ["rating"]
+    w.on_input(Timeout())
+    out = w.on_input(Timeout())
+    assert isinstance(out[-1], Hangup) and not of(out, Queue) and not events(out, Kind.SURVEY_RATING)
+    assert w.outcome == "agent"
