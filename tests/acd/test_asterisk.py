@@ -19,7 +19,8 @@ from typing import Any
 import pytest
 
 from ctiserver.acd.engine import AcdEngine
-from ctiserver.acd.runtime import AcdRuntime
+from ctiserver.acd.model import Offer
+from ctiserver.acd.runtime import AcdHooks, AcdRuntime
 from ctiserver.agi import FastAGIServer
 from ctiserver.agi_types import AgiChannel
 from ctiserver.clock import SystemClock
@@ -53,12 +54,12 @@ async def set_agents(ami: AmiRecorder, modes: dict[str, dict[str, str]]) -> dict
     return before
 
 
-async def call_hotline(ami: AmiRecorder, number: str, agi: str, hold_s: int = 90) -> None:
+async def call_hotline(ami: AmiRecorder, number: str, agi: str, hold_s: int = 90, plan: str = "w0") -> None:
     """A simulated caller whose FastAGI target is ours (a channel variable: the global stays untouched)."""
     (await ami.action("Originate", {
         "Channel": "Local/95598@hotline", "Context": "sim-callers", "Exten": "s", "Priority": "1",
         "CallerID": number, "Async": "true",
-        "Variable": [f"SIM_CALLER_NUM={number}", "DTMF_PLAN=w0", f"HOLD_S={hold_s}", f"CTI_AGI={agi}"],
+        "Variable": [f"SIM_CALLER_NUM={number}", f"DTMF_PLAN={plan}", f"HOLD_S={hold_s}", f"CTI_AGI={agi}"],
     })).raise_for_error("Originate")
 
 
@@ -108,6 +109,38 @@ async def test_vip_first_blacklist_last_and_rona_skips_the_silent_agent(ami: Ami
     assert order == ["13900000010", "13900000013", "13900000012", "13900000014", "13900000015",
                      "13900000011"]
     assert set(results.values()) == {"answered"}
+
+
+async def test_callback_key_keeps_the_place_through_asterisk(ami: AmiRecorder) -> None:
+    offers: list[Offer] = []
+    said: list[str] = []
+
+    async def say(chan: AgiChannel, text: str) -> None:
+        said.append(text)
+        await chan.execute('STREAM FILE beep ""')
+
+    cfg = config({"1093": {"billing": 5}}, callback_key="1", key_poll_ms=300, probe_every_s=0.5,
+                 announce={"first_after_s": 0.5, "every_s": 600, "callback_hint": "press 1"})
+    rt = AcdRuntime(AcdEngine(cfg), SystemClock(), lambda e: None, say=say,
+                    hooks=AcdHooks(on_callback_offer=offers.append))
+    results: list[str] = []
+
+    async def handler(chan: AgiChannel) -> None:
+        results.append(await rt.serve_caller(chan, chan.headers["agi_uniqueid"], "billing", "normal",
+                                             chan.headers.get("agi_callerid", ""), None))
+
+    server = FastAGIServer("127.0.0.1", 0, handler)
+    await server.start()
+    try:
+        rt.login("1093", ready=False)
+        await call_hotline(ami, "13900000031", f"127.0.0.1:{server.port}", plan="w3|1")
+        await until(lambda: bool(results), 30, "the caller's choice")
+        assert results == ["callback"]
+        assert said and said[0].endswith("press 1")
+        rt.set_ready("1093")
+        assert [(o.kind, o.number, o.agent_id) for o in offers] == [("callback", "13900000031", "1093")]
+    finally:
+        await server.close()
 
 
 CTI_PROCESS = r"""
