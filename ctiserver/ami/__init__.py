@@ -1,4 +1,17 @@
-"""Our thin, correct layer over Asterisk's AMI (see client.py for why not panoramisk's Manager)."""
+"""Our thin, correct layer over Asterisk's AMI (see client.py for why not panoramisk's Manager).
+
+    client = AmiClient(server_cfg, on_event=tracker_feed, on_connect=resync, on_disconnect=lost)
+    await client.start()                       # returns at once; reconnects forever
+    resp = await client.action("CoreShowChannels")
+    resp.raise_for_error("CoreShowChannels")   # an Error response is returned, not raised
+    for ev in resp.events: ...                 # list members, up to and including ...Complete
+    await client.action("Originate", {"Channel": "Local/1@x", "ChannelId": my_id, "Async": "true",
+                                      "Variable": variables({"CAMPAIGN": "c1"})})   # never re-sent
+    await client.close()
+
+Modules: framing (bytes -> AmiMessage, sans-IO), message (AmiMessage), actions (encode_action),
+client (AmiClient), errors (the exception tree).
+"""
 
 from .actions import encode_action, variables
 from .client import AmiClient, AmiResponse, ConnectInfo

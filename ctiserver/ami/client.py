@@ -574,6 +574,8 @@ class AmiClient:
             await self._on_connect(info)
         except asyncio.CancelledError:
             raise
+        except AmiError as exc:  # e.g. the link dropped again mid-resync: expected, no traceback
+            log.warning("AMI %s: on_connect did not finish: %s", self.server.name, exc)
         except Exception:
             log.exception("AMI %s: on_connect failed", self.server.name)
 
