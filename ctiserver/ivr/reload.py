@@ -58,12 +58,14 @@ class TreeRegistry:
 
     def __init__(self, config_dir: str | Path, sound_dirs: Sequence[Path] | None = None,
                  skills: Iterable[str] | None = None, tiers: Iterable[str] | None = None,
-                 on_report: Callable[[list[ConfigProblem]], None] | None = None) -> None:
+                 on_report: Callable[[list[ConfigProblem]], None] | None = None,
+                 on_loaded: Callable[[LoadedTree], None] | None = None) -> None:
         self.config_dir = Path(config_dir)
         self.sound_dirs = list(sound_dirs) if sound_dirs is not None else default_sound_dirs(self.config_dir)
         self.skills = set(skills) if skills is not None else None
         self.tiers = set(tiers) if tiers is not None else None
         self.on_report = on_report
+        self.on_loaded = on_loaded  # e.g. pre-render the new version's static prompts
         self._trees: dict[str, LoadedTree] = {}
         self._owner: dict[str, Path] = {}  # tree name -> file
         self._stamps: dict[Path, tuple[int, int] | None] = {}
@@ -132,6 +134,8 @@ class TreeRegistry:
             self.problems = result.problems
         for name in result.loaded:
             log.info("IVR tree %s now at version %s", name, self._trees[name].version)
+            if self.on_loaded is not None:
+                self.on_loaded(self._trees[name])
         if result.problems:
             for p in result.problems:
                 log.warning("IVR tree edit refused, previous version stays live: %s", p)

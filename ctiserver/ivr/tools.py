@@ -47,7 +47,7 @@ from .walker import (
 )
 
 
-def _sound_dirs(config_dir: Path, settings: IvrSettings) -> list[Path]:
+def sound_dirs_for(config_dir: Path, settings: IvrSettings) -> list[Path]:
     project = config_dir.resolve().parent
     extra = [Path(d) if Path(d).is_absolute() else project / d for d in settings.sound_dirs]
     return [*extra, *default_sound_dirs(config_dir)]
@@ -79,7 +79,7 @@ def check_ivr(config_dir: str | Path) -> list[ConfigProblem]:
     files = tree_files(config_dir)
     if not files:
         problems.append(ConfigProblem(str(config_dir / "ivr"), 0, "no IVR tree files (*.yaml) found"))
-    dirs = _sound_dirs(config_dir, settings)
+    dirs = sound_dirs_for(config_dir, settings)
     skills, tiers = acd_names(config_dir)
     names: dict[str, Path] = {}
     for path in files:
