@@ -420,3 +420,44 @@ def test_restart_detection() -> None:
     assert detect_restart(BootMark(started_at=1.0), BootMark(stamp="x")) is False  # cannot tell
     # a stamp is exact and wins over a drifting uptime estimate
     assert detect_restart(BootMark(started_at=1.0, stamp="a"), BootMark(started_at=60.0, stamp="a")) is False
+
+
+async def test_chaos_drops_never_replay_or_leak(fake_ami: FakeAmi) -> None:
+    """Links cut at random while actions fly: each action is answered or fails, none is sent twice."""
+    rng = random.Random(11)
+    rec = Recorder()
+
+    def maybe_silent(conn: FakeConn, action: AmiMessage) -> None:
+        if rng.random() < 0.7:  # some Originates never get their reply before the cut
+            conn.respond(action, ("Message", "Originate successfully queued"))
+
+    fake_ami.handlers["originate"] = maybe_silent
+    outcomes: dict[str, str] = {}
+    async with running(fake_ami, rec, action_timeout_s=0.15) as client:
+        await client.wait_connected(5)
+
+        async def caller(i: int) -> None:
+            for j in range(10):
+                cid = f"cti-out-{i}-{j}"
+                try:
+                    resp = await client.action("Originate", {"Channel": "Local/1@out", "ChannelId": cid})
+                    outcomes[cid] = "ok" if resp.success else "error"
+                except AmiDisconnected:
+                    outcomes[cid] = "disconnected"
+                except AmiTimeout:
+                    outcomes[cid] = "timeout"
+                await asyncio.sleep(rng.random() * 0.02)
+
+        async def chaos() -> None:
+            for _ in range(6):
+                await asyncio.sleep(0.1 + rng.random() * 0.1)
+                fake_ami.drop_all()
+
+        await asyncio.gather(chaos(), *(caller(i) for i in range(4)))
+        await until(lambda: client.connected)
+        assert client.status()["pending_actions"] == 0
+    sent = [a.require("ChannelId") for _, a in fake_ami.names("Originate")]
+    assert len(sent) == len(set(sent))  # never twice
+    assert len(outcomes) == 40 and set(sent) <= set(outcomes)
+    assert {"ok", "disconnected"} <= set(outcomes.values())
+    assert fake_ami.logins >= 4
