@@ -245,8 +245,10 @@ class AcdRuntime:
         info = {"call_id": call_id, "caller": caller, "skill": skill, "tier": tier, "customer": customer}
         result = "abandoned"
         hung_up = False
+        enqueued = False
         try:
             self.apply(lambda now: self.engine.enqueue(call_id, skill, tier, caller, now, customer=customer))
+            enqueued = True
             result = await self._hold(chan, call_id, box, info)
         except AgiHangup:
             hung_up = True
@@ -254,7 +256,7 @@ class AcdRuntime:
             self._caller_gone(call_id)
         except BaseException:
             # our failure, not the caller's: the dialplan's fallback queue takes them (CTI_DONE unset)
-            if self.engine.call_state(call_id) in ("waiting", OFFERED):
+            if enqueued and self.engine.call_state(call_id) in ("waiting", OFFERED):
                 with contextlib.suppress(AcdError):
                     self.apply(lambda now: self.engine.withdraw(call_id, now, "cti_error"))
             raise

@@ -361,3 +361,12 @@ async def test_ivr_handoff_returns_the_agent_who_answered_and_classifies_empty_t
     rt.set_not_ready("1001", "break")
     lost = QueueRequest(call_id="c2", skill="billing", tier="normal", caller="2", customer=None, ivr_path=())
     assert await handoff(FakeChannel(hangup_after_s=0.05), lost) == ""
+
+
+async def test_a_call_id_already_in_the_engine_is_refused_without_touching_that_call() -> None:
+    rt, _ = runtime({"1001": {"billing": 5}})
+    rt.login("1001", ready=False)
+    rt.apply(lambda now: rt.engine.enqueue("c1", "billing", "normal", "1", now))  # e.g. an outbound transfer
+    with pytest.raises(Exception, match="already in the ACD"):
+        await rt.serve_caller(FakeChannel(), "c1", "billing", "normal", "1", None)
+    assert rt.engine.call_state("c1") == "waiting"
