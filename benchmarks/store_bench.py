@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import os
 import tempfile
 import time
@@ -27,6 +28,7 @@ from ctiserver.store.schema import events
 from ctiserver.store.writer import EventStore, insert_ignoring_duplicates
 
 PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}
+logging.getLogger("ctiserver.store").setLevel(logging.ERROR)  # the replay run spills on purpose
 
 
 def make_event(i: int) -> Event:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from sqlalchemy import insert
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ctiserver.events import Event, Kind
 from ctiserver.store.engine import make_engine
@@ -27,7 +29,7 @@ ROWS = [
 
 
 @pytest.fixture
-async def engine(store_url: str):  # type: ignore[no-untyped-def]
+async def engine(store_url: str) -> AsyncIterator[AsyncEngine]:
     eng = make_engine(store_url)
     async with eng.begin() as conn:
         await conn.execute(insert(events), [
@@ -40,11 +42,11 @@ def ns(evs: list[Event]) -> list[int]:
     return [e.data["n"] for e in evs]
 
 
-async def test_everything_oldest_first_ties_in_insertion_order(engine) -> None:  # type: ignore[no-untyped-def]
+async def test_everything_oldest_first_ties_in_insertion_order(engine: AsyncEngine) -> None:
     assert ns(await fetch_events(engine)) == [1, 2, 3, 0, 4]
 
 
-async def test_filters_combine(engine) -> None:  # type: ignore[no-untyped-def]
+async def test_filters_combine(engine: AsyncEngine) -> None:
     assert ns(await fetch_events(engine, call_id="A")) == [1, 2, 0]
     assert ns(await fetch_events(engine, kinds=[Kind.CALL_NEW])) == [1, 3, 4]
     assert ns(await fetch_events(engine, kinds=Kind.CALL_NEW)) == [1, 3, 4]  # one kind as a plain string
@@ -55,7 +57,7 @@ async def test_filters_combine(engine) -> None:  # type: ignore[no-untyped-def]
     assert await fetch_events(engine, call_id="nobody") == []
 
 
-async def test_a_negative_limit_is_refused(engine) -> None:  # type: ignore[no-untyped-def]
+async def test_a_negative_limit_is_refused(engine: AsyncEngine) -> None:
     with pytest.raises(ValueError, match="limit"):
         await fetch_events(engine, limit=-1)
 
