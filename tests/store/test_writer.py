@@ -538,3 +538,19 @@ def test_backoff_doubles_to_its_ceiling_and_resets() -> None:
 ])
 def test_bad_rows_are_told_from_outages(exc: BaseException, bad_row: bool) -> None:
     assert is_data_error(exc) is bad_row
+
+
+async def test_events_wait_for_a_database_that_is_not_migrated_yet(db_url: str,
+                                                                  new_store: Callable[..., EventStore]) -> None:
+    # Deploy order mistakes happen: the server starts before `ctiserver db migrate`.
+    store = new_store(db_url, flush_interval_s=0.02, retry_max_s=0.05)
+    await store.start()
+    for i in range(40):
+        store.append(ev(i))
+    await wait_for(lambda: store.status()["last_error"] is not None, "the missing table noticed")
+    st = store.status()
+    assert st["db_ok"] is False and st["pending"] == 40
+    assert "events" in st["last_error"]  # no such table: events / relation "events" does not exist
+    await create_events_table(db_url)
+    await store.flush(timeout=30)
+    assert seqs(await db_rows(db_url)) == list(range(40))
