@@ -72,6 +72,7 @@ GONE = "gone"
 
 MAX_PROF = 10
 _BUSY_RETURNING = frozenset({RESERVED, RINGING, ON_CALL, WRAP_UP})
+_OFF_DUTY = frozenset({LOGGED_OUT, NOT_READY})  # neither counts as serving a queue
 _RING_FAIL_REASON = {"noanswer": "rona", "busy": "rona", "timeout": "rona", "chanunavail": "unreachable",
                      "congestion": "unreachable"}
 
@@ -572,34 +573,39 @@ class AcdEngine:
     def _move(self, a: _Agent, event: str, now: float, out: list[Command], *, reason: str | None = None,
               to: str | None = None, call: _Call | None = None) -> None:
         """Apply the transition table; log agent.state with the time spent in the previous state."""
-        nxt = TRANSITIONS.get((a.state, event))
+        prev = a.state
+        nxt = TRANSITIONS.get((prev, event))
         if nxt is None:
-            label = f"{a.state}({a.reason})" if a.state == NOT_READY and a.reason else a.state
+            label = f"{prev}({a.reason})" if prev == NOT_READY and a.reason else prev
             raise IllegalTransition(a.id, label, event)
         if to is not None:
             nxt = to
-        if nxt == NOT_READY and reason is None:
-            reason = "busy"
-        new_reason = reason if nxt == NOT_READY else None
-        prev, prev_reason = a.state, a.reason
-        if nxt == prev and new_reason == prev_reason:
-            return
+        prev_reason = a.reason
+        if nxt == NOT_READY:
+            new_reason = reason or "busy"
+            if prev == NOT_READY and new_reason == prev_reason:
+                return
+        else:
+            new_reason = None
+            if nxt == prev:
+                return
         if prev == AVAILABLE and a.published:
             a.version += 1  # drop out of the free-agent heaps
             a.published = False
             nfree = self._nfree
             for s in a.skills:
                 nfree[s] -= 1
-        if prev == LOGGED_OUT or nxt == LOGGED_OUT or prev == NOT_READY or nxt == NOT_READY:
+        if prev in _OFF_DUTY or nxt in _OFF_DUTY:
             delta_staffed = (prev == LOGGED_OUT) - (nxt == LOGGED_OUT)
-            was = prev != LOGGED_OUT and prev != NOT_READY
-            delta_serving = (nxt != LOGGED_OUT and nxt != NOT_READY) - was
+            delta_serving = (nxt not in _OFF_DUTY) - (prev not in _OFF_DUTY)
             staffed, serving = self._staffed, self._serving
             for s in a.skills:
                 staffed[s] += delta_staffed
                 serving[s] += delta_serving
         duration = now - a.since
-        a.state, a.reason, a.since = nxt, new_reason, now
+        a.state = nxt
+        a.reason = new_reason
+        a.since = now
         if nxt == AVAILABLE:
             a.idle_since = now  # published by _agent_free, only if no waiting call fits
         data = {"state": nxt, "previous": prev, "reason": new_reason, "previous_reason": prev_reason,
