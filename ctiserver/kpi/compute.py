@@ -23,7 +23,7 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import BigInteger, Float, and_, case, cast, func, literal, or_, select, union_all
+from sqlalchemy import BigInteger, Float, and_, case, cast, func, literal, or_, select, text, union_all
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql.expression import ColumnElement
 
@@ -49,6 +49,9 @@ CALL_KINDS = (
 )
 LEG_KINDS = (Kind.ACD_OFFER, Kind.ACD_ANSWER, Kind.ACD_RONA, Kind.ACD_TRANSFER, Kind.ACD_COMPLETE)
 PARALLEL_QUERIES = 3
+# One big aggregate per report: JIT compilation costs more than it saves (8 s of 50 s at 1M calls),
+# and the per-call sorts fit in memory at 128 MB instead of spilling to disk.
+PG_SETTINGS = ("SET LOCAL jit = off", "SET LOCAL work_mem = '128MB'")
 TIMEOUT_REASONS = ("timeout", "max_wait", "tier_max_wait")
 
 
@@ -184,6 +187,8 @@ async def fetch_facts_parallel(engine: AsyncEngine, cfg: KpiConfig, win: Window,
 
     async def one(q: Any) -> list[dict[str, Any]]:
         async with gate, engine.connect() as conn:
+            for setting in PG_SETTINGS:  # SET LOCAL: ends with this read-only transaction
+                await conn.execute(text(setting))
             return await _rows(conn, q)
 
     queries = family_queries(cfg, win, dims)
