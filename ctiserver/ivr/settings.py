@@ -19,7 +19,8 @@ SETTINGS_FILE = "settings.yaml"
 class IvrSettings(Strict):
     default_tree: str = "hotline"  # for agi://host/ivr; agi://host/ivr/<tree> or ?tree=<name> picks another
     tts: TtsSettings = Field(default_factory=TtsSettings)
-    recordings_dir: str = "/var/spool/asterisk/recording"  # as Asterisk sees it (RECORD FILE writes there)
+    # As Asterisk sees it; it must exist there (RECORD FILE creates no folders). Debian's Asterisk has monitor/.
+    recordings_dir: str = "/var/spool/asterisk/monitor"
     sound_dirs: list[str] = Field(default_factory=list)  # extra folders `check` searches for `file:` prompts
     lookup_timeout_s: Annotated[float, Field(gt=0, le=60)] = 3.0
     reload_poll_s: Annotated[float, Field(gt=0, le=3600)] = 2.0

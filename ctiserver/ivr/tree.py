@@ -333,7 +333,8 @@ class RecordNode(_Node):
     max_s: Annotated[int, Field(ge=1, le=600)] = 60
     silence_s: Annotated[int, Field(ge=0, le=60)] = 5
     beep: bool = True
-    folder: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]+$")] = "cti-messages"
+    # File names are <prefix>-<call id>-<node>: flat, because AGI RECORD FILE does not create folders.
+    prefix: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,40}$")] = "cti-message"
     next: NodeId
 
 

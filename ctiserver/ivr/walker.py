@@ -81,7 +81,7 @@ class Lookup:
 
 @dataclass(frozen=True, slots=True)
 class Record:
-    name: str  # file name without extension, relative to the recordings folder
+    name: str  # file name without extension or folder (the runtime puts it in recordings_dir)
     max_s: int
     silence_s: int
     beep: bool = True
@@ -350,7 +350,7 @@ class IvrWalker:
         if isinstance(node, RecordNode):
             self._say(node.prompt, out, barge_in=False)
             call = re.sub(r"[^A-Za-z0-9_.-]", "_", str(self.data["call_id"]) or "call")
-            out.append(Record(f"{node.folder}/{call}-{self._visit.node if self._visit else ''}", node.max_s,
+            out.append(Record(f"{node.prefix}-{call}-{self._visit.node if self._visit else ''}", node.max_s,
                               node.silence_s, node.beep))
             self.state = _WAIT_RECORD
             return None

@@ -171,11 +171,11 @@ async def test_tree_chosen_by_agi_path() -> None:
 
 
 async def test_record_complaint_command() -> None:
-    rt, events, _ = runtime(recordings_dir="/var/spool/asterisk/recording/")
+    rt, events, _ = runtime(recordings_dir="/var/spool/asterisk/monitor/")
     caller = ScriptedCaller(["1", "4", "1"])
     await rt.handle(caller)
     [rec] = [c for c in caller.commands if c.startswith("RECORD FILE")]
-    assert rec == ('RECORD FILE /var/spool/asterisk/recording/cti-complaints/1700000000.42-complaint_record wav "#" '
+    assert rec == ('RECORD FILE /var/spool/asterisk/monitor/cti-complaint-1700000000.42-complaint_record wav "#" '
                    "120000 0 BEEP s=5")
     [end] = kinds(events, Kind.IVR_END)
     assert end.data["outcome"] == "self_service"

@@ -326,15 +326,15 @@ def test_record_then_goodbye() -> None:
     w = walker("""
     start: r
     nodes:
-      r: {kind: record, prompt: "请留言", var: complaint, max_s: 30, folder: cti-complaints, next: bye}
+      r: {kind: record, prompt: "请留言", var: complaint, max_s: 30, prefix: cti-complaint, next: bye}
       bye: {kind: hangup, prompt: "再见"}
     """, call_id="17000.1/x")
     out = w.start()
     assert of(out, Say) == [Say("请留言", "zh", False)]
-    assert out[-1] == Record("cti-complaints/17000.1_x-r", 30, 5, True, "#")
-    out = w.on_input(Recorded("/var/spool/asterisk/cti-complaints/17000.1_x-r.wav", 12.0))
+    assert out[-1] == Record("cti-complaint-17000.1_x-r", 30, 5, True, "#")
+    out = w.on_input(Recorded("/var/spool/asterisk/monitor/cti-complaint-17000.1_x-r.wav", 12.0))
     end = events(out, Kind.IVR_END)[0]
-    assert end.data["recordings"] == {"complaint": "/var/spool/asterisk/cti-complaints/17000.1_x-r.wav"}
+    assert end.data["recordings"] == {"complaint": "/var/spool/asterisk/monitor/cti-complaint-17000.1_x-r.wav"}
 
 
 RATING = """
