@@ -25,7 +25,7 @@ import inspect
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from ..agi_types import AgiChannel, AgiError, AgiHangup, AgiReply
@@ -98,13 +98,6 @@ class Voice(Protocol):
     """What the runtime needs from TTS (tts.Tts): a playable sound name for a text."""
 
     async def sound(self, text: str, lang: str) -> str: ...
-
-
-@dataclass
-class CallTiming:
-    """Per-call figures for benchmarks and metrics: key press -> next prompt starting."""
-
-    key_to_prompt_s: list[float] = field(default_factory=list)
 
 
 class IvrRuntime:
