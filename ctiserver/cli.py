@@ -47,7 +47,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     setup_logging(args.log_level or cfg.log_level, json_lines=args.log_json)
 
     async def main() -> None:
-        server = await build_server(config_dir, cfg, sandbox=args.sandbox)
+        server = await build_server(config_dir, cfg, sandbox=args.sandbox, sample_data=args.sample_data)
         await run_until_signalled(server)
 
     asyncio.run(main())
@@ -70,8 +70,20 @@ def _cmd_db(args: argparse.Namespace) -> int:
     url = resolve_db_url(args.url or cfg.database.url, config_dir.resolve().parent)
     if url.startswith("sqlite"):
         Path(url.split("///", 1)[1]).parent.mkdir(parents=True, exist_ok=True)
-    asyncio.run(migrate(url))
-    print("database schema is up to date")
+    async def run() -> None:
+        await migrate(url)
+        if args.sample_data:
+            from .ivr.data import load_sample_data
+            from .store.engine import make_engine
+
+            engine = make_engine(url)
+            try:
+                await load_sample_data(engine, config_dir)
+            finally:
+                await engine.dispose()
+
+    asyncio.run(run())
+    print("database schema is up to date" + (" (sample data loaded)" if args.sample_data else ""))
     return 0
 
 
@@ -84,6 +96,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     p.add_argument("--log-json", action="store_true", help="one JSON object per log line")
     p.add_argument("--sandbox", action="store_true", help="bring up the sandbox Asterisk first")
+    p.add_argument("--sample-data", action="store_true",
+                   help="load the sample customers and outages from config/data (demo hotline)")
     p.set_defaults(func=_cmd_serve)
 
     p = sub.add_parser("check", help="validate the configuration without starting anything")
@@ -98,6 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("action", choices=["upgrade"])
     p.add_argument("--config", default=DEFAULT_CONFIG)
     p.add_argument("--url", help="override the database URL from the config")
+    p.add_argument("--sample-data", action="store_true", help="also load config/data (sample customers, outages)")
     p.set_defaults(func=_cmd_db)
 
     for add in _feature_commands():

@@ -55,6 +55,7 @@ class CtiServer:
         self._on_stop: list[Callable[[], Awaitable[None]]] = []
         self.http_port: int | None = None
         self._bg: list[asyncio.Task[None]] = []
+        self.features: Any = None  # set by ctiserver.wiring
         self.http_app.router.add_get("/healthz", self._healthz)
         self.http_app.router.add_get("/metrics", self._metrics)
 

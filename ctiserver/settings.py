@@ -20,7 +20,18 @@ def load_server(config_dir: Path) -> ServerConfig:
 
 def _checks() -> list[Callable[[Path], object]]:
     """One callable per feature: loads its files, raising ConfigError or returning problems."""
-    return [load_server_config]
+    from .acd.config import load_acd_config
+    from .ivr.tools import check_ivr
+    from .kpi.config import load_kpi_config
+    from .outbound.model import check_outbound
+
+    checks: list[Callable[[Path], object]] = [load_server_config, load_acd_config, check_ivr, load_kpi_config,
+                                              check_outbound]
+    try:
+        from .web.config import load_desktop_config
+    except ImportError:  # the desktop package is optional in slim deployments
+        return checks
+    return [*checks, load_desktop_config]
 
 
 def check_all(config_dir: Path) -> list[ConfigProblem]:
@@ -40,4 +51,8 @@ def check_all(config_dir: Path) -> list[ConfigProblem]:
 
 
 def feature_commands() -> list[Callable[[argparse._SubParsersAction], None]]:
-    return []
+    from .ivr.tools import add_commands as add_ivr_commands
+    from .kpi.report import add_report_command
+    from .outbound.cli import add_campaign_commands
+
+    return [add_ivr_commands, add_report_command, add_campaign_commands]

@@ -1,17 +1,126 @@
-"""Assemble a CtiServer with its features from a configuration folder."""
+"""Assemble a CtiServer with its features from a configuration folder.
+
+The features are independent modules; this is the one place that knows how
+they connect:
+
+    caller ─AGI /ivr─▶ IVR service ─queue node─▶ ACD runtime ─Dial─▶ agent
+    AMI DialEnd(ANSWER) ─▶ ACD runtime.note_answered      (answer time for ASA/SL)
+    ACD hooks (offer/answer/end) ─▶ desktop hub (screen-pop over WebSocket)
+    outbound ─Originate─▶ Asterisk;  "0" ─AGI /outbound-agent─▶ ACD (outbound skill)
+    event store ◀─ every feature's events;  /reports ◀─ KPIs over the store
+"""
 
 from __future__ import annotations
 
+import logging
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+from .acd.config import load_acd_config
+from .acd.engine import AcdEngine
+from .acd.runtime import AcdHooks, AcdRuntime
+from .agi_types import AgiChannel, AgiError, AgiHangup
 from .config import ServerConfig
+from .ivr.data import SqlDataProvider, load_sample_data
+from .ivr.runtime import handoff_to
+from .ivr.service import IvrService
+from .kpi.config import load_kpi_config
+from .kpi.http import add_report_routes
+from .outbound.service import attach_outbound
 from .server import CtiServer
+from .store.engine import make_engine
+
+log = logging.getLogger(__name__)
 
 
-async def build_server(config_dir: Path, cfg: ServerConfig, *, sandbox: bool = False) -> CtiServer:
+@dataclass
+class Features:
+    """The live feature objects of a server (tests and the demo reach in here)."""
+
+    acd: AcdRuntime
+    ivr: IvrService
+    outbound: dict[str, Any]
+    hooks: AcdHooks
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _on_dial_end(acd: AcdRuntime) -> Any:
+    """AMI DialEnd(ANSWER) on a caller we hold: the agent answered now (Dial itself returns at hang-up)."""
+
+    def listener(server: str, msg: Any) -> None:
+        if msg.get("Event") == "DialEnd" and msg.get("DialStatus") == "ANSWER":
+            call_id = msg.get("Linkedid") or msg.get("Uniqueid")
+            if call_id:
+                acd.note_answered(str(call_id))
+
+    return listener
+
+
+def _outbound_agent_route(acd: AcdRuntime) -> Any:
+    """A customer who pressed 0 in an outbound call: into the ACD with the outbound skill and their tier."""
+
+    async def handle(chan: AgiChannel) -> None:
+        async def var(name: str) -> str:
+            reply = await chan.execute(f"GET VARIABLE {name}")
+            return reply.data if reply.result == "1" else ""
+
+        try:
+            call_id = await var("CHANNEL(linkedid)") or chan.headers.get("agi_uniqueid", "")
+            skill = await var("OUT_SKILL") or "outbound"
+            tier = await var("OUT_TIER") or None
+            caller = chan.headers.get("agi_callerid", "") or chan.headers.get("agi_dnid", "")
+            served = await acd.serve(chan, call_id, skill, tier, caller, None)
+            log.info("outbound call %s to agent: %s", call_id, served.outcome)
+        except (AgiHangup, AgiError) as exc:
+            log.info("outbound-agent session ended: %s", exc)
+
+    return handle
+
+
+async def build_server(config_dir: Path, cfg: ServerConfig, *, sandbox: bool = False,
+                       sample_data: bool = False, base_dir: Path | None = None) -> CtiServer:
+    config_dir = Path(config_dir)
+    server = CtiServer(config_dir, cfg, base_dir=base_dir)
+    data_engine = make_engine(server.db_url)
+
+    acd_cfg = load_acd_config(config_dir)
+    hooks = AcdHooks()
+    acd = AcdRuntime(AcdEngine(acd_cfg), server.clock, server.emit, hooks=hooks)
+    ivr = IvrService(config_dir, emit=server.emit, handoff=handoff_to(acd), data=SqlDataProvider(data_engine),
+                     project_dir=server.base_dir, clock=server.clock)
+
+    async def say(chan: AgiChannel, text: str) -> None:
+        """ACD announcements (position, expected wait) through the IVR's TTS."""
+        sound = await ivr.tts.sound(text, "zh")
+        await chan.execute(f'STREAM FILE {sound} ""')
+
+    acd.say = say
+    server.agi_routes["ivr"] = ivr.handle
+    server.agi_routes["outbound-agent"] = _outbound_agent_route(acd)
+    server.ami_listeners.append(_on_dial_end(acd))
+    outbound = attach_outbound(server, prompt=ivr.tts.sound)
+
+    kpi_cfg = load_kpi_config(config_dir)
+    add_report_routes(server.http_app, lambda: server.store.engine, kpi_cfg)
+
     if sandbox:
         from . import sandbox as sb
 
-        sb.up()
-    server = CtiServer(config_dir, cfg)
+        sb.up(sounds_dir=ivr.tts.cache_dir)
+
+    async def start() -> None:
+        if sample_data:
+            await load_sample_data(data_engine, config_dir)
+        await ivr.start()
+        await acd.start()
+
+    async def stop() -> None:
+        await acd.stop()
+        await ivr.stop()
+        await data_engine.dispose()
+
+    server.on_start(start)
+    server.on_stop(stop)
+    server.features = Features(acd=acd, ivr=ivr, outbound=outbound, hooks=hooks)  # type: ignore[attr-defined]
     return server
