@@ -21,6 +21,7 @@ import contextlib
 import inspect
 import logging
 import math
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -96,6 +97,8 @@ class AcdRuntime:
         self._mailboxes: dict[str, asyncio.Queue[Command]] = {}
         self._moh: set[str] = set()  # calls whose music on hold is playing
         self._served: dict[str, str] = {}  # call id -> the agent who answered (while being served)
+        self._pending: deque[Command] = deque()
+        self._dispatching = False
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
@@ -173,33 +176,46 @@ class AcdRuntime:
         return self.apply(lambda now: self.engine.call_ended(call_id, now, outcome=outcome))
 
     def _dispatch(self, cmds: list[Command]) -> None:
-        for cmd in cmds:
-            try:
-                if isinstance(cmd, Event):
-                    if cmd.kind == Kind.ACD_ANSWER and cmd.call_id in self._mailboxes and cmd.agent_id:
-                        self._served[cmd.call_id] = cmd.agent_id
-                    self.emit(cmd)
-                elif isinstance(cmd, Offer) and cmd.kind == "callback":
-                    self.hooks.on_callback_offer(cmd)
-                elif isinstance(cmd, ScheduleCallback):
-                    self.hooks.on_callback(cmd)
-                elif isinstance(cmd, CancelCallback):
-                    self.hooks.on_callback_cancel(cmd)
-                else:
-                    if isinstance(cmd, CancelOffer):
-                        self.hooks.on_cancel(cmd)
-                    box = self._mailboxes.get(cmd.call_id)
-                    if box is not None:
-                        if isinstance(cmd, Offer):
-                            # Dial enforces the ring timeout; the offer may wait for a prompt to finish
-                            self.engine.take_timeout(cmd.call_id)
-                        box.put_nowait(cmd)
-                    elif isinstance(cmd, Offer):
-                        # nobody is holding this caller any more: give the agent back at once
-                        log.warning("ACD offer for call %s without a waiting caller", cmd.call_id)
-                        asyncio.get_running_loop().call_soon(self._drop, cmd.call_id)
-            except Exception:
-                log.exception("ACD could not dispatch %r", cmd)
+        """Hand out commands in engine order. A hook that feeds the engine again (e.g. the outbound
+        side reporting at once) has its commands queued behind ours, so the log stays causal."""
+        self._pending.extend(cmds)
+        if self._dispatching:
+            return
+        self._dispatching = True
+        try:
+            while self._pending:
+                self._dispatch_one(self._pending.popleft())
+        finally:
+            self._dispatching = False
+
+    def _dispatch_one(self, cmd: Command) -> None:
+        try:
+            if isinstance(cmd, Event):
+                if cmd.kind == Kind.ACD_ANSWER and cmd.call_id in self._mailboxes and cmd.agent_id:
+                    self._served[cmd.call_id] = cmd.agent_id
+                self.emit(cmd)
+            elif isinstance(cmd, Offer) and cmd.kind == "callback":
+                self.hooks.on_callback_offer(cmd)
+            elif isinstance(cmd, ScheduleCallback):
+                self.hooks.on_callback(cmd)
+            elif isinstance(cmd, CancelCallback):
+                self.hooks.on_callback_cancel(cmd)
+            else:
+                if isinstance(cmd, CancelOffer):
+                    self.hooks.on_cancel(cmd)
+                box = self._mailboxes.get(cmd.call_id)
+                if box is not None:
+                    if isinstance(cmd, Offer) and self.engine.call_state(cmd.call_id) == OFFERED \
+                            and self.engine.call_agent(cmd.call_id) == cmd.agent_id:
+                        # Dial enforces the ring timeout; the offer may wait for a prompt to finish
+                        self.engine.take_timeout(cmd.call_id)
+                    box.put_nowait(cmd)
+                elif isinstance(cmd, Offer):
+                    # nobody is holding this caller any more: give the agent back at once
+                    log.warning("ACD offer for call %s without a waiting caller", cmd.call_id)
+                    asyncio.get_running_loop().call_soon(self._drop, cmd.call_id)
+        except Exception:
+            log.exception("ACD could not dispatch %r", cmd)
 
     def _drop(self, call_id: str) -> None:
         if self.engine.call_state(call_id) in ("waiting", OFFERED):

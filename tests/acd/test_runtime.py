@@ -370,3 +370,42 @@ async def test_a_call_id_already_in_the_engine_is_refused_without_touching_that_
     with pytest.raises(Exception, match="already in the ACD"):
         await rt.serve_caller(FakeChannel(), "c1", "billing", "normal", "1", None)
     assert rt.engine.call_state("c1") == "waiting"
+
+
+async def test_a_hook_that_feeds_the_engine_at_once_keeps_the_log_in_causal_order() -> None:
+    rt_box: list[AcdRuntime] = []
+
+    def outbound_reports_at_once(offer: Offer) -> None:
+        rt_box[0].apply(lambda now: [Event("test.nested", ts=now, call_id=offer.call_id)])
+
+    rt, log = runtime({"1001": {"billing": 9}}, hooks=AcdHooks(on_callback_offer=outbound_reports_at_once))
+    rt_box.append(rt)
+    offer = Offer("c1", "1001", "billing", 12.0, "normal", "139", "callback", "139")
+    rt.apply(lambda now: [Event("test.first", ts=now), offer, Event("test.after_offer", ts=now)])
+    assert [e.kind for e in log] == ["test.first", "test.after_offer", "test.nested"]
+
+
+async def test_callback_offer_failing_at_once_goes_to_the_next_agent() -> None:
+    rt_box: list[AcdRuntime] = []
+
+    def outbound(offer: Offer) -> None:
+        if offer.agent_id == "1001":
+            rt_box[0].callback_failed(offer.call_id, "noanswer")
+        else:
+            rt_box[0].callback_answered(offer.call_id)
+
+    rt, log = runtime({"1001": {"billing": 9}, "1002": {"billing": 5}}, hooks=AcdHooks(on_callback_offer=outbound))
+    rt_box.append(rt)
+    rt.login("1001", ready=False)
+    rt.login("1002", ready=True)
+    rt.set_not_ready("1002", "break")
+    rt.apply(lambda now: rt.engine.enqueue("c1", "billing", "normal", "139", now))
+    rt.apply(lambda now: rt.engine.request_callback("c1", now))
+    rt.set_ready("1001")
+    rt.set_ready("1002")
+    seq = [(e.kind, e.agent_id, e.data.get("state")) for e in log if e.call_id == "c1" and e.kind != "acd.enqueue"]
+    assert seq == [("acd.callback", None, None),
+                   ("agent.state", "1001", "reserved"), ("acd.offer", "1001", None),
+                   ("acd.rona", "1001", None), ("agent.state", "1001", "not_ready"),
+                   ("agent.state", "1002", "reserved"), ("acd.offer", "1002", None),
+                   ("agent.state", "1002", "on_call"), ("acd.answer", "1002", None)]
