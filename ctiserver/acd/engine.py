@@ -729,17 +729,17 @@ class AcdEngine:
                 acct = self._agents.get(call.account_agent) if call.account_agent else None
                 # Wait only for an account agent who is busy and will come back, never for an absent one.
                 if acct is not None and vip.account_agent_wait_s > 0 and acct.state in _BUSY_RETURNING:
-                    call.phase_at = call.queue_entered + vip.account_agent_wait_s
-                    if call.phase_at > now:
-                        self._at(call.phase_at, _D_PHASE, call)
-                        break
+                    call.phase_at = now + vip.account_agent_wait_s
+                    self._at(call.phase_at, _D_PHASE, call)
+                    break
             else:
+                # the desk phase starts when the account phase ends (or at once without one),
+                # and only when some desk agent is at work (not all on a break)
                 desk = vip.desk_skill
-                if desk is not None and vip.desk_wait_s > 0 and self._staffed[desk] > 0:
-                    call.phase_at = call.queue_entered + vip.account_agent_wait_s + vip.desk_wait_s
-                    if call.phase_at > now:
-                        self._at(call.phase_at, _D_PHASE, call)
-                        break
+                if desk is not None and vip.desk_wait_s > 0 and self._serving[desk] > 0:
+                    call.phase_at = now + vip.desk_wait_s
+                    self._at(call.phase_at, _D_PHASE, call)
+                    break
             call.phase += 1
         if call.phase == _PH_ALL:
             call.phase_at = None

@@ -698,3 +698,26 @@ def test_escalation_can_move_the_caller_to_another_queue_keeping_the_wait() -> N
     eng.call_ended("b1", 70.0)
     assert [o.call_id for o in offers(eng.tick(80.0))] == ["x"]
     assert (eng.waiting_count("fault"), eng.waiting_count("billing")) == (0, 2)  # y moved at 62 too
+
+
+def test_vip_without_account_agent_waits_for_the_desk_only_while_desk_agents_work() -> None:
+    vip = {"tier": "vip", "desk_skill": "vip_desk", "account_agent_wait_s": 8, "desk_wait_s": 6}
+    eng = engine({"1002": {"billing": 9, "vip_desk": 5}, "1003": {"billing": 10}}, vip=vip)
+    eng.enqueue("y", "billing", "normal", "8", 0.0)  # 1003 (best proficiency) takes it
+    eng.enqueue("z", "billing", "normal", "9", 0.0)  # 1002
+    eng.ring_answered("z", 0.5)
+    eng.ring_answered("y", 0.5)
+    eng.call_ended("y", 1.0)  # 1003 wraps up until 11
+    assert offers(eng.enqueue("v", "billing", "vip", "1", 2.0)) == []  # desk only: until 2 + 6
+    assert offers(eng.tick(7.9)) == []
+    [offer] = offers(eng.tick(11.0))  # the whole skill since 8: 1003 back from wrap-up at 11
+    assert (offer.call_id, offer.agent_id) == ("v", "1003")
+    eng.ring_answered("v", 11.5)  # 1003 busy again
+    eng.set_not_ready("1002", "break", 12.0)  # pending: 1002 is still talking to z
+    eng.call_ended("z", 13.0)
+    eng.tick(23.0)
+    assert eng.agent_state("1002") == ("not_ready", "break")
+    eng.enqueue("v2", "billing", "vip", "2", 24.0)
+    assert eng._calls["v2"].phase == 2  # the only desk agent is on a break: no desk-only wait
+    eng.set_ready("1002", 25.0)
+    assert eng.call_agent("v2") == "1002"
