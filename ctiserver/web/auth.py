@@ -1,0 +1,223 @@
+"""Users, password hashes, sessions and login rate limiting.
+
+Passwords are argon2id hashes (argon2-cffi), verified in a worker thread because
+argon2 is slow on purpose. A session token is 32 random bytes handed to the client
+once; only its SHA-256 is stored, so a leaked table opens no sessions. Failed logins
+are counted per agent number and per client address in sliding windows
+(`LoginLimiter`, a pure core taking `now`); a wrong password and an unknown user
+cost the same time, so neither timing nor message tells which agent numbers exist.
+Nothing here logs a password, a hash or a token.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import hashlib
+import logging
+import secrets
+import sys
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import delete, insert, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from .config import ROLES, RateLimit
+from .tables import sessions, users
+
+log = logging.getLogger(__name__)
+
+_hasher = PasswordHasher()
+# Verified against when the agent number is unknown, so that path costs the same.
+_DUMMY_HASH = _hasher.hash("not-a-password-" + secrets.token_hex(8))
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    agent_no: str
+    name: str
+    role: str
+
+    @property
+    def is_supervisor(self) -> bool:
+        return self.role in ("supervisor", "admin")
+
+    def public(self) -> dict[str, str]:
+        return {"agent_no": self.agent_no, "name": self.name, "role": self.role}
+
+
+class UserExists(ValueError):
+    pass
+
+
+def _valid_agent_no(agent_no: str) -> bool:
+    return 1 <= len(agent_no) <= 20 and agent_no.isascii() and agent_no.isalnum()
+
+
+async def create_user(engine: AsyncEngine, agent_no: str, name: str, role: str, password: str,
+                      *, now: float | None = None) -> User:
+    """Add a user with an argon2 hash of `password`. ValueError on a bad field, UserExists on a duplicate."""
+    import time
+
+    if not _valid_agent_no(agent_no):
+        raise ValueError("agent number must be 1-20 ASCII letters or digits")
+    if role not in ROLES:
+        raise ValueError(f"role must be one of {', '.join(ROLES)}")
+    if not name.strip() or len(name) > 100:
+        raise ValueError("name must be 1-100 characters")
+    if len(password) < 8 or len(password) > 256:
+        raise ValueError("password must be 8-256 characters")
+    hashed = await asyncio.to_thread(_hasher.hash, password)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(insert(users).values(agent_no=agent_no, name=name.strip(), role=role,
+                                                    password_hash=hashed, active=True,
+                                                    created_ts=time.time() if now is None else now))
+    except IntegrityError:
+        raise UserExists(f"user {agent_no} already exists") from None
+    log.info("user %s added with role %s", agent_no, role)
+    return User(agent_no, name.strip(), role)
+
+
+def _verify(stored: str, password: str) -> bool:
+    try:
+        return _hasher.verify(stored, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+async def check_password(engine: AsyncEngine, agent_no: str, password: str) -> User | None:
+    """The user if `password` is right and the account active, else None (same cost either way)."""
+    async with engine.connect() as conn:
+        row = (await conn.execute(select(users).where(users.c.agent_no == agent_no))).mappings().first()
+    stored = row["password_hash"] if row is not None else _DUMMY_HASH
+    ok = await asyncio.to_thread(_verify, stored, password)
+    if not ok or row is None or not row["active"]:
+        return None
+    return User(row["agent_no"], row["name"], row["role"])
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8", "replace")).hexdigest()
+
+
+async def open_session(engine: AsyncEngine, user: User, *, now: float, ttl_s: float) -> tuple[str, float]:
+    """A new session token (returned once, stored hashed) and its expiry; also sweeps expired sessions."""
+    token = secrets.token_urlsafe(32)
+    expires = now + ttl_s
+    async with engine.begin() as conn:
+        await conn.execute(delete(sessions).where(sessions.c.expires_ts < now))
+        await conn.execute(insert(sessions).values(token_hash=token_hash(token), agent_no=user.agent_no,
+                                                   created_ts=now, expires_ts=expires))
+    return token, expires
+
+
+async def session_user(engine: AsyncEngine, token: str, *, now: float) -> User | None:
+    if not token or len(token) > 200:
+        return None
+    q = (select(users.c.agent_no, users.c.name, users.c.role, users.c.active, sessions.c.expires_ts)
+         .join(users, users.c.agent_no == sessions.c.agent_no)
+         .where(sessions.c.token_hash == token_hash(token)))
+    async with engine.connect() as conn:
+        row = (await conn.execute(q)).mappings().first()
+    if row is None or row["expires_ts"] <= now or not row["active"]:
+        return None
+    return User(row["agent_no"], row["name"], row["role"])
+
+
+async def close_session(engine: AsyncEngine, token: str) -> None:
+    async with engine.begin() as conn:
+        await conn.execute(delete(sessions).where(sessions.c.token_hash == token_hash(token)))
+
+
+class LoginLimiter:
+    """Sliding-window count of failed logins per key; bounded memory (oldest keys forgotten first)."""
+
+    def __init__(self, limit: RateLimit, max_keys: int = 10_000) -> None:
+        self.limit = limit
+        self.max_keys = max_keys
+        self._failures: dict[str, deque[float]] = {}
+
+    def _recent(self, key: str, now: float) -> deque[float] | None:
+        q = self._failures.get(key)
+        if q is None:
+            return None
+        while q and q[0] <= now - self.limit.window_s:
+            q.popleft()
+        if not q:
+            del self._failures[key]
+            return None
+        return q
+
+    def retry_after(self, key: str, now: float) -> float:
+        """0 if `key` may try now, else seconds until its oldest counted failure leaves the window."""
+        q = self._recent(key, now)
+        if q is None or len(q) < self.limit.max_failures:
+            return 0.0
+        return max(0.0, q[0] + self.limit.window_s - now)
+
+    def failed(self, key: str, now: float) -> None:
+        q = self._recent(key, now)
+        if q is None:
+            if len(self._failures) >= self.max_keys:
+                del self._failures[next(iter(self._failures))]
+            q = self._failures[key] = deque(maxlen=self.limit.max_failures)
+        q.append(now)
+
+    def succeeded(self, key: str) -> None:
+        self._failures.pop(key, None)
+
+
+# --- CLI ----------------------------------------------------------------------
+
+def add_user_command(subparsers: Any) -> None:
+    """`ctiserver user add AGENT_NO --name N --role R` (password from a prompt or --password-stdin)."""
+    p = subparsers.add_parser("user", help="desktop users (agents, supervisors, admins)")
+    p.add_argument("action", choices=["add"])
+    p.add_argument("agent_no")
+    p.add_argument("--name", required=True)
+    p.add_argument("--role", choices=list(ROLES), default="agent")
+    p.add_argument("--password-stdin", action="store_true", help="read the password from the first line of stdin")
+    p.add_argument("--config", default="config")
+    p.add_argument("--url", help="override the database URL from the config")
+    p.set_defaults(func=_cmd_user)
+
+
+def _cmd_user(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .. import settings
+    from ..config import resolve_db_url
+    from ..store.engine import make_engine, migrate
+
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = getpass.getpass("password: ")
+        if getpass.getpass("again: ") != password:
+            print("passwords differ", file=sys.stderr)
+            return 1
+    config_dir = Path(args.config)
+    url = args.url or resolve_db_url(settings.load_server(config_dir).database.url, config_dir.resolve().parent)
+
+    async def run() -> None:
+        await migrate(url)
+        engine = make_engine(url)
+        try:
+            await create_user(engine, args.agent_no, args.name, args.role, password)
+        finally:
+            await engine.dispose()
+
+    try:
+        asyncio.run(run())
+    except ValueError as exc:  # includes UserExists
+        print(exc, file=sys.stderr)
+        return 1
+    print(f"user {args.agent_no} added")
+    return 0

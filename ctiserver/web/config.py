@@ -1,0 +1,83 @@
+"""Desktop configuration (config/desktop.yaml): sessions, rate limits, reason codes, work-order SLAs.
+
+Every number an operations rulebook might change lives here, validated strictly so a
+typo is a `file:line` error at start-up rather than a surprise on the floor.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from ..configfile import Strict, load_model
+
+ROLES = ("agent", "supervisor", "admin")
+Role = Literal["agent", "supervisor", "admin"]
+
+
+class Sla(Strict):
+    """How long a work order of one category may stay unresolved: hours or working days."""
+
+    hours: float | None = Field(default=None, gt=0)
+    working_days: int | None = Field(default=None, gt=0, le=60)
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> Sla:
+        if (self.hours is None) == (self.working_days is None):
+            raise ValueError("give exactly one of hours or working_days")
+        return self
+
+
+class RateLimit(Strict):
+    """Failed logins allowed per window before further attempts are refused."""
+
+    max_failures: int = Field(gt=0)
+    window_s: float = Field(gt=0)
+
+
+class DesktopConfig(Strict):
+    session_ttl_s: float = Field(default=12 * 3600, gt=0)
+    cookie_secure: bool = False  # set true behind HTTPS
+    max_body_bytes: int = Field(default=64 * 1024, gt=256, le=10 * 1024 * 1024)
+    login_per_user: RateLimit = RateLimit(max_failures=5, window_s=300)
+    login_per_ip: RateLimit = RateLimit(max_failures=20, window_s=300)
+    not_ready_reasons: dict[str, str] = Field(
+        default_factory=lambda: {"break": "休息 Break", "lunch": "用餐 Lunch", "training": "培训 Training",
+                                 "meeting": "会议 Meeting", "after_call": "话后处理 After-call work"})
+    disposition_categories: dict[str, str] = Field(
+        default_factory=lambda: {"inquiry": "咨询 Inquiry", "fault_repair": "故障报修 Fault repair",
+                                 "business": "业务办理 Business", "complaint": "投诉 Complaint",
+                                 "report": "举报 Report", "emergency": "紧急 Emergency"})
+    workorder_sla: dict[str, Sla] = Field(
+        default_factory=lambda: {"fault_repair": Sla(hours=24), "complaint": Sla(hours=48),
+                                 "report": Sla(hours=216), "inquiry": Sla(working_days=2),
+                                 "business": Sla(working_days=5)})
+    units: list[str] = Field(default_factory=lambda: ["城区供电所 City supply station", "营销部 Marketing",
+                                                      "运检部 Operations & maintenance"])
+    identity_roles: list[Role] = Field(default=["supervisor", "admin"])
+    timezone: str = "Asia/Shanghai"
+    holidays: list[str] = Field(default_factory=list)  # ISO dates skipped by working-day SLAs
+    escalation_target: str = Field(default="supervisor", min_length=1, max_length=40)
+    ws_queue_size: int = Field(default=256, ge=8, le=100_000)
+    ws_replay_size: int = Field(default=500, ge=8, le=100_000)
+    wallboard_interval_s: float = Field(default=2.0, gt=0)
+    min_logged_in: int = Field(default=0, ge=0)  # below this a logout warns supervisors (shift change)
+
+    @model_validator(mode="after")
+    def _sla_categories_known(self) -> DesktopConfig:
+        unknown = sorted(set(self.workorder_sla) - set(self.disposition_categories))
+        if unknown:
+            raise ValueError(f"workorder_sla names categories not in disposition_categories: {unknown}")
+        if not self.workorder_sla:
+            raise ValueError("workorder_sla needs at least one category")
+        return self
+
+
+def load_desktop_config(config_dir: str | Path) -> DesktopConfig:
+    """Read `<config_dir>/desktop.yaml` (absent or empty file: all defaults); ConfigError on mistakes."""
+    path = Path(config_dir) / "desktop.yaml"
+    if not path.exists():
+        return DesktopConfig()
+    return load_model(path, DesktopConfig, default_empty=True)

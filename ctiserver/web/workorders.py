@@ -1,0 +1,169 @@
+"""Work orders (工单): the status table, SLA due times, overdue flags, masking, and their storage.
+
+Pure part first (no IO): `TRANSITIONS`, `due_ts`, `is_overdue`, `visible`. Then the
+repository functions, each one transaction, writing the history row together with
+the change so the two can never disagree.
+
+    open ──▶ dispatched ──▶ resolved ──▶ closed
+      └──────────────────────▲  │           │
+                 reopened ◀─────┴───────────┘   (customer not satisfied: reopened, not lost)
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from .config import DesktopConfig, Sla
+from .errors import ApiError
+from .tables import work_order_history, work_orders
+
+STATUSES = ("open", "dispatched", "resolved", "closed", "reopened")
+OPEN_STATUSES = frozenset({"open", "dispatched", "reopened"})
+
+TRANSITIONS: dict[str, frozenset[str]] = {
+    "open": frozenset({"dispatched", "resolved"}),
+    "dispatched": frozenset({"resolved", "reopened"}),
+    "resolved": frozenset({"closed", "reopened"}),
+    "closed": frozenset({"reopened"}),
+    "reopened": frozenset({"dispatched", "resolved"}),
+}
+
+
+def check_transition(current: str, target: str) -> None:
+    """Raise a 409 ApiError naming both states when `current -> target` is not in the table."""
+    if target not in TRANSITIONS.get(current, frozenset()):
+        allowed = ", ".join(sorted(TRANSITIONS.get(current, frozenset()))) or "none"
+        raise ApiError(409, "illegal-transition",
+                       f"a work order cannot go from {current!r} to {target!r} (allowed: {allowed})")
+
+
+def due_ts(start_ts: float, sla: Sla, tz: ZoneInfo, holidays: Iterable[str] = ()) -> float:
+    """When a work order reported at `start_ts` is due: plain hours, or N working days (Mon-Fri, no holidays).
+
+    Working days count whole days after the report day; the order is due at the same
+    local time of day on the Nth working day (a Friday-afternoon query with 2 working
+    days is due Tuesday afternoon).
+    """
+    if sla.hours is not None:
+        return start_ts + sla.hours * 3600
+    assert sla.working_days is not None
+    skip = set(holidays)
+    local = dt.datetime.fromtimestamp(start_ts, tz)
+    day = local.date()
+    left = sla.working_days
+    while left:
+        day += dt.timedelta(days=1)
+        if day.weekday() < 5 and day.isoformat() not in skip:
+            left -= 1
+    due = dt.datetime.combine(day, local.timetz())
+    return due.timestamp()
+
+
+def is_overdue(row: dict[str, Any], now: float) -> bool:
+    return row["status"] in OPEN_STATUSES and now > row["due_ts"]
+
+
+def visible(row: dict[str, Any], role: str, config: DesktopConfig, now: float) -> dict[str, Any]:
+    """The work order as `role` may see it: an anonymous complainant's identity is masked for others."""
+    out = dict(row)
+    out["overdue"] = is_overdue(row, now)
+    if row.get("anonymous") and role not in config.identity_roles:
+        out["customer_name"] = "匿名 anonymous"
+        out["incoming_number"] = "***"
+        out["customer_account"] = None
+    return out
+
+
+# --- storage ----------------------------------------------------------------
+
+async def create(engine: AsyncEngine, *, fields: dict[str, Any], agent_no: str, now: float,
+                 config: DesktopConfig) -> dict[str, Any]:
+    """Insert a new open work order with its SLA due time and a first history row; returns the row."""
+    sla = config.workorder_sla.get(fields["category"])
+    if sla is None:
+        raise ApiError(422, "no-sla-for-category",
+                       f"category {fields['category']!r} takes no work order (configured: "
+                       f"{', '.join(sorted(config.workorder_sla))})")
+    row = {**fields, "created_ts": now, "updated_ts": now, "created_by": agent_no, "status": "open",
+           "due_ts": due_ts(fields["call_time"], sla, ZoneInfo(config.timezone), config.holidays),
+           "reopen_count": 0, "closed_ts": None}
+    async with engine.begin() as conn:
+        result = await conn.execute(insert(work_orders).values(**row))
+        wo_id = int(result.inserted_primary_key[0])  # type: ignore[index]
+        await conn.execute(insert(work_order_history).values(
+            work_order_id=wo_id, ts=now, agent_no=agent_no, from_status=None, to_status="open",
+            unit=fields.get("unit"), note="created"))
+    return {"id": wo_id, **row}
+
+
+async def get(engine: AsyncEngine, wo_id: int) -> dict[str, Any] | None:
+    async with engine.connect() as conn:
+        row = (await conn.execute(select(work_orders).where(work_orders.c.id == wo_id))).mappings().first()
+        return dict(row) if row else None
+
+
+async def history(engine: AsyncEngine, wo_id: int) -> list[dict[str, Any]]:
+    async with engine.connect() as conn:
+        rows = await conn.execute(select(work_order_history)
+                                  .where(work_order_history.c.work_order_id == wo_id)
+                                  .order_by(work_order_history.c.id))
+        return [dict(r) for r in rows.mappings()]
+
+
+async def change_status(engine: AsyncEngine, wo_id: int, *, target: str, agent_no: str, note: str,
+                        unit: str | None, now: float, config: DesktopConfig) -> tuple[dict[str, Any], str]:
+    """Move a work order along the table (optimistic: the UPDATE only applies to the status we read).
+
+    Returns the new row and the previous status. Reopening restarts the SLA clock from now.
+    """
+    async with engine.begin() as conn:
+        row = (await conn.execute(select(work_orders).where(work_orders.c.id == wo_id))).mappings().first()
+        if row is None:
+            raise ApiError(404, "unknown-workorder", f"no work order {wo_id}")
+        current = row["status"]
+        check_transition(current, target)
+        if target == "dispatched" and not (unit or row["unit"]):
+            raise ApiError(422, "unit-required", "dispatching needs the responsible unit")
+        values: dict[str, Any] = {"status": target, "updated_ts": now}
+        if unit:
+            values["unit"] = unit
+        if target == "closed":
+            values["closed_ts"] = now
+        if target == "reopened":
+            values["reopen_count"] = row["reopen_count"] + 1
+            values["closed_ts"] = None
+            sla = config.workorder_sla.get(row["category"])
+            if sla is not None:
+                values["due_ts"] = due_ts(now, sla, ZoneInfo(config.timezone), config.holidays)
+        done = await conn.execute(update(work_orders)
+                                  .where(work_orders.c.id == wo_id, work_orders.c.status == current)
+                                  .values(**values))
+        if done.rowcount != 1:
+            raise ApiError(409, "concurrent-change", f"work order {wo_id} changed meanwhile; reload and retry")
+        await conn.execute(insert(work_order_history).values(
+            work_order_id=wo_id, ts=now, agent_no=agent_no, from_status=current, to_status=target,
+            unit=unit, note=note))
+    return {**dict(row), **values}, current
+
+
+async def list_for(engine: AsyncEngine, *, account: str | None, number: str | None, status: str | None,
+                   overdue_at: float | None, limit: int) -> list[dict[str, Any]]:
+    """Work orders by customer account or calling number (or overdue ones), newest first."""
+    q = select(work_orders)
+    if account is not None:
+        q = q.where(work_orders.c.customer_account == account)
+    if number is not None:
+        q = q.where(work_orders.c.incoming_number == number)
+    if status is not None:
+        q = q.where(work_orders.c.status == status)
+    if overdue_at is not None:
+        q = q.where(work_orders.c.status.in_(sorted(OPEN_STATUSES)), work_orders.c.due_ts < overdue_at)
+    q = q.order_by(work_orders.c.id.desc()).limit(limit)
+    async with engine.connect() as conn:
+        return [dict(r) for r in (await conn.execute(q)).mappings()]
