@@ -214,40 +214,39 @@ def call_query(cfg: KpiConfig, win: Window, dims: Sequence[str]) -> Any:
     lookahead = max(cfg.window.max_call_s, cfg.fcr.window_h * 3600.0)
 
     def first_ts(kind: str) -> ColumnElement[Any]:
-        return func.min(case((k == kind, e.ts)))
+        return func.min(e.ts).filter(k == kind)
 
     def first_value(kind: str, value: ColumnElement[Any]) -> ColumnElement[Any]:
-        return func.min(case((k == kind, PaddedMs(e.ts) + func.coalesce(value, ""))))
+        return func.min(PaddedMs(e.ts) + func.coalesce(value, "")).filter(k == kind)
+
+    def n(cond: ColumnElement[bool]) -> ColumnElement[Any]:
+        # FILTER (WHERE ...) skips rows instead of feeding a CASE to every aggregate: much cheaper.
+        return func.count().filter(cond)
 
     per_call = (
         select(
             e.call_id.label("call_id"),
             func.min(e.ts).label("t0"),
-            func.max(case((or_(k == Kind.OUT_ATTEMPT,
-                                and_(k == Kind.CALL_NEW, json_str(e.data, "direction") == "outbound")), 1),
-                          else_=0)).label("is_out"),
-            func.max(case((k == Kind.IVR_START, 1), else_=0)).label("ivr"),
-            func.max(case((and_(k == Kind.IVR_END, json_str(e.data, "outcome") == "self_service"), 1),
-                          else_=0)).label("ivr_self"),
-            func.max(case((and_(k == Kind.IVR_END, json_str(e.data, "outcome") == "agent"), 1),
-                          else_=0)).label("ivr_agent"),
+            n(or_(k == Kind.OUT_ATTEMPT,
+                  and_(k == Kind.CALL_NEW, json_str(e.data, "direction") == "outbound"))).label("is_out"),
+            n(k == Kind.IVR_START).label("ivr"),
+            n(and_(k == Kind.IVR_END, json_str(e.data, "outcome") == "self_service")).label("ivr_self"),
+            n(and_(k == Kind.IVR_END, json_str(e.data, "outcome") == "agent")).label("ivr_agent"),
             first_ts(Kind.ACD_ENQUEUE).label("t_enq"),
             first_ts(Kind.ACD_ANSWER).label("t_ans"),
             first_ts(Kind.ACD_ABANDON).label("t_ab"),
             first_ts(Kind.ACD_OVERFLOW).label("t_ovf"),
             first_ts(Kind.ACD_CALLBACK).label("t_cb"),
             first_ts(Kind.ACD_BLOCKED).label("t_blk"),
-            func.max(case((and_(k == Kind.ACD_OVERFLOW, json_str(e.data, "reason").in_(TIMEOUT_REASONS)), 1),
-                          else_=0)).label("ovf_timeout"),
-            _cnt(k == Kind.ACD_OFFER).label("offers"),
-            _cnt(k == Kind.ACD_RONA).label("ronas"),
-            func.max(case((k == Kind.ACD_TRANSFER, 1), else_=0)).label("transferred"),
-            func.max(case((k == Kind.DISPOSITION, 1), else_=0)).label("disposed"),
-            func.max(case((and_(k == Kind.DISPOSITION, json_true(e.data, "resolved")), 1),
-                          else_=0)).label("resolved"),
-            func.max(case((k == Kind.CALL_NEW, json_str(e.data, "caller_num")))).label("caller1"),
-            func.max(case((k == Kind.ACD_ENQUEUE, json_str(e.data, "caller")))).label("caller2"),
-            func.max(case((k == Kind.IVR_START, json_str(e.data, "caller")))).label("caller3"),
+            n(and_(k == Kind.ACD_OVERFLOW, json_str(e.data, "reason").in_(TIMEOUT_REASONS))).label("ovf_timeout"),
+            n(k == Kind.ACD_OFFER).label("offers"),
+            n(k == Kind.ACD_RONA).label("ronas"),
+            n(k == Kind.ACD_TRANSFER).label("transferred"),
+            n(k == Kind.DISPOSITION).label("disposed"),
+            n(and_(k == Kind.DISPOSITION, json_true(e.data, "resolved"))).label("resolved"),
+            func.max(json_str(e.data, "caller_num")).filter(k == Kind.CALL_NEW).label("caller1"),
+            func.max(json_str(e.data, "caller")).filter(k == Kind.ACD_ENQUEUE).label("caller2"),
+            func.max(json_str(e.data, "caller")).filter(k == Kind.IVR_START).label("caller3"),
             first_value(Kind.ACD_ENQUEUE, e.queue).label("first_queue"),
             first_value(Kind.ACD_ENQUEUE, e.tier).label("first_tier"),
             first_value(Kind.ACD_ANSWER, e.agent_id).label("first_agent"),
@@ -280,7 +279,7 @@ def call_query(cfg: KpiConfig, win: Window, dims: Sequence[str]) -> Any:
 
     q0 = func.coalesce(f.t_enq, f.t0)  # when the caller started waiting for an agent
     in_acd = or_(f.t_enq.is_not(None), f.t_ans.is_not(None), f.t_ab.is_not(None), f.t_ovf.is_not(None))
-    wanted = or_(in_acd, f.t_blk.is_not(None), f.ivr_agent == 1)
+    wanted = or_(in_acd, f.t_blk.is_not(None), f.ivr_agent > 0)
     answered = f.t_ans.is_not(None)
     wait = f.t_ans - q0
     abandoned = and_(f.t_ans.is_(None), f.t_ab.is_not(None))
@@ -305,8 +304,8 @@ def call_query(cfg: KpiConfig, win: Window, dims: Sequence[str]) -> Any:
     cols = [
         hh, *_dim_cols(dim_map, dims),
         func.count().label("offered"),
-        _cnt(f.ivr == 1).label("ivr"),
-        _cnt(and_(f.ivr_self == 1, f.ivr_agent == 0, f.t_blk.is_(None), ~in_acd)).label("ivr_contained"),
+        _cnt(f.ivr > 0).label("ivr"),
+        _cnt(and_(f.ivr_self > 0, f.ivr_agent == 0, f.t_blk.is_(None), ~in_acd)).label("ivr_contained"),
         _cnt(wanted).label("wanted"),
         _cnt(in_acd).label("queued"),
         _cnt(blocked).label("blocked"),
@@ -323,17 +322,17 @@ def call_query(cfg: KpiConfig, win: Window, dims: Sequence[str]) -> Any:
         _cnt(and_(callback, in_acd)).label("queued_callbacks"),
         _cnt(and_(abandoned, f.t_cb.is_not(None))).label("abandon_callbacks"),
         _cnt(overflow_lost).label("overflowed"),
-        _cnt(and_(overflow_lost, f.ovf_timeout == 1)).label("timed_out"),
+        _cnt(and_(overflow_lost, f.ovf_timeout > 0)).label("timed_out"),
         _cnt(lost).label("lost"),
         _cnt(and_(in_acd, exit_ts.is_not(None))).label("queue_exits"),
         _sum(and_(in_acd, exit_ts.is_not(None)), round_ms(exit_ts - q0)).label("queue_ms"),
-        _cnt(and_(answered, f.transferred == 1)).label("transferred"),
+        _cnt(and_(answered, f.transferred > 0)).label("transferred"),
         _cnt(and_(answered, f.caller.is_not(None))).label("fcr_repeat_base"),
         _cnt(and_(answered, f.caller.is_not(None), ~repeat)).label("fcr_no_repeat"),
-        _cnt(and_(answered, f.disposed == 1)).label("fcr_disp_base"),
-        _cnt(and_(answered, f.resolved == 1)).label("fcr_resolved"),
-        _cnt(and_(answered, f.caller.is_not(None), f.disposed == 1)).label("fcr_both_base"),
-        _cnt(and_(answered, f.caller.is_not(None), f.resolved == 1, ~repeat)).label("fcr_both"),
+        _cnt(and_(answered, f.disposed > 0)).label("fcr_disp_base"),
+        _cnt(and_(answered, f.resolved > 0)).label("fcr_resolved"),
+        _cnt(and_(answered, f.caller.is_not(None), f.disposed > 0)).label("fcr_both_base"),
+        _cnt(and_(answered, f.caller.is_not(None), f.resolved > 0, ~repeat)).label("fcr_both"),
     ]
     group = [hh, *(dim_map[d] for d in dims)]
     return (select(*cols).where(f.t0 >= win.start, f.t0 < win.end).group_by(*group))
