@@ -29,6 +29,7 @@ import contextlib
 import itertools
 import logging
 import math
+import time
 import uuid
 from collections import deque
 from collections.abc import Sequence
@@ -184,6 +185,7 @@ class EventStore:
         self._last_error: str | None = None
         self._retry_at = 0.0  # loop time before which we do not try the database again
         self._last_contact = 0.0  # loop time of the last successful round trip
+        self._mem_since = 0.0  # time.monotonic() from which the memory head waits its flush interval
 
         self._wake = asyncio.Event()
         self._progress = asyncio.Event()
@@ -236,8 +238,11 @@ class EventStore:
             return
         self._mem.append(item)
         n = len(self._mem)
+        if n == 1:  # the flush interval starts now; the writer may be in a long idle wait
+            self._mem_since = time.monotonic()
+            self._wake.set()
         # Wake the writer once per full batch, and on every overflow it can act on (spill).
-        if n == self.batch_size or (n > self.buffer_limit and not self._journal_broken):
+        elif n == self.batch_size or (n > self.buffer_limit and not self._journal_broken):
             self._wake.set()
         if self._journal_broken and n > self.buffer_limit * 10:
             # Neither the database nor the disk takes events: shed the oldest rather than the process.
@@ -332,7 +337,8 @@ class EventStore:
                     if loop.time() - self._last_contact >= self.IDLE_PING_S:
                         await self._ping(loop)
                     continue
-                await self._write_backlog(loop)
+                if forced or self._due(time.monotonic()):
+                    await self._write_backlog(loop)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # a bug here must not stop the writer: note it and carry on
@@ -352,7 +358,7 @@ class EventStore:
         elif self._j_unread or self._refused:
             timeout = 0.0
         elif self._mem:
-            timeout = self.flush_interval_s
+            timeout = max(0.0, self._mem_since + self.flush_interval_s - time.monotonic())
         else:
             timeout = max(0.0, self.IDLE_PING_S - (now - self._last_contact))
         if timeout > 0:
@@ -362,6 +368,11 @@ class EventStore:
 
     def _backlog(self) -> int:
         return self._j_unread + len(self._mem)
+
+    def _due(self, now: float) -> bool:
+        """Is there something to write now: journal lines, a full batch, or a partial one that waited enough?"""
+        return bool(self._j_unread or len(self._mem) >= self.batch_size
+                    or (self._mem and now >= self._mem_since + self.flush_interval_s))
 
     async def _write_backlog(self, loop: asyncio.AbstractEventLoop) -> None:
         """Write what is due: the journal, and memory (a partial batch once, then only full ones).
@@ -390,6 +401,9 @@ class EventStore:
         # Only this task removes from the left, so the batch is still at the head.
         for _ in batch:
             self._mem.popleft()
+        # What is left arrived while this batch was written: its flush interval starts now,
+        # so a steady trickle is still written in batches, not chased one event at a time.
+        self._mem_since = time.monotonic()
         await self._keep_rejected(refused)
         self._account(len(batch) - len(refused), len(refused))
 
@@ -462,10 +476,11 @@ class EventStore:
             self._db_succeeded(loop)
 
     def _db_failed(self, loop: asyncio.AbstractEventLoop, exc: BaseException) -> None:
+        first = self._last_error is None
         self._last_error = _short(exc)
         delay = self._backoff.failure()
         self._retry_at = loop.time() + delay
-        if self._db_ok:
+        if self._db_ok or first:
             log.warning("database unreachable (%s); buffering events, %d pending", self._last_error,
                         self._backlog())
         self._db_ok = False

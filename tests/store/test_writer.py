@@ -147,6 +147,37 @@ async def test_a_partial_batch_goes_after_the_flush_interval(store_url: str,
     assert seqs(await db_rows(store_url)) == [0, 1, 2]
 
 
+async def test_an_idle_writer_still_honours_the_flush_interval(store_url: str,
+                                                               new_store: Callable[..., EventStore]) -> None:
+    store = new_store(store_url, batch_size=500, flush_interval_s=0.05)
+    store.IDLE_PING_S = 3600.0  # after its first ping the writer would sleep an hour if not woken
+    await store.start()
+    await wait_for(lambda: store.status()["db_ok"], "first ping")
+    await asyncio.sleep(0.1)  # the writer is now in its idle wait
+    store.append(ev(0))
+    await wait_for(lambda: store.status()["written_total"] == 1, "written one interval later, not an hour")
+
+
+async def test_a_trickle_is_still_written_in_batches(store_url: str,
+                                                    new_store: Callable[..., EventStore]) -> None:
+    store = new_store(store_url, batch_size=1000, flush_interval_s=0.1)
+    inserts: list[int] = []
+
+    @sa_event.listens_for(store.engine.sync_engine, "before_cursor_execute")
+    def count(conn: Any, cursor: Any, statement: str, params: Any, context: Any, executemany: bool) -> None:
+        if statement.lstrip().upper().startswith("INSERT INTO EVENTS"):
+            inserts.append(len(params) if executemany else 1)
+
+    await store.start()
+    for i in range(200):
+        store.append(ev(i))
+        await asyncio.sleep(0.001)
+    await store.flush(timeout=30)
+    assert sum(inserts) == 200
+    assert len(inserts) <= 50  # one per flush interval, not one per event
+    assert seqs(await db_rows(store_url)) == list(range(200))
+
+
 async def test_flush_covers_events_appended_before_it_only(store_url: str,
                                                            new_store: Callable[..., EventStore]) -> None:
     store = new_store(store_url, batch_size=10, flush_interval_s=0.05)
@@ -554,3 +585,23 @@ async def test_events_wait_for_a_database_that_is_not_migrated_yet(db_url: str,
     await create_events_table(db_url)
     await store.flush(timeout=30)
     assert seqs(await db_rows(db_url)) == list(range(40))
+
+
+@pytest.mark.postgres
+async def test_an_outage_is_logged_once_not_per_retry(pg_proxy: TcpProxy, new_store: Callable[..., EventStore],
+                                                      caplog: pytest.LogCaptureFixture) -> None:
+    store = new_store(pg_url(pg_proxy.port), flush_interval_s=0.01, retry_max_s=0.02)
+    await store.start()
+    store.append(ev(0))
+    await store.flush(timeout=30)
+    caplog.set_level("INFO", logger="ctiserver.store")
+    await pg_proxy.cut()
+    for i in range(1, 30):
+        store.append(ev(i))
+        await asyncio.sleep(0.02)  # long enough for several retries
+    await pg_proxy.restore()
+    await store.flush(timeout=30)
+    messages = [r.getMessage() for r in caplog.records if r.name == "ctiserver.store"]
+    assert sum("database unreachable" in m for m in messages) == 1
+    assert sum("database reachable again" in m for m in messages) == 1
+    assert seqs(await db_rows(pg_url())) == list(range(30))
