@@ -278,10 +278,11 @@ class AcdRuntime:
             raise
         finally:
             self._mailboxes.pop(call_id, None)
+            music = call_id in self._moh
             self._moh.discard(call_id)
             agent = self._served.pop(call_id, None)
         if not hung_up:
-            await self._finish(chan, result)
+            await self._finish(chan, result, music)
         return Served(result, agent if result == "answered" else None)
 
     def _caller_gone(self, call_id: str) -> None:
@@ -300,8 +301,10 @@ class AcdRuntime:
         if agent is not None:
             self._hook("on_end", call_id, agent, {"call_id": call_id})
 
-    async def _finish(self, chan: AgiChannel, result: str) -> None:
+    async def _finish(self, chan: AgiChannel, result: str, music: bool) -> None:
         with contextlib.suppress(AgiHangup, AgiError, TimeoutError):
+            if music:  # whoever plays to the caller next (voicemail, a message) starts in silence
+                await chan.execute("EXEC StopMusicOnHold")
             await chan.execute(f"SET VARIABLE CTI_ACD_RESULT {result}")
             await chan.execute("SET VARIABLE CTI_DONE 1")
 
