@@ -72,6 +72,10 @@ class AmiOriginator:
             raise OriginateRejected(reply.message or "Originate refused")
         self._live = None
 
+    def ready(self) -> bool:
+        """The AMI link is up (the dialer starts no attempt while it is not)."""
+        return bool(getattr(self.client, "connected", True))
+
     def channel_for_action(self, action_id: str) -> str | None:
         return self._by_action.get(action_id)
 

@@ -43,6 +43,9 @@ class Originator(Protocol):
         """Whether Asterisk has a channel with this id now (raise if Asterisk cannot be asked)."""
         ...
 
+# An Originator may also offer `ready() -> bool` (e.g. the AMI link is up); while it says
+# False the dialer starts no attempt, so an outage of the link costs no contact an attempt.
+
 
 class OriginateRejected(Exception):
     """Asterisk answered the Originate with an error: certainly no call was placed."""
@@ -152,6 +155,12 @@ class Dialer:
         async with self._lock:
             now = self.clock.now()
             total = Plan([], None)
+            ready = getattr(self.originator, "ready", None)
+            if callable(ready) and not ready():  # AMI down: do not spend attempts on calls that cannot start
+                total.blocked["originator_down"] += 1
+                total.next_deadline = now + self.cfg.poll_s
+                self.last_plan = total
+                return total
             deadlines: list[float] = []
             for name in await self.store.running():
                 offset = 0

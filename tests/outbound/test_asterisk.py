@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -38,11 +39,18 @@ DIGITS = "012345689"
 
 def numbers(n: int) -> list[str]:
     return [f"1380000{i:03d}{DIGITS[i % len(DIGITS)]}" for i in range(n)]
+
+
 MAX_CONCURRENT = 4
 
 
-async def run_scripted_campaign(ami: AmiServer, engine: AsyncEngine, contacts: int = 20) -> dict[str, Any]:
-    """Dial `contacts` scripted numbers through `ami`; return results, statuses and the peak of live calls."""
+async def run_scripted_campaign(ami: AmiServer, engine: AsyncEngine, contacts: int = 20,
+                                crash_after_s: float | None = None) -> dict[str, Any]:
+    """Dial `contacts` scripted numbers through `ami`; return results, statuses and the peak of live calls.
+
+    With `crash_after_s`, the CTI side (AMI link, dialer, queued results) is dropped
+    that long after the start and a new one is started on the same database.
+    """
     cfg = OutboundConfig.model_validate({
         "pacing": {"max_concurrent": 10, "calls_per_s": 4, "burst": 2}, "poll_s": 0.2,
         "dial": {"channel": "Local/{number}@outbound-dest", "ring_timeout_s": 6, "max_call_s": 120},
@@ -51,45 +59,60 @@ async def run_scripted_campaign(ami: AmiServer, engine: AsyncEngine, contacts: i
     store = OutboundStore(engine)
     await store.create_tables()
     spec = CampaignSpec.model_validate({
-        "name": f"scripted-{int(time.time())}", "kind": "outage_notice", "windows": ["00:00-24:00"],
+        "name": f"scripted-{int(time.time() * 1000)}", "kind": "outage_notice", "windows": ["00:00-24:00"],
         "pacing": {"max_concurrent": MAX_CONCURRENT, "calls_per_s": 2, "burst": 2},
         "retry": {"max_attempts": 2, "busy": {"delay_s": 1}, "no_answer": {"delay_s": 1},
                   "congestion": {"delay_s": 1}, "failed": {"delay_s": 1}, "lost": {"delay_s": 1},
                   "machine": {"retry": False}},
         "outage": {"areas": ["城东"], "start": "8时", "end": "12时", "reason": "检修"}})
     events: list[Event] = []
-    live: set[str] = set()
-    peak = 0
-    holder: dict[str, OutboundService] = {}
+    live: dict[str, str] = {}  # our channel id -> number, as the test's own AMI link sees them
+    peak, peak_per_number = 0, 0
 
-    def on_ami(msg: Any) -> None:
-        nonlocal peak
+    def observe(msg: Any) -> None:
+        nonlocal peak, peak_per_number
         uid = msg.get("Uniqueid") or ""
-        if OUR_CHANNEL.match(uid):
-            if msg.get("Event") == "Newchannel":
-                live.add(uid)
-                peak = max(peak, len(live))
-            elif msg.get("Event") == "Hangup":
-                live.discard(uid)
-        if "svc" in holder:
-            holder["svc"].on_ami_event("pbx1", msg)
+        if not OUR_CHANNEL.match(uid):
+            return
+        if msg.get("Event") == "Newchannel":
+            live[uid] = (msg.get("Channel") or "").split("@")[0]
+            peak = max(peak, len(live))
+            peak_per_number = max(peak_per_number, max(Counter(live.values()).values()))
+        elif msg.get("Event") == "Hangup":
+            live.pop(uid, None)
 
-    client = AmiClient(ami, on_event=on_ami)
-    await client.start()
-    await client.wait_connected(15)
+    observer = AmiClient(ami, on_event=observe)
+    await observer.start()
+    await observer.wait_connected(15)
 
     async def prompt(text: str, lang: str) -> str:
         return "beep"  # a sound every Asterisk has; the TTS pipeline is tested on its own
 
-    svc = OutboundService(cfg, engine, client, "pbx1", SystemClock(), events.append, prompt=prompt)
-    holder["svc"] = svc
+    async def launch() -> tuple[OutboundService, AmiClient]:
+        holder: dict[str, OutboundService] = {}
+        client = AmiClient(ami, on_event=lambda m: holder["svc"].on_ami_event("pbx1", m) if holder else None)
+        await client.start()
+        await client.wait_connected(15)
+        svc = OutboundService(cfg, engine, client, "pbx1", SystemClock(), events.append, prompt=prompt)
+        holder["svc"] = svc
+        await svc.start()  # reconciles in-flight attempts first
+        return svc, client
+
+    await store.create_campaign(spec, time.time())
+    await store.add_contacts(spec.name, [ContactIn(n, area="城东") for n in numbers(contacts)], time.time())
+    svc, client = await launch()
+    lost_results = 0
     try:
-        await store.create_campaign(spec, time.time())
-        await store.add_contacts(spec.name, [ContactIn(n, area="城东") for n in numbers(contacts)], time.time())
-        await svc.start()
         await store.change_state(spec.name, "start", time.time())
         svc.dialer.wake()
-        deadline = time.monotonic() + 240
+        if crash_after_s is not None:
+            await asyncio.sleep(crash_after_s)
+            lost_results = svc.dialer._results.qsize()
+            await svc.stop()
+            await client.close()  # everything the dead CTI had not written is gone
+            await asyncio.sleep(4)  # calls go on (and some end) while no CTI listens
+            svc, client = await launch()
+        deadline = time.monotonic() + float(__import__("os").environ.get("OB_WAIT", "240"))
         while time.monotonic() < deadline:
             status = await store.status(spec.name)
             if status["pending"] == 0 and status["live"] == 0:
@@ -98,8 +121,11 @@ async def run_scripted_campaign(ami: AmiServer, engine: AsyncEngine, contacts: i
     finally:
         await svc.stop()
         await client.close()
+        await observer.close()
     people = {r["number"]: r for r in await _contacts(store, spec.name)}
-    return {"results": await store.results(spec.name), "people": people, "peak": peak, "events": events}
+    return {"results": await store.results(spec.name), "people": people, "peak": peak, "events": events,
+            "peak_per_number": peak_per_number, "status": await store.status(spec.name),
+            "lost_results": lost_results}
 
 
 async def _contacts(store: OutboundStore, name: str) -> list[dict[str, Any]]:
@@ -133,3 +159,22 @@ async def test_scripted_campaign_on_the_sandbox(asterisk_sandbox: Any, tmp_path:
     assert 1 <= run["peak"] <= MAX_CONCURRENT
     attempts = [e for e in run["events"] if e.kind == Kind.OUT_ATTEMPT]
     assert len(attempts) == r["attempts"] == sum(a for _, _, a in plan) == 26
+
+
+@pytest.mark.asterisk
+async def test_killed_cti_resumes_without_extra_attempts(asterisk_sandbox: Any, tmp_path: Path) -> None:
+    from tests.asterisk_fixture import ami_server_config
+
+    engine = create_async_engine(f"sqlite+aiosqlite:///{tmp_path / 'out.db'}")
+    try:
+        run = await run_scripted_campaign(ami_server_config(asterisk_sandbox), engine, crash_after_s=6)
+    finally:
+        await engine.dispose()
+    status = run["status"]
+    assert (status["pending"], status["live"]) == (0, 0)
+    assert status["done"] + status["not_reached"] == status["contacts"] == 20
+    assert all(p["attempts"] <= 2 for p in run["people"].values())
+    assert run["peak_per_number"] == 1 and run["peak"] <= MAX_CONCURRENT
+    for n, p in run["people"].items():  # what cannot depend on when the CTI died
+        if n[-1] in "3456":
+            assert p["status"] == "not_reached", (n, p)

@@ -418,3 +418,20 @@ async def test_specific_reports_replace_generic_failures(store: OutboundStore) -
     snap = await store.snapshot(clock.now() + 10_000)
     due = {c.number: c.next_due for c in snap.contacts}
     assert due["13800000001"] == pytest.approx(START + 120)  # the no-answer delay, not the failed one
+
+
+async def test_no_attempt_is_spent_while_the_originator_is_down(store: OutboundStore) -> None:
+    clock = FakeClock(START)
+    await store.create_campaign(spec(), clock.now())
+    await store.add_contacts("notice", PEOPLE[:2], clock.now())
+    await store.change_state("notice", "start", clock.now())
+    orig = FakeOriginator()
+    up = {"ok": False}
+    orig.ready = lambda: up["ok"]  # type: ignore[attr-defined]
+    dialer = make(store, clock, orig, [])
+    plan = await dialer.tick()
+    assert plan.dials == [] and plan.blocked["originator_down"] == 1
+    assert plan.next_deadline == START + CFG.poll_s
+    assert await store.attempts_of("notice") == []
+    up["ok"] = True
+    assert len((await dialer.tick()).dials) == 2
