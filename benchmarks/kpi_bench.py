@@ -28,9 +28,9 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from ctiserver.kpi.config import KpiConfig  # noqa: E402
-from ctiserver.kpi.report import build_report  # noqa: E402
-from ctiserver.store.schema import events, metadata  # noqa: E402
+from ctiserver.kpi.config import KpiConfig
+from ctiserver.kpi.report import build_report
+from ctiserver.store.schema import events, metadata
 
 DB = "ctitest_kpi_bench"
 TZ = ZoneInfo("Asia/Shanghai")
