@@ -156,3 +156,19 @@ def test_destination_targets_and_dial_options_cannot_smuggle_agi_arguments(tmp_p
     assert ":10:" in got and "target" in got
     got2 = problems(GOOD + 'dial_options: "m b"\n', tmp_path)
     assert any(":13:" in p and "dial_options" in p for p in got2), got2
+
+
+def test_every_sample_agent_has_a_pjsip_endpoint_and_a_fallback_queue_seat() -> None:
+    """The sample acd.yaml and the sandbox's Asterisk config must not drift apart."""
+    import re
+
+    cfg = load_acd_config(SAMPLE_DIR)
+    asterisk = SAMPLE_DIR.parent / "asterisk"
+    endpoints = set(re.findall(r"^\[(agent\d+)\]\(agent-endpoint\)", (asterisk / "pjsip.conf").read_text(),
+                               re.MULTILINE))
+    members = set(re.findall(r"^member => PJSIP/(agent\d+)", (asterisk / "queues.conf").read_text(), re.MULTILINE))
+    for agent in cfg.agents:
+        dial = cfg.dial_string(agent.id)
+        assert dial == f"PJSIP/agent{agent.id}"
+        assert f"agent{agent.id}" in endpoints, f"no PJSIP endpoint for agent {agent.id}"
+        assert f"agent{agent.id}" in members, f"agent {agent.id} has no seat in the fallback queue"
