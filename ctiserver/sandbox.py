@@ -3,9 +3,14 @@
 A newcomer (and the test suite) gets a real Asterisk with one command, no
 packages installed on the host beyond debootstrap. The chroot is built once
 into a cache folder (about a minute, 500 MB); `up` installs this project's
-`asterisk/*.conf`, mounts /proc and /dev, bind-mounts the CTI's TTS cache at
-`sounds/cti` (so prompts play as `cti/<hash>`), starts `asterisk -f` in the
-background and waits until AMI answers. `down` stops it by pid and unmounts.
+`asterisk/*.conf` as the whole of /etc/asterisk (no Debian sample files, so no
+default surprises), mounts /proc and /dev, bind-mounts the CTI's TTS cache at
+/var/lib/asterisk/sounds/cti (so prompts play as `cti/<hash>`), starts
+`asterisk -f` in the background and waits until AMI answers. `down` stops it by
+pid and unmounts (never lazily: a busy mount is an error, not a leftover).
+
+AMI and SIP ports default to 5038/5060 and can be moved (`CTISERVER_ASTERISK_AMI_PORT`,
+`CTISERVER_ASTERISK_SIP_PORT`) so a second chroot can run beside the first.
 
 The mirror is read from the machine's own apt sources at run time; no host
 name is written into the repository.
@@ -14,9 +19,11 @@ name is written into the repository.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import math
 import os
+import re
 import shutil
 import signal
 import socket
@@ -30,7 +37,9 @@ from pathlib import Path
 
 DEFAULT_ROOT = Path("/var/cache/ctiserver/asterisk-root")
 AMI_HOST, AMI_PORT, AMI_USER, AMI_SECRET = "127.0.0.1", 5038, "ctiserver", "ctisandbox"
-SOUNDS_IN_CHROOT = "usr/share/asterisk/sounds/cti"
+SIP_PORT = 5060
+SOUNDS_IN_CHROOT = "var/lib/asterisk/sounds/cti"
+SOUNDS_LINK = "usr/share/asterisk/sounds/cti"  # where Debian's Asterisk (astdatadir) looks for `cti/...`
 STATE_FILE = "ctiserver-sandbox.json"
 PRISTINE_ETC = "etc/asterisk.dist"
 
@@ -49,6 +58,8 @@ class SandboxInfo:
     ami_secret: str
     sounds_dir: str | None
     log_path: str
+    sip_port: int = SIP_PORT
+    config_hash: str = ""
 
 
 def root_dir(root: Path | str | None = None) -> Path:
@@ -139,14 +150,24 @@ def _mount(args: list[str]) -> None:
         raise SandboxError(f"mount {' '.join(args)} failed: {proc.stderr.strip()}")
 
 
-def _unmount_all(root: Path) -> None:
-    """Unmount everything under `root`, deepest first."""
+def _unmount_all(root: Path, tries: int = 10) -> None:
+    """Unmount everything under `root`, deepest first; a mount still busy after `tries` is an error.
+
+    No `umount -l`: a lazily detached /dev or sounds bind would survive inside the chroot's
+    namespace and a later `rmtree` could reach the host's files through it.
+    """
     prefix = str(root.resolve()) + "/"
-    for target in sorted((m for m in _mounts() if m.startswith(prefix)), key=len, reverse=True):
-        if subprocess.run(["umount", target], capture_output=True).returncode != 0:
-            time.sleep(0.5)
-            if subprocess.run(["umount", target], capture_output=True).returncode != 0:
-                subprocess.run(["umount", "-l", target], capture_output=True)
+    for _ in range(tries):
+        left = sorted((m for m in _mounts() if m.startswith(prefix)), key=len, reverse=True)
+        if not left:
+            return
+        for target in left:
+            subprocess.run(["umount", target], capture_output=True)
+        if any(m.startswith(prefix) for m in _mounts()):
+            time.sleep(0.3)
+    left = [m for m in _mounts() if m.startswith(prefix)]
+    if left:
+        raise SandboxError(f"still mounted (busy?): {', '.join(left)}")
 
 
 # --- processes -----------------------------------------------------------------
@@ -179,6 +200,14 @@ def _alive(pid: int) -> bool:
         return False
 
 
+def _reap(pid: int) -> None:
+    """Collect our own child's exit status so it does not linger as a zombie."""
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass
+
+
 def _stop_pids(pids: list[int], grace_s: float = 10.0) -> None:
     for pid in pids:
         try:
@@ -197,23 +226,24 @@ def _stop_pids(pids: list[int], grace_s: float = 10.0) -> None:
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline and any(_alive(p) for p in pids):
         time.sleep(0.05)
+    for pid in pids:
+        _reap(pid)
 
 
 # --- AMI probe --------------------------------------------------------------------
-def ami_ready(host: str = AMI_HOST, port: int = AMI_PORT, timeout: float = 2.0) -> bool:
+def _ami_login(s: socket.socket, events: str) -> None:
+    s.sendall(f"Action: Login\r\nUsername: {AMI_USER}\r\nSecret: {AMI_SECRET}\r\n"
+              f"Events: {events}\r\nActionID: probe1\r\n\r\n".encode())
+
+
+def ami_ready(host: str = AMI_HOST, port: int | None = None, timeout: float = 2.0) -> bool:
     """True when AMI accepts our login and answers a Ping."""
     try:
-        with socket.create_connection((host, port), timeout=timeout) as s:
+        with socket.create_connection((host, port or ami_port()), timeout=timeout) as s:
             s.settimeout(timeout)
+            _ami_login(s, "off")
+            s.sendall(b"Action: Ping\r\nActionID: probe2\r\n\r\n")
             buf = b""
-            while b"\r\n" not in buf:
-                chunk = s.recv(4096)
-                if not chunk:
-                    return False
-                buf += chunk
-            s.sendall(f"Action: Login\r\nUsername: {AMI_USER}\r\nSecret: {AMI_SECRET}\r\n"
-                      "Events: off\r\nActionID: probe1\r\n\r\n"
-                      "Action: Ping\r\nActionID: probe2\r\n\r\n".encode())
             deadline = time.monotonic() + timeout
             while time.monotonic() < deadline:
                 if b"ActionID: probe2" in buf and b"Pong" in buf:
@@ -229,7 +259,57 @@ def ami_ready(host: str = AMI_HOST, port: int = AMI_PORT, timeout: float = 2.0) 
     return False
 
 
+def _wait_fully_booted(port: int, timeout: float = 15.0) -> bool:
+    """AMI answers before every module is up; Asterisk says `FullyBooted` when PJSIP and the dialplan are."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection((AMI_HOST, port), timeout=2) as s:
+                s.settimeout(1)
+                _ami_login(s, "system")
+                buf = b""
+                while time.monotonic() < deadline:
+                    if b"Event: FullyBooted" in buf:
+                        return True
+                    try:
+                        chunk = s.recv(4096)
+                    except TimeoutError:
+                        break
+                    if not chunk:
+                        break
+                    buf += chunk
+        except OSError:
+            pass
+        time.sleep(0.3)
+    return False
+
+
 # --- install and run ----------------------------------------------------------------
+def ami_port() -> int:
+    return int(os.environ.get("CTISERVER_ASTERISK_AMI_PORT", AMI_PORT))
+
+
+def sip_port() -> int:
+    return int(os.environ.get("CTISERVER_ASTERISK_SIP_PORT", SIP_PORT))
+
+
+def render_config(name: str, text: str, ami: int, sip: int) -> str:
+    """Our config file as installed: only the listening ports can differ from the repo's."""
+    if name == "manager.conf":
+        return re.sub(r"(?m)^port\s*=\s*\d+", f"port = {ami}", text)
+    if name == "pjsip.conf":
+        return re.sub(r"(?m)^bind\s*=\s*127\.0\.0\.1:\d+", f"bind = 127.0.0.1:{sip}", text)
+    return text
+
+
+def config_hash(src: Path, ami: int, sip: int) -> str:
+    """Fingerprint of what `install_config` would write: a running sandbox with another is stale."""
+    h = hashlib.sha256(f"{ami}:{sip}".encode())
+    for conf in sorted(src.glob("*.conf")):
+        h.update(conf.name.encode() + b"\0" + conf.read_bytes() + b"\0")
+    return h.hexdigest()[:16]
+
+
 def _write_moh(root: Path) -> None:
     """Minbase ships no hold music: a soft two-tone chime, 8 kHz mono 16-bit."""
     target = root / "var/lib/asterisk/moh/default"
@@ -250,23 +330,34 @@ def _write_moh(root: Path) -> None:
         w.writeframes(bytes(frames))
 
 
-def install_config(root: Path, src: Path) -> None:
-    """Pristine Debian /etc/asterisk (kept once as etc/asterisk.dist) overlaid with ours."""
+def install_config(root: Path, src: Path, ami: int = AMI_PORT, sip: int = SIP_PORT) -> None:
+    """/etc/asterisk becomes exactly our `*.conf` files: nothing from Debian's samples loads."""
     etc = root / "etc/asterisk"
     pristine = root / PRISTINE_ETC
-    if not pristine.exists():
-        shutil.copytree(etc, pristine, symlinks=True)
+    if etc.exists() and not pristine.exists():
+        etc.rename(pristine)  # keep Debian's samples once, for reading
     if etc.exists():
         shutil.rmtree(etc)
-    shutil.copytree(pristine, etc, symlinks=True)
-    for leftover in ("manager.d", "extensions.ael", "extensions.lua", "users.conf"):
-        p = etc / leftover
-        if p.is_dir():
-            shutil.rmtree(p)
-        elif p.exists():
-            p.unlink()
+    etc.mkdir(parents=True)
     for conf in sorted(src.glob("*.conf")):
-        shutil.copy2(conf, etc / conf.name)
+        (etc / conf.name).write_text(render_config(conf.name, conf.read_text(), ami, sip))
+
+
+def _prepare_sounds(root: Path) -> Path:
+    """The `cti` sounds mount point, and the link from where Asterisk looks for `cti/...`."""
+    cti = root / SOUNDS_IN_CHROOT
+    cti.mkdir(parents=True, exist_ok=True)
+    link = root / SOUNDS_LINK
+    if link.is_symlink():
+        if os.readlink(link) == "/" + SOUNDS_IN_CHROOT:
+            return cti
+        link.unlink()
+    elif link.is_dir():
+        if _is_mounted(link.resolve()):
+            raise SandboxError(f"{link} is still mounted")
+        link.rmdir()  # an older sandbox's (empty) mount point
+    link.symlink_to("/" + SOUNDS_IN_CHROOT)
+    return cti
 
 
 def _state(root: Path) -> dict[str, object]:
@@ -276,33 +367,50 @@ def _state(root: Path) -> dict[str, object]:
         return {}
 
 
+def _info_from_state(state: dict[str, object], pid: int) -> SandboxInfo | None:
+    try:
+        return SandboxInfo(**{**state, "pid": pid})  # type: ignore[arg-type]
+    except TypeError:
+        return None
+
+
 def up(root: Path | str | None = None, config_src: Path | None = None, sounds_dir: Path | None = None,
        wait_s: float = 60.0) -> SandboxInfo:
-    """Start the sandbox Asterisk (or return the running one) and wait until AMI answers."""
+    """Start the sandbox Asterisk (or return the running one if it matches) and wait until AMI answers.
+
+    A running instance is reused only when it serves the same sounds folder, ports and config
+    files; otherwise it is restarted, so an edited dialplan is never silently stale.
+    """
     root = ensure_chroot(root_dir(root)).resolve()
+    src = config_src or config_dir()
+    ami, sip = ami_port(), sip_port()
+    sounds = str(Path(sounds_dir).resolve()) if sounds_dir is not None else None
+    digest = config_hash(src, ami, sip)
     state = _state(root)
     running = [p for p in _pids_in(root) if _alive(p)]
-    if running and ami_ready() and state.get("sounds_dir") == (str(sounds_dir) if sounds_dir else None):
-        return SandboxInfo(**{**state, "pid": running[0]})  # type: ignore[arg-type]
+    if running and state.get("sounds_dir") == sounds and state.get("config_hash") == digest \
+            and ami_ready(port=ami):
+        reused = _info_from_state(state, running[0])
+        if reused is not None:
+            return reused
     down(root)
-    install_config(root, config_src or config_dir())
+    install_config(root, src, ami, sip)
     _write_moh(root)
     for d in ("var/run/asterisk", "var/log/asterisk", "var/spool/asterisk", "var/lib/asterisk"):
         (root / d).mkdir(parents=True, exist_ok=True)
+    cti = _prepare_sounds(root)
     _mount(["-t", "proc", "proc", str(root / "proc")])
     _mount(["--bind", "/dev", str(root / "dev")])
-    cti = root / SOUNDS_IN_CHROOT
-    cti.mkdir(parents=True, exist_ok=True)
-    if sounds_dir is not None:
-        Path(sounds_dir).mkdir(parents=True, exist_ok=True)
-        _mount(["--bind", str(Path(sounds_dir).resolve()), str(cti)])
+    if sounds is not None:
+        Path(sounds).mkdir(parents=True, exist_ok=True)
+        _mount(["--bind", sounds, str(cti)])
     log_path = root / "var/log/asterisk/ctiserver-sandbox.log"
     with open(log_path, "ab") as log:
         proc = subprocess.Popen(["chroot", str(root), "asterisk", "-f", "-n", "-q"],
                                 stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
-    info = SandboxInfo(root=str(root), pid=proc.pid, ami_host=AMI_HOST, ami_port=AMI_PORT, ami_user=AMI_USER,
-                       ami_secret=AMI_SECRET, sounds_dir=str(sounds_dir) if sounds_dir else None,
-                       log_path=str(log_path))
+    info = SandboxInfo(root=str(root), pid=proc.pid, ami_host=AMI_HOST, ami_port=ami, ami_user=AMI_USER,
+                       ami_secret=AMI_SECRET, sounds_dir=sounds, log_path=str(log_path), sip_port=sip,
+                       config_hash=digest)
     (root / STATE_FILE).write_text(json.dumps(asdict(info)))
     deadline = time.monotonic() + wait_s
     while time.monotonic() < deadline:
@@ -310,37 +418,12 @@ def up(root: Path | str | None = None, config_src: Path | None = None, sounds_di
             tail = log_path.read_text(errors="replace")[-3000:]
             down(root)
             raise SandboxError(f"asterisk exited with {proc.returncode}; log tail:\n{tail}")
-        if ami_ready():
-            _wait_fully_booted()
+        if ami_ready(port=ami):
+            _wait_fully_booted(ami, timeout=max(1.0, deadline - time.monotonic()))
             return info
         time.sleep(0.3)
     down(root)
     raise SandboxError(f"AMI did not answer within {wait_s:.0f} s (log: {log_path})")
-
-
-def _wait_fully_booted(timeout: float = 15.0) -> None:
-    """AMI answers before every module is up; Asterisk says `FullyBooted` when PJSIP and the dialplan are."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection((AMI_HOST, AMI_PORT), timeout=2) as s:
-                s.settimeout(1)
-                s.sendall(f"Action: Login\r\nUsername: {AMI_USER}\r\nSecret: {AMI_SECRET}\r\n"
-                          "Events: system\r\n\r\n".encode())
-                buf = b""
-                while time.monotonic() < deadline:
-                    if b"Event: FullyBooted" in buf:
-                        return
-                    try:
-                        chunk = s.recv(4096)
-                    except TimeoutError:
-                        break
-                    if not chunk:
-                        break
-                    buf += chunk
-        except OSError:
-            pass
-        time.sleep(0.3)
 
 
 def down(root: Path | str | None = None) -> None:
@@ -349,12 +432,10 @@ def down(root: Path | str | None = None) -> None:
     if not root.exists():
         return
     root = root.resolve()
-    pids = set(_pids_in(root))
-    pid = _state(root).get("pid")
-    if isinstance(pid, int) and _alive(pid):
-        pids.add(pid)
+    # by the chroot, not the pid file alone: a stale pid may since belong to someone else
+    pids = [p for p in _pids_in(root) if _alive(p)]
     if pids:
-        _stop_pids(sorted(pids))
+        _stop_pids(pids)
     _unmount_all(root)
 
 
@@ -367,11 +448,16 @@ def restart(root: Path | str | None = None, wait_s: float = 60.0) -> SandboxInfo
 
 
 def status(root: Path | str | None = None) -> dict[str, object]:
+    """Built? running (which pids)? does AMI answer? plus what the last `up` recorded."""
     root = root_dir(root)
     built = (root / "usr/sbin/asterisk").exists()
+    state = _state(root) if built else {}
     pids = [p for p in _pids_in(root.resolve()) if _alive(p)] if built else []
+    port = state.get("ami_port")
     return {"root": str(root), "built": built, "running": bool(pids), "pids": pids,
-            "ami": ami_ready() if pids else False, **({"state": _state(root)} if built else {})}
+            "ami": ami_ready(port=port if isinstance(port, int) else None) if pids else False,
+            "mounts": [m for m in _mounts() if m.startswith(str(root.resolve()) + "/")],
+            **({"state": state} if built else {})}
 
 
 def main(argv: list[str] | None = None) -> int:
