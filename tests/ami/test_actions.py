@@ -53,7 +53,7 @@ def test_odd_keys_and_types_rejected() -> None:
             encode_action("Originate", fields)  # type: ignore[arg-type]
 
 
-def test_panoramisk_would_have_sent_a_second_action() -> None:
+async def test_panoramisk_would_have_sent_a_second_action() -> None:  # Action() needs a running loop
     """The defect we replace: panoramisk writes values as given."""
     from panoramisk.actions import Action
 
