@@ -10,6 +10,7 @@ so the socket reader never waits on slow work.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -147,9 +148,9 @@ class CtiServer:
         for server in self.cfg.asterisk:
             client = AmiClient(
                 server,
-                on_event=lambda msg, _n=server.name: self._on_ami_event(_n, msg),
-                on_connect=lambda info, _s=server: self._on_ami_connect(_s, info),
-                on_disconnect=lambda reason, _s=server: self._on_ami_disconnect(_s, reason),
+                on_event=functools.partial(self._on_ami_event, server.name),
+                on_connect=functools.partial(self._on_ami_connect, server),
+                on_disconnect=functools.partial(self._on_ami_disconnect, server),
             )
             self.ami[server.name] = client
             await client.start()

@@ -122,5 +122,5 @@ async def build_server(config_dir: Path, cfg: ServerConfig, *, sandbox: bool = F
 
     server.on_start(start)
     server.on_stop(stop)
-    server.features = Features(acd=acd, ivr=ivr, outbound=outbound, hooks=hooks)  # type: ignore[attr-defined]
+    server.features = Features(acd=acd, ivr=ivr, outbound=outbound, hooks=hooks)
     return server
