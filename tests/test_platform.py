@@ -61,7 +61,7 @@ database:
 http: {{host: 127.0.0.1, port: {self.http_port}}}
 agi: {{host: 127.0.0.1, port: {self.agi_port}}}
 """, encoding="utf-8")
-        self.log = open(self.dir / "serve.log", "wb")  # noqa: SIM115 - closed in stop()
+        self.log = open(self.dir / "serve.log", "wb")  # closed in stop()
         env = {**os.environ, "TEST_AMI_SECRET": info.ami_secret}
         self.proc = subprocess.Popen([sys.executable, "-m", "ctiserver.cli", "serve", "--config", str(self.config)],
                                      stdout=self.log, stderr=subprocess.STDOUT, cwd=self.dir, env=env)
@@ -133,8 +133,8 @@ async def place_call(ami: AmiRecorder, agent: str, talk_s: int = 1) -> str:
     await ami.setvar(f"AGENT_{agent}_MODE", "answer")
     await ami.setvar(f"AGENT_{agent}_TALK", str(talk_s))
     await ami.setvar(f"AGENT_{agent}_RING", "0")
-    (await ami.action("Originate", {"Channel": f"Local/{agent}@sim-agents", "Application": "Wait",
-                                     "Data": "2", "Async": "true", "CallerID": '"王五" <13900000001>'})).raise_for_error()
+    (await ami.action("Originate", {"Channel": f"Local/{agent}@sim-agents", "Application": "Wait", "Data": "2",
+                                     "Async": "true", "CallerID": '"王五" <13900000001>'})).raise_for_error()
     new = await ami.wait_for(lambda m: m.get("Event") == "Newchannel"
                              and (m.get("Channel") or "").startswith(f"Local/{agent}@sim-agents")
                              and m.get("Uniqueid") not in _seen, timeout=15)
