@@ -41,6 +41,7 @@ class Kind:
     ACD_TRANSFER = "acd.transfer"  # data: target, kind ('blind'|'attended')
     ACD_COMPLETE = "acd.complete"  # agent leg ended; data: talk_s, hold_s
     ACD_CALLBACK = "acd.callback"  # callback requested/scheduled; data: reason, due_ts
+    ACD_RETIER = "acd.retier"  # a supervisor moved a waiting caller to another tier; data: previous
     AGENT_STATE = "agent.state"  # data: state, previous, reason
 
     # --- outbound ---------------------------------------------------------
