@@ -62,7 +62,7 @@ from .model import (
 )
 
 _AGENT_STATE = Kind.AGENT_STATE
-ACD_RETIER = "acd.retier"  # supervisor moved a waiting caller; data: previous, tier (lead: add to Kind)
+ACD_RETIER = Kind.ACD_RETIER  # supervisor moved a waiting caller; data: previous, tier
 
 # call states
 WAITING = "waiting"
