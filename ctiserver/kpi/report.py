@@ -27,9 +27,9 @@ from sqlalchemy.pool import StaticPool
 
 from ..events import Event
 from ..store.schema import events
-from . import erlang
 from .compute import CALL_DIMS, HALF_HOUR, Facts, Window, fetch_facts, fetch_facts_parallel, hh_start
 from .config import KpiConfig
+from .staffing import staffing
 
 SCHEMA = "ctiserver.kpi.report/1"
 TIME_DIMS = ("halfhour", "hour", "day", "week", "month", "band")
@@ -463,20 +463,8 @@ def _staffing(facts: Facts, cfg: KpiConfig, bt: Sequence[str], total: dict[str, 
         else:
             aht = fallback_aht
         logged_in = sum(v for s, v in st.items() if s not in (None, "logged_out")) / (HALF_HOUR * 1000.0)
-        row: dict[str, Any] = {"halfhour": key[0], "arrivals": arrivals, "aht_s": aht,
-                               "load_erlangs": None, "agents_needed": None,
-                               "agents_logged_in": round(logged_in, 2), "sl_with_logged_in": None}
-        if aht and aht > 0:
-            rate = arrivals / HALF_HOUR
-            row["load_erlangs"] = round(rate * aht, 3)
-            row["agents_needed"] = erlang.agents_needed(rate, aht, sl.threshold_s, sl.target)
-            n = math.floor(logged_in + 1e-9)
-            if arrivals == 0:
-                row["sl_with_logged_in"] = 1.0
-            elif n >= 1:
-                row["sl_with_logged_in"] = round(erlang.service_level(n, rate, aht, sl.threshold_s), 6)
-            else:
-                row["sl_with_logged_in"] = 0.0
+        row = {"halfhour": key[0],
+               **staffing(arrivals, HALF_HOUR, aht, logged_in, sl.threshold_s, sl.target).as_dict()}
         out.append(row)
     return out
 

@@ -116,3 +116,18 @@ def test_erlang_a_handles_overload_and_500_agents() -> None:
     # Underloaded: almost nobody waits long, so abandons are tiny and SL is high.
     ok = erlang.erlang_a(500, 480 / 180, 180.0, patience_s=60.0, threshold_s=20)
     assert ok.p_abandon < 0.01 and ok.wait_le > 0.999
+
+
+def test_staffing_for_one_interval() -> None:
+    from ctiserver.kpi.staffing import staffing
+
+    # The worked example as a half hour: 100 calls, AHT 180 s, 11.6 agents logged in on average.
+    s = staffing(100, 1800, 180.0, 11.6, 20, 0.8)
+    assert (s.load_erlangs, s.agents_needed, s.agents_logged_in) == (10.0, 14, 11.6)
+    assert s.sl_with_logged_in == pytest.approx(0.3896, abs=1e-4)  # 11 whole agents
+    assert staffing(0, 1800, 180.0, 3, 20, 0.8).sl_with_logged_in == 1.0
+    assert staffing(5, 1800, 180.0, 0.4, 20, 0.8).sl_with_logged_in == 0.0
+    unknown = staffing(5, 1800, None, 2, 20, 0.8)
+    assert unknown.agents_needed is None and unknown.sl_with_logged_in is None
+    with pytest.raises(ValueError):
+        staffing(5, 0, 180.0, 2, 20, 0.8)
