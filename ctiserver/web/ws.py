@@ -138,6 +138,9 @@ class Hub:
     def latest_wallboard(self) -> dict[str, Any] | None:
         return self._wallboard
 
+    def has_subscribers(self, stream: str) -> bool:
+        return any(stream in c.streams for c in self._clients)
+
     @property
     def client_count(self) -> int:
         return len(self._clients)

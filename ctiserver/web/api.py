@@ -1,0 +1,568 @@
+"""The REST API: one route table that builds both the aiohttp routes and the OpenAPI document.
+
+Each `Route` names its method, path, roles, body and query models; `Desktop.wrap`
+does the common work around every handler (session, role, size and content-type
+checks, validation) and turns every refusal into `{"error": {"id", "message"}}`
+with the right status, so a handler body only says what the endpoint does.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+from pydantic import BaseModel, ValidationError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from ..clock import Clock
+from ..events import Event, Kind
+from . import auth, dispositions, workorders
+from .auth import LoginLimiter, User
+from .config import DesktopConfig
+from .errors import ApiError
+from .ports import AgentControl, CallControl, CustomerLookup, PortError, WallboardSource
+from .schemas import (
+    AgentStateIn,
+    CustomerQuery,
+    DispositionIn,
+    DispositionQuery,
+    EscalateIn,
+    LoginIn,
+    TransferIn,
+    UserIn,
+    WorkOrderIn,
+    WorkOrderQuery,
+    WorkOrderStatusIn,
+)
+from .ws import Hub
+
+log = logging.getLogger(__name__)
+
+COOKIE = "cti_session"
+ANY = frozenset({"agent", "supervisor", "admin"})
+SUPERVISORS = frozenset({"supervisor", "admin"})
+ADMIN = frozenset({"admin"})
+_AGENT_NO = re.compile(r"^[A-Za-z0-9]{1,20}$")
+_CALL_ID = re.compile(r"^[A-Za-z0-9._:-]{1,80}$")
+_WO_ID = re.compile(r"^[0-9]{1,15}$")
+
+
+@dataclass(slots=True)
+class Ctx:
+    """What a handler gets: the request, the caller (None on public routes), and validated input."""
+
+    request: web.Request
+    user: User | None
+    body: Any = None
+    query: Any = None
+
+    @property
+    def me(self) -> User:
+        assert self.user is not None
+        return self.user
+
+
+Handler = Callable[[Ctx], Awaitable[Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    method: str
+    path: str
+    handler: Handler
+    summary: str
+    roles: frozenset[str] | None = ANY  # None: public
+    body: type[BaseModel] | None = None
+    query: type[BaseModel] | None = None
+    status: int = 200
+    tags: tuple[str, ...] = field(default=())
+
+
+def _json_default(value: Any) -> Any:
+    return str(value)  # Decimal arrears, dates from a customer record
+
+
+def _json(data: Any, status: int = 200) -> web.Response:
+    return web.json_response(data, status=status, dumps=lambda v: json.dumps(v, default=_json_default,
+                                                                             ensure_ascii=False))
+
+
+def _validation_details(exc: ValidationError) -> list[dict[str, Any]]:
+    # No "input" echo: a hostile megabyte string is not sent back.
+    return [{"loc": [str(p) for p in e["loc"]], "message": e["msg"], "type": e["type"]} for e in exc.errors()]
+
+
+def _first_problem(exc: ValidationError) -> str:
+    e = exc.errors()[0]
+    where = ".".join(str(p) for p in e["loc"]) or "body"
+    return f"{where}: {e['msg']}" + (f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else "")
+
+
+class Desktop:
+    """The desktop's dependencies and handlers. `routes()` plugs into any aiohttp app."""
+
+    def __init__(self, *, engine: AsyncEngine, agents: AgentControl, calls: CallControl,
+                 wallboard: WallboardSource, customers: CustomerLookup, emit: Callable[[Event], None],
+                 config: DesktopConfig, clock: Clock, hub: Hub,
+                 request_callback: Callable[..., None] | None = None) -> None:
+        self.engine = engine
+        self.agents = agents
+        self.calls = calls
+        self.wallboard = wallboard
+        self.customers = customers
+        self.emit = emit
+        self.config = config
+        self.clock = clock
+        self.hub = hub
+        self.request_callback = request_callback
+        self.per_user = LoginLimiter(config.login_per_user)
+        self.per_ip = LoginLimiter(config.login_per_ip)
+        self.table = self._table()
+
+    # --- plumbing ---------------------------------------------------------------
+
+    def _table(self) -> list[Route]:
+        R = Route
+        return [
+            R("POST", "/api/auth/login", self.login, "Log in with agent number and password; sets a session cookie",
+              roles=None, body=LoginIn, tags=("auth",)),
+            R("POST", "/api/auth/logout", self.logout, "End this session", tags=("auth",)),
+            R("GET", "/api/me", self.me, "The caller, plus the codes the desktop offers (reasons, categories, units)",
+              tags=("auth",)),
+            R("POST", "/api/users", self.add_user, "Add a user (admin)", roles=ADMIN, body=UserIn, status=201,
+              tags=("auth",)),
+            R("GET", "/api/agents", self.list_agents, "Every agent's state (supervisor)", roles=SUPERVISORS,
+              tags=("agents",)),
+            R("GET", "/api/agents/{agent_no}", self.get_agent, "One agent's state (self or supervisor)",
+              tags=("agents",)),
+            R("POST", "/api/agents/{agent_no}/state", self.set_agent_state,
+              "Log in/out of the ACD, ready, not ready with a reason (self or supervisor)", body=AgentStateIn,
+              tags=("agents",)),
+            R("GET", "/api/calls", self.list_calls, "Live calls (agents: their own)", tags=("calls",)),
+            R("POST", "/api/calls/{call_id}/transfer", self.transfer,
+              "Blind or attended transfer to a queue or an agent", body=TransferIn, tags=("calls",)),
+            R("POST", "/api/calls/{call_id}/hangup", self.hangup, "Hang up a call", tags=("calls",)),
+            R("POST", "/api/calls/{call_id}/escalate", self.escalate,
+              "Warm transfer to the shift leader/supervisor, marked as an escalation", body=EscalateIn,
+              tags=("calls",)),
+            R("GET", "/api/customers", self.lookup_customer, "Customer record by phone or account",
+              query=CustomerQuery, tags=("customers",)),
+            R("POST", "/api/dispositions", self.add_disposition, "Record a call's disposition",
+              body=DispositionIn, status=201, tags=("dispositions",)),
+            R("GET", "/api/dispositions", self.list_dispositions, "Dispositions (agents: their own)",
+              query=DispositionQuery, tags=("dispositions",)),
+            R("POST", "/api/workorders", self.create_workorder, "Open a work order (due time from the SLA)",
+              body=WorkOrderIn, status=201, tags=("workorders",)),
+            R("GET", "/api/workorders", self.list_workorders, "Work orders by customer, number, status or overdue",
+              query=WorkOrderQuery, tags=("workorders",)),
+            R("GET", "/api/workorders/{wo_id}", self.get_workorder, "One work order with its history",
+              tags=("workorders",)),
+            R("POST", "/api/workorders/{wo_id}/status", self.workorder_status,
+              "Move a work order: open, dispatched, resolved, closed, reopened", body=WorkOrderStatusIn,
+              tags=("workorders",)),
+            R("GET", "/api/wallboard", self.get_wallboard, "Wallboard snapshot (supervisor)", roles=SUPERVISORS,
+              tags=("wallboard",)),
+            R("GET", "/api/openapi.json", self.openapi_doc, "This document", roles=None, tags=("meta",)),
+        ]
+
+    def routes(self) -> list[web.RouteDef]:
+        return [web.route(r.method, r.path, self.wrap(r)) for r in self.table]
+
+    async def authenticate(self, request: web.Request) -> User | None:
+        token = ""
+        header = request.headers.get("Authorization", "")
+        if header.startswith("Bearer "):
+            token = header[7:].strip()
+        elif COOKIE in request.cookies:
+            token = request.cookies[COOKIE]
+        if not token:
+            return None
+        return await auth.session_user(self.engine, token, now=self.clock.now())
+
+    async def _read_body(self, request: web.Request, model: type[BaseModel] | None) -> Any:
+        limit = self.config.max_body_bytes
+        if request.content_length is not None and request.content_length > limit:
+            raise ApiError(413, "body-too-large", f"request body over {limit} bytes")
+        raw = await request.content.read(limit + 1)
+        if len(raw) > limit:
+            raise ApiError(413, "body-too-large", f"request body over {limit} bytes")
+        if model is None:
+            return None
+        try:
+            data = json.loads(raw.decode("utf-8")) if raw else None
+        except (UnicodeDecodeError, ValueError):
+            raise ApiError(400, "bad-json", "request body is not valid UTF-8 JSON") from None
+        if not isinstance(data, dict):
+            raise ApiError(422, "invalid", "request body must be a JSON object")
+        try:
+            return model.model_validate(data)
+        except ValidationError as exc:
+            raise ApiError(422, "invalid", _first_problem(exc), details=_validation_details(exc)) from None
+
+    def wrap(self, route: Route) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+        async def handler(request: web.Request) -> web.StreamResponse:
+            try:
+                user = None
+                if route.roles is not None:
+                    user = await self.authenticate(request)
+                    if user is None:
+                        raise ApiError(401, "unauthenticated", "log in first (no or expired session)")
+                    if user.role not in route.roles:
+                        raise ApiError(403, "forbidden", f"this needs role {' or '.join(sorted(route.roles))}")
+                query = None
+                if route.query is not None:
+                    try:
+                        query = route.query.model_validate(dict(request.query))
+                    except ValidationError as exc:
+                        raise ApiError(400, "bad-query", _first_problem(exc),
+                                       details=_validation_details(exc)) from None
+                elif request.query:
+                    raise ApiError(400, "bad-query", "this endpoint takes no query parameters")
+                body = None
+                if request.method == "POST":
+                    # JSON only: a cross-site HTML form cannot send it without a CORS preflight.
+                    if request.content_type != "application/json":
+                        raise ApiError(415, "unsupported-media-type", "send Content-Type: application/json")
+                    body = await self._read_body(request, route.body)
+                result = await route.handler(Ctx(request, user, body, query))
+                if isinstance(result, web.StreamResponse):
+                    return result
+                return _json(result, route.status)
+            except ApiError as exc:
+                return exc.response()
+            except PortError as exc:
+                return ApiError(exc.status, exc.error_id, exc.message).response()
+            except Exception:
+                log.exception("%s %s failed", request.method, route.path)
+                return ApiError(500, "internal", "internal error; the server keeps running").response()
+
+        handler.__name__ = route.handler.__name__
+        return handler
+
+    # --- helpers -----------------------------------------------------------------
+
+    @staticmethod
+    def _path(ctx: Ctx, name: str, pattern: re.Pattern[str], what: str) -> str:
+        value = ctx.request.match_info[name]
+        if not pattern.match(value):
+            raise ApiError(404, f"unknown-{what}", f"no {what} {value[:40]!r}")
+        return value
+
+    def _self_or_supervisor(self, ctx: Ctx, agent_no: str) -> None:
+        if agent_no != ctx.me.agent_no and not ctx.me.is_supervisor:
+            raise ApiError(403, "forbidden", "agents may act only for themselves")
+
+    def _live_call(self, ctx: Ctx) -> dict[str, Any]:
+        call_id = self._path(ctx, "call_id", _CALL_ID, "call")
+        for call in self.calls.live_calls():
+            if call.get("call_id") == call_id:
+                if call.get("agent_id") != ctx.me.agent_no and not ctx.me.is_supervisor:
+                    raise ApiError(403, "forbidden", "this call is not yours")
+                return call
+        raise ApiError(404, "unknown-call", f"no live call {call_id!r}")
+
+    def _agent_state(self, agent_no: str) -> dict[str, Any]:
+        state = self.agents.state(agent_no)
+        if state is None:
+            raise ApiError(404, "unknown-agent", f"no agent {agent_no!r} in the ACD")
+        return state
+
+    # --- auth ----------------------------------------------------------------------
+
+    async def login(self, ctx: Ctx) -> web.Response:
+        body: LoginIn = ctx.body
+        now = self.clock.now()
+        ip = ctx.request.remote or "?"
+        wait = max(self.per_user.retry_after(body.agent_no, now), self.per_ip.retry_after(ip, now))
+        if wait > 0:
+            log.warning("login for %s from %s refused: rate limited", body.agent_no, ip)
+            raise ApiError(429, "rate-limited", f"too many failed logins; try again in {int(wait) + 1} s",
+                           headers={"Retry-After": str(int(wait) + 1)})
+        user = await auth.check_password(self.engine, body.agent_no, body.password)
+        if user is None:
+            self.per_user.failed(body.agent_no, now)
+            self.per_ip.failed(ip, now)
+            log.info("failed login for %s from %s", body.agent_no, ip)
+            raise ApiError(401, "bad-credentials", "wrong agent number or password")
+        self.per_user.succeeded(body.agent_no)
+        token, expires = await auth.open_session(self.engine, user, now=now, ttl_s=self.config.session_ttl_s)
+        log.info("agent %s logged in from %s", user.agent_no, ip)
+        resp = _json({"token": token, "expires_at": expires, "user": user.public()})
+        resp.set_cookie(COOKIE, token, max_age=int(self.config.session_ttl_s), httponly=True, samesite="Strict",
+                        secure=self.config.cookie_secure, path="/")
+        return resp
+
+    async def logout(self, ctx: Ctx) -> web.Response:
+        header = ctx.request.headers.get("Authorization", "")
+        token = header[7:].strip() if header.startswith("Bearer ") else ctx.request.cookies.get(COOKIE, "")
+        await auth.close_session(self.engine, token)
+        resp = _json({"ok": True})
+        resp.del_cookie(COOKIE, path="/")
+        return resp
+
+    async def me(self, ctx: Ctx) -> dict[str, Any]:
+        c = self.config
+        return {"user": ctx.me.public(), "not_ready_reasons": c.not_ready_reasons,
+                "categories": c.disposition_categories, "workorder_categories": sorted(c.workorder_sla),
+                "units": c.units, "ws_epoch": self.hub.epoch}
+
+    async def add_user(self, ctx: Ctx) -> dict[str, Any]:
+        body: UserIn = ctx.body
+        try:
+            user = await auth.create_user(self.engine, body.agent_no, body.name, body.role, body.password,
+                                          now=self.clock.now())
+        except auth.UserExists as exc:
+            raise ApiError(409, "user-exists", str(exc)) from None
+        except ValueError as exc:
+            raise ApiError(422, "invalid", str(exc)) from None
+        return user.public()
+
+    # --- agents ---------------------------------------------------------------------
+
+    async def list_agents(self, ctx: Ctx) -> list[dict[str, Any]]:
+        return self.agents.all_states()
+
+    async def get_agent(self, ctx: Ctx) -> dict[str, Any]:
+        agent_no = self._path(ctx, "agent_no", _AGENT_NO, "agent")
+        self._self_or_supervisor(ctx, agent_no)
+        return self._agent_state(agent_no)
+
+    async def set_agent_state(self, ctx: Ctx) -> dict[str, Any]:
+        agent_no = self._path(ctx, "agent_no", _AGENT_NO, "agent")
+        self._self_or_supervisor(ctx, agent_no)
+        body: AgentStateIn = ctx.body
+        if body.action == "not_ready":
+            if body.reason is None or body.reason not in self.config.not_ready_reasons:
+                raise ApiError(422, "unknown-reason", "not_ready needs a reason code, one of: "
+                               + ", ".join(self.config.not_ready_reasons))
+            await self.agents.set_not_ready(agent_no, body.reason)
+        elif body.reason is not None:
+            raise ApiError(422, "invalid", f"action {body.action!r} takes no reason")
+        elif body.action == "ready":
+            await self.agents.set_ready(agent_no)
+        elif body.action == "login":
+            await self.agents.login(agent_no)
+        else:
+            await self.agents.logout(agent_no)
+            self._staffing_check(agent_no)
+        state = self._agent_state(agent_no)
+        self.hub.publish_state(agent_no, state)
+        if agent_no != ctx.me.agent_no:
+            log.info("supervisor %s set agent %s: %s", ctx.me.agent_no, agent_no, body.action)
+        return state
+
+    def _staffing_check(self, agent_no: str) -> None:
+        """Shift change: an agent leaving below the minimum staffing warns the supervisors."""
+        logged_in = sum(1 for s in self.agents.all_states() if s.get("state") != "logged_out")
+        if logged_in < self.config.min_logged_in:
+            self.hub.publish_supervisors("staffing_warning", {
+                "agent_id": agent_no, "logged_in": logged_in, "minimum": self.config.min_logged_in})
+
+    # --- calls -------------------------------------------------------------------------
+
+    async def list_calls(self, ctx: Ctx) -> list[dict[str, Any]]:
+        calls = self.calls.live_calls()
+        if ctx.me.is_supervisor:
+            return calls
+        return [c for c in calls if c.get("agent_id") == ctx.me.agent_no]
+
+    async def transfer(self, ctx: Ctx) -> dict[str, Any]:
+        call = self._live_call(ctx)
+        body: TransferIn = ctx.body
+        await self.calls.transfer(call["call_id"], body.target_kind, body.target, body.kind)
+        return {"ok": True, "call_id": call["call_id"]}
+
+    async def hangup(self, ctx: Ctx) -> dict[str, Any]:
+        call = self._live_call(ctx)
+        await self.calls.hangup(call["call_id"])
+        return {"ok": True, "call_id": call["call_id"]}
+
+    async def escalate(self, ctx: Ctx) -> dict[str, Any]:
+        call = self._live_call(ctx)
+        body: EscalateIn = ctx.body
+        await self.calls.transfer(call["call_id"], "queue", self.config.escalation_target, "attended",
+                                  escalated=True)
+        self.hub.publish_supervisors("escalation", {"call_id": call["call_id"], "agent_id": ctx.me.agent_no,
+                                                    "note": body.note})
+        return {"ok": True, "call_id": call["call_id"], "escalated": True}
+
+    # --- customers ---------------------------------------------------------------------
+
+    async def lookup_customer(self, ctx: Ctx) -> dict[str, Any]:
+        q: CustomerQuery = ctx.query
+        if (q.phone is None) == (q.account is None):
+            raise ApiError(400, "bad-query", "give exactly one of phone or account")
+        record = (await self.customers.by_phone(q.phone) if q.phone is not None
+                  else await self.customers.by_account(q.account or ""))
+        if record is None:
+            raise ApiError(404, "unknown-customer", "no customer with that phone or account")
+        return record
+
+    # --- dispositions ---------------------------------------------------------------------
+
+    async def add_disposition(self, ctx: Ctx) -> dict[str, Any]:
+        body: DispositionIn = ctx.body
+        if body.category not in self.config.disposition_categories:
+            raise ApiError(422, "unknown-category", "category must be one of: "
+                           + ", ".join(self.config.disposition_categories))
+        row = await dispositions.record(self.engine, fields=body.model_dump(), agent_no=ctx.me.agent_no,
+                                        now=self.clock.now())
+        self.emit(dispositions.as_event(row))
+        return row
+
+    async def list_dispositions(self, ctx: Ctx) -> list[dict[str, Any]]:
+        q: DispositionQuery = ctx.query
+        return await dispositions.list_for(self.engine, call_id=q.call_id,
+                                           agent_no=None if ctx.me.is_supervisor else ctx.me.agent_no,
+                                           limit=q.limit)
+
+    # --- work orders ------------------------------------------------------------------------
+
+    def _check_unit(self, unit: str | None) -> None:
+        if unit is not None and unit not in self.config.units:
+            raise ApiError(422, "unknown-unit", "unit must be one of: " + ", ".join(self.config.units))
+
+    def _wo_event(self, row: dict[str, Any], action: str, agent_no: str) -> Event:
+        return Event(kind=Kind.WORKORDER, ts=self.clock.now(), call_id=row.get("call_id"), agent_id=agent_no,
+                     data={"id": row["id"], "action": action, "category": row["category"],
+                           "due_ts": row["due_ts"], "unit": row.get("unit")})
+
+    async def create_workorder(self, ctx: Ctx) -> dict[str, Any]:
+        body: WorkOrderIn = ctx.body
+        self._check_unit(body.unit)
+        now = self.clock.now()
+        fields = body.model_dump()
+        if fields["call_time"] is None:
+            fields["call_time"] = now
+        if fields["call_time"] > now + 300:
+            raise ApiError(422, "invalid", "call_time is in the future")
+        row = await workorders.create(self.engine, fields=fields, agent_no=ctx.me.agent_no, now=now,
+                                      config=self.config)
+        self.emit(self._wo_event(row, "open", ctx.me.agent_no))
+        return workorders.visible(row, ctx.me.role, self.config, now)
+
+    async def list_workorders(self, ctx: Ctx) -> list[dict[str, Any]]:
+        q: WorkOrderQuery = ctx.query
+        now = self.clock.now()
+        if q.account is None and q.number is None and q.status is None and not q.overdue:
+            raise ApiError(400, "bad-query", "filter by account, number, status or overdue=true")
+        rows = await workorders.list_for(self.engine, account=q.account, number=q.number, status=q.status,
+                                         overdue_at=now if q.overdue else None, limit=q.limit)
+        out = [workorders.visible(r, ctx.me.role, self.config, now) for r in rows]
+        if ctx.me.role not in self.config.identity_roles and q.number is not None:
+            # a search by number must not reveal which anonymous complaints came from it
+            out = [r for r in out if not r["anonymous"]]
+        return out
+
+    async def _workorder(self, ctx: Ctx) -> dict[str, Any]:
+        wo_id = self._path(ctx, "wo_id", _WO_ID, "workorder")
+        row = await workorders.get(self.engine, int(wo_id))
+        if row is None:
+            raise ApiError(404, "unknown-workorder", f"no work order {wo_id}")
+        return row
+
+    async def get_workorder(self, ctx: Ctx) -> dict[str, Any]:
+        row = await self._workorder(ctx)
+        out = workorders.visible(row, ctx.me.role, self.config, self.clock.now())
+        out["history"] = await workorders.history(self.engine, row["id"])
+        return out
+
+    async def workorder_status(self, ctx: Ctx) -> dict[str, Any]:
+        row = await self._workorder(ctx)
+        body: WorkOrderStatusIn = ctx.body
+        self._check_unit(body.unit)
+        if body.satisfaction_callback and body.status != "closed":
+            raise ApiError(422, "invalid", "satisfaction_callback goes with status 'closed'")
+        if body.satisfaction_callback and self.request_callback is None:
+            raise ApiError(409, "callbacks-unavailable", "satisfaction callbacks are not configured")
+        now = self.clock.now()
+        new, previous = await workorders.change_status(self.engine, row["id"], target=body.status,
+                                                       agent_no=ctx.me.agent_no, note=body.note, unit=body.unit,
+                                                       now=now, config=self.config)
+        self.emit(self._wo_event(new, body.status, ctx.me.agent_no))
+        if body.satisfaction_callback and self.request_callback is not None:
+            self.request_callback(workorder_id=new["id"], number=new["incoming_number"],
+                                  category=new["category"], account=new.get("customer_account"))
+        out = workorders.visible(new, ctx.me.role, self.config, now)
+        out["previous_status"] = previous
+        return out
+
+    # --- wallboard -----------------------------------------------------------------------------
+
+    async def wallboard_snapshot(self) -> dict[str, Any]:
+        """The WallboardSource figures plus overdue work orders (from the database)."""
+        now = self.clock.now()
+        snap = dict(self.wallboard.snapshot())
+        overdue = await workorders.list_for(self.engine, account=None, number=None, status=None,
+                                            overdue_at=now, limit=20)
+        snap["overdue_workorders"] = [
+            {"id": r["id"], "category": r["category"], "unit": r["unit"], "status": r["status"],
+             "overdue_s": round(now - r["due_ts"])} for r in overdue]
+        snap["ts"] = now
+        return snap
+
+    async def get_wallboard(self, ctx: Ctx) -> dict[str, Any]:
+        return await self.wallboard_snapshot()
+
+    def ws_snapshot(self, user: User) -> dict[str, Any]:
+        """Current state for a (re)connecting page: own ACD state, the live pop; for supervisors all agents."""
+        snap: dict[str, Any] = {"state": self.agents.state(user.agent_no),
+                                "pop": self.hub.active_pop(user.agent_no)}
+        if user.is_supervisor:
+            snap["agents"] = self.agents.all_states()
+            snap["wallboard"] = self.hub.latest_wallboard
+        return snap
+
+    # --- OpenAPI ---------------------------------------------------------------------------------
+
+    async def openapi_doc(self, ctx: Ctx) -> dict[str, Any]:
+        return openapi(self.table)
+
+
+def openapi(table: list[Route]) -> dict[str, Any]:
+    """OpenAPI 3.1 for the route table: paths, parameters, request schemas, roles, error shape."""
+    schemas: dict[str, Any] = {"Error": {
+        "type": "object", "required": ["error"],
+        "properties": {"error": {"type": "object", "required": ["id", "message"],
+                                 "properties": {"id": {"type": "string"}, "message": {"type": "string"},
+                                                "details": {"type": "array"}}}}}}
+    paths: dict[str, dict[str, Any]] = {}
+    error = {"description": "error",
+             "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+    for r in table:
+        op: dict[str, Any] = {"summary": r.summary, "operationId": r.handler.__name__, "tags": list(r.tags),
+                              "responses": {str(r.status): {"description": "ok"}, "4XX": error}}
+        if r.roles is None:
+            op["security"] = []
+        else:
+            op["x-roles"] = sorted(r.roles)
+        params: list[dict[str, Any]] = [
+            {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+            for name in re.findall(r"\{(\w+)\}", r.path)]
+        if r.query is not None:
+            qs = r.query.model_json_schema()
+            for name, prop in qs.get("properties", {}).items():
+                params.append({"name": name, "in": "query", "required": name in qs.get("required", []),
+                               "schema": prop})
+        if params:
+            op["parameters"] = params
+        if r.body is not None:
+            body_schema = r.body.model_json_schema(ref_template="#/components/schemas/{model}")
+            for name, sub in body_schema.pop("$defs", {}).items():
+                schemas[name] = sub
+            schemas[r.body.__name__] = body_schema
+            op["requestBody"] = {"required": True, "content": {"application/json": {
+                "schema": {"$ref": f"#/components/schemas/{r.body.__name__}"}}}}
+        paths.setdefault(r.path, {})[r.method.lower()] = op
+    return {"openapi": "3.1.0",
+            "info": {"title": "ctiserver desktop API", "version": "1"},
+            "components": {"schemas": schemas, "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer"},
+                "cookie": {"type": "apiKey", "in": "cookie", "name": COOKIE}}},
+            "security": [{"bearer": []}, {"cookie": []}],
+            "paths": paths}

@@ -1,0 +1,157 @@
+"""Build the desktop: API routes, WebSocket `/ws`, pages `/agent` and `/wallboard`, and their lifecycle.
+
+Two ways in, same routes:
+
+* `create_desktop_app(...) -> (app, hub)`: a standalone aiohttp Application (tests, or
+  a server of its own). Its routes live at `/api/...`, `/ws`, `/agent`, `/wallboard`,
+  `/static/...`, so it cannot be mounted with `add_subapp` (aiohttp sub-apps need a
+  prefix of their own); use the second way for the main server.
+* `install_desktop(main_app, ...) -> hub`: adds the same routes to an existing
+  app and ties the wallboard pusher and socket shutdown to its startup/shutdown.
+
+Handlers render their own errors, so nothing depends on app-level middleware.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from ..clock import Clock
+from ..events import Event
+from .api import Desktop
+from .config import DesktopConfig
+from .errors import ApiError
+from .ports import AgentControl, CallControl, CustomerLookup, WallboardSource
+from .ws import SUPERVISOR, Hub
+
+log = logging.getLogger(__name__)
+
+STATIC_DIR = Path(__file__).with_name("static")
+_PAGE_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; connect-src 'self'; img-src 'self' data:; "
+                               "frame-ancestors 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-cache",
+}
+DESKTOP_KEY = web.AppKey("desktop", Desktop)
+HUB_KEY = web.AppKey("desktop_hub", Hub)
+
+
+def _page(name: str) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    async def handler(request: web.Request) -> web.StreamResponse:
+        return web.FileResponse(STATIC_DIR / name, headers=_PAGE_HEADERS)
+    return handler
+
+
+async def _static(request: web.Request) -> web.StreamResponse:
+    name = request.match_info["name"]
+    path = STATIC_DIR / name
+    if "/" in name or name.startswith(".") or not path.is_file() or path.suffix not in (".js", ".css", ".svg"):
+        return ApiError(404, "not-found", "no such file").response()
+    return web.FileResponse(path, headers=_PAGE_HEADERS)
+
+
+def _ws_handler(desktop: Desktop) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    async def handler(request: web.Request) -> web.StreamResponse:
+        origin = request.headers.get("Origin")
+        if origin is not None and origin.split("://", 1)[-1] != request.host:
+            return ApiError(403, "bad-origin", "WebSocket from another site refused").response()
+        user = await desktop.authenticate(request)
+        if user is None:
+            return ApiError(401, "unauthenticated", "log in first (no or expired session)").response()
+        return await desktop.hub.serve(request, user, desktop.ws_snapshot)
+    return handler
+
+
+class _WallboardPusher:
+    """Pushes a wallboard snapshot to supervisor pages every `interval_s` while any is connected."""
+
+    def __init__(self, desktop: Desktop) -> None:
+        self.desktop = desktop
+        self.task: asyncio.Task[None] | None = None
+
+    async def run(self) -> None:
+        while True:
+            await asyncio.sleep(self.desktop.config.wallboard_interval_s)
+            if not self.desktop.hub.has_subscribers(SUPERVISOR):
+                continue
+            try:
+                self.desktop.hub.publish_wallboard(await self.desktop.wallboard_snapshot())
+            except Exception:
+                log.exception("wallboard snapshot failed; retrying next tick")
+
+    async def start(self, _app: web.Application) -> None:
+        self.task = asyncio.create_task(self.run(), name="desktop-wallboard")
+
+    async def stop(self, _app: web.Application) -> None:
+        if self.task is not None:
+            self.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.task
+        await self.desktop.hub.close()
+
+
+def _build(*, engine: AsyncEngine, agents: AgentControl, calls: CallControl, wallboard: WallboardSource,
+           customers: CustomerLookup, emit: Callable[[Event], None], config: DesktopConfig, clock: Clock,
+           request_callback: Callable[..., None] | None) -> Desktop:
+    hub = Hub(clock=clock, queue_size=config.ws_queue_size, replay_size=config.ws_replay_size)
+    return Desktop(engine=engine, agents=agents, calls=calls, wallboard=wallboard, customers=customers,
+                   emit=emit, config=config, clock=clock, hub=hub, request_callback=request_callback)
+
+
+def install_desktop(app: web.Application, *, engine: AsyncEngine, agents: AgentControl, calls: CallControl,
+                    wallboard: WallboardSource, customers: CustomerLookup, emit: Callable[[Event], None],
+                    config: DesktopConfig, clock: Clock,
+                    request_callback: Callable[..., None] | None = None) -> Hub:
+    """Add the desktop's routes to `app` (before it starts); returns the Hub to publish pops/states to.
+
+    `request_callback(workorder_id=int, number=str, category=str, account=str|None)` is called
+    when a work order is closed with a satisfaction callback requested (the outbound dialer's door).
+    """
+    desktop = _build(engine=engine, agents=agents, calls=calls, wallboard=wallboard, customers=customers,
+                     emit=emit, config=config, clock=clock, request_callback=request_callback)
+    app.add_routes(desktop.routes())
+    app.add_routes([
+        web.get("/ws", _ws_handler(desktop)),
+        web.get("/agent", _page("agent.html")),
+        web.get("/wallboard", _page("wallboard.html")),
+        web.get("/static/{name}", _static),
+    ])
+    pusher = _WallboardPusher(desktop)
+    app.on_startup.append(pusher.start)
+    app.on_shutdown.append(pusher.stop)
+    app[DESKTOP_KEY] = desktop
+    app[HUB_KEY] = desktop.hub
+    return desktop.hub
+
+
+def create_desktop_app(*, engine: AsyncEngine, agents: AgentControl, calls: CallControl,
+                       wallboard: WallboardSource, customers: CustomerLookup, emit: Callable[[Event], None],
+                       config: DesktopConfig, clock: Clock,
+                       request_callback: Callable[..., None] | None = None) -> tuple[web.Application, Hub]:
+    """A standalone aiohttp app serving the desktop, and its Hub. See `install_desktop` for the arguments."""
+    app = web.Application(client_max_size=config.max_body_bytes, middlewares=[_json_not_found])
+    hub = install_desktop(app, engine=engine, agents=agents, calls=calls, wallboard=wallboard, customers=customers,
+                          emit=emit, config=config, clock=clock, request_callback=request_callback)
+    return app, hub
+
+
+@web.middleware
+async def _json_not_found(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+                          ) -> web.StreamResponse:
+    """Unknown paths and methods answer in the API's JSON error shape."""
+    try:
+        return await handler(request)
+    except web.HTTPNotFound:
+        return ApiError(404, "not-found", f"no route {request.path[:100]!r}").response()
+    except web.HTTPMethodNotAllowed as exc:
+        return ApiError(405, "method-not-allowed", f"{request.method} not allowed here",
+                        headers={"Allow": ",".join(sorted(exc.allowed_methods))}).response()
