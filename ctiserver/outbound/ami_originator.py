@@ -4,7 +4,9 @@ Originate goes out with `Async: true` and our `ChannelId`, once: the AMI client
 never re-sends an action, and neither do we. Asterisk answers at once ("queued")
 and later sends `OriginateResponse`; when the channel could not even be created
 that event has no usable Uniqueid, so we remember which ActionID carried which
-ChannelId (`channel_for_action`) for the outcome reader.
+ChannelId (`channel_for_action`) for the outcome reader. Liveness is asked with
+`Status` (listing every channel), cached for a second so a reconcile of many
+attempts costs one request.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
-from .dialer import OriginateRejected, safe_value
+from .dialer import OriginateNotSent, OriginateRejected, safe_value
 
 ACTION_MEMORY = 4096  # ActionIDs remembered (far more than calls in flight)
 
@@ -51,6 +53,8 @@ class AmiOriginator:
                         variables: dict[str, str], timeout_s: float) -> None:
         if not number.isdigit():
             raise OriginateRejected(f"refusing to dial {number!r}: digits only")
+        if not self.ready():
+            raise OriginateNotSent("the AMI link is down")
         fields: dict[str, Any] = {
             "Channel": self.channel.format(number=number),
             "Context": context,
@@ -69,6 +73,8 @@ class AmiOriginator:
             while len(self._by_action) > ACTION_MEMORY:
                 self._by_action.popitem(last=False)
         if not reply.success:
+            if "shutting down" in (reply.message or "").lower():
+                raise OriginateNotSent(reply.message)
             raise OriginateRejected(reply.message or "Originate refused")
         self._live = None
 
@@ -82,9 +88,11 @@ class AmiOriginator:
     async def is_live(self, channel_id: str) -> bool:
         now = time.monotonic()
         if self._live is None or now - self._live[0] > self.live_cache_s:
-            reply = await self.client.action("CoreShowChannels", {})
+            # `Status` (class call, which Originate needs anyway) rather than CoreShowChannels
+            # (class system/reporting, which the CTI's AMI user need not have).
+            reply = await self.client.action("Status", {})
             if not reply.success:
-                raise ConnectionError(f"CoreShowChannels failed: {reply.message}")
+                raise ConnectionError(f"Status failed: {reply.message}")
             ids = frozenset(str(ev.get("Uniqueid") or "") for ev in reply.events)
             self._live = (now, ids)
         return channel_id in self._live[1]

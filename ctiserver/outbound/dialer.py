@@ -48,7 +48,12 @@ class Originator(Protocol):
 
 
 class OriginateRejected(Exception):
-    """Asterisk answered the Originate with an error: certainly no call was placed."""
+    """Asterisk answered the Originate with an error: no call was placed; the attempt counts as failed."""
+
+
+class OriginateNotSent(Exception):
+    """The Originate certainly never reached a working Asterisk (link down, shutting down): the attempt
+    is voided and the contact keeps its count, as if the dialer had not picked it."""
 
 
 PromptFn = Callable[[str, str], Awaitable[str]]  # (text, language) -> sound name such as "cti/ab12"
@@ -206,9 +211,9 @@ class Dialer:
         except AttemptConflict as exc:
             log.info("not dialing %s: %s", dial.channel_id, exc)
             return
-        self.emit(Event(kind=Kind.OUT_ATTEMPT, ts=now, call_id=dial.channel_id, tier=tier or None,
-                        data={"campaign": dial.campaign, "contact": dial.contact, "number": dial.number,
-                              "attempt": dial.attempt_no}))
+        attempt_event = Event(kind=Kind.OUT_ATTEMPT, ts=now, call_id=dial.channel_id, tier=tier or None,
+                              data={"campaign": dial.campaign, "contact": dial.contact, "number": dial.number,
+                                    "attempt": dial.attempt_no})
         chan_vars = {
             "MSG": safe_value(sound), "MSG_LANG": camp.spec.language, "OUT_CAMPAIGN": dial.campaign,
             "OUT_KIND": camp.kind, "OUT_CONTACT": str(dial.contact), "OUT_ATTEMPT": str(dial.attempt_no),
@@ -219,12 +224,19 @@ class Dialer:
                 self.originator.originate(dial.channel_id, dial.number, self.cfg.dial.context,
                                           self.cfg.dial.exten, chan_vars, self.cfg.dial.ring_timeout_s),
                 self.originate_timeout_s)
+        except OriginateNotSent as exc:
+            log.warning("originate %s not sent (%s): the attempt is void", dial.channel_id, exc)
+            await self.store.void_attempt(dial.channel_id)
+            return
         except OriginateRejected as exc:
             log.warning("originate %s rejected: %s", dial.channel_id, exc)
+            self.emit(attempt_event)
             await self._finish(dial.channel_id, Outcome.FAILED, "")
+            return
         except Exception as exc:
             log.warning("originate %s: outcome unknown (%s); will ask Asterisk", dial.channel_id, exc)
             self._uncertain[dial.channel_id] = self.clock.now()
+        self.emit(attempt_event)
 
     # --- outcomes -----------------------------------------------------------------------------
     async def process_results(self) -> int:

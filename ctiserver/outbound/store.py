@@ -409,6 +409,20 @@ class OutboundStore:
             raise AttemptConflict(f"number {dial.number} already has a live attempt "
                                   f"(or {dial.channel_id} exists)") from None
 
+    async def void_attempt(self, channel_id: str) -> bool:
+        """Undo an attempt whose Originate certainly never went out; False if it is not `dialing`."""
+        async with self.engine.begin() as conn:
+            row = (await conn.execute(select(attempts.c.id, attempts.c.contact_id, attempts.c.attempt_no)
+                                      .where(and_(attempts.c.channel_id == channel_id,
+                                                  attempts.c.status == DIALING)))).first()
+            if row is None:
+                return False
+            await conn.execute(attempts.delete().where(attempts.c.id == row.id))
+            await conn.execute(update(contacts)
+                               .where(and_(contacts.c.id == row.contact_id, contacts.c.attempts == row.attempt_no))
+                               .values(attempts=row.attempt_no - 1))
+        return True
+
     async def finish_attempt(self, channel_id: str, outcome: str, dtmf: str, now: float) -> Finished | None:
         """Write an outcome and move the contact on; None for unknown channels and duplicate reports."""
         if outcome not in OUTCOME_RANK:

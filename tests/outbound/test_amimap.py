@@ -12,7 +12,7 @@ from ctiserver.ami.client import AmiResponse
 from ctiserver.ami.message import AmiMessage
 from ctiserver.outbound.ami_originator import AmiOriginator
 from ctiserver.outbound.amimap import OutcomeReader
-from ctiserver.outbound.dialer import OriginateRejected
+from ctiserver.outbound.dialer import OriginateNotSent, OriginateRejected
 from ctiserver.outbound.model import Outcome
 
 CID = "ob-1a2b3c4d-17-2"
@@ -77,17 +77,19 @@ class FakeClient:
     def __init__(self, *, refuse: bool = False, channels: tuple[str, ...] = ()) -> None:
         self.sent: list[tuple[str, bytes]] = []
         self.refuse = refuse
+        self.refuse_message = "Extension does not exist."
+        self.connected = True
         self.channels = channels
 
     async def action(self, name: str, fields: Mapping[str, Any] | None = None, /) -> AmiResponse:
         wire = encode_action(name, {**(fields or {}), "ActionID": f"cti-1-{len(self.sent)}"})
         self.sent.append((name, wire))
         aid = f"cti-1-{len(self.sent) - 1}"
-        if name == "CoreShowChannels":
-            events = tuple(msg(Event="CoreShowChannel", Uniqueid=u) for u in self.channels)
+        if name == "Status":
+            events = tuple(msg(Event="Status", Uniqueid=u) for u in self.channels)
             return AmiResponse(msg(Response="Success", ActionID=aid), events)
         if self.refuse:
-            return AmiResponse(msg(Response="Error", Message="Extension does not exist.", ActionID=aid))
+            return AmiResponse(msg(Response="Error", Message=self.refuse_message, ActionID=aid))
         return AmiResponse(msg(Response="Success", Message="Originate successfully queued", ActionID=aid))
 
 
@@ -115,12 +117,12 @@ async def test_refused_originate_and_bad_numbers_raise_rejected() -> None:
         await o.originate(CID, "138&PJSIP/evil", "outbound", "s", {}, 30)
 
 
-async def test_is_live_asks_core_show_channels_once_per_burst() -> None:
+async def test_is_live_asks_status_once_per_burst() -> None:
     client = FakeClient(channels=(CID, "1700000000.1"))
     o = AmiOriginator(client, channel="PJSIP/{number}@carrier", caller_id="95598", live_cache_s=60)
     assert await o.is_live(CID) is True
     assert await o.is_live("ob-1a2b3c4d-18-1") is False
-    assert [n for n, _ in client.sent] == ["CoreShowChannels"]
+    assert [n for n, _ in client.sent] == ["Status"]
 
 
 def test_local_channel_hangups_with_cause_zero() -> None:
@@ -130,3 +132,16 @@ def test_local_channel_hangups_with_cause_zero() -> None:
         (CID, Outcome.NO_ANSWER, "")]
     assert r.feed(msg(Event="Hangup", Uniqueid=CID, ChannelState="0", Cause="0")) == [
         (CID, Outcome.FAILED, "")]
+
+
+async def test_originate_not_sent_when_the_link_is_down_or_asterisk_stops() -> None:
+    client = FakeClient(refuse=True)
+    client.refuse_message = "Asterisk is shutting down"
+    o = AmiOriginator(client, channel="PJSIP/{number}@carrier", caller_id="95598")
+    with pytest.raises(OriginateNotSent):
+        await o.originate(CID, "13800000001", "outbound", "s", {}, 30)
+    client.connected = False
+    assert not o.ready()
+    with pytest.raises(OriginateNotSent, match="link is down"):
+        await o.originate(CID, "13800000001", "outbound", "s", {}, 30)
+    assert len(client.sent) == 1  # nothing was written while the link was down

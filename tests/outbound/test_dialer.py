@@ -11,7 +11,7 @@ import pytest
 
 from ctiserver.clock import FakeClock
 from ctiserver.events import Event, Kind
-from ctiserver.outbound.dialer import Dialer, OriginateRejected, safe_value
+from ctiserver.outbound.dialer import Dialer, OriginateNotSent, OriginateRejected, safe_value
 from ctiserver.outbound.model import (
     CampaignSpec,
     ContactIn,
@@ -59,6 +59,7 @@ class FakeOriginator:
         self.calls: list[tuple[str, str, dict[str, str]]] = []
         self.live: set[str] = set()
         self.reject: set[str] = set()
+        self.not_sent: set[str] = set()
         self.hang: set[str] = set()  # numbers whose Originate never returns
         self.down = False
 
@@ -66,6 +67,8 @@ class FakeOriginator:
                         variables: dict[str, str], timeout_s: float) -> None:
         if number in self.reject:
             raise OriginateRejected("Extension does not exist")
+        if number in self.not_sent:
+            raise OriginateNotSent("Asterisk is shutting down")
         self.calls.append((channel_id, number, variables))
         self.live.add(channel_id)
         if number in self.hang:
@@ -435,3 +438,20 @@ async def test_no_attempt_is_spent_while_the_originator_is_down(store: OutboundS
     assert await store.attempts_of("notice") == []
     up["ok"] = True
     assert len((await dialer.tick()).dials) == 2
+
+
+async def test_an_originate_that_never_went_out_costs_no_attempt(store: OutboundStore) -> None:
+    clock = FakeClock(START)
+    await store.create_campaign(spec(), clock.now())
+    await store.add_contacts("notice", PEOPLE[:1], clock.now())
+    await store.change_state("notice", "start", clock.now())
+    orig, events = FakeOriginator(), []
+    orig.not_sent.add(PEOPLE[0].number)
+    dialer = make(store, clock, orig, events)
+    await dialer.tick()
+    assert await store.attempts_of("notice") == [] and events == []
+    orig.not_sent.clear()
+    clock.jump(1)
+    [dial] = (await dialer.tick()).dials
+    assert dial.attempt_no == 1  # the voided attempt left no trace
+    assert [e.kind for e in events] == [Kind.OUT_ATTEMPT]

@@ -27,7 +27,7 @@ CFG = OutboundConfig.model_validate({
 
 
 class Asterisk:
-    """Just enough AMI: Originate is queued, CoreShowChannels lists what we say is up."""
+    """Just enough AMI: Originate is queued, Status lists what we say is up."""
 
     def __init__(self) -> None:
         self.originated: list[dict[str, Any]] = []
@@ -39,7 +39,7 @@ class Asterisk:
             self.originated.append(fields)
             self.up.add(fields["ChannelId"])
             return AmiResponse(AmiMessage.of(Response="Success", ActionID=f"a{len(self.originated)}"))
-        events = tuple(AmiMessage.of(Event="CoreShowChannel", Uniqueid=u) for u in self.up)
+        events = tuple(AmiMessage.of(Event="Status", Uniqueid=u) for u in self.up)
         return AmiResponse(AmiMessage.of(Response="Success"), events)
 
 
