@@ -1,11 +1,20 @@
 """pytest plugin: the real sandbox Asterisk for integration tests, plus an AMI event recorder.
 
 CI builds and starts it (scripts/setup.sh installs debootstrap); these tests never skip.
+
+Several pytest sessions on one machine (teammates, or CI shards) share one running
+sandbox: each session holds a lease (a file named by its pid, under a lock) and only
+the last one out stops Asterisk. They share one sounds folder too (prompt files are
+named by content hash), `<root>.test-sounds` unless CTISERVER_TEST_SOUNDS says
+otherwise, so a second session finds the sandbox it needs and does not restart it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import fcntl
+import os
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
@@ -17,15 +26,62 @@ from ctiserver import sandbox
 from ctiserver.ami.client import AmiClient
 from ctiserver.config import AmiServer
 
+LEASES = "ctiserver-leases"
+
+
+@contextlib.contextmanager
+def _locked(root: Path) -> Iterator[None]:
+    """One session at a time decides whether to start or stop the shared sandbox."""
+    lock = root.with_name(root.name + ".lock")
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock, "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _live_leases(root: Path) -> list[int]:
+    """Pids of sessions using the sandbox; leases of dead sessions are removed."""
+    folder = root / LEASES
+    alive = []
+    for lease in folder.glob("*") if folder.exists() else []:
+        if lease.name.isdigit() and _pid_alive(int(lease.name)):
+            alive.append(int(lease.name))
+        else:
+            lease.unlink(missing_ok=True)
+    return alive
+
+
+def shared_sounds_dir(root: Path) -> Path:
+    return Path(os.environ.get("CTISERVER_TEST_SOUNDS") or root.with_name(root.name + ".test-sounds"))
+
 
 @pytest.fixture(scope="session")
-def asterisk_sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[sandbox.SandboxInfo]:
-    sounds = tmp_path_factory.mktemp("cti-sounds")
-    info = sandbox.up(sounds_dir=sounds)
+def asterisk_sandbox() -> Iterator[sandbox.SandboxInfo]:
+    root = sandbox.ensure_chroot(None).resolve()
+    with _locked(root):
+        info = sandbox.up(root, sounds_dir=shared_sounds_dir(root))
+        (root / LEASES).mkdir(exist_ok=True)
+        (root / LEASES / str(os.getpid())).touch()
     try:
         yield info
     finally:
-        sandbox.down()
+        with _locked(root):
+            (root / LEASES / str(os.getpid())).unlink(missing_ok=True)
+            if not _live_leases(root):
+                sandbox.down(root)
 
 
 def ami_server_config(info: sandbox.SandboxInfo, **overrides: Any) -> AmiServer:
