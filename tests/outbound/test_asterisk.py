@@ -68,11 +68,12 @@ async def run_scripted_campaign(ami: AmiServer, engine: AsyncEngine, contacts: i
     events: list[Event] = []
     live: dict[str, str] = {}  # our channel id -> number, as the test's own AMI link sees them
     peak, peak_per_number = 0, 0
+    mine = {"prefix": "?"}  # only this campaign's channels (another run may share the sandbox)
 
     def observe(msg: Any) -> None:
         nonlocal peak, peak_per_number
         uid = msg.get("Uniqueid") or ""
-        if not OUR_CHANNEL.match(uid):
+        if not (OUR_CHANNEL.match(uid) and uid.startswith(mine["prefix"])):
             return
         if msg.get("Event") == "Newchannel":
             live[uid] = (msg.get("Channel") or "").split("@")[0]
@@ -98,7 +99,7 @@ async def run_scripted_campaign(ami: AmiServer, engine: AsyncEngine, contacts: i
         await svc.start()  # reconciles in-flight attempts first
         return svc, client
 
-    await store.create_campaign(spec, time.time())
+    mine["prefix"] = f"ob-{(await store.create_campaign(spec, time.time())).uid}-"
     await store.add_contacts(spec.name, [ContactIn(n, area="城东") for n in numbers(contacts)], time.time())
     svc, client = await launch()
     lost_results = 0
