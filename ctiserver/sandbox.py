@@ -19,6 +19,7 @@ name is written into the repository.
 from __future__ import annotations
 
 import argparse
+import fcntl
 import hashlib
 import json
 import math
@@ -69,16 +70,18 @@ def root_dir(root: Path | str | None = None) -> Path:
 
 
 def config_dir() -> Path:
-    """This project's Asterisk configuration (the repo's `asterisk/` folder)."""
+    """This project's Asterisk configuration: the one place that knows where it lives.
+
+    Looked up in order: $CTISERVER_ASTERISK_CONFIG, package data (`ctiserver/asterisk/`, for an
+    installed wheel), the repository's `asterisk/` next to the package, `./asterisk`.
+    """
     env = os.environ.get("CTISERVER_ASTERISK_CONFIG")
     if env:
         return Path(env)
-    here = Path(__file__).resolve().parent.parent / "asterisk"
-    if (here / "extensions.conf").exists():
-        return here
-    cwd = Path.cwd() / "asterisk"
-    if (cwd / "extensions.conf").exists():
-        return cwd
+    package = Path(__file__).resolve().parent
+    for candidate in (package / "asterisk", package.parent / "asterisk", Path.cwd() / "asterisk"):
+        if (candidate / "extensions.conf").exists():
+            return candidate
     raise SandboxError("cannot find the asterisk/ configuration folder (set CTISERVER_ASTERISK_CONFIG)")
 
 
@@ -105,28 +108,44 @@ def apt_mirror() -> str:
     raise SandboxError("no apt mirror found in /etc/apt/sources.list.d/*.sources or /etc/apt/sources.list")
 
 
+def _install_debootstrap() -> None:
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    install = ["apt-get", "install", "-y", "-qq", "debootstrap"]
+    if subprocess.run(install, capture_output=True, env=env).returncode != 0:
+        subprocess.run(["apt-get", "update", "-qq"], capture_output=True, env=env)
+        subprocess.run(install, capture_output=True, env=env)
+    if shutil.which("debootstrap") is None:
+        raise SandboxError("debootstrap is not installed and apt-get could not install it")
+
+
 def ensure_chroot(root: Path | str | None = None) -> Path:
-    """Build the Asterisk chroot if it is not there yet (into DIR.tmp, renamed when complete)."""
+    """Build the Asterisk chroot if it is not there yet (into DIR.tmp, renamed when complete).
+
+    A lock next to DIR makes a second caller (another test session) wait for the first build
+    instead of starting its own; a half-built DIR.tmp from a killed build is thrown away.
+    """
     root = root_dir(root)
     if (root / "usr/sbin/asterisk").exists():
         return root
-    if shutil.which("debootstrap") is None:
-        subprocess.run(["apt-get", "install", "-y", "-qq", "debootstrap"], check=False,
-                       env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
+    root.parent.mkdir(parents=True, exist_ok=True)
+    with open(root.with_name(root.name + ".build.lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if (root / "usr/sbin/asterisk").exists():
+            return root  # built by whoever held the lock before us
         if shutil.which("debootstrap") is None:
-            raise SandboxError("debootstrap is not installed (apt-get install debootstrap)")
-    tmp = root.with_name(root.name + ".tmp")
-    if tmp.exists():
-        _unmount_all(tmp)
-        shutil.rmtree(tmp)
-    tmp.parent.mkdir(parents=True, exist_ok=True)
-    mirror = apt_mirror()
-    proc = subprocess.run(
-        ["debootstrap", "--variant=minbase", "--include=asterisk,asterisk-modules", "sid", str(tmp), mirror],
-        capture_output=True, text=True)
-    if proc.returncode != 0 or not (tmp / "usr/sbin/asterisk").exists():
-        raise SandboxError(f"debootstrap failed ({proc.returncode}): {proc.stderr[-2000:] or proc.stdout[-2000:]}")
-    tmp.rename(root)
+            _install_debootstrap()
+        tmp = root.with_name(root.name + ".tmp")
+        if tmp.exists():
+            _unmount_all(tmp)
+            shutil.rmtree(tmp)
+        mirror = apt_mirror()
+        proc = subprocess.run(
+            ["debootstrap", "--variant=minbase", "--include=asterisk,asterisk-modules", "sid", str(tmp), mirror],
+            capture_output=True, text=True)
+        if proc.returncode != 0 or not (tmp / "usr/sbin/asterisk").exists():
+            raise SandboxError(f"debootstrap failed ({proc.returncode}): "
+                               f"{proc.stderr[-2000:] or proc.stdout[-2000:]}")
+        tmp.rename(root)
     return root
 
 
