@@ -45,7 +45,7 @@ WORKORDER_DIMS = ("agent",)
 CALL_KINDS = (
     Kind.CALL_NEW, Kind.IVR_START, Kind.IVR_END, Kind.ACD_ENQUEUE, Kind.ACD_OFFER, Kind.ACD_ANSWER,
     Kind.ACD_RONA, Kind.ACD_ABANDON, Kind.ACD_OVERFLOW, Kind.ACD_BLOCKED, Kind.ACD_TRANSFER,
-    Kind.ACD_COMPLETE, Kind.ACD_CALLBACK, Kind.DISPOSITION, Kind.OUT_ATTEMPT,
+    Kind.ACD_COMPLETE, Kind.ACD_CALLBACK, Kind.DISPOSITION, Kind.OUT_ATTEMPT, Kind.CALL_END,
 )
 LEG_KINDS = (Kind.ACD_OFFER, Kind.ACD_ANSWER, Kind.ACD_RONA, Kind.ACD_TRANSFER, Kind.ACD_COMPLETE)
 PARALLEL_QUERIES = 3
@@ -238,6 +238,7 @@ def call_query(cfg: KpiConfig, win: Window, dims: Sequence[str]) -> Any:
             first_ts(Kind.ACD_OVERFLOW).label("t_ovf"),
             first_ts(Kind.ACD_CALLBACK).label("t_cb"),
             first_ts(Kind.ACD_BLOCKED).label("t_blk"),
+            first_ts(Kind.CALL_END).label("t_end"),
             n(and_(k == Kind.ACD_OVERFLOW, json_str(e.data, "reason").in_(TIMEOUT_REASONS))).label("ovf_timeout"),
             n(k == Kind.ACD_OFFER).label("offers"),
             n(k == Kind.ACD_RONA).label("ronas"),
@@ -266,7 +267,7 @@ def call_query(cfg: KpiConfig, win: Window, dims: Sequence[str]) -> Any:
     facts = (
         select(
             c.call_id, c.t0, c.ivr, c.ivr_self, c.ivr_agent, c.t_enq, c.t_ans, c.t_ab, c.t_ovf, c.t_cb,
-            c.t_blk, c.ovf_timeout, c.offers, c.ronas, c.transferred, c.disposed, c.resolved,
+            c.t_blk, c.t_end, c.ovf_timeout, c.offers, c.ronas, c.transferred, c.disposed, c.resolved,
             caller.label("caller"),
             func.coalesce(stripped(c.first_queue), c.any_queue).label("queue"),
             func.coalesce(stripped(c.first_tier), c.any_tier).label("tier"),
@@ -290,7 +291,11 @@ def call_query(cfg: KpiConfig, win: Window, dims: Sequence[str]) -> Any:
     callback = and_(wanted, f.t_ans.is_(None), f.t_ab.is_(None), f.t_cb.is_not(None))
     overflow_lost = and_(f.t_ans.is_(None), f.t_ab.is_(None), f.t_cb.is_(None), f.t_ovf.is_not(None))
     blocked = and_(f.t_blk.is_not(None), f.t_ans.is_(None))
-    lost = and_(wanted, f.t_ans.is_(None), or_(f.t_cb.is_(None), f.t_ab.is_not(None)))
+    # Still waiting when the report runs: no way out of the queue yet, the call has not ended, and it
+    # is recent enough to be alive. Neither answered nor lost (yet).
+    waiting = and_(in_acd, f.t_ans.is_(None), f.t_ab.is_(None), f.t_ovf.is_(None), f.t_cb.is_(None),
+                   f.t_end.is_(None), f.t0 >= win.now - cfg.window.max_call_s)
+    lost = and_(wanted, f.t_ans.is_(None), or_(f.t_cb.is_(None), f.t_ab.is_not(None)), ~waiting)
     exit_ts = case(
         (f.t_ans.is_not(None), f.t_ans), (f.t_ab.is_not(None), f.t_ab),
         (f.t_ovf.is_not(None), f.t_ovf), else_=f.t_cb)
@@ -324,6 +329,7 @@ def call_query(cfg: KpiConfig, win: Window, dims: Sequence[str]) -> Any:
         _cnt(overflow_lost).label("overflowed"),
         _cnt(and_(overflow_lost, f.ovf_timeout > 0)).label("timed_out"),
         _cnt(lost).label("lost"),
+        _cnt(waiting).label("in_queue"),
         _cnt(and_(in_acd, exit_ts.is_not(None))).label("queue_exits"),
         _sum(and_(in_acd, exit_ts.is_not(None)), round_ms(exit_ts - q0)).label("queue_ms"),
         _cnt(and_(answered, f.transferred > 0)).label("transferred"),

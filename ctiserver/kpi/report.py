@@ -195,7 +195,7 @@ def _rollup_map(rows: list[dict[str, Any]], dims: Sequence[str], band_table: Seq
 CALL_SUMS = ("offered", "ivr", "ivr_contained", "wanted", "queued", "blocked", "answered", "wait_ms",
              "within_sl", "within_tier", "abandoned", "short_abandoned", "abandon_ms", "short_abandon_ms",
              "abandoned_ringing", "callbacks", "queued_callbacks", "abandon_callbacks", "overflowed",
-             "timed_out", "lost",
+             "timed_out", "lost", "in_queue",
              "queue_exits", "queue_ms", "transferred", "fcr_repeat_base", "fcr_no_repeat", "fcr_disp_base",
              "fcr_resolved", "fcr_both_base", "fcr_both")
 LEG_SUMS = ("offers", "answers", "ronas", "transfers", "handled", "talk_n", "talk_ms", "hold_n", "hold_ms",
@@ -223,9 +223,9 @@ def derive(cfg: KpiConfig, c: dict[str, Any] | None, legs: dict[str, Any] | None
     sl = cfg.service_level
     excl = sl.exclude_short_abandons
     short = c["short_abandoned"] if excl else 0
-    sl_offered = c["queued"] - c["queued_callbacks"] - short
+    sl_offered = c["queued"] - c["queued_callbacks"] - short - c["in_queue"]
     abandoned_counted = c["abandoned"] - short
-    wanted_net = c["wanted"] - c["callbacks"]
+    wanted_net = c["wanted"] - c["callbacks"] - c["in_queue"]
     m: dict[str, Any] = {
         # traffic
         "calls_offered": c["offered"],
@@ -235,6 +235,7 @@ def derive(cfg: KpiConfig, c: dict[str, Any] | None, legs: dict[str, Any] | None
         "agent_requests": c["wanted"],
         "queued": c["queued"],
         "queued_rate": _div(c["queued"], c["offered"]),
+        "in_queue": c["in_queue"],
         "blocked": c["blocked"],
         # answering
         "answered": c["answered"],
@@ -403,7 +404,7 @@ def _tiers(facts: Facts, cfg: KpiConfig, bt: Sequence[str]) -> list[dict[str, An
     for (tier,), c in sorted(by_tier.items(), key=lambda kv: _key_sort(kv[0])):
         tgt = cfg.tier_targets.for_tier(tier)
         short = c["short_abandoned"] if cfg.service_level.exclude_short_abandons else 0
-        sl_offered = c["queued"] - c["queued_callbacks"] - short
+        sl_offered = c["queued"] - c["queued_callbacks"] - short - c["in_queue"]
         sl = _div(c["within_tier"], sl_offered)
         out.append({
             "tier": tier,

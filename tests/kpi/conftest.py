@@ -1,10 +1,11 @@
-"""Databases for the KPI tests: a fresh SQLite file and a fresh PostgreSQL database `ctitest_kpi`.
+"""Databases for the KPI tests: a fresh SQLite file and a fresh PostgreSQL database `ctitest_kpi_<pid>`.
 
 PostgreSQL is always running in CI (scripts/setup.sh); these tests do not skip without it.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
 
@@ -15,7 +16,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from ctiserver.events import Event
 from ctiserver.store.schema import events, metadata
 
-PG_DB = "ctitest_kpi"
+# One database per test process: the lead's full run and a developer's run may overlap.
+PG_DB = f"ctitest_kpi_{os.getpid()}"
 
 
 async def fresh_pg(name: str = PG_DB) -> str:
@@ -28,6 +30,14 @@ async def fresh_pg(name: str = PG_DB) -> str:
     finally:
         await conn.close()
     return f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
+
+
+async def drop_pg(name: str = PG_DB) -> None:
+    conn = await asyncpg.connect(host="127.0.0.1", port=5432, user="postgres", database="postgres")
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
 
 
 async def load(engine: AsyncEngine, evs: Iterable[Event]) -> None:
@@ -51,6 +61,7 @@ async def pg_engine() -> AsyncIterator[AsyncEngine]:
     engine = create_async_engine(await fresh_pg())
     yield engine
     await engine.dispose()
+    await drop_pg()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -62,3 +73,5 @@ async def engine(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
         eng = create_async_engine(await fresh_pg())
     yield eng
     await eng.dispose()
+    if request.param == "postgresql":
+        await drop_pg()

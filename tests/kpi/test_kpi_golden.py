@@ -247,7 +247,7 @@ async def day_report(engine: AsyncEngine, by: list[str], **cfg_kw: Any) -> dict[
 #   calls per staffed hour = 5/27.5 = 0.182.
 EXPECTED_TOTAL = {
     "calls_offered": 13, "ivr_calls": 12, "ivr_contained": 1, "ivr_containment_rate": round(1 / 12, 6),
-    "agent_requests": 12, "queued": 11, "queued_rate": round(11 / 13, 6), "blocked": 1,
+    "agent_requests": 12, "queued": 11, "queued_rate": round(11 / 13, 6), "in_queue": 0, "blocked": 1,
     "answered": 5, "answered_share": round(5 / 13, 6), "answered_rate": round(5 / 11, 6),
     "sl_offered": 9, "answered_within_sl": 4, "service_level": round(4 / 9, 6), "asa_s": 16.0,
     "avg_queue_s": 31.182,

@@ -126,3 +126,18 @@ async def test_bad_ranges_are_refused() -> None:
         await build_report([], cfg, D0, D0 + 401 * 86400, [])
     with pytest.raises(ReportError, match="not a time"):
         await build_report([], cfg, float("nan"), D0, [])
+
+
+async def test_a_caller_still_waiting_is_neither_answered_nor_lost(engine: AsyncEngine) -> None:
+    # c1 waits since 10:00:00 with no way out yet; c2 waited and hung up (call.end) without an ACD exit.
+    t = D0 + 10 * 3600
+    await load(engine, [
+        Event(Kind.CALL_NEW, t, "c1", data={}), Event(Kind.ACD_ENQUEUE, t + 5, "c1", queue="billing", data={}),
+        Event(Kind.CALL_NEW, t, "c2", data={}), Event(Kind.ACD_ENQUEUE, t + 5, "c2", queue="billing", data={}),
+        Event(Kind.CALL_END, t + 60, "c2", data={"duration_s": 60, "answered": False})])
+    live = await build_report(engine, KpiConfig(), D0, D0 + 86400, [], now=t + 120)
+    assert (live["total"]["in_queue"], live["total"]["call_loss"], live["total"]["sl_offered"]) == (1, 1, 1)
+    assert live["total"]["agent_connection_rate"] == 0.0 and live["total"]["customer_loss_rate"] == 1.0
+    # Hours later (past window.max_call_s) nothing is waiting any more: both calls count as lost.
+    later = await build_report(engine, KpiConfig(), D0, D0 + 86400, [], now=t + 5 * 3600)
+    assert (later["total"]["in_queue"], later["total"]["call_loss"], later["total"]["sl_offered"]) == (0, 2, 2)
