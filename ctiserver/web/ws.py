@@ -60,7 +60,7 @@ class _Client:
     user: User
     streams: frozenset[str]
     limit: int
-    queue: asyncio.Queue[dict[str, Any] | None] = field(default_factory=asyncio.Queue)
+    queue: asyncio.Queue[dict[str, Any]] = field(default_factory=asyncio.Queue)
     kicked_event: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
@@ -247,10 +247,7 @@ class Hub:
     @staticmethod
     async def _write(ws: web.WebSocketResponse, client: _Client) -> None:
         while True:
-            msg = await client.queue.get()
-            if msg is None:
-                return
-            await ws.send_json(msg)
+            await ws.send_json(await client.queue.get())
 
     async def close(self) -> None:
         """Close every socket (server shutdown)."""
