@@ -95,13 +95,20 @@ def zone_offsets(zone: ZoneInfo, lo: float, hi: float) -> tuple[tuple[float, int
     return tuple(out)
 
 
-def local_seconds(ts: ColumnElement[Any] | Any, win: Window) -> ColumnElement[Any]:
-    """Epoch seconds shifted to local wall-clock seconds (an SQL CASE over the zone's changes)."""
+def utc_offset(ts: ColumnElement[Any] | Any, win: Window) -> Any:
+    """The zone's UTC offset in whole seconds at `ts` (a literal, or an SQL CASE over its changes)."""
     if len(win.transitions) == 1:
-        return ts + win.transitions[0][1]
+        return literal(win.transitions[0][1])
     pairs = zip(win.transitions[1:], win.transitions[:-1], strict=True)
     whens = [(ts < since, prev) for (since, _o), (_s, prev) in pairs]
-    return ts + case(*whens, else_=win.transitions[-1][1])
+    return case(*whens, else_=win.transitions[-1][1])
+
+
+def local_seconds(ts: ColumnElement[Any] | Any, win: Window) -> ColumnElement[Any]:
+    """Epoch seconds shifted to local wall-clock seconds."""
+    if len(win.transitions) == 1:
+        return ts + win.transitions[0][1]
+    return ts + utc_offset(ts, win)
 
 
 def half_hour_of(ts: Any, win: Window) -> ColumnElement[int]:
@@ -401,9 +408,12 @@ def agent_time_query(cfg: KpiConfig, win: Window, dims: Sequence[str]) -> Any:
         select(st.c.agent, st.c.state, s_clip.label("s"), e_clip.label("e"))
         .where(e_clip > s_clip, or_(st.c.state.is_(None), st.c.state != "logged_out"))
     ).subquery("iv0")
-    ls = round_ms(local_seconds(iv0.c.s, win))
+    # Both ends in whole UTC milliseconds, shifted by the offset in force at the start: a state that
+    # ends exactly at the range end ends exactly on a half-hour edge, with no 1 ms crumbs.
+    off_ms = utc_offset(iv0.c.s, win) * 1000
     iv1 = (
-        select(iv0.c.agent, iv0.c.state, ls.label("ls"), (ls + round_ms(iv0.c.e - iv0.c.s)).label("le"))
+        select(iv0.c.agent, iv0.c.state, (round_ms(iv0.c.s) + off_ms).label("ls"),
+               (round_ms(iv0.c.e) + off_ms).label("le"))
     ).subquery("iv1")
     iv = (
         select(iv1.c.agent, iv1.c.state, iv1.c.ls, iv1.c.le,

@@ -141,3 +141,13 @@ async def test_a_caller_still_waiting_is_neither_answered_nor_lost(engine: Async
     # Hours later (past window.max_call_s) nothing is waiting any more: both calls count as lost.
     later = await build_report(engine, KpiConfig(), D0, D0 + 86400, [], now=t + 5 * 3600)
     assert (later["total"]["in_queue"], later["total"]["call_loss"], later["total"]["sl_offered"]) == (0, 2, 2)
+
+
+async def test_state_cut_at_the_range_end_leaves_no_crumbs(engine: AsyncEngine) -> None:
+    # Available from 23:10:00.123457 and still at the end of the day: exactly 49 min 59.876543 s
+    # (to the ms: 2999.877), all inside the day; no 1 ms piece in a half hour after the range.
+    start = D0 + 23 * 3600 + 600.123457
+    await load(engine, [Event(Kind.AGENT_STATE, start, None, agent_id="a1", data={"state": "available"})])
+    r = await build_report(engine, KpiConfig(), D0, D0 + 86400, ["halfhour"], now=D0 + 2 * 86400)
+    assert [row["key"]["halfhour"][11:] for row in r["rows"]] == ["23:00", "23:30"]
+    assert r["total"]["logged_in_s"] == 2999.877
