@@ -234,3 +234,17 @@ async def test_softphone_that_never_answers_is_cancelled(asterisk_sandbox, ami: 
         call = await phone.wait_for_call("cancelled", timeout=15)
         assert call.answered_at is None and call.ended_by == "remote"
         assert 1.5 <= call.ended_at - call.invited_at < 6  # type: ignore[operator]
+
+
+async def test_outbound_context_reports_digit_and_amd(ami: AmiRecorder):
+    """Originate into `outbound` against scripted customers: one presses 1, one is a machine."""
+    ids = {"1": f"sbx-out-1-{os.getpid()}-{time.monotonic_ns()}", "6": f"sbx-out-6-{os.getpid()}-{time.monotonic_ns()}"}
+    for last, channel_id in ids.items():
+        (await ami.action("Originate", {
+            "Channel": f"Local/1380000000{last}@outbound-dest", "Context": "outbound", "Exten": "s",
+            "Priority": "1", "ChannelId": channel_id, "Variable": ["MSG=beep"], "Timeout": "10000",
+            "Async": "true"})).raise_for_error()
+    human = await ami.wait_for(event_is("UserEvent", UserEvent="OutboundResult", ChannelId=ids["1"]), timeout=30)
+    assert human[0].get("Digit") == "1" and human[0].get("AMDSTATUS") == "HUMAN"
+    machine = await ami.wait_for(event_is("UserEvent", UserEvent="OutboundResult", ChannelId=ids["6"]), timeout=40)
+    assert machine[0].get("AMDSTATUS") == "MACHINE" and machine[0].get("Digit") == ""
