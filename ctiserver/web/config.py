@@ -6,10 +6,12 @@ typo is a `file:line` error at start-up rather than a surprise on the floor.
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from ..configfile import Strict, load_model
 
@@ -58,12 +60,21 @@ class DesktopConfig(Strict):
                                                       "运检部 Operations & maintenance"])
     identity_roles: list[Role] = Field(default=["supervisor", "admin"])
     timezone: str = "Asia/Shanghai"
-    holidays: list[str] = Field(default_factory=list)  # ISO dates skipped by working-day SLAs
+    holidays: list[dt.date] = Field(default_factory=list)  # skipped by working-day SLAs
     escalation_target: str = Field(default="supervisor", min_length=1, max_length=40)
     ws_queue_size: int = Field(default=256, ge=8, le=100_000)
     ws_replay_size: int = Field(default=500, ge=8, le=100_000)
     wallboard_interval_s: float = Field(default=2.0, gt=0)
     min_logged_in: int = Field(default=0, ge=0)  # below this a logout warns supervisors (shift change)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}") from None
+        return value
 
     @model_validator(mode="after")
     def _sla_categories_known(self) -> DesktopConfig:

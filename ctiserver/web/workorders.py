@@ -43,7 +43,7 @@ def check_transition(current: str, target: str) -> None:
                        f"a work order cannot go from {current!r} to {target!r} (allowed: {allowed})")
 
 
-def due_ts(start_ts: float, sla: Sla, tz: ZoneInfo, holidays: Iterable[str] = ()) -> float:
+def due_ts(start_ts: float, sla: Sla, tz: ZoneInfo, holidays: Iterable[dt.date] = ()) -> float:
     """When a work order reported at `start_ts` is due: plain hours, or N working days (Mon-Fri, no holidays).
 
     Working days count whole days after the report day; the order is due at the same
@@ -59,7 +59,7 @@ def due_ts(start_ts: float, sla: Sla, tz: ZoneInfo, holidays: Iterable[str] = ()
     left = sla.working_days
     while left:
         day += dt.timedelta(days=1)
-        if day.weekday() < 5 and day.isoformat() not in skip:
+        if day.weekday() < 5 and day not in skip:
             left -= 1
     due = dt.datetime.combine(day, local.timetz())
     return due.timestamp()
