@@ -1,0 +1,95 @@
+"""`ctiserver simulate` and `ctiserver demo`.
+
+simulate: run a scenario through the real ACD engine on a virtual clock and print
+the KPI report of those events (the same code and JSON as `ctiserver report`).
+demo: a live hotline on the sandbox Asterisk with simulated callers and agents.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import math
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from ..configfile import ConfigError
+from ..kpi.config import KpiConfig, load_kpi_config
+from ..kpi.report import FORMATTERS, ReportError, build_report, parse_by
+from .scenario import Scenario, load_scenario
+from .simulate import SimResult, simulate
+
+
+async def sim_report(sc: Scenario, res: SimResult, kpi: KpiConfig, by: Sequence[str] | str = ()) -> dict[str, Any]:
+    """The KPI report over the simulated arrival window (calls that arrived in it, to their end)."""
+    return await build_report(res.events, kpi, sc.start_ts, max(sc.end_ts, sc.start_ts + 1), by,
+                              now=max(res.finished, sc.end_ts))
+
+
+def run_simulate(args: argparse.Namespace) -> int:
+    config_dir = Path(args.config)
+    kpi = load_kpi_config(config_dir)
+    try:
+        by = parse_by(args.by)
+        sc = load_scenario(Path(args.scenario), config_dir, kpi.zone())
+    except (ConfigError, ReportError) as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    if args.from_db:
+        from .history import arrivals_from_store
+
+        sc = asyncio.run(arrivals_from_store(sc, args.from_db, kpi, days=args.history_days))
+    seed = sc.spec.seed if args.seed is None else args.seed
+    t0 = time.perf_counter()
+    res = simulate(sc, seed)
+    t_sim = time.perf_counter() - t0
+    report = asyncio.run(sim_report(sc, res, kpi, by))
+    t_all = time.perf_counter() - t0
+    print(f"simulated {sc.spec.name!r} seed {seed}: {res.calls} calls, {len(res.events)} events, "
+          f"{res.unfinished} unfinished; simulation {t_sim:.2f} s, with the report {t_all:.2f} s",
+          file=sys.stderr)
+    text = FORMATTERS[args.format](report)
+    if args.output:
+        Path(args.output).write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    from .demo import DemoOptions, run_demo_forever
+
+    opts = DemoOptions(config_dir=Path(args.config), minutes=args.minutes,
+                       callers_per_minute=args.callers_per_minute, seed=args.seed, http_port=args.http_port,
+                       agi_port=args.agi_port)
+    try:
+        asyncio.run(run_demo_forever(opts))
+    except KeyboardInterrupt:
+        return 0
+    return 0
+
+
+def add_sim_commands(subparsers: argparse._SubParsersAction) -> None:
+    """`ctiserver simulate` and `ctiserver demo` (the lead wires this in settings.feature_commands)."""
+    p = subparsers.add_parser("simulate", help="run a scenario through the ACD engine on a virtual clock")
+    p.add_argument("--config", default="config")
+    p.add_argument("--scenario", required=True, help="scenario YAML (see config/scenarios/)")
+    p.add_argument("--seed", type=int, help="random seed (default: the scenario's)")
+    p.add_argument("--by", default="", help="report groupings, e.g. halfhour or band,tier")
+    p.add_argument("--format", choices=sorted(FORMATTERS), default="table")
+    p.add_argument("--from-db", help="take arrivals per half hour and the queue/tier mix from this event store")
+    p.add_argument("--history-days", type=int, default=28, help="with --from-db: days of history to average")
+    p.add_argument("--output", help="write to this file instead of standard output")
+    p.set_defaults(func=run_simulate)
+
+    p = subparsers.add_parser("demo", help="a live demo hotline: sandbox Asterisk, simulated callers and agents")
+    p.add_argument("--config", default="config")
+    p.add_argument("--minutes", type=float, default=math.inf, help="stop after this long (default: Ctrl-C)")
+    p.add_argument("--callers-per-minute", type=float, default=6.0)
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--http-port", type=int, default=None, help="default: the config's")
+    p.add_argument("--agi-port", type=int, default=None, help="default: the config's")
+    p.set_defaults(func=run_demo)
