@@ -78,6 +78,7 @@ class Hub:
         self.epoch = secrets.token_hex(6)
         self._streams: dict[str, _Stream] = {}
         self._clients: set[_Client] = set()
+        self._by_stream: dict[str, set[_Client]] = {}
         self._sockets: set[web.WebSocketResponse] = set()
         self._active_pop: dict[str, dict[str, Any]] = {}
         self._wallboard: dict[str, Any] | None = None
@@ -93,9 +94,8 @@ class Hub:
         s.seq += 1
         msg = {"stream": stream, "seq": s.seq, "type": type_, "ts": self.clock.now(), "data": data}
         s.ring.append(msg)
-        for client in list(self._clients):
-            if stream in client.streams:
-                self._offer(client, msg)
+        for client in list(self._by_stream.get(stream, ())):
+            self._offer(client, msg)
         return msg
 
     def _offer(self, client: _Client, msg: dict[str, Any]) -> None:
@@ -139,7 +139,7 @@ class Hub:
         return self._wallboard
 
     def has_subscribers(self, stream: str) -> bool:
-        return any(stream in c.streams for c in self._clients)
+        return bool(self._by_stream.get(stream))
 
     @property
     def client_count(self) -> int:
@@ -175,10 +175,18 @@ class Hub:
         client.queue.put_nowait({"type": "snapshot", "epoch": self.epoch, "seqs": seqs, "data": snapshot})
         client.limit = len(replay) + 1 + self.queue_size
         self._clients.add(client)
+        for stream in streams:
+            self._by_stream.setdefault(stream, set()).add(client)
         return client
 
     def detach(self, client: _Client) -> None:
         self._clients.discard(client)
+        for stream in client.streams:
+            subscribers = self._by_stream.get(stream)
+            if subscribers is not None:
+                subscribers.discard(client)
+                if not subscribers:
+                    del self._by_stream[stream]
 
     async def serve(self, request: web.Request, user: User,
                     snapshot: Callable[[User], dict[str, Any]]) -> web.WebSocketResponse:

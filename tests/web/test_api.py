@@ -442,3 +442,16 @@ async def test_unauthenticated_everywhere(client: Client, desk: Desk) -> None:
             url = path.replace("{agent_no}", "1001").replace("{call_id}", "c1").replace("{wo_id}", "1")
             r = await client.request(method.upper(), url, json={})
             assert (await error_of(r, 401))["id"] == "unauthenticated", (method, path)
+
+
+async def test_pages_and_static_files(client: Client) -> None:
+    r = await client.get("/agent")
+    assert r.status == 200 and "坐席工作台" in await r.text()
+    assert "default-src 'self'" in r.headers["Content-Security-Policy"]
+    assert (await client.get("/wallboard")).status == 200
+    assert (await client.get("/static/desk.css")).status == 200
+    for bad in ["/static/..%2Fapi.py", "/static/agent.html", "/static/.hidden.js", "/static/nope.js"]:
+        assert (await error_of(await client.get(bad), 404))["id"] == "not-found", bad
+    text = "".join([await (await client.get(p)).text() for p in
+                    ("/agent", "/wallboard", "/static/agent.js", "/static/common.js", "/static/wallboard.js")])
+    assert "http://" not in text.replace("http://www.w3.org/2000/svg", "")  # no CDN, nothing off-site
