@@ -69,13 +69,13 @@ def _json_dumps(value: Any) -> str:
     return jsontext.dumps(value, allow_nan=False)
 
 
-def make_engine(url: str, *, connect_timeout_s: float = 5.0, statement_timeout_s: float = 30.0,
+def make_engine(url: str, *, connect_timeout_s: float = 5.0, statement_timeout_s: float | None = 30.0,
                 busy_timeout_s: float = 5.0, pool_size: int = 5) -> AsyncEngine:
     """Create an AsyncEngine for SQLite (aiosqlite) or PostgreSQL (asyncpg) with fail-fast settings.
 
     `connect_timeout_s` bounds establishing a PostgreSQL connection (TCP + auth),
     `statement_timeout_s` bounds any single statement on PostgreSQL (client side,
-    so a half-open socket is noticed too), `busy_timeout_s` is how long SQLite waits
+    so a half-open socket is noticed too; None for no bound), `busy_timeout_s` is how long SQLite waits
     for another writer's lock.
     """
     url = normalise_url(url)
@@ -228,7 +228,8 @@ async def migrate(url: str, target: str = "head") -> None:
     explicit BEGIN, SQLite too), so a failed migration leaves the schema as it was.
     """
     check_revisions()
-    engine = make_engine(url)
+    # No statement bound here: building an index on a big table may take a while.
+    engine = make_engine(url, statement_timeout_s=None)
     try:
         async with engine.begin() as conn:
             await conn.run_sync(_upgrade, alembic_config(), target)
