@@ -53,9 +53,9 @@ class Desk:
     callbacks: list[dict[str, Any]] = field(default_factory=list)
 
 
-async def make_desk(tmp_path: Path, config: DesktopConfig | None = None, clock: FakeClock | None = None) -> Desk:
-    db = tmp_path / "desk.db"
-    url = f"sqlite+aiosqlite:///{db}"
+async def make_desk(tmp_path: Path, config: DesktopConfig | None = None, clock: FakeClock | None = None,
+                    url: str | None = None) -> Desk:
+    url = url or f"sqlite+aiosqlite:///{tmp_path / 'desk.db'}"
     await migrate(url)
     engine = make_engine(url)
     async with engine.begin() as conn:
