@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+import os
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import asyncpg
@@ -12,22 +14,49 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from ctiserver.outbound.store import TABLES, OutboundStore
 from ctiserver.store.schema import metadata
 
-PG_DB = "ctitest_outbound"
+# One database per test process, so two runs at once (a developer and CI) never share tables.
+PREFIX = "ctitest_outbound_"
+PG_DB = f"{PREFIX}{os.getpid()}"
 _pg_ready = False
+
+
+def _gone(pid: str) -> bool:
+    return not Path(f"/proc/{pid}").exists()
+
+
+async def _pg_admin() -> asyncpg.Connection:
+    return await asyncpg.connect(host="127.0.0.1", port=5432, user="postgres", database="postgres")
 
 
 async def _ensure_pg_database() -> str:
     global _pg_ready
     if not _pg_ready:
-        conn = await asyncpg.connect(host="127.0.0.1", port=5432, user="postgres", database="postgres")
+        conn = await _pg_admin()
         try:
-            exists = await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", PG_DB)
-            if not exists:
+            for row in await conn.fetch("SELECT datname FROM pg_database WHERE datname LIKE $1", PREFIX + "%"):
+                pid = row["datname"][len(PREFIX):]
+                if pid.isdigit() and pid != str(os.getpid()) and _gone(pid):
+                    await conn.execute(f'DROP DATABASE IF EXISTS "{row["datname"]}" WITH (FORCE)')  # a dead run's
+            if not await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", PG_DB):
                 await conn.execute(f'CREATE DATABASE "{PG_DB}"')
         finally:
             await conn.close()
         _pg_ready = True
     return f"postgresql+asyncpg://postgres@127.0.0.1:5432/{PG_DB}"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _drop_pg_database() -> Iterator[None]:
+    yield
+    if _pg_ready:
+        async def drop() -> None:
+            conn = await _pg_admin()
+            try:
+                await conn.execute(f'DROP DATABASE IF EXISTS "{PG_DB}" WITH (FORCE)')
+            finally:
+                await conn.close()
+
+        asyncio.run(drop())
 
 
 async def make_engine(kind: str, tmp_path: Path) -> AsyncEngine:

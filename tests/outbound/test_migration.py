@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import asyncpg
@@ -14,7 +15,7 @@ from sqlalchemy.engine import Connection
 from ctiserver.outbound.store import TABLES
 from ctiserver.store.engine import make_engine, migrate
 
-PG_DB = "ctitest_outbound_migration"
+PG_DB = f"ctitest_outbound_migration_{os.getpid()}"
 
 
 async def _fresh_pg() -> str:
@@ -25,6 +26,14 @@ async def _fresh_pg() -> str:
     finally:
         await conn.close()
     return f"postgresql+asyncpg://postgres@127.0.0.1:5432/{PG_DB}"
+
+
+async def _drop_pg() -> None:
+    conn = await asyncpg.connect(host="127.0.0.1", port=5432, user="postgres", database="postgres")
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{PG_DB}" WITH (FORCE)')
+    finally:
+        await conn.close()
 
 
 def _diffs(conn: Connection) -> list[object]:
@@ -54,3 +63,5 @@ async def test_migration_matches_the_table_definitions(backend: str, tmp_path: P
             assert await conn.run_sync(_diffs) == []
     finally:
         await engine.dispose()
+        if backend == "postgres":
+            await _drop_pg()
