@@ -256,6 +256,14 @@ class DialConfig(Strict):
     agent_skill: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]+$")] = "outbound"
 
 
+class CallbackConfig(Strict):
+    """Satisfaction callbacks requested when a work order closes: which campaign takes them, and
+    the share of each category called (complaints and reports all; fault repairs a 5% sample)."""
+
+    campaign: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")] = "survey-workorders"
+    sample: dict[str, Annotated[float, Field(gt=0, le=1)]] = Field(default_factory=lambda: {"fault": 0.05})
+
+
 class OutboundConfig(Strict):
     timezone: str = "Asia/Shanghai"
     pacing: PacingConfig = Field(default_factory=lambda: PacingConfig(max_concurrent=30, calls_per_s=5, burst=5))
@@ -268,6 +276,7 @@ class OutboundConfig(Strict):
         en="a State Grid service hall, the State Grid app or a bank"))
     dial: DialConfig = Field(default_factory=DialConfig)
     poll_s: Annotated[float, Field(gt=0, le=60)] = 2.0
+    callbacks: CallbackConfig = Field(default_factory=CallbackConfig)
     templates: TemplatesConfig = Field(default_factory=TemplatesConfig)
 
     @field_validator("timezone")

@@ -8,6 +8,8 @@ event triggers a full reconcile, and server stop stops the dialer.
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import logging
 from typing import Any
 
@@ -17,13 +19,20 @@ from ..clock import Clock
 from ..events import Event, Kind
 from .ami_originator import AmiActions, AmiOriginator
 from .amimap import OutcomeReader
+from .contacts import normalize_number
 from .dialer import Dialer, Emit, PromptFn
-from .model import OutboundConfig, load_outbound_config
+from .model import ContactIn, OutboundConfig, load_outbound_config
 from .rules import WorkCalendar
 from .scheduler import Scheduler
 from .store import OutboundStore
 
 log = logging.getLogger(__name__)
+
+
+def sampled(workorder_id: int, share: float) -> bool:
+    """Deterministic sampling by work order: the same order is always in or out of the sample."""
+    digest = int(hashlib.sha256(str(workorder_id).encode()).hexdigest()[:8], 16)
+    return digest % 10000 < round(share * 10000)
 
 
 class OutboundService:
@@ -36,6 +45,7 @@ class OutboundService:
         self.reader = OutcomeReader(self.originator.channel_for_action)
         self.dialer = Dialer(self.store, Scheduler(cfg), self.originator, clock, emit, config=cfg,
                              prompt=prompt)
+        self._tasks: set[asyncio.Task[bool]] = set()
 
     def on_ami_event(self, server: str, msg: Any) -> None:
         """Plain function for the server's AMI listeners: cheap, never blocks."""
@@ -53,6 +63,40 @@ class OutboundService:
 
     async def stop(self) -> None:
         await self.dialer.stop()
+
+    def request_callback(self, *, workorder_id: int, number: str, category: str,
+                         account: str | None = None) -> None:
+        """The desktop's hook when a work order closes with a callback requested (plain, non-blocking)."""
+        task = asyncio.get_running_loop().create_task(
+            self.add_callback(workorder_id=workorder_id, number=number, category=category, account=account))
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[bool]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("satisfaction callback not queued: %s", task.exception())
+
+    async def add_callback(self, *, workorder_id: int, number: str, category: str,
+                           account: str | None = None) -> bool:
+        """Add a closed work order's customer to the callback campaign; False when not sampled,
+        on the do-not-call list, or already in it (a bad number is logged, never raised to the desktop)."""
+        share = self.cfg.callbacks.sample.get(category, 1.0)
+        if not sampled(workorder_id, share):
+            return False
+        try:
+            number = normalize_number(number)
+        except ValueError as exc:
+            log.warning("work order %s: no callback: %s", workorder_id, exc)
+            return False
+        name = self.cfg.callbacks.campaign
+        if number in await self.store.excluded_numbers() or number in await self.store.numbers_in(name):
+            return False
+        contact = ContactIn(number, account=account or "",
+                            variables={"workorder_id": str(workorder_id), "category": category})
+        await self.store.add_contacts(name, [contact], self.dialer.clock.now())
+        self.dialer.wake()
+        return True
 
     async def status_all(self) -> list[dict[str, Any]]:
         """Every campaign's progress (for the API and the wallboard)."""

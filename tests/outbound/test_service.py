@@ -87,3 +87,25 @@ async def test_service_dials_and_records_from_ami_frames(engine: AsyncEngine) ->
     finally:
         await svc.stop()
     assert svc.dialer._task is None
+
+
+async def test_closed_work_orders_feed_the_callback_campaign(engine: AsyncEngine) -> None:
+    from ctiserver.outbound.service import sampled
+
+    events: list[Event] = []
+    svc = OutboundService(CFG, engine, Asterisk(), "pbx1", FakeClock(NOON), events.append)
+    await svc.store.create_campaign(CampaignSpec.model_validate(
+        {"name": "survey-workorders", "kind": "survey", "survey": {"topic": "服务"}}), NOON)
+    await svc.store.add_to_list(["13800000009"], "dnc", "asked", NOON)
+    assert await svc.add_callback(workorder_id=1, number="138-0000-0001", category="complaint") is True
+    assert await svc.add_callback(workorder_id=2, number="138-0000-0001", category="report") is False  # dup
+    assert await svc.add_callback(workorder_id=3, number="13800000009", category="complaint") is False  # dnc
+    assert await svc.add_callback(workorder_id=4, number="95598", category="complaint") is False  # bad number
+    faults = [i for i in range(1000, 3000) if sampled(i, 0.05)]
+    assert 60 <= len(faults) <= 140  # about 5% of fault repairs
+    skipped = next(i for i in range(1000, 3000) if not sampled(i, 0.05))
+    assert await svc.add_callback(workorder_id=skipped, number="13800000005", category="fault") is False
+    assert await svc.add_callback(workorder_id=faults[0], number="13800000006", category="fault") is True
+    svc.request_callback(workorder_id=7, number="13800000007", category="complaint", account="A7")
+    await until(lambda: not svc._tasks)
+    assert await svc.store.numbers_in("survey-workorders") == {"13800000001", "13800000006", "13800000007"}
