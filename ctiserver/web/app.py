@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from ..clock import Clock
 from ..events import Event
 from .api import Desktop
+from .bridge import DesktopBridge
 from .config import DesktopConfig
 from .errors import ApiError
 from .ports import AgentControl, CallControl, CustomerLookup, WallboardSource
@@ -43,6 +44,7 @@ _PAGE_HEADERS = {
 }
 DESKTOP_KEY = web.AppKey("desktop", Desktop)
 HUB_KEY = web.AppKey("desktop_hub", Hub)
+BRIDGE_KEY = web.AppKey("desktop_bridge", DesktopBridge)
 
 
 def _page(name: str) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
@@ -113,6 +115,9 @@ def install_desktop(app: web.Application, *, engine: AsyncEngine, agents: AgentC
                     request_callback: Callable[..., None] | None = None) -> Hub:
     """Add the desktop's routes to `app` (before it starts); returns the Hub to publish pops/states to.
 
+    Feed the server's events to `app[BRIDGE_KEY].on_event` (a plain, non-blocking listener) and
+    the desktop pops calls, pushes agent states and call ends by itself (see bridge.py).
+
     `request_callback(workorder_id=int, number=str, category=str, account=str|None)` is called
     when a work order is closed with a satisfaction callback requested (the outbound dialer's door).
     """
@@ -126,10 +131,19 @@ def install_desktop(app: web.Application, *, engine: AsyncEngine, agents: AgentC
         web.get("/static/{name}", _static),
     ])
     pusher = _WallboardPusher(desktop)
-    app.on_startup.append(pusher.start)
-    app.on_shutdown.append(pusher.stop)
+    bridge = DesktopBridge(desktop.hub, customers)
+
+    async def start_bridge(_app: web.Application) -> None:
+        await bridge.start()
+
+    async def stop_bridge(_app: web.Application) -> None:
+        await bridge.close()
+
+    app.on_startup.extend([pusher.start, start_bridge])
+    app.on_shutdown.extend([stop_bridge, pusher.stop])
     app[DESKTOP_KEY] = desktop
     app[HUB_KEY] = desktop.hub
+    app[BRIDGE_KEY] = bridge
     return desktop.hub
 
 

@@ -11,7 +11,8 @@ from aiohttp.test_utils import TestServer
 from playwright.async_api import Browser, async_playwright, expect
 from sqlalchemy import select
 
-from ctiserver.web.pops import make_pop
+from ctiserver.events import Event, Kind
+from ctiserver.web.app import BRIDGE_KEY
 from ctiserver.web.tables import dispositions, work_orders
 
 from .conftest import PASSWORDS, START, Desk, make_desk
@@ -70,9 +71,16 @@ async def test_agent_desktop_end_to_end(browser: Browser, served: tuple[Desk, st
 
     # the call is routed to 1001: the server pops the caller's record
     desk.calls.calls["1700000000.42"] = {"call_id": "1700000000.42", "agent_id": "1001", "number": "13800138000"}
-    pop = await make_pop(desk.customers, call_id="1700000000.42", number="13800138000", queue="fault",
-                         ivr_path=["欢迎 welcome", "2 故障报修 fault", "转人工 agent"], wait_s=37, phase="answer")
-    desk.hub.publish_pop("1001", pop)
+    bridge = desk.app[BRIDGE_KEY]  # the server feeds its events here
+    call = "1700000000.42"
+    for ev in [Event(Kind.CALL_NEW, call_id=call, data={"caller_num": "13800138000"}),
+               *[Event(Kind.IVR_NODE, call_id=call, data={"node": n})
+                 for n in ("欢迎 welcome", "2 故障报修 fault", "转人工 agent")],
+               Event(Kind.ACD_ENQUEUE, call_id=call, queue="fault", tier="vip", data={"caller": "13800138000"}),
+               Event(Kind.ACD_OFFER, call_id=call, agent_id="1001", queue="fault", data={"wait_s": 30}),
+               Event(Kind.ACD_ANSWER, call_id=call, agent_id="1001", queue="fault", data={"wait_s": 37})]:
+        bridge.on_event(ev)
+    await expect(page.locator("#pop-phase")).to_contain_text("answered")
     await expect(page.locator("#pop-name")).to_have_text("王小明")
     await expect(page.locator("#pop-number")).to_have_text("13800138000")
     await expect(page.locator("#pop-account")).to_have_text("3100012345")

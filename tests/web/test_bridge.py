@@ -1,0 +1,92 @@
+"""The bridge turns catalogue events into pops, state pushes and call ends, in order."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from ctiserver.clock import FakeClock
+from ctiserver.events import Event, Kind
+from ctiserver.web.auth import User
+from ctiserver.web.bridge import DesktopBridge
+from ctiserver.web.ws import Hub
+
+from .fakes import FakeCustomers
+
+
+def drain(client: Any) -> list[dict[str, Any]]:
+    return [client.queue.get_nowait() for _ in range(client.queue.qsize())]
+
+
+async def test_offer_answer_complete_for_a_known_caller() -> None:
+    hub = Hub(clock=FakeClock(0))
+    bridge = DesktopBridge(hub, FakeCustomers())
+    page = hub.attach(User("1001", "a", "agent"), {}, None, {})
+    other = hub.attach(User("1002", "b", "agent"), {}, None, {})
+    sup = hub.attach(User("2001", "s", "supervisor"), {}, None, {})
+    for c in (page, other, sup):
+        drain(c)
+    await bridge.start()
+    try:
+        for ev in [
+            Event(Kind.CALL_NEW, call_id="L1", data={"caller_num": "13800138000"}),
+            Event(Kind.IVR_NODE, call_id="L1", data={"node": "welcome"}),
+            Event(Kind.IVR_NODE, call_id="L1", data={"node": "fault_menu"}),
+            Event(Kind.ACD_ENQUEUE, call_id="L1", queue="fault", tier="vip", data={"caller": "13800138000"}),
+            Event(Kind.ACD_OFFER, call_id="L1", agent_id="1001", queue="fault", tier="vip", data={"wait_s": 12.5}),
+            Event(Kind.AGENT_STATE, agent_id="1001", data={"state": "on_call", "previous": "ringing"}),
+            Event(Kind.ACD_ANSWER, call_id="L1", agent_id="1001", data={"wait_s": 15.0}),
+            Event(Kind.ACD_COMPLETE, call_id="L1", agent_id="1001", data={"talk_s": 60}),
+            Event(Kind.CALL_END, call_id="L1", data={"duration_s": 90}),
+            Event(Kind.SURVEY_RATING, call_id="L1", data={"rating": 5}),  # not ours: ignored
+        ]:
+            bridge.on_event(ev)
+        await asyncio.wait_for(bridge.drain(), 5)
+    finally:
+        await bridge.close()
+    got = drain(page)
+    assert [m["type"] for m in got] == ["pop", "state", "pop", "call_end"]
+    offer, answer = got[0]["data"], got[2]["data"]
+    assert offer["phase"] == "offer" and offer["number"] == "13800138000" and offer["wait_s"] == 12.5
+    assert offer["ivr_path"] == ["welcome", "fault_menu"] and offer["customer"]["name"] == "王小明"
+    assert answer["phase"] == "answer" and answer["wait_s"] == 15.0
+    assert [m["seq"] for m in got] == [1, 2, 3, 4]
+    assert drain(other) == []
+    assert [m["type"] for m in drain(sup)] == ["agent_state"]
+    assert hub.active_pop("1001") is None and bridge._calls == {}
+
+
+class SlowCustomers(FakeCustomers):
+    async def by_phone(self, phone: str) -> dict[str, Any] | None:
+        await asyncio.sleep(10)
+        return None
+
+
+async def test_slow_lookup_pops_without_record_and_unknown_caller_still_pops() -> None:
+    hub = Hub(clock=FakeClock(0))
+    bridge = DesktopBridge(hub, SlowCustomers(), lookup_timeout_s=0.05)
+    page = hub.attach(User("1001", "a", "agent"), {}, None, {})
+    drain(page)
+    await bridge.start()
+    try:
+        bridge.on_event(Event(Kind.ACD_ENQUEUE, call_id="L2", queue="billing", data={"caller": "13900000000"}))
+        bridge.on_event(Event(Kind.ACD_OFFER, call_id="L2", agent_id="1001", data={"wait_s": 3}))
+        bridge.on_event(Event(Kind.ACD_RONA, call_id="L2", agent_id="1001", data={"ring_s": 20}))
+        await asyncio.wait_for(bridge.drain(), 5)
+    finally:
+        await bridge.close()
+    got = drain(page)
+    assert [m["type"] for m in got] == ["pop", "call_end"]
+    assert got[0]["data"]["customer"] is None and got[0]["data"]["number"] == "13900000000"
+    assert got[1]["data"] == {"call_id": "L2", "reason": "acd.rona"}
+
+
+async def test_backlog_and_call_memory_are_bounded() -> None:
+    hub = Hub(clock=FakeClock(0))
+    bridge = DesktopBridge(hub, FakeCustomers(), max_calls=10, max_backlog=5)
+    for i in range(8):  # not started: the queue fills, the rest are counted, never block the caller
+        bridge.on_event(Event(Kind.CALL_NEW, call_id=f"C{i}", data={"caller_num": "1"}))
+    assert bridge.dropped == 3
+    for i in range(50):
+        await bridge.handle(Event(Kind.CALL_NEW, call_id=f"D{i}", data={"caller_num": "1"}))
+    assert len(bridge._calls) == 10 and "D49" in bridge._calls
