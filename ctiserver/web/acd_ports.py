@@ -1,0 +1,83 @@
+"""Ports backed by the ACD runtime: AgentControl and the live part of WallboardSource.
+
+Thin adapters so the lead can wire the desktop to `ctiserver.acd.runtime.AcdRuntime`
+in two lines. ACD refusals (`AcdError` with its stable `error_id`) become PortErrors:
+unknown agents 404, illegal transitions 409.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+from ..acd.model import AcdError, UnknownAgent
+from ..acd.runtime import AcdRuntime
+from .ports import PortError
+
+
+def _port_error(exc: AcdError) -> PortError:
+    return PortError(exc.error_id, str(exc), 404 if isinstance(exc, UnknownAgent) else 409)
+
+
+class AcdAgentControl:
+    """AgentControl over an AcdRuntime (its methods are synchronous; ours are async for other backends)."""
+
+    def __init__(self, runtime: AcdRuntime) -> None:
+        self.runtime = runtime
+
+    def _do(self, fn: Callable[[], object]) -> None:
+        try:
+            fn()
+        except AcdError as exc:
+            raise _port_error(exc) from None
+
+    async def login(self, agent_id: str) -> None:
+        self._do(lambda: self.runtime.login(agent_id))
+
+    async def logout(self, agent_id: str) -> None:
+        self._do(lambda: self.runtime.logout(agent_id))
+
+    async def set_ready(self, agent_id: str) -> None:
+        self._do(lambda: self.runtime.set_ready(agent_id))
+
+    async def set_not_ready(self, agent_id: str, reason: str) -> None:
+        self._do(lambda: self.runtime.set_not_ready(agent_id, reason))
+
+    def state(self, agent_id: str) -> dict[str, Any] | None:
+        try:
+            state, reason = self.runtime.engine.agent_state(agent_id)
+        except UnknownAgent:
+            return None
+        return {"agent_id": agent_id, "state": state, "reason": reason,
+                "call_id": self.runtime.engine.agent_call(agent_id)}
+
+    def all_states(self) -> list[dict[str, Any]]:
+        now = self.runtime.clock.now()
+        return [{k: a[k] for k in ("agent_id", "state", "reason", "in_state_s", "call_id")}
+                for a in self.runtime.engine.agents_snapshot(now)]
+
+
+class AcdWallboard:
+    """WallboardSource: queues and agents live from the ACD; today's SL/abandon rate from `today()`.
+
+    `today` (e.g. a KPI query cached for a few seconds) returns {"service_level", "abandon_rate", ...};
+    without it those figures are absent and the gauges show 0.
+    """
+
+    def __init__(self, runtime: AcdRuntime, today: Callable[[], dict[str, Any]] | None = None) -> None:
+        self.runtime = runtime
+        self.today = today
+
+    def snapshot(self) -> dict[str, Any]:
+        now = self.runtime.clock.now()
+        queues = self.runtime.engine.queues_snapshot(now)
+        agents = Counter(a["state"] for a in self.runtime.engine.agents_snapshot(now))
+        snap: dict[str, Any] = {
+            "queues": [{"queue": q, "waiting": v["waiting"], "longest_wait_s": round(v["longest_wait_s"], 1),
+                        "available": v["available"], "staffed": v["staffed"]} for q, v in sorted(queues.items())],
+            "agents": dict(agents),
+        }
+        if self.today is not None:
+            snap.update(self.today())
+        return snap

@@ -1,0 +1,74 @@
+"""The ACD adapters drive the real engine and turn its refusals into 4xx answers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from ctiserver.acd.config import load_acd_config
+from ctiserver.acd.engine import AcdEngine
+from ctiserver.acd.runtime import AcdRuntime
+from ctiserver.clock import FakeClock
+from ctiserver.events import Event, Kind
+from ctiserver.web.acd_ports import AcdAgentControl, AcdWallboard
+from ctiserver.web.app import create_desktop_app
+from ctiserver.web.config import DesktopConfig
+from ctiserver.web.ports import PortError
+
+from .conftest import START, login, make_desk
+from .fakes import FakeCalls, FakeCustomers
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def runtime() -> tuple[AcdRuntime, list[Event]]:
+    events: list[Event] = []
+    return AcdRuntime(AcdEngine(load_acd_config(REPO / "config")), FakeClock(START), events.append), events
+
+
+async def test_agent_control_over_the_engine() -> None:
+    rt, events = runtime()
+    agents = AcdAgentControl(rt)
+    await agents.login("1001")
+    await agents.set_ready("1001")
+    assert agents.state("1001") == {"agent_id": "1001", "state": "available", "reason": None, "call_id": None}
+    await agents.set_not_ready("1001", "lunch")
+    assert agents.state("1001")["state"] == "not_ready"  # type: ignore[index]
+    with pytest.raises(PortError) as err:
+        await agents.login("1001")
+    assert err.value.status == 409 and err.value.error_id == "acd-illegal-transition"
+    with pytest.raises(PortError) as err:
+        await agents.set_ready("nobody")
+    assert err.value.status == 404
+    assert agents.state("nobody") is None
+    assert {a["agent_id"] for a in agents.all_states()} >= {"1001", "1002"}
+    assert [e.data["state"] for e in events if e.kind == Kind.AGENT_STATE][-1] == "not_ready"
+    snap = AcdWallboard(rt, today=lambda: {"service_level": 0.9}).snapshot()
+    assert snap["agents"]["not_ready"] == 1 and snap["service_level"] == 0.9
+    assert all({"queue", "waiting", "longest_wait_s"} <= set(q) for q in snap["queues"])
+
+
+async def test_desktop_api_on_the_real_acd(tmp_path: Path) -> None:
+    desk = await make_desk(tmp_path)  # users and database
+    rt, _ = runtime()
+    app, _hub = create_desktop_app(engine=desk.engine, agents=AcdAgentControl(rt), calls=FakeCalls(),
+                                   wallboard=AcdWallboard(rt), customers=FakeCustomers(), emit=lambda e: None,
+                                   config=DesktopConfig(), clock=desk.clock)
+    client: TestClient[Any, Any] = TestClient(TestServer(app))
+    await client.start_server()
+    try:
+        h = await login(client, "1001")
+        for action, state in [("login", "not_ready"), ("ready", "available")]:
+            r = await client.post("/api/agents/1001/state", headers=h, json={"action": action})
+            assert (await r.json())["state"] == state
+        r = await client.post("/api/agents/1001/state", headers=h, json={"action": "login"})
+        assert r.status == 409 and (await r.json())["error"]["id"] == "acd-illegal-transition"
+        hs = await login(client, "2001")
+        wall = await (await client.get("/api/wallboard", headers=hs)).json()
+        assert wall["agents"]["available"] == 1
+    finally:
+        await client.close()
+        await desk.engine.dispose()
