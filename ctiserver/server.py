@@ -106,8 +106,8 @@ class CtiServer:
         tracker, client = self.trackers[name], self.ami[name]
         tracker.begin_resync()
         try:
-            resp = await client.action("CoreShowChannels", {})
-        except Exception as exc:
+            resp = (await client.action("CoreShowChannels", {})).raise_for_error("CoreShowChannels")
+        except Exception as exc:  # without a full list we must not close calls we merely failed to see
             tracker._resync_seen = None
             log.warning("resync of %s failed: %s", name, exc)
             return

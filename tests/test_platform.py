@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -28,6 +29,8 @@ from ctiserver.store.query import fetch_events
 from tests.asterisk_fixture import AmiRecorder
 from tests.pgutil import fresh_database
 
+REPO = Path(__file__).resolve().parents[1]
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -41,7 +44,7 @@ class ServeProcess:
     def __init__(self, tmp: Path, db_url: str, info: sandbox.SandboxInfo) -> None:
         self.dir = tmp / "cti"
         self.config = self.dir / "config"
-        self.config.mkdir(parents=True)
+        shutil.copytree(REPO / "config", self.config)  # the sample hotline's IVR, ACD, KPI... config
         self.http_port, self.agi_port = free_port(), free_port()
         (self.config / "ctiserver.yaml").write_text(f"""
 asterisk:
@@ -140,6 +143,8 @@ async def place_call(ami: AmiRecorder, agent: str, talk_s: int = 1) -> str:
                              and m.get("Uniqueid") not in _seen, timeout=15)
     uid = new[-1].get("Uniqueid")
     _seen.add(uid)
+    await ami.wait_for(lambda m: m.get("Event") == "Hangup" and m.get("Uniqueid") == uid, timeout=20)
+    await ami.setvar(f"AGENT_{agent}_MODE", "")  # leave no answering sim agent behind for other tests
     return str(new[-1].get("Linkedid") or uid)
 
 
