@@ -57,7 +57,12 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 def _cmd_asterisk(args: argparse.Namespace) -> int:
     from . import sandbox
 
-    return sandbox.main([args.action])
+    argv = [args.action]
+    if args.root:
+        argv += ["--root", args.root]
+    if args.sounds:
+        argv += ["--sounds", args.sounds]
+    return sandbox.main(argv)
 
 
 def _cmd_db(args: argparse.Namespace) -> int:
@@ -105,7 +110,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_check)
 
     p = sub.add_parser("asterisk", help="the sandbox Asterisk (Debian's Asterisk 22 in a chroot)")
-    p.add_argument("action", choices=["up", "down", "status", "restart"])
+    p.add_argument("action", choices=["up", "down", "status", "restart", "build"])
+    p.add_argument("--root", help="chroot folder (default /var/cache/ctiserver/asterisk-root)")
+    p.add_argument("--sounds", help="host folder of TTS prompts, shown to Asterisk as sounds/cti")
     p.set_defaults(func=_cmd_asterisk)
 
     p = sub.add_parser("db", help="database schema")

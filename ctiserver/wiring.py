@@ -12,6 +12,7 @@ they connect:
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -107,7 +108,7 @@ async def build_server(config_dir: Path, cfg: ServerConfig, *, sandbox: bool = F
     if sandbox:
         from . import sandbox as sb
 
-        sb.up(sounds_dir=ivr.tts.cache_dir)
+        await asyncio.to_thread(sb.up, sounds_dir=ivr.tts.cache_dir)
 
     async def start() -> None:
         if sample_data:
