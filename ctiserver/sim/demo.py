@@ -1,0 +1,332 @@
+"""`ctiserver demo`: a live hotline on the sandbox Asterisk with simulated callers and agents.
+
+What runs: the sandbox Asterisk, the whole server in this process (SQLite, sample
+customers), the sample agents logged in as `Local/<id>@sim-agents` channels (the
+dialplan answers after AGENT_<id>_RING seconds, talks AGENT_<id>_TALK seconds, or
+never answers when AGENT_<id>_MODE=noanswer), and a traffic generator placing
+callers from config/data/customers.csv as `Local/95598@hotline` channels that
+press keys in the IVR (DTMF_PLAN). Everything touches a COPY of the config folder
+(dial template, ports, database), never the operator's files.
+
+Shared-sandbox manners: callers carry our FastAGI address as a channel variable
+(the global CTI_AGI stays as it is), `agent_prefix` keeps our AGENT_* globals apart
+from other users' (dial `Local/<prefix><id>@sim-agents`), and on stop we hang up
+only channels whose Linkedid carries this run's tag.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import csv
+import logging
+import math
+import random
+import shutil
+import signal
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .. import settings
+from ..events import Event, Kind
+from ..server import CtiServer
+
+log = logging.getLogger(__name__)
+
+# IVR key plans for config/ivr/hotline.yaml: (weight, label, plan). `w<s>` waits, digits are keys.
+# Every path starts with the language menu (1 Mandarin, 2 English) after the greeting.
+PLANS: tuple[tuple[float, str, str], ...] = (
+    (30, "agent", "w4|1|w5|0"),  # main menu 0: billing agent
+    (30, "fault", "w4|1|w5|2|w4|2"),  # fault menu 2: fault desk
+    (6, "urgent", "w4|1|w5|2|w4|3"),  # fault menu 3: fallen lines, VIP tier
+    (12, "bill", "w4|1|w5|1"),  # bill by bound number: self-service, then hang up
+    (8, "business", "w4|1|w5|3"),  # business desk (business hours) or the closed notice
+    (6, "english", "w4|2|w5|0"),  # English, then an agent
+    (8, "complaint", "w4|1|w5|4|w4|0"),  # complaint menu, then an agent
+)
+
+
+@dataclass
+class DemoOptions:
+    config_dir: Path
+    minutes: float = math.inf
+    callers_per_minute: float = 6.0
+    seed: int = 1
+    http_port: int | None = None
+    agi_port: int | None = None
+    work_dir: Path | None = None  # default: a fresh temporary folder
+    sounds_dir: Path | None = None  # TTS cache (bind-mounted into Asterisk); default: the config's
+    agent_prefix: str = ""  # sim-agent extension prefix, keeps our AGENT_* globals apart
+    noanswer_share: float = 0.1  # agents who, at any time, let the phone ring out
+    talk_s: tuple[float, float] = (8.0, 40.0)
+    patience_s: tuple[float, float] = (40.0, 150.0)  # how long a caller stays on the line in all
+    ready_after_rona_s: float = 8.0  # a sim agent clicks "ready" again this long after a missed ring
+
+
+@dataclass
+class DemoInfo:
+    work_dir: Path
+    config_dir: Path
+    db_url: str
+    urls: dict[str, str]
+    tag: str
+
+
+@dataclass
+class _Counters:
+    placed: int = 0
+    failed: int = 0
+    events: dict[str, int] = field(default_factory=dict)
+
+
+def load_customers(config_dir: Path) -> list[tuple[str, str]]:
+    """(phone, name) of every sample customer (their first phone number)."""
+    path = Path(config_dir) / "data" / "customers.csv"
+    out: list[tuple[str, str]] = []
+    with open(path, encoding="utf-8", newline="") as f:
+        for row in csv.DictReader(f):
+            phone = (row.get("phones") or "").split(";")[0].strip()
+            if phone.isdigit():
+                out.append((phone, (row.get("name") or "").strip()))
+    return out
+
+
+def prepare_config(src: Path, dst: Path, opts: DemoOptions) -> None:
+    """Copy the config folder and point the copy at sim agents, our ports and a demo database."""
+    shutil.copytree(src, dst)
+    acd_path = dst / "acd.yaml"
+    acd = yaml.safe_load(acd_path.read_text(encoding="utf-8"))
+    acd["dial_template"] = f"Local/{opts.agent_prefix}{{id}}@sim-agents"
+    for a in acd.get("agents") or []:
+        a.pop("dial", None)
+    acd_path.write_text(yaml.safe_dump(acd, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    srv_path = dst / "ctiserver.yaml"
+    srv = yaml.safe_load(srv_path.read_text(encoding="utf-8"))
+    srv.setdefault("database", {})["url"] = f"sqlite+aiosqlite:///{dst.parent / 'var' / 'demo.db'}"
+    srv["database"]["journal"] = str(dst.parent / "var" / "journal.jsonl")
+    srv.setdefault("http", {})
+    srv.setdefault("agi", {})
+    if opts.http_port is not None:
+        srv["http"]["port"] = opts.http_port
+    if opts.agi_port is not None:
+        srv["agi"]["port"] = opts.agi_port
+    srv_path.write_text(yaml.safe_dump(srv, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    ivr_path = dst / "ivr" / "settings.yaml"
+    if ivr_path.exists():
+        ivr = yaml.safe_load(ivr_path.read_text(encoding="utf-8")) or {}
+        tts = ivr.setdefault("tts", {})
+        # keep the operator's prompt cache (synthesis is slow), or use the one we were given
+        cache = opts.sounds_dir or (src.resolve().parent / tts.get("cache_dir", "var/sounds/cti"))
+        tts["cache_dir"] = str(Path(cache).resolve())
+        ivr_path.write_text(yaml.safe_dump(ivr, allow_unicode=True, sort_keys=False), encoding="utf-8")
+
+
+class Demo:
+    """One demo run: start() brings everything up, stop() takes it down (idempotent)."""
+
+    def __init__(self, opts: DemoOptions) -> None:
+        self.opts = opts
+        self.rng = random.Random(opts.seed)
+        self.tag = f"demo{int(time.time()) % 100000}{self.rng.randrange(1000):03d}"
+        self.server: CtiServer | None = None
+        self.info: DemoInfo | None = None
+        self.counters = _Counters()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._customers: list[tuple[str, str]] = []
+        self._own_work = opts.work_dir is None
+        self._work = opts.work_dir or Path(tempfile.mkdtemp(prefix="ctiserver-demo-"))
+        self._ids = 0
+        self._changed = asyncio.Event()
+
+    # --- lifecycle
+
+    async def start(self) -> DemoInfo:
+        from ..wiring import build_server
+
+        cfg_dir = self._work / "config"
+        prepare_config(self.opts.config_dir, cfg_dir, self.opts)
+        problems = settings.check_all(cfg_dir)
+        if problems:
+            raise RuntimeError("demo config copy is invalid:\n" + "\n".join(map(str, problems)))
+        cfg = settings.load_server(cfg_dir)
+        self._customers = load_customers(cfg_dir)
+        server = await build_server(cfg_dir, cfg, sandbox=True, sample_data=True, base_dir=self._work)
+        self.server = server
+        server.event_listeners.append(self._count)
+        await server.start()
+        ami = self._ami()
+        deadline = time.monotonic() + 30
+        while not ami.status().get("connected"):
+            if time.monotonic() > deadline:
+                raise RuntimeError("AMI did not connect to the sandbox Asterisk")
+            await asyncio.sleep(0.2)
+        await self._agents_up()
+        base = f"http://{cfg.http.host}:{server.http_port}"
+        self.info = DemoInfo(self._work, cfg_dir, server.db_url, {
+            "wallboard": f"{base}/wallboard", "agent desktop": f"{base}/agent", "reports": f"{base}/reports",
+            "metrics": f"{base}/metrics"}, self.tag)
+        self._tasks = [asyncio.create_task(self._traffic(), name="demo-traffic"),
+                       asyncio.create_task(self._agent_life(), name="demo-agents")]
+        return self.info
+
+    async def stop(self) -> None:
+        for t in self._tasks:
+            t.cancel()
+        for t in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await t
+        self._tasks = []
+        server, self.server = self.server, None
+        if server is None:
+            return
+        with contextlib.suppress(Exception):
+            await self._hangup_ours()
+        await server.stop()
+
+    # --- helpers
+
+    def _ami(self) -> Any:
+        assert self.server is not None
+        return next(iter(self.server.ami.values()))
+
+    def _count(self, ev: Event) -> None:
+        self.counters.events[ev.kind] = self.counters.events.get(ev.kind, 0) + 1
+        self._changed.set()
+
+    async def wait_for(self, kind: str, count: int, timeout: float) -> bool:
+        """Until `count` events of `kind` were recorded (True) or `timeout` seconds passed (False)."""
+        deadline = time.monotonic() + timeout
+        while self.counters.events.get(kind, 0) < count:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            self._changed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), left)
+        return True
+
+    async def _setvar(self, name: str, value: str) -> None:
+        (await self._ami().action("Setvar", {"Variable": name, "Value": value})).raise_for_error("Setvar")
+
+    def _agent_ids(self) -> list[str]:
+        assert self.server is not None
+        acd = self.server.features.acd
+        return [a.id for a in acd.engine.cfg.agents]
+
+    async def _set_agent(self, agent_id: str) -> None:
+        """Fresh behaviour for one sim agent: ring 1-4 s, talk in talk_s, a few never answer."""
+        ext = f"{self.opts.agent_prefix}{agent_id}"
+        mode = "noanswer" if self.rng.random() < self.opts.noanswer_share else "answer"
+        lo, hi = self.opts.talk_s
+        await self._setvar(f"AGENT_{ext}_MODE", mode)
+        await self._setvar(f"AGENT_{ext}_RING", str(self.rng.randint(1, 4)))
+        await self._setvar(f"AGENT_{ext}_TALK", str(round(self.rng.uniform(lo, hi))))
+
+    async def _agents_up(self) -> None:
+        assert self.server is not None
+        acd = self.server.features.acd
+        for agent_id in self._agent_ids():
+            await self._set_agent(agent_id)
+            acd.login(agent_id, ready=True)
+
+    async def _agent_life(self) -> None:
+        """Agents change behaviour now and then, and click ready again after a missed ring."""
+        assert self.server is not None
+        acd = self.server.features.acd
+        missed: dict[str, float] = {}
+        while True:
+            await asyncio.sleep(1.0)
+            now = time.monotonic()
+            for agent_id in self._agent_ids():
+                state, reason = acd.engine.agent_state(agent_id)
+                if state == "not_ready" and reason in ("rona", "unreachable"):
+                    since = missed.setdefault(agent_id, now)
+                    if now - since >= self.opts.ready_after_rona_s:
+                        missed.pop(agent_id, None)
+                        await self._set_agent(agent_id)
+                        acd.set_ready(agent_id)
+                else:
+                    missed.pop(agent_id, None)
+            if self.rng.random() < 0.1:
+                await self._set_agent(self.rng.choice(self._agent_ids()))
+
+    async def _traffic(self) -> None:
+        """Poisson callers at callers_per_minute, one Originate at a time (Asterisk starts a thread each)."""
+        rate = self.opts.callers_per_minute / 60.0
+        if rate <= 0:
+            return
+        weights = [w for w, _, _ in PLANS]
+        while True:
+            await asyncio.sleep(self.rng.expovariate(rate))
+            _, label, plan = self.rng.choices(PLANS, weights=weights)[0]
+            if self._customers and self.rng.random() < 0.8:
+                number, name = self.rng.choice(self._customers)
+            else:
+                number, name = f"139{self.rng.randrange(10**8):08d}", ""
+            try:
+                await self.place_call(number, name, plan)
+                self.counters.placed += 1
+            except Exception as exc:  # a refused Originate is reported, the demo goes on
+                self.counters.failed += 1
+                log.warning("demo caller %s (%s) not placed: %s", number, label, exc)
+
+    async def place_call(self, number: str, name: str, plan: str) -> str:
+        """One simulated caller; returns the Linkedid (our tag + a counter)."""
+        assert self.server is not None
+        self._ids += 1
+        chan_id = f"{self.tag}-{self._ids}"
+        agi = f"{self.server.cfg.agi.host}:{self.server.agi.port}"
+        lo, hi = self.opts.patience_s
+        caller_id = f'"{name}" <{number}>' if name else number
+        variables = [f"SIM_CALLER_NUM={number}", f"DTMF_PLAN={plan}",
+                     f"HOLD_S={round(self.rng.uniform(lo, hi))}", f"CTI_AGI={agi}"]
+        if name:
+            variables.append(f"SIM_CALLER_NAME={name}")
+        (await self._ami().action("Originate", {
+            "Channel": "Local/95598@hotline", "Context": "sim-callers", "Exten": "s", "Priority": "1",
+            "CallerID": caller_id, "Async": "true", "ChannelId": chan_id, "OtherChannelId": f"{chan_id}b",
+            "Variable": variables,
+        })).raise_for_error("Originate")
+        return chan_id
+
+    async def _hangup_ours(self) -> None:
+        """Hang up the channels this run created (by Linkedid tag), nobody else's."""
+        resp = await self._ami().action("CoreShowChannels", {}, timeout=10)
+        for msg in resp.events:
+            linked = msg.get("Linkedid") or ""
+            chan = msg.get("Channel") or ""
+            if linked.startswith(self.tag + "-") and chan:
+                with contextlib.suppress(Exception):
+                    await self._ami().action("Hangup", {"Channel": chan}, timeout=5)
+
+
+def banner(info: DemoInfo) -> str:
+    lines = ["ctiserver demo is running (Ctrl-C stops it):"]
+    lines += [f"  {name:<14} {url}" for name, url in info.urls.items()]
+    lines += [f"  {'event store':<14} {info.db_url}", f"  {'config copy':<14} {info.config_dir}"]
+    return "\n".join(lines)
+
+
+async def run_demo_forever(opts: DemoOptions) -> None:
+    """The CLI: start, print the URLs, run until Ctrl-C/SIGTERM or --minutes, stop cleanly."""
+    demo = Demo(opts)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        info = await demo.start()
+        print(banner(info), flush=True)
+        timeout = None if math.isinf(opts.minutes) else opts.minutes * 60.0
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout)
+    finally:
+        await demo.stop()
+    c = demo.counters
+    print(f"demo stopped: {c.placed} callers placed ({c.failed} failed); "
+          f"{c.events.get(Kind.ACD_ANSWER, 0)} answered, {c.events.get(Kind.ACD_ABANDON, 0)} abandoned", flush=True)
