@@ -28,6 +28,7 @@ from .ivr.runtime import handoff_to
 from .ivr.service import IvrService
 from .kpi.config import load_kpi_config
 from .kpi.http import add_report_routes
+from .outbound.http import add_routes as add_outbound_routes
 from .outbound.service import attach_outbound
 from .server import CtiServer
 from .store.engine import make_engine
@@ -101,6 +102,7 @@ async def build_server(config_dir: Path, cfg: ServerConfig, *, sandbox: bool = F
     server.agi_routes["outbound-agent"] = _outbound_agent_route(acd)
     server.ami_listeners.append(_on_dial_end(acd))
     outbound = attach_outbound(server, prompt=ivr.tts.sound)
+    add_outbound_routes(server.http_app, lambda: outbound.get("service"))
 
     kpi_cfg = load_kpi_config(config_dir)
     add_report_routes(server.http_app, lambda: server.store.engine, kpi_cfg)
