@@ -255,7 +255,8 @@ class Hub:
     @staticmethod
     async def _write(ws: web.WebSocketResponse, client: _Client) -> None:
         while True:
-            await ws.send_json(await client.queue.get())
+            # default=str: a Decimal or date in a customer record must not poison the stream
+            await ws.send_str(json.dumps(await client.queue.get(), default=str, ensure_ascii=False))
 
     async def close(self) -> None:
         """Close every socket (server shutdown)."""

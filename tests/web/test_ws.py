@@ -181,3 +181,18 @@ async def test_a_stalled_socket_does_not_stall_publishing(client: Client, desk: 
     assert desk.hub.kicked_slow == 1
     await stalled.close()
     await live.close()
+
+
+async def test_odd_values_in_a_pop_do_not_break_the_socket(client: Client, desk: Desk) -> None:
+    import datetime as dt
+    from decimal import Decimal
+
+    ws = await connect(client, await login(client, "1001"))
+    await until(ws, "snapshot")
+    desk.hub.publish_pop("1001", {"call_id": "c1", "customer": {"arrears": Decimal("12.30"),
+                                                                "due_date": dt.date(2026, 12, 15)}})
+    desk.hub.publish_pop("1001", {"call_id": "c2"})
+    first, second = await until(ws, "pop"), await until(ws, "pop")
+    assert first["data"]["customer"] == {"arrears": "12.30", "due_date": "2026-12-15"}
+    assert second["data"]["call_id"] == "c2"
+    await ws.close()
