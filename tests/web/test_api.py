@@ -455,3 +455,37 @@ async def test_pages_and_static_files(client: Client) -> None:
     text = "".join([await (await client.get(p)).text() for p in
                     ("/agent", "/wallboard", "/static/agent.js", "/static/common.js", "/static/wallboard.js")])
     assert "http://" not in text.replace("http://www.w3.org/2000/svg", "")  # no CDN, nothing off-site
+
+
+async def test_a_failing_port_is_a_json_500_and_the_server_keeps_serving(client: Client, desk: Desk,
+                                                                         caplog: pytest.LogCaptureFixture) -> None:
+    add_calls(desk)
+
+    async def broken(call_id: str) -> None:
+        raise RuntimeError("AMI link down")
+
+    desk.calls.hangup = broken  # type: ignore[method-assign]
+    h = await login(client, "1001")
+    err = await error_of(await client.post("/api/calls/c1/hangup", headers=h, json={}), 500)
+    assert err["id"] == "internal" and "AMI" not in err["message"]  # details go to the log, not the browser
+    assert "AMI link down" in caplog.text
+    assert (await client.get("/api/calls", headers=h)).status == 200
+
+
+async def test_logout_below_minimum_staffing_warns_supervisors(tmp_path: Any) -> None:
+    from ctiserver.web.config import DesktopConfig
+
+    desk = await make_desk(tmp_path, config=DesktopConfig(min_logged_in=2))
+    c: Client = TestClient(TestServer(desk.app))
+    await c.start_server()
+    try:
+        for agent in ("1001", "1002"):
+            h = await login(c, agent)
+            await c.post(f"/api/agents/{agent}/state", headers=h, json={"action": "login"})
+        r = await c.post("/api/agents/1002/state", headers=h, json={"action": "logout"})
+        assert (await r.json())["state"] == "logged_out"
+        warnings = [m for m in desk.hub.missed("supervisor", 0, desk.hub.epoch) if m["type"] == "staffing_warning"]
+        assert [w["data"] for w in warnings] == [{"agent_id": "1002", "logged_in": 1, "minimum": 2}]
+    finally:
+        await c.close()
+        await desk.engine.dispose()
