@@ -17,6 +17,7 @@ same events, bit for bit.
 from __future__ import annotations
 
 import bisect
+import gc
 import heapq
 import itertools
 import math
@@ -104,7 +105,22 @@ def _chooser(weights: dict[str, float], rng: random.Random) -> Callable[[], str]
 
 
 def simulate(sc: Scenario, seed: int | None = None, *, keep_events: bool = True) -> SimResult:
-    """Run the scenario to the end (every caller served, gone, or stranded); see the module docstring."""
+    """Run the scenario to the end (every caller served, gone, or stranded); see the module docstring.
+
+    The cyclic garbage collector is paused meanwhile: a run builds millions of acyclic objects
+    (events, their data dicts) and the collector's repeated scans of them were a quarter of the
+    time at 100,000 calls. It is restored (and nothing else about the process changes) on return.
+    """
+    paused = gc.isenabled()
+    gc.disable()
+    try:
+        return _simulate(sc, seed, keep_events)
+    finally:
+        if paused:
+            gc.enable()
+
+
+def _simulate(sc: Scenario, seed: int | None, keep_events: bool) -> SimResult:
     spec = sc.spec
     rng = random.Random(spec.seed if seed is None else seed)
     engine = AcdEngine(sc.acd)

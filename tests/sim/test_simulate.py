@@ -22,7 +22,7 @@ from ctiserver.sim.simulate import simulate
 ROOT = Path(__file__).resolve().parents[2]
 ZONE = ZoneInfo("Asia/Shanghai")
 ERLANG_ACD = AcdConfig.model_validate({
-    "skills": ["single"], "tiers": [{"name": "normal"}], "vip": {"tier": "normal", "desk_skill": None},
+    "skills": ["single"], "tiers": [{"name": "vip"}, {"name": "normal"}], "vip": {"tier": "vip", "desk_skill": None},
     "ring_guard_s": 0, "redial_window_s": 0, "queue_defaults": {"wrap_up_s": 0, "handle_time_s": 60}})
 # Short abandons count like the others, so the report's SL is Erlang A's "answered within 20 s".
 KPI_ALL = KpiConfig.model_validate({"service_level": {"threshold_s": 20, "exclude_short_abandons": False}})
