@@ -122,7 +122,7 @@ class CtiServer:
         self.emit(Event(kind=Kind.AMI_LOST, ts=self.clock.now(), server=server.name, data={"reason": reason}))
 
     async def _agi_dispatch(self, chan: AgiChannel) -> None:
-        path = chan.path.strip("/").split("?")[0]
+        path = chan.path.strip("/").split("?")[0].split("/")[0]  # ivr/<tree>, queue/<skill>: route on the first part
         handler = self.agi_routes.get(path)
         if handler is None:
             log.warning("no AGI route for %r; the dialplan's fallback takes the call", path)

@@ -24,14 +24,9 @@ def _checks() -> list[Callable[[Path], object]]:
     from .ivr.tools import check_ivr
     from .kpi.config import load_kpi_config
     from .outbound.model import check_outbound
+    from .web.config import load_desktop_config
 
-    checks: list[Callable[[Path], object]] = [load_server_config, load_acd_config, check_ivr, load_kpi_config,
-                                              check_outbound]
-    try:
-        from .web.config import load_desktop_config
-    except ImportError:  # the desktop package is optional in slim deployments
-        return checks
-    return [*checks, load_desktop_config]
+    return [load_server_config, load_acd_config, check_ivr, load_kpi_config, check_outbound, load_desktop_config]
 
 
 def check_all(config_dir: Path) -> list[ConfigProblem]:
@@ -54,5 +49,6 @@ def feature_commands() -> list[Callable[[argparse._SubParsersAction], None]]:
     from .ivr.tools import add_commands as add_ivr_commands
     from .kpi.report import add_report_command
     from .outbound.cli import add_campaign_commands
+    from .web.auth import add_user_command
 
-    return [add_ivr_commands, add_report_command, add_campaign_commands]
+    return [add_ivr_commands, add_report_command, add_campaign_commands, add_user_command]

@@ -22,6 +22,7 @@ from .acd.config import load_acd_config
 from .acd.engine import AcdEngine
 from .acd.runtime import AcdHooks, AcdRuntime
 from .agi_types import AgiChannel, AgiError, AgiHangup
+from .calls import AmiCallControl
 from .config import ServerConfig
 from .ivr.data import SqlDataProvider, load_sample_data
 from .ivr.runtime import handoff_to
@@ -32,6 +33,11 @@ from .outbound.http import add_routes as add_outbound_routes
 from .outbound.service import attach_outbound
 from .server import CtiServer
 from .store.engine import make_engine
+from .web.acd_ports import AcdAgentControl, AcdWallboard
+from .web.app import BRIDGE_KEY, install_desktop
+from .web.auth import session_user
+from .web.config import load_desktop_config
+from .web.customers import IvrCustomerLookup
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +50,7 @@ class Features:
     ivr: IvrService
     outbound: dict[str, Any]
     hooks: AcdHooks
+    calls: AmiCallControl
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -57,6 +64,52 @@ def _on_dial_end(acd: AcdRuntime) -> Any:
                 acd.note_answered(str(call_id))
 
     return listener
+
+
+def _queue_route(acd: AcdRuntime) -> Any:
+    """AGI /queue/<skill>: a caller transferred to a queue re-enters the ACD (tier from the tier rules)."""
+
+    async def handle(chan: AgiChannel) -> None:
+        parts = [p for p in chan.path.split("?")[0].split("/") if p]
+        skill = parts[1] if len(parts) > 1 else ""
+        call_id = chan.headers.get("agi_uniqueid", "")
+        try:
+            reply = await chan.execute("GET VARIABLE CHANNEL(linkedid)")
+            if reply.result == "1" and reply.data:
+                call_id = reply.data
+            served = await acd.serve(chan, call_id, skill, None, chan.headers.get("agi_callerid", ""), None)
+            log.info("transferred call %s to queue %s: %s", call_id, skill, served.outcome)
+        except (AgiHangup, AgiError) as exc:
+            log.info("queue session ended: %s", exc)
+        except Exception:
+            log.exception("transfer of %s to queue %r failed; the dialplan falls back", call_id, skill)
+
+    return handle
+
+
+def _ops_guard(engine: Any, clock: Any) -> Any:
+    """Outbound control and KPI reports are for supervisors and admins (the desktop's sessions)."""
+    from aiohttp import web
+
+    from .web.api import COOKIE
+
+    guarded = ("/api/outbound", "/api/reports")
+
+    @web.middleware
+    async def guard(request: web.Request, handler: Any) -> web.StreamResponse:
+        if request.path.startswith(guarded):
+            header = request.headers.get("Authorization", "")
+            token = header[7:].strip() if header.startswith("Bearer ") else request.cookies.get(COOKIE, "")
+            user = await session_user(engine, token, now=clock.now()) if token else None
+            if user is None:
+                return web.json_response({"error": {"id": "unauthenticated", "message": "log in first"}},
+                                         status=401)
+            if user.role not in ("supervisor", "admin"):
+                return web.json_response({"error": {"id": "forbidden", "message": "supervisors only"}},
+                                         status=403)
+        return await handler(request)
+
+    return guard
 
 
 def _outbound_agent_route(acd: AcdRuntime) -> Any:
@@ -100,12 +153,29 @@ async def build_server(config_dir: Path, cfg: ServerConfig, *, sandbox: bool = F
     acd.say = say
     server.agi_routes["ivr"] = ivr.handle
     server.agi_routes["outbound-agent"] = _outbound_agent_route(acd)
+    server.agi_routes["queue"] = _queue_route(acd)
     server.ami_listeners.append(_on_dial_end(acd))
     outbound = attach_outbound(server, prompt=ivr.tts.sound)
     add_outbound_routes(server.http_app, lambda: outbound.get("service"))
 
     kpi_cfg = load_kpi_config(config_dir)
     add_report_routes(server.http_app, lambda: server.store.engine, kpi_cfg)
+
+    desk_cfg = load_desktop_config(config_dir)
+    calls = AmiCallControl(server.trackers, server.ami, acd.engine, server.emit, server.clock.now)
+
+    def request_callback(**kw: Any) -> None:
+        svc = outbound.get("service")
+        if svc is None:
+            raise RuntimeError("the outbound dialer is not running")
+        svc.request_callback(**kw)
+
+    install_desktop(server.http_app, engine=data_engine, agents=AcdAgentControl(acd), calls=calls,
+                    wallboard=AcdWallboard(acd), customers=IvrCustomerLookup(ivr.runtime.data, data_engine,
+                                                                             server.clock),
+                    emit=server.emit, config=desk_cfg, clock=server.clock, request_callback=request_callback)
+    server.event_listeners.append(server.http_app[BRIDGE_KEY].on_event)
+    server.http_app.middlewares.append(_ops_guard(data_engine, server.clock))
 
     if sandbox:
         from . import sandbox as sb
@@ -125,5 +195,5 @@ async def build_server(config_dir: Path, cfg: ServerConfig, *, sandbox: bool = F
 
     server.on_start(start)
     server.on_stop(stop)
-    server.features = Features(acd=acd, ivr=ivr, outbound=outbound, hooks=hooks)
+    server.features = Features(acd=acd, ivr=ivr, outbound=outbound, hooks=hooks, calls=calls)
     return server
