@@ -52,6 +52,8 @@ def run_simulate(args: argparse.Namespace) -> int:
           f"{res.unfinished} unfinished; simulation {t_sim:.2f} s, with the report {t_all:.2f} s",
           file=sys.stderr)
     text = FORMATTERS[args.format](report)
+    if not text.endswith("\n"):
+        text += "\n"
     if args.output:
         Path(args.output).write_text(text, encoding="utf-8")
     else:
