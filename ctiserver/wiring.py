@@ -112,6 +112,44 @@ def _ops_guard(engine: Any, clock: Any) -> Any:
     return guard
 
 
+class TodayFigures:
+    """Today's service level and abandon rate for the wallboard: the KPI report, refreshed in the background.
+
+    The wallboard asks synchronously and often; the report is SQL over the day's events, so it is
+    computed every `every_s` by one task and served from the cache.
+    """
+
+    def __init__(self, server: CtiServer, kpi_cfg: Any, every_s: float = 15.0) -> None:
+        self.server, self.kpi_cfg, self.every_s = server, kpi_cfg, every_s
+        self.figures: dict[str, Any] = {}
+
+    def __call__(self) -> dict[str, Any]:
+        return dict(self.figures)
+
+    async def refresh(self) -> None:
+        from datetime import datetime
+        from zoneinfo import ZoneInfo
+
+        from .kpi.report import build_report
+
+        now = self.server.clock.now()
+        tz = ZoneInfo(self.kpi_cfg.timezone)
+        midnight = datetime.fromtimestamp(now, tz).replace(hour=0, minute=0, second=0, microsecond=0)
+        report = await build_report(self.server.store.engine, self.kpi_cfg, midnight.timestamp(), now, by=[],
+                                    now=now)
+        m = report["total"]["metrics"]
+        self.figures = {"service_level": m.get("service_level") or 0.0, "abandon_rate": m.get("abandon_rate") or 0.0,
+                        "answered_today": m.get("answered", 0), "offered_today": m.get("calls_offered", 0)}
+
+    async def run(self) -> None:
+        while True:
+            try:
+                await self.refresh()
+            except Exception as exc:  # the database may be away: keep the last figures
+                log.warning("wallboard KPI refresh failed: %s", exc)
+            await asyncio.sleep(self.every_s)
+
+
 def _outbound_agent_route(acd: AcdRuntime) -> Any:
     """A customer who pressed 0 in an outbound call: into the ACD with the outbound skill and their tier."""
 
@@ -170,8 +208,9 @@ async def build_server(config_dir: Path, cfg: ServerConfig, *, sandbox: bool = F
             raise RuntimeError("the outbound dialer is not running")
         svc.request_callback(**kw)
 
+    today = TodayFigures(server, kpi_cfg)
     install_desktop(server.http_app, engine=data_engine, agents=AcdAgentControl(acd), calls=calls,
-                    wallboard=AcdWallboard(acd), customers=IvrCustomerLookup(ivr.runtime.data, data_engine,
+                    wallboard=AcdWallboard(acd, today), customers=IvrCustomerLookup(ivr.runtime.data, data_engine,
                                                                              server.clock),
                     emit=server.emit, config=desk_cfg, clock=server.clock, request_callback=request_callback)
     server.event_listeners.append(server.http_app[BRIDGE_KEY].on_event)
@@ -182,13 +221,19 @@ async def build_server(config_dir: Path, cfg: ServerConfig, *, sandbox: bool = F
 
         await asyncio.to_thread(sb.up, sounds_dir=ivr.tts.cache_dir)
 
+    tasks: list[asyncio.Task[None]] = []
+
     async def start() -> None:
         if sample_data:
             await load_sample_data(data_engine, config_dir)
         await ivr.start()
         await acd.start()
+        tasks.append(asyncio.create_task(today.run(), name="wallboard-kpi"))
 
     async def stop() -> None:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         await acd.stop()
         await ivr.stop()
         await data_engine.dispose()

@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 
 log() { printf '[setup] %s\n' "$*"; }
 
-APT_PKGS=(debootstrap espeak-ng sox chromium chromium-driver graphviz procps iproute2)
+APT_PKGS=(debootstrap espeak-ng sox chromium chromium-driver fonts-noto-cjk graphviz procps iproute2)
 missing=()
 for p in "${APT_PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if ! command -v pg_ctlcluster >/dev/null 2>&1; then missing+=(postgresql); fi
