@@ -137,7 +137,7 @@ class TodayFigures:
         midnight = datetime.fromtimestamp(now, tz).replace(hour=0, minute=0, second=0, microsecond=0)
         report = await build_report(self.server.store.engine, self.kpi_cfg, midnight.timestamp(), now, by=[],
                                     now=now)
-        m = report["total"]["metrics"]
+        m = report["total"]
         self.figures = {"service_level": m.get("service_level") or 0.0, "abandon_rate": m.get("abandon_rate") or 0.0,
                         "answered_today": m.get("answered", 0), "offered_today": m.get("calls_offered", 0)}
 

@@ -154,10 +154,15 @@ def event_is(name: str, **headers: str) -> Callable[[Any], bool]:
 
 
 async def originate_caller(rec: AmiRecorder, number: str, plan: str, *, name: str = "", hold_s: int = 60,
-                           exten: str = "95598") -> None:
-    """A simulated caller dialling the hotline, pressing keys per `plan` (e.g. `w4|1|w6|0`)."""
+                           exten: str = "95598", agi: str | None = None) -> None:
+    """A simulated caller dialling the hotline, pressing keys per `plan` (e.g. `w4|1|w6|0`).
+
+    `agi` ("host:port") sends this caller's IVR to that FastAGI server (a channel variable
+    beats the dialplan global, so concurrent test sessions do not steal each other's callers)."""
     caller_id = f'"{name}" <{number}>' if name else number
     variables = [f"SIM_CALLER_NUM={number}", f"DTMF_PLAN={plan}", f"HOLD_S={hold_s}"]
+    if agi:
+        variables.append(f"CTI_AGI={agi}")
     if name:
         variables.append(f"SIM_CALLER_NAME={name}")
     (await rec.action("Originate", {
