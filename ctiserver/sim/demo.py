@@ -22,6 +22,7 @@ import csv
 import logging
 import math
 import random
+import secrets
 import shutil
 import signal
 import tempfile
@@ -37,6 +38,7 @@ from ..events import Event, Kind
 from ..server import CtiServer
 
 log = logging.getLogger(__name__)
+SUPERVISOR = "demo"
 
 # IVR key plans for config/ivr/hotline.yaml: (weight, label, plan). `w<s>` waits, digits are keys.
 # Every path starts with the language menu (1 Mandarin, 2 English) after the greeting.
@@ -60,7 +62,8 @@ class DemoOptions:
     http_port: int | None = None
     agi_port: int | None = None
     work_dir: Path | None = None  # default: a fresh temporary folder
-    sounds_dir: Path | None = None  # TTS cache (bind-mounted into Asterisk); default: the config's
+    # TTS cache (bind-mounted into Asterisk); default: a running sandbox's, else the config's
+    sounds_dir: Path | None = None
     agent_prefix: str = ""  # sim-agent extension prefix, keeps our AGENT_* globals apart
     noanswer_share: float = 0.1  # agents who, at any time, let the phone ring out
     talk_s: tuple[float, float] = (8.0, 40.0)
@@ -75,6 +78,8 @@ class DemoInfo:
     db_url: str
     urls: dict[str, str]
     tag: str
+    supervisor: str = ""  # desktop login of the demo supervisor (reports, wallboard)
+    password: str = ""  # this run's password for the supervisor and every agent
 
 
 @dataclass
@@ -94,6 +99,18 @@ def load_customers(config_dir: Path) -> list[tuple[str, str]]:
             if phone.isdigit():
                 out.append((phone, (row.get("name") or "").strip()))
     return out
+
+
+def running_sounds_dir() -> Path | None:
+    """The sounds folder of a sandbox Asterisk already running: reusing it as our TTS cache
+    means `up` keeps that instance instead of restarting it under its other users."""
+    from .. import sandbox
+
+    st = sandbox.status()
+    state = st.get("state")
+    if st.get("running") and isinstance(state, dict) and state.get("sounds_dir"):
+        return Path(str(state["sounds_dir"]))
+    return None
 
 
 def prepare_config(src: Path, dst: Path, opts: DemoOptions) -> None:
@@ -149,6 +166,8 @@ class Demo:
         from ..wiring import build_server
 
         cfg_dir = self._work / "config"
+        if self.opts.sounds_dir is None:
+            self.opts.sounds_dir = await asyncio.to_thread(running_sounds_dir)
         prepare_config(self.opts.config_dir, cfg_dir, self.opts)
         problems = settings.check_all(cfg_dir)
         if problems:
@@ -166,10 +185,12 @@ class Demo:
                 raise RuntimeError("AMI did not connect to the sandbox Asterisk")
             await asyncio.sleep(0.2)
         await self._agents_up()
+        password = secrets.token_hex(6)
+        await self._users_up(server.db_url, password)
         base = f"http://{cfg.http.host}:{server.http_port}"
         self.info = DemoInfo(self._work, cfg_dir, server.db_url, {
             "wallboard": f"{base}/wallboard", "agent desktop": f"{base}/agent", "reports": f"{base}/reports",
-            "metrics": f"{base}/metrics"}, self.tag)
+            "metrics": f"{base}/metrics"}, self.tag, SUPERVISOR, password)
         self._tasks = [asyncio.create_task(self._traffic(), name="demo-traffic"),
                        asyncio.create_task(self._agent_life(), name="demo-agents")]
         return self.info
@@ -186,6 +207,11 @@ class Demo:
             return
         with contextlib.suppress(Exception):
             await self._hangup_ours()
+        # let the IVR/ACD sessions of those callers see their hangup and finish on their own
+        # (the FastAGI server keeps a count, not an event, so we poll it)
+        deadline = time.monotonic() + 10.0
+        while server.agi is not None and server.agi.active_sessions and time.monotonic() < deadline:  # noqa: ASYNC110
+            await asyncio.sleep(0.2)
         await server.stop()
 
     # --- helpers
@@ -226,6 +252,24 @@ class Demo:
         await self._setvar(f"AGENT_{ext}_MODE", mode)
         await self._setvar(f"AGENT_{ext}_RING", str(self.rng.randint(1, 4)))
         await self._setvar(f"AGENT_{ext}_TALK", str(round(self.rng.uniform(lo, hi))))
+
+    async def _users_up(self, db_url: str, password: str) -> None:
+        """Desktop logins for this run: a supervisor (reports, wallboard) and every agent, one password."""
+        from ..store.engine import make_engine
+        from ..web.auth import UserExists, create_user
+
+        engine = make_engine(db_url)
+        try:
+            assert self.server is not None
+            agents = self.server.features.acd.engine.cfg.agents
+            people = [(SUPERVISOR, "演示主管", "supervisor")] + [(a.id, a.name or a.id, "agent") for a in agents]
+            for agent_no, name, role in people:
+                try:
+                    await create_user(engine, agent_no, name, role, password)
+                except UserExists:  # a reused work folder: that run's password stands
+                    log.warning("demo user %s already exists; its earlier password stands", agent_no)
+        finally:
+            await engine.dispose()
 
     async def _agents_up(self) -> None:
         assert self.server is not None
@@ -308,7 +352,9 @@ class Demo:
 def banner(info: DemoInfo) -> str:
     lines = ["ctiserver demo is running (Ctrl-C stops it):"]
     lines += [f"  {name:<14} {url}" for name, url in info.urls.items()]
-    lines += [f"  {'event store':<14} {info.db_url}", f"  {'config copy':<14} {info.config_dir}"]
+    lines += [f"  {'log in':<14} {info.supervisor} (supervisor) or an agent number 1001..1010, "
+              f"password {info.password}",
+              f"  {'event store':<14} {info.db_url}", f"  {'config copy':<14} {info.config_dir}"]
     return "\n".join(lines)
 
 

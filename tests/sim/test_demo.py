@@ -29,9 +29,12 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def get_json(url: str) -> tuple[int, Any]:
+def get_json(url: str, token: str = "", body: dict[str, Any] | None = None) -> tuple[int, Any]:
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json",
+                                                          **({"Authorization": f"Bearer {token}"} if token else {})})
     try:
-        with urllib.request.urlopen(url, timeout=10) as r:
+        with urllib.request.urlopen(req, timeout=10) as r:
             return r.status, json.load(r)
     except urllib.error.HTTPError as exc:
         return exc.code, None
@@ -59,14 +62,17 @@ async def test_demo_places_callers_that_reach_agents(asterisk_sandbox: sandbox.S
         assert await demo.wait_for(Kind.ACD_COMPLETE, 3, timeout=120), demo.counters
         await asyncio.sleep(1.0)  # the store's flush interval
         base = info.urls["metrics"].rsplit("/", 1)[0]
-        status, report = await asyncio.to_thread(get_json, f"{base}/api/reports?by=queue")
+        assert info.password in text and info.supervisor in text
+        status, login = await asyncio.to_thread(get_json, f"{base}/api/auth/login", "",
+                                                {"agent_no": info.supervisor, "password": info.password})
+        assert status == 200, login
+        token = login["token"]
+        status, report = await asyncio.to_thread(get_json, f"{base}/api/reports?by=queue", token)
         assert status == 200
         assert report["total"]["calls_offered"] >= 3 and report["total"]["answered"] >= 3
         assert {r["key"]["queue"] for r in report["rows"]} & {"billing", "fault", "english", "complaint"}
-        status, wall = await asyncio.to_thread(get_json, f"{base}/api/wallboard")
-        assert status in (200, 404)  # the wallboard API is a teammate's; when present it must answer
-        if status == 200:
-            assert wall
+        status, wall = await asyncio.to_thread(get_json, f"{base}/api/wallboard", token)
+        assert status == 200 and wall, (status, wall)
     finally:
         await demo.stop()
     assert demo.server is None
