@@ -49,6 +49,7 @@ def feature_commands() -> list[Callable[[argparse._SubParsersAction], None]]:
     from .ivr.tools import add_commands as add_ivr_commands
     from .kpi.report import add_report_command
     from .outbound.cli import add_campaign_commands
+    from .sim.cli import add_sim_commands
     from .web.auth import add_user_command
 
-    return [add_ivr_commands, add_report_command, add_campaign_commands, add_user_command]
+    return [add_ivr_commands, add_report_command, add_campaign_commands, add_user_command, add_sim_commands]
