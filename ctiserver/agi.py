@@ -298,6 +298,11 @@ class FastAGIServer:
                 await self._run(session)
             finally:
                 await session.stop_reading()
+        except asyncio.CancelledError:
+            # close() ends sessions under way; a connection task that re-raised would be logged by
+            # asyncio's stream callback as an error on every shutdown. The socket closes below.
+            if self._server is not None and self._server.is_serving():
+                raise
         finally:
             if task is not None:
                 self._tasks.discard(task)
