@@ -16,7 +16,7 @@ from panoramisk.ami_protocol import AMIProtocol
 
 from ctiserver.ami.framing import AmiFramer
 
-DATA = Path(__file__).parent / "data" / "call_flow.ami"
+DATA = Path(__file__).resolve().parents[1] / "tests" / "ami" / "data" / "call_flow.ami"
 
 
 def main(repeat: int = 2000, rounds: int = 7) -> None:
