@@ -9,6 +9,7 @@ only), so the frame counts differ; compare the time per frame.
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from panoramisk.ami_protocol import AMIProtocol
 
 from ctiserver.ami.framing import AmiFramer
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the fake AMI server lives with the tests
 DATA = Path(__file__).resolve().parents[1] / "tests" / "ami" / "data" / "call_flow.ami"
 
 
@@ -67,10 +69,10 @@ async def _end_to_end(n_events: int = 50_000, rounds: int = 3) -> None:
     """Socket to callback: the fake AMI server writes n events; time until the last reaches the callback."""
     import asyncio
 
-    from conftest import FakeAmi, frame
     from panoramisk import Manager
 
     from ctiserver.ami.client import AmiClient
+    from tests.ami.conftest import FakeAmi, frame
 
     blob = b"".join(frame(("Event", "UserEvent"), ("UserEvent", "bench"), ("Seq", str(i)),
                           ("CallerIDName", "国网客户张三")) for i in range(n_events))
