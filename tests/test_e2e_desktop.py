@@ -31,6 +31,7 @@ from ctiserver.web.auth import create_user
 from ctiserver.web.tables import dispositions, work_orders
 from ctiserver.wiring import build_server
 from tests.asterisk_fixture import AmiRecorder, originate_caller, sounds_dir
+from tests.sipphone import agent_phone
 
 pytestmark = pytest.mark.browser
 
@@ -46,8 +47,9 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def hotline_config(tmp: Path, info: Any) -> Path:
-    """The sample config, pointed at the sandbox, a temp database and Local-channel agents."""
+def hotline_config(tmp: Path, info: Any, *, local_agents: bool) -> Path:
+    """The sample config, pointed at the sandbox and a temp database; agents are the sandbox's PJSIP
+    endpoints (softphones) as in production, or Local-channel sim agents."""
     cfg = tmp / "config"
     shutil.copytree(REPO / "config", cfg)
     server = yaml.safe_load((cfg / "ctiserver.yaml").read_text(encoding="utf-8"))
@@ -57,9 +59,10 @@ def hotline_config(tmp: Path, info: Any) -> Path:
     server["http"] = {"host": "127.0.0.1", "port": free_port()}
     server["agi"] = {"host": "127.0.0.1", "port": free_port()}
     (cfg / "ctiserver.yaml").write_text(yaml.safe_dump(server, allow_unicode=True), encoding="utf-8")
-    acd = (cfg / "acd.yaml").read_text(encoding="utf-8")
-    acd = re.sub(r'^dial_template: .*$', 'dial_template: "Local/{id}@sim-agents"', acd, flags=re.M)
-    (cfg / "acd.yaml").write_text(acd, encoding="utf-8")
+    if local_agents:
+        acd = (cfg / "acd.yaml").read_text(encoding="utf-8")
+        acd = re.sub(r'^dial_template: .*$', 'dial_template: "Local/{id}@sim-agents"', acd, flags=re.M)
+        (cfg / "acd.yaml").write_text(acd, encoding="utf-8")
     ivr = yaml.safe_load((cfg / "ivr" / "settings.yaml").read_text(encoding="utf-8"))
     ivr["tts"]["cache_dir"] = str(sounds_dir(info))  # what the sandbox shows Asterisk as sounds/cti
     (cfg / "ivr" / "settings.yaml").write_text(yaml.safe_dump(ivr, allow_unicode=True), encoding="utf-8")
@@ -67,8 +70,10 @@ def hotline_config(tmp: Path, info: Any) -> Path:
 
 
 @pytest.fixture
-async def live(asterisk_sandbox: Any, ami: AmiRecorder, tmp_path: Path) -> AsyncIterator[CtiServer]:
-    cfg_dir = hotline_config(tmp_path, asterisk_sandbox)
+async def live(request: pytest.FixtureRequest, asterisk_sandbox: Any, ami: AmiRecorder,
+               tmp_path: Path) -> AsyncIterator[CtiServer]:
+    local_agents = request.node.get_closest_marker("pjsip_agents") is None
+    cfg_dir = hotline_config(tmp_path, asterisk_sandbox, local_agents=local_agents)
     server = await build_server(cfg_dir, load_server_config(cfg_dir), sample_data=True, base_dir=tmp_path)
     await server.start()
     await ami.setvar("CTI_AGI", f"127.0.0.1:{server.cfg.agi.port}")
@@ -102,11 +107,19 @@ async def sign_in(page: Any, base: str, path: str, agent_no: str) -> None:
     await expect(page.locator("#conn")).to_contain_text("online", timeout=15_000)
 
 
-async def test_real_call_pops_on_the_agent_desktop(live: CtiServer, ami: AmiRecorder, browser: Browser) -> None:
+@pytest.mark.pjsip_agents
+async def test_real_call_pops_on_the_agent_desktop(live: CtiServer, ami: AmiRecorder, browser: Browser,
+                                                   asterisk_sandbox: Any) -> None:
+    """Agent 1001's softphone is the sandbox's PJSIP endpoint agent1001 (`PJSIP/agent{id}`, as in production)."""
     base = f"http://127.0.0.1:{live.http_port}"
-    await ami.setvar("AGENT_1001_MODE", "answer")
-    await ami.setvar("AGENT_1001_RING", "1")
-    await ami.setvar("AGENT_1001_TALK", "25")
+    sip = (asterisk_sandbox.ami_host, getattr(asterisk_sandbox, "sip_port", 5060))
+    async with agent_phone("1001", sip, answer_after_s=1.0, talk_s=25.0) as phone:
+        await _pop_and_file(live, ami, browser, base)
+        call = await phone.wait_for_call("answered", timeout=10)  # the softphone really took the call
+        assert call.answered_at is not None
+
+
+async def _pop_and_file(live: CtiServer, ami: AmiRecorder, browser: Browser, base: str) -> None:
     context = await browser.new_context(viewport={"width": 1366, "height": 768})
     page = await context.new_page()
     await sign_in(page, base, "/agent", "1001")

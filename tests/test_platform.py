@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -132,23 +133,23 @@ async def call_events(db_url: str, call_id: str, want: set[str], timeout: float 
 
 
 async def place_call(ami: AmiRecorder, agent: str, talk_s: int = 1) -> str:
-    """An answered Local call that hangs up by itself; returns its Linkedid."""
+    """An answered Local call that hangs up by itself; returns its call id (the Linkedid).
+
+    The channel gets our own ChannelId, so no other call on the shared sandbox can be mistaken for it."""
     await ami.setvar(f"AGENT_{agent}_MODE", "answer")
     await ami.setvar(f"AGENT_{agent}_TALK", str(talk_s))
     await ami.setvar(f"AGENT_{agent}_RING", "0")
+    channel_id = f"plat-{uuid.uuid4().hex[:16]}"
     (await ami.action("Originate", {"Channel": f"Local/{agent}@sim-agents", "Application": "Wait", "Data": "2",
-                                     "Async": "true", "CallerID": '"王五" <13900000001>'})).raise_for_error()
-    new = await ami.wait_for(lambda m: m.get("Event") == "Newchannel"
-                             and (m.get("Channel") or "").startswith(f"Local/{agent}@sim-agents")
-                             and m.get("Uniqueid") not in _seen, timeout=15)
-    uid = new[-1].get("Uniqueid")
-    _seen.add(uid)
-    await ami.wait_for(lambda m: m.get("Event") == "Hangup" and m.get("Uniqueid") == uid, timeout=20)
-    await ami.setvar(f"AGENT_{agent}_MODE", "")  # leave no answering sim agent behind for other tests
-    return str(new[-1].get("Linkedid") or uid)
+                                     "Async": "true", "CallerID": '"王五" <13900000001>',
+                                     "ChannelId": channel_id})).raise_for_error()
+    try:
+        await ami.wait_for(lambda m: m.get("Event") == "Hangup" and m.get("Uniqueid") == channel_id, timeout=20)
+    finally:
+        await ami.setvar(f"AGENT_{agent}_MODE", "")  # leave no answering sim agent behind for other tests
+    return channel_id  # the first channel of a call: its Uniqueid is the call's Linkedid
 
 
-_seen: set[str] = set()
 LIFECYCLE = {Kind.CALL_NEW, Kind.CALL_ANSWER, Kind.CALL_HANGUP, Kind.CALL_END}
 
 
