@@ -8,23 +8,19 @@ fixes every mistake in one pass.
 
 from __future__ import annotations
 
-import datetime as dt
 import itertools
-import re
 from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 
+from ..calendar import Calendar
 from ..configfile import ConfigError, ConfigProblem, Strict, load_data, node_line, validation_problems
 
 NAME = r"^[a-z][a-z0-9_]{0,38}$"
 AGENT_ID = r"^[A-Za-z0-9_-]{1,40}$"
-DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-_SPAN = re.compile(r"^(\d{2}):(\d{2})-(\d{2}):(\d{2})$")
 
 Name = Annotated[str, Field(pattern=NAME)]
 Proficiency = Annotated[int, Field(ge=1, le=10)]
@@ -152,71 +148,10 @@ class AgentConfig(Strict):
     dial: str | None = None  # overrides the dial template for this agent
 
 
-def _minutes(text: str) -> tuple[int, int]:
-    m = _SPAN.match(text)
-    if not m:
-        raise ValueError(f"'{text}' is not a span like 08:00-20:00")
-    h1, m1, h2, m2 = (int(x) for x in m.groups())
-    start, end = h1 * 60 + m1, h2 * 60 + m2
-    if h1 > 23 or m1 > 59 or m2 > 59 or end > 24 * 60 or end <= start:
-        raise ValueError(f"'{text}' is not a valid span within one day (end after start, up to 24:00)")
-    return start, end
+class CalendarConfig(Calendar):
+    """Queue hours (the shared calendar format) and where callers go while the queue is closed."""
 
-
-class CalendarConfig(Strict):
-    """Opening hours per weekday, holidays (closed) and special days (own hours, e.g. make-up workdays)."""
-
-    timezone: str = "Asia/Shanghai"
-    weekly: dict[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"], list[str]] = Field(
-        default_factory=dict)
-    holidays: list[dt.date] = Field(default_factory=list)
-    special_days: dict[dt.date, list[str]] = Field(default_factory=dict)
     closed: Destination = Field(default_factory=lambda: Destination(kind="message", target="closed"))
-
-    @field_validator("timezone")
-    @classmethod
-    def _tz(cls, v: str) -> str:
-        try:
-            ZoneInfo(v)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {v!r}") from None
-        return v
-
-    @field_validator("weekly", "special_days")
-    @classmethod
-    def _spans(cls, v: dict[Any, list[str]]) -> dict[Any, list[str]]:
-        for spans in v.values():
-            for span in spans:
-                _minutes(span)
-        return v
-
-    @cached_property
-    def _zone(self) -> ZoneInfo:
-        return ZoneInfo(self.timezone)
-
-    @cached_property
-    def _weekly_min(self) -> dict[int, list[tuple[int, int]]]:
-        return {DAYS.index(d): [_minutes(s) for s in spans] for d, spans in self.weekly.items()}
-
-    @cached_property
-    def _special_min(self) -> dict[dt.date, list[tuple[int, int]]]:
-        return {d: [_minutes(s) for s in spans] for d, spans in self.special_days.items()}
-
-    @cached_property
-    def _holiday_set(self) -> frozenset[dt.date]:
-        return frozenset(self.holidays)
-
-    def is_open(self, now: float) -> bool:
-        local = dt.datetime.fromtimestamp(now, self._zone)
-        day = local.date()
-        if day in self._special_min:
-            spans = self._special_min[day]
-        elif day in self._holiday_set:
-            return False
-        else:
-            spans = self._weekly_min.get(local.weekday(), [])
-        minute = local.hour * 60 + local.minute
-        return any(start <= minute < end for start, end in spans)
 
 
 class VipConfig(Strict):

@@ -31,8 +31,8 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 
+from ..calendar import Calendar
 from ..configfile import ConfigError, ConfigProblem, Strict, load_data, node_line
-from .calendar import Calendar
 from .template import TemplateError, parse
 
 LANGS = ("zh", "en")

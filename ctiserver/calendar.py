@@ -1,8 +1,9 @@
-"""Business-hours calendars for IVR branches: weekly hours, holidays, special days.
+"""Business-hours calendars: weekly hours, holidays, special days (make-up workdays).
 
-Same shape as the ACD's calendars in acd.yaml (so ops learn one format), but the
-IVR needs more than open/closed: a holiday greeting differs from an after-hours one,
-so `state(now)` tells the three apart. Pure: the caller passes `now` (epoch seconds).
+One format for ops everywhere: IVR branches (ivr/tree.py) and ACD queue hours
+(acd/config.py) both use this model. The IVR needs more than open/closed (a holiday
+greeting differs from an after-hours one), so `state(now)` tells the three apart.
+Pure: the caller passes `now` (epoch seconds).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, field_validator
 
-from ..configfile import Strict
+from .configfile import Strict
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _SPAN = re.compile(r"^(\d{1,2}):(\d{2})-(\d{1,2}):(\d{2})$")
@@ -73,13 +74,17 @@ class Calendar(Strict):
     def _special(self) -> dict[dt.date, list[tuple[int, int]]]:
         return {d: [span_minutes(s) for s in spans] for d, spans in self.special_days.items()}
 
+    @cached_property
+    def _holidays(self) -> frozenset[dt.date]:
+        return frozenset(self.holidays)
+
     def state(self, now: float) -> CalendarState:
         """'open', 'holiday' (a listed holiday, not a make-up day) or 'closed' at epoch `now`."""
         local = dt.datetime.fromtimestamp(now, self._zone)
         day = local.date()
         if day in self._special:
             spans = self._special[day]
-        elif day in self.holidays:
+        elif day in self._holidays:
             return "holiday"
         else:
             spans = self._weekly.get(local.weekday(), [])
