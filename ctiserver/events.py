@@ -41,11 +41,16 @@ class Kind:
     ACD_TRANSFER = "acd.transfer"  # data: target, kind ('blind'|'attended')
     ACD_COMPLETE = "acd.complete"  # agent leg ended; data: talk_s, hold_s
     ACD_CALLBACK = "acd.callback"  # callback requested/scheduled; data: reason, due_ts
+    # a callback closed (call_id: the call that asked for it); data: status ('done'|'not_reached'|
+    # 'expired'|'cancelled'), attempts, outcome, callback (its id)
+    ACD_CALLBACK_END = "acd.callback_end"
     ACD_RETIER = "acd.retier"  # a supervisor moved a waiting caller to another tier; data: previous
     AGENT_STATE = "agent.state"  # data: state, previous, reason
 
     # --- outbound ---------------------------------------------------------
-    OUT_ATTEMPT = "outbound.attempt"  # data: campaign, contact, number, attempt
+    # data: campaign, contact, number, attempt. An ACD callback's agent leg, rung before the customer is
+    # dialled, is logged with data leg='agent' and no campaign (an outbound call, not a try on the customer).
+    OUT_ATTEMPT = "outbound.attempt"
     OUT_RESULT = "outbound.result"  # data: campaign, contact, outcome, attempt, dtmf
     SURVEY_RATING = "survey.rating"  # data: rating (1..5), campaign
 

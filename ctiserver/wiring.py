@@ -7,6 +7,7 @@ they connect:
     AMI DialEnd(ANSWER) ─▶ ACD runtime.note_answered      (answer time for ASA/SL)
     ACD hooks (offer/answer/end) ─▶ desktop hub (screen-pop over WebSocket)
     outbound ─Originate─▶ Asterisk;  "0" ─AGI /outbound-agent─▶ ACD (outbound skill)
+    ACD callbacks (abandon, kept place) ─▶ outbound callbacks ─Originate agent─▶ AGI /callback ─Dial─▶ customer
     event store ◀─ every feature's events;  /reports ◀─ KPIs over the store
 """
 
@@ -171,6 +172,21 @@ def _outbound_agent_route(acd: AcdRuntime) -> Any:
     return handle
 
 
+def _callback_route(outbound: dict[str, Any]) -> Any:
+    """AGI /callback: an agent answered a callback's ring (the dialplan dials the customer itself if
+    the callback service is not running)."""
+
+    async def handle(chan: AgiChannel) -> None:
+        service = outbound.get("callbacks")
+        if service is None:
+            log.warning("callback leg %s answered but ACD callbacks are not running",
+                        chan.headers.get("agi_uniqueid", ""))
+            return
+        await service.handle_agi(chan)
+
+    return handle
+
+
 async def build_server(config_dir: Path, cfg: ServerConfig, *, sandbox: bool = False,
                        sample_data: bool = False, base_dir: Path | None = None) -> CtiServer:
     config_dir = Path(config_dir)
@@ -193,7 +209,8 @@ async def build_server(config_dir: Path, cfg: ServerConfig, *, sandbox: bool = F
     server.agi_routes["outbound-agent"] = _outbound_agent_route(acd)
     server.agi_routes["queue"] = _queue_route(acd)
     server.ami_listeners.append(_on_dial_end(acd))
-    outbound = attach_outbound(server, prompt=ivr.tts.sound)
+    outbound = attach_outbound(server, prompt=ivr.tts.sound, acd=acd, say=say)
+    server.agi_routes["callback"] = _callback_route(outbound)
     add_outbound_routes(server.http_app, lambda: outbound.get("service"))
 
     kpi_cfg = load_kpi_config(config_dir)

@@ -54,6 +54,7 @@ from .model import (
     Offer,
     Overflow,
     Position,
+    QueueClosed,
     ScheduleCallback,
     UnknownAgent,
     UnknownCall,
@@ -275,6 +276,43 @@ class AcdEngine:
         self._enter_queue(call, skill, now, out, first=True)
         return out
 
+    def enqueue_callback(self, call_id: str, skill: str, tier: str, number: str, now: float, *,
+                         place_ts: float | None = None, customer: dict[str, Any] | None = None,
+                         reason: str = "scheduled") -> list[Command]:
+        """A callback the outbound side holds (scheduled after an abandon or overflow, or a kept place
+        restored after a restart) waits for an agent like a callback in place: nobody is on hold, so
+        no max wait and no door (full, no agents); it keeps `place_ts` (its original place) if given.
+        A closed queue refuses it (`QueueClosed`): the outbound side tries again when it opens."""
+        if call_id in self._calls:
+            raise DuplicateCall(f"call {call_id} is already in the ACD")
+        if skill not in self._skills:
+            raise UnknownSkill(f"unknown skill '{skill}'")
+        if tier not in self._rank:
+            raise UnknownTier(f"unknown tier '{tier}'")
+        if not number:
+            raise AcdError(f"call {call_id}: no number to call back")
+        if not self.queue_open(skill, now):
+            raise QueueClosed(f"queue '{skill}' is closed")
+        account_agent = None
+        if customer is not None and self._cid in customer:
+            account_agent = self.cfg.account_agents.get(str(customer[self._cid]))
+            if account_agent not in self._agents:
+                account_agent = None
+        self._seq += 1
+        call = _Call(call_id, skill, tier, self._rank[tier], number, customer, account_agent, arrived=now,
+                     place_ts=now if place_ts is None else min(place_ts, now), seq=self._seq,
+                     queue_entered=now, in_place=True, number=number)
+        out: list[Command] = []
+        self._enter_queue(call, skill, now, out, first=True, reason=reason)
+        return out
+
+    def queue_open(self, skill: str, now: float) -> bool:
+        """Whether the queue's business-hours calendar (if any) is open at `now`."""
+        q = self._queue_cfg.get(skill)
+        if q is None:
+            raise UnknownSkill(f"unknown skill '{skill}'")
+        return q.calendar is None or self.cfg.calendars[q.calendar].is_open(now)
+
     def ring_started(self, call_id: str, now: float, *, timeout_owned: bool = False) -> list[Command]:
         """The agent's phone rings. timeout_owned: the dialer enforces the ring timeout itself
         (Asterisk Dial does), so the engine's RONA guard is dropped."""
@@ -297,8 +335,11 @@ class AcdEngine:
         call.answered_at = now
         call.ring_deadline = call.step_at = call.phase_at = call.aging_at = call.maxwait_at = None
         self._leave_queue(call)
-        out.append(self._ev(Kind.ACD_ANSWER, now, call, a.id, wait_s=now - call.arrived,
-                            ring_s=now - call.offered_at, offers=call.offers))
+        data: dict[str, Any] = {"wait_s": now - call.arrived, "ring_s": now - call.offered_at,
+                                "offers": call.offers}
+        if call.in_place:  # the agent took a callback: the customer is dialled next
+            data["kind"] = "callback"
+        out.append(self._ev(Kind.ACD_ANSWER, now, call, a.id, **data))
         return out
 
     def ring_failed(self, call_id: str, now: float, reason: str = "noanswer") -> list[Command]:
@@ -320,6 +361,8 @@ class AcdEngine:
         data: dict[str, Any] = {"talk_s": talk, "hold_s": 0.0, "wrap_up_s": wrap}
         if outcome is not None:
             data["outcome"] = outcome
+        if call.in_place:
+            data["kind"] = "callback"
         out.append(self._ev(Kind.ACD_COMPLETE, now, call, a.id, **data))
         self._forget(call)
         a.call = None
@@ -405,8 +448,12 @@ class AcdEngine:
         if not call.number:
             raise AcdError(f"call {call_id}: no number to call back")
         call.maxwait_at = None  # nobody is on hold any more
-        out.append(self._ev(Kind.ACD_CALLBACK, now, call, None, reason="in_place", due_ts=None,
+        due = now + self.cfg.callback_due_s
+        out.append(self._ev(Kind.ACD_CALLBACK, now, call, None, reason="in_place", due_ts=due,
                             number=call.number))
+        # the outbound side keeps a durable record, so the kept place survives a restart
+        out.append(ScheduleCallback(call.id, call.number, call.skill, call.tier, due, "in_place", call.customer,
+                                    place_ts=call.place_ts))
         return out
 
     def retier(self, call_id: str, tier: str, now: float) -> list[Command]:
@@ -488,8 +535,9 @@ class AcdEngine:
         return Position(ahead + 1, len(members), est)
 
     def _arrival_position(self, call: _Call) -> int:
-        """Position of a call just queued: O(tiers) unless it redialled into an older place."""
-        if call.redial:
+        """Position of a call just queued: O(tiers) unless it came back to an older place (a redial,
+        a callback keeping its place)."""
+        if call.redial or call.place_ts < call.arrived:
             return self.position(call.id, call.arrived).position
         counts = self._nwait[call.skill]
         return sum(counts[: call.rank + 1])
@@ -634,9 +682,12 @@ class AcdEngine:
 
     # --- queue entry, pools and phases
 
-    def _enter_queue(self, call: _Call, skill: str, now: float, out: list[Command], *, first: bool) -> None:
+    def _enter_queue(self, call: _Call, skill: str, now: float, out: list[Command], *, first: bool,
+                     reason: str = "") -> None:
         q = self._queue_cfg[skill]
-        if q.block_when_no_agents and self._staffed[skill] == 0 and not (
+        if call.in_place:
+            pass  # a callback holds no line: no door, no max wait
+        elif q.block_when_no_agents and self._staffed[skill] == 0 and not (
                 call.account_agent and self._agents[call.account_agent].state != LOGGED_OUT):
             if first:
                 self._block(call.id, skill, call.tier, call.caller, "no_agents", _dest(q.overflow), now, out,
@@ -645,7 +696,7 @@ class AcdEngine:
                 call.skill = skill
                 self._overflow_to(call, _dest(q.overflow), "no_agents", now, out)
             return
-        if q.max_waiting is not None and len(self._in_queue[skill]) >= q.max_waiting:
+        elif q.max_waiting is not None and len(self._in_queue[skill]) >= q.max_waiting:
             dest = _dest(q.overflow)
             if dest.kind == "queue":
                 call.skill = skill
@@ -676,7 +727,8 @@ class AcdEngine:
             self._schedule_aging(call, now)
         else:
             call.aging_at = None
-        if q.max_wait_s is not None or self._tier_maxwait[self._rank[call.tier]] is not None:
+        if not call.in_place and (q.max_wait_s is not None or
+                                  self._tier_maxwait[self._rank[call.tier]] is not None):
             self._schedule_maxwait(call, now)
         else:
             call.maxwait_at = None
@@ -689,6 +741,9 @@ class AcdEngine:
                 data["restored_wait_s"] = now - call.place_ts
             if call.customer and self._cid in call.customer:
                 data["customer"] = str(call.customer[self._cid])
+            if call.in_place:  # a callback the outbound side holds, not a caller on the line
+                data["kind"] = "callback"
+                data["reason"] = reason
             ev = self._ev(Kind.ACD_ENQUEUE, now, call, None, **data)
             out.append(ev)
         else:
@@ -966,9 +1021,10 @@ class AcdEngine:
             via = "vip_desk"
         else:
             via = "escalated"
+        extra = {"number": call.number} if call.in_place else {}  # who the agent will call (screen-pop)
         out.append(self._ev(Kind.ACD_OFFER, now, call, a.id, ring_timeout_s=timeout, via=via,
                             proficiency=a.skills.get(call.skill), attempt=call.offers,
-                            wait_s=now - call.arrived, kind="callback" if call.in_place else "inbound"))
+                            wait_s=now - call.arrived, kind="callback" if call.in_place else "inbound", **extra))
         out.append(Offer(call.id, a.id, call.skill, timeout, call.tier, call.caller,
                          "callback" if call.in_place else "inbound", call.number))
 

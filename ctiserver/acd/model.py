@@ -5,7 +5,8 @@ Errors (all `AcdError`):
     AcdError
     ├── IllegalTransition   an agent input that its state does not allow (names both)
     ├── UnknownAgent / UnknownCall / UnknownSkill / UnknownTier
-    └── DuplicateCall       enqueue of a call id that is already in the engine
+    ├── DuplicateCall       enqueue of a call id that is already in the engine
+    └── QueueClosed         a callback offered to a queue whose calendar is closed
 """
 
 from __future__ import annotations
@@ -48,6 +49,12 @@ class UnknownTier(AcdError):
 
 class DuplicateCall(AcdError):
     error_id = "acd-duplicate-call"
+
+
+class QueueClosed(AcdError):
+    """A callback cannot be queued now: the queue's calendar is closed."""
+
+    error_id = "acd-queue-closed"
 
 
 # --- agent states ---------------------------------------------------------
@@ -145,8 +152,9 @@ class ScheduleCallback:
     skill: str
     tier: str
     due_ts: float
-    reason: str
+    reason: str  # abandon | in_place (already waiting in the ACD as `call_id`) | an overflow reason
     customer: dict[str, Any] | None = None
+    place_ts: float | None = None  # in_place: the place in the queue the customer keeps
 
 
 @dataclass(frozen=True, slots=True)

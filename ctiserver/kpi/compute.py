@@ -234,13 +234,18 @@ def call_query(cfg: KpiConfig, win: Window, dims: Sequence[str]) -> Any:
         select(
             e.call_id.label("call_id"),
             func.min(e.ts).label("t0"),
+            # outbound: campaign calls, and callbacks the ACD queued for the outbound side
             n(or_(k == Kind.OUT_ATTEMPT,
-                  and_(k == Kind.CALL_NEW, json_str(e.data, "direction") == "outbound"))).label("is_out"),
+                  and_(k == Kind.CALL_NEW, json_str(e.data, "direction") == "outbound"),
+                  and_(k == Kind.ACD_ENQUEUE, json_str(e.data, "kind") == "callback"))).label("is_out"),
             n(k == Kind.IVR_START).label("ivr"),
             n(and_(k == Kind.IVR_END, json_str(e.data, "outcome") == "self_service")).label("ivr_self"),
             n(and_(k == Kind.IVR_END, json_str(e.data, "outcome") == "agent")).label("ivr_agent"),
             first_ts(Kind.ACD_ENQUEUE).label("t_enq"),
-            first_ts(Kind.ACD_ANSWER).label("t_ans"),
+            # an agent taking a kept place's callback is not an answer of the waiting caller: the call
+            # stays a deferred callback (its outcome is in the acd-callback outbound figures)
+            func.min(e.ts).filter(k == Kind.ACD_ANSWER,
+                                  func.coalesce(json_str(e.data, "kind"), "") != "callback").label("t_ans"),
             first_ts(Kind.ACD_ABANDON).label("t_ab"),
             first_ts(Kind.ACD_OVERFLOW).label("t_ovf"),
             first_ts(Kind.ACD_CALLBACK).label("t_cb"),

@@ -264,6 +264,56 @@ class CallbackConfig(Strict):
     sample: dict[str, Annotated[float, Field(gt=0, le=1)]] = Field(default_factory=lambda: {"fault": 0.05})
 
 
+class CallbackRetry(Strict):
+    """Seconds before the next try after a customer was not reached (busy, no answer, ...)."""
+
+    busy: Annotated[float, Field(ge=0)] = 600
+    no_answer: Annotated[float, Field(ge=0)] = 1800
+    congestion: Annotated[float, Field(ge=0)] = 300
+    failed: Annotated[float, Field(ge=0)] = 1800
+    lost: Annotated[float, Field(ge=0)] = 300  # the CTI stopped mid-callback: result unknown
+    agent_hangup: Annotated[float, Field(ge=0)] = 60  # the agent hung up before the customer answered
+
+    def delay(self, outcome: str) -> float | None:
+        value = getattr(self, outcome, None) if outcome in type(self).model_fields else None
+        return float(value) if value is not None else None
+
+
+class AcdCallbackConfig(Strict):
+    """Callbacks the ACD asks for (a priority caller who gave up, a kept place, an overflow to
+    callback): an agent is reserved first, then the customer is dialled from the agent's phone."""
+
+    enabled: bool = True
+    windows: list[str] = Field(default_factory=lambda: ["08:00-21:00"])  # scheduled ones only
+    days: Literal["any", "working", "no_holidays"] = "any"
+    max_attempts: Annotated[int, Field(ge=1, le=10)] = 3
+    retry: CallbackRetry = Field(default_factory=CallbackRetry)
+    max_in_acd: Annotated[int, Field(ge=1, le=10000)] = 10  # callbacks waiting for agents at once
+    customer_ring_s: Annotated[float, Field(gt=0, le=300)] = 30
+    context: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]+$")] = "acd-callback"
+    # what the agent hears once they answered, before the customer is dialled ("" for nothing)
+    whisper: str = "回拨客户，尾号{last4}。"
+    skip_dnc: bool = True  # automatic callbacks skip do-not-call numbers; a kept place never does
+
+    _v_windows = field_validator("windows")(_ranges)
+
+    @field_validator("whisper")
+    @classmethod
+    def _v_whisper(cls, v: str) -> str:
+        try:
+            names = {f for _, f, _, _ in string.Formatter().parse(v) if f is not None}
+        except ValueError as exc:
+            raise ValueError(f"bad template ({exc})") from None
+        unknown = names - {"number", "last4", "reason", "skill"}
+        if unknown:
+            raise ValueError(f"unknown placeholder(s) {sorted(unknown)}; allowed: last4, number, reason, skill")
+        return v
+
+    @property
+    def window_ranges(self) -> tuple[TimeRange, ...]:
+        return tuple(TimeRange.parse(w) for w in self.windows)
+
+
 class OutboundConfig(Strict):
     timezone: str = "Asia/Shanghai"
     pacing: PacingConfig = Field(default_factory=lambda: PacingConfig(max_concurrent=30, calls_per_s=5, burst=5))
@@ -277,6 +327,7 @@ class OutboundConfig(Strict):
     dial: DialConfig = Field(default_factory=DialConfig)
     poll_s: Annotated[float, Field(gt=0, le=60)] = 2.0
     callbacks: CallbackConfig = Field(default_factory=CallbackConfig)
+    acd_callbacks: AcdCallbackConfig = Field(default_factory=AcdCallbackConfig)
     templates: TemplatesConfig = Field(default_factory=TemplatesConfig)
 
     @field_validator("timezone")

@@ -18,6 +18,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from ..clock import Clock
 from ..events import Event, Kind
 from .ami_originator import AmiActions, AmiOriginator
+from .callback_service import AcdCallbackService, Say
+from .callback_store import CallbackStore
 from .amimap import OutcomeReader
 from .contacts import normalize_number
 from .dialer import Dialer, Emit, PromptFn
@@ -106,10 +108,12 @@ class OutboundService:
                 for c in await self.store.campaigns()]
 
 
-def attach_outbound(server: Any, *, prompt: PromptFn | None = None) -> dict[str, OutboundService]:
-    """Register outbound on a CtiServer; the returned dict holds the service once the server started."""
+def attach_outbound(server: Any, *, prompt: PromptFn | None = None, acd: Any = None,
+                    say: Say | None = None) -> dict[str, Any]:
+    """Register outbound on a CtiServer; the returned dict holds the service ("service") once the server
+    started, and, given the ACD runtime, the ACD callbacks ("callbacks", fed by the ACD's hooks)."""
     cfg = load_outbound_config(server.config_dir)
-    holder: dict[str, OutboundService] = {}
+    holder: dict[str, Any] = {}
 
     async def start() -> None:
         names = [s.name for s in server.cfg.asterisk]
@@ -123,8 +127,20 @@ def attach_outbound(server: Any, *, prompt: PromptFn | None = None) -> dict[str,
         holder["service"] = svc
         await svc.start()
         log.info("outbound dialer started on %s", name)
+        if acd is not None:
+            callbacks = AcdCallbackService(cfg, CallbackStore(server.store.engine), acd, server.ami[name],
+                                           server.clock, server.emit, server_name=name, say=say,
+                                           excluded=svc.store.excluded_numbers)
+            server.ami_listeners.append(callbacks.on_ami_event)
+            acd.hooks.on_callback = callbacks.on_callback
+            acd.hooks.on_callback_offer = callbacks.on_callback_offer
+            acd.hooks.on_callback_cancel = callbacks.on_callback_cancel
+            holder["callbacks"] = callbacks
+            await callbacks.start()
 
     async def stop() -> None:
+        if "callbacks" in holder:
+            await holder["callbacks"].stop()
         if "service" in holder:
             await holder["service"].stop()
 

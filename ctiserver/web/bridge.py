@@ -5,7 +5,8 @@ The lead adds `bridge.on_event` to the server's event listeners. It reads only t
 
     call.new / acd.enqueue  remember the caller's number (and account, if the IVR identified one)
     ivr.node                remember the IVR path the caller took
-    acd.offer               look the customer up, pop it to the offered agent ("offer")
+    acd.offer               look the customer up, pop it to the offered agent ("offer"; a callback
+                            carries the number to call and pops with `callback: true`)
     acd.answer              pop again as "answer" (the page marks the call live)
     acd.rona / acd.complete / acd.abandon with an agent   call_end for that agent
     agent.state             state to the agent's page and the supervisors
@@ -131,9 +132,13 @@ class DesktopBridge:
             if len(call.ivr_path) < MAX_IVR_PATH and data.get("node"):
                 call.ivr_path.append(str(data["node"]))
         elif kind == Kind.ACD_OFFER and ev.agent_id:
+            if data.get("number"):  # a callback: the agent will call this number
+                call.number = str(data["number"])
             call.pop = {"call_id": ev.call_id, "phase": "offer", "number": call.number, "queue": ev.queue,
                         "tier": ev.tier, "ivr_path": list(call.ivr_path), "wait_s": data.get("wait_s"),
                         "customer": await self._lookup(call)}
+            if data.get("kind") == "callback":
+                call.pop["callback"] = True
             self.hub.publish_pop(ev.agent_id, call.pop)
         elif kind == Kind.ACD_ANSWER and ev.agent_id:
             if call.pop is not None:

@@ -17,6 +17,7 @@ from ctiserver.acd.model import (
     DuplicateCall,
     IllegalTransition,
     Overflow,
+    QueueClosed,
     ScheduleCallback,
     UnknownAgent,
     UnknownCall,
@@ -721,3 +722,54 @@ def test_vip_without_account_agent_waits_for_the_desk_only_while_desk_agents_wor
     assert eng._calls["v2"].phase == 2  # the only desk agent is on a break: no desk-only wait
     eng.set_ready("1002", 25.0)
     assert eng.call_agent("v2") == "1002"
+
+
+# --- callbacks held by the outbound side ---------------------------------------------------------
+
+def test_request_callback_asks_the_outbound_side_for_a_durable_record() -> None:
+    eng = engine({"1001": {"billing": 5}})
+    eng.enqueue("busy", "billing", "normal", "0", 0.0)
+    eng.ring_answered("busy", 0.0)
+    eng.enqueue("c1", "billing", "priority", "13900000001", 5.0)
+    [sched] = only(eng.request_callback("c1", 20.0), ScheduleCallback)
+    assert (sched.call_id, sched.number, sched.reason, sched.tier, sched.place_ts) == (
+        "c1", "13900000001", "in_place", "priority", 5.0)
+    assert sched.due_ts == 20.0 + eng.cfg.callback_due_s
+
+
+def test_a_scheduled_callback_waits_with_its_place_and_is_offered_as_a_callback() -> None:
+    eng = engine({"1001": {"billing": 5}})
+    eng.enqueue("busy", "billing", "normal", "0", 0.0)
+    eng.ring_answered("busy", 0.0)
+    eng.enqueue("live", "billing", "normal", "13900000002", 10.0)
+    # a callback whose place (5.0) is older than the live caller's (10.0), same tier: it goes first
+    [enq] = events(eng.enqueue_callback("cb-1-1", "billing", "normal", "13900000001", 20.0, place_ts=5.0,
+                                        reason="abandon"), Kind.ACD_ENQUEUE)
+    assert (enq.data["kind"], enq.data["reason"], enq.data["position"]) == ("callback", "abandon", 1)
+    assert eng.position("live", 21.0).position == 2
+    [offer] = offers(eng.call_ended("busy", 30.0) + eng.tick(40.0))
+    assert (offer.call_id, offer.kind, offer.number) == ("cb-1-1", "callback", "13900000001")
+    [ev] = events(eng.ring_answered("cb-1-1", 41.0), Kind.ACD_ANSWER)
+    assert ev.data["kind"] == "callback"
+    [done] = events(eng.call_ended("cb-1-1", 100.0, outcome="answered"), Kind.ACD_COMPLETE)
+    assert (done.data["kind"], done.data["outcome"]) == ("callback", "answered")
+
+
+def test_a_callback_ignores_the_door_and_max_wait_but_not_a_closed_queue() -> None:
+    closed_cal = {"timezone": "UTC", "weekly": {}, "closed": {"kind": "voicemail", "target": "vm"}}
+    eng = engine({"1001": {"billing": 5}}, ready=False,
+                 queues={"billing": {"max_waiting": 1, "max_wait_s": 10, "block_when_no_agents": True,
+                                     "overflow": {"kind": "callback"}},
+                         "fault": {"calendar": "shut"}},
+                 calendars={"shut": closed_cal})
+    # nobody logged in and the queue full: a live caller is turned away, callbacks still wait
+    assert only(eng.enqueue("live", "billing", "normal", "13900000009", 0.0), Blocked)
+    for n in (1, 2):
+        cmds = eng.enqueue_callback(f"cb-{n}-1", "billing", "normal", f"1390000000{n}", 0.0)
+        assert not only(cmds, Blocked) and eng.call_state(f"cb-{n}-1") == "waiting"
+    assert not only(eng.tick(1000.0), Overflow) and eng.call_state("cb-1-1") == "waiting"
+    assert eng.queue_open("fault", 0.0) is False
+    with pytest.raises(QueueClosed):
+        eng.enqueue_callback("cb-5-1", "fault", "normal", "13900000005", 0.0)
+    with pytest.raises(AcdError):
+        eng.enqueue_callback("cb-3-1", "billing", "normal", "", 0.0)

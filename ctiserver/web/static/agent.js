@@ -36,7 +36,8 @@ function showPop(pop) {
   const c = pop.customer || {};
   desk.customer = c;
   $("pop").classList.remove("empty");
-  setText("pop-phase", pop.phase === "answer" ? "· 通话中 answered" : "· 振铃 ringing");
+  const cb = pop.callback ? " · 回拨 callback" : "";
+  setText("pop-phase", (pop.phase === "answer" ? "· 通话中 answered" : "· 振铃 ringing") + cb);
   setText("pop-number", pop.number);
   setText("pop-name", c.name || "未识别 Unknown caller");
   setText("pop-account", c.account);

@@ -1,0 +1,431 @@
+"""ACD callbacks on the live server: the ACD's hooks in, AMI Originate and FastAGI out.
+
+    ACD ScheduleCallback ──▶ row (pending; a kept place: queued, already in the ACD)
+    plan (windows, room)  ──▶ engine.enqueue_callback: waits for an agent with its place
+    ACD Offer(callback)   ──▶ Originate the agent's phone ─answer─▶ dialplan [acd-callback]
+                              ─AGI /callback─▶ whisper, Dial the customer, report
+    OriginateResponse failure (agent did not answer) ──▶ RONA; the callback keeps its place
+    the customer redialled (ACD CancelCallback) ──▶ cancelled
+
+Everything is handled in order by one task (the hooks only post to its inbox), so
+the durable row and the engine never disagree for long; every change of a row is a
+compare-and-set on its status. The rules (windows, retries) are in `callbacks.py`.
+If the CTI dies, the dialplan still dials the customer for an agent who answered;
+on restart, rows that were queued are queued again with their place, and a try
+that was under way counts as `lost` (one try spent, never a second call at once).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from ..acd.model import AcdError, CancelCallback, Offer, QueueClosed, ScheduleCallback, UnknownSkill, UnknownTier
+from ..agi_types import AgiChannel, AgiError, AgiHangup
+from ..clock import Clock
+from ..events import Event, Kind
+from .callback_store import CallbackRow, CallbackStore
+from .callbacks import AGENT_RING_REASONS, REACHED, CallbackRules, CallbackStatus, dial_outcome, whisper_text
+from .contacts import NumberError, normalize_number
+from .dialer import safe_value
+from .model import OutboundConfig, TimeRange
+from .rules import WorkCalendar
+
+log = logging.getLogger(__name__)
+
+CAMPAIGN = "acd-callback"  # the name callbacks carry in outbound events (and so in the outbound KPIs)
+OFFERED = "offered"
+
+
+class _Ami(Protocol):
+    async def action(self, name: str, fields: Mapping[str, Any] | None = None, /) -> Any: ...
+
+
+class AcdLike(Protocol):
+    """What we need of `AcdRuntime`."""
+
+    @property
+    def engine(self) -> Any: ...
+    @property
+    def cfg(self) -> Any: ...
+    def apply(self, fn: Callable[[float], list[Any]]) -> list[Any]: ...
+    def callback_answered(self, call_id: str) -> list[Any]: ...
+    def callback_failed(self, call_id: str, reason: str = "noanswer") -> list[Any]: ...
+    def callback_ended(self, call_id: str, outcome: str | None = None) -> list[Any]: ...
+
+
+Say = Callable[[AgiChannel, str], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class _Ring:
+    call_id: str  # the engine's id of the callback
+    agent_id: str
+    row_id: int
+
+
+class AcdCallbackService:
+    def __init__(self, cfg: OutboundConfig, store: CallbackStore, acd: AcdLike, client: _Ami, clock: Clock,
+                 emit: Callable[[Event], None], *, server_name: str, say: Say | None = None,
+                 excluded: Callable[[], Awaitable[Mapping[str, str]]] | None = None) -> None:
+        self.cfg = cfg
+        self.policy = cfg.acd_callbacks
+        self.rules = CallbackRules(self.policy, tz=cfg.timezone, calendar=WorkCalendar(cfg.calendar),
+                                   quiet=tuple(TimeRange.parse(r) for r in cfg.quiet_hours.default))
+        self.store = store
+        self.acd = acd
+        self.client = client
+        self.clock = clock
+        self.emit = emit
+        self.server_name = server_name
+        self.say = say
+        self.excluded = excluded
+        self.prefix = f"cb-{secrets.token_hex(3)}-"  # our agent-leg ChannelIds (unique per process)
+        self._inbox: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
+        self._by_call: dict[str, int] = {}  # engine call id -> row id, while queued or dialing
+        self._rings: dict[str, _Ring] = {}  # agent-leg channel id -> ring, until answered or failed
+        self._by_action: dict[str, str] = {}  # Originate ActionID -> channel id
+        self._answered: set[str] = set()  # agent legs whose customer answered (AMI DialEnd)
+        self._seq = 0
+        self._task: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()
+        self.last_plan: Any = None
+
+    # --- the ACD's hooks and the AMI listener: plain, never block ------------------------------
+
+    def on_callback(self, cmd: ScheduleCallback) -> None:
+        self._post("schedule", cmd)
+
+    def on_callback_offer(self, offer: Offer) -> None:
+        self._post("offer", offer)
+
+    def on_callback_cancel(self, cmd: CancelCallback) -> None:
+        self._post("cancel", cmd)
+
+    def on_ami_event(self, server: str, msg: Any) -> None:
+        if server != self.server_name:
+            return
+        event = msg.get("Event")
+        if event == "OriginateResponse":
+            channel = str(msg.get("Uniqueid") or msg.get("ChannelId") or "")
+            if not channel.startswith(self.prefix):
+                channel = self._by_action.get(str(msg.get("ActionID") or ""), "")
+            if channel and str(msg.get("Response") or "").lower() != "success":
+                self._post("ring_failed", (channel, AGENT_RING_REASONS.get(str(msg.get("Reason") or ""),
+                                                                           "chanunavail")))
+        elif event == "DialEnd" and str(msg.get("DialStatus") or "").upper() == "ANSWER":
+            channel = str(msg.get("Uniqueid") or "")
+            if channel.startswith(self.prefix):
+                self._answered.add(channel)
+
+    def _post(self, what: str, item: Any) -> None:
+        self._inbox.put_nowait((what, item))
+        self._wake.set()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    # --- lifecycle ------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        await self.recover()
+        self._task = asyncio.create_task(self._run(), name="acd-callbacks")
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def recover(self) -> None:
+        """After a (re)start: a try under way is `lost` (one try spent); queued rows queue again."""
+        now = self.clock.now()
+        for row in await self.store.with_status(CallbackStatus.DIALING):
+            await self._close_try(row, "lost", row.channel_id or f"{self.prefix}lost-{row.id}", now)
+        for row in await self.store.with_status(CallbackStatus.QUEUED):
+            await self.store.requeue(row.id, now)
+
+    async def _run(self) -> None:
+        deadline: float | None = None
+        while True:
+            try:
+                while not self._inbox.empty():
+                    await self._handle(*self._inbox.get_nowait())
+                deadline = await self.plan_round()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("ACD callback round failed; retrying")
+                deadline = self.clock.now() + self.cfg.poll_s
+            now = self.clock.now()
+            wait = self.cfg.poll_s * 5 if deadline is None else max(0.01, min(deadline - now, self.cfg.poll_s * 5))
+            if self._inbox.empty():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), wait)
+            self._wake.clear()
+
+    async def drain(self) -> None:
+        """Handle everything posted so far and plan once (tests; the loop does this by itself)."""
+        while not self._inbox.empty():
+            await self._handle(*self._inbox.get_nowait())
+        await self.plan_round()
+
+    async def _handle(self, what: str, item: Any) -> None:
+        try:
+            if what == "schedule":
+                await self._schedule(item)
+            elif what == "offer":
+                await self._offer(item)
+            elif what == "cancel":
+                await self._cancel(item)
+            elif what == "ring_failed":
+                self._ring_failed(*item)
+        except Exception:
+            log.exception("ACD callback: %s %r failed", what, item)
+
+    # --- scheduling -----------------------------------------------------------------------------
+
+    async def _schedule(self, cmd: ScheduleCallback) -> None:
+        now = self.clock.now()
+        in_place = cmd.reason == "in_place"
+        try:
+            number = normalize_number(cmd.number)
+        except NumberError as exc:
+            log.warning("call %s: no callback: %s", cmd.call_id, exc)
+            if in_place:
+                self._withdraw(cmd.call_id, "callback_bad_number")
+            return
+        if not self.policy.enabled and not in_place:
+            log.info("call %s: automatic callbacks are off (acd_callbacks.enabled)", cmd.call_id)
+            return
+        if not in_place and self.policy.skip_dnc and self.excluded is not None \
+                and number in await self.excluded():
+            log.info("call %s: no automatic callback to a do-not-call number", cmd.call_id)
+            return
+        status = CallbackStatus.QUEUED if in_place else CallbackStatus.PENDING
+        kw: dict[str, Any] = {"origin_call": cmd.call_id, "number": number, "skill": cmd.skill, "tier": cmd.tier,
+                              "reason": cmd.reason[:24], "customer": cmd.customer, "status": status, "now": now,
+                              "due_ts": cmd.due_ts, "place_ts": cmd.place_ts,
+                              "engine_call": cmd.call_id if in_place else None}
+        row_id = await self.store.add(**kw)
+        if row_id is None:
+            existing = await self.store.open_for(number)
+            if in_place and existing is not None and existing.status != CallbackStatus.DIALING:
+                # the customer asked again, waiting in the queue: the newer request (with its place) wins
+                await self._cancel_row(existing, "superseded", now)
+                row_id = await self.store.add(**kw)
+            if row_id is None:
+                log.info("call %s: %s already has an open callback", cmd.call_id, number)
+                if in_place:
+                    self._withdraw(cmd.call_id, "callback_duplicate")
+                return
+        if in_place:
+            self._by_call[cmd.call_id] = row_id
+        self._wake.set()
+
+    async def plan_round(self) -> float | None:
+        """Hand due callbacks to the ACD; expire the ones past due. Returns the next deadline."""
+        now = self.clock.now()
+        pending = await self.store.with_status(CallbackStatus.PENDING)
+        rows = {r.id: r for r in pending}
+        engine = self.acd.engine
+        in_acd = sum(1 for call in self._by_call if engine.call_state(call) in ("waiting", OFFERED))
+
+        def queue_open(skill: str) -> bool:
+            try:
+                return bool(engine.queue_open(skill, now))
+            except UnknownSkill:
+                return True  # let the enqueue below close it with a clear reason
+
+        plan = self.rules.plan(now, [r.view() for r in pending], in_acd, queue_open)
+        self.last_plan = plan
+        for cb_id in plan.expire:
+            row = rows[cb_id]
+            if await self.store.close(cb_id, CallbackStatus.EXPIRED, now, expect=(CallbackStatus.PENDING,)):
+                self._ended(row, CallbackStatus.EXPIRED, row.last_outcome, now)
+        for view in plan.queue:
+            await self._enqueue(rows[view.id], now)
+        return plan.next_deadline
+
+    async def _enqueue(self, row: CallbackRow, now: float) -> None:
+        call_id = f"cb-{row.id}-{row.attempts + 1}"
+        if not await self.store.mark_queued(row.id, call_id, now):
+            return  # cancelled meanwhile
+        self._by_call[call_id] = row.id
+        try:
+            self.acd.apply(lambda t: self.acd.engine.enqueue_callback(
+                call_id, row.skill, row.tier, row.number, t, place_ts=row.place_ts, customer=row.customer,
+                reason=row.reason))
+        except QueueClosed:
+            self._by_call.pop(call_id, None)
+            await self.store.requeue(row.id, now)
+        except (UnknownSkill, UnknownTier) as exc:  # the config changed since it was scheduled
+            self._by_call.pop(call_id, None)
+            log.warning("callback %s cannot be queued: %s", row.id, exc)
+            if await self.store.close(row.id, CallbackStatus.NOT_REACHED, now, outcome="config",
+                                      expect=(CallbackStatus.QUEUED,)):
+                self._ended(row, CallbackStatus.NOT_REACHED, "config", now)
+
+    async def _cancel(self, cmd: CancelCallback) -> None:
+        now = self.clock.now()
+        for row in await self.store.by_origin(cmd.call_id):
+            if row.status in (CallbackStatus.PENDING, CallbackStatus.QUEUED):
+                await self._cancel_row(row, cmd.reason, now)
+
+    async def cancel(self, cb_id: int, reason: str = "supervisor") -> bool:
+        """A supervisor withdraws a callback that is not being dialled yet."""
+        row = await self.store.get(cb_id)
+        if row is None or row.status not in (CallbackStatus.PENDING, CallbackStatus.QUEUED):
+            return False
+        return await self._cancel_row(row, reason, self.clock.now())
+
+    async def _cancel_row(self, row: CallbackRow, reason: str, now: float) -> bool:
+        if not await self.store.close(row.id, CallbackStatus.CANCELLED, now, outcome=reason[:16]):
+            return False
+        if row.engine_call is not None and self._by_call.pop(row.engine_call, None) is not None:
+            self._withdraw(row.engine_call, f"callback_{reason}")
+        self._ended(row, CallbackStatus.CANCELLED, reason, now)
+        self._wake.set()
+        return True
+
+    def _withdraw(self, call_id: str, reason: str) -> None:
+        if self.acd.engine.call_state(call_id) in ("waiting", OFFERED):
+            with contextlib.suppress(AcdError):
+                self.acd.apply(lambda t: self.acd.engine.withdraw(call_id, t, reason, target="none"))
+
+    # --- ringing the agent ----------------------------------------------------------------------
+
+    def _still_offered(self, call_id: str, agent_id: str) -> bool:
+        engine = self.acd.engine
+        return bool(engine.call_state(call_id) == OFFERED and engine.call_agent(call_id) == agent_id)
+
+    async def _offer(self, offer: Offer) -> None:
+        row_id = self._by_call.get(offer.call_id)
+        if row_id is None:
+            log.warning("ACD offered callback %s that we do not hold; withdrawing it", offer.call_id)
+            self._withdraw(offer.call_id, "callback_unknown")
+            return
+        if not self._still_offered(offer.call_id, offer.agent_id):
+            return  # stale: the ACD moved on while this waited in the inbox
+        self._seq += 1
+        channel = f"{self.prefix}{row_id}-{self._seq}"
+        self._rings[channel] = _Ring(offer.call_id, offer.agent_id, row_id)
+        self.acd.apply(lambda t: self.acd.engine.ring_started(offer.call_id, t))
+        # marks the agent leg as an outbound call (KPIs count inbound calls only); not a try on the customer
+        self.emit(Event(Kind.OUT_ATTEMPT, ts=self.clock.now(), call_id=channel, agent_id=offer.agent_id,
+                        queue=offer.skill, tier=offer.tier,
+                        data={"leg": "agent", "callback": row_id, "callback_of": offer.call_id}))
+        number = offer.number or offer.caller
+        fields: dict[str, Any] = {
+            "Channel": self.acd.cfg.dial_string(offer.agent_id),
+            "Context": self.policy.context, "Exten": "s", "Priority": "1",
+            "Timeout": str(int(offer.ring_timeout_s * 1000)),
+            "CallerID": f'"CB {safe_value(number)}" <{safe_value(number)}>',
+            "Async": "true", "ChannelId": channel,
+            "Variable": [f"{k}={safe_value(v)}" for k, v in {
+                "CB_ID": str(row_id), "CB_CALL": offer.call_id, "CB_AGENT": offer.agent_id,
+                "CB_NUMBER": number, "CB_DIAL": self.cfg.dial.channel.format(number=number),
+                "CB_RING": str(round(self.policy.customer_ring_s))}.items()],
+        }
+        try:
+            reply = await asyncio.wait_for(self.client.action("Originate", fields), 10.0)
+        except Exception as exc:
+            log.warning("callback %s: Originate to agent %s failed: %s", row_id, offer.agent_id, exc)
+            self._ring_failed(channel, "chanunavail")
+            return
+        action_id = reply.response.get("ActionID") if getattr(reply, "response", None) is not None else None
+        if action_id:
+            self._by_action[str(action_id)] = channel
+            while len(self._by_action) > 4096:
+                self._by_action.pop(next(iter(self._by_action)))
+        if not reply.success:
+            log.warning("callback %s: Originate to agent %s refused: %s", row_id, offer.agent_id, reply.message)
+            self._ring_failed(channel, "chanunavail")
+
+    def _ring_failed(self, channel: str, reason: str) -> None:
+        ring = self._rings.pop(channel, None)
+        if ring is not None and self._still_offered(ring.call_id, ring.agent_id):
+            self.acd.callback_failed(ring.call_id, reason)
+
+    # --- the agent answered: FastAGI /callback ----------------------------------------------------
+
+    async def handle_agi(self, chan: AgiChannel) -> None:
+        channel = chan.headers.get("agi_uniqueid", "")
+        try:
+            await self._talk(chan, channel)
+        except (AgiHangup, AgiError) as exc:
+            log.info("callback session %s ended: %s", channel, exc)
+
+    async def _talk(self, chan: AgiChannel, channel: str) -> None:
+        ring = self._rings.pop(channel, None)
+        if ring is None or not self._still_offered(ring.call_id, ring.agent_id):
+            # the ACD gave up on this ring (guard) or we restarted: the agent hears nothing and is released
+            log.info("callback leg %s answered too late; hanging up", channel)
+            await self._done(chan)
+            return
+        row = await self.store.get(ring.row_id)
+        self.acd.callback_answered(ring.call_id)
+        now = self.clock.now()
+        if row is None or not await self.store.mark_dialing(row.id, channel, ring.agent_id, now):
+            self._by_call.pop(ring.call_id, None)
+            self.acd.callback_ended(ring.call_id, "cancelled")
+            await self._done(chan)
+            return
+        attempt = row.attempts + 1
+        self.emit(Event(Kind.OUT_ATTEMPT, ts=now, call_id=channel, agent_id=ring.agent_id, queue=row.skill,
+                        tier=row.tier, data={"campaign": CAMPAIGN, "contact": row.id, "number": row.number,
+                                             "attempt": attempt, "callback_of": ring.call_id,
+                                             "reason": row.reason}))
+        outcome = "agent_hangup"
+        started = self.clock.now()
+        try:
+            text = whisper_text(self.policy.whisper, row.number, row.reason, row.skill)
+            if text and self.say is not None:
+                await self.say(chan, text)
+            dial = self.cfg.dial.channel.format(number=row.number)
+            started = self.clock.now()
+            await chan.execute(f"EXEC Dial {dial},{round(self.policy.customer_ring_s)}")
+            status = (await chan.execute("GET VARIABLE DIALSTATUS")).data
+            outcome = dial_outcome(status)
+        except AgiHangup:
+            # the agent's phone hung up: after talking (AMI DialEnd said ANSWER), or before the customer
+            if channel in self._answered:
+                outcome = REACHED
+            elif self.clock.now() - started >= self.policy.customer_ring_s:
+                outcome = "no_answer"
+            raise
+        finally:
+            self._answered.discard(channel)
+            self._by_call.pop(ring.call_id, None)
+            if self.acd.engine.call_state(ring.call_id) == "talking":
+                self.acd.callback_ended(ring.call_id, outcome)
+            fresh = await self.store.get(row.id)
+            if fresh is not None:
+                await self._close_try(fresh, outcome, channel, self.clock.now())
+            self._wake.set()
+        await self._done(chan)
+
+    async def _done(self, chan: AgiChannel) -> None:
+        with contextlib.suppress(AgiHangup, AgiError, TimeoutError):
+            await chan.execute("SET VARIABLE CTI_DONE 1")
+
+    async def _close_try(self, row: CallbackRow, outcome: str, channel: str, now: float) -> None:
+        after = self.rules.after_try(row.attempts, outcome, now, row.due_ts)
+        if not await self.store.finish_try(row.id, after.status, after.next_ts, outcome, now):
+            return
+        self.emit(Event(Kind.OUT_RESULT, ts=now, call_id=channel, agent_id=row.agent_id, queue=row.skill,
+                        tier=row.tier, data={"campaign": CAMPAIGN, "contact": row.id, "outcome": outcome,
+                                             "attempt": row.attempts, "status": after.status, "dtmf": ""}))
+        if after.status != CallbackStatus.PENDING:
+            self._ended(row, after.status, outcome, now)
+
+    def _ended(self, row: CallbackRow, status: str, outcome: str | None, now: float) -> None:
+        self.emit(Event(Kind.ACD_CALLBACK_END, ts=now, call_id=row.origin_call, queue=row.skill, tier=row.tier,
+                        data={"status": status, "attempts": row.attempts, "outcome": outcome, "callback": row.id,
+                              "number": row.number, "reason": row.reason}))
