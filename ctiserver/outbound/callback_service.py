@@ -87,7 +87,7 @@ class AcdCallbackService:
         self.excluded = excluded
         self.prefix = f"cb-{secrets.token_hex(3)}-"  # our agent-leg ChannelIds (unique per process)
         self._inbox: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
-        self._by_call: dict[str, int] = {}  # engine call id -> row id, while queued or dialing
+        self._by_call: dict[str, tuple[int, float]] = {}  # engine call id -> (row id, due), queued or dialing
         self._rings: dict[str, _Ring] = {}  # agent-leg channel id -> ring, until answered or failed
         self._by_action: dict[str, str] = {}  # Originate ActionID -> channel id
         self._answered: set[str] = set()  # agent legs whose customer answered (AMI DialEnd)
@@ -172,9 +172,12 @@ class AcdCallbackService:
 
     async def drain(self) -> None:
         """Handle everything posted so far and plan once (tests; the loop does this by itself)."""
-        while not self._inbox.empty():
-            await self._handle(*self._inbox.get_nowait())
-        await self.plan_round()
+        while True:
+            while not self._inbox.empty():
+                await self._handle(*self._inbox.get_nowait())
+            await self.plan_round()
+            if self._inbox.empty():
+                return
 
     async def _handle(self, what: str, item: Any) -> None:
         try:
@@ -226,7 +229,7 @@ class AcdCallbackService:
                     self._withdraw(cmd.call_id, "callback_duplicate")
                 return
         if in_place:
-            self._by_call[cmd.call_id] = row_id
+            self._by_call[cmd.call_id] = (row_id, cmd.due_ts)
         self._wake.set()
 
     async def plan_round(self) -> float | None:
@@ -251,13 +254,25 @@ class AcdCallbackService:
                 self._ended(row, CallbackStatus.EXPIRED, row.last_outcome, now)
         for view in plan.queue:
             await self._enqueue(rows[view.id], now)
-        return plan.next_deadline
+        # a callback still waiting for an agent when it falls due is given up as well
+        for call_id, (cb_id, due) in list(self._by_call.items()):
+            if now < due or engine.call_state(call_id) != "waiting":
+                continue
+            held = await self.store.get(cb_id)
+            if held is not None and held.status == CallbackStatus.QUEUED \
+                    and await self.store.close(cb_id, CallbackStatus.EXPIRED, now, expect=(CallbackStatus.QUEUED,)):
+                self._by_call.pop(call_id, None)
+                self._withdraw(call_id, "callback_expired")
+                self._ended(held, CallbackStatus.EXPIRED, held.last_outcome, now)
+        deadlines = [d for d in (plan.next_deadline, *(due for _, due in self._by_call.values()))
+                     if d is not None and d > now]
+        return min(deadlines) if deadlines else None
 
     async def _enqueue(self, row: CallbackRow, now: float) -> None:
         call_id = f"cb-{row.id}-{row.attempts + 1}"
         if not await self.store.mark_queued(row.id, call_id, now):
             return  # cancelled meanwhile
-        self._by_call[call_id] = row.id
+        self._by_call[call_id] = (row.id, row.due_ts)
         try:
             self.acd.apply(lambda t: self.acd.engine.enqueue_callback(
                 call_id, row.skill, row.tier, row.number, t, place_ts=row.place_ts, customer=row.customer,
@@ -306,11 +321,12 @@ class AcdCallbackService:
         return bool(engine.call_state(call_id) == OFFERED and engine.call_agent(call_id) == agent_id)
 
     async def _offer(self, offer: Offer) -> None:
-        row_id = self._by_call.get(offer.call_id)
-        if row_id is None:
+        held = self._by_call.get(offer.call_id)
+        if held is None:
             log.warning("ACD offered callback %s that we do not hold; withdrawing it", offer.call_id)
             self._withdraw(offer.call_id, "callback_unknown")
             return
+        row_id = held[0]
         if not self._still_offered(offer.call_id, offer.agent_id):
             return  # stale: the ACD moved on while this waited in the inbox
         self._seq += 1

@@ -18,9 +18,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from ..clock import Clock
 from ..events import Event, Kind
 from .ami_originator import AmiActions, AmiOriginator
+from .amimap import OutcomeReader
 from .callback_service import AcdCallbackService, Say
 from .callback_store import CallbackStore
-from .amimap import OutcomeReader
 from .contacts import normalize_number
 from .dialer import Dialer, Emit, PromptFn
 from .model import ContactIn, OutboundConfig, load_outbound_config

@@ -1,4 +1,5 @@
-"""Revision 0004 builds the outbound tables exactly as ctiserver/outbound/store.py defines them."""
+"""Revisions 0004 and 0005 build the outbound tables exactly as ctiserver/outbound/store.py and
+callback_store.py define them."""
 
 from __future__ import annotations
 
@@ -12,10 +13,12 @@ from alembic.migration import MigrationContext
 from sqlalchemy import MetaData
 from sqlalchemy.engine import Connection
 
-from ctiserver.outbound.store import TABLES
+from ctiserver.outbound.callback_store import TABLES as CALLBACK_TABLES
+from ctiserver.outbound.store import TABLES as OUTBOUND_TABLES
 from ctiserver.store.engine import make_engine, migrate
 
 PG_DB = f"ctitest_outbound_migration_{os.getpid()}"
+TABLES = (*OUTBOUND_TABLES, *CALLBACK_TABLES)
 
 
 async def _fresh_pg() -> str:

@@ -1,0 +1,338 @@
+"""ACD callbacks end to end with the real engine and store, a scripted AMI and scripted agent legs.
+
+The ACD schedules (a priority caller's abandon) or keeps (the callback key) a callback; the
+service stores it, hands it to the engine, rings the agent the engine picks with an Originate,
+and on the agent's answer (the AGI session of the agent leg) dials the customer and records the
+outcome: done, retried later, given up, cancelled by a redial, or recovered after a crash.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from ctiserver.acd.engine import AcdEngine
+from ctiserver.acd.runtime import AcdHooks, AcdRuntime
+from ctiserver.agi_types import AgiHangup, AgiReply
+from ctiserver.clock import FakeClock
+from ctiserver.events import Event, Kind
+from ctiserver.outbound.callback_service import AcdCallbackService
+from ctiserver.outbound.callback_store import TABLES, CallbackStore
+from ctiserver.outbound.callbacks import CallbackStatus
+from ctiserver.outbound.model import OutboundConfig
+from ctiserver.store.schema import metadata
+from tests.acd.helpers import config
+
+T0 = 1_795_500_000.0  # 2026-11-23 10:40 in Shanghai: inside the calling window
+
+
+@dataclass
+class Reply:
+    success: bool = True
+    message: str = ""
+    response: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class FakeAmi:
+    actions: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    refuse: bool = False
+
+    async def action(self, name: str, fields: Any = None, /) -> Reply:
+        self.actions.append((name, dict(fields or {})))
+        return Reply(not self.refuse, "refused" if self.refuse else "queued",
+                     {"ActionID": f"a{len(self.actions)}"})
+
+    def originates(self) -> list[dict[str, Any]]:
+        return [f for n, f in self.actions if n == "Originate"]
+
+
+@dataclass
+class AgentLeg:
+    """The agent's answered leg in the [acd-callback] dialplan, talking AGI to us."""
+
+    uniqueid: str
+    dialstatus: str = "ANSWER"
+    hangup_in_dial: bool = False
+    commands: list[str] = field(default_factory=list)
+    variables: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"agi_uniqueid": self.uniqueid}
+
+    @property
+    def path(self) -> str:
+        return "callback"
+
+    async def execute(self, command: str) -> AgiReply:
+        self.commands.append(command)
+        if command.startswith("EXEC Dial"):
+            if self.hangup_in_dial:
+                raise AgiHangup("the agent hung up")
+            return AgiReply(200, "0")
+        if command == "GET VARIABLE DIALSTATUS":
+            return AgiReply(200, "1", self.dialstatus)
+        if command.startswith("SET VARIABLE "):
+            name, _, value = command[len("SET VARIABLE "):].partition(" ")
+            self.variables[name] = value
+        return AgiReply(200, "0")
+
+
+class World:
+    def __init__(self, engine: AsyncEngine, clock: FakeClock, agents: dict[str, dict[str, int]],
+                 **cfg: Any) -> None:
+        self.clock = clock
+        self.events: list[Event] = []
+        self.ami = FakeAmi()
+        self.acd = AcdRuntime(AcdEngine(config(agents, dial_template="Local/{id}@sim-agents", **cfg)), clock,
+                              self.events.append, hooks=AcdHooks())
+        out_cfg = OutboundConfig.model_validate({"dial": {"channel": "Local/{number}@outbound-dest"},
+                                                 "acd_callbacks": {"windows": ["00:00-24:00"]}})
+        self.svc = AcdCallbackService(out_cfg, CallbackStore(engine), self.acd, self.ami, clock,
+                                      self.events.append, server_name="pbx1")
+        hooks = self.acd.hooks
+        hooks.on_callback, hooks.on_callback_offer = self.svc.on_callback, self.svc.on_callback_offer
+        hooks.on_callback_cancel = self.svc.on_callback_cancel
+
+    def login(self, *agents: str) -> None:
+        for a in agents:
+            self.acd.login(a, ready=True)
+
+    def kinds(self, kind: str) -> list[Event]:
+        return [e for e in self.events if e.kind == kind]
+
+    async def agent_answers(self, leg: AgentLeg) -> None:
+        await self.svc.handle_agi(leg)
+        await self.svc.drain()
+
+
+@pytest.fixture
+async def cb_engine(engine: AsyncEngine) -> AsyncEngine:
+    async with engine.begin() as conn:
+        await conn.run_sync(lambda sync: metadata.drop_all(sync, tables=list(TABLES)))
+        await conn.run_sync(lambda sync: metadata.create_all(sync, tables=list(TABLES)))
+    return engine
+
+
+def priority_abandon(w: World, call_id: str, number: str, wait_s: float = 30.0) -> None:
+    """A priority caller waits (every agent busy) and gives up: the engine schedules a callback."""
+    w.acd.apply(lambda now: w.acd.engine.enqueue(call_id, "billing", "priority", number, now))
+    w.clock.jump(wait_s)
+    w.acd.apply(lambda now: w.acd.engine.abandon(call_id, now))
+
+
+def busy_agent(w: World, agent: str = "1001") -> None:
+    """Make `agent` talk to a live caller so new calls have to wait."""
+    now = w.clock.now()
+    w.acd.engine.enqueue(f"live-{agent}", "billing", "normal", "0", now)  # the engine alone: no AGI caller
+    w.acd.engine.ring_answered(f"live-{agent}", now)
+
+
+async def test_priority_abandon_is_called_back_by_the_next_free_agent(cb_engine: AsyncEngine) -> None:
+    w = World(cb_engine, FakeClock(T0), {"1001": {"billing": 5}})
+    w.login("1001")
+    busy_agent(w)
+    priority_abandon(w, "in-1", "13900000001")
+    await w.svc.drain()
+    [row] = await w.svc.store.with_status(CallbackStatus.PENDING, CallbackStatus.QUEUED)
+    assert (row.origin_call, row.number, row.reason, row.status) == ("in-1", "13900000001", "abandon", "queued")
+    assert w.ami.originates() == []  # the only agent is busy: the callback waits in the ACD
+
+    w.clock.jump(60)
+    w.acd.apply(lambda now: w.acd.engine.call_ended("live-1001", now))
+    w.clock.jump(10)  # wrap-up
+    w.acd.apply(w.acd.engine.tick)
+    await w.svc.drain()
+    [orig] = w.ami.originates()
+    assert orig["Channel"] == "Local/1001@sim-agents" and orig["Context"] == "acd-callback"
+    assert orig["ChannelId"].startswith("cb-") and orig["Timeout"] == "12000"
+    assert "CB_DIAL=Local/13900000001@outbound-dest" in orig["Variable"]
+    assert w.acd.engine.agent_state("1001")[0] == "ringing"
+
+    await w.agent_answers(AgentLeg(orig["ChannelId"], "ANSWER"))
+    done = await w.svc.store.get(row.id)
+    assert done is not None and (done.status, done.attempts, done.last_outcome, done.agent_id) == (
+        "done", 1, "answered", "1001")
+    assert w.acd.engine.agent_state("1001")[0] == "wrap_up"
+    [attempt] = [e for e in w.kinds(Kind.OUT_ATTEMPT) if e.data.get("campaign") == "acd-callback"]
+    [result] = w.kinds(Kind.OUT_RESULT)
+    assert (attempt.call_id, result.data["outcome"], result.data["status"]) == (orig["ChannelId"], "answered",
+                                                                                "done")
+    [end] = w.kinds(Kind.ACD_CALLBACK_END)
+    assert (end.call_id, end.data["status"]) == ("in-1", "done")
+    answer = [e for e in w.kinds(Kind.ACD_ANSWER) if e.data.get("kind") == "callback"]
+    assert [e.agent_id for e in answer] == ["1001"]
+
+
+async def test_a_busy_customer_is_tried_again_later_then_given_up(cb_engine: AsyncEngine) -> None:
+    w = World(cb_engine, FakeClock(T0), {"1001": {"billing": 5}})
+    w.login("1001")
+    busy_agent(w)
+    priority_abandon(w, "in-1", "13900000003")
+    w.acd.apply(lambda now: w.acd.engine.call_ended("live-1001", now))
+    w.clock.jump(10)
+    w.acd.apply(w.acd.engine.tick)  # wrap-up over: the agent is free
+    await w.svc.drain()
+    for attempt in (1, 2, 3):
+        assert len(w.ami.originates()) == attempt
+        await w.agent_answers(AgentLeg(w.ami.originates()[-1]["ChannelId"], "BUSY"))
+        [row] = await w.svc.store.by_origin("in-1")
+        assert (row.attempts, row.last_outcome) == (attempt, "busy")
+        if attempt < 3:
+            assert (row.status, row.next_ts) == ("pending", w.clock.now() + 600)
+            w.clock.jump(10)
+            w.acd.apply(w.acd.engine.tick)  # the agent's wrap-up after the try
+            w.clock.jump(589)
+            await w.svc.drain()
+            assert len(w.ami.originates()) == attempt  # not before the retry delay
+            w.clock.jump(1)
+            await w.svc.drain()
+    assert row.status == "not_reached"
+    assert len(w.ami.originates()) == 3
+    assert [e.data["status"] for e in w.kinds(Kind.ACD_CALLBACK_END)] == ["not_reached"]
+
+
+async def test_an_agent_who_does_not_answer_is_skipped_and_the_callback_keeps_its_place(
+        cb_engine: AsyncEngine) -> None:
+    w = World(cb_engine, FakeClock(T0), {"1001": {"billing": 9}, "1002": {"billing": 5}})
+    w.login("1001", "1002")
+    busy_agent(w, "1001")
+    busy_agent(w, "1002")
+    priority_abandon(w, "in-1", "13900000001")
+    w.acd.apply(lambda now: w.acd.engine.call_ended("live-1001", now))
+    w.clock.jump(10)
+    w.acd.apply(w.acd.engine.tick)
+    await w.svc.drain()
+    [first] = w.ami.originates()
+    assert first["Channel"] == "Local/1001@sim-agents"
+    w.svc.on_ami_event("pbx1", {"Event": "OriginateResponse", "Response": "Failure", "Reason": "3",
+                                "ActionID": "a1", "Uniqueid": "<null>"})
+    await w.svc.drain()
+    assert w.acd.engine.agent_state("1001") == ("not_ready", "rona")
+    w.acd.apply(lambda now: w.acd.engine.call_ended("live-1002", now))
+    w.clock.jump(10)
+    w.acd.apply(w.acd.engine.tick)
+    await w.svc.drain()
+    second = w.ami.originates()[-1]
+    assert second["Channel"] == "Local/1002@sim-agents"
+    await w.agent_answers(AgentLeg(second["ChannelId"], "ANSWER"))
+    [row] = await w.svc.store.by_origin("in-1")
+    assert (row.status, row.agent_id, row.attempts) == ("done", "1002", 1)  # the RONA cost no try
+
+
+async def test_a_kept_place_is_called_at_its_turn_and_survives_a_restart(cb_engine: AsyncEngine) -> None:
+    clock = FakeClock(T0)
+    w = World(cb_engine, clock, {"1001": {"billing": 5}})
+    w.login("1001")
+    busy_agent(w)
+    w.acd.apply(lambda now: w.acd.engine.enqueue("in-1", "billing", "normal", "13900000001", now))
+    clock.jump(20)
+    w.acd.apply(lambda now: w.acd.engine.request_callback("in-1", now))
+    await w.svc.drain()
+    [row] = await w.svc.store.by_origin("in-1")
+    assert (row.status, row.engine_call, row.reason, row.place_ts) == ("queued", "in-1", "in_place", T0)
+
+    # the CTI restarts: a new engine knows nothing; the stored row brings the place back
+    clock.jump(30)
+    w2 = World(cb_engine, clock, {"1001": {"billing": 5}})
+    w2.login("1001")
+    busy_agent(w2)
+    w2.acd.apply(lambda now: w2.acd.engine.enqueue("in-2", "billing", "normal", "13900000002", now))
+    await w2.svc.recover()
+    await w2.svc.drain()
+    engine_call = f"cb-{row.id}-1"
+    assert w2.acd.engine.call_state(engine_call) == "waiting"
+    assert w2.acd.engine.position(engine_call, clock.now()).position == 1  # ahead of in-2, who came later
+    assert w2.acd.engine.position("in-2", clock.now()).position == 2
+    w2.acd.apply(lambda now: w2.acd.engine.call_ended("live-1001", now))
+    clock.jump(10)
+    w2.acd.apply(w2.acd.engine.tick)
+    await w2.svc.drain()
+    [orig] = w2.ami.originates()
+    assert f"CB_CALL={engine_call}" in orig["Variable"]
+
+
+async def test_a_redial_cancels_the_scheduled_callback(cb_engine: AsyncEngine) -> None:
+    w = World(cb_engine, FakeClock(T0), {"1001": {"billing": 5}})
+    w.login("1001")
+    busy_agent(w)
+    priority_abandon(w, "in-1", "13900000001")
+    await w.svc.drain()
+    w.clock.jump(30)
+    w.acd.apply(lambda now: w.acd.engine.enqueue("in-2", "billing", "priority", "13900000001", now))
+    await w.svc.drain()
+    [row] = await w.svc.store.by_origin("in-1")
+    assert (row.status, row.last_outcome) == ("cancelled", "redial")
+    assert w.acd.engine.call_state(f"cb-{row.id}-1") is None  # taken out of the ACD as well
+    assert [e.data["status"] for e in w.kinds(Kind.ACD_CALLBACK_END)] == ["cancelled"]
+
+
+async def test_one_open_callback_per_number(cb_engine: AsyncEngine) -> None:
+    w = World(cb_engine, FakeClock(T0), {"1001": {"billing": 5}}, redial_window_s=0)
+    w.login("1001")
+    busy_agent(w)
+    priority_abandon(w, "in-1", "13900000001")
+    priority_abandon(w, "in-2", "13900000001")
+    await w.svc.drain()
+    open_rows = await w.svc.store.with_status(CallbackStatus.PENDING, CallbackStatus.QUEUED)
+    assert [r.origin_call for r in open_rows] == ["in-1"]
+
+
+async def test_a_try_cut_by_a_crash_counts_as_lost_and_is_retried(cb_engine: AsyncEngine) -> None:
+    clock = FakeClock(T0)
+    w = World(cb_engine, clock, {"1001": {"billing": 5}})
+    w.login("1001")
+    priority_abandon(w, "in-1", "13900000001")  # agent free: offered at once
+    busy_agent(w)
+    await w.svc.drain()
+    [row] = await w.svc.store.by_origin("in-1")
+    assert await w.svc.store.mark_dialing(row.id, "cb-x-1-1", "1001", clock.now())  # as if answered, then died
+    w2 = World(cb_engine, clock, {"1001": {"billing": 5}})
+    await w2.svc.recover()
+    [row] = await w2.svc.store.by_origin("in-1")
+    assert (row.status, row.attempts, row.last_outcome, row.next_ts) == ("pending", 1, "lost", clock.now() + 300)
+    [result] = w2.kinds(Kind.OUT_RESULT)
+    assert result.data["outcome"] == "lost"
+
+
+async def test_past_due_callbacks_expire(cb_engine: AsyncEngine) -> None:
+    w = World(cb_engine, FakeClock(T0), {"1001": {"billing": 5}},
+              tiers=[{"name": "vip"}, {"name": "priority", "callback_on_abandon": {"min_wait_s": 0,
+                                                                                  "due_within_s": 600}},
+                     {"name": "normal"}, {"name": "blacklist", "last_resort": True}])
+    w.login("1001")
+    busy_agent(w)
+    priority_abandon(w, "in-1", "13900000001")  # the only agent is busy: it waits in the ACD
+    await w.svc.drain()
+    [row] = await w.svc.store.by_origin("in-1")
+    assert row.status == "queued" and w.acd.engine.call_state(f"cb-{row.id}-1") == "waiting"
+    w.clock.jump(601)
+    await w.svc.drain()
+    [row] = await w.svc.store.by_origin("in-1")
+    assert row.status == "expired"
+    assert w.acd.engine.call_state(f"cb-{row.id}-1") is None
+    assert [e.data["status"] for e in w.kinds(Kind.ACD_CALLBACK_END)] == ["expired"]
+
+
+async def test_an_agent_leg_answered_after_the_acd_gave_up_is_released(cb_engine: AsyncEngine) -> None:
+    w = World(cb_engine, FakeClock(T0), {"1001": {"billing": 5}})
+    leg = AgentLeg("cb-unknown-1-1")
+    await w.agent_answers(leg)
+    assert leg.variables == {"CTI_DONE": "1"}
+    assert not any(c.startswith("EXEC Dial") for c in leg.commands)
+
+
+async def test_the_agent_hanging_up_before_the_customer_answers_costs_no_try(cb_engine: AsyncEngine) -> None:
+    w = World(cb_engine, FakeClock(T0), {"1001": {"billing": 5}})
+    w.login("1001")
+    priority_abandon(w, "in-1", "13900000001")
+    await w.svc.drain()
+    [orig] = w.ami.originates()
+    await w.agent_answers(AgentLeg(orig["ChannelId"], hangup_in_dial=True))
+    [row] = await w.svc.store.by_origin("in-1")
+    assert (row.status, row.last_outcome, row.next_ts) == ("pending", "agent_hangup", w.clock.now() + 60)
+    assert w.acd.engine.agent_state("1001")[0] == "wrap_up"
