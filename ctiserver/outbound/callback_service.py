@@ -72,7 +72,8 @@ class _Ring:
 class AcdCallbackService:
     def __init__(self, cfg: OutboundConfig, store: CallbackStore, acd: AcdLike, client: _Ami, clock: Clock,
                  emit: Callable[[Event], None], *, server_name: str, say: Say | None = None,
-                 excluded: Callable[[], Awaitable[Mapping[str, str]]] | None = None) -> None:
+                 excluded: Callable[[], Awaitable[Mapping[str, str]]] | None = None,
+                 agi: str | None = None) -> None:
         self.cfg = cfg
         self.policy = cfg.acd_callbacks
         self.rules = CallbackRules(self.policy, tz=cfg.timezone, calendar=WorkCalendar(cfg.calendar),
@@ -85,6 +86,7 @@ class AcdCallbackService:
         self.server_name = server_name
         self.say = say
         self.excluded = excluded
+        self.agi = agi  # "host:port" of our FastAGI, so the agent's leg comes back to us (else the global)
         self.prefix = f"cb-{secrets.token_hex(3)}-"  # our agent-leg ChannelIds (unique per process)
         self._inbox: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
         self._by_call: dict[str, tuple[int, float]] = {}  # engine call id -> (row id, due), queued or dialing
@@ -349,6 +351,8 @@ class AcdCallbackService:
                 "CB_NUMBER": number, "CB_DIAL": self.cfg.dial.channel.format(number=number),
                 "CB_RING": str(round(self.policy.customer_ring_s))}.items()],
         }
+        if self.agi:
+            fields["Variable"].append(f"CTI_AGI={safe_value(self.agi)}")
         try:
             reply = await asyncio.wait_for(self.client.action("Originate", fields), 10.0)
         except Exception as exc:

@@ -108,6 +108,15 @@ class OutboundService:
                 for c in await self.store.campaigns()]
 
 
+def _agi_address(server: Any) -> str | None:
+    """Where Asterisk reaches our FastAGI, when the config names one address (not a wildcard)."""
+    agi: Any = getattr(server.cfg, "agi", None)
+    host = str(getattr(agi, "host", "") or "")
+    if agi is None or not host or host in ("0.0.0.0", "::") or not getattr(agi, "port", 0):
+        return None
+    return f"{host}:{agi.port}"
+
+
 def attach_outbound(server: Any, *, prompt: PromptFn | None = None, acd: Any = None,
                     say: Say | None = None) -> dict[str, Any]:
     """Register outbound on a CtiServer; the returned dict holds the service ("service") once the server
@@ -130,7 +139,7 @@ def attach_outbound(server: Any, *, prompt: PromptFn | None = None, acd: Any = N
         if acd is not None:
             callbacks = AcdCallbackService(cfg, CallbackStore(server.store.engine), acd, server.ami[name],
                                            server.clock, server.emit, server_name=name, say=say,
-                                           excluded=svc.store.excluded_numbers)
+                                           excluded=svc.store.excluded_numbers, agi=_agi_address(server))
             server.ami_listeners.append(callbacks.on_ami_event)
             acd.hooks.on_callback = callbacks.on_callback
             acd.hooks.on_callback_offer = callbacks.on_callback_offer
