@@ -30,6 +30,7 @@ from .ivr.runtime import handoff_to
 from .ivr.service import IvrService
 from .kpi.config import load_kpi_config
 from .kpi.http import add_report_routes
+from .outbound.http import add_callback_routes
 from .outbound.http import add_routes as add_outbound_routes
 from .outbound.service import attach_outbound
 from .server import CtiServer
@@ -212,6 +213,7 @@ async def build_server(config_dir: Path, cfg: ServerConfig, *, sandbox: bool = F
     outbound = attach_outbound(server, prompt=ivr.tts.sound, acd=acd, say=say)
     server.agi_routes["callback"] = _callback_route(outbound)
     add_outbound_routes(server.http_app, lambda: outbound.get("service"))
+    add_callback_routes(server.http_app, lambda: outbound.get("callbacks"))
 
     kpi_cfg = load_kpi_config(config_dir)
     add_report_routes(server.http_app, lambda: server.store.engine, kpi_cfg)

@@ -1,4 +1,5 @@
-"""HTTP API for campaigns: status (for the wallboard), results, the not-reached export, state changes.
+"""HTTP API for campaigns: status (for the wallboard), results, the not-reached export, state changes;
+and for the ACD's callbacks: the list, and cancelling one.
 
 Mount with `add_routes(app, lambda: service)`; the routes carry no authentication
 of their own: the app's auth middleware (the web feature's) must cover `/api/`.
@@ -14,6 +15,7 @@ from typing import Any
 
 from aiohttp import web
 
+from .callback_service import AcdCallbackService
 from .cli import not_reached_csv
 from .service import OutboundService
 from .store import CampaignStateError, OutboundError, UnknownCampaign
@@ -78,3 +80,40 @@ def add_routes(app: web.Application, get_service: ServiceGetter, prefix: str = "
     app.router.add_get(f"{prefix}/campaigns/{{name}}/results", results)
     app.router.add_get(f"{prefix}/campaigns/{{name}}/not-reached.csv", not_reached)
     app.router.add_post(f"{prefix}/campaigns/{{name}}/{{action}}", change)
+
+
+def add_callback_routes(app: web.Application, get_callbacks: Callable[[], AcdCallbackService | None],
+                        prefix: str = "/api/outbound") -> None:
+    """Supervisors' view of ACD callbacks: the open ones (and the latest closed), and cancelling one."""
+
+    def callbacks() -> AcdCallbackService:
+        svc = get_callbacks()
+        if svc is None:
+            raise web.HTTPServiceUnavailable(
+                text=json.dumps({"error_id": "callbacks_not_ready", "message": "ACD callbacks are not running"}),
+                content_type="application/json")
+        return svc
+
+    async def listing(request: web.Request) -> web.Response:
+        svc = callbacks()
+        raw = request.query.get("limit", "200")
+        if not raw.isdigit() or not 1 <= int(raw) <= 1000:
+            return _error(400, "bad_limit", "limit must be a whole number from 1 to 1000")
+        rows = await svc.store.recent(int(raw))
+        return _json({"counts": await svc.store.counts(), "callbacks": [r.public() for r in rows]})
+
+    async def cancel(request: web.Request) -> web.Response:
+        raw = request.match_info["id"]
+        if not raw.isdigit() or len(raw) > 12:
+            return _error(400, "bad_id", f"callback id {raw[:20]!r} is not a number")
+        svc = callbacks()
+        row = await svc.store.get(int(raw))
+        if row is None:
+            return _error(404, "unknown_callback", f"no callback {raw}")
+        if not await svc.cancel(row.id):
+            return _error(409, "callback_state", f"callback {raw} is {row.status}: only pending or queued "
+                                                  "callbacks can be cancelled")
+        return _json({"id": row.id, "status": "cancelled"})
+
+    app.router.add_get(f"{prefix}/callbacks", listing)
+    app.router.add_post(f"{prefix}/callbacks/{{id}}/cancel", cancel)

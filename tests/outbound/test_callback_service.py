@@ -336,3 +336,42 @@ async def test_the_agent_hanging_up_before_the_customer_answers_costs_no_try(cb_
     [row] = await w.svc.store.by_origin("in-1")
     assert (row.status, row.last_outcome, row.next_ts) == ("pending", "agent_hangup", w.clock.now() + 60)
     assert w.acd.engine.agent_state("1001")[0] == "wrap_up"
+
+
+async def test_supervisors_list_and_cancel_callbacks_over_http(cb_engine: AsyncEngine) -> None:
+    from aiohttp import web
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from ctiserver.outbound.http import add_callback_routes
+
+    w = World(cb_engine, FakeClock(T0), {"1001": {"billing": 5}})
+    w.login("1001")
+    busy_agent(w)
+    priority_abandon(w, "in-1", "13900000001")
+    priority_abandon(w, "in-2", "13900000002")
+    await w.svc.drain()
+    ready: dict[str, AcdCallbackService] = {}
+    app = web.Application()
+    add_callback_routes(app, lambda: ready.get("svc"))
+    async with TestClient(TestServer(app)) as client:
+        resp = await client.get("/api/outbound/callbacks")
+        assert resp.status == 503 and (await resp.json())["error_id"] == "callbacks_not_ready"
+        ready["svc"] = w.svc
+        body = await (await client.get("/api/outbound/callbacks")).json()
+        assert body["counts"] == {"queued": 2}
+        assert [(c["number"], c["reason"]) for c in body["callbacks"]] == [("13900000001", "abandon"),
+                                                                          ("13900000002", "abandon")]
+        assert "customer" not in body["callbacks"][0]
+        first = body["callbacks"][0]["id"]
+        resp = await client.post(f"/api/outbound/callbacks/{first}/cancel")
+        assert resp.status == 200 and (await resp.json())["status"] == "cancelled"
+        assert w.acd.engine.call_state(f"cb-{first}-1") is None
+        resp = await client.post(f"/api/outbound/callbacks/{first}/cancel")
+        assert resp.status == 409 and (await resp.json())["error_id"] == "callback_state"
+        for bad, status, error in (("999", 404, "unknown_callback"), ("1;DROP", 400, "bad_id"),
+                                   ("9" * 40, 400, "bad_id")):
+            resp = await client.post(f"/api/outbound/callbacks/{bad}/cancel")
+            assert resp.status == status and (await resp.json())["error_id"] == error
+        assert (await client.get("/api/outbound/callbacks?limit=x")).status == 400
+        body = await (await client.get("/api/outbound/callbacks")).json()
+        assert body["counts"] == {"queued": 1, "cancelled": 1}
