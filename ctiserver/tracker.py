@@ -36,6 +36,7 @@ class Leg:
     caller_name: str = ""
     exten: str = ""
     context: str = ""
+    dialed_by: str = ""  # Uniqueid of the channel whose Dial created this one (AMI DialBegin)
 
 
 @dataclass(slots=True)
@@ -100,6 +101,8 @@ class CallTracker:
                 return self._hangup(msg, now, _s(msg, "Cause"), _s(msg, "Cause-txt"))
             if name == "NewConnectedLine" or name == "NewCallerid":
                 return self._caller_update(msg)
+            if name == "DialBegin":
+                return self._dial_begin(msg)
             if name == "CoreShowChannel" and self._resync_seen is not None:
                 uid = _s(msg, "Uniqueid")
                 if uid:
@@ -200,6 +203,14 @@ class CallTracker:
                 leg.caller_num = num
             if name and name != "<unknown>":
                 leg.caller_name = name
+        return []
+
+    def _dial_begin(self, msg: AmiLike) -> list[Event]:
+        """Who dialled whom: the caller's leg is the one that dialled the agent (call control needs it)."""
+        dest = self.legs.get(_s(msg, "DestUniqueid"))
+        source = _s(msg, "Uniqueid")  # empty for an AMI Originate
+        if dest is not None and source and source != dest.uniqueid:
+            dest.dialed_by = source
         return []
 
     def _hangup(self, msg: AmiLike, now: float, cause: str, cause_txt: str) -> list[Event]:

@@ -65,3 +65,14 @@ def test_drop_all_after_restart():
     out = t.drop_all(9.0, "asterisk restarted")
     assert kinds(out) == [Kind.CALL_HANGUP, Kind.CALL_HANGUP, Kind.CALL_END]
     assert t.live_calls(9.0) == []
+
+
+def test_dial_begin_records_who_dialled_each_leg():
+    t = CallTracker("pbx1")
+    t.feed(newchan("7.0", "7.0", "Local/95598@hotline-1;1"), 1.0)
+    t.feed(newchan("7.1", "7.0", "Local/95598@hotline-1;2"), 1.0)
+    t.feed(newchan("7.2", "7.0", "PJSIP/agent1001-2"), 2.0)
+    assert t.feed(ev("DialBegin", DestUniqueid="7.0"), 1.0) == []  # AMI Originate: no source channel
+    assert t.feed(ev("DialBegin", Uniqueid="7.1", DestUniqueid="7.2"), 2.0) == []
+    assert t.feed(ev("DialBegin", Uniqueid="7.1", DestUniqueid="never-seen"), 2.0) == []
+    assert [t.legs[u].dialed_by for u in ("7.0", "7.1", "7.2")] == ["", "", "7.1"]
