@@ -34,7 +34,8 @@ from .callbacks import AGENT_RING_REASONS, REACHED, CallbackRules, CallbackStatu
 from .contacts import NumberError, normalize_number
 from .dialer import safe_value
 from .model import OutboundConfig, TimeRange
-from .rules import WorkCalendar
+from .rules import WorkCalendar, deliver_by
+from .store import today_in
 
 log = logging.getLogger(__name__)
 
@@ -234,6 +235,33 @@ class AcdCallbackService:
             self._by_call[cmd.call_id] = (row_id, cmd.due_ts)
         self._wake.set()
 
+    async def add_workorder(self, *, workorder_id: int, number: str, category: str, account: str | None,
+                            customer_class: str) -> bool:
+        """A satisfaction callback (回访) after a closed work order, made by an agent with the callbacks
+        skill: due within N working days of now, inside the customer class's calling window. False when
+        this number already has an open callback (or the number is not dialable)."""
+        cfg = self.cfg.callbacks
+        now = self.clock.now()
+        try:
+            number = normalize_number(number)
+        except NumberError as exc:
+            log.warning("work order %s: no callback: %s", workorder_id, exc)
+            return False
+        closed = today_in(self.cfg.timezone, now)
+        due = deliver_by(self.rules.calendar, closed, cfg.due_working_days, self.rules.tz)
+        windows = ";".join(cfg.class_windows.get(customer_class, []))
+        customer = {"account": account} if account else None
+        row_id = await self.store.add(origin_call=f"wo-{workorder_id}", number=number, skill=cfg.skill,
+                                      tier=cfg.tier, reason="workorder", customer=customer,
+                                      status=CallbackStatus.PENDING, now=now, due_ts=due, windows=windows)
+        if row_id is None:
+            return False
+        self.emit(Event(Kind.ACD_CALLBACK, ts=now, call_id=f"wo-{workorder_id}", queue=cfg.skill, tier=cfg.tier,
+                        data={"reason": "workorder", "due_ts": due, "number": number, "category": category,
+                              "workorder_id": workorder_id, "callback": row_id}))
+        self._wake.set()
+        return True
+
     async def plan_round(self) -> float | None:
         """Hand due callbacks to the ACD; expire the ones past due. Returns the next deadline."""
         now = self.clock.now()
@@ -405,7 +433,8 @@ class AcdCallbackService:
         outcome = "agent_hangup"
         started = self.clock.now()
         try:
-            text = whisper_text(self.policy.whisper, row.number, row.reason, row.skill)
+            template = self.cfg.callbacks.whisper if row.reason == "workorder" else self.policy.whisper
+            text = whisper_text(template, row.number, row.reason, row.skill)
             if text and self.say is not None:
                 await self.say(chan, text)
             dial = self.cfg.dial.channel.format(number=row.number)

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ..store.schema import IdType, metadata
 from .callbacks import FINAL, OPEN, CallbackStatus, CallbackView
+from .model import parse_ranges
 
 _OPEN_SQL = "status IN ('pending', 'queued', 'dialing')"
 
@@ -31,6 +32,7 @@ callbacks = Table(
     Column("tier", String(20), nullable=False),
     Column("reason", String(24), nullable=False),  # abandon | in_place | full | closed | max_wait ...
     Column("customer", JSON),
+    Column("windows", String(200), nullable=False, default=""),  # its own calling windows ("" = the policy's)
     Column("status", String(16), nullable=False),
     Column("attempts", Integer, nullable=False, default=0),  # customer dialled this many times
     Column("created_ts", Float, nullable=False),
@@ -60,6 +62,7 @@ class CallbackRow:
     tier: str
     reason: str
     customer: dict[str, Any] | None
+    windows: str
     status: str
     attempts: int
     created_ts: float
@@ -73,7 +76,7 @@ class CallbackRow:
 
     def view(self) -> CallbackView:
         return CallbackView(self.id, self.number, self.skill, self.tier, self.reason, self.status, self.attempts,
-                            self.next_ts, self.due_ts, self.place_ts)
+                            self.next_ts, self.due_ts, self.place_ts, parse_ranges(self.windows))
 
     def public(self) -> dict[str, Any]:
         """For the API: everything but the customer record."""
@@ -81,7 +84,8 @@ class CallbackRow:
 
 
 def _row(r: Any) -> CallbackRow:
-    return CallbackRow(int(r.id), r.origin_call, r.number, r.skill, r.tier, r.reason, r.customer, r.status,
+    return CallbackRow(int(r.id), r.origin_call, r.number, r.skill, r.tier, r.reason, r.customer, r.windows or "",
+                       r.status,
                        int(r.attempts), float(r.created_ts), float(r.place_ts), float(r.due_ts), float(r.next_ts),
                        r.engine_call, r.channel_id, r.agent_id, r.last_outcome)
 
@@ -97,10 +101,10 @@ class CallbackStore:
 
     async def add(self, *, origin_call: str, number: str, skill: str, tier: str, reason: str,
                   customer: dict[str, Any] | None, status: str, now: float, due_ts: float,
-                  place_ts: float | None = None, engine_call: str | None = None) -> int | None:
+                  place_ts: float | None = None, engine_call: str | None = None, windows: str = "") -> int | None:
         """A new callback; None when this number already has an open one (that one stands)."""
         values = {"origin_call": origin_call, "number": number, "skill": skill, "tier": tier, "reason": reason,
-                  "customer": customer, "status": status, "attempts": 0, "created_ts": now,
+                  "customer": customer, "windows": windows, "status": status, "attempts": 0, "created_ts": now,
                   "place_ts": now if place_ts is None else place_ts, "due_ts": due_ts, "next_ts": now,
                   "engine_call": engine_call, "updated_ts": now}
         try:

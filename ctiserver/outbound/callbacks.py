@@ -61,6 +61,7 @@ class CallbackView:
     next_ts: float
     due_ts: float
     place_ts: float
+    windows: tuple[TimeRange, ...] = ()  # its own calling windows (e.g. by customer class); () = the policy's
 
 
 @dataclass(slots=True)
@@ -96,7 +97,7 @@ class CallbackRules:
         out = CallbackPlan([], [], None)
         deadlines: list[float] = []
         room = self.cfg.max_in_acd - in_acd
-        opens: list[float | None] = []  # when the calling window opens (computed once, if needed)
+        opens: dict[tuple[TimeRange, ...], float | None] = {}  # when each set of windows opens
         for cb in sorted(pending, key=lambda c: (c.due_ts, c.place_ts, c.id)):
             if cb.status != CallbackStatus.PENDING:
                 continue
@@ -107,10 +108,10 @@ class CallbackRules:
                 deadlines.append(min(cb.next_ts, cb.due_ts))
                 continue
             if cb.reason != "in_place":  # a kept place rings at its turn, whatever the hour
-                if not opens:
-                    opens.append(next_allowed(now, self.windows, self.quiet, self.cfg.days, self.calendar,
-                                              self.tz))
-                opens_at = opens[0]
+                windows = cb.windows or self.windows
+                if windows not in opens:
+                    opens[windows] = next_allowed(now, windows, self.quiet, self.cfg.days, self.calendar, self.tz)
+                opens_at = opens[windows]
                 if opens_at is None or opens_at >= cb.due_ts:
                     out.blocked["outside_window"] += 1
                     deadlines.append(cb.due_ts)  # it will expire unless the rules change

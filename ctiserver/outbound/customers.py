@@ -15,6 +15,7 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import Boolean, Date, Numeric, String, and_, column, select, table
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from .contacts import CustomerTarget
@@ -69,3 +70,16 @@ class SqlCustomerSource:
                 customers.c.arrears >= min_amount, customers.c.arrears > 0,
                 customers.c.due_date.is_not(None), customers.c.due_date < as_of)))
             return [_target(r) for r in rows]
+
+
+async def customer_class(engine: AsyncEngine, account: str | None) -> str:
+    """`business` or `residential` (the default, also for an unknown account) from the customer's category."""
+    if not account:
+        return "residential"
+    try:
+        async with engine.connect() as conn:
+            category = (await conn.execute(select(customers.c.category)
+                                           .where(customers.c.account == account))).scalar()
+    except SQLAlchemyError:  # no customer tables in this database
+        return "residential"
+    return "residential" if (category or "residential").lower() in ("residential", "居民") else "business"

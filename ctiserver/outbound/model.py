@@ -256,12 +256,49 @@ class DialConfig(Strict):
     agent_skill: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]+$")] = "outbound"
 
 
-class CallbackConfig(Strict):
-    """Satisfaction callbacks requested when a work order closes: which campaign takes them, and
-    the share of each category called (complaints and reports all; fault repairs a 5% sample)."""
+def _whisper(v: str) -> str:
+    """What an agent hears before a callback's customer is dialled: placeholders number, last4, reason, skill."""
+    try:
+        names = {f for _, f, _, _ in string.Formatter().parse(v) if f is not None}
+    except ValueError as exc:
+        raise ValueError(f"bad template ({exc})") from None
+    unknown = names - {"number", "last4", "reason", "skill"}
+    if unknown:
+        raise ValueError(f"unknown placeholder(s) {sorted(unknown)}; allowed: last4, number, reason, skill")
+    return v
 
+
+class CallbackConfig(Strict):
+    """Satisfaction callbacks (回访) requested when a work order closes, and the share of each category
+    called (complaints and reports all; fault repairs a 5% sample).
+
+    mode `agent` (the rulebook's): an agent with `skill` calls the customer back through the ACD, the
+    customer's record popped on the desktop before the customer is dialled; within `due_working_days`
+    working days of the closure, inside the customer class's window (business customers in working
+    hours, residential after work, never after 22:00). mode `survey`: an automated TTS survey in
+    `campaign` (press 1-5)."""
+
+    mode: Literal["agent", "survey"] = "agent"
+    skill: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]+$")] = "outbound"
+    tier: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]+$")] = "normal"
+    due_working_days: Annotated[int, Field(ge=0, le=30)] = 1
+    class_windows: dict[str, list[str]] = Field(default_factory=lambda: {
+        "business": ["09:00-17:00"], "residential": ["17:00-22:00"]})  # keys: business, residential
+    whisper: str = "工单回访，客户尾号{last4}。"
     campaign: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")] = "survey-workorders"
     sample: dict[str, Annotated[float, Field(gt=0, le=1)]] = Field(default_factory=lambda: {"fault": 0.05})
+
+    _v_whisper = field_validator("whisper")(_whisper)
+
+    @field_validator("class_windows")
+    @classmethod
+    def _v_class_windows(cls, v: dict[str, list[str]]) -> dict[str, list[str]]:
+        unknown = set(v) - {"business", "residential"}
+        if unknown:
+            raise ValueError(f"customer classes are business and residential, not {sorted(unknown)}")
+        for ranges in v.values():
+            _ranges(ranges)
+        return v
 
 
 class CallbackRetry(Strict):
@@ -297,17 +334,7 @@ class AcdCallbackConfig(Strict):
 
     _v_windows = field_validator("windows")(_ranges)
 
-    @field_validator("whisper")
-    @classmethod
-    def _v_whisper(cls, v: str) -> str:
-        try:
-            names = {f for _, f, _, _ in string.Formatter().parse(v) if f is not None}
-        except ValueError as exc:
-            raise ValueError(f"bad template ({exc})") from None
-        unknown = names - {"number", "last4", "reason", "skill"}
-        if unknown:
-            raise ValueError(f"unknown placeholder(s) {sorted(unknown)}; allowed: last4, number, reason, skill")
-        return v
+    _v_whisper = field_validator("whisper")(_whisper)
 
     @property
     def window_ranges(self) -> tuple[TimeRange, ...]:

@@ -22,6 +22,7 @@ from .amimap import OutcomeReader
 from .callback_service import AcdCallbackService, Say
 from .callback_store import CallbackStore
 from .contacts import normalize_number
+from .customers import customer_class
 from .dialer import Dialer, Emit, PromptFn
 from .model import ContactIn, OutboundConfig, load_outbound_config
 from .rules import WorkCalendar
@@ -48,6 +49,7 @@ class OutboundService:
         self.dialer = Dialer(self.store, Scheduler(cfg), self.originator, clock, emit, config=cfg,
                              prompt=prompt)
         self._tasks: set[asyncio.Task[bool]] = set()
+        self.agent_callbacks: AcdCallbackService | None = None  # work-order callbacks by agents (mode agent)
 
     def on_ami_event(self, server: str, msg: Any) -> None:
         """Plain function for the server's AMI listeners: cheap, never blocks."""
@@ -81,8 +83,9 @@ class OutboundService:
 
     async def add_callback(self, *, workorder_id: int, number: str, category: str,
                            account: str | None = None) -> bool:
-        """Add a closed work order's customer to the callback campaign; False when not sampled,
-        on the do-not-call list, or already in it (a bad number is logged, never raised to the desktop)."""
+        """Call a closed work order's customer back: by an agent through the ACD (callbacks.mode agent) or
+        in the automated survey campaign (mode survey). False when not sampled, on the do-not-call list, or
+        already waiting for a callback (a bad number is logged, never raised to the desktop)."""
         share = self.cfg.callbacks.sample.get(category, 1.0)
         if not sampled(workorder_id, share):
             return False
@@ -91,8 +94,16 @@ class OutboundService:
         except ValueError as exc:
             log.warning("work order %s: no callback: %s", workorder_id, exc)
             return False
+        if number in await self.store.excluded_numbers():
+            return False
+        if self.cfg.callbacks.mode == "agent":
+            if self.agent_callbacks is None:
+                raise RuntimeError("callbacks.mode is 'agent' but the ACD callbacks are not running")
+            return await self.agent_callbacks.add_workorder(
+                workorder_id=workorder_id, number=number, category=category, account=account,
+                customer_class=await customer_class(self.store.engine, account))
         name = self.cfg.callbacks.campaign
-        if number in await self.store.excluded_numbers() or number in await self.store.numbers_in(name):
+        if number in await self.store.numbers_in(name):
             return False
         contact = ContactIn(number, account=account or "",
                             variables={"workorder_id": str(workorder_id), "category": category})
@@ -145,6 +156,7 @@ def attach_outbound(server: Any, *, prompt: PromptFn | None = None, acd: Any = N
             acd.hooks.on_callback_offer = callbacks.on_callback_offer
             acd.hooks.on_callback_cancel = callbacks.on_callback_cancel
             holder["callbacks"] = callbacks
+            svc.agent_callbacks = callbacks
             await callbacks.start()
 
     async def stop() -> None:

@@ -375,3 +375,58 @@ async def test_supervisors_list_and_cancel_callbacks_over_http(cb_engine: AsyncE
         assert (await client.get("/api/outbound/callbacks?limit=x")).status == 400
         body = await (await client.get("/api/outbound/callbacks")).json()
         assert body["counts"] == {"queued": 1, "cancelled": 1}
+
+
+async def test_closed_work_orders_are_called_back_by_agents_in_the_customer_class_window(
+        cb_engine: AsyncEngine) -> None:
+    """The rulebook's 回访: an agent with the outbound skill calls, business customers in working hours,
+    residential ones after work (never after 22:00), within one working day of the closure."""
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from sqlalchemy import insert
+
+    from ctiserver.outbound.service import OutboundService
+    from tests.outbound.test_customers import customers, md
+
+    async with cb_engine.begin() as conn:  # the customer tables, with one business customer
+        await conn.run_sync(md.drop_all)
+        await conn.run_sync(md.create_all)
+        await conn.execute(insert(customers), [{"account": "B1", "name": "某厂", "category": "commercial"}])
+    sh = ZoneInfo("Asia/Shanghai")
+    clock = FakeClock(datetime(2026, 11, 23, 10, 0, tzinfo=sh).timestamp())  # Monday 10:00
+    w = World(cb_engine, clock, {"1006": {"outbound": 7}, "1001": {"billing": 9}},
+              skills=["billing", "fault", "vip_desk", "english", "outbound"])
+    w.login("1006", "1001")
+    cfg = OutboundConfig.model_validate({"dial": {"channel": "Local/{number}@outbound-dest"}})
+    assert cfg.callbacks.mode == "agent"  # the default, as the rulebook wants
+    out = OutboundService(cfg, cb_engine, w.ami, "pbx1", clock, w.events.append)
+    await out.store.create_tables()
+    out.agent_callbacks = w.svc
+    w.svc.cfg = cfg
+    await out.store.add_to_list(["13900000009"], "dnc", "asked", clock.now())
+    assert await out.add_callback(workorder_id=1, number="13900000001", category="complaint", account="B1") is True
+    assert await out.add_callback(workorder_id=2, number="13900000002", category="complaint") is True
+    assert await out.add_callback(workorder_id=3, number="13900000001", category="report") is False  # open already
+    assert await out.add_callback(workorder_id=4, number="13900000009", category="complaint") is False  # dnc
+    rows = {r.origin_call: r for r in await w.svc.store.recent()}
+    assert (rows["wo-1"].windows, rows["wo-2"].windows) == ("09:00-17:00", "17:00-22:00")  # no account: residential
+    assert rows["wo-2"].due_ts == datetime(2026, 11, 25, 0, 0, tzinfo=sh).timestamp()  # by the end of Tuesday
+    assert (rows["wo-1"].skill, rows["wo-1"].reason) == ("outbound", "workorder")
+
+    await w.svc.drain()
+    [orig] = w.ami.originates()  # 10:00: the business customer now, by the outbound agent
+    assert orig["Channel"] == "Local/1006@sim-agents" and "CB_NUMBER=13900000001" in orig["Variable"]
+    [offer] = [e for e in w.kinds(Kind.ACD_OFFER) if e.data.get("kind") == "callback"]
+    assert (offer.agent_id, offer.data["number"]) == ("1006", "13900000001")  # the desktop pops this record
+    leg = AgentLeg(orig["ChannelId"], "ANSWER")
+    await w.agent_answers(leg)
+    assert any(c.startswith("EXEC Dial Local/13900000001@outbound-dest") for c in leg.commands)
+    clock.set(datetime(2026, 11, 23, 16, 59, tzinfo=sh).timestamp())
+    w.acd.apply(w.acd.engine.tick)
+    await w.svc.drain()
+    assert len(w.ami.originates()) == 1  # the residential one waits for 17:00
+    assert w.svc.last_plan.next_deadline == datetime(2026, 11, 23, 17, 0, tzinfo=sh).timestamp()
+    clock.set(datetime(2026, 11, 23, 17, 0, tzinfo=sh).timestamp())
+    await w.svc.drain()
+    assert "CB_NUMBER=13900000002" in w.ami.originates()[-1]["Variable"]

@@ -23,6 +23,7 @@ CFG = OutboundConfig.model_validate({
     "pacing": {"max_concurrent": 10, "calls_per_s": 5, "burst": 5},
     "dial": {"channel": "Local/{number}@outbound-dest"},
     "templates": {"survey": {"zh": "请为{topic}打分", "en": "rate {topic}"}},
+    "callbacks": {"mode": "survey"},
 })
 
 
