@@ -184,7 +184,9 @@ class EventStore:
         self._db_ok = False
         self._last_error: str | None = None
         self._retry_at = 0.0  # loop time before which we do not try the database again
-        self._last_contact = 0.0  # loop time of the last successful round trip
+        # loop time of the last successful round trip; -inf: none yet, so the first ping goes out at once
+        # (0.0 would wait until the monotonic clock, i.e. the uptime, passed IDLE_PING_S)
+        self._last_contact = float("-inf")
         self._mem_since = 0.0  # time.monotonic() from which the memory head waits its flush interval
 
         self._wake = asyncio.Event()
