@@ -57,6 +57,10 @@ class CtiServer:
         self.http_port: int | None = None
         self._bg: list[asyncio.Task[None]] = []
         self.features: Any = None  # set by ctiserver.wiring
+        # set once every Asterisk has been resynced (the tracker knows the live calls): features that
+        # must not act on stale state (restoring agents after a restart) wait for it
+        self.resynced = asyncio.Event()
+        self._resynced_names: set[str] = set()
         self.http_app.router.add_get("/healthz", self._healthz)
         self.http_app.router.add_get("/metrics", self._metrics)
 
@@ -117,6 +121,9 @@ class CtiServer:
         for event in tracker.end_resync(now):
             self.emit(event)
         log.info("resynced %s: %d live calls", name, len(tracker.calls))
+        self._resynced_names.add(name)
+        if self._resynced_names >= set(self.trackers):
+            self.resynced.set()
 
     def _on_ami_disconnect(self, server: AmiServer, reason: str) -> None:
         self.emit(Event(kind=Kind.AMI_LOST, ts=self.clock.now(), server=server.name, data={"reason": reason}))

@@ -188,6 +188,30 @@ def _callback_route(outbound: dict[str, Any]) -> Any:
     return handle
 
 
+async def _restore_agents(server: CtiServer, acd: AcdRuntime, *, wait_s: float = 15.0,
+                          window_s: float = 12 * 3600.0) -> None:
+    """After a restart: agents logged in before it are logged in again (see ctiserver/acd/restore.py),
+    once Asterisk told us who is still on a call (or, if it cannot, nobody is made available)."""
+    from .acd.restore import apply_restore, busy_agents, restore_plan
+    from .store.query import last_agent_states
+
+    try:
+        last = await last_agent_states(server.store.engine, since=server.clock.now() - window_s)
+        if not last:
+            return
+        known = acd.engine.agent_ids()
+        try:
+            await asyncio.wait_for(server.resynced.wait(), wait_s)
+            channels = [leg.channel for t in server.trackers.values() for leg in t.legs.values()]
+            busy = busy_agents(channels, acd.cfg.dial_string, known)
+        except TimeoutError:
+            busy = set(known)  # we cannot tell who is on a call: ring nobody, keep them logged in
+        n = apply_restore(acd, restore_plan(last, busy, known))
+        log.info("restored %d agents' login after the restart (%d on a live call)", n, len(busy))
+    except Exception:  # a restore that fails leaves agents to log in by hand, nothing worse
+        log.exception("could not restore agents after the restart")
+
+
 async def build_server(config_dir: Path, cfg: ServerConfig, *, sandbox: bool = False,
                        sample_data: bool = False, base_dir: Path | None = None) -> CtiServer:
     config_dir = Path(config_dir)
@@ -248,6 +272,7 @@ async def build_server(config_dir: Path, cfg: ServerConfig, *, sandbox: bool = F
         await ivr.start()
         await acd.start()
         tasks.append(asyncio.create_task(today.run(), name="wallboard-kpi"))
+        tasks.append(asyncio.create_task(_restore_agents(server, acd), name="acd-restore-agents"))
 
     async def stop() -> None:
         for task in tasks:

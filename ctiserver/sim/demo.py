@@ -276,7 +276,10 @@ class Demo:
         acd = self.server.features.acd
         for agent_id in self._agent_ids():
             await self._set_agent(agent_id)
-            acd.login(agent_id, ready=True)
+            if acd.engine.agent_state(agent_id)[0] == "logged_out":
+                acd.login(agent_id, ready=True)
+            else:  # logged in again from a reused work folder's log (ctiserver/acd/restore.py)
+                acd.set_ready(agent_id)
 
     async def _agent_life(self) -> None:
         """Agents change behaviour now and then, and click ready again after a missed ring."""

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from ..events import Event
+from ..events import Event, Kind
 from .schema import events
 
 
@@ -40,3 +40,19 @@ async def fetch_events(engine: AsyncEngine, *, call_id: str | None = None,
     async with engine.connect() as conn:
         result = await conn.execute(stmt)
         return [Event.from_row(dict(row._mapping)) for row in result]
+
+
+async def last_agent_states(engine: AsyncEngine, *, since: float) -> dict[str, tuple[str, str | None]]:
+    """Each agent's last logged state since `since`: agent id -> (state, reason) (for a restart)."""
+    last = (select(func.max(events.c.id).label("id"))
+            .where(events.c.kind == Kind.AGENT_STATE, events.c.ts >= since, events.c.agent_id.is_not(None))
+            .group_by(events.c.agent_id)).subquery()
+    stmt = select(events.c.agent_id, events.c.data).join(last, events.c.id == last.c.id)
+    out: dict[str, tuple[str, str | None]] = {}
+    async with engine.connect() as conn:
+        for agent_id, data in await conn.execute(stmt):
+            data = data if isinstance(data, dict) else {}
+            state, reason = data.get("state"), data.get("reason")
+            if isinstance(state, str):
+                out[str(agent_id)] = (state, reason if isinstance(reason, str) else None)
+    return out
