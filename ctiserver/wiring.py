@@ -21,9 +21,10 @@ from typing import Any
 
 from .acd.config import load_acd_config
 from .acd.engine import AcdEngine
+from .acd.hold import hold_listener
 from .acd.runtime import AcdHooks, AcdRuntime
 from .agi_types import AgiChannel, AgiError, AgiHangup
-from .calls import AmiCallControl
+from .calls import AgentChannels, AmiCallControl, transfer_listener
 from .config import ServerConfig
 from .ivr.data import SqlDataProvider, load_sample_data
 from .ivr.runtime import handoff_to
@@ -69,16 +70,32 @@ def _on_dial_end(acd: AcdRuntime) -> Any:
 
 
 def _queue_route(acd: AcdRuntime) -> Any:
-    """AGI /queue/<skill>: a caller transferred to a queue re-enters the ACD (tier from the tier rules)."""
+    """AGI /queue/<skill or transfer code>: a caller transferred to a queue re-enters the ACD.
+
+    Blind ([transfer-queue]): the caller's own leg, known to the ACD by the call's Linkedid (a
+    previous ACD session on this leg may still be closing: wait for it briefly). Attended
+    ([transfer-code], e.g. an escalation): the consultation channel, while the caller it shares
+    the Linkedid with is still being served (on hold with their agent): it is queued under its own
+    Uniqueid, else the ACD would refuse it ("already being served") and the dialplan would drop it
+    into the fallback queue. The tier comes from the tier rules."""
 
     async def handle(chan: AgiChannel) -> None:
         parts = [p for p in chan.path.split("?")[0].split("/") if p]
         skill = parts[1] if len(parts) > 1 else ""
-        call_id = chan.headers.get("agi_uniqueid", "")
+        skill = acd.cfg.transfer_codes.get(skill, skill)
+        call_id = own_id = chan.headers.get("agi_uniqueid", "")
         try:
             reply = await chan.execute("GET VARIABLE CHANNEL(linkedid)")
             if reply.result == "1" and reply.data:
                 call_id = reply.data
+            if chan.headers.get("agi_context") != "transfer-code":
+                for _ in range(20):  # the same leg's previous session ends as it is redirected
+                    if acd.engine.call_state(call_id) is None:
+                        break
+                    await asyncio.sleep(0.05)
+            if own_id and acd.engine.call_state(call_id) is not None:
+                log.info("call %s is being served: queueing its consultation channel %s apart", call_id, own_id)
+                call_id = own_id
             served = await acd.serve(chan, call_id, skill, None, chan.headers.get("agi_callerid", ""), None)
             log.info("transferred call %s to queue %s: %s", call_id, skill, served.outcome)
         except (AgiHangup, AgiError) as exc:
@@ -234,6 +251,7 @@ async def build_server(config_dir: Path, cfg: ServerConfig, *, sandbox: bool = F
     server.agi_routes["outbound-agent"] = _outbound_agent_route(acd)
     server.agi_routes["queue"] = _queue_route(acd)
     server.ami_listeners.append(_on_dial_end(acd))
+    server.ami_listeners.append(hold_listener(acd))
     outbound = attach_outbound(server, prompt=ivr.tts.sound, acd=acd, say=say)
     server.agi_routes["callback"] = _callback_route(outbound)
     add_outbound_routes(server.http_app, lambda: outbound.get("service"))
@@ -243,7 +261,10 @@ async def build_server(config_dir: Path, cfg: ServerConfig, *, sandbox: bool = F
     add_report_routes(server.http_app, lambda: server.store.engine, kpi_cfg)
 
     desk_cfg = load_desktop_config(config_dir)
-    calls = AmiCallControl(server.trackers, server.ami, acd.engine, server.emit, server.clock.now)
+    agent_channels = AgentChannels.from_acd(acd_cfg)
+    calls = AmiCallControl(server.trackers, server.ami, acd.engine, server.emit, server.clock.now,
+                           queue_codes=acd_cfg.queue_codes, agent_of=agent_channels)
+    server.ami_listeners.append(transfer_listener(acd, agent_channels))
 
     def request_callback(**kw: Any) -> None:
         svc = outbound.get("service")

@@ -11,9 +11,11 @@ Why not pyVoIP: it does register with Asterisk 22, but it runs calls on its own
 threads with blocking sleeps; tests here live in one event loop and need exact
 control of ring, answer, cancel and hang-up timing.
 
-Only what a loopback test against Asterisk needs: no TCP/TLS, no re-INVITE, no
-retransmission timers of our own (Asterisk retransmits; we answer duplicates
-from the last response we sent), no outgoing calls.
+Only what a loopback test against Asterisk needs: no TCP/TLS, no re-INVITE from
+Asterisk, no retransmission timers of our own (Asterisk retransmits; we answer
+duplicates from the last response we sent), no outgoing calls. The phone can put
+an answered call on hold and take it back (`hold`: a re-INVITE with a=sendonly /
+a=sendrecv, as a desk phone's hold key does).
 """
 
 from __future__ import annotations
@@ -151,6 +153,7 @@ class _Dialog:
     cseq: int = 1
     task: asyncio.Task[None] | None = None
     rtp: asyncio.DatagramTransport | None = None
+    sdp_version: int = 1
 
 
 class _Udp(asyncio.DatagramProtocol):
@@ -378,10 +381,7 @@ class SoftPhone:
         loop = asyncio.get_running_loop()
         rtp, _ = await loop.create_datagram_endpoint(lambda: _Rtp(dialog.record), local_addr=(self.host, 0))
         dialog.rtp = rtp
-        rtp_port = rtp.get_extra_info("sockname")[1]
-        sdp = (f"v=0\r\no=- {rtp_port} 1 IN IP4 {self.host}\r\ns=ctiserver-test\r\nc=IN IP4 {self.host}\r\n"
-               f"t=0 0\r\nm=audio {rtp_port} RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\n"
-               "a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-16\r\na=sendrecv\r\n")
+        sdp = self._sdp(dialog, "sendrecv")
         dialog.last_response = self._respond(
             dialog.invite, addr, 200, "OK", dialog.local_tag,
             [("Contact", f"<{self.contact}>"), ("Content-Type", "application/sdp")], sdp)
@@ -390,6 +390,37 @@ class SoftPhone:
         if self.talk_s is not None:
             await asyncio.sleep(self.talk_s)
             await self.hangup(dialog.record.call_id)
+
+    def _sdp(self, dialog: _Dialog, direction: str) -> str:
+        assert dialog.rtp is not None
+        rtp_port = dialog.rtp.get_extra_info("sockname")[1]
+        return (f"v=0\r\no=- {rtp_port} {dialog.sdp_version} IN IP4 {self.host}\r\ns=ctiserver-test\r\n"
+                f"c=IN IP4 {self.host}\r\nt=0 0\r\nm=audio {rtp_port} RTP/AVP 0 101\r\n"
+                "a=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-16\r\n"
+                f"a={direction}\r\n")
+
+    async def hold(self, call_id: str, on: bool = True, timeout: float = 5.0) -> None:
+        """Put an answered call on hold (re-INVITE, a=sendonly) or take it back (a=sendrecv)."""
+        dialog = self._dialogs[call_id]
+        if dialog.record.state != "answered":
+            raise SipError(f"call {call_id} is {dialog.record.state}: nothing to hold")
+        inv = dialog.invite
+        dialog.cseq += 1
+        dialog.sdp_version += 1
+        branch = "z9hG4bK" + secrets.token_hex(8)
+        common = [("Max-Forwards", "70"), ("From", f"{inv.header('to')};tag={dialog.local_tag}"),
+                  ("To", inv.header("from")), ("Call-ID", call_id)]
+        headers = [("Via", f"SIP/2.0/UDP {self.host}:{self._port};rport;branch={branch}"), *common,
+                   ("CSeq", f"{dialog.cseq} INVITE"), ("Contact", f"<{self.contact}>"),
+                   ("Content-Type", "application/sdp")]
+        body = self._sdp(dialog, "sendonly" if on else "sendrecv")
+        resp = await self._request(branch, render(f"INVITE {dialog.remote_target} SIP/2.0", headers, body), timeout)
+        if resp.status >= 300:
+            raise SipError(f"re-INVITE ({'hold' if on else 'unhold'}) refused: {resp.start}")
+        ack_branch = "z9hG4bK" + secrets.token_hex(8)  # the ACK of a 2xx is a transaction of its own
+        ack = [("Via", f"SIP/2.0/UDP {self.host}:{self._port};rport;branch={ack_branch}"), *common,
+               ("CSeq", f"{dialog.cseq} ACK")]
+        self._send(render(f"ACK {dialog.remote_target} SIP/2.0", ack), self.server)
 
     def _on_ack(self, msg: SipMessage, addr: tuple[str, int]) -> None:
         dialog = self._dialogs.get(msg.header("call-id"))

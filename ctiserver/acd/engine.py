@@ -349,16 +349,19 @@ class AcdEngine:
         self._rona(call, now, reason, out)
         return out
 
-    def call_ended(self, call_id: str, now: float, *, outcome: str | None = None) -> list[Command]:
-        """The agent leg ended after an answer: complete, then the agent wraps up."""
+    def call_ended(self, call_id: str, now: float, *, outcome: str | None = None,
+                   hold_s: float = 0.0) -> list[Command]:
+        """The agent leg ended after an answer: complete, then the agent wraps up. `hold_s`: how long the
+        agent held the caller (reported apart from talk, as AHT = talk + hold + wrap-up)."""
         call = self._call(call_id, TALKING)
         a = call.agent
         assert a is not None
         out: list[Command] = []
-        talk = max(0.0, now - call.answered_at)
+        connected = max(0.0, now - call.answered_at)
+        hold = min(max(0.0, hold_s), connected)
         wrap = self._queue_cfg[call.skill].wrap_up_s
-        self._aht[call.skill] += 0.1 * (talk + wrap - self._aht[call.skill])
-        data: dict[str, Any] = {"talk_s": talk, "hold_s": 0.0, "wrap_up_s": wrap}
+        self._aht[call.skill] += 0.1 * (connected + wrap - self._aht[call.skill])
+        data: dict[str, Any] = {"talk_s": connected - hold, "hold_s": hold, "wrap_up_s": wrap}
         if outcome is not None:
             data["outcome"] = outcome
         if call.in_place:

@@ -97,6 +97,7 @@ class AcdRuntime:
         self._mailboxes: dict[str, asyncio.Queue[Command]] = {}
         self._moh: set[str] = set()  # calls whose music on hold is playing
         self._served: dict[str, str] = {}  # call id -> the agent who answered (while being served)
+        self._holds: dict[str, tuple[float, float | None]] = {}  # talking call -> (held so far, on hold since)
         self._pending: deque[Command] = deque()
         self._dispatching = False
         self._wake = asyncio.Event()
@@ -163,6 +164,22 @@ class AcdRuntime:
         self._answered_hook(call_id)
         return True
 
+    def note_hold(self, call_id: str, on: bool, when: float | None = None) -> bool:
+        """The agent put the caller on hold / took them back (AMI Hold/Unhold). False if not talking."""
+        if self.engine.call_state(call_id) != TALKING:
+            return False
+        at = self.clock.now() if when is None else when
+        total, since = self._holds.get(call_id, (0.0, None))
+        if on and since is None:
+            self._holds[call_id] = (total, at)
+        elif not on and since is not None:
+            self._holds[call_id] = (total + max(0.0, at - since), None)
+        return True
+
+    def _held_s(self, call_id: str, now: float) -> float:
+        total, since = self._holds.pop(call_id, (0.0, None))
+        return total + (max(0.0, now - since) if since is not None else 0.0)
+
     def callback_answered(self, call_id: str) -> list[Command]:
         """Outbound side: the agent reserved for an in-place callback answered."""
         return self.apply(lambda now: self.engine.ring_answered(call_id, now))
@@ -173,7 +190,8 @@ class AcdRuntime:
 
     def callback_ended(self, call_id: str, outcome: str | None = None) -> list[Command]:
         """Outbound side: the callback conversation ended (outcome e.g. 'reached', 'no_answer')."""
-        return self.apply(lambda now: self.engine.call_ended(call_id, now, outcome=outcome))
+        return self.apply(lambda now: self.engine.call_ended(call_id, now, outcome=outcome,
+                                                             hold_s=self._held_s(call_id, now)))
 
     def _dispatch(self, cmds: list[Command]) -> None:
         """Hand out commands in engine order. A hook that feeds the engine again (e.g. the outbound
@@ -297,7 +315,7 @@ class AcdRuntime:
 
     def _end_talk(self, call_id: str) -> None:
         agent = self.engine.call_agent(call_id)
-        self.apply(lambda now: self.engine.call_ended(call_id, now))
+        self.apply(lambda now: self.engine.call_ended(call_id, now, hold_s=self._held_s(call_id, now)))
         if agent is not None:
             self._hook("on_end", call_id, agent, {"call_id": call_id})
 

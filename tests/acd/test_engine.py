@@ -773,3 +773,16 @@ def test_a_callback_ignores_the_door_and_max_wait_but_not_a_closed_queue() -> No
         eng.enqueue_callback("cb-5-1", "fault", "normal", "13900000005", 0.0)
     with pytest.raises(AcdError):
         eng.enqueue_callback("cb-3-1", "billing", "normal", "", 0.0)
+
+
+def test_hold_time_is_reported_apart_from_talk() -> None:
+    eng = engine({"1001": {"billing": 5}})
+    eng.enqueue("c1", "billing", "normal", "139", 0.0)
+    eng.ring_answered("c1", 10.0)
+    [done] = events(eng.call_ended("c1", 110.0, hold_s=25.0), Kind.ACD_COMPLETE)
+    assert (done.data["talk_s"], done.data["hold_s"]) == (75.0, 25.0)
+    eng.tick(1000.0)
+    eng.enqueue("c2", "billing", "normal", "139", 1000.0)
+    eng.ring_answered("c2", 1000.0)
+    [done] = events(eng.call_ended("c2", 1010.0, hold_s=99.0), Kind.ACD_COMPLETE)  # never more than connected
+    assert (done.data["talk_s"], done.data["hold_s"]) == (0.0, 10.0)

@@ -411,3 +411,45 @@ async def test_callback_offer_failing_at_once_goes_to_the_next_agent() -> None:
                    ("acd.rona", "1001", None), ("agent.state", "1001", "not_ready"),
                    ("agent.state", "1002", "reserved"), ("acd.offer", "1002", None),
                    ("agent.state", "1002", "on_call"), ("acd.answer", "1002", None)]
+
+
+async def test_hold_periods_reported_by_ami_add_up_into_the_completed_call() -> None:
+    from ctiserver.clock import FakeClock
+
+    clock = FakeClock(100.0)
+    log: list[Event] = []
+    rt = AcdRuntime(AcdEngine(config({"1001": {"billing": 5}})), clock, log.append)
+    rt.login("1001", ready=True)
+    rt.apply(lambda now: rt.engine.enqueue("c1", "billing", "normal", "139", now))
+    assert rt.note_hold("c1", True) is False  # not talking yet: nothing to hold
+    rt.apply(lambda now: rt.engine.ring_answered("c1", now))
+    clock.jump(10)
+    assert rt.note_hold("c1", True)
+    clock.jump(20)
+    rt.note_hold("c1", True)  # a repeated Hold does not restart the period
+    clock.jump(10)
+    rt.note_hold("c1", False)  # 30 s on hold
+    clock.jump(5)
+    rt.note_hold("c1", True)
+    clock.jump(7)  # still on hold when the call ends: 7 s more
+    rt._end_talk("c1")
+    [done] = [e for e in log if e.kind == Kind.ACD_COMPLETE]
+    assert (done.data["hold_s"], done.data["talk_s"]) == (37.0, 52.0 - 37.0)
+
+
+def test_the_hold_listener_reads_ami_hold_and_unhold_by_linkedid() -> None:
+    from ctiserver.acd.hold import hold_listener
+
+    seen: list[tuple[str, bool]] = []
+
+    class Acd:
+        def note_hold(self, call_id: str, on: bool, when: float | None = None) -> bool:
+            seen.append((call_id, on))
+            return True
+
+    listen = hold_listener(Acd())
+    listen("pbx1", {"Event": "Hold", "Channel": "PJSIP/agent1001-0000000a", "Uniqueid": "2.1", "Linkedid": "1.1"})
+    listen("pbx1", {"Event": "Unhold", "Uniqueid": "2.1", "Linkedid": "1.1"})
+    listen("pbx1", {"Event": "MusicOnHoldStart", "Uniqueid": "1.1", "Linkedid": "1.1"})  # a waiting caller's music
+    listen("pbx1", {"Event": "Hold"})  # no ids: ignored
+    assert seen == [("1.1", True), ("1.1", False)]
