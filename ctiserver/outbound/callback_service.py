@@ -20,10 +20,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import secrets
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
+
+from sqlalchemy.exc import SQLAlchemyError
 
 from ..acd.model import AcdError, CancelCallback, Offer, QueueClosed, ScheduleCallback, UnknownSkill, UnknownTier
 from ..agi_types import AgiChannel, AgiError, AgiHangup
@@ -68,6 +71,9 @@ class _Ring:
     call_id: str  # the engine's id of the callback
     agent_id: str
     row_id: int
+    number: str = ""
+    skill: str = ""
+    tier: str = ""
 
 
 class AcdCallbackService:
@@ -95,6 +101,8 @@ class AcdCallbackService:
         self._by_action: dict[str, str] = {}  # Originate ActionID -> channel id
         self._answered: set[str] = set()  # agent legs whose customer answered (AMI DialEnd)
         self._seq = 0
+        self._deferred: list[tuple[str, Any]] = []  # schedule/cancel that met a database outage
+        self._retry_at = 0.0
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self.last_plan: Any = None
@@ -158,9 +166,12 @@ class AcdCallbackService:
         deadline: float | None = None
         while True:
             try:
+                self._take_back_deferred()
                 while not self._inbox.empty():
                     await self._handle(*self._inbox.get_nowait())
                 deadline = await self.plan_round()
+                if self._deferred:
+                    deadline = min(deadline or math.inf, self._retry_at)
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -175,10 +186,14 @@ class AcdCallbackService:
 
     async def drain(self) -> None:
         """Handle everything posted so far and plan once (tests; the loop does this by itself)."""
+        self._take_back_deferred()
         while True:
             while not self._inbox.empty():
                 await self._handle(*self._inbox.get_nowait())
-            await self.plan_round()
+            try:
+                await self.plan_round()
+            except (SQLAlchemyError, OSError) as exc:  # as the loop does: plan again next round
+                log.warning("ACD callback round failed: %s", exc)
             if self._inbox.empty():
                 return
 
@@ -192,8 +207,23 @@ class AcdCallbackService:
                 await self._cancel(item)
             elif what == "ring_failed":
                 self._ring_failed(*item)
+        except (SQLAlchemyError, OSError) as exc:
+            if what in ("schedule", "cancel"):  # the database is away: keep it and try again, lose nothing
+                log.warning("ACD callback: %s for call %s deferred: %s", what, item.call_id, exc)
+                self._deferred.append((what, item))
+                self._retry_at = self.clock.now() + 2.0
+            else:
+                log.exception("ACD callback: %s %r failed", what, item)
         except Exception:
             log.exception("ACD callback: %s %r failed", what, item)
+
+    def _take_back_deferred(self) -> None:
+        """Items deferred while the database was away go first again, in their order, once it is time."""
+        if self._deferred and self.clock.now() >= self._retry_at:
+            later = [self._inbox.get_nowait() for _ in range(self._inbox.qsize())]
+            for entry in [*self._deferred, *later]:
+                self._inbox.put_nowait(entry)
+            self._deferred.clear()
 
     # --- scheduling -----------------------------------------------------------------------------
 
@@ -361,7 +391,8 @@ class AcdCallbackService:
             return  # stale: the ACD moved on while this waited in the inbox
         self._seq += 1
         channel = f"{self.prefix}{row_id}-{self._seq}"
-        self._rings[channel] = _Ring(offer.call_id, offer.agent_id, row_id)
+        self._rings[channel] = _Ring(offer.call_id, offer.agent_id, row_id, offer.number or offer.caller,
+                                     offer.skill, offer.tier)
         self.acd.apply(lambda t: self.acd.engine.ring_started(offer.call_id, t))
         # marks the agent leg as an outbound call (KPIs count inbound calls only); not a try on the customer
         self.emit(Event(Kind.OUT_ATTEMPT, ts=self.clock.now(), call_id=channel, agent_id=offer.agent_id,
@@ -417,48 +448,59 @@ class AcdCallbackService:
             log.info("callback leg %s answered too late; hanging up", channel)
             await self._done(chan)
             return
-        row = await self.store.get(ring.row_id)
         self.acd.callback_answered(ring.call_id)
-        now = self.clock.now()
-        if row is None or not await self.store.mark_dialing(row.id, channel, ring.agent_id, now):
-            self._by_call.pop(ring.call_id, None)
-            self.acd.callback_ended(ring.call_id, "cancelled")
-            await self._done(chan)
-            return
-        attempt = row.attempts + 1
-        self.emit(Event(Kind.OUT_ATTEMPT, ts=now, call_id=channel, agent_id=ring.agent_id, queue=row.skill,
-                        tier=row.tier, data={"campaign": CAMPAIGN, "contact": row.id, "number": row.number,
-                                             "attempt": attempt, "callback_of": ring.call_id,
-                                             "reason": row.reason}))
         outcome = "agent_hangup"
-        started = self.clock.now()
+        row: CallbackRow | None = None
         try:
-            template = self.cfg.callbacks.whisper if row.reason == "workorder" else self.policy.whisper
-            text = whisper_text(template, row.number, row.reason, row.skill)
-            if text and self.say is not None:
-                await self.say(chan, text)
-            dial = self.cfg.dial.channel.format(number=row.number)
-            started = self.clock.now()
-            await chan.execute(f"EXEC Dial {dial},{round(self.policy.customer_ring_s)}")
-            status = (await chan.execute("GET VARIABLE DIALSTATUS")).data
-            outcome = dial_outcome(status)
-        except AgiHangup:
-            # the agent's phone hung up: after talking (AMI DialEnd said ANSWER), or before the customer
-            if channel in self._answered:
-                outcome = REACHED
-            elif self.clock.now() - started >= self.policy.customer_ring_s:
-                outcome = "no_answer"
-            raise
+            try:
+                row = await self.store.get(ring.row_id)
+                if row is None or not await self.store.mark_dialing(row.id, channel, ring.agent_id,
+                                                                    self.clock.now()):
+                    outcome = "cancelled"  # withdrawn while the agent's phone rang
+                    await self._done(chan)
+                    return
+            except (SQLAlchemyError, OSError) as exc:
+                # the agent is on the line: call the customer anyway; the try is written when we can
+                log.warning("callback %s: the database is away (%s); dialling anyway", ring.row_id, exc)
+            number = row.number if row is not None else ring.number
+            self.emit(Event(Kind.OUT_ATTEMPT, ts=self.clock.now(), call_id=channel, agent_id=ring.agent_id,
+                            queue=ring.skill, tier=ring.tier,
+                            data={"campaign": CAMPAIGN, "contact": ring.row_id, "number": number,
+                                  "attempt": (row.attempts + 1) if row is not None else None,
+                                  "callback_of": ring.call_id, "reason": row.reason if row else None}))
+            outcome = await self._dial_customer(chan, channel, number, row.reason if row else "")
         finally:
             self._answered.discard(channel)
             self._by_call.pop(ring.call_id, None)
             if self.acd.engine.call_state(ring.call_id) == "talking":
                 self.acd.callback_ended(ring.call_id, outcome)
-            fresh = await self.store.get(row.id)
-            if fresh is not None:
-                await self._close_try(fresh, outcome, channel, self.clock.now())
+            if outcome != "cancelled":
+                with contextlib.suppress(SQLAlchemyError, OSError):
+                    fresh = await self.store.get(ring.row_id)
+                    if fresh is not None:
+                        await self._close_try(fresh, outcome, channel, self.clock.now())
             self._wake.set()
         await self._done(chan)
+
+    async def _dial_customer(self, chan: AgiChannel, channel: str, number: str, reason: str) -> str:
+        """Whisper to the agent, then Dial the customer from the agent's leg; the try's outcome."""
+        started = self.clock.now()
+        try:
+            template = self.cfg.callbacks.whisper if reason == "workorder" else self.policy.whisper
+            text = whisper_text(template, number, reason, "")
+            if text and self.say is not None:
+                await self.say(chan, text)
+            started = self.clock.now()
+            await chan.execute(f"EXEC Dial {self.cfg.dial.channel.format(number=number)},"
+                               f"{round(self.policy.customer_ring_s)}")
+            return dial_outcome((await chan.execute("GET VARIABLE DIALSTATUS")).data)
+        except AgiHangup:
+            # the agent's phone hung up: after talking (AMI DialEnd said ANSWER), or before the customer
+            if channel in self._answered:
+                return REACHED
+            if self.clock.now() - started >= self.policy.customer_ring_s:
+                return "no_answer"
+            return "agent_hangup"
 
     async def _done(self, chan: AgiChannel) -> None:
         with contextlib.suppress(AgiHangup, AgiError, TimeoutError):

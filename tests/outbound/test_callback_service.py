@@ -430,3 +430,41 @@ async def test_closed_work_orders_are_called_back_by_agents_in_the_customer_clas
     clock.set(datetime(2026, 11, 23, 17, 0, tzinfo=sh).timestamp())
     await w.svc.drain()
     assert "CB_NUMBER=13900000002" in w.ami.originates()[-1]["Variable"]
+
+
+async def test_a_database_outage_loses_no_callback_and_strands_no_agent(cb_engine: AsyncEngine,
+                                                                       tmp_path: Any) -> None:
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    broken = create_async_engine(f"sqlite+aiosqlite:///{tmp_path}/no/such/dir/db.sqlite")
+    w = World(cb_engine, FakeClock(T0), {"1001": {"billing": 5}})
+    w.login("1001")
+    busy_agent(w)
+    good = w.svc.store.engine
+    w.svc.store.engine = broken
+    try:
+        priority_abandon(w, "in-1", "13900000001")
+        await w.svc.drain()
+        assert w.svc._deferred and w.svc._deferred[0][0] == "schedule"  # kept, not dropped
+        w.svc.store.engine = good
+        w.clock.jump(1)
+        await w.svc.drain()
+        assert await w.svc.store.by_origin("in-1") == []  # not before the retry time
+        w.clock.jump(2)
+        await w.svc.drain()
+        [row] = await w.svc.store.by_origin("in-1")
+        assert row.status == "queued"
+        # the agent gets free and answers while the database is away again: the customer is still called
+        w.acd.apply(lambda now: w.acd.engine.call_ended("live-1001", now))
+        w.clock.jump(10)
+        w.acd.apply(w.acd.engine.tick)
+        await w.svc.drain()
+        [orig] = w.ami.originates()
+        w.svc.store.engine = broken
+        leg = AgentLeg(orig["ChannelId"], "ANSWER")
+        await w.agent_answers(leg)
+        assert any(c.startswith("EXEC Dial Local/13900000001@outbound-dest") for c in leg.commands)
+        assert w.acd.engine.agent_state("1001")[0] == "wrap_up"  # not stuck on a call
+    finally:
+        w.svc.store.engine = good
+        await broken.dispose()
