@@ -74,7 +74,9 @@ class AcdWallboard:
         queues = self.runtime.engine.queues_snapshot(now)
         agents = Counter(a["state"] for a in self.runtime.engine.agents_snapshot(now))
         snap: dict[str, Any] = {
-            "queues": [{"queue": q, "waiting": v["waiting"], "longest_wait_s": round(v["longest_wait_s"], 1),
+            # callers on the line; callbacks (nobody on hold: a kept place or a scheduled one) apart
+            "queues": [{"queue": q, "waiting": v["waiting"] - v["callbacks_in_place"],
+                        "callbacks": v["callbacks_in_place"], "longest_wait_s": round(v["longest_wait_s"], 1),
                         "available": v["available"], "staffed": v["staffed"]} for q, v in sorted(queues.items())],
             "agents": dict(agents),
         }

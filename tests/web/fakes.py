@@ -74,9 +74,11 @@ class FakeCalls:
 class FakeWallboard:
     def __init__(self) -> None:
         self.waiting = {"billing": 0, "fault": 0}
+        self.callbacks = {"billing": 0, "fault": 0}
 
     def snapshot(self) -> dict[str, Any]:
-        return {"queues": [{"queue": q, "waiting": n, "longest_wait_s": 12.0 * n} for q, n in self.waiting.items()],
+        return {"queues": [{"queue": q, "waiting": n, "callbacks": self.callbacks[q], "longest_wait_s": 12.0 * n}
+                           for q, n in self.waiting.items()],
                 "agents": {"available": 1, "on_call": 2, "not_ready": 1, "wrap_up": 0},
                 "service_level": 0.83, "abandon_rate": 0.04, "answered": 120, "offered": 126}
 

@@ -72,3 +72,14 @@ async def test_desktop_api_on_the_real_acd(tmp_path: Path) -> None:
     finally:
         await client.close()
         await desk.engine.dispose()
+
+
+async def test_the_wallboard_counts_callers_on_the_line_and_callbacks_apart() -> None:
+    rt, _ = runtime()
+    rt.login("1001", ready=False)  # staffed, nobody free: everyone waits
+    rt.apply(lambda now: rt.engine.enqueue("live", "billing", "normal", "13900000001", now))
+    rt.apply(lambda now: rt.engine.enqueue("kept", "billing", "normal", "13900000002", now))
+    rt.apply(lambda now: rt.engine.request_callback("kept", now))
+    rt.apply(lambda now: rt.engine.enqueue_callback("cb-1-1", "billing", "priority", "13900000003", now))
+    [billing] = [q for q in AcdWallboard(rt).snapshot()["queues"] if q["queue"] == "billing"]
+    assert (billing["waiting"], billing["callbacks"]) == (1, 2)

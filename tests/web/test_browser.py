@@ -146,8 +146,10 @@ async def test_wallboard_shows_waiting_and_agents(browser: Browser, served: tupl
     await sign_in(page, base, "/wallboard", "2001")
     await expect(page.locator("#t-waiting")).to_have_text("0")
     desk.wallboard.waiting.update(billing=4, fault=3)
+    desk.wallboard.callbacks.update(billing=2)
     desk.hub.publish_wallboard(desk.wallboard.snapshot())
     await expect(page.locator("#t-waiting")).to_have_text("7")
+    await expect(page.locator("#t-callbacks")).to_have_text("2")  # kept places and scheduled callbacks
     await expect(page.locator("#c-queues svg rect")).to_have_count(2)
     await expect(page.locator("#agents tr")).to_have_count(3)
     desk.hub.publish_state("1001", {"state": "on_call", "reason": None})

@@ -57,6 +57,7 @@ function showWallboard(w) {
   if (!w) return;
   const queues = w.queues || [];
   setText("t-waiting", queues.reduce((s, q) => s + (q.waiting || 0), 0));
+  setText("t-callbacks", queues.reduce((s, q) => s + (q.callbacks || 0), 0));
   setText("t-longest", Math.round(Math.max(0, ...queues.map((q) => q.longest_wait_s || 0))));
   gauge("g-sl", w.service_level, 0.8, true);
   gauge("g-ab", w.abandon_rate, 0.05, false);
