@@ -130,7 +130,8 @@ def customer_answer(row: Mapping[str, Any], phones: Sequence[str], verified: boo
     return {"found": True, "account": row["account"], "name": row["name"], "tier": row["tier"],
             "area": row["area"], "category": row["category"], "important": bool(row["important"]),
             "verified": verified, "phones": list(phones), "arrears": _money(row["arrears"]),
-            "due_date": _day(row["due_date"])}
+            "due_date": _day(row["due_date"]), "last_payment": _money(row.get("last_payment")),
+            "last_payment_date": _day(row.get("last_payment_date"))}
 
 
 def account_answer(row: Mapping[str, Any], now: float, tz: ZoneInfo) -> dict[str, Any]:

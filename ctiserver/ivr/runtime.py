@@ -85,11 +85,12 @@ class _Serving(Protocol):
 
 
 def handoff_to(acd: _Serving) -> Handoff:
-    """A Handoff over the ACD runtime's `serve(...)` (returns an object with `.agent`)."""
+    """A Handoff over the ACD runtime's `serve(...)` (returns `Served`, with `.agent_id`). An empty tier
+    goes as None: the ACD classifies the customer record with its tier rules."""
 
     async def handoff(chan: AgiChannel, req: QueueRequest) -> str:
-        served = await acd.serve(chan, req.call_id, req.skill, req.tier, req.caller, req.customer)
-        return str(getattr(served, "agent", None) or "")
+        served = await acd.serve(chan, req.call_id, req.skill, req.tier or None, req.caller, req.customer)
+        return str(getattr(served, "agent_id", None) or "")
 
     return handoff
 
@@ -309,7 +310,9 @@ class _Call:
     async def _queue(self, action: Queue) -> Input:
         w = self.walker
         assert w is not None
-        request = QueueRequest(call_id=str(w.data["call_id"]), skill=action.skill, tier=action.tier,
+        # "" lets the ACD's tier rules classify the customer record, unless the tree named a tier
+        request = QueueRequest(call_id=str(w.data["call_id"]), skill=action.skill,
+                               tier=action.tier if action.explicit else "",
                                caller=str(w.data["caller"]), customer=w.customer, ivr_path=tuple(w.path))
         agent = await self.rt.handoff(self.chan, request)
         return Queued(agent or "")

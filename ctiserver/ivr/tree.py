@@ -54,7 +54,7 @@ class ProviderSpec:
 
 
 CUSTOMER_FIELDS = frozenset({"found", "account", "name", "tier", "area", "category", "important", "verified",
-                             "phones", "arrears", "due_date"})
+                             "phones", "arrears", "due_date", "last_payment", "last_payment_date"})
 PROVIDERS: dict[str, ProviderSpec] = {
     # customer record of the calling number; verified=true when the number is bound to the account
     "customer_by_caller": ProviderSpec(("number",), "customer", CUSTOMER_FIELDS),

@@ -90,8 +90,13 @@ class Record:
 
 @dataclass(frozen=True, slots=True)
 class Queue:
+    """Hand the caller to the ACD. `tier` is the IVR's view (the customer's tier column, else the tree's
+    default); `explicit` when the tree's node set it: only then does the ACD take it as given, otherwise
+    the ACD's tier rules classify the customer record (important, category, consumption, the column)."""
+
     skill: str
     tier: str
+    explicit: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -293,14 +298,15 @@ class IvrWalker:
             return
         self._queue(agent.skill, self.tier, out)
 
-    def _queue(self, skill: str, tier: str, out: list[Action], after: str | None = None) -> None:
+    def _queue(self, skill: str, tier: str, out: list[Action], after: str | None = None,
+               explicit: bool = False) -> None:
         if not self._post_call:
             event = self._log(Kind.IVR_END, outcome="agent", node=self.node)
             event.event.queue = skill
             event.event.tier = tier
             out.append(event)
             self.outcome = "agent"
-        out.append(Queue(skill, tier))
+        out.append(Queue(skill, tier, explicit))
         self._after_queue = after
         self.state = _WAIT_QUEUE
 
@@ -345,7 +351,7 @@ class IvrWalker:
         if isinstance(node, QueueNode):
             self._say(node.prompt, out, barge_in=False)
             tier = render(node.tier, self.data).strip() if node.tier else ""
-            self._queue(node.skill, tier or self.tier, out, node.after)
+            self._queue(node.skill, tier or self.tier, out, node.after, explicit=bool(tier))
             return None
         if isinstance(node, RecordNode):
             self._say(node.prompt, out, barge_in=False)

@@ -111,8 +111,12 @@ async def test_caller_hears_outage_then_arrears_then_reaches_the_acd(asterisk_sa
         await tts.close()
 
     [req] = handed
-    assert (req.skill, req.tier, req.caller) == ("billing", "normal", "13800000002")
+    # no tier named by the tree: the ACD's tier rules classify the customer record the IVR found
+    assert (req.skill, req.tier, req.caller) == ("billing", "", "13800000002")
     assert req.customer is not None and req.customer["account"] == "9100000002"
+    from ctiserver.acd.config import load_acd_config
+
+    assert load_acd_config(SAMPLE_CONFIG).classify(req.customer) == "normal"
     path = list(req.ivr_path)
     assert path.index("outage_notice") < path.index("main") < path.index("bill_read") < path.index("to_agent")
 

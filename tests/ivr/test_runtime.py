@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from ctiserver.acd.config import load_acd_config
 from ctiserver.clock import FakeClock
 from ctiserver.events import Event, Kind
 from ctiserver.ivr.data import MemoryDataProvider, read_sample_data
@@ -24,6 +25,7 @@ from .helpers import SAMPLE_CONFIG, tree_from
 
 NOW = dt.datetime(2026, 11, 23, 10, 0, tzinfo=ZoneInfo("Asia/Shanghai")).timestamp()
 TREE = load_tree(SAMPLE_CONFIG / "ivr" / "hotline.yaml")
+ACD_RULES = load_acd_config(SAMPLE_CONFIG)  # the tier rules the ACD applies to what the IVR hands over
 
 
 class Acd:
@@ -69,7 +71,9 @@ async def test_bill_query_then_agent_then_rating() -> None:
     assert caller.commands[-1] == "HANGUP"
     assert all(c.endswith('"0123456789*#"') or c.endswith('""') for c in caller.commands if c.startswith("STREAM"))
     [req] = acd.requests
-    assert (req.call_id, req.skill, req.tier, req.caller) == ("1700000000.42", "billing", "normal", "13800000002")
+    # the tree names no tier: "" lets the ACD's tier rules classify the customer record
+    assert (req.call_id, req.skill, req.tier, req.caller) == ("1700000000.42", "billing", "", "13800000002")
+    assert ACD_RULES.classify(req.customer) == "normal"
     assert req.customer is not None and req.customer["account"] == "9100000002"
     assert req.ivr_path == ("who", "outage_check", "outage_branch", "outage_notice", "language", "main",
                             "bill_identity", "bill_query", "bill_read", "to_agent")
@@ -94,7 +98,7 @@ async def test_vip_unknown_and_hangup_mid_menu() -> None:
     # a VIP calling from a bound number goes to the agent with the vip tier
     rt, events, acd = runtime()
     await rt.handle(ScriptedCaller(["1", "0"], headers_in={"agi_callerid": "+86 13800000009"}))
-    assert acd.requests[0].tier == "vip" and acd.requests[0].customer is not None
+    assert acd.requests[0].tier == "" and ACD_RULES.classify(acd.requests[0].customer) == "vip"
 
 
 async def test_pin_identity_for_a_stranger_and_secret_digits() -> None:
@@ -104,7 +108,8 @@ async def test_pin_identity_for_a_stranger_and_secret_digits() -> None:
     assert [e.data["digits"] for e in kinds(events, Kind.IVR_DTMF)] == ["1", "1", "9100000003", "******", "0"]
     nodes = [e.data["node"] for e in kinds(events, Kind.IVR_NODE)]
     assert nodes[-4:] == ["bill_query", "bill_read", "to_agent", "rating"]
-    assert acd.requests[0].tier == "normal" and acd.requests[0].customer is None
+    assert acd.requests[0].tier == "" and acd.requests[0].customer is None
+    assert ACD_RULES.classify(None) == "normal"
 
 
 class SlowData:
@@ -220,7 +225,7 @@ async def test_handoff_to_an_acd_runtime() -> None:
         async def serve(self, chan: Any, call_id: str, skill: str, tier: str | None, caller: str,
                         customer: dict[str, Any] | None = None) -> Any:
             self.calls.append((call_id, skill, tier, caller, customer))
-            return SimpleNamespace(outcome="answered", agent="1007")
+            return SimpleNamespace(outcome="answered", agent_id="1007")  # as AcdRuntime's Served
 
     acd = FakeAcd()
     events: list[Event] = []
@@ -228,7 +233,8 @@ async def test_handoff_to_an_acd_runtime() -> None:
                     events.append, handoff_to(acd), IvrSettings(), FakeClock(NOW))
     await rt.handle(ScriptedCaller(["1", "0", "3"], headers_in={"agi_callerid": "13800000013"}))
     [(call_id, skill, tier, caller, customer)] = acd.calls
-    assert (call_id, skill, tier, caller) == ("1700000000.42", "billing", "vip", "13800000013")
+    assert (call_id, skill, tier, caller) == ("1700000000.42", "billing", None, "13800000013")
+    assert ACD_RULES.classify(customer) == "vip"  # 马超: a government office
     assert customer is not None and customer["name"] == "马超"
     [rating] = kinds(events, Kind.SURVEY_RATING)
     assert rating.agent_id == "1007" and rating.data["rating"] == 3

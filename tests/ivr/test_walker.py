@@ -471,3 +471,17 @@ def test_sample_rating_without_an_answer_hangs_up_not_requeues() -> None:
     out = w.on_input(Timeout())
     assert isinstance(out[-1], Hangup) and not of(out, Queue) and not events(out, Kind.SURVEY_RATING)
     assert w.outcome == "agent"
+
+
+def test_a_tier_named_by_the_tree_is_explicit_else_the_acd_classifies() -> None:
+    w = walker("""
+start: q
+nodes:
+  q: {kind: queue, skill: fault, prompt: "紧急", tier: vip}
+""")
+    out = w.start()
+    assert out[-1] == Queue("fault", "vip", explicit=True)
+    w = walker(MENU)
+    w.start()
+    w.data["customer"] = {"found": True, "tier": "priority"}
+    assert w.on_input(Digits("0"))[-1] == Queue("billing", "priority", explicit=False)
