@@ -26,7 +26,29 @@ def _checks() -> list[Callable[[Path], object]]:
     from .outbound.model import check_outbound
     from .web.config import load_desktop_config
 
-    return [load_server_config, load_acd_config, check_ivr, load_kpi_config, check_outbound, load_desktop_config]
+    return [load_server_config, load_acd_config, check_ivr, load_kpi_config, check_outbound, load_desktop_config,
+            check_outbound_against_acd]
+
+
+def check_outbound_against_acd(config_dir: Path) -> list[ConfigProblem]:
+    """Skills and tiers outbound.yaml hands to the ACD must exist there (each file alone cannot tell)."""
+    from .acd.config import load_acd_config
+    from .configfile import compose, node_line
+    from .outbound.model import load_outbound_config
+
+    try:
+        acd, out = load_acd_config(config_dir), load_outbound_config(config_dir)
+    except ConfigError:
+        return []  # reported by the files' own checks
+    path = Path(config_dir) / "outbound.yaml"
+    root = compose(path) if path.exists() else None
+    skills, tiers = set(acd.skills), {t.name for t in acd.tiers}
+    wanted = [(("dial", "agent_skill"), out.dial.agent_skill, skills, "skill"),
+              (("callbacks", "skill"), out.callbacks.skill, skills, "skill"),
+              (("callbacks", "tier"), out.callbacks.tier, tiers, "tier")]
+    return [ConfigProblem(str(path), node_line(root, loc), f"{'.'.join(loc)}: '{value}' is not an ACD {kind} "
+                                                            f"(acd.yaml: {', '.join(sorted(known))})")
+            for loc, value, known, kind in wanted if value not in known]
 
 
 def check_all(config_dir: Path) -> list[ConfigProblem]:

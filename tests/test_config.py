@@ -58,3 +58,15 @@ def test_environment_overrides_for_containers(tmp_path, monkeypatch):
 def test_missing_config_folder(tmp_path, capsys):
     assert main(["check", "--config", str(tmp_path / "nope")]) == 1
     assert "configuration folder not found" in capsys.readouterr().err
+
+
+def test_outbound_skills_and_tiers_must_exist_in_the_acd(tmp_path, capsys):
+    cfg = tmp_path / "config"
+    shutil.copytree(REPO / "config", cfg)
+    text = (cfg / "outbound.yaml").read_text(encoding="utf-8")
+    text = text.replace("  skill: outbound\n", "  skill: callbacks\n", 1)
+    (cfg / "outbound.yaml").write_text(text, encoding="utf-8")
+    line = text.splitlines().index("  skill: callbacks") + 1
+    assert main(["check", "--config", str(cfg)]) == 1
+    err = capsys.readouterr().err
+    assert f"{cfg / 'outbound.yaml'}:{line}: callbacks.skill: 'callbacks' is not an ACD skill" in err
