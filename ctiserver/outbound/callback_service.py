@@ -389,6 +389,12 @@ class AcdCallbackService:
         row_id = held[0]
         if not self._still_offered(offer.call_id, offer.agent_id):
             return  # stale: the ACD moved on while this waited in the inbox
+        with contextlib.suppress(SQLAlchemyError, OSError):  # the database away: ring anyway, it is ours
+            row = await self.store.get(row_id)
+            if row is None or row.status != CallbackStatus.QUEUED:  # closed elsewhere (another process, a tool)
+                self._by_call.pop(offer.call_id, None)
+                self._withdraw(offer.call_id, "callback_closed")
+                return
         self._seq += 1
         channel = f"{self.prefix}{row_id}-{self._seq}"
         self._rings[channel] = _Ring(offer.call_id, offer.agent_id, row_id, offer.number or offer.caller,

@@ -468,3 +468,20 @@ async def test_a_database_outage_loses_no_callback_and_strands_no_agent(cb_engin
     finally:
         w.svc.store.engine = good
         await broken.dispose()
+
+
+async def test_a_callback_closed_in_the_database_by_someone_else_rings_no_agent(cb_engine: AsyncEngine) -> None:
+    w = World(cb_engine, FakeClock(T0), {"1001": {"billing": 5}})
+    w.login("1001")
+    busy_agent(w)
+    priority_abandon(w, "in-1", "13900000001")
+    await w.svc.drain()
+    [row] = await w.svc.store.by_origin("in-1")
+    assert await w.svc.store.close(row.id, CallbackStatus.CANCELLED, w.clock.now(), outcome="tool")
+    w.acd.apply(lambda now: w.acd.engine.call_ended("live-1001", now))
+    w.clock.jump(10)
+    w.acd.apply(w.acd.engine.tick)
+    await w.svc.drain()
+    assert w.ami.originates() == []
+    assert w.acd.engine.call_state(f"cb-{row.id}-1") is None
+    assert w.acd.engine.agent_state("1001")[0] == "available"
