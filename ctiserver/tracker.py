@@ -37,6 +37,7 @@ class Leg:
     exten: str = ""
     context: str = ""
     dialed_by: str = ""  # Uniqueid of the channel whose Dial created this one (AMI DialBegin)
+    dialled: bool = False  # this channel dialled another (kept when that one is gone, e.g. transferred away)
 
 
 @dataclass(slots=True)
@@ -211,6 +212,9 @@ class CallTracker:
         source = _s(msg, "Uniqueid")  # empty for an AMI Originate
         if dest is not None and source and source != dest.uniqueid:
             dest.dialed_by = source
+            dialler = self.legs.get(source)
+            if dialler is not None:
+                dialler.dialled = True
         return []
 
     def _hangup(self, msg: AmiLike, now: float, cause: str, cause_txt: str) -> list[Event]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -69,7 +70,7 @@ def _on_dial_end(acd: AcdRuntime) -> Any:
     return listener
 
 
-def _queue_route(acd: AcdRuntime) -> Any:
+def _queue_route(acd: AcdRuntime, caller_of: Callable[[str], str] = lambda call_id: "") -> Any:
     """AGI /queue/<skill or transfer code>: a caller transferred to a queue re-enters the ACD.
 
     Blind ([transfer-queue]): the caller's own leg, known to the ACD by the call's Linkedid (a
@@ -77,13 +78,15 @@ def _queue_route(acd: AcdRuntime) -> Any:
     ([transfer-code], e.g. an escalation): the consultation channel, while the caller it shares
     the Linkedid with is still being served (on hold with their agent): it is queued under its own
     Uniqueid, else the ACD would refuse it ("already being served") and the dialplan would drop it
-    into the fallback queue. The tier comes from the tier rules."""
+    into the fallback queue; its caller is the call's (`caller_of`), not the agent it was dialled
+    from. The tier comes from the tier rules."""
 
     async def handle(chan: AgiChannel) -> None:
         parts = [p for p in chan.path.split("?")[0].split("/") if p]
         skill = parts[1] if len(parts) > 1 else ""
         skill = acd.cfg.transfer_codes.get(skill, skill)
         call_id = own_id = chan.headers.get("agi_uniqueid", "")
+        caller = chan.headers.get("agi_callerid", "")
         try:
             reply = await chan.execute("GET VARIABLE CHANNEL(linkedid)")
             if reply.result == "1" and reply.data:
@@ -95,8 +98,9 @@ def _queue_route(acd: AcdRuntime) -> Any:
                     await asyncio.sleep(0.05)
             if own_id and acd.engine.call_state(call_id) is not None:
                 log.info("call %s is being served: queueing its consultation channel %s apart", call_id, own_id)
+                caller = caller_of(call_id) or caller
                 call_id = own_id
-            served = await acd.serve(chan, call_id, skill, None, chan.headers.get("agi_callerid", ""), None)
+            served = await acd.serve(chan, call_id, skill, None, caller, None)
             log.info("transferred call %s to queue %s: %s", call_id, skill, served.outcome)
         except (AgiHangup, AgiError) as exc:
             log.info("queue session ended: %s", exc)
@@ -249,7 +253,7 @@ async def build_server(config_dir: Path, cfg: ServerConfig, *, sandbox: bool = F
     acd.say = say
     server.agi_routes["ivr"] = ivr.handle
     server.agi_routes["outbound-agent"] = _outbound_agent_route(acd)
-    server.agi_routes["queue"] = _queue_route(acd)
+    server.agi_routes["queue"] = _queue_route(acd, lambda call_id: calls.caller_number(call_id))
     server.ami_listeners.append(_on_dial_end(acd))
     server.ami_listeners.append(hold_listener(acd))
     outbound = attach_outbound(server, prompt=ivr.tts.sound, acd=acd, say=say)

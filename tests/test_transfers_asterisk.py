@@ -10,15 +10,14 @@ acts on the live call and the test checks what Asterisk did: who is bridged with
 and what the CTI logged.
 
 Agents: A = 1003 (billing, takes every caller), B = 1005 (transfer target, not in the ACD),
-C = 1010 (complaint, ready: the queue target).
+C = 1010 (complaint, ready: the queue target), S = 1004 (shift leader: the `supervisor` desk).
 
-Attended transfer works to an agent only. AMI Atxfer types the target as DTMF into the
-agent's bridge, so a queue (a skill name: letters) cannot be dialled that way; seen here:
-Asterisk answers Success, holds the caller, prompts the agent, times out and does nothing.
-`AmiCallControl` therefore refuses an attended transfer to a queue up front (422,
-tests/test_calls.py). Known gap, seen here and not asserted: after A completes an attended
-transfer the ACD still has A on the call (the caller's Dial from the ACD goes on with B)
-until the caller hangs up.
+AMI Atxfer types its target as DTMF into the agent's bridge, so a queue (a skill name) cannot
+be dialled by name; seen here: Asterisk answers Success, holds the caller, prompts the agent,
+times out and does nothing. Queues an attended transfer may reach therefore have 4-digit codes
+(acd.yaml transfer_codes, `9001` = supervisor) dialled into [transfer-code]; the desktop's
+escalation is one. When A completes an attended transfer, A wraps up at once (AMI
+AttendedTransfer), not when the caller, by then with someone else, hangs up.
 """
 
 from __future__ import annotations
@@ -32,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 import yaml
 
@@ -39,6 +39,7 @@ from ctiserver.config import load_server_config
 from ctiserver.events import Event, Kind
 from ctiserver.server import CtiServer
 from ctiserver.store.query import fetch_events
+from ctiserver.web.auth import create_user
 from ctiserver.web.ports import PortError
 from ctiserver.wiring import build_server
 from tests.asterisk_fixture import AmiRecorder, event_is, originate_caller, sounds_dir
@@ -47,7 +48,8 @@ from tests.sipphone import SoftPhone, agent_phone
 pytestmark = [pytest.mark.asterisk, pytest.mark.pjsip_agents]
 
 REPO = Path(__file__).resolve().parents[1]
-A, B, C = "1003", "1005", "1010"
+A, B, C, S = "1003", "1005", "1010", "1004"
+PASSWORD = "sandbox-desk-pw"
 
 
 def free_port() -> int:
@@ -289,3 +291,93 @@ async def test_hangup_ends_the_call(live: Live) -> None:
         with pytest.raises(PortError) as gone:
             await live.calls.transfer(call_id, "agent", B, "blind")
         assert gone.value.status == 404
+
+
+class Desk:
+    """Agents' desktops: the real HTTP API of the server under test, one session per agent."""
+
+    def __init__(self, live: Live, web: aiohttp.ClientSession) -> None:
+        self.base, self.web = f"http://127.0.0.1:{live.server.http_port}", web
+        self.engine = live.server.store.engine
+        self.tokens: dict[str, str] = {}
+
+    async def sign_in(self, agent: str) -> None:
+        await create_user(self.engine, agent, f"坐席{agent}", "agent", PASSWORD)
+        async with self.web.post(f"{self.base}/api/auth/login",
+                                 json={"agent_no": agent, "password": PASSWORD}) as r:
+            assert r.status == 200, await r.text()
+            self.tokens[agent] = (await r.json())["token"]
+
+    async def post(self, agent: str, path: str, body: dict[str, Any] | None = None) -> tuple[int, Any]:
+        async with self.web.post(self.base + path, json=body or {},
+                                 headers={"Authorization": f"Bearer {self.tokens[agent]}"}) as r:
+            return r.status, await r.json()
+
+    async def calls_of(self, agent: str) -> list[str]:
+        async with self.web.get(f"{self.base}/api/calls",
+                                headers={"Authorization": f"Bearer {self.tokens[agent]}"}) as r:
+            assert r.status == 200, await r.text()
+            return [c["call_id"] for c in await r.json()]
+
+
+async def test_escalation_is_a_warm_transfer_to_the_shift_leader_desk(live: Live) -> None:
+    """A presses Escalate: the caller holds, A talks to the shift leader the ACD picked from the
+    `supervisor` desk, A hangs up and the caller is the shift leader's, on their desktop too."""
+    acd = live.server.features.acd
+    async with agent_phone(A, live.sip, answer_after_s=0.3, talk_s=None) as phone_a, \
+            agent_phone(S, live.sip, answer_after_s=0.5, talk_s=None) as phone_s, \
+            aiohttp.ClientSession() as web:
+        desk = Desk(live, web)
+        call_id = await live.call_answered_by_a("13900000105", phone_a)
+        caller, a_chan = live.caller_end(call_id), live.agent_channel(call_id, A)
+        acd.login(S, ready=True)  # after A took the caller: the shift leader is free for escalations
+        await desk.sign_in(A)
+        await desk.sign_in(S)
+        assert call_id in await desk.calls_of(A) and call_id not in await desk.calls_of(S)
+
+        status, body = await desk.post(A, f"/api/calls/{call_id}/escalate", {"note": "客户要求找班长"})
+
+        assert (status, body.get("escalated")) == (200, True), body
+        [xfer] = live.acd(Kind.ACD_TRANSFER, call_id)
+        assert (xfer.agent_id, xfer.data) == (A, {"target": "supervisor", "target_kind": "queue",
+                                                 "kind": "attended", "escalated": True, "code": "9001"})
+        # the consultation (Local/9001@transfer-code) entered the ACD's supervisor desk under its own id
+        [enq] = await until(lambda: [e for e in live.events if e.kind == Kind.ACD_ENQUEUE
+                                     and e.queue == "supervisor"], 10, "the consultation queued")
+        consult_id = enq.call_id
+        assert enq.data["caller"] == "13900000105"  # the caller's number on the shift leader's screen, not A's
+        assert consult_id and consult_id != call_id
+        assert live.server.trackers["pbx1"].call_for_channel(consult_id) == call_id  # a leg of the call
+        await until(lambda: [e for e in live.acd(Kind.ACD_ANSWER, consult_id) if e.agent_id == S], 15,
+                    "the shift leader answered through the ACD")
+        await phone_s.wait_for_call("answered", timeout=5)
+        talk = await live.wait_reaches(a_chan, lambda s: agent_of(s, S), 10, "A talking to the shift leader")
+        assert caller not in talk  # the caller is on hold meanwhile
+        assert acd.engine.agent_state(A)[0] == "on_call" and call_id in await desk.calls_of(A)
+        assert not live.ami.matching(lambda m: (event_is("UserEvent", UserEvent="CtiFallback")(m)
+                                                or event_is("QueueCallerJoin")(m))
+                                     and m.get("Linkedid") == call_id)  # no fallback queue on the way
+
+        await phone_a.hangup(phone_a.calls[-1].call_id)  # A hangs up: the transfer completes
+
+        done = await live.ami.wait_for(lambda m: event_is("AttendedTransfer")(m)
+                                       and m.get("OrigTransfererLinkedid") == call_id, timeout=10)
+        assert done[0].get("Result") == "Success"
+        now = await live.wait_reaches(caller, lambda s: agent_of(s, S), 10, "the shift leader bridged with the caller")
+        assert not agent_of(now, A)
+        [complete] = await until(lambda: live.acd(Kind.ACD_COMPLETE, call_id), 5, "A's talk completed")
+        assert complete.agent_id == A and acd.engine.agent_state(A)[0] == "wrap_up"
+        assert acd.engine.agent_state(S)[0] == "on_call"  # still talking to the caller
+        assert call_id in await desk.calls_of(S) and call_id not in await desk.calls_of(A)
+        assert len(live.acd(Kind.ACD_TRANSFER, call_id)) == 1
+        assert len(await live.stored(call_id, Kind.ACD_TRANSFER)) == 1
+
+        status, _ = await desk.post(S, f"/api/calls/{call_id}/hangup")  # the desk controls the call now
+
+        assert status == 200
+        await until(lambda: [e for e in live.events if e.kind == Kind.CALL_END and e.call_id == call_id], 10,
+                    "the call's end")
+        assert (await phone_s.wait_for_call("ended", timeout=5)).ended_by == "remote"
+        [done_s] = await until(lambda: live.acd(Kind.ACD_COMPLETE, consult_id), 5, "the shift leader's talk completed")
+        assert done_s.agent_id == S and acd.engine.agent_state(S)[0] == "wrap_up"
+        assert len(live.acd(Kind.ACD_COMPLETE, call_id)) == 1  # A's talk was closed once

@@ -25,6 +25,11 @@ AGENT_ID = r"^[A-Za-z0-9_-]{1,40}$"
 Name = Annotated[str, Field(pattern=NAME)]
 Proficiency = Annotated[int, Field(ge=1, le=10)]
 Seconds = Annotated[float, Field(ge=0)]
+# What an agent's phone can dial into an attended transfer (AMI Atxfer sends DTMF): exactly four
+# digits, the `_XXXX` pattern of asterisk/extensions.conf [transfer-code], so Asterisk dials at the
+# fourth digit instead of waiting out its transfer digit timeout.
+TRANSFER_CODE = r"^[0-9]{4}$"
+TransferCode = Annotated[str, Field(pattern=TRANSFER_CODE)]
 
 
 class Destination(Strict):
@@ -200,6 +205,21 @@ class AcdConfig(Strict):
     key_poll_ms: Annotated[int, Field(ge=100, le=5000)] = 500
     dial_max_s: Annotated[float, Field(gt=0)] = 4 * 3600.0  # AGI timeout for an EXEC Dial (ring + talk)
     announce: AnnounceConfig = Field(default_factory=AnnounceConfig)
+    # Queues an attended transfer can reach: code -> skill, e.g. {"9001": supervisor} (the desktop's escalation).
+    transfer_codes: dict[TransferCode, Name] = Field(default_factory=dict)
+
+    @field_validator("transfer_codes", mode="before")
+    @classmethod
+    def _codes_as_text(cls, value: Any) -> Any:
+        """`9001: supervisor` unquoted is an int key in YAML; a code is text (a leading 0 must be quoted)."""
+        if isinstance(value, dict):
+            return {str(k) if isinstance(k, int) and not isinstance(k, bool) else k: v for k, v in value.items()}
+        return value
+
+    @cached_property
+    def queue_codes(self) -> dict[str, str]:
+        """skill -> its transfer code (the inverse of `transfer_codes`; one code per skill)."""
+        return {skill: code for code, skill in self.transfer_codes.items()}
 
     def queue(self, skill: str) -> QueueConfig:
         return self.queues.get(skill, self.queue_defaults)
@@ -294,6 +314,15 @@ def _cross_check(cfg: AcdConfig) -> list[tuple[tuple[int | str, ...], str]]:
                             f"move_to '{step.move_to}' must be another queue's skill"))
     for name, cal in cfg.calendars.items():
         out.extend(_dest_check(cfg, cal.closed, ("calendars", name, "closed")))
+    coded: dict[str, str] = {}
+    for code, skill in cfg.transfer_codes.items():
+        if skill not in skills:
+            out.append((("transfer_codes", code), f"transfer code {code}: unknown skill '{skill}'"))
+        elif skill in coded:
+            out.append((("transfer_codes", code), f"transfer code {code}: skill '{skill}' already has code "
+                        f"{coded[skill]}"))
+        else:
+            coded[skill] = code
     # Overflow between queues must not loop (a call would bounce forever).
     for start in cfg.queues:
         path = [start]
