@@ -122,6 +122,11 @@ def prepare_config(src: Path, dst: Path, opts: DemoOptions) -> None:
     for a in acd.get("agents") or []:
         a.pop("dial", None)
     acd_path.write_text(yaml.safe_dump(acd, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    out_path = dst / "outbound.yaml"
+    if out_path.exists():  # customers (campaigns, callbacks) are the sandbox's scripted numbers
+        out = yaml.safe_load(out_path.read_text(encoding="utf-8")) or {}
+        out.setdefault("dial", {})["channel"] = "Local/{number}@outbound-dest"
+        out_path.write_text(yaml.safe_dump(out, allow_unicode=True, sort_keys=False), encoding="utf-8")
     srv_path = dst / "ctiserver.yaml"
     srv = yaml.safe_load(srv_path.read_text(encoding="utf-8"))
     srv.setdefault("database", {})["url"] = f"sqlite+aiosqlite:///{dst.parent / 'var' / 'demo.db'}"

@@ -47,6 +47,20 @@ def test_sample_customers_are_callers() -> None:
     assert ("13800000001", "张建国") in customers
 
 
+def test_the_demo_config_dials_the_sandboxs_scripted_customers(tmp_path: Path) -> None:
+    import yaml
+
+    from ctiserver.outbound.model import load_outbound_config
+    from ctiserver.settings import check_all
+    from ctiserver.sim.demo import prepare_config
+
+    prepare_config(ROOT / "config", tmp_path / "config", DemoOptions(ROOT / "config", agent_prefix="d7"))
+    assert load_outbound_config(tmp_path / "config").dial.channel == "Local/{number}@outbound-dest"
+    acd = yaml.safe_load((tmp_path / "config" / "acd.yaml").read_text(encoding="utf-8"))
+    assert acd["dial_template"] == "Local/d7{id}@sim-agents"
+    assert check_all(tmp_path / "config") == []
+
+
 async def test_demo_places_callers_that_reach_agents(asterisk_sandbox: sandbox.SandboxInfo, tmp_path: Path) -> None:
     # The shared sandbox keeps its sounds folder (no restart under other tests): our TTS cache is that folder.
     opts = DemoOptions(config_dir=ROOT / "config", callers_per_minute=40, seed=3, http_port=free_port(),
