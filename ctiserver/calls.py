@@ -169,12 +169,11 @@ class AmiCallControl:
         With a `Local` caller (tests, a trunk behind a Local channel) both halves show the entry
         context in Newchannel, but only `;2` runs it: `;1` is the caller's own end, and moving it
         would leave the agent talking to the other half. Dial says which leg is the caller's: the
-        earliest leg that dialled another leg of the call (later diallers are agents consulting
-        someone). Before any Dial (or after a resync) the first leg in the `hotline` context.
+        earliest leg that dialled (later diallers are agents consulting someone, or the consultation
+        channel of an escalation ringing the desk; the leg the caller dialled may be gone since, as
+        after a transfer). Before any Dial (or after a resync) the first leg in the `hotline` context.
         """
-        ids = {leg.uniqueid for leg in legs}
-        diallers = {leg.dialed_by for leg in legs if leg.dialed_by in ids}
-        dialling = [leg for leg in legs if leg.uniqueid in diallers]
+        dialling = [leg for leg in legs if leg.dialled]
         if dialling:
             return dialling[0]  # legs are sorted by start
         entry = [leg for leg in legs if leg.context == "hotline"]

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from ctiserver.ami.errors import AmiDisconnected
-from ctiserver.calls import AmiCallControl
+from ctiserver.calls import AgentChannels, AmiCallControl, call_agent, transfer_listener
 from ctiserver.events import Event, Kind
 from ctiserver.tracker import CallTracker
 from ctiserver.web.ports import PortError
@@ -128,15 +128,171 @@ async def test_attended_transfer_that_asterisk_ignores_is_an_error_not_a_logged_
     assert log == []
 
 
-async def test_attended_transfer_to_a_queue_is_refused_before_asterisk_hears_of_it() -> None:
+async def test_attended_transfer_to_a_queue_without_a_code_is_refused_before_asterisk_hears_of_it() -> None:
     """Atxfer sends the target as DTMF: a skill name cannot be sent, Asterisk would put the
     caller on hold, prompt the agent, time out, and answer Success all the same."""
     ami = FakeAmi()
-    calls, log = control(local_caller_with_agent(), ami)
+    calls, log = control(local_caller_with_agent(), ami, queue_codes={"supervisor": "9001"})
     with pytest.raises(PortError) as refused:
         await calls.transfer("1.0", "queue", "billing", "attended", escalated=True)
-    assert (refused.value.error_id, refused.value.status) == ("attended-needs-digits", 422)
+    assert (refused.value.error_id, refused.value.status) == ("no-transfer-code", 422)
+    with pytest.raises(PortError) as named:
+        await calls.transfer("1.0", "agent", "lead", "attended")
+    assert (named.value.error_id, named.value.status) == ("attended-needs-digits", 422)
     assert ami.sent == [] and log == []
+
+
+class Getvar(Resp):
+    def __init__(self, value: str) -> None:
+        super().__init__()
+        self.fields = {"Value": value}
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return self.fields.get(name, default)
+
+
+async def test_escalation_dials_the_desk_code_and_carries_the_callers_cti() -> None:
+    """Escalation = attended transfer to the `supervisor` queue: Atxfer to its code in [transfer-code],
+    after the caller's CTI_AGI is put on the agent's leg for the consultation channel to inherit."""
+    t = local_caller_with_agent("PJSIP/agent1001-00000002")
+
+    def asterisk(name: str, fields: Any) -> Resp:
+        if name == "Getvar":
+            return Getvar("127.0.0.1:45731")
+        if name == "Atxfer":
+            chan(t, "1.4", "Local/9001@transfer-code-00000004;1", "transfer-code", 7.0)
+        return Resp()
+
+    ami = FakeAmi(asterisk)
+    calls, log = control(t, ami, queue_codes={"supervisor": "9001"})
+    await calls.transfer("1.0", "queue", "supervisor", "attended", escalated=True)
+    assert ami.sent == [
+        ("Getvar", {"Channel": "Local/95598@hotline-00000000;2", "Variable": "CTI_AGI"}),
+        ("Setvar", {"Channel": "PJSIP/agent1001-00000002", "Variable": "_CTI_AGI", "Value": "127.0.0.1:45731"}),
+        ("Atxfer", {"Channel": "PJSIP/agent1001-00000002", "Context": "transfer-code", "Exten": "9001"})]
+    [ev] = log
+    assert (ev.kind, ev.agent_id) == (Kind.ACD_TRANSFER, "1001")
+    assert ev.data == {"target": "supervisor", "target_kind": "queue", "kind": "attended", "escalated": True,
+                       "code": "9001"}
+
+
+async def test_a_cti_address_that_could_inject_is_not_carried() -> None:
+    t = local_caller_with_agent()
+
+    def asterisk(name: str, fields: Any) -> Resp:
+        if name == "Getvar":
+            return Getvar("x\r\nAction: Originate")
+        if name == "Atxfer":
+            chan(t, "1.4", "Local/9001@transfer-code-00000004;1", "transfer-code", 7.0)
+        return Resp()
+
+    ami = FakeAmi(asterisk)
+    calls, _ = control(t, ami, queue_codes={"supervisor": "9001"})
+    await calls.transfer("1.0", "queue", "supervisor", "attended")
+    assert [name for name, _ in ami.sent] == ["Getvar", "Atxfer"]
+
+
+def escalated_call() -> CallTracker:
+    """After an escalation completed: agent 1001's leg is gone; the consultation channel the ACD
+    served (Local/9001@transfer-code) dialled the shift leader 1004, who answered."""
+    t = local_caller_with_agent("PJSIP/agent1001-00000002")
+    t.feed({"Event": "Newstate", "Uniqueid": "1.2", "ChannelState": "6"}, 5.5)
+    chan(t, "1.4", "Local/9001@transfer-code-00000004;1", "transfer-code", 7.0)
+    chan(t, "1.5", "Local/9001@transfer-code-00000004;2", "transfer-code", 7.0)
+    chan(t, "1.6", "PJSIP/agent1004-00000005", "agents-out", 8.0)
+    dial(t, "1.5", "1.6")
+    t.feed({"Event": "Newstate", "Uniqueid": "1.6", "ChannelState": "6"}, 9.0)
+    t.feed({"Event": "Hangup", "Uniqueid": "1.2", "Cause": "16"}, 12.0)
+    return t
+
+
+async def test_after_a_transfer_the_call_is_the_new_agents_to_control() -> None:
+    ami = FakeAmi()
+    calls, log = control(escalated_call(), ami, agent=None)  # the ACD closed 1001's talk
+    [live] = calls.live_calls()
+    assert live["agent_id"] == "1004"
+    await calls.transfer("1.0", "agent", "1002", "blind")
+    # the caller is still the hotline leg that dialled 1001 (gone), not the consultation leg
+    assert ami.sent == [("Redirect", {"Channel": "Local/95598@hotline-00000000;2", "Context": "agents",
+                                      "Exten": "1002", "Priority": "1"})]
+    assert log[0].agent_id == "1004"
+
+
+def test_whose_call_it_is() -> None:
+    legs = list(escalated_call().calls["1.0"].legs.values())
+    agent_of = AgentChannels([("1001", "PJSIP/agent1001"), ("1004", "PJSIP/agent1004")])
+    assert call_agent(None, legs, agent_of) == "1004"  # the agent whose leg answered last
+    assert call_agent("1004", legs, agent_of) == "1004"
+    t = local_caller_with_agent("PJSIP/agent1001-00000002")
+    during = list(t.calls["1.0"].legs.values())
+    assert call_agent("1001", during, agent_of) == "1001"  # the ACD's agent, while their leg is on
+    assert call_agent(None, during, agent_of) is None  # nobody answered yet
+    assert call_agent("1001", [], agent_of) == "1001"
+
+
+def test_agent_channels_from_dial_strings() -> None:
+    agent_of = AgentChannels([("1001", "Local/1001@sim-agents"), ("1002", "PJSIP/agent1002")])
+    assert agent_of("Local/1001@sim-agents-00000003;1") == "1001"
+    assert agent_of("Local/1001@sim-agents-00000003;2") == "1001"
+    assert agent_of("PJSIP/agent1002-0000002a") == "1002"
+    assert agent_of("PJSIP/agent1003-0000002b") == "1003"  # the usual form, even if not configured
+    assert agent_of("PJSIP/agent10020-0000002c") == "10020"
+    assert agent_of("Local/9001@transfer-code-00000004;1") is None
+    assert agent_of("Local/95598@hotline-00000000;2") is None
+
+
+class Talks:
+    """The ACD runtime as the transfer listener sees it: agent 1001 talks on call 'c1'."""
+
+    def __init__(self, state: str | None = "talking") -> None:
+        self.state = state
+        self.ended: list[str] = []
+        self.answered: list[str] = []
+        self.engine = self
+
+    def agent_ids(self) -> list[str]:
+        return ["1001", "1004"]
+
+    def agent_call(self, agent: str) -> str | None:
+        return "c1" if agent == "1001" else None
+
+    def call_state(self, call_id: str) -> str | None:
+        return self.state if call_id == "c1" else None
+
+    def _end_talk(self, call_id: str) -> None:
+        self.ended.append(call_id)
+        self.state = None
+
+    def note_answered(self, call_id: str, when: float | None = None) -> bool:
+        self.answered.append(call_id)
+        return True
+
+
+def test_a_completed_transfer_away_from_an_agent_ends_their_talk_once() -> None:
+    acd = Talks()
+    listen = transfer_listener(acd, AgentChannels([("1001", "PJSIP/agent1001")]))
+    xfer = {"Event": "AttendedTransfer", "Result": "Success", "OrigTransfererChannel": "PJSIP/agent1001-00000002",
+            "OrigTransfererLinkedid": "1.0"}
+    listen("pbx1", {**xfer, "Result": "Fail"})
+    listen("pbx1", {**xfer, "OrigTransfererChannel": "PJSIP/agent1004-00000005"})  # not on an ACD call
+    listen("pbx1", {**xfer, "OrigTransfererChannel": "PJSIP/agent7777-00000005"})  # not an ACD agent
+    assert acd.ended == []
+    listen("pbx1", xfer)
+    listen("pbx1", xfer)  # a repeat finds the talk closed
+    assert acd.ended == ["c1"]
+    blind = Talks()
+    transfer_listener(blind, AgentChannels())("pbx1", {"Event": "BlindTransfer", "Result": "Success",
+                                                       "TransfererChannel": "PJSIP/agent1001-00000002"})
+    assert blind.ended == ["c1"]
+
+
+def test_a_consultation_is_answered_by_its_own_id_not_the_callers() -> None:
+    acd = Talks()
+    listen = transfer_listener(acd, AgentChannels())
+    listen("pbx1", {"Event": "DialEnd", "DialStatus": "ANSWER", "Uniqueid": "1.5", "Linkedid": "1.0"})
+    listen("pbx1", {"Event": "DialEnd", "DialStatus": "ANSWER", "Uniqueid": "1.0", "Linkedid": "1.0"})
+    listen("pbx1", {"Event": "DialEnd", "DialStatus": "NOANSWER", "Uniqueid": "1.7", "Linkedid": "1.0"})
+    assert acd.answered == ["1.5"]
 
 
 async def test_refusals_and_a_lost_ami_link_are_port_errors() -> None:

@@ -76,3 +76,15 @@ def test_dial_begin_records_who_dialled_each_leg():
     assert t.feed(ev("DialBegin", Uniqueid="7.1", DestUniqueid="7.2"), 2.0) == []
     assert t.feed(ev("DialBegin", Uniqueid="7.1", DestUniqueid="never-seen"), 2.0) == []
     assert [t.legs[u].dialed_by for u in ("7.0", "7.1", "7.2")] == ["", "", "7.1"]
+
+
+def test_a_leg_that_dialled_stays_marked_after_the_leg_it_dialled_is_gone():
+    """Call control finds the caller as the leg that dialled, also after the agent it dialled left (a transfer)."""
+    t = CallTracker("pbx1")
+    t.feed(newchan("1.1", "1.1", "PJSIP/trunk-1"), 10.0)
+    t.feed(newchan("1.2", "1.1", "PJSIP/agent1001-2"), 11.0)
+    t.feed(ev("DialBegin", Uniqueid="1.1", DestUniqueid="1.2"), 11.0)
+    t.feed(ev("DialBegin", Uniqueid="", DestUniqueid="1.1"), 11.0)  # an Originate: no dialler
+    assert (t.legs["1.1"].dialled, t.legs["1.2"].dialled, t.legs["1.2"].dialed_by) == (True, False, "1.1")
+    t.feed(ev("Hangup", Uniqueid="1.2", Cause="16"), 40.0)
+    assert t.legs["1.1"].dialled is True

@@ -172,3 +172,22 @@ def test_every_sample_agent_has_a_pjsip_endpoint_and_a_fallback_queue_seat() -> 
         assert dial == f"PJSIP/agent{agent.id}"
         assert f"agent{agent.id}" in endpoints, f"no PJSIP endpoint for agent {agent.id}"
         assert f"agent{agent.id}" in members, f"agent {agent.id} has no seat in the fallback queue"
+
+
+def test_transfer_codes_map_four_digits_to_skills(tmp_path: Path) -> None:
+    path = tmp_path / "acd.yaml"
+    path.write_text(GOOD + "transfer_codes:\n  9001: vip_desk\n  '0042': billing\n", encoding="utf-8")
+    cfg = load_acd_config(tmp_path)
+    assert cfg.transfer_codes == {"9001": "vip_desk", "0042": "billing"}  # an unquoted code is text too
+    assert cfg.queue_codes == {"vip_desk": "9001", "billing": "0042"}
+    assert load_acd_config(SAMPLE_DIR).queue_codes["supervisor"] == "9001"  # the desktop's escalation desk
+
+
+def test_transfer_code_mistakes_point_at_their_line(tmp_path: Path) -> None:
+    text = GOOD + "transfer_codes:\n  '9001': billing\n  '9002': gardening\n  '9003': billing\n"
+    path = str(tmp_path / "acd.yaml")
+    assert problems(text, tmp_path) == [
+        f"{path}:15: transfer code 9002: unknown skill 'gardening'",
+        f"{path}:16: transfer code 9003: skill 'billing' already has code 9001"]
+    [short] = problems(GOOD + "transfer_codes:\n  '901': billing\n", tmp_path)
+    assert short.startswith(f"{path}:") and "901" in short and "pattern" in short
