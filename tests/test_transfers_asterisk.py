@@ -273,6 +273,11 @@ async def test_attended_transfer_to_an_agent(live: Live) -> None:
         now = await live.wait_reaches(caller, lambda s: agent_of(s, B), 10, "B bridged with the caller")
         assert not agent_of(now, A) and a_chan not in await live.bridges()
         assert consult.state == "answered"  # B's call is the one that now carries the caller
+        # A wraps up now, not when the caller (talking to B) hangs up; the transfer was logged once
+        [complete] = await until(lambda: live.acd(Kind.ACD_COMPLETE, call_id), 5, "A's talk completed")
+        assert complete.agent_id == A and live.server.features.acd.engine.agent_state(A)[0] == "wrap_up"
+        assert len(live.acd(Kind.ACD_TRANSFER, call_id)) == 1
+        assert B in {c["agent_id"] for c in live.calls.live_calls() if c["call_id"] == call_id}
 
 
 async def test_hangup_ends_the_call(live: Live) -> None:
