@@ -158,6 +158,7 @@ class AcdEngine:
         self._deadlines: list[tuple[float, int, int, Any]] = []
         # (caller, skill) -> (place_ts, seq, expires, id of the call whose auto-callback is pending)
         self._ghosts: dict[tuple[str, str], tuple[float, int, float, str | None]] = {}
+        self._kept: dict[tuple[str, str], _Call] = {}  # (number, skill) -> a callback waiting in the queue
         self._seq = 0
         self._push = 0
         self._live_entries = 0  # pushes since last compaction
@@ -269,6 +270,17 @@ class AcdEngine:
                 place_ts, seq, redial = ghost[0], ghost[1], True
                 if ghost[3] is not None:
                     redial_cancels = ghost[3]
+        kept = self._kept.get((caller, skill)) if caller else None
+        if kept is not None and kept.state == WAITING and kept.skill == skill:
+            # they call again while a callback keeps their place: they take that place in person
+            if kept.place_ts < place_ts or (kept.place_ts == place_ts and kept.seq < seq):
+                place_ts, seq = kept.place_ts, kept.seq
+            redial = True
+            out.append(self._ev(Kind.ACD_OVERFLOW, now, kept, None, target="redial", reason="redial",
+                                wait_s=now - kept.arrived))
+            self._leave_queue(kept)
+            self._forget(kept)
+            out.append(CancelCallback(kept.id, call_id, "redial"))
         call = _Call(call_id, skill, tier, self._rank[tier], caller, customer, account_agent,
                      arrived=now, place_ts=place_ts, seq=seq, queue_entered=now, redial=redial)
         if redial_cancels is not None:  # they called back themselves: the outbound side can stand down
@@ -304,6 +316,8 @@ class AcdEngine:
                      queue_entered=now, in_place=True, number=number)
         out: list[Command] = []
         self._enter_queue(call, skill, now, out, first=True, reason=reason)
+        if call.state != GONE:
+            self._kept[(number, skill)] = call
         return out
 
     def queue_open(self, skill: str, now: float) -> bool:
@@ -451,6 +465,8 @@ class AcdEngine:
         if not call.number:
             raise AcdError(f"call {call_id}: no number to call back")
         call.maxwait_at = None  # nobody is on hold any more
+        if call.caller:
+            self._kept[(call.caller, call.skill)] = call
         due = now + self.cfg.callback_due_s
         out.append(self._ev(Kind.ACD_CALLBACK, now, call, None, reason="in_place", due_ts=due,
                             number=call.number))
@@ -907,6 +923,8 @@ class AcdEngine:
         call.rank = rank
 
     def _forget(self, call: _Call) -> None:
+        if call.in_place and self._kept.get((call.caller, call.skill)) is call:
+            del self._kept[(call.caller, call.skill)]
         self._calls.pop(call.id, None)
         call.version += 1
         call.state = GONE

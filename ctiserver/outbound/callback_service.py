@@ -348,8 +348,15 @@ class AcdCallbackService:
                 self._ended(row, CallbackStatus.NOT_REACHED, "config", now)
 
     async def _cancel(self, cmd: CancelCallback) -> None:
+        """The customer called again: the callback asked for by `cmd.call_id` (the call that gave up, or
+        the callback's own id in the ACD) stands down."""
         now = self.clock.now()
-        for row in await self.store.by_origin(cmd.call_id):
+        rows = await self.store.by_origin(cmd.call_id)
+        held = self._by_call.get(cmd.call_id)
+        if held is not None and all(r.id != held[0] for r in rows):
+            row = await self.store.get(held[0])
+            rows += [row] if row is not None else []
+        for row in rows:
             if row.status in (CallbackStatus.PENDING, CallbackStatus.QUEUED):
                 await self._cancel_row(row, cmd.reason, now)
 

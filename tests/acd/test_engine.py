@@ -786,3 +786,23 @@ def test_hold_time_is_reported_apart_from_talk() -> None:
     eng.ring_answered("c2", 1000.0)
     [done] = events(eng.call_ended("c2", 1010.0, hold_s=99.0), Kind.ACD_COMPLETE)  # never more than connected
     assert (done.data["talk_s"], done.data["hold_s"]) == (0.0, 10.0)
+
+
+def test_calling_again_while_a_callback_keeps_the_place_takes_that_place_in_person() -> None:
+    eng = engine({"1001": {"billing": 5}})
+    eng.enqueue("busy", "billing", "normal", "0", 0.0)
+    eng.ring_answered("busy", 0.0)
+    eng.enqueue("c1", "billing", "normal", "13900000001", 10.0)
+    eng.enqueue("c2", "billing", "normal", "13900000002", 20.0)
+    eng.request_callback("c1", 30.0)
+    cmds = eng.enqueue("c3", "billing", "normal", "13900000001", 100.0)  # c1's customer calls again
+    [cancel] = only(cmds, CancelCallback)
+    assert (cancel.call_id, cancel.by_call_id, cancel.reason) == ("c1", "c3", "redial")
+    assert eng.call_state("c1") is None
+    assert eng.position("c3", 100.0).position == 1  # c1's place (10.0), ahead of c2 (20.0)
+    [enq] = events(cmds, Kind.ACD_ENQUEUE)
+    assert enq.data["redial"] is True and enq.data["restored_wait_s"] == 90.0
+    # a scheduled callback (its own id in the ACD) is taken over the same way
+    eng.enqueue_callback("cb-7-1", "billing", "priority", "13900000005", 110.0, place_ts=5.0)
+    [cancel] = only(eng.enqueue("c4", "billing", "normal", "13900000005", 120.0), CancelCallback)
+    assert cancel.call_id == "cb-7-1" and eng.call_state("cb-7-1") is None

@@ -485,3 +485,20 @@ async def test_a_callback_closed_in_the_database_by_someone_else_rings_no_agent(
     assert w.ami.originates() == []
     assert w.acd.engine.call_state(f"cb-{row.id}-1") is None
     assert w.acd.engine.agent_state("1001")[0] == "available"
+
+
+async def test_a_customer_who_calls_again_while_their_callback_waits_is_not_called_back(
+        cb_engine: AsyncEngine) -> None:
+    w = World(cb_engine, FakeClock(T0), {"1001": {"billing": 5}}, redial_window_s=0)
+    w.login("1001")
+    busy_agent(w)
+    priority_abandon(w, "in-1", "13900000001")  # scheduled callback, queued in the ACD as cb-<id>-1
+    await w.svc.drain()
+    [row] = await w.svc.store.by_origin("in-1")
+    assert row.status == "queued"
+    w.clock.jump(600)
+    w.acd.apply(lambda now: w.acd.engine.enqueue("in-2", "billing", "priority", "13900000001", now))
+    await w.svc.drain()
+    [row] = await w.svc.store.by_origin("in-1")
+    assert (row.status, row.last_outcome) == ("cancelled", "redial")
+    assert w.acd.engine.position("in-2", w.clock.now()).position == 1
