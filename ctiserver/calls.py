@@ -280,7 +280,7 @@ class _Talks(Protocol):
     @property
     def engine(self) -> Any: ...
 
-    def _end_talk(self, call_id: str) -> None: ...
+    def end_talk(self, call_id: str) -> None: ...
 
     def note_answered(self, call_id: str, when: float | None = None) -> bool: ...
 
@@ -322,7 +322,7 @@ def transfer_listener(acd: _Talks, agent_of: Callable[[str], str | None]) -> Cal
             return
         log.info("call %s: agent %s transferred it away (%s); wrap-up", call_id, agent, event)
         try:
-            acd._end_talk(call_id)
+            acd.end_talk(call_id)
         except AcdError:
             log.exception("ACD could not close call %s after its transfer", call_id)
 

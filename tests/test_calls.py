@@ -259,7 +259,7 @@ class Talks:
     def call_state(self, call_id: str) -> str | None:
         return self.state if call_id == "c1" else None
 
-    def _end_talk(self, call_id: str) -> None:
+    def end_talk(self, call_id: str) -> None:
         self.ended.append(call_id)
         self.state = None
 

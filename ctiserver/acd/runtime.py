@@ -313,6 +313,11 @@ class AcdRuntime:
         except AcdError:
             log.exception("ACD could not close call %s", call_id)
 
+    def end_talk(self, call_id: str) -> None:
+        """The agent's talk on `call_id` is over though the caller's leg may go on (a completed transfer):
+        complete it (hold time included) and start the agent's wrap-up."""
+        self._end_talk(call_id)
+
     def _end_talk(self, call_id: str) -> None:
         agent = self.engine.call_agent(call_id)
         self.apply(lambda now: self.engine.call_ended(call_id, now, hold_s=self._held_s(call_id, now)))
