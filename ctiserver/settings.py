@@ -46,9 +46,28 @@ def check_outbound_against_acd(config_dir: Path) -> list[ConfigProblem]:
     wanted = [(("dial", "agent_skill"), out.dial.agent_skill, skills, "skill"),
               (("callbacks", "skill"), out.callbacks.skill, skills, "skill"),
               (("callbacks", "tier"), out.callbacks.tier, tiers, "tier")]
-    return [ConfigProblem(str(path), node_line(root, loc), f"{'.'.join(loc)}: '{value}' is not an ACD {kind} "
-                                                            f"(acd.yaml: {', '.join(sorted(known))})")
-            for loc, value, known, kind in wanted if value not in known]
+    problems = [ConfigProblem(str(path), node_line(root, loc), f"{'.'.join(loc)}: '{value}' is not an ACD {kind} "
+                                                                f"(acd.yaml: {', '.join(sorted(known))})")
+                for loc, value, known, kind in wanted if value not in known]
+    return problems + _check_escalation(config_dir, acd)
+
+
+def _check_escalation(config_dir: Path, acd: object) -> list[ConfigProblem]:
+    """The desktop's escalation target must be a queue an attended transfer can dial (a transfer code)."""
+    from .configfile import compose, node_line
+    from .web.config import load_desktop_config
+
+    try:
+        desk = load_desktop_config(config_dir)
+    except ConfigError:
+        return []
+    codes = getattr(acd, "queue_codes", {})
+    if desk.escalation_target in codes:
+        return []
+    path = Path(config_dir) / "desktop.yaml"
+    line = node_line(compose(path), ("escalation_target",)) if path.exists() else 0
+    return [ConfigProblem(str(path), line, f"escalation_target: '{desk.escalation_target}' has no transfer code in "
+                                           f"acd.yaml transfer_codes (an attended transfer dials digits)")]
 
 
 def check_all(config_dir: Path) -> list[ConfigProblem]:

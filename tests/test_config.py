@@ -70,3 +70,15 @@ def test_outbound_skills_and_tiers_must_exist_in_the_acd(tmp_path, capsys):
     assert main(["check", "--config", str(cfg)]) == 1
     err = capsys.readouterr().err
     assert f"{cfg / 'outbound.yaml'}:{line}: callbacks.skill: 'callbacks' is not an ACD skill" in err
+
+
+def test_the_escalation_target_needs_a_transfer_code(tmp_path, capsys):
+    cfg = tmp_path / "config"
+    shutil.copytree(REPO / "config", cfg)
+    text = (cfg / "desktop.yaml").read_text(encoding="utf-8").replace("escalation_target: supervisor",
+                                                                      "escalation_target: complaint")
+    (cfg / "desktop.yaml").write_text(text, encoding="utf-8")
+    line = next(i for i, t in enumerate(text.splitlines(), 1) if t.startswith("escalation_target:"))
+    assert main(["check", "--config", str(cfg)]) == 1
+    err = capsys.readouterr().err
+    assert f"{cfg / 'desktop.yaml'}:{line}: escalation_target: 'complaint' has no transfer code" in err
