@@ -79,6 +79,8 @@ async def until(pred: Callable[[], Any], timeout: float, what: str) -> Any:
     deadline = time.monotonic() + timeout
     while True:
         got = pred()
+        if asyncio.iscoroutine(got):
+            got = await got
         if got:
             return got
         if time.monotonic() > deadline:
@@ -165,6 +167,10 @@ class Live:
             call = self.server.trackers["pbx1"].calls.get(call_id)
             for leg in list(call.legs.values()) if call else []:
                 await self.ami.action("Hangup", {"Channel": leg.channel})
+
+
+async def _gone(live: Live, channel: str) -> bool:
+    return channel not in await live.bridges()
 
 
 def agent_of(channels: set[str], agent: str) -> bool:
@@ -271,7 +277,8 @@ async def test_attended_transfer_to_an_agent(live: Live) -> None:
                                        and m.get("OrigTransfererLinkedid") == call_id, timeout=10)
         assert done[0].get("Result") == "Success"
         now = await live.wait_reaches(caller, lambda s: agent_of(s, B), 10, "B bridged with the caller")
-        assert not agent_of(now, A) and a_chan not in await live.bridges()
+        assert not agent_of(now, A)
+        await until(lambda: _gone(live, a_chan), 10, "A's channel to be gone")  # A's hang-up takes a moment
         assert consult.state == "answered"  # B's call is the one that now carries the caller
         # A wraps up now, not when the caller (talking to B) hangs up; the transfer was logged once
         [complete] = await until(lambda: live.acd(Kind.ACD_COMPLETE, call_id), 5, "A's talk completed")
