@@ -87,6 +87,7 @@ def _queue_route(acd: AcdRuntime, caller_of: Callable[[str], str] = lambda call_
         skill = acd.cfg.transfer_codes.get(skill, skill)
         call_id = own_id = chan.headers.get("agi_uniqueid", "")
         caller = chan.headers.get("agi_callerid", "")
+        kind = ""
         try:
             reply = await chan.execute("GET VARIABLE CHANNEL(linkedid)")
             if reply.result == "1" and reply.data:
@@ -100,7 +101,8 @@ def _queue_route(acd: AcdRuntime, caller_of: Callable[[str], str] = lambda call_
                 log.info("call %s is being served: queueing its consultation channel %s apart", call_id, own_id)
                 caller = caller_of(call_id) or caller
                 call_id = own_id
-            served = await acd.serve(chan, call_id, skill, None, caller, None)
+                kind = "consult"  # an agent's leg, not a new customer call (left out of inbound KPIs)
+            served = await acd.serve(chan, call_id, skill, None, caller, None, kind=kind)
             log.info("transferred call %s to queue %s: %s", call_id, skill, served.outcome)
         except (AgiHangup, AgiError) as exc:
             log.info("queue session ended: %s", exc)

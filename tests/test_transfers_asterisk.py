@@ -358,6 +358,7 @@ async def test_escalation_is_a_warm_transfer_to_the_shift_leader_desk(live: Live
                                      and e.queue == "supervisor"], 10, "the consultation queued")
         consult_id = enq.call_id
         assert enq.data["caller"] == "13900000105"  # the caller's number on the shift leader's screen, not A's
+        assert enq.data["kind"] == "consult"  # an agent's leg: not counted as a new inbound call
         assert consult_id and consult_id != call_id
         assert live.server.trackers["pbx1"].call_for_channel(consult_id) == call_id  # a leg of the call
         await until(lambda: [e for e in live.acd(Kind.ACD_ANSWER, consult_id) if e.agent_id == S], 15,

@@ -135,6 +135,7 @@ class _Call:
     in_place: bool = False  # callback in place of waiting: the caller is off the line
     number: str = ""
     redial: bool = False
+    kind: str = ""  # "" a customer's call; "consult": an agent's warm-transfer leg
 
 
 class AcdEngine:
@@ -235,8 +236,11 @@ class AcdEngine:
     # ------------------------------------------------------------------- calls
 
     def enqueue(self, call_id: str, skill: str, tier: str | None, caller: str, now: float,
-                account_agent: str | None = None, customer: dict[str, Any] | None = None) -> list[Command]:
-        """A caller asks for an agent. tier None: classify by `customer` with the tier rules.
+                account_agent: str | None = None, customer: dict[str, Any] | None = None,
+                kind: str = "") -> list[Command]:
+        """A caller asks for an agent. tier None: classify by `customer` with the tier rules. `kind`
+        marks a leg that is not a new customer call, e.g. "consult" (an agent's warm transfer), in the
+        enqueue event (the KPIs leave such legs out of the inbound figures).
 
         The account agent defaults to the one configured for the customer's id
         (`customer[cfg.customer_id_field]`).
@@ -282,7 +286,7 @@ class AcdEngine:
             self._forget(kept)
             out.append(CancelCallback(kept.id, call_id, "redial"))
         call = _Call(call_id, skill, tier, self._rank[tier], caller, customer, account_agent,
-                     arrived=now, place_ts=place_ts, seq=seq, queue_entered=now, redial=redial)
+                     arrived=now, place_ts=place_ts, seq=seq, queue_entered=now, redial=redial, kind=kind)
         if redial_cancels is not None:  # they called back themselves: the outbound side can stand down
             out.append(CancelCallback(redial_cancels, call_id, "redial"))
         self._enter_queue(call, skill, now, out, first=True)
@@ -763,6 +767,8 @@ class AcdEngine:
             if call.in_place:  # a callback the outbound side holds, not a caller on the line
                 data["kind"] = "callback"
                 data["reason"] = reason
+            elif call.kind:
+                data["kind"] = call.kind
             ev = self._ev(Kind.ACD_ENQUEUE, now, call, None, **data)
             out.append(ev)
         else:

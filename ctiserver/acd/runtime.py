@@ -270,7 +270,7 @@ class AcdRuntime:
         return (await self.serve(chan, call_id, skill, tier, caller, customer)).outcome
 
     async def serve(self, chan: AgiChannel, call_id: str, skill: str, tier: str | None, caller: str,
-                    customer: dict[str, Any] | None = None) -> Served:
+                    customer: dict[str, Any] | None = None, *, kind: str = "") -> Served:
         """`serve_caller` that also says which agent answered."""
         box: asyncio.Queue[Command] = asyncio.Queue()
         if call_id in self._mailboxes:
@@ -281,7 +281,8 @@ class AcdRuntime:
         hung_up = False
         enqueued = False
         try:
-            self.apply(lambda now: self.engine.enqueue(call_id, skill, tier, caller, now, customer=customer))
+            self.apply(lambda now: self.engine.enqueue(call_id, skill, tier, caller, now, customer=customer,
+                                                       kind=kind))
             enqueued = True
             result = await self._hold(chan, call_id, box, info)
         except AgiHangup:

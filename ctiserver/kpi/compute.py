@@ -234,10 +234,12 @@ def call_query(cfg: KpiConfig, win: Window, dims: Sequence[str]) -> Any:
         select(
             e.call_id.label("call_id"),
             func.min(e.ts).label("t0"),
-            # outbound: campaign calls, and callbacks the ACD queued for the outbound side
+            # not an inbound customer call: campaign calls, callbacks the ACD queued for the outbound
+            # side, and an agent's warm-transfer (consultation) leg queued at a desk
             n(or_(k == Kind.OUT_ATTEMPT,
                   and_(k == Kind.CALL_NEW, json_str(e.data, "direction") == "outbound"),
-                  and_(k == Kind.ACD_ENQUEUE, json_str(e.data, "kind") == "callback"))).label("is_out"),
+                  and_(k == Kind.ACD_ENQUEUE, json_str(e.data, "kind").in_(("callback", "consult"))))
+              ).label("is_out"),
             n(k == Kind.IVR_START).label("ivr"),
             n(and_(k == Kind.IVR_END, json_str(e.data, "outcome") == "self_service")).label("ivr_self"),
             n(and_(k == Kind.IVR_END, json_str(e.data, "outcome") == "agent")).label("ivr_agent"),

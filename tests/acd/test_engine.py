@@ -806,3 +806,12 @@ def test_calling_again_while_a_callback_keeps_the_place_takes_that_place_in_pers
     eng.enqueue_callback("cb-7-1", "billing", "priority", "13900000005", 110.0, place_ts=5.0)
     [cancel] = only(eng.enqueue("c4", "billing", "normal", "13900000005", 120.0), CancelCallback)
     assert cancel.call_id == "cb-7-1" and eng.call_state("cb-7-1") is None
+
+
+def test_a_consultation_leg_is_marked_in_its_enqueue_event() -> None:
+    eng = engine({"1001": {"billing": 5}}, ready=False)
+    eng.login("1001", 0.0, ready=False)
+    [enq] = events(eng.enqueue("c1-x", "billing", "normal", "139", 0.0, kind="consult"), Kind.ACD_ENQUEUE)
+    assert enq.data["kind"] == "consult"
+    [enq] = events(eng.enqueue("c2", "billing", "normal", "138", 0.0), Kind.ACD_ENQUEUE)
+    assert "kind" not in enq.data

@@ -66,3 +66,21 @@ async def test_callbacks_are_deferred_inbound_calls_and_an_outbound_campaign(eng
     assert ob["key"] == {"campaign": "acd-callback"}
     m = ob["metrics"]
     assert (m["contacts"], m["attempts"], m["reached"]) == (2, 2, 1)
+
+
+async def test_an_escalations_consultation_leg_is_not_an_inbound_call(engine: AsyncEngine) -> None:
+    q = {"queue": "billing"}
+    await load(engine, [
+        Event(Kind.CALL_NEW, T, "c1", data={"caller_num": "13900000003", "direction": "inbound"}),
+        Event(Kind.ACD_ENQUEUE, T + 1, "c1", tier="normal", data={"caller": "13900000003"}, **q),
+        Event(Kind.ACD_ANSWER, T + 6, "c1", agent_id="1003", tier="normal", data={}, **q),
+        # agent 1003 escalates: the consultation leg c1-x waits at the supervisor desk and is answered
+        Event(Kind.ACD_ENQUEUE, T + 60, "c1-x", queue="supervisor", tier="normal",
+              data={"caller": "13900000003", "kind": "consult"}),
+        Event(Kind.ACD_ANSWER, T + 90, "c1-x", agent_id="1004", queue="supervisor", tier="normal", data={}),
+        Event(Kind.ACD_COMPLETE, T + 300, "c1-x", agent_id="1004", queue="supervisor", data={"talk_s": 210}),
+    ])
+    r = await build_report(engine, KpiConfig(), D0, D0 + 86400, [], now=D0 + 86400)
+    t = r["total"]
+    assert (t["calls_offered"], t["queued"], t["answered"]) == (1, 1, 1)  # one customer call, answered in 5 s
+    assert t["asa_s"] == 5.0
