@@ -277,7 +277,11 @@ def call_query(cfg: KpiConfig, win: Window, dims: Sequence[str]) -> Any:
     def stripped(col: ColumnElement[Any]) -> ColumnElement[Any]:
         return func.nullif(func.substr(col, PAD + 1), "")
 
-    caller = func.coalesce(func.nullif(c.caller1, ""), func.nullif(c.caller2, ""), func.nullif(c.caller3, ""))
+    def known(col: ColumnElement[Any]) -> ColumnElement[Any]:
+        # Asterisk's placeholder for a withheld or not-yet-set number is no caller (FCR would link strangers)
+        return func.nullif(func.nullif(col, ""), "<unknown>")
+
+    caller = func.coalesce(known(c.caller1), known(c.caller2), known(c.caller3))
     facts = (
         select(
             c.call_id, c.t0, c.ivr, c.ivr_self, c.ivr_agent, c.t_enq, c.t_ans, c.t_ab, c.t_ovf, c.t_cb,

@@ -84,3 +84,16 @@ async def test_an_escalations_consultation_leg_is_not_an_inbound_call(engine: As
     t = r["total"]
     assert (t["calls_offered"], t["queued"], t["answered"]) == (1, 1, 1)  # one customer call, answered in 5 s
     assert t["asa_s"] == 5.0
+
+
+async def test_an_unknown_caller_number_never_makes_two_strangers_one_repeat_caller(engine: AsyncEngine) -> None:
+    q = {"queue": "billing"}
+    evs = []
+    for i, (num, later) in enumerate([("<unknown>", "13900000007"), ("<unknown>", "13900000008")]):
+        cid, t = f"u{i}", T + 600 * i
+        evs += [Event(Kind.CALL_NEW, t, cid, data={"caller_num": num, "direction": "inbound"}),  # as Newchannel had it
+                Event(Kind.ACD_ENQUEUE, t + 1, cid, tier="normal", data={"caller": later}, **q),  # the real one
+                Event(Kind.ACD_ANSWER, t + 5, cid, agent_id="1001", tier="normal", data={}, **q)]
+    await load(engine, evs)
+    t = (await build_report(engine, KpiConfig(), D0, D0 + 86400, [], now=D0 + 86400))["total"]
+    assert (t["fcr_eligible"], t["fcr_rate"]) == (2, 1.0)  # two different callers, neither called again
