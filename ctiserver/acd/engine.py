@@ -611,7 +611,8 @@ class AcdEngine:
             out[skill] = {
                 "waiting": len(waiting),
                 "by_tier": {t: n for t, n in zip(tiers, self._nwait[skill], strict=True) if n},
-                "longest_wait_s": max((now - c.arrived for c in waiting), default=0.0),
+                # of the callers on the line (a callback holding a place holds nobody on the phone)
+                "longest_wait_s": max((now - c.arrived for c in waiting if not c.in_place), default=0.0),
                 "callbacks_in_place": sum(1 for c in waiting if c.in_place),
                 "ringing": len(members) - len(waiting),
                 "staffed": self._staffed[skill],

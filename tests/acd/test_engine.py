@@ -815,3 +815,12 @@ def test_a_consultation_leg_is_marked_in_its_enqueue_event() -> None:
     assert enq.data["kind"] == "consult"
     [enq] = events(eng.enqueue("c2", "billing", "normal", "138", 0.0), Kind.ACD_ENQUEUE)
     assert "kind" not in enq.data
+
+
+def test_the_longest_wait_is_of_callers_on_the_line_not_of_callbacks() -> None:
+    eng = engine({"1001": {"billing": 5}}, ready=False)
+    eng.login("1001", 0.0, ready=False)
+    eng.enqueue_callback("cb-1-1", "billing", "priority", "13900000001", 0.0)
+    eng.enqueue("live", "billing", "normal", "13900000002", 3000.0)
+    q = eng.queues_snapshot(3030.0)["billing"]
+    assert (q["longest_wait_s"], q["waiting"], q["callbacks_in_place"]) == (30.0, 2, 1)
