@@ -59,6 +59,7 @@ _DIALLABLE = re.compile(r"^[0-9]{1,40}$")  # what Atxfer can send as DTMF (and a
 _AGI_ADDRESS = re.compile(r"^[A-Za-z0-9.:\[\]_-]{1,100}$")  # host:port, as the dialplan's CTI_AGI
 _CHANNEL_SUFFIX = re.compile(r"-[0-9a-f]+(;[12])?$")  # what Asterisk appends to a dial string
 CODE_CONTEXT = "transfer-code"
+DESK_TRANSFER_MEMORY_S = 600.0  # a completed transfer this soon after the desktop started one is that one
 
 
 class AgentChannels:
@@ -131,6 +132,7 @@ class AmiCallControl:
         self.atxfer_start_s = atxfer_start_s  # how long the consultation call may take to appear
         self.queue_codes = dict(queue_codes or {})  # skill -> the code an attended transfer dials
         self.agent_of = agent_of or AgentChannels()
+        self._desk_transfers: dict[str, float] = {}  # call id -> when the desktop started a transfer
 
     def live_calls(self) -> list[dict[str, Any]]:
         out = []
@@ -200,6 +202,16 @@ class AmiCallControl:
         if not resp.success:
             raise PortError("asterisk-refused", f"Asterisk refused {name}: {resp.message}", 409)
 
+    def note_completed_transfer(self, server: str, call_id: str, agent_id: str, kind: str) -> None:
+        """Asterisk says an agent's transfer completed: log `acd.transfer` if the desktop did not start it
+        (the agent used the phone's transfer keys), so the KPIs count every transfer once."""
+        started = self._desk_transfers.pop(call_id, None)
+        if started is not None and self.now() - started <= DESK_TRANSFER_MEMORY_S:
+            return
+        self.emit(Event(kind=Kind.ACD_TRANSFER, ts=self.now(), call_id=call_id, agent_id=agent_id, server=server,
+                        data={"target": "", "target_kind": "phone", "kind": kind, "escalated": False,
+                              "by": "phone"}))
+
     async def hangup(self, call_id: str) -> None:
         server, legs = self._find(call_id)
         caller = self._caller_leg(legs)
@@ -243,6 +255,10 @@ class AmiCallControl:
             data["code"] = exten
         self.emit(Event(kind=Kind.ACD_TRANSFER, ts=self.now(), call_id=call_id, agent_id=agent_id,
                         server=server, data=data))
+        now = self.now()
+        for old in [c for c, t in self._desk_transfers.items() if now - t > DESK_TRANSFER_MEMORY_S]:
+            del self._desk_transfers[old]  # blind ones (a Redirect) never report a completed transfer
+        self._desk_transfers[call_id] = now
         log.info("call %s: %s transfer to %s %s%s", call_id, kind, target_kind, target,
                  " (escalation)" if escalated else "")
 
@@ -285,7 +301,8 @@ class _Talks(Protocol):
     def note_answered(self, call_id: str, when: float | None = None) -> bool: ...
 
 
-def transfer_listener(acd: _Talks, agent_of: Callable[[str], str | None]) -> Callable[[str, Any], None]:
+def transfer_listener(acd: _Talks, agent_of: Callable[[str], str | None],
+                      on_transfer: Callable[[str, str, str, str], None] | None = None) -> Callable[[str, Any], None]:
     """AMI listener: a completed transfer away from an agent ends their ACD talk (they go to wrap-up);
     the answer of a consultation the ACD serves under its own channel id is noted.
 
@@ -294,7 +311,9 @@ def transfer_listener(acd: _Talks, agent_of: Callable[[str], str | None]) -> Cal
     ACD sees as its Dial returning) with `Result: Success`. The transferer's channel names the
     agent; the call the ACD has them talking on is ended, so they wrap up now and not when the
     caller, by then talking to someone else, hangs up (the caller's Dial returns then and finds
-    the talk already closed). `acd.transfer` is logged by whoever started the transfer, not here.
+    the talk already closed). `acd.transfer` is logged by whoever started the transfer; a transfer
+    made with the phone's own keys has no such starter, so `on_transfer(server, call_id, agent, kind)`
+    (AmiCallControl.note_completed_transfer) logs it unless the desktop started it.
     """
 
     def listener(server: str, msg: Any) -> None:
@@ -325,5 +344,7 @@ def transfer_listener(acd: _Talks, agent_of: Callable[[str], str | None]) -> Cal
             acd.end_talk(call_id)
         except AcdError:
             log.exception("ACD could not close call %s after its transfer", call_id)
+        if on_transfer is not None:
+            on_transfer(server, call_id, agent, "attended" if event == "AttendedTransfer" else "blind")
 
     return listener

@@ -270,7 +270,7 @@ async def build_server(config_dir: Path, cfg: ServerConfig, *, sandbox: bool = F
     agent_channels = AgentChannels.from_acd(acd_cfg)
     calls = AmiCallControl(server.trackers, server.ami, acd.engine, server.emit, server.clock.now,
                            queue_codes=acd_cfg.queue_codes, agent_of=agent_channels)
-    server.ami_listeners.append(transfer_listener(acd, agent_channels))
+    server.ami_listeners.append(transfer_listener(acd, agent_channels, on_transfer=calls.note_completed_transfer))
 
     def request_callback(**kw: Any) -> None:
         svc = outbound.get("service")

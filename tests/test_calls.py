@@ -315,3 +315,20 @@ async def test_refusals_and_a_lost_ami_link_are_port_errors() -> None:
         await calls.transfer("1.0", "agent", "1002\r\nAction: Originate", "blind")
     assert bad.value.status == 422
     assert log == []
+
+
+async def test_a_transfer_made_with_the_phones_keys_is_logged_once_a_desktop_one_not_twice() -> None:
+    calls, log = control(local_caller_with_agent(), FakeAmi())
+    acd = Talks()
+    listen = transfer_listener(acd, AgentChannels([("1001", "PJSIP/agent1001")]),
+                               on_transfer=calls.note_completed_transfer)
+    xfer = {"Event": "AttendedTransfer", "Result": "Success", "OrigTransfererChannel": "PJSIP/agent1001-00000002"}
+    listen("pbx1", xfer)  # nobody at the desktop started it: the phone did
+    [phone] = [e for e in log if e.kind == Kind.ACD_TRANSFER]
+    assert (phone.call_id, phone.agent_id, phone.data["kind"], phone.data["by"]) == ("c1", "1001", "attended",
+                                                                                     "phone")
+    log.clear()
+    calls._desk_transfers["c1"] = calls.now()  # as transfer() records one it started
+    acd.state = "talking"
+    listen("pbx1", xfer)
+    assert [e for e in log if e.kind == Kind.ACD_TRANSFER] == []  # logged by the desktop already
