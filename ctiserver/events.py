@@ -44,6 +44,7 @@ class Kind:
     # a callback closed (call_id: the call that asked for it); data: status ('done'|'not_reached'|
     # 'expired'|'cancelled'), attempts, outcome, callback (its id)
     ACD_CALLBACK_END = "acd.callback_end"
+    ACD_VOICEMAIL = "acd.voicemail"  # a caller left a message at a voicemail destination; data: box, path, duration_s
     ACD_RETIER = "acd.retier"  # a supervisor moved a waiting caller to another tier; data: previous
     AGENT_STATE = "agent.state"  # data: state, previous, reason
 

@@ -253,6 +253,7 @@ async def build_server(config_dir: Path, cfg: ServerConfig, *, sandbox: bool = F
         await chan.execute(f'STREAM FILE {sound} ""')
 
     acd.say = say
+    acd.recordings_dir = ivr.settings.recordings_dir  # voicemails go where the IVR's complaint messages go
     server.agi_routes["ivr"] = ivr.handle
     server.agi_routes["outbound-agent"] = _outbound_agent_route(acd)
     server.agi_routes["queue"] = _queue_route(acd, lambda call_id: calls.caller_number(call_id))

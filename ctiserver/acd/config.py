@@ -178,6 +178,21 @@ class AnnounceConfig(Strict):
     callback_confirm: str = "已为您预约回拨，轮到您时我们将给您回电，再见。"
 
 
+BUILTIN_MESSAGES = {
+    "busy": "当前来电较多，坐席全忙，请您稍后再拨，再见。",
+    "closed": "现在不是人工服务时间，请在服务时间内来电，再见。",
+}
+
+
+class VoicemailConfig(Strict):
+    """A queue's voicemail: the caller leaves a message (recorded by Asterisk, logged as acd.voicemail)."""
+
+    prompt: str = "坐席繁忙，请在提示音后留言，说明您的姓名、电话和事由，按井号键结束。"
+    thanks: str = "留言已收到，我们会尽快与您联系，再见。"
+    max_s: Annotated[int, Field(ge=5, le=600)] = 120
+    silence_s: Annotated[int, Field(ge=1, le=60)] = 6
+
+
 class AcdConfig(Strict):
     skills: list[Name]
     tiers: list[TierConfig]
@@ -205,8 +220,17 @@ class AcdConfig(Strict):
     key_poll_ms: Annotated[int, Field(ge=100, le=5000)] = 500
     dial_max_s: Annotated[float, Field(gt=0)] = 4 * 3600.0  # AGI timeout for an EXEC Dial (ring + talk)
     announce: AnnounceConfig = Field(default_factory=AnnounceConfig)
+    # what a caller hears at a `message` destination (overflow, closed queue): name -> text (TTS);
+    # `busy` and `closed` (the defaults of a queue's overflow and a calendar's closed) always exist
+    messages: dict[Name, str] = Field(default_factory=dict, validate_default=True)
+    voicemail: VoicemailConfig = Field(default_factory=VoicemailConfig)
     # Queues an attended transfer can reach: code -> skill, e.g. {"9001": supervisor} (the desktop's escalation).
     transfer_codes: dict[TransferCode, Name] = Field(default_factory=dict)
+
+    @field_validator("messages", mode="after")
+    @classmethod
+    def _builtin_messages(cls, value: dict[str, str]) -> dict[str, str]:
+        return {**BUILTIN_MESSAGES, **value}
 
     @field_validator("transfer_codes", mode="before")
     @classmethod
@@ -344,6 +368,9 @@ def _dest_check(cfg: AcdConfig, d: Destination, loc: tuple[int | str, ...]) -> l
         tuple[tuple[int | str, ...], str]]:
     if d.kind == "queue" and d.target not in cfg.skills:
         return [((*loc, "target"), f"overflow to unknown queue '{d.target}'")]
+    if d.kind == "message" and d.target not in cfg.messages:
+        return [((*loc, "target"), f"message '{d.target}' is not in messages "
+                                   f"({', '.join(sorted(cfg.messages)) or 'none defined'})")]
     return []
 
 

@@ -21,6 +21,7 @@ import contextlib
 import inspect
 import logging
 import math
+import re
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -30,7 +31,17 @@ from ..agi_types import AgiChannel, AgiError, AgiHangup, AgiReply
 from ..clock import Clock
 from ..events import Event, Kind
 from .engine import OFFERED, TALKING, AcdEngine
-from .model import AcdError, Blocked, CancelCallback, CancelOffer, Command, Offer, Overflow, ScheduleCallback
+from .model import (
+    AcdError,
+    Blocked,
+    CancelCallback,
+    CancelOffer,
+    Command,
+    Destination,
+    Offer,
+    Overflow,
+    ScheduleCallback,
+)
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +113,7 @@ class AcdRuntime:
         self._dispatching = False
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self.recordings_dir: str | None = None  # where Asterisk writes voicemails (the IVR's recordings folder)
 
     # --- lifecycle
 
@@ -285,6 +297,9 @@ class AcdRuntime:
                                                        kind=kind))
             enqueued = True
             result = await self._hold(chan, call_id, box, info)
+            dest = info.get("destination")
+            if isinstance(dest, Destination):
+                await self._deliver(chan, call_id, skill, caller, dest)
         except AgiHangup:
             hung_up = True
             result = "answered" if self.engine.call_state(call_id) == TALKING else "abandoned"
@@ -388,14 +403,50 @@ class AcdRuntime:
     async def _handle(self, chan: AgiChannel, call_id: str, cmd: Command, info: dict[str, Any]) -> str | None:
         """One engine decision for this caller; a result ends the wait."""
         if isinstance(cmd, Overflow):
+            info["destination"] = cmd.destination
             return _dest_result("overflow", cmd.destination.kind, cmd.destination.target)
         if isinstance(cmd, Blocked):
+            info["destination"] = cmd.destination
             return _dest_result(f"blocked:{cmd.reason}", cmd.destination.kind, cmd.destination.target)
         if isinstance(cmd, Offer):
             await self._music(chan, call_id, False)
             if await self._ring(chan, call_id, cmd, info):
                 return "answered"
         return None
+
+    async def _deliver(self, chan: AgiChannel, call_id: str, skill: str, caller: str, dest: Destination) -> None:
+        """Where the ACD sent a caller instead of an agent: a message, a voicemail, or word that we will
+        call back (a `queue` destination was handled by the engine). The caller may hang up meanwhile."""
+        cfg = self.cfg
+        await self._music(chan, call_id, False)
+        if dest.kind == "voicemail" and self.recordings_dir:
+            await self._voicemail(chan, call_id, skill, dest.target)
+            return
+        if dest.kind == "callback" and caller:
+            text = cfg.announce.callback_confirm
+        elif dest.kind == "message":
+            text = cfg.messages.get(dest.target, cfg.messages["busy"])
+        else:  # a voicemail with nowhere to record, or a callback to an unknown number
+            text = cfg.messages["busy"]
+        if self.say is not None and text:
+            await self.say(chan, text)
+
+    async def _voicemail(self, chan: AgiChannel, call_id: str, skill: str, box: str) -> None:
+        vm = self.cfg.voicemail
+        assert self.recordings_dir is not None
+        name = re.sub(r"[^A-Za-z0-9._-]", "_", f"vm-{box}-{call_id}")[:120]
+        path = f"{self.recordings_dir.rstrip('/')}/{name}"
+        if self.say is not None:
+            await self.say(chan, vm.prompt)
+        started = self.clock.now()
+        try:
+            await chan.execute(f'RECORD FILE {path} wav "#" {vm.max_s * 1000} 0 BEEP s={vm.silence_s}')
+        finally:  # a caller who hangs up at the end of their message has still left it
+            self.emit(Event(Kind.ACD_VOICEMAIL, ts=self.clock.now(), call_id=call_id, queue=skill,
+                            data={"box": box, "path": f"{path}.wav",
+                                  "duration_s": round(self.clock.now() - started, 1)}))
+        if self.say is not None and vm.thanks:
+            await self.say(chan, vm.thanks)
 
     def _announcement(self, call_id: str, now: float) -> str:
         ann = self.cfg.announce

@@ -453,3 +453,49 @@ def test_the_hold_listener_reads_ami_hold_and_unhold_by_linkedid() -> None:
     listen("pbx1", {"Event": "MusicOnHoldStart", "Uniqueid": "1.1", "Linkedid": "1.1"})  # a waiting caller's music
     listen("pbx1", {"Event": "Hold"})  # no ids: ignored
     assert seen == [("1.1", True), ("1.1", False)]
+
+
+async def test_the_caller_hears_where_the_acd_sends_them() -> None:
+    said: list[str] = []
+
+    async def say(chan: AgiChannel, text: str) -> None:
+        said.append(text)
+
+    # refused at the door with a message destination: the message is played before the call ends
+    rt, _ = runtime({"1001": {"billing": 5}}, say=say, messages={"busy": "坐席全忙，请稍后再拨。"})
+    chan = FakeChannel()
+    assert await rt.serve_caller(chan, "c1", "billing", "normal", "1", None) == "blocked:no_agents:message:busy"
+    assert said == ["坐席全忙，请稍后再拨。"] and chan.variables["CTI_DONE"] == "1"
+    # an overflow to callback: the caller is told we will call back (and the callback is scheduled)
+    said.clear()
+    rt, _ = runtime({"1001": {"billing": 5}}, say=say, queues={"billing": {"block_when_no_agents": True,
+                                                                          "overflow": {"kind": "callback"}}})
+    assert await rt.serve_caller(FakeChannel(), "c2", "billing", "normal", "13900000001", None) == \
+        "blocked:no_agents:callback"
+    assert said == [rt.cfg.announce.callback_confirm]
+
+
+async def test_a_voicemail_destination_records_the_callers_message_and_logs_it() -> None:
+    said: list[str] = []
+
+    async def say(chan: AgiChannel, text: str) -> None:
+        said.append(text)
+
+    rt, log = runtime({"1001": {"billing": 5}}, say=say, queues={"billing": {
+        "max_wait_s": 0.1, "overflow": {"kind": "voicemail", "target": "billing"}}})
+    rt.recordings_dir = "/var/spool/asterisk/monitor/"
+    await rt.start()
+    try:
+        rt.login("1001", ready=False)
+        chan = FakeChannel()
+        result = await asyncio.wait_for(rt.serve_caller(chan, "1700000000.7", "billing", "normal", "1", None), 5)
+    finally:
+        await rt.stop()
+    assert result == "overflow:voicemail:billing"
+    [record] = [c for c in chan.commands if c.startswith("RECORD FILE")]
+    assert record == ('RECORD FILE /var/spool/asterisk/monitor/vm-billing-1700000000.7 wav "#" 120000 0 BEEP '
+                      's=6')
+    assert said == [rt.cfg.voicemail.prompt, rt.cfg.voicemail.thanks]
+    [vm] = [e for e in log if e.kind == Kind.ACD_VOICEMAIL]
+    assert (vm.call_id, vm.queue, vm.data["box"], vm.data["path"]) == (
+        "1700000000.7", "billing", "billing", "/var/spool/asterisk/monitor/vm-billing-1700000000.7.wav")
