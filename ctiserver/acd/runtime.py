@@ -440,7 +440,9 @@ class AcdRuntime:
             await self.say(chan, vm.prompt)
         started = self.clock.now()
         try:
-            await chan.execute(f'RECORD FILE {path} wav "#" {vm.max_s * 1000} 0 BEEP s={vm.silence_s}')
+            # a long command: its own time limit (the AGI default is shorter than a message may be)
+            await _execute(chan, f'RECORD FILE {path} wav "#" {vm.max_s * 1000} 0 BEEP s={vm.silence_s}',
+                           vm.max_s + 15.0)
         finally:  # a caller who hangs up at the end of their message has still left it
             self.emit(Event(Kind.ACD_VOICEMAIL, ts=self.clock.now(), call_id=call_id, queue=skill,
                             data={"box": box, "path": f"{path}.wav",
