@@ -155,6 +155,7 @@ class ScheduleCallback:
     reason: str  # abandon | in_place (already waiting in the ACD as `call_id`) | an overflow reason
     customer: dict[str, Any] | None = None
     place_ts: float | None = None  # in_place: the place in the queue the customer keeps
+    recording: str = ""  # voicemail: the caller's message (an Asterisk sound path), played to the agent first
 
 
 @dataclass(frozen=True, slots=True)

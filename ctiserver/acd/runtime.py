@@ -299,7 +299,7 @@ class AcdRuntime:
             result = await self._hold(chan, call_id, box, info)
             dest = info.get("destination")
             if isinstance(dest, Destination):
-                await self._deliver(chan, call_id, skill, caller, dest)
+                await self._deliver(chan, call_id, skill, caller, dest, str(info.get("tier") or ""))
         except AgiHangup:
             hung_up = True
             result = "answered" if self.engine.call_state(call_id) == TALKING else "abandoned"
@@ -414,13 +414,14 @@ class AcdRuntime:
                 return "answered"
         return None
 
-    async def _deliver(self, chan: AgiChannel, call_id: str, skill: str, caller: str, dest: Destination) -> None:
+    async def _deliver(self, chan: AgiChannel, call_id: str, skill: str, caller: str, dest: Destination,
+                       tier: str = "") -> None:
         """Where the ACD sent a caller instead of an agent: a message, a voicemail, or word that we will
         call back (a `queue` destination was handled by the engine). The caller may hang up meanwhile."""
         cfg = self.cfg
         await self._music(chan, call_id, False)
         if dest.kind == "voicemail" and self.recordings_dir:
-            await self._voicemail(chan, call_id, skill, dest.target)
+            await self._voicemail(chan, call_id, skill, dest.target, caller, tier)
             return
         if dest.kind == "callback" and caller:
             text = cfg.announce.callback_confirm
@@ -431,7 +432,8 @@ class AcdRuntime:
         if self.say is not None and text:
             await self.say(chan, text)
 
-    async def _voicemail(self, chan: AgiChannel, call_id: str, skill: str, box: str) -> None:
+    async def _voicemail(self, chan: AgiChannel, call_id: str, skill: str, box: str, caller: str = "",
+                         tier: str = "") -> None:
         vm = self.cfg.voicemail
         assert self.recordings_dir is not None
         name = re.sub(r"[^A-Za-z0-9._-]", "_", f"vm-{box}-{call_id}")[:120]
@@ -444,9 +446,14 @@ class AcdRuntime:
             await _execute(chan, f'RECORD FILE {path} wav "#" {vm.max_s * 1000} 0 BEEP s={vm.silence_s}',
                            vm.max_s + 15.0)
         finally:  # a caller who hangs up at the end of their message has still left it
-            self.emit(Event(Kind.ACD_VOICEMAIL, ts=self.clock.now(), call_id=call_id, queue=skill,
-                            data={"box": box, "path": f"{path}.wav",
-                                  "duration_s": round(self.clock.now() - started, 1)}))
+            now = self.clock.now()
+            self.emit(Event(Kind.ACD_VOICEMAIL, ts=now, call_id=call_id, queue=skill,
+                            data={"box": box, "path": f"{path}.wav", "duration_s": round(now - started, 1)}))
+            if caller and now - started >= 1.0:
+                # an agent of the queue answers the message: they hear it, then the caller is dialled
+                self._hook("on_callback", ScheduleCallback(call_id, caller, skill, tier or self.cfg.default_tier,
+                                                           now + self.cfg.callback_due_s, "voicemail",
+                                                           recording=path))
         if self.say is not None and vm.thanks:
             await self.say(chan, vm.thanks)
 

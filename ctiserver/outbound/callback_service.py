@@ -248,7 +248,8 @@ class AcdCallbackService:
         kw: dict[str, Any] = {"origin_call": cmd.call_id, "number": number, "skill": cmd.skill, "tier": cmd.tier,
                               "reason": cmd.reason[:24], "customer": cmd.customer, "status": status, "now": now,
                               "due_ts": cmd.due_ts, "place_ts": cmd.place_ts,
-                              "engine_call": cmd.call_id if in_place else None}
+                              "engine_call": cmd.call_id if in_place else None,
+                              "recording": cmd.recording[:200]}
         row_id = await self.store.add(**kw)
         if row_id is None:
             existing = await self.store.open_for(number)
@@ -481,7 +482,8 @@ class AcdCallbackService:
                             data={"campaign": CAMPAIGN, "contact": ring.row_id, "number": number,
                                   "attempt": (row.attempts + 1) if row is not None else None,
                                   "callback_of": ring.call_id, "reason": row.reason if row else None}))
-            outcome = await self._dial_customer(chan, channel, number, row.reason if row else "")
+            outcome = await self._dial_customer(chan, channel, number, row.reason if row else "",
+                                                row.recording if row else "")
         finally:
             self._answered.discard(channel)
             self._by_call.pop(ring.call_id, None)
@@ -495,14 +497,18 @@ class AcdCallbackService:
             self._wake.set()
         await self._done(chan)
 
-    async def _dial_customer(self, chan: AgiChannel, channel: str, number: str, reason: str) -> str:
-        """Whisper to the agent, then Dial the customer from the agent's leg; the try's outcome."""
+    async def _dial_customer(self, chan: AgiChannel, channel: str, number: str, reason: str,
+                             recording: str = "") -> str:
+        """Whisper to the agent (and play the caller's voicemail, if they left one), then Dial the
+        customer from the agent's leg; the try's outcome."""
         started = self.clock.now()
         try:
             template = self.cfg.callbacks.whisper if reason == "workorder" else self.policy.whisper
             text = whisper_text(template, number, reason, "")
             if text and self.say is not None:
                 await self.say(chan, text)
+            if recording:
+                await chan.execute(f'STREAM FILE {safe_value(recording)} ""')
             started = self.clock.now()
             await chan.execute(f"EXEC Dial {self.cfg.dial.channel.format(number=number)},"
                                f"{round(self.policy.customer_ring_s)}")

@@ -33,6 +33,7 @@ callbacks = Table(
     Column("reason", String(24), nullable=False),  # abandon | in_place | full | closed | max_wait ...
     Column("customer", JSON),
     Column("windows", String(200), nullable=False, default=""),  # its own calling windows ("" = the policy's)
+    Column("recording", String(200), nullable=False, default=""),  # a voicemail the agent hears first
     Column("status", String(16), nullable=False),
     Column("attempts", Integer, nullable=False, default=0),  # customer dialled this many times
     Column("created_ts", Float, nullable=False),
@@ -63,6 +64,7 @@ class CallbackRow:
     reason: str
     customer: dict[str, Any] | None
     windows: str
+    recording: str
     status: str
     attempts: int
     created_ts: float
@@ -85,7 +87,7 @@ class CallbackRow:
 
 def _row(r: Any) -> CallbackRow:
     return CallbackRow(int(r.id), r.origin_call, r.number, r.skill, r.tier, r.reason, r.customer, r.windows or "",
-                       r.status,
+                       r.recording or "", r.status,
                        int(r.attempts), float(r.created_ts), float(r.place_ts), float(r.due_ts), float(r.next_ts),
                        r.engine_call, r.channel_id, r.agent_id, r.last_outcome)
 
@@ -101,10 +103,12 @@ class CallbackStore:
 
     async def add(self, *, origin_call: str, number: str, skill: str, tier: str, reason: str,
                   customer: dict[str, Any] | None, status: str, now: float, due_ts: float,
-                  place_ts: float | None = None, engine_call: str | None = None, windows: str = "") -> int | None:
+                  place_ts: float | None = None, engine_call: str | None = None, windows: str = "",
+                  recording: str = "") -> int | None:
         """A new callback; None when this number already has an open one (that one stands)."""
         values = {"origin_call": origin_call, "number": number, "skill": skill, "tier": tier, "reason": reason,
-                  "customer": customer, "windows": windows, "status": status, "attempts": 0, "created_ts": now,
+                  "customer": customer, "windows": windows, "recording": recording, "status": status,
+                  "attempts": 0, "created_ts": now,
                   "place_ts": now if place_ts is None else place_ts, "due_ts": due_ts, "next_ts": now,
                   "engine_call": engine_call, "updated_ts": now}
         try:

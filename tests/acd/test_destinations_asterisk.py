@@ -3,6 +3,7 @@
 The billing queue overflows to its voicemail after its maximum wait: the caller walks the IVR to
 billing, nobody is ready, and after the (shortened) wait they hear the voicemail prompt, a beep, and
 are recorded by Asterisk; the recording is a real file and the message is logged as `acd.voicemail`.
+Then an agent answers the message: their phone rings, they hear it, and the caller is dialled back.
 """
 
 from __future__ import annotations
@@ -47,7 +48,24 @@ async def test_a_caller_past_the_maximum_wait_leaves_a_voicemail(asterisk_sandbo
                 break
             await asyncio.sleep(0.1)
         [vm] = vms
+        # an agent answers the message: 1001 gets ready, hears it, and the caller is dialled back
+        await ami.setvar("AGENT_1001_MODE", "answer")
+        await ami.setvar("AGENT_1001_TALK", "25")  # long enough to hear the message, then talk
+        server.features.acd.set_ready("1001")
+        store = server.features.outbound["callbacks"].store
+        for _ in range(900):
+            rows = [r for r in await store.by_origin(vm.call_id) if r.status == "done"]
+            if rows:
+                break
+            await asyncio.sleep(0.1)
+        if not rows:  # what the CTI saw, for the failure report
+            print(await store.by_origin(vm.call_id), [(e.kind, e.call_id, e.data) for e in seen[-30:]])
+        [row] = rows
+        assert (row.reason, row.agent_id, row.last_outcome) == ("voicemail", "1001", "answered")
+        assert row.recording == vm.data["path"].removesuffix(".wav")
     finally:
+        await ami.setvar("AGENT_1001_MODE", "")
+        await ami.setvar("AGENT_1001_TALK", "")
         await server.stop()
     [overflow] = [e for e in seen if e.kind == Kind.ACD_OVERFLOW and e.call_id == vm.call_id]
     assert overflow.data["target"] == "voicemail:billing" and overflow.data["wait_s"] >= 4

@@ -43,6 +43,7 @@ class FakeChannel:
     commands: list[str] = field(default_factory=list)
     variables: dict[str, str] = field(default_factory=dict)
     on_dial_answer: Any = None
+    record_s: float = 0.0  # how long a RECORD FILE takes (the caller speaking)
 
     def __post_init__(self) -> None:
         self._born = asyncio.get_running_loop().time()
@@ -95,6 +96,8 @@ class FakeChannel:
             return AgiReply(200, str(ord(self.digits.pop(0))) if self.digits else "0")
         if command == "CHANNEL STATUS":
             return AgiReply(200, "6")
+        if command.startswith("RECORD FILE"):
+            await asyncio.sleep(self.record_s)
         return AgiReply(200, "0")
 
 
@@ -481,14 +484,17 @@ async def test_a_voicemail_destination_records_the_callers_message_and_logs_it()
     async def say(chan: AgiChannel, text: str) -> None:
         said.append(text)
 
+    callbacks: list[ScheduleCallback] = []
     rt, log = runtime({"1001": {"billing": 5}}, say=say, queues={"billing": {
-        "max_wait_s": 0.1, "overflow": {"kind": "voicemail", "target": "billing"}}})
+        "max_wait_s": 0.1, "overflow": {"kind": "voicemail", "target": "billing"}}},
+        hooks=AcdHooks(on_callback=callbacks.append))
     rt.recordings_dir = "/var/spool/asterisk/monitor/"
     await rt.start()
     try:
         rt.login("1001", ready=False)
-        chan = FakeChannel()
-        result = await asyncio.wait_for(rt.serve_caller(chan, "1700000000.7", "billing", "normal", "1", None), 5)
+        chan = FakeChannel(record_s=1.2)
+        result = await asyncio.wait_for(rt.serve_caller(chan, "1700000000.7", "billing", "normal", "13900000001",
+                                                        None), 5)
     finally:
         await rt.stop()
     assert result == "overflow:voicemail:billing"
@@ -499,3 +505,7 @@ async def test_a_voicemail_destination_records_the_callers_message_and_logs_it()
     [vm] = [e for e in log if e.kind == Kind.ACD_VOICEMAIL]
     assert (vm.call_id, vm.queue, vm.data["box"], vm.data["path"]) == (
         "1700000000.7", "billing", "billing", "/var/spool/asterisk/monitor/vm-billing-1700000000.7.wav")
+    # an agent of the queue answers the message: a callback that plays it to them first
+    [cb] = callbacks
+    assert (cb.number, cb.skill, cb.reason, cb.recording) == (
+        "13900000001", "billing", "voicemail", "/var/spool/asterisk/monitor/vm-billing-1700000000.7")

@@ -502,3 +502,21 @@ async def test_a_customer_who_calls_again_while_their_callback_waits_is_not_call
     [row] = await w.svc.store.by_origin("in-1")
     assert (row.status, row.last_outcome) == ("cancelled", "redial")
     assert w.acd.engine.position("in-2", w.clock.now()).position == 1
+
+
+async def test_a_voicemail_is_answered_by_an_agent_who_hears_it_first(cb_engine: AsyncEngine) -> None:
+    from ctiserver.acd.model import ScheduleCallback
+
+    w = World(cb_engine, FakeClock(T0), {"1001": {"billing": 5}})
+    w.login("1001")
+    w.svc.on_callback(ScheduleCallback("vm-call", "13900000001", "billing", "normal", T0 + 86400, "voicemail",
+                                       recording="/var/spool/asterisk/monitor/vm-billing-vm-call"))
+    await w.svc.drain()
+    [orig] = w.ami.originates()
+    leg = AgentLeg(orig["ChannelId"], "ANSWER")
+    await w.agent_answers(leg)
+    play = leg.commands.index('STREAM FILE /var/spool/asterisk/monitor/vm-billing-vm-call ""')
+    dial = next(i for i, c in enumerate(leg.commands) if c.startswith("EXEC Dial"))
+    assert play < dial  # the message first, then the caller
+    [row] = await w.svc.store.by_origin("vm-call")
+    assert (row.reason, row.status) == ("voicemail", "done")

@@ -31,6 +31,7 @@ def upgrade() -> None:
         sa.Column("reason", sa.String(24), nullable=False),
         sa.Column("customer", sa.JSON()),
         sa.Column("windows", sa.String(200), nullable=False),
+        sa.Column("recording", sa.String(200), nullable=False),
         sa.Column("status", sa.String(16), nullable=False),
         sa.Column("attempts", sa.Integer(), nullable=False),
         sa.Column("created_ts", sa.Float(), nullable=False),
