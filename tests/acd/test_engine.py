@@ -824,3 +824,18 @@ def test_the_longest_wait_is_of_callers_on_the_line_not_of_callbacks() -> None:
     eng.enqueue("live", "billing", "normal", "13900000002", 3000.0)
     q = eng.queues_snapshot(3030.0)["billing"]
     assert (q["longest_wait_s"], q["waiting"], q["callbacks_in_place"]) == (30.0, 2, 1)
+
+
+def test_callbacks_never_overflow_by_max_wait_and_leave_nothing_stale_when_taken_over() -> None:
+    eng = engine({"1001": {"billing": 5}, "1002": {"fault": 5}}, ready=False,
+                 queues={"billing": {"max_wait_s": 10, "overflow": {"kind": "queue", "target": "fault"}}})
+    eng.login("1001", 0.0, ready=False)
+    eng.login("1002", 0.0, ready=False)
+    eng.enqueue("c1", "billing", "normal", "13900000001", 0.0)
+    eng.request_callback("c1", 1.0)
+    eng.enqueue_callback("cb-2-1", "billing", "normal", "13900000002", 2.0)
+    eng.tick(20.0)  # billing's max wait does not apply to callbacks: both stay in billing
+    assert eng.call_state("c1") == "waiting" and eng._calls["c1"].skill == "billing"
+    [cancel] = only(eng.enqueue("c3", "billing", "normal", "13900000001", 30.0), CancelCallback)
+    assert cancel.call_id == "c1"
+    assert eng._kept == {("13900000002", "billing"): eng._calls["cb-2-1"]}  # nothing stale left behind
