@@ -11,15 +11,11 @@ A second test queues callers with nobody ready and watches the wallboard count r
 from __future__ import annotations
 
 import asyncio
-import re
-import shutil
-import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from playwright.async_api import Browser, async_playwright, expect
 from sqlalchemy import select
 
@@ -30,7 +26,8 @@ from ctiserver.store.query import fetch_events
 from ctiserver.web.auth import create_user
 from ctiserver.web.tables import dispositions, work_orders
 from ctiserver.wiring import build_server
-from tests.asterisk_fixture import AmiRecorder, originate_caller, sounds_dir
+from tests.asterisk_fixture import AmiRecorder, originate_caller
+from tests.live_config import sandbox_config
 from tests.sipphone import agent_phone
 
 pytestmark = pytest.mark.browser
@@ -41,32 +38,10 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
 PASSWORD = "e2e-secret-1"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def hotline_config(tmp: Path, info: Any, *, local_agents: bool) -> Path:
     """The sample config, pointed at the sandbox and a temp database; agents are the sandbox's PJSIP
     endpoints (softphones) as in production, or Local-channel sim agents."""
-    cfg = tmp / "config"
-    shutil.copytree(REPO / "config", cfg)
-    server = yaml.safe_load((cfg / "ctiserver.yaml").read_text(encoding="utf-8"))
-    server["asterisk"][0].update(host=info.ami_host, port=info.ami_port, username=info.ami_user,
-                                 secret=info.ami_secret)
-    server["database"].update(url=f"sqlite+aiosqlite:///{tmp / 'cti.db'}", flush_interval_s=0.05)
-    server["http"] = {"host": "127.0.0.1", "port": free_port()}
-    server["agi"] = {"host": "127.0.0.1", "port": free_port()}
-    (cfg / "ctiserver.yaml").write_text(yaml.safe_dump(server, allow_unicode=True), encoding="utf-8")
-    if local_agents:
-        acd = (cfg / "acd.yaml").read_text(encoding="utf-8")
-        acd = re.sub(r'^dial_template: .*$', 'dial_template: "Local/{id}@sim-agents"', acd, flags=re.M)
-        (cfg / "acd.yaml").write_text(acd, encoding="utf-8")
-    ivr = yaml.safe_load((cfg / "ivr" / "settings.yaml").read_text(encoding="utf-8"))
-    ivr["tts"]["cache_dir"] = str(sounds_dir(info))  # what the sandbox shows Asterisk as sounds/cti
-    (cfg / "ivr" / "settings.yaml").write_text(yaml.safe_dump(ivr, allow_unicode=True), encoding="utf-8")
-    return cfg
+    return sandbox_config(tmp, info, local_agents=local_agents)
 
 
 @pytest.fixture

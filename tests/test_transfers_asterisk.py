@@ -23,8 +23,6 @@ AttendedTransfer), not when the caller, by then with someone else, hangs up.
 from __future__ import annotations
 
 import asyncio
-import shutil
-import socket
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -33,7 +31,6 @@ from typing import Any
 
 import aiohttp
 import pytest
-import yaml
 
 from ctiserver.config import load_server_config
 from ctiserver.events import Event, Kind
@@ -42,37 +39,14 @@ from ctiserver.store.query import fetch_events
 from ctiserver.web.auth import create_user
 from ctiserver.web.ports import PortError
 from ctiserver.wiring import build_server
-from tests.asterisk_fixture import AmiRecorder, event_is, originate_caller, sounds_dir
+from tests.asterisk_fixture import AmiRecorder, event_is, originate_caller
+from tests.live_config import sandbox_config
 from tests.sipphone import SoftPhone, agent_phone
 
 pytestmark = [pytest.mark.asterisk, pytest.mark.pjsip_agents]
 
-REPO = Path(__file__).resolve().parents[1]
 A, B, C, S = "1003", "1005", "1010", "1004"
 PASSWORD = "sandbox-desk-pw"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def sandbox_config(tmp: Path, info: Any) -> Path:
-    """The sample config as shipped, pointed at the sandbox, free ports and a temp database."""
-    cfg = tmp / "config"
-    shutil.copytree(REPO / "config", cfg)
-    server = yaml.safe_load((cfg / "ctiserver.yaml").read_text(encoding="utf-8"))
-    server["asterisk"][0].update(host=info.ami_host, port=info.ami_port, username=info.ami_user,
-                                 secret=info.ami_secret)
-    server["database"].update(url=f"sqlite+aiosqlite:///{tmp / 'cti.db'}", flush_interval_s=0.05)
-    server["http"] = {"host": "127.0.0.1", "port": free_port()}
-    server["agi"] = {"host": "127.0.0.1", "port": free_port()}
-    (cfg / "ctiserver.yaml").write_text(yaml.safe_dump(server, allow_unicode=True), encoding="utf-8")
-    ivr = yaml.safe_load((cfg / "ivr" / "settings.yaml").read_text(encoding="utf-8"))
-    ivr["tts"]["cache_dir"] = str(sounds_dir(info))  # what the sandbox shows Asterisk as sounds/cti
-    (cfg / "ivr" / "settings.yaml").write_text(yaml.safe_dump(ivr, allow_unicode=True), encoding="utf-8")
-    return cfg
 
 
 async def until(pred: Callable[[], Any], timeout: float, what: str) -> Any:

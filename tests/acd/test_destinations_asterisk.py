@@ -18,7 +18,8 @@ from ctiserver.config import load_server_config
 from ctiserver.events import Event, Kind
 from ctiserver.wiring import build_server
 from tests.asterisk_fixture import AmiRecorder, originate_caller
-from tests.outbound.test_callbacks_asterisk import IVR_TO_AGENT, callback_config
+from tests.live_config import IVR_TO_AGENT
+from tests.outbound.test_callbacks_asterisk import callback_config
 
 
 async def test_a_caller_past_the_maximum_wait_leaves_a_voicemail(asterisk_sandbox: Any, ami: AmiRecorder,

@@ -10,9 +10,6 @@ customer (`Local/<number>@outbound-dest`, the sandbox's scripted customers) from
 from __future__ import annotations
 
 import asyncio
-import re
-import shutil
-import socket
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -25,39 +22,19 @@ from ctiserver.events import Event, Kind
 from ctiserver.outbound.callback_store import CallbackRow
 from ctiserver.server import CtiServer
 from ctiserver.wiring import build_server
-from tests.asterisk_fixture import AmiRecorder, originate_caller, sounds_dir
-
-REPO = Path(__file__).resolve().parents[2]
-IVR_TO_AGENT = "w6|1|w6|1|w10|0"  # as in tests/test_e2e_desktop.py: the billing menu, then 0 for an agent
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from tests.asterisk_fixture import AmiRecorder, originate_caller
+from tests.live_config import IVR_TO_AGENT, sandbox_config
 
 
 def callback_config(tmp: Path, info: Any) -> Path:
-    cfg = tmp / "config"
-    shutil.copytree(REPO / "config", cfg)
-    server = yaml.safe_load((cfg / "ctiserver.yaml").read_text(encoding="utf-8"))
-    server["asterisk"][0].update(host=info.ami_host, port=info.ami_port, username=info.ami_user,
-                                 secret=info.ami_secret)
-    server["database"].update(url=f"sqlite+aiosqlite:///{tmp / 'cti.db'}", flush_interval_s=0.05)
-    server["http"] = {"host": "127.0.0.1", "port": free_port()}
-    server["agi"] = {"host": "127.0.0.1", "port": free_port()}
-    (cfg / "ctiserver.yaml").write_text(yaml.safe_dump(server, allow_unicode=True), encoding="utf-8")
-    acd = (cfg / "acd.yaml").read_text(encoding="utf-8")
-    acd = re.sub(r'^dial_template: .*$', 'dial_template: "Local/{id}@sim-agents"', acd, flags=re.M)
-    (cfg / "acd.yaml").write_text(acd, encoding="utf-8")
+    """The sample config on the sandbox with Local sim agents; customers are the sandbox's scripted
+    numbers and callbacks may ring at any hour (the test runs at any hour)."""
+    cfg = sandbox_config(tmp, info, local_agents=True)
     out = yaml.safe_load((cfg / "outbound.yaml").read_text(encoding="utf-8"))
     out["dial"]["channel"] = "Local/{number}@outbound-dest"
-    out["acd_callbacks"]["windows"] = ["00:00-24:00"]  # the test runs at any hour
+    out["acd_callbacks"]["windows"] = ["00:00-24:00"]
     out["quiet_hours"] = {"default": []}
     (cfg / "outbound.yaml").write_text(yaml.safe_dump(out, allow_unicode=True), encoding="utf-8")
-    ivr = yaml.safe_load((cfg / "ivr" / "settings.yaml").read_text(encoding="utf-8"))
-    ivr["tts"]["cache_dir"] = str(sounds_dir(info))
-    (cfg / "ivr" / "settings.yaml").write_text(yaml.safe_dump(ivr, allow_unicode=True), encoding="utf-8")
     return cfg
 
 
