@@ -483,7 +483,7 @@ class AcdCallbackService:
                                   "attempt": (row.attempts + 1) if row is not None else None,
                                   "callback_of": ring.call_id, "reason": row.reason if row else None}))
             outcome = await self._dial_customer(chan, channel, number, row.reason if row else "",
-                                                row.recording if row else "")
+                                                row.recording if row else "", ring.skill)
         finally:
             self._answered.discard(channel)
             self._by_call.pop(ring.call_id, None)
@@ -498,13 +498,13 @@ class AcdCallbackService:
         await self._done(chan)
 
     async def _dial_customer(self, chan: AgiChannel, channel: str, number: str, reason: str,
-                             recording: str = "") -> str:
+                             recording: str = "", skill: str = "") -> str:
         """Whisper to the agent (and play the caller's voicemail, if they left one), then Dial the
         customer from the agent's leg; the try's outcome."""
         started = self.clock.now()
         try:
             template = self.cfg.callbacks.whisper if reason == "workorder" else self.policy.whisper
-            text = whisper_text(template, number, reason, "")
+            text = whisper_text(template, number, reason, skill)
             if text and self.say is not None:
                 await self.say(chan, text)
             if recording:

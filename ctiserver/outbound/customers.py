@@ -35,12 +35,16 @@ def billing_month_of(due: date | None) -> str:
     return f"{year}-{month:02d}"
 
 
+def class_of(category: str | None) -> str:
+    """A customer category (CRM column) as the calling-hours class: residential, else business."""
+    return "residential" if (category or "residential").lower() in ("residential", "居民") else "business"
+
+
 def _target(row: Any) -> CustomerTarget:
-    category = (row.category or "residential").lower()
     return CustomerTarget(
         account=row.account, name=row.name or "", phone=row.phone or "", area=row.area or "",
         important=bool(row.important), tier=row.tier or "",
-        customer_class="residential" if category in ("residential", "居民") else "business",
+        customer_class=class_of(row.category),
         billing_month=billing_month_of(row.due_date),
         arrears=Decimal(str(row.arrears)) if row.arrears is not None else None, due_date=row.due_date)
 
@@ -82,4 +86,4 @@ async def customer_class(engine: AsyncEngine, account: str | None) -> str:
                                            .where(customers.c.account == account))).scalar()
     except SQLAlchemyError:  # no customer tables in this database
         return "residential"
-    return "residential" if (category or "residential").lower() in ("residential", "居民") else "business"
+    return class_of(category)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from aiohttp import web
 
@@ -21,6 +21,7 @@ from .service import OutboundService
 from .store import CampaignStateError, OutboundError, UnknownCampaign
 
 ServiceGetter = Callable[[], OutboundService | None]
+T = TypeVar("T")
 ACTIONS = ("start", "pause", "resume", "stop")
 
 
@@ -32,14 +33,17 @@ def _json(body: Any) -> web.Response:
     return web.json_response(body, dumps=lambda o: json.dumps(o, ensure_ascii=False, default=str))
 
 
+def _running(svc: T | None, error_id: str, message: str) -> T:
+    """The service, or 503 with a stable error id while it is not running (yet)."""
+    if svc is None:
+        raise web.HTTPServiceUnavailable(text=json.dumps({"error_id": error_id, "message": message}),
+                                         content_type="application/json")
+    return svc
+
+
 def add_routes(app: web.Application, get_service: ServiceGetter, prefix: str = "/api/outbound") -> None:
     def service() -> OutboundService:
-        svc = get_service()
-        if svc is None:
-            raise web.HTTPServiceUnavailable(
-                text=json.dumps({"error_id": "outbound_not_ready", "message": "outbound is not running"}),
-                content_type="application/json")
-        return svc
+        return _running(get_service(), "outbound_not_ready", "outbound is not running")
 
     async def campaigns(request: web.Request) -> web.Response:
         return _json(await service().status_all())
@@ -87,12 +91,7 @@ def add_callback_routes(app: web.Application, get_callbacks: Callable[[], AcdCal
     """Supervisors' view of ACD callbacks: the open ones (and the latest closed), and cancelling one."""
 
     def callbacks() -> AcdCallbackService:
-        svc = get_callbacks()
-        if svc is None:
-            raise web.HTTPServiceUnavailable(
-                text=json.dumps({"error_id": "callbacks_not_ready", "message": "ACD callbacks are not running"}),
-                content_type="application/json")
-        return svc
+        return _running(get_callbacks(), "callbacks_not_ready", "ACD callbacks are not running")
 
     async def listing(request: web.Request) -> web.Response:
         svc = callbacks()

@@ -520,3 +520,20 @@ async def test_a_voicemail_is_answered_by_an_agent_who_hears_it_first(cb_engine:
     assert play < dial  # the message first, then the caller
     [row] = await w.svc.store.by_origin("vm-call")
     assert (row.reason, row.status) == ("voicemail", "done")
+
+
+async def test_the_whisper_names_the_queue_and_the_number(cb_engine: AsyncEngine) -> None:
+    w = World(cb_engine, FakeClock(T0), {"1001": {"billing": 5}})
+    w.svc.policy = w.svc.policy.model_copy(update={"whisper": "{skill}回拨尾号{last4}"})
+    heard: list[str] = []
+
+    async def say(chan: Any, text: str) -> None:
+        heard.append(text)
+
+    w.svc.say = say
+    w.login("1001")
+    priority_abandon(w, "in-1", "13900000001")
+    await w.svc.drain()
+    [orig] = w.ami.originates()
+    await w.agent_answers(AgentLeg(orig["ChannelId"], "ANSWER"))
+    assert heard == ["billing回拨尾号0001"]
