@@ -25,6 +25,7 @@ from .clock import Clock, SystemClock
 from .config import AmiServer, ServerConfig, resolve_db_url
 from .events import Event, Kind
 from .tracker import CallTracker
+from .web.guard import new_app
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +45,7 @@ class CtiServer:
         self.ami_listeners: list[AmiListener] = []
         self.event_listeners: list[Callable[[Event], None]] = []
         self.agi_routes: dict[str, AgiHandler] = {}
-        self.http_app = web.Application()
+        self.http_app = new_app()  # errors in one JSON shape; the cross-site check of every POST
         self.events_meter = metrics.RateMeter()
         self.ami_meter = metrics.RateMeter()
         self.started_at = time.time()

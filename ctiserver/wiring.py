@@ -38,8 +38,9 @@ from .outbound.service import attach_outbound
 from .server import CtiServer
 from .store.engine import make_engine
 from .web.acd_ports import AcdAgentControl, AcdWallboard
-from .web.app import BRIDGE_KEY, install_desktop
-from .web.auth import session_user
+from .web.api import SUPERVISORS
+from .web.app import BRIDGE_KEY, DESKTOP_KEY, install_desktop
+from .web.auth import Sessions
 from .web.config import load_desktop_config
 from .web.customers import IvrCustomerLookup
 
@@ -112,26 +113,16 @@ def _queue_route(acd: AcdRuntime, caller_of: Callable[[str], str] = lambda call_
     return handle
 
 
-def _ops_guard(engine: Any, clock: Any) -> Any:
+def _ops_guard(sessions: Sessions) -> Any:
     """Outbound control and KPI reports are for supervisors and admins (the desktop's sessions)."""
     from aiohttp import web
-
-    from .web.api import COOKIE
 
     guarded = ("/api/outbound", "/api/reports")
 
     @web.middleware
     async def guard(request: web.Request, handler: Any) -> web.StreamResponse:
         if request.path.startswith(guarded):
-            header = request.headers.get("Authorization", "")
-            token = header[7:].strip() if header.startswith("Bearer ") else request.cookies.get(COOKIE, "")
-            user = await session_user(engine, token, now=clock.now()) if token else None
-            if user is None:
-                return web.json_response({"error": {"id": "unauthenticated", "message": "log in first"}},
-                                         status=401)
-            if user.role not in ("supervisor", "admin"):
-                return web.json_response({"error": {"id": "forbidden", "message": "supervisors only"}},
-                                         status=403)
+            await sessions.require(request, SUPERVISORS)
         return await handler(request)
 
     return guard
@@ -285,7 +276,7 @@ async def build_server(config_dir: Path, cfg: ServerConfig, *, sandbox: bool = F
                                                                              server.clock),
                     emit=server.emit, config=desk_cfg, clock=server.clock, request_callback=request_callback)
     server.event_listeners.append(server.http_app[BRIDGE_KEY].on_event)
-    server.http_app.middlewares.append(_ops_guard(data_engine, server.clock))
+    server.http_app.middlewares.append(_ops_guard(server.http_app[DESKTOP_KEY].sessions))
 
     if sandbox:
         from . import sandbox as sb

@@ -17,19 +17,19 @@ from aiohttp import web
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from ..web.errors import ApiError
 from .config import KpiConfig
 from .report import ReportError, build_report, format_csv, parse_by, resolve_range
 
 PAGE = "reports.html"
 
 
-def _error(status: int, error_id: str, message: str) -> web.Response:
-    return web.json_response({"error": {"id": error_id, "message": message}}, status=status)
-
-
 def add_report_routes(app: web.Application, get_engine: Callable[[], AsyncEngine], cfg: KpiConfig, *,
                       max_days: int = 93, max_parallel: int = 2) -> None:
-    """Mount GET /api/reports?from=&to=&by=[&format=json|csv] and GET /reports on `app`."""
+    """Mount GET /api/reports?from=&to=&by=[&format=json|csv] and GET /reports on `app`.
+
+    `app` carries the server's middlewares (`ctiserver.web.guard.new_app`): refusals are raised as
+    ApiError and rendered in the one error shape there."""
     gate = asyncio.Semaphore(max_parallel)
     page = resources.files(__package__).joinpath(PAGE).read_text(encoding="utf-8")
 
@@ -37,10 +37,10 @@ def add_report_routes(app: web.Application, get_engine: Callable[[], AsyncEngine
         q = request.query
         unknown = set(q) - {"from", "to", "by", "format"}
         if unknown:
-            return _error(400, "unknown_parameter", f"unknown parameter(s): {', '.join(sorted(unknown))}")
+            raise ApiError(400, "unknown_parameter", f"unknown parameter(s): {', '.join(sorted(unknown))}")
         fmt = q.get("format", "json")
         if fmt not in ("json", "csv"):
-            return _error(400, "bad_format", "format must be json or csv")
+            raise ApiError(400, "bad_format", "format must be json or csv")
         try:
             start, end = resolve_range(q.get("from") or None, q.get("to") or None, cfg)
             by = parse_by(q.get("by", ""))
@@ -49,14 +49,15 @@ def add_report_routes(app: web.Application, get_engine: Callable[[], AsyncEngine
             if end - start > max_days * 86400:
                 raise ReportError(f"a range of at most {max_days} days, please")
         except ReportError as exc:
-            return _error(400, "bad_request", str(exc))
+            raise ApiError(400, "bad_request", str(exc)) from None
         async with gate:
             try:
                 report = await build_report(get_engine(), cfg, start, end, by)
             except ReportError as exc:
-                return _error(400, "bad_request", str(exc))
+                raise ApiError(400, "bad_request", str(exc)) from None
             except (SQLAlchemyError, OSError) as exc:
-                return _error(503, "store_unavailable", f"the event store did not answer: {type(exc).__name__}")
+                raise ApiError(503, "store_unavailable",
+                               f"the event store did not answer: {type(exc).__name__}") from None
         if fmt == "csv":
             return web.Response(text=format_csv(report), content_type="text/csv", charset="utf-8",
                                 headers={"Content-Disposition": 'attachment; filename="kpi-report.csv"'})

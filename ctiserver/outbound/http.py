@@ -1,9 +1,11 @@
 """HTTP API for campaigns: status (for the wallboard), results, the not-reached export, state changes;
 and for the ACD's callbacks: the list, and cancelling one.
 
-Mount with `add_routes(app, lambda: service)`; the routes carry no authentication
-of their own: the app's auth middleware (the web feature's) must cover `/api/`.
-Errors are JSON `{"error_id": ..., "message": ...}` with stable ids.
+Mount with `add_routes(app, lambda: service)` on an app with the server's middlewares
+(`ctiserver.web.guard.new_app`): the routes carry no authentication of their own (the
+server's ops guard covers `/api/outbound`), refusals are raised as `ApiError` with stable
+ids and rendered in the one error shape `{"error": {"id", "message", "details"}}`, and the
+POSTs (bodiless) pass the app's cross-site check.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
+from ..web.errors import ApiError
 from .callback_service import AcdCallbackService
 from .cli import not_reached_csv
 from .service import OutboundService
@@ -25,10 +28,6 @@ T = TypeVar("T")
 ACTIONS = ("start", "pause", "resume", "stop")
 
 
-def _error(status: int, error_id: str, message: str) -> web.Response:
-    return web.json_response({"error_id": error_id, "message": message}, status=status)
-
-
 def _json(body: Any) -> web.Response:
     return web.json_response(body, dumps=lambda o: json.dumps(o, ensure_ascii=False, default=str))
 
@@ -36,8 +35,7 @@ def _json(body: Any) -> web.Response:
 def _running(svc: T | None, error_id: str, message: str) -> T:
     """The service, or 503 with a stable error id while it is not running (yet)."""
     if svc is None:
-        raise web.HTTPServiceUnavailable(text=json.dumps({"error_id": error_id, "message": message}),
-                                         content_type="application/json")
+        raise ApiError(503, error_id, message)
     return svc
 
 
@@ -52,14 +50,14 @@ def add_routes(app: web.Application, get_service: ServiceGetter, prefix: str = "
         try:
             return _json(await service().store.results(request.match_info["name"]))
         except UnknownCampaign as exc:
-            return _error(404, exc.error_id, str(exc))
+            raise ApiError(404, exc.error_id, str(exc)) from None
 
     async def not_reached(request: web.Request) -> web.Response:
         name = request.match_info["name"]
         try:
             rows = await service().store.not_reached(name)
         except UnknownCampaign as exc:
-            return _error(404, exc.error_id, str(exc))
+            raise ApiError(404, exc.error_id, str(exc)) from None
         return web.Response(body=not_reached_csv(rows).encode("utf-8"), content_type="text/csv",
                             charset="utf-8",
                             headers={"Content-Disposition": f'attachment; filename="{name}-not-reached.csv"'})
@@ -67,16 +65,16 @@ def add_routes(app: web.Application, get_service: ServiceGetter, prefix: str = "
     async def change(request: web.Request) -> web.Response:
         name, action = request.match_info["name"], request.match_info["action"]
         if action not in ACTIONS:
-            return _error(404, "unknown_action", f"unknown action {action!r}; use one of {', '.join(ACTIONS)}")
+            raise ApiError(404, "unknown_action", f"unknown action {action!r}; use one of {', '.join(ACTIONS)}")
         svc = service()
         try:
             state = await svc.store.change_state(name, action, time.time())
         except UnknownCampaign as exc:
-            return _error(404, exc.error_id, str(exc))
+            raise ApiError(404, exc.error_id, str(exc)) from None
         except CampaignStateError as exc:
-            return _error(409, exc.error_id, str(exc))
+            raise ApiError(409, exc.error_id, str(exc)) from None
         except OutboundError as exc:
-            return _error(400, exc.error_id, str(exc))
+            raise ApiError(400, exc.error_id, str(exc)) from None
         svc.dialer.wake()
         return _json({"campaign": name, "state": state})
 
@@ -97,20 +95,20 @@ def add_callback_routes(app: web.Application, get_callbacks: Callable[[], AcdCal
         svc = callbacks()
         raw = request.query.get("limit", "200")
         if not raw.isdigit() or not 1 <= int(raw) <= 1000:
-            return _error(400, "bad_limit", "limit must be a whole number from 1 to 1000")
+            raise ApiError(400, "bad_limit", "limit must be a whole number from 1 to 1000")
         rows = await svc.store.recent(int(raw))
         return _json({"counts": await svc.store.counts(), "callbacks": [r.public() for r in rows]})
 
     async def cancel(request: web.Request) -> web.Response:
         raw = request.match_info["id"]
         if not raw.isdigit() or len(raw) > 12:
-            return _error(400, "bad_id", f"callback id {raw[:20]!r} is not a number")
+            raise ApiError(400, "bad_id", f"callback id {raw[:20]!r} is not a number")
         svc = callbacks()
         row = await svc.store.get(int(raw))
         if row is None:
-            return _error(404, "unknown_callback", f"no callback {raw}")
+            raise ApiError(404, "unknown_callback", f"no callback {raw}")
         if not await svc.cancel(row.id):
-            return _error(409, "callback_state", f"callback {raw} is {row.status}: only pending or queued "
+            raise ApiError(409, "callback_state", f"callback {raw} is {row.status}: only pending or queued "
                                                   "callbacks can be cancelled")
         return _json({"id": row.id, "status": "cancelled"})
 

@@ -1,9 +1,11 @@
 """The REST API: one route table that builds both the aiohttp routes and the OpenAPI document.
 
 Each `Route` names its method, path, roles, body and query models; `Desktop.wrap`
-does the common work around every handler (session, role, size and content-type
-checks, validation) and turns every refusal into `{"error": {"id", "message"}}`
-with the right status, so a handler body only says what the endpoint does.
+does the common work around every handler (session, role, size checks, validation)
+and raises every refusal as an `ApiError`, which the app's middleware renders as
+`{"error": {"id", "message", "details"}}` (errors.py); the cross-site and JSON-only
+checks of every POST are the app's too (guard.py). A handler body only says what the
+endpoint does.
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ from .ws import Hub
 
 log = logging.getLogger(__name__)
 
-COOKIE = "cti_session"
+COOKIE = auth.COOKIE
 ANY = frozenset({"agent", "supervisor", "admin"})
 SUPERVISORS = frozenset({"supervisor", "admin"})
 ADMIN = frozenset({"admin"})
@@ -120,6 +122,7 @@ class Desktop:
         self.clock = clock
         self.hub = hub
         self.request_callback = request_callback
+        self.sessions = auth.Sessions(engine, clock)
         self.per_user = LoginLimiter(config.login_per_user)
         self.per_ip = LoginLimiter(config.login_per_ip)
         self.table = self._table()
@@ -174,21 +177,18 @@ class Desktop:
         return [web.route(r.method, r.path, self.wrap(r)) for r in self.table]
 
     async def authenticate(self, request: web.Request) -> User | None:
-        token = ""
-        header = request.headers.get("Authorization", "")
-        if header.startswith("Bearer "):
-            token = header[7:].strip()
-        elif COOKIE in request.cookies:
-            token = request.cookies[COOKIE]
-        if not token:
-            return None
-        return await auth.session_user(self.engine, token, now=self.clock.now())
+        return await self.sessions.user(request)
 
     async def _read_body(self, request: web.Request, model: type[BaseModel] | None) -> Any:
         limit = self.config.max_body_bytes
         if request.content_length is not None and request.content_length > limit:
             raise ApiError(413, "body-too-large", f"request body over {limit} bytes")
-        raw = await request.content.read(limit + 1)
+        raw = b""
+        while len(raw) <= limit:  # read() returns what has arrived so far: a body may come in pieces
+            chunk = await request.content.read(limit + 1 - len(raw))
+            if not chunk:
+                break
+            raw += chunk
         if len(raw) > limit:
             raise ApiError(413, "body-too-large", f"request body over {limit} bytes")
         if model is None:
@@ -205,41 +205,34 @@ class Desktop:
             raise ApiError(422, "invalid", _first_problem(exc), details=_validation_details(exc)) from None
 
     def wrap(self, route: Route) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+        """Session and role, query and body validation around `route.handler`.
+
+        Errors are raised as ApiError and rendered by the app's `json_errors` middleware; the
+        cross-site and JSON-only checks of state-changing requests are the app's `same_origin_json`.
+        """
         async def handler(request: web.Request) -> web.StreamResponse:
+            user = None
+            if route.roles is not None:
+                user = await self.sessions.require(request, route.roles)
+            query = None
+            if route.query is not None:
+                try:
+                    query = route.query.model_validate(dict(request.query))
+                except ValidationError as exc:
+                    raise ApiError(400, "bad-query", _first_problem(exc),
+                                   details=_validation_details(exc)) from None
+            elif request.query:
+                raise ApiError(400, "bad-query", "this endpoint takes no query parameters")
+            body = None
+            if request.method == "POST":
+                body = await self._read_body(request, route.body)
             try:
-                user = None
-                if route.roles is not None:
-                    user = await self.authenticate(request)
-                    if user is None:
-                        raise ApiError(401, "unauthenticated", "log in first (no or expired session)")
-                    if user.role not in route.roles:
-                        raise ApiError(403, "forbidden", f"this needs role {' or '.join(sorted(route.roles))}")
-                query = None
-                if route.query is not None:
-                    try:
-                        query = route.query.model_validate(dict(request.query))
-                    except ValidationError as exc:
-                        raise ApiError(400, "bad-query", _first_problem(exc),
-                                       details=_validation_details(exc)) from None
-                elif request.query:
-                    raise ApiError(400, "bad-query", "this endpoint takes no query parameters")
-                body = None
-                if request.method == "POST":
-                    # JSON only: a cross-site HTML form cannot send it without a CORS preflight.
-                    if request.content_type != "application/json":
-                        raise ApiError(415, "unsupported-media-type", "send Content-Type: application/json")
-                    body = await self._read_body(request, route.body)
                 result = await route.handler(Ctx(request, user, body, query))
-                if isinstance(result, web.StreamResponse):
-                    return result
-                return _json(result, route.status)
-            except ApiError as exc:
-                return exc.response()
             except PortError as exc:
-                return ApiError(exc.status, exc.error_id, exc.message).response()
-            except Exception:
-                log.exception("%s %s failed", request.method, route.path)
-                return ApiError(500, "internal", "internal error; the server keeps running").response()
+                raise ApiError(exc.status, exc.error_id, exc.message) from None
+            if isinstance(result, web.StreamResponse):
+                return result
+            return _json(result, route.status)
 
         handler.__name__ = route.handler.__name__
         return handler
@@ -298,9 +291,7 @@ class Desktop:
         return resp
 
     async def logout(self, ctx: Ctx) -> web.Response:
-        header = ctx.request.headers.get("Authorization", "")
-        token = header[7:].strip() if header.startswith("Bearer ") else ctx.request.cookies.get(COOKIE, "")
-        await auth.close_session(self.engine, token)
+        await auth.close_session(self.engine, auth.request_token(ctx.request))
         resp = _json({"ok": True})
         resp.del_cookie(COOKIE, path="/")
         return resp
@@ -528,9 +519,9 @@ def openapi(table: list[Route]) -> dict[str, Any]:
     """OpenAPI 3.1 for the route table: paths, parameters, request schemas, roles, error shape."""
     schemas: dict[str, Any] = {"Error": {
         "type": "object", "required": ["error"],
-        "properties": {"error": {"type": "object", "required": ["id", "message"],
+        "properties": {"error": {"type": "object", "required": ["id", "message", "details"],
                                  "properties": {"id": {"type": "string"}, "message": {"type": "string"},
-                                                "details": {"type": "array"}}}}}}
+                                                "details": {"type": ["array", "null"]}}}}}}
     paths: dict[str, dict[str, Any]] = {}
     error = {"description": "error",
              "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}

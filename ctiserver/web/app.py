@@ -9,7 +9,8 @@ Two ways in, same routes:
 * `install_desktop(main_app, ...) -> hub`: adds the same routes to an existing
   app and ties the wallboard pusher and socket shutdown to its startup/shutdown.
 
-Handlers render their own errors, so nothing depends on app-level middleware.
+Both put the server's HTTP middlewares (guard.py: errors in one JSON shape, the cross-site
+and JSON-only check of every state-changing request) on the app they serve from.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from .api import Desktop
 from .bridge import DesktopBridge
 from .config import DesktopConfig
 from .errors import ApiError
+from .guard import install_middlewares, new_app, same_origin
 from .ports import AgentControl, CallControl, CustomerLookup, WallboardSource
 from .ws import SUPERVISOR, Hub
 
@@ -57,18 +59,15 @@ async def _static(request: web.Request) -> web.StreamResponse:
     name = request.match_info["name"]
     path = STATIC_DIR / name
     if "/" in name or name.startswith(".") or not path.is_file() or path.suffix not in (".js", ".css", ".svg"):
-        return ApiError(404, "not-found", "no such file").response()
+        raise ApiError(404, "not-found", "no such file")
     return web.FileResponse(path, headers=_PAGE_HEADERS)
 
 
 def _ws_handler(desktop: Desktop) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     async def handler(request: web.Request) -> web.StreamResponse:
-        origin = request.headers.get("Origin")
-        if origin is not None and origin.split("://", 1)[-1] != request.host:
-            return ApiError(403, "bad-origin", "WebSocket from another site refused").response()
-        user = await desktop.authenticate(request)
-        if user is None:
-            return ApiError(401, "unauthenticated", "log in first (no or expired session)").response()
+        if not same_origin(request):
+            raise ApiError(403, "bad-origin", "WebSocket from another site refused")
+        user = await desktop.sessions.require(request)
         return await desktop.hub.serve(request, user, desktop.ws_snapshot)
     return handler
 
@@ -123,6 +122,7 @@ def install_desktop(app: web.Application, *, engine: AsyncEngine, agents: AgentC
     """
     desktop = _build(engine=engine, agents=agents, calls=calls, wallboard=wallboard, customers=customers,
                      emit=emit, config=config, clock=clock, request_callback=request_callback)
+    install_middlewares(app)
     app.add_routes(desktop.routes())
     app.add_routes([
         web.get("/ws", _ws_handler(desktop)),
@@ -152,20 +152,7 @@ def create_desktop_app(*, engine: AsyncEngine, agents: AgentControl, calls: Call
                        config: DesktopConfig, clock: Clock,
                        request_callback: Callable[..., None] | None = None) -> tuple[web.Application, Hub]:
     """A standalone aiohttp app serving the desktop, and its Hub. See `install_desktop` for the arguments."""
-    app = web.Application(client_max_size=config.max_body_bytes, middlewares=[_json_not_found])
+    app = new_app(client_max_size=config.max_body_bytes)
     hub = install_desktop(app, engine=engine, agents=agents, calls=calls, wallboard=wallboard, customers=customers,
                           emit=emit, config=config, clock=clock, request_callback=request_callback)
     return app, hub
-
-
-@web.middleware
-async def _json_not_found(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-                          ) -> web.StreamResponse:
-    """Unknown paths and methods answer in the API's JSON error shape."""
-    try:
-        return await handler(request)
-    except web.HTTPNotFound:
-        return ApiError(404, "not-found", f"no route {request.path[:100]!r}").response()
-    except web.HTTPMethodNotAllowed as exc:
-        return ApiError(405, "method-not-allowed", f"{request.method} not allowed here",
-                        headers={"Allow": ",".join(sorted(exc.allowed_methods))}).response()

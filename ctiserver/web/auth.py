@@ -22,17 +22,21 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
+from aiohttp import web
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import delete, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from ..clock import Clock
 from .config import ROLES, RateLimit
+from .errors import ApiError
 from .tables import sessions, users
 
 log = logging.getLogger(__name__)
 
+COOKIE = "cti_session"
 _hasher = PasswordHasher()
 # Verified against when the agent number is unknown, so that path costs the same.
 _DUMMY_HASH = _hasher.hash("not-a-password-" + secrets.token_hex(8))
@@ -134,6 +138,38 @@ async def session_user(engine: AsyncEngine, token: str, *, now: float) -> User |
 async def close_session(engine: AsyncEngine, token: str) -> None:
     async with engine.begin() as conn:
         await conn.execute(delete(sessions).where(sessions.c.token_hash == token_hash(token)))
+
+
+def request_token(request: web.Request) -> str:
+    """The session token a request carries: `Authorization: Bearer <token>`, else the session cookie."""
+    header = request.headers.get("Authorization", "")
+    if header[:7].lower() == "bearer ":
+        return header[7:].strip()
+    return request.cookies.get(COOKIE, "")
+
+
+class Sessions:
+    """The one login check, for every route that needs a user (desktop, outbound, callbacks, reports)."""
+
+    def __init__(self, engine: AsyncEngine, clock: Clock) -> None:
+        self.engine = engine
+        self.clock = clock
+
+    async def user(self, request: web.Request) -> User | None:
+        """The logged-in user of `request`, or None (no token, unknown or expired session, inactive user)."""
+        token = request_token(request)
+        if not token:
+            return None
+        return await session_user(self.engine, token, now=self.clock.now())
+
+    async def require(self, request: web.Request, roles: frozenset[str] | None = None) -> User:
+        """The user, or ApiError 401 (not logged in) / 403 (`roles` given and the user's is not among them)."""
+        user = await self.user(request)
+        if user is None:
+            raise ApiError(401, "unauthenticated", "log in first (no or expired session)")
+        if roles is not None and user.role not in roles:
+            raise ApiError(403, "forbidden", f"this needs role {' or '.join(sorted(roles))}")
+        return user
 
 
 class LoginLimiter:

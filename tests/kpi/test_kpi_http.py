@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import pytest
-from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from ctiserver.kpi.config import KpiConfig
 from ctiserver.kpi.http import add_report_routes
+from ctiserver.web.guard import new_app
 
 from .conftest import load
 from .test_kpi_golden import EXPECTED_TOTAL, golden_day
@@ -19,7 +19,7 @@ from .test_kpi_golden import EXPECTED_TOTAL, golden_day
 @pytest.fixture
 async def client(sqlite_engine: AsyncEngine) -> AsyncIterator[TestClient]:
     await load(sqlite_engine, golden_day())
-    app = web.Application()
+    app = new_app()
     add_report_routes(app, lambda: sqlite_engine, KpiConfig(), max_days=31)
     async with TestClient(TestServer(app)) as c:
         yield c
@@ -60,7 +60,7 @@ async def test_bad_parameters_give_400_json(client: TestClient, params: dict[str
 
 async def test_store_down_gives_503() -> None:
     broken = create_async_engine("postgresql+asyncpg://postgres@127.0.0.1:1/nothing")
-    app = web.Application()
+    app = new_app()
     add_report_routes(app, lambda: broken, KpiConfig())
     try:
         async with TestClient(TestServer(app)) as c:

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import pytest
-from aiohttp import web
 from aiohttp.test_utils import TestServer
 from playwright.async_api import async_playwright, expect
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ctiserver.kpi.config import KpiConfig
 from ctiserver.kpi.http import add_report_routes
+from ctiserver.web.guard import new_app
 
 from .conftest import load
 from .test_kpi_golden import golden_day
@@ -20,7 +20,7 @@ CHROMIUM = "/usr/bin/chromium"
 @pytest.mark.browser
 async def test_reports_page_draws_the_golden_day(sqlite_engine: AsyncEngine) -> None:
     await load(sqlite_engine, golden_day())
-    app = web.Application()
+    app = new_app()
     add_report_routes(app, lambda: sqlite_engine, KpiConfig())
     server = TestServer(app)
     await server.start_server()

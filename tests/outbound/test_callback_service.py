@@ -24,6 +24,7 @@ from ctiserver.outbound.callback_store import TABLES, CallbackStore
 from ctiserver.outbound.callbacks import CallbackStatus
 from ctiserver.outbound.model import OutboundConfig
 from ctiserver.store.schema import metadata
+from ctiserver.web.guard import new_app
 from tests.acd.helpers import config
 
 T0 = 1_795_500_000.0  # 2026-11-23 10:40 in Shanghai: inside the calling window
@@ -339,7 +340,6 @@ async def test_the_agent_hanging_up_before_the_customer_answers_costs_no_try(cb_
 
 
 async def test_supervisors_list_and_cancel_callbacks_over_http(cb_engine: AsyncEngine) -> None:
-    from aiohttp import web
     from aiohttp.test_utils import TestClient, TestServer
 
     from ctiserver.outbound.http import add_callback_routes
@@ -351,11 +351,11 @@ async def test_supervisors_list_and_cancel_callbacks_over_http(cb_engine: AsyncE
     priority_abandon(w, "in-2", "13900000002")
     await w.svc.drain()
     ready: dict[str, AcdCallbackService] = {}
-    app = web.Application()
+    app = new_app()
     add_callback_routes(app, lambda: ready.get("svc"))
     async with TestClient(TestServer(app)) as client:
         resp = await client.get("/api/outbound/callbacks")
-        assert resp.status == 503 and (await resp.json())["error_id"] == "callbacks_not_ready"
+        assert resp.status == 503 and (await resp.json())["error"]["id"] == "callbacks_not_ready"
         ready["svc"] = w.svc
         body = await (await client.get("/api/outbound/callbacks")).json()
         assert body["counts"] == {"queued": 2}
@@ -367,11 +367,11 @@ async def test_supervisors_list_and_cancel_callbacks_over_http(cb_engine: AsyncE
         assert resp.status == 200 and (await resp.json())["status"] == "cancelled"
         assert w.acd.engine.call_state(f"cb-{first}-1") is None
         resp = await client.post(f"/api/outbound/callbacks/{first}/cancel")
-        assert resp.status == 409 and (await resp.json())["error_id"] == "callback_state"
+        assert resp.status == 409 and (await resp.json())["error"]["id"] == "callback_state"
         for bad, status, error in (("999", 404, "unknown_callback"), ("1;DROP", 400, "bad_id"),
                                    ("9" * 40, 400, "bad_id")):
             resp = await client.post(f"/api/outbound/callbacks/{bad}/cancel")
-            assert resp.status == status and (await resp.json())["error_id"] == error
+            assert resp.status == status and (await resp.json())["error"]["id"] == error
         assert (await client.get("/api/outbound/callbacks?limit=x")).status == 400
         body = await (await client.get("/api/outbound/callbacks")).json()
         assert body["counts"] == {"queued": 1, "cancelled": 1}

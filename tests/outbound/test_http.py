@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -13,6 +12,7 @@ from ctiserver.clock import FakeClock
 from ctiserver.outbound.http import add_routes
 from ctiserver.outbound.model import CampaignSpec, ContactIn, OutboundConfig
 from ctiserver.outbound.service import OutboundService
+from ctiserver.web.guard import new_app
 
 
 class NoAmi:
@@ -25,22 +25,22 @@ async def test_status_actions_results_and_export(engine: AsyncEngine) -> None:
     await svc.store.create_campaign(CampaignSpec(name="s1", kind="survey", title="回访"), 0.0)
     await svc.store.add_contacts("s1", [ContactIn("13800000001", name="张三")], 0.0)
     ready: dict[str, OutboundService] = {}
-    app = web.Application()
+    app = new_app()
     add_routes(app, lambda: ready.get("svc"))
     async with TestClient(TestServer(app)) as client:
         resp = await client.get("/api/outbound/campaigns")
-        assert resp.status == 503 and (await resp.json())["error_id"] == "outbound_not_ready"
+        assert resp.status == 503 and (await resp.json())["error"]["id"] == "outbound_not_ready"
         ready["svc"] = svc
         [status] = await (await client.get("/api/outbound/campaigns")).json()
         assert (status["campaign"], status["state"], status["contacts"]) == ("s1", "draft", 1)
         resp = await client.post("/api/outbound/campaigns/s1/start")
         assert resp.status == 200 and (await resp.json())["state"] == "running"
         resp = await client.post("/api/outbound/campaigns/s1/start")
-        assert resp.status == 409 and (await resp.json())["error_id"] == "campaign_state"
+        assert resp.status == 409 and (await resp.json())["error"]["id"] == "campaign_state"
         resp = await client.post("/api/outbound/campaigns/s1/explode")
-        assert resp.status == 404 and (await resp.json())["error_id"] == "unknown_action"
+        assert resp.status == 404 and (await resp.json())["error"]["id"] == "unknown_action"
         resp = await client.post("/api/outbound/campaigns/nope/pause")
-        assert resp.status == 404 and (await resp.json())["error_id"] == "unknown_campaign"
+        assert resp.status == 404 and (await resp.json())["error"]["id"] == "unknown_campaign"
         r = await (await client.get("/api/outbound/campaigns/s1/results")).json()
         assert (r["contacts"], r["pending"]) == (1, 1)
         resp = await client.get("/api/outbound/campaigns/s1/not-reached.csv")

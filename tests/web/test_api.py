@@ -50,7 +50,7 @@ async def test_login_sets_cookie_and_me_works_by_cookie_and_bearer(client: Clien
 async def test_wrong_password_and_unknown_user_look_the_same(client: Client) -> None:
     a = await error_of(await client.post("/api/auth/login", json={"agent_no": "1001", "password": "nope"}), 401)
     b = await error_of(await client.post("/api/auth/login", json={"agent_no": "7777", "password": "nope"}), 401)
-    assert a == b == {"id": "bad-credentials", "message": "wrong agent number or password"}
+    assert a == b == {"id": "bad-credentials", "message": "wrong agent number or password", "details": None}
 
 
 @pytest.mark.parametrize("payload, status, error_id", [
