@@ -49,6 +49,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ..configfile import ConfigError, ConfigProblem, load_data, node_line
+from ..numbers import NumberError, caller_number, normalise_number
 from ..store.schema import IdType, metadata
 
 TIERS = ("vip", "priority", "normal", "blacklist")
@@ -102,17 +103,6 @@ class DataProvider(Protocol):
 
 class UnknownProvider(LookupError):
     pass
-
-
-def normalise_number(number: str) -> str:
-    """Caller ids arrive as +8613800000001, 008613800000001, 13800000001 or '"张三" <1380...>'."""
-    m = re.search(r"<([^>]*)>", number)
-    digits = re.sub(r"\D", "", m.group(1) if m else number)
-    for prefix in ("0086", "86"):
-        if digits.startswith(prefix) and len(digits) - len(prefix) >= 11:
-            digits = digits[len(prefix):]
-            break
-    return digits
 
 
 # --- pure shaping of rows into provider answers ------------------------------------------------
@@ -252,7 +242,7 @@ class SqlDataProvider:
             return [r[0] for r in rows]
 
     async def _by_caller(self, number: str) -> dict[str, Any] | None:
-        phone = normalise_number(number)
+        phone = caller_number(number)
         if not phone:
             return None
         async with self.engine.connect() as conn:
@@ -352,21 +342,21 @@ def _decimal(text: str, what: str) -> Decimal:
 def parse_customer(row: Mapping[str, str | None]) -> CustomerRow:
     """One CSV row -> CustomerRow, or ValueError saying what is wrong."""
     get = {k: (row.get(k) or "").strip() for k in CUSTOMER_COLUMNS}
-    if not re.fullmatch(r"\d{6,20}", get["account"]):
+    if not re.fullmatch(r"[0-9]{6,20}", get["account"]):
         raise ValueError(f"account {get['account']!r} must be 6 to 20 digits")
     if not get["name"] or len(get["name"]) > 100:
         raise ValueError("name is empty or longer than 100 characters")
-    phones = tuple(normalise_number(p) for p in re.split(r"[;；,\s]+", get["phones"]) if p.strip())
-    for p in phones:
-        if not re.fullmatch(r"\d{5,20}", p):
-            raise ValueError(f"phone {p!r} is not a phone number")
+    try:
+        phones = tuple(normalise_number(p) for p in re.split(r"[;；,\s]+", get["phones"]) if p.strip())
+    except NumberError as exc:
+        raise ValueError(f"phones: {exc}") from None
     tier = get["tier"] or "normal"
     if tier not in TIERS:
         raise ValueError(f"tier {tier!r} is not one of {', '.join(TIERS)}")
     if not get["area"]:
         raise ValueError("area is empty")
     pin = get["pin"]
-    if pin and not re.fullmatch(r"\d{4,8}", pin):
+    if pin and not re.fullmatch(r"[0-9]{4,8}", pin):
         raise ValueError("pin must be 4 to 8 digits")
     important = get["important"].lower()
     if important not in ("", "0", "1", "true", "false", "yes", "no"):
@@ -522,7 +512,7 @@ class MemoryDataProvider:
 
     async def lookup(self, provider: str, args: Mapping[str, str], now: float) -> dict[str, Any] | None:
         if provider == "customer_by_caller":
-            phone = normalise_number(args["number"])
+            phone = caller_number(args["number"])
             hits = sorted((c for c in self.sample.customers if phone and phone in c.phones),
                           key=lambda c: (not c.important, c.account))
             return customer_answer(self._row(hits[0]), hits[0].phones, True) if hits else None

@@ -16,6 +16,7 @@ from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
+from ..numbers import is_ascii_digits
 from .dialer import OriginateNotSent, OriginateRejected, safe_value
 
 ACTION_MEMORY = 4096  # ActionIDs remembered (far more than calls in flight)
@@ -51,8 +52,8 @@ class AmiOriginator:
 
     async def originate(self, channel_id: str, number: str, context: str, exten: str,
                         variables: dict[str, str], timeout_s: float) -> None:
-        if not number.isdigit():
-            raise OriginateRejected(f"refusing to dial {number!r}: digits only")
+        if not is_ascii_digits(number):
+            raise OriginateRejected(f"refusing to dial {number!r}: ASCII digits only")
         if not self.ready():
             raise OriginateNotSent("the AMI link is down")
         fields: dict[str, Any] = {

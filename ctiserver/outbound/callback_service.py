@@ -32,9 +32,9 @@ from ..acd.model import AcdError, CancelCallback, Offer, QueueClosed, ScheduleCa
 from ..agi_types import AgiChannel, AgiError, AgiHangup
 from ..clock import Clock
 from ..events import Event, Kind
+from ..numbers import NumberError, normalise_number
 from .callback_store import CallbackRow, CallbackStore
 from .callbacks import AGENT_RING_REASONS, REACHED, CallbackRules, CallbackStatus, dial_outcome, whisper_text
-from .contacts import NumberError, normalize_number
 from .dialer import safe_value
 from .model import OutboundConfig, TimeRange
 from .rules import WorkCalendar, deliver_by
@@ -231,7 +231,7 @@ class AcdCallbackService:
         now = self.clock.now()
         in_place = cmd.reason == "in_place"
         try:
-            number = normalize_number(cmd.number)
+            number = normalise_number(cmd.number)
         except NumberError as exc:
             log.warning("call %s: no callback: %s", cmd.call_id, exc)
             if in_place:
@@ -274,7 +274,7 @@ class AcdCallbackService:
         cfg = self.cfg.callbacks
         now = self.clock.now()
         try:
-            number = normalize_number(number)
+            number = normalise_number(number)
         except NumberError as exc:
             log.warning("work order %s: no callback: %s", workorder_id, exc)
             return False

@@ -25,11 +25,12 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ..configfile import ConfigError
+from ..numbers import normalise_number
 from .contacts import (
     CustomerTarget,
     ImportRejected,
     apply_class_windows,
-    normalize_number,
+    control_character,
     parse_csv,
     stratified_sample,
     targets_to_contacts,
@@ -37,7 +38,7 @@ from .contacts import (
 from .customers import SqlCustomerSource
 from .model import CampaignSpec, load_campaign_spec, load_outbound_config
 from .rules import WorkCalendar
-from .store import CampaignExists, OutboundError, OutboundStore
+from .store import OutboundError, OutboundStore, UnknownCampaign
 
 DONE_STATES = ("finished", "stopped")
 
@@ -69,8 +70,13 @@ def not_reached_csv(rows: list[dict[str, Any]]) -> str:
 
 
 def _cell(value: Any) -> Any:
-    # A cell starting with = + - @ is a formula to a spreadsheet: keep it text.
+    # A cell starting with = + - @ is a formula to a spreadsheet: keep it text. Control characters
+    # (rows stored before imports refused them) are written as visible \xNN / \uNNNN, never raw.
     text = str(value)
+    if control_character(text) is not None:
+        text = "".join(ch if control_character(ch) is None else f"\\x{ord(ch):02x}" if ord(ch) < 256
+                       else f"\\u{ord(ch):04x}" for ch in text)
+        value = text
     return "'" + text if text[:1] in ("=", "+", "-", "@") else value
 
 
@@ -176,13 +182,14 @@ def cmd_import(args: argparse.Namespace) -> int:
     source = str(args.csv) if args.csv is not None else "customers"
 
     async def body(store: OutboundStore) -> int:
+        # Validate everything first; the campaign (if new) and its contacts are then written in one
+        # transaction, so a rejected import leaves no empty draft campaign behind.
         spec = _spec_for(args.name, Path(args.config))
         try:
-            await store.create_campaign(spec, time.time())
-            print(f"created campaign {spec.name} ({spec.kind})")
-        except CampaignExists:
-            pass
-        excluded, existing = await store.excluded_numbers(), await store.numbers_in(spec.name)
+            existing = await store.numbers_in(spec.name)
+        except UnknownCampaign:
+            existing = set()
+        excluded = await store.excluded_numbers()
         try:
             if args.from_customers:
                 tz = load_outbound_config(Path(args.config)).timezone
@@ -203,16 +210,29 @@ def cmd_import(args: argparse.Namespace) -> int:
                 print(f"error: --sample: {exc}", file=sys.stderr)
                 return 2
             print(f"sampled {len(accepted)} of {len(report.accepted)} contact(s) across the areas")
-        n = await store.add_contacts(spec.name, accepted, time.time())
         for p in report.errors:
             print(f"{source}: skipped {p}", file=sys.stderr)
         for p in report.excluded:
             print(f"{source}: excluded {p}")
-        print(f"imported {n} contact(s) into {spec.name}; {len(report.excluded)} excluded, "
+        if not accepted and not existing and await _is_new(store, spec.name):
+            print(f"error: {source}: no contact to import; campaign {spec.name} was not created",
+                  file=sys.stderr)
+            return 1
+        if await store.import_contacts(spec, accepted, time.time()):
+            print(f"created campaign {spec.name} ({spec.kind})")
+        print(f"imported {len(accepted)} contact(s) into {spec.name}; {len(report.excluded)} excluded, "
               f"{len(report.errors)} bad row(s) skipped")
         return 0
 
     return _run(args, body)
+
+
+async def _is_new(store: OutboundStore, name: str) -> bool:
+    try:
+        await store.campaign(name)
+    except UnknownCampaign:
+        return True
+    return False
 
 
 async def _customer_targets(store: OutboundStore, spec: CampaignSpec, tz: str) -> Sequence[CustomerTarget]:
@@ -296,7 +316,7 @@ def cmd_dnc(args: argparse.Namespace) -> int:
     numbers = []
     for raw in args.numbers:
         try:
-            numbers.append(normalize_number(raw))
+            numbers.append(normalise_number(raw))
         except ValueError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 1

@@ -27,6 +27,7 @@ from datetime import date
 from decimal import Decimal, InvalidOperation
 from typing import Protocol
 
+from ..numbers import normalise_number
 from .model import ContactIn, TimeRange, parse_ranges
 
 MAX_ROWS = 500_000
@@ -52,42 +53,6 @@ _VAR = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,39}$")
 _TIER = re.compile(r"^[A-Za-z0-9_-]{0,20}$")
 _YES = {"1", "y", "yes", "true", "是", "√", "重要", "vip"}
 _NO = {"", "0", "n", "no", "false", "否"}
-
-
-class NumberError(ValueError):
-    pass
-
-
-def normalize_number(raw: str) -> str:
-    """A Chinese mobile or landline number in dialable national form, or NumberError saying why."""
-    text = unicodedata.normalize("NFKC", raw or "").strip()
-    if not text:
-        raise NumberError("phone number is empty")
-    digits = re.sub(r"[\s\-()（）.]", "", text)
-    if digits.startswith("+"):
-        if not digits.startswith("+86"):
-            raise NumberError(f"{raw!r} is not a Chinese number (+86)")
-        digits = digits[3:]
-    elif digits.startswith("0086"):
-        digits = digits[4:]
-    elif digits.startswith("86") and len(digits) == 13 and digits[2] == "1":
-        digits = digits[2:]
-    if not digits.isdigit():
-        raise NumberError(f"{raw!r} contains characters that are not digits")
-    if digits[0] == "1":
-        if len(digits) == 11 and digits[1] in "3456789":
-            return digits
-        raise NumberError(f"{raw!r} is not a valid mobile number (11 digits, 13x-19x)")
-    if digits[0] == "0":
-        code_len = 3 if digits[1] in "12" else 4  # 010, 02x; else 0xxx
-        subscriber = digits[code_len:]
-        if digits[1] == "0" or len(subscriber) not in (7, 8) or subscriber[0] in "01" \
-                or (code_len == 3 and len(subscriber) != 8):
-            raise NumberError(f"{raw!r} is not a valid landline number (area code + 7-8 digits)")
-        return digits
-    if len(digits) in (7, 8):
-        raise NumberError(f"{raw!r} is a landline number without its area code")
-    raise NumberError(f"{raw!r} is not a subscriber phone number")
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,11 +108,25 @@ def _decimal(value: str, what: str) -> Decimal:
     return d
 
 
+def control_character(value: str) -> str | None:
+    """The first control character in `value` (C0, DEL, C1 such as a terminal escape, or a line or
+    paragraph separator), or None. No column may hold one: they break exports, logs and terminals."""
+    for ch in value:
+        if unicodedata.category(ch) == "Cc" or ch in "\u2028\u2029":
+            return ch
+    return None
+
+
 def _contact(fields: Mapping[str, str], kind: str) -> ContactIn:
     """One row's fields (canonical names) to a contact; ValueError with the reason if bad."""
     if "__error__" in fields:  # the CSV reader could not split this row
         raise ValueError(fields["__error__"])
-    number = normalize_number(fields.get("number", ""))
+    for key, value in fields.items():
+        bad = control_character(value)
+        if bad is not None:
+            what = "a line break" if bad in "\r\n\u2028\u2029" else f"a control character (U+{ord(bad):04X})"
+            raise ValueError(f"'{key}' contains {what}")
+    number = normalise_number(fields.get("number", ""))
     for key in REQUIRED.get(kind, ()):
         if not fields.get(key, "").strip():
             raise ValueError(f"'{key}' is required for a {kind} campaign")
@@ -175,8 +154,6 @@ def _contact(fields: Mapping[str, str], kind: str) -> ContactIn:
         value = value.strip()
         if len(value) > 200:
             raise ValueError(f"'{key}' is longer than 200 characters")
-        if any(ord(ch) < 32 for ch in value):
-            raise ValueError(f"'{key}' contains control characters")
         if value:
             variables[key] = value
     if "arrears" in variables:
@@ -238,8 +215,13 @@ def validate_rows(rows: Iterable[tuple[int, Mapping[str, str]]], kind: str, *,
 
 
 def csv_rows(text: str) -> Iterable[tuple[int, dict[str, str]]]:
-    """(row number, {canonical column: value}) per data row; a malformed row yields its error text."""
-    reader = csv.reader(io.StringIO(text, newline=""))
+    """(row number, {canonical column: value}) per data row; a malformed row yields its error text.
+
+    The reader is strict: a stray quote is an error, and so is a record that runs over
+    several lines (a quote left open swallows the rows after it; no column may hold a
+    line break), reported at the row where it starts with the rows it took.
+    """
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     try:
         header = next(reader)
     except StopIteration:
@@ -269,10 +251,18 @@ def csv_rows(text: str) -> Iterable[tuple[int, dict[str, str]]]:
         except csv.Error as exc:
             if reader.line_num == line:
                 return
-            line = reader.line_num
+            end, line = reader.line_num, reader.line_num
+            if "end of data" in str(exc):
+                yield start, {"__error__": f"a quote opened in this row is never closed: rows {start}-{end} "
+                                           "(to the end of the file) could not be read"}
+                return
             yield start, {"__error__": f"unreadable CSV ({exc})"}
             continue
-        line = reader.line_num
+        end, line = reader.line_num, reader.line_num
+        if end > start:
+            yield start, {"__error__": f"a quoted field runs over rows {start}-{end} (a quote not closed?); "
+                                       "no column may hold a line break"}
+            continue
         if not values or all(not v.strip() for v in values):
             continue
         if len(values) != len(columns):

@@ -17,11 +17,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ..clock import Clock
 from ..events import Event, Kind
+from ..numbers import normalise_number
 from .ami_originator import AmiActions, AmiOriginator
 from .amimap import OutcomeReader
 from .callback_service import AcdCallbackService, Say
 from .callback_store import CallbackStore
-from .contacts import normalize_number
 from .customers import customer_class
 from .dialer import Dialer, Emit, PromptFn
 from .model import ContactIn, OutboundConfig, load_outbound_config
@@ -90,7 +90,7 @@ class OutboundService:
         if not sampled(workorder_id, share):
             return False
         try:
-            number = normalize_number(number)
+            number = normalise_number(number)
         except ValueError as exc:
             log.warning("work order %s: no callback: %s", workorder_id, exc)
             return False

@@ -308,18 +308,45 @@ class OutboundStore:
             raise CampaignStateError(f"cannot add contacts to campaign {name!r}: it is {camp.state}")
         if not people:
             return 0
-        rows = [{"campaign_id": camp.id, "number": p.number, "name": p.name, "account": p.account,
-                 "area": p.area, "priority": p.priority, "tier": p.tier, "quiet": p.quiet,
-                 "variables": dict(p.variables), "status": ContactStatus.PENDING, "attempts": 0,
-                 "next_due_ts": 0.0, "updated_ts": now} for p in people]
         try:
             async with self.engine.begin() as conn:
-                for i in range(0, len(rows), 1000):
-                    await conn.execute(insert(contacts), rows[i:i + 1000])
+                await self._insert_contacts(conn, camp.id, people, now)
         except IntegrityError:
             raise OutboundError(f"campaign {name!r} already holds some of these numbers; "
                                 "nothing was imported") from None
-        return len(rows)
+        return len(people)
+
+    async def import_contacts(self, spec: CampaignSpec, people: Sequence[ContactIn], now: float) -> bool:
+        """Create the campaign if it does not exist yet and store `people` in it, in ONE transaction:
+        a failed import leaves neither a campaign nor a contact behind. True if the campaign is new."""
+        try:
+            async with self.engine.begin() as conn:
+                row = (await conn.execute(select(campaigns.c.id, campaigns.c.state)
+                                          .where(campaigns.c.name == spec.name))).first()
+                if row is None:
+                    camp_id = (await conn.execute(insert(campaigns).values(
+                        name=spec.name, uid=secrets.token_hex(4), kind=spec.kind, state=State.DRAFT,
+                        priority=spec.priority, spec=spec.model_dump(mode="json"), created_ts=now,
+                        updated_ts=now).returning(campaigns.c.id))).scalar_one()
+                elif row.state in (State.STOPPED, State.FINISHED):
+                    raise CampaignStateError(f"cannot add contacts to campaign {spec.name!r}: it is {row.state}")
+                else:
+                    camp_id = row.id
+                await self._insert_contacts(conn, camp_id, people, now)
+        except IntegrityError:
+            raise OutboundError(f"campaign {spec.name!r} was created meanwhile or already holds some of these "
+                                "numbers; nothing was imported") from None
+        return row is None
+
+    @staticmethod
+    async def _insert_contacts(conn: AsyncConnection, campaign_id: int, people: Sequence[ContactIn],
+                               now: float) -> None:
+        rows = [{"campaign_id": campaign_id, "number": p.number, "name": p.name, "account": p.account,
+                 "area": p.area, "priority": p.priority, "tier": p.tier, "quiet": p.quiet,
+                 "variables": dict(p.variables), "status": ContactStatus.PENDING, "attempts": 0,
+                 "next_due_ts": 0.0, "updated_ts": now} for p in people]
+        for i in range(0, len(rows), 1000):
+            await conn.execute(insert(contacts), rows[i:i + 1000])
 
     # --- the scheduler's view -----------------------------------------------------------------
     async def snapshot(self, now: float, caps: Sequence[FrequencyCap] = (), *, campaign: str | None = None,

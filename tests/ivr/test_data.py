@@ -22,10 +22,10 @@ from ctiserver.ivr.data import (
     customer_phones,
     customers,
     load_sample_data,
-    normalise_number,
     outages,
     read_sample_data,
 )
+from ctiserver.numbers import caller_number
 from ctiserver.store.schema import metadata
 
 from .helpers import SAMPLE_CONFIG
@@ -78,12 +78,14 @@ def test_bad_rows_are_all_reported_and_nothing_loads(tmp_path: Path) -> None:
     assert f"{opath}:4: start 'yesterday' is not a time like 2026-11-23T14:00 or an offset like -2h" in text
 
 
-def test_normalise_number() -> None:
-    assert normalise_number("+86 138-0000-0001") == "13800000001"
-    assert normalise_number("008613800000001") == "13800000001"
-    assert normalise_number('"张建国" <13800000001>') == "13800000001"
-    assert normalise_number("02188880001") == "02188880001"
-    assert normalise_number("anonymous") == ""
+def test_caller_number() -> None:
+    assert caller_number("+86 138-0000-0001") == "13800000001"
+    assert caller_number("008613800000001") == "13800000001"
+    assert caller_number('"张建国" <13800000001>') == "13800000001"
+    assert caller_number("02188880001") == "02188880001"
+    assert caller_number("+862188880001") == "02188880001"
+    assert caller_number("anonymous") == ""
+    assert caller_number("١٣٨٠٠٠٠٠٠٠١") == ""  # Arabic-Indic digits are not a caller's number
 
 
 @pytest.fixture

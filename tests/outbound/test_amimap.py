@@ -115,6 +115,8 @@ async def test_refused_originate_and_bad_numbers_raise_rejected() -> None:
         await o.originate(CID, "13800000001", "outbound", "s", {}, 30)
     with pytest.raises(OriginateRejected, match="digits only"):
         await o.originate(CID, "138&PJSIP/evil", "outbound", "s", {}, 30)
+    with pytest.raises(OriginateRejected, match="ASCII digits only"):  # Arabic-Indic digits pass isdigit()
+        await o.originate(CID, "١٣٨٠٠٠٠٠٠٠١", "outbound", "s", {}, 30)
 
 
 async def test_is_live_asks_status_once_per_burst() -> None:

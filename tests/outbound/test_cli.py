@@ -59,9 +59,10 @@ def test_import_start_pause_status_results(site: Path, capsys: pytest.CaptureFix
     assert run(site, "import", "outage-feeder12", str(bad)) == 1
     err = capsys.readouterr().err
     assert "row 3:" in err and "row 4: duplicate of row 2" in err and "nothing imported" in err
-    assert run(site, "status", "outage-feeder12", "--json") == 0
-    [status] = json.loads(capsys.readouterr().out)
-    assert (status["state"], status["contacts"]) == ("draft", 0)  # nothing half-imported
+    # nothing half-imported: not even an empty draft campaign that someone could start
+    assert run(site, "status", "outage-feeder12", "--json") == 1
+    assert "no campaign named 'outage-feeder12'" in capsys.readouterr().err
+    assert run(site, "start", "outage-feeder12") == 1
 
     assert run(site, "dnc", "138-0000-0003", "--reason", "asked") == 0
     good = site / "good.csv"
@@ -123,6 +124,42 @@ def test_errors_are_plain_messages(site: Path, capsys: pytest.CaptureFixture[str
 def test_not_reached_csv_defuses_spreadsheet_formulas() -> None:
     text = not_reached_csv([{"number": "13800000001", "name": "=HYPERLINK(\"x\")", "var_note": "+1"}])
     assert "'=HYPERLINK" in text and ",'+1" in text
+
+
+def test_not_reached_csv_never_writes_control_characters_raw() -> None:
+    """Rows stored before imports refused them must not carry terminal escapes or line breaks out."""
+    text = not_reached_csv([{"number": "13800000001", "name": "张三\r\n\x1b[2J", "area": "城东\u009b"}])
+    body = text.split("\r\n", 1)[1]
+    assert "\x1b" not in text and "\u009b" not in text and body.count("\r\n") == 1
+    assert "张三\\x0d\\x0a\\x1b[2J" in body and "城东\\x9b" in body
+
+
+@pytest.mark.parametrize("bad", [
+    "number,name\n13800000001,张三\n13800000002,李四\x1b[31m\n",  # a terminal escape in a name
+    'number,name\n13800000001,张三\n13800000002,"李四\n13800000003,王五\n',  # an unclosed quote
+    "number,name\n13800000001,张三\n١٣٨٠٠٠٠٠٠٠٢,李四\n",  # Arabic-Indic digits
+])
+def test_a_rejected_import_creates_no_campaign(site: Path, capsys: pytest.CaptureFixture[str], bad: str) -> None:
+    """Issue 12 item 10: the campaign was created before validation and stayed, empty, startable."""
+    path = site / "bad.csv"
+    path.write_text(bad, encoding="utf-8")
+    assert run(site, "import", "outage-feeder12", str(path)) == 1
+    assert "row 3:" in capsys.readouterr().err
+    assert run(site, "start", "outage-feeder12") == 1
+    assert "no campaign named 'outage-feeder12'" in capsys.readouterr().err
+    assert run(site, "import", "outage-feeder12", str(path), "--skip-bad") == 0
+    out = capsys.readouterr().out
+    assert "created campaign outage-feeder12" in out and "imported 1 contact(s)" in out
+
+
+def test_an_import_with_nothing_to_import_creates_no_campaign(site: Path,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(site, "dnc", "13800000001") == 0
+    path = site / "all-dnc.csv"
+    path.write_text("number\n13800000001\n", encoding="utf-8")
+    assert run(site, "import", "outage-feeder12", str(path)) == 1
+    assert "no contact to import; campaign outage-feeder12 was not created" in capsys.readouterr().err
+    assert run(site, "status", "outage-feeder12") == 1
 
 
 def test_import_from_customer_tables(site: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -8,12 +8,11 @@ from decimal import Decimal
 
 import pytest
 
+from ctiserver.numbers import NumberError, normalise_number
 from ctiserver.outbound.contacts import (
     CustomerTarget,
     ImportRejected,
-    NumberError,
     apply_class_windows,
-    normalize_number,
     parse_csv,
     stratified_sample,
     targets_to_contacts,
@@ -33,9 +32,12 @@ from ctiserver.outbound.store import OutboundError, OutboundStore
     ("(021) 5123 4567", "02151234567"),
     ("0755-8123456", "07558123456"),
     ("0755-81234567", "075581234567"),
+    ("+86 21 5123 4567", "02151234567"),  # international form drops the area code's trunk 0
+    ("0086 755 8123 4567", "075581234567"),
+    ("013812345678", "13812345678"),  # a mobile presented with a trunk 0
 ])
 def test_good_numbers_are_normalised(raw: str, expected: str) -> None:
-    assert normalize_number(raw) == expected
+    assert normalise_number(raw) == expected
 
 
 @pytest.mark.parametrize(("raw", "why"), [
@@ -48,10 +50,13 @@ def test_good_numbers_are_normalised(raw: str, expected: str) -> None:
     ("0755-0123456", "landline"),
     ("+1 415 555 0100", "not a Chinese number"),
     ("138abc45678", "not digits"),
+    ("١٣٨١٢٣٤٥٦٧٨", "not digits 0-9"),  # Arabic-Indic digits: str.isdigit() says yes
+    ("१३८१२३४५६७८", "not digits 0-9"),  # Devanagari
+    ("138١٢٣٤٥٦٧٨", "not digits 0-9"),  # mixed
 ])
 def test_bad_numbers_say_why(raw: str, why: str) -> None:
     with pytest.raises(NumberError, match=why):
-        normalize_number(raw)
+        normalise_number(raw)
 
 
 GOOD = "number,name,area,important,quiet\n13800000001,张三,城东,是,12:00-14:00\n010-62345678,李四,城西,,\n"
@@ -80,15 +85,61 @@ def test_bad_rows_are_reported_with_row_numbers_and_nothing_is_accepted() -> Non
     with pytest.raises(ImportRejected) as info:
         parse_csv(text, "survey")
     errors = [(p.row, p.reason) for p in info.value.report.errors]
-    assert [row for row, _ in errors] == [3, 4, 5, 6, 7]
+    assert [row for row, _ in errors] == [3, 4, 5, 6, 7, 9]
     assert "mobile" in errors[0][1]
     assert errors[1][1] == "duplicate of row 2 (13800000001)"
     assert "priority 'high'" in errors[2][1]
     assert "HH:MM" in errors[3][1]
     assert "5 fields, the header has 4" in errors[4][1]
+    assert "runs over rows 9-10" in errors[5][1]  # no column may hold a line break
     assert "row 3:" in str(info.value)
     report = parse_csv(text, "survey", skip_bad=True)
-    assert [c.number for c in report.accepted] == ["13800000001", "13800000009", "13800000011"]
+    assert [c.number for c in report.accepted] == ["13800000001", "13800000011"]
+
+
+def test_an_unclosed_quote_is_reported_not_merged_into_one_contact() -> None:
+    """Issue 12 item 10: the quote opened in row 3 swallowed rows 4-6; 1 contact was imported, exit 0."""
+    text = ("number,name\n"
+            "13800000001,张三\n"
+            '13800000002,"李四\n'  # row 3: the quote is never closed
+            "13800000003,王五\n"
+            "13800000004,赵六\n"
+            "13800000005,钱七\n")
+    with pytest.raises(ImportRejected) as info:
+        parse_csv(text, "survey")
+    [problem] = info.value.report.errors
+    assert problem.row == 3 and "never closed: rows 3-6" in problem.reason
+    report = parse_csv(text, "survey", skip_bad=True)  # the good row before it; the lost rows are named
+    assert [c.number for c in report.accepted] == ["13800000001"]
+    with pytest.raises(ImportRejected, match=r"row 3: unreadable CSV"):  # a stray quote inside a field
+        parse_csv('number,name\n13800000001,a\n13800000002,"b"c\n13800000003,d\n', "survey")
+
+
+def test_non_ascii_digits_never_become_a_number_that_slips_past_the_lists() -> None:
+    """Issue 12 item 10: Arabic-Indic digits were accepted, stored as such and missed the DNC list."""
+    text = "number\n١٣٨٠٠٠٠٠٠٠١\n13800000002\n"
+    with pytest.raises(ImportRejected, match=r"row 2: .* not digits 0-9"):
+        parse_csv(text, "survey", excluded={"13800000001": "dnc"})
+    report = parse_csv(text, "survey", excluded={"13800000001": "dnc"}, skip_bad=True)
+    assert [c.number for c in report.accepted] == ["13800000002"]
+    report = parse_csv("number\n１３８０００００００１\n", "survey", excluded={"13800000001": "dnc"})
+    assert report.accepted == [] and report.excluded[0].number == "13800000001"  # full-width: same number
+
+
+@pytest.mark.parametrize(("column", "value", "why"), [
+    ("name", "张\u0085三", "U+0085"),  # NEL: a line break to some terminals (quoted CR/LF: see above)
+    ("name", "张三\x1b[2J\x1b[H", "U+001B"),
+    ("account", "0001\x07", "U+0007"),
+    ("area", "城东\u009b31m", "U+009B"),  # C1 CSI: a terminal escape in one character
+    ("area", "城东\u2028", "line break"),
+    ("note", "hi\x7f", "U+007F"),
+])
+def test_no_column_may_hold_control_characters(column: str, value: str, why: str) -> None:
+    text = f"number,{column}\n13800000001,{value}\n"
+    with pytest.raises(ImportRejected) as info:
+        parse_csv(text, "survey")
+    [problem] = info.value.report.errors
+    assert problem.row == 2 and f"'{column}' contains" in problem.reason and why in problem.reason
 
 
 def test_do_not_call_and_blacklist_are_excluded_not_errors() -> None:
@@ -164,6 +215,16 @@ async def test_store_import_is_all_or_nothing(store: OutboundStore) -> None:
     assert await store.numbers_in("s") == {"13800000001"}
     assert await store.add_to_list(["13800000009", "13800000009"], "dnc", "asked", 0.0) == 1
     assert await store.excluded_numbers() == {"13800000009": "dnc"}
+
+
+async def test_store_import_creates_campaign_and_contacts_in_one_transaction(store: OutboundStore) -> None:
+    spec = CampaignSpec(name="t", kind="survey")
+    with pytest.raises(OutboundError, match="nothing was imported"):  # the second row fails the insert
+        await store.import_contacts(spec, [ContactIn("13800000001"), ContactIn("13800000001")], 0.0)
+    assert [c.name for c in await store.campaigns()] == []  # no campaign left behind
+    assert await store.import_contacts(spec, [ContactIn("13800000001")], 0.0) is True
+    assert await store.import_contacts(spec, [ContactIn("13800000002")], 0.0) is False  # existed
+    assert await store.numbers_in("t") == {"13800000001", "13800000002"}
 
 
 def test_class_windows_become_quiet_hours_the_scheduler_respects() -> None:
