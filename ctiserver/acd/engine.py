@@ -9,7 +9,7 @@ drive the very same rules.
 
 Inputs: `login`, `logout`, `set_ready`, `set_not_ready`, `enqueue`, `ring_started`,
 `take_timeout`, `ring_answered`, `ring_failed`, `call_ended`, `abandon`, `withdraw`,
-`request_callback`, `retier`, `tick`. Queries: `position`, `agent_state`, `agent_call`,
+`request_callback`, `retier`, `tick`. Queries: `position`, `waiting_calls`, `agent_state`, `agent_call`,
 `call_state`, `call_agent`, `waiting_count`, `handle_time`, `agents_snapshot`,
 `queues_snapshot`. A call's life: enqueue -> (Offer) -> ring_started -> ring_answered
 -> call_ended; or ring_failed/guard (RONA, back to its place); or abandon / Overflow.
@@ -479,8 +479,10 @@ class AcdEngine:
                                     place_ts=call.place_ts))
         return out
 
-    def retier(self, call_id: str, tier: str, now: float) -> list[Command]:
-        """Supervisor moves a waiting caller to another tier; their wait time is kept."""
+    def retier(self, call_id: str, tier: str, now: float, *, by: str | None = None) -> list[Command]:
+        """Supervisor moves a waiting caller to another tier (their priority); their wait time is kept.
+        `by`: who did it (logged in the event). The tier they already have (and its rank, not an aged
+        one) changes nothing and logs nothing."""
         call = self._calls.get(call_id)
         if call is None or call.state not in (WAITING, OFFERED):
             raise UnknownCall(f"call {call_id} is not waiting")
@@ -488,9 +490,14 @@ class AcdEngine:
             raise UnknownTier(f"unknown tier '{tier}'")
         out: list[Command] = []
         previous = call.tier
+        if tier == previous and call.rank == self._rank[tier]:
+            return out
         call.tier = tier
         self._set_rank(call, self._rank[tier])
-        out.append(self._ev(ACD_RETIER, now, call, None, previous=previous))
+        data: dict[str, Any] = {"previous": previous, "wait_s": now - call.arrived}
+        if by is not None:
+            data["by"] = by
+        out.append(self._ev(ACD_RETIER, now, call, None, **data))
         self._schedule_aging(call, now)
         self._set_phase_start(call, now)
         if call.state == WAITING:
@@ -564,6 +571,18 @@ class AcdEngine:
             return self.position(call.id, call.arrived).position
         counts = self._nwait[call.skill]
         return sum(counts[: call.rank + 1])
+
+    def waiting_calls(self, now: float, limit: int | None = None) -> list[dict[str, Any]]:
+        """Callers waiting (or being rung) in every queue, in the order each queue serves them:
+        id, queue, tier, caller, wait, whether an agent is being rung, whether it is a kept-place
+        callback (nobody on the line). At most `limit` (the longest waits first)."""
+        rows = [(c.rank, c.place_ts, c.seq, c) for members in self._in_queue.values() for c in members]
+        if limit is not None and len(rows) > limit:
+            rows = sorted(rows, key=lambda r: r[3].arrived)[:limit]
+        rows.sort(key=lambda r: (r[3].skill, r[0], r[1], r[2]))
+        return [{"call_id": c.id, "queue": c.skill, "tier": c.tier, "caller": c.caller,
+                 "wait_s": now - c.arrived, "ringing": c.state == OFFERED, "callback": c.in_place}
+                for _, _, _, c in rows]
 
     def agent_state(self, agent_id: str) -> tuple[str, str | None]:
         """(state, not-ready reason)."""

@@ -164,8 +164,8 @@ class AcdRuntime:
     def set_not_ready(self, agent_id: str, reason: str) -> list[Command]:
         return self.apply(lambda now: self.engine.set_not_ready(agent_id, reason, now))
 
-    def retier(self, call_id: str, tier: str) -> list[Command]:
-        return self.apply(lambda now: self.engine.retier(call_id, tier, now))
+    def retier(self, call_id: str, tier: str, by: str | None = None) -> list[Command]:
+        return self.apply(lambda now: self.engine.retier(call_id, tier, now, by=by))
 
     def note_answered(self, call_id: str, when: float | None = None) -> bool:
         """The agent answered (e.g. from AMI DialEnd/BridgeEnter). False if already known or not ringing."""

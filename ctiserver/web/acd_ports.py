@@ -11,8 +11,9 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
-from ..acd.model import AcdError, UnknownAgent
+from ..acd.model import AcdError, UnknownAgent, UnknownCall, UnknownTier
 from ..acd.runtime import AcdRuntime
+from ..events import Event, Kind
 from .ports import PortError
 
 
@@ -65,9 +66,11 @@ class AcdWallboard:
     without it those figures are absent and the gauges show 0.
     """
 
-    def __init__(self, runtime: AcdRuntime, today: Callable[[], dict[str, Any]] | None = None) -> None:
+    def __init__(self, runtime: AcdRuntime, today: Callable[[], dict[str, Any]] | None = None, *,
+                 max_waiting_calls: int = 50) -> None:
         self.runtime = runtime
         self.today = today
+        self.max_waiting_calls = max_waiting_calls  # the longest waits, when more are queued
 
     def snapshot(self) -> dict[str, Any]:
         now = self.runtime.clock.now()
@@ -79,7 +82,24 @@ class AcdWallboard:
                         "callbacks": v["callbacks_in_place"], "longest_wait_s": round(v["longest_wait_s"], 1),
                         "available": v["available"], "staffed": v["staffed"]} for q, v in sorted(queues.items())],
             "agents": dict(agents),
+            "tiers": [t.name for t in self.runtime.cfg.tiers],
+            "waiting_calls": [{**c, "wait_s": round(c["wait_s"], 1)}
+                              for c in self.runtime.engine.waiting_calls(now, limit=self.max_waiting_calls)],
         }
         if self.today is not None:
             snap.update(self.today())
         return snap
+
+    def set_priority(self, call_id: str, tier: str, by: str) -> dict[str, Any]:
+        try:
+            cmds = self.runtime.retier(call_id, tier, by=by)
+        except UnknownCall:
+            raise PortError("not-waiting", f"no caller {call_id!r} is waiting in the ACD", 404) from None
+        except UnknownTier:
+            raise PortError("unknown-tier", f"tier must be one of: {', '.join(t.name for t in self.runtime.cfg.tiers)}",
+                            422) from None
+        except AcdError as exc:
+            raise _port_error(exc) from None
+        logged = [c for c in cmds if isinstance(c, Event) and c.kind == Kind.ACD_RETIER]
+        previous = logged[0].data["previous"] if logged else tier
+        return {"call_id": call_id, "tier": tier, "previous": previous, "changed": bool(logged)}

@@ -35,6 +35,7 @@ from .schemas import (
     DispositionQuery,
     EscalateIn,
     LoginIn,
+    PriorityIn,
     TransferIn,
     UserIn,
     WorkOrderIn,
@@ -153,6 +154,9 @@ class Desktop:
             R("POST", "/api/calls/{call_id}/escalate", self.escalate,
               "Warm transfer to the shift leader/supervisor, marked as an escalation", body=EscalateIn,
               tags=("calls",)),
+            R("POST", "/api/queue/{call_id}/priority", self.set_priority,
+              "Move a waiting caller to another tier, their priority in the queue (supervisor); logged as "
+              "acd.retier", roles=SUPERVISORS, body=PriorityIn, tags=("wallboard",)),
             R("GET", "/api/customers", self.lookup_customer, "Customer record by phone or account",
               query=CustomerQuery, tags=("customers",)),
             R("POST", "/api/dispositions", self.add_disposition, "Record a call's disposition",
@@ -381,6 +385,16 @@ class Desktop:
         self.hub.publish_supervisors("escalation", {"call_id": call["call_id"], "agent_id": ctx.me.agent_no,
                                                     "note": body.note})
         return {"ok": True, "call_id": call["call_id"], "escalated": True}
+
+    async def set_priority(self, ctx: Ctx) -> dict[str, Any]:
+        call_id = self._path(ctx, "call_id", _CALL_ID, "call")
+        body: PriorityIn = ctx.body
+        result = self.wallboard.set_priority(call_id, body.tier, ctx.me.agent_no)
+        if result.get("changed"):
+            log.info("supervisor %s moved waiting caller %s from %s to %s", ctx.me.agent_no, call_id,
+                     result.get("previous"), body.tier)
+            self.hub.publish_wallboard(await self.wallboard_snapshot())  # every board shows the new order
+        return result
 
     # --- customers ---------------------------------------------------------------------
 

@@ -48,9 +48,16 @@ class CallControl(Protocol):
 
 class WallboardSource(Protocol):
     """Live figures for the wallboard, e.g. {"queues": [{"queue", "waiting", "longest_wait_s"}],
-    "agents": {"available": 3, ...}, "service_level": 0.82, "abandon_rate": 0.04}."""
+    "agents": {"available": 3, ...}, "service_level": 0.82, "abandon_rate": 0.04, "tiers": ["vip", ...],
+    "waiting_calls": [{"call_id", "queue", "tier", "caller", "wait_s", "ringing", "callback"}]}."""
 
     def snapshot(self) -> dict[str, Any]: ...
+
+    def set_priority(self, call_id: str, tier: str, by: str) -> dict[str, Any]:
+        """Move a waiting caller to another tier (their priority in the queue), on a supervisor's word:
+        {"call_id", "tier", "previous", "changed"}. PortError 404 for a caller not waiting, 422 for an
+        unknown tier."""
+        ...
 
 
 class CustomerLookup(Protocol):

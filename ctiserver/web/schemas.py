@@ -67,6 +67,10 @@ class TransferIn(Body):
     kind: Literal["blind", "attended"] = "blind"
 
 
+class PriorityIn(Body):
+    tier: Code = Field(description="the caller's new tier, highest first in acd.yaml (e.g. vip, priority, normal)")
+
+
 class EscalateIn(Body):
     note: Note500 = ""
 

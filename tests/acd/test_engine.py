@@ -226,6 +226,29 @@ def test_retier_keeps_wait_time() -> None:
         eng.retier("v1", "gold", 53.0)
 
 
+def test_a_supervisors_retier_is_logged_with_who_and_the_same_tier_changes_nothing() -> None:
+    eng = engine({"1001": {"billing": 5}, "1002": {"fault": 5}})
+    eng.enqueue("busy", "billing", "normal", "1", 0.0)
+    eng.ring_answered("busy", 0.0)
+    eng.enqueue("n1", "billing", "normal", "13900000001", 1.0)
+    eng.enqueue("n2", "billing", "normal", "13900000002", 2.0)
+    eng.enqueue("f1", "fault", "priority", "13900000003", 3.0)  # 1002 is logged out: waits too
+    eng.enqueue("v1", "billing", "vip", "13900000004", 4.0)
+    assert [(c["call_id"], c["queue"], c["tier"]) for c in eng.waiting_calls(10.0)] == [
+        ("v1", "billing", "vip"), ("n1", "billing", "normal"), ("n2", "billing", "normal"),
+        ("f1", "fault", "priority")]  # per queue, in the order each serves them
+    assert eng.waiting_calls(10.0)[1]["wait_s"] == 9.0
+    assert [c["call_id"] for c in eng.waiting_calls(10.0, limit=2)] == ["n1", "n2"]  # the longest waits
+
+    [ev] = events(eng.retier("n2", "priority", 10.0, by="2001"), ACD_RETIER)
+    assert (ev.call_id, ev.queue, ev.tier, ev.data) == ("n2", "billing", "priority",
+                                                       {"previous": "normal", "wait_s": 8.0, "by": "2001"})
+    assert [c["call_id"] for c in eng.waiting_calls(11.0)][:3] == ["v1", "n2", "n1"]
+    assert eng.retier("n2", "priority", 12.0, by="2001") == []  # already there: nothing to log
+    with pytest.raises(UnknownCall):
+        eng.retier("busy", "vip", 12.0)  # talking, not waiting
+
+
 # ------------------------------------------------------------ VIP one-to-one
 
 VIP_AGENTS = {"1001": {"billing": 3}, "1002": {"billing": 9, "vip_desk": 5}, "1003": {"billing": 10}}

@@ -72,15 +72,30 @@ class FakeCalls:
 
 
 class FakeWallboard:
+    TIERS = ("vip", "priority", "normal", "blacklist")
+
     def __init__(self) -> None:
         self.waiting = {"billing": 0, "fault": 0}
         self.callbacks = {"billing": 0, "fault": 0}
+        self.waiting_calls: list[dict[str, Any]] = []
+        self.priorities: list[tuple[str, str, str]] = []  # (call id, tier, by)
 
     def snapshot(self) -> dict[str, Any]:
         return {"queues": [{"queue": q, "waiting": n, "callbacks": self.callbacks[q], "longest_wait_s": 12.0 * n}
                            for q, n in self.waiting.items()],
                 "agents": {"available": 1, "on_call": 2, "not_ready": 1, "wrap_up": 0},
-                "service_level": 0.83, "abandon_rate": 0.04, "answered": 120, "offered": 126}
+                "service_level": 0.83, "abandon_rate": 0.04, "answered": 120, "offered": 126,
+                "tiers": list(self.TIERS), "waiting_calls": [dict(c) for c in self.waiting_calls]}
+
+    def set_priority(self, call_id: str, tier: str, by: str) -> dict[str, Any]:
+        call = next((c for c in self.waiting_calls if c["call_id"] == call_id), None)
+        if call is None:
+            raise PortError("not-waiting", f"no caller {call_id!r} is waiting", 404)
+        if tier not in self.TIERS:
+            raise PortError("unknown-tier", f"tier must be one of: {', '.join(self.TIERS)}", 422)
+        previous, call["tier"] = call["tier"], tier
+        self.priorities.append((call_id, tier, by))
+        return {"call_id": call_id, "tier": tier, "previous": previous, "changed": previous != tier}
 
 
 class FakeCustomers:

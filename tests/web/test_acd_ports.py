@@ -83,3 +83,61 @@ async def test_the_wallboard_counts_callers_on_the_line_and_callbacks_apart() ->
     rt.apply(lambda now: rt.engine.enqueue_callback("cb-1-1", "billing", "priority", "13900000003", now))
     [billing] = [q for q in AcdWallboard(rt).snapshot()["queues"] if q["queue"] == "billing"]
     assert (billing["waiting"], billing["callbacks"]) == (1, 2)
+
+
+async def test_a_supervisor_moves_a_waiting_caller_up_over_the_api(tmp_path: Path) -> None:
+    """Item 18: the engine's retier behind POST /api/queue/{call_id}/priority, for supervisors only,
+    declared in the OpenAPI document and logged as acd.retier with who did it."""
+    desk = await make_desk(tmp_path)
+    rt, events = runtime()
+    app, _hub = create_desktop_app(engine=desk.engine, agents=AcdAgentControl(rt), calls=FakeCalls(),
+                                   wallboard=AcdWallboard(rt), customers=FakeCustomers(), emit=lambda e: None,
+                                   config=DesktopConfig(), clock=desk.clock)
+    rt.login("1001", ready=False)  # staffed, nobody free: callers wait
+    rt.apply(lambda now: rt.engine.enqueue("c-first", "billing", "normal", "13900000001", now))
+    rt.clock.jump(30)  # type: ignore[attr-defined]
+    rt.apply(lambda now: rt.engine.enqueue("c-second", "billing", "normal", "13900000002", now))
+    client: TestClient[Any, Any] = TestClient(TestServer(app))
+    await client.start_server()
+    try:
+        hs, ha = await login(client, "2001"), await login(client, "1001")
+        wall = await (await client.get("/api/wallboard", headers=hs)).json()
+        assert [(c["call_id"], c["tier"]) for c in wall["waiting_calls"]] == [
+            ("c-first", "normal"), ("c-second", "normal")]
+        assert wall["tiers"] == ["vip", "priority", "normal", "blacklist"]
+
+        r = await client.post("/api/queue/c-second/priority", headers=ha, json={"tier": "vip"})
+        assert r.status == 403 and (await r.json())["error"]["id"] == "forbidden"  # agents may not
+        assert rt.engine.position("c-second", rt.clock.now()).position == 2
+
+        r = await client.post("/api/queue/c-second/priority", headers=hs, json={"tier": "vip"})
+        assert r.status == 200, await r.text()
+        assert await r.json() == {"call_id": "c-second", "tier": "vip", "previous": "normal", "changed": True}
+        assert rt.engine.position("c-second", rt.clock.now()).position == 1  # served first now
+        [ev] = [e for e in events if e.kind == Kind.ACD_RETIER]
+        assert (ev.call_id, ev.queue, ev.tier, ev.data["previous"], ev.data["by"]) == (
+            "c-second", "billing", "vip", "normal", "2001")
+        wall = await (await client.get("/api/wallboard", headers=hs)).json()
+        assert [(c["call_id"], c["tier"]) for c in wall["waiting_calls"]] == [
+            ("c-second", "vip"), ("c-first", "normal")]
+
+        r = await client.post("/api/queue/c-second/priority", headers=hs, json={"tier": "vip"})
+        assert (await r.json())["changed"] is False  # no second event for the same tier
+        assert len([e for e in events if e.kind == Kind.ACD_RETIER]) == 1
+        for call_id, body, status, error_id in [
+                ("gone", {"tier": "vip"}, 404, "not-waiting"),
+                ("c-first", {"tier": "gold"}, 422, "unknown-tier"),
+                ("c-first", {"tier": "VIP; DROP"}, 422, "invalid"),
+                ("c-first", {"tier": "vip", "extra": 1}, 422, "invalid")]:
+            r = await client.post(f"/api/queue/{call_id}/priority", headers=hs, json=body)
+            assert (r.status, (await r.json())["error"]["id"]) == (status, error_id), (call_id, body)
+        assert rt.engine.position("c-first", rt.clock.now()).position == 2  # refusals changed nothing
+
+        doc = await (await client.get("/api/openapi.json")).json()
+        op = doc["paths"]["/api/queue/{call_id}/priority"]["post"]
+        assert op["x-roles"] == ["admin", "supervisor"]
+        assert op["requestBody"]["content"]["application/json"]["schema"]["$ref"].endswith("/PriorityIn")
+        assert "tier" in doc["components"]["schemas"]["PriorityIn"]["properties"]
+    finally:
+        await client.close()
+        await desk.engine.dispose()

@@ -11,15 +11,23 @@ from aiohttp.test_utils import TestServer
 from playwright.async_api import Browser, async_playwright, expect
 from sqlalchemy import select
 
+from ctiserver.acd.config import load_acd_config
+from ctiserver.acd.engine import AcdEngine
+from ctiserver.acd.runtime import AcdRuntime
+from ctiserver.clock import FakeClock
 from ctiserver.events import Event, Kind
-from ctiserver.web.app import BRIDGE_KEY
+from ctiserver.web.acd_ports import AcdAgentControl, AcdWallboard
+from ctiserver.web.app import BRIDGE_KEY, DESKTOP_KEY, create_desktop_app
+from ctiserver.web.config import DesktopConfig
 from ctiserver.web.tables import dispositions, work_orders
 
 from .conftest import PASSWORDS, START, Desk, make_desk
+from .fakes import FakeCalls, FakeCustomers
 
 pytestmark = pytest.mark.browser
 
-ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
+REPO = Path(__file__).resolve().parents[2]
+ARTIFACTS = REPO / "artifacts"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 
 
@@ -155,3 +163,56 @@ async def test_wallboard_shows_waiting_and_agents(browser: Browser, served: tupl
     desk.hub.publish_state("1001", {"state": "on_call", "reason": None})
     await expect(page.locator("#agents")).to_contain_text("通话 On call")
     await page.screenshot(path=str(ARTIFACTS / "wallboard.png"))
+
+
+async def test_wallboard_moves_a_waiting_caller_up(browser: Browser, tmp_path: Path) -> None:
+    """Item 18: the supervisor picks a waiting caller's priority on the wallboard; the real ACD re-orders
+    its queue, logs acd.retier with who did it, and every board shows the new order."""
+    desk = await make_desk(tmp_path)  # users and database
+    events: list[Event] = []
+    rt = AcdRuntime(AcdEngine(load_acd_config(REPO / "config")), FakeClock(START),
+                    events.append)
+    app, _hub = create_desktop_app(engine=desk.engine, agents=AcdAgentControl(rt), calls=FakeCalls(),
+                                   wallboard=AcdWallboard(rt), customers=FakeCustomers(), emit=events.append,
+                                   config=DesktopConfig(wallboard_interval_s=3600), clock=desk.clock)
+    rt.login("1001", ready=False)  # staffed, nobody free: callers wait
+    rt.apply(lambda now: rt.engine.enqueue("c-first", "billing", "normal", "13900000001", now))
+    rt.clock.jump(30)  # type: ignore[attr-defined]
+    rt.apply(lambda now: rt.engine.enqueue("c-second", "billing", "normal", "13900000002", now))
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    try:
+        page = await browser.new_page(viewport={"width": 1366, "height": 900})
+        await sign_in(page, f"http://127.0.0.1:{server.port}", "/wallboard", "2001")
+        rows = page.locator("#waiting-calls tr[data-call]")
+        await expect(rows).to_have_count(2)
+        await expect(rows.first).to_have_attribute("data-call", "c-first")
+        await expect(rows.first).to_contain_text("13900000001")
+        second = page.locator('#waiting-calls tr[data-call="c-second"] select')
+        await expect(second).to_have_value("normal")
+
+        await second.select_option("vip")
+
+        await expect(rows.first).to_have_attribute("data-call", "c-second")  # re-ordered by the push
+        await expect(second).to_have_value("vip")
+        assert rt.engine.position("c-second", rt.clock.now()).position == 1
+        [ev] = [e for e in events if e.kind == Kind.ACD_RETIER]
+        assert (ev.call_id, ev.tier, ev.data["previous"], ev.data["by"]) == ("c-second", "vip", "normal", "2001")
+        await page.screenshot(path=str(ARTIFACTS / "wallboard-priority.png"))
+
+        # the first caller hung up meanwhile (no push yet): the board says why and shows the ACD's tier again
+        rt.apply(lambda now: rt.engine.abandon("c-first", now))
+        first = page.locator('#waiting-calls tr[data-call="c-first"] select')
+        await first.select_option("priority")
+        await expect(page.locator("#priority-err")).to_contain_text("is waiting")
+        await expect(first).to_have_value("normal")
+        assert len([e for e in events if e.kind == Kind.ACD_RETIER]) == 1
+
+        rt.apply(lambda now: rt.engine.abandon("c-second", now))
+        desktop = app[DESKTOP_KEY]
+        desktop.hub.publish_wallboard(await desktop.wallboard_snapshot())
+        await expect(rows).to_have_count(0)
+        await expect(page.locator("#waiting-calls")).to_contain_text("nobody waiting")
+    finally:
+        await server.close()
+        await desk.engine.dispose()

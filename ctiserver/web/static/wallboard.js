@@ -7,6 +7,7 @@ const STATE_COLORS = { available: "#2e7d32", on_call: "#1565c0", ringing: "#42a5
 const STATE_LABELS = { available: "就绪 Ready", on_call: "通话 On call", ringing: "振铃 Ringing",
                        reserved: "分配 Reserved", wrap_up: "话后 Wrap-up", not_ready: "未就绪 Not ready",
                        logged_out: "签出 Logged out" };
+const TIER_LABELS = { vip: "VIP 大客户", priority: "重要 Priority", normal: "普通 Normal", blacklist: "黑名单 Blacklist" };
 const agents = new Map();
 
 function el(name, attrs, text) {
@@ -74,7 +75,60 @@ function showWallboard(w) {
     od.append(li);
   }
   if (!od.children.length) od.textContent = "无 none";
+  showWaiting(w.waiting_calls || [], w.tiers || []);
   setText("updated", `更新 updated ${new Date().toLocaleTimeString()}`);
+}
+
+/* Waiting callers in serving order, each with a priority (tier) picker. Rows are updated in place, so a
+   push arriving while the supervisor has a picker open does not close it. */
+function showWaiting(calls, tiers) {
+  const tb = $("waiting-calls");
+  const rows = new Map([...tb.querySelectorAll("tr[data-call]")].map((tr) => [tr.dataset.call, tr]));
+  tb.querySelectorAll("tr.empty").forEach((tr) => tr.remove());
+  for (const c of calls) {
+    let tr = rows.get(c.call_id);
+    rows.delete(c.call_id);
+    if (!tr) {
+      tr = document.createElement("tr");
+      tr.dataset.call = c.call_id;
+      for (let i = 0; i < 3; i++) tr.append(document.createElement("td"));
+      const td = document.createElement("td");
+      const sel = document.createElement("select");
+      sel.setAttribute("aria-label", `优先级 priority ${c.caller || c.call_id}`);
+      for (const t of tiers) sel.append(new Option(TIER_LABELS[t] || t, t));
+      sel.onchange = () => setPriority(c.call_id, sel);
+      td.append(sel);
+      tr.append(td);
+    }
+    const [caller, queue, wait] = tr.children;
+    caller.textContent = (c.caller || "—") + (c.callback ? " · 回拨 callback" : "") + (c.ringing ? " · 振铃 ringing" : "");
+    queue.textContent = c.queue;
+    wait.textContent = fmtDuration(c.wait_s);
+    const sel = tr.querySelector("select");
+    tr.dataset.tier = c.tier;
+    if (document.activeElement !== sel) sel.value = c.tier;
+    tb.append(tr);  // appending an existing row moves it: the table follows the serving order
+  }
+  for (const tr of rows.values()) tr.remove();
+  if (!calls.length) {
+    const tr = document.createElement("tr");
+    tr.className = "empty";
+    const td = document.createElement("td");
+    td.colSpan = 4;
+    td.textContent = "无人排队 nobody waiting";
+    tr.append(td);
+    tb.append(tr);
+  }
+}
+
+async function setPriority(callId, sel) {
+  $("priority-err").textContent = "";
+  const r = await api("POST", `/api/queue/${encodeURIComponent(callId)}/priority`, { tier: sel.value });
+  if (!r.ok) {
+    $("priority-err").textContent = `${callId}: ${r.error}`;
+    sel.value = sel.closest("tr").dataset.tier;  // back to what the ACD has
+  }
+  sel.blur();
 }
 
 async function setAgent(agentNo, action, reason) {
