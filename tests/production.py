@@ -32,7 +32,7 @@ REPO = Path(__file__).resolve().parents[1]
 PASSWORD = "test-password-1"
 
 
-def _edit_yaml(path: Path, change: Callable[[dict[str, Any]], None]) -> None:
+def edit_yaml(path: Path, change: Callable[[dict[str, Any]], None]) -> None:
     data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     change(data)
     path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
@@ -53,8 +53,8 @@ def production_config(tmp: Path, ami_port: int) -> Path:
     def ivr(data: dict[str, Any]) -> None:
         data["tts"]["cache_dir"] = str(shared_sounds_dir(sandbox.root_dir(None)))
 
-    _edit_yaml(cfg / "ctiserver.yaml", server)
-    _edit_yaml(cfg / "ivr" / "settings.yaml", ivr)
+    edit_yaml(cfg / "ctiserver.yaml", server)
+    edit_yaml(cfg / "ivr" / "settings.yaml", ivr)
     return cfg
 
 
@@ -84,11 +84,15 @@ class Running:
 
 
 @asynccontextmanager
-async def production_server(tmp: Path) -> AsyncIterator[Running]:
-    """Build with `ctiserver.wiring.build_server` (as `serve` does), start, yield, stop."""
+async def production_server(tmp: Path, edit: Callable[[Path], None] | None = None) -> AsyncIterator[Running]:
+    """Build with `ctiserver.wiring.build_server` (as `serve` does), start, yield, stop.
+
+    `edit(config_dir)` may change the copied configuration first (see `edit_yaml`)."""
     with socket.socket() as refusing:  # bound, never listening: AMI connects are refused, the port stays ours
         refusing.bind(("127.0.0.1", 0))
         cfg_dir = production_config(tmp, refusing.getsockname()[1])
+        if edit is not None:
+            edit(cfg_dir)
         server = await build_server(cfg_dir, settings.load_server(cfg_dir), base_dir=tmp)
         await server.start()
         try:

@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from ..clock import Clock
 from ..events import Event, Kind
 from . import auth, dispositions, workorders
-from .auth import LoginLimiter, User
+from .auth import LoginThrottle, User
 from .config import DesktopConfig
 from .errors import ApiError
 from .ports import AgentControl, CallControl, CustomerLookup, PortError, WallboardSource
@@ -124,8 +124,8 @@ class Desktop:
         self.hub = hub
         self.request_callback = request_callback
         self.sessions = auth.Sessions(engine, clock)
-        self.per_user = LoginLimiter(config.login_per_user)
-        self.per_ip = LoginLimiter(config.login_per_ip)
+        self.throttle = LoginThrottle(config.login_per_user, config.login_per_ip, config.login_per_user_all_addresses)
+        self._refusals: dict[str, tuple[float, int]] = {}  # address -> (last warning, refusals since)
         self.table = self._table()
 
     # --- plumbing ---------------------------------------------------------------
@@ -275,24 +275,35 @@ class Desktop:
         body: LoginIn = ctx.body
         now = self.clock.now()
         ip = ctx.request.remote or "?"
-        wait = max(self.per_user.retry_after(body.agent_no, now), self.per_ip.retry_after(ip, now))
-        if wait > 0:
-            log.warning("login for %s from %s refused: rate limited", body.agent_no, ip)
-            raise ApiError(429, "rate-limited", f"too many failed logins; try again in {int(wait) + 1} s",
-                           headers={"Retry-After": str(int(wait) + 1)})
+        attempt = self.throttle.begin(body.agent_no, ip, now)  # counted before the (slow) check
+        if attempt.wait > 0:
+            self._log_refused(body.agent_no, ip, now)
+            wait = int(attempt.wait) + 1
+            raise ApiError(429, "rate-limited", f"too many failed logins; try again in {wait} s",
+                           headers={"Retry-After": str(wait)})
         user = await auth.check_password(self.engine, body.agent_no, body.password)
         if user is None:
-            self.per_user.failed(body.agent_no, now)
-            self.per_ip.failed(ip, now)
             log.info("failed login for %s from %s", body.agent_no, ip)
             raise ApiError(401, "bad-credentials", "wrong agent number or password")
-        self.per_user.succeeded(body.agent_no)
+        self.throttle.succeeded(attempt, self.clock.now())
         token, expires = await auth.open_session(self.engine, user, now=now, ttl_s=self.config.session_ttl_s)
         log.info("agent %s logged in from %s", user.agent_no, ip)
         resp = _json({"token": token, "expires_at": expires, "user": user.public()})
         resp.set_cookie(COOKIE, token, max_age=int(self.config.session_ttl_s), httponly=True, samesite="Strict",
                         secure=self.config.cookie_secure, path="/")
         return resp
+
+    def _log_refused(self, agent_no: str, ip: str, now: float, every_s: float = 60.0) -> None:
+        """One warning per address per minute, with the count it stands for (a guesser cannot flood the log)."""
+        last, since = self._refusals.pop(ip, (None, 0))
+        if last is not None and now - last < every_s:
+            self._refusals[ip] = (last, since + 1)
+            return
+        more = f" (and {since} more since the last warning)" if since else ""
+        log.warning("login for %s from %s refused: rate limited%s", agent_no, ip, more)
+        while len(self._refusals) >= 10_000:
+            del self._refusals[next(iter(self._refusals))]
+        self._refusals[ip] = (now, 0)
 
     async def logout(self, ctx: Ctx) -> web.Response:
         await auth.close_session(self.engine, auth.request_token(ctx.request))

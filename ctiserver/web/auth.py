@@ -4,7 +4,7 @@ Passwords are argon2id hashes (argon2-cffi), verified in a worker thread because
 argon2 is slow on purpose. A session token is 32 random bytes handed to the client
 once; only its SHA-256 is stored, so a leaked table opens no sessions. Failed logins
 are counted per agent number and per client address in sliding windows
-(`LoginLimiter`, a pure core taking `now`); a wrong password and an unknown user
+(`LoginThrottle`, a pure core taking `now`); a wrong password and an unknown user
 cost the same time, so neither timing nor message tells which agent numbers exist.
 Nothing here logs a password, a hash or a token.
 """
@@ -206,8 +206,80 @@ class LoginLimiter:
             q = self._failures[key] = deque(maxlen=self.limit.max_failures)
         q.append(now)
 
+    def forgive(self, key: str, ts: float) -> None:
+        """Take back one failure counted at `ts` (an attempt counted in advance that succeeded)."""
+        q = self._failures.get(key)
+        if q is not None and ts in q:
+            q.remove(ts)
+            if not q:
+                del self._failures[key]
+
     def succeeded(self, key: str) -> None:
         self._failures.pop(key, None)
+
+
+class LoginThrottle:
+    """Who may try a password now; a pure core (every method takes `now`).
+
+    Each attempt is counted *before* its password is checked (`begin`), so parallel guesses see
+    each other: of 40 sent at once for one agent, `per_user_address.max_failures` are checked
+    and the rest refused. An attempt that succeeds is taken back (`succeeded`).
+
+    Three limits: per agent number *from one address* (an agent at their own desk is not locked
+    out by guesses from elsewhere), per address (one address guessing many agent numbers), and a
+    generous one per agent number over all addresses (guessing spread over many addresses). An
+    address the agent logged in from successfully within `trust_s` is exempt from the last, so
+    the real agent on their own desk still gets in while someone elsewhere guesses their password.
+    """
+
+    def __init__(self, per_user_address: RateLimit, per_address: RateLimit, per_user: RateLimit, *,
+                 trust_s: float = 30 * 86400.0, max_trusted: int = 10_000) -> None:
+        self.per_pair = LoginLimiter(per_user_address)
+        self.per_address = LoginLimiter(per_address)
+        self.per_user = LoginLimiter(per_user)
+        self.trust_s = trust_s
+        self.max_trusted = max_trusted
+        self._trusted: dict[tuple[str, str], float] = {}  # (agent, address) -> last successful login
+
+    def _limits(self, agent_no: str, address: str, now: float) -> list[tuple[LoginLimiter, str]]:
+        limits = [(self.per_pair, f"{agent_no}\n{address}"), (self.per_address, address)]
+        since = self._trusted.get((agent_no, address))
+        if since is None or since <= now - self.trust_s:
+            limits.append((self.per_user, agent_no))
+        return limits
+
+    def begin(self, agent_no: str, address: str, now: float) -> LoginAttempt:
+        """May this attempt check its password? If so (`wait == 0`) it is counted as failed until
+        `succeeded`; else `wait` is the seconds to wait, and nothing is counted."""
+        limits = self._limits(agent_no, address, now)
+        wait = max(limiter.retry_after(key, now) for limiter, key in limits)
+        if wait > 0:
+            return LoginAttempt(agent_no, address, now, wait, ())
+        for limiter, key in limits:
+            limiter.failed(key, now)
+        return LoginAttempt(agent_no, address, now, 0.0, tuple(limits))
+
+    def succeeded(self, attempt: LoginAttempt, now: float) -> None:
+        """The attempt had the right password: take its counts back, trust its address for this agent."""
+        for limiter, key in attempt.counted:
+            if limiter is self.per_pair:
+                limiter.succeeded(key)  # the agent's own earlier typos at this desk are forgiven too
+            else:
+                limiter.forgive(key, attempt.began)
+        pair = (attempt.agent_no, attempt.address)
+        self._trusted.pop(pair, None)
+        while len(self._trusted) >= self.max_trusted:
+            del self._trusted[next(iter(self._trusted))]
+        self._trusted[pair] = now
+
+
+@dataclass(frozen=True, slots=True)
+class LoginAttempt:
+    agent_no: str
+    address: str
+    began: float
+    wait: float  # > 0: refused, try again in this many seconds
+    counted: tuple[tuple[LoginLimiter, str], ...]
 
 
 # --- CLI ----------------------------------------------------------------------

@@ -43,8 +43,11 @@ class DesktopConfig(Strict):
     session_ttl_s: float = Field(default=12 * 3600, gt=0)
     cookie_secure: bool = False  # set true behind HTTPS
     max_body_bytes: int = Field(default=64 * 1024, gt=256, le=10 * 1024 * 1024)
+    # failed logins: per agent number from one address, per address, per agent number from anywhere
+    # (addresses the agent logged in from before are exempt from the last); see auth.LoginThrottle
     login_per_user: RateLimit = RateLimit(max_failures=5, window_s=300)
     login_per_ip: RateLimit = RateLimit(max_failures=20, window_s=300)
+    login_per_user_all_addresses: RateLimit = RateLimit(max_failures=100, window_s=3600)
     not_ready_reasons: dict[str, str] = Field(
         default_factory=lambda: {"break": "休息 Break", "lunch": "用餐 Lunch", "training": "培训 Training",
                                  "meeting": "会议 Meeting", "after_call": "话后处理 After-call work"})
