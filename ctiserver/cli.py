@@ -66,15 +66,15 @@ def _cmd_asterisk(args: argparse.Namespace) -> int:
 
 
 def _cmd_db(args: argparse.Namespace) -> int:
-    from . import settings
-    from .config import resolve_db_url
+    from .clidb import db_url, sqlite_file
     from .store.engine import migrate
 
     config_dir = Path(args.config)
-    cfg = settings.load_server(config_dir)
-    url = resolve_db_url(args.url or cfg.database.url, config_dir.resolve().parent)
-    if url.startswith("sqlite"):
-        Path(url.split("///", 1)[1]).parent.mkdir(parents=True, exist_ok=True)
+    url = db_url(config_dir, args.url)
+    path = sqlite_file(url)
+    if path is not None:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+
     async def run() -> None:
         await migrate(url)
         if args.sample_data:
@@ -94,6 +94,7 @@ def _cmd_db(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ctiserver", description=__doc__)
+    parser.add_argument("--debug", action="store_true", help="show the full traceback of an unexpected error")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("serve", help="run the CTI server")
@@ -134,15 +135,40 @@ def _feature_commands() -> list[Callable[[argparse._SubParsersAction], None]]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command. A user never sees a traceback: every error is one line (`--debug` shows it whole)."""
+    from .clidb import CliError
+
     parser = build_parser()
     args = parser.parse_args(argv)
+    config = getattr(args, "config", None)
+    if config is not None and not Path(config).is_dir():
+        print(f"{config}: configuration folder not found (run from the folder that holds it, or pass --config DIR)",
+              file=sys.stderr)
+        return 1
     try:
         return int(args.func(args) or 0)
-    except ConfigError as exc:
+    except (ConfigError, CliError) as exc:
         print(exc, file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:
+        if args.debug:
+            raise
+        print(f"ctiserver {args.command}: {describe_error(exc)} (run with --debug for the traceback)",
+              file=sys.stderr)
+        return 1
+
+
+def describe_error(exc: BaseException) -> str:
+    """One line for an unexpected error: the driver's message for database errors, else type and text."""
+    if isinstance(exc, OSError) and exc.strerror:
+        where = f" {exc.filename}" if exc.filename else ""
+        return f"{exc.strerror}{where}"
+    orig = getattr(exc, "orig", None)  # sqlalchemy wraps the driver's error
+    text = str(orig if orig is not None else exc).strip()
+    first = text.splitlines()[0] if text else ""
+    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
 
 
 if __name__ == "__main__":

@@ -504,6 +504,10 @@ def main(argv: list[str] | None = None) -> int:
     except SandboxError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    except OSError as exc:  # e.g. the root's folder cannot be created
+        print(f"error: sandbox folder {root_dir(args.root)}: {exc.strerror}"
+              + (f" ({exc.filename})" if exc.filename else ""), file=sys.stderr)
+        return 1
     return 0
 
 

@@ -633,7 +633,7 @@ def resolve_range(start: str | None, end: str | None, cfg: KpiConfig,
 
 
 def run_report_command(args: argparse.Namespace) -> int:
-    from ..config import load_server_config, resolve_db_url
+    from ..clidb import db_url, open_store
     from .config import load_kpi_config
 
     config_dir = Path(args.config)
@@ -644,11 +644,10 @@ def run_report_command(args: argparse.Namespace) -> int:
     except ReportError as exc:
         print(f"ctiserver report: {exc}", file=sys.stderr)
         return 2
-    url = args.url or load_server_config(config_dir).database.url
-    url = resolve_db_url(url, config_dir.resolve().parent)
+    url = db_url(config_dir, args.url)
 
     async def run() -> dict[str, Any]:
-        engine = create_async_engine(url)
+        engine = await open_store(url, config_dir, create=False)
         try:
             return await build_report(engine, cfg, t0, t1, by)
         finally:

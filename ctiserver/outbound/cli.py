@@ -22,7 +22,6 @@ from typing import Any, TextIO
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ..configfile import ConfigError
 from ..numbers import normalise_number
@@ -126,25 +125,23 @@ def add_campaign_commands(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _db_url(args: argparse.Namespace) -> str:
-    from ..config import load_server_config, resolve_db_url
+    from ..clidb import db_url
 
-    config_dir = Path(args.config)
-    url = args.url or load_server_config(config_dir).database.url
-    return resolve_db_url(url, config_dir.resolve().parent)
+    return db_url(Path(args.config), args.url)
 
 
-def _engine(url: str) -> AsyncEngine:
-    from ..store.engine import make_engine
-
-    return make_engine(url)
+READ_ONLY = ("status", "results")  # these never create the database; the others create and migrate it
 
 
 def _run(args: argparse.Namespace, body: Callable[[OutboundStore], Awaitable[int]],
          out: TextIO | None = None) -> int:
+    from ..clidb import open_store
+
     err = sys.stderr
 
     async def main() -> int:
-        engine = _engine(_db_url(args))
+        create = getattr(args, "campaign_command", None) not in READ_ONLY
+        engine = await open_store(_db_url(args), Path(args.config), create=create)
         try:
             return await body(OutboundStore(engine))
         finally:
@@ -157,7 +154,6 @@ def _run(args: argparse.Namespace, body: Callable[[OutboundStore], Awaitable[int
         return 1
     except DBAPIError as exc:
         print(f"error: database: {exc.orig!s}".splitlines()[0], file=err)
-        print("(is the schema up to date? run: ctiserver db upgrade)", file=err)
         return 1
 
 

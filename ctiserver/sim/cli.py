@@ -39,9 +39,20 @@ def run_simulate(args: argparse.Namespace) -> int:
         print(exc, file=sys.stderr)
         return 1
     if args.from_db:
+        from ..clidb import CliError, db_url, open_store
         from .history import arrivals_from_store
 
-        sc = asyncio.run(arrivals_from_store(sc, args.from_db, kpi, days=args.history_days))
+        url = db_url(config_dir, args.from_db)
+
+        async def from_history() -> Scenario:
+            engine = await open_store(url, config_dir, create=False)
+            await engine.dispose()
+            try:
+                return await arrivals_from_store(sc, url, kpi, days=args.history_days)
+            except ValueError as exc:  # no calls in that store
+                raise CliError(str(exc)) from None
+
+        sc = asyncio.run(from_history())
     seed = sc.spec.seed if args.seed is None else args.seed
     t0 = time.perf_counter()
     res = simulate(sc, seed)

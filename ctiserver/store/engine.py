@@ -18,6 +18,7 @@ a running event loop, using the revisions shipped in ``ctiserver/store/migration
 from __future__ import annotations
 
 import ast
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -62,6 +63,22 @@ def normalise_url(url: str) -> str:
     return parsed.set(drivername=driver).render_as_string(hide_password=False)
 
 
+def prepare_sqlite_file(path: Path) -> None:
+    """Create the SQLite file 0600 if it is missing (the event store holds callers' numbers and names).
+
+    SQLite creates its -wal and -shm files with the main file's mode, so they are 0600 too.
+    A missing folder is left missing: for the server that is an outage (a volume not mounted
+    yet), not something to paper over with an empty folder. The CLI creates folders itself.
+    """
+    if not path.parent.is_dir():
+        return
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except OSError:
+        return  # exists already, or cannot be created: SQLite's own error says which when it opens it
+    os.close(fd)
+
+
 def _json_dumps(value: Any) -> str:
     # Odd values become text rather than failing a batch (see jsontext). NaN and
     # Infinity are refused on both backends alike (PostgreSQL's json has no NaN;
@@ -81,6 +98,8 @@ def make_engine(url: str, *, connect_timeout_s: float = 5.0, statement_timeout_s
     url = normalise_url(url)
     parsed = make_url(url)
     if parsed.drivername == "sqlite+aiosqlite":
+        if parsed.database not in (None, "", ":memory:") and not parsed.database.startswith("file:"):
+            prepare_sqlite_file(Path(parsed.database))
         engine = create_async_engine(
             url,
             json_serializer=_json_dumps,
@@ -235,6 +254,11 @@ async def migrate(url: str, target: str = "head") -> None:
             await conn.run_sync(_upgrade, alembic_config(), target)
     finally:
         await engine.dispose()
+
+
+def head_revision() -> str:
+    """The newest revision shipped with this ctiserver."""
+    return check_revisions()[-1]
 
 
 async def current_revision(url: str) -> str | None:

@@ -300,9 +300,7 @@ def add_user_command(subparsers: Any) -> None:
 def _cmd_user(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from .. import settings
-    from ..config import resolve_db_url
-    from ..store.engine import make_engine, migrate
+    from ..clidb import db_url, open_store
 
     if args.password_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
@@ -312,11 +310,10 @@ def _cmd_user(args: argparse.Namespace) -> int:
             print("passwords differ", file=sys.stderr)
             return 1
     config_dir = Path(args.config)
-    url = args.url or resolve_db_url(settings.load_server(config_dir).database.url, config_dir.resolve().parent)
+    url = db_url(config_dir, args.url)
 
     async def run() -> None:
-        await migrate(url)
-        engine = make_engine(url)
+        engine = await open_store(url, config_dir, create=True)
         try:
             await create_user(engine, args.agent_no, args.name, args.role, password)
         finally:

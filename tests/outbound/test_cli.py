@@ -13,7 +13,7 @@ import pytest
 from ctiserver.outbound.cli import add_campaign_commands, not_reached_csv, progress_bar
 from ctiserver.outbound.model import Dial, Outcome
 from ctiserver.outbound.store import OutboundStore
-from ctiserver.store.engine import make_engine
+from ctiserver.store.engine import make_engine, migrate
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -32,12 +32,7 @@ def site(tmp_path: Path) -> Path:
     shutil.copy(REPO / "config" / "campaigns" / "outage-feeder12.yaml", cfg / "campaigns")
     (cfg / "ctiserver.yaml").write_text(f"database:\n  url: sqlite+aiosqlite:///{tmp_path / 'cti.db'}\n")
 
-    async def tables() -> None:
-        engine = make_engine(f"sqlite+aiosqlite:///{tmp_path / 'cti.db'}")
-        await OutboundStore(engine).create_tables()
-        await engine.dispose()
-
-    asyncio.run(tables())
+    asyncio.run(migrate(f"sqlite+aiosqlite:///{tmp_path / 'cti.db'}"))  # the schema, as `db upgrade` makes it
     return cfg
 
 
@@ -163,13 +158,14 @@ def test_an_import_with_nothing_to_import_creates_no_campaign(site: Path,
 
 
 def test_import_from_customer_tables(site: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from sqlalchemy import Boolean, Column, Integer, MetaData, Numeric, String, Table, insert
+    from sqlalchemy import Boolean, Column, Float, Integer, MetaData, Numeric, String, Table, insert
 
     md = MetaData()  # the columns of the IVR's customer tables that outbound reads
     customers = Table("customers", md, Column("account", String(20), primary_key=True),
                       Column("name", String(100)), Column("tier", String(20)), Column("area", String(60)),
                       Column("category", String(30)), Column("arrears", Numeric(12, 2)),
-                      Column("due_date", String(10)), Column("important", Boolean))
+                      Column("due_date", String(10)), Column("important", Boolean),
+                      Column("updated_ts", Float))
     phones = Table("customer_phones", md, Column("id", Integer, primary_key=True),
                    Column("phone", String(20)), Column("account", String(20)))
 
@@ -179,9 +175,9 @@ def test_import_from_customer_tables(site: Path, capsys: pytest.CaptureFixture[s
             await conn.run_sync(md.create_all)
             await conn.execute(insert(customers), [
                 {"account": "A1", "name": "张三", "tier": "vip", "area": "城东街道", "category": "residential",
-                 "arrears": 0, "important": True},
+                 "arrears": 0, "important": True, "updated_ts": 0.0},
                 {"account": "A2", "name": "李四", "tier": "normal", "area": "城西", "category": "residential",
-                 "arrears": 0, "important": False}])
+                 "arrears": 0, "important": False, "updated_ts": 0.0}])
             await conn.execute(insert(phones), [{"phone": "13800000001", "account": "A1"},
                                                 {"phone": "13800000002", "account": "A2"}])
         await engine.dispose()
