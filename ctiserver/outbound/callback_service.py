@@ -22,7 +22,7 @@ import contextlib
 import logging
 import math
 import secrets
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -34,7 +34,15 @@ from ..clock import Clock
 from ..events import Event, Kind
 from ..numbers import NumberError, normalise_number
 from .callback_store import CallbackRow, CallbackStore
-from .callbacks import AGENT_RING_REASONS, REACHED, CallbackRules, CallbackStatus, dial_outcome, whisper_text
+from .callbacks import (
+    AGENT_RING_REASONS,
+    REACHED,
+    CallbackRules,
+    CallbackStatus,
+    dial_outcome,
+    gives_way_to_lists,
+    whisper_text,
+)
 from .dialer import safe_value
 from .model import OutboundConfig, TimeRange
 from .rules import WorkCalendar, deliver_by
@@ -79,7 +87,7 @@ class _Ring:
 class AcdCallbackService:
     def __init__(self, cfg: OutboundConfig, store: CallbackStore, acd: AcdLike, client: _Ami, clock: Clock,
                  emit: Callable[[Event], None], *, server_name: str, say: Say | None = None,
-                 excluded: Callable[[], Awaitable[Mapping[str, str]]] | None = None,
+                 listed: Callable[[Sequence[str]], Awaitable[Mapping[str, str]]] | None = None,
                  agi: str | None = None) -> None:
         self.cfg = cfg
         self.policy = cfg.acd_callbacks
@@ -92,7 +100,7 @@ class AcdCallbackService:
         self.emit = emit
         self.server_name = server_name
         self.say = say
-        self.excluded = excluded
+        self.listed = listed  # which of these numbers are on the do-not-call list or blacklist now
         self.agi = agi  # "host:port" of our FastAGI, so the agent's leg comes back to us (else the global)
         self.prefix = f"cb-{secrets.token_hex(3)}-"  # our agent-leg ChannelIds (unique per process)
         self._inbox: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
@@ -240,8 +248,8 @@ class AcdCallbackService:
         if not self.policy.enabled and not in_place:
             log.info("call %s: automatic callbacks are off (acd_callbacks.enabled)", cmd.call_id)
             return
-        if not in_place and self.policy.skip_dnc and self.excluded is not None \
-                and number in await self.excluded():
+        if gives_way_to_lists(cmd.reason, self.policy.skip_dnc) and self.listed is not None \
+                and number in await self.listed([number]):
             log.info("call %s: no automatic callback to a do-not-call number", cmd.call_id)
             return
         status = CallbackStatus.QUEUED if in_place else CallbackStatus.PENDING
@@ -307,8 +315,17 @@ class AcdCallbackService:
             except UnknownSkill:
                 return True  # let the enqueue below close it with a clear reason
 
-        plan = self.rules.plan(now, [r.view() for r in pending], in_acd, queue_open)
+        listed = await self.listed(sorted({r.number for r in pending if r.reason != "in_place"})) \
+            if self.listed is not None else {}
+        plan = self.rules.plan(now, [r.view() for r in pending], in_acd, queue_open, listed)
         self.last_plan = plan
+        for cb_id, on_list in plan.exclude:
+            row = rows[cb_id]
+            if await self.store.close(cb_id, CallbackStatus.CANCELLED, now, outcome=on_list,
+                                      expect=(CallbackStatus.PENDING,)):
+                log.info("callback %s to %s given up: the number is on the %s", cb_id, row.number,
+                         "do-not-call list" if on_list == "dnc" else on_list)
+                self._ended(row, CallbackStatus.CANCELLED, on_list, now)
         for cb_id in plan.expire:
             row = rows[cb_id]
             if await self.store.close(cb_id, CallbackStatus.EXPIRED, now, expect=(CallbackStatus.PENDING,)):
@@ -384,6 +401,12 @@ class AcdCallbackService:
 
     # --- ringing the agent ----------------------------------------------------------------------
 
+    async def _on_list(self, row: CallbackRow) -> str | None:
+        """The list (dnc / blacklist) this callback's number is on now, if that stops the callback."""
+        if self.listed is None or not gives_way_to_lists(row.reason, self.policy.skip_dnc):
+            return None
+        return (await self.listed([row.number])).get(row.number)
+
     def _still_offered(self, call_id: str, agent_id: str) -> bool:
         engine = self.acd.engine
         return bool(engine.call_state(call_id) == OFFERED and engine.call_agent(call_id) == agent_id)
@@ -402,6 +425,15 @@ class AcdCallbackService:
             if row is None or row.status != CallbackStatus.QUEUED:  # closed elsewhere (another process, a tool)
                 self._by_call.pop(offer.call_id, None)
                 self._withdraw(offer.call_id, "callback_closed")
+                return
+            on_list = await self._on_list(row)
+            if on_list is not None:  # listed while it waited for an agent: no agent is rung for it
+                self._by_call.pop(offer.call_id, None)
+                self._withdraw(offer.call_id, f"callback_{on_list}")
+                now = self.clock.now()
+                if await self.store.close(row.id, CallbackStatus.CANCELLED, now, outcome=on_list,
+                                          expect=(CallbackStatus.QUEUED,)):
+                    self._ended(row, CallbackStatus.CANCELLED, on_list, now)
                 return
         self._seq += 1
         channel = f"{self.prefix}{row_id}-{self._seq}"

@@ -8,6 +8,7 @@ A callback is a durable record (see `callback_store.py`) with a life of its own:
     dialing ──not reached──▶ pending (retry later) | not_reached (tries spent, or past due)
     pending/queued ──the customer redialled / a supervisor──▶ cancelled
     pending ──past due_ts──▶ expired
+    pending ──its number is on the do-not-call list or blacklist now (not a kept place)──▶ cancelled
 
 Nothing here touches IO; `plan` and `after_try` take `now` and return decisions.
 """
@@ -15,7 +16,7 @@ Nothing here touches IO; `plan` and `after_try` take `now` and return decisions.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
@@ -70,6 +71,7 @@ class CallbackPlan:
     expire: list[int]  # past due without being reached
     next_deadline: float | None
     blocked: Counter[str] = field(default_factory=Counter)
+    exclude: list[tuple[int, str]] = field(default_factory=list)  # (id, list): listed since it was scheduled
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,10 +92,14 @@ class CallbackRules:
         self.windows = cfg.window_ranges
 
     def plan(self, now: float, pending: Sequence[CallbackView], in_acd: int,
-             queue_open: Callable[[str], bool]) -> CallbackPlan:
+             queue_open: Callable[[str], bool], listed: Mapping[str, str] | None = None) -> CallbackPlan:
         """Which pending callbacks go to the ACD now: the earliest due first (then the oldest place),
         inside the calling windows and outside quiet hours, while their queue is open and fewer than
-        `max_in_acd` callbacks already wait there."""
+        `max_in_acd` callbacks already wait there.
+
+        `listed` (number -> list) says which numbers are on the do-not-call list or the blacklist
+        now: a work-order callback to one, or an automatic one while `skip_dnc` is on, is given up,
+        however long ago it was scheduled. A kept place never is: the customer asked for that call."""
         out = CallbackPlan([], [], None)
         deadlines: list[float] = []
         room = self.cfg.max_in_acd - in_acd
@@ -106,6 +112,11 @@ class CallbackRules:
                 continue
             if cb.next_ts > now:
                 deadlines.append(min(cb.next_ts, cb.due_ts))
+                continue
+            on_list = (listed or {}).get(cb.number)
+            if on_list is not None and gives_way_to_lists(cb.reason, self.cfg.skip_dnc):
+                out.exclude.append((cb.id, on_list))
+                out.blocked["dnc" if on_list == "dnc" else "blacklist"] += 1
                 continue
             if cb.reason != "in_place":  # a kept place rings at its turn, whatever the hour
                 windows = cb.windows or self.windows
@@ -145,6 +156,13 @@ class CallbackRules:
         if (not counts or attempts_made < self.cfg.max_attempts) and now + delay < due_ts:
             return AfterTry(CallbackStatus.PENDING, now + delay)
         return AfterTry(CallbackStatus.NOT_REACHED, None)
+
+
+def gives_way_to_lists(reason: str, skip_dnc: bool) -> bool:
+    """Whether a callback of this reason is given up when its number is on the do-not-call list or the
+    blacklist: work-order callbacks always, other automatic ones while `skip_dnc` is on, a kept place
+    (the customer asked for that call) never."""
+    return reason != "in_place" and (reason == "workorder" or skip_dnc)
 
 
 def dial_outcome(dialstatus: str) -> str:

@@ -290,7 +290,7 @@ def cmd_results(args: argparse.Namespace) -> int:
             print(f"{r['campaign']} ({r['kind']}, {r['state']}): {r['contacts']} contacts, "
                   f"{r['attempts']} attempts")
             for key in ("reached", "confirmed", "to_agent", "rated", "not_reached", "pending", "cancelled",
-                        "machine", "busy", "no_answer", "congestion", "failed", "lost"):
+                        "excluded", "machine", "busy", "no_answer", "congestion", "failed", "lost"):
                 print(f"  {key.replace('_', ' '):<14}{r[key]:>7}")
             per = r["attempts_per_contact"].items()
             print("  attempts per contact: " + ", ".join(f"{k}: {v}" for k, v in per))

@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import logging
 import re
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
@@ -173,6 +174,8 @@ class Dialer:
                     snap = await self.store.snapshot(now, self.cfg.caps, campaign=name, limit=self.page,
                                                      offset=offset)
                     plan = self.scheduler.plan(now, snap)
+                    if plan.excluded:
+                        await self._exclude(plan)
                     for dial in plan.dials:
                         await self._dial(dial)
                     total.dials += plan.dials
@@ -187,6 +190,13 @@ class Dialer:
             total.next_deadline = min(deadlines) if deadlines else None
             self.last_plan = total
             return total
+
+    async def _exclude(self, plan: Plan) -> None:
+        """Due contacts whose number went on the do-not-call list or the blacklist since the import."""
+        moved = await self.store.exclude_contacts(plan.excluded, self.clock.now())
+        by_list = Counter(x.list for x in plan.excluded)
+        log.info("%d contact(s) taken out of their campaigns before dialling: %s", moved,
+                 ", ".join(f"{n} on the {'do-not-call list' if k == 'dnc' else k}" for k, n in sorted(by_list.items())))
 
     async def _dial(self, dial: Dial) -> None:
         now = self.clock.now()

@@ -51,6 +51,7 @@ class ContactStatus:
     DONE = "done"  # reached a person (or a machine, when the policy accepts that)
     NOT_REACHED = "not_reached"  # attempts exhausted or a final failure: goes on the export
     CANCELLED = "cancelled"  # the campaign was stopped before this contact was reached
+    EXCLUDED = "excluded"  # its number went on the do-not-call list or the blacklist before it was reached
 
 
 class Outcome:

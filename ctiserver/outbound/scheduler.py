@@ -11,12 +11,17 @@ has waited longest, then contact id. Limits, all enforced together: max concurre
 and calls/s per campaign and overall, calling windows, working-day calendar,
 quiet hours per area and customer, frequency caps per account, one live attempt
 per phone number across all campaigns, and never more than `max_attempts`.
+
+The do-not-call list and the blacklist are checked at every dial decision, not only
+at import: a due contact whose number is listed now (the snapshot says which) is
+never dialled, first attempt or retry; the plan names it in `excluded` so the
+adapter takes it out of the campaign.
 """
 
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
@@ -72,6 +77,17 @@ class Snapshot:
     deliveries: Sequence[Delivery] = ()  # recent deliveries, for frequency caps
     later: float | None = None  # earliest next_due of pending contacts left out of `contacts`
     truncated: bool = False  # more due contacts exist than `contacts` holds (the store pages)
+    listed: Mapping[str, str] = field(default_factory=dict)  # numbers of `contacts` on a list now: list name
+
+
+@dataclass(frozen=True, slots=True)
+class Exclusion:
+    """A due contact whose number is on the do-not-call list (`dnc`) or the blacklist now."""
+
+    campaign: str
+    contact: int
+    number: str
+    list: str
 
 
 @dataclass(slots=True)
@@ -79,6 +95,7 @@ class Plan:
     dials: list[Dial]
     next_deadline: float | None
     blocked: Counter[str] = field(default_factory=Counter)  # why due contacts were not dialed
+    excluded: list[Exclusion] = field(default_factory=list)  # to take out of their campaigns
 
     @property
     def overall_full(self) -> bool:
@@ -132,6 +149,7 @@ class Scheduler:
                 kind = kinds.get(a.campaign, "")
                 history[(a.account, kind)].append(Delivery(a.account, kind, now))
 
+        excluded: list[Exclusion] = []
         open_cache: dict[tuple[str, str, tuple[TimeRange, ...]], float | None] = {}
         candidates: list[tuple[tuple[int, int, float, int], ContactView, CampaignView]] = []
         for c in snap.contacts:
@@ -146,6 +164,11 @@ class Scheduler:
                 continue
             if c.next_due > now:
                 deadlines.append(c.next_due)
+                continue
+            listed = snap.listed.get(c.number)
+            if listed is not None:
+                blocked["dnc" if listed == "dnc" else "blacklist"] += 1
+                excluded.append(Exclusion(c.campaign, c.id, c.number, listed))
                 continue
             key = (camp.name, c.area, c.quiet)
             if key not in open_cache:
@@ -206,7 +229,7 @@ class Scheduler:
             if c.account:
                 history[(c.account, camp.kind)].append(Delivery(c.account, camp.kind, now))
         future = [d for d in deadlines if d > now]
-        return Plan(dials, min(future) if future else None, blocked)
+        return Plan(dials, min(future) if future else None, blocked, excluded)
 
 
 def contact_view(row_id: int, campaign: str, number: str, account: str, area: str, priority: int,

@@ -150,7 +150,7 @@ def attach_outbound(server: Any, *, prompt: PromptFn | None = None, acd: Any = N
         if acd is not None:
             callbacks = AcdCallbackService(cfg, CallbackStore(server.store.engine), acd, server.ami[name],
                                            server.clock, server.emit, server_name=name, say=say,
-                                           excluded=svc.store.excluded_numbers, agi=_agi_address(server))
+                                           listed=svc.store.listed, agi=_agi_address(server))
             server.ami_listeners.append(callbacks.on_ami_event)
             acd.hooks.on_callback = callbacks.on_callback
             acd.hooks.on_callback_offer = callbacks.on_callback_offer

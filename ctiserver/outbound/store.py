@@ -54,7 +54,7 @@ from .model import (
     State,
 )
 from .rules import Delivery, WorkCalendar, after_outcome, deliver_by
-from .scheduler import CampaignView, LiveAttempt, Snapshot, contact_view
+from .scheduler import CampaignView, Exclusion, LiveAttempt, Snapshot, contact_view
 
 IMPORTANT = 10  # contacts with this priority or more are "important": reported by name when missed
 
@@ -290,6 +290,11 @@ class OutboundStore:
         async with self.engine.connect() as conn:
             return {r.number: r.list for r in await conn.execute(select(dnc.c.number, dnc.c.list))}
 
+    async def listed(self, numbers: Sequence[str]) -> dict[str, str]:
+        """Which of `numbers` are on the do-not-call list or the blacklist now: number -> list."""
+        async with self.engine.connect() as conn:
+            return await self._listed(conn, list(numbers))
+
     async def add_to_list(self, numbers: Sequence[str], list_name: str, reason: str, now: float) -> int:
         if list_name not in ("dnc", "blacklist"):
             raise OutboundError(f"unknown list {list_name!r}: use dnc or blacklist")
@@ -399,10 +404,34 @@ class OutboundStore:
                         .where(and_(attempts.c.outcome.in_(counted), attempts.c.ended_ts > now - span,
                                     contacts.c.account.in_(accounts[i:i + 500]))))
                     deliveries += [Delivery(r.account, r.kind, float(r.ended_ts)) for r in rows]
+            listed = await self._listed(conn, sorted({r.number for r in due}))
         people = [contact_view(r.id, names[r.campaign_id], r.number, r.account, r.area, r.priority, r.quiet,
                                r.attempts, float(r.next_due_ts)) for r in due]
         live = [LiveAttempt(names[r.campaign_id], r.contact_id, r.number, r.account or "") for r in live_rows]
-        return Snapshot(views, people, live, deliveries, later, truncated)
+        return Snapshot(views, people, live, deliveries, later, truncated, listed)
+
+    @staticmethod
+    async def _listed(conn: AsyncConnection, numbers: Sequence[str]) -> dict[str, str]:
+        """Which of `numbers` are on the do-not-call list or the blacklist now: number -> list."""
+        out: dict[str, str] = {}
+        for i in range(0, len(numbers), 500):
+            rows = await conn.execute(select(dnc.c.number, dnc.c.list).where(dnc.c.number.in_(numbers[i:i + 500])))
+            out.update({r.number: r.list for r in rows})
+        return out
+
+    async def exclude_contacts(self, exclusions: Sequence[Exclusion], now: float) -> int:
+        """Take contacts whose number is listed now out of their campaigns (status `excluded`, the list
+        as last outcome); only pending contacts with no call in progress. Returns how many moved."""
+        moved = 0
+        async with self.engine.begin() as conn:
+            for x in exclusions:
+                live = select(attempts.c.id).where(and_(attempts.c.contact_id == x.contact,
+                                                        attempts.c.status == DIALING)).exists()
+                res = await conn.execute(update(contacts).where(and_(
+                    contacts.c.id == x.contact, contacts.c.status == ContactStatus.PENDING, ~live))
+                    .values(status=ContactStatus.EXCLUDED, last_outcome=x.list, updated_ts=now))
+                moved += res.rowcount
+        return moved
 
     def _spec(self, campaign_id: int, raw: Any) -> CampaignSpec:
         spec = self._specs.get(campaign_id)
@@ -418,17 +447,19 @@ class OutboundStore:
             camp_id = self._ids[dial.campaign] = (await self.campaign(dial.campaign)).id
         running = select(campaigns.c.id).where(and_(campaigns.c.id == camp_id,
                                                     campaigns.c.state == State.RUNNING)).exists()
+        listed = select(dnc.c.number).where(dnc.c.number == dial.number).exists()
         try:
             async with self.engine.begin() as conn:
                 res = await conn.execute(
                     update(contacts)
                     .where(and_(contacts.c.id == dial.contact, contacts.c.campaign_id == camp_id,
                                 contacts.c.status == ContactStatus.PENDING,
-                                contacts.c.attempts == dial.attempt_no - 1, running))
+                                contacts.c.attempts == dial.attempt_no - 1, running, ~listed))
                     .values(attempts=dial.attempt_no, updated_ts=now))
                 if res.rowcount != 1:
                     raise AttemptConflict(f"contact {dial.contact} is no longer due for attempt "
-                                          f"{dial.attempt_no}, or campaign {dial.campaign!r} is not running")
+                                          f"{dial.attempt_no}, campaign {dial.campaign!r} is not running, "
+                                          f"or {dial.number} was just put on the do-not-call list")
                 await conn.execute(insert(attempts).values(
                     campaign_id=camp_id, contact_id=dial.contact, attempt_no=dial.attempt_no,
                     channel_id=dial.channel_id, number=dial.number, status=DIALING, dtmf="", started_ts=now))
@@ -537,9 +568,10 @@ class OutboundStore:
             "contacts": total, "pending": by_status.get(ContactStatus.PENDING, 0),
             "done": by_status.get(ContactStatus.DONE, 0),
             "not_reached": by_status.get(ContactStatus.NOT_REACHED, 0),
-            "cancelled": by_status.get(ContactStatus.CANCELLED, 0), "live": live, "attempts": total_attempts,
+            "cancelled": by_status.get(ContactStatus.CANCELLED, 0),
+            "excluded": by_status.get(ContactStatus.EXCLUDED, 0), "live": live, "attempts": total_attempts,
         }
-        out["finished_contacts"] = out["done"] + out["not_reached"] + out["cancelled"]
+        out["finished_contacts"] = out["done"] + out["not_reached"] + out["cancelled"] + out["excluded"]
         spec = camp.spec
         if spec.data_arrived is not None and spec.deliver_within_working_days is not None:
             due = deliver_by(calendar or WorkCalendar(), spec.data_arrived, spec.deliver_within_working_days,
@@ -578,6 +610,7 @@ class OutboundStore:
             "not_reached": sum(1 for p in people if p.status == ContactStatus.NOT_REACHED),
             "pending": sum(1 for p in people if p.status == ContactStatus.PENDING),
             "cancelled": sum(1 for p in people if p.status == ContactStatus.CANCELLED),
+            "excluded": sum(1 for p in people if p.status == ContactStatus.EXCLUDED),
             "machine": outcomes.get(Outcome.MACHINE, 0),
             "busy": outcomes.get(Outcome.BUSY, 0),
             "no_answer": outcomes.get(Outcome.NO_ANSWER, 0),

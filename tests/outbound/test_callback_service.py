@@ -432,6 +432,33 @@ async def test_closed_work_orders_are_called_back_by_agents_in_the_customer_clas
     assert "CB_NUMBER=13900000002" in w.ami.originates()[-1]["Variable"]
 
 
+async def test_a_callback_whose_number_is_listed_before_it_rings_is_given_up(cb_engine: AsyncEngine) -> None:
+    """Issue 12 item 16: a priority abandon's callback, then the customer asks not to be called."""
+    from ctiserver.outbound.store import OutboundStore
+
+    w = World(cb_engine, FakeClock(T0), {"1001": {"billing": 5}})
+    lists = OutboundStore(cb_engine)
+    await lists.create_tables()
+    w.svc.listed = lists.listed
+    w.login("1001")
+    busy_agent(w)
+    priority_abandon(w, "in-1", "13900000001")
+    await w.svc.drain()
+    [row] = await w.svc.store.recent()
+    assert row.status == CallbackStatus.QUEUED  # waiting in the ACD for the busy agent
+    await lists.add_to_list(["13900000001"], "dnc", "asked", w.clock.now())  # after it was scheduled
+    w.acd.apply(lambda now: w.acd.engine.call_ended("live-1001", now))
+    w.clock.jump(10)
+    w.acd.apply(w.acd.engine.tick)  # wrap-up over: the agent is free and the ACD offers the callback
+    await w.svc.drain()
+    [row] = await w.svc.store.recent()
+    assert (row.status, row.last_outcome) == (CallbackStatus.CANCELLED, "dnc")
+    assert w.ami.originates() == []  # the agent was never rung for it
+    assert w.acd.engine.agent_state("1001")[0] == "available"
+    [end] = w.kinds(Kind.ACD_CALLBACK_END)
+    assert (end.call_id, end.data["status"], end.data["outcome"]) == ("in-1", "cancelled", "dnc")
+
+
 async def test_a_database_outage_loses_no_callback_and_strands_no_agent(cb_engine: AsyncEngine,
                                                                        tmp_path: Any) -> None:
     from sqlalchemy.ext.asyncio import create_async_engine

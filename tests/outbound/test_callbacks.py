@@ -53,6 +53,19 @@ def test_outside_the_calling_window_a_scheduled_callback_waits_for_it_but_a_kept
     assert plan.queue == [] and plan.next_deadline == at("13:30")
 
 
+def test_a_number_listed_since_it_was_scheduled_is_given_up_but_a_kept_place_rings() -> None:
+    """Issue 12 item 16: the do-not-call list is checked at every dial decision, not only when scheduled."""
+    now = at("10:00")
+    pending = [cb(1, due=now + 900), cb(2, due=now + 900, reason="in_place"), cb(3, due=now + 900),
+               cb(4, due=now + 900, reason="workorder")]
+    listed = {"13900000001": "dnc", "13900000002": "dnc", "13900000004": "blacklist"}
+    plan = rules().plan(now, pending, 0, always_open, listed)
+    assert [c.id for c in plan.queue] == [2, 3]  # the kept place: the customer asked for it
+    assert plan.exclude == [(1, "dnc"), (4, "blacklist")]
+    plan = rules(skip_dnc=False).plan(now, pending, 0, always_open, listed)
+    assert [c.id for c in plan.queue] == [1, 2, 3] and plan.exclude == [(4, "blacklist")]  # work orders: never
+
+
 def test_past_due_expires_and_a_window_that_only_opens_after_due_waits_for_expiry() -> None:
     now = at("22:00")
     plan = rules().plan(now, [cb(1, due=now - 1), cb(2, due=now + 3600)], 0, always_open)

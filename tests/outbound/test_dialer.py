@@ -177,6 +177,47 @@ async def test_retry_waits_for_its_delay(store: OutboundStore) -> None:
     assert [d.attempt_no for d in (await dialer.tick()).dials] == [2]
 
 
+async def test_a_number_listed_mid_campaign_is_not_dialled_again(store: OutboundStore) -> None:
+    """Issue 12 item 16: DNC was checked only at import; a number listed after it was still dialled,
+    retries included."""
+    clock = FakeClock(START)
+    await store.create_campaign(spec(), clock.now())
+    await store.add_contacts("notice", [PEOPLE[2], PEOPLE[3]], clock.now())  # busy; no answer then confirms
+    await store.change_state("notice", "start", clock.now())
+    orig, events = FakeOriginator(SCRIPT), []
+    dialer = make(store, clock, orig, events)
+    await dialer.tick()
+    answer_all(dialer, orig)
+    await dialer.process_results()
+    assert sorted(n for _, n, _ in orig.calls) == ["13800000003", "13800000004"]
+    assert await store.add_to_list(["13800000003"], "dnc", "asked mid-campaign", clock.now()) == 1
+    assert await store.add_to_list(["13800000004"], "blacklist", "", clock.now()) == 1
+    await run_until_done(dialer, orig, clock)
+    assert len(orig.calls) == 2  # neither retry went out
+    status = await store.status("notice")
+    assert (status["excluded"], status["pending"], status["finished_contacts"]) == (2, 0, 2)
+    r = await store.results("notice")
+    assert (r["excluded"], r["attempts"]) == (2, 2)
+    people = {p["number"]: p for p in await store.not_reached("notice")}
+    assert people == {}  # not "not reached": taken out on purpose
+
+
+async def test_a_number_listed_between_plan_and_dial_is_refused_by_the_store(store: OutboundStore) -> None:
+    clock = FakeClock(START)
+    await store.create_campaign(spec(), clock.now())
+    await store.add_contacts("notice", [PEOPLE[2]], clock.now())
+    await store.change_state("notice", "start", clock.now())
+    snap = await store.snapshot(clock.now())
+    plan = Scheduler(CFG).plan(clock.now(), snap)
+    [dial] = plan.dials
+    await store.add_to_list([dial.number], "dnc", "", clock.now())  # listed after the plan was made
+    with pytest.raises(AttemptConflict, match="do-not-call"):
+        await store.begin_attempt(dial, clock.now())
+    orig, events = FakeOriginator(SCRIPT), []
+    await make(store, clock, orig, events).tick()
+    assert orig.calls == [] and (await store.status("notice"))["excluded"] == 1
+
+
 async def test_crash_mid_campaign_resumes_without_extra_attempts(store: OutboundStore) -> None:
     clock = FakeClock(START)
     wide = spec(pacing={"max_concurrent": 6, "calls_per_s": 10, "burst": 6})

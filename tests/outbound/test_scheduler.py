@@ -203,6 +203,24 @@ def test_retry_not_before_due_and_never_past_max_attempts() -> None:
     assert plan.dials == [] and plan.blocked["max_attempts"] == 1
 
 
+def test_listed_numbers_are_never_dialled_first_try_or_retry() -> None:
+    """Issue 12 item 16: the do-not-call list and blacklist are checked at every dial decision."""
+    s = sched()
+    camp = campaign()
+    first = ContactView(1, "c1", "13800000001")
+    retry = ContactView(2, "c1", "13800000002", attempts=1, next_due=NOON - 60)
+    other = ContactView(3, "c1", "13800000003")
+    listed = {"13800000001": "dnc", "13800000002": "blacklist"}
+    plan = s.plan(NOON, Snapshot([camp], [first, retry, other], listed=listed))
+    assert [d.contact for d in plan.dials] == [3]
+    assert [(x.contact, x.number, x.list) for x in plan.excluded] == [
+        (1, "13800000001", "dnc"), (2, "13800000002", "blacklist")]
+    assert (plan.blocked["dnc"], plan.blocked["blacklist"]) == (1, 1)
+    live = [LiveAttempt("c1", 1, "13800000001")]  # a call already up is left to finish, not excluded
+    plan = s.plan(NOON, Snapshot([camp], [first], live=live, listed=listed))
+    assert plan.dials == [] and plan.excluded == []
+
+
 def test_frequency_cap_per_account_across_campaigns() -> None:
     s = sched(caps=[FrequencyCap(kind="arrears_reminder", max=1, per_days=7)])
     a = campaign("a", kind="arrears_reminder")
