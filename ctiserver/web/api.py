@@ -468,17 +468,15 @@ class Desktop:
         if q.account is None and q.number is None and q.status is None and not q.overdue:
             raise ApiError(400, "bad-query", "filter by account, number, status or overdue=true")
         rows = await workorders.list_for(self.engine, account=q.account, number=q.number, status=q.status,
-                                         overdue_at=now if q.overdue else None, limit=q.limit)
-        out = [workorders.visible(r, ctx.me.role, self.config, now) for r in rows]
-        if ctx.me.role not in self.config.identity_roles and q.number is not None:
-            # a search by number must not reveal which anonymous complaints came from it
-            out = [r for r in out if not r["anonymous"]]
-        return out
+                                         overdue_at=now if q.overdue else None, limit=q.limit,
+                                         anonymous_of=ctx.me.agent_no,
+                                         all_anonymous=ctx.me.role in self.config.identity_roles)
+        return [workorders.visible(r, ctx.me.role, self.config, now) for r in rows]
 
     async def _workorder(self, ctx: Ctx) -> dict[str, Any]:
         wo_id = self._path(ctx, "wo_id", _WO_ID, "workorder")
         row = await workorders.get(self.engine, int(wo_id))
-        if row is None:
+        if row is None or not workorders.may_see(row, ctx.me.agent_no, ctx.me.role, self.config):
             raise ApiError(404, "unknown-workorder", f"no work order {wo_id}")
         return row
 

@@ -56,17 +56,26 @@ class IvrCustomerLookup:
         return None
 
     async def _history(self, account: str, phone: str | None) -> list[dict[str, Any]]:
+        """The customer's recent dispositions and work orders. Anonymous complaints are not the
+        customer's history: neither the order nor the disposition of its call is listed (the record
+        is shown to whichever agent takes the next call; supervisors search work orders instead)."""
         who_d = [dispositions.c.customer_account == account]
         who_w = [work_orders.c.customer_account == account]
         if phone:
             who_d.append(dispositions.c.caller_number == phone)
             who_w.append(work_orders.c.incoming_number == phone)
+        anonymous_call = (select(work_orders.c.id)
+                          .where(work_orders.c.anonymous.is_(True), work_orders.c.call_id.is_not(None),
+                                 work_orders.c.call_id == dispositions.c.call_id)
+                          .exists())
         async with self.engine.connect() as conn:
             disp = (await conn.execute(select(dispositions.c.ts, dispositions.c.category, dispositions.c.note)
-                                       .where(or_(*who_d)).order_by(dispositions.c.ts.desc()).limit(RECENT)))
+                                       .where(or_(*who_d), ~anonymous_call)
+                                       .order_by(dispositions.c.ts.desc()).limit(RECENT)))
             wos = (await conn.execute(select(work_orders.c.created_ts, work_orders.c.category, work_orders.c.id,
                                              work_orders.c.status)
-                                      .where(or_(*who_w)).order_by(work_orders.c.created_ts.desc()).limit(RECENT)))
+                                      .where(or_(*who_w), work_orders.c.anonymous.is_(False))
+                                      .order_by(work_orders.c.created_ts.desc()).limit(RECENT)))
             items = [{"ts": r.ts, "category": r.category, "note": r.note[:200]} for r in disp]
             items += [{"ts": r.created_ts, "category": r.category, "note": f"工单 work order #{r.id} ({r.status})"}
                       for r in wos]

@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import false, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from .config import DesktopConfig, Sla
@@ -67,6 +67,12 @@ def due_ts(start_ts: float, sla: Sla, tz: ZoneInfo, holidays: Iterable[dt.date] 
 
 def is_overdue(row: dict[str, Any], now: float) -> bool:
     return row["status"] in OPEN_STATUSES and now > row["due_ts"]
+
+
+def may_see(row: dict[str, Any], agent_no: str, role: str, config: DesktopConfig) -> bool:
+    """An anonymous order exists only for the agent who took it and the identity roles (supervisors):
+    to anyone else it is not there at all, so no search, list or customer history ties it to a caller."""
+    return not row.get("anonymous") or role in config.identity_roles or row.get("created_by") == agent_no
 
 
 def visible(row: dict[str, Any], role: str, config: DesktopConfig, now: float) -> dict[str, Any]:
@@ -153,9 +159,16 @@ async def change_status(engine: AsyncEngine, wo_id: int, *, target: str, agent_n
 
 
 async def list_for(engine: AsyncEngine, *, account: str | None, number: str | None, status: str | None,
-                   overdue_at: float | None, limit: int) -> list[dict[str, Any]]:
-    """Work orders by customer account or calling number (or overdue ones), newest first."""
+                   overdue_at: float | None, limit: int, anonymous_of: str | None = None,
+                   all_anonymous: bool = True) -> list[dict[str, Any]]:
+    """Work orders by customer account or calling number (or overdue ones), newest first.
+
+    Without `all_anonymous`, anonymous orders are left out except those taken by `anonymous_of`
+    (see `may_see`): in the query itself, so a search's results and its limit never hold them."""
     q = select(work_orders)
+    if not all_anonymous:
+        mine = work_orders.c.created_by == anonymous_of if anonymous_of is not None else false()
+        q = q.where(or_(work_orders.c.anonymous.is_(False), mine))
     if account is not None:
         q = q.where(work_orders.c.customer_account == account)
     if number is not None:

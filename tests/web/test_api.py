@@ -347,7 +347,10 @@ async def test_anonymous_complaint_identity_masked_for_agents(client: Client, de
     got = await (await client.get(f"/api/workorders/{wo['id']}", headers=h)).json()
     assert "王小明" not in str(got) and "13800138000" not in str(got)
     by_number = await (await client.get("/api/workorders", headers=h, params={"number": "13800138000"})).json()
-    assert by_number == []
+    assert [w["incoming_number"] for w in by_number] == ["***"]  # the agent who took it: masked
+    h2 = await login(client, "1002")
+    by_number = await (await client.get("/api/workorders", headers=h2, params={"number": "13800138000"})).json()
+    assert by_number == []  # any other agent: not there at all
     hs = await login(client, "2001")
     got = await (await client.get(f"/api/workorders/{wo['id']}", headers=hs)).json()
     assert got["customer_name"] == "王小明" and got["incoming_number"] == "13800138000"
