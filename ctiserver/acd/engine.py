@@ -90,7 +90,7 @@ class _Agent:
     skills: dict[str, int]
     state: str = LOGGED_OUT
     reason: str | None = None
-    since: float = 0.0
+    since: float | None = None  # when the current state began; None: logged out since before we knew
     idle_since: float = 0.0
     order: int = 0  # stable tie-break (config order)
     version: int = 0
@@ -617,7 +617,7 @@ class AcdEngine:
     def agents_snapshot(self, now: float) -> list[dict[str, Any]]:
         """Every agent's state for a wallboard or a desktop reconnect."""
         return [{"agent_id": a.id, "state": a.state, "reason": a.reason, "since": a.since,
-                 "in_state_s": now - a.since, "call_id": a.call.id if a.call else None,
+                 "in_state_s": None if a.since is None else now - a.since, "call_id": a.call.id if a.call else None,
                  "pending_not_ready": a.pending_not_ready, "skills": dict(a.skills)}
                 for a in self._agents.values()]
 
@@ -693,7 +693,8 @@ class AcdEngine:
             for s in a.skills:
                 staffed[s] += delta_staffed
                 serving[s] += delta_serving
-        duration = now - a.since
+        # time in the previous state; unknown (None) for the logged-out time before the first login we saw
+        duration = None if a.since is None else now - a.since
         a.state = nxt
         a.reason = new_reason
         a.since = now

@@ -44,7 +44,8 @@ def test_login_ready_and_state_events_carry_previous_state_and_duration() -> Non
     assert eng.agent_state("1001") == ("available", None)
     states = [(e.data["previous"], e.data["state"], e.data["duration_s"])
               for e in events(cmds, Kind.AGENT_STATE)]
-    assert states == [("logged_out", "not_ready", 10.0), ("not_ready", "available", 15.0)]
+    # how long they were logged out before the first login is unknown; after it, durations run from it
+    assert states == [("logged_out", "not_ready", None), ("not_ready", "available", 15.0)]
 
 
 def test_illegal_transition_names_state_and_event() -> None:
@@ -862,3 +863,18 @@ def test_callbacks_never_overflow_by_max_wait_and_leave_nothing_stale_when_taken
     [cancel] = only(eng.enqueue("c3", "billing", "normal", "13900000001", 30.0), CancelCallback)
     assert cancel.call_id == "c1"
     assert eng._kept == {("13900000002", "billing"): eng._calls["cb-2-1"]}  # nothing stale left behind
+
+
+def test_the_first_login_row_has_no_epoch_for_a_duration() -> None:
+    """The agent.state row of a login used to carry `now - 0`, i.e. the epoch, as the time logged out.
+    Unknown before the first login this engine saw; from a logout it saw, the real time logged out."""
+    eng = engine({"1001": {"billing": 5}}, ready=False)
+    now = 1_700_000_000.0
+    assert eng.agents_snapshot(now)[0]["in_state_s"] is None
+    cmds = eng.login("1001", now)
+    cmds += eng.set_ready("1001", now + 12.5)
+    cmds += eng.logout("1001", now + 20.0)
+    cmds += eng.login("1001", now + 80.0)
+    assert [(e.data["previous"], e.data["duration_s"]) for e in events(cmds, Kind.AGENT_STATE)] == [
+        ("logged_out", None), ("not_ready", 12.5), ("available", 7.5), ("logged_out", 60.0)]
+    assert eng.agents_snapshot(now + 81.0)[0]["in_state_s"] == 1.0
