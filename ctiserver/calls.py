@@ -48,6 +48,7 @@ from typing import Any, Protocol
 from .acd.engine import TALKING
 from .acd.model import AcdError
 from .ami.errors import AmiError
+from .ami.message import event_time
 from .events import Event, Kind
 from .tracker import CallTracker, Leg
 from .web.ports import PortError, TargetKind, TransferKind
@@ -202,13 +203,16 @@ class AmiCallControl:
         if not resp.success:
             raise PortError("asterisk-refused", f"Asterisk refused {name}: {resp.message}", 409)
 
-    def note_completed_transfer(self, server: str, call_id: str, agent_id: str, kind: str) -> None:
-        """Asterisk says an agent's transfer completed: log `acd.transfer` if the desktop did not start it
-        (the agent used the phone's transfer keys), so the KPIs count every transfer once."""
+    def note_completed_transfer(self, server: str, call_id: str, agent_id: str, kind: str,
+                                when: float | None = None) -> None:
+        """Asterisk says an agent's transfer completed (at `when`, Asterisk's time): log `acd.transfer` if
+        the desktop did not start it (the agent used the phone's transfer keys), so the KPIs count every
+        transfer once."""
         started = self._desk_transfers.pop(call_id, None)
         if started is not None and self.now() - started <= DESK_TRANSFER_MEMORY_S:
             return
-        self.emit(Event(kind=Kind.ACD_TRANSFER, ts=self.now(), call_id=call_id, agent_id=agent_id, server=server,
+        self.emit(Event(kind=Kind.ACD_TRANSFER, ts=self.now() if when is None else when, call_id=call_id,
+                        agent_id=agent_id, server=server,
                         data={"target": "", "target_kind": "phone", "kind": kind, "escalated": False,
                               "by": "phone"}))
 
@@ -302,7 +306,8 @@ class _Talks(Protocol):
 
 
 def transfer_listener(acd: _Talks, agent_of: Callable[[str], str | None],
-                      on_transfer: Callable[[str, str, str, str], None] | None = None) -> Callable[[str, Any], None]:
+                      on_transfer: Callable[[str, str, str, str, float | None], None] | None = None,
+                      ) -> Callable[[str, Any], None]:
     """AMI listener: a completed transfer away from an agent ends their ACD talk (they go to wrap-up);
     the answer of a consultation the ACD serves under its own channel id is noted.
 
@@ -312,8 +317,8 @@ def transfer_listener(acd: _Talks, agent_of: Callable[[str], str | None],
     agent; the call the ACD has them talking on is ended, so they wrap up now and not when the
     caller, by then talking to someone else, hangs up (the caller's Dial returns then and finds
     the talk already closed). `acd.transfer` is logged by whoever started the transfer; a transfer
-    made with the phone's own keys has no such starter, so `on_transfer(server, call_id, agent, kind)`
-    (AmiCallControl.note_completed_transfer) logs it unless the desktop started it.
+    made with the phone's own keys has no such starter, so `on_transfer(server, call_id, agent, kind, when)`
+    (AmiCallControl.note_completed_transfer) logs it, at Asterisk's time, unless the desktop started it.
     """
 
     def listener(server: str, msg: Any) -> None:
@@ -323,7 +328,7 @@ def transfer_listener(acd: _Talks, agent_of: Callable[[str], str | None],
             # is answered when the channel that dialled, the consultation leg, says so.
             uid = msg.get("Uniqueid")
             if msg.get("DialStatus") == "ANSWER" and uid and uid != msg.get("Linkedid"):
-                acd.note_answered(str(uid))
+                acd.note_answered(str(uid), event_time(msg))
             return
         if event == "AttendedTransfer":
             channel = msg.get("OrigTransfererChannel")
@@ -345,6 +350,7 @@ def transfer_listener(acd: _Talks, agent_of: Callable[[str], str | None],
         except AcdError:
             log.exception("ACD could not close call %s after its transfer", call_id)
         if on_transfer is not None:
-            on_transfer(server, call_id, agent, "attended" if event == "AttendedTransfer" else "blind")
+            on_transfer(server, call_id, agent, "attended" if event == "AttendedTransfer" else "blind",
+                        event_time(msg))
 
     return listener

@@ -10,6 +10,7 @@ so the socket reader never waits on slow work.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import time
@@ -24,10 +25,12 @@ from .agi_types import AgiChannel, AgiHandler
 from .clock import Clock, SystemClock
 from .config import AmiServer, ServerConfig, resolve_db_url
 from .events import Event, Kind
-from .tracker import CallTracker
+from .tracker import CallTracker, RecordedCall
 from .web.guard import new_app
 
 log = logging.getLogger(__name__)
+
+RECORDED_LOOKUP_S = 5.0  # how long a resync waits for the event log to say which calls it already has
 
 AmiListener = Callable[[str, Any], None]  # (server name, AmiMessage)
 
@@ -86,6 +89,7 @@ class CtiServer:
 
     def _on_ami_event(self, server: str, msg: Any) -> None:
         self.ami_meter.add()
+        # the tracker takes each event's own time (Asterisk's Timestamp); the clock is only its fallback
         for event in self.trackers[server].feed(msg, self.clock.now()):
             self.emit(event)
         for listener in self.ami_listeners:
@@ -113,18 +117,41 @@ class CtiServer:
         try:
             resp = (await client.action("CoreShowChannels", {})).raise_for_error("CoreShowChannels")
         except Exception as exc:  # without a full list we must not close calls we merely failed to see
-            tracker._resync_seen = None
+            tracker.cancel_resync()
             log.warning("resync of %s failed: %s", name, exc)
             return
-        now = self.clock.now()
-        for msg in resp.events:
-            tracker.feed(msg, now)
-        for event in tracker.end_resync(now):
+        try:
+            for msg in resp.events:
+                tracker.feed(msg, self.clock.now())
+            recorded = await self._recorded_calls(name, tracker.resync_unknown_calls())
+        except BaseException:
+            tracker.cancel_resync()
+            raise
+        for event in tracker.end_resync(self.clock.now(), recorded):
             self.emit(event)
         log.info("resynced %s: %d live calls", name, len(tracker.calls))
         self._resynced_names.add(name)
         if self._resynced_names >= set(self.trackers):
             self.resynced.set()
+
+    async def _recorded_calls(self, server: str, call_ids: set[str]) -> dict[str, RecordedCall]:
+        """Live calls the event log already holds (a previous run of the CTI saw them start), so that the
+        resync adopts them without a second call.new and measures them from their recorded start.
+        Best effort: with the database away they are adopted as new (and said so in the log)."""
+        if not call_ids or self.store is None:
+            return {}
+        from .store.query import recorded_calls
+
+        try:
+            async with asyncio.timeout(RECORDED_LOOKUP_S):
+                if self.store.status().get("journaled"):  # a previous run's events still on their way in
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self.store.flush(), RECORDED_LOOKUP_S / 2)
+                return await recorded_calls(self.store.engine, call_ids, server=server)
+        except Exception as exc:
+            log.warning("resync of %s: could not read which of its %d unknown calls are already recorded (%s); "
+                        "adopting them as new calls", server, len(call_ids), exc)
+            return {}
 
     def _on_ami_disconnect(self, server: AmiServer, reason: str) -> None:
         self.emit(Event(kind=Kind.AMI_LOST, ts=self.clock.now(), server=server.name, data={"reason": reason}))
@@ -159,6 +186,7 @@ class CtiServer:
                 on_event=functools.partial(self._on_ami_event, server.name),
                 on_connect=functools.partial(self._on_ami_connect, server),
                 on_disconnect=functools.partial(self._on_ami_disconnect, server),
+                clock=self.clock,
             )
             self.ami[server.name] = client
             await client.start()

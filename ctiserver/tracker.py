@@ -3,17 +3,32 @@
 Pure: it takes AMI messages (anything with `get(name, default)`) and `now`, and
 returns `Event`s. Calls are keyed by Linkedid (all legs of one call share it),
 channels by Uniqueid. After every (re)connect the AMI adapter runs a resync:
-`begin_resync()`, feed every `CoreShowChannel` event, `end_resync(now)`; the
-tracker then closes channels Asterisk no longer has (they ended while we were
+`begin_resync()`, feed every `CoreShowChannel` event, `end_resync(now, recorded)`;
+the tracker then closes channels Asterisk no longer has (they ended while we were
 away) and adopts the ones it has that we never saw.
+
+Times are Asterisk's: an event's time is its `Timestamp` header (manager.conf
+`timestampevents = yes`), and `now` is only the fallback for an event without one
+(see `ami.message.event_time`). So a call's duration is what Asterisk saw, however
+late the CTI read its events.
+
+Adopting after a CTI restart: the calls the previous process already recorded are
+passed in as `recorded` (read from the event store); they are adopted silently and
+keep their recorded start, so a call has one `call.new` and its `call.end` measures
+from the real start. A call with no record starts at the channel's creation time as
+Asterisk reports it (CoreShowChannel `Duration`, tightened by the Uniqueid's epoch
+second), not at the time of the resync.
 """
 
 from __future__ import annotations
 
 import logging
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from .ami.message import event_time
 from .events import Event, Kind
 
 log = logging.getLogger(__name__)
@@ -63,6 +78,40 @@ class Call:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class RecordedCall:
+    """What the event store already holds about a live call (written by an earlier process)."""
+
+    started: float  # ts of its call.new
+    legs: frozenset[str] = frozenset()  # Uniqueids with a call.new or call.leg row
+    answered: frozenset[str] = frozenset()  # Uniqueids with a call.answer row
+    answered_at: float | None = None  # ts of its first call.answer
+
+
+_DURATION = re.compile(r"^(\d+):([0-5]?\d):([0-5]?\d)$")
+_UNIQUEID_EPOCH = re.compile(r"(?:^|-)(\d{9,11})\.\d+$")  # [systemname-]<epoch second>.<sequence>
+
+
+def channel_created(duration: str | None, uniqueid: str, listed_at: float) -> float | None:
+    """When a channel was created, from a CoreShowChannel listed at `listed_at` (Asterisk's time).
+
+    `Duration: HH:MM:SS` is whole seconds of age, so creation lies in (listed - d - 1, listed - d];
+    a default Uniqueid begins with the creation's epoch second, [u, u + 1). The middle of what both
+    allow is returned (within 0.5 s); None when Duration is missing or unreadable.
+    """
+    m = _DURATION.match((duration or "").strip())
+    if m is None:
+        return None
+    age = int(m.group(1)) * 3600 + int(m.group(2)) * 60 + int(m.group(3))
+    lo, hi = listed_at - age - 1.0, listed_at - age
+    u = _UNIQUEID_EPOCH.search(uniqueid)
+    if u is not None:
+        u_lo = float(u.group(1))
+        if max(lo, u_lo) < min(hi, u_lo + 1.0):  # a custom ChannelId that happens to look like one is ignored
+            lo, hi = max(lo, u_lo), min(hi, u_lo + 1.0)
+    return (lo + hi) / 2
+
+
 def _s(msg: AmiLike, name: str) -> str:
     value = msg.get(name, None)
     return "" if value is None else str(value)
@@ -79,7 +128,9 @@ class CallTracker:
         self.server = server
         self.calls: dict[str, Call] = {}
         self.legs: dict[str, Leg] = {}
-        self._resync_seen: dict[str, AmiLike] | None = None
+        self._resync_seen: dict[str, tuple[AmiLike, float]] | None = None  # uid -> (CoreShowChannel, listed at)
+        self._resync_born: set[str] = set()  # channels that appeared (Newchannel) while a resync ran
+        self._resync_gone: set[str] = set()  # channels that hung up while a resync ran
         self.skipped = 0  # malformed or unusable events
 
     # --- queries ---------------------------------------------------------
@@ -92,14 +143,21 @@ class CallTracker:
 
     # --- input -------------------------------------------------------------
     def feed(self, msg: AmiLike, now: float) -> list[Event]:
+        """One AMI event; `now` is the fallback time for an event without Asterisk's Timestamp."""
         name = _s(msg, "Event")
+        at = event_time(msg, now)
         try:
             if name == "Newchannel":
-                return self._new_channel(msg, now)
+                out = self._new_channel(msg, at)
+                if self._resync_seen is not None:
+                    self._resync_born.add(_s(msg, "Uniqueid"))
+                return out
             if name == "Newstate":
-                return self._new_state(msg, now)
+                return self._new_state(msg, at)
             if name == "Hangup":
-                return self._hangup(msg, now, _s(msg, "Cause"), _s(msg, "Cause-txt"))
+                if self._resync_seen is not None:
+                    self._resync_gone.add(_s(msg, "Uniqueid"))
+                return self._hangup(msg, at, _s(msg, "Cause"), _s(msg, "Cause-txt"))
             if name == "NewConnectedLine" or name == "NewCallerid":
                 return self._caller_update(msg)
             if name == "DialBegin":
@@ -107,7 +165,7 @@ class CallTracker:
             if name == "CoreShowChannel" and self._resync_seen is not None:
                 uid = _s(msg, "Uniqueid")
                 if uid:
-                    self._resync_seen[uid] = msg
+                    self._resync_seen[uid] = (msg, at)
                 return []
         except _Malformed as exc:
             self.skipped += 1
@@ -116,24 +174,60 @@ class CallTracker:
 
     def begin_resync(self) -> None:
         self._resync_seen = {}
+        self._resync_born, self._resync_gone = set(), set()
 
-    def end_resync(self, now: float) -> list[Event]:
-        """Reconcile with the channels Asterisk reported; returns the events that implies."""
-        seen = self._resync_seen or {}
+    def cancel_resync(self) -> None:
+        """The listing failed: keep every channel (we must not close calls we merely failed to see)."""
         self._resync_seen = None
+        self._resync_born, self._resync_gone = set(), set()
+
+    def resync_unknown_calls(self) -> set[str]:
+        """Call ids (Linkedids) of listed channels the tracker does not know: ask the store about these."""
+        return {_s(msg, "Linkedid") or uid for uid, (msg, _) in (self._resync_seen or {}).items()
+                if uid not in self.legs}
+
+    def end_resync(self, now: float, recorded: Mapping[str, RecordedCall] | None = None) -> list[Event]:
+        """Reconcile with the channels Asterisk reported; returns the events that implies.
+
+        `recorded`: calls the store already holds (see `RecordedCall`); they get no second call.new,
+        call.leg or call.answer, and keep their recorded start."""
+        seen = self._resync_seen or {}
+        born, gone = self._resync_born, self._resync_gone
+        self._resync_seen, self._resync_born, self._resync_gone = None, set(), set()
+        recorded = recorded or {}
         out: list[Event] = []
-        for uid in [u for u in self.legs if u not in seen]:
+        for uid in [u for u in self.legs if u not in seen and u not in born]:
             out += self._hangup_uid(uid, now, "0", "ended while the CTI was disconnected")
-        for uid, msg in seen.items():
-            if uid not in self.legs:
-                try:
-                    out += self._new_channel(msg, now, resynced=True)
-                except _Malformed as exc:
-                    self.skipped += 1
-                    log.warning("skipping malformed CoreShowChannel: %s", exc)
-                    continue
-                if _s(msg, "ChannelState") == UP:
-                    out += self._answer(self.legs[uid], now)
+        adopt: list[tuple[float, str, AmiLike, float]] = []
+        for uid, (msg, listed_at) in seen.items():
+            if uid not in self.legs and uid not in gone:  # a listed channel may hang up before we get here
+                created = channel_created(_s(msg, "Duration"), uid, listed_at)
+                adopt.append((listed_at if created is None else created, uid, msg, listed_at))
+        adopt.sort(key=lambda item: item[0])  # a call's first channel first: the call starts with it
+        for created, uid, msg, listed_at in adopt:
+            linkedid = _s(msg, "Linkedid") or uid
+            known = recorded.get(linkedid)
+            try:
+                events = self._new_channel(msg, created, resynced=True,
+                                           call_started=known.started if known else None)
+            except _Malformed as exc:
+                self.skipped += 1
+                log.warning("skipping malformed CoreShowChannel: %s", exc)
+                continue
+            if known is not None:
+                call = self.calls[linkedid]
+                if known.answered_at is not None and call.answered_at is None:
+                    call.answered_at = known.answered_at
+                if uid in known.legs:
+                    events = []
+                elif events and events[0].kind == Kind.CALL_NEW:  # its call.new is in the store: a leg
+                    leg = self.legs[uid]
+                    events = [self._event(Kind.CALL_LEG, linkedid, created, uniqueid=uid, channel=leg.channel,
+                                          resynced=True)]
+            out += events
+            if _s(msg, "ChannelState") == UP:
+                answer = self._answer(self.legs[uid], listed_at)
+                out += [] if known is not None and uid in known.answered else answer
         return out
 
     def drop_all(self, now: float, reason: str) -> list[Event]:
@@ -147,7 +241,8 @@ class CallTracker:
     def _event(self, kind: str, call_id: str | None, now: float, **data: Any) -> Event:
         return Event(kind=kind, ts=now, call_id=call_id, server=self.server, data=data)
 
-    def _new_channel(self, msg: AmiLike, now: float, resynced: bool = False) -> list[Event]:
+    def _new_channel(self, msg: AmiLike, now: float, resynced: bool = False,
+                     call_started: float | None = None) -> list[Event]:
         uid = _s(msg, "Uniqueid")
         if not uid:
             raise _Malformed("no Uniqueid")
@@ -168,11 +263,11 @@ class CallTracker:
         call = self.calls.get(linkedid)
         extra = {"resynced": True} if resynced else {}
         if call is None:
-            call = Call(call_id=linkedid, started=now, caller_num=leg.caller_num,
-                        caller_name=leg.caller_name, exten=leg.exten)
+            call = Call(call_id=linkedid, started=now if call_started is None else call_started,
+                        caller_num=leg.caller_num, caller_name=leg.caller_name, exten=leg.exten)
             self.calls[linkedid] = call
             call.legs[uid] = leg
-            return [self._event(Kind.CALL_NEW, linkedid, now, uniqueid=uid, channel=leg.channel,
+            return [self._event(Kind.CALL_NEW, linkedid, call.started, uniqueid=uid, channel=leg.channel,
                                 caller_num=leg.caller_num, caller_name=leg.caller_name,
                                 exten=leg.exten, context=leg.context,
                                 direction=_direction(leg.context), **extra)]

@@ -25,6 +25,7 @@ from .acd.engine import AcdEngine
 from .acd.hold import hold_listener
 from .acd.runtime import AcdHooks, AcdRuntime
 from .agi_types import AgiChannel, AgiError, AgiHangup
+from .ami.message import event_time
 from .calls import AgentChannels, AmiCallControl, transfer_listener
 from .config import ServerConfig
 from .ivr.data import SqlDataProvider, load_sample_data
@@ -66,7 +67,7 @@ def _on_dial_end(acd: AcdRuntime) -> Any:
         if msg.get("Event") == "DialEnd" and msg.get("DialStatus") == "ANSWER":
             call_id = msg.get("Linkedid") or msg.get("Uniqueid")
             if call_id:
-                acd.note_answered(str(call_id))
+                acd.note_answered(str(call_id), event_time(msg))  # Asterisk's time of the answer
 
     return listener
 

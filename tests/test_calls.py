@@ -248,6 +248,7 @@ class Talks:
         self.state = state
         self.ended: list[str] = []
         self.answered: list[str] = []
+        self.answered_at: list[float | None] = []
         self.engine = self
 
     def agent_ids(self) -> list[str]:
@@ -265,6 +266,7 @@ class Talks:
 
     def note_answered(self, call_id: str, when: float | None = None) -> bool:
         self.answered.append(call_id)
+        self.answered_at.append(when)
         return True
 
 
@@ -289,10 +291,11 @@ def test_a_completed_transfer_away_from_an_agent_ends_their_talk_once() -> None:
 def test_a_consultation_is_answered_by_its_own_id_not_the_callers() -> None:
     acd = Talks()
     listen = transfer_listener(acd, AgentChannels())
-    listen("pbx1", {"Event": "DialEnd", "DialStatus": "ANSWER", "Uniqueid": "1.5", "Linkedid": "1.0"})
+    listen("pbx1", {"Event": "DialEnd", "DialStatus": "ANSWER", "Uniqueid": "1.5", "Linkedid": "1.0",
+                    "Timestamp": "1700000020.250000"})
     listen("pbx1", {"Event": "DialEnd", "DialStatus": "ANSWER", "Uniqueid": "1.0", "Linkedid": "1.0"})
     listen("pbx1", {"Event": "DialEnd", "DialStatus": "NOANSWER", "Uniqueid": "1.7", "Linkedid": "1.0"})
-    assert acd.answered == ["1.5"]
+    assert acd.answered == ["1.5"] and acd.answered_at == [1700000020.25]  # answered when Asterisk says
 
 
 async def test_refusals_and_a_lost_ami_link_are_port_errors() -> None:
@@ -323,10 +326,11 @@ async def test_a_transfer_made_with_the_phones_keys_is_logged_once_a_desktop_one
     listen = transfer_listener(acd, AgentChannels([("1001", "PJSIP/agent1001")]),
                                on_transfer=calls.note_completed_transfer)
     xfer = {"Event": "AttendedTransfer", "Result": "Success", "OrigTransfererChannel": "PJSIP/agent1001-00000002"}
-    listen("pbx1", xfer)  # nobody at the desktop started it: the phone did
+    listen("pbx1", {**xfer, "Timestamp": "1700000030.125000"})  # nobody at the desktop started it: the phone did
     [phone] = [e for e in log if e.kind == Kind.ACD_TRANSFER]
     assert (phone.call_id, phone.agent_id, phone.data["kind"], phone.data["by"]) == ("c1", "1001", "attended",
                                                                                      "phone")
+    assert phone.ts == 1700000030.125  # when Asterisk completed it
     log.clear()
     calls._desk_transfers["c1"] = calls.now()  # as transfer() records one it started
     acd.state = "talking"

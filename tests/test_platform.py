@@ -153,6 +153,23 @@ async def place_call(ami: AmiRecorder, agent: str, talk_s: int = 1) -> str:
 LIFECYCLE = {Kind.CALL_NEW, Kind.CALL_ANSWER, Kind.CALL_HANGUP, Kind.CALL_END}
 
 
+def ami_stamp(ami: AmiRecorder, event: str, call_id: str, *, last: bool = False) -> float:
+    """Asterisk's Timestamp of the first (or last) `event` of a call, as the recorder received it."""
+    stamps = [m.timestamp for m in ami.events if m.get("Event") == event and m.get("Linkedid") == call_id]
+    assert stamps and None not in stamps, f"{event} of {call_id} without Timestamp (manager.conf timestampevents)"
+    return float(max(stamps) if last else min(stamps))
+
+
+async def asterisk_duration(ami: AmiRecorder, call_id: str) -> float:
+    """A call's length by Asterisk's clock: first Newchannel to the Hangup of its last channel."""
+    def all_gone(_: Any) -> bool:
+        def uids(name: str) -> set[str]:
+            return {m.get("Uniqueid") for m in ami.events if m.get("Event") == name and m.get("Linkedid") == call_id}
+        return bool(uids("Newchannel")) and uids("Newchannel") <= uids("Hangup")
+    await ami.wait_for(all_gone, timeout=20)
+    return ami_stamp(ami, "Hangup", call_id, last=True) - ami_stamp(ami, "Newchannel", call_id)
+
+
 async def test_serve_records_a_call_lifecycle(asterisk_sandbox, ami: AmiRecorder, db_url: str, tmp_path: Path):
     server = ServeProcess(tmp_path, db_url, asterisk_sandbox)
     try:
@@ -164,7 +181,15 @@ async def test_serve_records_a_call_lifecycle(asterisk_sandbox, ami: AmiRecorder
         assert kinds.index(Kind.CALL_NEW) < kinds.index(Kind.CALL_ANSWER) < kinds.index(Kind.CALL_END)
         assert kinds[-1] == Kind.CALL_END
         end = rows[-1]
-        assert end.data["answered"] is True and end.data["duration_s"] >= 1.0
+        # the duration is what Asterisk saw: its own Timestamps, from the first channel to the last hang-up,
+        # however late the server (on a busy machine) read those events
+        assert end.data["answered"] is True
+        assert end.data["duration_s"] == pytest.approx(await asterisk_duration(ami, call_id), abs=0.0015)
+        assert end.data["duration_s"] >= 1.0  # the agent talked 1 s by Asterisk's clock
+        new, answer = rows[kinds.index(Kind.CALL_NEW)], rows[kinds.index(Kind.CALL_ANSWER)]
+        assert new.ts == ami_stamp(ami, "Newchannel", call_id)
+        assert end.ts == ami_stamp(ami, "Hangup", call_id, last=True)
+        assert new.ts < answer.ts < end.ts
         assert all(e.server == "pbx1" for e in rows)
         metrics = server.metrics()
         assert 'ctiserver_ami_connected{server="pbx1"} 1' in metrics
@@ -172,6 +197,70 @@ async def test_serve_records_a_call_lifecycle(asterisk_sandbox, ami: AmiRecorder
     finally:
         assert server.stop() == 0, server.log_text()[-2000:]
     assert "Traceback" not in server.log_text()
+
+
+async def start_long_call(ami: AmiRecorder, agent: str, talk_s: int) -> str:
+    """An answered Local call that lasts about `talk_s` seconds; returns its call id at once."""
+    await ami.setvar(f"AGENT_{agent}_MODE", "answer")
+    await ami.setvar(f"AGENT_{agent}_TALK", str(talk_s))
+    await ami.setvar(f"AGENT_{agent}_RING", "0")
+    channel_id = f"plat-{uuid.uuid4().hex[:16]}"
+    (await ami.action("Originate", {"Channel": f"Local/{agent}@sim-agents", "Application": "Wait",
+                                     "Data": str(talk_s + 1), "Async": "true", "ChannelId": channel_id})
+     ).raise_for_error()
+    await ami.wait_for(lambda m: m.get("Event") == "Newstate" and m.get("Linkedid") == channel_id
+                       and m.get("ChannelState") == "6", timeout=20)
+    await ami.setvar(f"AGENT_{agent}_MODE", "")
+    return channel_id
+
+
+async def test_a_restarted_server_records_a_live_call_once_and_measures_it_whole(
+        asterisk_sandbox, ami: AmiRecorder, db_url: str, tmp_path: Path):
+    """Item 24: the CTI restarts mid-call. The new process adopts the call from Asterisk's channel list
+    without a second call.new (nor call.leg/call.answer), and its call.end measures the whole call from
+    the call.new the first process wrote, as Asterisk timed it, not from the restart."""
+    first = ServeProcess(tmp_path / "first", db_url, asterisk_sandbox)
+    try:
+        await first.wait_healthy(connected=True)
+        call_id = await start_long_call(ami, "1009", talk_s=6)
+        await call_events(db_url, call_id, {Kind.CALL_NEW, Kind.CALL_ANSWER})
+    finally:
+        assert first.stop() == 0, first.log_text()[-2000:]
+    before = await call_events(db_url, call_id, set())  # all the first process wrote (it flushed on stop)
+    assert Kind.CALL_END not in {e.kind for e in before}, "the call outlives the first process"
+    second = ServeProcess(tmp_path / "second", db_url, asterisk_sandbox)
+    try:
+        await second.wait_healthy(connected=True)
+        rows = await call_events(db_url, call_id, LIFECYCLE, timeout=30)
+    finally:
+        assert second.stop() == 0, second.log_text()[-2000:]
+    kinds = [e.kind for e in rows]
+    assert kinds.count(Kind.CALL_NEW) == 1 and kinds.count(Kind.CALL_END) == 1, kinds
+    starts = {Kind.CALL_NEW, Kind.CALL_LEG, Kind.CALL_ANSWER}
+    assert [e for e in rows if e.kind in starts] == [e for e in before if e.kind in starts], "nothing recorded twice"
+    end = rows[-1]
+    assert end.kind == Kind.CALL_END and end.data["answered"] is True
+    assert end.data["duration_s"] == pytest.approx(await asterisk_duration(ami, call_id), abs=0.0015)
+
+
+async def test_a_call_that_began_while_the_server_was_down_is_measured_from_its_creation(
+        asterisk_sandbox, ami: AmiRecorder, db_url: str, tmp_path: Path):
+    """Item 24: no record of the call at all (it began while no CTI ran): adopted with one call.new, and
+    its duration starts at the channel's creation as Asterisk lists it (whole seconds: within 0.5 s),
+    not at the resync."""
+    call_id = await start_long_call(ami, "1009", talk_s=5)
+    server = ServeProcess(tmp_path, db_url, asterisk_sandbox)
+    try:
+        await server.wait_healthy(connected=True)
+        rows = await call_events(db_url, call_id, LIFECYCLE, timeout=30)
+    finally:
+        assert server.stop() == 0, server.log_text()[-2000:]
+    kinds = [e.kind for e in rows]
+    assert kinds.count(Kind.CALL_NEW) == 1 and rows[0].data["resynced"] is True, kinds
+    end = rows[-1]
+    assert end.kind == Kind.CALL_END
+    assert end.data["duration_s"] == pytest.approx(await asterisk_duration(ami, call_id), abs=0.55)
+    assert end.data["duration_s"] >= 5.0
 
 
 async def test_server_survives_asterisk_restart(asterisk_sandbox, db_url: str, tmp_path: Path):

@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from ..ami.message import event_time
+
 
 class _Holds(Protocol):
     def note_hold(self, call_id: str, on: bool, when: float | None = None) -> bool: ...
@@ -23,6 +25,6 @@ def hold_listener(acd: _Holds) -> Callable[[str, Any], None]:
         if event in ("Hold", "Unhold"):
             call_id = msg.get("Linkedid") or msg.get("Uniqueid")
             if call_id:
-                acd.note_hold(str(call_id), event == "Hold")
+                acd.note_hold(str(call_id), event == "Hold", event_time(msg))  # as Asterisk stamped it
 
     return listener

@@ -14,6 +14,8 @@ Shape:
   never waits: responses complete their action's future, list events are
   collected into that action's `AmiResponse`, every other event goes on ONE
   queue. (Asterisk drops a session whose writes block for 100 ms.)
+- each frame is stamped with the time it was read (`AmiMessage.received`, from the
+  injected clock): the fallback for an event without Asterisk's own `Timestamp`.
 - one consumer task for the client's life: takes the queue in order and calls
   `on_event` synchronously; an exception there is logged and the stream goes on.
   Connection changes travel through the same queue, so `on_disconnect` runs after
@@ -41,6 +43,7 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 
+from ..clock import Clock, SystemClock
 from ..config import AmiServer
 from .actions import FieldValue, encode_action
 from .errors import (
@@ -176,12 +179,14 @@ class AmiClient:
         *,
         rng: random.Random | None = None,
         boot_wait_s: float = BOOT_WAIT_LONG_S,
+        clock: Clock | None = None,
     ) -> None:
         self.server = server
         self._on_event = on_event
         self._on_connect = on_connect
         self._on_disconnect = on_disconnect
         self._rng = rng or random.Random()
+        self._clock: Clock = clock or SystemClock()  # stamps each frame's receive time (epoch seconds)
         self._boot_wait_s = boot_wait_s  # longest wait for a late FullyBooted (see _connect_info)
         self._queue: asyncio.Queue[AmiMessage | _Connected | _Lost] = asyncio.Queue()
         self._framer = AmiFramer()
@@ -425,7 +430,7 @@ class AmiClient:
                 data = await reader.read(READ_CHUNK)
                 if not data:
                     break
-                for msg in self._framer.feed(data):
+                for msg in self._framer.feed(data, self._clock.now()):
                     try:
                         self._route(msg)
                     except Exception:  # routing is ours and cheap; a bug must not drop the link

@@ -61,7 +61,8 @@ class AmiFramer:
         self._at_start = True
         self._skipping = False
 
-    def feed(self, data: bytes) -> list[AmiMessage]:
+    def feed(self, data: bytes, received: float | None = None) -> list[AmiMessage]:
+        """`received`: when `data` was read (stamped on each message as its fallback time)."""
         self._buf += data
         out: list[AmiMessage] = []
         if self._at_start and not self._take_banner():
@@ -83,7 +84,7 @@ class AmiFramer:
             if len(raw) > self.max_frame:
                 self._drop_oversize(len(raw))
                 continue
-            msg = self._parse(raw)
+            msg = self._parse(raw, received)
             if msg is not None:
                 self.frames += 1
                 out.append(msg)
@@ -128,7 +129,7 @@ class AmiFramer:
         log.warning("AMI frame over %d bytes (%d so far) dropped; resyncing at the next blank line",
                     self.max_frame, size)
 
-    def _parse(self, raw: bytes) -> AmiMessage | None:
+    def _parse(self, raw: bytes, received: float | None = None) -> AmiMessage | None:
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
@@ -136,11 +137,11 @@ class AmiFramer:
             log.warning("AMI frame is not valid UTF-8 (%s at byte %d); bad bytes replaced",
                         exc.reason, exc.start)
             text = raw.decode("utf-8", "replace")
-        return parse_frame(text, self, self.kinds)
+        return parse_frame(text, self, self.kinds, received)
 
 
 def parse_frame(text: str, stats: AmiFramer | None = None,
-                kinds: tuple[str, ...] = _DEFAULT_KINDS) -> AmiMessage | None:
+                kinds: tuple[str, ...] = _DEFAULT_KINDS, received: float | None = None) -> AmiMessage | None:
     """One frame's text (without the blank line) to a message; None if nothing usable."""
     pairs = _LINE.findall(text)
     if pairs and len(pairs) == text.count("\n") + 1 and not text.startswith("Response: Follows"):
@@ -148,11 +149,12 @@ def parse_frame(text: str, stats: AmiFramer | None = None,
         wanted = kinds if kinds == _DEFAULT_KINDS else tuple(k.lower() for k in kinds)
         first = pairs[0][0].lower()
         if first in wanted or any(k.lower() in wanted for k, _ in pairs):
-            return AmiMessage._trusted(tuple(pairs))
-    return _parse_slow(text, stats, kinds)
+            return AmiMessage._trusted(tuple(pairs), "", received)
+    return _parse_slow(text, stats, kinds, received)
 
 
-def _parse_slow(text: str, stats: AmiFramer | None, kinds: tuple[str, ...]) -> AmiMessage | None:
+def _parse_slow(text: str, stats: AmiFramer | None, kinds: tuple[str, ...],
+                received: float | None = None) -> AmiMessage | None:
     lines = [line.rstrip("\r") for line in text.split("\n")]
     while lines and not lines[0].strip():
         lines.pop(0)
@@ -178,4 +180,4 @@ def _parse_slow(text: str, stats: AmiFramer | None, kinds: tuple[str, ...]) -> A
             stats.dropped += 1
         log.warning("AMI frame without %s header dropped (%d lines)", "/".join(kinds), len(lines))
         return None
-    return AmiMessage(items, "\n".join(body))
+    return AmiMessage(items, "\n".join(body), received)

@@ -4,12 +4,18 @@ panoramisk's `Message.__getattr__` answers `''` for a header that is not there, 
 typo (`msg.uniqeid`) reads as an empty value and nobody notices. Here a missing
 header is `None` from `get()` or an `AmiFieldMissing` from `require()`; repeated
 headers (`ChanVariable`, `Output`, `Variable`) are all kept, in order.
+
+Time: with `timestampevents = yes` in manager.conf every event carries Asterisk's own
+`Timestamp: <epoch>.<micro>`; `when` is that, else the time the frame was read off the
+socket (`received`, stamped by the reader). Durations taken from `when` do not depend on
+how late the CTI got round to an event.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Iterator, Sequence
-from typing import TypeVar
+from typing import Any, TypeVar, overload
 
 from .errors import AmiFieldMissing
 
@@ -19,24 +25,26 @@ T = TypeVar("T")
 class AmiMessage:
     """Headers of one frame, in wire order; lookups ignore case, first value wins."""
 
-    __slots__ = ("_body", "_first", "_items", "_repeats")
+    __slots__ = ("_body", "_first", "_items", "_received", "_repeats")
 
-    def __init__(self, items: Iterable[tuple[str, str]], body: str = "") -> None:
-        self._set(tuple((str(k), str(v)) for k, v in items), body)
+    def __init__(self, items: Iterable[tuple[str, str]], body: str = "", received: float | None = None) -> None:
+        self._set(tuple((str(k), str(v)) for k, v in items), body, received)
 
     @classmethod
-    def _trusted(cls, items: tuple[tuple[str, str], ...], body: str = "") -> AmiMessage:
+    def _trusted(cls, items: tuple[tuple[str, str], ...], body: str = "",
+                 received: float | None = None) -> AmiMessage:
         """Fast path for the framer, whose pairs are already str (skips the conversions)."""
         msg = cls.__new__(cls)
-        msg._set(items, body)
+        msg._set(items, body, received)
         return msg
 
     _items: tuple[tuple[str, str], ...]
     _first: dict[str, str]
     _repeats: bool
     _body: str
+    _received: float | None
 
-    def _set(self, items: tuple[tuple[str, str], ...], body: str) -> None:
+    def _set(self, items: tuple[tuple[str, str], ...], body: str, received: float | None = None) -> None:
         lows = [key.lower() for key, _ in items]
         values = [value for _, value in items]
         # reversed, so that the FIRST of repeated headers is the one that stays
@@ -46,6 +54,7 @@ class AmiMessage:
         setter(self, "_first", first)
         setter(self, "_repeats", len(first) != len(items))
         setter(self, "_body", body)
+        setter(self, "_received", received)
 
     def __setattr__(self, name: str, value: object) -> None:
         raise AttributeError(f"AmiMessage is immutable (tried to set {name!r})")
@@ -54,6 +63,22 @@ class AmiMessage:
     def body(self) -> str:
         """Free text of a legacy `Response: Follows` frame, else ''."""
         return self._body
+
+    @property
+    def received(self) -> float | None:
+        """When the reader took this frame off the socket (epoch seconds; None if built by hand)."""
+        return self._received
+
+    @property
+    def timestamp(self) -> float | None:
+        """Asterisk's own time of the event (`Timestamp` header), or None when absent or unreadable."""
+        return parse_timestamp(self._first.get("timestamp"))
+
+    @property
+    def when(self) -> float | None:
+        """The event's time: Asterisk's `Timestamp`, else when it was read, else None."""
+        stamp = self.timestamp
+        return stamp if stamp is not None else self._received
 
     @classmethod
     def of(cls, **headers: str) -> AmiMessage:
@@ -150,6 +175,32 @@ class AmiMessage:
     def __repr__(self) -> str:
         head = f"Event={self.event!r}" if self.event else f"Response={self.response!r}"
         return f"<AmiMessage {head} headers={len(self._items)}>"
+
+
+def parse_timestamp(value: object) -> float | None:
+    """`1717171717.123456` -> epoch seconds; None for a missing, garbled, non-finite or non-positive value."""
+    if value is None:
+        return None
+    try:
+        stamp = float(str(value).strip())
+    except ValueError:
+        return None
+    return stamp if math.isfinite(stamp) and stamp > 0 else None
+
+
+@overload
+def event_time(msg: Any, default: float) -> float: ...
+
+
+@overload
+def event_time(msg: Any, default: None = None) -> float | None: ...
+
+
+def event_time(msg: Any, default: float | None = None) -> float | None:
+    """When an AMI event happened: its `when` (AmiMessage), else its `Timestamp` header (any object with
+    `get`, e.g. a dict in tests), else `default` (the caller's clock)."""
+    when = getattr(msg, "when", None) if isinstance(msg, AmiMessage) else parse_timestamp(msg.get("Timestamp"))
+    return default if when is None else float(when)
 
 
 def messages_named(messages: Sequence[AmiMessage], event: str) -> list[AmiMessage]:

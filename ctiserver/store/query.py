@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ..events import Event, Kind
+from ..tracker import RecordedCall
 from .schema import events
 
 
@@ -56,3 +58,37 @@ async def last_agent_states(engine: AsyncEngine, *, since: float) -> dict[str, t
             if isinstance(state, str):
                 out[str(agent_id)] = (state, reason if isinstance(reason, str) else None)
     return out
+
+
+async def recorded_calls(engine: AsyncEngine, call_ids: Iterable[str], *, server: str | None = None,
+                         chunk: int = 500) -> dict[str, RecordedCall]:
+    """What the log already holds about these calls (for a resync after a CTI restart): each call's
+    first call.new time, the channels it recorded (call.new/call.leg) and those it saw answered.
+    Calls with no call.new row are left out."""
+    ids = sorted(set(call_ids))
+    rows: list[tuple[str, str, float, Any]] = []
+    kinds = (Kind.CALL_NEW, Kind.CALL_LEG, Kind.CALL_ANSWER)
+    async with engine.connect() as conn:
+        for i in range(0, len(ids), chunk):
+            stmt = (select(events.c.call_id, events.c.kind, events.c.ts, events.c.data)
+                    .where(events.c.kind.in_(kinds), events.c.call_id.in_(ids[i:i + chunk])))
+            if server is not None:
+                stmt = stmt.where(events.c.server == server)
+            rows += [(str(r[0]), str(r[1]), float(r[2]), r[3]) for r in await conn.execute(stmt)]
+    started: dict[str, float] = {}
+    legs: dict[str, set[str]] = {}
+    answered: dict[str, set[str]] = {}
+    answered_at: dict[str, float] = {}
+    for call_id, kind, ts, data in rows:
+        uid = data.get("uniqueid") if isinstance(data, dict) else None
+        if kind == Kind.CALL_NEW:
+            started[call_id] = min(ts, started.get(call_id, ts))
+        if kind == Kind.CALL_ANSWER:
+            answered_at[call_id] = min(ts, answered_at.get(call_id, ts))
+            if isinstance(uid, str):
+                answered.setdefault(call_id, set()).add(uid)
+        elif isinstance(uid, str):
+            legs.setdefault(call_id, set()).add(uid)
+    return {call_id: RecordedCall(ts, frozenset(legs.get(call_id, ())), frozenset(answered.get(call_id, ())),
+                                  answered_at.get(call_id))
+            for call_id, ts in started.items()}

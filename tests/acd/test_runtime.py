@@ -447,15 +447,17 @@ def test_the_hold_listener_reads_ami_hold_and_unhold_by_linkedid() -> None:
 
     class Acd:
         def note_hold(self, call_id: str, on: bool, when: float | None = None) -> bool:
-            seen.append((call_id, on))
+            seen.append((call_id, on, when))
             return True
 
     listen = hold_listener(Acd())
-    listen("pbx1", {"Event": "Hold", "Channel": "PJSIP/agent1001-0000000a", "Uniqueid": "2.1", "Linkedid": "1.1"})
+    listen("pbx1", {"Event": "Hold", "Channel": "PJSIP/agent1001-0000000a", "Uniqueid": "2.1", "Linkedid": "1.1",
+                    "Timestamp": "1700000010.500000"})
     listen("pbx1", {"Event": "Unhold", "Uniqueid": "2.1", "Linkedid": "1.1"})
     listen("pbx1", {"Event": "MusicOnHoldStart", "Uniqueid": "1.1", "Linkedid": "1.1"})  # a waiting caller's music
     listen("pbx1", {"Event": "Hold"})  # no ids: ignored
-    assert seen == [("1.1", True), ("1.1", False)]
+    # the hold starts when Asterisk says (its Timestamp), not when the CTI reads the event
+    assert seen == [("1.1", True, 1700000010.5), ("1.1", False, None)]
 
 
 async def test_the_caller_hears_where_the_acd_sends_them() -> None:
@@ -509,3 +511,22 @@ async def test_a_voicemail_destination_records_the_callers_message_and_logs_it()
     [cb] = callbacks
     assert (cb.number, cb.skill, cb.reason, cb.recording) == (
         "13900000001", "billing", "voicemail", "/var/spool/asterisk/monitor/vm-billing-1700000000.7")
+
+
+def test_the_answer_listener_passes_asterisks_time_of_the_answer() -> None:
+    """AMI DialEnd(ANSWER) notes the answer at the event's Timestamp: ASA and service level are what
+    Asterisk saw, not when the CTI got round to the event."""
+    from ctiserver.wiring import _on_dial_end
+
+    seen: list[tuple[str, float | None]] = []
+
+    class Acd:
+        def note_answered(self, call_id: str, when: float | None = None) -> bool:
+            seen.append((call_id, when))
+            return True
+
+    listen = _on_dial_end(Acd())  # type: ignore[arg-type]
+    listen("pbx1", {"Event": "DialEnd", "DialStatus": "ANSWER", "Linkedid": "1.1", "Timestamp": "1700000040.75"})
+    listen("pbx1", {"Event": "DialEnd", "DialStatus": "ANSWER", "Uniqueid": "2.1"})
+    listen("pbx1", {"Event": "DialEnd", "DialStatus": "BUSY", "Linkedid": "3.1", "Timestamp": "1700000041.0"})
+    assert seen == [("1.1", 1700000040.75), ("2.1", None)]

@@ -14,6 +14,7 @@ import pytest
 from ctiserver.ami.client import AmiClient, BootMark, ConnectInfo, backoff_delay, detect_restart
 from ctiserver.ami.errors import AmiActionError, AmiDisconnected, AmiResponseError, AmiTimeout
 from ctiserver.ami.message import AmiMessage
+from ctiserver.clock import FakeClock
 
 from .conftest import SECRET, FakeAmi, FakeConn, frame
 
@@ -219,6 +220,29 @@ async def test_originate_response_event_still_reaches_on_event(fake_ami: FakeAmi
         assert resp.message == "Originate successfully queued"
         await until(lambda: bool(rec.named("OriginateResponse")))
         assert rec.named("OriginateResponse")[0].get("Reason") == "3"
+
+
+async def test_each_event_carries_when_it_was_read_by_the_clients_clock(fake_ami: FakeAmi) -> None:
+    """The fallback time of an event without Asterisk's Timestamp is its receive time, from the injected
+    clock, not the time a (possibly backed-up) consumer got round to it."""
+    rec = Recorder()
+    clock = FakeClock(1000.0)
+    client = AmiClient(fake_ami.client_config(), rec.on_event, rec.on_connect, rec.on_disconnect,
+                       rng=random.Random(7), clock=clock)
+    await client.start()
+    try:
+        await client.wait_connected(5)
+        conn = fake_ami.conns[-1]
+        conn.send(frame(("Event", "Newchannel"), ("Uniqueid", "1.1"), ("Timestamp", "900.125")))
+        await until(lambda: bool(rec.named("Newchannel")))
+        clock.jump(5.0)
+        conn.send(frame(("Event", "Hangup"), ("Uniqueid", "1.1")))
+        await until(lambda: bool(rec.named("Hangup")))
+    finally:
+        await client.close()
+    new, hangup = rec.named("Newchannel")[0], rec.named("Hangup")[0]
+    assert (new.when, new.received) == (900.125, 1000.0)
+    assert (hangup.when, hangup.timestamp) == (1005.0, None)
 
 
 async def test_ping_timeout_drops_and_reconnects(fake_ami: FakeAmi) -> None:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from ctiserver.ami.errors import AmiFieldMissing
-from ctiserver.ami.message import AmiMessage, messages_named
+from ctiserver.ami.framing import AmiFramer
+from ctiserver.ami.message import AmiMessage, event_time, messages_named
 
 MSG = AmiMessage([("Event", "Newchannel"), ("Uniqueid", "1.1"), ("ChanVariable", "A=1"),
                   ("ChanVariable", "B=x=y"), ("ChanVariable", "broken"), ("AccountCode", "")])
@@ -57,3 +58,20 @@ def test_immutable_hashable_and_comparable() -> None:
     assert "uniqueid" in MSG and "nope" not in MSG and len(MSG) == 6
     assert MSG.as_dict()["ChanVariable"] == "A=1"
     assert "Newchannel" in repr(MSG)
+
+
+def test_event_time_is_asterisks_timestamp_else_the_receive_time() -> None:
+    """manager.conf `timestampevents = yes`: Asterisk stamps each event; the reader stamps the read."""
+    framer = AmiFramer()
+    stamped, bare = framer.feed(b"Event: Hangup\r\nTimestamp: 1717171717.250001\r\nUniqueid: 1.1\r\n\r\n"
+                                b"Event: Hangup\r\nUniqueid: 1.2\r\n\r\n", received=1717171720.5)
+    assert stamped.timestamp == 1717171717.250001 and stamped.received == 1717171720.5
+    assert stamped.when == 1717171717.250001  # read 3.25 s late: the event still happened when Asterisk said
+    assert bare.timestamp is None and bare.when == 1717171720.5
+    assert event_time(stamped, 99.0) == 1717171717.250001 and event_time(bare, 99.0) == 1717171720.5
+    assert event_time(AmiMessage.of(Event="Hangup"), 99.0) == 99.0  # built by hand: the caller's clock
+    assert event_time({"Event": "Hangup", "Timestamp": "12.5"}, 99.0) == 12.5  # any mapping-like message
+    for junk in ("", "soon", "nan", "inf", "-5", "0"):
+        assert AmiMessage.of(Event="Hangup", Timestamp=junk).timestamp is None, junk
+        assert event_time({"Timestamp": junk}, 7.0) == 7.0
+    assert stamped == AmiMessage(list(stamped))  # the receive time is not part of the frame's identity

@@ -12,9 +12,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ctiserver.events import Event, Kind
 from ctiserver.store.engine import make_engine
-from ctiserver.store.query import fetch_events
+from ctiserver.store.query import fetch_events, recorded_calls
 from ctiserver.store.schema import events
 from ctiserver.store.writer import EventStore
+from ctiserver.tracker import RecordedCall
 
 from .strategies import events as any_event
 
@@ -55,6 +56,27 @@ async def test_filters_combine(engine: AsyncEngine) -> None:
     assert ns(await fetch_events(engine, since=20.0, limit=2)) == [2, 3]
     assert await fetch_events(engine, kinds=[]) == []
     assert await fetch_events(engine, call_id="nobody") == []
+
+
+async def test_recorded_calls_tell_a_resync_what_an_earlier_run_wrote(store_url: str) -> None:
+    eng = make_engine(store_url)
+    rows = [(12.0, Kind.CALL_NEW, "L1", "pbx1", {"uniqueid": "L1"}),
+            (12.5, Kind.CALL_LEG, "L1", "pbx1", {"uniqueid": "L1;2"}),
+            (13.0, Kind.CALL_ANSWER, "L1", "pbx1", {"uniqueid": "L1;2"}),
+            (14.0, Kind.CALL_ANSWER, "L1", "pbx1", {"uniqueid": "L1"}),
+            (20.0, Kind.CALL_LEG, "L2", "pbx1", {"uniqueid": "L2;2"}),  # its call.new is not there: unknown
+            (30.0, Kind.CALL_NEW, "L3", "pbx2", {"uniqueid": "L3"}),  # another Asterisk's
+            (40.0, Kind.IVR_START, "L4", "pbx1", {})]
+    try:
+        async with eng.begin() as conn:
+            await conn.execute(insert(events), [{"ts": ts, "kind": kind, "call_id": cid, "server": srv, "data": data}
+                                                for ts, kind, cid, srv, data in rows])
+        found = await recorded_calls(eng, ["L1", "L2", "L3", "L4", "L5"], server="pbx1", chunk=2)
+        assert found == {"L1": RecordedCall(12.0, frozenset({"L1", "L1;2"}), frozenset({"L1", "L1;2"}), 13.0)}
+        assert set(await recorded_calls(eng, ["L3"])) == {"L3"}
+        assert await recorded_calls(eng, []) == {}
+    finally:
+        await eng.dispose()
 
 
 async def test_a_negative_limit_is_refused(engine: AsyncEngine) -> None:
