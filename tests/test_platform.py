@@ -7,6 +7,7 @@ placed in Asterisk with AMI Originate; the test then reads the event store.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import shutil
@@ -199,19 +200,34 @@ async def test_serve_records_a_call_lifecycle(asterisk_sandbox, ami: AmiRecorder
     assert "Traceback" not in server.log_text()
 
 
-async def start_long_call(ami: AmiRecorder, agent: str, talk_s: int) -> str:
-    """An answered Local call that lasts about `talk_s` seconds; returns its call id at once."""
+async def start_long_call(ami: AmiRecorder, agent: str) -> str:
+    """An answered Local call that lasts until `hang_up`; returns its call id once it is answered."""
     await ami.setvar(f"AGENT_{agent}_MODE", "answer")
-    await ami.setvar(f"AGENT_{agent}_TALK", str(talk_s))
+    await ami.setvar(f"AGENT_{agent}_TALK", "120")
     await ami.setvar(f"AGENT_{agent}_RING", "0")
     channel_id = f"plat-{uuid.uuid4().hex[:16]}"
-    (await ami.action("Originate", {"Channel": f"Local/{agent}@sim-agents", "Application": "Wait",
-                                     "Data": str(talk_s + 1), "Async": "true", "ChannelId": channel_id})
-     ).raise_for_error()
-    await ami.wait_for(lambda m: m.get("Event") == "Newstate" and m.get("Linkedid") == channel_id
-                       and m.get("ChannelState") == "6", timeout=20)
-    await ami.setvar(f"AGENT_{agent}_MODE", "")
+    try:
+        (await ami.action("Originate", {"Channel": f"Local/{agent}@sim-agents", "Application": "Wait",
+                                         "Data": "120", "Async": "true", "ChannelId": channel_id})
+         ).raise_for_error()
+        await ami.wait_for(lambda m: m.get("Event") == "Newstate" and m.get("Linkedid") == channel_id
+                           and m.get("ChannelState") == "6", timeout=20)
+    finally:
+        await ami.setvar(f"AGENT_{agent}_MODE", "")
     return channel_id
+
+
+async def hang_up(ami: AmiRecorder, call_id: str) -> None:
+    [new] = [m for m in ami.events if m.get("Event") == "Newchannel" and m.get("Uniqueid") == call_id]
+    (await ami.action("Hangup", {"Channel": new.get("Channel")})).raise_for_error("Hangup")
+
+
+async def wait_live_calls(server: ServeProcess, n: int, timeout: float = 30.0) -> None:
+    """Until the server's resync adopted `n` live calls (it reports them in /healthz)."""
+    deadline = time.monotonic() + timeout
+    while server.health().get("live_calls", 0) < n:
+        assert time.monotonic() < deadline, server.log_text()[-2000:]
+        await asyncio.sleep(0.2)
 
 
 async def test_a_restarted_server_records_a_live_call_once_and_measures_it_whole(
@@ -220,20 +236,26 @@ async def test_a_restarted_server_records_a_live_call_once_and_measures_it_whole
     without a second call.new (nor call.leg/call.answer), and its call.end measures the whole call from
     the call.new the first process wrote, as Asterisk timed it, not from the restart."""
     first = ServeProcess(tmp_path / "first", db_url, asterisk_sandbox)
+    call_id = ""
     try:
         await first.wait_healthy(connected=True)
-        call_id = await start_long_call(ami, "1009", talk_s=6)
+        call_id = await start_long_call(ami, "1009")
         await call_events(db_url, call_id, {Kind.CALL_NEW, Kind.CALL_ANSWER})
-    finally:
         assert first.stop() == 0, first.log_text()[-2000:]
-    before = await call_events(db_url, call_id, set())  # all the first process wrote (it flushed on stop)
-    assert Kind.CALL_END not in {e.kind for e in before}, "the call outlives the first process"
-    second = ServeProcess(tmp_path / "second", db_url, asterisk_sandbox)
-    try:
-        await second.wait_healthy(connected=True)
-        rows = await call_events(db_url, call_id, LIFECYCLE, timeout=30)
+        before = await call_events(db_url, call_id, set())  # all the first process wrote (it flushed on stop)
+        second = ServeProcess(tmp_path / "second", db_url, asterisk_sandbox)
+        try:
+            await second.wait_healthy(connected=True)
+            await wait_live_calls(second, 1)
+            await hang_up(ami, call_id)
+            rows = await call_events(db_url, call_id, LIFECYCLE, timeout=30)
+        finally:
+            assert second.stop() == 0, second.log_text()[-2000:]
     finally:
-        assert second.stop() == 0, second.log_text()[-2000:]
+        first.stop()
+        if call_id:
+            with contextlib.suppress(Exception):
+                await hang_up(ami, call_id)
     kinds = [e.kind for e in rows]
     assert kinds.count(Kind.CALL_NEW) == 1 and kinds.count(Kind.CALL_END) == 1, kinds
     starts = {Kind.CALL_NEW, Kind.CALL_LEG, Kind.CALL_ANSWER}
@@ -248,19 +270,28 @@ async def test_a_call_that_began_while_the_server_was_down_is_measured_from_its_
     """Item 24: no record of the call at all (it began while no CTI ran): adopted with one call.new, and
     its duration starts at the channel's creation as Asterisk lists it (whole seconds: within 0.5 s),
     not at the resync."""
-    call_id = await start_long_call(ami, "1009", talk_s=5)
+    call_id = await start_long_call(ami, "1009")
     server = ServeProcess(tmp_path, db_url, asterisk_sandbox)
     try:
         await server.wait_healthy(connected=True)
+        await wait_live_calls(server, 1)
+        await hang_up(ami, call_id)
         rows = await call_events(db_url, call_id, LIFECYCLE, timeout=30)
     finally:
         assert server.stop() == 0, server.log_text()[-2000:]
+        with contextlib.suppress(Exception):
+            await hang_up(ami, call_id)
     kinds = [e.kind for e in rows]
     assert kinds.count(Kind.CALL_NEW) == 1 and rows[0].data["resynced"] is True, kinds
     end = rows[-1]
     assert end.kind == Kind.CALL_END
     assert end.data["duration_s"] == pytest.approx(await asterisk_duration(ami, call_id), abs=0.55)
-    assert end.data["duration_s"] >= 5.0
+    engine = make_engine(db_url)
+    try:
+        [connected] = await fetch_events(engine, kinds=[Kind.AMI_CONNECTED])
+    finally:
+        await engine.dispose()
+    assert connected.ts - rows[0].ts > 1.0  # the server came up well after the call began: measured from the latter
 
 
 async def test_server_survives_asterisk_restart(asterisk_sandbox, db_url: str, tmp_path: Path):
