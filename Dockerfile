@@ -5,8 +5,12 @@ FROM python:3.11-slim-bookworm
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
-    CTISERVER_HTTP_HOST=0.0.0.0 \
-    CTISERVER_AGI_HOST=0.0.0.0
+    CTISERVER_HTTP_HOST=0.0.0.0
+# FastAGI has no authentication, so it stays on the container's loopback unless you say otherwise.
+# For an Asterisk on another host: run the container on a private network only Asterisk shares
+# (docker run --network pbxnet -e CTISERVER_AGI_HOST=0.0.0.0 ..., without -p 4573), or publish
+# the port on a private interface only (-p 10.0.0.5:4573:4573) with a firewall that accepts
+# Asterisk's addresses alone. Never publish 4573 on a public address.
 
 # espeak-ng for TTS prompts, sox to convert them to 8 kHz, graphviz for `ivr graph`.
 RUN apt-get update \
@@ -28,5 +32,5 @@ EXPOSE 8080 4573
 HEALTHCHECK --interval=15s --timeout=3s --start-period=20s \
   CMD python -c "import urllib.request,sys; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8080/healthz', timeout=2).status == 200 else 1)"
 
-# Listens on all interfaces (env above); set CTISERVER_DB_URL for PostgreSQL.
+# HTTP listens on all interfaces, FastAGI on loopback (env above); set CTISERVER_DB_URL for PostgreSQL.
 CMD ["ctiserver", "serve", "--config", "/app/config", "--log-json"]

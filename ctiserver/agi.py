@@ -4,8 +4,13 @@ Why not panoramisk's `fast_agi.Application`: its header loop is
 `while b'\\n\\n' not in buffer: buffer += await reader.read(...)`, which on EOF
 reads b'' forever and freezes the whole event loop (every call, the AMI link).
 Here the headers are read line by line under one deadline (`header_timeout_s`):
-EOF, a line that is not `agi_name: value`, too many or too long lines all close
-the socket at once. Commands run one at a time with `command_timeout_s`;
+EOF, a line that is not `agi_name: value`, too many lines or more than 64 KB in
+all close the socket at once. At most `max_pending` connections may be in their
+header phase together; one more closes the oldest of them (Asterisk sends its
+headers at once, so the oldest is the one that is not Asterisk). So the header
+phase holds at most max_pending x ~200 KB, whatever connects to the port; the
+port itself has no authentication: listen on loopback or a private address only.
+Commands run one at a time with `command_timeout_s`;
 Asterisk's asynchronous `HANGUP` line (AGISIGHUP / AGIEXITONHANGUP) becomes
 `AgiHangup`, and is seen even between commands (`AgiSession.wait_hangup`, for
 callers parked under CTI control). A handler that raises is logged and its socket closed; the listener
@@ -27,6 +32,8 @@ from .agi_types import AgiChannel, AgiError, AgiHandler, AgiHangup, AgiReply
 log = logging.getLogger(__name__)
 
 MAX_HEADER_LINES = 256
+MAX_HEADER_BYTES = 64 * 1024  # all of one session's headers (Asterisk sends 1-2 KB)
+MAX_PENDING = 64  # connections still in their header phase at once
 MAX_LINE = 64 * 1024
 MAX_USAGE_LINES = 200
 FAILED_VARIABLE = "CTI_AGI_FAILED"
@@ -236,14 +243,17 @@ class FastAGIServer:
     """Accepts FastAGI connections and runs `handler(session)` for each."""
 
     def __init__(self, host: str, port: int, handler: AgiHandler, header_timeout_s: float = 5.0,
-                 command_timeout_s: float = 30.0) -> None:
+                 command_timeout_s: float = 30.0, max_pending: int = MAX_PENDING) -> None:
         self.host = host
         self._port = port
         self._handler = handler
         self.header_timeout_s = header_timeout_s
         self.command_timeout_s = command_timeout_s
+        self.max_pending = max_pending
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        # connections in their header phase, oldest first (writer; evicted when a newer one needs the place)
+        self._pending: dict[asyncio.StreamWriter, bool] = {}
         self.active_sessions = 0
         self.sessions_total = 0
         self.rejected_total = 0  # connections closed before a session began (EOF, garbage, timeout)
@@ -284,14 +294,19 @@ class FastAGIServer:
             self._tasks.add(task)
         peer = writer.get_extra_info("peername")
         try:
+            self._admit(writer)
             try:
                 headers = await self._read_headers(reader)
             except (_BadHeaders, TimeoutError, ConnectionError, OSError) as exc:
                 self.rejected_total += 1
                 why = f"no AGI headers within {self.header_timeout_s:g}s" if isinstance(exc, TimeoutError) \
                     else str(exc) or type(exc).__name__
+                if self._pending.get(writer):
+                    why = f"closed for a newer connection: {self.max_pending} were in their header phase"
                 log.warning("FastAGI connection from %s closed: %s", peer, why)
                 return
+            finally:
+                self._pending.pop(writer, None)
             session = AgiSession(headers, reader, writer, self.command_timeout_s)
             session.start_reading()
             try:
@@ -307,6 +322,19 @@ class FastAGIServer:
             if task is not None:
                 self._tasks.discard(task)
             writer.close()
+
+    @property
+    def pending(self) -> int:
+        """Connections still in their header phase (not counting those being closed)."""
+        return sum(1 for closing in self._pending.values() if not closing)
+
+    def _admit(self, writer: asyncio.StreamWriter) -> None:
+        """Make room in the header phase for `writer`: past `max_pending`, the oldest one there is closed."""
+        live = [w for w, closing in self._pending.items() if not closing]
+        for oldest in live[:max(0, len(live) - self.max_pending + 1)]:
+            self._pending[oldest] = True  # its task logs why and takes it out
+            oldest.transport.abort()
+        self._pending[writer] = False
 
     async def _run(self, session: AgiSession) -> None:
         self.active_sessions += 1
@@ -330,12 +358,16 @@ class FastAGIServer:
 
     async def _read_headers(self, reader: asyncio.StreamReader) -> dict[str, str]:
         headers: dict[str, str] = {}
+        size = 0
         async with asyncio.timeout(self.header_timeout_s):
             while True:
                 try:
                     raw = await reader.readline()
                 except ValueError:
                     raise _BadHeaders("AGI header line too long") from None
+                size += len(raw)
+                if size > MAX_HEADER_BYTES:
+                    raise _BadHeaders(f"AGI headers over {MAX_HEADER_BYTES // 1024} KB")
                 if not raw.endswith(b"\n"):
                     raise _BadHeaders(f"connection closed after {len(headers)} AGI headers")
                 line = raw.decode("utf-8", "replace").rstrip("\r\n")

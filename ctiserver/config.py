@@ -68,6 +68,7 @@ class AgiConfig(Strict):
     port: Annotated[int, Field(ge=0, le=65535)] = 4573
     command_timeout_s: Annotated[float, Field(gt=0)] = 30.0
     header_timeout_s: Annotated[float, Field(gt=0)] = 5.0
+    max_pending: Annotated[int, Field(ge=1, le=10_000)] = 64  # connections in their header phase at once
 
 
 class ServerConfig(Strict):

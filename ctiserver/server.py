@@ -192,7 +192,8 @@ class CtiServer:
             await client.start()
         agi = self.cfg.agi
         self.agi = FastAGIServer(agi.host, agi.port, self._agi_dispatch,
-                                 header_timeout_s=agi.header_timeout_s, command_timeout_s=agi.command_timeout_s)
+                                 header_timeout_s=agi.header_timeout_s, command_timeout_s=agi.command_timeout_s,
+                                 max_pending=agi.max_pending)
         await self.agi.start()
         for fn in self._on_start:
             await fn()
@@ -297,6 +298,10 @@ class CtiServer:
         if self.agi is not None:
             s.append(("ctiserver_agi_sessions", "gauge", "FastAGI sessions in progress", {},
                       float(self.agi.active_sessions)))
+            s.append(("ctiserver_agi_pending", "gauge", "FastAGI connections still sending their headers", {},
+                      float(self.agi.pending)))
+            s.append(("ctiserver_agi_rejected_total", "counter", "FastAGI connections closed before a session "
+                      "began (bad, oversized, slow or evicted headers)", {}, float(self.agi.rejected_total)))
         return s
 
     async def _metrics(self, request: web.Request) -> web.Response:
