@@ -17,10 +17,13 @@ class Kind:
 
     # --- call tracker (from AMI) -----------------------------------------
     CALL_NEW = "call.new"  # data: uniqueid, channel, caller_num, caller_name, exten, context, direction
+    # the caller of a call changed after call.new (an Originate's channel gets its CallerID just after it is
+    # created: NewCallerid); data: uniqueid, caller_num, caller_name
+    CALL_CALLERID = "call.callerid"
     CALL_LEG = "call.leg"  # a further channel joined a call; data: uniqueid, channel
     CALL_ANSWER = "call.answer"  # data: uniqueid, channel
     CALL_HANGUP = "call.hangup"  # a channel left; data: uniqueid, channel, cause, cause_txt
-    CALL_END = "call.end"  # the last channel of a call left; data: duration_s, answered(bool)
+    CALL_END = "call.end"  # the last channel of a call left; data: duration_s, answered(bool), caller_num, caller_name
     AMI_CONNECTED = "ami.connected"  # data: server, uptime, last_reload, restarted(bool)
     AMI_LOST = "ami.lost"  # data: server, reason
 

@@ -64,6 +64,7 @@ class Call:
     caller_num: str = ""
     caller_name: str = ""
     exten: str = ""
+    origin: str = ""  # Uniqueid of the leg that started the call (its CallerID is the call's)
 
     def snapshot(self, now: float) -> dict[str, Any]:
         return {
@@ -117,6 +118,12 @@ def _s(msg: AmiLike, name: str) -> str:
     return "" if value is None else str(value)
 
 
+def _cid(msg: AmiLike, name: str) -> str:
+    """A CallerID header; Asterisk's `<unknown>` (not set yet, e.g. an Originate's channel) is no value."""
+    value = _s(msg, name)
+    return "" if value == "<unknown>" else value
+
+
 def _direction(context: str) -> str:
     return "outbound" if context.startswith("outbound") else "inbound"
 
@@ -159,7 +166,7 @@ class CallTracker:
                     self._resync_gone.add(_s(msg, "Uniqueid"))
                 return self._hangup(msg, at, _s(msg, "Cause"), _s(msg, "Cause-txt"))
             if name == "NewConnectedLine" or name == "NewCallerid":
-                return self._caller_update(msg)
+                return self._caller_update(msg, at)
             if name == "DialBegin":
                 return self._dial_begin(msg)
             if name == "CoreShowChannel" and self._resync_seen is not None:
@@ -254,8 +261,8 @@ class CallTracker:
             channel=_s(msg, "Channel"),
             linkedid=linkedid,
             started=now,
-            caller_num=_s(msg, "CallerIDNum"),
-            caller_name=_s(msg, "CallerIDName"),
+            caller_num=_cid(msg, "CallerIDNum"),
+            caller_name=_cid(msg, "CallerIDName"),
             exten=_s(msg, "Exten"),
             context=_s(msg, "Context"),
         )
@@ -264,7 +271,7 @@ class CallTracker:
         extra = {"resynced": True} if resynced else {}
         if call is None:
             call = Call(call_id=linkedid, started=now if call_started is None else call_started,
-                        caller_num=leg.caller_num, caller_name=leg.caller_name, exten=leg.exten)
+                        caller_num=leg.caller_num, caller_name=leg.caller_name, exten=leg.exten, origin=uid)
             self.calls[linkedid] = call
             call.legs[uid] = leg
             return [self._event(Kind.CALL_NEW, linkedid, call.started, uniqueid=uid, channel=leg.channel,
@@ -291,15 +298,26 @@ class CallTracker:
             call.answered_at = now
         return [self._event(Kind.CALL_ANSWER, leg.linkedid, now, uniqueid=leg.uniqueid, channel=leg.channel)]
 
-    def _caller_update(self, msg: AmiLike) -> list[Event]:
+    def _caller_update(self, msg: AmiLike, now: float) -> list[Event]:
+        """NewCallerid / NewConnectedLine: a leg's CallerID changed. On the leg that started the call
+        (e.g. the channel of an AMI Originate, created as `<unknown>` and given its CallerID just after)
+        the call's caller changes too, and `call.callerid` records it."""
         leg = self.legs.get(_s(msg, "Uniqueid"))
-        if leg is not None:
-            num, name = _s(msg, "CallerIDNum"), _s(msg, "CallerIDName")
-            if num and num != "<unknown>":
-                leg.caller_num = num
-            if name and name != "<unknown>":
-                leg.caller_name = name
-        return []
+        if leg is None:
+            return []
+        num, name = _cid(msg, "CallerIDNum"), _cid(msg, "CallerIDName")
+        if num:
+            leg.caller_num = num
+        if name:
+            leg.caller_name = name
+        call = self.calls.get(leg.linkedid)
+        if call is None or call.origin != leg.uniqueid or _s(msg, "Event") != "NewCallerid":
+            return []
+        if (call.caller_num, call.caller_name) == (leg.caller_num, leg.caller_name):
+            return []
+        call.caller_num, call.caller_name = leg.caller_num, leg.caller_name
+        return [self._event(Kind.CALL_CALLERID, call.call_id, now, uniqueid=leg.uniqueid,
+                            caller_num=call.caller_num, caller_name=call.caller_name)]
 
     def _dial_begin(self, msg: AmiLike) -> list[Event]:
         """Who dialled whom: the caller's leg is the one that dialled the agent (call control needs it)."""
@@ -332,7 +350,7 @@ class CallTracker:
                 out.append(self._event(Kind.CALL_END, call.call_id, now,
                                        duration_s=round(now - call.started, 3),
                                        answered=call.answered_at is not None,
-                                       caller_num=call.caller_num))
+                                       caller_num=call.caller_num, caller_name=call.caller_name))
         return out
 
 

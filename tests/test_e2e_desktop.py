@@ -143,6 +143,8 @@ async def _pop_and_file(live: CtiServer, ami: AmiRecorder, browser: Browser, bas
             break
         await asyncio.sleep(0.5)
     offer = next(e for e in events if e.kind == Kind.ACD_OFFER)
+    enqueue = next(e for e in events if e.kind == Kind.ACD_ENQUEUE)
+    assert enqueue.data["caller_name"] == "李秀英"  # the CallerID name Asterisk gave (agi_calleridname)
     answer = next((e for e in events if e.kind == Kind.ACD_ANSWER), None)
     assert answer is not None and answer.agent_id == "1001", trail
     assert answer.ts - offer.ts < 10, "answer time comes from AMI, not from the end of the talk"

@@ -173,3 +173,37 @@ def test_channels_that_come_and_go_during_a_resync_are_neither_closed_nor_adopte
     assert sorted(t.calls) == ["f.1"]
     out = t.feed(ev("Hangup", Uniqueid="f.1"), 20.0)
     assert kinds(out) == [Kind.CALL_HANGUP, Kind.CALL_END]  # one call.end, at its real end
+
+
+def test_an_originated_call_records_the_callerid_asterisk_sets_after_creating_it():
+    """Recorded from Asterisk 22: an AMI Originate's channel is created as `<unknown>` and gets the
+    Originate's CallerID in NewCallerid just after. The store records that caller, never `<unknown>`."""
+    from pathlib import Path
+
+    from ctiserver.ami.framing import AmiFramer
+
+    live = (Path(__file__).parent / "ami" / "data" / "asterisk22_live.ami").read_bytes()
+    t = CallTracker("pbx1")
+    out = []
+    for i, msg in enumerate(AmiFramer().feed(live)):
+        if msg.event:
+            out += t.feed(msg, float(i))
+    assert "<unknown>" not in repr([e.data for e in out])
+    first = [e for e in out if e.call_id == "cti-live-1"]
+    new = next(e for e in first if e.kind == Kind.CALL_NEW)
+    assert (new.data["caller_num"], new.data["caller_name"]) == ("", "")  # not known yet when created
+    [cid] = [e for e in first if e.kind == Kind.CALL_CALLERID]
+    assert (cid.data["caller_num"], cid.data["caller_name"]) == ("13800138000", "国网客户张三")
+    [end] = [e for e in first if e.kind == Kind.CALL_END]
+    assert (end.data["caller_num"], end.data["caller_name"]) == ("13800138000", "国网客户张三")
+
+
+def test_callerid_changes_on_other_legs_do_not_rename_the_call():
+    t = CallTracker("pbx1")
+    t.feed(newchan("6.1", "6.1", "PJSIP/trunk-6"), 1.0)
+    t.feed(newchan("6.2", "6.1", "PJSIP/agent1001-6", num="1001", name="坐席"), 2.0)
+    assert t.feed(ev("NewCallerid", Uniqueid="6.2", CallerIDNum="1002", CallerIDName="x"), 3.0) == []
+    assert t.feed(ev("NewConnectedLine", Uniqueid="6.1", CallerIDNum="13800000001", CallerIDName="张三"), 3.0) == []
+    out = t.feed(ev("NewCallerid", Uniqueid="6.1", CallerIDNum="13800000009", CallerIDName="<unknown>"), 4.0)
+    assert [(e.kind, e.data["caller_num"], e.data["caller_name"]) for e in out] == [
+        (Kind.CALL_CALLERID, "13800000009", "张三")]

@@ -136,6 +136,7 @@ class _Call:
     number: str = ""
     redial: bool = False
     kind: str = ""  # "" a customer's call; "consult": an agent's warm-transfer leg
+    caller_name: str = ""  # the CallerID name Asterisk gave
 
 
 class AcdEngine:
@@ -237,10 +238,11 @@ class AcdEngine:
 
     def enqueue(self, call_id: str, skill: str, tier: str | None, caller: str, now: float,
                 account_agent: str | None = None, customer: dict[str, Any] | None = None,
-                kind: str = "") -> list[Command]:
+                kind: str = "", caller_name: str = "") -> list[Command]:
         """A caller asks for an agent. tier None: classify by `customer` with the tier rules. `kind`
         marks a leg that is not a new customer call, e.g. "consult" (an agent's warm transfer), in the
-        enqueue event (the KPIs leave such legs out of the inbound figures).
+        enqueue event (the KPIs leave such legs out of the inbound figures). `caller_name` is the
+        CallerID name Asterisk gave (the screen-pop shows it for a caller without a customer record).
 
         The account agent defaults to the one configured for the customer's id
         (`customer[cfg.customer_id_field]`).
@@ -286,7 +288,8 @@ class AcdEngine:
             self._forget(kept)
             out.append(CancelCallback(kept.id, call_id, "redial"))
         call = _Call(call_id, skill, tier, self._rank[tier], caller, customer, account_agent,
-                     arrived=now, place_ts=place_ts, seq=seq, queue_entered=now, redial=redial, kind=kind)
+                     arrived=now, place_ts=place_ts, seq=seq, queue_entered=now, redial=redial, kind=kind,
+                     caller_name=caller_name)
         if redial_cancels is not None:  # they called back themselves: the outbound side can stand down
             out.append(CancelCallback(redial_cancels, call_id, "redial"))
         self._enter_queue(call, skill, now, out, first=True)
@@ -778,6 +781,8 @@ class AcdEngine:
             call.maxwait_at = None
         if first:
             data: dict[str, Any] = {"caller": call.caller, "position": 0}
+            if call.caller_name:
+                data["caller_name"] = call.caller_name
             if call.account_agent:
                 data["account_agent"] = call.account_agent
             if call.redial:

@@ -292,9 +292,10 @@ class AcdRuntime:
         result = "abandoned"
         hung_up = False
         enqueued = False
+        name = caller_name(chan)
         try:
             self.apply(lambda now: self.engine.enqueue(call_id, skill, tier, caller, now, customer=customer,
-                                                       kind=kind))
+                                                       kind=kind, caller_name=name))
             enqueued = True
             result = await self._hold(chan, call_id, box, info)
             dest = info.get("destination")
@@ -515,6 +516,12 @@ async def _execute(chan: AgiChannel, command: str, limit_s: float) -> AgiReply:
         timed: _TimedExecute = execute  # type: ignore[assignment]
         return await timed(command, timeout=limit_s)
     return await execute(command)
+
+
+def caller_name(chan: AgiChannel) -> str:
+    """The CallerID name Asterisk gave the channel (`agi_calleridname`), '' when it has none."""
+    name = "".join(ch for ch in chan.headers.get("agi_calleridname", "") if ch.isprintable()).strip()[:100]
+    return "" if name.lower() in ("unknown", "<unknown>", "anonymous", "restricted") else name
 
 
 def _float(text: str) -> float | None:

@@ -3,10 +3,14 @@
 The lead adds `bridge.on_event` to the server's event listeners. It reads only the
 `Event` catalogue (ctiserver/events.py), so it needs nothing from the ACD or IVR code:
 
-    call.new / acd.enqueue  remember the caller's number (and account, if the IVR identified one)
+    call.new / acd.enqueue  remember the caller's number and CallerID name (and account, if the IVR
+                            identified one) and the tier the ACD routes the call on
+    call.callerid           the caller set after call.new (an originated call's CallerID)
+    acd.retier              a supervisor moved the caller to another tier
     ivr.node                remember the IVR path the caller took
     acd.offer               look the customer up, pop it to the offered agent ("offer"; a callback
-                            carries the number to call and pops with `callback: true`)
+                            carries the number to call and pops with `callback: true`). The pop's
+                            `tier` is the routing tier; the record's own tier is `customer.tier`.
     acd.answer              pop again as "answer" (the page marks the call live)
     acd.rona / acd.complete / acd.abandon with an agent   call_end for that agent
     agent.state             state to the agent's page and the supervisors
@@ -32,15 +36,18 @@ from .ws import Hub
 
 log = logging.getLogger(__name__)
 
-_WANTED = frozenset({Kind.CALL_NEW, Kind.ACD_ENQUEUE, Kind.IVR_NODE, Kind.ACD_OFFER, Kind.ACD_ANSWER,
-                     Kind.ACD_RONA, Kind.ACD_COMPLETE, Kind.ACD_ABANDON, Kind.AGENT_STATE, Kind.CALL_END})
+_WANTED = frozenset({Kind.CALL_NEW, Kind.CALL_CALLERID, Kind.ACD_RETIER, Kind.ACD_ENQUEUE, Kind.IVR_NODE,
+                     Kind.ACD_OFFER, Kind.ACD_ANSWER, Kind.ACD_RONA, Kind.ACD_COMPLETE, Kind.ACD_ABANDON,
+                     Kind.AGENT_STATE, Kind.CALL_END})
 MAX_IVR_PATH = 30
 
 
 @dataclass
 class _Call:
     number: str | None = None
+    name: str | None = None  # the CallerID name
     account: str | None = None
+    tier: str | None = None  # the tier the ACD routes on
     ivr_path: list[str] = field(default_factory=list)
     pop: dict[str, Any] | None = None
 
@@ -125,17 +132,27 @@ class DesktopBridge:
         call = self._call(ev.call_id)
         if kind == Kind.CALL_NEW:
             call.number = call.number or data.get("caller_num") or None
+            call.name = call.name or data.get("caller_name") or None
+        elif kind == Kind.CALL_CALLERID:
+            call.number = data.get("caller_num") or call.number
+            call.name = data.get("caller_name") or call.name
         elif kind == Kind.ACD_ENQUEUE:
             call.number = data.get("caller") or call.number
+            call.name = data.get("caller_name") or call.name
             call.account = data.get("customer") or call.account
+            call.tier = ev.tier or call.tier
+        elif kind == Kind.ACD_RETIER:
+            call.tier = ev.tier or call.tier
         elif kind == Kind.IVR_NODE:
             if len(call.ivr_path) < MAX_IVR_PATH and data.get("node"):
                 call.ivr_path.append(str(data["node"]))
         elif kind == Kind.ACD_OFFER and ev.agent_id:
             if data.get("number"):  # a callback: the agent will call this number
                 call.number = str(data["number"])
-            call.pop = {"call_id": ev.call_id, "phase": "offer", "number": call.number, "queue": ev.queue,
-                        "tier": ev.tier, "ivr_path": list(call.ivr_path), "wait_s": data.get("wait_s"),
+            call.tier = ev.tier or call.tier
+            call.pop = {"call_id": ev.call_id, "phase": "offer", "number": call.number,
+                        "caller_name": call.name, "queue": ev.queue, "tier": call.tier,
+                        "ivr_path": list(call.ivr_path), "wait_s": data.get("wait_s"),
                         "customer": await self._lookup(call)}
             if data.get("kind") == "callback":
                 call.pop["callback"] = True

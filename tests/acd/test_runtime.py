@@ -44,6 +44,7 @@ class FakeChannel:
     variables: dict[str, str] = field(default_factory=dict)
     on_dial_answer: Any = None
     record_s: float = 0.0  # how long a RECORD FILE takes (the caller speaking)
+    more_headers: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self._born = asyncio.get_running_loop().time()
@@ -51,7 +52,7 @@ class FakeChannel:
 
     @property
     def headers(self) -> dict[str, str]:
-        return {"agi_uniqueid": "1.1"}
+        return {"agi_uniqueid": "1.1", **self.more_headers}
 
     @property
     def path(self) -> str:
@@ -530,3 +531,17 @@ def test_the_answer_listener_passes_asterisks_time_of_the_answer() -> None:
     listen("pbx1", {"Event": "DialEnd", "DialStatus": "ANSWER", "Uniqueid": "2.1"})
     listen("pbx1", {"Event": "DialEnd", "DialStatus": "BUSY", "Linkedid": "3.1", "Timestamp": "1700000041.0"})
     assert seen == [("1.1", 1700000040.75), ("2.1", None)]
+
+
+async def test_the_enqueue_event_carries_the_callerid_name_asterisk_gave() -> None:
+    rt, log = runtime({"1001": {"billing": 5}, "1002": {"billing": 5}})
+    rt.login("1001", ready=True)
+    rt.login("1002", ready=True)
+    phones = {"1001": Agent(), "1002": Agent()}
+    named = FakeChannel(agents=phones, more_headers={"agi_calleridname": "李秀英"})
+    assert await rt.serve_caller(named, "c1", "billing", "normal", "13800000002", None) == "answered"
+    nameless = FakeChannel(agents=phones, more_headers={"agi_calleridname": "unknown"})
+    assert await rt.serve_caller(nameless, "c2", "billing", "normal", "13800000003", None) == "answered"
+    enq = {e.call_id: e.data for e in log if e.kind == Kind.ACD_ENQUEUE}
+    assert enq["c1"]["caller_name"] == "李秀英"
+    assert "caller_name" not in enq["c2"]

@@ -112,6 +112,18 @@ async def test_a_priority_caller_who_gave_up_is_called_back_from_the_agents_phon
     assert result.data["outcome"] == "answered"
     [end] = kinds(live, Kind.ACD_CALLBACK_END)
     assert (end.call_id, end.data["status"]) == (abandon.call_id, "done")
+    # the agent's leg the CTI originated is recorded with the CallerID the Originate gave it (Asterisk
+    # creates the channel as <unknown> and sets it in NewCallerid just after), never as <unknown>
+    [leg] = kinds(live, Kind.OUT_ATTEMPT, leg="agent")
+    await until(lambda: kinds(live, Kind.CALL_END) and [e for e in kinds(live, Kind.CALL_END)
+                                                        if e.call_id == leg.call_id], 20, "the agent leg's end")
+    mine = [e for e in live.features.extra["events"] if e.call_id == leg.call_id]
+    [cid] = [e for e in mine if e.kind == Kind.CALL_CALLERID]
+    assert (cid.data["caller_num"], cid.data["caller_name"]) == (number, f"CB {number}")
+    [leg_end] = [e for e in mine if e.kind == Kind.CALL_END]
+    assert leg_end.data["caller_num"] == number
+    assert "<unknown>" not in {e.data.get("caller_num") for e in live.features.extra["events"]
+                               if e.kind in (Kind.CALL_NEW, Kind.CALL_END)}
 
 
 async def test_a_caller_who_keeps_their_place_is_called_back_at_their_turn(

@@ -90,3 +90,37 @@ async def test_backlog_and_call_memory_are_bounded() -> None:
     for i in range(50):
         await bridge.handle(Event(Kind.CALL_NEW, call_id=f"D{i}", data={"caller_num": "1"}))
     assert len(bridge._calls) == 10 and "D49" in bridge._calls
+
+
+async def test_the_pop_carries_the_routing_tier_and_the_callerid_name() -> None:
+    """The record says normal; the IVR (or the tier rules) routed the call as vip, and a supervisor may
+    move it: the pop's tier is the one the ACD routes on. A caller without a record keeps the CallerID
+    name Asterisk gave."""
+    hub = Hub(clock=FakeClock(0))
+    customers = FakeCustomers()
+    customers.records["13800138001"] = {"account": "3100012346", "name": "赵六", "tier": "normal"}
+    bridge = DesktopBridge(hub, customers)
+    page = hub.attach(User("1001", "a", "agent"), {}, None, {})
+    drain(page)
+    await bridge.start()
+    try:
+        for ev in [
+            Event(Kind.ACD_ENQUEUE, call_id="L3", queue="fault", tier="vip", data={"caller": "13800138001"}),
+            Event(Kind.ACD_OFFER, call_id="L3", agent_id="1001", queue="fault", data={"wait_s": 1}),
+            Event(Kind.ACD_ENQUEUE, call_id="L4", queue="billing", tier="normal",
+                  data={"caller": "13900000004", "caller_name": "钱七"}),
+            Event(Kind.ACD_RETIER, call_id="L4", queue="billing", tier="priority", data={"previous": "normal"}),
+            Event(Kind.ACD_OFFER, call_id="L4", agent_id="1001", queue="billing", data={"wait_s": 2}),
+            Event(Kind.CALL_NEW, call_id="L5", data={"caller_num": "", "caller_name": ""}),
+            Event(Kind.CALL_CALLERID, call_id="L5", data={"caller_num": "95598", "caller_name": "回拨 callback"}),
+            Event(Kind.ACD_OFFER, call_id="L5", agent_id="1001", queue="outbound", tier="normal",
+                  data={"wait_s": 0}),
+        ]:
+            bridge.on_event(ev)
+        await asyncio.wait_for(bridge.drain(), 5)
+    finally:
+        await bridge.close()
+    first, second, third = (m["data"] for m in drain(page))
+    assert first["tier"] == "vip" and first["customer"]["tier"] == "normal"
+    assert (second["tier"], second["caller_name"], second["customer"]) == ("priority", "钱七", None)
+    assert (third["number"], third["caller_name"]) == ("95598", "回拨 callback")

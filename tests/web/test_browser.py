@@ -216,3 +216,33 @@ async def test_wallboard_moves_a_waiting_caller_up(browser: Browser, tmp_path: P
     finally:
         await server.close()
         await desk.engine.dispose()
+
+
+async def test_pop_shows_the_routing_tier_the_record_tier_and_the_callerid_name(
+        browser: Browser, served: tuple[Desk, str]) -> None:
+    """A caller whose record says normal but whom the IVR routed as vip: the pop shows VIP and, apart,
+    the record's tier. A caller with no record: the CallerID name Asterisk gave, marked as such."""
+    desk, base = served
+    desk.customers.records["13800138001"] = {"account": "3100012346", "name": "赵六", "tier": "normal"}
+    page = await browser.new_page(viewport={"width": 1366, "height": 768})
+    await sign_in(page, base, "/agent", "1001")
+    bridge = desk.app[BRIDGE_KEY]
+    for ev in [Event(Kind.ACD_ENQUEUE, call_id="c1", queue="fault", tier="vip", data={"caller": "13800138001"}),
+               Event(Kind.ACD_OFFER, call_id="c1", agent_id="1001", queue="fault", tier="vip",
+                     data={"wait_s": 3})]:
+        bridge.on_event(ev)
+    await expect(page.locator("#pop-name")).to_have_text("赵六")
+    await expect(page.locator("#pop-tier")).to_contain_text("VIP")
+    await expect(page.locator("#pop-tier-record")).to_be_visible()
+    await expect(page.locator("#pop-tier-record")).to_contain_text("Normal")
+    await expect(page.locator("#pop-name-src")).to_have_text("")
+    for ev in [Event(Kind.ACD_ENQUEUE, call_id="c2", queue="billing", tier="normal",
+                     data={"caller": "13900000004", "caller_name": "钱七"}),
+               Event(Kind.ACD_OFFER, call_id="c2", agent_id="1001", queue="billing", tier="normal",
+                     data={"wait_s": 1})]:
+        bridge.on_event(ev)
+    await expect(page.locator("#pop-number")).to_have_text("13900000004")
+    await expect(page.locator("#pop-name")).to_have_text("钱七")
+    await expect(page.locator("#pop-name-src")).to_contain_text("caller ID")
+    await expect(page.locator("#pop-tier-record")).to_be_hidden()
+    await expect(page.locator("#wo-name")).to_have_value("钱七")

@@ -39,11 +39,18 @@ function showPop(pop) {
   const cb = pop.callback ? " · 回拨 callback" : "";
   setText("pop-phase", (pop.phase === "answer" ? "· 通话中 answered" : "· 振铃 ringing") + cb);
   setText("pop-number", pop.number);
-  setText("pop-name", c.name || "未识别 Unknown caller");
+  // a caller without a customer record: the CallerID name Asterisk gave, marked as such
+  setText("pop-name", c.name || pop.caller_name || "未识别 Unknown caller");
+  $("pop-name-src").textContent = !c.name && pop.caller_name ? "(来电显示 caller ID)" : "";
   setText("pop-account", c.account);
+  // the tier the ACD routed on (tier rules, the IVR); the record's own tier too when it differs
+  const routed = pop.tier || c.tier;
   const tier = $("pop-tier");
-  tier.className = `badge tier-${c.tier || "normal"}`;
-  tier.textContent = TIERS[c.tier] || c.tier || "—";
+  tier.className = `badge tier-${routed || "normal"}`;
+  tier.textContent = TIERS[routed] || routed || "—";
+  const differs = Boolean(pop.tier && c.tier && c.tier !== pop.tier);
+  $("pop-tier-record").classList.toggle("hidden", !differs);
+  $("pop-tier-record").textContent = differs ? `档案 record: ${TIERS[c.tier] || c.tier}` : "";
   setText("pop-area", c.area);
   const out = c.outage;
   $("pop-outage").className = out ? "outage" : "";
@@ -63,7 +70,7 @@ function showPop(pop) {
   }
   // prefill the after-call forms with the five key fields we already know
   $("wo-number").value = pop.number || "";
-  $("wo-name").value = c.name || "";
+  $("wo-name").value = c.name || pop.caller_name || "";
   $("wo-account").value = c.account || "";
   $("escalate").disabled = false;
   $("hangup").disabled = false;
