@@ -257,7 +257,7 @@ async def build_server(config_dir: Path, cfg: ServerConfig, *, sandbox: bool = F
     add_callback_routes(server.http_app, lambda: outbound.get("callbacks"))
 
     kpi_cfg = load_kpi_config(config_dir)
-    add_report_routes(server.http_app, lambda: server.store.engine, kpi_cfg)
+    add_report_routes(server.http_app, lambda: server.store.engine, kpi_cfg, now=server.clock.now)
 
     desk_cfg = load_desktop_config(config_dir)
     agent_channels = AgentChannels.from_acd(acd_cfg)

@@ -1,7 +1,8 @@
 """HTTP edge of the KPI reports: `/api/reports` (JSON or CSV) and the `/reports` page.
 
-The page is one self-contained HTML file (reports.html: inline JS drawing SVG, no
-CDN), so it works on a hotline LAN with no internet. Reports are heavy queries:
+The page is reports.html with its script and style beside it (reports.js draws SVG, no
+CDN), so it works on a hotline LAN with no internet; it signs in like the desktop pages
+(/static/common.js) and has their CSP (no inline script, never framed). Reports are heavy queries:
 at most `max_parallel` run at once and a range is capped at `max_days`, so one
 curious browser cannot starve the event writer.
 """
@@ -9,7 +10,8 @@ curious browser cannot starve the event writer.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import time
+from collections.abc import Awaitable, Callable
 from importlib import resources
 from typing import Any
 
@@ -18,6 +20,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ..web.errors import ApiError
+from ..web.guard import PAGE_HEADERS
 from .config import KpiConfig
 from .report import ReportError, build_report, format_csv, parse_by, resolve_range
 
@@ -25,13 +28,17 @@ PAGE = "reports.html"
 
 
 def add_report_routes(app: web.Application, get_engine: Callable[[], AsyncEngine], cfg: KpiConfig, *,
-                      max_days: int = 93, max_parallel: int = 2) -> None:
+                      max_days: int = 93, max_parallel: int = 2, now: Callable[[], float] = time.time) -> None:
     """Mount GET /api/reports?from=&to=&by=[&format=json|csv] and GET /reports on `app`.
+
+    Without `from`, the report is of the hotline's today (in `cfg.timezone`, by `now`, the
+    server's clock), whatever the browser's clock or time zone says.
 
     `app` carries the server's middlewares (`ctiserver.web.guard.new_app`): refusals are raised as
     ApiError and rendered in the one error shape there."""
     gate = asyncio.Semaphore(max_parallel)
-    page = resources.files(__package__).joinpath(PAGE).read_text(encoding="utf-8")
+    files = {name: resources.files(__package__).joinpath(name).read_text(encoding="utf-8")
+             for name in (PAGE, "reports.js", "reports.css")}
 
     async def api(request: web.Request) -> web.StreamResponse:
         q = request.query
@@ -42,7 +49,7 @@ def add_report_routes(app: web.Application, get_engine: Callable[[], AsyncEngine
         if fmt not in ("json", "csv"):
             raise ApiError(400, "bad_format", "format must be json or csv")
         try:
-            start, end = resolve_range(q.get("from") or None, q.get("to") or None, cfg)
+            start, end = resolve_range(q.get("from") or None, q.get("to") or None, cfg, now=now())
             by = parse_by(q.get("by", ""))
             if end <= start:
                 raise ReportError("'to' must be after 'from'")
@@ -52,7 +59,7 @@ def add_report_routes(app: web.Application, get_engine: Callable[[], AsyncEngine
             raise ApiError(400, "bad_request", str(exc)) from None
         async with gate:
             try:
-                report = await build_report(get_engine(), cfg, start, end, by)
+                report = await build_report(get_engine(), cfg, start, end, by, now=now())
             except ReportError as exc:
                 raise ApiError(400, "bad_request", str(exc)) from None
             except (SQLAlchemyError, OSError) as exc:
@@ -63,13 +70,16 @@ def add_report_routes(app: web.Application, get_engine: Callable[[], AsyncEngine
                                 headers={"Content-Disposition": 'attachment; filename="kpi-report.csv"'})
         return web.json_response(report, dumps=_dumps)
 
-    async def html(_request: web.Request) -> web.Response:
-        return web.Response(text=page, content_type="text/html", charset="utf-8",
-                            headers={"Content-Security-Policy": "default-src 'self'; script-src 'unsafe-inline'; "
-                                     "style-src 'unsafe-inline'; img-src 'self' data:"})
+    def file(name: str, content_type: str) -> Callable[[web.Request], Awaitable[web.Response]]:
+        async def handler(_request: web.Request) -> web.Response:
+            return web.Response(text=files[name], content_type=content_type, charset="utf-8",
+                                headers=PAGE_HEADERS)
+        return handler
 
     app.router.add_get("/api/reports", api)
-    app.router.add_get("/reports", html)
+    app.router.add_get("/reports", file(PAGE, "text/html"))
+    app.router.add_get("/reports.js", file("reports.js", "text/javascript"))
+    app.router.add_get("/reports.css", file("reports.css", "text/css"))
 
 
 def _dumps(obj: Any) -> str:

@@ -30,20 +30,13 @@ from .api import Desktop
 from .bridge import DesktopBridge
 from .config import DesktopConfig
 from .errors import ApiError
-from .guard import install_middlewares, new_app, same_origin
+from .guard import PAGE_HEADERS, install_middlewares, new_app, same_origin
 from .ports import AgentControl, CallControl, CustomerLookup, WallboardSource
 from .ws import SUPERVISOR, Hub
 
 log = logging.getLogger(__name__)
 
 STATIC_DIR = Path(__file__).with_name("static")
-_PAGE_HEADERS = {
-    "Content-Security-Policy": "default-src 'self'; connect-src 'self'; img-src 'self' data:; "
-                               "frame-ancestors 'none'",
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
-    "Cache-Control": "no-cache",
-}
 DESKTOP_KEY = web.AppKey("desktop", Desktop)
 HUB_KEY = web.AppKey("desktop_hub", Hub)
 BRIDGE_KEY = web.AppKey("desktop_bridge", DesktopBridge)
@@ -51,7 +44,7 @@ BRIDGE_KEY = web.AppKey("desktop_bridge", DesktopBridge)
 
 def _page(name: str) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     async def handler(request: web.Request) -> web.StreamResponse:
-        return web.FileResponse(STATIC_DIR / name, headers=_PAGE_HEADERS)
+        return web.FileResponse(STATIC_DIR / name, headers=PAGE_HEADERS)
     return handler
 
 
@@ -60,7 +53,7 @@ async def _static(request: web.Request) -> web.StreamResponse:
     path = STATIC_DIR / name
     if "/" in name or name.startswith(".") or not path.is_file() or path.suffix not in (".js", ".css", ".svg"):
         raise ApiError(404, "not-found", "no such file")
-    return web.FileResponse(path, headers=_PAGE_HEADERS)
+    return web.FileResponse(path, headers=PAGE_HEADERS)
 
 
 def _ws_handler(desktop: Desktop) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:

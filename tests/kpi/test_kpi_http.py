@@ -74,7 +74,10 @@ async def test_store_down_gives_503() -> None:
 async def test_reports_page_is_self_contained(client: TestClient) -> None:
     res = await client.get("/reports")
     assert res.status == 200 and res.content_type == "text/html"
-    html = await res.text()
+    csp = res.headers["Content-Security-Policy"]
+    assert "frame-ancestors 'none'" in csp and "unsafe-inline" not in csp
+    assert "<script>" not in await res.text() and "<style>" not in await res.text()
+    html = await res.text() + await (await client.get("/reports.js")).text()
     assert "/api/reports" in html and "<svg" in html
     assert "http://" not in html.replace("http://www.w3.org/2000/svg", "")  # no CDN, no external assets
     assert "https://" not in html

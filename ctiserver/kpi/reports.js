@@ -1,0 +1,181 @@
+"use strict";
+/* The /reports page: charts drawn as SVG from /api/reports. Loaded after /static/common.js (api, $,
+   signIn, wireSignOut: the same sign-in as the desktop and wallboard). */
+const NS = "http://www.w3.org/2000/svg";
+const COLORS = ["#1f77b4", "#2ca02c", "#d62728", "#ff7f0e", "#9467bd", "#8c564b"];
+
+function el(name, attrs, parent) {
+  const e = document.createElementNS(NS, name);
+  for (const [k, v] of Object.entries(attrs || {})) e.setAttribute(k, String(v));
+  if (parent) parent.appendChild(e);
+  return e;
+}
+function text(parent, x, y, s, anchor) {
+  const t = el("text", {x, y, "font-size": 10, "text-anchor": anchor || "start", fill: "#555"}, parent);
+  t.textContent = s;  // data is never parsed as markup
+  return t;
+}
+function clear(node) { while (node.firstChild) node.removeChild(node.firstChild); }
+function legend(id, names, colors) {
+  const box = $(id); clear(box);
+  names.forEach((n, i) => {
+    const s = document.createElement("span"); const sw = document.createElement("i");
+    sw.style.background = (colors && colors[i]) || COLORS[i % COLORS.length]; s.appendChild(sw);
+    s.appendChild(document.createTextNode(n)); box.appendChild(s);
+  });
+}
+
+// Series chart: labels on x, one or more series (null = gap); stacked bars or lines.
+function chart(svg, labels, series, opts) {
+  clear(svg);
+  const W = svg.clientWidth || 460, H = svg.clientHeight || 220, L = 40, R = 8, T = 8, B = 22;
+  svg.setAttribute("viewBox", `0 0 ${W} ${H}`);
+  const n = labels.length;
+  if (!n) { text(svg, W / 2, H / 2, "no data", "middle"); return; }
+  let max = opts.max || 0;
+  if (!opts.max) {
+    for (let i = 0; i < n; i++) {
+      const vals = series.map((s) => s.values[i] || 0);
+      max = Math.max(max, opts.stacked ? vals.reduce((a, b) => a + b, 0) : Math.max(...vals));
+    }
+    if (opts.target) max = Math.max(max, opts.target);
+    max = max || 1;
+  }
+  const x = (i) => L + (W - L - R) * (i + 0.5) / n;
+  const y = (v) => T + (H - T - B) * (1 - v / max);
+  for (let k = 0; k <= 4; k++) {
+    const v = max * k / 4;
+    el("line", {x1: L, x2: W - R, y1: y(v), y2: y(v), stroke: "#eee"}, svg);
+    text(svg, L - 4, y(v) + 3, opts.pct ? Math.round(v * 100) + "%" : (Math.round(v * 10) / 10).toString(), "end");
+  }
+  const step = Math.max(1, Math.ceil(n / 8));
+  for (let i = 0; i < n; i += step) text(svg, x(i), H - 6, labels[i], "middle");
+  const bw = Math.max(1, (W - L - R) / n * 0.8);
+  const color = (s, k) => s.color || COLORS[k % COLORS.length];
+  if (opts.grouped) {
+    const gw = bw / series.length;
+    series.forEach((s, k) => s.values.forEach((v, i) => {
+      if (v === null || v === undefined) return;
+      el("rect", {x: x(i) - bw / 2 + k * gw, y: y(v), width: Math.max(1, gw - 2), height: y(0) - y(v),
+                  fill: color(s, k)}, svg);
+    }));
+  } else if (opts.stacked) {
+    for (let i = 0; i < n; i++) {
+      let acc = 0;
+      series.forEach((s, k) => {
+        const v = s.values[i] || 0; if (!v) return;
+        el("rect", {x: x(i) - bw / 2, y: y(acc + v), width: bw, height: y(acc) - y(acc + v),
+                    fill: color(s, k)}, svg);
+        acc += v;
+      });
+    }
+  } else {
+    series.forEach((s, k) => {
+      let d = "", pen = false;
+      s.values.forEach((v, i) => {
+        if (v === null || v === undefined) { pen = false; return; }
+        d += (pen ? "L" : "M") + x(i).toFixed(1) + "," + y(v).toFixed(1); pen = true;
+      });
+      el("path", {d, fill: "none", stroke: color(s, k), "stroke-width": 2}, svg);
+      s.values.forEach((v, i) => { if (v !== null && v !== undefined)
+        el("circle", {cx: x(i), cy: y(v), r: 2, fill: color(s, k)}, svg); });
+    });
+  }
+  if (opts.target) {
+    el("line", {x1: L, x2: W - R, y1: y(opts.target), y2: y(opts.target), stroke: "#b3261e",
+                "stroke-dasharray": "4 3"}, svg);
+  }
+}
+
+function table(id, header, rows) {
+  const t = $(id); clear(t);
+  const tr = t.insertRow();
+  header.forEach((h) => { const th = document.createElement("th"); th.textContent = h; tr.appendChild(th); });
+  rows.forEach((r) => {
+    const row = t.insertRow();
+    r.forEach((v) => {
+      const c = row.insertCell();
+      if (v && typeof v === "object" && "text" in v) { c.textContent = v.text; c.className = v.cls || ""; }
+      else c.textContent = fmt(v);
+    });
+  });
+}
+function fmt(v) {
+  if (v === null || v === undefined) return "–";
+  if (typeof v === "boolean") return v ? "yes" : "no";
+  if (typeof v === "number" && !Number.isInteger(v)) return v.toFixed(v < 1 ? 3 : 1);
+  return String(v);
+}
+function pct(v) { return v === null || v === undefined ? "–" : (v * 100).toFixed(1) + "%"; }
+
+// Every half hour of the range, labelled as the server labels them (its time zone), so gaps show.
+function halfHours(rep) {
+  const f = new Intl.DateTimeFormat("sv-SE", {timeZone: rep.timezone, year: "numeric", month: "2-digit",
+    day: "2-digit", hour: "2-digit", minute: "2-digit", hour12: false});
+  const out = [];
+  for (let t = Date.parse(rep.from); t < Date.parse(rep.to) && out.length < 5000; t += 1800000) {
+    out.push(f.format(new Date(t)).replace(" ", "T"));
+  }
+  return out;
+}
+
+function render(rep) {
+  const byLabel = new Map(rep.rows.map((r) => [r.key.halfhour, r.metrics]));
+  const all = halfHours(rep);
+  const days = new Set(all.map((l) => l.slice(0, 10))).size;
+  const labels = all.map((l) => days > 1 ? l.slice(5, 16).replace("T", " ") : l.slice(11));
+  const m = (k) => all.map((l) => byLabel.has(l) ? byLabel.get(l)[k] : null);
+  const z = (k) => all.map((l) => byLabel.has(l) ? byLabel.get(l)[k] : 0);
+  chart($("sl"), labels, [{values: m("service_level")}], {pct: true, max: 1, target: rep.settings.sl_target});
+  legend("sl-legend", [`SL (answered within ${rep.settings.sl_threshold_s} s)`, "target"], [COLORS[0], "#b3261e"]);
+  chart($("asa"), labels, [{values: m("asa_s")}], {});
+  chart($("vol"), labels, [{values: z("calls_offered")}, {values: z("answered")}, {values: z("abandoned")}], {});
+  legend("vol-legend", ["offered 呼入", "answered 人工受理", "abandoned 放弃"]);
+  const per = (k) => all.map((l) => byLabel.has(l) && byLabel.get(l)[k] !== null ? byLabel.get(l)[k] / 1800 : 0);
+  const stateColors = ["#1f77b4", "#2ca02c", "#c7d3e0", "#ff7f0e"];
+  chart($("agents"), labels, ["on_call_s", "wrap_s", "available_s", "not_ready_s"].map((k, i) =>
+    ({values: per(k), color: stateColors[i]})), {stacked: true});
+  legend("agents-legend", ["on call", "wrap-up", "available", "not ready"], stateColors);
+  const tiers = rep.tiers.filter((t) => t.tier !== null);
+  chart($("tiers"), tiers.map((t) => t.tier), [{values: tiers.map((t) => t.service_level)},
+    {values: tiers.map((t) => t.target), color: "#c7d3e0"}], {pct: true, max: 1, grouped: true});
+  table("tier-table", ["tier", "offered", "SL", "target", "ASA s", "abandon"], rep.tiers.map((t) => [
+    t.tier === null ? "(none)" : t.tier, t.calls_offered, {text: pct(t.service_level), cls: t.met === false ? "bad" : "good"},
+    pct(t.target), t.asa_s, pct(t.abandon_rate)]));
+  table("targets", ["metric", "target", "actual", "met"], rep.targets.map((t) => [
+    t.metric, t.op + " " + fmt(t.target), t.actual,
+    {text: t.met === null ? "–" : (t.met ? "✓" : "✗"), cls: t.met === false ? "bad" : "good"}]));
+  const tot = rep.total;
+  const keys = ["calls_offered", "ivr_contained", "agent_requests", "answered", "abandoned", "call_loss",
+                "call_loss_rate", "agent_connection_rate", "ivr_connection_rate", "aht_s", "occupancy", "fcr_rate"];
+  table("totals", ["total", "value"], keys.map((k) => [k, tot[k]]));
+  table("staffing", ["half hour", "arrivals", "AHT s", "Erlangs", "needed", "logged in", "SL with them"],
+        rep.staffing.filter((s) => s.arrivals > 0).map((s) => [s.halfhour.slice(11), s.arrivals, s.aht_s,
+          s.load_erlangs, s.agents_needed, s.agents_logged_in, pct(s.sl_with_logged_in)]));
+}
+
+async function load() {
+  const from = $("from").value, to = $("to").value;
+  const qs = new URLSearchParams({by: "halfhour"});
+  if (from) qs.set("from", from);  // none given: the server's today in the hotline's time zone
+  if (to) qs.set("to", to);
+  const status = $("status"); status.className = ""; status.textContent = "loading…";
+  const r = await api("GET", "/api/reports?" + qs.toString());
+  if (!r.ok) { status.className = "error"; status.textContent = "error: " + r.error; return; }
+  const body = r.data;
+  if (!from) $("from").value = body.from.slice(0, 10);
+  if (!to) $("to").value = body.to.slice(0, 10);
+  const shown = new URLSearchParams({by: "halfhour", from: $("from").value, to: $("to").value});
+  $("csv").href = "/api/reports?" + shown.toString() + "&format=csv";
+  render(body);
+  status.textContent = `${body.from.slice(0, 16)} – ${body.to.slice(0, 16)} (${body.timezone})`;
+}
+(function init() {
+  $("load").addEventListener("click", load);
+  signIn((me) => {  // the first report is the hotline's today, as the server's clock and time zone say
+    $("who").textContent = `${me.user.name} (${me.user.agent_no})`;
+    wireSignOut();
+    $("report").classList.remove("hidden");
+    load();
+  });
+})();
