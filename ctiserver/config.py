@@ -13,7 +13,8 @@ from typing import Annotated
 
 from pydantic import Field, field_validator
 
-from .configfile import Strict, load_model
+from .calendar import Calendar, load_site_model
+from .configfile import Strict
 
 _SAFE = re.compile(r"^[A-Za-z0-9_.@-]+$")
 
@@ -72,23 +73,11 @@ class AgiConfig(Strict):
 
 
 class ServerConfig(Strict):
-    timezone: str = "Asia/Shanghai"
     asterisk: list[AmiServer] = Field(default_factory=lambda: [AmiServer()])
     database: DatabaseConfig = Field(default_factory=DatabaseConfig)
     http: HttpConfig = Field(default_factory=HttpConfig)
     agi: AgiConfig = Field(default_factory=AgiConfig)
     log_level: Annotated[str, Field(pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")] = "INFO"
-
-    @field_validator("timezone")
-    @classmethod
-    def _tz(cls, v: str) -> str:
-        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-        try:
-            ZoneInfo(v)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {v!r}") from None
-        return v
 
     @field_validator("asterisk")
     @classmethod
@@ -110,7 +99,8 @@ ENV_OVERRIDES = {
 
 def load_server_config(config_dir: str | Path) -> ServerConfig:
     path = Path(config_dir) / "ctiserver.yaml"
-    cfg = load_model(path, ServerConfig, default_empty=True) if path.exists() else ServerConfig()
+    # the time zone is calendar.yaml's (one setting, one reader): a `timezone` here is an error
+    cfg = load_site_model(path, ServerConfig, Calendar(), field=None)
     updates: dict[str, dict[str, object]] = {}
     for var, (section, key) in ENV_OVERRIDES.items():
         if var in os.environ:

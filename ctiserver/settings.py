@@ -21,13 +21,14 @@ def load_server(config_dir: Path) -> ServerConfig:
 def _checks() -> list[Callable[[Path], object]]:
     """One callable per feature: loads its files, raising ConfigError or returning problems."""
     from .acd.config import load_acd_config
+    from .calendar import load_calendar
     from .ivr.tools import check_ivr
     from .kpi.config import load_kpi_config
     from .outbound.model import check_outbound
     from .web.config import load_desktop_config
 
-    return [load_server_config, load_acd_config, check_ivr, load_kpi_config, check_outbound, load_desktop_config,
-            check_outbound_against_acd]
+    return [load_server_config, load_calendar, load_acd_config, check_ivr, load_kpi_config, check_outbound,
+            load_desktop_config, check_outbound_against_acd]
 
 
 def check_outbound_against_acd(config_dir: Path) -> list[ConfigProblem]:
@@ -83,7 +84,8 @@ def check_all(config_dir: Path) -> list[ConfigProblem]:
             continue
         if isinstance(result, list):
             problems.extend(p for p in result if isinstance(p, ConfigProblem))
-    return problems
+    # every feature reads calendar.yaml: its problems are reported once, not once per feature
+    return list({str(p): p for p in problems}.values())
 
 
 def feature_commands() -> list[Callable[[argparse._SubParsersAction], None]]:

@@ -26,6 +26,7 @@ from .acd.hold import hold_listener
 from .acd.runtime import AcdHooks, AcdRuntime
 from .agi_types import AgiChannel, AgiError, AgiHangup
 from .ami.message import event_time
+from .calendar import load_calendar
 from .calls import AgentChannels, AmiCallControl, transfer_listener
 from .config import ServerConfig
 from .ivr.data import SqlDataProvider, load_sample_data
@@ -144,15 +145,11 @@ class TodayFigures:
         return dict(self.figures)
 
     async def refresh(self) -> None:
-        from datetime import datetime
-        from zoneinfo import ZoneInfo
-
         from .kpi.report import build_report
 
         now = self.server.clock.now()
-        tz = ZoneInfo(self.kpi_cfg.timezone)
-        midnight = datetime.fromtimestamp(now, tz).replace(hour=0, minute=0, second=0, microsecond=0)
-        report = await build_report(self.server.store.engine, self.kpi_cfg, midnight.timestamp(), now, by=[],
+        midnight = self.kpi_cfg.calendar.at(self.kpi_cfg.calendar.today(now))
+        report = await build_report(self.server.store.engine, self.kpi_cfg, midnight, now, by=[],
                                     now=now)
         m = report["total"]
         self.figures = {"service_level": m.get("service_level") or 0.0, "abandon_rate": m.get("abandon_rate") or 0.0,
@@ -233,11 +230,13 @@ async def build_server(config_dir: Path, cfg: ServerConfig, *, sandbox: bool = F
     server = CtiServer(config_dir, cfg, base_dir=base_dir)
     data_engine = make_engine(server.db_url)
 
-    acd_cfg = load_acd_config(config_dir)
+    calendar = load_calendar(config_dir)  # the site's time zone, days and hours: read once, handed to every feature
+    acd_cfg = load_acd_config(config_dir, calendar)
     hooks = AcdHooks()
     acd = AcdRuntime(AcdEngine(acd_cfg), server.clock, server.emit, hooks=hooks)
-    ivr = IvrService(config_dir, emit=server.emit, handoff=handoff_to(acd), data=SqlDataProvider(data_engine),
-                     project_dir=server.base_dir, clock=server.clock)
+    ivr = IvrService(config_dir, emit=server.emit, handoff=handoff_to(acd),
+                     data=SqlDataProvider(data_engine, calendar.timezone), project_dir=server.base_dir,
+                     clock=server.clock, calendar=calendar)
 
     async def say(chan: AgiChannel, text: str) -> None:
         """ACD announcements (position, expected wait) through the IVR's TTS."""
@@ -251,15 +250,15 @@ async def build_server(config_dir: Path, cfg: ServerConfig, *, sandbox: bool = F
     server.agi_routes["queue"] = _queue_route(acd, lambda call_id: calls.caller_number(call_id))
     server.ami_listeners.append(_on_dial_end(acd))
     server.ami_listeners.append(hold_listener(acd))
-    outbound = attach_outbound(server, prompt=ivr.tts.sound, acd=acd, say=say)
+    outbound = attach_outbound(server, prompt=ivr.tts.sound, acd=acd, say=say, calendar=calendar)
     server.agi_routes["callback"] = _callback_route(outbound)
     add_outbound_routes(server.http_app, lambda: outbound.get("service"))
     add_callback_routes(server.http_app, lambda: outbound.get("callbacks"))
 
-    kpi_cfg = load_kpi_config(config_dir)
+    kpi_cfg = load_kpi_config(config_dir, calendar)
     add_report_routes(server.http_app, lambda: server.store.engine, kpi_cfg, now=server.clock.now)
 
-    desk_cfg = load_desktop_config(config_dir)
+    desk_cfg = load_desktop_config(config_dir, calendar)
     agent_channels = AgentChannels.from_acd(acd_cfg)
     calls = AmiCallControl(server.trackers, server.ami, acd.engine, server.emit, server.clock.now,
                            queue_codes=acd_cfg.queue_codes, agent_of=agent_channels)

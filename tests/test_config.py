@@ -14,9 +14,9 @@ REPO = Path(__file__).resolve().parents[1]
 
 CASES = {
     "syntax": ("asterisk:\n  - name: pbx1\n    port: [5038\n", 3, "YAML syntax error"),
-    "unknown_key": ("timezone: Asia/Shanghai\nhttp:\n  host: 127.0.0.1\n  prot: 8080\n", 4, "unknown key 'prot'"),
+    "unknown_key": ("log_level: INFO\nhttp:\n  host: 127.0.0.1\n  prot: 8080\n", 4, "unknown key 'prot'"),
     "wrong_type": ("database:\n  batch_size: many\n", 2, "database.batch_size"),
-    "bad_zone": ("timezone: Mars/Olympus\n", 1, "unknown time zone"),
+    "zone_here": ("log_level: INFO\ntimezone: Asia/Shanghai\n", 2, "the time zone is set once, in calendar.yaml"),
     "out_of_range": ("asterisk:\n  - name: pbx1\n    port: 70000\n", 3, "asterisk.0.port"),
 }
 

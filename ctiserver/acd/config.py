@@ -1,7 +1,7 @@
-"""ACD configuration (`config/acd.yaml`): skills, queues, agents, tiers, calendars.
+"""ACD configuration (`config/acd.yaml`): skills, queues, agents, tiers; queue hours name calendar.yaml sets.
 
 Validated in two passes: pydantic checks each value, then `_cross_check` checks
-the references between sections (an agent's skill, a queue's calendar, an
+the references between sections (an agent's skill, a queue's hours set, an
 overflow target queue) and reports each as `file:line: message`, so an operator
 fixes every mistake in one pass.
 """
@@ -16,7 +16,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 
-from ..calendar import Calendar
+from ..calendar import Calendar, load_calendar, site_key_problems, unknown_hours, without_site_keys
 from ..configfile import ConfigError, ConfigProblem, Strict, load_data, node_line, validation_problems
 
 NAME = r"^[a-z][a-z0-9_]{0,38}$"
@@ -127,7 +127,9 @@ class EscalationStep(Strict):
 
 
 class QueueConfig(Strict):
-    calendar: Name | None = None
+    hours: Name | None = None  # an hours set of calendar.yaml; None: always open
+    # where callers go while the hours set is closed
+    closed: Destination = Field(default_factory=lambda: Destination(kind="message", target="closed"))
     wrap_up_s: Seconds = 30.0
     max_waiting: Annotated[int, Field(ge=1)] | None = None
     max_wait_s: Annotated[float, Field(gt=0)] | None = None
@@ -151,12 +153,6 @@ class AgentConfig(Strict):
     skills: dict[Name, Proficiency]
     dedicated_customers: list[str] = Field(default_factory=list)
     dial: str | None = None  # overrides the dial template for this agent
-
-
-class CalendarConfig(Calendar):
-    """Queue hours (the shared calendar format) and where callers go while the queue is closed."""
-
-    closed: Destination = Field(default_factory=lambda: Destination(kind="message", target="closed"))
 
 
 class VipConfig(Strict):
@@ -202,7 +198,7 @@ class AcdConfig(Strict):
     queues: dict[Name, QueueConfig] = Field(default_factory=dict)
     queue_defaults: QueueConfig = Field(default_factory=QueueConfig)
     agents: list[AgentConfig] = Field(default_factory=list)
-    calendars: dict[Name, CalendarConfig] = Field(default_factory=dict)
+    calendar: Calendar = Field(default_factory=Calendar)  # the site calendar (calendar.yaml), put in by the loader
     vip: VipConfig = Field(default_factory=VipConfig)
     ring_timeout_s: Annotated[float, Field(gt=0)] = 12.0
     # The engine's own RONA guard fires this long after ring_timeout_s if nobody reported an outcome.
@@ -221,7 +217,7 @@ class AcdConfig(Strict):
     dial_max_s: Annotated[float, Field(gt=0)] = 4 * 3600.0  # AGI timeout for an EXEC Dial (ring + talk)
     announce: AnnounceConfig = Field(default_factory=AnnounceConfig)
     # what a caller hears at a `message` destination (overflow, closed queue): name -> text (TTS);
-    # `busy` and `closed` (the defaults of a queue's overflow and a calendar's closed) always exist
+    # `busy` and `closed` (the defaults of a queue's overflow and closed) always exist
     messages: dict[Name, str] = Field(default_factory=dict, validate_default=True)
     voicemail: VoicemailConfig = Field(default_factory=VoicemailConfig)
     # Queues an attended transfer can reach: code -> skill, e.g. {"9001": supervisor} (the desktop's escalation).
@@ -326,9 +322,10 @@ def _cross_check(cfg: AcdConfig) -> list[tuple[tuple[int | str, ...], str]]:
     for name, q in cfg.queues.items():
         if name not in skills:
             out.append((("queues", name), f"queue '{name}' is not a skill"))
-        if q.calendar is not None and q.calendar not in cfg.calendars:
-            out.append((("queues", name, "calendar"), f"unknown calendar '{q.calendar}'"))
+        if q.hours is not None and (msg := unknown_hours(q.hours, cfg.calendar)):
+            out.append((("queues", name, "hours"), msg))
         out.extend(_dest_check(cfg, q.overflow, ("queues", name, "overflow")))
+        out.extend(_dest_check(cfg, q.closed, ("queues", name, "closed")))
         for j, step in enumerate(q.escalation):
             for k, s in enumerate(step.add_skills):
                 if s not in skills:
@@ -336,8 +333,9 @@ def _cross_check(cfg: AcdConfig) -> list[tuple[tuple[int | str, ...], str]]:
             if step.move_to is not None and (step.move_to not in skills or step.move_to == name):
                 out.append((("queues", name, "escalation", j, "move_to"),
                             f"move_to '{step.move_to}' must be another queue's skill"))
-    for name, cal in cfg.calendars.items():
-        out.extend(_dest_check(cfg, cal.closed, ("calendars", name, "closed")))
+    if cfg.queue_defaults.hours is not None and (msg := unknown_hours(cfg.queue_defaults.hours, cfg.calendar)):
+        out.append((("queue_defaults", "hours"), msg))
+    out.extend(_dest_check(cfg, cfg.queue_defaults.closed, ("queue_defaults", "closed")))
     coded: dict[str, str] = {}
     for code, skill in cfg.transfer_codes.items():
         if skill not in skills:
@@ -382,18 +380,20 @@ def _template_check(template: str, loc: tuple[int | str, ...]) -> list[tuple[tup
     return []
 
 
-def parse_acd_config(path: Path, text: str | None = None) -> AcdConfig:
-    """Validate one acd.yaml (text given or read from `path`), raising ConfigError."""
+def parse_acd_config(path: Path, text: str | None = None, calendar: Calendar | None = None) -> AcdConfig:
+    """Validate one acd.yaml (text given or read from `path`) against the site calendar, raising ConfigError."""
     data, root = load_data(path, text)
     if not isinstance(data, dict):
         raise ConfigError.at(path, node_line(root, ()), "expected a mapping of keys at the top level")
+    site = site_key_problems(path, data, root)
     try:
-        cfg = AcdConfig.model_validate(data)
+        cfg = AcdConfig.model_validate({**without_site_keys(data),
+                                        "calendar": calendar if calendar is not None else Calendar()})
     except ValidationError as exc:
-        raise ConfigError(validation_problems(path, root, exc)) from None
-    problems = _cross_check(cfg)
+        raise ConfigError(sorted(site + validation_problems(path, root, exc), key=lambda p: p.line)) from None
+    problems = site + [ConfigProblem(str(path), _line(root, loc), msg) for loc, msg in _cross_check(cfg)]
     if problems:
-        raise ConfigError([ConfigProblem(str(path), _line(root, loc), msg) for loc, msg in problems])
+        raise ConfigError(sorted(problems, key=lambda p: p.line))
     return cfg
 
 
@@ -401,6 +401,7 @@ def _line(root: yaml.Node | None, loc: tuple[int | str, ...]) -> int:
     return node_line(root, list(loc))
 
 
-def load_acd_config(config_dir: Path) -> AcdConfig:
+def load_acd_config(config_dir: Path, calendar: Calendar | None = None) -> AcdConfig:
     """`config_dir/acd.yaml`, validated; ConfigError lists every problem as file:line: message."""
-    return parse_acd_config(Path(config_dir) / "acd.yaml")
+    return parse_acd_config(Path(config_dir) / "acd.yaml",
+                            calendar=calendar if calendar is not None else load_calendar(config_dir))

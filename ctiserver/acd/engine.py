@@ -261,11 +261,9 @@ class AcdEngine:
             account_agent = None  # a stale CRM link must not strand the caller
         out: list[Command] = []
         q = self._queue_cfg[skill]
-        if q.calendar is not None:
-            cal = self.cfg.calendars[q.calendar]
-            if not cal.is_open(now):
-                self._block(call_id, skill, tier, caller, "closed", _dest(cal.closed), now, out)
-                return out
+        if q.hours is not None and not self.cfg.calendar.is_open(q.hours, now):
+            self._block(call_id, skill, tier, caller, "closed", _dest(q.closed), now, out)
+            return out
         self._seq += 1
         place_ts, seq, redial = now, self._seq, False
         redial_cancels: str | None = None
@@ -328,11 +326,11 @@ class AcdEngine:
         return out
 
     def queue_open(self, skill: str, now: float) -> bool:
-        """Whether the queue's business-hours calendar (if any) is open at `now`."""
+        """Whether the queue's hours set (calendar.yaml; none: always) is open at `now`."""
         q = self._queue_cfg.get(skill)
         if q is None:
             raise UnknownSkill(f"unknown skill '{skill}'")
-        return q.calendar is None or self.cfg.calendars[q.calendar].is_open(now)
+        return q.hours is None or self.cfg.calendar.is_open(q.hours, now)
 
     def ring_started(self, call_id: str, now: float, *, timeout_owned: bool = False) -> list[Command]:
         """The agent's phone rings. timeout_owned: the dialer enforces the ring timeout itself

@@ -337,13 +337,25 @@ def check_fields(lt: LoadedTree) -> list[ConfigProblem]:
             for i, case in enumerate(node.cases):
                 for j, cond in enumerate(case.when):
                     loc = (*base, "cases", i, "when", j)
-                    if cond.calendar is not None and cond.calendar not in tree.calendars:
-                        problems.append(_problem(lt, loc, f"node '{node_id}': unknown calendar '{cond.calendar}'"
-                                                          + _close(cond.calendar, tree.calendars)))
                     if cond.field is not None:
                         msg = _field_problem(cond.field, known)
                         if msg:
                             problems.append(_problem(lt, loc, f"node '{node_id}': {msg}"))
+    return problems
+
+
+def check_hours(lt: LoadedTree, hours: Iterable[str]) -> list[ConfigProblem]:
+    """Every hours branch names an hours set of calendar.yaml."""
+    known = sorted(hours)
+    problems = []
+    for node_id, node in lt.tree.nodes.items():
+        if isinstance(node, BranchNode):
+            for i, case in enumerate(node.cases):
+                for j, cond in enumerate(case.when):
+                    if cond.hours is not None and cond.hours not in known:
+                        problems.append(_problem(lt, ("nodes", node_id, "cases", i, "when", j, "hours"),
+                                                 f"node '{node_id}': unknown hours set '{cond.hours}' (calendar.yaml "
+                                                 f"hours: {', '.join(known) or 'none'})" + _close(cond.hours, known)))
     return problems
 
 
@@ -377,9 +389,12 @@ def check_sounds(lt: LoadedTree, sound_dirs: Sequence[Path]) -> list[ConfigProbl
 
 
 def check_tree(lt: LoadedTree, sound_dirs: Sequence[Path] = (), skills: Iterable[str] | None = None,
-               tiers: Iterable[str] | None = None) -> list[ConfigProblem]:
-    """All whole-tree problems of one loaded tree, in file order (skills/tiers: the ACD's, if known)."""
+               tiers: Iterable[str] | None = None, hours: Iterable[str] | None = None) -> list[ConfigProblem]:
+    """All whole-tree problems of one loaded tree, in file order (skills/tiers: the ACD's, hours: the names of
+    calendar.yaml's hours sets, if known)."""
     problems = check_refs(lt) + check_keys(lt) + check_fields(lt)
+    if hours is not None:
+        problems += check_hours(lt, hours)
     if not any("unknown node" in p.message for p in problems):
         problems += check_reachable(lt) + check_loops(lt)
     problems += check_sounds(lt, sound_dirs)

@@ -48,6 +48,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from ..calendar import DEFAULT_TIMEZONE, load_calendar
 from ..configfile import ConfigError, ConfigProblem, load_data, node_line
 from ..numbers import NumberError, caller_number, normalise_number
 from ..store.schema import IdType, metadata
@@ -210,7 +211,7 @@ def pin_matches(pin_hash: str | None, pin: str) -> bool:
 class SqlDataProvider:
     """The default provider over the customers/customer_phones/outages tables."""
 
-    def __init__(self, engine: AsyncEngine, timezone: str = "Asia/Shanghai", pin_guard: PinGuard | None = None
+    def __init__(self, engine: AsyncEngine, timezone: str = DEFAULT_TIMEZONE, pin_guard: PinGuard | None = None
                  ) -> None:
         self.engine = engine
         self.tz = ZoneInfo(timezone)
@@ -409,10 +410,11 @@ def parse_outage(item: Any, now: float, tz: ZoneInfo) -> OutageRow:
     return OutageRow(area, kind, reason, start, end, _time(item.get("expected_restore"), now, tz, "expected_restore"))
 
 
-def read_sample_data(config_dir: str | Path, now: float, timezone: str = "Asia/Shanghai") -> SampleData:
-    """Read `config_dir/data/customers.csv` and `outages.yaml`; raise ConfigError listing every bad row."""
+def read_sample_data(config_dir: str | Path, now: float, timezone: str | None = None) -> SampleData:
+    """Read `config_dir/data/customers.csv` and `outages.yaml`; raise ConfigError listing every bad row.
+    Local times in them are in `timezone` (default: calendar.yaml's)."""
     folder = Path(config_dir) / "data"
-    tz = ZoneInfo(timezone)
+    tz = ZoneInfo(timezone) if timezone is not None else load_calendar(config_dir).zone
     problems: list[ConfigProblem] = []
     rows: list[CustomerRow] = []
     path = folder / "customers.csv"
@@ -462,7 +464,7 @@ def read_sample_data(config_dir: str | Path, now: float, timezone: str = "Asia/S
 
 
 async def load_sample_data(engine: AsyncEngine, config_dir: str | Path, now: float | None = None,
-                           timezone: str = "Asia/Shanghai") -> SampleData:
+                           timezone: str | None = None) -> SampleData:
     """Replace the customers/outages tables' contents with the sample data, in one transaction.
 
     Bad rows raise ConfigError before anything is written. PINs are hashed in a thread.
@@ -498,7 +500,7 @@ async def load_sample_data(engine: AsyncEngine, config_dir: str | Path, now: flo
 class MemoryDataProvider:
     """The same answers from sample data held in memory (for `ivr try`, benchmarks and tests)."""
 
-    def __init__(self, sample: SampleData, timezone: str = "Asia/Shanghai") -> None:
+    def __init__(self, sample: SampleData, timezone: str = DEFAULT_TIMEZONE) -> None:
         self.sample = sample
         self.tz = ZoneInfo(timezone)
         self.pins = PinGuard()

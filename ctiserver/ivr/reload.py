@@ -29,13 +29,14 @@ class UnknownTree(LookupError):
 
 
 def load_checked(path: Path, sound_dirs: Sequence[Path] = (), skills: Iterable[str] | None = None,
-                 tiers: Iterable[str] | None = None) -> tuple[LoadedTree | None, list[ConfigProblem]]:
+                 tiers: Iterable[str] | None = None,
+                 hours: Iterable[str] | None = None) -> tuple[LoadedTree | None, list[ConfigProblem]]:
     """Load one file and run every check: (tree, []) when it may go live, else (None, problems)."""
     try:
         lt = load_tree(path)
     except ConfigError as exc:
         return None, exc.problems
-    problems = check_tree(lt, sound_dirs, skills, tiers)
+    problems = check_tree(lt, sound_dirs, skills, tiers, hours)
     return (None, problems) if problems else (lt, [])
 
 
@@ -58,12 +59,14 @@ class TreeRegistry:
 
     def __init__(self, config_dir: str | Path, sound_dirs: Sequence[Path] | None = None,
                  skills: Iterable[str] | None = None, tiers: Iterable[str] | None = None,
+                 hours: Iterable[str] | None = None,
                  on_report: Callable[[list[ConfigProblem]], None] | None = None,
                  on_loaded: Callable[[LoadedTree], None] | None = None) -> None:
         self.config_dir = Path(config_dir)
         self.sound_dirs = list(sound_dirs) if sound_dirs is not None else default_sound_dirs(self.config_dir)
         self.skills = set(skills) if skills is not None else None
         self.tiers = set(tiers) if tiers is not None else None
+        self.hours = set(hours) if hours is not None else None  # calendar.yaml's hours sets
         self.on_report = on_report
         self.on_loaded = on_loaded  # e.g. pre-render the new version's static prompts
         self._trees: dict[str, LoadedTree] = {}
@@ -104,7 +107,7 @@ class TreeRegistry:
             if not force and path in self._stamps and self._stamps[path] == stamp:
                 continue
             self._stamps[path] = stamp
-            lt, problems = load_checked(path, self.sound_dirs, self.skills, self.tiers)
+            lt, problems = load_checked(path, self.sound_dirs, self.skills, self.tiers, self.hours)
             if lt is not None:
                 owner = self._owner.get(lt.name)
                 if owner is not None and owner != path and owner in files:

@@ -164,7 +164,8 @@ class _Call:
         call_id = await self._call_id(headers)
         tree = self.rt.tree_for(self.chan)
         self.walker = IvrWalker(tree, {"call_id": call_id, "caller": caller,
-                                       "channel": headers.get("agi_channel", "")}, self.rt.clock.now())
+                                       "channel": headers.get("agi_channel", "")}, self.rt.clock.now(),
+                                 self.rt.settings.calendar)
         try:
             await self._cmd("ANSWER")
             actions = self.walker.start()

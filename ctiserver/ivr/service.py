@@ -21,6 +21,7 @@ import logging
 from pathlib import Path
 
 from ..agi_types import AgiChannel
+from ..calendar import Calendar
 from ..clock import Clock
 from .data import DataProvider
 from .reload import TreeRegistry
@@ -35,13 +36,15 @@ log = logging.getLogger(__name__)
 
 class IvrService:
     def __init__(self, config_dir: str | Path, *, emit: Emit, handoff: Handoff, data: DataProvider,
-                 project_dir: str | Path | None = None, clock: Clock | None = None) -> None:
+                 project_dir: str | Path | None = None, clock: Clock | None = None,
+                 calendar: Calendar | None = None) -> None:
         self.config_dir = Path(config_dir)
-        self.settings = load_ivr_settings(self.config_dir)
+        self.settings = load_ivr_settings(self.config_dir, calendar)
         project = Path(project_dir) if project_dir else self.config_dir.resolve().parent
         self.tts = Tts.from_settings(self.settings.tts, project)
         skills, tiers = acd_names(self.config_dir)
         self.registry = TreeRegistry(self.config_dir, sound_dirs_for(self.config_dir, self.settings), skills, tiers,
+                                     hours=self.settings.calendar.hours,
                                      on_loaded=self._prerender)
         self.runtime = IvrRuntime(self.registry, data, self.tts, emit, handoff, self.settings, clock)
         self._tasks: set[asyncio.Task[None]] = set()

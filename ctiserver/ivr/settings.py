@@ -10,7 +10,8 @@ from typing import Annotated
 
 from pydantic import Field
 
-from ..configfile import Strict, load_model
+from ..calendar import Calendar, load_calendar, load_site_model
+from ..configfile import Strict
 from .tts import TtsSettings
 
 SETTINGS_FILE = "settings.yaml"
@@ -24,9 +25,13 @@ class IvrSettings(Strict):
     sound_dirs: list[str] = Field(default_factory=list)  # extra folders `check` searches for `file:` prompts
     lookup_timeout_s: Annotated[float, Field(gt=0, le=60)] = 3.0
     reload_poll_s: Annotated[float, Field(gt=0, le=3600)] = 2.0
-    timezone: str = "Asia/Shanghai"
+    calendar: Calendar = Field(default_factory=Calendar)  # the site calendar (calendar.yaml), put in by the loader
+
+    @property
+    def timezone(self) -> str:
+        return self.calendar.timezone
 
 
-def load_ivr_settings(config_dir: str | Path) -> IvrSettings:
-    path = Path(config_dir) / "ivr" / SETTINGS_FILE
-    return load_model(path, IvrSettings, default_empty=True) if path.exists() else IvrSettings()
+def load_ivr_settings(config_dir: str | Path, calendar: Calendar | None = None) -> IvrSettings:
+    site = calendar if calendar is not None else load_calendar(config_dir)
+    return load_site_model(Path(config_dir) / "ivr" / SETTINGS_FILE, IvrSettings, site)

@@ -75,7 +75,9 @@ def check_ivr(config_dir: str | Path) -> list[ConfigProblem]:
         settings = load_ivr_settings(config_dir)
     except ConfigError as exc:
         problems.extend(exc.problems)
-        settings = IvrSettings()
+        settings = None
+    hours = list(settings.calendar.hours) if settings is not None else None  # else: calendar.yaml's own problem
+    settings = settings or IvrSettings()
     files = tree_files(config_dir)
     if not files:
         problems.append(ConfigProblem(str(config_dir / "ivr"), 0, "no IVR tree files (*.yaml) found"))
@@ -83,7 +85,7 @@ def check_ivr(config_dir: str | Path) -> list[ConfigProblem]:
     skills, tiers = acd_names(config_dir)
     names: dict[str, Path] = {}
     for path in files:
-        lt, found = load_checked(path, dirs, skills, tiers)
+        lt, found = load_checked(path, dirs, skills, tiers, hours)
         problems.extend(found)
         if lt is not None:
             if lt.name in names:
@@ -124,7 +126,7 @@ def ivr_try(config_dir: str | Path, caller: str, inp: TextIO, out: TextIO, *, tr
     lt = _tree(config_dir, tree)
     settings = load_ivr_settings(config_dir)
     provider = data or MemoryDataProvider(read_sample_data(config_dir, when, settings.timezone), settings.timezone)
-    walker = IvrWalker(lt, {"call_id": "try", "caller": caller}, when)
+    walker = IvrWalker(lt, {"call_id": "try", "caller": caller}, when, settings.calendar)
     print(f"== {lt.name} (version {lt.version}), caller {caller or 'unknown'} ==", file=out)
 
     def ask(prompt: str) -> str | None:

@@ -8,7 +8,7 @@ nodes freely and `checks.py` can see the whole graph. Node kinds:
     play     say a prompt (or a sound file), then go on
     collect  read digits (min/max, terminator, pattern) into `input.<var>`
     lookup   ask a data provider (customer, account, outages, PIN), store the result
-    branch   first matching case wins: customer fields, lookup results, calendars
+    branch   first matching case wins: customer fields, lookup results, hours sets (calendar.yaml)
     queue    hand the caller to the ACD with a skill and the caller's tier
     record   record a voice message (complaints) into `recording.<var>`
     rating   a 1..N satisfaction rating by keypad (after an agent call)
@@ -31,7 +31,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 
-from ..calendar import Calendar
+from ..calendar import site_key_problems, without_site_keys
 from ..configfile import ConfigError, ConfigProblem, Strict, load_data, node_line
 from .template import TemplateError, parse
 
@@ -273,12 +273,12 @@ Op = Literal["eq", "ne", "in", "not_in", "gt", "ge", "lt", "le", "true", "false"
 
 
 class Condition(Strict):
-    """`{field: customer.tier, op: eq, value: vip}` or `{calendar: business_hours, state: open}`."""
+    """`{field: customer.tier, op: eq, value: vip}` or `{hours: business_hours, state: open}` (calendar.yaml)."""
 
     field: str | None = None
     op: Op = "eq"
     value: Any = None
-    calendar: str | None = None
+    hours: str | None = None  # an hours set of calendar.yaml
     state: Literal["open", "closed", "holiday"] = "open"
 
     @field_validator("op", mode="before")
@@ -288,8 +288,8 @@ class Condition(Strict):
 
     @model_validator(mode="after")
     def _one(self) -> Condition:
-        if (self.field is None) == (self.calendar is None):
-            raise ValueError("a condition names either a field or a calendar")
+        if (self.field is None) == (self.hours is None):
+            raise ValueError("a condition names either a field or an hours set (hours:)")
         if self.field is not None and not re.fullmatch(r"[a-z_][a-z0-9_]*(\.[a-z0-9_]+)*", self.field):
             raise ValueError(f"'{self.field}' is not a dotted field like customer.tier")
         if self.op in ("in", "not_in") and not isinstance(self.value, list):
@@ -381,7 +381,6 @@ class IvrTree(Strict):
     agent: AgentKey = Field(default_factory=AgentKey)
     on_exhausted: NodeId | None = None  # where callers go when a node's retries run out
     max_steps: Annotated[int, Field(ge=10, le=100000)] = 500  # nodes per call before we give up
-    calendars: dict[str, Calendar] = Field(default_factory=dict)
     nodes: dict[NodeId, Node]
 
     @field_validator("nodes", mode="before")
@@ -445,12 +444,16 @@ def load_tree(path: str | Path, text: str | None = None) -> LoadedTree:
         raise ConfigError.at(path, 1, "file is empty")
     if not isinstance(data, dict):
         raise ConfigError.at(path, node_line(root, ()), "expected a mapping of keys at the top level")
+    site = site_key_problems(path, data, root)
+    data = without_site_keys(data)
     data.setdefault("name", path.stem)
     try:
         tree = IvrTree.model_validate(data)
     except ValidationError as exc:
-        problems = [_problem(path, root, e) for e in exc.errors()]
+        problems = site + [_problem(path, root, e) for e in exc.errors()]
         raise ConfigError(sorted(problems, key=lambda p: p.line)) from None
+    if site:
+        raise ConfigError(site)
     version = hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
     return LoadedTree(tree, path, version, root)
 

@@ -22,6 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..calendar import Calendar
 from ..events import Event, Kind
 from .template import lookup, render
 from .tree import (
@@ -182,6 +183,7 @@ class IvrWalker:
     tree_source: LoadedTree | IvrTree
     call_data: Mapping[str, Any]
     now: float
+    calendar: Calendar = field(default_factory=Calendar)  # the site calendar: hours branches
     data: dict[str, Any] = field(init=False)
     path: list[str] = field(init=False, default_factory=list)
     state: str = field(init=False, default="new")
@@ -503,9 +505,8 @@ class IvrWalker:
 
     # --- branches ----------------------------------------------------------------------
     def _holds(self, cond: Condition) -> bool:
-        if cond.calendar is not None:
-            cal = self.tree.calendars.get(cond.calendar)
-            return cal is not None and cal.state(self.now) == cond.state
+        if cond.hours is not None:
+            return cond.hours in self.calendar.hours and self.calendar.state(cond.hours, self.now) == cond.state
         assert cond.field is not None
         value = lookup(self.data, cond.field)
         want = cond.value

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Annotated, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from pydantic import Field, field_validator, model_validator
 
-from ..configfile import ConfigError, Strict, load_data, load_model
+from ..calendar import Calendar, load_calendar, load_site_model
+from ..configfile import Strict
 from .bands import BandSpan, parse_hhmm, slot_table
 
 Ratio = Annotated[float, Field(ge=0.0, le=1.0)]
@@ -116,7 +117,7 @@ class DataWindow(Strict):
 
 
 class KpiConfig(Strict):
-    timezone: str = "Asia/Shanghai"
+    calendar: Calendar = Field(default_factory=Calendar)  # the site calendar (calendar.yaml), put in by the loader
     service_level: ServiceLevelRule = Field(default_factory=ServiceLevelRule)
     tier_targets: TierTargets = Field(default_factory=TierTargets)
     bands: list[Band] = Field(default_factory=_default_bands)
@@ -126,45 +127,24 @@ class KpiConfig(Strict):
     workorders: Workorders = Field(default_factory=Workorders)
     window: DataWindow = Field(default_factory=DataWindow)
 
-    @field_validator("timezone")
-    @classmethod
-    def _tz(cls, v: str) -> str:
-        try:
-            ZoneInfo(v)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {v!r}") from None
-        return v
-
     @model_validator(mode="after")
     def _bands(self) -> KpiConfig:
         slot_table([b.span() for b in self.bands])
         return self
 
+    @property
+    def timezone(self) -> str:
+        return self.calendar.timezone
+
     def zone(self) -> ZoneInfo:
-        return ZoneInfo(self.timezone)
+        return self.calendar.zone
 
     def band_table(self) -> list[str]:
         return slot_table([b.span() for b in self.bands])
 
 
-def load_kpi_config(config_dir: str | Path) -> KpiConfig:
-    """Read `kpi.yaml` from `config_dir` (defaults when absent); timezone falls back to ctiserver.yaml."""
+def load_kpi_config(config_dir: str | Path, calendar: Calendar | None = None) -> KpiConfig:
+    """Read `kpi.yaml` from `config_dir` (defaults when absent); days and the time zone are calendar.yaml's."""
     config_dir = Path(config_dir)
-    path = config_dir / "kpi.yaml"
-    if not path.exists():
-        cfg = KpiConfig()
-        data: object = {}
-    else:
-        cfg = load_model(path, KpiConfig, default_empty=True)
-        data, _root = load_data(path)
-    if not (isinstance(data, dict) and "timezone" in data):
-        server_path = config_dir / "ctiserver.yaml"
-        if server_path.exists():
-            from ..config import load_server_config
-
-            try:
-                tz = load_server_config(config_dir).timezone
-            except ConfigError:
-                tz = cfg.timezone  # ctiserver.yaml's own check reports its problems
-            cfg = cfg.model_copy(update={"timezone": tz})
-    return cfg
+    site = calendar if calendar is not None else load_calendar(config_dir)
+    return load_site_model(config_dir / "kpi.yaml", KpiConfig, site)

@@ -45,8 +45,7 @@ from .callbacks import (
 )
 from .dialer import safe_value
 from .model import OutboundConfig, TimeRange
-from .rules import WorkCalendar, deliver_by
-from .store import today_in
+from .rules import deliver_by
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +90,7 @@ class AcdCallbackService:
                  agi: str | None = None) -> None:
         self.cfg = cfg
         self.policy = cfg.acd_callbacks
-        self.rules = CallbackRules(self.policy, tz=cfg.timezone, calendar=WorkCalendar(cfg.calendar),
+        self.rules = CallbackRules(self.policy, calendar=cfg.calendar,
                                    quiet=tuple(TimeRange.parse(r) for r in cfg.quiet_hours.default))
         self.store = store
         self.acd = acd
@@ -286,8 +285,7 @@ class AcdCallbackService:
         except NumberError as exc:
             log.warning("work order %s: no callback: %s", workorder_id, exc)
             return False
-        closed = today_in(self.cfg.timezone, now)
-        due = deliver_by(self.rules.calendar, closed, cfg.due_working_days, self.rules.tz)
+        due = deliver_by(self.cfg.calendar, self.cfg.calendar.today(now), cfg.due_working_days)
         windows = ";".join(cfg.class_windows.get(customer_class, []))
         customer = {"account": account} if account else None
         row_id = await self.store.add(origin_call=f"wo-{workorder_id}", number=number, skill=cfg.skill,

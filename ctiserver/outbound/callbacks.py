@@ -18,10 +18,10 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from zoneinfo import ZoneInfo
 
+from ..calendar import Calendar
 from .model import AcdCallbackConfig, TimeRange
-from .rules import WorkCalendar, next_allowed
+from .rules import next_allowed
 
 
 class CallbackStatus:
@@ -83,10 +83,8 @@ class AfterTry:
 class CallbackRules:
     """The policy of `acd_callbacks` in outbound.yaml, with the site calendar and quiet hours."""
 
-    def __init__(self, cfg: AcdCallbackConfig, *, tz: str, calendar: WorkCalendar,
-                 quiet: Sequence[TimeRange] = ()) -> None:
+    def __init__(self, cfg: AcdCallbackConfig, *, calendar: Calendar, quiet: Sequence[TimeRange] = ()) -> None:
         self.cfg = cfg
-        self.tz = ZoneInfo(tz)
         self.calendar = calendar
         self.quiet = tuple(quiet)
         self.windows = cfg.window_ranges
@@ -121,7 +119,7 @@ class CallbackRules:
             if cb.reason != "in_place":  # a kept place rings at its turn, whatever the hour
                 windows = cb.windows or self.windows
                 if windows not in opens:
-                    opens[windows] = next_allowed(now, windows, self.quiet, self.cfg.days, self.calendar, self.tz)
+                    opens[windows] = next_allowed(now, windows, self.quiet, self.cfg.days, self.calendar)
                 opens_at = opens[windows]
                 if opens_at is None or opens_at >= cb.due_ts:
                     out.blocked["outside_window"] += 1

@@ -15,11 +15,10 @@ import json
 import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import datetime
+from datetime import date
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, TextIO
-from zoneinfo import ZoneInfo
 
 from sqlalchemy.exc import DBAPIError
 
@@ -36,7 +35,6 @@ from .contacts import (
 )
 from .customers import SqlCustomerSource
 from .model import CampaignSpec, load_campaign_spec, load_outbound_config
-from .rules import WorkCalendar
 from .store import OutboundError, OutboundStore, UnknownCampaign
 
 DONE_STATES = ("finished", "stopped")
@@ -188,8 +186,8 @@ def cmd_import(args: argparse.Namespace) -> int:
         excluded = await store.excluded_numbers()
         try:
             if args.from_customers:
-                tz = load_outbound_config(Path(args.config)).timezone
-                targets = await _customer_targets(store, spec, tz)
+                today = load_outbound_config(Path(args.config)).calendar.today(time.time())
+                targets = await _customer_targets(store, spec, today)
                 report = targets_to_contacts(targets, spec.kind, excluded=excluded, existing=existing,
                                              skip_bad=args.skip_bad)
             else:
@@ -231,13 +229,13 @@ async def _is_new(store: OutboundStore, name: str) -> bool:
     return False
 
 
-async def _customer_targets(store: OutboundStore, spec: CampaignSpec, tz: str) -> Sequence[CustomerTarget]:
+async def _customer_targets(store: OutboundStore, spec: CampaignSpec, today: date) -> Sequence[CustomerTarget]:
     source = SqlCustomerSource(store.engine)
     if spec.outage is not None:
         return await source.customers_in_areas(spec.outage.areas)
     if spec.kind == "arrears_reminder":
         minimum = spec.arrears.min_arrears if spec.arrears else Decimal("0")
-        return await source.customers_in_arrears(minimum, datetime.now(ZoneInfo(tz)).date())
+        return await source.customers_in_arrears(minimum, today)
     raise ValueError(f"a {spec.kind} campaign cannot take its targets from the customer tables; "
                      "import a CSV (e.g. of closed work orders)")
 
@@ -253,11 +251,10 @@ def cmd_state(args: argparse.Namespace) -> int:
 
 def cmd_status(args: argparse.Namespace) -> int:
     cfg = load_outbound_config(Path(args.config))
-    calendar = WorkCalendar(cfg.calendar)
 
     async def collect(store: OutboundStore) -> list[dict[str, Any]]:
         names = [args.name] if args.name else [c.name for c in await store.campaigns()]
-        return [await store.status(n, cfg.timezone, calendar, time.time()) for n in names]
+        return [await store.status(n, cfg.calendar, time.time()) for n in names]
 
     async def body(store: OutboundStore) -> int:
         tty = sys.stdout.isatty()

@@ -27,7 +27,7 @@ from .messages import MessageError, render, sound_name
 from .model import Dial, OutboundConfig, Outcome
 from .rules import classify
 from .scheduler import Plan, Scheduler
-from .store import AttemptConflict, CampaignRecord, Finished, OutboundStore, today_in
+from .store import AttemptConflict, CampaignRecord, Finished, OutboundStore
 
 log = logging.getLogger(__name__)
 
@@ -206,7 +206,7 @@ class Dialer:
         variables, name, account, area, tier = await self.store.contact_variables(dial.contact)
         try:
             text = render(camp.spec, self.cfg, name=name, account=account, area=area, variables=variables,
-                          today=today_in(self.cfg.timezone, now))
+                          today=self.cfg.calendar.today(now))
             sound = await self.prompt(text, camp.spec.language)
         except MessageError as exc:
             log.error("campaign %s contact %s: cannot build the message: %s",

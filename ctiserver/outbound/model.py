@@ -1,6 +1,6 @@
 """Outbound vocabulary: campaign kinds, states, outcomes, and the config models.
 
-Two files configure outbound: `config/outbound.yaml` (site-wide rules: calendar,
+Two files configure outbound: `config/outbound.yaml` (site-wide rules:
 quiet hours, caps, pacing, message templates, late-fee rules) and one YAML per
 campaign under `config/campaigns/` (kind, windows, pacing, retry policy, params).
 A campaign's spec is copied into the database when it is created, so a running
@@ -19,7 +19,8 @@ from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from ..configfile import ConfigError, ConfigProblem, Strict, load_model
+from ..calendar import Calendar, DaysRule, load_calendar, load_site_model
+from ..configfile import ConfigError, ConfigProblem, Strict, compose, load_model, node_line
 
 CampaignKind = Literal["outage_notice", "arrears_reminder", "survey"]
 KINDS: tuple[str, ...] = ("outage_notice", "arrears_reminder", "survey")
@@ -140,19 +141,6 @@ class PacingConfig(Strict):
     max_concurrent: Annotated[int, Field(ge=1, le=10000)] = 10
     calls_per_s: Annotated[float, Field(gt=0, le=1000)] = 2.0
     burst: Annotated[int, Field(ge=1, le=1000)] = 1  # tokens a bucket may hold: calls started at once
-
-
-class CalendarConfig(Strict):
-    holidays: list[date] = Field(default_factory=list)  # public holidays (法定节假日)
-    workdays: list[date] = Field(default_factory=list)  # weekend days worked in lieu (调休上班)
-    weekend: list[Annotated[int, Field(ge=1, le=7)]] = Field(default_factory=lambda: [6, 7])  # ISO
-
-    @model_validator(mode="after")
-    def _disjoint(self) -> CalendarConfig:
-        both = set(self.holidays) & set(self.workdays)
-        if both:
-            raise ValueError(f"dates listed both as holiday and as workday: {sorted(map(str, both))}")
-        return self
 
 
 class QuietHoursConfig(Strict):
@@ -323,7 +311,7 @@ class AcdCallbackConfig(Strict):
 
     enabled: bool = True
     windows: list[str] = Field(default_factory=lambda: ["08:00-21:00"])  # scheduled ones only
-    days: Literal["any", "working", "no_holidays"] = "any"
+    days: DaysRule = "any"
     max_attempts: Annotated[int, Field(ge=1, le=10)] = 3
     retry: CallbackRetry = Field(default_factory=CallbackRetry)
     max_in_acd: Annotated[int, Field(ge=1, le=10000)] = 10  # callbacks waiting for agents at once
@@ -343,9 +331,8 @@ class AcdCallbackConfig(Strict):
 
 
 class OutboundConfig(Strict):
-    timezone: str = "Asia/Shanghai"
     pacing: PacingConfig = Field(default_factory=lambda: PacingConfig(max_concurrent=30, calls_per_s=5, burst=5))
-    calendar: CalendarConfig = Field(default_factory=CalendarConfig)
+    calendar: Calendar = Field(default_factory=Calendar)  # the site calendar (calendar.yaml), put in by the loader
     quiet_hours: QuietHoursConfig = Field(default_factory=QuietHoursConfig)
     caps: list[FrequencyCap] = Field(default_factory=list)
     late_fee: LateFeeConfig = Field(default_factory=LateFeeConfig)
@@ -358,16 +345,9 @@ class OutboundConfig(Strict):
     acd_callbacks: AcdCallbackConfig = Field(default_factory=AcdCallbackConfig)
     templates: TemplatesConfig = Field(default_factory=TemplatesConfig)
 
-    @field_validator("timezone")
-    @classmethod
-    def _tz(cls, v: str) -> str:
-        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-        try:
-            ZoneInfo(v)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {v!r}") from None
-        return v
+    @property
+    def timezone(self) -> str:
+        return self.calendar.timezone
 
 
 # --- one campaign (config/campaigns/<name>.yaml) -----------------------------------------------
@@ -423,7 +403,9 @@ class CampaignSpec(Strict):
     # Narrower hours by customer class, e.g. business 09:00-17:00, residential 17:00-22:00;
     # applied to each contact as quiet hours (the time outside its class's range).
     class_windows: dict[Literal["residential", "business"], str] = Field(default_factory=dict)
-    days: Literal["any", "working", "no_holidays"] = "any"
+    days: DaysRule = "any"
+    # or: an hours set of calendar.yaml (its spans per kind of day), in place of windows and days
+    hours: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,38}$")] | None = None
     pacing: PacingConfig = Field(default_factory=PacingConfig)
     retry: RetryPolicy = Field(default_factory=RetryPolicy)
     # "within N working days" of the data arriving (bill data, work-order closure)
@@ -446,6 +428,8 @@ class CampaignSpec(Strict):
     def _kind_params(self) -> CampaignSpec:
         if not self.windows:
             raise ValueError("windows: at least one calling window is needed")
+        if self.hours is not None and {"windows", "days"} & self.model_fields_set:
+            raise ValueError("give either hours (an hours set of calendar.yaml) or windows and days, not both")
         if self.kind == "outage_notice" and self.outage is None:
             raise ValueError("an outage_notice campaign needs an 'outage' section "
                              "(areas, start, end, reason)")
@@ -460,9 +444,9 @@ class CampaignSpec(Strict):
         return tuple(TimeRange.parse(w) for w in self.windows)
 
 
-def load_outbound_config(config_dir: str | Path) -> OutboundConfig:
+def load_outbound_config(config_dir: str | Path, calendar: Calendar | None = None) -> OutboundConfig:
     path = Path(config_dir) / "outbound.yaml"
-    cfg = load_model(path, OutboundConfig, default_empty=True) if path.exists() else OutboundConfig()
+    cfg = load_site_model(path, OutboundConfig, calendar if calendar is not None else load_calendar(config_dir))
     missing = [k for k in KINDS if cfg.templates.get(k) is None]
     if path.exists() and missing:
         raise ConfigError.at(path, 1, f"templates: no message template for {', '.join(missing)}")
@@ -476,7 +460,9 @@ def load_campaign_spec(path: str | Path) -> CampaignSpec:
 def check_outbound(config_dir: Path) -> list[ConfigProblem]:
     """For `ctiserver check`: outbound.yaml and every campaign file, all problems at once."""
     problems: list[ConfigProblem] = []
+    hours: list[str] | None = None
     try:
+        hours = sorted(load_calendar(config_dir).hours)
         load_outbound_config(config_dir)
     except ConfigError as exc:
         problems.extend(exc.problems)
@@ -484,9 +470,14 @@ def check_outbound(config_dir: Path) -> list[ConfigProblem]:
     if folder.is_dir():
         for path in sorted(folder.glob("*.yaml")):
             try:
-                load_campaign_spec(path)
+                spec = load_campaign_spec(path)
             except ConfigError as exc:
                 problems.extend(exc.problems)
+                continue
+            if spec.hours is not None and hours is not None and spec.hours not in hours:
+                line = node_line(compose(path), ("hours",))
+                problems.append(ConfigProblem(str(path), line, f"unknown hours set '{spec.hours}' (calendar.yaml "
+                                                               f"hours: {', '.join(hours) or 'none'})"))
     return problems
 
 

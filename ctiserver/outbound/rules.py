@@ -16,9 +16,9 @@ from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from zoneinfo import ZoneInfo
 
+from ..calendar import Calendar, DaysRule
 from .model import (
     REACHED,
-    CalendarConfig,
     ContactStatus,
     FrequencyCap,
     LateFeeConfig,
@@ -30,50 +30,9 @@ from .model import (
 SEARCH_DAYS = 400  # how far ahead we look for an open window before calling it never
 
 
-class WorkCalendar:
-    """Working days: weekdays that are not public holidays, plus make-up workdays (调休)."""
-
-    def __init__(self, cfg: CalendarConfig | None = None) -> None:
-        cfg = cfg or CalendarConfig()
-        self.holidays = frozenset(cfg.holidays)
-        self.workdays = frozenset(cfg.workdays)
-        self.weekend = frozenset(cfg.weekend)
-
-    def is_working_day(self, day: date) -> bool:
-        if day in self.workdays:
-            return True
-        return day not in self.holidays and day.isoweekday() not in self.weekend
-
-    def is_holiday(self, day: date) -> bool:
-        """A public holiday (not merely a weekend)."""
-        return day in self.holidays
-
-    def add_working_days(self, day: date, n: int) -> date:
-        """The n-th working day after `day` (n=0: `day` itself if working, else the next one)."""
-        d = day
-        if n == 0:
-            while not self.is_working_day(d):
-                d += timedelta(days=1)
-            return d
-        left = n
-        while left > 0:
-            d += timedelta(days=1)
-            if self.is_working_day(d):
-                left -= 1
-        return d
-
-    def day_allowed(self, day: date, days_rule: str) -> bool:
-        if days_rule == "working":
-            return self.is_working_day(day)
-        if days_rule == "no_holidays":
-            return not self.is_holiday(day)
-        return True
-
-
-def deliver_by(calendar: WorkCalendar, arrived: date, working_days: int, tz: ZoneInfo) -> float:
+def deliver_by(calendar: Calendar, arrived: date, working_days: int) -> float:
     """Epoch seconds at the end of the `working_days`-th working day after the data arrived."""
-    last = calendar.add_working_days(arrived, working_days)
-    return _local(last, 1440, tz)
+    return calendar.at(calendar.add_working_days(arrived, working_days), 1440)
 
 
 def _local(day: date, minute: int, tz: ZoneInfo) -> float:
@@ -110,15 +69,23 @@ def _day_intervals(day: date, ranges: Iterable[TimeRange], tz: ZoneInfo) -> list
     return out
 
 
-def next_allowed(now: float, windows: Sequence[TimeRange], quiet: Sequence[TimeRange], days_rule: str,
-                 calendar: WorkCalendar, tz: ZoneInfo) -> float | None:
-    """The earliest moment >= now inside a calling window and outside quiet hours; None if none in a year."""
-    today = datetime.fromtimestamp(now, tz).date()
+def next_allowed(now: float, windows: Sequence[TimeRange], quiet: Sequence[TimeRange], days_rule: DaysRule,
+                 calendar: Calendar, hours: str | None = None) -> float | None:
+    """The earliest moment >= now inside a calling window and outside quiet hours; None if none in a year.
+
+    `hours` (an hours set of calendar.yaml) replaces `windows` and `days_rule`: each day's windows are the
+    set's open spans for that kind of day."""
+    tz = calendar.zone
+    today = calendar.today(now)
     for offset in range(-1, SEARCH_DAYS):
         day = today + timedelta(days=offset)
-        if not calendar.day_allowed(day, days_rule):
+        if hours is not None:
+            todays = [TimeRange(a, b) for a, b in calendar.spans(hours, day)]
+        elif calendar.day_allowed(day, days_rule):
+            todays = list(windows)
+        else:
             continue
-        open_ = [iv for iv in _day_intervals(day, windows, tz) if iv[1] > now]
+        open_ = [iv for iv in _day_intervals(day, todays, tz) if iv[1] > now]
         if not open_:
             continue
         cut = [iv for d in (day - timedelta(days=1), day, day + timedelta(days=1))

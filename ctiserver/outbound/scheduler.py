@@ -23,11 +23,11 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from zoneinfo import ZoneInfo
 
+from ..calendar import DaysRule
 from .model import CampaignSpec, Dial, OutboundConfig, PacingConfig, State, TimeRange, parse_ranges
 from .pacing import TokenBucket
-from .rules import Delivery, WorkCalendar, cap_blocked_until, next_allowed
+from .rules import Delivery, cap_blocked_until, next_allowed
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,14 +38,15 @@ class CampaignView:
     state: str
     priority: int
     windows: tuple[TimeRange, ...]
-    days: str
+    days: DaysRule
     pacing: PacingConfig
     max_attempts: int
+    hours: str | None = None  # an hours set of calendar.yaml, in place of windows and days
 
     @classmethod
     def from_spec(cls, spec: CampaignSpec, uid: str, state: str) -> CampaignView:
         return cls(spec.name, uid, spec.kind, state, spec.priority, spec.window_ranges, spec.days,
-                   spec.pacing, spec.retry.max_attempts)
+                   spec.pacing, spec.retry.max_attempts, spec.hours)
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,8 +116,7 @@ def channel_id(campaign_uid: str, contact: int, attempt_no: int) -> str:
 class Scheduler:
     def __init__(self, cfg: OutboundConfig) -> None:
         self.cfg = cfg
-        self.tz = ZoneInfo(cfg.timezone)
-        self.calendar = WorkCalendar(cfg.calendar)
+        self.calendar = cfg.calendar
         self.default_quiet = tuple(TimeRange.parse(r) for r in cfg.quiet_hours.default)
         self.area_quiet = {area: tuple(TimeRange.parse(r) for r in ranges)
                            for area, ranges in cfg.quiet_hours.areas.items()}
@@ -173,7 +173,7 @@ class Scheduler:
             key = (camp.name, c.area, c.quiet)
             if key not in open_cache:
                 open_cache[key] = next_allowed(now, camp.windows, self.quiet_for(c.area, c.quiet),
-                                               camp.days, self.calendar, self.tz)
+                                               camp.days, self.calendar, camp.hours)
             opens = open_cache[key]
             if opens is None:
                 blocked["no_window"] += 1

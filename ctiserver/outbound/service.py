@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from ..calendar import Calendar
 from ..clock import Clock
 from ..events import Event, Kind
 from ..numbers import normalise_number
@@ -25,7 +26,6 @@ from .callback_store import CallbackStore
 from .customers import customer_class
 from .dialer import Dialer, Emit, PromptFn
 from .model import ContactIn, OutboundConfig, load_outbound_config
-from .rules import WorkCalendar
 from .scheduler import Scheduler
 from .store import OutboundStore
 
@@ -113,9 +113,8 @@ class OutboundService:
 
     async def status_all(self) -> list[dict[str, Any]]:
         """Every campaign's progress (for the API and the wallboard)."""
-        calendar = WorkCalendar(self.cfg.calendar)
         now = self.dialer.clock.now()
-        return [await self.store.status(c.name, self.cfg.timezone, calendar, now)
+        return [await self.store.status(c.name, self.cfg.calendar, now)
                 for c in await self.store.campaigns()]
 
 
@@ -129,10 +128,10 @@ def _agi_address(server: Any) -> str | None:
 
 
 def attach_outbound(server: Any, *, prompt: PromptFn | None = None, acd: Any = None,
-                    say: Say | None = None) -> dict[str, Any]:
+                    say: Say | None = None, calendar: Calendar | None = None) -> dict[str, Any]:
     """Register outbound on a CtiServer; the returned dict holds the service ("service") once the server
     started, and, given the ACD runtime, the ACD callbacks ("callbacks", fed by the ACD's hooks)."""
-    cfg = load_outbound_config(server.config_dir)
+    cfg = load_outbound_config(server.config_dir, calendar)
     holder: dict[str, Any] = {}
 
     async def start() -> None:

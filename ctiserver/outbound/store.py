@@ -16,9 +16,7 @@ import secrets
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import date
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import (
     JSON,
@@ -40,6 +38,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from ..calendar import Calendar
 from ..store.schema import IdType, metadata
 from .model import (
     OUTCOME_RANK,
@@ -53,7 +52,7 @@ from .model import (
     Outcome,
     State,
 )
-from .rules import Delivery, WorkCalendar, after_outcome, deliver_by
+from .rules import Delivery, after_outcome, deliver_by
 from .scheduler import CampaignView, Exclusion, LiveAttempt, Snapshot, contact_view
 
 IMPORTANT = 10  # contacts with this priority or more are "important": reported by name when missed
@@ -550,8 +549,7 @@ class OutboundStore:
         return dict(r.variables or {}), r.name, r.account, r.area, r.tier
 
     # --- reports ----------------------------------------------------------------------------------
-    async def status(self, name: str, tz: str = "Asia/Shanghai", calendar: WorkCalendar | None = None,
-                     now: float | None = None) -> dict[str, Any]:
+    async def status(self, name: str, calendar: Calendar | None = None, now: float | None = None) -> dict[str, Any]:
         """Progress of one campaign; `deliver_by`/`overdue` when it has a working-day deadline."""
         camp = await self.campaign(name)
         async with self.engine.connect() as conn:
@@ -574,8 +572,8 @@ class OutboundStore:
         out["finished_contacts"] = out["done"] + out["not_reached"] + out["cancelled"] + out["excluded"]
         spec = camp.spec
         if spec.data_arrived is not None and spec.deliver_within_working_days is not None:
-            due = deliver_by(calendar or WorkCalendar(), spec.data_arrived, spec.deliver_within_working_days,
-                             ZoneInfo(tz))
+            due = deliver_by(calendar if calendar is not None else Calendar(), spec.data_arrived,
+                             spec.deliver_within_working_days)
             out["deliver_by"] = due
             out["overdue"] = bool(now is not None and now > due and (out["pending"] or out["live"]))
         return out
@@ -643,8 +641,3 @@ class OutboundStore:
                                       .order_by(attempts.c.id))
             return [dict(r._mapping) for r in rows]
 
-
-def today_in(tz: str, now: float) -> date:
-    from datetime import datetime
-
-    return datetime.fromtimestamp(now, ZoneInfo(tz)).date()

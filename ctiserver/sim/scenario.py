@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 from pydantic import Field, field_validator, model_validator
 
 from ..acd.config import AcdConfig, load_acd_config, parse_acd_config
+from ..calendar import load_calendar
 from ..configfile import ConfigError, ConfigProblem, Strict, load_model
 
 Positive = Annotated[float, Field(gt=0)]
@@ -213,7 +214,8 @@ def load_scenario(path: Path, config_dir: Path, zone: ZoneInfo) -> Scenario:
     """Read a scenario file and the acd.yaml it runs against (its own `acd_file`, else config_dir's)."""
     path = Path(path)
     spec = load_model(path, ScenarioFile)
-    acd = parse_acd_config(path.parent / spec.acd_file) if spec.acd_file else load_acd_config(config_dir)
+    acd = (parse_acd_config(path.parent / spec.acd_file, calendar=load_calendar(config_dir)) if spec.acd_file
+           else load_acd_config(config_dir))
     try:
         return Scenario(spec, acd, zone)
     except ConfigError as exc:

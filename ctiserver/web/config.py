@@ -6,14 +6,13 @@ typo is a `file:line` error at start-up rather than a surprise on the floor.
 
 from __future__ import annotations
 
-import datetime as dt
 from pathlib import Path
 from typing import Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, model_validator
 
-from ..configfile import Strict, load_model
+from ..calendar import Calendar, load_calendar, load_site_model
+from ..configfile import Strict
 
 ROLES = ("agent", "supervisor", "admin")
 Role = Literal["agent", "supervisor", "admin"]
@@ -62,22 +61,16 @@ class DesktopConfig(Strict):
     units: list[str] = Field(default_factory=lambda: ["城区供电所 City supply station", "营销部 Marketing",
                                                       "运检部 Operations & maintenance"])
     identity_roles: list[Role] = Field(default=["supervisor", "admin"])
-    timezone: str = "Asia/Shanghai"
-    holidays: list[dt.date] = Field(default_factory=list)  # skipped by working-day SLAs
+    calendar: Calendar = Field(default_factory=Calendar)  # the site calendar (calendar.yaml), put in by the loader
     escalation_target: str = Field(default="supervisor", min_length=1, max_length=40)
     ws_queue_size: int = Field(default=256, ge=8, le=100_000)
     ws_replay_size: int = Field(default=500, ge=8, le=100_000)
     wallboard_interval_s: float = Field(default=2.0, gt=0)
     min_logged_in: int = Field(default=0, ge=0)  # below this a logout warns supervisors (shift change)
 
-    @field_validator("timezone")
-    @classmethod
-    def _known_zone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {value!r}") from None
-        return value
+    @property
+    def timezone(self) -> str:
+        return self.calendar.timezone
 
     @model_validator(mode="after")
     def _sla_categories_known(self) -> DesktopConfig:
@@ -89,9 +82,7 @@ class DesktopConfig(Strict):
         return self
 
 
-def load_desktop_config(config_dir: str | Path) -> DesktopConfig:
+def load_desktop_config(config_dir: str | Path, calendar: Calendar | None = None) -> DesktopConfig:
     """Read `<config_dir>/desktop.yaml` (absent or empty file: all defaults); ConfigError on mistakes."""
-    path = Path(config_dir) / "desktop.yaml"
-    if not path.exists():
-        return DesktopConfig()
-    return load_model(path, DesktopConfig, default_empty=True)
+    site = calendar if calendar is not None else load_calendar(config_dir)
+    return load_site_model(Path(config_dir) / "desktop.yaml", DesktopConfig, site)

@@ -12,13 +12,12 @@ the change so the two can never disagree.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import false, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from ..calendar import Calendar
 from .config import DesktopConfig, Sla
 from .errors import ApiError
 from .tables import work_order_history, work_orders
@@ -43,26 +42,19 @@ def check_transition(current: str, target: str) -> None:
                        f"a work order cannot go from {current!r} to {target!r} (allowed: {allowed})")
 
 
-def due_ts(start_ts: float, sla: Sla, tz: ZoneInfo, holidays: Iterable[dt.date] = ()) -> float:
-    """When a work order reported at `start_ts` is due: plain hours, or N working days (Mon-Fri, no holidays).
+def due_ts(start_ts: float, sla: Sla, calendar: Calendar) -> float:
+    """When a work order reported at `start_ts` is due: plain hours, or N working days of the site calendar.
 
-    Working days count whole days after the report day; the order is due at the same
-    local time of day on the Nth working day (a Friday-afternoon query with 2 working
-    days is due Tuesday afternoon).
+    Working days count whole days after the report day (holidays skipped, make-up Saturdays counted);
+    the order is due at the same local time of day on the Nth working day (a Friday-afternoon query
+    with 2 working days is due Tuesday afternoon).
     """
     if sla.hours is not None:
         return start_ts + sla.hours * 3600
     assert sla.working_days is not None
-    skip = set(holidays)
-    local = dt.datetime.fromtimestamp(start_ts, tz)
-    day = local.date()
-    left = sla.working_days
-    while left:
-        day += dt.timedelta(days=1)
-        if day.weekday() < 5 and day not in skip:
-            left -= 1
-    due = dt.datetime.combine(day, local.timetz())
-    return due.timestamp()
+    local = calendar.local(start_ts)
+    day = calendar.add_working_days(local.date(), sla.working_days)
+    return dt.datetime.combine(day, local.timetz()).timestamp()
 
 
 def is_overdue(row: dict[str, Any], now: float) -> bool:
@@ -97,7 +89,7 @@ async def create(engine: AsyncEngine, *, fields: dict[str, Any], agent_no: str, 
                        f"category {fields['category']!r} takes no work order (configured: "
                        f"{', '.join(sorted(config.workorder_sla))})")
     row = {**fields, "created_ts": now, "updated_ts": now, "created_by": agent_no, "status": "open",
-           "due_ts": due_ts(fields["call_time"], sla, ZoneInfo(config.timezone), config.holidays),
+           "due_ts": due_ts(fields["call_time"], sla, config.calendar),
            "reopen_count": 0, "closed_ts": None}
     async with engine.begin() as conn:
         result = await conn.execute(insert(work_orders).values(**row))
@@ -146,7 +138,7 @@ async def change_status(engine: AsyncEngine, wo_id: int, *, target: str, agent_n
             values["closed_ts"] = None
             sla = config.workorder_sla.get(row["category"])
             if sla is not None:
-                values["due_ts"] = due_ts(now, sla, ZoneInfo(config.timezone), config.holidays)
+                values["due_ts"] = due_ts(now, sla, config.calendar)
         done = await conn.execute(update(work_orders)
                                   .where(work_orders.c.id == wo_id, work_orders.c.status == current)
                                   .values(**values))

@@ -69,12 +69,9 @@ default_tier: gold
 tier_rules:
   - tier: platinum
     all: [{field: x, value: 1}]
-calendars:
-  office:
-    weekly: {mon: ["08:00-12:00"]}
-    closed: {kind: queue, target: nowhere}
 """
-    text = text.replace("    wrap_up_s: 20", "    wrap_up_s: 20\n    calendar: offfice\n"
+    text = text.replace("    wrap_up_s: 20", "    wrap_up_s: 20\n    hours: offfice\n"
+                        "    closed: {kind: queue, target: nowhere}\n"
                         "    overflow: {kind: queue, target: fault}\n"
                         "    escalation: [{after_s: 10, add_skills: [spanish]}]")
     text = text.replace("queues:\n", "queues:\n  fault:\n    overflow: {kind: queue, target: billing}\n")
@@ -87,7 +84,7 @@ calendars:
     expected = {
         (line_of("default_tier"), "unknown tier 'gold'"),
         (line_of("tier: platinum"), "unknown tier 'platinum'"),
-        (line_of("calendar: offfice"), "unknown calendar 'offfice'"),
+        (line_of("hours: offfice"), "unknown hours set 'offfice' (calendar.yaml hours: none)"),
         (line_of("[spanish]"), "unknown skill 'spanish'"),
         (line_of("target: nowhere"), "overflow to unknown queue 'nowhere'"),
         (line_of("target: billing"), "overflow between queues loops"),
@@ -116,11 +113,11 @@ def test_last_resort_tier_must_be_last(tmp_path: Path) -> None:
     assert ":7:" in got and "last_resort tiers must come last" in got
 
 
-def test_calendar_span_and_zone_errors(tmp_path: Path) -> None:
-    text = GOOD + "calendars:\n  c:\n    timezone: Mars/Olympus\n    weekly: {mon: ['18:00-08:00']}\n"
+def test_a_second_calendar_in_acd_yaml_is_an_error_at_its_line(tmp_path: Path) -> None:
+    text = GOOD + "calendars:\n  c:\n    holidays: [2026-10-01]\n    weekly: {mon: ['18:00-08:00']}\n"
     got = problems(text, tmp_path)
-    assert any(":15:" in p and "Mars/Olympus" in p for p in got), got
-    assert any(":16:" in p and "18:00-08:00" in p for p in got), got
+    assert got == [f"{tmp_path / 'acd.yaml'}:13: calendars: opening hours are the named hours sets of calendar.yaml: "
+                   "refer to one with `hours: <name>`"]
 
 
 def test_duplicate_agent_and_shared_account_customer(tmp_path: Path) -> None:

@@ -538,11 +538,8 @@ def ts(*args: int) -> float:
     return dt.datetime(*args, tzinfo=SH).timestamp()
 
 
-CAL = {"office": {"timezone": "Asia/Shanghai",
-                  "weekly": {"mon": ["08:00-12:00", "13:30-18:00"], "sat": []},
-                  "holidays": ["2026-10-05"],
-                  "special_days": {"2026-10-10": ["09:00-12:00"]},
-                  "closed": {"kind": "voicemail", "target": "office"}}}
+CAL = {"timezone": "Asia/Shanghai", "holidays": ["2026-10-05"], "workdays": ["2026-10-10"],
+       "hours": {"office": {"on_working_days": ["08:00-12:00", "13:30-18:00"]}}}
 
 
 @pytest.mark.parametrize(("when", "is_open"), [
@@ -555,7 +552,8 @@ CAL = {"office": {"timezone": "Asia/Shanghai",
     (ts(2026, 10, 17, 10, 0), False),  # an ordinary Saturday
 ])
 def test_calendar(when: float, is_open: bool) -> None:
-    eng = engine({"1001": {"billing": 5}}, calendars=CAL, queues={"billing": {"calendar": "office"}})
+    eng = engine({"1001": {"billing": 5}}, calendar=CAL,
+                 queues={"billing": {"hours": "office", "closed": {"kind": "voicemail", "target": "office"}}})
     cmds = eng.enqueue("c1", "billing", "normal", "1", when)
     if is_open:
         assert offers(cmds)
@@ -780,12 +778,12 @@ def test_a_scheduled_callback_waits_with_its_place_and_is_offered_as_a_callback(
 
 
 def test_a_callback_ignores_the_door_and_max_wait_but_not_a_closed_queue() -> None:
-    closed_cal = {"timezone": "UTC", "weekly": {}, "closed": {"kind": "voicemail", "target": "vm"}}
+    closed_cal = {"timezone": "UTC", "hours": {"shut": {}}}
     eng = engine({"1001": {"billing": 5}}, ready=False,
                  queues={"billing": {"max_waiting": 1, "max_wait_s": 10, "block_when_no_agents": True,
                                      "overflow": {"kind": "callback"}},
-                         "fault": {"calendar": "shut"}},
-                 calendars={"shut": closed_cal})
+                         "fault": {"hours": "shut", "closed": {"kind": "voicemail", "target": "vm"}}},
+                 calendar=closed_cal)
     # nobody logged in and the queue full: a live caller is turned away, callbacks still wait
     assert only(eng.enqueue("live", "billing", "normal", "13900000009", 0.0), Blocked)
     for n in (1, 2):

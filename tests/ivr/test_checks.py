@@ -14,7 +14,7 @@ from .helpers import SAMPLE_CONFIG, tree_from
 
 
 def problems(text: str, sounds: list[Path] | None = None) -> list[str]:
-    return [str(p) for p in check_tree(tree_from(text), sounds or [])]
+    return [str(p) for p in check_tree(tree_from(text), sounds or [], hours=["business_hours"])]
 
 
 def test_sample_tree_is_clean() -> None:
@@ -219,7 +219,7 @@ def test_unknown_template_fields() -> None:
         next: bye
       bye:
         kind: branch
-        cases: [{when: {field: outage.active, op: true}, next: end}, {when: {calendar: office}, next: end}]
+        cases: [{when: {field: outage.active, op: true}, next: end}, {when: {hours: office}, next: end}]
         default: end
       end: {kind: hangup}
     """)
@@ -232,7 +232,7 @@ def test_unknown_template_fields() -> None:
     assert "t.yaml:13: node 'say' prompt: unknown field 'vars.x'" in text
     assert "visits.who" not in text and "'caller'" not in text
     assert "t.yaml:17: node 'bye': unknown field 'outage.active'" in text
-    assert "t.yaml:17: node 'bye': unknown calendar 'office'" in text
+    assert "t.yaml:17: node 'bye': unknown hours set 'office' (calendar.yaml hours: business_hours)" in text
 
 
 def test_account_lookup_needs_on_unverified() -> None:

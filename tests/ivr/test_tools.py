@@ -25,6 +25,7 @@ def config(tmp_path: Path) -> Path:
     shutil.copytree(SAMPLE_CONFIG / "ivr", cfg / "ivr")
     shutil.copytree(SAMPLE_CONFIG / "data", cfg / "data")
     shutil.copy(SAMPLE_CONFIG / "acd.yaml", cfg / "acd.yaml")
+    shutil.copy(SAMPLE_CONFIG / "calendar.yaml", cfg / "calendar.yaml")  # acd.yaml names its hours sets
     return cfg
 
 

@@ -1,4 +1,4 @@
-"""The pure IVR walker: every node kind, retries, exhaustion, the agent key, barge-in, templates, calendars."""
+"""The pure IVR walker: every node kind, retries, exhaustion, the agent key, barge-in, templates, hours sets."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from ctiserver.calendar import Calendar, Hours
 from ctiserver.events import Kind
 from ctiserver.ivr.tree import load_tree
 from ctiserver.ivr.walker import (
@@ -60,8 +61,12 @@ nodes:
 """
 
 
+OFFICE = Calendar(holidays=[dt.date(2026, 10, 5)], workdays=[dt.date(2026, 10, 10)],
+                  hours={"office": Hours(on_working_days=["09:00-12:00"])})
+
+
 def walker(text: str, now: float = 1_700_000_000.0, **data: object) -> IvrWalker:
-    return IvrWalker(tree_from(text), {"call_id": "L1", "caller": "13800000001", **data}, now)
+    return IvrWalker(tree_from(text), {"call_id": "L1", "caller": "13800000001", **data}, now, OFFICE)
 
 
 def test_menu_prompts_then_waits_for_one_key() -> None:
@@ -281,11 +286,6 @@ def test_lookup_error_without_on_error_goes_to_agent() -> None:
 
 BRANCH = """
 start: b
-calendars:
-  office:
-    weekly: {mon: ["08:00-12:00"], tue: ["08:00-12:00"]}
-    holidays: [2026-10-05]
-    special_days: {2026-10-10: ["09:00-10:00"]}
 nodes:
   b:
     kind: branch
@@ -294,9 +294,9 @@ nodes:
         next: vip
       - when: [{field: account.arrears, op: gt, value: 100}, {field: customer.important, op: false}]
         next: debt
-      - when: {calendar: office, state: open}
+      - when: {hours: office, state: open}
         next: open
-      - when: {calendar: office, state: holiday}
+      - when: {hours: office, state: holiday}
         next: holiday
     default: closed
   vip: {kind: hangup}

@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from ctiserver.calendar import Calendar
 from ctiserver.events import Event, Kind
 from ctiserver.kpi.config import KpiConfig
 from ctiserver.kpi.report import ReportError, build_report, parse_by, parse_when, resolve_range
@@ -72,7 +73,7 @@ async def test_daylight_saving_zone_buckets_by_local_wall_clock(engine: AsyncEng
     t2 = datetime(2026, 3, 29, 3, 15, tzinfo=berlin).timestamp()
     assert t2 - t1 == 1800
     await load(engine, [Event(Kind.CALL_NEW, t1, "x1", data={}), Event(Kind.CALL_NEW, t2, "x2", data={})])
-    cfg = KpiConfig(timezone="Europe/Berlin")
+    cfg = KpiConfig(calendar=Calendar(timezone="Europe/Berlin"))
     start = datetime(2026, 3, 29, tzinfo=berlin).timestamp()
     r = await build_report(engine, cfg, start, start + 23 * 3600, ["hour"], now=start + 86400)
     assert [(row["key"]["hour"], row["metrics"]["calls_offered"]) for row in r["rows"]] == [

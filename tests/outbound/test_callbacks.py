@@ -7,10 +7,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from ctiserver.calendar import Calendar
 from ctiserver.configfile import ConfigError, load_model
 from ctiserver.outbound.callbacks import CallbackRules, CallbackStatus, CallbackView, dial_outcome, whisper_text
-from ctiserver.outbound.model import AcdCallbackConfig, CalendarConfig, OutboundConfig, TimeRange
-from ctiserver.outbound.rules import WorkCalendar
+from ctiserver.outbound.model import AcdCallbackConfig, OutboundConfig, TimeRange
 
 TZ = ZoneInfo("Asia/Shanghai")
 
@@ -21,7 +21,7 @@ def at(hhmm: str, day: str = "2026-11-24") -> float:  # a Tuesday
 
 def rules(**over: object) -> CallbackRules:
     cfg = AcdCallbackConfig.model_validate({"windows": ["08:00-21:00"], **over})
-    return CallbackRules(cfg, tz="Asia/Shanghai", calendar=WorkCalendar(CalendarConfig()),
+    return CallbackRules(cfg, calendar=Calendar(),
                          quiet=(TimeRange.parse("12:00-13:30"),))
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from ctiserver.calendar import Calendar
 from ctiserver.configfile import ConfigError
 from ctiserver.outbound.messages import MessageError, render, sound_name
 from ctiserver.outbound.model import (
@@ -19,7 +20,7 @@ from ctiserver.outbound.model import (
     load_campaign_spec,
     load_outbound_config,
 )
-from ctiserver.outbound.rules import WorkCalendar, after_outcome, classify, late_fee
+from ctiserver.outbound.rules import after_outcome, classify, late_fee
 
 REPO = Path(__file__).resolve().parents[2]
 FEES = LateFeeConfig()
@@ -81,7 +82,6 @@ def test_outage_and_survey_messages() -> None:
 def test_config_mistakes_are_reported_with_file_and_line(tmp_path: Path) -> None:
     (tmp_path / "campaigns").mkdir()
     (tmp_path / "outbound.yaml").write_text(
-        "timezone: Asia/Shanghai\n"
         "templates:\n"
         "  outage_notice: {zh: '{area}{nonsense}', en: x}\n"
         "  arrears_reminder: {zh: a, en: b}\n"
@@ -90,7 +90,7 @@ def test_config_mistakes_are_reported_with_file_and_line(tmp_path: Path) -> None
         "name: bad\nkind: outage_notice\nwindows: ['08:00-25:00']\n", encoding="utf-8")
     (tmp_path / "campaigns" / "bad2.yaml").write_text("name: bad2\nkind: outage_notice\n", encoding="utf-8")
     problems = [str(p) for p in check_outbound(tmp_path)]
-    assert any(p.startswith(f"{tmp_path / 'outbound.yaml'}:3:") and "nonsense" in p for p in problems)
+    assert any(p.startswith(f"{tmp_path / 'outbound.yaml'}:2:") and "nonsense" in p for p in problems)
     assert any(p.startswith(f"{tmp_path / 'campaigns' / 'bad.yaml'}:3:") and "HH:MM" in p for p in problems)
     assert any("needs an 'outage' section" in p for p in problems)
     (tmp_path / "outbound.yaml").write_text("templates: {}\n", encoding="utf-8")
@@ -114,9 +114,7 @@ def test_time_ranges() -> None:
 
 
 def test_working_days_and_retry_decisions() -> None:
-    from ctiserver.outbound.model import CalendarConfig
-
-    cal = WorkCalendar(CalendarConfig(holidays=[date(2026, 10, 1)], workdays=[date(2026, 10, 10)]))
+    cal = Calendar(holidays=[date(2026, 10, 1)], workdays=[date(2026, 10, 10)])
     assert cal.add_working_days(date(2026, 9, 30), 1) == date(2026, 10, 2)
     assert cal.add_working_days(date(2026, 10, 9), 1) == date(2026, 10, 10)  # make-up Saturday
     assert cal.add_working_days(date(2026, 10, 3), 0) == date(2026, 10, 5)

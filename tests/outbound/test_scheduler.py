@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from ctiserver.calendar import Calendar
 from ctiserver.clock import FakeClock
 from ctiserver.outbound.model import (
-    CalendarConfig,
     CampaignSpec,
     FrequencyCap,
     OutboundConfig,
@@ -149,7 +149,7 @@ def test_window_across_midnight() -> None:
 
 
 def test_no_calls_on_holidays_and_window_rolls_to_next_allowed_day() -> None:
-    cal = CalendarConfig(holidays=[date(2026, 10, d) for d in range(1, 8)], workdays=[date(2026, 10, 10)])
+    cal = Calendar(holidays=[date(2026, 10, d) for d in range(1, 8)], workdays=[date(2026, 10, 10)])
     s = sched(calendar=cal)
     arrears = campaign(kind="arrears_reminder", windows=["08:00-21:00"], days="no_holidays")
     plan = s.plan(at(2026, 9, 30, 21, 5), Snapshot([arrears], contacts(1)))
@@ -162,7 +162,7 @@ def test_no_calls_on_holidays_and_window_rolls_to_next_allowed_day() -> None:
 
 
 def test_across_midnight_window_belongs_to_the_day_it_starts() -> None:
-    cal = CalendarConfig(holidays=[date(2026, 10, 1)])
+    cal = Calendar(holidays=[date(2026, 10, 1)])
     s = sched(calendar=cal)
     night = campaign(windows=["22:00-02:00"], days="no_holidays")
     assert s.plan(at(2026, 10, 1, 0, 30), Snapshot([night], contacts(1))).dials  # Sept 30 window

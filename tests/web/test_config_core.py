@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import select
 
+from ctiserver.calendar import Calendar, load_calendar
 from ctiserver.clock import FakeClock
 from ctiserver.configfile import ConfigError
 from ctiserver.store.engine import make_engine, migrate
@@ -31,7 +32,7 @@ def test_shipped_config_loads() -> None:
     cfg = load_desktop_config(REPO / "config")
     assert cfg.workorder_sla["fault_repair"] == Sla(hours=24)
     assert cfg.workorder_sla["inquiry"] == Sla(working_days=2)
-    assert dt.date(2026, 10, 1) in cfg.holidays and "lunch" in cfg.not_ready_reasons
+    assert cfg.calendar.is_holiday(dt.date(2026, 10, 1)) and "lunch" in cfg.not_ready_reasons
 
 
 def test_missing_file_gives_defaults(tmp_path: Path) -> None:
@@ -42,9 +43,9 @@ def test_missing_file_gives_defaults(tmp_path: Path) -> None:
     ("session_ttl_s: 60\nsesion_ttl: 5\n", 2, "unknown key 'sesion_ttl'"),
     ("workorder_sla:\n  fault_repair: {hours: 24, working_days: 1}\n", 2, "exactly one"),
     ("workorder_sla:\n  bogus: {hours: 1}\n", 1, "bogus"),
-    ("timezone: Mars/Olympus\n", 1, "unknown time zone"),
+    ("timezone: Asia/Shanghai\n", 1, "the time zone is set once, in calendar.yaml"),
     ("login_per_user: {max_failures: 0, window_s: 10}\n", 1, "max_failures"),
-    ("holidays: [notadate]\n", 1, "holidays.0"),
+    ("holidays: [2026-10-01]\n", 1, "holidays and make-up workdays are defined once, in calendar.yaml"),
 ])
 def test_config_mistakes_name_file_and_line(tmp_path: Path, text: str, line: int, words: str) -> None:
     (tmp_path / "desktop.yaml").write_text(text, encoding="utf-8")
@@ -54,12 +55,14 @@ def test_config_mistakes_name_file_and_line(tmp_path: Path, text: str, line: int
 
 
 def test_due_hours_and_working_days() -> None:
-    assert due_ts(at(2026, 11, 23), Sla(hours=24), TZ) == at(2026, 11, 24)
-    assert due_ts(at(2026, 11, 27), Sla(working_days=2), TZ) == at(2026, 12, 1)  # Fri -> Tue
-    assert due_ts(at(2026, 11, 28), Sla(working_days=1), TZ) == at(2026, 11, 30)  # Sat -> Mon
-    # National Day week: 10-01..10-07 off (10-03/04 is a weekend anyway)
-    holidays = [dt.date(2026, 10, d) for d in (1, 2, 5, 6, 7)]
-    assert due_ts(at(2026, 9, 30, 16), Sla(working_days=2), TZ, holidays) == at(2026, 10, 9, 16)
+    plain = Calendar()
+    assert due_ts(at(2026, 11, 23), Sla(hours=24), plain) == at(2026, 11, 24)
+    assert due_ts(at(2026, 11, 27), Sla(working_days=2), plain) == at(2026, 12, 1)  # Fri -> Tue
+    assert due_ts(at(2026, 11, 28), Sla(working_days=1), plain) == at(2026, 11, 30)  # Sat -> Mon
+    # National Day week off (10-01..10-07), Saturday 10-10 worked in lieu
+    site = load_calendar(REPO / "config")
+    assert due_ts(at(2026, 9, 30, 16), Sla(working_days=2), site) == at(2026, 10, 9, 16)
+    assert due_ts(at(2026, 10, 9, 16), Sla(working_days=1), site) == at(2026, 10, 10, 16)  # the make-up Saturday
 
 
 def test_status_table() -> None:
