@@ -154,17 +154,20 @@ function render(rep) {
           s.load_erlangs, s.agents_needed, s.agents_logged_in, pct(s.sl_with_logged_in)]));
 }
 
+let latest = 0;  // only the answer to the latest request is shown (a slow earlier one is dropped)
 async function load() {
+  const mine = ++latest;
   const from = $("from").value, to = $("to").value;
   const qs = new URLSearchParams({by: "halfhour"});
   if (from) qs.set("from", from);  // none given: the server's today in the hotline's time zone
   if (to) qs.set("to", to);
   const status = $("status"); status.className = ""; status.textContent = "loading…";
   const r = await api("GET", "/api/reports?" + qs.toString());
+  if (mine !== latest) return;
   if (!r.ok) { status.className = "error"; status.textContent = "error: " + r.error; return; }
   const body = r.data;
-  if (!from) $("from").value = body.from.slice(0, 10);
-  if (!to) $("to").value = body.to.slice(0, 10);
+  if (!$("from").value) $("from").value = body.from.slice(0, 10);
+  if (!$("to").value) $("to").value = body.to.slice(0, 10);
   const shown = new URLSearchParams({by: "halfhour", from: $("from").value, to: $("to").value});
   $("csv").href = "/api/reports?" + shown.toString() + "&format=csv";
   render(body);

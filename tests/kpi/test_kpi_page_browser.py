@@ -31,6 +31,7 @@ async def sign_in(page: Page, prod: Running, agent_no: str = "2001") -> None:
     await page.fill("#password", PASSWORD)
     await page.click("#login-form button[type=submit]")
     await expect(page.locator("#login-box")).to_be_hidden()
+    await expect(page.locator("#status")).not_to_have_text("loading…")  # the first report (today) is in
 
 
 def answered_call_today(now: float) -> list[Event]:
