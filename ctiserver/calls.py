@@ -5,7 +5,13 @@ tracker: the caller's leg is the one that dialled the agent (AMI DialBegin; the
 leg running the `hotline` dialplan before any Dial); the agent's leg is the one
 it dialled. Transfers:
 
-* blind to an agent:  AMI Redirect of the caller's leg to `agents,<id>`
+* blind to an agent:  AMI Redirect of the caller's leg to `transfer-agent,<id>`, which hands the
+  caller to the CTI (AGI /transfer/<id>) to ring the agent. If the agent cannot take the call (phone
+  not reachable, busy, no answer) the CTI logs `acd.transfer_failed` (the transferring agent's desktop
+  says why) and brings the caller back through the ACD: to the transferring agent first, else their
+  queue (`CTI_XFER` = `<agent>/<queue>/<tier>`, set on the caller's leg before the Redirect, says
+  which). Without the CTI the dialplan rings the target, then the transferring agent, then the plain
+  fallback Queue(). An agent the ACD does not know is refused before anything reaches Asterisk.
 * blind to a queue:   AMI Redirect to `transfer-queue,<skill>`, which hands the
   caller back to the CTI (AGI /queue/<skill>) with the plain-Queue fallback
 * attended to an agent: AMI Atxfer on the agent's leg to `agents,<id>` (the agent
@@ -60,6 +66,7 @@ _DIALLABLE = re.compile(r"^[0-9]{1,40}$")  # what Atxfer can send as DTMF (and a
 _AGI_ADDRESS = re.compile(r"^[A-Za-z0-9.:\[\]_-]{1,100}$")  # host:port, as the dialplan's CTI_AGI
 _CHANNEL_SUFFIX = re.compile(r"-[0-9a-f]+(;[12])?$")  # what Asterisk appends to a dial string
 CODE_CONTEXT = "transfer-code"
+AGENT_CONTEXT = "transfer-agent"
 DESK_TRANSFER_MEMORY_S = 600.0  # a completed transfer this soon after the desktop started one is that one
 
 
@@ -107,6 +114,8 @@ class _Ami(Protocol):
 
 class _AgentOf(Protocol):
     def call_agent(self, call_id: str) -> str | None: ...
+    def call_queue(self, call_id: str) -> tuple[str, str] | None: ...
+    def agent_ids(self) -> list[str]: ...
 
 
 def call_agent(acd_agent: str | None, legs: Iterable[Leg], agent_of: Callable[[str], str | None]) -> str | None:
@@ -237,10 +246,20 @@ class AmiCallControl:
             raise PortError("attended-needs-digits",
                             f"an attended transfer dials {target!r} as DTMF digits, so an agent's id must be a "
                             "number", 422)
+        if target_kind == "agent" and target not in self.engine.agent_ids():
+            raise PortError("unknown-agent", f"no agent {target!r} to transfer to: the caller stays with you", 404)
         server, legs = self._find(call_id)
         caller = self._caller_leg(legs)
         agent_id = self._agent(call_id, legs)
+        if target_kind == "agent" and target == agent_id:
+            raise PortError("transfer-to-self", "this call is already yours", 422)
         if kind == "blind":
+            if target_kind == "agent":
+                context = AGENT_CONTEXT
+                # where the caller goes back to if the target cannot take the call
+                queue, tier = self.engine.call_queue(call_id) or ("", "")
+                await self._act(server, "Setvar", {"Channel": caller.channel, "Variable": "CTI_XFER",
+                                                   "Value": f"{agent_id or ''}/{queue}/{tier}"})
             await self._act(server, "Redirect", {"Channel": caller.channel, "Context": context,
                                                  "Exten": exten, "Priority": "1"})
         else:

@@ -42,6 +42,9 @@ class Kind:
     ACD_OVERFLOW = "acd.overflow"  # left the queue to another destination; data: target, reason, wait_s
     ACD_BLOCKED = "acd.blocked"  # refused at the door (full/closed/no agents); data: reason
     ACD_TRANSFER = "acd.transfer"  # data: target, kind ('blind'|'attended')
+    # a transfer that could not complete (agent_id: the transferring agent); data: target, target_kind,
+    # reason ('unreachable'|'busy'|'noanswer'), dial_status, returned_to ('agent'|'queue'|'fallback'), queue
+    ACD_TRANSFER_FAILED = "acd.transfer_failed"
     ACD_COMPLETE = "acd.complete"  # agent leg ended; data: talk_s, hold_s
     ACD_CALLBACK = "acd.callback"  # callback requested/scheduled; data: reason, due_ts
     # a callback closed (call_id: the call that asked for it); data: status ('done'|'not_reached'|

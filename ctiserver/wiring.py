@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -111,6 +112,42 @@ def _queue_route(acd: AcdRuntime, caller_of: Callable[[str], str] = lambda call_
             log.info("queue session ended: %s", exc)
         except Exception:
             log.exception("transfer of %s to queue %r failed; the dialplan falls back", call_id, skill)
+
+    return handle
+
+
+_XFER_PART = re.compile(r"^[A-Za-z0-9_-]{0,40}$")
+
+
+def _transfer_route(acd: AcdRuntime) -> Any:
+    """AGI /transfer/<agent>: a caller blind-transferred to an agent ([transfer-agent]); the ACD rings the
+    agent and, if that fails, brings the caller back (`AcdRuntime.serve_transfer`). The transferring agent,
+    queue and tier come from the caller's CTI_XFER (`<agent>/<queue>/<tier>`, set by the desktop's transfer)."""
+
+    async def handle(chan: AgiChannel) -> None:
+        parts = [p for p in chan.path.split("?")[0].split("/") if p]
+        target = parts[1] if len(parts) > 1 else ""
+        caller = chan.headers.get("agi_callerid", "")
+        call_id = chan.headers.get("agi_uniqueid", "")
+        try:
+            reply = await chan.execute("GET VARIABLE CHANNEL(linkedid)")
+            if reply.result == "1" and reply.data:
+                call_id = reply.data
+            reply = await chan.execute("GET VARIABLE CTI_XFER")
+            fields = (reply.data if reply.result == "1" else "").split("/")
+            if len(fields) != 3 or not all(_XFER_PART.match(f) for f in fields) or \
+                    target not in acd.engine.agent_ids():
+                log.warning("transfer of %s to agent %r: no usable CTI_XFER %r; the dialplan falls back",
+                            call_id, target, reply.data[:100])
+                return
+            from_agent, queue, tier = fields
+            served = await acd.serve_transfer(chan, call_id, target, from_agent=from_agent or None,
+                                              skill=queue or None, tier=tier or None, caller=caller)
+            log.info("transfer of %s to agent %s: %s", call_id, target, served.outcome)
+        except (AgiHangup, AgiError) as exc:
+            log.info("transfer session ended: %s", exc)
+        except Exception:
+            log.exception("transfer of %s to agent %r failed; the dialplan falls back", call_id, target)
 
     return handle
 
@@ -248,6 +285,7 @@ async def build_server(config_dir: Path, cfg: ServerConfig, *, sandbox: bool = F
     server.agi_routes["ivr"] = ivr.handle
     server.agi_routes["outbound-agent"] = _outbound_agent_route(acd)
     server.agi_routes["queue"] = _queue_route(acd, lambda call_id: calls.caller_number(call_id))
+    server.agi_routes["transfer"] = _transfer_route(acd)
     server.ami_listeners.append(_on_dial_end(acd))
     server.ami_listeners.append(hold_listener(acd))
     outbound = attach_outbound(server, prompt=ivr.tts.sound, acd=acd, say=say, calendar=calendar)

@@ -36,11 +36,19 @@ class FakeAmi:
 
 
 class Agents:
+    """The ACD as call control reads it: `agent` has the call (in queue billing, tier normal)."""
+
     def __init__(self, agent: str | None) -> None:
         self.agent = agent
 
     def call_agent(self, call_id: str) -> str | None:
         return self.agent
+
+    def call_queue(self, call_id: str) -> tuple[str, str] | None:
+        return ("billing", "normal") if self.agent else None
+
+    def agent_ids(self) -> list[str]:
+        return ["1001", "1002", "1006", "lead"]
 
 
 def chan(t: CallTracker, uid: str, channel: str, context: str, now: float, linked: str = "1.0") -> None:
@@ -72,11 +80,28 @@ async def test_blind_transfer_moves_the_half_that_dialled_the_agent() -> None:
     ami = FakeAmi()
     calls, log = control(local_caller_with_agent(), ami)
     await calls.transfer("1.0", "agent", "1002", "blind")
-    assert ami.sent == [("Redirect", {"Channel": "Local/95598@hotline-00000000;2", "Context": "agents",
+    # where the caller comes back to if 1002 cannot take the call, then through the CTI to 1002
+    assert ami.sent == [("Setvar", {"Channel": "Local/95598@hotline-00000000;2", "Variable": "CTI_XFER",
+                                    "Value": "1001/billing/normal"}),
+                        ("Redirect", {"Channel": "Local/95598@hotline-00000000;2", "Context": "transfer-agent",
                                       "Exten": "1002", "Priority": "1"})]
     [ev] = log
     assert (ev.kind, ev.call_id, ev.agent_id) == (Kind.ACD_TRANSFER, "1.0", "1001")
     assert ev.data == {"target": "1002", "target_kind": "agent", "kind": "blind", "escalated": False}
+
+
+async def test_a_transfer_to_an_agent_the_acd_does_not_know_is_refused_before_asterisk_hears_of_it() -> None:
+    """Item 19: Asterisk would dial a phone that is not there and hang the caller up."""
+    ami = FakeAmi()
+    calls, log = control(local_caller_with_agent(), ami)
+    for kind in ("blind", "attended"):
+        with pytest.raises(PortError) as refused:
+            await calls.transfer("1.0", "agent", "1099", kind)  # type: ignore[arg-type]
+        assert (refused.value.error_id, refused.value.status) == ("unknown-agent", 404)
+    with pytest.raises(PortError) as to_self:
+        await calls.transfer("1.0", "agent", "1001", "blind")
+    assert (to_self.value.error_id, to_self.value.status) == ("transfer-to-self", 422)
+    assert ami.sent == [] and log == []
 
 
 async def test_before_any_dial_the_half_running_the_hotline_is_the_caller() -> None:
@@ -212,8 +237,11 @@ async def test_after_a_transfer_the_call_is_the_new_agents_to_control() -> None:
     [live] = calls.live_calls()
     assert live["agent_id"] == "1004"
     await calls.transfer("1.0", "agent", "1002", "blind")
-    # the caller is still the hotline leg that dialled 1001 (gone), not the consultation leg
-    assert ami.sent == [("Redirect", {"Channel": "Local/95598@hotline-00000000;2", "Context": "agents",
+    # the caller is still the hotline leg that dialled 1001 (gone), not the consultation leg; back to
+    # 1004 if 1002 cannot take it (the ACD knows no queue for it: the dialplan's fallback queue after 1004)
+    assert ami.sent == [("Setvar", {"Channel": "Local/95598@hotline-00000000;2", "Variable": "CTI_XFER",
+                                    "Value": "1004//"}),
+                        ("Redirect", {"Channel": "Local/95598@hotline-00000000;2", "Context": "transfer-agent",
                                       "Exten": "1002", "Priority": "1"})]
     assert log[0].agent_id == "1004"
 

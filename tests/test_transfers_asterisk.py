@@ -10,7 +10,8 @@ acts on the live call and the test checks what Asterisk did: who is bridged with
 and what the CTI logged.
 
 Agents: A = 1003 (billing, takes every caller), B = 1005 (transfer target, not in the ACD),
-C = 1010 (complaint, ready: the queue target), S = 1004 (shift leader: the `supervisor` desk).
+C = 1010 (complaint, ready: the queue target), S = 1004 (shift leader: the `supervisor` desk),
+U = 1006 (an ACD agent whose phone is not registered: Asterisk cannot reach it), Q = 1008 (billing, like A).
 
 AMI Atxfer types its target as DTMF into the agent's bridge, so a queue (a skill name) cannot
 be dialled by name; seen here: Asterisk answers Success, holds the caller, prompts the agent,
@@ -45,7 +46,7 @@ from tests.sipphone import SoftPhone, agent_phone
 
 pytestmark = [pytest.mark.asterisk, pytest.mark.pjsip_agents]
 
-A, B, C, S = "1003", "1005", "1010", "1004"
+A, B, C, S, U, Q = "1003", "1005", "1010", "1004", "1006", "1008"
 PASSWORD = "sandbox-desk-pw"
 
 
@@ -299,6 +300,18 @@ class Desk:
                                  headers={"Authorization": f"Bearer {self.tokens[agent]}"}) as r:
             return r.status, await r.json()
 
+    async def pushes(self, agent: str) -> list[dict[str, Any]]:
+        """What the agent's desktop was pushed so far (its stream replayed from the start), up to the snapshot."""
+        auth = {"Authorization": f"Bearer {self.tokens[agent]}"}
+        async with self.web.get(f"{self.base}/api/me", headers=auth) as r:
+            epoch = (await r.json())["ws_epoch"]
+        async with self.web.ws_connect(f"{self.base}/ws", headers=auth) as ws:
+            await ws.send_json({"type": "hello", "epoch": epoch, "last": {f"agent:{agent}": 0}})
+            got: list[dict[str, Any]] = []
+            while not got or got[-1]["type"] != "snapshot":
+                got.append(await ws.receive_json(timeout=10))
+            return got
+
     async def calls_of(self, agent: str) -> list[str]:
         async with self.web.get(f"{self.base}/api/calls",
                                 headers={"Authorization": f"Bearer {self.tokens[agent]}"}) as r:
@@ -368,3 +381,108 @@ async def test_escalation_is_a_warm_transfer_to_the_shift_leader_desk(live: Live
         [done_s] = await until(lambda: live.acd(Kind.ACD_COMPLETE, consult_id), 5, "the shift leader's talk completed")
         assert done_s.agent_id == S and acd.engine.agent_state(S)[0] == "wrap_up"
         assert len(live.acd(Kind.ACD_COMPLETE, call_id)) == 1  # A's talk was closed once
+
+
+async def test_blind_transfer_to_an_agent_who_does_not_exist_keeps_the_caller(live: Live) -> None:
+    """Item 19: Asterisk dialled PJSIP/agent1099, found no such phone and hung the caller up. Now the
+    transfer is refused before anything reaches Asterisk, the desktop says why, the caller stays with A."""
+    async with agent_phone(A, live.sip, answer_after_s=0.3, talk_s=None) as phone_a, \
+            aiohttp.ClientSession() as web:
+        desk = Desk(live, web)
+        call_id = await live.call_answered_by_a("13900000106", phone_a)
+        caller = live.caller_end(call_id)
+        await desk.sign_in(A)
+
+        status, body = await desk.post(A, f"/api/calls/{call_id}/transfer",
+                                       {"target_kind": "agent", "target": "1099", "kind": "blind"})
+
+        assert (status, body["error"]["id"]) == (404, "unknown-agent"), body
+        assert "1099" in body["error"]["message"]
+        assert agent_of(await live.reaches(caller), A)  # still talking to A
+        assert phone_a.calls[-1].state == "answered"
+        assert live.server.features.acd.engine.agent_state(A)[0] == "on_call"
+        assert not live.acd(Kind.ACD_TRANSFER, call_id)
+
+
+async def test_blind_transfer_that_cannot_complete_brings_the_caller_back_to_the_agent(live: Live) -> None:
+    """Item 19: U's phone is not registered (Asterisk: CHANUNAVAIL). The CTI, which rings the target for
+    the transfer, brings the caller back through the ACD to A, whose phone rings again, and A's desktop
+    says why. Nobody fell into the fallback queue and the caller was never dropped."""
+    acd = live.server.features.acd
+    async with agent_phone(A, live.sip, answer_after_s=0.3, talk_s=None) as phone_a, \
+            aiohttp.ClientSession() as web:
+        desk = Desk(live, web)
+        call_id = await live.call_answered_by_a("13900000107", phone_a)
+        caller = live.caller_end(call_id)
+        await desk.sign_in(A)
+
+        status, body = await desk.post(A, f"/api/calls/{call_id}/transfer",
+                                       {"target_kind": "agent", "target": U, "kind": "blind"})
+
+        assert status == 200, body
+        await phone_a.wait_for_call("answered", timeout=20, count=2)  # A's phone rang again: the caller
+        await live.wait_reaches(caller, lambda s: agent_of(s, A), 10, "A bridged with the caller again")
+        [failed] = await until(lambda: live.acd(Kind.ACD_TRANSFER_FAILED, call_id), 10, "the failure logged")
+        assert (failed.agent_id, failed.data["target"], failed.data["reason"], failed.data["returned_to"]) == (
+            A, U, "unreachable", "agent")
+        first, back = live.acd(Kind.ACD_ENQUEUE, call_id)  # through the ACD: queued again, offered to A
+        assert back.data["kind"] == "return" and back.queue == first.queue and back.tier == first.tier
+        assert (live.acd(Kind.ACD_OFFER, call_id)[-1].agent_id, live.acd(Kind.ACD_OFFER, call_id)[-1].data["via"]) \
+            == (A, "return")
+        await until(lambda: len(live.acd(Kind.ACD_ANSWER, call_id)) == 2, 10, "the ACD's second answer")
+        assert acd.engine.agent_state(A)[0] == "on_call" and call_id in await desk.calls_of(A)
+        pushed = await desk.pushes(A)  # the desktop says why, before the caller pops again
+        kinds = [m["type"] for m in pushed]
+        said = pushed[kinds.index("transfer_failed")]["data"]
+        assert said == {"call_id": call_id, "target": U, "reason": "unreachable", "returned_to": "agent",
+                        "queue": first.queue}
+        assert "pop" in kinds[kinds.index("transfer_failed"):]
+        assert not live.ami.matching(lambda m: (event_is("UserEvent", UserEvent="CtiFallback")(m)
+                                                or event_is("QueueCallerJoin")(m))
+                                     and m.get("Linkedid") == call_id)
+        assert len(await live.stored(call_id, Kind.ACD_TRANSFER_FAILED)) == 1
+
+
+async def test_blind_transfer_that_cannot_complete_goes_to_the_queue_when_the_agent_is_gone(live: Live) -> None:
+    """Item 19: the transfer to U fails and A does not take the caller back (A's phone rings out): the
+    caller is one of A's queue again, and Q (1008, billing), free in that queue, answers through the ACD."""
+    acd = live.server.features.acd
+    async with agent_phone(A, live.sip, answer_after_s=0.3, talk_s=None) as phone_a, \
+            agent_phone(Q, live.sip, answer_after_s=0.5, talk_s=None) as phone_q:
+        call_id = await live.call_answered_by_a("13900000108", phone_a)
+        caller = live.caller_end(call_id)
+        queue = live.acd(Kind.ACD_ENQUEUE, call_id)[0].queue
+        assert queue is not None and queue in next(a.skills for a in acd.cfg.agents if a.id == Q)
+        acd.login(Q, ready=True)  # after A took the caller: Q is free in the caller's queue
+        phone_a.answer_after_s = None  # A walks away from the desk
+
+        await live.calls.transfer(call_id, "agent", U, "blind")
+
+        [failed] = await until(lambda: live.acd(Kind.ACD_TRANSFER_FAILED, call_id), 10, "the failure logged")
+        assert failed.data["returned_to"] == "agent"  # A was wrapping up: offered A first...
+        await phone_q.wait_for_call("answered", timeout=30)  # ...A's ring timed out: Q, of the queue
+        await live.wait_reaches(caller, lambda s: agent_of(s, Q), 10, "Q bridged with the caller")
+        [rona] = live.acd(Kind.ACD_RONA, call_id)
+        assert rona.agent_id == A
+        answers = live.acd(Kind.ACD_ANSWER, call_id)
+        assert [(e.agent_id, e.queue) for e in answers] == [(A, queue), (Q, queue)]
+        assert not live.ami.matching(lambda m: event_is("QueueCallerJoin")(m) and m.get("Linkedid") == call_id)
+
+
+async def test_without_the_cti_a_failed_blind_transfer_still_rings_the_transferring_agent(
+        asterisk_sandbox: Any, ami: AmiRecorder) -> None:
+    """The dialplan alone ([transfer-agent], CTI unreachable): the target U cannot be reached, so the
+    transferring agent named in CTI_XFER (A) is rung; nobody is dropped."""
+    sip = (asterisk_sandbox.ami_host, asterisk_sandbox.sip_port)
+    async with agent_phone(A, sip, answer_after_s=0.3, talk_s=1.0) as phone_a:
+        (await ami.action("Originate", {
+            "Channel": f"Local/{U}@transfer-agent", "Context": "sim-callers", "Exten": "s", "Priority": "1",
+            "CallerID": "13900000109", "Async": "true",
+            "Variable": ["CTI_AGI=127.0.0.1:1", f"CTI_XFER={A}/billing/normal", "DTMF_PLAN=w0", "HOLD_S=10"],
+        })).raise_for_error("Originate")
+        fallback = await ami.wait_for(event_is("UserEvent", UserEvent="CtiFallback", AgiStatus="FAILURE"),
+                                      timeout=15)
+        call = await phone_a.wait_for_call("answered", timeout=20)
+        assert "13900000109" in call.caller
+        linkedid = fallback[0].get("Linkedid")
+        assert not ami.matching(lambda m: event_is("QueueCallerJoin")(m) and m.get("Linkedid") == linkedid)

@@ -135,8 +135,9 @@ class _Call:
     in_place: bool = False  # callback in place of waiting: the caller is off the line
     number: str = ""
     redial: bool = False
-    kind: str = ""  # "" a customer's call; "consult": an agent's warm-transfer leg
+    kind: str = ""  # "" a customer's call; "consult": an agent's warm-transfer leg; "return": back from a transfer
     caller_name: str = ""  # the CallerID name Asterisk gave
+    prefer: str | None = None  # an agent offered this call before anyone else (the one it comes back to)
 
 
 class AcdEngine:
@@ -238,11 +239,17 @@ class AcdEngine:
 
     def enqueue(self, call_id: str, skill: str, tier: str | None, caller: str, now: float,
                 account_agent: str | None = None, customer: dict[str, Any] | None = None,
-                kind: str = "", caller_name: str = "") -> list[Command]:
+                kind: str = "", caller_name: str = "", prefer_agent: str | None = None) -> list[Command]:
         """A caller asks for an agent. tier None: classify by `customer` with the tier rules. `kind`
         marks a leg that is not a new customer call, e.g. "consult" (an agent's warm transfer), in the
         enqueue event (the KPIs leave such legs out of the inbound figures). `caller_name` is the
         CallerID name Asterisk gave (the screen-pop shows it for a caller without a customer record).
+
+        `prefer_agent`: a caller coming back to the agent who had them (a transfer that could not
+        complete). That agent is offered the call before anyone, at once if they are free or still
+        wrapping this caller up (the wrap-up ends: the conversation goes on); otherwise the call waits
+        in `skill` for whoever is free first, that agent included. Once that agent's ring fails the
+        call is an ordinary one of its queue.
 
         The account agent defaults to the one configured for the customer's id
         (`customer[cfg.customer_id_field]`).
@@ -290,7 +297,15 @@ class AcdEngine:
                      caller_name=caller_name)
         if redial_cancels is not None:  # they called back themselves: the outbound side can stand down
             out.append(CancelCallback(redial_cancels, call_id, "redial"))
+        back = self._agents.get(prefer_agent) if prefer_agent is not None else None
+        if back is not None and back.state in (AVAILABLE, WRAP_UP, RESERVED, RINGING, ON_CALL):
+            call.prefer = back.id
+            if back.state == WRAP_UP:  # they were wrapping up this caller: the conversation resumes
+                back.wrap_until = None
+                self._move(back, "ready", now, out)
         self._enter_queue(call, skill, now, out, first=True)
+        if back is not None and back.state == AVAILABLE and not back.published:
+            self._agent_free(back, now, out)  # the caller did not get in (a closed queue): back to work
         return out
 
     def enqueue_callback(self, call_id: str, skill: str, tier: str, number: str, now: float, *,
@@ -603,6 +618,11 @@ class AcdEngine:
         c = self._calls.get(call_id)
         return c.agent.id if c and c.agent else None
 
+    def call_queue(self, call_id: str) -> tuple[str, str] | None:
+        """(queue, tier) of a call the engine holds, or None."""
+        c = self._calls.get(call_id)
+        return (c.skill, c.tier) if c else None
+
     def waiting_count(self, skill: str | None = None) -> int:
         if skill is None:
             return sum(sum(counts) for counts in self._nwait.values())
@@ -850,12 +870,14 @@ class AcdEngine:
         self._compute_pools(call)
 
     def _compute_pools(self, call: _Call) -> None:
-        if call.tier != self._vip_tier and not call.extra_skills:
+        if call.tier != self._vip_tier and not call.extra_skills and call.prefer is None:
             call.pools = ((call.skill, call.min_prof),)
             return
         pools: list[tuple[str, int]] = []
+        if call.prefer is not None:
+            pools.append(("@" + call.prefer, 0))
         if call.tier == self._vip_tier:
-            if call.account_agent:
+            if call.account_agent and call.account_agent != call.prefer:
                 pools.append(("@" + call.account_agent, 0))
             desk = self.cfg.vip.desk_skill
             if call.phase >= _PH_DESK and desk is not None and desk != call.skill:
@@ -1067,7 +1089,7 @@ class AcdEngine:
         if pool == call.skill:
             via = "skill"
         elif pool[0] == "@":
-            via = "account"
+            via = "return" if a.id == call.prefer else "account"
         elif pool == self._desk and call.tier == self._vip_tier:
             via = "vip_desk"
         else:
@@ -1090,6 +1112,9 @@ class AcdEngine:
         call.ring_deadline = None
         self._move(a, "ring_fail", now, out, call=call, reason=_RING_FAIL_REASON.get(reason, "rona"))
         a.pending_not_ready = None
+        if call.prefer == a.id:  # the agent it came back to did not take it: an ordinary caller now
+            call.prefer = None
+            self._compute_pools(call)
         if call.maxwait_at is not None and call.maxwait_at <= now:
             self._overflow(call, now, out)
             return

@@ -113,6 +113,7 @@ class AcdRuntime:
         self._dispatching = False
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._session_ended: dict[str, asyncio.Event] = {}  # call id -> set when its serve() returns
         self.recordings_dir: str | None = None  # where Asterisk writes voicemails (the IVR's recordings folder)
 
     # --- lifecycle
@@ -282,8 +283,9 @@ class AcdRuntime:
         return (await self.serve(chan, call_id, skill, tier, caller, customer)).outcome
 
     async def serve(self, chan: AgiChannel, call_id: str, skill: str, tier: str | None, caller: str,
-                    customer: dict[str, Any] | None = None, *, kind: str = "") -> Served:
-        """`serve_caller` that also says which agent answered."""
+                    customer: dict[str, Any] | None = None, *, kind: str = "",
+                    prefer_agent: str | None = None) -> Served:
+        """`serve_caller` that also says which agent answered. `prefer_agent`: see `AcdEngine.enqueue`."""
         box: asyncio.Queue[Command] = asyncio.Queue()
         if call_id in self._mailboxes:
             raise AcdError(f"call {call_id} is already being served")
@@ -295,7 +297,7 @@ class AcdRuntime:
         name = caller_name(chan)
         try:
             self.apply(lambda now: self.engine.enqueue(call_id, skill, tier, caller, now, customer=customer,
-                                                       kind=kind, caller_name=name))
+                                                       kind=kind, caller_name=name, prefer_agent=prefer_agent))
             enqueued = True
             result = await self._hold(chan, call_id, box, info)
             dest = info.get("destination")
@@ -313,12 +315,67 @@ class AcdRuntime:
             raise
         finally:
             self._mailboxes.pop(call_id, None)
+            ended = self._session_ended.pop(call_id, None)
+            if ended is not None:
+                ended.set()
             music = call_id in self._moh
             self._moh.discard(call_id)
             agent = self._served.pop(call_id, None)
         if not hung_up:
             await self._finish(chan, result, music)
         return Served(result, agent if result == "answered" else None)
+
+    async def session_over(self, call_id: str, timeout: float) -> bool:
+        """Wait until no serve() holds `call_id` (a leg redirected elsewhere ends its old session a
+        moment after its new one starts); False if one still does after `timeout` seconds."""
+        if call_id not in self._mailboxes:
+            return True
+        ended = self._session_ended.setdefault(call_id, asyncio.Event())
+        try:
+            await asyncio.wait_for(ended.wait(), timeout)
+        except TimeoutError:
+            return call_id not in self._mailboxes
+        return True
+
+    async def serve_transfer(self, chan: AgiChannel, call_id: str, target: str, *, from_agent: str | None,
+                             skill: str | None, tier: str | None, caller: str) -> Served:
+        """A caller blind-transferred to agent `target` (the desktop's transfer): ring the target's phone;
+        if it cannot take the call (not reachable, busy, no answer), log `acd.transfer_failed` (the
+        transferring agent's desktop says why) and bring the caller back through the ACD, to the
+        agent who transferred them first (`from_agent`), else to their queue `skill` with their tier.
+        Returns "transferred" when the target answered."""
+        args = f"{self.cfg.dial_string(target)},{max(1, round(self.cfg.ring_timeout_s))}"
+        if self.cfg.dial_options:
+            args += f",{self.cfg.dial_options}"
+        status = "HANGUP"
+        try:
+            await _execute(chan, f"EXEC Dial {args}", self.cfg.dial_max_s)
+            status = (await chan.execute("GET VARIABLE DIALSTATUS")).data.strip().upper()
+        except AgiHangup:
+            return Served("abandoned")
+        if status == "ANSWER":
+            await self._finish(chan, "transferred", False)
+            return Served("transferred", target)
+        if status == "CANCEL":
+            return Served("abandoned")  # the caller hung up while the target rang
+        reason = {"NOANSWER": "noanswer", "BUSY": "busy"}.get(status, "unreachable")
+        if not await self.session_over(call_id, 5.0):
+            log.warning("call %s: its previous ACD session is still open after the transfer", call_id)
+            self._caller_gone(call_id)
+        queue = skill if skill in self.cfg.skills else None
+        if queue is None or tier not in self.cfg.tier_rank:
+            tier = None
+        back = from_agent if from_agent in self.engine.agent_ids() else None
+        free = back is not None and self.engine.agent_state(back)[0] in ("available", "wrap_up")
+        returned = "fallback" if queue is None else "agent" if free else "queue"
+        self.emit(Event(Kind.ACD_TRANSFER_FAILED, ts=self.clock.now(), call_id=call_id, agent_id=back,
+                        data={"target": target, "target_kind": "agent", "reason": reason, "dial_status": status,
+                              "returned_to": returned, "queue": queue}))
+        log.info("call %s: transfer to agent %s failed (%s); back to %s", call_id, target, status,
+                 back if returned == "agent" else queue or "the fallback queue")
+        if queue is None:
+            return Served("fallback")  # no queue known: the dialplan's plain Queue() takes the caller
+        return await self.serve(chan, call_id, queue, tier, caller, None, kind="return", prefer_agent=back)
 
     def _caller_gone(self, call_id: str) -> None:
         state = self.engine.call_state(call_id)

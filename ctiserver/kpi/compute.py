@@ -45,7 +45,7 @@ WORKORDER_DIMS = ("agent",)
 CALL_KINDS = (
     Kind.CALL_NEW, Kind.IVR_START, Kind.IVR_END, Kind.ACD_ENQUEUE, Kind.ACD_OFFER, Kind.ACD_ANSWER,
     Kind.ACD_RONA, Kind.ACD_ABANDON, Kind.ACD_OVERFLOW, Kind.ACD_BLOCKED, Kind.ACD_TRANSFER,
-    Kind.ACD_COMPLETE, Kind.ACD_CALLBACK, Kind.DISPOSITION, Kind.OUT_ATTEMPT, Kind.CALL_END,
+    Kind.ACD_TRANSFER_FAILED, Kind.ACD_COMPLETE, Kind.ACD_CALLBACK, Kind.DISPOSITION, Kind.OUT_ATTEMPT, Kind.CALL_END,
 )
 LEG_KINDS = (Kind.ACD_OFFER, Kind.ACD_ANSWER, Kind.ACD_RONA, Kind.ACD_TRANSFER, Kind.ACD_COMPLETE)
 PARALLEL_QUERIES = 3
@@ -256,7 +256,8 @@ def call_query(cfg: KpiConfig, win: Window, dims: Sequence[str]) -> Any:
             n(and_(k == Kind.ACD_OVERFLOW, json_str(e.data, "reason").in_(TIMEOUT_REASONS))).label("ovf_timeout"),
             n(k == Kind.ACD_OFFER).label("offers"),
             n(k == Kind.ACD_RONA).label("ronas"),
-            n(k == Kind.ACD_TRANSFER).label("transferred"),
+            # a transfer that could not complete brought the caller back: not a transfer
+            (n(k == Kind.ACD_TRANSFER) - n(k == Kind.ACD_TRANSFER_FAILED)).label("transferred"),
             n(k == Kind.DISPOSITION).label("disposed"),
             n(and_(k == Kind.DISPOSITION, json_true(e.data, "resolved"))).label("resolved"),
             func.max(json_str(e.data, "caller_num")).filter(k == Kind.CALL_NEW).label("caller1"),

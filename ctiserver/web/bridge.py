@@ -14,6 +14,7 @@ The lead adds `bridge.on_event` to the server's event listeners. It reads only t
     acd.answer              pop again as "answer" (the page marks the call live)
     acd.rona / acd.complete / acd.abandon with an agent   call_end for that agent
     agent.state             state to the agent's page and the supervisors
+    acd.transfer_failed     tell the transferring agent why, and where the caller goes ("transfer_failed")
     call.end                forget the call
 
 Events go through one queue and one task, so pops keep their order even though the
@@ -32,13 +33,13 @@ from typing import Any
 
 from ..events import Event, Kind
 from .ports import CustomerLookup
-from .ws import Hub
+from .ws import Hub, agent_stream
 
 log = logging.getLogger(__name__)
 
 _WANTED = frozenset({Kind.CALL_NEW, Kind.CALL_CALLERID, Kind.ACD_RETIER, Kind.ACD_ENQUEUE, Kind.IVR_NODE,
                      Kind.ACD_OFFER, Kind.ACD_ANSWER, Kind.ACD_RONA, Kind.ACD_COMPLETE, Kind.ACD_ABANDON,
-                     Kind.AGENT_STATE, Kind.CALL_END})
+                     Kind.AGENT_STATE, Kind.CALL_END, Kind.ACD_TRANSFER_FAILED})
 MAX_IVR_PATH = 30
 
 
@@ -128,6 +129,12 @@ class DesktopBridge:
             return
         if kind == Kind.CALL_END:
             self._calls.pop(ev.call_id, None)
+            return
+        if kind == Kind.ACD_TRANSFER_FAILED:
+            if ev.agent_id:
+                self.hub.publish(agent_stream(ev.agent_id), "transfer_failed", {
+                    "call_id": ev.call_id, "target": data.get("target"), "reason": data.get("reason"),
+                    "returned_to": data.get("returned_to"), "queue": data.get("queue")})
             return
         call = self._call(ev.call_id)
         if kind == Kind.CALL_NEW:

@@ -876,3 +876,68 @@ def test_the_first_login_row_has_no_epoch_for_a_duration() -> None:
     assert [(e.data["previous"], e.data["duration_s"]) for e in events(cmds, Kind.AGENT_STATE)] == [
         ("logged_out", None), ("not_ready", 12.5), ("available", 7.5), ("logged_out", 60.0)]
     assert eng.agents_snapshot(now + 81.0)[0]["in_state_s"] == 1.0
+
+
+# ------------------------------------------------------------ back from a transfer
+
+def test_a_caller_back_from_a_failed_transfer_goes_to_the_agent_still_wrapping_them_up() -> None:
+    """Item 19: the transferring agent is in wrap-up for this very caller; the conversation resumes with
+    them at once, ahead of a VIP who waits in their queue (that VIP is not their caller)."""
+    eng = engine({"1001": {"billing": 5}, "1002": {"billing": 9}})
+    eng.enqueue("c", "billing", "normal", "13900000001", 0.0)  # 1002 (better) takes it
+    eng.ring_answered("c", 1.0)
+    eng.call_ended("c", 30.0)  # 1002 transferred the caller away: wrap-up
+    eng.enqueue("busy", "billing", "normal", "2", 30.0)
+    eng.ring_answered("busy", 31.0)  # 1001 is on another call
+    eng.enqueue("v", "billing", "vip", "13900000009", 32.0)  # a VIP waits
+    cmds = eng.enqueue("c", "billing", "normal", "13900000001", 33.0, kind="return", prefer_agent="1002")
+    [offer] = offers(cmds)
+    assert offer.agent_id == "1002" and offer.call_id == "c"
+    [ev] = events(cmds, Kind.ACD_OFFER)
+    assert ev.data["via"] == "return"
+    [enq] = events(cmds, Kind.ACD_ENQUEUE)
+    assert enq.data["kind"] == "return"
+    assert [(e.data["previous"], e.data["state"]) for e in events(cmds, Kind.AGENT_STATE)] == [
+        ("wrap_up", "available"), ("available", "reserved")]
+    assert eng.call_state("v") == "waiting"
+
+
+def test_a_caller_back_from_a_failed_transfer_waits_for_whoever_is_free_first() -> None:
+    eng = engine({"1001": {"billing": 5}, "1002": {"billing": 9}})
+    eng.enqueue("c", "billing", "normal", "1", 0.0)
+    eng.ring_answered("c", 1.0)  # 1002
+    eng.enqueue("other", "billing", "normal", "2", 2.0)
+    eng.ring_answered("other", 3.0)  # 1001
+    eng.call_ended("c", 10.0)
+    eng.set_ready("1002", 11.0)
+    eng.enqueue("next", "billing", "normal", "3", 11.5)
+    eng.ring_answered("next", 12.0)  # 1002 took someone else meanwhile: both agents busy
+    assert offers(eng.enqueue("c", "billing", "normal", "1", 13.0, kind="return", prefer_agent="1002")) == []
+    [offer] = offers(eng.call_ended("other", 20.0) + eng.tick(20.0 + 10))  # 1001 frees first: it's theirs
+    assert (offer.call_id, offer.agent_id) == ("c", "1001")
+
+
+def test_a_caller_back_to_an_agent_on_a_break_or_who_does_not_answer_is_an_ordinary_caller() -> None:
+    eng = engine({"1001": {"billing": 5}, "1002": {"billing": 9}})
+    eng.enqueue("c", "billing", "normal", "1", 0.0)
+    eng.ring_answered("c", 1.0)  # 1002
+    eng.call_ended("c", 10.0)
+    eng.set_not_ready("1002", "break", 11.0)
+    [offer] = offers(eng.enqueue("c", "billing", "normal", "1", 12.0, kind="return", prefer_agent="1002"))
+    assert offer.agent_id == "1001"  # not held for an agent on a break
+    eng.ring_failed("c", 14.0)
+
+    eng2 = engine({"1001": {"billing": 5}, "1002": {"billing": 9}})
+    eng2.enqueue("c", "billing", "normal", "1", 0.0)
+    eng2.ring_answered("c", 1.0)  # 1002
+    eng2.enqueue("x", "billing", "normal", "2", 2.0)
+    eng2.ring_answered("x", 3.0)  # 1001 busy
+    eng2.call_ended("c", 10.0)
+    [offer] = offers(eng2.enqueue("c", "billing", "normal", "1", 12.0, kind="return", prefer_agent="1002"))
+    assert offer.agent_id == "1002"
+    eng2.ring_failed("c", 24.0)  # 1002 did not pick up: RONA, and the caller is their queue's now
+    eng2.set_ready("1002", 25.0)
+    assert eng2.call_state("c") == "offered" and eng2.call_agent("c") == "1002"  # longest wait, any agent
+    assert [e.data["via"] for e in events(eng2.ring_failed("c", 37.0), Kind.ACD_OFFER)] == []
+    [offer] = offers(eng2.call_ended("x", 40.0) + eng2.tick(50.0))
+    assert (offer.agent_id, offer.call_id) == ("1001", "c")

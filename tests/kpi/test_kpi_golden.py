@@ -459,3 +459,24 @@ async def test_formatters_render_the_golden_day(sqlite_engine: AsyncEngine) -> N
     assert lines[0].startswith("band,calls_offered,")
     assert lines[-1].startswith("TOTAL,13,")
     assert len(lines) == 1 + 3 + 1
+
+
+async def test_a_transfer_that_could_not_complete_is_not_a_transferred_call(engine: AsyncEngine) -> None:
+    """Item 19: C14 is blind-transferred to an agent whose phone is not reachable and comes back to a1
+    (acd.transfer_failed, then queued again as a return): one answered call, not a transferred one."""
+    e = inbound("C14", "15:00:00", "13200000014", ivr_end="15:00:10")
+    e += [acd(Kind.ACD_ENQUEUE, "15:00:10", "C14", "normal", caller="13200000014"),
+          acd(Kind.ACD_OFFER, "15:00:12", "C14", "normal", "a1"),
+          acd(Kind.ACD_ANSWER, "15:00:15", "C14", "normal", "a1", wait_s=5, ring_s=3),
+          acd(Kind.ACD_TRANSFER, "15:02:00", "C14", "normal", "a1", target="1006", kind="blind"),
+          acd(Kind.ACD_COMPLETE, "15:02:00", "C14", "normal", "a1", talk_s=105, hold_s=0),
+          Event(Kind.ACD_TRANSFER_FAILED, at("15:02:01"), "C14", agent_id="a1",
+                data={"target": "1006", "reason": "unreachable", "returned_to": "agent", "queue": "billing"}),
+          acd(Kind.ACD_ENQUEUE, "15:02:01", "C14", "normal", caller="13200000014", kind="return"),
+          acd(Kind.ACD_OFFER, "15:02:01", "C14", "normal", "a1"),
+          acd(Kind.ACD_ANSWER, "15:02:04", "C14", "normal", "a1", wait_s=3, ring_s=3),
+          acd(Kind.ACD_COMPLETE, "15:04:00", "C14", "normal", "a1", talk_s=116, hold_s=0),
+          Event(Kind.CALL_END, at("15:04:00"), "C14", data={"duration_s": 240})]
+    await load(engine, e)
+    total = (await build_report(engine, cfg(), D0, D1, [], now=NOW))["total"]
+    assert (total["answered"], total["transferred_calls"], total["calls_offered"]) == (1, 0, 1)

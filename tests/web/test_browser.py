@@ -20,6 +20,7 @@ from ctiserver.web.acd_ports import AcdAgentControl, AcdWallboard
 from ctiserver.web.app import BRIDGE_KEY, DESKTOP_KEY, create_desktop_app
 from ctiserver.web.config import DesktopConfig
 from ctiserver.web.tables import dispositions, work_orders
+from ctiserver.web.ws import agent_stream
 
 from .conftest import PASSWORDS, START, Desk, make_desk
 from .fakes import FakeCalls, FakeCustomers
@@ -246,3 +247,31 @@ async def test_pop_shows_the_routing_tier_the_record_tier_and_the_callerid_name(
     await expect(page.locator("#pop-name-src")).to_contain_text("caller ID")
     await expect(page.locator("#pop-tier-record")).to_be_hidden()
     await expect(page.locator("#wo-name")).to_have_value("钱七")
+
+
+async def test_agent_desktop_transfers_and_says_why_a_transfer_failed(browser: Browser,
+                                                                      served: tuple[Desk, str]) -> None:
+    """Item 19 on the desktop: a blind transfer from the call panel; when it cannot complete the server
+    pushes `transfer_failed` and the panel says why and where the caller went."""
+    desk, base = served
+    page = await browser.new_page(viewport={"width": 1366, "height": 768})
+    await sign_in(page, base, "/agent", "1001")
+    desk.calls.calls["c7"] = {"call_id": "c7", "agent_id": "1001", "number": "13800138000"}
+    desk.hub.publish_pop("1001", {"call_id": "c7", "phase": "answer", "number": "13800138000", "customer": None})
+    await expect(page.locator("#xfer-agent")).to_be_enabled()
+
+    await page.fill("#xfer-target", "1006")
+    await page.click("#xfer-agent")
+    await expect(page.locator("#call-err")).to_have_text("")
+    assert desk.calls.actions == [("transfer", "c7", "agent", "1006", "blind", False)]
+
+    desk.hub.publish(agent_stream("1001"), "transfer_failed", {
+        "call_id": "c7", "target": "1006", "reason": "unreachable", "returned_to": "agent", "queue": "billing"})
+    await expect(page.locator("#call-err")).to_contain_text("Transfer to 1006 failed")
+    await expect(page.locator("#call-err")).to_contain_text("not reachable")
+    await expect(page.locator("#call-err")).to_contain_text("coming back to you")
+
+    await page.fill("#xfer-target", "no such queue!")  # refused by the API: the panel shows why
+    await page.click("#xfer-queue")
+    await expect(page.locator("#call-err")).to_contain_text("target")
+    assert len(desk.calls.actions) == 1

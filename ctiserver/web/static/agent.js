@@ -2,6 +2,8 @@
 "use strict";
 
 const desk = { me: null, call: null, customer: null, state: null };
+const XFER_REASONS = { unreachable: "话机不可达 the phone is not reachable", busy: "忙 busy",
+                       noanswer: "无人接听 no answer" };
 const TIERS = { vip: "VIP 大客户", priority: "重要 Priority", normal: "普通 Normal", blacklist: "黑名单 Blacklist" };
 
 function fillSelect(id, entries, withBlank) {
@@ -72,16 +74,14 @@ function showPop(pop) {
   $("wo-number").value = pop.number || "";
   $("wo-name").value = c.name || pop.caller_name || "";
   $("wo-account").value = c.account || "";
-  $("escalate").disabled = false;
-  $("hangup").disabled = false;
+  for (const id of ["escalate", "hangup", "xfer-agent", "xfer-queue"]) $(id).disabled = false;
   loadWorkOrders();
 }
 
 function callEnded(callId) {
   if (desk.call && desk.call.call_id === callId) {
     setText("pop-phase", "· 已结束 ended");
-    $("escalate").disabled = true;
-    $("hangup").disabled = true;
+    for (const id of ["escalate", "hangup", "xfer-agent", "xfer-queue"]) $(id).disabled = true;
   }
 }
 
@@ -111,7 +111,23 @@ function onPush(msg) {
     showState(msg.data);
   } else if (msg.type === "call_end") {
     callEnded(msg.data.call_id);
+  } else if (msg.type === "transfer_failed") {
+    transferFailed(msg.data);
   }
+}
+
+/* A blind transfer that could not complete: why, and where the caller went (back to me, or my queue). */
+function transferFailed(d) {
+  const back = d.returned_to === "agent" ? "来电回到您 the caller is coming back to you"
+    : d.returned_to === "queue" ? `来电回到队列 the caller is back in queue ${d.queue || ""}`
+    : "来电进入备用队列 the caller is in the fallback queue";
+  $("call-err").textContent = `转接 ${d.target} 失败 Transfer to ${d.target} failed: `
+    + `${XFER_REASONS[d.reason] || d.reason}; ${back}`;
+}
+
+function transfer(targetKind) {
+  const target = $("xfer-target").value.trim();
+  if (target) callAction("transfer", { target_kind: targetKind, target, kind: "blind" });
 }
 
 function onConn(up) {
@@ -175,6 +191,8 @@ function start(me) {
   $("acd-logout").addEventListener("click", () => changeState("logout"));
   $("escalate").addEventListener("click", () => callAction("escalate", { note: "" }));
   $("hangup").addEventListener("click", () => callAction("hangup", {}));
+  $("xfer-agent").addEventListener("click", () => transfer("agent"));
+  $("xfer-queue").addEventListener("click", () => transfer("queue"));
   $("disp-form").addEventListener("submit", submitDisposition);
   $("wo-form").addEventListener("submit", submitWorkOrder);
   wireSignOut();
