@@ -10,10 +10,11 @@ so this is a small client of our own on asyncio streams, using our sans-IO
 `AmiFramer` and `encode_action`.
 
 Shape:
-- one reader task per session: bytes -> framer -> route. Routing is cheap and
-  never waits: responses complete their action's future, list events are
-  collected into that action's `AmiResponse`, every other event goes on ONE
-  queue. (Asterisk drops a session whose writes block for 100 ms.)
+- one reader task per session: bytes -> framer -> route, one read at a time with a
+  yield to the event loop after each (a junk burst cannot stall it; see framing.py).
+  Routing is cheap and never waits: responses complete their action's future, list
+  events are collected into that action's `AmiResponse`, every other event goes on
+  ONE queue. (Asterisk drops a session whose writes block for 100 ms.)
 - each frame is stamped with the time it was read (`AmiMessage.received`, from the
   injected clock): the fallback for an event without Asterisk's own `Timestamp`.
 - one consumer task for the client's life: takes the queue in order and calls
@@ -59,7 +60,7 @@ from .message import AmiMessage
 
 log = logging.getLogger(__name__)
 
-READ_CHUNK = 64 * 1024
+READ_CHUNK = 16 * 1024  # one read is framed at a time, then the loop runs others: bounds a burst's stall
 BOOT_WAIT_S = 0.5  # FullyBooted comes right after the login reply when Asterisk is up
 BOOT_WAIT_LONG_S = 5.0  # ...or when boot completes: waited for only if CoreStatus cannot tell us
 RESTART_TOLERANCE_S = 5.0  # Uptime is whole seconds, plus network and scheduling slack
@@ -435,12 +436,16 @@ class AmiClient:
                         self._route(msg)
                     except Exception:  # routing is ours and cheap; a bug must not drop the link
                         log.exception("AMI %s: could not route %r", self.server.name, msg)
+                # read() returns at once while the stream holds data: without this a burst (megabytes
+                # of junk from a broken peer) would be framed in one go, stalling every other task
+                await asyncio.sleep(0)
         except (ConnectionError, OSError) as exc:
             reason = f"read error: {exc}"
         if self._closing:
             reason = "client closed"
         if self._drop_reason is None:
             self._drop_reason = reason
+        self._framer.problems.flush()  # the last burst's count is logged with the session
         self._fail_pending(self._drop_reason)
         return self._drop_reason
 

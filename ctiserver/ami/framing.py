@@ -10,44 +10,83 @@ Robustness rules, each covered by tests/ami/test_framing.py:
 - frames end at a blank line: `\\r\\n\\r\\n`, or a bare `\\n\\n` from odd peers;
 - a frame that is not valid UTF-8 is decoded with U+FFFD replacements and logged:
   losing a Hangup because of one bad byte in a caller name is worse;
-- a line without `Key: value` is logged and skipped, the rest of the frame kept;
-  a frame with no usable header is logged and dropped, later frames unaffected;
-- a frame larger than `max_frame` bytes is dropped with a log line and the stream
-  resynchronises at the next blank line (memory stays bounded on a runaway peer).
+- a line without `Key: value` is skipped, the rest of the frame kept; a frame with
+  no usable header is dropped, later frames unaffected;
+- a frame larger than `max_frame` bytes is dropped and the stream resynchronises at
+  the next blank line (memory stays bounded on a runaway peer).
+
+Junk is counted, not narrated: bad lines are counted per frame, and each kind of
+problem is logged as one line for the first of a burst and one summary with the
+count per interval (`FrameProblems`, `ctiserver.lograte.LogBurst`). A peer sending megabytes of junk once
+produced a WARNING per line (900k lines) and froze the loop for seconds. The work
+per `feed` is linear in the bytes fed and cheap for junk (a frame without a colon
+is counted without being decoded); the reader feeds one socket read at a time and
+yields to the event loop between reads (client.py), so no burst stalls the loop.
 """
 
 from __future__ import annotations
 
 import logging
 import re
+import time
+from collections.abc import Callable
 
+from ..lograte import LogBurst
 from .message import AmiMessage
 
 log = logging.getLogger(__name__)
 
 BANNER = b"Asterisk Call Manager/"
 MAX_FRAME = 1024 * 1024
+LOG_INTERVAL_S = 10.0
 _END = re.compile(rb"\n\r?\n")  # a leading literal lets re scan fast; a CR before it is taken off after
 _LEGACY_BODY_END = "--END COMMAND--"
 _LINE = re.compile(r"^([^:\s]+): ?([^\r\n]*)\r?$", re.M)  # one `Key: value` line (value may be empty)
 _DEFAULT_KINDS = ("event", "response")
+_NL = b"\n"
+
+
+class FrameProblems:
+    """The framer's counters and aggregated log lines (one set per AMI connection's framer)."""
+
+    def __init__(self, interval_s: float = LOG_INTERVAL_S, clock: Callable[[], float] = time.monotonic) -> None:
+        self.bad_lines = LogBurst(log, "AMI lines without 'Key: value' skipped", interval_s=interval_s, clock=clock)
+        self.dropped = LogBurst(log, "AMI frames without a usable header dropped", interval_s=interval_s,
+                                clock=clock)
+        self.oversize = LogBurst(log, "AMI frames over the size limit dropped (the stream resyncs at the next "
+                                 "blank line)", interval_s=interval_s, clock=clock)
+        self.bad_utf8 = LogBurst(log, "AMI frames not valid UTF-8 (bad bytes replaced)", interval_s=interval_s,
+                                 clock=clock)
+
+    def flush(self) -> None:
+        for burst in (self.bad_lines, self.dropped, self.oversize, self.bad_utf8):
+            burst.flush()
+
+
+_SHARED = FrameProblems()  # for parse_frame() called without a framer
 
 
 class AmiFramer:
     """Feed it what the socket gives; it returns every frame completed so far, in order."""
 
-    def __init__(self, max_frame: int = MAX_FRAME, kinds: tuple[str, ...] = ("event", "response")) -> None:
+    def __init__(self, max_frame: int = MAX_FRAME, kinds: tuple[str, ...] = ("event", "response"), *,
+                 problems: FrameProblems | None = None) -> None:
         self.max_frame = max_frame
         self.kinds = kinds  # a frame needs one of these headers (a fake server asks for "Action")
+        self.problems = problems or FrameProblems()
         self.version: str | None = None
         self.frames = 0  # frames returned
         self.dropped = 0  # frames dropped (oversize or no usable header)
-        self.bad_lines = 0  # lines skipped inside kept frames
+        self.bad_lines = 0  # lines without `Key: value` skipped
         self.bad_utf8 = 0  # frames decoded with replacement characters
         self._buf = bytearray()
         self._scan = 0  # where the next search for a frame end starts
         self._at_start = True  # the banner may still come
         self._skipping = False  # inside an oversize frame: discard up to its end
+        # what the current feed() found wrong, logged once at its end (see FrameProblems)
+        self._first_bad_line: str | None = None
+        self._first_dropped: str | None = None
+        self._first_bad_utf8: str | None = None
 
     @property
     def buffered(self) -> int:
@@ -60,6 +99,7 @@ class AmiFramer:
         self._scan = 0
         self._at_start = True
         self._skipping = False
+        self.problems.flush()
 
     def feed(self, data: bytes, received: float | None = None) -> list[AmiMessage]:
         """`received`: when `data` was read (stamped on each message as its fallback time)."""
@@ -67,29 +107,58 @@ class AmiFramer:
         out: list[AmiMessage] = []
         if self._at_start and not self._take_banner():
             return out
-        while True:
-            m = _END.search(self._buf, self._scan)
-            if m is None:
-                self._check_size()
-                return out
-            start = m.start()
-            if start and self._buf[start - 1] == 0x0D:
+        counts = (self.dropped, self.bad_lines, self.bad_utf8)
+        buf = self._buf
+        search = _END.search
+        pos = 0  # start of the next frame; everything before it is done with (deleted once, at the end)
+        at = self._scan
+        while (m := search(buf, at)) is not None:
+            start, at = m.start(), m.end()
+            if start > pos and buf[start - 1] == 0x0D:
                 start -= 1
-            raw = bytes(self._buf[:start])
-            del self._buf[: m.end()]
-            self._scan = 0
             if self._skipping:
-                self._skipping = False
-                continue
-            if len(raw) > self.max_frame:
-                self._drop_oversize(len(raw))
-                continue
-            msg = self._parse(raw, received)
-            if msg is not None:
-                self.frames += 1
-                out.append(msg)
+                self._skipping = False  # the end of an oversize frame: what follows is a fresh frame
+            elif start - pos > self.max_frame:
+                self._drop_oversize(start - pos)
+            elif start > pos:
+                msg = self._frame(bytes(buf[pos:start]), received)
+                if msg is not None:
+                    self.frames += 1
+                    out.append(msg)
+            pos = at
+        if pos:
+            del buf[:pos]
+        self._check_size()
+        if (self.dropped, self.bad_lines, self.bad_utf8) != counts:
+            self._log_problems(counts)
+        return out
 
     # --- internals ---------------------------------------------------------
+    def _frame(self, raw: bytes, received: float | None) -> AmiMessage | None:
+        if b":" not in raw:  # junk (or stray whitespace): no header possible, not worth decoding
+            if raw.strip():
+                self.dropped += 1
+                if self._first_dropped is None:
+                    self._first_dropped = f"{raw[:60]!r} ({raw.count(_NL) + 1} lines)"
+            return None
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            self.bad_utf8 += 1
+            if self._first_bad_utf8 is None:
+                self._first_bad_utf8 = f"{exc.reason} at byte {exc.start}"
+            text = raw.decode("utf-8", "replace")
+        return parse_frame(text, self, self.kinds, received)
+
+    def _log_problems(self, before: tuple[int, int, int]) -> None:
+        dropped, bad_lines, bad_utf8 = (self.dropped - before[0], self.bad_lines - before[1],
+                                        self.bad_utf8 - before[2])
+        p = self.problems
+        p.bad_lines.add(self._first_bad_line or "", bad_lines)
+        p.dropped.add(self._first_dropped or "", dropped)
+        p.bad_utf8.add(self._first_bad_utf8 or "", bad_utf8)
+        self._first_bad_line = self._first_dropped = self._first_bad_utf8 = None
+
     def _take_banner(self) -> bool:
         """Strip the banner line if present; False while we cannot tell yet."""
         buf = self._buf
@@ -126,18 +195,17 @@ class AmiFramer:
 
     def _drop_oversize(self, size: int) -> None:
         self.dropped += 1
-        log.warning("AMI frame over %d bytes (%d so far) dropped; resyncing at the next blank line",
-                    self.max_frame, size)
+        self.problems.oversize.add(f"limit {self.max_frame} bytes, {size} so far")
 
-    def _parse(self, raw: bytes, received: float | None = None) -> AmiMessage | None:
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            self.bad_utf8 += 1
-            log.warning("AMI frame is not valid UTF-8 (%s at byte %d); bad bytes replaced",
-                        exc.reason, exc.start)
-            text = raw.decode("utf-8", "replace")
-        return parse_frame(text, self, self.kinds, received)
+    def _note_bad_line(self, line: str) -> None:
+        self.bad_lines += 1
+        if self._first_bad_line is None:
+            self._first_bad_line = repr(line[:80])
+
+    def _note_dropped(self, kinds: tuple[str, ...], lines: int) -> None:
+        self.dropped += 1
+        if self._first_dropped is None:
+            self._first_dropped = f"no {'/'.join(kinds)} header ({lines} lines)"
 
 
 def parse_frame(text: str, stats: AmiFramer | None = None,
@@ -172,12 +240,14 @@ def _parse_slow(text: str, stats: AmiFramer | None, kinds: tuple[str, ...],
                 body.append(line)
         elif line.strip():
             if stats is not None:
-                stats.bad_lines += 1
-            log.warning("AMI line without 'Key: value' skipped: %r", line[:80])
+                stats._note_bad_line(line)
+            else:
+                _SHARED.bad_lines.add(repr(line[:80]))
     wanted = {k.lower() for k in kinds}
     if not items or not any(k.lower() in wanted for k, _ in items):
         if stats is not None:
-            stats.dropped += 1
-        log.warning("AMI frame without %s header dropped (%d lines)", "/".join(kinds), len(lines))
+            stats._note_dropped(kinds, len(lines))
+        else:
+            _SHARED.dropped.add(f"no {'/'.join(kinds)} header ({len(lines)} lines)")
         return None
     return AmiMessage(items, "\n".join(body), received)
