@@ -85,7 +85,7 @@ class Dialer:
         self.prompt = prompt or _default_prompt
         self.originate_timeout_s = originate_timeout_s
         self.page = page
-        self._results: asyncio.Queue[tuple[str, str, str]] = asyncio.Queue()
+        self._results: asyncio.Queue[tuple[str, str, str, bool]] = asyncio.Queue()
         self._wake = asyncio.Event()
         self._lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
@@ -96,9 +96,10 @@ class Dialer:
         self._reconcile_all = False
 
     # --- inputs -------------------------------------------------------------------------------
-    def on_result(self, channel_id: str, outcome: str, dtmf: str = "") -> None:
-        """Called from the AMI reader (plain function, never blocks): queue and wake the loop."""
-        self._results.put_nowait((channel_id, outcome, dtmf))
+    def on_result(self, channel_id: str, outcome: str, dtmf: str = "", ended: bool = True) -> None:
+        """Called from the AMI reader (plain function, never blocks): queue and wake the loop.
+        `ended=False`: a verdict while the call goes on (it stays a live call until a report ends it)."""
+        self._results.put_nowait((channel_id, outcome, dtmf, ended))
         self._wake.set()
 
     def wake(self) -> None:
@@ -126,10 +127,10 @@ class Dialer:
         last_check = self.clock.now()
         while True:
             try:
+                await self.process_results()  # what Asterisk told us first: it beats a reconcile's "lost"
                 if self._reconcile_all:
                     self._reconcile_all = False
                     await self.reconcile()
-                await self.process_results()
                 plan = await self.tick()
                 now = self.clock.now()
                 if now - last_check >= self.cfg.poll_s * 5:
@@ -253,20 +254,21 @@ class Dialer:
         """Write every queued outcome; returns how many were new."""
         n = 0
         while not self._results.empty():
-            channel_id, outcome, dtmf = self._results.get_nowait()
-            if await self._finish(channel_id, outcome, dtmf) is not None:
+            channel_id, outcome, dtmf, ended = self._results.get_nowait()
+            if await self._finish(channel_id, outcome, dtmf, ended=ended) is not None:
                 n += 1
         return n
 
-    async def _finish(self, channel_id: str, outcome: str, dtmf: str) -> Finished | None:
+    async def _finish(self, channel_id: str, outcome: str, dtmf: str, *, ended: bool = True) -> Finished | None:
         kind = await self._kind_of(channel_id)
         if kind is None:
             return None
         final = classify(kind, outcome, dtmf)
         now = self.clock.now()
-        done = await self.store.finish_attempt(channel_id, final, dtmf, now)
+        done = await self.store.finish_attempt(channel_id, final, dtmf, now, ended=ended)
         self._uncertain.pop(channel_id, None)
         if done is None:
+            self._wake.set()  # perhaps a call ended: a line is free for the next one
             return None
         self.emit(Event(kind=Kind.OUT_RESULT, ts=now, call_id=channel_id, tier=done.tier or None,
                         data={"campaign": done.campaign, "contact": done.contact, "outcome": done.outcome,

@@ -49,23 +49,45 @@ class OutboundService:
         self.dialer = Dialer(self.store, Scheduler(cfg), self.originator, clock, emit, config=cfg,
                              prompt=prompt)
         self._tasks: set[asyncio.Task[bool]] = set()
+        self._settle: asyncio.TimerHandle | None = None
         self.agent_callbacks: AcdCallbackService | None = None  # work-order callbacks by agents (mode agent)
 
     def on_ami_event(self, server: str, msg: Any) -> None:
         """Plain function for the server's AMI listeners: cheap, never blocks."""
         if server != self.server_name:
             return
-        for channel_id, outcome, dtmf in self.reader.feed(msg):
-            self.dialer.on_result(channel_id, outcome, dtmf)
+        now = self.dialer.clock.now()
+        for r in [*self.reader.feed(msg, now), *self.reader.due(now)]:
+            self.dialer.on_result(r.channel_id, r.outcome, r.dtmf, r.ended)
+        self._arm_settle()
+
+    def _arm_settle(self) -> None:
+        """A pre-answer report waits for its partner (see amimap); release it if none comes in time."""
+        deadline = self.reader.next_deadline()
+        if deadline is None or self._settle is not None:
+            return
+        delay = max(0.0, deadline - self.dialer.clock.now())
+        self._settle = asyncio.get_running_loop().call_later(delay, self._release_due)
+
+    def _release_due(self) -> None:
+        self._settle = None
+        for r in self.reader.due(self.dialer.clock.now()):
+            self.dialer.on_result(r.channel_id, r.outcome, r.dtmf, r.ended)
+        self._arm_settle()
 
     def on_event(self, event: Event) -> None:
         if event.kind == Kind.AMI_CONNECTED and event.server == self.server_name:
+            for r in self.reader.release_all():  # partners lost with the link
+                self.dialer.on_result(r.channel_id, r.outcome, r.dtmf, r.ended)
             self.dialer.request_reconcile()
 
     async def start(self) -> None:
         await self.dialer.start()
 
     async def stop(self) -> None:
+        if self._settle is not None:
+            self._settle.cancel()
+            self._settle = None
         await self.dialer.stop()
 
     def request_callback(self, *, workorder_id: int, number: str, category: str,

@@ -480,8 +480,11 @@ class OutboundStore:
                                .values(attempts=row.attempt_no - 1))
         return True
 
-    async def finish_attempt(self, channel_id: str, outcome: str, dtmf: str, now: float) -> Finished | None:
-        """Write an outcome and move the contact on; None for unknown channels and duplicate reports."""
+    async def finish_attempt(self, channel_id: str, outcome: str, dtmf: str, now: float, *,
+                             ended: bool = True) -> Finished | None:
+        """Write an outcome and move the contact on; None for unknown channels and for reports that
+        change no outcome. `ended=False` is a verdict while the call goes on (AMD said machine, the
+        customer went to an agent): the attempt keeps counting as live until a report that ends it."""
         if outcome not in OUTCOME_RANK:
             raise OutboundError(f"unknown outcome {outcome!r}")
         dtmf = "".join(ch for ch in (dtmf or "") if ch in "0123456789*#")[:20]
@@ -495,12 +498,17 @@ class OutboundStore:
                 .where(attempts.c.channel_id == channel_id))).first()
             if row is None:
                 return None
-            upgraded = row.status == ENDED
-            if upgraded and OUTCOME_RANK[outcome] <= OUTCOME_RANK.get(row.outcome or "", -1):
+            upgraded = row.outcome is not None
+            better = OUTCOME_RANK[outcome] > OUTCOME_RANK.get(row.outcome or "", -1)
+            ends = ended and row.status == DIALING
+            if not better and not ends:
                 return None
-            await conn.execute(update(attempts).where(attempts.c.id == row.id).values(
-                status=ENDED, outcome=outcome, dtmf=dtmf or row.dtmf,
-                ended_ts=row.ended_ts if upgraded and row.ended_ts else now))
+            values: dict[str, Any] = {"status": ENDED, "ended_ts": now} if ends else {}
+            if better:
+                values.update(outcome=outcome, dtmf=dtmf or row.dtmf)
+            await conn.execute(update(attempts).where(attempts.c.id == row.id).values(**values))
+            if not better:
+                return None  # the call is over; what it was is already written
             status = await self._move_contact(conn, row, outcome, now, upgraded)
         return Finished(row.camp_name, row.kind, row.contact_id, row.number, row.attempt_no, channel_id,
                         outcome, dtmf or row.dtmf, status, row.tier or "", dict(row.variables or {}),
@@ -588,7 +596,7 @@ class OutboundStore:
                 .where(contacts.c.campaign_id == camp.id).order_by(contacts.c.id))).all()
             outcomes: dict[str, int] = dict((await conn.execute(
                 select(attempts.c.outcome, func.count()).where(
-                    and_(attempts.c.campaign_id == camp.id, attempts.c.status == ENDED))
+                    and_(attempts.c.campaign_id == camp.id, attempts.c.outcome.is_not(None)))
                 .group_by(attempts.c.outcome))).all())
             ratings = [int(r.dtmf[-1]) for r in await conn.execute(
                 select(attempts.c.dtmf).where(and_(attempts.c.campaign_id == camp.id,

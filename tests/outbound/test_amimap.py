@@ -11,7 +11,7 @@ from ctiserver.ami.actions import encode_action
 from ctiserver.ami.client import AmiResponse
 from ctiserver.ami.message import AmiMessage
 from ctiserver.outbound.ami_originator import AmiOriginator
-from ctiserver.outbound.amimap import OutcomeReader
+from ctiserver.outbound.amimap import OutcomeReader, Result
 from ctiserver.outbound.dialer import OriginateNotSent, OriginateRejected
 from ctiserver.outbound.model import Outcome
 
@@ -27,7 +27,50 @@ def msg(**headers: str) -> AmiMessage:
     ("0", Outcome.FAILED), ("", Outcome.FAILED)])
 def test_originate_failure_reasons(reason: str, outcome: str) -> None:
     m = msg(Event="OriginateResponse", Response="Failure", Uniqueid=CID, Reason=reason)
-    assert OutcomeReader().feed(m) == [(CID, outcome, "")]
+    r = OutcomeReader()
+    assert r.feed(m) == []  # held for the channel's Hangup, which says nothing more (Local, cause 0)
+    assert r.feed(msg(Event="Hangup", Uniqueid=CID, ChannelState="0", Cause="0")) == [(CID, outcome, "", True)]
+
+
+def hangup_then_response(hangup: AmiMessage, reason: str = "0") -> list[Result]:
+    r = OutcomeReader()
+    first = r.feed(hangup)
+    assert first == []
+    return r.feed(msg(Event="OriginateResponse", Response="Failure", Uniqueid=CID, Reason=reason))
+
+
+@pytest.mark.parametrize("order", ["hangup first", "response first"])
+@pytest.mark.parametrize(("state", "cause", "reason", "outcome"), [
+    ("0", "0", "8", Outcome.CONGESTION),  # the issue's case: 'failed' then 'congestion'
+    ("5", "0", "0", Outcome.NO_ANSWER),  # a Local channel rang out: Reason 0 says only 'failed'
+    ("0", "0", "5", Outcome.BUSY),
+    ("5", "17", "5", Outcome.BUSY),
+    ("0", "34", "0", Outcome.CONGESTION),
+    ("0", "0", "0", Outcome.FAILED),
+])
+def test_a_call_that_fails_before_answer_gets_one_result(order: str, state: str, cause: str, reason: str,
+                                                         outcome: str) -> None:
+    """Issue 12 item 24: one outbound attempt got two results (failed, then congestion)."""
+    r = OutcomeReader()
+    hangup = msg(Event="Hangup", Uniqueid=CID, ChannelState=state, Cause=cause)
+    response = msg(Event="OriginateResponse", Response="Failure", Uniqueid=CID, Reason=reason)
+    first, second = (hangup, response) if order == "hangup first" else (response, hangup)
+    assert r.feed(first, 100.0) == []
+    assert r.feed(second, 100.01) == [(CID, outcome, "", True)]
+    assert r.due(1000.0) == [] and r.next_deadline() is None  # nothing left over to report again
+
+
+def test_a_report_whose_partner_never_comes_is_released_once_after_settle_s() -> None:
+    r = OutcomeReader(settle_s=5.0)
+    assert r.feed(msg(Event="Hangup", Uniqueid=CID, ChannelState="5", Cause="0"), 100.0) == []
+    assert r.next_deadline() == 105.0 and r.due(104.9) == []
+    assert r.due(105.0) == [(CID, Outcome.NO_ANSWER, "", True)]
+    late = msg(Event="OriginateResponse", Response="Failure", Uniqueid=CID, Reason="0")
+    assert r.feed(late, 110.0) == [] and r.due(200.0) == []  # the late partner is not a second result
+    other = "ob-1a2b3c4d-18-1"
+    assert r.feed(msg(Event="OriginateResponse", Response="Failure", Uniqueid=other, Reason="5"), 1.0) == []
+    assert r.release_all() == [(other, Outcome.BUSY, "", True)]  # the AMI link went down: release now
+    assert r.next_deadline() is None
 
 
 def test_originate_success_waits_for_the_call_to_end() -> None:
@@ -39,30 +82,30 @@ def test_originate_failure_without_channel_is_found_by_action_id() -> None:
     m = msg(Event="OriginateResponse", Response="Failure", Uniqueid="<null>", Reason="0", ActionID="cti-1-9")
     assert OutcomeReader().feed(m) == []
     reader = OutcomeReader({"cti-1-9": CID}.get)
-    assert reader.feed(m) == [(CID, Outcome.FAILED, "")]
+    assert reader.feed(m) == [(CID, Outcome.FAILED, "", True)]
 
 
 def test_dialplan_user_event() -> None:
     r = OutcomeReader()
     assert r.feed(msg(Event="UserEvent", UserEvent="OutboundResult", ChannelId=CID, Digit="1",
-                      AMDSTATUS="HUMAN")) == [(CID, Outcome.ANSWERED, "1")]
+                      AMDSTATUS="HUMAN")) == [(CID, Outcome.ANSWERED, "1", False)]
     assert r.feed(msg(Event="UserEvent", UserEvent="OutboundResult", ChannelId=CID, Digit="",
-                      AMDSTATUS="MACHINE")) == [(CID, Outcome.MACHINE, "")]
+                      AMDSTATUS="MACHINE")) == [(CID, Outcome.MACHINE, "", False)]
     assert r.feed(msg(Event="UserEvent", UserEvent="OutboundResult", Uniqueid=CID, Digit="1\r\n2x")) == [
-        (CID, Outcome.ANSWERED, "12")]
+        (CID, Outcome.ANSWERED, "12", False)]
     assert r.feed(msg(Event="UserEvent", UserEvent="Other", ChannelId=CID)) == []
 
 
 def test_hangup_of_our_channel() -> None:
     r = OutcomeReader()
     assert r.feed(msg(Event="Hangup", Uniqueid=CID, ChannelState="6", Cause="16")) == [
-        (CID, Outcome.ANSWERED, "")]
-    assert r.feed(msg(Event="Hangup", Uniqueid=CID, ChannelState="5", Cause="17")) == [
-        (CID, Outcome.BUSY, "")]
-    assert r.feed(msg(Event="Hangup", Uniqueid=CID, ChannelState="5", Cause="19")) == [
-        (CID, Outcome.NO_ANSWER, "")]
-    assert r.feed(msg(Event="Hangup", Uniqueid=CID, ChannelState="0", Cause="34")) == [
-        (CID, Outcome.CONGESTION, "")]
+        (CID, Outcome.ANSWERED, "", True)]
+    assert hangup_then_response(msg(Event="Hangup", Uniqueid=CID, ChannelState="5", Cause="17")) == [
+        (CID, Outcome.BUSY, "", True)]
+    assert hangup_then_response(msg(Event="Hangup", Uniqueid=CID, ChannelState="5", Cause="19")) == [
+        (CID, Outcome.NO_ANSWER, "", True)]
+    assert hangup_then_response(msg(Event="Hangup", Uniqueid=CID, ChannelState="0", Cause="34")) == [
+        (CID, Outcome.CONGESTION, "", True)]
 
 
 @pytest.mark.parametrize("uid", ["1700000000.12", "ob-", "ob-x-1", "ob-abc-1-2;2", "xob-abc-1-2", ""])
@@ -129,11 +172,10 @@ async def test_is_live_asks_status_once_per_burst() -> None:
 
 def test_local_channel_hangups_with_cause_zero() -> None:
     """As seen on Asterisk 22: Local;1 channels end with Cause 0 whatever happened."""
-    r = OutcomeReader()
-    assert r.feed(msg(Event="Hangup", Uniqueid=CID, ChannelState="5", Cause="0")) == [
-        (CID, Outcome.NO_ANSWER, "")]
-    assert r.feed(msg(Event="Hangup", Uniqueid=CID, ChannelState="0", Cause="0")) == [
-        (CID, Outcome.FAILED, "")]
+    assert hangup_then_response(msg(Event="Hangup", Uniqueid=CID, ChannelState="5", Cause="0")) == [
+        (CID, Outcome.NO_ANSWER, "", True)]
+    assert hangup_then_response(msg(Event="Hangup", Uniqueid=CID, ChannelState="0", Cause="0")) == [
+        (CID, Outcome.FAILED, "", True)]
 
 
 async def test_originate_not_sent_when_the_link_is_down_or_asterisk_stops() -> None:

@@ -45,11 +45,14 @@ MAX_CONCURRENT = 4
 
 
 async def run_scripted_campaign(ami: AmiServer, engine: AsyncEngine, contacts: int = 20,
-                                crash_after_s: float | None = None) -> dict[str, Any]:
-    """Dial `contacts` scripted numbers through `ami`; return results, statuses and the peak of live calls.
+                                crash_after_s: float | None = None, *, dial: list[str] | None = None,
+                                retry: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Dial `contacts` scripted numbers (or the numbers in `dial`) through `ami`; return results,
+    statuses, the peak of live calls and what the test's own AMI link saw of each channel.
 
     With `crash_after_s`, the CTI side (AMI link, dialer, queued results) is dropped
-    that long after the start and a new one is started on the same database.
+    that long after the start and a new one is started on the same database. `retry`
+    overrides the campaign's retry policy.
     """
     cfg = OutboundConfig.model_validate({
         "pacing": {"max_concurrent": 10, "calls_per_s": 4, "burst": 2}, "poll_s": 0.2,
@@ -63,18 +66,26 @@ async def run_scripted_campaign(ami: AmiServer, engine: AsyncEngine, contacts: i
         "pacing": {"max_concurrent": MAX_CONCURRENT, "calls_per_s": 2, "burst": 2},
         "retry": {"max_attempts": 2, "busy": {"delay_s": 1}, "no_answer": {"delay_s": 1},
                   "congestion": {"delay_s": 1}, "failed": {"delay_s": 1}, "lost": {"delay_s": 1},
-                  "machine": {"retry": False}},
+                  "machine": {"retry": False}, **(retry or {})},
         "outage": {"areas": ["城东"], "start": "8时", "end": "12时", "reason": "检修"}})
     events: list[Event] = []
     live: dict[str, str] = {}  # our channel id -> number, as the test's own AMI link sees them
     peak, peak_per_number = 0, 0
     mine = {"prefix": "?"}  # only this campaign's channels (another run may share the sandbox)
+    seen: list[tuple[str, str, str]] = []  # (channel, event, AMDSTATUS) in the order Asterisk sent them
 
     def observe(msg: Any) -> None:
         nonlocal peak, peak_per_number
+        if msg.get("Event") == "UserEvent" and msg.get("UserEvent") == "OutboundResult":
+            cid = msg.get("ChannelId") or ""
+            if cid.startswith(mine["prefix"]):
+                seen.append((cid, "OutboundResult", msg.get("AMDSTATUS") or ""))
+            return
         uid = msg.get("Uniqueid") or ""
         if not (OUR_CHANNEL.match(uid) and uid.startswith(mine["prefix"])):
             return
+        if msg.get("Event") in ("Newchannel", "Hangup"):
+            seen.append((uid, str(msg.get("Event")), ""))
         if msg.get("Event") == "Newchannel":
             live[uid] = (msg.get("Channel") or "").split("@")[0]
             peak = max(peak, len(live))
@@ -100,7 +111,8 @@ async def run_scripted_campaign(ami: AmiServer, engine: AsyncEngine, contacts: i
         return svc, client
 
     mine["prefix"] = f"ob-{(await store.create_campaign(spec, time.time())).uid}-"
-    await store.add_contacts(spec.name, [ContactIn(n, area="城东") for n in numbers(contacts)], time.time())
+    await store.add_contacts(spec.name, [ContactIn(n, area="城东") for n in (dial or numbers(contacts))],
+                             time.time())
     svc, client = await launch()
     lost_results = 0
     try:
@@ -126,7 +138,7 @@ async def run_scripted_campaign(ami: AmiServer, engine: AsyncEngine, contacts: i
     people = {r["number"]: r for r in await _contacts(store, spec.name)}
     return {"results": await store.results(spec.name), "people": people, "peak": peak, "events": events,
             "peak_per_number": peak_per_number, "status": await store.status(spec.name),
-            "lost_results": lost_results}
+            "lost_results": lost_results, "seen": seen, "attempts": await store.attempts_of(spec.name)}
 
 
 async def _contacts(store: OutboundStore, name: str) -> list[dict[str, Any]]:
@@ -160,6 +172,41 @@ async def test_scripted_campaign_on_the_sandbox(asterisk_sandbox: Any, tmp_path:
     assert 1 <= run["peak"] <= MAX_CONCURRENT
     attempts = [e for e in run["events"] if e.kind == Kind.OUT_ATTEMPT]
     assert len(attempts) == r["attempts"] == sum(a for _, _, a in plan) == 26
+    # one attempt, one result (issue 12 item 24: busy/congestion calls got 'failed' and then the real one)
+    results = Counter(e.call_id for e in run["events"] if e.kind == Kind.OUT_RESULT)
+    assert results == Counter({e.call_id: 1 for e in attempts})
+
+
+@pytest.mark.asterisk
+async def test_a_machine_that_hangs_up_early_is_recorded_as_a_machine(asterisk_sandbox: Any,
+                                                                      tmp_path: Path) -> None:
+    """Issue 12 item 20: the machine hung up before WaitForSilence + Playback finished, so no
+    OutboundResult was sent, the Hangup said 'answered' and a campaign that retries machines
+    counted it as reached. The dialplan now reports AMD's verdict before anything is played."""
+    from tests.asterisk_fixture import ami_server_config
+
+    engine = create_async_engine(f"sqlite+aiosqlite:///{tmp_path / 'out.db'}")
+    machine, person = "13900000006", "13800000010"  # outbound-dest: hangs up 5 s into its greeting; listens
+    try:
+        run = await run_scripted_campaign(ami_server_config(asterisk_sandbox), engine, dial=[machine, person],
+                                          retry={"machine": {"retry": True, "delay_s": 1}})
+    finally:
+        await engine.dispose()
+    people = run["people"]
+    assert (people[machine]["status"], people[machine]["last_outcome"], people[machine]["attempts"]) == (
+        "not_reached", "machine", 2)  # retried as the campaign asks, never counted as reached
+    assert (people[person]["status"], people[person]["last_outcome"]) == ("done", "answered")
+    tries = [a for a in run["attempts"] if a["number"] == machine]
+    assert [a["outcome"] for a in tries] == ["machine", "machine"]
+    results = [(e.call_id, e.data["outcome"]) for e in run["events"] if e.kind == Kind.OUT_RESULT]
+    assert sorted(r for r in results if r[0] in {a["channel_id"] for a in tries}) == sorted(
+        (a["channel_id"], "machine") for a in tries)  # one result per attempt
+    for a in tries:  # the verdict went out at AMD time, again (hangup handler) as the machine left
+        order = [ev for cid, ev, _ in run["seen"] if cid == a["channel_id"]]
+        assert order == ["Newchannel", "OutboundResult", "OutboundResult", "Hangup"], order
+        assert {amd for cid, ev, amd in run["seen"] if cid == a["channel_id"] and ev == "OutboundResult"} == {
+            "MACHINE"}
+        assert a["status"] == "ended"  # a live call until the machine hung up (pacing counts it)
 
 
 @pytest.mark.asterisk

@@ -351,6 +351,34 @@ async def test_outcome_upgrades_and_duplicates(store: OutboundStore) -> None:
     assert (r["reached"], r["confirmed"], r["attempts"]) == (1, 1, 1)
 
 
+async def test_a_machine_verdict_is_recorded_at_once_and_the_call_stays_live_until_it_hangs_up(
+        store: OutboundStore) -> None:
+    """Issue 12 item 20: the dialplan reports AMD's verdict before it plays anything; the machine then
+    takes the message (or hangs up). The verdict is the attempt's one result; the line stays busy."""
+    clock = FakeClock(START)
+    await store.create_campaign(spec(pacing={"max_concurrent": 1, "calls_per_s": 10, "burst": 3},
+                                     retry={"max_attempts": 2, "machine": {"delay_s": 0}}), clock.now())
+    await store.add_contacts("notice", [PEOPLE[4], PEOPLE[1]], clock.now())  # the machine first (priority)
+    await store.change_state("notice", "start", clock.now())
+    orig, events = FakeOriginator(SCRIPT), []
+    dialer = make(store, clock, orig, events)
+    await dialer.tick()
+    [(cid, number, _)] = orig.calls
+    dialer.on_result(cid, Outcome.MACHINE, "", ended=False)  # UserEvent at AMD time
+    await dialer.process_results()
+    [attempt] = await store.attempts_of("notice")
+    assert (attempt["outcome"], attempt["status"]) == ("machine", "dialing")
+    assert (await store.status("notice"))["live"] == 1
+    assert (await dialer.tick()).dials == []  # the one line is still taken: nobody else, no retry yet
+    dialer.on_result(cid, Outcome.ANSWERED, "")  # the machine hangs up (Hangup, ChannelState Up)
+    await dialer.process_results()
+    [attempt] = await store.attempts_of("notice")
+    assert (attempt["outcome"], attempt["status"]) == ("machine", "ended")
+    assert [e.data["outcome"] for e in events if e.kind == Kind.OUT_RESULT] == ["machine"]  # one result
+    assert [d.number for d in (await dialer.tick()).dials] == [number]  # the retry (it outranks 李四)
+    assert (await store.results("notice"))["machine"] == 1
+
+
 async def test_late_result_for_a_lost_attempt_is_kept(store: OutboundStore) -> None:
     clock = FakeClock(START)
     await store.create_campaign(spec(), clock.now())

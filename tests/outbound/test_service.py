@@ -90,6 +90,66 @@ async def test_service_dials_and_records_from_ami_frames(engine: AsyncEngine) ->
     assert svc.dialer._task is None
 
 
+class Emitted:
+    """The service's emit: records events and lets a test wait for one (no polling)."""
+
+    def __init__(self) -> None:
+        self.events: list[Event] = []
+        self._changed = asyncio.Event()
+
+    def __call__(self, event: Event) -> None:
+        self.events.append(event)
+        self._changed.set()
+
+    async def until(self, cond: Callable[[list[Event]], bool], limit_s: float = 10.0) -> None:
+        async with asyncio.timeout(limit_s):
+            while not cond(self.events):
+                self._changed.clear()
+                await self._changed.wait()
+
+    def results(self) -> list[tuple[str | None, str]]:
+        return [(e.call_id, e.data["outcome"]) for e in self.events if e.kind == Kind.OUT_RESULT]
+
+
+async def test_one_attempt_gets_one_result_whatever_order_asterisk_reports_in(engine: AsyncEngine) -> None:
+    """Issue 12 item 24: a call that failed before answer was recorded 'failed', then 'congestion'."""
+    pbx, emitted, clock = Asterisk(), Emitted(), FakeClock(NOON)
+    svc = OutboundService(CFG, engine, pbx, "pbx1", clock, emitted)
+    await svc.store.create_campaign(CampaignSpec.model_validate(
+        {"name": "sat", "kind": "survey", "windows": ["00:00-24:00"], "survey": {"topic": "服务"},
+         "pacing": {"burst": 3}, "retry": {"max_attempts": 1}}), NOON)
+    await svc.store.add_contacts("sat", [ContactIn(f"1380000000{i}") for i in (1, 2, 3)], NOON)
+    await svc.start()
+    try:
+        await svc.store.change_state("sat", "start", NOON)
+        svc.dialer.wake()
+        await emitted.until(lambda ev: sum(e.kind == Kind.OUT_ATTEMPT for e in ev) == 3)
+        first, second, third = (f["ChannelId"] for f in pbx.originated)
+        # congestion on a Local channel: its Hangup (cause 0, not ringing) comes before the response
+        svc.on_ami_event("pbx1", AmiMessage.of(Event="Hangup", Uniqueid=first, ChannelState="0", Cause="0"))
+        svc.on_ami_event("pbx1", AmiMessage.of(Event="OriginateResponse", Response="Failure", Uniqueid=first,
+                                               Reason="8"))
+        # rang out: the response (Reason 0) comes before the Hangup of the ringing channel
+        svc.on_ami_event("pbx1", AmiMessage.of(Event="OriginateResponse", Response="Failure", Uniqueid=second,
+                                               Reason="0"))
+        svc.on_ami_event("pbx1", AmiMessage.of(Event="Hangup", Uniqueid=second, ChannelState="5", Cause="0"))
+        # a Hangup whose response never comes (the link dropped in between) is released after settle_s
+        svc.on_ami_event("pbx1", AmiMessage.of(Event="Hangup", Uniqueid=third, ChannelState="5", Cause="0"))
+        clock.jump(svc.reader.settle_s)
+        await emitted.until(lambda ev: len(emitted.results()) >= 3)
+        svc.on_ami_event("pbx1", AmiMessage.of(Event="OriginateResponse", Response="Failure", Uniqueid=third,
+                                               Reason="0"))  # too late: not a second result
+        for cid in (first, second, third):
+            pbx.up.discard(cid)
+        await svc.dialer.process_results()
+        assert sorted(emitted.results()) == sorted([(first, "congestion"), (second, "no_answer"),
+                                                    (third, "no_answer")])
+        attempts = {a["channel_id"]: a["outcome"] for a in await svc.store.attempts_of("sat")}
+        assert attempts == {first: "congestion", second: "no_answer", third: "no_answer"}
+    finally:
+        await svc.stop()
+
+
 async def test_closed_work_orders_feed_the_callback_campaign(engine: AsyncEngine) -> None:
     from ctiserver.outbound.service import sampled
 
