@@ -28,6 +28,7 @@ import re
 from urllib.parse import parse_qsl, urlsplit
 
 from .agi_types import AgiChannel, AgiError, AgiHandler, AgiHangup, AgiReply
+from .lograte import LogBurst
 
 log = logging.getLogger(__name__)
 
@@ -258,6 +259,9 @@ class FastAGIServer:
         self.sessions_total = 0
         self.rejected_total = 0  # connections closed before a session began (EOF, garbage, timeout)
         self.failed_total = 0  # handlers that raised
+        # a port scan makes many such connections: one line for the first, then a count per minute
+        self._rejected_log = LogBurst(log, "FastAGI connections closed before an AGI session began",
+                                      interval_s=60.0)
 
     @property
     def port(self) -> int:
@@ -287,6 +291,7 @@ class FastAGIServer:
             async with asyncio.timeout(2.0):
                 await self._server.wait_closed()
         self._server = None
+        self._rejected_log.flush()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
@@ -303,7 +308,7 @@ class FastAGIServer:
                     else str(exc) or type(exc).__name__
                 if self._pending.get(writer):
                     why = f"closed for a newer connection: {self.max_pending} were in their header phase"
-                log.warning("FastAGI connection from %s closed: %s", peer, why)
+                self._rejected_log.add(f"from {peer}: {why}")
                 return
             finally:
                 self._pending.pop(writer, None)

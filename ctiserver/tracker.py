@@ -30,6 +30,7 @@ from typing import Any, Protocol
 
 from .ami.message import event_time
 from .events import Event, Kind
+from .lograte import LogBurst
 
 log = logging.getLogger(__name__)
 
@@ -139,6 +140,7 @@ class CallTracker:
         self._resync_born: set[str] = set()  # channels that appeared (Newchannel) while a resync ran
         self._resync_gone: set[str] = set()  # channels that hung up while a resync ran
         self.skipped = 0  # malformed or unusable events
+        self._malformed_log = LogBurst(log, "malformed AMI events skipped")  # a flood of them: one line, a count
 
     # --- queries ---------------------------------------------------------
     def live_calls(self, now: float) -> list[dict[str, Any]]:
@@ -176,7 +178,7 @@ class CallTracker:
                 return []
         except _Malformed as exc:
             self.skipped += 1
-            log.warning("skipping malformed %s event: %s", name or "?", exc)
+            self._malformed_log.add(f"{name or '?'}: {exc}")
         return []
 
     def begin_resync(self) -> None:
@@ -219,7 +221,7 @@ class CallTracker:
                                            call_started=known.started if known else None)
             except _Malformed as exc:
                 self.skipped += 1
-                log.warning("skipping malformed CoreShowChannel: %s", exc)
+                self._malformed_log.add(f"CoreShowChannel: {exc}")
                 continue
             if known is not None:
                 call = self.calls[linkedid]

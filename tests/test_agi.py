@@ -172,6 +172,29 @@ async def test_garbage_is_rejected_at_the_first_line(agi_server) -> None:
     assert server.rejected_total == 2 and server.sessions_total == 0
 
 
+async def test_a_port_scan_is_one_log_line_and_a_count_not_a_warning_per_connection(agi_server, caplog) -> None:
+    """Issue 12 item 5: every probe of the FastAGI port (connect, close; or a stray HTTP request) used
+    to write its own WARNING. Now the first is logged and the rest counted, the count logged once."""
+    async def handler(chan: AgiChannel) -> None:
+        raise AssertionError("must not run")
+
+    server = await agi_server(handler)
+    caplog.set_level(logging.INFO)
+    probes = 300
+    for i in range(probes):
+        ast = await FakeAsterisk.connect(server.port, b"GET / HTTP/1.0\r\n\r\n" if i % 2 else None)
+        ast.writer.close()
+    async with asyncio.timeout(10):
+        while server.rejected_total < probes:  # noqa: ASYNC110  (no event for "the server saw it close")
+            await asyncio.sleep(0.01)
+    during = [r for r in caplog.records if r.name == "ctiserver.agi" and r.levelno >= logging.WARNING]
+    assert len(during) == 1 and "closed before an AGI session began" in during[0].getMessage()
+    await server.close()
+    after = [r.getMessage() for r in caplog.records if r.name == "ctiserver.agi" and r.levelno >= logging.WARNING]
+    assert len(after) == 2 and f"{probes - 1} more in " in after[1], after
+    assert server.sessions_total == 0
+
+
 async def test_silent_peer_hits_the_header_timeout(agi_server) -> None:
     async def handler(chan: AgiChannel) -> None:
         raise AssertionError("must not run")

@@ -1,5 +1,7 @@
 """Call tracker: raw AMI events in, call lifecycle events out (pure, no Asterisk)."""
 
+import logging
+
 import pytest
 
 from ctiserver.events import Kind
@@ -207,3 +209,12 @@ def test_callerid_changes_on_other_legs_do_not_rename_the_call():
     out = t.feed(ev("NewCallerid", Uniqueid="6.1", CallerIDNum="13800000009", CallerIDName="<unknown>"), 4.0)
     assert [(e.kind, e.data["caller_num"], e.data["caller_name"]) for e in out] == [
         (Kind.CALL_CALLERID, "13800000009", "张三")]
+
+
+def test_a_flood_of_malformed_events_is_one_warning_and_a_count(caplog):
+    t = CallTracker("pbx1")
+    caplog.set_level(logging.WARNING)
+    for _ in range(10_000):
+        t.feed(ev("Newchannel", Channel="x"), 1.0)  # no Uniqueid
+    assert t.skipped == 10_000
+    assert [r.getMessage() for r in caplog.records] == ["malformed AMI events skipped: Newchannel: no Uniqueid"]

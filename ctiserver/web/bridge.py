@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..events import Event, Kind
+from ..lograte import LogBurst
 from .ports import CustomerLookup
 from .ws import Hub, agent_stream
 
@@ -64,6 +65,10 @@ class DesktopBridge:
         self._queue: asyncio.Queue[Event] = asyncio.Queue(maxsize=max_backlog)
         self._task: asyncio.Task[None] | None = None
         self.dropped = 0
+        # a reconnect that closes 50k stale calls overflows the backlog at once: one line and a count
+        self._dropped_log = LogBurst(log, "desktop bridge backlog full; events not pushed")
+        self._slow_lookup_log = LogBurst(log, f"customer lookup took over {lookup_timeout_s:.1f} s; "
+                                              "popped without the record")
 
     def on_event(self, event: Event) -> None:
         """Server event listener: plain and non-blocking (the event path must never wait on us)."""
@@ -73,7 +78,7 @@ class DesktopBridge:
             self._queue.put_nowait(event)
         except asyncio.QueueFull:
             self.dropped += 1
-            log.warning("desktop bridge backlog full; %s for call %s not pushed", event.kind, event.call_id)
+            self._dropped_log.add(f"{event.kind} for call {event.call_id}")
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="desktop-bridge")
@@ -83,6 +88,8 @@ class DesktopBridge:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        self._dropped_log.flush()
+        self._slow_lookup_log.flush()
 
     async def drain(self) -> None:
         """Wait until every queued event is handled (tests, orderly shutdown)."""
@@ -115,7 +122,7 @@ class DesktopBridge:
                         return found
                 return await self.customers.by_phone(call.number) if call.number else None
         except TimeoutError:
-            log.warning("customer lookup took over %.1f s; popping without the record", self.lookup_timeout_s)
+            self._slow_lookup_log.add()
             return None
 
     async def handle(self, ev: Event) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
 from ctiserver.clock import FakeClock
@@ -124,3 +125,28 @@ async def test_the_pop_carries_the_routing_tier_and_the_callerid_name() -> None:
     assert first["tier"] == "vip" and first["customer"]["tier"] == "normal"
     assert (second["tier"], second["caller_name"], second["customer"]) == ("priority", "钱七", None)
     assert (third["number"], third["caller_name"]) == ("95598", "回拨 callback")
+
+
+async def test_a_reconnect_closing_50k_stale_calls_is_one_warning_and_a_count(caplog) -> None:
+    """Issue 12 item 5: a resync that found 50k calls gone emitted 50k call.end at once; the bridge's
+    backlog (10k) overflowed and wrote a WARNING per event (40k in 0.5 s). Now: one, then a count."""
+    from ctiserver.tracker import CallTracker
+
+    tracker = CallTracker("pbx1")
+    for i in range(50_000):
+        tracker.feed({"Event": "Newchannel", "Uniqueid": f"{i}.1", "Linkedid": f"{i}.1", "Channel": f"X/{i}"}, 1.0)
+    bridge = DesktopBridge(Hub(clock=FakeClock(0)), FakeCustomers())
+    await bridge.start()
+    caplog.set_level(logging.INFO)
+    try:
+        tracker.begin_resync()
+        for event in tracker.end_resync(2.0):  # Asterisk lists none of them: all ended meanwhile
+            bridge.on_event(event)
+        during = [r for r in caplog.records if r.name == "ctiserver.web.bridge"]
+        assert len(during) == 1 and "backlog full" in during[0].getMessage()
+        await asyncio.wait_for(bridge.drain(), 30)
+    finally:
+        await bridge.close()
+    logged = [r.getMessage() for r in caplog.records if r.name == "ctiserver.web.bridge"]
+    assert bridge.dropped == 40_000
+    assert len(logged) == 2 and "39999 more in " in logged[1], logged
