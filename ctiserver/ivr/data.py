@@ -49,7 +49,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ..calendar import DEFAULT_TIMEZONE, load_calendar
-from ..configfile import ConfigError, ConfigProblem, load_data, node_line
+from ..configfile import ConfigError, ConfigProblem, load_data, node_line, read_text
 from ..numbers import NumberError, caller_number, normalise_number
 from ..store.schema import IdType, metadata
 
@@ -418,12 +418,7 @@ def read_sample_data(config_dir: str | Path, now: float, timezone: str | None = 
     problems: list[ConfigProblem] = []
     rows: list[CustomerRow] = []
     path = folder / "customers.csv"
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise ConfigError.at(path, 0, "file not found") from None
-    except UnicodeDecodeError as exc:
-        raise ConfigError.at(path, 1, f"not UTF-8 text ({exc.reason})") from None
+    text = read_text(path, encoding="utf-8-sig")
     reader = csv.DictReader(text.splitlines())
     missing = [c for c in ("account", "name", "phones", "tier", "area") if c not in (reader.fieldnames or [])]
     if missing:

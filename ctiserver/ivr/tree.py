@@ -32,7 +32,7 @@ import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from ..calendar import site_key_problems, without_site_keys
-from ..configfile import ConfigError, ConfigProblem, Strict, load_data, node_line
+from ..configfile import ConfigError, ConfigProblem, Strict, load_data, node_line, read_text
 from .template import TemplateError, parse
 
 LANGS = ("zh", "en")
@@ -431,14 +431,7 @@ def load_tree(path: str | Path, text: str | None = None) -> LoadedTree:
     """Read and validate one tree file; raise ConfigError with every `file:line:` problem."""
     path = Path(path)
     if text is None:
-        try:
-            raw = path.read_bytes()
-        except FileNotFoundError:
-            raise ConfigError.at(path, 0, "file not found") from None
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise ConfigError.at(path, 1, f"not UTF-8 text ({exc.reason})") from None
+        text = read_text(path)
     data, root = load_data(path, text)
     if data is None:
         raise ConfigError.at(path, 1, "file is empty")
@@ -463,5 +456,6 @@ def tree_files(config_dir: str | Path) -> list[Path]:
     folder = Path(config_dir) / "ivr"
     if not folder.is_dir():
         return []
-    return sorted(p for p in folder.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file()
+    # A folder named like a tree file is listed too: loading it says "is a folder, not a file".
+    return sorted(p for p in folder.iterdir() if p.suffix in (".yaml", ".yml")
                   and p.stem != "settings" and not p.name.startswith("."))
