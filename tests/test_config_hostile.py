@@ -31,8 +31,9 @@ def check(cfg: Path, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
     return rc, text
 
 
-@pytest.mark.parametrize("name", ["ctiserver.yaml", "acd.yaml", "desktop.yaml", "kpi.yaml", "outbound.yaml",
-                                  "ivr/settings.yaml", "ivr/hotline.yaml", "campaigns/outage-feeder12.yaml"])
+@pytest.mark.parametrize("name", ["ctiserver.yaml", "acd.yaml", "calendar.yaml", "desktop.yaml", "kpi.yaml",
+                                  "outbound.yaml", "ivr/settings.yaml", "ivr/hotline.yaml",
+                                  "campaigns/outage-feeder12.yaml"])
 def test_a_config_file_that_is_a_folder(name: str, cfg: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (cfg / name).unlink()
     (cfg / name).mkdir()
