@@ -85,14 +85,18 @@ def asterisk_sandbox() -> Iterator[sandbox.SandboxInfo]:
 
 
 def ami_server_config(info: sandbox.SandboxInfo, **overrides: Any) -> AmiServer:
-    return AmiServer(name="pbx1", host=info.ami_host, port=info.ami_port, username=info.ami_user,
-                     secret=info.ami_secret, **overrides)
+    fields: dict[str, Any] = {"name": "pbx1", "host": info.ami_host, "port": info.ami_port,
+                              "username": info.ami_user, "secret": info.ami_secret}
+    return AmiServer(**{**fields, **overrides})
 
 
 class AmiRecorder:
     """An AMI client that keeps every event, for tests to wait on."""
 
     def __init__(self, info: sandbox.SandboxInfo) -> None:
+        self.info = info
+        self._ears: CallerEars | None = None
+        self.originated: set[str] = set()  # caller numbers, hung up when the test ends
         self.events: list[Any] = []
         self._changed = asyncio.Event()
         self.client = AmiClient(ami_server_config(info), on_event=self._on_event)
@@ -106,7 +110,27 @@ class AmiRecorder:
         await self.client.wait_connected(15)
 
     async def close(self) -> None:
+        if self._ears is not None:
+            await self._ears.close()
         await self.client.close()
+
+    async def hang_up_callers(self) -> None:
+        """End every channel of the callers this test originated: a caller left holding would
+        fall back to Asterisk's Queue() and ring the next test's agents."""
+        if not self.originated:
+            return
+        resp = (await self.action("CoreShowChannels")).raise_for_error("CoreShowChannels")
+        for msg in resp.events:
+            if self.originated & {msg.get("CallerIDNum"), msg.get("ConnectedLineNum")}:
+                with contextlib.suppress(Exception):
+                    await self.action("Hangup", {"Channel": msg.get("Channel") or ""})
+
+    async def ears(self) -> CallerEars:
+        """The simulated callers' ears, started on first use and closed with this recorder."""
+        if self._ears is None:
+            self._ears = CallerEars(self.info)
+            await self._ears.start()
+        return self._ears
 
     async def action(self, name: str, fields: dict[str, Any] | None = None) -> Any:
         return await self.client.action(name, fields or {})
@@ -142,6 +166,8 @@ async def ami(asterisk_sandbox: sandbox.SandboxInfo) -> AsyncIterator[AmiRecorde
     try:
         yield rec
     finally:
+        with contextlib.suppress(Exception):
+            await rec.hang_up_callers()
         await rec.close()
 
 
@@ -153,12 +179,103 @@ def event_is(name: str, **headers: str) -> Callable[[Any], bool]:
     return pred
 
 
-async def originate_caller(rec: AmiRecorder, number: str, plan: str, *, name: str = "", hold_s: int = 60,
-                           exten: str = "95598", agi: str | None = None) -> None:
-    """A simulated caller dialling the hotline, pressing keys per `plan` (e.g. `w4|1|w6|0`).
+LISTENING = ("STREAM FILE", "WAIT FOR DIGIT", "GET DATA", "GET OPTION", "CONTROL STREAM FILE")
+
+
+def listens_for(command: str, key: str) -> bool:
+    """Does this AGI command read `key` from the caller (a prompt with it among its escape digits)?"""
+    upper = command.upper()
+    if upper.startswith(("WAIT FOR DIGIT", "GET DATA")):
+        return True
+    if upper.startswith(("STREAM FILE", "GET OPTION", "CONTROL STREAM FILE")):
+        parts = command.split(None, 3)
+        return len(parts) > 3 and key in parts[3].strip().strip('"')
+    return False
+
+
+class CallerEars:
+    """Presses a simulated caller's keys when Asterisk is listening for them.
+
+    A key sent while the CTI is between two AGI commands is thrown away by Asterisk, so a
+    timed key plan (`w6|1`) fails on a busy machine. The ears (sandbox AMI user `simcaller`,
+    read=agi) watch AGIExecStart on the caller's own channel and press each key as soon as a
+    command that reads it has started: one step per command, in order."""
+
+    def __init__(self, info: sandbox.SandboxInfo) -> None:
+        self.events: list[Any] = []
+        self._changed = asyncio.Event()
+        self.client = AmiClient(ami_server_config(info, username="simcaller", secret="simcaller-sandbox"),
+                                on_event=self._on_event)
+
+    def _on_event(self, msg: Any) -> None:
+        if msg.get("Event") == "AGIExecStart":
+            self.events.append(msg)
+            self._changed.set()
+
+    async def start(self) -> None:
+        await self.client.start()
+        await self.client.wait_connected(15)
+
+    async def close(self) -> None:
+        await self.client.close()
+
+    async def press(self, number: str, keys: list[str], since: int, timeout: float) -> None:
+        used: set[tuple[str, str]] = set()
+        seen = since
+        loop = asyncio.get_running_loop()
+        for key in keys:
+            deadline = loop.time() + timeout
+            while True:
+                hit = None
+                for msg in self.events[seen:]:
+                    seen += 1
+                    chan = msg.get("Channel") or ""
+                    ident = (chan, msg.get("CommandId") or "")
+                    if msg.get("CallerIDNum") != number or ident in used:
+                        continue
+                    used.add(ident)
+                    command = msg.get("Command") or ""
+                    if key == ">" and command.upper().startswith("STREAM FILE"):
+                        hit = chan
+                        break
+                    if key != ">" and listens_for(command, key[0]):
+                        hit = chan
+                        break
+                if hit is not None:
+                    break
+                if loop.time() > deadline:
+                    raise AssertionError(f"caller {number}: nobody listened for key {key!r} within {timeout:g} s")
+                self._changed.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._changed.wait(), 0.5)
+            # written to the other half of the Local pair, the DTMF is read by the AGI's half
+            other = hit[:-1] + ("1" if hit.endswith(";2") else "2") if hit[-2:] in (";1", ";2") else hit
+            if key == ">":
+                continue
+            for digit in key:  # a step of several keys is typed into one command (GET DATA)
+                (await self.client.action("PlayDTMF", {"Channel": other, "Digit": digit, "Duration": "120"})
+                 ).raise_for_error("PlayDTMF")
+
+
+async def originate_caller(rec: AmiRecorder, number: str, plan: str = "", *, name: str = "", hold_s: int = 60,
+                           exten: str = "95598", agi: str | None = None, keys: str = "",
+                           key_timeout_s: float = 120.0) -> asyncio.Task[None] | None:
+    """A simulated caller dialling the hotline.
+
+    `keys` (e.g. `1|1|0`) are pressed one step at a time as soon as Asterisk listens (see
+    `CallerEars`; a step of several digits, `42`, is typed into one command; `>` waits until
+    the caller is played a prompt, so `>|1` presses 1 after hearing an offer). The returned
+    task raises if a key found nobody listening. `plan` is the older timed script run by the
+    dialplan (`w4|1|w6|0`: wait 4 s, press 1 ...; `p<sound>` plays a sound to the far end),
+    for steps that are not keys.
 
     `agi` ("host:port") sends this caller's IVR to that FastAGI server (a channel variable
     beats the dialplan global, so concurrent test sessions do not steal each other's callers)."""
+    rec.originated.add(number)
+    task = None
+    if keys:
+        ears = await rec.ears()
+        task = asyncio.create_task(ears.press(number, keys.split("|"), len(ears.events), key_timeout_s))
     caller_id = f'"{name}" <{number}>' if name else number
     variables = [f"SIM_CALLER_NUM={number}", f"DTMF_PLAN={plan}", f"HOLD_S={hold_s}"]
     if agi:
@@ -169,6 +286,7 @@ async def originate_caller(rec: AmiRecorder, number: str, plan: str, *, name: st
         "Channel": f"Local/{exten}@hotline", "Context": "sim-callers", "Exten": "s", "Priority": "1",
         "CallerID": caller_id, "Async": "true", "Variable": variables,
     })).raise_for_error("Originate")
+    return task
 
 
 def sounds_dir(info: sandbox.SandboxInfo) -> Path:

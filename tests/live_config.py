@@ -18,7 +18,8 @@ import yaml
 from tests.asterisk_fixture import sounds_dir
 
 REPO = Path(__file__).resolve().parents[1]
-IVR_TO_AGENT = "w6|1|w6|1|w10|0"  # a sample caller's keys: the billing menu, then 0 for an agent
+IVR_TO_AGENT = "w6|1|w6|1|w10|0"  # a timed key plan (dialplan): the billing menu, then 0 for an agent
+KEYS_TO_AGENT = "1|1|0"  # the same keys, pressed when the IVR listens (originate_caller(keys=...))
 
 
 def free_port() -> int:

@@ -27,7 +27,7 @@ from ctiserver.web.auth import create_user
 from ctiserver.web.tables import dispositions, work_orders
 from ctiserver.wiring import build_server
 from tests.asterisk_fixture import AmiRecorder, originate_caller
-from tests.live_config import sandbox_config
+from tests.live_config import KEYS_TO_AGENT, sandbox_config
 from tests.sipphone import agent_phone
 
 pytestmark = pytest.mark.browser
@@ -103,7 +103,7 @@ async def _pop_and_file(live: CtiServer, ami: AmiRecorder, browser: Browser, bas
     await page.click("#ready")
     await expect(page.locator("#state")).to_have_attribute("data-state", "available")
 
-    await originate_caller(ami, "13800000002", "w6|1|w6|1|w10|0", name="李秀英", hold_s=60,
+    await originate_caller(ami, "13800000002", keys=KEYS_TO_AGENT, name="李秀英", hold_s=60,
                            agi=f"127.0.0.1:{live.cfg.agi.port}")
     await expect(page.locator("#pop-name")).to_have_text("李秀英", timeout=90_000)
     await expect(page.locator("#pop-number")).to_have_text("13800000002")
@@ -165,7 +165,7 @@ async def test_wallboard_counts_callers_queuing_in_asterisk(live: CtiServer, ami
     for agent_no in ("1001", "1002", "1003", "1004", "1005"):
         live.features.acd.login(agent_no, ready=False)
     for number in ("13800000011", "13800000012"):
-        await originate_caller(ami, number, "w6|0|w3|0", hold_s=45, agi=f"127.0.0.1:{live.cfg.agi.port}")
+        await originate_caller(ami, number, keys="0", hold_s=45, agi=f"127.0.0.1:{live.cfg.agi.port}")
     await expect(page.locator("#t-waiting")).to_have_text("2", timeout=90_000)
     ARTIFACTS.mkdir(exist_ok=True)
     await page.screenshot(path=str(ARTIFACTS / "e2e-wallboard.png"))

@@ -178,7 +178,7 @@ async def test_sim_caller_dtmf_reaches_agi_get_data(ami: AmiRecorder):
     port = server.sockets[0].getsockname()[1]
     await ami.setvar("CTI_AGI", f"127.0.0.1:{port}")
     try:
-        await originate_caller(ami, "13900000042", "w1|4|2", hold_s=5)
+        await originate_caller(ami, "13900000042", keys="42", hold_s=15)
         await asyncio.wait_for(done.wait(), 20)
     finally:
         await ami.setvar("CTI_AGI", "127.0.0.1:4573")

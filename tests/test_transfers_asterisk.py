@@ -82,7 +82,7 @@ class Live:
 
         Returns the call id (the Linkedid), found by the caller's number in the ACD's log."""
         answered = len([c for c in phone_a.calls if c.answered_at is not None])
-        await originate_caller(self.ami, number, "w2|0|w1|0|w1|0", hold_s=50,
+        await originate_caller(self.ami, number, keys="0", hold_s=50,
                                agi=f"127.0.0.1:{self.server.cfg.agi.port}")
         enq = await until(lambda: [e for e in self.events if e.kind == Kind.ACD_ENQUEUE
                                    and e.data.get("caller") == number], 25, f"{number} queued")

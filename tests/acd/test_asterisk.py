@@ -25,7 +25,7 @@ from ctiserver.agi import FastAGIServer
 from ctiserver.agi_types import AgiChannel
 from ctiserver.clock import SystemClock
 from ctiserver.events import Event, Kind
-from tests.asterisk_fixture import AmiRecorder, event_is
+from tests.asterisk_fixture import AmiRecorder, event_is, originate_caller
 
 from .helpers import config
 
@@ -54,13 +54,9 @@ async def set_agents(ami: AmiRecorder, modes: dict[str, dict[str, str]]) -> dict
     return before
 
 
-async def call_hotline(ami: AmiRecorder, number: str, agi: str, hold_s: int = 90, plan: str = "w0") -> None:
+async def call_hotline(ami: AmiRecorder, number: str, agi: str, hold_s: int = 90, keys: str = "") -> None:
     """A simulated caller whose FastAGI target is ours (a channel variable: the global stays untouched)."""
-    (await ami.action("Originate", {
-        "Channel": "Local/95598@hotline", "Context": "sim-callers", "Exten": "s", "Priority": "1",
-        "CallerID": number, "Async": "true",
-        "Variable": [f"SIM_CALLER_NUM={number}", f"DTMF_PLAN={plan}", f"HOLD_S={hold_s}", f"CTI_AGI={agi}"],
-    })).raise_for_error("Originate")
+    await originate_caller(ami, number, hold_s=hold_s, agi=agi, keys=keys)
 
 
 async def test_vip_first_blacklist_last_and_rona_skips_the_silent_agent(ami: AmiRecorder) -> None:
@@ -133,7 +129,7 @@ async def test_callback_key_keeps_the_place_through_asterisk(ami: AmiRecorder) -
     await server.start()
     try:
         rt.login("1093", ready=False)
-        await call_hotline(ami, "13900000031", f"127.0.0.1:{server.port}", plan="w3|1")
+        await call_hotline(ami, "13900000031", f"127.0.0.1:{server.port}", keys=">|1")
         await until(lambda: bool(results), 30, "the caller's choice")
         assert results == ["callback"]
         assert said and said[0].endswith("press 1")

@@ -19,7 +19,7 @@ from ctiserver.agi_types import AgiChannel, AgiHangup, AgiReply
 from ctiserver.ami.client import AmiClient, ConnectInfo
 from ctiserver.ami.errors import AmiActionError
 from ctiserver.ami.message import AmiMessage
-from tests.asterisk_fixture import AmiRecorder, ami_server_config, event_is
+from tests.asterisk_fixture import AmiRecorder, ami_server_config, event_is, originate_caller
 
 pytestmark = pytest.mark.asterisk
 
@@ -76,14 +76,9 @@ async def test_ami_client_on_asterisk22(asterisk_sandbox: sandbox.SandboxInfo) -
         await client.close()
 
 
-async def _hotline_call(ami: AmiRecorder, port: int, plan: str, hold_s: int) -> str:
+async def _hotline_call(ami: AmiRecorder, port: int, keys: str, hold_s: int) -> str:
     number = "138" + str(secrets.randbelow(10**8)).zfill(8)
-    (await ami.action("Originate", {
-        "Channel": "Local/95598@hotline", "Context": "sim-callers", "Exten": "s", "Priority": "1",
-        "CallerID": f'"{NAME}" <{number}>', "Async": "true",
-        "Variable": [f"SIM_CALLER_NUM={number}", f"SIM_CALLER_NAME={NAME}", f"DTMF_PLAN={plan}",
-                     f"HOLD_S={hold_s}", f"CTI_AGI=127.0.0.1:{port}"],
-    })).raise_for_error("Originate")
+    await originate_caller(ami, number, keys=keys, name=NAME, hold_s=hold_s, agi=f"127.0.0.1:{port}")
     return number
 
 
@@ -107,7 +102,7 @@ async def test_fastagi_session_on_asterisk22(ami: AmiRecorder) -> None:
     server = FastAGIServer("127.0.0.1", 0, handler)
     await server.start()
     try:
-        number = await _hotline_call(ami, server.port, "w2|1", hold_s=3)
+        number = await _hotline_call(ami, server.port, "1", hold_s=10)
         async with asyncio.timeout(40):
             await done.wait()
     finally:
@@ -128,7 +123,7 @@ async def test_crashing_handler_leaves_the_caller_to_the_fallback(ami: AmiRecord
     server = FastAGIServer("127.0.0.1", 0, handler)
     await server.start()
     try:
-        number = await _hotline_call(ami, server.port, "w0", hold_s=4)
+        number = await _hotline_call(ami, server.port, "", hold_s=4)
         fallback = await ami.wait_for(lambda m: event_is("UserEvent", UserEvent="CtiFallback")(m)
                                       and any(e.get("Uniqueid") == m.get("Uniqueid")
                                               and e.get("CallerIDNum") == number for e in ami.events),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import importlib
+import os
 import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -162,13 +163,21 @@ async def _fresh_pg(name: str) -> str:
 
 @pytest.mark.postgres
 async def test_sql_provider_on_postgresql() -> None:
-    engine = create_async_engine(await _fresh_pg("ctitest_ivr"))
+    import asyncpg
+
+    name = f"ctitest_ivr_{os.getpid()}"  # one per pytest process: sessions side by side never collide
+    engine = create_async_engine(await _fresh_pg(name))
     try:
         async with engine.begin() as conn:
             await conn.run_sync(metadata.create_all, TABLES)
         await _provider_answers(engine)
     finally:
         await engine.dispose()
+        conn = await asyncpg.connect(host="127.0.0.1", port=5432, user="postgres", database="postgres")
+        try:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await conn.close()
 
 
 async def test_memory_provider_gives_the_same_answers(sqlite_engine: AsyncEngine) -> None:

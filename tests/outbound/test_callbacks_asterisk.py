@@ -23,7 +23,7 @@ from ctiserver.outbound.callback_store import CallbackRow
 from ctiserver.server import CtiServer
 from ctiserver.wiring import build_server
 from tests.asterisk_fixture import AmiRecorder, originate_caller
-from tests.live_config import IVR_TO_AGENT, sandbox_config
+from tests.live_config import IVR_TO_AGENT, KEYS_TO_AGENT, sandbox_config
 
 
 def callback_config(tmp: Path, info: Any) -> Path:
@@ -131,10 +131,12 @@ async def test_a_caller_who_keeps_their_place_is_called_back_at_their_turn(
     acd = live.features.acd
     acd.login("1001", ready=False)
     number = "13800000002"  # 李秀英, normal tier; the sandbox customer ...2 answers
-    await originate_caller(ami, number, IVR_TO_AGENT + "|w8|1|w6|1", name="李秀英", hold_s=60,
-                           agi=f"127.0.0.1:{live.cfg.agi.port}")
+    keys = await originate_caller(ami, number, keys=KEYS_TO_AGENT + "|1", name="李秀英", hold_s=60,
+                                  agi=f"127.0.0.1:{live.cfg.agi.port}")
     try:
-        [kept] = await until(lambda: kinds(live, Kind.ACD_CALLBACK, reason="in_place"), 90, "the caller to press 1")
+        [kept] = await until(lambda: kinds(live, Kind.ACD_CALLBACK, reason="in_place"), 150, "the caller to press 1")
+        assert keys is not None
+        await keys
     except AssertionError:
         for e in live.features.extra["events"]:
             print(e.ts, e.kind, e.call_id, e.data)  # what the CTI saw, for the failure report
