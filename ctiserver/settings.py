@@ -28,7 +28,7 @@ def _checks() -> list[Callable[[Path], object]]:
     from .web.config import load_desktop_config
 
     return [load_server_config, load_calendar, load_acd_config, check_ivr, load_kpi_config, check_outbound,
-            load_desktop_config, check_outbound_against_acd]
+            load_desktop_config, check_outbound_against_acd, check_callback_categories]
 
 
 def check_outbound_against_acd(config_dir: Path) -> list[ConfigProblem]:
@@ -51,6 +51,26 @@ def check_outbound_against_acd(config_dir: Path) -> list[ConfigProblem]:
                                                                 f"(acd.yaml: {', '.join(sorted(known))})")
                 for loc, value, known, kind in wanted if value not in known]
     return problems + _check_escalation(config_dir, acd)
+
+
+def check_callback_categories(config_dir: Path) -> list[ConfigProblem]:
+    """outbound.yaml callbacks.always / callbacks.sample are keyed by work-order category: a key that is
+    not one (say `fault` where orders say `fault_repair`) would silently call 100% of that category."""
+    from .configfile import compose, node_line
+    from .outbound.model import load_outbound_config
+    from .web.config import load_desktop_config
+
+    try:
+        out, desk = load_outbound_config(config_dir), load_desktop_config(config_dir)
+    except ConfigError:
+        return []  # reported by the files' own checks
+    known = desk.disposition_categories
+    path = Path(config_dir) / "outbound.yaml"
+    root = compose(path) if path.exists() else None
+    return [ConfigProblem(str(path), node_line(root, ("callbacks", section, key)),
+                          f"callbacks.{section}: '{key}' is not a work-order category "
+                          f"(desktop.yaml disposition_categories: {', '.join(known)})")
+            for section in ("always", "sample") for key in getattr(out.callbacks, section) if key not in known]
 
 
 def _check_escalation(config_dir: Path, acd: object) -> list[ConfigProblem]:

@@ -305,7 +305,11 @@ async def build_server(config_dir: Path, cfg: ServerConfig, *, sandbox: bool = F
     def request_callback(**kw: Any) -> None:
         svc = outbound.get("service")
         if svc is None:
-            raise RuntimeError("the outbound dialer is not running")
+            if kw.get("requested", True):
+                raise RuntimeError("the outbound dialer is not running")
+            log.warning("work order %s closed while the outbound dialer is not running: no automatic "
+                        "satisfaction callback", kw.get("workorder_id"))
+            return
         svc.request_callback(**kw)
 
     today = TodayFigures(server, kpi_cfg)

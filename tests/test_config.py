@@ -72,6 +72,25 @@ def test_outbound_skills_and_tiers_must_exist_in_the_acd(tmp_path, capsys):
     assert f"{cfg / 'outbound.yaml'}:{line}: callbacks.skill: 'callbacks' is not an ACD skill" in err
 
 
+def test_callback_sample_keys_must_be_work_order_categories(tmp_path, capsys):
+    """Issue 12 item 15: `sample: {fault: 0.05}` while work orders say fault_repair called back 100%."""
+    cfg = tmp_path / "config"
+    shutil.copytree(REPO / "config", cfg)
+    text = (cfg / "outbound.yaml").read_text(encoding="utf-8")
+    text = text.replace("    fault_repair: 0.05", "    fault: 0.05", 1)
+    text = text.replace("    complaint: 1", "    complaints: 1", 1)
+    (cfg / "outbound.yaml").write_text(text, encoding="utf-8")
+    lines = text.splitlines()
+    sample = next(i for i, t in enumerate(lines, 1) if t.startswith("    fault: 0.05"))
+    always = next(i for i, t in enumerate(lines, 1) if t.startswith("    complaints: 1"))
+    assert main(["check", "--config", str(cfg)]) == 1
+    err = capsys.readouterr().err
+    assert f"{cfg / 'outbound.yaml'}:{sample}: callbacks.sample: 'fault' is not a work-order category " \
+           "(desktop.yaml disposition_categories: inquiry, fault_repair," in err
+    assert f"{cfg / 'outbound.yaml'}:{always}: callbacks.always: 'complaints' is not a work-order category" in err
+    assert "2 problem(s) found" in err
+
+
 def test_the_escalation_target_needs_a_transfer_code(tmp_path, capsys):
     cfg = tmp_path / "config"
     shutil.copytree(REPO / "config", cfg)

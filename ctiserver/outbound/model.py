@@ -9,6 +9,7 @@ campaign does not change under the dialer when someone edits the file.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import string
 from dataclasses import dataclass, field
@@ -258,8 +259,13 @@ def _whisper(v: str) -> str:
 
 
 class CallbackConfig(Strict):
-    """Satisfaction callbacks (回访) requested when a work order closes, and the share of each category
-    called (complaints and reports all; fault repairs a 5% sample).
+    """Satisfaction callbacks (回访) when a work order closes.
+
+    Which closures are called back: every one of a category in `always` (complaints, within the
+    working days given there), ticked or not (an anonymous order only when ticked); of the others,
+    those the agent ticked, thinned to `sample[category]` (fault repairs: 5%; a category not listed:
+    all). Keys of `always` and `sample` are work-order categories (desktop.yaml
+    disposition_categories); `ctiserver check` rejects any other.
 
     mode `agent` (the rulebook's): an agent with `skill` calls the customer back through the ACD, the
     customer's record popped on the desktop before the customer is dialled; within `due_working_days`
@@ -275,9 +281,28 @@ class CallbackConfig(Strict):
         "business": ["09:00-17:00"], "residential": ["17:00-22:00"]})  # keys: business, residential
     whisper: str = "工单回访，客户尾号{last4}。"
     campaign: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")] = "survey-workorders"
-    sample: dict[str, Annotated[float, Field(gt=0, le=1)]] = Field(default_factory=lambda: {"fault": 0.05})
+    sample: dict[str, Annotated[float, Field(gt=0, le=1)]] = Field(
+        default_factory=lambda: {"fault_repair": 0.05})
+    always: dict[str, Annotated[int, Field(ge=0, le=30)]] = Field(default_factory=lambda: {"complaint": 1})
 
     _v_whisper = field_validator("whisper")(_whisper)
+
+    @model_validator(mode="after")
+    def _always_is_not_sampled(self) -> CallbackConfig:
+        both = sorted(k for k in self.always if self.sample.get(k, 1.0) < 1.0)
+        if both:
+            raise ValueError(f"{', '.join(both)}: called back on every closure (always) and sampled at once")
+        return self
+
+    def selects(self, category: str, workorder_id: int, *, requested: bool, anonymous: bool = False) -> int | None:
+        """Whether a closed work order is called back: within how many working days, or None (pure).
+        An order of an `always` category is, ticked or not (anonymous ones only when ticked); any other
+        only when ticked and then only if the order falls in its category's sample."""
+        if category in self.always and (requested or not anonymous):
+            return self.always[category]
+        if requested and sampled(workorder_id, self.sample.get(category, 1.0)):
+            return self.due_working_days
+        return None
 
     @field_validator("class_windows")
     @classmethod
@@ -288,6 +313,12 @@ class CallbackConfig(Strict):
         for ranges in v.values():
             _ranges(ranges)
         return v
+
+
+def sampled(workorder_id: int, share: float) -> bool:
+    """Deterministic sampling by work order: the same order is always in or out of the sample."""
+    digest = int(hashlib.sha256(str(workorder_id).encode()).hexdigest()[:8], 16)
+    return digest % 10000 < round(share * 10000)
 
 
 class CallbackRetry(Strict):

@@ -9,7 +9,6 @@ event triggers a full reconcile, and server stop stops the dialer.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 from typing import Any
 
@@ -30,12 +29,6 @@ from .scheduler import Scheduler
 from .store import OutboundStore
 
 log = logging.getLogger(__name__)
-
-
-def sampled(workorder_id: int, share: float) -> bool:
-    """Deterministic sampling by work order: the same order is always in or out of the sample."""
-    digest = int(hashlib.sha256(str(workorder_id).encode()).hexdigest()[:8], 16)
-    return digest % 10000 < round(share * 10000)
 
 
 class OutboundService:
@@ -90,11 +83,15 @@ class OutboundService:
             self._settle = None
         await self.dialer.stop()
 
-    def request_callback(self, *, workorder_id: int, number: str, category: str,
-                         account: str | None = None) -> None:
-        """The desktop's hook when a work order closes with a callback requested (plain, non-blocking)."""
-        task = asyncio.get_running_loop().create_task(
-            self.add_callback(workorder_id=workorder_id, number=number, category=category, account=account))
+    def request_callback(self, *, workorder_id: int, number: str, category: str, account: str | None = None,
+                         requested: bool = True, anonymous: bool = False, call_id: str | None = None,
+                         agent_id: str | None = None) -> None:
+        """The desktop's hook on every work-order closure (plain, non-blocking); `requested`: the agent
+        ticked "callback". Whether the customer is called back is decided here (`callbacks` of
+        outbound.yaml): complaints always, others when ticked and sampled."""
+        task = asyncio.get_running_loop().create_task(self.add_callback(
+            workorder_id=workorder_id, number=number, category=category, account=account, requested=requested,
+            anonymous=anonymous, call_id=call_id, agent_id=agent_id))
         self._tasks.add(task)
         task.add_done_callback(self._task_done)
 
@@ -103,32 +100,37 @@ class OutboundService:
         if not task.cancelled() and task.exception() is not None:
             log.error("satisfaction callback not queued: %s", task.exception())
 
-    async def add_callback(self, *, workorder_id: int, number: str, category: str,
-                           account: str | None = None) -> bool:
+    async def add_callback(self, *, workorder_id: int, number: str, category: str, account: str | None = None,
+                           requested: bool = True, anonymous: bool = False, call_id: str | None = None,
+                           agent_id: str | None = None) -> bool:
         """Call a closed work order's customer back: by an agent through the ACD (callbacks.mode agent) or
-        in the automated survey campaign (mode survey). False when not sampled, on the do-not-call list, or
-        already waiting for a callback (a bad number is logged, never raised to the desktop)."""
-        share = self.cfg.callbacks.sample.get(category, 1.0)
-        if not sampled(workorder_id, share):
+        in the automated survey campaign (mode survey). False when the order is not selected (see
+        CallbackConfig.selects), on the do-not-call list, or already waiting for a callback (a bad
+        number is logged, never raised to the desktop)."""
+        cb = self.cfg.callbacks
+        due_days = cb.selects(category, workorder_id, requested=requested, anonymous=anonymous)
+        if due_days is None:
             return False
         try:
             number = normalise_number(number)
         except ValueError as exc:
             log.warning("work order %s: no callback: %s", workorder_id, exc)
             return False
-        if number in await self.store.excluded_numbers():
+        if await self.store.listed([number]):
+            log.info("work order %s: no callback: %s is on the do-not-call list or blacklist", workorder_id, number)
             return False
-        if self.cfg.callbacks.mode == "agent":
+        if cb.mode == "agent":
             if self.agent_callbacks is None:
                 raise RuntimeError("callbacks.mode is 'agent' but the ACD callbacks are not running")
             return await self.agent_callbacks.add_workorder(
                 workorder_id=workorder_id, number=number, category=category, account=account,
-                customer_class=await customer_class(self.store.engine, account))
-        name = self.cfg.callbacks.campaign
+                customer_class=await customer_class(self.store.engine, account), due_working_days=due_days)
+        name = cb.campaign
         if number in await self.store.numbers_in(name):
             return False
-        contact = ContactIn(number, account=account or "",
-                            variables={"workorder_id": str(workorder_id), "category": category})
+        variables = {"workorder_id": str(workorder_id), "category": category}
+        variables.update({k: v for k, v in (("call_id", call_id), ("agent_id", agent_id)) if v})
+        contact = ContactIn(number, account=account or "", variables=variables)
         await self.store.add_contacts(name, [contact], self.dialer.clock.now())
         self.dialer.wake()
         return True

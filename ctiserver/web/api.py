@@ -499,9 +499,13 @@ class Desktop:
                                                        agent_no=ctx.me.agent_no, note=body.note, unit=body.unit,
                                                        now=now, config=self.config)
         self.emit(self._wo_event(new, body.status, ctx.me.agent_no))
-        if body.satisfaction_callback and self.request_callback is not None:
+        if body.status == "closed" and self.request_callback is not None:
+            # every closure goes to outbound, which decides (outbound.yaml callbacks: complaints always,
+            # others when ticked and sampled)
             self.request_callback(workorder_id=new["id"], number=new["incoming_number"],
-                                  category=new["category"], account=new.get("customer_account"))
+                                  category=new["category"], account=new.get("customer_account"),
+                                  requested=body.satisfaction_callback, anonymous=bool(new.get("anonymous")),
+                                  call_id=new.get("call_id"), agent_id=new.get("created_by"))
         out = workorders.visible(new, ctx.me.role, self.config, now)
         out["previous_status"] = previous
         return out

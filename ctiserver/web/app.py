@@ -110,8 +110,9 @@ def install_desktop(app: web.Application, *, engine: AsyncEngine, agents: AgentC
     Feed the server's events to `app[BRIDGE_KEY].on_event` (a plain, non-blocking listener) and
     the desktop pops calls, pushes agent states and call ends by itself (see bridge.py).
 
-    `request_callback(workorder_id=int, number=str, category=str, account=str|None)` is called
-    when a work order is closed with a satisfaction callback requested (the outbound dialer's door).
+    `request_callback(workorder_id=int, number=str, category=str, account=str|None, requested=bool,
+    anonymous=bool, call_id=str|None, agent_id=str|None)` is called on every work-order closure
+    (`requested`: the agent ticked "callback"); the outbound side decides whether to call back.
     """
     desktop = _build(engine=engine, agents=agents, calls=calls, wallboard=wallboard, customers=customers,
                      emit=emit, config=config, clock=clock, request_callback=request_callback)

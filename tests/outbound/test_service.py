@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Mapping
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -17,6 +18,7 @@ from ctiserver.events import Event, Kind
 from ctiserver.outbound.model import CampaignSpec, ContactIn, OutboundConfig
 from ctiserver.outbound.service import OutboundService
 
+REPO_CONFIG = Path(__file__).resolve().parents[2] / "config"
 NOON = datetime(2026, 11, 23, 12, 0, tzinfo=ZoneInfo("Asia/Shanghai")).timestamp()
 CFG = OutboundConfig.model_validate({
     "poll_s": 0.05,
@@ -150,8 +152,31 @@ async def test_one_attempt_gets_one_result_whatever_order_asterisk_reports_in(en
         await svc.stop()
 
 
+async def test_the_shipped_config_calls_back_a_sample_of_fault_repairs_and_every_complaint(
+        engine: AsyncEngine) -> None:
+    """Issue 12 item 15: the sample was keyed `fault` while work orders say `fault_repair`, so every
+    fault order was called back; complaints were called back only when the agent ticked the box."""
+    from ctiserver.outbound.model import load_outbound_config
+
+    shipped = load_outbound_config(REPO_CONFIG)
+    cfg = shipped.model_copy(update={"callbacks": shipped.callbacks.model_copy(update={"mode": "survey"})})
+    svc = OutboundService(cfg, engine, Asterisk(), "pbx1", FakeClock(NOON), [].append)
+    await svc.store.create_campaign(CampaignSpec.model_validate(
+        {"name": cfg.callbacks.campaign, "kind": "survey", "survey": {"topic": "服务"}}), NOON)
+    picked = [await svc.add_callback(workorder_id=i, number=f"1380000{i:04d}", category="fault_repair")
+              for i in range(1, 401)]
+    assert 8 <= sum(picked) <= 35  # about 5% of 400 ticked fault repairs, not all of them
+    assert await svc.add_callback(workorder_id=500, number="13900000500", category="complaint",
+                                  requested=False) is True  # not ticked: called back all the same
+    assert await svc.add_callback(workorder_id=501, number="13900000501", category="complaint",
+                                  requested=False, anonymous=True) is False  # anonymous: only if ticked
+    assert await svc.add_callback(workorder_id=502, number="13900000502", category="report",
+                                  requested=False) is False  # other categories: only when ticked
+    assert await svc.add_callback(workorder_id=503, number="13900000503", category="report") is True
+
+
 async def test_closed_work_orders_feed_the_callback_campaign(engine: AsyncEngine) -> None:
-    from ctiserver.outbound.service import sampled
+    from ctiserver.outbound.model import sampled
 
     events: list[Event] = []
     svc = OutboundService(CFG, engine, Asterisk(), "pbx1", FakeClock(NOON), events.append)
@@ -165,8 +190,8 @@ async def test_closed_work_orders_feed_the_callback_campaign(engine: AsyncEngine
     faults = [i for i in range(1000, 3000) if sampled(i, 0.05)]
     assert 60 <= len(faults) <= 140  # about 5% of fault repairs
     skipped = next(i for i in range(1000, 3000) if not sampled(i, 0.05))
-    assert await svc.add_callback(workorder_id=skipped, number="13800000005", category="fault") is False
-    assert await svc.add_callback(workorder_id=faults[0], number="13800000006", category="fault") is True
+    assert await svc.add_callback(workorder_id=skipped, number="13800000005", category="fault_repair") is False
+    assert await svc.add_callback(workorder_id=faults[0], number="13800000006", category="fault_repair") is True
     svc.request_callback(workorder_id=7, number="13800000007", category="complaint", account="A7")
     await until(lambda: not svc._tasks)
     assert await svc.store.numbers_in("survey-workorders") == {"13800000001", "13800000006", "13800000007"}

@@ -310,7 +310,8 @@ async def test_workorder_lifecycle(client: Client, desk: Desk) -> None:
     r = await client.post(url, headers=h, json={"status": "closed", "satisfaction_callback": True})
     assert (await r.json())["status"] == "closed"
     assert desk.callbacks == [{"workorder_id": wo["id"], "number": "13800138000", "category": "fault_repair",
-                               "account": "3100012345"}]
+                               "account": "3100012345", "requested": True, "anonymous": False,
+                               "call_id": wo["call_id"], "agent_id": "1001"}]
     # not satisfied: reopened, not lost; the SLA clock restarts
     r = await client.post(url, headers=h, json={"status": "reopened", "note": "客户不满意"})
     body = await r.json()
@@ -322,6 +323,20 @@ async def test_workorder_lifecycle(client: Client, desk: Desk) -> None:
         ("closed", "reopened")]
     assert [e.data["action"] for e in desk.events if e.kind == Kind.WORKORDER] == [
         "open", "dispatched", "resolved", "closed", "reopened"]
+
+
+async def test_every_closure_goes_to_outbound_which_decides_on_the_callback(client: Client, desk: Desk) -> None:
+    """Issue 12 item 15: complaints are called back whether or not the agent ticks the box, so the desktop
+    tells outbound of every closure and whether it was ticked."""
+    h = await login(client, "1001")
+    wo = await (await client.post("/api/workorders", headers=h, json={**WO, "category": "complaint"})).json()
+    url = f"/api/workorders/{wo['id']}/status"
+    await client.post(url, headers=h, json={"status": "resolved"})
+    assert desk.callbacks == []  # only a closure counts
+    assert (await (await client.post(url, headers=h, json={"status": "closed"})).json())["status"] == "closed"
+    [cb] = desk.callbacks
+    assert (cb["workorder_id"], cb["category"], cb["requested"], cb["call_id"], cb["agent_id"]) == (
+        wo["id"], "complaint", False, "c1", "1001")
 
 
 async def test_workorder_sla_working_days(client: Client, desk: Desk) -> None:
