@@ -1,5 +1,6 @@
 # ctiserver image: the CTI server only. Asterisk and PostgreSQL run elsewhere
-# (point config/ctiserver.yaml at them; the AMI secret comes from the environment).
+# (point config/ctiserver.yaml at them). The AMI secret is never baked in: give it at run time,
+# e.g. `docker run -e CTISERVER_AMI_SECRET=... ` or from a secret store (config: secret_env).
 FROM python:3.11-slim-bookworm
 
 ENV PYTHONDONTWRITEBYTECODE=1 \

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -21,9 +22,14 @@ def check_config(config_dir: Path) -> list[ConfigProblem]:
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
+    from . import settings
+
     problems = check_config(Path(args.config))
     for p in problems:
         print(p, file=sys.stderr)
+    if not args.sandbox:
+        for w in settings.secret_warnings(Path(args.config)):
+            print(w, file=sys.stderr)
     if problems:
         print(f"{len(problems)} problem(s) found", file=sys.stderr)
         return 1
@@ -45,6 +51,9 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         return 1
     cfg = settings.load_server(config_dir)
     setup_logging(args.log_level or cfg.log_level, json_lines=args.log_json)
+    if not args.sandbox:
+        for w in settings.secret_warnings(config_dir):
+            logging.getLogger("ctiserver").warning("%s", w)
 
     async def main() -> None:
         server = await build_server(config_dir, cfg, sandbox=args.sandbox, sample_data=args.sample_data)
@@ -108,6 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("check", help="validate the configuration without starting anything")
     p.add_argument("--config", default=DEFAULT_CONFIG)
+    p.add_argument("--sandbox", action="store_true", help="the config is for the sandbox (a literal secret is fine)")
     p.set_defaults(func=_cmd_check)
 
     p = sub.add_parser("asterisk", help="the sandbox Asterisk (Debian's Asterisk 22 in a chroot)")

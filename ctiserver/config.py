@@ -79,6 +79,12 @@ class ServerConfig(Strict):
     agi: AgiConfig = Field(default_factory=AgiConfig)
     log_level: Annotated[str, Field(pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")] = "INFO"
 
+    def with_sandbox_secret(self, secret: str) -> ServerConfig:
+        """For `--sandbox`: an Asterisk entry whose `secret_env` is not set uses the sandbox's own secret."""
+        servers = [s.model_copy(update={"secret": secret, "secret_env": None})
+                   if s.secret_env and s.secret_env not in os.environ else s for s in self.asterisk]
+        return self.model_copy(update={"asterisk": servers})
+
     @field_validator("asterisk")
     @classmethod
     def _unique(cls, v: list[AmiServer]) -> list[AmiServer]:

@@ -35,6 +35,12 @@ RECORDED_LOOKUP_S = 5.0  # how long a resync waits for the event log to say whic
 
 AmiListener = Callable[[str, Any], None]  # (server name, AmiMessage)
 
+# Who may see /healthz in full (error texts, file paths): set by the desktop to its login check.
+# Anonymous callers (load balancers, probes) get the status and counts only.
+HEALTH_DETAILS_KEY: web.AppKey[Callable[[web.Request], Awaitable[bool]]] = web.AppKey("health_details")
+PUBLIC_AMI = ("connected", "since", "reconnects")
+PUBLIC_DB = ("db_ok", "pending", "journaled", "lag_s")
+
 
 class CtiServer:
     def __init__(self, config_dir: Path, cfg: ServerConfig, *, base_dir: Path | None = None,
@@ -267,6 +273,10 @@ class CtiServer:
 
     async def _healthz(self, request: web.Request) -> web.Response:
         body = self.health()
+        may_see = request.app.get(HEALTH_DETAILS_KEY)
+        if may_see is None or not await may_see(request):
+            body = {**body, "ami": {name: {k: st.get(k) for k in PUBLIC_AMI} for name, st in body["ami"].items()},
+                    "db": {k: body["db"].get(k) for k in PUBLIC_DB}}
         return web.json_response(body, status=200 if body["status"] == "ok" else 503,
                                  dumps=lambda o: __import__("json").dumps(o, default=str))
 

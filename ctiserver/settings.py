@@ -91,6 +91,22 @@ def _check_escalation(config_dir: Path, acd: object) -> list[ConfigProblem]:
                                            f"acd.yaml transfer_codes (an attended transfer dials digits)")]
 
 
+def secret_warnings(config_dir: Path) -> list[ConfigProblem]:
+    """A literal AMI `secret` in ctiserver.yaml: fine for the sandbox, a leak anywhere else."""
+    from .configfile import compose, node_line
+
+    path = Path(config_dir) / "ctiserver.yaml"
+    try:
+        cfg = load_server_config(config_dir)
+        root = compose(path) if path.is_file() else None
+    except ConfigError:
+        return []  # reported by the checks
+    return [ConfigProblem(str(path), node_line(root, ("asterisk", i, "secret")),
+                          f"warning: asterisk.{i}.secret is written in the file; outside the sandbox give it "
+                          f"from the environment (secret_env: CTISERVER_AMI_SECRET)")
+            for i, srv in enumerate(cfg.asterisk) if srv.secret and not srv.secret_env]
+
+
 def check_all(config_dir: Path) -> list[ConfigProblem]:
     config_dir = Path(config_dir)
     if not config_dir.is_dir():

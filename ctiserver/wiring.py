@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,7 +38,7 @@ from .kpi.http import add_report_routes
 from .outbound.http import add_callback_routes
 from .outbound.http import add_routes as add_outbound_routes
 from .outbound.service import attach_outbound
-from .server import CtiServer
+from .server import HEALTH_DETAILS_KEY, CtiServer
 from .store.engine import make_engine
 from .web.acd_ports import AcdAgentControl, AcdWallboard
 from .web.api import SUPERVISORS
@@ -150,6 +150,16 @@ def _transfer_route(acd: AcdRuntime) -> Any:
             log.exception("transfer of %s to agent %r failed; the dialplan falls back", call_id, target)
 
     return handle
+
+
+def _supervisor_check(sessions: Sessions) -> Callable[[Any], Awaitable[bool]]:
+    """True for a request with a supervisor's or admin's session (the full /healthz)."""
+
+    async def check(request: Any) -> bool:
+        user = await sessions.user(request)
+        return user is not None and user.role in SUPERVISORS
+
+    return check
 
 
 def _ops_guard(sessions: Sessions) -> Any:
@@ -264,6 +274,10 @@ async def _restore_agents(server: CtiServer, acd: AcdRuntime, *, wait_s: float =
 async def build_server(config_dir: Path, cfg: ServerConfig, *, sandbox: bool = False,
                        sample_data: bool = False, base_dir: Path | None = None) -> CtiServer:
     config_dir = Path(config_dir)
+    if sandbox:
+        from .sandbox import AMI_SECRET
+
+        cfg = cfg.with_sandbox_secret(AMI_SECRET)  # CTISERVER_AMI_SECRET unset: the sandbox's own
     server = CtiServer(config_dir, cfg, base_dir=base_dir)
     data_engine = make_engine(server.db_url)
 
@@ -319,6 +333,7 @@ async def build_server(config_dir: Path, cfg: ServerConfig, *, sandbox: bool = F
                     emit=server.emit, config=desk_cfg, clock=server.clock, request_callback=request_callback)
     server.event_listeners.append(server.http_app[BRIDGE_KEY].on_event)
     server.http_app.middlewares.append(_ops_guard(server.http_app[DESKTOP_KEY].sessions))
+    server.http_app[HEALTH_DETAILS_KEY] = _supervisor_check(server.http_app[DESKTOP_KEY].sessions)
 
     if sandbox:
         from . import sandbox as sb

@@ -35,6 +35,7 @@ def sandbox_config(tmp: Path, info: Any, *, local_agents: bool = False) -> Path:
     server = yaml.safe_load((cfg / "ctiserver.yaml").read_text(encoding="utf-8"))
     server["asterisk"][0].update(host=info.ami_host, port=info.ami_port, username=info.ami_user,
                                  secret=info.ami_secret)
+    server["asterisk"][0].pop("secret_env", None)  # the shipped config reads it from the environment
     server["database"].update(url=f"sqlite+aiosqlite:///{tmp / 'cti.db'}", flush_interval_s=0.05)
     server["http"] = {"host": "127.0.0.1", "port": free_port()}
     server["agi"] = {"host": "127.0.0.1", "port": free_port()}

@@ -105,8 +105,8 @@ class Journal:
     # --- life cycle -----------------------------------------------------------
     def open(self) -> tuple[int, float | None]:
         """Lock the journal, repair a torn last line, and return (lines left to replay, first line's time)."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        lock = open(self.lock_path, "ab")  # held (and locked) for the store's lifetime
+        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        lock = _open_private(self.lock_path)  # held (and locked) for the store's lifetime
         try:
             fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -115,7 +115,7 @@ class Journal:
                                 f"(lock {self.lock_path}); give each server its own journal") from None
         self._lock = lock
         if not self.path.exists():
-            with open(self.path, "ab") as f:
+            with _open_private(self.path) as f:
                 os.fsync(f.fileno())
             _fsync_dir(self.path.parent)
             return 0, None
@@ -154,7 +154,7 @@ class Journal:
         if not items:
             return
         blob = b"".join(encode(item) for item in items)
-        with open(self.path, "ab") as f:
+        with _open_private(self.path) as f:
             f.write(blob)
             f.flush()
             os.fsync(f.fileno())
@@ -206,10 +206,15 @@ class Journal:
         if not entries:
             return
         blob = b"".join(dump_line({"error": error, "event": payload}) for error, payload in entries)
-        with open(self.rejected_path, "ab") as f:
+        with _open_private(self.rejected_path) as f:
             f.write(blob)
             f.flush()
             os.fsync(f.fileno())
+
+
+def _open_private(path: Path) -> IO[bytes]:
+    """Open for appending; a new file is 0600 (events carry callers' numbers and names)."""
+    return open(os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600), "ab")
 
 
 def _fsync_dir(path: Path) -> None:
