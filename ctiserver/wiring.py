@@ -4,7 +4,8 @@ The features are independent modules; this is the one place that knows how
 they connect:
 
     caller ─AGI /ivr─▶ IVR service ─queue node─▶ ACD runtime ─Dial─▶ agent
-    AMI DialEnd(ANSWER) ─▶ ACD runtime.note_answered      (answer time for ASA/SL)
+    AMI DialBegin / DialEnd(ANSWER) ─▶ ACD runtime.note_ringing / note_answered   (ring time, answer time)
+    an agent offered while the caller hears an announcement ─▶ AMI ControlPlayback stops it
     ACD hooks (offer/answer/end) ─▶ desktop hub (screen-pop over WebSocket)
     outbound ─Originate─▶ Asterisk;  "0" ─AGI /outbound-agent─▶ ACD (outbound skill)
     ACD callbacks (abandon, kept place) ─▶ outbound callbacks ─Originate agent─▶ AGI /callback ─Dial─▶ customer
@@ -72,6 +73,40 @@ def _on_dial_end(acd: AcdRuntime) -> Any:
                 acd.note_answered(str(call_id), event_time(msg))  # Asterisk's time of the answer
 
     return listener
+
+
+def _on_dial_begin(acd: AcdRuntime, agent_of: Callable[[str], str | None]) -> Any:
+    """AMI DialBegin from a caller we hold to the agent the ACD offered them: the ring starts then, at
+    Asterisk's Timestamp (ring time = DialBegin to answer as Asterisk stamped both). The caller is known
+    by its Linkedid, a consultation the ACD serves under its own id by its Uniqueid."""
+
+    def listener(server: str, msg: Any) -> None:
+        if msg.get("Event") != "DialBegin":
+            return
+        agent = agent_of(str(msg.get("DestChannel") or ""))
+        if agent is None:
+            return
+        when = event_time(msg)
+        for call_id in (msg.get("Uniqueid"), msg.get("Linkedid")):
+            if call_id and acd.note_ringing(str(call_id), agent, when):
+                return
+
+    return listener
+
+
+def _interrupter(server: CtiServer) -> Callable[[str], Awaitable[object]]:
+    """Stop what plays to a channel (an announcement, when an agent is offered to the caller hearing it):
+    AMI ControlPlayback, on every Asterisk we are connected to (the channel is on one of them)."""
+
+    async def interrupt(channel: str) -> object:
+        results = []
+        for client in server.ami.values():
+            if client.connected:
+                results.append(await client.action("ControlPlayback", {"Channel": channel, "Control": "stop"},
+                                                   timeout=2.0))
+        return results
+
+    return interrupt
 
 
 def _queue_route(acd: AcdRuntime, caller_of: Callable[[str], str] = lambda call_id: "") -> Any:
@@ -315,6 +350,8 @@ async def build_server(config_dir: Path, cfg: ServerConfig, *, sandbox: bool = F
     calls = AmiCallControl(server.trackers, server.ami, acd.engine, server.emit, server.clock.now,
                            queue_codes=acd_cfg.queue_codes, agent_of=agent_channels)
     server.ami_listeners.append(transfer_listener(acd, agent_channels, on_transfer=calls.note_completed_transfer))
+    server.ami_listeners.append(_on_dial_begin(acd, agent_channels))
+    acd.interrupt = _interrupter(server)
 
     def request_callback(**kw: Any) -> None:
         svc = outbound.get("service")

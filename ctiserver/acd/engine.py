@@ -7,7 +7,7 @@ ends, ring guards, escalation, aging, max waits). Nothing here touches a socket,
 file, the event loop or the wall clock, so the live runtime and the simulator
 drive the very same rules.
 
-Inputs: `login`, `logout`, `set_ready`, `set_not_ready`, `enqueue`, `ring_started`,
+Inputs: `login`, `logout`, `set_ready`, `set_not_ready`, `enqueue`, `ring_started`, `dial_began`,
 `take_timeout`, `ring_answered`, `ring_failed`, `call_ended`, `abandon`, `withdraw`,
 `request_callback`, `retier`, `tick`. Queries: `position`, `waiting_calls`, `agent_state`, `agent_call`,
 `call_state`, `call_agent`, `waiting_count`, `handle_time`, `agents_snapshot`,
@@ -129,6 +129,7 @@ class _Call:
     maxwait_reason: str = ""
     agent: _Agent | None = None
     offered_at: float = 0.0
+    rang_at: float | None = None  # when the offered agent's phone really began to ring (Asterisk's DialBegin)
     ring_deadline: float | None = None
     answered_at: float = 0.0
     offers: int = 0
@@ -348,15 +349,29 @@ class AcdEngine:
         return q.hours is None or self.cfg.calendar.is_open(q.hours, now)
 
     def ring_started(self, call_id: str, now: float, *, timeout_owned: bool = False) -> list[Command]:
-        """The agent's phone rings. timeout_owned: the dialer enforces the ring timeout itself
-        (Asterisk Dial does), so the engine's RONA guard is dropped."""
+        """The agent's phone rings (the dialer starts it). timeout_owned: the dialer enforces the ring
+        timeout itself (Asterisk Dial does), so the engine's RONA guard is dropped."""
         call = self._call(call_id, OFFERED)
         assert call.agent is not None
         out: list[Command] = []
         if call.agent.state == RESERVED:
             self._move(call.agent, "ring", now, out, call=call)
+        if call.rang_at is None:
+            call.rang_at = now
         if timeout_owned:
             call.ring_deadline = None
+        return out
+
+    def dial_began(self, call_id: str, at: float) -> list[Command]:
+        """Asterisk began dialling the offered agent at `at` (AMI DialBegin, as Asterisk stamped it): ring
+        time runs from here to the answer (or the RONA), not from the offer, which may have waited for
+        the caller's announcement to stop. Also starts the ring if the dialer has not said so yet."""
+        call = self._call(call_id, OFFERED)
+        assert call.agent is not None
+        out: list[Command] = []
+        if call.agent.state == RESERVED:
+            self._move(call.agent, "ring", at, out, call=call)
+        call.rang_at = at
         return out
 
     def ring_answered(self, call_id: str, now: float) -> list[Command]:
@@ -369,8 +384,7 @@ class AcdEngine:
         call.answered_at = now
         call.ring_deadline = call.step_at = call.phase_at = call.aging_at = call.maxwait_at = None
         self._leave_queue(call)
-        data: dict[str, Any] = {"wait_s": now - call.arrived, "ring_s": now - call.offered_at,
-                                "offers": call.offers}
+        data: dict[str, Any] = {"wait_s": now - call.arrived, **self._ring_times(call, now), "offers": call.offers}
         if call.in_place:  # the agent took a callback: the customer is dialled next
             data["kind"] = "callback"
         out.append(self._ev(Kind.ACD_ANSWER, now, call, a.id, **data))
@@ -1081,6 +1095,7 @@ class AcdEngine:
         call.state = OFFERED
         call.agent = a
         call.offered_at = now
+        call.rang_at = None
         call.offers += 1
         call.version += 1
         timeout = self._ring_timeout
@@ -1101,10 +1116,18 @@ class AcdEngine:
         out.append(Offer(call.id, a.id, call.skill, timeout, call.tier, call.caller,
                          "callback" if call.in_place else "inbound", call.number))
 
+    @staticmethod
+    def _ring_times(call: _Call, now: float) -> dict[str, float]:
+        """ring_s: how long the agent's phone rang (from the ring's start; from the offer if it never
+        started); setup_s: from the offer, the agent reserved, to the ring's start."""
+        if call.rang_at is None:
+            return {"ring_s": max(0.0, now - call.offered_at)}
+        return {"ring_s": max(0.0, now - call.rang_at), "setup_s": max(0.0, call.rang_at - call.offered_at)}
+
     def _rona(self, call: _Call, now: float, reason: str, out: list[Command]) -> None:
         a = call.agent
         assert a is not None
-        out.append(self._ev(Kind.ACD_RONA, now, call, a.id, ring_s=now - call.offered_at, reason=reason))
+        out.append(self._ev(Kind.ACD_RONA, now, call, a.id, **self._ring_times(call, now), reason=reason))
         a.call = None
         call.agent = None
         call.state = WAITING

@@ -10,8 +10,12 @@ engine's `next_deadline()` (or until an input may have moved it) and ticks.
 music on hold, periodic position/wait announcements, an optional key for a
 callback in place of waiting, hangup probes, and, when the engine offers an
 agent, `EXEC Dial` with the ring timeout. Dial's DIALSTATUS tells answer from
-RONA. On any orderly finish it sets `CTI_DONE=1` (and `CTI_ACD_RESULT`), so
-the dialplan's fallback `Queue()` only runs when the CTI itself died.
+RONA. An offer that comes while the caller hears an announcement stops it
+(`interrupt`: AMI ControlPlayback; a prompt not yet started is not played), so
+the agent is rung at once instead of being held reserved until the prompt ends;
+ring time runs from Asterisk's DialBegin (`note_ringing`) to the answer. On any
+orderly finish it sets `CTI_DONE=1` (and `CTI_ACD_RESULT`), so the dialplan's
+fallback `Queue()` only runs when the CTI itself died.
 """
 
 from __future__ import annotations
@@ -115,6 +119,10 @@ class AcdRuntime:
         self._task: asyncio.Task[None] | None = None
         self._session_ended: dict[str, asyncio.Event] = {}  # call id -> set when its serve() returns
         self.recordings_dir: str | None = None  # where Asterisk writes voicemails (the IVR's recordings folder)
+        # stops whatever plays to a channel (by name): AMI ControlPlayback, wired by the server
+        self.interrupt: Callable[[str], Awaitable[object]] | None = None
+        self._announcing: dict[str, _Announcement] = {}  # call id -> the announcement it is hearing
+        self._interrupts: set[asyncio.Task[object]] = set()
 
     # --- lifecycle
 
@@ -175,6 +183,15 @@ class AcdRuntime:
         at = self.clock.now() if when is None else when
         self._dispatch(self.engine.ring_answered(call_id, at))
         self._answered_hook(call_id)
+        return True
+
+    def note_ringing(self, call_id: str, agent_id: str, when: float | None = None) -> bool:
+        """Asterisk began dialling `agent_id` for `call_id` (AMI DialBegin, at its Timestamp `when`): the
+        ring time starts here. False unless that agent is the one being offered the call."""
+        if self.engine.call_state(call_id) != OFFERED or self.engine.call_agent(call_id) != agent_id:
+            return False
+        at = self.clock.now() if when is None else when
+        self._dispatch(self.engine.dial_began(call_id, at))
         return True
 
     def note_hold(self, call_id: str, on: bool, when: float | None = None) -> bool:
@@ -238,8 +255,9 @@ class AcdRuntime:
                 if box is not None:
                     if isinstance(cmd, Offer) and self.engine.call_state(cmd.call_id) == OFFERED \
                             and self.engine.call_agent(cmd.call_id) == cmd.agent_id:
-                        # Dial enforces the ring timeout; the offer may wait for a prompt to finish
+                        # Dial enforces the ring timeout; the offer may wait a moment for a prompt to stop
                         self.engine.take_timeout(cmd.call_id)
+                        self._stop_announcement(cmd.call_id)
                     box.put_nowait(cmd)
                 elif isinstance(cmd, Offer):
                     # nobody is holding this caller any more: give the agent back at once
@@ -247,6 +265,27 @@ class AcdRuntime:
                     asyncio.get_running_loop().call_soon(self._drop, cmd.call_id)
         except Exception:
             log.exception("ACD could not dispatch %r", cmd)
+
+    def _stop_announcement(self, call_id: str) -> None:
+        """An agent is offered to a caller hearing an announcement: nothing more is played to them, and
+        what plays now is stopped, so the agent is rung at once."""
+        ann = self._announcing.get(call_id)
+        if ann is None or ann.stopped:
+            return
+        ann.stopped = True
+        channel = ann.chan.headers.get("agi_channel", "")
+        if ann.playing and channel and self.interrupt is not None:
+            task = asyncio.get_running_loop().create_task(self._interrupt(channel))
+            self._interrupts.add(task)
+            task.add_done_callback(self._interrupts.discard)
+
+    async def _interrupt(self, channel: str) -> object:
+        assert self.interrupt is not None
+        try:
+            return await self.interrupt(channel)
+        except Exception as exc:  # the prompt then plays to its end: the ring only starts later
+            log.warning("could not stop the announcement on %s: %s", channel, exc)
+            return None
 
     def _drop(self, call_id: str) -> None:
         if self.engine.call_state(call_id) in ("waiting", OFFERED):
@@ -422,7 +461,12 @@ class AcdRuntime:
             now = self.clock.now()
             if now >= next_announce and self.say is not None and self.engine.call_state(call_id) == "waiting":
                 await self._music(chan, call_id, False)
-                await self.say(chan, self._announcement(call_id, now))
+                ann = self._announcing[call_id] = _Announcement(chan)
+                ann.stopped = self.engine.call_state(call_id) != "waiting"  # offered while the music stopped
+                try:
+                    await self.say(ann, self._announcement(call_id, now))
+                finally:
+                    del self._announcing[call_id]
                 next_announce = self.clock.now() + cfg.announce.every_s
                 continue
             if cfg.callback_key is not None:
@@ -564,6 +608,34 @@ class AcdRuntime:
         if self.engine.call_state(call_id) == OFFERED:
             self.apply(lambda now: self.engine.ring_failed(call_id, now, reason or "noanswer"))
         return False
+
+
+class _Announcement:
+    """The caller's channel while an announcement is said to them (what `say` gets). Once an agent is
+    offered (`stopped`) nothing more is played; `playing` says a command (the prompt) is under way,
+    which `AcdRuntime.interrupt` can stop from outside."""
+
+    def __init__(self, chan: AgiChannel) -> None:
+        self.chan = chan
+        self.stopped = False
+        self.playing = False
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return self.chan.headers
+
+    @property
+    def path(self) -> str:
+        return self.chan.path
+
+    async def execute(self, command: str) -> AgiReply:
+        if self.stopped:
+            return AgiReply(200, "0", "skipped: an agent was offered")
+        self.playing = True
+        try:
+            return await self.chan.execute(command)
+        finally:
+            self.playing = False
 
 
 async def _execute(chan: AgiChannel, command: str, limit_s: float) -> AgiReply:

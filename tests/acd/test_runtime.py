@@ -545,3 +545,105 @@ async def test_the_enqueue_event_carries_the_callerid_name_asterisk_gave() -> No
     enq = {e.call_id: e.data for e in log if e.kind == Kind.ACD_ENQUEUE}
     assert enq["c1"]["caller_name"] == "李秀英"
     assert "caller_name" not in enq["c2"]
+
+
+class Announcing(FakeChannel):
+    """A caller's channel whose prompts play until their length or until stopped (AMI ControlPlayback)."""
+
+    prompt_s: float = 30.0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.stop = asyncio.Event()
+        self.playing = asyncio.Event()
+        self.streams: list[str] = []
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"agi_uniqueid": "1.1", "agi_channel": "PJSIP/trunk-00000001"}
+
+    async def execute(self, command: str, timeout: float | None = None) -> AgiReply:
+        if command.startswith("STREAM FILE"):
+            self.streams.append(command)
+            self.playing.set()
+            try:
+                await asyncio.wait_for(self.stop.wait(), self.prompt_s)
+            except TimeoutError:
+                pass
+            self.playing.clear()
+            self.stop.clear()
+            return AgiReply(200, "0", "endpos=8000")
+        return await super().execute(command, timeout)
+
+
+async def test_an_offer_stops_the_announcement_and_the_agent_is_rung_at_once() -> None:
+    """Item 23: the agent was held reserved while the caller heard the rest of a long prompt (≈10 s), and
+    that time was logged as ring time. Now the offer stops the prompt (AMI ControlPlayback on the caller's
+    channel) and the ring starts; ring time is the ring only."""
+    async def say(chan: AgiChannel, text: str) -> None:
+        await chan.execute('STREAM FILE cti/announce ""')
+
+    rt, log = runtime({"1001": {"billing": 5}}, say=say, announce={"first_after_s": 0, "every_s": 100})
+    chan = Announcing(agents={"1001": Agent(ring_s=0.05)})
+    stopped: list[str] = []
+
+    async def interrupt(channel: str) -> None:
+        stopped.append(channel)
+        chan.stop.set()
+
+    rt.interrupt = interrupt
+    rt.login("1001", ready=False)
+    task = asyncio.create_task(rt.serve_caller(chan, "c1", "billing", "normal", "1", None))
+    await asyncio.wait_for(chan.playing.wait(), 5)  # the caller hears the announcement
+    rt.set_ready("1001")  # an agent comes free: offered now
+    assert await asyncio.wait_for(task, 5) == "answered"  # long before the 30 s prompt would end
+    assert stopped == ["PJSIP/trunk-00000001"]
+    [answer] = [e for e in log if e.kind == Kind.ACD_ANSWER]
+    assert answer.data["ring_s"] < 1.0 and answer.data["setup_s"] < 1.0
+
+
+async def test_an_offer_during_the_prompts_making_means_it_is_never_played() -> None:
+    made = asyncio.Event()
+    go_on = asyncio.Event()
+
+    async def say(chan: AgiChannel, text: str) -> None:
+        made.set()
+        await go_on.wait()  # text to speech at work
+        await chan.execute('STREAM FILE cti/announce ""')
+
+    rt, _ = runtime({"1001": {"billing": 5}}, say=say, announce={"first_after_s": 0, "every_s": 100})
+    chan = Announcing(agents={"1001": Agent(ring_s=0.05)})
+    stopped: list[str] = []
+
+    async def interrupt(channel: str) -> None:
+        stopped.append(channel)
+
+    rt.interrupt = interrupt
+    rt.login("1001", ready=False)
+    task = asyncio.create_task(rt.serve_caller(chan, "c1", "billing", "normal", "1", None))
+    await asyncio.wait_for(made.wait(), 5)
+    rt.set_ready("1001")
+    go_on.set()
+    assert await asyncio.wait_for(task, 5) == "answered"
+    assert chan.streams == [] and stopped == []  # nothing was playing, nothing played
+
+
+def test_ring_time_runs_from_asterisks_dialbegin_to_the_answer() -> None:
+    """DialBegin's Timestamp starts the ring (the runtime's own ring start, before Dial, is only a fallback)."""
+    from ctiserver.clock import FakeClock
+
+    eng = AcdEngine(config({"1001": {"billing": 5}}))
+    clock = FakeClock(1000.0)
+    log: list[Event] = []
+    rt = AcdRuntime(eng, clock, log.append)
+    rt.login("1001", ready=True)
+    rt.apply(lambda now: eng.enqueue("c1", "billing", "normal", "1", now))  # offered at 1000.0
+    clock.jump(9.0)
+    rt.apply(lambda now: eng.ring_started("c1", now))  # the prompt ended: Dial sent at 1009.0
+    assert not rt.note_ringing("c1", "1002", 1009.3)  # not the agent offered
+    assert not rt.note_ringing("c2", "1001", 1009.3)
+    assert rt.note_ringing("c1", "1001", 1009.3)  # Asterisk began dialling 1001
+    assert rt.note_answered("c1", 1010.4)
+    [answer] = [e for e in log if e.kind == Kind.ACD_ANSWER]
+    assert answer.data["ring_s"] == pytest.approx(1.1) and answer.data["setup_s"] == pytest.approx(9.3)
+    assert answer.data["wait_s"] == pytest.approx(10.4)
