@@ -254,11 +254,14 @@ def unknown_hours(name: str, calendar: Calendar) -> str | None:
 
 
 def load_site_model(path: str | Path, model: type[M], calendar: Calendar, *, text: str | None = None,
-                    field: str | None = "calendar") -> M:
-    """Validate a feature's YAML file as `model`, with the site calendar put in `field` (None: not at all).
+                    field: str | None = "calendar", inject: Mapping[str, Any] | None = None,
+                    moved: Mapping[str, str] | None = None) -> M:
+    """Validate a feature's YAML file as `model`, with the site calendar put in `field` (None: not at all)
+    and the values of `inject` (facts another file defines) put in their keys.
 
-    The file itself may not define the calendar's facts (`SITE_KEYS`): those are `file:line` errors.
-    An absent or empty file gives the model's defaults.
+    The file itself may not define the calendar's facts (`SITE_KEYS`), nor the keys of `moved`
+    (key -> where it is defined now) or `inject`: those are `file:line` errors. An absent or empty
+    file gives the model's defaults.
     """
     data, root = load_data(path, text) if text is not None or Path(path).exists() else (None, None)
     if data is None:
@@ -267,8 +270,13 @@ def load_site_model(path: str | Path, model: type[M], calendar: Calendar, *, tex
         raise ConfigError.at(path, node_line(root, ()), "expected a mapping of keys at the top level")
     problems = site_key_problems(path, data, root)
     data = without_site_keys(data)
+    for key, why in {**{k: "is defined once, elsewhere" for k in inject or {}}, **(moved or {})}.items():
+        if key in data:
+            problems.append(ConfigProblem(str(path), node_line(root, (key,)), f"{key}: {why}"))
+            del data[key]
     if field is not None:
         data = {**data, field: calendar}
+    data.update(inject or {})
     try:
         cfg = model.model_validate(data)
     except ValidationError as exc:

@@ -22,13 +22,14 @@ def _checks() -> list[Callable[[Path], object]]:
     """One callable per feature: loads its files, raising ConfigError or returning problems."""
     from .acd.config import load_acd_config
     from .calendar import load_calendar
+    from .deadlines import load_workorder_table
     from .ivr.tools import check_ivr
     from .kpi.config import load_kpi_config
     from .outbound.model import check_outbound
     from .web.config import load_desktop_config
 
-    return [load_server_config, load_calendar, load_acd_config, check_ivr, load_kpi_config, check_outbound,
-            load_desktop_config, check_outbound_against_acd, check_callback_categories]
+    return [load_server_config, load_calendar, load_workorder_table, load_acd_config, check_ivr, load_kpi_config,
+            check_outbound, load_desktop_config, check_outbound_against_acd, check_callback_categories]
 
 
 def check_outbound_against_acd(config_dir: Path) -> list[ConfigProblem]:
@@ -67,10 +68,12 @@ def check_callback_categories(config_dir: Path) -> list[ConfigProblem]:
     known = desk.disposition_categories
     path = Path(config_dir) / "outbound.yaml"
     root = compose(path) if path.exists() else None
-    return [ConfigProblem(str(path), node_line(root, ("callbacks", section, key)),
+    keys = [("always", i, key) for i, key in enumerate(out.callbacks.always)] + \
+        [("sample", key, key) for key in out.callbacks.sample]
+    return [ConfigProblem(str(path), node_line(root, ("callbacks", section, loc)),
                           f"callbacks.{section}: '{key}' is not a work-order category "
                           f"(desktop.yaml disposition_categories: {', '.join(known)})")
-            for section in ("always", "sample") for key in getattr(out.callbacks, section) if key not in known]
+            for section, loc, key in keys if key not in known]
 
 
 def _check_escalation(config_dir: Path, acd: object) -> list[ConfigProblem]:

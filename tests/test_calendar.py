@@ -22,6 +22,7 @@ from ctiserver.acd.model import Blocked, Offer
 from ctiserver.calendar import Calendar, load_calendar
 from ctiserver.cli import main
 from ctiserver.configfile import ConfigError
+from ctiserver.deadlines import Limit
 from ctiserver.events import Kind
 from ctiserver.ivr.settings import load_ivr_settings
 from ctiserver.ivr.tree import load_tree
@@ -29,8 +30,7 @@ from ctiserver.ivr.walker import IvrWalker, LogEvent
 from ctiserver.kpi.config import load_kpi_config
 from ctiserver.outbound.model import CampaignSpec, load_outbound_config
 from ctiserver.outbound.scheduler import CampaignView, ContactView, Scheduler, Snapshot
-from ctiserver.web.config import Sla, load_desktop_config
-from ctiserver.web.workorders import due_ts
+from ctiserver.web.config import load_desktop_config
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = REPO / "config"
@@ -141,8 +141,8 @@ def test_campaign_hours_name_an_hours_set() -> None:
 def test_desktop_working_day_deadlines_count_make_up_saturdays() -> None:
     cfg = load_desktop_config(CONFIG)
     # due 1 working day after Friday 10-09: the make-up Saturday 10-10 (the desktop used to say Monday 10-12)
-    assert due_ts(at(2026, 10, 9, 16), Sla(working_days=1), cfg.calendar) == at(2026, 10, 10, 16)
-    assert due_ts(at(2026, 9, 30, 16), Sla(working_days=2), cfg.calendar) == at(2026, 10, 9, 16)
+    assert Limit(working_days=1).after(at(2026, 10, 9, 16), cfg.calendar) == at(2026, 10, 10, 16)
+    assert Limit(working_days=2).after(at(2026, 9, 30, 16), cfg.calendar) == at(2026, 10, 9, 16)
 
 
 def _copy(tmp_path: Path) -> Path:

@@ -78,11 +78,11 @@ def test_callback_sample_keys_must_be_work_order_categories(tmp_path, capsys):
     shutil.copytree(REPO / "config", cfg)
     text = (cfg / "outbound.yaml").read_text(encoding="utf-8")
     text = text.replace("    fault_repair: 0.05", "    fault: 0.05", 1)
-    text = text.replace("    complaint: 1", "    complaints: 1", 1)
+    text = text.replace("  always: [complaint]", "  always: [complaints]", 1)
     (cfg / "outbound.yaml").write_text(text, encoding="utf-8")
     lines = text.splitlines()
     sample = next(i for i, t in enumerate(lines, 1) if t.startswith("    fault: 0.05"))
-    always = next(i for i, t in enumerate(lines, 1) if t.startswith("    complaints: 1"))
+    always = next(i for i, t in enumerate(lines, 1) if t.startswith("  always: [complaints]"))
     assert main(["check", "--config", str(cfg)]) == 1
     err = capsys.readouterr().err
     assert f"{cfg / 'outbound.yaml'}:{sample}: callbacks.sample: 'fault' is not a work-order category " \

@@ -493,17 +493,19 @@ def disposition_query(win: Window, dims: Sequence[str]) -> Any:
 
 
 def workorder_query(cfg: KpiConfig, win: Window, dims: Sequence[str]) -> Any:
-    """Work orders opened in the range; closed on time = closed within due_h[category] of opening."""
+    """Work orders opened in the range; closed on time = first closed by the reply deadline the order got
+    when it was opened (the open event's due_ts, from workorders.yaml); reopened = reopened at least once."""
     e = events.c
     wo = cfg.workorders
     action = json_str(e.data, "action")
-    max_due = max(wo.due_h.values()) * 3600.0
+    max_due = cfg.deadlines.longest_s()
     per = (
         select(
             json_str(e.data, "id").label("wid"),
             func.min(case((action.in_(wo.open_actions), e.ts))).label("t_open"),
             func.min(case((action.in_(wo.closed_actions), e.ts))).label("t_close"),
-            func.max(case((action.in_(wo.open_actions), json_str(e.data, "category")))).label("category"),
+            func.max(case((action.in_(wo.open_actions), json_num(e.data, "due_ts")))).label("due_ts"),
+            func.max(case((action.in_(wo.reopened_actions), 1), else_=0)).label("reopened"),
             func.max(case((action.in_(wo.open_actions), e.agent_id))).label("agent"),
         )
         .where(e.kind == Kind.WORKORDER, e.ts >= win.start, e.ts < win.end + max_due,
@@ -511,15 +513,13 @@ def workorder_query(cfg: KpiConfig, win: Window, dims: Sequence[str]) -> Any:
         .group_by(json_str(e.data, "id"))
     ).subquery("wo")
     w = per.c
-    whens = [(w.category == cat, h * 3600.0) for cat, h in sorted(wo.due_h.items()) if cat != "default"]
-    default_due = wo.due_h["default"] * 3600.0
-    due: Any = case(*whens, else_=default_due) if whens else literal(default_due)
     dim_map = {"agent": w.agent}
     hh = half_hour_of(w.t_open, win).label("hh")
     closed = w.t_close.is_not(None)
     return (select(hh, *_dim_cols(dim_map, dims), func.count().label("opened"),
                    _cnt(closed).label("closed"),
-                   _cnt(and_(closed, w.t_close - w.t_open <= due + EPS)).label("closed_on_time"))
+                   _cnt(and_(closed, w.due_ts.is_not(None), w.t_close <= w.due_ts + EPS)).label("closed_on_time"),
+                   _isum(w.reopened).label("reopened"))
             .where(w.t_open >= win.start, w.t_open < win.end)
             .group_by(hh, *(dim_map[d] for d in dims)))
 

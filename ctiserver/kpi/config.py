@@ -15,6 +15,7 @@ from pydantic import Field, field_validator, model_validator
 
 from ..calendar import Calendar, load_calendar, load_site_model
 from ..configfile import Strict
+from ..deadlines import WorkorderTable, load_workorder_table
 from .bands import BandSpan, parse_hhmm, slot_table
 
 Ratio = Annotated[float, Field(ge=0.0, le=1.0)]
@@ -97,15 +98,19 @@ class Outbound(Strict):
 
 
 class Workorders(Strict):
+    """Which work-order actions open, close and reopen an order. Their deadlines are workorders.yaml's:
+    on time = closed by the reply deadline the order got when it was opened (the open event's due_ts)."""
+
     open_actions: list[str] = Field(default_factory=lambda: ["open"])
     closed_actions: list[str] = Field(default_factory=lambda: ["closed"])
-    due_h: dict[str, Annotated[float, Field(gt=0.0)]] = Field(default_factory=lambda: {"default": 24.0})
+    reopened_actions: list[str] = Field(default_factory=lambda: ["reopened"])
+    due_h: object = None  # the old per-category deadlines: now an error pointing to workorders.yaml
 
     @field_validator("due_h")
     @classmethod
-    def _has_default(cls, v: dict[str, float]) -> dict[str, float]:
-        if "default" not in v:
-            raise ValueError("due_h needs a 'default' entry")
+    def _moved(cls, v: object) -> object:
+        if v is not None:
+            raise ValueError("work-order deadlines are defined once, in workorders.yaml")
         return v
 
 
@@ -118,6 +123,8 @@ class DataWindow(Strict):
 
 class KpiConfig(Strict):
     calendar: Calendar = Field(default_factory=Calendar)  # the site calendar (calendar.yaml), put in by the loader
+    # the work-order deadlines (workorders.yaml), put in by the loader: how far past a range closures are read
+    deadlines: WorkorderTable = Field(default_factory=WorkorderTable)
     service_level: ServiceLevelRule = Field(default_factory=ServiceLevelRule)
     tier_targets: TierTargets = Field(default_factory=TierTargets)
     bands: list[Band] = Field(default_factory=_default_bands)
@@ -147,4 +154,5 @@ def load_kpi_config(config_dir: str | Path, calendar: Calendar | None = None) ->
     """Read `kpi.yaml` from `config_dir` (defaults when absent); days and the time zone are calendar.yaml's."""
     config_dir = Path(config_dir)
     site = calendar if calendar is not None else load_calendar(config_dir)
-    return load_site_model(config_dir / "kpi.yaml", KpiConfig, site)
+    return load_site_model(config_dir / "kpi.yaml", KpiConfig, site,
+                           inject={"deadlines": load_workorder_table(config_dir, site)})

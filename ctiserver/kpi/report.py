@@ -102,7 +102,7 @@ async def build_report(source: AsyncEngine | AsyncConnection | Iterable[Event], 
     if t1 - t0 > MAX_RANGE_DAYS * 86400:
         raise ReportError(f"the range may span at most {MAX_RANGE_DAYS} days")
     margin = max(cfg.window.max_call_s, cfg.fcr.window_h * 3600.0, cfg.window.agent_lookback_s,
-                 max(cfg.workorders.due_h.values()) * 3600.0) + 86400.0
+                 cfg.deadlines.longest_s()) + 86400.0
     win = Window.build(t0, t1, time.time() if now is None else float(now), cfg.zone(), margin)
     entity = [d for d in dims if d in ENTITY_DIMS]
     sql_dims = list(dict.fromkeys([*entity, "tier"]))
@@ -200,7 +200,7 @@ CALL_SUMS = ("offered", "ivr", "ivr_contained", "wanted", "queued", "blocked", "
              "fcr_resolved", "fcr_both_base", "fcr_both")
 LEG_SUMS = ("offers", "answers", "ronas", "transfers", "handled", "talk_n", "talk_ms", "hold_n", "hold_ms",
             "ring_n", "ring_ms")
-WO_SUMS = ("opened", "closed", "closed_on_time")
+WO_SUMS = ("opened", "closed", "closed_on_time", "reopened")
 
 
 def _div(a: float | None, b: float | None, nd: int = 6) -> float | None:
@@ -322,9 +322,11 @@ def derive(cfg: KpiConfig, c: dict[str, Any] | None, legs: dict[str, Any] | None
         m["workorders_closed"] = wo["closed"]
         m["workorders_closed_on_time"] = wo["closed_on_time"]
         m["workorder_on_time_rate"] = _div(wo["closed_on_time"], wo["opened"])
+        m["workorders_reopened"] = wo["reopened"]
+        m["workorder_reopen_rate"] = _div(wo["reopened"], wo["closed"])
     else:
         m.update({k: None for k in ("workorders_opened", "workorders_closed", "workorders_closed_on_time",
-                                    "workorder_on_time_rate")})
+                                    "workorder_on_time_rate", "workorders_reopened", "workorder_reopen_rate")})
     return m
 
 

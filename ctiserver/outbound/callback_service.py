@@ -45,7 +45,6 @@ from .callbacks import (
 )
 from .dialer import safe_value
 from .model import OutboundConfig, TimeRange
-from .rules import deliver_by
 
 log = logging.getLogger(__name__)
 
@@ -274,10 +273,11 @@ class AcdCallbackService:
         self._wake.set()
 
     async def add_workorder(self, *, workorder_id: int, number: str, category: str, account: str | None,
-                            customer_class: str, due_working_days: int | None = None) -> bool:
+                            customer_class: str) -> bool:
         """A satisfaction callback (回访) after a closed work order, made by an agent with the callbacks
-        skill: due within N working days of now, inside the customer class's calling window. False when
-        this number already has an open callback (or the number is not dialable)."""
+        skill: due by the category's callback deadline (workorders.yaml) from now, inside the customer
+        class's calling window. False when this number already has an open callback (or the number is
+        not dialable)."""
         cfg = self.cfg.callbacks
         now = self.clock.now()
         try:
@@ -285,8 +285,7 @@ class AcdCallbackService:
         except NumberError as exc:
             log.warning("work order %s: no callback: %s", workorder_id, exc)
             return False
-        days = cfg.due_working_days if due_working_days is None else due_working_days
-        due = deliver_by(self.cfg.calendar, self.cfg.calendar.today(now), days)
+        due = self.cfg.workorders.callback_due(category, now)  # workorders.yaml: the category's callback limit
         windows = ";".join(cfg.class_windows.get(customer_class, []))
         customer = {"account": account} if account else None
         row_id = await self.store.add(origin_call=f"wo-{workorder_id}", number=number, skill=cfg.skill,

@@ -22,6 +22,7 @@ from pydantic import Field, field_validator, model_validator
 
 from ..calendar import Calendar, DaysRule, load_calendar, load_site_model
 from ..configfile import ConfigError, ConfigProblem, Strict, compose, load_model, node_line
+from ..deadlines import WorkorderTable, load_workorder_table
 
 CampaignKind = Literal["outage_notice", "arrears_reminder", "survey"]
 KINDS: tuple[str, ...] = ("outage_notice", "arrears_reminder", "survey")
@@ -261,29 +262,29 @@ def _whisper(v: str) -> str:
 class CallbackConfig(Strict):
     """Satisfaction callbacks (回访) when a work order closes.
 
-    Which closures are called back: every one of a category in `always` (complaints, within the
-    working days given there), ticked or not (an anonymous order only when ticked); of the others,
+    Which closures are called back: every one of a category in `always` (complaints), ticked or not
+    (an anonymous order only when ticked); of the others,
     those the agent ticked, thinned to `sample[category]` (fault repairs: 5%; a category not listed:
     all). Keys of `always` and `sample` are work-order categories (desktop.yaml
     disposition_categories); `ctiserver check` rejects any other.
 
     mode `agent` (the rulebook's): an agent with `skill` calls the customer back through the ACD, the
-    customer's record popped on the desktop before the customer is dialled; within `due_working_days`
-    working days of the closure, inside the customer class's window (business customers in working
-    hours, residential after work, never after 22:00). mode `survey`: an automated TTS survey in
-    `campaign` (press 1-5)."""
+    customer's record popped on the desktop before the customer is dialled; by the category's callback
+    deadline in workorders.yaml (one working day of the closure by default), inside the customer
+    class's window (business customers in working hours, residential after work, never after 22:00).
+    mode `survey`: an automated TTS survey in `campaign` (press 1-5)."""
 
     mode: Literal["agent", "survey"] = "agent"
     skill: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]+$")] = "outbound"
     tier: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]+$")] = "normal"
-    due_working_days: Annotated[int, Field(ge=0, le=30)] = 1
+    due_working_days: object = None  # moved: workorders.yaml's `callback` (an error here)
     class_windows: dict[str, list[str]] = Field(default_factory=lambda: {
         "business": ["09:00-17:00"], "residential": ["17:00-22:00"]})  # keys: business, residential
     whisper: str = "工单回访，客户尾号{last4}。"
     campaign: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")] = "survey-workorders"
     sample: dict[str, Annotated[float, Field(gt=0, le=1)]] = Field(
         default_factory=lambda: {"fault_repair": 0.05})
-    always: dict[str, Annotated[int, Field(ge=0, le=30)]] = Field(default_factory=lambda: {"complaint": 1})
+    always: list[str] = Field(default_factory=lambda: ["complaint"])  # when: workorders.yaml's callback
 
     _v_whisper = field_validator("whisper")(_whisper)
 
@@ -294,15 +295,20 @@ class CallbackConfig(Strict):
             raise ValueError(f"{', '.join(both)}: called back on every closure (always) and sampled at once")
         return self
 
-    def selects(self, category: str, workorder_id: int, *, requested: bool, anonymous: bool = False) -> int | None:
-        """Whether a closed work order is called back: within how many working days, or None (pure).
+    def selects(self, category: str, workorder_id: int, *, requested: bool, anonymous: bool = False) -> bool:
+        """Whether a closed work order is called back (pure; by when: workorders.yaml's `callback`).
         An order of an `always` category is, ticked or not (anonymous ones only when ticked); any other
         only when ticked and then only if the order falls in its category's sample."""
-        if category in self.always and (requested or not anonymous):
-            return self.always[category]
-        if requested and sampled(workorder_id, self.sample.get(category, 1.0)):
-            return self.due_working_days
-        return None
+        if category in self.always:
+            return requested or not anonymous
+        return requested and sampled(workorder_id, self.sample.get(category, 1.0))
+
+    @field_validator("due_working_days")
+    @classmethod
+    def _moved(cls, v: object) -> object:
+        if v is not None:
+            raise ValueError("callback deadlines are defined once, in workorders.yaml (callback)")
+        return v
 
     @field_validator("class_windows")
     @classmethod
@@ -364,6 +370,8 @@ class AcdCallbackConfig(Strict):
 class OutboundConfig(Strict):
     pacing: PacingConfig = Field(default_factory=lambda: PacingConfig(max_concurrent=30, calls_per_s=5, burst=5))
     calendar: Calendar = Field(default_factory=Calendar)  # the site calendar (calendar.yaml), put in by the loader
+    # the work-order deadlines (workorders.yaml), put in by the loader: satisfaction callbacks' due times
+    workorders: WorkorderTable = Field(default_factory=WorkorderTable)
     quiet_hours: QuietHoursConfig = Field(default_factory=QuietHoursConfig)
     caps: list[FrequencyCap] = Field(default_factory=list)
     late_fee: LateFeeConfig = Field(default_factory=LateFeeConfig)
@@ -477,7 +485,8 @@ class CampaignSpec(Strict):
 
 def load_outbound_config(config_dir: str | Path, calendar: Calendar | None = None) -> OutboundConfig:
     path = Path(config_dir) / "outbound.yaml"
-    cfg = load_site_model(path, OutboundConfig, calendar if calendar is not None else load_calendar(config_dir))
+    site = calendar if calendar is not None else load_calendar(config_dir)
+    cfg = load_site_model(path, OutboundConfig, site, inject={"workorders": load_workorder_table(config_dir, site)})
     missing = [k for k in KINDS if cfg.templates.get(k) is None]
     if path.exists() and missing:
         raise ConfigError.at(path, 1, f"templates: no message template for {', '.join(missing)}")

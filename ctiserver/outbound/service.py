@@ -108,8 +108,7 @@ class OutboundService:
         CallbackConfig.selects), on the do-not-call list, or already waiting for a callback (a bad
         number is logged, never raised to the desktop)."""
         cb = self.cfg.callbacks
-        due_days = cb.selects(category, workorder_id, requested=requested, anonymous=anonymous)
-        if due_days is None:
+        if not cb.selects(category, workorder_id, requested=requested, anonymous=anonymous):
             return False
         try:
             number = normalise_number(number)
@@ -124,7 +123,7 @@ class OutboundService:
                 raise RuntimeError("callbacks.mode is 'agent' but the ACD callbacks are not running")
             return await self.agent_callbacks.add_workorder(
                 workorder_id=workorder_id, number=number, category=category, account=account,
-                customer_class=await customer_class(self.store.engine, account), due_working_days=due_days)
+                customer_class=await customer_class(self.store.engine, account))
         name = cb.campaign
         if number in await self.store.numbers_in(name):
             return False

@@ -314,7 +314,7 @@ class Desktop:
     async def me(self, ctx: Ctx) -> dict[str, Any]:
         c = self.config
         return {"user": ctx.me.public(), "not_ready_reasons": c.not_ready_reasons,
-                "categories": c.disposition_categories, "workorder_categories": sorted(c.workorder_sla),
+                "categories": c.disposition_categories, "workorder_categories": sorted(c.workorders.categories),
                 "units": c.units, "ws_epoch": self.hub.epoch}
 
     async def add_user(self, ctx: Ctx) -> dict[str, Any]:
@@ -492,6 +492,11 @@ class Desktop:
         self._check_unit(body.unit)
         if body.satisfaction_callback and body.status != "closed":
             raise ApiError(422, "invalid", "satisfaction_callback goes with status 'closed'")
+        if body.status == "reopened":  # the customer is not satisfied: a supervisor's decision, with the reason
+            if not ctx.me.is_supervisor:
+                raise ApiError(403, "forbidden", "only a supervisor reopens a work order")
+            if not body.note.strip():
+                raise ApiError(422, "note-required", "say why the customer is not satisfied (note)")
         if body.satisfaction_callback and self.request_callback is None:
             raise ApiError(409, "callbacks-unavailable", "satisfaction callbacks are not configured")
         now = self.clock.now()

@@ -32,6 +32,7 @@ from .config import DesktopConfig
 from .errors import ApiError
 from .guard import PAGE_HEADERS, install_middlewares, new_app, same_origin
 from .ports import AgentControl, CallControl, CustomerLookup, WallboardSource
+from .workorder_watch import WorkorderWatch
 from .ws import SUPERVISOR, Hub
 
 log = logging.getLogger(__name__)
@@ -40,6 +41,7 @@ STATIC_DIR = Path(__file__).with_name("static")
 DESKTOP_KEY = web.AppKey("desktop", Desktop)
 HUB_KEY = web.AppKey("desktop_hub", Hub)
 BRIDGE_KEY = web.AppKey("desktop_bridge", DesktopBridge)
+WATCH_KEY = web.AppKey("desktop_workorder_watch", WorkorderWatch)
 
 
 def _page(name: str) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
@@ -126,6 +128,7 @@ def install_desktop(app: web.Application, *, engine: AsyncEngine, agents: AgentC
     ])
     pusher = _WallboardPusher(desktop)
     bridge = DesktopBridge(desktop.hub, customers)
+    watch = WorkorderWatch(engine, desktop.hub, emit, clock)  # work-order reminders and escalations
 
     async def start_bridge(_app: web.Application) -> None:
         await bridge.start()
@@ -133,11 +136,12 @@ def install_desktop(app: web.Application, *, engine: AsyncEngine, agents: AgentC
     async def stop_bridge(_app: web.Application) -> None:
         await bridge.close()
 
-    app.on_startup.extend([pusher.start, start_bridge])
-    app.on_shutdown.extend([stop_bridge, pusher.stop])
+    app.on_startup.extend([pusher.start, start_bridge, watch.start])
+    app.on_shutdown.extend([watch.stop, stop_bridge, pusher.stop])
     app[DESKTOP_KEY] = desktop
     app[HUB_KEY] = desktop.hub
     app[BRIDGE_KEY] = bridge
+    app[WATCH_KEY] = watch
     return desktop.hub
 
 

@@ -1,4 +1,6 @@
-"""Desktop configuration (config/desktop.yaml): sessions, rate limits, reason codes, work-order SLAs.
+"""Desktop configuration (config/desktop.yaml): sessions, rate limits, reason codes, dispatch units.
+
+Work-order deadlines are workorders.yaml's (ctiserver/deadlines.py), days and hours calendar.yaml's.
 
 Every number an operations rulebook might change lives here, validated strictly so a
 typo is a `file:line` error at start-up rather than a surprise on the floor.
@@ -13,22 +15,10 @@ from pydantic import Field, model_validator
 
 from ..calendar import Calendar, load_calendar, load_site_model
 from ..configfile import Strict
+from ..deadlines import WorkorderTable, load_workorder_table
 
 ROLES = ("agent", "supervisor", "admin")
 Role = Literal["agent", "supervisor", "admin"]
-
-
-class Sla(Strict):
-    """How long a work order of one category may stay unresolved: hours or working days."""
-
-    hours: float | None = Field(default=None, gt=0)
-    working_days: int | None = Field(default=None, gt=0, le=60)
-
-    @model_validator(mode="after")
-    def _exactly_one(self) -> Sla:
-        if (self.hours is None) == (self.working_days is None):
-            raise ValueError("give exactly one of hours or working_days")
-        return self
 
 
 class RateLimit(Strict):
@@ -54,10 +44,8 @@ class DesktopConfig(Strict):
         default_factory=lambda: {"inquiry": "咨询 Inquiry", "fault_repair": "故障报修 Fault repair",
                                  "business": "业务办理 Business", "complaint": "投诉 Complaint",
                                  "report": "举报 Report", "emergency": "紧急 Emergency"})
-    workorder_sla: dict[str, Sla] = Field(
-        default_factory=lambda: {"fault_repair": Sla(hours=24), "complaint": Sla(hours=48),
-                                 "report": Sla(hours=216), "inquiry": Sla(working_days=2),
-                                 "business": Sla(working_days=5)})
+    # the work-order deadlines (workorders.yaml), put in by the loader
+    workorders: WorkorderTable = Field(default_factory=WorkorderTable)
     units: list[str] = Field(default_factory=lambda: ["城区供电所 City supply station", "营销部 Marketing",
                                                       "运检部 Operations & maintenance"])
     identity_roles: list[Role] = Field(default=["supervisor", "admin"])
@@ -73,16 +61,16 @@ class DesktopConfig(Strict):
         return self.calendar.timezone
 
     @model_validator(mode="after")
-    def _sla_categories_known(self) -> DesktopConfig:
-        unknown = sorted(set(self.workorder_sla) - set(self.disposition_categories))
+    def _workorder_categories_known(self) -> DesktopConfig:
+        unknown = sorted(set(self.workorders.categories) - set(self.disposition_categories))
         if unknown:
-            raise ValueError(f"workorder_sla names categories not in disposition_categories: {unknown}")
-        if not self.workorder_sla:
-            raise ValueError("workorder_sla needs at least one category")
+            raise ValueError(f"workorders.yaml names categories not in disposition_categories: {unknown}")
         return self
 
 
 def load_desktop_config(config_dir: str | Path, calendar: Calendar | None = None) -> DesktopConfig:
     """Read `<config_dir>/desktop.yaml` (absent or empty file: all defaults); ConfigError on mistakes."""
     site = calendar if calendar is not None else load_calendar(config_dir)
-    return load_site_model(Path(config_dir) / "desktop.yaml", DesktopConfig, site)
+    return load_site_model(Path(config_dir) / "desktop.yaml", DesktopConfig, site,
+                           inject={"workorders": load_workorder_table(config_dir, site)},
+                           moved={"workorder_sla": "work-order deadlines are defined once, in workorders.yaml"})

@@ -61,9 +61,13 @@ work_orders = Table(
     Column("anonymous", Boolean, nullable=False, default=False),
     Column("status", String(20), nullable=False),
     Column("unit", String(100)),
-    Column("due_ts", Float, nullable=False),
+    Column("due_ts", Float, nullable=False),  # the reply deadline (workorders.yaml)
     Column("reopen_count", Integer, nullable=False, default=0),
     Column("closed_ts", Float),
+    Column("dispatch_warn_ts", Float),
+    Column("dispatch_due_ts", Float),
+    Column("warn_ts", Float),  # the reply reminder
+    Column("alerted", String(100), nullable=False, default="", server_default=""),
     Index("ix_work_orders_account", "customer_account"),
     Index("ix_work_orders_number", "incoming_number"),
     Index("ix_work_orders_status_due", "status", "due_ts"),

@@ -1,24 +1,25 @@
-"""Work orders (工单): the status table, SLA due times, overdue flags, masking, and their storage.
+"""Work orders (工单): the status table, overdue flags, masking, and their storage.
 
-Pure part first (no IO): `TRANSITIONS`, `due_ts`, `is_overdue`, `visible`. Then the
+Pure part first (no IO): `TRANSITIONS`, `is_overdue`, `visible`, `clock_of`. Then the
 repository functions, each one transaction, writing the history row together with
-the change so the two can never disagree.
+the change so the two can never disagree. Deadlines (dispatch, reply, their reminders) come
+from the one table, workorders.yaml (ctiserver/deadlines.py), when an order is accepted and
+again when a supervisor reopens it.
 
     open ──▶ dispatched ──▶ resolved ──▶ closed
       └──────────────────────▲  │           │
-                 reopened ◀─────┴───────────┘   (customer not satisfied: reopened, not lost)
+                 reopened ◀─────┴───────────┘   (customer not satisfied: a supervisor reopens it)
 """
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
 from sqlalchemy import false, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from ..calendar import Calendar
-from .config import DesktopConfig, Sla
+from ..deadlines import OrderClock
+from .config import DesktopConfig
 from .errors import ApiError
 from .tables import work_order_history, work_orders
 
@@ -27,7 +28,7 @@ OPEN_STATUSES = frozenset({"open", "dispatched", "reopened"})
 
 TRANSITIONS: dict[str, frozenset[str]] = {
     "open": frozenset({"dispatched", "resolved"}),
-    "dispatched": frozenset({"resolved", "reopened"}),
+    "dispatched": frozenset({"resolved"}),
     "resolved": frozenset({"closed", "reopened"}),
     "closed": frozenset({"reopened"}),
     "reopened": frozenset({"dispatched", "resolved"}),
@@ -42,19 +43,22 @@ def check_transition(current: str, target: str) -> None:
                        f"a work order cannot go from {current!r} to {target!r} (allowed: {allowed})")
 
 
-def due_ts(start_ts: float, sla: Sla, calendar: Calendar) -> float:
-    """When a work order reported at `start_ts` is due: plain hours, or N working days of the site calendar.
+def deadline_values(config: DesktopConfig, category: str, accepted_ts: float) -> dict[str, Any]:
+    """The deadline columns of an order of `category` accepted at `accepted_ts` (422 if it takes none)."""
+    if config.workorders.rules(category) is None:
+        raise ApiError(422, "no-sla-for-category",
+                       f"category {category!r} takes no work order (workorders.yaml: "
+                       f"{', '.join(sorted(config.workorders.categories))})")
+    d = config.workorders.deadlines(category, accepted_ts)
+    return {"due_ts": d.due_ts, "warn_ts": d.warn_ts, "dispatch_due_ts": d.dispatch_due_ts,
+            "dispatch_warn_ts": d.dispatch_warn_ts, "alerted": ""}
 
-    Working days count whole days after the report day (holidays skipped, make-up Saturdays counted);
-    the order is due at the same local time of day on the Nth working day (a Friday-afternoon query
-    with 2 working days is due Tuesday afternoon).
-    """
-    if sla.hours is not None:
-        return start_ts + sla.hours * 3600
-    assert sla.working_days is not None
-    local = calendar.local(start_ts)
-    day = calendar.add_working_days(local.date(), sla.working_days)
-    return dt.datetime.combine(day, local.timetz()).timestamp()
+
+def clock_of(row: dict[str, Any]) -> OrderClock:
+    """The deadline engine's view of a stored order."""
+    return OrderClock(id=int(row["id"]), status=row["status"], dispatch_warn_ts=row.get("dispatch_warn_ts"),
+                      dispatch_due_ts=row.get("dispatch_due_ts"), warn_ts=row.get("warn_ts"),
+                      due_ts=row["due_ts"], alerted=frozenset(a for a in (row.get("alerted") or "").split(",") if a))
 
 
 def is_overdue(row: dict[str, Any], now: float) -> bool:
@@ -83,13 +87,8 @@ def visible(row: dict[str, Any], role: str, config: DesktopConfig, now: float) -
 async def create(engine: AsyncEngine, *, fields: dict[str, Any], agent_no: str, now: float,
                  config: DesktopConfig) -> dict[str, Any]:
     """Insert a new open work order with its SLA due time and a first history row; returns the row."""
-    sla = config.workorder_sla.get(fields["category"])
-    if sla is None:
-        raise ApiError(422, "no-sla-for-category",
-                       f"category {fields['category']!r} takes no work order (configured: "
-                       f"{', '.join(sorted(config.workorder_sla))})")
     row = {**fields, "created_ts": now, "updated_ts": now, "created_by": agent_no, "status": "open",
-           "due_ts": due_ts(fields["call_time"], sla, config.calendar),
+           **deadline_values(config, fields["category"], fields["call_time"]),  # accepted: the call
            "reopen_count": 0, "closed_ts": None}
     async with engine.begin() as conn:
         result = await conn.execute(insert(work_orders).values(**row))
@@ -118,7 +117,8 @@ async def change_status(engine: AsyncEngine, wo_id: int, *, target: str, agent_n
                         unit: str | None, now: float, config: DesktopConfig) -> tuple[dict[str, Any], str]:
     """Move a work order along the table (optimistic: the UPDATE only applies to the status we read).
 
-    Returns the new row and the previous status. Reopening restarts the SLA clock from now.
+    Returns the new row and the previous status. Reopening accepts the order again: its deadlines
+    start from now (the API lets only supervisors reopen).
     """
     async with engine.begin() as conn:
         row = (await conn.execute(select(work_orders).where(work_orders.c.id == wo_id))).mappings().first()
@@ -136,9 +136,8 @@ async def change_status(engine: AsyncEngine, wo_id: int, *, target: str, agent_n
         if target == "reopened":
             values["reopen_count"] = row["reopen_count"] + 1
             values["closed_ts"] = None
-            sla = config.workorder_sla.get(row["category"])
-            if sla is not None:
-                values["due_ts"] = due_ts(now, sla, config.calendar)
+            if config.workorders.rules(row["category"]) is not None:
+                values.update(deadline_values(config, row["category"], now))
         done = await conn.execute(update(work_orders)
                                   .where(work_orders.c.id == wo_id, work_orders.c.status == current)
                                   .values(**values))
@@ -172,3 +171,22 @@ async def list_for(engine: AsyncEngine, *, account: str | None, number: str | No
     q = q.order_by(work_orders.c.id.desc()).limit(limit)
     async with engine.connect() as conn:
         return [dict(r) for r in (await conn.execute(q)).mappings()]
+
+
+async def open_orders(engine: AsyncEngine, *, limit: int = 10_000) -> list[dict[str, Any]]:
+    """Orders not yet replied (open, dispatched, reopened): what reminders and escalations are about."""
+    q = (select(work_orders).where(work_orders.c.status.in_(sorted(OPEN_STATUSES)))
+         .order_by(work_orders.c.due_ts).limit(limit))
+    async with engine.connect() as conn:
+        return [dict(r) for r in (await conn.execute(q)).mappings()]
+
+
+async def mark_alerted(engine: AsyncEngine, wo_id: int, *, due_ts: float, was: str, now: str) -> bool:
+    """Record the alerts sent for an order's current deadlines (optimistic: only if neither its alerts nor
+    its deadline changed meanwhile, e.g. by a reopen); False if they did."""
+    async with engine.begin() as conn:
+        done = await conn.execute(update(work_orders)
+                                  .where(work_orders.c.id == wo_id, work_orders.c.alerted == was,
+                                         work_orders.c.due_ts == due_ts)
+                                  .values(alerted=now))
+        return bool(done.rowcount == 1)

@@ -54,7 +54,7 @@ def test_missing_file_gives_defaults_and_takes_the_calendar_zone(tmp_path: Path)
     ("bands:\n  - {name: peak, start: '09:15', end: '12:00'}\n", 2, "half hour"),
     ("bands:\n  - {name: peak, start: '9am', end: '12:00'}\n", 2, "HH:MM"),
     ("fcr:\n  method: vibes\n", 2, "fcr.method"),
-    ("workorders:\n  due_h: {fault: 2}\n", 2, "default"),
+    ("workorders:\n  due_h: {fault: 2}\n", 2, "work-order deadlines are defined once, in workorders.yaml"),
     ("servcie_level: {}\n", 1, "unknown key 'servcie_level'"),
     ("bands: [\n", 1, "YAML syntax error"),
 ])

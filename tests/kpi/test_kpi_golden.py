@@ -45,7 +45,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ctiserver.events import Event, Kind
 from ctiserver.kpi import erlang
-from ctiserver.kpi.config import KpiConfig, Workorders
+from ctiserver.kpi.config import KpiConfig
 from ctiserver.kpi.report import build_report, format_csv, format_table
 
 from .conftest import load
@@ -62,7 +62,7 @@ def at(hhmmss: str, day: int = 0) -> float:
 
 
 def cfg(**kw: Any) -> KpiConfig:
-    base = KpiConfig(workorders=Workorders(due_h={"default": 24.0, "fault_repair": 2.0}))
+    base = KpiConfig()
     return base.model_copy(update=kw) if kw else base
 
 
@@ -200,11 +200,12 @@ def golden_day() -> list[Event]:
           Event(Kind.SURVEY_RATING, at("15:02:00"), "S3", data={"rating": 5, "campaign": "csat"}),
           Event(Kind.SURVEY_RATING, at("15:03:00"), "S4", data={"rating": "bad", "campaign": "csat"})]
     # Work orders
-    def wo(t: str, wid: str, action: str, agent: str, category: str) -> Event:
+    def wo(t: str, wid: str, action: str, agent: str, category: str, due_h: float = 24.0) -> Event:
         return Event(Kind.WORKORDER, at(t), None, agent_id=agent, data={"id": wid, "action": action,
-                                                                         "category": category})
+                                                                         "category": category,
+                                                                         "due_ts": at(t) + due_h * 3600})
     e += [wo("09:05:00", "wo1", "open", "a1", "billing"), wo("10:00:00", "wo1", "closed", "a1", "billing"),
-          wo("11:05:00", "wo2", "open", "a2", "fault_repair"),
+          wo("11:05:00", "wo2", "open", "a2", "fault_repair", due_h=2.0),  # due by the deadline it got
           wo("14:00:00", "wo2", "closed", "a2", "fault_repair"),
           wo("13:00:00", "wo3", "open", "a2", "query")]
     return e
@@ -267,7 +268,7 @@ EXPECTED_TOTAL = {
     "dispositions": {"billing": 2, "fault": 1}, "dispositions_resolved": 2,
     # Work orders: 3 opened, 2 closed, 1 on time -> 1/3.
     "workorders_opened": 3, "workorders_closed": 2, "workorders_closed_on_time": 1,
-    "workorder_on_time_rate": round(1 / 3, 6),
+    "workorder_on_time_rate": round(1 / 3, 6), "workorders_reopened": 0, "workorder_reopen_rate": 0.0,
 }
 
 

@@ -411,7 +411,7 @@ async def test_closed_work_orders_are_called_back_by_agents_in_the_customer_clas
     assert await out.add_callback(workorder_id=4, number="13900000009", category="complaint") is False  # dnc
     rows = {r.origin_call: r for r in await w.svc.store.recent()}
     assert (rows["wo-1"].windows, rows["wo-2"].windows) == ("09:00-17:00", "17:00-22:00")  # no account: residential
-    assert rows["wo-2"].due_ts == datetime(2026, 11, 25, 0, 0, tzinfo=sh).timestamp()  # by the end of Tuesday
+    assert rows["wo-2"].due_ts == datetime(2026, 11, 24, 10, 0, tzinfo=sh).timestamp()  # 1 working day
     assert (rows["wo-1"].skill, rows["wo-1"].reason) == ("outbound", "workorder")
 
     await w.svc.drain()

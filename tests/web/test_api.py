@@ -312,7 +312,12 @@ async def test_workorder_lifecycle(client: Client, desk: Desk) -> None:
     assert desk.callbacks == [{"workorder_id": wo["id"], "number": "13800138000", "category": "fault_repair",
                                "account": "3100012345", "requested": True, "anonymous": False,
                                "call_id": wo["call_id"], "agent_id": "1001"}]
-    # not satisfied: reopened, not lost; the SLA clock restarts
+    # not satisfied: a supervisor reopens it (not lost); its deadlines start again
+    assert (await error_of(await client.post(url, headers=h, json={"status": "reopened", "note": "客户不满意"}),
+                           403))["id"] == "forbidden"
+    h = await login(client, "2001")
+    assert (await error_of(await client.post(url, headers=h, json={"status": "reopened"}), 422))["id"] \
+        == "note-required"
     r = await client.post(url, headers=h, json={"status": "reopened", "note": "客户不满意"})
     body = await r.json()
     assert body["status"] == "reopened" and body["reopen_count"] == 1 and body["previous_status"] == "closed"
@@ -321,7 +326,8 @@ async def test_workorder_lifecycle(client: Client, desk: Desk) -> None:
     assert [(x["from_status"], x["to_status"]) for x in full["history"]] == [
         (None, "open"), ("open", "dispatched"), ("dispatched", "resolved"), ("resolved", "closed"),
         ("closed", "reopened")]
-    assert [e.data["action"] for e in desk.events if e.kind == Kind.WORKORDER] == [
+    assert [e.data["action"] for e in desk.events if e.kind == Kind.WORKORDER
+            and e.data["action"] not in ("reminder", "escalation")] == [
         "open", "dispatched", "resolved", "closed", "reopened"]
 
 
@@ -347,7 +353,8 @@ async def test_workorder_sla_working_days(client: Client, desk: Desk) -> None:
     desk.clock.set(friday + 60)
     h = await login(client, "1001")
     r = await client.post("/api/workorders", headers=h, json={**WO, "category": "inquiry", "call_time": friday})
-    assert (await r.json())["due_ts"] == friday + 4 * 86400  # Tuesday 09:00
+    body = await r.json()  # an ordinary order: a reminder after 2 working days, due after 2+1
+    assert (body["warn_ts"], body["due_ts"]) == (friday + 4 * 86400, friday + 5 * 86400)  # Tue, Wed 09:00
     r = await client.post("/api/workorders", headers=h, json={**WO, "category": "complaint"})
     assert (await r.json())["due_ts"] == desk.clock.now() + 48 * 3600
     r = await client.post("/api/workorders", headers=h, json={**WO, "category": "emergency"})

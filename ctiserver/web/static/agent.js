@@ -113,6 +113,14 @@ function onPush(msg) {
     callEnded(msg.data.call_id);
   } else if (msg.type === "transfer_failed") {
     transferFailed(msg.data);
+  } else if (msg.type === "workorder_alert") {
+    const w = msg.data, li = document.createElement("li");
+    const what = w.action === "escalation" ? "超期 OVERDUE" : "即将到期 due soon";
+    li.textContent = `工单 #${w.id} ${w.category} · ${w.stage === "dispatch" ? "派单 dispatch" : "回复 reply"} `
+      + `· ${what} · 期限 due ${fmtTime(w.due_ts)}`;
+    if (w.action === "escalation") li.className = "overdue";
+    $("wo-alerts").prepend(li);
+    while ($("wo-alerts").children.length > 10) $("wo-alerts").lastChild.remove();
   }
 }
 

@@ -174,6 +174,9 @@ function onPush(msg) {
     renderAgents();
   } else if (msg.type === "escalation") {
     alert_(`升级 Escalation: ${msg.data.agent_id} 通话 call ${msg.data.call_id} ${msg.data.note || ""}`);
+  } else if (msg.type === "workorder_alert" && msg.data.action === "escalation") {
+    const stage = msg.data.stage === "dispatch" ? "派单 dispatch" : "回复 reply";
+    alert_(`工单超期 Work order #${msg.data.id} ${msg.data.category} ${stage} overdue (${msg.data.unit || "-"})`);
   } else if (msg.type === "staffing_warning") {
     alert_(`在岗不足 Understaffed: ${msg.data.agent_id} 签出后 ${msg.data.logged_in}/${msg.data.minimum}`);
   }
