@@ -548,8 +548,8 @@ def _grid(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
 def format_table(report: dict[str, Any]) -> str:
     by = report["by"]
     rows = [[*(r["key"].get(d) for d in by), *(r["metrics"][m] for m in HEADLINE)] for r in report["rows"]]
-    rows.append([*(["TOTAL"] + [""] * (len(by) - 1) if by else []),
-                 *(report["total"][m] for m in HEADLINE)])
+    if by or not rows:  # without groupings the one row is the total already
+        rows.append([*(["TOTAL", *[""] * (len(by) - 1)] if by else []), *(report["total"][m] for m in HEADLINE)])
     parts = [f"KPI report {report['from']} .. {report['to']} ({report['timezone']})",
              _grid([*by, *HEADLINE], rows), "", "Tiers",
              _grid(["tier", "offered", "answered", "service_level", "target", "met", "asa_s"],
@@ -583,8 +583,9 @@ def format_csv(report: dict[str, Any]) -> str:
     for r in report["rows"]:
         w.writerow([*("" if r["key"][d] is None else r["key"][d] for d in by),
                     *(_csv_value(r["metrics"][m]) for m in metric_names)])
-    w.writerow([*(["TOTAL"] + [""] * (len(by) - 1) if by else []),
-                *(_csv_value(report["total"][m]) for m in metric_names)])
+    if by or not report["rows"]:  # without groupings the one row is the total already
+        w.writerow([*(["TOTAL", *[""] * (len(by) - 1)] if by else []),
+                    *(_csv_value(report["total"][m]) for m in metric_names)])
     return buf.getvalue()
 
 

@@ -76,3 +76,19 @@ def test_bad_arguments_exit_2_with_a_reason(store: str, capsys: pytest.CaptureFi
     assert run(["report", "--config", str(REPO_CONFIG), "--url", store, "--from", "2026-11-24",
                 "--to", "2026-11-23"]) == 2
     assert "after its start" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("fmt", ["table", "csv"])
+def test_without_groupings_the_totals_row_is_printed_once(fmt: str, store: str,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(["report", "--config", str(REPO_CONFIG), "--url", store, "--from", "2026-11-23",
+                "--format", fmt]) == 0
+    out = capsys.readouterr().out
+    section = out.split("\n\n")[0]  # the headline grid (the table's other sections follow a blank line)
+    offered = str(EXPECTED_TOTAL["calls_offered"])
+    rows = [line for line in section.splitlines()[1:] if line.strip() and not set(line.strip()) <= set("-+ |")]
+    data = [r for r in rows if (r.split(",")[0] if fmt == "csv" else r.split()[0]) == offered]
+    assert len(data) == 1, section
+    with_by = run(["report", "--config", str(REPO_CONFIG), "--url", store, "--from", "2026-11-23",
+                   "--format", fmt, "--by", "band"])
+    assert with_by == 0 and capsys.readouterr().out.count("TOTAL") == 1
