@@ -64,6 +64,35 @@ class TtsSettings(Strict):
 
 # --- the worker side (runs in a worker process) ---------------------------------------------------
 _engine: Any = None
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+WATCH_PARENT_S = 1.0
+
+
+def worker_init(parent_pid: int) -> None:
+    """Initializer of every TTS worker: the worker ends when the server does, even on `kill -9`.
+
+    Linux: the kernel sends SIGKILL when the parent dies (prctl PR_SET_PDEATHSIG). Everywhere, and
+    in case the signal was tied to a thread that is gone: a daemon thread checks every second
+    that the parent is still ours. Without these a killed server left its workers running.
+    """
+    import ctypes
+    import ctypes.util
+    import signal
+    import threading
+
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+            libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent_pid:  # died before the line above took effect
+        os._exit(0)
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(WATCH_PARENT_S)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="tts-parent-watch", daemon=True).start()
 
 
 def _get_engine() -> Any:
@@ -200,7 +229,8 @@ class Tts:
         if self._executor is None:
             if self.settings.executor == "process":
                 self._executor = ProcessPoolExecutor(self.settings.workers,
-                                                     mp_context=multiprocessing.get_context("spawn"))
+                                                     mp_context=multiprocessing.get_context("spawn"),
+                                                     initializer=worker_init, initargs=(os.getpid(),))
             else:  # one thread: the espeak library is not thread-safe
                 self._executor = ThreadPoolExecutor(1, thread_name_prefix="tts")
         return self._executor
