@@ -21,9 +21,9 @@ RUN apt-get update \
 RUN useradd --create-home --uid 10001 cti
 WORKDIR /app
 
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md constraints.txt ./
 COPY ctiserver ./ctiserver
-RUN pip install .
+RUN pip install -c constraints.txt .
 
 COPY config ./config
 RUN mkdir -p /app/var && chown -R cti:cti /app/var
