@@ -24,6 +24,7 @@ from typing import Any
 
 from .acd.config import load_acd_config
 from .acd.engine import AcdEngine
+from .acd.fallback import FallbackQueues
 from .acd.hold import hold_listener
 from .acd.runtime import AcdHooks, AcdRuntime
 from .agi_types import AgiChannel, AgiError, AgiHangup
@@ -31,6 +32,7 @@ from .ami.message import event_time
 from .calendar import load_calendar
 from .calls import AgentChannels, AmiCallControl, transfer_listener
 from .config import ServerConfig
+from .events import Event, Kind
 from .ivr.data import SqlDataProvider, load_sample_data
 from .ivr.runtime import handoff_to
 from .ivr.service import IvrService
@@ -107,6 +109,44 @@ def _interrupter(server: CtiServer) -> Callable[[str], Awaitable[object]]:
         return results
 
     return interrupt
+
+
+class _FallbackRecorder:
+    """The fallback queue's outcomes into the event log (see ctiserver/acd/fallback.py): its AMI events as
+    they come; after every (re)connect, the fallback calls already talking are adopted from the channel
+    list so that their end is recorded."""
+
+    def __init__(self, server: CtiServer, queues: FallbackQueues) -> None:
+        self.server, self.queues = server, queues
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def on_ami(self, name: str, msg: Any) -> None:
+        for event in self.queues.feed(name, msg, self.server.clock.now()):
+            self.server.emit(event)
+
+    def on_event(self, event: Event) -> None:
+        if event.kind == Kind.AMI_CONNECTED and event.server in self.server.ami:
+            task = asyncio.get_running_loop().create_task(self._adopt(event.server),
+                                                          name=f"fallback-adopt-{event.server}")
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _adopt(self, name: str) -> None:
+        try:
+            resp = (await self.server.ami[name].action("CoreShowChannels", {}, timeout=10.0)
+                    ).raise_for_error("CoreShowChannels")
+        except Exception as exc:
+            log.warning("fallback queue on %s: could not list channels (%s); calls it connected while we were "
+                        "away are not recorded", name, exc)
+            return
+        n = self.queues.adopt_talking(name, (m for m in resp.events if m.get("Event") == "CoreShowChannel"))
+        if n:
+            log.info("fallback queue on %s: %d calls connected while we were away; their end will be recorded",
+                     name, n)
+
+    def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
 
 
 def _queue_route(acd: AcdRuntime, caller_of: Callable[[str], str] = lambda call_id: "") -> Any:
@@ -352,6 +392,9 @@ async def build_server(config_dir: Path, cfg: ServerConfig, *, sandbox: bool = F
     server.ami_listeners.append(transfer_listener(acd, agent_channels, on_transfer=calls.note_completed_transfer))
     server.ami_listeners.append(_on_dial_begin(acd, agent_channels))
     acd.interrupt = _interrupter(server)
+    fallback = _FallbackRecorder(server, FallbackQueues(agent_channels))
+    server.ami_listeners.append(fallback.on_ami)
+    server.event_listeners.append(fallback.on_event)
 
     def request_callback(**kw: Any) -> None:
         svc = outbound.get("service")
@@ -388,6 +431,7 @@ async def build_server(config_dir: Path, cfg: ServerConfig, *, sandbox: bool = F
         tasks.append(asyncio.create_task(_restore_agents(server, acd), name="acd-restore-agents"))
 
     async def stop() -> None:
+        fallback.close()
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -397,5 +441,6 @@ async def build_server(config_dir: Path, cfg: ServerConfig, *, sandbox: bool = F
 
     server.on_start(start)
     server.on_stop(stop)
-    server.features = Features(acd=acd, ivr=ivr, outbound=outbound, hooks=hooks, calls=calls)
+    server.features = Features(acd=acd, ivr=ivr, outbound=outbound, hooks=hooks, calls=calls,
+                               extra={"fallback": fallback.queues})
     return server
