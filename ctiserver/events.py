@@ -59,7 +59,13 @@ class Kind:
     # dialled, is logged with data leg='agent' and no campaign (an outbound call, not a try on the customer).
     OUT_ATTEMPT = "outbound.attempt"
     OUT_RESULT = "outbound.result"  # data: campaign, contact, outcome, attempt, dtmf
-    SURVEY_RATING = "survey.rating"  # data: rating (1..5), campaign
+    # a satisfaction score; call_id, agent_id, queue: of the call (or work order's call) being rated;
+    # data: rating (1..5), campaign (None from the IVR), source
+    SURVEY_RATING = "survey.rating"
+    # a satisfaction callback (回访) of a closed work order; call_id, agent_id, queue: the order's call;
+    # data: id (the work order), action ('due' when selected | 'done' customer reached | 'not_reached'),
+    # category, mode ('agent'|'survey')
+    WORKORDER_CALLBACK = "workorder.callback"
 
     # --- desktop ----------------------------------------------------------
     DISPOSITION = "disposition"  # data: category, note, resolved(bool)

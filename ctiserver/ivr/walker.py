@@ -203,6 +203,7 @@ class IvrWalker:
         self._steps = 0
         self._post_call = False  # after an agent call: ivr.end was already logged
         self._after_queue: str | None = None
+        self._queued_skill: str | None = None  # the queue the caller was last put in (a rating names it)
 
     # --- public ----------------------------------------------------------------------
     @property
@@ -310,6 +311,7 @@ class IvrWalker:
             self.outcome = "agent"
         out.append(Queue(skill, tier, explicit))
         self._after_queue = after
+        self._queued_skill = skill
         self.state = _WAIT_QUEUE
 
     # --- entering nodes ----------------------------------------------------------------
@@ -451,6 +453,7 @@ class IvrWalker:
                 event = self._log(Kind.SURVEY_RATING, rating=int(keys), campaign=None, source="ivr",
                                   scale=node.scale, node=self.node)
                 event.event.agent_id = str(agent_id) if agent_id else None
+                event.event.queue = self._queued_skill  # the rating is of this call, agent and queue
                 out.append(event)
                 self._say(node.thanks, out, barge_in=False)
                 self._leave(node.next, out)

@@ -41,6 +41,9 @@ LEG_DIMS = ("queue", "tier", "agent")
 AGENT_DIMS = ("agent",)
 DISPOSITION_DIMS = ("queue", "tier", "agent")
 WORKORDER_DIMS = ("agent",)
+RATING_DIMS = ("queue", "tier", "agent")
+REVISIT_DIMS = ("queue", "agent")
+REVISIT_LOOKAHEAD_S = 31 * 86400  # a satisfaction callback due in the range is looked for this long after it
 
 CALL_KINDS = (
     Kind.CALL_NEW, Kind.IVR_START, Kind.IVR_END, Kind.ACD_ENQUEUE, Kind.ACD_OFFER, Kind.ACD_ANSWER,
@@ -153,6 +156,8 @@ class Facts:
     workorders: list[dict[str, Any]] = field(default_factory=list)
     outbound: list[dict[str, Any]] = field(default_factory=list)
     survey: list[dict[str, Any]] = field(default_factory=list)
+    ratings: list[dict[str, Any]] = field(default_factory=list)
+    revisits: list[dict[str, Any]] = field(default_factory=list)
 
 
 def family_queries(cfg: KpiConfig, win: Window, dims: Sequence[str]) -> dict[str, Any]:
@@ -165,6 +170,8 @@ def family_queries(cfg: KpiConfig, win: Window, dims: Sequence[str]) -> dict[str
         "workorders": workorder_query(cfg, win, [d for d in dims if d in WORKORDER_DIMS]),
         "outbound": outbound_query(cfg, win),
         "survey": survey_query(win),
+        "ratings": rating_query(win, [d for d in dims if d in RATING_DIMS]),
+        "revisits": revisit_query(win, [d for d in dims if d in REVISIT_DIMS]),
     }
 
 
@@ -173,7 +180,8 @@ def _facts(rows: dict[str, list[dict[str, Any]]], dims: Sequence[str]) -> Facts:
     return Facts(calls=rows["calls"], legs=rows["legs"],
                  agent_time=split_agent_rows(rows["agent_time"], agent_dims),
                  dispositions=rows["dispositions"], workorders=rows["workorders"],
-                 outbound=rows["outbound"], survey=rows["survey"])
+                 outbound=rows["outbound"], survey=rows["survey"], ratings=rows["ratings"],
+                 revisits=rows["revisits"])
 
 
 async def fetch_facts(conn: AsyncConnection, cfg: KpiConfig, win: Window, dims: Sequence[str]) -> Facts:
@@ -570,6 +578,45 @@ def survey_query(win: Window) -> Any:
                    func.count().label("n"))
             .where(e.kind == Kind.SURVEY_RATING, e.ts >= win.start, e.ts < win.end)
             .group_by(hh, campaign, rating))
+
+
+def rating_query(win: Window, dims: Sequence[str]) -> Any:
+    """Satisfaction scores (IVR after the call, survey campaigns) per half hour they were given, by the
+    queue, tier and agent of the call rated (the event's columns). Only 1..5 counts."""
+    e = events.c
+    rating = json_num(e.data, "rating")
+    valid = rating.in_((1, 2, 3, 4, 5))
+    dim_map = {"queue": e.queue, "tier": e.tier, "agent": e.agent_id}
+    hh = half_hour_of(e.ts, win).label("hh")
+    return (select(hh, *_dim_cols(dim_map, dims), _cnt(valid).label("responses"),
+                    _sum(valid, cast(rating, BigInteger)).label("score_sum"))
+            .where(e.kind == Kind.SURVEY_RATING, e.ts >= win.start, e.ts < win.end)
+            .group_by(hh, *(dim_map[d] for d in dims)))
+
+
+def revisit_query(win: Window, dims: Sequence[str]) -> Any:
+    """Satisfaction callbacks (回访) of closed work orders, per order: due when selected (attributed to
+    that half hour and to the order's queue and agent), done when the customer was reached."""
+    e = events.c
+    action = json_str(e.data, "action")
+    wid = json_str(e.data, "id")
+    due = action == "due"
+    per = (
+        select(wid.label("wid"),
+               func.min(case((due, e.ts))).label("t_due"),
+               func.max(case((due, e.queue))).label("queue"),
+               func.max(case((due, e.agent_id))).label("agent"),
+               func.max(case((action == "done", 1), else_=0)).label("done"))
+        .where(e.kind == Kind.WORKORDER_CALLBACK, e.ts >= win.start, e.ts < win.end + REVISIT_LOOKAHEAD_S,
+               wid.is_not(None))
+        .group_by(wid)
+    ).subquery("revisits")
+    r = per.c
+    dim_map = {"queue": r.queue, "agent": r.agent}
+    hh = half_hour_of(r.t_due, win).label("hh")
+    return (select(hh, *_dim_cols(dim_map, dims), func.count().label("due"), _isum(r.done).label("done"))
+            .where(r.t_due >= win.start, r.t_due < win.end)
+            .group_by(hh, *(dim_map[d] for d in dims)))
 
 
 def hh_start(hh: int) -> datetime:

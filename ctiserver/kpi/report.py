@@ -41,6 +41,8 @@ FAMILY_DIMS = {
     "agent_time": {"agent"},
     "dispositions": {"queue", "tier", "agent"},
     "workorders": {"agent"},
+    "ratings": {"queue", "tier", "agent"},
+    "revisits": {"queue", "agent"},
 }
 BUSY_STATES = ("on_call", "wrap_up")
 IDLE_STATES = ("available", "reserved", "ringing")
@@ -201,6 +203,8 @@ CALL_SUMS = ("offered", "ivr", "ivr_contained", "wanted", "queued", "blocked", "
 LEG_SUMS = ("offers", "answers", "ronas", "transfers", "handled", "talk_n", "talk_ms", "hold_n", "hold_ms",
             "ring_n", "ring_ms")
 WO_SUMS = ("opened", "closed", "closed_on_time", "reopened")
+RATING_SUMS = ("responses", "score_sum")
+REVISIT_SUMS = ("due", "done")
 
 
 def _div(a: float | None, b: float | None, nd: int = 6) -> float | None:
@@ -217,7 +221,8 @@ def _secs(ms: float | None, n: float | None) -> float | None:
 
 def derive(cfg: KpiConfig, c: dict[str, Any] | None, legs: dict[str, Any] | None,
            states: dict[str, int] | None, disp: dict[str, int] | None, disp_resolved: int | None,
-           wo: dict[str, Any] | None) -> dict[str, Any]:
+           wo: dict[str, Any] | None, ratings: dict[str, Any] | None = None,
+           revisits: dict[str, Any] | None = None) -> dict[str, Any]:
     """Metrics from summed facts. A family that cannot be split the way asked gives None values."""
     c = c or {v: 0 for v in CALL_SUMS}
     sl = cfg.service_level
@@ -327,6 +332,19 @@ def derive(cfg: KpiConfig, c: dict[str, Any] | None, legs: dict[str, Any] | None
     else:
         m.update({k: None for k in ("workorders_opened", "workorders_closed", "workorders_closed_on_time",
                                     "workorder_on_time_rate", "workorders_reopened", "workorder_reopen_rate")})
+    # satisfaction: scores of the calls rated, and the satisfaction callbacks of closed work orders (回访)
+    if ratings is not None:
+        m["survey_responses"] = ratings["responses"]
+        m["survey_avg_score"] = _div(ratings["score_sum"], ratings["responses"], 4)
+    else:
+        m.update({"survey_responses": None, "survey_avg_score": None})
+    if revisits is not None:
+        m["satisfaction_callbacks_due"] = revisits["due"]
+        m["satisfaction_callbacks_done"] = revisits["done"]
+        m["satisfaction_callback_rate"] = _div(revisits["done"], revisits["due"])
+    else:
+        m.update({k: None for k in ("satisfaction_callbacks_due", "satisfaction_callbacks_done",
+                                    "satisfaction_callback_rate")})
     return m
 
 
@@ -359,7 +377,10 @@ def assemble(facts: Facts, cfg: KpiConfig, win: Window, dims: list[str]) -> dict
         states = states_of(ds)
         disp, disp_res = disp_of(ds)
         wo = family("workorders", facts.workorders, WO_SUMS, ds)
-        keys = set(calls) | set(legs or {}) | set(states or {}) | set(disp) | set(wo or {})
+        ratings = family("ratings", facts.ratings, RATING_SUMS, ds)
+        revisits = family("revisits", facts.revisits, REVISIT_SUMS, ds)
+        keys = set(calls) | set(legs or {}) | set(states or {}) | set(disp) | set(wo or {}) | set(ratings or {}) \
+            | set(revisits or {})
         out = {}
         for key in sorted(keys, key=_key_sort):
             out[key] = derive(
@@ -367,11 +388,14 @@ def assemble(facts: Facts, cfg: KpiConfig, win: Window, dims: list[str]) -> dict
                 None if legs is None else legs.get(key, {v: 0 for v in LEG_SUMS}),
                 None if states is None else states.get(key, {}),
                 dict(disp.get(key, {})), sum(disp_res.get(key, {}).values()),
-                None if wo is None else wo.get(key, {v: 0 for v in WO_SUMS}))
+                None if wo is None else wo.get(key, {v: 0 for v in WO_SUMS}),
+                None if ratings is None else ratings.get(key, {v: 0 for v in RATING_SUMS}),
+                None if revisits is None else revisits.get(key, {v: 0 for v in REVISIT_SUMS}))
         return out
 
     rows = table(dims)
-    total = table([]).get((), derive(cfg, None, {v: 0 for v in LEG_SUMS}, {}, {}, 0, {v: 0 for v in WO_SUMS}))
+    total = table([]).get((), derive(cfg, None, {v: 0 for v in LEG_SUMS}, {}, {}, 0, {v: 0 for v in WO_SUMS},
+                                     {v: 0 for v in RATING_SUMS}, {v: 0 for v in REVISIT_SUMS}))
     return {
         "schema": SCHEMA,
         "timezone": cfg.timezone,

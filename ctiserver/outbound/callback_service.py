@@ -569,3 +569,7 @@ class AcdCallbackService:
         self.emit(Event(Kind.ACD_CALLBACK_END, ts=now, call_id=row.origin_call, queue=row.skill, tier=row.tier,
                         data={"status": status, "attempts": row.attempts, "outcome": outcome, "callback": row.id,
                               "number": row.number, "reason": row.reason}))
+        if row.reason == "workorder" and row.origin_call.startswith("wo-"):  # a satisfaction callback (回访)
+            self.emit(Event(Kind.WORKORDER_CALLBACK, ts=now,
+                            data={"id": row.origin_call[3:], "action": "done" if status == CallbackStatus.DONE
+                                  else "not_reached", "status": status, "mode": "agent", "callback": row.id}))

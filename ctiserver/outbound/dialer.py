@@ -24,7 +24,7 @@ from typing import Protocol
 from ..clock import Clock
 from ..events import Event, Kind
 from .messages import MessageError, render, sound_name
-from .model import Dial, OutboundConfig, Outcome
+from .model import ContactStatus, Dial, OutboundConfig, Outcome
 from .rules import classify
 from .scheduler import Plan, Scheduler
 from .store import AttemptConflict, CampaignRecord, Finished, OutboundStore
@@ -279,9 +279,23 @@ class Dialer:
                             agent_id=str(v["agent_id"]) if v.get("agent_id") else None,
                             queue=str(v["queue"]) if v.get("queue") else None, tier=done.tier or None,
                             data={"rating": int(done.dtmf[-1]), "campaign": done.campaign,
-                                  "contact": done.contact, "channel_id": channel_id}))
+                                  "contact": done.contact, "channel_id": channel_id, "source": "campaign"}))
+        self._workorder_callback_end(done, now)
         self._wake.set()
         return done
+
+    def _workorder_callback_end(self, done: Finished, now: float) -> None:
+        """A satisfaction-survey contact made for a closed work order reached its end: say so (回访率)."""
+        v = done.variables
+        ends = {ContactStatus.DONE: "done", ContactStatus.NOT_REACHED: "not_reached"}
+        if not v.get("workorder_id") or done.contact_status == done.previous_status \
+                or done.contact_status not in ends:
+            return
+        self.emit(Event(kind=Kind.WORKORDER_CALLBACK, ts=now, call_id=str(v["call_id"]) if v.get("call_id") else None,
+                        agent_id=str(v["agent_id"]) if v.get("agent_id") else None,
+                        queue=str(v["queue"]) if v.get("queue") else None,
+                        data={"id": str(v["workorder_id"]), "action": ends[done.contact_status],
+                              "category": v.get("category"), "mode": "survey", "campaign": done.campaign}))
 
     async def _kind_of(self, channel_id: str) -> str | None:
         parts = channel_id.split("-")

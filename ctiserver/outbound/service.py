@@ -12,12 +12,14 @@ import asyncio
 import logging
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ..calendar import Calendar
 from ..clock import Clock
 from ..events import Event, Kind
 from ..numbers import normalise_number
+from ..store.schema import events
 from .ami_originator import AmiActions, AmiOriginator
 from .amimap import OutcomeReader
 from .callback_service import AcdCallbackService, Say
@@ -118,20 +120,29 @@ class OutboundService:
         if await self.store.listed([number]):
             log.info("work order %s: no callback: %s is on the do-not-call list or blacklist", workorder_id, number)
             return False
+        queue = await call_queue(self.store.engine, call_id) if call_id else None
         if cb.mode == "agent":
             if self.agent_callbacks is None:
                 raise RuntimeError("callbacks.mode is 'agent' but the ACD callbacks are not running")
-            return await self.agent_callbacks.add_workorder(
-                workorder_id=workorder_id, number=number, category=category, account=account,
-                customer_class=await customer_class(self.store.engine, account))
-        name = cb.campaign
-        if number in await self.store.numbers_in(name):
-            return False
-        variables = {"workorder_id": str(workorder_id), "category": category}
-        variables.update({k: v for k, v in (("call_id", call_id), ("agent_id", agent_id)) if v})
-        contact = ContactIn(number, account=account or "", variables=variables)
-        await self.store.add_contacts(name, [contact], self.dialer.clock.now())
-        self.dialer.wake()
+            if not await self.agent_callbacks.add_workorder(
+                    workorder_id=workorder_id, number=number, category=category, account=account,
+                    customer_class=await customer_class(self.store.engine, account)):
+                return False
+        else:
+            name = cb.campaign
+            if number in await self.store.numbers_in(name):
+                return False
+            variables = {"workorder_id": str(workorder_id), "category": category}
+            variables.update({k: v for k, v in (("call_id", call_id), ("agent_id", agent_id), ("queue", queue))
+                              if v})
+            contact = ContactIn(number, account=account or "", variables=variables)
+            await self.store.add_contacts(name, [contact], self.dialer.clock.now())
+            self.dialer.wake()
+        # the order's call, agent and queue: the 回访率 is reported per agent and per queue
+        self.dialer.emit(Event(kind=Kind.WORKORDER_CALLBACK, ts=self.dialer.clock.now(), call_id=call_id,
+                               agent_id=agent_id, queue=queue,
+                               data={"id": str(workorder_id), "action": "due", "category": category,
+                                     "mode": cb.mode}))
         return True
 
     async def status_all(self) -> list[dict[str, Any]]:
@@ -139,6 +150,15 @@ class OutboundService:
         now = self.dialer.clock.now()
         return [await self.store.status(c.name, self.cfg.calendar, now)
                 for c in await self.store.campaigns()]
+
+
+async def call_queue(engine: AsyncEngine, call_id: str) -> str | None:
+    """The queue a call was served in, from the event log: its first ACD event that names one."""
+    e = events.c
+    async with engine.connect() as conn:
+        return (await conn.execute(
+            select(e.queue).where(e.call_id == call_id, e.kind.in_((Kind.ACD_ENQUEUE, Kind.ACD_ANSWER)),
+                                  e.queue.is_not(None)).order_by(e.ts, e.id).limit(1))).scalar()
 
 
 def _agi_address(server: Any) -> str | None:

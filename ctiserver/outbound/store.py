@@ -186,6 +186,7 @@ class Finished:
     tier: str
     variables: dict[str, Any] = field(default_factory=dict)
     upgraded: bool = False  # replaced an earlier, less specific outcome
+    previous_status: str = ""  # the contact's status before this outcome
 
 
 def _record(row: Any) -> CampaignRecord:
@@ -512,7 +513,7 @@ class OutboundStore:
             status = await self._move_contact(conn, row, outcome, now, upgraded)
         return Finished(row.camp_name, row.kind, row.contact_id, row.number, row.attempt_no, channel_id,
                         outcome, dtmf or row.dtmf, status, row.tier or "", dict(row.variables or {}),
-                        upgraded)
+                        upgraded, str(row.c_status))
 
     async def _move_contact(self, conn: AsyncConnection, row: Any, outcome: str, now: float,
                             upgraded: bool) -> str:

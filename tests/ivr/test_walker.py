@@ -361,6 +361,7 @@ def test_queue_then_rating_after_the_agent_hangs_up() -> None:
     out = w.on_input(Digits("4"))
     rating = events(out, Kind.SURVEY_RATING)[0]
     assert rating.data["rating"] == 4 and rating.agent_id == "1003" and rating.call_id == "L1"
+    assert rating.queue == "fault"  # the queue the rated agent served the call in (issue 12 item 15)
     assert not events(out, Kind.IVR_END)  # ivr.end (agent) was logged once, at the queue
     assert isinstance(out[-1], Hangup)
 

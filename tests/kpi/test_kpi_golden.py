@@ -269,6 +269,9 @@ EXPECTED_TOTAL = {
     # Work orders: 3 opened, 2 closed, 1 on time -> 1/3.
     "workorders_opened": 3, "workorders_closed": 2, "workorders_closed_on_time": 1,
     "workorder_on_time_rate": round(1 / 3, 6), "workorders_reopened": 0, "workorder_reopen_rate": 0.0,
+    # Satisfaction: the survey's 5, 4, 5 (the malformed one left out); no work-order callbacks that day.
+    "survey_responses": 3, "survey_avg_score": 4.6667,
+    "satisfaction_callbacks_due": 0, "satisfaction_callbacks_done": 0, "satisfaction_callback_rate": None,
 }
 
 

@@ -422,6 +422,9 @@ async def test_closed_work_orders_are_called_back_by_agents_in_the_customer_clas
     leg = AgentLeg(orig["ChannelId"], "ANSWER")
     await w.agent_answers(leg)
     assert any(c.startswith("EXEC Dial Local/13900000001@outbound-dest") for c in leg.commands)
+    # for the 回访率: each selected order is 'due', and 'done' once its customer was reached
+    assert [(e.data["id"], e.data["action"], e.data["mode"]) for e in w.kinds(Kind.WORKORDER_CALLBACK)] == [
+        ("1", "due", "agent"), ("2", "due", "agent"), ("1", "done", "agent")]
     clock.set(datetime(2026, 11, 23, 16, 59, tzinfo=sh).timestamp())
     w.acd.apply(w.acd.engine.tick)
     await w.svc.drain()

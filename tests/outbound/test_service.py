@@ -195,3 +195,41 @@ async def test_closed_work_orders_feed_the_callback_campaign(engine: AsyncEngine
     svc.request_callback(workorder_id=7, number="13800000007", category="complaint", account="A7")
     await until(lambda: not svc._tasks)
     assert await svc.store.numbers_in("survey-workorders") == {"13800000001", "13800000006", "13800000007"}
+
+
+async def test_a_satisfaction_survey_score_carries_the_orders_call_agent_and_queue(engine: AsyncEngine) -> None:
+    """Issue 12 item 15: scores are reported per agent and per queue, and 回访率 needs due/done per order."""
+    from ctiserver.store.schema import events as events_table
+    from ctiserver.store.schema import metadata
+
+    async with engine.begin() as conn:  # the event log, where the order's call was queued to billing
+        await conn.run_sync(lambda sync: metadata.create_all(sync, tables=[events_table]))
+        await conn.execute(events_table.insert(), [
+            Event(Kind.ACD_ENQUEUE, NOON - 600, "1700000000.42", queue="billing").as_row(),
+            Event(Kind.ACD_ANSWER, NOON - 590, "1700000000.42", agent_id="1001", queue="billing").as_row()])
+    pbx, emitted = Asterisk(), Emitted()
+    svc = OutboundService(CFG, engine, pbx, "pbx1", FakeClock(NOON), emitted)
+    await svc.store.create_campaign(CampaignSpec.model_validate(
+        {"name": "survey-workorders", "kind": "survey", "survey": {"topic": "服务"}, "windows": ["00:00-24:00"]}),
+        NOON)
+    await svc.start()
+    try:
+        assert await svc.add_callback(workorder_id=77, number="13800000077", category="complaint",
+                                      requested=False, call_id="1700000000.42", agent_id="1001") is True
+        [due] = [e for e in emitted.events if e.kind == Kind.WORKORDER_CALLBACK]
+        assert (due.call_id, due.agent_id, due.queue, due.data["id"], due.data["action"]) == (
+            "1700000000.42", "1001", "billing", "77", "due")
+        await svc.store.change_state("survey-workorders", "start", NOON)
+        svc.dialer.wake()
+        await emitted.until(lambda ev: any(e.kind == Kind.OUT_ATTEMPT for e in ev))
+        [call] = pbx.originated
+        svc.on_ami_event("pbx1", AmiMessage.of(Event="UserEvent", UserEvent="OutboundResult",
+                                               ChannelId=call["ChannelId"], Digit="4", AMDSTATUS="HUMAN"))
+        await emitted.until(lambda ev: sum(e.kind == Kind.WORKORDER_CALLBACK for e in ev) == 2)
+        [score] = [e for e in emitted.events if e.kind == Kind.SURVEY_RATING]
+        assert (score.call_id, score.agent_id, score.queue, score.data["rating"]) == (
+            "1700000000.42", "1001", "billing", 4)  # the order's call, not the survey call
+        done = [e for e in emitted.events if e.kind == Kind.WORKORDER_CALLBACK][-1]
+        assert (done.data["id"], done.data["action"], done.agent_id, done.queue) == ("77", "done", "1001", "billing")
+    finally:
+        await svc.stop()
