@@ -117,7 +117,8 @@ async def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
     if request.param == "sqlite":
         yield f"sqlite+aiosqlite:///{tmp_path / 'cti.db'}"
     else:
-        yield await fresh_database("ctitest_platform")
+        # per process: test sessions running side by side on one PostgreSQL must not share (and drop) it
+        yield await fresh_database(f"ctitest_platform_{os.getpid()}")
 
 
 async def call_events(db_url: str, call_id: str, want: set[str], timeout: float = 15.0) -> list[Any]:
@@ -288,7 +289,7 @@ async def test_a_call_that_began_while_the_server_was_down_is_measured_from_its_
     assert end.data["duration_s"] == pytest.approx(await asterisk_duration(ami, call_id), abs=0.55)
     engine = make_engine(db_url)
     try:
-        [connected] = await fetch_events(engine, kinds=[Kind.AMI_CONNECTED])
+        connected = (await fetch_events(engine, kinds=[Kind.AMI_CONNECTED]))[0]  # its first login
     finally:
         await engine.dispose()
     assert connected.ts - rows[0].ts > 1.0  # the server came up well after the call began: measured from the latter
