@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from .configfile import ConfigError, ConfigProblem
 
@@ -51,16 +53,83 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         return 1
     cfg = settings.load_server(config_dir)
     setup_logging(args.log_level or cfg.log_level, json_lines=args.log_json)
+    if args.demo_traffic is not None:
+        return _serve_demo(args, cfg)
     if not args.sandbox:
         for w in settings.secret_warnings(config_dir):
             logging.getLogger("ctiserver").warning("%s", w)
 
     async def main() -> None:
         server = await build_server(config_dir, cfg, sandbox=args.sandbox, sample_data=args.sample_data)
-        await run_until_signalled(server)
+        ready = asyncio.Event()
+        running = asyncio.create_task(run_until_signalled(server, ready))
+        waiter = asyncio.create_task(ready.wait())
+        await asyncio.wait([running, waiter], return_when=asyncio.FIRST_COMPLETED)
+        waiter.cancel()
+        if ready.is_set():
+            print(serve_banner(server, config_dir, users=await _count_users(server)), flush=True)
+        await running
 
     asyncio.run(main())
     return 0
+
+
+def _serve_demo(args: argparse.Namespace, cfg: Any) -> int:
+    """`serve --demo-traffic`: the hotline working at once: `ctiserver demo` (sandbox, simulated callers and
+    agents) on this config, with this config's ports."""
+    from .sim.demo import DemoOptions, run_demo_forever
+
+    opts = DemoOptions(config_dir=Path(args.config), callers_per_minute=args.demo_traffic,
+                       http_port=cfg.http.port, agi_port=cfg.agi.port)
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(run_demo_forever(opts))
+    return 0
+
+
+async def _count_users(server: Any) -> int | None:
+    """Desktop users in the store (None when it cannot tell, e.g. the database is away)."""
+    from sqlalchemy import func, select
+
+    from .web.app import DESKTOP_KEY
+    from .web.tables import users
+
+    try:
+        async with server.http_app[DESKTOP_KEY].engine.connect() as conn:
+            return int((await conn.execute(select(func.count()).select_from(users))).scalar_one())
+    except Exception:
+        return None
+
+
+def serve_banner(server: Any, config_dir: Path, *, users: int | None) -> str:
+    """What a newcomer needs once the server is up: where to go, how to log in, how to place a first call."""
+    cfg = server.cfg
+    host = cfg.http.host if cfg.http.host not in ("0.0.0.0", "::", "") else "127.0.0.1"
+    base = f"http://{host}:{server.http_port}"
+    agi_port = server.agi.port if server.agi is not None else cfg.agi.port
+    lines = ["ctiserver is serving (Ctrl-C stops it):",
+             f"  {'agent desktop':<14} {base}/agent",
+             f"  {'wallboard':<14} {base}/wallboard",
+             f"  {'reports':<14} {base}/reports",
+             f"  {'health':<14} {base}/healthz   (Prometheus: {base}/metrics)"]
+    add = f"ctiserver user add 2001 --name 班长 --role supervisor --config {config_dir}"
+    if users == 0:
+        lines.append(f"  {'log in':<14} no desktop user yet: `{add}` (agents: --role agent, "
+                     f"numbers from acd.yaml, e.g. 1001)")
+    elif users is None:
+        lines.append(f"  {'log in':<14} with a desktop user; create one with `{add}`")
+    else:
+        lines.append(f"  {'log in':<14} {users} desktop user(s); add more with `{add}`")
+    info = server.features.sandbox if server.features is not None else None
+    if info is not None:
+        lines.append(f"  {'first call':<14} a SIP softphone registered on 127.0.0.1:{info.sip_port} as agent1001 "
+                     f"(password pw1001) logs in agent 1001; call the hotline with "
+                     f"`ctiserver serve --config {config_dir} --sandbox --sample-data --demo-traffic` instead "
+                     f"to watch simulated callers and agents")
+    else:
+        lines.append(f"  {'first call':<14} Asterisk sends callers to agi://<this host>:{agi_port}/ivr "
+                     f"(asterisk/extensions.conf, [hotline]); to try it here: "
+                     f"`ctiserver serve --config {config_dir} --sandbox --sample-data --demo-traffic`")
+    return "\n".join(lines)
 
 
 def _cmd_asterisk(args: argparse.Namespace) -> int:
@@ -113,6 +182,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sandbox", action="store_true", help="bring up the sandbox Asterisk first")
     p.add_argument("--sample-data", action="store_true",
                    help="load the sample customers and outages from config/data (demo hotline)")
+    p.add_argument("--demo-traffic", nargs="?", type=float, const=6.0, metavar="CALLERS_PER_MINUTE",
+                   help="the hotline working at once: sandbox Asterisk, sample data, simulated callers "
+                        "(default 6 a minute) and agents, as `ctiserver demo` on this config")
     p.set_defaults(func=_cmd_serve)
 
     p = sub.add_parser("check", help="validate the configuration without starting anything")

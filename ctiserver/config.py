@@ -99,6 +99,7 @@ ENV_OVERRIDES = {
     "CTISERVER_HTTP_HOST": ("http", "host"),
     "CTISERVER_HTTP_PORT": ("http", "port"),
     "CTISERVER_AGI_HOST": ("agi", "host"),
+    "CTISERVER_AGI_PORT": ("agi", "port"),
     "CTISERVER_DB_URL": ("database", "url"),
 }
 

@@ -62,6 +62,7 @@ class Features:
     outbound: dict[str, Any]
     hooks: AcdHooks
     calls: AmiCallControl
+    sandbox: Any = None  # the sandbox Asterisk's SandboxInfo when built with sandbox=True (the serve banner)
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -415,10 +416,11 @@ async def build_server(config_dir: Path, cfg: ServerConfig, *, sandbox: bool = F
     server.http_app.middlewares.append(_ops_guard(server.http_app[DESKTOP_KEY].sessions))
     server.http_app[HEALTH_DETAILS_KEY] = _supervisor_check(server.http_app[DESKTOP_KEY].sessions)
 
+    sandbox_info = None
     if sandbox:
         from . import sandbox as sb
 
-        await asyncio.to_thread(sb.up, sounds_dir=ivr.tts.cache_dir)
+        sandbox_info = await asyncio.to_thread(sb.up, sounds_dir=ivr.tts.cache_dir)
 
     tasks: list[asyncio.Task[None]] = []
 
@@ -442,5 +444,5 @@ async def build_server(config_dir: Path, cfg: ServerConfig, *, sandbox: bool = F
     server.on_start(start)
     server.on_stop(stop)
     server.features = Features(acd=acd, ivr=ivr, outbound=outbound, hooks=hooks, calls=calls,
-                               extra={"fallback": fallback.queues})
+                               sandbox=sandbox_info, extra={"fallback": fallback.queues})
     return server

@@ -87,6 +87,7 @@ class _Counters:
     placed: int = 0
     failed: int = 0
     events: dict[str, int] = field(default_factory=dict)
+    last: dict[str, Event] = field(default_factory=dict)  # the latest event of each kind
 
 
 def load_customers(config_dir: Path) -> list[tuple[str, str]]:
@@ -227,6 +228,7 @@ class Demo:
 
     def _count(self, ev: Event) -> None:
         self.counters.events[ev.kind] = self.counters.events.get(ev.kind, 0) + 1
+        self.counters.last[ev.kind] = ev
         self._changed.set()
 
     async def wait_for(self, kind: str, count: int, timeout: float) -> bool:
@@ -362,8 +364,27 @@ def banner(info: DemoInfo) -> str:
     lines += [f"  {name:<14} {url}" for name, url in info.urls.items()]
     lines += [f"  {'log in':<14} {info.supervisor} (supervisor) or an agent number 1001..1010, "
               f"password {info.password}",
+              f"  {'traffic':<14} simulated callers walk the IVR and queue for the simulated agents; "
+              f"the first is put through within about a minute (a line below says so)",
               f"  {'event store':<14} {info.db_url}", f"  {'config copy':<14} {info.config_dir}"]
     return "\n".join(lines)
+
+
+def progress_line(c: _Counters) -> str:
+    return (f"demo: {c.placed} callers placed ({c.failed} failed); {c.events.get(Kind.ACD_ANSWER, 0)} put through "
+            f"to agents, {c.events.get(Kind.ACD_ABANDON, 0)} abandoned")
+
+
+async def narrate(demo: Demo, every_s: float = 60.0) -> None:
+    """Tell the newcomer when the first caller reaches an agent, then how it goes every minute."""
+    started = time.monotonic()
+    if await demo.wait_for(Kind.ACD_ANSWER, 1, timeout=600):
+        ev = demo.counters.last[Kind.ACD_ANSWER]
+        print(f"first call routed: caller put through to agent {ev.agent_id} (queue {ev.queue}, tier {ev.tier}) "
+              f"{time.monotonic() - started:.0f} s after start; watch the wallboard", flush=True)
+    while True:
+        await asyncio.sleep(every_s)
+        print(progress_line(demo.counters), flush=True)
 
 
 async def run_demo_forever(opts: DemoOptions) -> None:
@@ -376,11 +397,15 @@ async def run_demo_forever(opts: DemoOptions) -> None:
     try:
         info = await demo.start()
         print(banner(info), flush=True)
+        story = asyncio.create_task(narrate(demo), name="demo-narrate")
         timeout = None if math.isinf(opts.minutes) else opts.minutes * 60.0
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout)
+        try:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout)
+        finally:
+            story.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await story
     finally:
         await demo.stop()
-    c = demo.counters
-    print(f"demo stopped: {c.placed} callers placed ({c.failed} failed); "
-          f"{c.events.get(Kind.ACD_ANSWER, 0)} answered, {c.events.get(Kind.ACD_ABANDON, 0)} abandoned", flush=True)
+    print("demo stopped: " + progress_line(demo.counters).removeprefix("demo: "), flush=True)
