@@ -97,6 +97,7 @@ class AmiRecorder:
         self.info = info
         self._ears: CallerEars | None = None
         self.originated: set[str] = set()  # caller numbers, hung up when the test ends
+        self._globals_before: dict[str, str] = {}
         self.events: list[Any] = []
         self._changed = asyncio.Event()
         self.client = AmiClient(ami_server_config(info), on_event=self._on_event)
@@ -136,8 +137,17 @@ class AmiRecorder:
         return await self.client.action(name, fields or {})
 
     async def setvar(self, name: str, value: str) -> None:
-        """Set a dialplan global (no Channel)."""
+        """Set a dialplan global (no Channel); it gets its old value back when the test ends."""
+        if name not in self._globals_before:
+            self._globals_before[name] = (await self.action("Getvar", {"Variable": name})).get("Value") or ""
         (await self.action("Setvar", {"Variable": name, "Value": value})).raise_for_error("Setvar")
+
+    async def restore_globals(self) -> None:
+        """Globals a test set (a sim agent told to answer) must not answer for the next test."""
+        for name, value in self._globals_before.items():
+            with contextlib.suppress(Exception):
+                await self.action("Setvar", {"Variable": name, "Value": value})
+        self._globals_before.clear()
 
     def matching(self, pred: Callable[[Any], bool]) -> list[Any]:
         return [e for e in self.events if pred(e)]
@@ -168,6 +178,7 @@ async def ami(asterisk_sandbox: sandbox.SandboxInfo) -> AsyncIterator[AmiRecorde
     finally:
         with contextlib.suppress(Exception):
             await rec.hang_up_callers()
+        await rec.restore_globals()
         await rec.close()
 
 
