@@ -79,11 +79,11 @@ class ServerConfig(Strict):
     agi: AgiConfig = Field(default_factory=AgiConfig)
     log_level: Annotated[str, Field(pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")] = "INFO"
 
-    def with_sandbox_secret(self, secret: str) -> ServerConfig:
-        """For `--sandbox`: an Asterisk entry whose `secret_env` is not set uses the sandbox's own secret."""
-        servers = [s.model_copy(update={"secret": secret, "secret_env": None})
-                   if s.secret_env and s.secret_env not in os.environ else s for s in self.asterisk]
-        return self.model_copy(update={"asterisk": servers})
+    def for_sandbox(self, host: str, port: int, username: str, secret: str) -> ServerConfig:
+        """For `--sandbox`: the first Asterisk entry is the sandbox (its address, user and own secret)."""
+        first = self.asterisk[0].model_copy(update={"host": host, "port": port, "username": username,
+                                                    "secret": secret, "secret_env": None})
+        return self.model_copy(update={"asterisk": [first, *self.asterisk[1:]]})
 
     @field_validator("asterisk")
     @classmethod

@@ -350,10 +350,17 @@ async def _restore_agents(server: CtiServer, acd: AcdRuntime, *, wait_s: float =
 async def build_server(config_dir: Path, cfg: ServerConfig, *, sandbox: bool = False,
                        sample_data: bool = False, base_dir: Path | None = None) -> CtiServer:
     config_dir = Path(config_dir)
-    if sandbox:
-        from .sandbox import AMI_SECRET
+    sandbox_info = None
+    if sandbox:  # bring it up first: the AMI link goes to the sandbox's own port, user and secret
+        from . import sandbox as sb
+        from .ivr.settings import load_ivr_settings
+        from .ivr.tts import Tts
 
-        cfg = cfg.with_sandbox_secret(AMI_SECRET)  # CTISERVER_AMI_SECRET unset: the sandbox's own
+        project = Path(base_dir) if base_dir else config_dir.resolve().parent
+        sounds = Tts.from_settings(load_ivr_settings(config_dir).tts, project).cache_dir  # shown to Asterisk
+        sandbox_info = await asyncio.to_thread(sb.up, sounds_dir=sounds)
+        cfg = cfg.for_sandbox(sandbox_info.ami_host, sandbox_info.ami_port, sandbox_info.ami_user,
+                              sandbox_info.ami_secret)
     server = CtiServer(config_dir, cfg, base_dir=base_dir)
     data_engine = make_engine(server.db_url)
 
@@ -415,12 +422,6 @@ async def build_server(config_dir: Path, cfg: ServerConfig, *, sandbox: bool = F
     server.event_listeners.append(server.http_app[BRIDGE_KEY].on_event)
     server.http_app.middlewares.append(_ops_guard(server.http_app[DESKTOP_KEY].sessions))
     server.http_app[HEALTH_DETAILS_KEY] = _supervisor_check(server.http_app[DESKTOP_KEY].sessions)
-
-    sandbox_info = None
-    if sandbox:
-        from . import sandbox as sb
-
-        sandbox_info = await asyncio.to_thread(sb.up, sounds_dir=ivr.tts.cache_dir)
 
     tasks: list[asyncio.Task[None]] = []
 

@@ -53,16 +53,18 @@ def test_check_warns_about_a_literal_secret_outside_the_sandbox(tmp_path: Path,
     assert "warning" not in capsys.readouterr().err
 
 
-def test_the_sandbox_uses_its_own_secret_only_when_the_environment_has_none(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_sandbox_is_reached_with_its_own_address_and_secret(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     shutil.copytree(REPO / "config", tmp_path / "config")
     monkeypatch.delenv("CTISERVER_AMI_SECRET", raising=False)
     cfg = load_server_config(tmp_path / "config")
     with pytest.raises(ValueError, match="CTISERVER_AMI_SECRET"):
         cfg.asterisk[0].resolved_secret()
-    assert cfg.with_sandbox_secret("sandbox-secret").asterisk[0].resolved_secret() == "sandbox-secret"
-    monkeypatch.setenv("CTISERVER_AMI_SECRET", "from-env")
-    assert cfg.with_sandbox_secret("sandbox-secret").asterisk[0].resolved_secret() == "from-env"
+    sandboxed = cfg.for_sandbox("127.0.0.1", 5111, "ctiserver", "sandbox-secret").asterisk[0]
+    assert (sandboxed.port, sandboxed.resolved_secret()) == (5111, "sandbox-secret")
+    monkeypatch.setenv("CTISERVER_AMI_SECRET", "production")  # the sandbox does not know it
+    assert cfg.for_sandbox("127.0.0.1", 5111, "ctiserver", "sandbox-secret").asterisk[0].resolved_secret() \
+        == "sandbox-secret"
 
 
 async def test_the_sqlite_store_and_its_wal_are_private(tmp_path: Path) -> None:
