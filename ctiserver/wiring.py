@@ -182,7 +182,11 @@ def _queue_route(acd: AcdRuntime, caller_of: Callable[[str], str] = lambda call_
                 caller = caller_of(call_id) or caller
                 call_id = own_id
                 kind = "consult"  # an agent's leg, not a new customer call (left out of inbound KPIs)
-            served = await acd.serve(chan, call_id, skill, None, caller, None, kind=kind)
+            lang = ""
+            if not kind:  # the caller's own leg: the language the ACD noted on it before (CTI_LANG)
+                reply = await chan.execute("GET VARIABLE CTI_LANG")
+                lang = reply.data.strip() if reply.result == "1" else ""
+            served = await acd.serve(chan, call_id, skill, None, caller, None, kind=kind, lang=lang)
             log.info("transferred call %s to queue %s: %s", call_id, skill, served.outcome)
         except (AgiHangup, AgiError) as exc:
             log.info("queue session ended: %s", exc)
@@ -288,7 +292,8 @@ class TodayFigures:
 
 
 def _outbound_agent_route(acd: AcdRuntime) -> Any:
-    """A customer who pressed 0 in an outbound call: into the ACD with the outbound skill and their tier."""
+    """A customer who pressed 0 in an outbound call: into the ACD with the outbound skill and their tier,
+    in the language their message was played in (MSG_LANG; its desk, if that language has one)."""
 
     async def handle(chan: AgiChannel) -> None:
         async def var(name: str) -> str:
@@ -299,8 +304,9 @@ def _outbound_agent_route(acd: AcdRuntime) -> Any:
             call_id = await var("CHANNEL(linkedid)") or chan.headers.get("agi_uniqueid", "")
             skill = await var("OUT_SKILL") or "outbound"
             tier = await var("OUT_TIER") or None
+            lang = await var("MSG_LANG")
             caller = chan.headers.get("agi_callerid", "") or chan.headers.get("agi_dnid", "")
-            served = await acd.serve(chan, call_id, skill, tier, caller, None)
+            served = await acd.serve(chan, call_id, skill, tier, caller, None, lang=lang, route_by_language=True)
             log.info("outbound call %s to agent: %s", call_id, served.outcome)
         except (AgiHangup, AgiError) as exc:
             log.info("outbound-agent session ended: %s", exc)
@@ -372,9 +378,10 @@ async def build_server(config_dir: Path, cfg: ServerConfig, *, sandbox: bool = F
                      data=SqlDataProvider(data_engine, calendar.timezone), project_dir=server.base_dir,
                      clock=server.clock, calendar=calendar)
 
-    async def say(chan: AgiChannel, text: str) -> None:
-        """ACD announcements (position, expected wait) through the IVR's TTS."""
-        sound = await ivr.tts.sound(text, "zh")
+    async def say(chan: AgiChannel, text: str, lang: str) -> None:
+        """What the ACD says to a caller (announcements, messages, voicemail) through the IVR's TTS,
+        in the caller's language."""
+        sound = await ivr.tts.sound(text, lang)
         await chan.execute(f'STREAM FILE {sound} ""')
 
     acd.say = say

@@ -1,4 +1,5 @@
-"""ACD configuration (`config/acd.yaml`): skills, queues, agents, tiers; queue hours name calendar.yaml sets.
+"""ACD configuration (`config/acd.yaml`): skills, queues, agents, tiers, caller languages; queue hours name
+calendar.yaml sets.
 
 Validated in two passes: pydantic checks each value, then `_cross_check` checks
 the references between sections (an agent's skill, a queue's hours set, an
@@ -30,6 +31,17 @@ Seconds = Annotated[float, Field(ge=0)]
 # fourth digit instead of waiting out its transfer digit timeout.
 TRANSFER_CODE = r"^[0-9]{4}$"
 TransferCode = Annotated[str, Field(pattern=TRANSFER_CODE)]
+Lang = Annotated[str, Field(pattern=r"^[a-z]{2,3}$")]
+# What a caller hears, per language ({zh: ..., en: ...}). A plain string is one text for every language:
+# `check` accepts it only when the ACD has a single language (a caller must never hear another language).
+Text = str | dict[Lang, str]
+
+
+class LanguageConfig(Strict):
+    """A caller language (the IVR's `lang`)."""
+
+    # callers of this language are queued to this desk whatever topic they chose (e.g. en: english)
+    desk: Name | None = None
 
 
 class Destination(Strict):
@@ -164,27 +176,45 @@ class VipConfig(Strict):
     desk_wait_s: Seconds = 0.0  # then only the VIP desk this long
 
 
+ANNOUNCE_FIELDS = {"position": 2, "ahead": 1, "waiting": 3, "wait_min": 1, "wait_s": 60}
+
+
 class AnnounceConfig(Strict):
     first_after_s: Seconds = 15.0
     every_s: Annotated[float, Field(gt=0)] = 45.0
-    # str.format fields: position, waiting, wait_min (rounded up), wait_s
-    text: str = "您前面还有{position}位客户在等待，预计等待{wait_min}分钟，请耐心等候。"
-    text_unknown: str = "您前面还有{position}位客户在等待，请耐心等候。"
-    callback_hint: str = ""  # appended when callback_key is set, e.g. "如需回拨请按1。"
-    callback_confirm: str = "已为您预约回拨，轮到您时我们将给您回电，再见。"
+    # str.format fields: position (1 = next), ahead (callers before this one), waiting, wait_min (rounded
+    # up), wait_s
+    text: Text = Field(default_factory=lambda: {
+        "zh": "您现在排在第{position}位，预计等待{wait_min}分钟，请耐心等候。",
+        "en": "You are number {position} in the queue. The expected wait is {wait_min} minutes. "
+              "Please hold."})
+    text_unknown: Text = Field(default_factory=lambda: {
+        "zh": "您现在排在第{position}位，请耐心等候。",
+        "en": "You are number {position} in the queue. Please hold."})
+    callback_hint: Text = ""  # appended when callback_key is set, e.g. {zh: "如需回拨请按1。", en: ...}
+    callback_confirm: Text = Field(default_factory=lambda: {
+        "zh": "已为您预约回拨，轮到您时我们将给您回电，再见。",
+        "en": "Your callback is booked. We will call you back when it is your turn. Goodbye."})
 
 
-BUILTIN_MESSAGES = {
-    "busy": "当前来电较多，坐席全忙，请您稍后再拨，再见。",
-    "closed": "现在不是人工服务时间，请在服务时间内来电，再见。",
+BUILTIN_MESSAGES: dict[str, Text] = {
+    "busy": {"zh": "当前来电较多，坐席全忙，请您稍后再拨，再见。",
+             "en": "All our agents are busy. Please call again later. Goodbye."},
+    "closed": {"zh": "现在不是人工服务时间，请在服务时间内来电，再见。",
+               "en": "Our agents are not available at this time. Please call during service hours. Goodbye."},
 }
 
 
 class VoicemailConfig(Strict):
     """A queue's voicemail: the caller leaves a message (recorded by Asterisk, logged as acd.voicemail)."""
 
-    prompt: str = "坐席繁忙，请在提示音后留言，说明您的姓名、电话和事由，按井号键结束。"
-    thanks: str = "留言已收到，我们会尽快与您联系，再见。"
+    prompt: Text = Field(default_factory=lambda: {
+        "zh": "坐席繁忙，请在提示音后留言，说明您的姓名、电话和事由，按井号键结束。",
+        "en": "All our agents are busy. After the tone, please leave your name, number and the reason "
+              "for your call, then press hash."})
+    thanks: Text = Field(default_factory=lambda: {
+        "zh": "留言已收到，我们会尽快与您联系，再见。",
+        "en": "Thank you, we have your message and will contact you soon. Goodbye."})
     max_s: Annotated[int, Field(ge=5, le=600)] = 120
     silence_s: Annotated[int, Field(ge=1, le=60)] = 6
 
@@ -215,18 +245,42 @@ class AcdConfig(Strict):
     callback_key: Annotated[str, Field(pattern=r"^[0-9*#]$")] | None = None
     key_poll_ms: Annotated[int, Field(ge=100, le=5000)] = 500
     dial_max_s: Annotated[float, Field(gt=0)] = 4 * 3600.0  # AGI timeout for an EXEC Dial (ring + talk)
+    # Caller languages, the default first: every text a caller hears (announce, messages, voicemail)
+    # exists in each; a language's `desk` takes its callers whatever topic they chose.
+    languages: dict[Lang, LanguageConfig] = Field(
+        default_factory=lambda: {"zh": LanguageConfig(), "en": LanguageConfig()})
     announce: AnnounceConfig = Field(default_factory=AnnounceConfig)
     # what a caller hears at a `message` destination (overflow, closed queue): name -> text (TTS);
     # `busy` and `closed` (the defaults of a queue's overflow and closed) always exist
-    messages: dict[Name, str] = Field(default_factory=dict, validate_default=True)
+    messages: dict[Name, Text] = Field(default_factory=dict, validate_default=True)
     voicemail: VoicemailConfig = Field(default_factory=VoicemailConfig)
     # Queues an attended transfer can reach: code -> skill, e.g. {"9001": supervisor} (the desktop's escalation).
     transfer_codes: dict[TransferCode, Name] = Field(default_factory=dict)
 
     @field_validator("messages", mode="after")
     @classmethod
-    def _builtin_messages(cls, value: dict[str, str]) -> dict[str, str]:
+    def _builtin_messages(cls, value: dict[str, Text]) -> dict[str, Text]:
         return {**BUILTIN_MESSAGES, **value}
+
+    @property
+    def default_language(self) -> str:
+        return next(iter(self.languages), "zh")
+
+    def language(self, lang: str | None) -> str:
+        """A caller's language as the ACD knows it: the default for an unknown or missing one."""
+        return lang if lang and lang in self.languages else self.default_language
+
+    def text(self, text: Text, lang: str | None) -> str:
+        """`text` in the caller's language (a plain string is the same in every language)."""
+        if isinstance(text, str):
+            return text
+        lang = self.language(lang)
+        return text.get(lang) or text.get(self.default_language) or next(iter(text.values()), "")
+
+    def desk_for(self, skill: str, lang: str | None) -> str:
+        """The queue for a caller who asked for `skill`: their language's desk if it has one."""
+        desk = self.languages.get(lang or "")
+        return desk.desk if desk is not None and desk.desk is not None else skill
 
     @field_validator("transfer_codes", mode="before")
     @classmethod
@@ -336,6 +390,7 @@ def _cross_check(cfg: AcdConfig) -> list[tuple[tuple[int | str, ...], str]]:
     if cfg.queue_defaults.hours is not None and (msg := unknown_hours(cfg.queue_defaults.hours, cfg.calendar)):
         out.append((("queue_defaults", "hours"), msg))
     out.extend(_dest_check(cfg, cfg.queue_defaults.closed, ("queue_defaults", "closed")))
+    out.extend(_language_check(cfg))
     coded: dict[str, str] = {}
     for code, skill in cfg.transfer_codes.items():
         if skill not in skills:
@@ -359,6 +414,50 @@ def _cross_check(cfg: AcdConfig) -> list[tuple[tuple[int | str, ...], str]]:
                             + " -> ".join([*path, cur])))
                 break
             path.append(cur)
+    return out
+
+
+def _language_check(cfg: AcdConfig) -> list[tuple[tuple[int | str, ...], str]]:
+    """Every caller-facing text in every language (formatted with its fields); desks are queues."""
+    out: list[tuple[tuple[int | str, ...], str]] = []
+    langs = list(cfg.languages)
+    if not langs:
+        return [(("languages",), "at least one caller language is needed")]
+    for lang, lc in cfg.languages.items():
+        if lc.desk is not None and lc.desk not in cfg.skills:
+            out.append((("languages", lang, "desk"), f"language {lang}: unknown queue '{lc.desk}'"))
+    texts: list[tuple[tuple[int | str, ...], Text, dict[str, Any] | None]] = [
+        (("announce", "text"), cfg.announce.text, ANNOUNCE_FIELDS),
+        (("announce", "text_unknown"), cfg.announce.text_unknown, ANNOUNCE_FIELDS),
+        (("announce", "callback_hint"), cfg.announce.callback_hint, None),
+        (("announce", "callback_confirm"), cfg.announce.callback_confirm, None),
+        (("voicemail", "prompt"), cfg.voicemail.prompt, None),
+        (("voicemail", "thanks"), cfg.voicemail.thanks, None),
+        *((("messages", name), text, None) for name, text in cfg.messages.items()),
+    ]
+    for loc, text, fields in texts:
+        where = ".".join(map(str, loc))
+        if isinstance(text, str):
+            if text and len(langs) > 1:
+                out.append((loc, f"{where}: give the text in every caller language ({', '.join(langs)}), "
+                                 f"e.g. {{{langs[0]}: ..., {langs[1]}: ...}}"))
+            per_lang = {langs[0]: text}
+        else:
+            if loc != ("announce", "callback_hint") or any(text.values()):
+                missing = [lang for lang in langs if not (text.get(lang) or "").strip()]
+                if missing:
+                    out.append((loc, f"{where}: no {', '.join(missing)} text (caller languages: "
+                                     f"{', '.join(langs)})"))
+            per_lang = text
+        if fields is None:  # spoken as written
+            continue
+        for lang, value in per_lang.items():
+            try:
+                value.format(**fields)
+            except (KeyError, IndexError, ValueError) as exc:
+                known = ", ".join("{" + f + "}" for f in fields) or "none"
+                out.append(((*loc, lang) if isinstance(text, dict) else loc,
+                            f"{where}: bad placeholder {exc} in the {lang} text (fields: {known})"))
     return out
 
 

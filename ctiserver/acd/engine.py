@@ -139,6 +139,7 @@ class _Call:
     kind: str = ""  # "" a customer's call; "consult": an agent's warm-transfer leg; "return": back from a transfer
     caller_name: str = ""  # the CallerID name Asterisk gave
     prefer: str | None = None  # an agent offered this call before anyone else (the one it comes back to)
+    lang: str = ""  # the caller's language
 
 
 class AcdEngine:
@@ -240,11 +241,13 @@ class AcdEngine:
 
     def enqueue(self, call_id: str, skill: str, tier: str | None, caller: str, now: float,
                 account_agent: str | None = None, customer: dict[str, Any] | None = None,
-                kind: str = "", caller_name: str = "", prefer_agent: str | None = None) -> list[Command]:
+                kind: str = "", caller_name: str = "", prefer_agent: str | None = None,
+                lang: str = "") -> list[Command]:
         """A caller asks for an agent. tier None: classify by `customer` with the tier rules. `kind`
         marks a leg that is not a new customer call, e.g. "consult" (an agent's warm transfer), in the
         enqueue event (the KPIs leave such legs out of the inbound figures). `caller_name` is the
-        CallerID name Asterisk gave (the screen-pop shows it for a caller without a customer record).
+        CallerID name Asterisk gave (the screen-pop shows it for a caller without a customer record);
+        `lang` the caller's language (in the enqueue event: reports and the pop show it).
 
         `prefer_agent`: a caller coming back to the agent who had them (a transfer that could not
         complete). That agent is offered the call before anyone, at once if they are free or still
@@ -295,7 +298,7 @@ class AcdEngine:
             out.append(CancelCallback(kept.id, call_id, "redial"))
         call = _Call(call_id, skill, tier, self._rank[tier], caller, customer, account_agent,
                      arrived=now, place_ts=place_ts, seq=seq, queue_entered=now, redial=redial, kind=kind,
-                     caller_name=caller_name)
+                     caller_name=caller_name, lang=lang)
         if redial_cancels is not None:  # they called back themselves: the outbound side can stand down
             out.append(CancelCallback(redial_cancels, call_id, "redial"))
         back = self._agents.get(prefer_agent) if prefer_agent is not None else None
@@ -815,6 +818,8 @@ class AcdEngine:
             data: dict[str, Any] = {"caller": call.caller, "position": 0}
             if call.caller_name:
                 data["caller_name"] = call.caller_name
+            if call.lang:
+                data["lang"] = call.lang
             if call.account_agent:
                 data["account_agent"] = call.account_agent
             if call.redial:

@@ -16,6 +16,10 @@ the agent is rung at once instead of being held reserved until the prompt ends;
 ring time runs from Asterisk's DialBegin (`note_ringing`) to the answer. On any
 orderly finish it sets `CTI_DONE=1` (and `CTI_ACD_RESULT`), so the dialplan's
 fallback `Queue()` only runs when the CTI itself died.
+
+Everything the caller hears (announcements, where the ACD sends them, voicemail) is spoken in the
+caller's language (`lang`, from the IVR; acd.yaml `languages`). A caller asking for an agent from a
+menu (`route_by_language`) goes to their language's desk if it has one; a transfer keeps its target.
 """
 
 from __future__ import annotations
@@ -49,7 +53,7 @@ from .model import (
 
 log = logging.getLogger(__name__)
 
-Say = Callable[[AgiChannel, str], Awaitable[None]]
+Say = Callable[[AgiChannel, str, str], Awaitable[None]]  # (channel, text, language): speak to the caller
 _RONA_STATUSES = {"NOANSWER": "noanswer", "BUSY": "busy", "CHANUNAVAIL": "chanunavail",
                   "CONGESTION": "congestion"}
 
@@ -92,6 +96,8 @@ class QueueRequestLike(Protocol):
     def caller(self) -> str: ...
     @property
     def customer(self) -> dict[str, Any] | None: ...
+    @property
+    def lang(self) -> str: ...
 
 
 class _TimedExecute(Protocol):
@@ -309,7 +315,7 @@ class AcdRuntime:
 
         An empty tier means "classify by the customer record with the tier rules"."""
         served = await self.serve(chan, request.call_id, request.skill, request.tier or None, request.caller,
-                                  request.customer)
+                                  request.customer, lang=request.lang, route_by_language=True)
         return served.agent_id or ""
 
     async def serve_caller(self, chan: AgiChannel, call_id: str, skill: str, tier: str | None, caller: str,
@@ -323,25 +329,34 @@ class AcdRuntime:
 
     async def serve(self, chan: AgiChannel, call_id: str, skill: str, tier: str | None, caller: str,
                     customer: dict[str, Any] | None = None, *, kind: str = "",
-                    prefer_agent: str | None = None) -> Served:
-        """`serve_caller` that also says which agent answered. `prefer_agent`: see `AcdEngine.enqueue`."""
+                    prefer_agent: str | None = None, lang: str = "", route_by_language: bool = False) -> Served:
+        """`serve_caller` that also says which agent answered. `prefer_agent`: see `AcdEngine.enqueue`.
+        `lang`: the caller's language (what they hear); `route_by_language`: a caller who asked for an
+        agent goes to their language's desk."""
         box: asyncio.Queue[Command] = asyncio.Queue()
         if call_id in self._mailboxes:
             raise AcdError(f"call {call_id} is already being served")
+        lang = self.cfg.language(lang)
+        if route_by_language:
+            skill = self.cfg.desk_for(skill, lang)
         self._mailboxes[call_id] = box
-        info = {"call_id": call_id, "caller": caller, "skill": skill, "tier": tier, "customer": customer}
+        info = {"call_id": call_id, "caller": caller, "skill": skill, "tier": tier, "customer": customer,
+                "lang": lang}
         result = "abandoned"
         hung_up = False
         enqueued = False
         name = caller_name(chan)
         try:
             self.apply(lambda now: self.engine.enqueue(call_id, skill, tier, caller, now, customer=customer,
-                                                       kind=kind, caller_name=name, prefer_agent=prefer_agent))
+                                                       kind=kind, caller_name=name, prefer_agent=prefer_agent,
+                                                       lang=lang))
             enqueued = True
+            if lang != self.cfg.default_language:  # a later session on this channel (a transfer) knows it
+                await chan.execute(f"SET VARIABLE CTI_LANG {lang}")
             result = await self._hold(chan, call_id, box, info)
             dest = info.get("destination")
             if isinstance(dest, Destination):
-                await self._deliver(chan, call_id, skill, caller, dest, str(info.get("tier") or ""))
+                await self._deliver(chan, call_id, skill, caller, dest, str(info.get("tier") or ""), lang)
         except AgiHangup:
             hung_up = True
             result = "answered" if self.engine.call_state(call_id) == TALKING else "abandoned"
@@ -464,7 +479,7 @@ class AcdRuntime:
                 ann = self._announcing[call_id] = _Announcement(chan)
                 ann.stopped = self.engine.call_state(call_id) != "waiting"  # offered while the music stopped
                 try:
-                    await self.say(ann, self._announcement(call_id, now))
+                    await self.say(ann, self._announcement(call_id, now, info["lang"]), info["lang"])
                 finally:
                     del self._announcing[call_id]
                 next_announce = self.clock.now() + cfg.announce.every_s
@@ -476,9 +491,10 @@ class AcdRuntime:
                 if reply.result_int > 0 and chr(reply.result_int) == cfg.callback_key \
                         and self.engine.call_state(call_id) == "waiting":
                     self.apply(lambda now: self.engine.request_callback(call_id, now))
-                    if self.say is not None and cfg.announce.callback_confirm:
+                    confirm = cfg.text(cfg.announce.callback_confirm, info["lang"])
+                    if self.say is not None and confirm:
                         await self._music(chan, call_id, False)
-                        await self.say(chan, cfg.announce.callback_confirm)
+                        await self.say(chan, confirm, info["lang"])
                     return "callback"
                 continue
             wait = max(0.01, min(cfg.probe_every_s, next_announce - now))
@@ -517,31 +533,32 @@ class AcdRuntime:
         return None
 
     async def _deliver(self, chan: AgiChannel, call_id: str, skill: str, caller: str, dest: Destination,
-                       tier: str = "") -> None:
+                       tier: str = "", lang: str = "") -> None:
         """Where the ACD sent a caller instead of an agent: a message, a voicemail, or word that we will
         call back (a `queue` destination was handled by the engine). The caller may hang up meanwhile."""
         cfg = self.cfg
         await self._music(chan, call_id, False)
         if dest.kind == "voicemail" and self.recordings_dir:
-            await self._voicemail(chan, call_id, skill, dest.target, caller, tier)
+            await self._voicemail(chan, call_id, skill, dest.target, caller, tier, lang)
             return
         if dest.kind == "callback" and caller:
-            text = cfg.announce.callback_confirm
+            text = cfg.text(cfg.announce.callback_confirm, lang)
         elif dest.kind == "message":
-            text = cfg.messages.get(dest.target, cfg.messages["busy"])
+            text = cfg.text(cfg.messages.get(dest.target, cfg.messages["busy"]), lang)
         else:  # a voicemail with nowhere to record, or a callback to an unknown number
-            text = cfg.messages["busy"]
+            text = cfg.text(cfg.messages["busy"], lang)
         if self.say is not None and text:
-            await self.say(chan, text)
+            await self.say(chan, text, cfg.language(lang))
 
     async def _voicemail(self, chan: AgiChannel, call_id: str, skill: str, box: str, caller: str = "",
-                         tier: str = "") -> None:
+                         tier: str = "", lang: str = "") -> None:
         vm = self.cfg.voicemail
+        lang = self.cfg.language(lang)
         assert self.recordings_dir is not None
         name = re.sub(r"[^A-Za-z0-9._-]", "_", f"vm-{box}-{call_id}")[:120]
         path = f"{self.recordings_dir.rstrip('/')}/{name}"
         if self.say is not None:
-            await self.say(chan, vm.prompt)
+            await self.say(chan, self.cfg.text(vm.prompt, lang), lang)
         started = self.clock.now()
         try:
             # a long command: its own time limit (the AGI default is shorter than a message may be)
@@ -556,18 +573,20 @@ class AcdRuntime:
                 self._hook("on_callback", ScheduleCallback(call_id, caller, skill, tier or self.cfg.default_tier,
                                                            now + self.cfg.callback_due_s, "voicemail",
                                                            recording=path))
-        if self.say is not None and vm.thanks:
-            await self.say(chan, vm.thanks)
+        thanks = self.cfg.text(vm.thanks, lang)
+        if self.say is not None and thanks:
+            await self.say(chan, thanks, lang)
 
-    def _announcement(self, call_id: str, now: float) -> str:
+    def _announcement(self, call_id: str, now: float, lang: str) -> str:
         ann = self.cfg.announce
         pos = self.engine.position(call_id, now)
-        fields = {"position": pos.position, "waiting": pos.waiting,
+        fields = {"position": pos.position, "ahead": pos.position - 1, "waiting": pos.waiting,
                   "wait_s": int(pos.est_wait_s or 0),
                   "wait_min": max(1, math.ceil((pos.est_wait_s or 0) / 60))}
-        text = (ann.text if pos.est_wait_s is not None else ann.text_unknown).format(**fields)
-        if self.cfg.callback_key is not None and ann.callback_hint:
-            text += ann.callback_hint
+        text = self.cfg.text(ann.text if pos.est_wait_s is not None else ann.text_unknown, lang).format(**fields)
+        hint = self.cfg.text(ann.callback_hint, lang)
+        if self.cfg.callback_key is not None and hint:
+            text += (" " if text[-1:].isascii() else "") + hint  # no space between Chinese sentences
         return text
 
     async def _ring(self, chan: AgiChannel, call_id: str, offer: Offer, info: dict[str, Any]) -> bool:

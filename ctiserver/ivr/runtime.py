@@ -71,6 +71,7 @@ class QueueRequest:
     caller: str
     customer: dict[str, Any] | None
     ivr_path: tuple[str, ...]
+    lang: str = ""  # the caller's language (the tree's `lang`): the ACD speaks it and may route on it
 
 
 Handoff = Callable[[AgiChannel, QueueRequest], Awaitable[str]]
@@ -81,15 +82,18 @@ Emit = Callable[[Event], Any]  # may return an awaitable
 
 class _Serving(Protocol):
     async def serve(self, chan: AgiChannel, call_id: str, skill: str, tier: str | None, caller: str,
-                    customer: dict[str, Any] | None = None) -> Any: ...
+                    customer: dict[str, Any] | None = None, *, lang: str = "",
+                    route_by_language: bool = False) -> Any: ...
 
 
 def handoff_to(acd: _Serving) -> Handoff:
     """A Handoff over the ACD runtime's `serve(...)` (returns `Served`, with `.agent_id`). An empty tier
-    goes as None: the ACD classifies the customer record with its tier rules."""
+    goes as None: the ACD classifies the customer record with its tier rules. The caller's language
+    goes along: the ACD speaks it and sends the caller to that language's desk if it has one."""
 
     async def handoff(chan: AgiChannel, req: QueueRequest) -> str:
-        served = await acd.serve(chan, req.call_id, req.skill, req.tier or None, req.caller, req.customer)
+        served = await acd.serve(chan, req.call_id, req.skill, req.tier or None, req.caller, req.customer,
+                                 lang=req.lang, route_by_language=True)
         return str(getattr(served, "agent_id", None) or "")
 
     return handoff
@@ -314,6 +318,7 @@ class _Call:
         # "" lets the ACD's tier rules classify the customer record, unless the tree named a tier
         request = QueueRequest(call_id=str(w.data["call_id"]), skill=action.skill,
                                tier=action.tier if action.explicit else "",
-                               caller=str(w.data["caller"]), customer=w.customer, ivr_path=tuple(w.path))
+                               caller=str(w.data["caller"]), customer=w.customer, ivr_path=tuple(w.path),
+                               lang=str(w.data.get("lang") or ""))
         agent = await self.rt.handoff(self.chan, request)
         return Queued(agent or "")

@@ -69,7 +69,8 @@ class AcdLike(Protocol):
     def callback_ended(self, call_id: str, outcome: str | None = None) -> list[Any]: ...
 
 
-Say = Callable[[AgiChannel, str], Awaitable[None]]
+Say = Callable[[AgiChannel, str, str], Awaitable[None]]  # (channel, text, language)
+WHISPER_LANG = "zh"  # whispers are for the agent (outbound.yaml writes them in Mandarin), not the customer
 
 
 @dataclass(frozen=True, slots=True)
@@ -536,7 +537,7 @@ class AcdCallbackService:
             template = self.cfg.callbacks.whisper if reason == "workorder" else self.policy.whisper
             text = whisper_text(template, number, reason, skill)
             if text and self.say is not None:
-                await self.say(chan, text)
+                await self.say(chan, text, WHISPER_LANG)
             if recording:
                 await chan.execute(f'STREAM FILE {safe_value(recording)} ""')
             started = self.clock.now()

@@ -10,7 +10,8 @@ Columns (English or the usual Chinese headers): number (required), name, account
 area, priority (0-100), important (yes/no), tier, quiet ("12:00-14:00;21:00-08:00");
 any other column becomes a message variable. Arrears reminders need account,
 billing_month, arrears, due_date (YYYY-MM-DD); customer_class may be residential
-or business. Surveys may carry call_id, agent_id and queue to rate against.
+or business; language (zh or en) is the contact's own, else the campaign's is used.
+Surveys may carry call_id, agent_id and queue to rate against.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Protocol
 
 from ..numbers import normalise_number
-from .model import ContactIn, TimeRange, parse_ranges
+from .model import LANGS, ContactIn, TimeRange, parse_ranges
 
 MAX_ROWS = 500_000
 IMPORTANT_PRIORITY = 10
@@ -47,6 +48,7 @@ ALIASES = {
     "arrears": "arrears", "欠费金额": "arrears", "欠费": "arrears",
     "due_date": "due_date", "缴费截止日": "due_date", "交费截止日期": "due_date",
     "customer_class": "customer_class", "用户类别": "customer_class",
+    "language": "language", "lang": "language", "语言": "language", "语种": "language",
 }
 REQUIRED = {"arrears_reminder": ("account", "billing_month", "arrears", "due_date")}
 _VAR = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,39}$")
@@ -163,6 +165,10 @@ def _contact(fields: Mapping[str, str], kind: str) -> ContactIn:
             variables["due_date"] = date.fromisoformat(variables["due_date"]).isoformat()
         except ValueError:
             raise ValueError(f"due_date {variables['due_date']!r} is not a date (YYYY-MM-DD)") from None
+    if "language" in variables:  # the contact hears their message (and an agent) in this language
+        variables["language"] = variables["language"].lower()
+        if variables["language"] not in LANGS:
+            raise ValueError(f"language {variables['language']!r} is not one of {', '.join(LANGS)}")
     classes = ("residential", "business", "居民", "非居民")
     if variables.get("customer_class", "residential").lower() not in classes:
         raise ValueError(f"customer_class {variables['customer_class']!r} is not residential or business")

@@ -23,7 +23,7 @@ from typing import Protocol
 
 from ..clock import Clock
 from ..events import Event, Kind
-from .messages import MessageError, render, sound_name
+from .messages import MessageError, message_language, render, sound_name
 from .model import ContactStatus, Dial, OutboundConfig, Outcome
 from .rules import classify
 from .scheduler import Plan, Scheduler
@@ -205,10 +205,11 @@ class Dialer:
         if camp is None:  # a campaign's spec never changes once created
             camp = self._campaigns[dial.campaign] = await self.store.campaign(dial.campaign)
         variables, name, account, area, tier = await self.store.contact_variables(dial.contact)
+        lang = message_language(camp.spec, variables)  # the contact's own language when known
         try:
             text = render(camp.spec, self.cfg, name=name, account=account, area=area, variables=variables,
-                          today=self.cfg.calendar.today(now))
-            sound = await self.prompt(text, camp.spec.language)
+                          today=self.cfg.calendar.today(now), lang=lang)
+            sound = await self.prompt(text, lang)
         except MessageError as exc:
             log.error("campaign %s contact %s: cannot build the message: %s",
                       dial.campaign, dial.contact, exc)
@@ -226,7 +227,7 @@ class Dialer:
                               data={"campaign": dial.campaign, "contact": dial.contact, "number": dial.number,
                                     "attempt": dial.attempt_no})
         chan_vars = {
-            "MSG": safe_value(sound), "MSG_LANG": camp.spec.language, "OUT_CAMPAIGN": dial.campaign,
+            "MSG": safe_value(sound), "MSG_LANG": lang, "OUT_CAMPAIGN": dial.campaign,
             "OUT_KIND": camp.kind, "OUT_CONTACT": str(dial.contact), "OUT_ATTEMPT": str(dial.attempt_no),
             "OUT_SKILL": self.cfg.dial.agent_skill, "OUT_TIER": safe_value(tier or "normal"),
         }

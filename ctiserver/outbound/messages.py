@@ -13,7 +13,7 @@ from datetime import date
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from .model import CampaignSpec, OutboundConfig
+from .model import LANGS, CampaignSpec, OutboundConfig, spoken
 from .rules import late_fee
 
 
@@ -57,22 +57,29 @@ def arrears_fields(variables: dict[str, Any], today: date, cfg: OutboundConfig, 
     }
 
 
+def message_language(spec: CampaignSpec, variables: dict[str, Any]) -> str:
+    """The contact's own language when their list gives one (column `language`), else the campaign's."""
+    lang = str(variables.get("language") or "").strip().lower()
+    return lang if lang in LANGS else spec.language
+
+
 def render(spec: CampaignSpec, cfg: OutboundConfig, *, name: str, account: str, area: str,
-           variables: dict[str, Any], today: date) -> str:
-    """The text of the message for one contact, in the campaign's language."""
+           variables: dict[str, Any], today: date, lang: str | None = None) -> str:
+    """The text of the message for one contact, in `lang` (default: `message_language`)."""
     tpl = cfg.templates.get(spec.kind)
     if tpl is None:
         raise MessageError(f"no message template for {spec.kind} in outbound.yaml")
-    lang = spec.language
+    lang = lang or message_language(spec, variables)
     text = tpl.zh if lang == "zh" else tpl.en
     fields: dict[str, str] = {"name": name or ("客户" if lang == "zh" else "customer"), "account": account}
     if spec.kind == "outage_notice" and spec.outage is not None:
-        fields.update(area=area or "、".join(spec.outage.areas), start=spec.outage.start, end=spec.outage.end,
-                      reason=spec.outage.reason)
+        o = spec.outage
+        fields.update(area=area or "、".join(o.areas), start=spoken(o.start, lang), end=spoken(o.end, lang),
+                      reason=spoken(o.reason, lang))
     elif spec.kind == "arrears_reminder":
         fields.update(arrears_fields(variables, today, cfg, lang))
     elif spec.kind == "survey":
-        fields["topic"] = str(variables.get("topic") or (spec.survey.topic if spec.survey else ""))
+        fields["topic"] = str(variables.get("topic") or (spoken(spec.survey.topic, lang) if spec.survey else ""))
     out = text.format_map(fields)
     if lang == "zh":  # YAML folding puts spaces between lines; Chinese has none
         out = _CJK_GAP.sub("", out)

@@ -417,11 +417,29 @@ class RetryPolicy(Strict):
         return rule if isinstance(rule, OutcomeRule) else None
 
 
+LANGS = ("zh", "en")  # message languages: a campaign's, or a contact's own (contact column `language`)
+
+
+class Spoken(Strict):
+    """Words a campaign puts into its message, in each language: `{zh: 计划检修, en: planned maintenance}`."""
+
+    zh: Annotated[str, Field(min_length=1)]
+    en: Annotated[str, Field(min_length=1)]
+
+    def text(self, lang: str) -> str:
+        return self.en if lang == "en" else self.zh
+
+
+def spoken(value: str | Spoken, lang: str) -> str:
+    """A campaign's words in `lang`; a plain string is the same in every language (a place, a number)."""
+    return value if isinstance(value, str) else value.text(lang)
+
+
 class OutageParams(Strict):
     areas: list[Annotated[str, Field(min_length=1)]] = Field(min_length=1)
-    start: str  # as spoken, e.g. "11月24日8时"
-    end: str
-    reason: str
+    start: str | Spoken  # as spoken, e.g. "11月24日8时" or {zh: 11月24日8时, en: "8 am on 24 November"}
+    end: str | Spoken
+    reason: str | Spoken
 
 
 class ArrearsParams(Strict):
@@ -429,7 +447,7 @@ class ArrearsParams(Strict):
 
 
 class SurveyParams(Strict):
-    topic: str = ""
+    topic: str | Spoken = ""
 
 
 class CampaignSpec(Strict):
@@ -437,7 +455,7 @@ class CampaignSpec(Strict):
     kind: CampaignKind
     title: str = ""
     priority: Annotated[int, Field(ge=0, le=100)] = 50  # higher first, across campaigns
-    language: Literal["zh", "en"] = "zh"
+    language: Literal["zh", "en"] = "zh"  # a contact whose list gives its `language` hears that one
     windows: list[str] = Field(default_factory=lambda: ["08:00-21:00"])
     # Narrower hours by customer class, e.g. business 09:00-17:00, residential 17:00-22:00;
     # applied to each contact as quiet hours (the time outside its class's range).

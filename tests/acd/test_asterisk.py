@@ -111,7 +111,7 @@ async def test_callback_key_keeps_the_place_through_asterisk(ami: AmiRecorder) -
     offers: list[Offer] = []
     said: list[str] = []
 
-    async def say(chan: AgiChannel, text: str) -> None:
+    async def say(chan: AgiChannel, text: str, lang: str = "zh") -> None:
         said.append(text)
         await chan.execute('STREAM FILE beep ""')
 

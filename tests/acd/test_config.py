@@ -188,3 +188,48 @@ def test_transfer_code_mistakes_point_at_their_line(tmp_path: Path) -> None:
         f"{path}:16: transfer code 9003: skill 'billing' already has code 9001"]
     [short] = problems(GOOD + "transfer_codes:\n  '901': billing\n", tmp_path)
     assert short.startswith(f"{path}:") and "901" in short and "pattern" in short
+
+
+def test_every_caller_facing_text_of_the_sample_exists_in_both_languages() -> None:
+    cfg = load_acd_config(SAMPLE_DIR)
+    assert list(cfg.languages) == ["zh", "en"] and cfg.default_language == "zh"
+    assert cfg.desk_for("billing", "en") == "english" and cfg.desk_for("billing", "zh") == "billing"
+    texts = [cfg.announce.text, cfg.announce.text_unknown, cfg.announce.callback_hint, cfg.announce.callback_confirm,
+             cfg.voicemail.prompt, cfg.voicemail.thanks, *cfg.messages.values()]
+    for text in texts:
+        assert isinstance(text, dict) and set(text) == {"zh", "en"}, text
+        assert all("\u4e00" <= ch <= "\u9fff" for ch in text["zh"][:2]) and text["en"].isascii()
+    assert cfg.text(cfg.messages["busy"], "en").startswith("All our agents are busy")
+    assert cfg.text(cfg.messages["busy"], "fr") == cfg.text(cfg.messages["busy"], "zh")  # unknown: the default
+
+
+def test_a_caller_facing_text_missing_a_language_is_rejected_at_its_line(tmp_path: Path) -> None:
+    text = GOOD + """\
+languages:
+  zh: {}
+  en: {desk: englsh}
+messages:
+  busy: "坐席全忙，再见。"
+  full:
+    zh: "排队人数已满。"
+voicemail:
+  prompt: {zh: "请留言。", en: "   "}
+announce:
+  text: {zh: "您前面还有{position}位。", en: "{positon} callers ahead of you."}
+"""
+    assert problems(text, tmp_path) == [
+        f"{tmp_path}/acd.yaml:15: language en: unknown queue 'englsh'",
+        f"{tmp_path}/acd.yaml:23: announce.text: bad placeholder 'positon' in the en text "
+        "(fields: {position}, {ahead}, {waiting}, {wait_min}, {wait_s})",
+        f"{tmp_path}/acd.yaml:21: voicemail.prompt: no en text (caller languages: zh, en)",
+        f"{tmp_path}/acd.yaml:17: messages.busy: give the text in every caller language (zh, en), "
+        "e.g. {zh: ..., en: ...}",
+        f"{tmp_path}/acd.yaml:18: messages.full: no en text (caller languages: zh, en)",
+    ]
+    # one language only: a plain string is that language's text
+    single = GOOD + ('languages: {zh: {}}\nmessages: {busy: "坐席全忙，再见。"}\n'
+                     'voicemail: {prompt: "请留言。", thanks: "谢谢。"}\n'
+                     'announce: {text: "第{position}位。", text_unknown: "第{position}位。",'
+                     ' callback_confirm: "再见。"}\n')
+    (tmp_path / "acd.yaml").write_text(single, encoding="utf-8")
+    assert load_acd_config(tmp_path).text(load_acd_config(tmp_path).messages["busy"], "en") == "坐席全忙，再见。"

@@ -13,7 +13,7 @@ import pytest
 
 from ctiserver.acd.engine import AcdEngine
 from ctiserver.acd.model import Offer, ScheduleCallback
-from ctiserver.acd.runtime import AcdHooks, AcdRuntime
+from ctiserver.acd.runtime import AcdHooks, AcdRuntime, Served
 from ctiserver.agi_types import AgiChannel, AgiError, AgiHangup, AgiReply
 from ctiserver.clock import SystemClock
 from ctiserver.events import Event, Kind
@@ -177,7 +177,7 @@ async def test_hangup_while_waiting_is_an_abandon_and_leaves_nothing_behind() ->
 async def test_announcements_stop_the_music_and_tell_position_and_wait() -> None:
     said: list[str] = []
 
-    async def say(chan: AgiChannel, text: str) -> None:
+    async def say(chan: AgiChannel, text: str, lang: str = "zh") -> None:
         said.append(text)
 
     rt, _ = runtime({"1001": {"billing": 5}}, say=say,
@@ -307,7 +307,7 @@ async def test_bad_skill_is_an_error_and_the_same_call_cannot_be_served_twice() 
 
 
 async def test_hangup_during_an_announcement_is_an_abandon() -> None:
-    async def say(chan: AgiChannel, text: str) -> None:
+    async def say(chan: AgiChannel, text: str, lang: str = "zh") -> None:
         raise AgiHangup("the caller hung up")
 
     rt, log = runtime({"1001": {"billing": 5}}, say=say, announce={"first_after_s": 0, "every_s": 10})
@@ -334,7 +334,7 @@ async def test_our_own_failure_hands_the_caller_to_the_fallback_queue() -> None:
 
 
 async def test_an_offer_waiting_behind_a_long_prompt_does_not_rona_the_agent() -> None:
-    async def slow_say(chan: AgiChannel, text: str) -> None:
+    async def slow_say(chan: AgiChannel, text: str, lang: str) -> None:
         await asyncio.sleep(0.3)
 
     rt, log = runtime({"1001": {"billing": 5}}, say=slow_say, announce={"first_after_s": 0, "every_s": 10},
@@ -464,7 +464,7 @@ def test_the_hold_listener_reads_ami_hold_and_unhold_by_linkedid() -> None:
 async def test_the_caller_hears_where_the_acd_sends_them() -> None:
     said: list[str] = []
 
-    async def say(chan: AgiChannel, text: str) -> None:
+    async def say(chan: AgiChannel, text: str, lang: str = "zh") -> None:
         said.append(text)
 
     # refused at the door with a message destination: the message is played before the call ends
@@ -478,13 +478,13 @@ async def test_the_caller_hears_where_the_acd_sends_them() -> None:
                                                                           "overflow": {"kind": "callback"}}})
     assert await rt.serve_caller(FakeChannel(), "c2", "billing", "normal", "13900000001", None) == \
         "blocked:no_agents:callback"
-    assert said == [rt.cfg.announce.callback_confirm]
+    assert said == [rt.cfg.text(rt.cfg.announce.callback_confirm, "zh")]
 
 
 async def test_a_voicemail_destination_records_the_callers_message_and_logs_it() -> None:
     said: list[str] = []
 
-    async def say(chan: AgiChannel, text: str) -> None:
+    async def say(chan: AgiChannel, text: str, lang: str = "zh") -> None:
         said.append(text)
 
     callbacks: list[ScheduleCallback] = []
@@ -504,7 +504,7 @@ async def test_a_voicemail_destination_records_the_callers_message_and_logs_it()
     [record] = [c for c in chan.commands if c.startswith("RECORD FILE")]
     assert record == ('RECORD FILE /var/spool/asterisk/monitor/vm-billing-1700000000.7 wav "#" 120000 0 BEEP '
                       's=6')
-    assert said == [rt.cfg.voicemail.prompt, rt.cfg.voicemail.thanks]
+    assert said == [rt.cfg.text(rt.cfg.voicemail.prompt, "zh"), rt.cfg.text(rt.cfg.voicemail.thanks, "zh")]
     [vm] = [e for e in log if e.kind == Kind.ACD_VOICEMAIL]
     assert (vm.call_id, vm.queue, vm.data["box"], vm.data["path"]) == (
         "1700000000.7", "billing", "billing", "/var/spool/asterisk/monitor/vm-billing-1700000000.7.wav")
@@ -580,7 +580,7 @@ async def test_an_offer_stops_the_announcement_and_the_agent_is_rung_at_once() -
     """Item 23: the agent was held reserved while the caller heard the rest of a long prompt (≈10 s), and
     that time was logged as ring time. Now the offer stops the prompt (AMI ControlPlayback on the caller's
     channel) and the ring starts; ring time is the ring only."""
-    async def say(chan: AgiChannel, text: str) -> None:
+    async def say(chan: AgiChannel, text: str, lang: str) -> None:
         await chan.execute('STREAM FILE cti/announce ""')
 
     rt, log = runtime({"1001": {"billing": 5}}, say=say, announce={"first_after_s": 0, "every_s": 100})
@@ -606,7 +606,7 @@ async def test_an_offer_during_the_prompts_making_means_it_is_never_played() -> 
     made = asyncio.Event()
     go_on = asyncio.Event()
 
-    async def say(chan: AgiChannel, text: str) -> None:
+    async def say(chan: AgiChannel, text: str, lang: str) -> None:
         made.set()
         await go_on.wait()  # text to speech at work
         await chan.execute('STREAM FILE cti/announce ""')
@@ -647,3 +647,74 @@ def test_ring_time_runs_from_asterisks_dialbegin_to_the_answer() -> None:
     [answer] = [e for e in log if e.kind == Kind.ACD_ANSWER]
     assert answer.data["ring_s"] == pytest.approx(1.1) and answer.data["setup_s"] == pytest.approx(9.3)
     assert answer.data["wait_s"] == pytest.approx(10.4)
+
+
+EN = {"zh": {}, "en": {"desk": "english"}}
+
+
+async def test_an_english_caller_is_queued_to_the_english_desk_and_hears_english() -> None:
+    """Pressing 2 in the IVR makes `lang: en`: asking for billing, the caller goes to the english desk
+    (not the billing agent who is free), and every announcement is the English text."""
+    from ctiserver.ivr.runtime import QueueRequest
+
+    said: list[tuple[str, str]] = []
+
+    async def say(chan: AgiChannel, text: str, lang: str) -> None:
+        said.append((lang, text))
+
+    rt, log = runtime({"1001": {"billing": 9}, "1008": {"english": 9, "billing": 6}}, say=say, languages=EN,
+                      announce={"first_after_s": 0, "every_s": 100})
+    rt.login("1001", ready=True)
+    rt.login("1008", ready=False)
+    chan = FakeChannel(agents={"1001": Agent(), "1008": Agent()})
+    req = QueueRequest(call_id="c1", skill="billing", tier="", caller="13800000002", customer=None,
+                       ivr_path=("language", "main", "to_agent"), lang="en")
+    task = asyncio.create_task(rt.handoff(chan, req))
+    for _ in range(100):
+        if said:
+            break
+        await asyncio.sleep(0.02)
+    rt.set_ready("1008")
+    assert await asyncio.wait_for(task, 5) == "1008"
+    [enq] = [e for e in log if e.kind == Kind.ACD_ENQUEUE]
+    assert (enq.queue, enq.data["lang"]) == ("english", "en")
+    assert said == [("en", "You are number 1 in the queue. Please hold.")]
+    assert chan.variables["CTI_LANG"] == "en"  # a transfer later on this leg keeps speaking English
+    assert [c for c in chan.commands if c.startswith("EXEC Dial")] == ["EXEC Dial Local/1008@sim-agents,12"]
+
+
+async def test_where_the_acd_sends_an_english_caller_is_said_in_english() -> None:
+    said: list[tuple[str, str]] = []
+
+    async def say(chan: AgiChannel, text: str, lang: str) -> None:
+        said.append((lang, text))
+
+    # nobody staffs the english desk: the queue's overflow (a message) in English
+    rt, _ = runtime({"1001": {"billing": 5}}, say=say, languages=EN)
+    rt.login("1001", ready=True)
+    assert await rt.serve(FakeChannel(), "c1", "billing", "normal", "1", None, lang="en",
+                          route_by_language=True) == Served("blocked:no_agents:message:busy")
+    assert said == [("en", "All our agents are busy. Please call again later. Goodbye.")]
+    # its voicemail: English prompt and thanks
+    said.clear()
+    rt, _ = runtime({"1001": {"billing": 5}}, say=say, languages=EN,
+                    queues={"english": {"overflow": {"kind": "voicemail", "target": "english"}}})
+    rt.recordings_dir = "/var/spool/asterisk/monitor"
+    assert (await rt.serve(FakeChannel(), "c2", "billing", "normal", "1", None, lang="en",
+                           route_by_language=True)).outcome == "blocked:no_agents:voicemail:english"
+    vm = rt.cfg.voicemail
+    assert said == [("en", rt.cfg.text(vm.prompt, "en")), ("en", rt.cfg.text(vm.thanks, "en"))]
+    assert said[0][1].startswith("All our agents are busy. After the tone")
+    # a transfer to a queue keeps its target (no desk routing) but still speaks the caller's language
+    said.clear()
+    rt, log = runtime({"1001": {"billing": 5}}, say=say, languages=EN,
+                      queues={"billing": {"block_when_no_agents": True, "overflow": {"kind": "callback"}}})
+    assert (await rt.serve(FakeChannel(), "c3", "billing", None, "13900000001", None, lang="en")).outcome == \
+        "blocked:no_agents:callback"
+    assert [e.queue for e in log if e.kind == Kind.ACD_BLOCKED] == ["billing"]
+    assert said == [("en", "Your callback is booked. We will call you back when it is your turn. Goodbye.")]
+    # no language, or one the ACD does not have: the default (Mandarin)
+    said.clear()
+    rt, _ = runtime({"1001": {"billing": 5}}, say=say, languages=EN)
+    await rt.serve(FakeChannel(), "c4", "billing", "normal", "1", None, lang="fr", route_by_language=True)
+    assert said == [("zh", "当前来电较多，坐席全忙，请您稍后再拨，再见。")]

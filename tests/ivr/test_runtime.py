@@ -221,10 +221,13 @@ async def test_handoff_to_an_acd_runtime() -> None:
     class FakeAcd:
         def __init__(self) -> None:
             self.calls: list[tuple[Any, ...]] = []
+            self.langs: list[tuple[str, bool]] = []
 
         async def serve(self, chan: Any, call_id: str, skill: str, tier: str | None, caller: str,
-                        customer: dict[str, Any] | None = None) -> Any:
+                        customer: dict[str, Any] | None = None, *, lang: str = "",
+                        route_by_language: bool = False) -> Any:
             self.calls.append((call_id, skill, tier, caller, customer))
+            self.langs.append((lang, route_by_language))
             return SimpleNamespace(outcome="answered", agent_id="1007")  # as AcdRuntime's Served
 
     acd = FakeAcd()
@@ -234,8 +237,13 @@ async def test_handoff_to_an_acd_runtime() -> None:
     await rt.handle(ScriptedCaller(["1", "0", "3"], headers_in={"agi_callerid": "13800000013"}))
     [(call_id, skill, tier, caller, customer)] = acd.calls
     assert (call_id, skill, tier, caller) == ("1700000000.42", "billing", None, "13800000013")
+    assert acd.langs == [("zh", True)]  # the caller's language goes along: the ACD may route on it
     assert ACD_RULES.classify(customer) == "vip"  # 马超: a government office
     assert customer is not None and customer["name"] == "马超"
     [rating] = kinds(events, Kind.SURVEY_RATING)
     assert rating.agent_id == "1007" and rating.data["rating"] == 3
     assert "planned_notice" in [e.data["node"] for e in kinds(events, Kind.IVR_NODE)]
+
+    # pressing 2 at the language menu: the request says English
+    await rt.handle(ScriptedCaller(["2", "0", "3"], headers_in={"agi_callerid": "13800000013"}))
+    assert acd.langs[1] == ("en", True)

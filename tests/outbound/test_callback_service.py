@@ -557,7 +557,7 @@ async def test_the_whisper_names_the_queue_and_the_number(cb_engine: AsyncEngine
     w.svc.policy = w.svc.policy.model_copy(update={"whisper": "{skill}回拨尾号{last4}"})
     heard: list[str] = []
 
-    async def say(chan: Any, text: str) -> None:
+    async def say(chan: Any, text: str, lang: str) -> None:
         heard.append(text)
 
     w.svc.say = say

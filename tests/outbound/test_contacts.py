@@ -268,3 +268,12 @@ def test_stratified_sample_covers_every_area() -> None:
     assert len(stratified_sample(people, 1.0)) == len(people)
     with pytest.raises(ValueError):
         stratified_sample(people, 0)
+
+
+def test_a_contacts_language_column_is_kept_and_checked() -> None:
+    text = "电话,户名,语言\n13800000001,张三,zh\n13800000002,Tom,EN\n13800000003,王五,\n"
+    report = parse_csv(text, "outage_notice")
+    assert [c.variables.get("language") for c in report.accepted] == ["zh", "en", None]
+    with pytest.raises(ImportRejected) as info:
+        parse_csv("number,language\n13800000001,fr\n", "outage_notice")
+    assert [(p.row, p.reason) for p in info.value.report.errors] == [(2, "language 'fr' is not one of zh, en")]

@@ -31,7 +31,7 @@ CFG = OutboundConfig.model_validate({
     "pacing": {"max_concurrent": 4, "calls_per_s": 10, "burst": 4},
     "templates": {
         "outage_notice": {"zh": "{name}您好，{area}因{reason}于{start}至{end}停电。",
-                          "en": "{area} {start}"},
+                          "en": "Hello {name}: power in {area} is off from {start} to {end} ({reason})."},
         "arrears_reminder": {
             "zh": "{billing_month}欠费{arrears}元，违约金{late_fee}元，合计{total}元。", "en": "{total}"},
         "survey": {"zh": "请为{topic}打分，1到5分。", "en": "rate {topic}"},
@@ -524,3 +524,32 @@ async def test_an_originate_that_never_went_out_costs_no_attempt(store: Outbound
     [dial] = (await dialer.tick()).dials
     assert dial.attempt_no == 1  # the voided attempt left no trace
     assert [e.kind for e in events] == [Kind.OUT_ATTEMPT]
+
+
+async def test_a_contact_whose_language_is_known_hears_their_message_in_it(store: OutboundStore) -> None:
+    """The campaign is Mandarin; a contact whose list says `language: en` gets the English text, rendered
+    by the English voice, and MSG_LANG tells the dialplan (and the ACD, if they press 0) which it is."""
+    clock = FakeClock(START)
+    outage = {"areas": ["城东"], "start": {"zh": "8时", "en": "8 am"}, "end": {"zh": "12时", "en": "noon"},
+              "reason": {"zh": "线路检修", "en": "line maintenance"}}
+    await store.create_campaign(spec(outage=outage), clock.now())
+    await store.add_contacts("notice", [ContactIn("13800000001", name="张三", area="城东"),
+                                        ContactIn("13800000002", name="Tom", area="城东",
+                                                  variables={"language": "en"})], clock.now())
+    await store.change_state("notice", "start", clock.now())
+    heard: dict[str, tuple[str, str]] = {}
+
+    async def prompt(text: str, lang: str) -> str:
+        name = f"cti/{len(heard)}"
+        heard[name] = (lang, text)
+        return name
+
+    orig = FakeOriginator()
+    dialer = Dialer(store, Scheduler(CFG), orig, clock, [].append, config=CFG, prompt=prompt)
+    await dialer.tick()
+    by_number = {number: (v["MSG_LANG"], *heard[v["MSG"]]) for _, number, v in orig.calls}
+    lang, voice, text = by_number["13800000002"]
+    assert (lang, voice) == ("en", "en")
+    assert text == "Hello Tom: power in 城东 is off from 8 am to noon (line maintenance)."
+    lang, voice, text = by_number["13800000001"]
+    assert (lang, voice) == ("zh", "zh") and "线路检修" in text and "张三" in text

@@ -131,3 +131,24 @@ def test_working_days_and_retry_decisions() -> None:
     assert classify("outage_notice", "answered", "221") == "confirmed"
     assert classify("arrears_reminder", "answered", "0") == "agent"
     assert classify("outage_notice", "busy", "1") == "busy"
+
+
+def test_a_contacts_own_language_picks_the_template_and_the_campaigns_words() -> None:
+    cfg = load_outbound_config(REPO / "config")
+    spec = load_campaign_spec(REPO / "config" / "campaigns" / "outage-feeder12.yaml")
+    assert spec.language == "zh"
+    zh = render(spec, cfg, name="张三", account="", area="城东街道", variables={}, today=date(2026, 11, 23))
+    en = render(spec, cfg, name="Tom", account="", area="城东街道", variables={"language": "en"},
+                today=date(2026, 11, 23))
+    assert "10千伏城东12号线计划检修" in zh and "11月25日8时" in zh
+    assert en.startswith("Hello Tom") and "planned maintenance of the 10 kV Chengdong line 12" in en
+    assert "8 am on 25 November" in en and "检修" not in en
+    survey = load_campaign_spec(REPO / "config" / "campaigns" / "survey-workorders.yaml")
+    assert "our recent repair service" in render(survey, cfg, name="Tom", account="", area="",
+                                                 variables={"language": "en"}, today=date(2026, 11, 23))
+
+
+def test_campaign_words_given_per_language_need_both() -> None:
+    with pytest.raises(ValueError, match="en"):
+        CampaignSpec.model_validate({"name": "x", "kind": "outage_notice", "outage": {
+            "areas": ["城东"], "start": "8时", "end": "12时", "reason": {"zh": "检修"}}})
