@@ -353,6 +353,14 @@ async def _restore_agents(server: CtiServer, acd: AcdRuntime, *, wait_s: float =
         log.exception("could not restore agents after the restart")
 
 
+async def _prerender(tts: Any, texts: list[tuple[str, str]]) -> None:
+    """The ACD's fixed messages in every caller language, rendered ahead of the first caller who needs one."""
+    rendered, cached, errors = await tts.render_all(texts)
+    log.info("ACD messages: %d prompt(s) rendered, %d cached", rendered, cached)
+    for e in errors:
+        log.error("ACD message not rendered: %s", e)
+
+
 async def build_server(config_dir: Path, cfg: ServerConfig, *, sandbox: bool = False,
                        sample_data: bool = False, base_dir: Path | None = None) -> CtiServer:
     config_dir = Path(config_dir)
@@ -437,6 +445,7 @@ async def build_server(config_dir: Path, cfg: ServerConfig, *, sandbox: bool = F
             await load_sample_data(data_engine, config_dir)
         await ivr.start()
         await acd.start()
+        tasks.append(asyncio.create_task(_prerender(ivr.tts, acd_cfg.fixed_texts()), name="acd-prerender"))
         tasks.append(asyncio.create_task(today.run(), name="wallboard-kpi"))
         tasks.append(asyncio.create_task(_restore_agents(server, acd), name="acd-restore-agents"))
 

@@ -277,6 +277,12 @@ class AcdConfig(Strict):
         lang = self.language(lang)
         return text.get(lang) or text.get(self.default_language) or next(iter(text.values()), "")
 
+    def fixed_texts(self) -> list[tuple[str, str]]:
+        """(text, language) of every caller-facing text without fields: rendered before the first caller."""
+        texts = [self.announce.callback_confirm, self.voicemail.prompt, self.voicemail.thanks,
+                 *self.messages.values()]
+        return [(self.text(text, lang), lang) for text in texts for lang in self.languages if self.text(text, lang)]
+
     def desk_for(self, skill: str, lang: str | None) -> str:
         """The queue for a caller who asked for `skill`: their language's desk if it has one."""
         desk = self.languages.get(lang or "")

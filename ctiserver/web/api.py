@@ -313,9 +313,12 @@ class Desktop:
 
     async def me(self, ctx: Ctx) -> dict[str, Any]:
         c = self.config
-        return {"user": ctx.me.public(), "not_ready_reasons": c.not_ready_reasons,
-                "categories": c.disposition_categories, "workorder_categories": sorted(c.workorders.categories),
-                "units": c.units, "ws_epoch": self.hub.epoch}
+        def names(table: dict[str, Any]) -> dict[str, dict[str, str]]:
+            return {code: name.model_dump() for code, name in table.items()}
+
+        return {"user": ctx.me.public(), "not_ready_reasons": names(c.not_ready_reasons),
+                "categories": names(c.disposition_categories), "workorder_categories": sorted(c.workorders.categories),
+                "units": names(c.units), "ws_epoch": self.hub.epoch}
 
     async def add_user(self, ctx: Ctx) -> dict[str, Any]:
         body: UserIn = ctx.body

@@ -50,6 +50,7 @@ class _Call:
     name: str | None = None  # the CallerID name
     account: str | None = None
     tier: str | None = None  # the tier the ACD routes on
+    lang: str | None = None  # the caller's language (the IVR's choice)
     ivr_path: list[str] = field(default_factory=list)
     pop: dict[str, Any] | None = None
 
@@ -155,6 +156,7 @@ class DesktopBridge:
             call.name = data.get("caller_name") or call.name
             call.account = data.get("customer") or call.account
             call.tier = ev.tier or call.tier
+            call.lang = data.get("lang") or call.lang
         elif kind == Kind.ACD_RETIER:
             call.tier = ev.tier or call.tier
         elif kind == Kind.IVR_NODE:
@@ -165,7 +167,7 @@ class DesktopBridge:
                 call.number = str(data["number"])
             call.tier = ev.tier or call.tier
             call.pop = {"call_id": ev.call_id, "phase": "offer", "number": call.number,
-                        "caller_name": call.name, "queue": ev.queue, "tier": call.tier,
+                        "caller_name": call.name, "queue": ev.queue, "tier": call.tier, "lang": call.lang,
                         "ivr_path": list(call.ivr_path), "wait_s": data.get("wait_s"),
                         "customer": await self._lookup(call)}
             if data.get("kind") == "callback":

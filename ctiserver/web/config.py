@@ -9,13 +9,14 @@ typo is a `file:line` error at start-up rather than a surprise on the floor.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
 from ..calendar import Calendar, load_calendar, load_site_model
 from ..configfile import Strict
 from ..deadlines import WorkorderTable, load_workorder_table
+from ..names import DisplayName
 
 ROLES = ("agent", "supervisor", "admin")
 Role = Literal["agent", "supervisor", "admin"]
@@ -28,6 +29,13 @@ class RateLimit(Strict):
     window_s: float = Field(gt=0)
 
 
+Code = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,39}$")]
+
+
+def _names(pairs: dict[str, tuple[str, str]]) -> dict[str, DisplayName]:
+    return {code: DisplayName(zh=zh, en=en) for code, (zh, en) in pairs.items()}
+
+
 class DesktopConfig(Strict):
     session_ttl_s: float = Field(default=12 * 3600, gt=0)
     cookie_secure: bool = False  # set true behind HTTPS
@@ -37,17 +45,20 @@ class DesktopConfig(Strict):
     login_per_user: RateLimit = RateLimit(max_failures=5, window_s=300)
     login_per_ip: RateLimit = RateLimit(max_failures=20, window_s=300)
     login_per_user_all_addresses: RateLimit = RateLimit(max_failures=100, window_s=3600)
-    not_ready_reasons: dict[str, str] = Field(
-        default_factory=lambda: {"break": "休息 Break", "lunch": "用餐 Lunch", "training": "培训 Training",
-                                 "meeting": "会议 Meeting", "after_call": "话后处理 After-call work"})
-    disposition_categories: dict[str, str] = Field(
-        default_factory=lambda: {"inquiry": "咨询 Inquiry", "fault_repair": "故障报修 Fault repair",
-                                 "business": "业务办理 Business", "complaint": "投诉 Complaint",
-                                 "report": "举报 Report", "emergency": "紧急 Emergency"})
+    # code -> its name in each UI language ({zh: 休息, en: Break}); people see the name, the log keeps the code
+    not_ready_reasons: dict[Code, DisplayName] = Field(default_factory=lambda: _names({
+        "break": ("休息", "Break"), "lunch": ("用餐", "Lunch"), "training": ("培训", "Training"),
+        "meeting": ("会议", "Meeting"), "after_call": ("话后处理", "After-call work")}))
+    disposition_categories: dict[Code, DisplayName] = Field(default_factory=lambda: _names({
+        "inquiry": ("咨询", "Inquiry"), "fault_repair": ("故障报修", "Fault repair"),
+        "business": ("业务办理", "Business"), "complaint": ("投诉", "Complaint"), "report": ("举报", "Report"),
+        "emergency": ("紧急", "Emergency")}))
     # the work-order deadlines (workorders.yaml), put in by the loader
     workorders: WorkorderTable = Field(default_factory=WorkorderTable)
-    units: list[str] = Field(default_factory=lambda: ["城区供电所 City supply station", "营销部 Marketing",
-                                                      "运检部 Operations & maintenance"])
+    # responsible units a work order can be dispatched to: code -> name (a work order keeps the code)
+    units: dict[Code, DisplayName] = Field(default_factory=lambda: _names({
+        "city_station": ("城区供电所", "City supply station"), "marketing": ("营销部", "Marketing"),
+        "operations": ("运检部", "Operations & maintenance")}))
     identity_roles: list[Role] = Field(default=["supervisor", "admin"])
     calendar: Calendar = Field(default_factory=Calendar)  # the site calendar (calendar.yaml), put in by the loader
     escalation_target: str = Field(default="supervisor", min_length=1, max_length=40)

@@ -77,7 +77,7 @@ class IvrCustomerLookup:
                                       .where(or_(*who_w), work_orders.c.anonymous.is_(False))
                                       .order_by(work_orders.c.created_ts.desc()).limit(RECENT)))
             items = [{"ts": r.ts, "category": r.category, "note": r.note[:200]} for r in disp]
-            items += [{"ts": r.created_ts, "category": r.category, "note": f"工单 work order #{r.id} ({r.status})"}
+            items += [{"ts": r.created_ts, "category": r.category, "note": "", "workorder": r.id, "status": r.status}
                       for r in wos]
         items.sort(key=lambda x: x["ts"], reverse=True)
         return items[:RECENT]

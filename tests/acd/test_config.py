@@ -201,6 +201,9 @@ def test_every_caller_facing_text_of_the_sample_exists_in_both_languages() -> No
         assert all("\u4e00" <= ch <= "\u9fff" for ch in text["zh"][:2]) and text["en"].isascii()
     assert cfg.text(cfg.messages["busy"], "en").startswith("All our agents are busy")
     assert cfg.text(cfg.messages["busy"], "fr") == cfg.text(cfg.messages["busy"], "zh")  # unknown: the default
+    # rendered ahead of the first caller, in both languages
+    assert {("All our agents are busy. Please call again later. Goodbye.", "en"),
+            ("当前来电较多，坐席全忙，请您稍后再拨，再见。", "zh")} <= set(cfg.fixed_texts())
 
 
 def test_a_caller_facing_text_missing_a_language_is_rejected_at_its_line(tmp_path: Path) -> None:
@@ -219,12 +222,12 @@ announce:
 """
     assert problems(text, tmp_path) == [
         f"{tmp_path}/acd.yaml:15: language en: unknown queue 'englsh'",
-        f"{tmp_path}/acd.yaml:23: announce.text: bad placeholder 'positon' in the en text "
-        "(fields: {position}, {ahead}, {waiting}, {wait_min}, {wait_s})",
-        f"{tmp_path}/acd.yaml:21: voicemail.prompt: no en text (caller languages: zh, en)",
         f"{tmp_path}/acd.yaml:17: messages.busy: give the text in every caller language (zh, en), "
         "e.g. {zh: ..., en: ...}",
         f"{tmp_path}/acd.yaml:18: messages.full: no en text (caller languages: zh, en)",
+        f"{tmp_path}/acd.yaml:21: voicemail.prompt: no en text (caller languages: zh, en)",
+        f"{tmp_path}/acd.yaml:23: announce.text: bad placeholder 'positon' in the en text "
+        "(fields: {position}, {ahead}, {waiting}, {wait_min}, {wait_s})",
     ]
     # one language only: a plain string is that language's text
     single = GOOD + ('languages: {zh: {}}\nmessages: {busy: "坐席全忙，再见。"}\n'

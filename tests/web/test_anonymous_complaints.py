@@ -58,7 +58,9 @@ async def pop_for(prod: Running, http: aiohttp.ClientSession, agent_no: str) -> 
 
 
 def history_text(record: dict[str, Any]) -> str:
-    return json.dumps(record["history"], ensure_ascii=False)
+    """The record's history as text, a work order as `#<id>` (the page shows it so)."""
+    return json.dumps([{**h, "workorder": f"#{h['workorder']}"} if "workorder" in h else h
+                       for h in record["history"]], ensure_ascii=False)
 
 
 async def test_an_anonymous_complaint_is_found_by_nobody_but_its_agent_and_supervisors(tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -59,7 +60,7 @@ async def sign_in(page: Any, base: str, path: str, agent_no: str) -> None:
     await page.fill("#agent_no", agent_no)
     await page.fill("#password", PASSWORDS[agent_no])
     await page.click("#login-form button[type=submit]")
-    await expect(page.locator("#conn")).to_contain_text("online", timeout=10_000)
+    await expect(page.locator("#conn")).to_have_attribute("data-up", "1", timeout=10_000)
 
 
 async def test_agent_desktop_end_to_end(browser: Browser, served: tuple[Desk, str]) -> None:
@@ -89,7 +90,7 @@ async def test_agent_desktop_end_to_end(browser: Browser, served: tuple[Desk, st
                Event(Kind.ACD_OFFER, call_id=call, agent_id="1001", queue="fault", data={"wait_s": 30}),
                Event(Kind.ACD_ANSWER, call_id=call, agent_id="1001", queue="fault", data={"wait_s": 37})]:
         bridge.on_event(ev)
-    await expect(page.locator("#pop-phase")).to_contain_text("answered")
+    await expect(page.locator("#pop-phase")).to_contain_text("通话中")  # a zh-CN browser: Chinese
     await expect(page.locator("#pop-name")).to_have_text("王小明")
     await expect(page.locator("#pop-number")).to_have_text("13800138000")
     await expect(page.locator("#pop-account")).to_have_text("3100012345")
@@ -98,22 +99,22 @@ async def test_agent_desktop_end_to_end(browser: Browser, served: tuple[Desk, st
     await expect(page.locator("#pop-outage")).to_contain_text("10kV 线路故障")
     await expect(page.locator("#pop-arrears")).to_contain_text("126.50")
     await expect(page.locator("#pop-ivr")).to_contain_text("2 故障报修 fault")
-    await expect(page.locator("#pop-wait")).to_contain_text("37s")
+    await expect(page.locator("#pop-wait")).to_contain_text("37秒")
     await expect(page.locator("#pop-history")).to_contain_text("停电报修")
     await expect(page.locator("#hangup")).to_be_enabled()
 
     await page.select_option("#disp-category", "fault_repair")
     await page.fill("#disp-note", "整栋楼停电，已登记报修")
     await page.click("#disp-form button[type=submit]")
-    await expect(page.locator("#disp-ok")).to_contain_text("Saved")
+    await expect(page.locator("#disp-ok")).to_contain_text("已保存")
 
     await page.select_option("#wo-category", "fault_repair")
     await expect(page.locator("#wo-name")).to_have_value("王小明")  # prefilled from the pop
     await page.fill("#wo-content", "浦东新区整栋楼停电，请抢修")
     await page.select_option("#wo-unit", index=1)
     await page.click("#wo-form button[type=submit]")
-    await expect(page.locator("#wo-ok")).to_contain_text("created")
-    await expect(page.locator("#wo-list")).to_contain_text("fault_repair")
+    await expect(page.locator("#wo-ok")).to_contain_text("已创建")
+    await expect(page.locator("#wo-list")).to_contain_text("故障报修")
     await page.screenshot(path=str(ARTIFACTS / "agent-desktop.png"))
 
     async with desk.engine.connect() as conn:
@@ -162,7 +163,7 @@ async def test_wallboard_shows_waiting_and_agents(browser: Browser, served: tupl
     await expect(page.locator("#c-queues svg rect")).to_have_count(2)
     await expect(page.locator("#agents tr")).to_have_count(3)
     desk.hub.publish_state("1001", {"state": "on_call", "reason": None})
-    await expect(page.locator("#agents")).to_contain_text("通话 On call")
+    await expect(page.locator("#agents")).to_contain_text("On call")
     await page.screenshot(path=str(ARTIFACTS / "wallboard.png"))
 
 
@@ -275,3 +276,55 @@ async def test_agent_desktop_transfers_and_says_why_a_transfer_failed(browser: B
     await page.click("#xfer-queue")
     await expect(page.locator("#call-err")).to_contain_text("target")
     assert len(desk.calls.actions) == 1
+
+
+HAN = re.compile(r"[\u4e00-\u9fff]")
+
+
+async def test_each_person_picks_one_ui_language_and_sees_only_that(browser: Browser,
+                                                                    served: tuple[Desk, str]) -> None:
+    """The desktop used to show every label twice (中文 English). A zh-CN browser starts in Chinese; the
+    agent picks English: every label, state and code name is English only (and back), and the choice
+    stays after a reload. Names of codes (reasons, categories, units) come from config per language."""
+    desk, base = served
+    context = await browser.new_context(viewport={"width": 1366, "height": 768}, locale="zh-CN")
+    page = await context.new_page()
+    await sign_in(page, base, "/agent", "1001")
+    await expect(page.locator("html")).to_have_attribute("lang", "zh-CN")
+    await expect(page.locator("#acd-login")).to_have_text("签入")
+    await expect(page.locator("#disp-category option").first).to_have_text("咨询")
+    await page.click("#acd-login")
+    await page.select_option("#reason", "lunch")
+    await page.click("#not-ready")
+    await expect(page.locator("#state")).to_have_text("未就绪 (用餐)")
+    bridge = desk.app[BRIDGE_KEY]
+    for ev in [Event(Kind.ACD_ENQUEUE, call_id="c1", queue="english", tier="vip",
+                     data={"caller": "13800138000", "lang": "en"}),
+               Event(Kind.ACD_OFFER, call_id="c1", agent_id="1001", queue="english", tier="vip",
+                     data={"wait_s": 65})]:
+        bridge.on_event(ev)
+    await expect(page.locator("#pop-lang")).to_have_text("英语")
+    await expect(page.locator("#pop-wait")).to_have_text("1分5秒")
+
+    await page.select_option("#ui-lang", "en")
+    await expect(page.locator("html")).to_have_attribute("lang", "en")
+    await expect(page.locator("#state")).to_have_text("Not ready (Lunch)")
+    await expect(page.locator("#pop-phase")).to_have_text("· ringing")
+    await expect(page.locator("#pop-lang")).to_have_text("English")
+    await expect(page.locator("#pop-wait")).to_have_text("1m5s")
+    await expect(page.locator("#pop-outage")).to_contain_text("fault")
+    await expect(page.locator("#wo-unit option").nth(1)).to_have_text("City supply station")
+    assert await page.title() == "Agent desktop"
+    # nothing the page itself says is Chinese any more (names of people may be; the picker names 中文 in Chinese)
+    chrome = await page.locator("header h1, #state, #conn, #signout, #status-card, #disp-form, #wo-form, #pop dt, "
+                                "#pop h2").all_inner_texts()
+    assert not HAN.search(" ".join(chrome)), chrome
+
+    await page.reload()
+    await expect(page.locator("#conn")).to_have_attribute("data-up", "1", timeout=10_000)
+    await expect(page.locator("#acd-login")).to_have_text("Log in to queue")  # the choice stays
+    await page.select_option("#ui-lang", "zh")
+    await expect(page.locator("#acd-login")).to_have_text("签入")
+    labels = await page.locator("#status-card button, #disp-form label, #wo-form label").all_inner_texts()
+    assert not [x for x in labels if re.search(r"[A-Za-z]", x)], labels
+    await context.close()

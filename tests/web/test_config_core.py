@@ -46,6 +46,9 @@ def test_missing_file_gives_defaults(tmp_path: Path) -> None:
     ("timezone: Asia/Shanghai\n", 1, "the time zone is set once, in calendar.yaml"),
     ("login_per_user: {max_failures: 0, window_s: 10}\n", 1, "max_failures"),
     ("holidays: [2026-10-01]\n", 1, "holidays and make-up workdays are defined once, in calendar.yaml"),
+    # every name people see exists in both UI languages
+    ("not_ready_reasons:\n  break: {zh: 休息}\n", 2, "not_ready_reasons.break.en"),
+    ("units:\n  city: 城区供电所 City supply station\n", 2, "units.city"),
 ])
 def test_config_mistakes_name_file_and_line(tmp_path: Path, text: str, line: int, words: str) -> None:
     (tmp_path / "desktop.yaml").write_text(text, encoding="utf-8")

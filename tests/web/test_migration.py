@@ -67,7 +67,7 @@ async def test_api_on_postgresql(tmp_path: Path) -> None:
         wo = await r.json()
         url = f"/api/workorders/{wo['id']}/status"
         supervisor = await login(client, "2001")
-        for status, extra in [("dispatched", {"unit": "营销部 Marketing"}), ("resolved", {}), ("closed", {}),
+        for status, extra in [("dispatched", {"unit": "marketing"}), ("resolved", {}), ("closed", {}),
                               ("reopened", {"note": "不满意"})]:
             r = await client.post(url, headers=supervisor if status == "reopened" else h,
                                   json={"status": status, **extra})

@@ -1,16 +1,75 @@
 /* The agent desktop: state buttons, the screen pop, disposition and work-order forms. */
 "use strict";
 
-const desk = { me: null, call: null, customer: null, state: null };
-const XFER_REASONS = { unreachable: "话机不可达 the phone is not reachable", busy: "忙 busy",
-                       noanswer: "无人接听 no answer" };
-const TIERS = { vip: "VIP 大客户", priority: "重要 Priority", normal: "普通 Normal", blacklist: "黑名单 Blacklist" };
+const desk = { me: null, call: null, customer: null, state: null, failed: null };
+Object.assign(TEXTS, {
+  title: ["坐席工作台", "Agent desktop"], heading: ["95598 坐席工作台", "95598 Agent desktop"],
+  status: ["状态", "Status"], acd_login: ["签入", "Log in to queue"], ready: ["就绪", "Ready"],
+  reason_aria: ["未就绪原因", "Not-ready reason"], not_ready: ["未就绪", "Not ready"],
+  acd_logout: ["签出", "Log out of queue"], call: ["通话", "Call"], escalate: ["升级班长", "Escalate"],
+  hangup: ["挂断", "Hang up"], xfer_target: ["转接目标", "Transfer target"],
+  xfer_placeholder: ["工号/队列", "agent no. / queue"], xfer_agent: ["转坐席", "To agent"],
+  xfer_queue: ["转队列", "To queue"], pop: ["来电弹屏", "Screen pop"], customer: ["客户", "Customer"],
+  account: ["户号", "Account"], tier: ["等级", "Tier"], routing_tier: ["路由等级", "Routing tier"],
+  caller_lang: ["语言", "Language"], area: ["台区", "Area"], outage: ["停电", "Outage"],
+  arrears: ["欠费", "Arrears"], ivr_path: ["IVR 路径", "IVR path"], waited: ["等待", "Waited"],
+  queue: ["队列", "Queue"], recent: ["近期联系", "Recent contacts"], work_orders: ["工单", "Work orders"],
+  disposition: ["话后小结", "Disposition"], category: ["类别", "Category"], resolved: ["已解决", "Resolved"],
+  note: ["备注", "Note"], save_disposition: ["提交小结", "Save disposition"],
+  new_work_order: ["新建工单", "New work order"], number: ["来电号码", "Number"], name: ["客户姓名", "Name"],
+  content: ["内容", "Content"], unit: ["责任单位", "Unit"], anonymous: ["匿名", "Anonymous"],
+  create_work_order: ["创建工单", "Create work order"],
+  st_available: ["就绪", "Ready"], st_not_ready: ["未就绪", "Not ready"], st_on_call: ["通话", "On call"],
+  st_ringing: ["振铃", "Ringing"], st_reserved: ["分配中", "Reserved"], st_wrap_up: ["话后", "Wrap-up"],
+  st_logged_out: ["未签入", "Logged out"],
+  tier_vip: ["VIP大客户", "VIP"], tier_priority: ["重要", "Priority"], tier_normal: ["普通", "Normal"],
+  tier_blacklist: ["黑名单", "Blacklist"],
+  lang_zh: ["普通话", "Mandarin"], lang_en: ["英语", "English"],
+  ph_answer: ["· 通话中", "· answered"], ph_offer: ["· 振铃", "· ringing"], ph_callback: [" · 回拨", " · callback"],
+  ph_ended: ["· 已结束", "· ended"], unknown_caller: ["未识别", "Unknown caller"],
+  caller_id: ["(来电显示)", "(caller ID)"], record_tier: ["档案：{0}", "record: {0}"],
+  outage_planned: ["计划停电", "planned"], outage_fault: ["故障停电", "fault"],
+  restore_by: ["预计恢复 {0}", "restore by {0}"], wo_ref: ["工单 #{0} ({1})", "work order #{0} ({1})"],
+  due: ["期限 {0}", "due {0}"], overdue: ["超期", "OVERDUE"], due_soon: ["即将到期", "due soon"],
+  wo_ref_short: ["工单 #{0}", "Work order #{0}"], stage_dispatch: ["派单", "dispatch"], stage_reply: ["回复", "reply"],
+  wo_open: ["待处理", "open"], wo_dispatched: ["已派单", "dispatched"], wo_resolved: ["已办结", "resolved"],
+  wo_closed: ["已关闭", "closed"], wo_reopened: ["已重开", "reopened"],
+  saved: ["已保存 #{0}", "Saved #{0}"], wo_created: ["工单 #{0} 已创建 · 期限 {1}", "Work order #{0} created · due {1}"],
+  xf_unreachable: ["话机不可达", "the phone is not reachable"], xf_busy: ["忙", "busy"],
+  xf_noanswer: ["无人接听", "no answer"], xf_back_agent: ["来电回到您", "the caller is coming back to you"],
+  xf_back_queue: ["来电回到队列 {0}", "the caller is back in queue {0}"],
+  xf_fallback: ["来电进入备用队列", "the caller is in the fallback queue"],
+  xf_failed: ["转接 {0} 失败：{1}；{2}", "Transfer to {0} failed: {1}; {2}"],
+});
+
+/* A code's name from /api/me ({code: {zh, en}}) in the UI language; the code itself if it has none. */
+function nameOf(table, code) {
+  return label((table || {})[code], code);
+}
+
+function text(key, fallback) {
+  return key in TEXTS ? t(key) : fallback;
+}
 
 function fillSelect(id, entries, withBlank) {
   const sel = $(id);
+  const keep = sel.value;
   sel.textContent = "";
   if (withBlank) sel.append(new Option("—", ""));
-  for (const [value, label] of entries) sel.append(new Option(label, value));
+  for (const [value, name] of entries) sel.append(new Option(name, value));
+  if (keep) sel.value = keep;
+}
+
+function fillSelects() {
+  const me = desk.me;
+  fillSelect("reason", Object.keys(me.not_ready_reasons).map((k) => [k, nameOf(me.not_ready_reasons, k)]));
+  fillSelect("disp-category", Object.keys(me.categories).map((k) => [k, nameOf(me.categories, k)]));
+  fillSelect("wo-category", me.workorder_categories.map((k) => [k, nameOf(me.categories, k)]));
+  fillSelect("wo-unit", Object.keys(me.units).map((k) => [k, nameOf(me.units, k)]), true);
+}
+
+function reasonName(reason) {
+  return nameOf(desk.me && desk.me.not_ready_reasons, reason);
 }
 
 function showState(st) {
@@ -18,10 +77,8 @@ function showState(st) {
   const el = $("state");
   const name = st ? st.state : "logged_out";
   el.className = `badge state-${name}`;
-  el.textContent = { available: "就绪 Ready", not_ready: "未就绪 Not ready", on_call: "通话 On call",
-                     ringing: "振铃 Ringing", reserved: "分配中 Reserved", wrap_up: "话后 Wrap-up",
-                     logged_out: "未签入 Logged out" }[name] || name;
-  if (st && st.reason && name === "not_ready") el.textContent += ` (${st.reason})`;
+  el.textContent = text(`st_${name}`, name);
+  if (st && st.reason && name === "not_ready") el.textContent += ` (${reasonName(st.reason)})`;
   el.dataset.state = name;
 }
 
@@ -38,36 +95,39 @@ function showPop(pop) {
   const c = pop.customer || {};
   desk.customer = c;
   $("pop").classList.remove("empty");
-  const cb = pop.callback ? " · 回拨 callback" : "";
-  setText("pop-phase", (pop.phase === "answer" ? "· 通话中 answered" : "· 振铃 ringing") + cb);
+  const phase = pop.phase === "answer" ? "ph_answer" : "ph_offer";
+  setText("pop-phase", t(phase) + (pop.callback ? t("ph_callback") : ""));
   setText("pop-number", pop.number);
   // a caller without a customer record: the CallerID name Asterisk gave, marked as such
-  setText("pop-name", c.name || pop.caller_name || "未识别 Unknown caller");
-  $("pop-name-src").textContent = !c.name && pop.caller_name ? "(来电显示 caller ID)" : "";
+  setText("pop-name", c.name || pop.caller_name || t("unknown_caller"));
+  $("pop-name-src").textContent = !c.name && pop.caller_name ? t("caller_id") : "";
   setText("pop-account", c.account);
   // the tier the ACD routed on (tier rules, the IVR); the record's own tier too when it differs
   const routed = pop.tier || c.tier;
   const tier = $("pop-tier");
   tier.className = `badge tier-${routed || "normal"}`;
-  tier.textContent = TIERS[routed] || routed || "—";
+  tier.textContent = routed ? text(`tier_${routed}`, routed) : "—";
   const differs = Boolean(pop.tier && c.tier && c.tier !== pop.tier);
   $("pop-tier-record").classList.toggle("hidden", !differs);
-  $("pop-tier-record").textContent = differs ? `档案 record: ${TIERS[c.tier] || c.tier}` : "";
+  $("pop-tier-record").textContent = differs ? t("record_tier", text(`tier_${c.tier}`, c.tier)) : "";
+  setText("pop-lang", pop.lang ? text(`lang_${pop.lang}`, pop.lang) : null);
   setText("pop-area", c.area);
   const out = c.outage;
   $("pop-outage").className = out ? "outage" : "";
   setText("pop-outage", out ? (typeof out === "string" ? out
-    : [out.kind === "planned" ? "计划停电 planned" : "故障停电 fault", out.reason,
-       out.expected_restore ? `预计恢复 ${out.expected_restore}` : ""].filter(Boolean).join(" · ")) : "无 none");
+    : [t(out.kind === "planned" ? "outage_planned" : "outage_fault"), out.reason,
+       out.expected_restore ? t("restore_by", out.expected_restore) : ""].filter(Boolean).join(" · ")) : t("none"));
   setText("pop-arrears", c.arrears !== undefined && c.arrears !== null ? `¥ ${c.arrears}` : null);
-  setText("pop-ivr", (pop.ivr_path || []).join(" → "));
+  setText("pop-ivr", (pop.ivr_path || []).map((n) => (typeof n === "string" ? n : label(n.name, n.id)))
+    .join(" → "));
   setText("pop-wait", fmtDuration(pop.wait_s));
-  setText("pop-queue", pop.queue);
+  setText("pop-queue", label(pop.queue_name, pop.queue));
   const hist = $("pop-history");
   hist.textContent = "";
   for (const h of (c.history || []).slice(0, 8)) {
     const li = document.createElement("li");
-    li.textContent = `${fmtTime(h.ts)}  ${h.category || ""}  ${h.note || ""}`;
+    const what = h.workorder ? t("wo_ref", h.workorder, text(`wo_${h.status}`, h.status)) : (h.note || "");
+    li.textContent = `${fmtTime(h.ts)}  ${nameOf(desk.me.categories, h.category || "")}  ${what}`;
     hist.append(li);
   }
   // prefill the after-call forms with the five key fields we already know
@@ -80,7 +140,8 @@ function showPop(pop) {
 
 function callEnded(callId) {
   if (desk.call && desk.call.call_id === callId) {
-    setText("pop-phase", "· 已结束 ended");
+    desk.call = { ...desk.call, ended: true };
+    setText("pop-phase", t("ph_ended"));
     for (const id of ["escalate", "hangup", "xfer-agent", "xfer-queue"]) $(id).disabled = true;
   }
 }
@@ -94,8 +155,8 @@ async function loadWorkOrders() {
   if (!r.ok) return;
   for (const w of r.data) {
     const li = document.createElement("li");
-    li.textContent = `#${w.id} ${w.category} · ${w.status} · 期限 due ${fmtTime(w.due_ts)}`
-      + (w.overdue ? " · 超期 OVERDUE" : "") + ` · ${w.content.slice(0, 40)}`;
+    li.textContent = `#${w.id} ${nameOf(desk.me.categories, w.category)} · ${text(`wo_${w.status}`, w.status)}`
+      + ` · ${t("due", fmtTime(w.due_ts))}` + (w.overdue ? ` · ${t("overdue")}` : "") + ` · ${w.content.slice(0, 40)}`;
     if (w.overdue) li.className = "overdue";
     list.append(li);
   }
@@ -115,9 +176,9 @@ function onPush(msg) {
     transferFailed(msg.data);
   } else if (msg.type === "workorder_alert") {
     const w = msg.data, li = document.createElement("li");
-    const what = w.action === "escalation" ? "超期 OVERDUE" : "即将到期 due soon";
-    li.textContent = `工单 #${w.id} ${w.category} · ${w.stage === "dispatch" ? "派单 dispatch" : "回复 reply"} `
-      + `· ${what} · 期限 due ${fmtTime(w.due_ts)}`;
+    const what = w.action === "escalation" ? t("overdue") : t("due_soon");
+    li.textContent = `${t("wo_ref_short", w.id)} ${nameOf(desk.me.categories, w.category)} · `
+      + `${t(w.stage === "dispatch" ? "stage_dispatch" : "stage_reply")} · ${what} · ${t("due", fmtTime(w.due_ts))}`;
     if (w.action === "escalation") li.className = "overdue";
     $("wo-alerts").prepend(li);
     while ($("wo-alerts").children.length > 10) $("wo-alerts").lastChild.remove();
@@ -126,11 +187,10 @@ function onPush(msg) {
 
 /* A blind transfer that could not complete: why, and where the caller went (back to me, or my queue). */
 function transferFailed(d) {
-  const back = d.returned_to === "agent" ? "来电回到您 the caller is coming back to you"
-    : d.returned_to === "queue" ? `来电回到队列 the caller is back in queue ${d.queue || ""}`
-    : "来电进入备用队列 the caller is in the fallback queue";
-  $("call-err").textContent = `转接 ${d.target} 失败 Transfer to ${d.target} failed: `
-    + `${XFER_REASONS[d.reason] || d.reason}; ${back}`;
+  desk.failed = d;
+  const back = d.returned_to === "agent" ? t("xf_back_agent")
+    : d.returned_to === "queue" ? t("xf_back_queue", d.queue || "") : t("xf_fallback");
+  $("call-err").textContent = t("xf_failed", d.target, text(`xf_${d.reason}`, d.reason), back);
 }
 
 function transfer(targetKind) {
@@ -139,9 +199,7 @@ function transfer(targetKind) {
 }
 
 function onConn(up) {
-  const el = $("conn");
-  el.className = up ? "conn" : "conn down";
-  el.textContent = up ? "● 已连接 online" : "● 重连中 reconnecting";
+  showConn(up);
 }
 
 async function submitDisposition(ev) {
@@ -156,7 +214,7 @@ async function submitDisposition(ev) {
   if (c.account) body.customer_account = c.account;
   const r = await api("POST", "/api/dispositions", body);
   if (!r.ok) { $("disp-err").textContent = r.error; return; }
-  $("disp-ok").textContent = `已保存 Saved #${r.data.id}`;
+  $("disp-ok").textContent = t("saved", r.data.id);
   $("disp-note").value = "";
 }
 
@@ -173,7 +231,7 @@ async function submitWorkOrder(ev) {
   if ($("wo-unit").value) body.unit = $("wo-unit").value;
   const r = await api("POST", "/api/workorders", body);
   if (!r.ok) { $("wo-err").textContent = r.error; return; }
-  $("wo-ok").textContent = `工单 #${r.data.id} 已创建 created · 期限 due ${fmtTime(r.data.due_ts)}`;
+  $("wo-ok").textContent = t("wo_created", r.data.id, fmtTime(r.data.due_ts));
   $("wo-content").value = "";
   loadWorkOrders();
 }
@@ -189,10 +247,17 @@ function start(me) {
   desk.me = me;
   $("desk").classList.remove("hidden");
   $("who").textContent = `${me.user.name} (${me.user.agent_no})`;
-  fillSelect("reason", Object.entries(me.not_ready_reasons));
-  fillSelect("disp-category", Object.entries(me.categories));
-  fillSelect("wo-category", me.workorder_categories.map((k) => [k, me.categories[k] || k]));
-  fillSelect("wo-unit", me.units.map((u) => [u, u]), true);
+  fillSelects();
+  onLang(() => {  // everything drawn from data, again in the language just picked
+    fillSelects();
+    showState(desk.state);
+    if (desk.call) {
+      const ended = desk.call.ended;
+      showPop(desk.call);
+      if (ended) callEnded(desk.call.call_id);
+    }
+    if (desk.failed) transferFailed(desk.failed);
+  });
   $("acd-login").addEventListener("click", () => changeState("login"));
   $("ready").addEventListener("click", () => changeState("ready"));
   $("not-ready").addEventListener("click", () => changeState("not_ready", $("reason").value));

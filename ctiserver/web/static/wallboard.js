@@ -4,11 +4,48 @@
 const SVGNS = "http://www.w3.org/2000/svg";
 const STATE_COLORS = { available: "#2e7d32", on_call: "#1565c0", ringing: "#42a5f5", reserved: "#90caf9",
                        wrap_up: "#6a1b9a", not_ready: "#ef6c00", logged_out: "#90a4ae" };
-const STATE_LABELS = { available: "就绪 Ready", on_call: "通话 On call", ringing: "振铃 Ringing",
-                       reserved: "分配 Reserved", wrap_up: "话后 Wrap-up", not_ready: "未就绪 Not ready",
-                       logged_out: "签出 Logged out" };
-const TIER_LABELS = { vip: "VIP 大客户", priority: "重要 Priority", normal: "普通 Normal", blacklist: "黑名单 Blacklist" };
+Object.assign(TEXTS, {
+  title: ["班长监控", "Wallboard"], heading: ["95598 班长监控", "95598 Supervisor wallboard"],
+  calls_waiting: ["排队", "Calls waiting"], callbacks_waiting: ["待回拨", "Callbacks waiting"],
+  longest_wait: ["最长等待（秒）", "Longest wait (s)"], sl_today: ["今日服务水平", "Service level today"],
+  ab_today: ["今日放弃率", "Abandon rate today"], per_queue: ["各队列排队", "Waiting per queue"],
+  by_state: ["坐席状态", "Agents by state"], agents: ["坐席", "Agents"], th_agent: ["工号", "Agent"],
+  th_state: ["状态", "State"], th_reason: ["原因", "Reason"], th_action: ["操作", "Action"],
+  waiting_callers: ["排队来电", "Waiting callers"], th_caller: ["来电", "Caller"], th_queue: ["队列", "Queue"],
+  th_wait: ["等待", "Wait"], th_priority: ["优先级", "Priority"], overdue_orders: ["超期工单", "Overdue work orders"],
+  alerts: ["提醒", "Alerts"], st_available: ["就绪", "Ready"], st_on_call: ["通话", "On call"],
+  st_ringing: ["振铃", "Ringing"], st_reserved: ["分配", "Reserved"], st_wrap_up: ["话后", "Wrap-up"],
+  st_not_ready: ["未就绪", "Not ready"], st_logged_out: ["签出", "Logged out"],
+  tier_vip: ["VIP大客户", "VIP"], tier_priority: ["重要", "Priority"], tier_normal: ["普通", "Normal"],
+  tier_blacklist: ["黑名单", "Blacklist"], ready_btn: ["就绪", "Ready"], break_btn: ["小休", "Break"],
+  priority_of: ["优先级 {0}", "priority {0}"], callback: [" · 回拨", " · callback"], ringing: [" · 振铃", " · ringing"],
+  nobody_waiting: ["无人排队", "nobody waiting"], hours_over: ["超 {0} 小时", "{0} h over"],
+  updated: ["更新 {0}", "updated {0}"], supervisor_needed: ["需要班长权限", "Supervisor role needed"],
+  escalation: ["升级：{0} 通话 {1} {2}", "Escalation: {0} call {1} {2}"],
+  understaffed: ["在岗不足：{0} 签出后 {1}/{2}", "Understaffed: {0} logged out, {1}/{2} left"],
+  wo_open: ["待处理", "open"], wo_dispatched: ["已派单", "dispatched"], wo_resolved: ["已办结", "resolved"],
+  wo_closed: ["已关闭", "closed"], wo_reopened: ["已重开", "reopened"],
+  wo_overdue: ["工单超期：#{0} {1} {2}超期（{3}）", "Work order #{0} {1}: {2} overdue ({3})"],
+  stage_dispatch: ["派单", "dispatch"], stage_reply: ["回复", "reply"],
+});
 const agents = new Map();
+const board = { me: null, last: null };
+
+function text(key, fallback) {
+  return key in TEXTS ? t(key) : fallback;
+}
+
+function stateName(state) {
+  return text(`st_${state}`, state);
+}
+
+function tierName(tier) {
+  return text(`tier_${tier}`, tier);
+}
+
+function nameOf(table, code) {
+  return label(((board.me || {})[table] || {})[code], code);
+}
 
 function el(name, attrs, text) {
   const e = document.createElementNS(SVGNS, name);
@@ -56,6 +93,7 @@ function gauge(targetId, ratio, bad, higherIsBetter) {
 
 function showWallboard(w) {
   if (!w) return;
+  board.last = w;
   const queues = w.queues || [];
   setText("t-waiting", queues.reduce((s, q) => s + (q.waiting || 0), 0));
   setText("t-callbacks", queues.reduce((s, q) => s + (q.callbacks || 0), 0));
@@ -65,18 +103,19 @@ function showWallboard(w) {
   bars("c-queues", queues.map((q) => [q.queue, q.waiting || 0, (q.waiting || 0) > 5 ? "#c62828" : "#1565c0"]));
   const byState = w.agents || {};
   bars("c-agents", Object.keys(STATE_COLORS).filter((s) => s in byState)
-    .map((s) => [STATE_LABELS[s], byState[s], STATE_COLORS[s]]));
+    .map((s) => [stateName(s), byState[s], STATE_COLORS[s]]));
   const od = $("overdue");
   od.textContent = "";
   for (const o of w.overdue_workorders || []) {
     const li = document.createElement("li");
     li.className = "overdue";
-    li.textContent = `#${o.id} ${o.category} · ${o.status} · ${o.unit || "—"} · 超 ${Math.round(o.overdue_s / 3600)} h`;
+    li.textContent = `#${o.id} ${nameOf("categories", o.category)} · ${text(`wo_${o.status}`, o.status)} · `
+      + `${o.unit ? nameOf("units", o.unit) : "—"} · ${t("hours_over", Math.round(o.overdue_s / 3600))}`;
     od.append(li);
   }
-  if (!od.children.length) od.textContent = "无 none";
+  if (!od.children.length) od.textContent = t("none");
   showWaiting(w.waiting_calls || [], w.tiers || []);
-  setText("updated", `更新 updated ${new Date().toLocaleTimeString()}`);
+  setText("updated", t("updated", new Date().toLocaleTimeString()));
 }
 
 /* Waiting callers in serving order, each with a priority (tier) picker. Rows are updated in place, so a
@@ -94,17 +133,18 @@ function showWaiting(calls, tiers) {
       for (let i = 0; i < 3; i++) tr.append(document.createElement("td"));
       const td = document.createElement("td");
       const sel = document.createElement("select");
-      sel.setAttribute("aria-label", `优先级 priority ${c.caller || c.call_id}`);
-      for (const t of tiers) sel.append(new Option(TIER_LABELS[t] || t, t));
+      for (const tier of tiers) sel.append(new Option(tierName(tier), tier));
       sel.onchange = () => setPriority(c.call_id, sel);
       td.append(sel);
       tr.append(td);
     }
     const [caller, queue, wait] = tr.children;
-    caller.textContent = (c.caller || "—") + (c.callback ? " · 回拨 callback" : "") + (c.ringing ? " · 振铃 ringing" : "");
+    caller.textContent = (c.caller || "—") + (c.callback ? t("callback") : "") + (c.ringing ? t("ringing") : "");
     queue.textContent = c.queue;
     wait.textContent = fmtDuration(c.wait_s);
     const sel = tr.querySelector("select");
+    sel.setAttribute("aria-label", t("priority_of", c.caller || c.call_id));
+    [...sel.options].forEach((o) => { o.textContent = tierName(o.value); });
     tr.dataset.tier = c.tier;
     if (document.activeElement !== sel) sel.value = c.tier;
     tb.append(tr);  // appending an existing row moves it: the table follows the serving order
@@ -115,7 +155,7 @@ function showWaiting(calls, tiers) {
     tr.className = "empty";
     const td = document.createElement("td");
     td.colSpan = 4;
-    td.textContent = "无人排队 nobody waiting";
+    td.textContent = t("nobody_waiting");
     tr.append(td);
     tb.append(tr);
   }
@@ -143,12 +183,12 @@ function renderAgents() {
   tb.textContent = "";
   for (const a of [...agents.values()].sort((x, y) => x.agent_id.localeCompare(y.agent_id))) {
     const tr = document.createElement("tr");
-    const cells = [a.agent_id, STATE_LABELS[a.state] || a.state, a.reason || ""];
+    const cells = [a.agent_id, stateName(a.state), a.reason ? nameOf("not_ready_reasons", a.reason) : ""];
     for (const c of cells) { const td = document.createElement("td"); td.textContent = c; tr.append(td); }
     const td = document.createElement("td");
-    const ready = document.createElement("button"); ready.textContent = "就绪 Ready";
+    const ready = document.createElement("button"); ready.textContent = t("ready_btn");
     ready.onclick = () => setAgent(a.agent_id, "ready");
-    const brk = document.createElement("button"); brk.textContent = "小休 Break";
+    const brk = document.createElement("button"); brk.textContent = t("break_btn");
     brk.onclick = () => setAgent(a.agent_id, "not_ready", "break");
     td.append(ready, " ", brk); tr.append(td); tb.append(tr);
   }
@@ -173,28 +213,31 @@ function onPush(msg) {
     agents.set(msg.data.agent_id, msg.data);
     renderAgents();
   } else if (msg.type === "escalation") {
-    alert_(`升级 Escalation: ${msg.data.agent_id} 通话 call ${msg.data.call_id} ${msg.data.note || ""}`);
+    alert_(t("escalation", msg.data.agent_id, msg.data.call_id, msg.data.note || ""));
   } else if (msg.type === "workorder_alert" && msg.data.action === "escalation") {
-    const stage = msg.data.stage === "dispatch" ? "派单 dispatch" : "回复 reply";
-    alert_(`工单超期 Work order #${msg.data.id} ${msg.data.category} ${stage} overdue (${msg.data.unit || "-"})`);
+    alert_(t("wo_overdue", msg.data.id, nameOf("categories", msg.data.category),
+             t(msg.data.stage === "dispatch" ? "stage_dispatch" : "stage_reply"),
+             msg.data.unit ? nameOf("units", msg.data.unit) : "-"));
   } else if (msg.type === "staffing_warning") {
-    alert_(`在岗不足 Understaffed: ${msg.data.agent_id} 签出后 ${msg.data.logged_in}/${msg.data.minimum}`);
+    alert_(t("understaffed", msg.data.agent_id, msg.data.logged_in, msg.data.minimum));
   }
 }
 
 function onConn(up) {
-  $("conn").className = up ? "conn" : "conn down";
-  $("conn").textContent = up ? "● 已连接 online" : "● 重连中 reconnecting";
+  showConn(up);
 }
 
 async function start(me) {
+  board.me = me;
   $("who").textContent = `${me.user.name} (${me.user.agent_no})`;
   wireSignOut();
   if (me.user.role === "agent") {
     $("login-box").classList.remove("hidden");
-    $("login-err").textContent = "需要班长权限 Supervisor role needed";
+    $("login-err").dataset.t = "supervisor_needed";
+    $("login-err").textContent = t("supervisor_needed");
     return;
   }
+  onLang(() => { renderAgents(); showWallboard(board.last); });
   $("board").classList.remove("hidden");
   const w = await api("GET", "/api/wallboard");
   if (w.ok) showWallboard(w.data);
