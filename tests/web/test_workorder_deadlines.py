@@ -107,7 +107,7 @@ async def test_the_watch_reminds_then_escalates_once_each_and_a_reopen_starts_ag
         wo = await (await client.post("/api/workorders", headers=agent, json=WO)).json()
         assert (wo["warn_ts"], wo["due_ts"], wo["dispatch_due_ts"]) == (at(10, 9), at(10, 10), at(9, 30, 18))
         url = f"/api/workorders/{wo['id']}/status"
-        r = await client.post(url, headers=agent, json={"status": "dispatched", "unit": "营销部 Marketing"})
+        r = await client.post(url, headers=agent, json={"status": "dispatched", "unit": "marketing"})
         assert r.status == 200
 
         hub = RecordingHub(clock)
@@ -152,7 +152,7 @@ async def test_the_watch_reminds_then_escalates_once_each_and_a_reopen_starts_ag
 
 @pytest.mark.parametrize(("file", "old", "new", "words"), [
     ("desktop.yaml", "units:", "workorder_sla:\n  fault_repair: {hours: 24}\nunits:",
-     "desktop.yaml:32: workorder_sla: work-order deadlines are defined once, in workorders.yaml"),
+     "desktop.yaml:34: workorder_sla: work-order deadlines are defined once, in workorders.yaml"),
     ("kpi.yaml", "  reopened_actions: [reopened]\n", "  due_h: {default: 24}\n",
      "work-order deadlines are defined once, in workorders.yaml"),
     ("outbound.yaml", "  mode: agent\n", "  mode: agent\n  due_working_days: 1\n",
