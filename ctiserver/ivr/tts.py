@@ -25,16 +25,18 @@ import atexit
 import contextlib
 import hashlib
 import io
+import logging
 import multiprocessing
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
 import time
 import wave
 from collections.abc import Iterable
-from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import BrokenExecutor, Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
@@ -44,6 +46,8 @@ from pydantic import Field
 from ..configfile import Strict
 
 SAMPLE_RATE = 8000
+
+log = logging.getLogger(__name__)
 
 
 class TtsError(RuntimeError):
@@ -74,10 +78,13 @@ def worker_init(parent_pid: int) -> None:
     Linux: the kernel sends SIGKILL when the parent dies (prctl PR_SET_PDEATHSIG). Everywhere, and
     in case the signal was tied to a thread that is gone: a daemon thread checks every second
     that the parent is still ours. Without these a killed server left its workers running.
+
+    Ctrl-C in a terminal (or `timeout`) signals the whole process group: the server shuts its pool
+    down in order, so the workers ignore SIGINT and SIGTERM rather than die mid-render and break
+    the pool under the server (a BrokenProcessPool traceback in its log).
     """
     import ctypes
     import ctypes.util
-    import signal
     import threading
 
     if sys.platform.startswith("linux"):
@@ -86,6 +93,8 @@ def worker_init(parent_pid: int) -> None:
             libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     if os.getppid() != parent_pid:  # died before the line above took effect
         os._exit(0)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
     def watch() -> None:
         while os.getppid() == parent_pid:
@@ -251,15 +260,18 @@ class Tts:
         self._inflight[key] = fut
         try:
             loop = asyncio.get_running_loop()
-            job = loop.run_in_executor(self._pool(), synthesize, text, self.voice(lang), self.settings.rate,
-                                       self.settings.volume, str(self.path(key)), self.settings.attempts)
             try:
+                job = loop.run_in_executor(self._pool(), synthesize, text, self.voice(lang), self.settings.rate,
+                                           self.settings.volume, str(self.path(key)), self.settings.attempts)
                 spent = await asyncio.wait_for(job, self.settings.timeout_s)
             except TimeoutError:
                 raise TtsError(f"TTS took longer than {self.settings.timeout_s:g}s for {text[:40]!r}") from None
             except TtsError:
                 raise
-            except Exception as exc:  # a crashed worker (BrokenProcessPool) or an engine error
+            except BrokenExecutor as exc:  # a worker was killed: the next prompt gets a new pool
+                self._drop_broken_pool()
+                raise TtsError(f"TTS failed for {text[:40]!r}: a TTS worker died ({exc})") from None
+            except Exception as exc:  # an engine error
                 raise TtsError(f"TTS failed for {text[:40]!r}: {type(exc).__name__}: {exc}") from exc
             self.stats.renders += 1
             self.stats.render_s += spent
@@ -273,6 +285,12 @@ class Tts:
             raise
         finally:
             self._inflight.pop(key, None)
+
+    def _drop_broken_pool(self) -> None:
+        executor, self._executor = self._executor, None
+        if executor is not None:
+            log.warning("a TTS worker died; starting a new pool for the next prompt")
+            executor.shutdown(wait=False, cancel_futures=True)
 
     async def render_all(self, prompts: Iterable[tuple[str, str]]) -> tuple[int, int, list[str]]:
         """Render many (text, lang) pairs; returns (rendered, already cached, errors)."""
