@@ -133,14 +133,9 @@ def serve_banner(server: Any, config_dir: Path, *, users: int | None) -> str:
 
 
 def _cmd_asterisk(args: argparse.Namespace) -> int:
-    from . import sandbox
+    from .sandbox_cli import run
 
-    argv = [args.action]
-    if args.root:
-        argv += ["--root", args.root]
-    if args.sounds:
-        argv += ["--sounds", args.sounds]
-    return sandbox.main(argv)
+    return run(args.action, args.root, args.sounds)
 
 
 def _cmd_db(args: argparse.Namespace) -> int:
@@ -211,9 +206,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _feature_commands() -> list[Callable[[argparse._SubParsersAction], None]]:
-    from . import settings
+    """Each feature's own CLI module adds its sub-commands."""
+    from .ivr.cli import add_commands as add_ivr_commands
+    from .kpi.cli import add_report_command
+    from .outbound.cli import add_campaign_commands
+    from .sim.cli import add_sim_commands
+    from .web.cli import add_user_command
 
-    return settings.feature_commands()
+    return [add_ivr_commands, add_report_command, add_campaign_commands, add_user_command, add_sim_commands]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -18,7 +18,6 @@ name is written into the repository.
 
 from __future__ import annotations
 
-import argparse
 import fcntl
 import hashlib
 import json
@@ -479,37 +478,7 @@ def status(root: Path | str | None = None) -> dict[str, object]:
             **({"state": state} if built else {})}
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="ctiserver asterisk", description=__doc__.split("\n")[0])
-    parser.add_argument("action", choices=["up", "down", "status", "restart", "build"])
-    parser.add_argument("--root", help="chroot folder (default $CTISERVER_ASTERISK_ROOT or /var/cache/ctiserver/"
-                                       "asterisk-root)")
-    parser.add_argument("--sounds", help="host folder of TTS prompts to show Asterisk as sounds/cti")
-    args = parser.parse_args(argv)
-    try:
-        if args.action == "build":
-            print(ensure_chroot(args.root))
-        elif args.action == "up":
-            info = up(args.root, sounds_dir=Path(args.sounds) if args.sounds else None)
-            print(f"asterisk up (pid {info.pid}); AMI {info.ami_host}:{info.ami_port} user {info.ami_user}; "
-                  f"log {info.log_path}")
-        elif args.action == "down":
-            down(args.root)
-            print("asterisk down")
-        elif args.action == "restart":
-            info = restart(args.root)
-            print(f"asterisk restarted (pid {info.pid})")
-        else:
-            print(json.dumps(status(args.root), indent=2))
-    except SandboxError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    except OSError as exc:  # e.g. the root's folder cannot be created
-        print(f"error: sandbox folder {root_dir(args.root)}: {exc.strerror}"
-              + (f" ({exc.filename})" if exc.filename else ""), file=sys.stderr)
-        return 1
-    return 0
+if __name__ == "__main__":  # `python -m ctiserver.sandbox up|down|status|restart|build`
+    from ctiserver.sandbox_cli import main
 
-
-if __name__ == "__main__":
     sys.exit(main())

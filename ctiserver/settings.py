@@ -6,7 +6,6 @@ of all files (not just the first) so an operator fixes them in one pass.
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Callable
 from pathlib import Path
 
@@ -126,12 +125,3 @@ def check_all(config_dir: Path) -> list[ConfigProblem]:
     # every feature reads calendar.yaml: its problems are reported once, not once per feature
     return list({str(p): p for p in problems}.values())
 
-
-def feature_commands() -> list[Callable[[argparse._SubParsersAction], None]]:
-    from .ivr.tools import add_commands as add_ivr_commands
-    from .kpi.report import add_report_command
-    from .outbound.cli import add_campaign_commands
-    from .sim.cli import add_sim_commands
-    from .web.auth import add_user_command
-
-    return [add_ivr_commands, add_report_command, add_campaign_commands, add_user_command, add_sim_commands]

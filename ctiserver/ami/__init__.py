@@ -1,5 +1,6 @@
 """Our thin, correct layer over Asterisk's AMI (see client.py for why not panoramisk's Manager).
 
+    from ctiserver.ami.client import AmiClient
     client = AmiClient(server_cfg, on_event=tracker_feed, on_connect=resync, on_disconnect=lost)
     await client.start()                       # returns at once; reconnects forever
     resp = await client.action("CoreShowChannels")
@@ -10,11 +11,11 @@
     await client.close()
 
 Modules: framing (bytes -> AmiMessage, sans-IO), message (AmiMessage), actions (encode_action),
-client (AmiClient), errors (the exception tree).
+client (AmiClient), errors (the exception tree). The package exports the sans-IO parts only, so a pure
+core that reads an AmiMessage does not load the client's sockets: import AmiClient from `ami.client`.
 """
 
 from .actions import encode_action, variables
-from .client import AmiClient, AmiResponse, ConnectInfo
 from .errors import (
     AmiActionError,
     AmiDisconnected,
@@ -29,17 +30,14 @@ from .message import AmiMessage
 
 __all__ = [
     "AmiActionError",
-    "AmiClient",
     "AmiDisconnected",
     "AmiError",
     "AmiFieldMissing",
     "AmiFramer",
     "AmiLoginError",
     "AmiMessage",
-    "AmiResponse",
     "AmiResponseError",
     "AmiTimeout",
-    "ConnectInfo",
     "encode_action",
     "variables",
 ]

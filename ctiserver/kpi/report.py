@@ -8,18 +8,14 @@ shape is documented in docs/kpis.md ("Report JSON") and versioned by `schema`.
 
 from __future__ import annotations
 
-import argparse
-import asyncio
 import csv
 import io
 import json
 import math
-import sys
 import time
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
@@ -628,20 +624,7 @@ def format_json(report: dict[str, Any]) -> str:
 FORMATTERS = {"table": format_table, "csv": format_csv, "json": format_json}
 
 
-# ---------------------------------------------------------------------------------- CLI
-
-def add_report_command(subparsers: argparse._SubParsersAction) -> None:
-    """`ctiserver report --config DIR --from --to --by --format` (the lead wires this in settings)."""
-    p = subparsers.add_parser("report", help="KPI report from the event store")
-    p.add_argument("--config", default="config")
-    p.add_argument("--from", dest="start", help="start, local time (YYYY-MM-DD[THH:MM]); default today 00:00")
-    p.add_argument("--to", dest="end", help="end (exclusive); default start + 1 day")
-    p.add_argument("--by", default="", help=f"comma-separated groupings: {', '.join(ALL_DIMS)}")
-    p.add_argument("--format", choices=sorted(FORMATTERS), default="table")
-    p.add_argument("--url", help="database URL (default: database.url from ctiserver.yaml)")
-    p.add_argument("--output", help="write to this file instead of standard output")
-    p.set_defaults(func=run_report_command)
-
+# ---------------------------------------------------------------------------------- ranges
 
 def resolve_range(start: str | None, end: str | None, cfg: KpiConfig,
                   now: float | None = None) -> tuple[float, float]:
@@ -657,37 +640,3 @@ def resolve_range(start: str | None, end: str | None, cfg: KpiConfig,
         d0 = datetime.fromtimestamp(t0, cfg.zone())
         t1 = (d0.replace(tzinfo=None) + timedelta(days=1)).replace(tzinfo=cfg.zone()).timestamp()
     return t0, t1
-
-
-def run_report_command(args: argparse.Namespace) -> int:
-    from ..clidb import db_url, open_store
-    from .config import load_kpi_config
-
-    config_dir = Path(args.config)
-    cfg = load_kpi_config(config_dir)
-    try:
-        t0, t1 = resolve_range(args.start, args.end, cfg)
-        by = parse_by(args.by)
-    except ReportError as exc:
-        print(f"ctiserver report: {exc}", file=sys.stderr)
-        return 2
-    url = db_url(config_dir, args.url)
-
-    async def run() -> dict[str, Any]:
-        engine = await open_store(url, config_dir, create=False)
-        try:
-            return await build_report(engine, cfg, t0, t1, by)
-        finally:
-            await engine.dispose()
-
-    try:
-        report = asyncio.run(run())
-    except ReportError as exc:
-        print(f"ctiserver report: {exc}", file=sys.stderr)
-        return 2
-    text = FORMATTERS[args.format](report)
-    if args.output:
-        Path(args.output).write_text(text, encoding="utf-8")
-    else:
-        sys.stdout.write(text)
-    return 0

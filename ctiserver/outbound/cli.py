@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import csv
-import io
 import json
 import sys
 import time
@@ -28,12 +26,12 @@ from .contacts import (
     CustomerTarget,
     ImportRejected,
     apply_class_windows,
-    control_character,
     parse_csv,
     stratified_sample,
     targets_to_contacts,
 )
 from .customers import SqlCustomerSource
+from .export import not_reached_csv
 from .model import CampaignSpec, load_campaign_spec, load_outbound_config
 from .store import OutboundError, OutboundStore, UnknownCampaign
 
@@ -52,29 +50,6 @@ def status_line(s: dict[str, Any]) -> str:
     late = "  OVERDUE" if s.get("overdue") else ""
     return (f"{s['campaign']:<24} {s['state']:<9} {bar}  reached {s['done']}  not reached {s['not_reached']}"
             f"  live {s['live']}  pending {s['pending']}{late}")
-
-
-def not_reached_csv(rows: list[dict[str, Any]]) -> str:
-    """The export for the billing office; UTF-8 with BOM so Excel shows the Chinese names."""
-    base = ["number", "name", "account", "area", "priority", "attempts", "last_outcome"]
-    extra = sorted({k for r in rows for k in r} - set(base))
-    out = io.StringIO()
-    w = csv.DictWriter(out, fieldnames=base + extra, extrasaction="ignore", lineterminator="\r\n")
-    w.writeheader()
-    for r in rows:
-        w.writerow({k: _cell(r.get(k, "")) for k in base + extra})
-    return "\ufeff" + out.getvalue()
-
-
-def _cell(value: Any) -> Any:
-    # A cell starting with = + - @ is a formula to a spreadsheet: keep it text. Control characters
-    # (rows stored before imports refused them) are written as visible \xNN / \uNNNN, never raw.
-    text = str(value)
-    if control_character(text) is not None:
-        text = "".join(ch if control_character(ch) is None else f"\\x{ord(ch):02x}" if ord(ch) < 256
-                       else f"\\u{ord(ch):04x}" for ch in text)
-        value = text
-    return "'" + text if text[:1] in ("=", "+", "-", "@") else value
 
 
 def add_campaign_commands(subparsers: argparse._SubParsersAction) -> None:

@@ -19,7 +19,7 @@ from aiohttp import web
 
 from ..web.errors import ApiError
 from .callback_service import AcdCallbackService
-from .cli import not_reached_csv
+from .export import not_reached_csv
 from .service import OutboundService
 from .store import CampaignStateError, OutboundError, UnknownCampaign
 

@@ -11,16 +11,12 @@ Nothing here logs a password, a hash or a token.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import getpass
 import hashlib
 import logging
 import secrets
-import sys
 from collections import deque
 from dataclasses import dataclass
-from typing import Any
 
 from aiohttp import web
 from argon2 import PasswordHasher
@@ -281,48 +277,3 @@ class LoginAttempt:
     wait: float  # > 0: refused, try again in this many seconds
     counted: tuple[tuple[LoginLimiter, str], ...]
 
-
-# --- CLI ----------------------------------------------------------------------
-
-def add_user_command(subparsers: Any) -> None:
-    """`ctiserver user add AGENT_NO --name N --role R` (password from a prompt or --password-stdin)."""
-    p = subparsers.add_parser("user", help="desktop users (agents, supervisors, admins)")
-    p.add_argument("action", choices=["add"])
-    p.add_argument("agent_no")
-    p.add_argument("--name", required=True)
-    p.add_argument("--role", choices=list(ROLES), default="agent")
-    p.add_argument("--password-stdin", action="store_true", help="read the password from the first line of stdin")
-    p.add_argument("--config", default="config")
-    p.add_argument("--url", help="override the database URL from the config")
-    p.set_defaults(func=_cmd_user)
-
-
-def _cmd_user(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    from ..clidb import db_url, open_store
-
-    if args.password_stdin:
-        password = sys.stdin.readline().rstrip("\r\n")
-    else:
-        password = getpass.getpass("password: ")
-        if getpass.getpass("again: ") != password:
-            print("passwords differ", file=sys.stderr)
-            return 1
-    config_dir = Path(args.config)
-    url = db_url(config_dir, args.url)
-
-    async def run() -> None:
-        engine = await open_store(url, config_dir, create=True)
-        try:
-            await create_user(engine, args.agent_no, args.name, args.role, password)
-        finally:
-            await engine.dispose()
-
-    try:
-        asyncio.run(run())
-    except ValueError as exc:  # includes UserExists
-        print(exc, file=sys.stderr)
-        return 1
-    print(f"user {args.agent_no} added")
-    return 0

@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 
 from ctiserver.configfile import ConfigError
+from ctiserver.ivr.cli import add_commands
 from ctiserver.ivr.reload import TreeRegistry, UnknownTree
-from ctiserver.ivr.tools import add_commands, check_ivr, ivr_graph, ivr_try, static_prompts, to_dot, tts_build
+from ctiserver.ivr.tools import check_ivr, ivr_graph, ivr_try, static_prompts, to_dot, tts_build
 from ctiserver.ivr.tree import load_tree
 from ctiserver.ivr.walker import Digits, IvrWalker, Say
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from ctiserver.kpi.report import add_report_command
+from ctiserver.kpi.cli import add_report_command
 
 from .conftest import load
 from .test_kpi_golden import EXPECTED_TOTAL, golden_day

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from ctiserver.outbound.cli import add_campaign_commands, not_reached_csv, progress_bar
+from ctiserver.outbound.cli import add_campaign_commands, progress_bar
+from ctiserver.outbound.export import not_reached_csv
 from ctiserver.outbound.model import Dial, Outcome
 from ctiserver.outbound.store import OutboundStore
 from ctiserver.store.engine import make_engine, migrate

@@ -15,7 +15,7 @@ from ctiserver.clock import FakeClock
 from ctiserver.configfile import ConfigError
 from ctiserver.deadlines import Limit
 from ctiserver.store.engine import make_engine, migrate
-from ctiserver.web import auth
+from ctiserver.web import auth, cli
 from ctiserver.web.config import DesktopConfig, RateLimit, load_desktop_config
 from ctiserver.web.errors import ApiError
 from ctiserver.web.tables import users
@@ -127,10 +127,10 @@ async def test_create_user_and_cli(tmp_path: Path) -> None:
     finally:
         await engine.dispose()
     parser = argparse.ArgumentParser()
-    auth.add_user_command(parser.add_subparsers(dest="command"))
+    cli.add_user_command(parser.add_subparsers(dest="command"))
     args = parser.parse_args(["user", "add", "3004", "--name", "吴八", "--role", "agent", "--password-stdin",
                               "--url", url])
-    assert args.func is auth._cmd_user and args.agent_no == "3004" and args.role == "agent"
+    assert args.func is cli._cmd_user and args.agent_no == "3004" and args.role == "agent"
 
 
 def test_user_add_command_stores_a_hash(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
@@ -140,7 +140,7 @@ def test_user_add_command_stores_a_hash(tmp_path: Path, monkeypatch: pytest.Monk
 
     url = f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}"
     parser = argparse.ArgumentParser()
-    auth.add_user_command(parser.add_subparsers(dest="command"))
+    cli.add_user_command(parser.add_subparsers(dest="command"))
     args = parser.parse_args(["user", "add", "3005", "--name", "郑九", "--role", "admin", "--password-stdin",
                               "--url", url])
     monkeypatch.setattr("sys.stdin", io.StringIO("cli-secret-pw\n"))
