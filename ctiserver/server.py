@@ -17,9 +17,10 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field
 
 from . import metrics
 from .agi_types import AgiChannel, AgiHandler
@@ -28,6 +29,7 @@ from .config import AmiServer, ServerConfig, resolve_db_url
 from .events import Event, Kind
 from .tracker import CallTracker, RecordedCall
 from .web.guard import new_app
+from .web.openapi import Operation, Reply, documented
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +42,25 @@ AmiListener = Callable[[str, Any], None]  # (server name, AmiMessage)
 HEALTH_DETAILS_KEY: web.AppKey[Callable[[web.Request], Awaitable[bool]]] = web.AppKey("health_details")
 PUBLIC_AMI = ("connected", "since", "reconnects")
 PUBLIC_DB = ("db_ok", "pending", "journaled", "lag_s")
+
+
+class HealthOut(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    status: Literal["ok", "degraded"]
+    ami: dict[str, dict[str, Any]] = Field(description="per Asterisk: connected, since, reconnects (more when "
+                                                       "a supervisor asks)")
+    db: dict[str, Any] = Field(description="db_ok, pending, journaled, lag_s (more when a supervisor asks)")
+    live_calls: int
+    uptime_s: float
+
+
+_HEALTH = Reply("the server's health", HealthOut)
+HEALTH_OP = Operation(summary="Health: every Asterisk link up and the database writing (200), or not (503)",
+                      roles=None, tags=("meta",), replies={200: _HEALTH, 503: _HEALTH}, operation_id="health")
+METRICS_OP = Operation(summary="Prometheus metrics (text format 0.0.4)", roles=None, tags=("meta",),
+                       replies={200: Reply("metrics", content_type="text/plain", schema={"type": "string"})},
+                       operation_id="metrics")
 
 
 class CtiServer:
@@ -271,6 +292,7 @@ class CtiServer:
                 "live_calls": sum(len(t.calls) for t in self.trackers.values()),
                 "uptime_s": round(time.time() - self.started_at, 1)}
 
+    @documented(HEALTH_OP)
     async def _healthz(self, request: web.Request) -> web.Response:
         body = self.health()
         may_see = request.app.get(HEALTH_DETAILS_KEY)
@@ -315,6 +337,7 @@ class CtiServer:
                       "began (bad, oversized, slow or evicted headers)", {}, float(self.agi.rejected_total)))
         return s
 
+    @documented(METRICS_OP)
     async def _metrics(self, request: web.Request) -> web.Response:
         return web.Response(text=metrics.render(self.metric_samples()),
                             content_type="text/plain", charset="utf-8",

@@ -13,18 +13,51 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from importlib import resources
-from typing import Any
+from typing import Any, Literal
 
 from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ..web.errors import ApiError
 from ..web.guard import PAGE_HEADERS
+from ..web.openapi import Operation, Reply, documented
+from ..web.schemas import Query
 from .config import KpiConfig
-from .report import ReportError, build_report, format_csv, parse_by, resolve_range
+from .report import ALL_DIMS, SCHEMA, WHEN, ReportError, build_report, format_csv, parse_by, resolve_range
 
 PAGE = "reports.html"
+SUPERVISORS = frozenset({"supervisor", "admin"})  # the server's ops guard (wiring._ops_guard)
+_Dim = Literal[ALL_DIMS]  # type: ignore[valid-type]
+
+
+class ReportQuery(Query):
+    """The query of GET /api/reports as `api` parses it (for the document; see parse_when, parse_by)."""
+
+    from_: str | None = Field(default=None, alias="from", pattern=f"^$|{WHEN}",
+                              description="start, local to the site's time zone unless an offset is given; "
+                                          "empty or absent: today's midnight")
+    to: str | None = Field(default=None, pattern=f"^$|{WHEN}",
+                           description="end (after `from`, at most max_days later); empty or absent: a day after "
+                                       "`from`")
+    by: list[_Dim] = Field(default_factory=list, description="groupings, comma-separated, each once",
+                           json_schema_extra={"uniqueItems": True})
+    format: Literal["json", "csv"] = "json"
+
+
+class ReportOut(BaseModel):
+    """The report (docs/kpis.md, "Report JSON")."""
+
+    model_config = ConfigDict(extra="allow")
+
+    schema_: Literal[SCHEMA] = Field(alias="schema")  # type: ignore[valid-type]
+    timezone: str
+    from_: str = Field(alias="from")
+    to: str
+    by: list[str]
+    rows: list[dict[str, Any]]
+    total: dict[str, Any]
 
 
 def add_report_routes(app: web.Application, get_engine: Callable[[], AsyncEngine], cfg: KpiConfig, *,
@@ -37,9 +70,16 @@ def add_report_routes(app: web.Application, get_engine: Callable[[], AsyncEngine
     `app` carries the server's middlewares (`ctiserver.web.guard.new_app`): refusals are raised as
     ApiError and rendered in the one error shape there."""
     gate = asyncio.Semaphore(max_parallel)
+    report_op = Operation(
+        summary="KPI report for a range, grouped as asked, as JSON or CSV", tags=("reports",), roles=SUPERVISORS,
+        query=ReportQuery, replies={200: Reply("the report", ReportOut, content_type=("application/json", "text/csv"))},
+        description=f"`to` must be after `from`, at most {max_days} days later (else 400).",
+        errors={400: "unknown_parameter, bad_format, bad_request: a parameter breaks its rule, or the range does",
+                503: "store_unavailable: the event store did not answer"}, operation_id="get_report")
     files = {name: resources.files(__package__).joinpath(name).read_text(encoding="utf-8")
              for name in (PAGE, "reports.js", "reports.css")}
 
+    @documented(report_op)
     async def api(request: web.Request) -> web.StreamResponse:
         q = request.query
         unknown = set(q) - {"from", "to", "by", "format"}
@@ -71,6 +111,9 @@ def add_report_routes(app: web.Application, get_engine: Callable[[], AsyncEngine
         return web.json_response(report, dumps=_dumps)
 
     def file(name: str, content_type: str) -> Callable[[web.Request], Awaitable[web.Response]]:
+        @documented(Operation(summary=f"The reports page: {name}", roles=None, tags=("pages",),
+                              replies={200: Reply(name, content_type=content_type, schema={"type": "string"})},
+                              operation_id="get_" + name.replace(".", "_")))
         async def handler(_request: web.Request) -> web.Response:
             return web.Response(text=files[name], content_type=content_type, charset="utf-8",
                                 headers=PAGE_HEADERS)

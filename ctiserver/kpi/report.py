@@ -12,6 +12,7 @@ import csv
 import io
 import json
 import math
+import re
 import time
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
@@ -65,12 +66,21 @@ def parse_by(by: Sequence[str] | str | None) -> list[str]:
     return items
 
 
+# What parse_when takes (and /api/openapi.json publishes): a date or a date-time, seconds and an offset
+# optional, in the years 1970-2999 (a range's end, a day later, stays a date Python can hold)
+WHEN = (r"^(19[7-9][0-9]|2[0-9]{3})-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])"
+        r"([T ]([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9](\.[0-9]{1,6})?)?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])?)?$")
+_WHEN = re.compile(WHEN)
+
+
 def parse_when(text: str, cfg: KpiConfig) -> float:
     """'2026-11-23', '2026-11-23T09:30' (local to cfg.timezone) or with an offset -> epoch seconds."""
     try:
-        dt = datetime.fromisoformat(text.strip())
+        if not _WHEN.fullmatch(text):
+            raise ValueError(text)
+        dt = datetime.fromisoformat(text)
     except ValueError:
-        raise ReportError(f"{text!r} is not a date or date-time (YYYY-MM-DD[THH:MM])") from None
+        raise ReportError(f"{text[:40]!r} is not a date or date-time (YYYY-MM-DD[THH:MM])") from None
     return to_epoch(dt, cfg)
 
 

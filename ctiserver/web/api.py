@@ -1,8 +1,10 @@
-"""The REST API: one route table that builds both the aiohttp routes and the OpenAPI document.
+"""The REST API: one route table that builds both the aiohttp routes and their part of the OpenAPI document.
 
-Each `Route` names its method, path, roles, body and query models; `Desktop.wrap`
-does the common work around every handler (session, role, size checks, validation)
-and raises every refusal as an `ApiError`, which the app's middleware renders as
+Each `Route` names its method, path, roles, body and query models, its reply and the refusals
+only it makes; `Desktop.wrap` does the common work around every handler (session, role, path
+patterns, size checks, validation, the configured choices) and attaches the route's `Operation`
+(openapi.py) to the handler it builds, so /api/openapi.json describes what `wrap` enforces.
+Every refusal is raised as an `ApiError`, which the app's middleware renders as
 `{"error": {"id", "message", "details"}}` (errors.py); the cross-site and JSON-only
 checks of every POST are the app's too (guard.py). A handler body only says what the
 endpoint does.
@@ -27,7 +29,24 @@ from . import auth, dispositions, workorders
 from .auth import LoginThrottle, User
 from .config import DesktopConfig
 from .errors import ApiError
+from .openapi import ANY_ROLE, Operation, Reply, documented, openapi
 from .ports import AgentControl, CallControl, CustomerLookup, PortError, WallboardSource
+from .replies import (
+    AgentStateOut,
+    CallActionOut,
+    CallOut,
+    CustomerOut,
+    DispositionOut,
+    LoginOut,
+    MeOut,
+    OkOut,
+    PriorityOut,
+    UserOut,
+    WallboardOut,
+    WorkOrderDetailOut,
+    WorkOrderMovedOut,
+    WorkOrderOut,
+)
 from .schemas import (
     AgentStateIn,
     CustomerQuery,
@@ -41,18 +60,24 @@ from .schemas import (
     WorkOrderIn,
     WorkOrderQuery,
     WorkOrderStatusIn,
+    choices_of,
 )
 from .ws import Hub
 
 log = logging.getLogger(__name__)
 
 COOKIE = auth.COOKIE
-ANY = frozenset({"agent", "supervisor", "admin"})
+ANY = ANY_ROLE
 SUPERVISORS = frozenset({"supervisor", "admin"})
 ADMIN = frozenset({"admin"})
-_AGENT_NO = re.compile(r"^[A-Za-z0-9]{1,20}$")
-_CALL_ID = re.compile(r"^[A-Za-z0-9._:-]{1,80}$")
-_WO_ID = re.compile(r"^[0-9]{1,15}$")
+# path parameter -> (the pattern it must match, what it names): anything else is a 404 "unknown-<what>"
+PATH_PARAMS = {"agent_no": (r"^[A-Za-z0-9]{1,20}$", "agent"),
+               "call_id": (r"^[A-Za-z0-9._:-]{1,80}$", "call"),
+               "wo_id": (r"^[0-9]{1,15}$", "workorder")}
+_PATH_RE = {name: re.compile(pattern) for name, (pattern, _) in PATH_PARAMS.items()}
+_LIVE_CALL = {403: "forbidden: the call is another agent's", 404: "unknown-call: no such live call",
+              409: "asterisk-refused, no-agent-leg, transfer-not-started: Asterisk or the call refused",
+              503: "asterisk-unavailable: the action could not be sent to Asterisk"}
 
 
 @dataclass(slots=True)
@@ -84,6 +109,22 @@ class Route:
     query: type[BaseModel] | None = None
     status: int = 200
     tags: tuple[str, ...] = field(default=())
+    reply: Any = None  # the model of the answer (replies.py)
+    errors: dict[int, str] = field(default_factory=dict)  # refusals only this route makes (openapi.error_statuses)
+    description: str = ""
+    links: dict[str, Any] = field(default_factory=dict)  # OpenAPI links from the answer to other operations
+
+    def operation(self) -> Operation:
+        """The route as the document describes it: what `Desktop.wrap` and the handler enforce."""
+        params = re.findall(r"\{(\w+)\}", self.path)
+        errors = {400: "bad-query: this operation takes no query parameters"} if self.query is None else {}
+        if self.method == "POST":
+            errors[413] = "body-too-large"
+        return Operation(summary=self.summary, tags=self.tags, roles=self.roles, query=self.query, body=self.body,
+                         replies={self.status: Reply("done" if self.method == "POST" else "found", self.reply)},
+                         path={name: PATH_PARAMS[name][0] for name in params},
+                         errors={**errors, **self.errors}, description=self.description,
+                         operation_id=self.handler.__name__, links={self.status: self.links} if self.links else {})
 
 
 def _json_default(value: Any) -> Any:
@@ -100,10 +141,11 @@ def _validation_details(exc: ValidationError) -> list[dict[str, Any]]:
     return [{"loc": [str(p) for p in e["loc"]], "message": e["msg"], "type": e["type"]} for e in exc.errors()]
 
 
-def _first_problem(exc: ValidationError) -> str:
+def _first_problem(exc: ValidationError, whole: str = "body") -> str:
     e = exc.errors()[0]
-    where = ".".join(str(p) for p in e["loc"]) or "body"
-    return f"{where}: {e['msg']}" + (f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else "")
+    where = ".".join(str(p) for p in e["loc"]) or whole
+    message = str(e["msg"]).removeprefix("Value error, ")
+    return f"{where}: {message}" + (f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else "")
 
 
 class Desktop:
@@ -127,58 +169,98 @@ class Desktop:
         self.throttle = LoginThrottle(config.login_per_user, config.login_per_ip, config.login_per_user_all_addresses)
         self._refusals: dict[str, tuple[float, int]] = {}  # address -> (last warning, refusals since)
         self.table = self._table()
+        self._doc: tuple[web.UrlDispatcher, dict[str, Any]] | None = None
 
     # --- plumbing ---------------------------------------------------------------
 
     def _table(self) -> list[Route]:
         R = Route
+        own = {403: "forbidden: agents may act only for themselves"}
         return [
             R("POST", "/api/auth/login", self.login, "Log in with agent number and password; sets a session cookie",
-              roles=None, body=LoginIn, tags=("auth",)),
-            R("POST", "/api/auth/logout", self.logout, "End this session", tags=("auth",)),
+              roles=None, body=LoginIn, tags=("auth",), reply=LoginOut,
+              errors={401: "bad-credentials: wrong agent number or password",
+                      429: "rate-limited: too many failed logins (Retry-After)"}),
+            R("POST", "/api/auth/logout", self.logout, "End this session (no body)", tags=("auth",), reply=OkOut),
             R("GET", "/api/me", self.me, "The caller, plus the codes the desktop offers (reasons, categories, units)",
-              tags=("auth",)),
+              tags=("auth",), reply=MeOut),
             R("POST", "/api/users", self.add_user, "Add a user (admin)", roles=ADMIN, body=UserIn, status=201,
-              tags=("auth",)),
+              tags=("auth",), reply=UserOut, errors={409: "user-exists"}),
             R("GET", "/api/agents", self.list_agents, "Every agent's state (supervisor)", roles=SUPERVISORS,
-              tags=("agents",)),
+              tags=("agents",), reply=list[AgentStateOut]),
             R("GET", "/api/agents/{agent_no}", self.get_agent, "One agent's state (self or supervisor)",
-              tags=("agents",)),
+              tags=("agents",), reply=AgentStateOut, errors=own),
             R("POST", "/api/agents/{agent_no}/state", self.set_agent_state,
               "Log in/out of the ACD, ready, not ready with a reason (self or supervisor)", body=AgentStateIn,
-              tags=("agents",)),
-            R("GET", "/api/calls", self.list_calls, "Live calls (agents: their own)", tags=("calls",)),
+              tags=("agents",), reply=AgentStateOut,
+              errors={**own, 409: "acd-illegal-transition: not from the agent's present state",
+                      422: "unknown-reason: not_ready needs one of the configured reasons; a reason only with it"}),
+            R("GET", "/api/calls", self.list_calls, "Live calls (agents: their own)", tags=("calls",),
+              reply=list[CallOut]),
             R("POST", "/api/calls/{call_id}/transfer", self.transfer,
-              "Blind or attended transfer to a queue or an agent", body=TransferIn, tags=("calls",)),
-            R("POST", "/api/calls/{call_id}/hangup", self.hangup, "Hang up a call", tags=("calls",)),
+              "Blind or attended transfer to a queue or an agent", body=TransferIn, tags=("calls",),
+              reply=CallActionOut,
+              errors={**_LIVE_CALL, 404: "unknown-call, unknown-agent: no such live call or target agent",
+                      422: "bad-target, no-transfer-code, attended-needs-digits, transfer-to-self: "
+                           "a target this call cannot go to"}),
+            R("POST", "/api/calls/{call_id}/hangup", self.hangup, "Hang up a call (no body)", tags=("calls",),
+              reply=CallActionOut, errors=_LIVE_CALL),
             R("POST", "/api/calls/{call_id}/escalate", self.escalate,
               "Warm transfer to the shift leader/supervisor, marked as an escalation", body=EscalateIn,
-              tags=("calls",)),
+              tags=("calls",), reply=CallActionOut, errors=_LIVE_CALL),
             R("POST", "/api/queue/{call_id}/priority", self.set_priority,
               "Move a waiting caller to another tier, their priority in the queue (supervisor); logged as "
-              "acd.retier", roles=SUPERVISORS, body=PriorityIn, tags=("wallboard",)),
+              "acd.retier", roles=SUPERVISORS, body=PriorityIn, tags=("wallboard",), reply=PriorityOut,
+              errors={404: "not-waiting: no such caller waiting in the ACD", 422: "unknown-tier"}),
             R("GET", "/api/customers", self.lookup_customer, "Customer record by phone or account",
-              query=CustomerQuery, tags=("customers",)),
+              query=CustomerQuery, tags=("customers",), reply=CustomerOut,
+              errors={404: "unknown-customer"}),
             R("POST", "/api/dispositions", self.add_disposition, "Record a call's disposition",
-              body=DispositionIn, status=201, tags=("dispositions",)),
+              body=DispositionIn, status=201, tags=("dispositions",), reply=DispositionOut,
+              errors={422: "unknown-category: not a configured category"}),
             R("GET", "/api/dispositions", self.list_dispositions, "Dispositions (agents: their own)",
-              query=DispositionQuery, tags=("dispositions",)),
+              query=DispositionQuery, tags=("dispositions",), reply=list[DispositionOut]),
             R("POST", "/api/workorders", self.create_workorder, "Open a work order (due time from the SLA)",
-              body=WorkOrderIn, status=201, tags=("workorders",)),
+              body=WorkOrderIn, status=201, tags=("workorders",), reply=WorkOrderOut,
+              links={"GetWorkOrder": {"operationId": "get_workorder", "parameters": {"wo_id": "$response.body#/id"}},
+                     "MoveWorkOrder": {"operationId": "workorder_status",
+                                       "parameters": {"wo_id": "$response.body#/id"}}},
+              errors={422: "no-sla-for-category, unknown-unit: not configured; invalid: call_time in the future"}),
             R("GET", "/api/workorders", self.list_workorders, "Work orders by customer, number, status or overdue",
-              query=WorkOrderQuery, tags=("workorders",)),
+              query=WorkOrderQuery, tags=("workorders",), reply=list[WorkOrderOut]),
             R("GET", "/api/workorders/{wo_id}", self.get_workorder, "One work order with its history",
-              tags=("workorders",)),
+              tags=("workorders",), reply=WorkOrderDetailOut),
             R("POST", "/api/workorders/{wo_id}/status", self.workorder_status,
               "Move a work order: open, dispatched, resolved, closed, reopened", body=WorkOrderStatusIn,
-              tags=("workorders",)),
+              tags=("workorders",), reply=WorkOrderMovedOut,
+              errors={409: "illegal-transition: not from the order's present status; concurrent-change; "
+                           "callbacks-unavailable",
+                      422: "unit-required: dispatching needs a unit; unknown-unit"}),
             R("GET", "/api/wallboard", self.get_wallboard, "Wallboard snapshot (supervisor)", roles=SUPERVISORS,
-              tags=("wallboard",)),
-            R("GET", "/api/openapi.json", self.openapi_doc, "This document", roles=None, tags=("meta",)),
+              tags=("wallboard",), reply=WallboardOut),
+            R("GET", "/api/openapi.json", self.openapi_doc, "This document", roles=None, tags=("meta",),
+              reply=dict[str, Any]),
         ]
 
     def routes(self) -> list[web.RouteDef]:
         return [web.route(r.method, r.path, self.wrap(r)) for r in self.table]
+
+    def choices(self) -> dict[str, list[str]]:
+        """The configured values of every `schemas.Choice` key (GET /api/me shows the same lists)."""
+        c = self.config
+        return {"not_ready_reasons": list(c.not_ready_reasons), "categories": list(c.disposition_categories),
+                "workorder_categories": sorted(c.workorders.categories), "units": list(c.units),
+                "tiers": [str(t) for t in self.wallboard.snapshot().get("tiers", ())]}
+
+    def _check_choices(self, body: BaseModel) -> None:
+        found = choices_of(body)
+        if not found:
+            return
+        choices = self.choices()
+        for name, value, choice in found:
+            allowed = choices.get(choice.key, [])
+            if value not in allowed:
+                raise ApiError(422, choice.error_id, f"{name} must be one of: {', '.join(allowed)}")
 
     async def authenticate(self, request: web.Request) -> User | None:
         return await self.sessions.user(request)
@@ -214,22 +296,30 @@ class Desktop:
         Errors are raised as ApiError and rendered by the app's `json_errors` middleware; the
         cross-site and JSON-only checks of state-changing requests are the app's `same_origin_json`.
         """
+        params = [(name, _PATH_RE[name], PATH_PARAMS[name][1]) for name in re.findall(r"\{(\w+)\}", route.path)]
+
         async def handler(request: web.Request) -> web.StreamResponse:
             user = None
             if route.roles is not None:
                 user = await self.sessions.require(request, route.roles)
+            for name, pattern, what in params:
+                value = request.match_info[name]
+                if not pattern.fullmatch(value):
+                    raise ApiError(404, f"unknown-{what}", f"no {what} {value[:40]!r}")
             query = None
             if route.query is not None:
                 try:
                     query = route.query.model_validate(dict(request.query))
                 except ValidationError as exc:
-                    raise ApiError(400, "bad-query", _first_problem(exc),
+                    raise ApiError(400, "bad-query", _first_problem(exc, "query"),
                                    details=_validation_details(exc)) from None
             elif request.query:
                 raise ApiError(400, "bad-query", "this endpoint takes no query parameters")
             body = None
             if request.method == "POST":
                 body = await self._read_body(request, route.body)
+                if body is not None:
+                    self._check_choices(body)
             try:
                 result = await route.handler(Ctx(request, user, body, query))
             except PortError as exc:
@@ -239,23 +329,21 @@ class Desktop:
             return _json(result, route.status)
 
         handler.__name__ = route.handler.__name__
-        return handler
+        return documented(route.operation())(handler)
 
     # --- helpers -----------------------------------------------------------------
 
     @staticmethod
-    def _path(ctx: Ctx, name: str, pattern: re.Pattern[str], what: str) -> str:
-        value = ctx.request.match_info[name]
-        if not pattern.match(value):
-            raise ApiError(404, f"unknown-{what}", f"no {what} {value[:40]!r}")
-        return value
+    def _path(ctx: Ctx, name: str) -> str:
+        """A path parameter (`wrap` checked its pattern)."""
+        return ctx.request.match_info[name]
 
     def _self_or_supervisor(self, ctx: Ctx, agent_no: str) -> None:
         if agent_no != ctx.me.agent_no and not ctx.me.is_supervisor:
             raise ApiError(403, "forbidden", "agents may act only for themselves")
 
     def _live_call(self, ctx: Ctx) -> dict[str, Any]:
-        call_id = self._path(ctx, "call_id", _CALL_ID, "call")
+        call_id = self._path(ctx, "call_id")
         for call in self.calls.live_calls():
             if call.get("call_id") == call_id:
                 if call.get("agent_id") != ctx.me.agent_no and not ctx.me.is_supervisor:
@@ -337,16 +425,16 @@ class Desktop:
         return self.agents.all_states()
 
     async def get_agent(self, ctx: Ctx) -> dict[str, Any]:
-        agent_no = self._path(ctx, "agent_no", _AGENT_NO, "agent")
+        agent_no = self._path(ctx, "agent_no")
         self._self_or_supervisor(ctx, agent_no)
         return self._agent_state(agent_no)
 
     async def set_agent_state(self, ctx: Ctx) -> dict[str, Any]:
-        agent_no = self._path(ctx, "agent_no", _AGENT_NO, "agent")
+        agent_no = self._path(ctx, "agent_no")
         self._self_or_supervisor(ctx, agent_no)
         body: AgentStateIn = ctx.body
         if body.action == "not_ready":
-            if body.reason is None or body.reason not in self.config.not_ready_reasons:
+            if body.reason is None:  # a reason that is not configured: refused by wrap (schemas.Choice)
                 raise ApiError(422, "unknown-reason", "not_ready needs a reason code, one of: "
                                + ", ".join(self.config.not_ready_reasons))
             await self.agents.set_not_ready(agent_no, body.reason)
@@ -401,7 +489,7 @@ class Desktop:
         return {"ok": True, "call_id": call["call_id"], "escalated": True}
 
     async def set_priority(self, ctx: Ctx) -> dict[str, Any]:
-        call_id = self._path(ctx, "call_id", _CALL_ID, "call")
+        call_id = self._path(ctx, "call_id")
         body: PriorityIn = ctx.body
         result = self.wallboard.set_priority(call_id, body.tier, ctx.me.agent_no)
         if result.get("changed"):
@@ -413,9 +501,7 @@ class Desktop:
     # --- customers ---------------------------------------------------------------------
 
     async def lookup_customer(self, ctx: Ctx) -> dict[str, Any]:
-        q: CustomerQuery = ctx.query
-        if (q.phone is None) == (q.account is None):
-            raise ApiError(400, "bad-query", "give exactly one of phone or account")
+        q: CustomerQuery = ctx.query  # exactly one of phone or account
         record = (await self.customers.by_phone(q.phone) if q.phone is not None
                   else await self.customers.by_account(q.account or ""))
         if record is None:
@@ -426,9 +512,6 @@ class Desktop:
 
     async def add_disposition(self, ctx: Ctx) -> dict[str, Any]:
         body: DispositionIn = ctx.body
-        if body.category not in self.config.disposition_categories:
-            raise ApiError(422, "unknown-category", "category must be one of: "
-                           + ", ".join(self.config.disposition_categories))
         row = await dispositions.record(self.engine, fields=body.model_dump(), agent_no=ctx.me.agent_no,
                                         now=self.clock.now())
         self.emit(dispositions.as_event(row))
@@ -442,10 +525,6 @@ class Desktop:
 
     # --- work orders ------------------------------------------------------------------------
 
-    def _check_unit(self, unit: str | None) -> None:
-        if unit is not None and unit not in self.config.units:
-            raise ApiError(422, "unknown-unit", "unit must be one of: " + ", ".join(self.config.units))
-
     def _wo_event(self, row: dict[str, Any], action: str, agent_no: str) -> Event:
         return Event(kind=Kind.WORKORDER, ts=self.clock.now(), call_id=row.get("call_id"), agent_id=agent_no,
                      data={"id": row["id"], "action": action, "category": row["category"],
@@ -453,7 +532,6 @@ class Desktop:
 
     async def create_workorder(self, ctx: Ctx) -> dict[str, Any]:
         body: WorkOrderIn = ctx.body
-        self._check_unit(body.unit)
         now = self.clock.now()
         fields = body.model_dump()
         if fields["call_time"] is None:
@@ -468,8 +546,6 @@ class Desktop:
     async def list_workorders(self, ctx: Ctx) -> list[dict[str, Any]]:
         q: WorkOrderQuery = ctx.query
         now = self.clock.now()
-        if q.account is None and q.number is None and q.status is None and not q.overdue:
-            raise ApiError(400, "bad-query", "filter by account, number, status or overdue=true")
         rows = await workorders.list_for(self.engine, account=q.account, number=q.number, status=q.status,
                                          overdue_at=now if q.overdue else None, limit=q.limit,
                                          anonymous_of=ctx.me.agent_no,
@@ -477,7 +553,7 @@ class Desktop:
         return [workorders.visible(r, ctx.me.role, self.config, now) for r in rows]
 
     async def _workorder(self, ctx: Ctx) -> dict[str, Any]:
-        wo_id = self._path(ctx, "wo_id", _WO_ID, "workorder")
+        wo_id = self._path(ctx, "wo_id")
         row = await workorders.get(self.engine, int(wo_id))
         if row is None or not workorders.may_see(row, ctx.me.agent_no, ctx.me.role, self.config):
             raise ApiError(404, "unknown-workorder", f"no work order {wo_id}")
@@ -492,7 +568,6 @@ class Desktop:
     async def workorder_status(self, ctx: Ctx) -> dict[str, Any]:
         row = await self._workorder(ctx)
         body: WorkOrderStatusIn = ctx.body
-        self._check_unit(body.unit)
         if body.satisfaction_callback and body.status != "closed":
             raise ApiError(422, "invalid", "satisfaction_callback goes with status 'closed'")
         if body.status == "reopened":  # the customer is not satisfied: a supervisor's decision, with the reason
@@ -547,48 +622,8 @@ class Desktop:
     # --- OpenAPI ---------------------------------------------------------------------------------
 
     async def openapi_doc(self, ctx: Ctx) -> dict[str, Any]:
-        return openapi(self.table)
-
-
-def openapi(table: list[Route]) -> dict[str, Any]:
-    """OpenAPI 3.1 for the route table: paths, parameters, request schemas, roles, error shape."""
-    schemas: dict[str, Any] = {"Error": {
-        "type": "object", "required": ["error"],
-        "properties": {"error": {"type": "object", "required": ["id", "message", "details"],
-                                 "properties": {"id": {"type": "string"}, "message": {"type": "string"},
-                                                "details": {"type": ["array", "null"]}}}}}}
-    paths: dict[str, dict[str, Any]] = {}
-    error = {"description": "error",
-             "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
-    for r in table:
-        op: dict[str, Any] = {"summary": r.summary, "operationId": r.handler.__name__, "tags": list(r.tags),
-                              "responses": {str(r.status): {"description": "ok"}, "4XX": error}}
-        if r.roles is None:
-            op["security"] = []
-        else:
-            op["x-roles"] = sorted(r.roles)
-        params: list[dict[str, Any]] = [
-            {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
-            for name in re.findall(r"\{(\w+)\}", r.path)]
-        if r.query is not None:
-            qs = r.query.model_json_schema()
-            for name, prop in qs.get("properties", {}).items():
-                params.append({"name": name, "in": "query", "required": name in qs.get("required", []),
-                               "schema": prop})
-        if params:
-            op["parameters"] = params
-        if r.body is not None:
-            body_schema = r.body.model_json_schema(ref_template="#/components/schemas/{model}")
-            for name, sub in body_schema.pop("$defs", {}).items():
-                schemas[name] = sub
-            schemas[r.body.__name__] = body_schema
-            op["requestBody"] = {"required": True, "content": {"application/json": {
-                "schema": {"$ref": f"#/components/schemas/{r.body.__name__}"}}}}
-        paths.setdefault(r.path, {})[r.method.lower()] = op
-    return {"openapi": "3.1.0",
-            "info": {"title": "ctiserver desktop API", "version": "1"},
-            "components": {"schemas": schemas, "securitySchemes": {
-                "bearer": {"type": "http", "scheme": "bearer"},
-                "cookie": {"type": "apiKey", "in": "cookie", "name": COOKIE}}},
-            "security": [{"bearer": []}, {"cookie": []}],
-            "paths": paths}
+        """Every route of the app this handler serves in (not only the desktop's), as openapi.py builds it."""
+        router = ctx.request.app.router
+        if self._doc is None or self._doc[0] is not router:
+            self._doc = (router, openapi(router, self.choices(), title="ctiserver"))
+        return self._doc[1]

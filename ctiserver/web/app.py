@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -31,6 +32,7 @@ from .bridge import DesktopBridge
 from .config import DesktopConfig
 from .errors import ApiError
 from .guard import PAGE_HEADERS, install_middlewares, new_app, same_origin
+from .openapi import Operation, Reply, documented
 from .ports import AgentControl, CallControl, CustomerLookup, WallboardSource
 from .workorder_watch import WorkorderWatch
 from .ws import SUPERVISOR, Hub
@@ -44,25 +46,57 @@ BRIDGE_KEY = web.AppKey("desktop_bridge", DesktopBridge)
 WATCH_KEY = web.AppKey("desktop_workorder_watch", WorkorderWatch)
 
 
+STATIC_TYPES = {".js": "text/javascript", ".css": "text/css", ".svg": "image/svg+xml"}
+STATIC_NAME = r"^[A-Za-z0-9_-][A-Za-z0-9_.-]*\.(js|css|svg)$"
+_STATIC_NAME = re.compile(STATIC_NAME)
+
+
 def _page(name: str) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    @documented(Operation(summary=f"The {name.removesuffix('.html')} page", roles=None, tags=("pages",),
+                          replies={200: Reply("the page", content_type="text/html", schema={"type": "string"})},
+                          operation_id="page_" + name.removesuffix(".html")))
     async def handler(request: web.Request) -> web.StreamResponse:
-        return web.FileResponse(STATIC_DIR / name, headers=PAGE_HEADERS)
+        return web.FileResponse(STATIC_DIR / name, headers={**PAGE_HEADERS, "Content-Type": "text/html"})
     return handler
 
 
+@documented(Operation(summary="The pages' scripts, styles and pictures", roles=None, tags=("pages",),
+                      replies={200: Reply("the file", content_type=tuple(STATIC_TYPES.values()),
+                                          schema={"type": "string"})},
+                      path={"name": STATIC_NAME}, errors={404: "not-found: no such file"},
+                      operation_id="static_file"))
 async def _static(request: web.Request) -> web.StreamResponse:
     name = request.match_info["name"]
     path = STATIC_DIR / name
-    if "/" in name or name.startswith(".") or not path.is_file() or path.suffix not in (".js", ".css", ".svg"):
+    if not _STATIC_NAME.fullmatch(name) or not path.is_file():
         raise ApiError(404, "not-found", "no such file")
-    return web.FileResponse(path, headers=PAGE_HEADERS)
+    return web.FileResponse(path, headers={**PAGE_HEADERS, "Content-Type": STATIC_TYPES[path.suffix]})
+
+
+# The opening handshake of RFC 6455 as this server takes it: each header must match (else 400 bad-handshake)
+WS_HANDSHAKE = {
+    "Upgrade": r"^[Ww][Ee][Bb][Ss][Oo][Cc][Kk][Ee][Tt]$",
+    "Connection": r"^([^,]*,)*[ \t]*[Uu][Pp][Gg][Rr][Aa][Dd][Ee][ \t]*(,[^,]*)*$",  # a list holding "upgrade"
+    "Sec-WebSocket-Version": r"^13$",
+    "Sec-WebSocket-Key": r"^[A-Za-z0-9+/]{21}[AQgw]==$",  # 16 bytes in base64
+}
+_WS_HANDSHAKE = {name: re.compile(pattern) for name, pattern in WS_HANDSHAKE.items()}
+WS_OP = Operation(summary="The desktop's live channel: a WebSocket (see web/ws.py for its messages)", tags=("pages",),
+                  replies={101: Reply("switching to the WebSocket protocol")}, headers=WS_HANDSHAKE,
+                  errors={400: "bad-handshake: not a WebSocket opening handshake",
+                          403: "bad-origin: opened from another site"}, operation_id="websocket")
 
 
 def _ws_handler(desktop: Desktop) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    @documented(WS_OP)
     async def handler(request: web.Request) -> web.StreamResponse:
         if not same_origin(request):
             raise ApiError(403, "bad-origin", "WebSocket from another site refused")
         user = await desktop.sessions.require(request)
+        for name, pattern in _WS_HANDSHAKE.items():
+            if not pattern.fullmatch(request.headers.get(name, "")):
+                raise ApiError(400, "bad-handshake", f"not a WebSocket opening handshake: {name} is missing or "
+                                                     "not as RFC 6455 has it")
         return await desktop.hub.serve(request, user, desktop.ws_snapshot)
     return handler
 

@@ -30,10 +30,27 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
+from pydantic import BaseModel, ConfigDict
 
 log = logging.getLogger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class ErrorDetail(BaseModel):
+    model_config = ConfigDict(title="ErrorDetail")
+
+    id: str
+    message: str
+    details: list[Any] | None
+
+
+class ErrorOut(BaseModel):
+    """The one error shape, as published in /api/openapi.json (schema `Error`)."""
+
+    model_config = ConfigDict(title="Error")
+
+    error: ErrorDetail
 
 
 class ApiError(Exception):
