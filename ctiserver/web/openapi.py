@@ -5,8 +5,9 @@ route table does it for its routes): who may call it, the pydantic models its qu
 body are validated with, the patterns its path parameters must match, and each response it gives
 with its schema and content type. `openapi(router, choices)` walks the router, so a route is in the
 document exactly when the server serves it, described by the models its handler validates with.
-A route without an Operation is an `UndocumentedRoute` error (the tests build the production app
-and ask for its document).
+A route without an Operation is a bug: `strict=True` (the tests) raises `UndocumentedRoute`; the
+running server lists it marked `x-undocumented` and logs a warning, so one forgotten route does not
+take the whole document down.
 
 Values that come from the configuration (not-ready reasons, categories, units, tiers) are marked in
 the models with `schemas.Choice(key)`; the document lists the configured values as an `enum`, and
@@ -20,6 +21,7 @@ pattern 404; an operation lists anything else itself (`errors`).
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -29,6 +31,8 @@ from aiohttp import web
 from pydantic import BaseModel, TypeAdapter
 
 from .errors import ErrorOut
+
+log = logging.getLogger(__name__)
 
 JSON = "application/json"
 ANY_ROLE = frozenset({"agent", "supervisor", "admin"})
@@ -101,7 +105,7 @@ def served(router: web.UrlDispatcher) -> Iterator[tuple[str, str, Any]]:
 # --- the document --------------------------------------------------------------------------------
 
 def openapi(router: web.UrlDispatcher, choices: Mapping[str, Sequence[str]] | None = None, *,
-            title: str = "ctiserver", version: str = "1") -> dict[str, Any]:
+            title: str = "ctiserver", version: str = "1", strict: bool = False) -> dict[str, Any]:
     """OpenAPI 3.1 for every route `router` serves. `choices` gives the configured values of each
     `Choice` key (as GET /api/me lists them)."""
     ops: list[tuple[str, str, Operation]] = []
@@ -109,15 +113,22 @@ def openapi(router: web.UrlDispatcher, choices: Mapping[str, Sequence[str]] | No
     for method, path, handler in served(router):
         op = operation_of(handler)
         if op is None:
-            missing.append(f"{method} {path}")
+            missing.append((method, path))
         else:
             ops.append((method, path, op))
     if missing:
-        raise UndocumentedRoute("routes with no Operation: " + ", ".join(missing))
+        names = ", ".join(f"{method} {path}" for method, path in missing)
+        if strict:
+            raise UndocumentedRoute("routes with no Operation: " + names)
+        log.warning("routes with no Operation, marked x-undocumented in /api/openapi.json: %s", names)
     models = _Models()
     paths: dict[str, dict[str, Any]] = {}
     for method, path, op in ops:
         paths.setdefault(path, {})[method.lower()] = _operation(method, path, op, models)
+    for method, path in missing:
+        paths.setdefault(path, {})[method.lower()] = {
+            "summary": "undocumented", "x-undocumented": True, "operationId": _operation_id(method, path),
+            "responses": {"default": {"description": "not documented (a bug: give its handler an Operation)"}}}
     schemas = models.resolve()
     doc = {"openapi": "3.1.0",
            "info": {"title": title, "version": version,

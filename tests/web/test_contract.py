@@ -25,7 +25,7 @@ from schemathesis.engine import Status, events, from_schema
 
 from ctiserver.outbound.model import CampaignSpec, ContactIn
 from ctiserver.web.app import WS_HANDSHAKE
-from ctiserver.web.openapi import served
+from ctiserver.web.openapi import UndocumentedRoute, documented, openapi, served
 from tests.production import PASSWORD, Running, edit_yaml, production_server
 
 USERS = {"agent": "1001", "supervisor": "2001", "admin": "9001"}
@@ -65,6 +65,7 @@ async def test_the_document_names_every_route_the_production_server_serves(prod:
     documented = {(method.upper(), path) for path, ops in doc["paths"].items() for method in ops}
     routes = {(method, path) for method, path, _ in served(prod.server.http_app.router)}
     assert documented == routes
+    openapi(prod.server.http_app.router, strict=True)  # every route has its Operation: none is x-undocumented
     # the ones the issue found missing, and every answer has its content type and schema
     assert {("GET", "/api/reports"), ("GET", "/ws"), ("POST", "/api/outbound/campaigns/{name}/{action}"),
             ("GET", "/api/outbound/campaigns/{name}/not-reached.csv"), ("GET", "/healthz")} <= routes
@@ -271,3 +272,47 @@ async def test_a_spec_following_logout_ends_the_session(prod: Running) -> None:
     async with aiohttp.ClientSession() as http, http.get(prod.url + "/api/me",
                                                          headers={"Authorization": f"Bearer {token}"}) as r:
         assert r.status == 401
+
+
+def test_a_route_without_an_operation_is_found() -> None:
+    from aiohttp import web
+
+    from ctiserver.web.openapi import Operation, Reply
+
+    @documented(Operation(summary="documented", roles=None, replies={200: Reply("text", content_type="text/plain",
+                                                                               schema={"type": "string"})}))
+    async def known(request: web.Request) -> web.Response:
+        return web.Response(text="ok")
+
+    async def forgotten(request: web.Request) -> web.Response:
+        return web.Response(text="?")
+
+    app = web.Application()
+    app.router.add_get("/known", known)
+    app.router.add_post("/forgotten", forgotten)
+    with pytest.raises(UndocumentedRoute, match="POST /forgotten"):
+        openapi(app.router, strict=True)
+    doc = openapi(app.router)  # the running server still answers, the gap marked
+    assert doc["paths"]["/forgotten"]["post"]["x-undocumented"] is True
+    known_ok = doc["paths"]["/known"]["get"]["responses"]["200"]
+    assert known_ok["content"] == {"text/plain": {"schema": {"type": "string"}}}
+
+
+def test_text_patterns_are_what_the_validators_check() -> None:
+    """The free-text rules: no C0 control but tab/newline/CR; names and contents not only spaces, where a
+    space is whatever str.strip() removes (the pattern is written out, so ECMA and Python read it alike)."""
+    from pydantic import ValidationError
+
+    from ctiserver.web.schemas import CONTROLS, SPACES, Text, WorkOrderIn
+
+    controls, spaces = re.compile(f"[{CONTROLS}]"), re.compile(f"[{SPACES}]")
+    for code in range(0x110000):
+        c = chr(code)
+        assert bool(controls.fullmatch(c)) == (code < 32 and c not in "\t\n\r"), hex(code)
+        if not controls.fullmatch(c):
+            assert bool(spaces.fullmatch(c)) == c.isspace(), hex(code)
+    fields = {"incoming_number": "110", "category": "inquiry", "customer_name": "张三", "content": "停电"}
+    for name, bad in (("customer_name", " \u3000\t"), ("content", "\n"), ("customer_name", "a\x00")):
+        with pytest.raises(ValidationError):
+            WorkOrderIn.model_validate({**fields, name: bad})
+    assert re.fullmatch(Text(blank=False).pattern, " 张三 ") and not re.fullmatch(Text().pattern, "\x1b")
