@@ -305,12 +305,10 @@ def test_text_patterns_are_what_the_validators_check() -> None:
 
     from ctiserver.web.schemas import CONTROLS, SPACES, Text, WorkOrderIn
 
-    controls, spaces = re.compile(f"[{CONTROLS}]"), re.compile(f"[{SPACES}]")
-    for code in range(0x110000):
-        c = chr(code)
-        assert bool(controls.fullmatch(c)) == (code < 32 and c not in "\t\n\r"), hex(code)
-        if not controls.fullmatch(c):
-            assert bool(spaces.fullmatch(c)) == c.isspace(), hex(code)
+    every = "".join(map(chr, range(0x110000)))
+    control = set(re.findall(f"[{CONTROLS}]", every))
+    assert control == {c for c in every[:32] if c not in "\t\n\r"}
+    assert set(re.findall(f"[{SPACES}]", every)) - control == {c for c in every if c.isspace()} - control
     fields = {"incoming_number": "110", "category": "inquiry", "customer_name": "张三", "content": "停电"}
     for name, bad in (("customer_name", " \u3000\t"), ("content", "\n"), ("customer_name", "a\x00")):
         with pytest.raises(ValidationError):
