@@ -29,7 +29,7 @@ class Kind:
 
     # --- IVR ----------------------------------------------------------------
     IVR_START = "ivr.start"  # data: tree, version, caller
-    IVR_NODE = "ivr.node"  # data: node, node_kind
+    IVR_NODE = "ivr.node"  # data: node, node_kind, title ({zh, en}, when the node has one)
     IVR_DTMF = "ivr.dtmf"  # data: node, digits
     IVR_END = "ivr.end"  # data: outcome ('self_service'|'agent'|'hangup'|'error'), node
 

@@ -406,7 +406,8 @@ async def build_server(config_dir: Path, cfg: ServerConfig, *, sandbox: bool = F
     add_callback_routes(server.http_app, lambda: outbound.get("callbacks"))
 
     kpi_cfg = load_kpi_config(config_dir, calendar)
-    add_report_routes(server.http_app, lambda: server.store.engine, kpi_cfg, now=server.clock.now)
+    add_report_routes(server.http_app, lambda: server.store.engine, kpi_cfg, now=server.clock.now,
+                      names=acd_cfg.names.public())
 
     desk_cfg = load_desktop_config(config_dir, calendar)
     agent_channels = AgentChannels.from_acd(acd_cfg)
@@ -433,7 +434,8 @@ async def build_server(config_dir: Path, cfg: ServerConfig, *, sandbox: bool = F
     install_desktop(server.http_app, engine=data_engine, agents=AcdAgentControl(acd), calls=calls,
                     wallboard=AcdWallboard(acd, today), customers=IvrCustomerLookup(ivr.runtime.data, data_engine,
                                                                              server.clock),
-                    emit=server.emit, config=desk_cfg, clock=server.clock, request_callback=request_callback)
+                    emit=server.emit, config=desk_cfg, clock=server.clock, request_callback=request_callback,
+                    names=acd_cfg.names.public())
     server.event_listeners.append(server.http_app[BRIDGE_KEY].on_event)
     server.http_app.middlewares.append(_ops_guard(server.http_app[DESKTOP_KEY].sessions))
     server.http_app[HEALTH_DETAILS_KEY] = _supervisor_check(server.http_app[DESKTOP_KEY].sessions)

@@ -19,6 +19,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 
 from ..calendar import Calendar, load_calendar, site_key_problems, unknown_hours, without_site_keys
 from ..configfile import ConfigError, ConfigProblem, Strict, load_data, node_line, validation_problems
+from ..names import DisplayName
 
 NAME = r"^[a-z][a-z0-9_]{0,38}$"
 AGENT_ID = r"^[A-Za-z0-9_-]{1,40}$"
@@ -179,6 +180,17 @@ class VipConfig(Strict):
 ANNOUNCE_FIELDS = {"position": 2, "ahead": 1, "waiting": 3, "wait_min": 1, "wait_s": 60}
 
 
+class AcdNames(Strict):
+    """What people see instead of the ids (desktop, wallboard, reports): every queue and tier has one."""
+
+    queues: dict[Name, DisplayName] = Field(default_factory=dict)
+    tiers: dict[Name, DisplayName] = Field(default_factory=dict)
+
+    def public(self) -> dict[str, dict[str, dict[str, str]]]:
+        return {"queues": {k: v.model_dump() for k, v in self.queues.items()},
+                "tiers": {k: v.model_dump() for k, v in self.tiers.items()}}
+
+
 class AnnounceConfig(Strict):
     first_after_s: Seconds = 15.0
     every_s: Annotated[float, Field(gt=0)] = 45.0
@@ -250,6 +262,7 @@ class AcdConfig(Strict):
     languages: dict[Lang, LanguageConfig] = Field(
         default_factory=lambda: {"zh": LanguageConfig(), "en": LanguageConfig()})
     announce: AnnounceConfig = Field(default_factory=AnnounceConfig)
+    names: AcdNames = Field(default_factory=AcdNames)
     # what a caller hears at a `message` destination (overflow, closed queue): name -> text (TTS);
     # `busy` and `closed` (the defaults of a queue's overflow and closed) always exist
     messages: dict[Name, Text] = Field(default_factory=dict, validate_default=True)
@@ -397,6 +410,7 @@ def _cross_check(cfg: AcdConfig) -> list[tuple[tuple[int | str, ...], str]]:
         out.append((("queue_defaults", "hours"), msg))
     out.extend(_dest_check(cfg, cfg.queue_defaults.closed, ("queue_defaults", "closed")))
     out.extend(_language_check(cfg))
+    out.extend(_names_check(cfg))
     coded: dict[str, str] = {}
     for code, skill in cfg.transfer_codes.items():
         if skill not in skills:
@@ -420,6 +434,22 @@ def _cross_check(cfg: AcdConfig) -> list[tuple[tuple[int | str, ...], str]]:
                             + " -> ".join([*path, cur])))
                 break
             path.append(cur)
+    return out
+
+
+def _names_check(cfg: AcdConfig) -> list[tuple[tuple[int | str, ...], str]]:
+    """Every queue (skill) and tier has a display name; names of things that do not exist are typos."""
+    out: list[tuple[tuple[int | str, ...], str]] = []
+    for what, ids, named in (("queue", cfg.skills, cfg.names.queues), ("tier", [t.name for t in cfg.tiers],
+                                                                       cfg.names.tiers)):
+        section = "queues" if what == "queue" else "tiers"
+        missing = [i for i in ids if i not in named]
+        if missing:  # at names.<section>, or the deepest part of it the file has
+            out.append((("names", section), f"names.{section}: no display name for {what}(s) "
+                                            f"{', '.join(missing)} (give each {{zh: ..., en: ...}})"))
+        for name in named:
+            if name not in ids:
+                out.append((("names", section, name), f"names.{section}: '{name}' is not a {what}"))
     return out
 
 

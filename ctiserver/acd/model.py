@@ -16,6 +16,11 @@ from typing import Any, Literal
 
 from ..events import Event
 
+# Not-ready reasons the ACD sets itself (an agent picks the others from desktop.yaml not_ready_reasons):
+# login (just logged in), rona (did not answer a ring), unreachable (the phone could not be rung),
+# busy (not ready with no reason given), cti_restart (was on a call when the CTI restarted).
+SYSTEM_REASONS = ("login", "rona", "unreachable", "busy", "cti_restart")
+
 
 class AcdError(Exception):
     """Base of every error the ACD engine raises; `error_id` is stable for APIs."""

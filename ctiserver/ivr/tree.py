@@ -33,6 +33,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 
 from ..calendar import site_key_problems, without_site_keys
 from ..configfile import ConfigError, ConfigProblem, Strict, load_data, node_line, read_text
+from ..names import DisplayName
 from .template import TemplateError, parse
 
 LANGS = ("zh", "en")
@@ -161,6 +162,9 @@ class Option(Strict):
 
 class _Node(Strict):
     note: str | None = None  # what the node is for (shown in the graph)
+    # what agents see for this step of the caller's path on the screen-pop ({zh: 主菜单, en: Main menu});
+    # a lookup or branch without one is machinery, left out of the path shown
+    title: DisplayName | None = None
 
 
 class _Input(_Node):

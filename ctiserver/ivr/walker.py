@@ -333,7 +333,8 @@ class IvrWalker:
             self.path.append(node_id)
             visits = self.data["visits"]
             visits[node_id] = visits.get(node_id, 0) + 1
-            out.append(self._log(Kind.IVR_NODE, node=node_id, node_kind=node.kind))
+            titled = {"title": node.title.model_dump()} if node.title is not None else {}
+            out.append(self._log(Kind.IVR_NODE, node=node_id, node_kind=node.kind, **titled))
             node_id = self._enter(node, out)
 
     def _enter(self, node: Any, out: list[Action]) -> str | None:

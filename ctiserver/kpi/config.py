@@ -16,6 +16,7 @@ from pydantic import Field, field_validator, model_validator
 from ..calendar import Calendar, load_calendar, load_site_model
 from ..configfile import Strict
 from ..deadlines import WorkorderTable, load_workorder_table
+from ..names import DisplayName
 from .bands import BandSpan, parse_hhmm, slot_table
 
 Ratio = Annotated[float, Field(ge=0.0, le=1.0)]
@@ -121,6 +122,31 @@ class DataWindow(Strict):
     agent_lookback_s: Annotated[float, Field(gt=0.0, le=31 * 86400.0)] = 86400.0
 
 
+# The metrics the /reports page shows by name (totals and targets), with their built-in names.
+METRIC_NAMES: dict[str, tuple[str, str]] = {
+    "calls_offered": ("呼入量", "Calls offered"),
+    "ivr_contained": ("自助服务完成", "Resolved in the IVR"),
+    "agent_requests": ("转人工请求", "Asked for an agent"),
+    "answered": ("人工接通", "Answered by an agent"),
+    "abandoned": ("放弃", "Abandoned"),
+    "call_loss": ("呼损量", "Calls lost"),
+    "call_loss_rate": ("呼损率", "Call loss rate"),
+    "agent_connection_rate": ("人工接通率", "Agent connection rate"),
+    "ivr_connection_rate": ("IVR 接通率", "IVR connection rate"),
+    "aht_s": ("平均处理时长（秒）", "Average handle time (s)"),
+    "occupancy": ("坐席利用率", "Occupancy"),
+    "fcr_rate": ("一次解决率", "First-contact resolution"),
+    "service_level": ("服务水平", "Service level"),
+    "asa_s": ("平均应答速度（秒）", "Average speed of answer (s)"),
+    "abandon_rate": ("放弃率", "Abandon rate"),
+    "avg_acw_s": ("平均话后处理（秒）", "Average after-call work (s)"),
+    "avg_ring_s": ("平均振铃（秒）", "Average ring time (s)"),
+    "avg_talk_s": ("平均通话（秒）", "Average talk time (s)"),
+    "transfer_rate": ("转接率", "Transfer rate"),
+    "workorder_on_time_rate": ("工单按时办结率", "Work orders closed on time"),
+}
+
+
 class KpiConfig(Strict):
     calendar: Calendar = Field(default_factory=Calendar)  # the site calendar (calendar.yaml), put in by the loader
     # the work-order deadlines (workorders.yaml), put in by the loader: how far past a range closures are read
@@ -133,6 +159,20 @@ class KpiConfig(Strict):
     outbound: Outbound = Field(default_factory=Outbound)
     workorders: Workorders = Field(default_factory=Workorders)
     window: DataWindow = Field(default_factory=DataWindow)
+    # what people see for each metric on /reports, in each UI language (the CSV keeps the keys)
+    metric_names: dict[str, DisplayName] = Field(default_factory=lambda: {
+        k: DisplayName(zh=zh, en=en) for k, (zh, en) in METRIC_NAMES.items()})
+
+    @field_validator("metric_names")
+    @classmethod
+    def _every_metric_named(cls, value: dict[str, DisplayName]) -> dict[str, DisplayName]:
+        missing = [k for k in METRIC_NAMES if k not in value]
+        unknown = sorted(set(value) - set(METRIC_NAMES))
+        if missing or unknown:
+            raise ValueError((f"no name for {', '.join(missing)}" if missing else "")
+                             + ("; " if missing and unknown else "")
+                             + (f"not metrics of the report: {', '.join(unknown)}" if unknown else ""))
+        return value
 
     @model_validator(mode="after")
     def _bands(self) -> KpiConfig:

@@ -58,11 +58,17 @@ class ReportOut(BaseModel):
     by: list[str]
     rows: list[dict[str, Any]]
     total: dict[str, Any]
+    # what the page shows for metrics, queues and tiers: {"metrics"|"queues"|"tiers": {id: {zh, en}}}
+    names: dict[str, dict[str, dict[str, str]]] = Field(default_factory=dict)
 
 
 def add_report_routes(app: web.Application, get_engine: Callable[[], AsyncEngine], cfg: KpiConfig, *,
-                      max_days: int = 93, max_parallel: int = 2, now: Callable[[], float] = time.time) -> None:
+                      max_days: int = 93, max_parallel: int = 2, now: Callable[[], float] = time.time,
+                      names: dict[str, Any] | None = None) -> None:
     """Mount GET /api/reports?from=&to=&by=[&format=json|csv] and GET /reports on `app`.
+
+    The JSON carries `names`: what the page shows for metrics (kpi.yaml `metric_names`) and for queues
+    and tiers (`names`, acd.yaml's), each {id: {zh, en}}.
 
     Without `from`, the report is of the hotline's today (in `cfg.timezone`, by `now`, the
     server's clock), whatever the browser's clock or time zone says.
@@ -76,6 +82,8 @@ def add_report_routes(app: web.Application, get_engine: Callable[[], AsyncEngine
         description=f"`to` must be after `from`, at most {max_days} days later (else 400).",
         errors={400: "unknown_parameter, bad_format, bad_request: a parameter breaks its rule, or the range does",
                 503: "store_unavailable: the event store did not answer"}, operation_id="get_report")
+    shown = {"metrics": {k: v.model_dump() for k, v in cfg.metric_names.items()},
+             "queues": (names or {}).get("queues", {}), "tiers": (names or {}).get("tiers", {})}
     files = {name: resources.files(__package__).joinpath(name).read_text(encoding="utf-8")
              for name in (PAGE, "reports.js", "reports.css")}
 
@@ -108,7 +116,7 @@ def add_report_routes(app: web.Application, get_engine: Callable[[], AsyncEngine
         if fmt == "csv":
             return web.Response(text=format_csv(report), content_type="text/csv", charset="utf-8",
                                 headers={"Content-Disposition": 'attachment; filename="kpi-report.csv"'})
-        return web.json_response(report, dumps=_dumps)
+        return web.json_response({**report, "names": shown}, dumps=_dumps)
 
     def file(name: str, content_type: str) -> Callable[[web.Request], Awaitable[web.Response]]:
         @documented(Operation(summary=f"The reports page: {name}", roles=None, tags=("pages",),

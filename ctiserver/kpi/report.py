@@ -434,7 +434,8 @@ def _tiers(facts: Facts, cfg: KpiConfig, bt: Sequence[str]) -> list[dict[str, An
     by_tier = _rollup(facts.calls, ["tier"], bt, CALL_SUMS)
     out = []
     for (tier,), c in sorted(by_tier.items(), key=lambda kv: _key_sort(kv[0])):
-        tgt = cfg.tier_targets.for_tier(tier)
+        # calls that never reached a queue have no tier: no service level, so no target either
+        tgt = cfg.tier_targets.for_tier(tier) if tier is not None else None
         short = c["short_abandoned"] if cfg.service_level.exclude_short_abandons else 0
         sl_offered = c["queued"] - c["queued_callbacks"] - short - c["in_queue"]
         sl = _div(c["within_tier"], sl_offered)
@@ -443,10 +444,10 @@ def _tiers(facts: Facts, cfg: KpiConfig, bt: Sequence[str]) -> list[dict[str, An
             "calls_offered": c["offered"],
             "sl_offered": sl_offered,
             "answered": c["answered"],
-            "threshold_s": tgt.threshold_s,
-            "target": tgt.target,
+            "threshold_s": tgt.threshold_s if tgt else None,
+            "target": tgt.target if tgt else None,
             "service_level": sl,
-            "met": None if sl is None else sl >= tgt.target - 1e-9,
+            "met": None if sl is None or tgt is None else sl >= tgt.target - 1e-9,
             "asa_s": _secs(c["wait_ms"], c["answered"]),
             "abandon_rate": _div(c["abandoned"] - short, sl_offered),
         })

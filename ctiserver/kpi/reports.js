@@ -2,6 +2,33 @@
 /* The /reports page: charts drawn as SVG from /api/reports. Loaded after /static/common.js (api, $,
    signIn, wireSignOut: the same sign-in as the desktop and wallboard). */
 const NS = "http://www.w3.org/2000/svg";
+Object.assign(TEXTS, {
+  title: ["服务指标报表", "KPI reports"], heading: ["服务指标", "Hotline KPIs"], from: ["从", "From"], to: ["到", "To"],
+  show: ["查看", "Show"], sec_sl: ["服务水平（每半小时）", "Service level by half hour"],
+  sec_asa: ["平均应答速度（秒，每半小时）", "ASA by half hour (s)"],
+  sec_vol: ["呼入、人工受理、放弃", "Offered / answered / abandoned"],
+  sec_agents: ["坐席状态（平均）", "Agents by state (average)"],
+  sec_tiers: ["客户分级：服务水平与目标", "Tiers: service level vs target"],
+  sec_totals: ["指标与目标", "Totals and targets"], sec_staffing: ["排班测算（Erlang C）", "Staffing (Erlang C)"],
+  no_data: ["无数据", "no data"], sl_legend: ["服务水平（{0} 秒内接通）", "SL (answered within {0} s)"],
+  target: ["目标", "target"], offered: ["呼入", "offered"], answered: ["人工受理", "answered"],
+  abandoned: ["放弃", "abandoned"], on_call: ["通话", "on call"], wrap_up: ["话后", "wrap-up"],
+  available: ["就绪", "available"], not_ready: ["未就绪", "not ready"], tier: ["客户等级", "tier"],
+  sl: ["服务水平", "SL"], asa_s: ["平均应答（秒）", "ASA s"], abandon: ["放弃率", "abandon"],
+  not_queued: ["未进入人工队列", "not queued"], metric: ["指标", "metric"], actual: ["实际", "actual"],
+  met: ["达标", "met"], total: ["合计", "total"], value: ["数值", "value"], half_hour: ["半小时", "half hour"],
+  arrivals: ["来电", "arrivals"], aht_s: ["平均处理（秒）", "AHT s"], erlangs: ["话务量（Erl）", "Erlangs"],
+  needed: ["所需坐席", "needed"], logged_in: ["签入坐席", "logged in"], sl_with: ["按签入坐席的服务水平", "SL with them"],
+  yes: ["是", "yes"], no: ["否", "no"], loading: ["加载中…", "loading…"], error: ["出错：{0}", "error: {0}"],
+});
+let shown = null;  // the last report, drawn again when the language changes
+
+function metricName(rep, key) {
+  return label(((rep.names || {}).metrics || {})[key], key);
+}
+function tierName(rep, tier) {
+  return tier === null ? t("not_queued") : label(((rep.names || {}).tiers || {})[tier], tier);
+}
 const COLORS = ["#1f77b4", "#2ca02c", "#d62728", "#ff7f0e", "#9467bd", "#8c564b"];
 
 function el(name, attrs, parent) {
@@ -31,7 +58,7 @@ function chart(svg, labels, series, opts) {
   const W = svg.clientWidth || 460, H = svg.clientHeight || 220, L = 40, R = 8, T = 8, B = 22;
   svg.setAttribute("viewBox", `0 0 ${W} ${H}`);
   const n = labels.length;
-  if (!n) { text(svg, W / 2, H / 2, "no data", "middle"); return; }
+  if (!n) { text(svg, W / 2, H / 2, t("no_data"), "middle"); return; }
   let max = opts.max || 0;
   if (!opts.max) {
     for (let i = 0; i < n; i++) {
@@ -102,7 +129,7 @@ function table(id, header, rows) {
 }
 function fmt(v) {
   if (v === null || v === undefined) return "–";
-  if (typeof v === "boolean") return v ? "yes" : "no";
+  if (typeof v === "boolean") return v ? t("yes") : t("no");
   if (typeof v === "number" && !Number.isInteger(v)) return v.toFixed(v < 1 ? 3 : 1);
   return String(v);
 }
@@ -120,6 +147,7 @@ function halfHours(rep) {
 }
 
 function render(rep) {
+  shown = rep;
   const byLabel = new Map(rep.rows.map((r) => [r.key.halfhour, r.metrics]));
   const all = halfHours(rep);
   const days = new Set(all.map((l) => l.slice(0, 10))).size;
@@ -127,29 +155,32 @@ function render(rep) {
   const m = (k) => all.map((l) => byLabel.has(l) ? byLabel.get(l)[k] : null);
   const z = (k) => all.map((l) => byLabel.has(l) ? byLabel.get(l)[k] : 0);
   chart($("sl"), labels, [{values: m("service_level")}], {pct: true, max: 1, target: rep.settings.sl_target});
-  legend("sl-legend", [`SL (answered within ${rep.settings.sl_threshold_s} s)`, "target"], [COLORS[0], "#b3261e"]);
+  legend("sl-legend", [t("sl_legend", rep.settings.sl_threshold_s), t("target")], [COLORS[0], "#b3261e"]);
   chart($("asa"), labels, [{values: m("asa_s")}], {});
   chart($("vol"), labels, [{values: z("calls_offered")}, {values: z("answered")}, {values: z("abandoned")}], {});
-  legend("vol-legend", ["offered 呼入", "answered 人工受理", "abandoned 放弃"]);
+  legend("vol-legend", [t("offered"), t("answered"), t("abandoned")]);
   const per = (k) => all.map((l) => byLabel.has(l) && byLabel.get(l)[k] !== null ? byLabel.get(l)[k] / 1800 : 0);
   const stateColors = ["#1f77b4", "#2ca02c", "#c7d3e0", "#ff7f0e"];
   chart($("agents"), labels, ["on_call_s", "wrap_s", "available_s", "not_ready_s"].map((k, i) =>
     ({values: per(k), color: stateColors[i]})), {stacked: true});
-  legend("agents-legend", ["on call", "wrap-up", "available", "not ready"], stateColors);
-  const tiers = rep.tiers.filter((t) => t.tier !== null);
-  chart($("tiers"), tiers.map((t) => t.tier), [{values: tiers.map((t) => t.service_level)},
-    {values: tiers.map((t) => t.target), color: "#c7d3e0"}], {pct: true, max: 1, grouped: true});
-  table("tier-table", ["tier", "offered", "SL", "target", "ASA s", "abandon"], rep.tiers.map((t) => [
-    t.tier === null ? "(none)" : t.tier, t.calls_offered, {text: pct(t.service_level), cls: t.met === false ? "bad" : "good"},
-    pct(t.target), t.asa_s, pct(t.abandon_rate)]));
-  table("targets", ["metric", "target", "actual", "met"], rep.targets.map((t) => [
-    t.metric, t.op + " " + fmt(t.target), t.actual,
-    {text: t.met === null ? "–" : (t.met ? "✓" : "✗"), cls: t.met === false ? "bad" : "good"}]));
+  legend("agents-legend", [t("on_call"), t("wrap_up"), t("available"), t("not_ready")], stateColors);
+  const tiers = rep.tiers.filter((r) => r.tier !== null);
+  chart($("tiers"), tiers.map((r) => tierName(rep, r.tier)), [{values: tiers.map((r) => r.service_level)},
+    {values: tiers.map((r) => r.target), color: "#c7d3e0"}], {pct: true, max: 1, grouped: true});
+  // calls that never reached a queue have no tier and no service-level target
+  table("tier-table", [t("tier"), t("offered"), t("sl"), t("target"), t("asa_s"), t("abandon")],
+        rep.tiers.map((r) => [tierName(rep, r.tier), r.calls_offered,
+          {text: pct(r.service_level), cls: r.met === false ? "bad" : "good"}, pct(r.target), r.asa_s,
+          pct(r.abandon_rate)]));
+  table("targets", [t("metric"), t("target"), t("actual"), t("met")], rep.targets.map((r) => [
+    metricName(rep, r.metric), r.op + " " + fmt(r.target), r.actual,
+    {text: r.met === null ? "–" : (r.met ? "✓" : "✗"), cls: r.met === false ? "bad" : "good"}]));
   const tot = rep.total;
   const keys = ["calls_offered", "ivr_contained", "agent_requests", "answered", "abandoned", "call_loss",
                 "call_loss_rate", "agent_connection_rate", "ivr_connection_rate", "aht_s", "occupancy", "fcr_rate"];
-  table("totals", ["total", "value"], keys.map((k) => [k, tot[k]]));
-  table("staffing", ["half hour", "arrivals", "AHT s", "Erlangs", "needed", "logged in", "SL with them"],
+  table("totals", [t("total"), t("value")], keys.map((k) => [metricName(rep, k), tot[k]]));
+  table("staffing", [t("half_hour"), t("arrivals"), t("aht_s"), t("erlangs"), t("needed"), t("logged_in"),
+                     t("sl_with")],
         rep.staffing.filter((s) => s.arrivals > 0).map((s) => [s.halfhour.slice(11), s.arrivals, s.aht_s,
           s.load_erlangs, s.agents_needed, s.agents_logged_in, pct(s.sl_with_logged_in)]));
 }
@@ -161,10 +192,10 @@ async function load() {
   const qs = new URLSearchParams({by: "halfhour"});
   if (from) qs.set("from", from);  // none given: the server's today in the hotline's time zone
   if (to) qs.set("to", to);
-  const status = $("status"); status.className = ""; status.textContent = "loading…";
+  const status = $("status"); status.className = ""; status.textContent = t("loading");
   const r = await api("GET", "/api/reports?" + qs.toString());
   if (mine !== latest) return;
-  if (!r.ok) { status.className = "error"; status.textContent = "error: " + r.error; return; }
+  if (!r.ok) { status.className = "error"; status.textContent = t("error", r.error); return; }
   const body = r.data;
   if (!$("from").value) $("from").value = body.from.slice(0, 10);
   if (!$("to").value) $("to").value = body.to.slice(0, 10);
@@ -179,6 +210,7 @@ async function load() {
     $("who").textContent = `${me.user.name} (${me.user.agent_no})`;
     wireSignOut();
     $("report").classList.remove("hidden");
+    onLang(() => { if (shown) render(shown); });
     load();
   });
 })();

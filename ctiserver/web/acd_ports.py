@@ -54,8 +54,11 @@ class AcdAgentControl:
                 "call_id": self.runtime.engine.agent_call(agent_id)}
 
     def all_states(self) -> list[dict[str, Any]]:
+        """Every agent's state, with their name (acd.yaml) and how long they have been in it."""
         now = self.runtime.clock.now()
-        return [{k: a[k] for k in ("agent_id", "state", "reason", "in_state_s", "call_id")}
+        names = {a.id: a.name for a in self.runtime.cfg.agents}
+        return [{**{k: a[k] for k in ("agent_id", "state", "reason", "in_state_s", "call_id")},
+                 "name": names.get(a["agent_id"], "")}
                 for a in self.runtime.engine.agents_snapshot(now)]
 
 

@@ -165,6 +165,7 @@ class Desktop:
         self.clock = clock
         self.hub = hub
         self.request_callback = request_callback
+        self.names: dict[str, Any] = {}  # display names of queues and tiers (install_desktop)
         self.sessions = auth.Sessions(engine, clock)
         self.throttle = LoginThrottle(config.login_per_user, config.login_per_ip, config.login_per_user_all_addresses)
         self._refusals: dict[str, tuple[float, int]] = {}  # address -> (last warning, refusals since)
@@ -401,10 +402,15 @@ class Desktop:
 
     async def me(self, ctx: Ctx) -> dict[str, Any]:
         c = self.config
+
         def names(table: dict[str, Any]) -> dict[str, dict[str, str]]:
             return {code: name.model_dump() for code, name in table.items()}
 
         return {"user": ctx.me.public(), "not_ready_reasons": names(c.not_ready_reasons),
+                "reasons": names(c.reasons), "queues": self.names.get("queues", {}),
+                "tiers": self.names.get("tiers", {}),
+                # a supervisor or admin who is not an ACD agent gets no agent controls
+                "acd_agent": self.agents.state(ctx.me.agent_no) is not None,
                 "categories": names(c.disposition_categories), "workorder_categories": sorted(c.workorders.categories),
                 "units": names(c.units), "ws_epoch": self.hub.epoch}
 

@@ -21,6 +21,7 @@ import logging
 import re
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -140,7 +141,8 @@ def _build(*, engine: AsyncEngine, agents: AgentControl, calls: CallControl, wal
 def install_desktop(app: web.Application, *, engine: AsyncEngine, agents: AgentControl, calls: CallControl,
                     wallboard: WallboardSource, customers: CustomerLookup, emit: Callable[[Event], None],
                     config: DesktopConfig, clock: Clock,
-                    request_callback: Callable[..., None] | None = None) -> Hub:
+                    request_callback: Callable[..., None] | None = None,
+                    names: dict[str, Any] | None = None) -> Hub:
     """Add the desktop's routes to `app` (before it starts); returns the Hub to publish pops/states to.
 
     Feed the server's events to `app[BRIDGE_KEY].on_event` (a plain, non-blocking listener) and
@@ -149,9 +151,13 @@ def install_desktop(app: web.Application, *, engine: AsyncEngine, agents: AgentC
     `request_callback(workorder_id=int, number=str, category=str, account=str|None, requested=bool,
     anonymous=bool, call_id=str|None, agent_id=str|None)` is called on every work-order closure
     (`requested`: the agent ticked "callback"); the outbound side decides whether to call back.
+
+    `names`: display names of the ACD's queues and tiers ({"queues": {id: {zh, en}}, "tiers": ...}),
+    which the pages show instead of the ids.
     """
     desktop = _build(engine=engine, agents=agents, calls=calls, wallboard=wallboard, customers=customers,
                      emit=emit, config=config, clock=clock, request_callback=request_callback)
+    desktop.names = names or {}
     install_middlewares(app)
     app.add_routes(desktop.routes())
     app.add_routes([
@@ -182,9 +188,10 @@ def install_desktop(app: web.Application, *, engine: AsyncEngine, agents: AgentC
 def create_desktop_app(*, engine: AsyncEngine, agents: AgentControl, calls: CallControl,
                        wallboard: WallboardSource, customers: CustomerLookup, emit: Callable[[Event], None],
                        config: DesktopConfig, clock: Clock,
-                       request_callback: Callable[..., None] | None = None) -> tuple[web.Application, Hub]:
+                       request_callback: Callable[..., None] | None = None,
+                       names: dict[str, Any] | None = None) -> tuple[web.Application, Hub]:
     """A standalone aiohttp app serving the desktop, and its Hub. See `install_desktop` for the arguments."""
     app = new_app(client_max_size=config.max_body_bytes)
     hub = install_desktop(app, engine=engine, agents=agents, calls=calls, wallboard=wallboard, customers=customers,
-                          emit=emit, config=config, clock=clock, request_callback=request_callback)
+                          emit=emit, config=config, clock=clock, request_callback=request_callback, names=names)
     return app, hub

@@ -7,7 +7,8 @@ The lead adds `bridge.on_event` to the server's event listeners. It reads only t
                             identified one) and the tier the ACD routes the call on
     call.callerid           the caller set after call.new (an originated call's CallerID)
     acd.retier              a supervisor moved the caller to another tier
-    ivr.node                remember the IVR path the caller took
+    ivr.node                remember the IVR path the caller took (ids in `ivr_path`; with the nodes'
+                            kinds and display names in `ivr_steps`, what the page shows)
     acd.offer               look the customer up, pop it to the offered agent ("offer"; a callback
                             carries the number to call and pops with `callback: true`). The pop's
                             `tier` is the routing tier; the record's own tier is `customer.tier`.
@@ -52,6 +53,7 @@ class _Call:
     tier: str | None = None  # the tier the ACD routes on
     lang: str | None = None  # the caller's language (the IVR's choice)
     ivr_path: list[str] = field(default_factory=list)
+    ivr_steps: list[dict[str, Any]] = field(default_factory=list)  # {id, kind, name}: the path as people see it
     pop: dict[str, Any] | None = None
 
 
@@ -162,13 +164,17 @@ class DesktopBridge:
         elif kind == Kind.IVR_NODE:
             if len(call.ivr_path) < MAX_IVR_PATH and data.get("node"):
                 call.ivr_path.append(str(data["node"]))
+                title = data.get("title")
+                call.ivr_steps.append({"id": str(data["node"]), "kind": data.get("node_kind"),
+                                       "name": title if isinstance(title, dict) else None})
         elif kind == Kind.ACD_OFFER and ev.agent_id:
             if data.get("number"):  # a callback: the agent will call this number
                 call.number = str(data["number"])
             call.tier = ev.tier or call.tier
             call.pop = {"call_id": ev.call_id, "phase": "offer", "number": call.number,
                         "caller_name": call.name, "queue": ev.queue, "tier": call.tier, "lang": call.lang,
-                        "ivr_path": list(call.ivr_path), "wait_s": data.get("wait_s"),
+                        "ivr_path": list(call.ivr_path), "ivr_steps": list(call.ivr_steps),
+                        "wait_s": data.get("wait_s"),
                         "customer": await self._lookup(call)}
             if data.get("kind") == "callback":
                 call.pop["callback"] = True

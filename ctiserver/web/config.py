@@ -11,8 +11,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
+from ..acd.model import SYSTEM_REASONS
 from ..calendar import Calendar, load_calendar, load_site_model
 from ..configfile import Strict
 from ..deadlines import WorkorderTable, load_workorder_table
@@ -49,6 +50,11 @@ class DesktopConfig(Strict):
     not_ready_reasons: dict[Code, DisplayName] = Field(default_factory=lambda: _names({
         "break": ("休息", "Break"), "lunch": ("用餐", "Lunch"), "training": ("培训", "Training"),
         "meeting": ("会议", "Meeting"), "after_call": ("话后处理", "After-call work")}))
+    # the reasons the ACD sets itself (acd/model.py SYSTEM_REASONS): each needs a name too
+    system_reasons: dict[Code, DisplayName] = Field(default_factory=lambda: _names({
+        "login": ("刚签入", "Just logged in"), "rona": ("未接来电", "Missed a call"),
+        "unreachable": ("话机不可达", "Phone unreachable"), "busy": ("忙碌", "Busy"),
+        "cti_restart": ("系统重启", "System restart")}))
     disposition_categories: dict[Code, DisplayName] = Field(default_factory=lambda: _names({
         "inquiry": ("咨询", "Inquiry"), "fault_repair": ("故障报修", "Fault repair"),
         "business": ("业务办理", "Business"), "complaint": ("投诉", "Complaint"), "report": ("举报", "Report"),
@@ -71,8 +77,27 @@ class DesktopConfig(Strict):
     def timezone(self) -> str:
         return self.calendar.timezone
 
+    @field_validator("system_reasons")
+    @classmethod
+    def _every_system_reason_named(cls, value: dict[str, DisplayName]) -> dict[str, DisplayName]:
+        missing = [r for r in SYSTEM_REASONS if r not in value]
+        unknown = sorted(set(value) - set(SYSTEM_REASONS))
+        if missing or unknown:
+            raise ValueError("the ACD's own reasons are " + ", ".join(SYSTEM_REASONS)
+                             + (f"; name {', '.join(missing)}" if missing else "")
+                             + (f"; not one of them: {', '.join(unknown)}" if unknown else ""))
+        return value
+
+    @property
+    def reasons(self) -> dict[str, DisplayName]:
+        """Every not-ready reason an agent can be in: theirs to pick and the ACD's own."""
+        return {**self.system_reasons, **self.not_ready_reasons}
+
     @model_validator(mode="after")
     def _workorder_categories_known(self) -> DesktopConfig:
+        both = sorted(set(self.not_ready_reasons) & set(self.system_reasons))
+        if both:
+            raise ValueError(f"not_ready_reasons {both} are the ACD's own (system_reasons): pick other codes")
         unknown = sorted(set(self.workorders.categories) - set(self.disposition_categories))
         if unknown:
             raise ValueError(f"workorders.yaml names categories not in disposition_categories: {unknown}")

@@ -35,6 +35,11 @@ class OkOut(Out):
 class MeOut(Out):
     user: UserOut
     not_ready_reasons: dict[str, dict[str, str]] = Field(description="reason code -> its name per language")
+    reasons: dict[str, dict[str, str]] = Field(
+        description="every not-ready reason an agent can be in (theirs and the ACD's own, e.g. rona) -> its names")
+    queues: dict[str, dict[str, str]] = Field(description="queue (skill) -> its name per language")
+    tiers: dict[str, dict[str, str]] = Field(description="customer tier -> its name per language")
+    acd_agent: bool = Field(description="whether this login has a seat in the ACD (else: no agent controls)")
     categories: dict[str, dict[str, str]] = Field(description="disposition category -> its name per language")
     workorder_categories: list[str] = Field(description="categories a work order can be opened for")
     units: dict[str, dict[str, str]] = Field(description="unit a work order can be dispatched to -> its names")

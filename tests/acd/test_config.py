@@ -12,7 +12,12 @@ from ctiserver.configfile import ConfigError
 
 SAMPLE_DIR = Path(__file__).resolve().parents[2] / "config"
 
-GOOD = """\
+NAMES_OF_GOOD = """\
+names:
+  queues: {billing: {zh: 电费, en: Billing}, fault: {zh: 故障, en: Faults}, vip_desk: {zh: VIP专席, en: VIP desk}}
+  tiers: {vip: {zh: VIP, en: VIP}, normal: {zh: 普通, en: Normal}, blacklist: {zh: 黑名单, en: Blacklist}}
+"""
+GOOD = NAMES_OF_GOOD + """\
 skills: [billing, fault, vip_desk]
 tiers:
   - name: vip
@@ -60,7 +65,7 @@ def test_minimal_config_is_accepted(tmp_path: Path) -> None:
 def test_unknown_skill_in_an_agent_is_reported_at_its_line(tmp_path: Path) -> None:
     text = GOOD.replace("skills: {billing: 5}", "skills: {billing: 5,\n             gardening: 3}")
     path = str(tmp_path / "acd.yaml")
-    assert problems(text, tmp_path) == [f"{path}:13: agent 1001: unknown skill 'gardening'"]
+    assert problems(text, tmp_path) == [f"{path}:16: agent 1001: unknown skill 'gardening'"]
 
 
 def test_many_cross_reference_errors_are_all_reported(tmp_path: Path) -> None:
@@ -94,12 +99,12 @@ tier_rules:
 
 
 @pytest.mark.parametrize(("old", "new", "line", "message"), [
-    ("  - name: vip\n", "  - name: vip\n    aging_step_s: -5\n", 4, "aging_step_s"),
-    ("    last_resort: true\n", "    last_resort: true\n    aging_step_s: 60\n", 7,
+    ("  - name: vip\n", "  - name: vip\n    aging_step_s: -5\n", 7, "aging_step_s"),
+    ("    last_resort: true\n", "    last_resort: true\n    aging_step_s: 60\n", 10,
      "is last_resort: it cannot age"),
-    ("  - name: normal\n", "  - name: normal\n    wrap_up: 3\n", 5, "unknown key 'wrap_up'"),
-    ("skills: {billing: 5}", "skills: {billing: 11}", 12, "less than or equal to 10"),
-    ("    wrap_up_s: 20\n", "    wrap_up_s: 20\n    escalation: [{after_s: 20}, {after_s: 10}]\n", 10,
+    ("  - name: normal\n", "  - name: normal\n    wrap_up: 3\n", 8, "unknown key 'wrap_up'"),
+    ("skills: {billing: 5}", "skills: {billing: 11}", 15, "less than or equal to 10"),
+    ("    wrap_up_s: 20\n", "    wrap_up_s: 20\n    escalation: [{after_s: 20}, {after_s: 10}]\n", 13,
      "increasing after_s"),
 ])
 def test_value_errors_point_at_the_line(tmp_path: Path, old: str, new: str, line: int, message: str) -> None:
@@ -109,14 +114,14 @@ def test_value_errors_point_at_the_line(tmp_path: Path, old: str, new: str, line
 
 def test_last_resort_tier_must_be_last(tmp_path: Path) -> None:
     text = GOOD.replace("    last_resort: true\n", "    last_resort: true\n  - name: late\n")
-    [got] = problems(text, tmp_path)
-    assert ":7:" in got and "last_resort tiers must come last" in got
+    [got] = [p for p in problems(text, tmp_path) if "display name" not in p]
+    assert ":10:" in got and "last_resort tiers must come last" in got
 
 
 def test_a_second_calendar_in_acd_yaml_is_an_error_at_its_line(tmp_path: Path) -> None:
     text = GOOD + "calendars:\n  c:\n    holidays: [2026-10-01]\n    weekly: {mon: ['18:00-08:00']}\n"
     got = problems(text, tmp_path)
-    assert got == [f"{tmp_path / 'acd.yaml'}:13: calendars: opening hours are the named hours sets of calendar.yaml: "
+    assert got == [f"{tmp_path / 'acd.yaml'}:16: calendars: opening hours are the named hours sets of calendar.yaml: "
                    "refer to one with `hours: <name>`"]
 
 
@@ -130,15 +135,15 @@ def test_duplicate_agent_and_shared_account_customer(tmp_path: Path) -> None:
     dedicated_customers: [C1]
 """
     got = problems(text, tmp_path)
-    assert any(":13:" in p and "appears twice" in p for p in got), got
-    assert any(":18:" in p and "already has account agent 1001" in p for p in got), got
+    assert any(":16:" in p and "appears twice" in p for p in got), got
+    assert any(":21:" in p and "already has account agent 1001" in p for p in got), got
 
 
 def test_broken_yaml_and_bad_dial_template(tmp_path: Path) -> None:
     path = tmp_path / "acd.yaml"
     assert problems("skills: [billing\n", tmp_path)[0].startswith(f"{path}:1: YAML syntax")
     got = problems(GOOD + 'dial_template: "PJSIP/{agent}"\n', tmp_path)
-    assert any(":13:" in p and "dial template" in p for p in got), got
+    assert any(":16:" in p and "dial template" in p for p in got), got
     assert problems("- a\n", tmp_path) == [f"{path}:1: expected a mapping of keys at the top level"]
 
 
@@ -150,9 +155,9 @@ def test_missing_file(tmp_path: Path) -> None:
 def test_destination_targets_and_dial_options_cannot_smuggle_agi_arguments(tmp_path: Path) -> None:
     text = GOOD.replace("    wrap_up_s: 20\n", "    wrap_up_s: 20\n    overflow: {kind: voicemail, target: 'a b'}\n")
     [got] = problems(text + 'dial_options: "m\\nEXEC"\n', tmp_path)[:1]
-    assert ":10:" in got and "target" in got
+    assert ":13:" in got and "target" in got
     got2 = problems(GOOD + 'dial_options: "m b"\n', tmp_path)
-    assert any(":13:" in p and "dial_options" in p for p in got2), got2
+    assert any(":16:" in p and "dial_options" in p for p in got2), got2
 
 
 def test_every_sample_agent_has_a_pjsip_endpoint_and_a_fallback_queue_seat() -> None:
@@ -184,8 +189,8 @@ def test_transfer_code_mistakes_point_at_their_line(tmp_path: Path) -> None:
     text = GOOD + "transfer_codes:\n  '9001': billing\n  '9002': gardening\n  '9003': billing\n"
     path = str(tmp_path / "acd.yaml")
     assert problems(text, tmp_path) == [
-        f"{path}:15: transfer code 9002: unknown skill 'gardening'",
-        f"{path}:16: transfer code 9003: skill 'billing' already has code 9001"]
+        f"{path}:18: transfer code 9002: unknown skill 'gardening'",
+        f"{path}:19: transfer code 9003: skill 'billing' already has code 9001"]
     [short] = problems(GOOD + "transfer_codes:\n  '901': billing\n", tmp_path)
     assert short.startswith(f"{path}:") and "901" in short and "pattern" in short
 
@@ -221,12 +226,12 @@ announce:
   text: {zh: "您前面还有{position}位。", en: "{positon} callers ahead of you."}
 """
     assert problems(text, tmp_path) == [
-        f"{tmp_path}/acd.yaml:15: language en: unknown queue 'englsh'",
-        f"{tmp_path}/acd.yaml:17: messages.busy: give the text in every caller language (zh, en), "
+        f"{tmp_path}/acd.yaml:18: language en: unknown queue 'englsh'",
+        f"{tmp_path}/acd.yaml:20: messages.busy: give the text in every caller language (zh, en), "
         "e.g. {zh: ..., en: ...}",
-        f"{tmp_path}/acd.yaml:18: messages.full: no en text (caller languages: zh, en)",
-        f"{tmp_path}/acd.yaml:21: voicemail.prompt: no en text (caller languages: zh, en)",
-        f"{tmp_path}/acd.yaml:23: announce.text: bad placeholder 'positon' in the en text "
+        f"{tmp_path}/acd.yaml:21: messages.full: no en text (caller languages: zh, en)",
+        f"{tmp_path}/acd.yaml:24: voicemail.prompt: no en text (caller languages: zh, en)",
+        f"{tmp_path}/acd.yaml:26: announce.text: bad placeholder 'positon' in the en text "
         "(fields: {position}, {ahead}, {waiting}, {wait_min}, {wait_s})",
     ]
     # one language only: a plain string is that language's text
@@ -236,3 +241,26 @@ announce:
                      ' callback_confirm: "再见。"}\n')
     (tmp_path / "acd.yaml").write_text(single, encoding="utf-8")
     assert load_acd_config(tmp_path).text(load_acd_config(tmp_path).messages["busy"], "en") == "坐席全忙，再见。"
+
+
+def test_every_queue_and_tier_has_a_display_name(tmp_path: Path) -> None:
+    cfg = load_acd_config(SAMPLE_DIR)
+    assert set(cfg.names.queues) == set(cfg.skills) and set(cfg.names.tiers) == {t.name for t in cfg.tiers}
+    assert cfg.names.queues["fault"].get("en") == "Fault reports" and cfg.names.tiers["vip"].get("zh") == "VIP大客户"
+    text = GOOD.replace(NAMES_OF_GOOD, "") + """\
+names:
+  queues:
+    billing: {zh: 电费, en: Billing}
+    biling: {zh: 电费, en: Billing}
+  tiers:
+    vip: {zh: VIP, en: VIP}
+    normal: {zh: 普通}
+"""
+    assert problems(text, tmp_path) == [f"{tmp_path}/acd.yaml:19: missing required key 'names.tiers.normal.en'"]
+    assert problems(text.replace("{zh: 普通}", "{zh: 普通, en: Normal}"), tmp_path) == [
+        f"{tmp_path}/acd.yaml:14: names.queues: no display name for queue(s) fault, vip_desk "
+        "(give each {zh: ..., en: ...})",
+        f"{tmp_path}/acd.yaml:16: names.queues: 'biling' is not a queue",
+        f"{tmp_path}/acd.yaml:17: names.tiers: no display name for tier(s) blacklist "
+        "(give each {zh: ..., en: ...})",
+    ]

@@ -486,3 +486,17 @@ nodes:
     w.start()
     w.data["customer"] = {"found": True, "tier": "priority"}
     assert w.on_input(Digits("0"))[-1] == Queue("billing", "priority", explicit=False)
+
+
+def test_a_titled_node_names_itself_in_its_ivr_node_event() -> None:
+    """The screen-pop shows the caller's IVR path by the nodes' names (tree `title`), not their ids."""
+    w = walker(MENU.replace("  main:\n    kind: menu\n", "  main:\n    kind: menu\n"
+                                                       "    title: {zh: 主菜单, en: Main menu}\n"))
+    first = w.start()
+    assert [e.data.get("title") for e in events(first) if e.kind == Kind.IVR_NODE] == [
+        {"zh": "主菜单", "en": "Main menu"}]
+    out = w.on_input(Digits("1"), 1_700_000_001.0)
+    logged = [(e.data["node"], e.data.get("title")) for e in events(out) if e.kind == Kind.IVR_NODE]
+    assert logged == [("one", None)]  # no title: none in the event
+    sample = load_tree(SAMPLE_CONFIG / "ivr" / "hotline.yaml").tree.nodes
+    assert all(n.title is not None for n in sample.values() if n.kind not in ("lookup", "branch"))

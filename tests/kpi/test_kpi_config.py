@@ -57,6 +57,9 @@ def test_missing_file_gives_defaults_and_takes_the_calendar_zone(tmp_path: Path)
     ("workorders:\n  due_h: {fault: 2}\n", 2, "work-order deadlines are defined once, in workorders.yaml"),
     ("servcie_level: {}\n", 1, "unknown key 'servcie_level'"),
     ("bands: [\n", 1, "YAML syntax error"),
+    # every metric the reports page shows has a name in both UI languages
+    ("metric_names:\n  asa_s: {zh: 平均应答, en: ASA}\n", 1, "no name for calls_offered"),
+    ("metric_names:\n  asa_s: {zh: 平均应答}\n", 2, "metric_names.asa_s.en"),
 ])
 def test_broken_kpi_yaml_is_reported_with_its_line(tmp_path: Path, text: str, line: int, words: str) -> None:
     (tmp_path / "kpi.yaml").write_text(text, encoding="utf-8")

@@ -82,3 +82,20 @@ async def test_reports_page_is_self_contained(client: TestClient) -> None:
     assert "http://" not in html.replace("http://www.w3.org/2000/svg", "")  # no CDN, no external assets
     assert "https://" not in html
     assert "innerHTML" not in html  # data is set as text, never parsed as markup
+
+
+async def test_the_report_names_its_metrics_queues_and_tiers_and_no_target_for_unqueued_calls(
+        sqlite_engine: AsyncEngine) -> None:
+    await load(sqlite_engine, golden_day())
+    app = new_app()
+    names = {"queues": {"billing": {"zh": "电费查询", "en": "Billing"}},
+             "tiers": {"vip": {"zh": "VIP大客户", "en": "VIP"}}}
+    add_report_routes(app, lambda: sqlite_engine, KpiConfig(), max_days=31, names=names)
+    async with TestClient(TestServer(app)) as c:
+        body = await (await c.get("/api/reports", params={"from": "2026-11-23", "to": "2026-11-24"})).json()
+    assert body["names"]["metrics"]["asa_s"] == {"zh": "平均应答速度（秒）", "en": "Average speed of answer (s)"}
+    assert {t["metric"] for t in body["targets"]} <= set(body["names"]["metrics"])
+    assert body["names"]["queues"] == names["queues"] and body["names"]["tiers"] == names["tiers"]
+    [unqueued] = [t for t in body["tiers"] if t["tier"] is None]  # IVR-only calls: no tier, so no target
+    assert (unqueued["target"], unqueued["threshold_s"], unqueued["met"]) == (None, None, None)
+    assert [t["target"] for t in body["tiers"] if t["tier"] == "vip"] == [0.90]

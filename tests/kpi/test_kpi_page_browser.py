@@ -7,6 +7,7 @@ hotline's today (the server's clock and time zone), whatever time zone the brows
 from __future__ import annotations
 
 import datetime as dt
+import re
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -69,7 +70,14 @@ async def test_reports_page_draws_the_golden_day(tmp_path: Path) -> None:
             assert await page.locator("#agents rect").count() > 10
             assert await page.locator("#tiers rect").count() == 8  # 4 tiers x (SL, target)
             tier_rows = await page.locator("#tier-table tr").all_inner_texts()
-            assert any(r.startswith("vip") and "50.0%" in r for r in tier_rows)
+            assert any(r.startswith("VIP\t") and "50.0%" in r for r in tier_rows)  # acd.yaml's name, not "vip"
+            # calls that never reached a queue: named so, and no service-level target against them
+            [unqueued] = [r.split("\t") for r in tier_rows if r.startswith("not queued")]
+            assert unqueued[3] == "–" and not [r for r in tier_rows if "(none)" in r]
+            # metrics by their names (kpi.yaml metric_names), no snake_case keys
+            shown = " ".join(await page.locator("#totals, #targets").all_inner_texts())
+            assert "Average speed of answer (s)" in shown and "Call loss rate" in shown
+            assert not re.search(r"\b[a-z]+_[a-z_]+\b", shown), shown
             staffing = await page.locator("#staffing tr").all_inner_texts()
             assert any(r.startswith("09:00") for r in staffing)
             # A bad range shows the server's reason instead of a broken page.
@@ -102,7 +110,7 @@ async def test_reports_default_to_the_hotlines_today_in_any_browser_time_zone(tm
                 assert await page.locator("#from").input_value() == today.isoformat(), zone
                 assert await page.locator("#to").input_value() == (today + dt.timedelta(days=1)).isoformat()
                 totals = await page.locator("#totals tr").all_inner_texts()
-                assert any(r.split()[:2] == ["calls_offered", "1"] for r in totals), (zone, totals)
+                assert "Calls offered\t1" in totals, (zone, totals)
                 assert await page.locator("#vol path").count() == 3
                 await context.close()
             await browser.close()

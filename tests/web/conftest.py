@@ -29,6 +29,10 @@ from .fakes import FakeAgents, FakeCalls, FakeCustomers, FakeWallboard
 
 # Monday 2026-11-23 09:00 in Shanghai
 START = dt.datetime(2026, 11, 23, 9, 0, tzinfo=ZoneInfo("Asia/Shanghai")).timestamp()
+# display names of the fake ACD's queues and tiers (acd.yaml `names`)
+NAMES = {"queues": {"billing": {"zh": "电费查询", "en": "Billing"}, "fault": {"zh": "故障报修", "en": "Fault reports"},
+                    "english": {"zh": "英语服务", "en": "English desk"}},
+         "tiers": {"vip": {"zh": "VIP大客户", "en": "VIP"}, "normal": {"zh": "普通客户", "en": "Normal"}}}
 PASSWORDS = {"1001": "agent-one-pw", "1002": "agent-two-pw", "2001": "super-visor-pw", "9001": "admin-admin-pw"}
 
 
@@ -65,13 +69,13 @@ async def make_desk(tmp_path: Path, config: DesktopConfig | None = None, clock: 
             for no, name, role in [("1001", "张三", "agent"), ("1002", "李四", "agent"),
                                    ("2001", "王班长", "supervisor"), ("9001", "Admin", "admin")]])
     clock = clock or FakeClock(START)
-    agents = FakeAgents(["1001", "1002", "2001"])
+    agents = FakeAgents(["1001", "1002", "2001"], names={"1001": "张三", "1002": "李四", "2001": "王班长"})
     calls, wallboard, customers = FakeCalls(), FakeWallboard(), FakeCustomers()
     events: list[Event] = []
     callbacks: list[dict[str, Any]] = []
     app, hub = create_desktop_app(engine=engine, agents=agents, calls=calls, wallboard=wallboard,
                                   customers=customers, emit=events.append, config=config or DesktopConfig(),
-                                  clock=clock, request_callback=lambda **kw: callbacks.append(kw))
+                                  clock=clock, request_callback=lambda **kw: callbacks.append(kw), names=NAMES)
     return Desk(app, hub, engine, url, clock, agents, calls, wallboard, customers, events, callbacks)
 
 

@@ -21,9 +21,10 @@ _MOVES = {  # (state, action) -> next state; the ACD engine's table, reduced to 
 
 
 class FakeAgents:
-    def __init__(self, agent_ids: list[str]) -> None:
+    def __init__(self, agent_ids: list[str], names: dict[str, str] | None = None) -> None:
         self.states: dict[str, dict[str, Any]] = {
             a: {"agent_id": a, "state": "logged_out", "reason": None} for a in agent_ids}
+        self.names = names or {}
 
     def _move(self, agent_id: str, action: str, reason: str | None = None) -> None:
         st = self.states.get(agent_id)
@@ -51,7 +52,7 @@ class FakeAgents:
         return dict(st) if st else None
 
     def all_states(self) -> list[dict[str, Any]]:
-        return [dict(s) for s in self.states.values()]
+        return [{**s, "name": self.names.get(s["agent_id"], ""), "in_state_s": 0.0} for s in self.states.values()]
 
 
 class FakeCalls:
@@ -77,13 +78,14 @@ class FakeWallboard:
     def __init__(self) -> None:
         self.waiting = {"billing": 0, "fault": 0}
         self.callbacks = {"billing": 0, "fault": 0}
+        self.agents = {"available": 1, "on_call": 2, "not_ready": 1, "wrap_up": 0}
         self.waiting_calls: list[dict[str, Any]] = []
         self.priorities: list[tuple[str, str, str]] = []  # (call id, tier, by)
 
     def snapshot(self) -> dict[str, Any]:
         return {"queues": [{"queue": q, "waiting": n, "callbacks": self.callbacks[q], "longest_wait_s": 12.0 * n}
                            for q, n in self.waiting.items()],
-                "agents": {"available": 1, "on_call": 2, "not_ready": 1, "wrap_up": 0},
+                "agents": dict(self.agents),
                 "service_level": 0.83, "abandon_rate": 0.04, "answered": 120, "offered": 126,
                 "tiers": list(self.TIERS), "waiting_calls": [dict(c) for c in self.waiting_calls]}
 

@@ -45,6 +45,9 @@ async def test_agent_control_over_the_engine() -> None:
     assert err.value.status == 404
     assert agents.state("nobody") is None
     assert {a["agent_id"] for a in agents.all_states()} >= {"1001", "1002"}
+    # the wallboard's agent table: each agent's name (acd.yaml) and time in state
+    mine = next(a for a in agents.all_states() if a["agent_id"] == "1001")
+    assert mine["name"] == "张伟" and mine["in_state_s"] == 0.0
     assert [e.data["state"] for e in events if e.kind == Kind.AGENT_STATE][-1] == "not_ready"
     snap = AcdWallboard(rt, today=lambda: {"service_level": 0.9}).snapshot()
     assert snap["agents"]["not_ready"] == 1 and snap["service_level"] == 0.9

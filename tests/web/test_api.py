@@ -513,3 +513,15 @@ async def test_logout_below_minimum_staffing_warns_supervisors(tmp_path: Any) ->
     finally:
         await c.close()
         await desk.engine.dispose()
+
+
+async def test_me_gives_the_names_people_see_and_whether_they_are_an_acd_agent(client: Client) -> None:
+    me = await (await client.get("/api/me", headers=await login(client, "1001"))).json()
+    assert me["acd_agent"] is True
+    assert me["not_ready_reasons"]["lunch"] == {"zh": "用餐", "en": "Lunch"}
+    assert me["reasons"]["rona"] == {"zh": "未接来电", "en": "Missed a call"}  # the ACD's own reasons too
+    assert "rona" not in me["not_ready_reasons"]  # ...which nobody picks
+    assert me["queues"]["fault"] == {"zh": "故障报修", "en": "Fault reports"} and me["tiers"]["vip"]["en"] == "VIP"
+    assert me["units"]["city_station"] == {"zh": "城区供电所", "en": "City supply station"}
+    admin = await (await client.get("/api/me", headers=await login(client, "9001"))).json()
+    assert admin["acd_agent"] is False  # a login without an ACD seat: the desktop shows no agent controls

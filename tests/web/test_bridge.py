@@ -150,3 +150,25 @@ async def test_a_reconnect_closing_50k_stale_calls_is_one_warning_and_a_count(ca
     logged = [r.getMessage() for r in caplog.records if r.name == "ctiserver.web.bridge"]
     assert bridge.dropped == 40_000
     assert len(logged) == 2 and "39999 more in " in logged[1], logged
+
+
+async def test_the_pop_carries_the_ivr_steps_with_their_names() -> None:
+    hub = Hub(clock=FakeClock(0))
+    bridge = DesktopBridge(hub, FakeCustomers())
+    page = hub.attach(User("1001", "a", "agent"), {}, None, {})
+    drain(page)
+    await bridge.start()
+    try:
+        for ev in [Event(Kind.IVR_NODE, call_id="L6", data={"node": "who", "node_kind": "lookup"}),
+                   Event(Kind.IVR_NODE, call_id="L6", data={"node": "main", "node_kind": "menu",
+                                                             "title": {"zh": "主菜单", "en": "Main menu"}}),
+                   Event(Kind.ACD_ENQUEUE, call_id="L6", queue="billing", tier="normal", data={"caller": "1"}),
+                   Event(Kind.ACD_OFFER, call_id="L6", agent_id="1001", queue="billing", data={"wait_s": 1})]:
+            bridge.on_event(ev)
+        await asyncio.wait_for(bridge.drain(), 5)
+    finally:
+        await bridge.close()
+    [pop] = [m["data"] for m in drain(page)]
+    assert pop["ivr_path"] == ["who", "main"]
+    assert pop["ivr_steps"] == [{"id": "who", "kind": "lookup", "name": None},
+                                {"id": "main", "kind": "menu", "name": {"zh": "主菜单", "en": "Main menu"}}]

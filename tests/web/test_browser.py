@@ -328,3 +328,73 @@ async def test_each_person_picks_one_ui_language_and_sees_only_that(browser: Bro
     labels = await page.locator("#status-card button, #disp-form label, #wo-form label").all_inner_texts()
     assert not [x for x in labels if re.search(r"[A-Za-z]", x)], labels
     await context.close()
+
+
+async def test_people_see_names_not_internal_ids(browser: Browser, served: tuple[Desk, str]) -> None:
+    """The pop's IVR path by the nodes' names (lookups and branches left out), the queue's name, the
+    ACD's own not-ready reason by its name: no `who → outage_check`, no `fault`, no `rona`."""
+    desk, base = served
+    page = await browser.new_page(viewport={"width": 1366, "height": 768})
+    await sign_in(page, base, "/agent", "1001")
+    bridge = desk.app[BRIDGE_KEY]
+    steps = [("who", "lookup", None), ("outage_check", "lookup", None), ("outage_branch", "branch", None),
+             ("language", "menu", {"zh": "语言选择", "en": "Language"}),
+             ("main", "menu", {"zh": "主菜单", "en": "Main menu"}),
+             ("fault_menu", "menu", {"zh": "故障报修菜单", "en": "Fault menu"}),
+             ("to_fault", "queue", {"zh": "转故障报修", "en": "To fault reports"})]
+    for node, kind, title in steps:
+        data: dict[str, Any] = {"node": node, "node_kind": kind, **({"title": title} if title else {})}
+        bridge.on_event(Event(Kind.IVR_NODE, call_id="c1", data=data))
+    for ev in [Event(Kind.ACD_ENQUEUE, call_id="c1", queue="fault", tier="normal", data={"caller": "13900000001"}),
+               Event(Kind.ACD_OFFER, call_id="c1", agent_id="1001", queue="fault", tier="normal",
+                     data={"wait_s": 3})]:
+        bridge.on_event(ev)
+    await expect(page.locator("#pop-ivr")).to_have_text("Language → Main menu → Fault menu → To fault reports")
+    await expect(page.locator("#pop-queue")).to_have_text("Fault reports")
+    await expect(page.locator("#pop-tier")).to_have_text("Normal")
+    await expect(page.locator("#pop-history li")).to_have_text("no recent contacts")  # empty says so
+    desk.hub.publish_state("1001", {"agent_id": "1001", "state": "not_ready", "reason": "rona"})
+    await expect(page.locator("#state")).to_have_text("Not ready (Missed a call)")
+    await page.select_option("#ui-lang", "zh")
+    await expect(page.locator("#pop-ivr")).to_have_text("语言选择 → 主菜单 → 故障报修菜单 → 转故障报修")
+    await expect(page.locator("#state")).to_have_text("未就绪 (未接来电)")
+    await page.close()
+
+
+async def test_the_wallboard_names_agents_times_their_state_and_says_when_a_section_is_empty(
+        browser: Browser, served: tuple[Desk, str]) -> None:
+    desk, base = served
+    desk.wallboard.agents = {"logged_out": 3}
+    page = await browser.new_page(viewport={"width": 1366, "height": 900})
+    await sign_in(page, base, "/wallboard", "2001")
+    # nobody logged in, nothing overdue, no alerts: each section says so
+    await expect(page.locator("#c-agents")).to_have_text("no agent logged in")
+    await expect(page.locator("#overdue")).to_have_text("no overdue work orders")
+    await expect(page.locator("#alerts")).to_have_text("no alerts")
+    await expect(page.locator("#waiting-calls")).to_have_text("nobody waiting")
+    await expect(page.locator("#c-queues svg")).to_contain_text("Fault reports")  # queue names, not ids
+    await expect(page.locator("#agents tr[data-agent='1001'] td").nth(1)).to_have_text("张三")
+    desk.hub.publish_state("1001", {"agent_id": "1001", "state": "not_ready", "reason": "rona"})
+    row = page.locator("#agents tr[data-agent='1001'] td")
+    await expect(row.nth(2)).to_have_text("Not ready")
+    await expect(row.nth(4)).to_have_text("Missed a call")
+    await expect(row.nth(3)).to_have_text(re.compile(r"^[1-9]\d*s$"), timeout=5_000)  # the time in state ticks
+    await expect(row.nth(1)).to_have_text("张三")  # the push did not lose the name
+    await page.close()
+
+
+async def test_a_supervisor_who_is_not_an_acd_agent_gets_no_agent_controls(browser: Browser,
+                                                                          served: tuple[Desk, str]) -> None:
+    _desk, base = served
+    page = await browser.new_page(viewport={"width": 1366, "height": 768})
+    await sign_in(page, base, "/agent", "9001")  # the admin: not one of the ACD's agents
+    await expect(page.locator("#not-agent")).to_be_visible()
+    await expect(page.locator("#status-card")).to_be_hidden()
+    await expect(page.locator("#call-card")).to_be_hidden()
+    await expect(page.locator("#wo-form")).to_be_visible()  # the forms stay
+    await page.close()
+    page = await browser.new_page(viewport={"width": 1366, "height": 768})
+    await sign_in(page, base, "/agent", "1001")
+    await expect(page.locator("#status-card")).to_be_visible()
+    await expect(page.locator("#not-agent")).to_be_hidden()
+    await page.close()

@@ -152,7 +152,7 @@ async def test_the_watch_reminds_then_escalates_once_each_and_a_reopen_starts_ag
 
 @pytest.mark.parametrize(("file", "old", "new", "words"), [
     ("desktop.yaml", "units:", "workorder_sla:\n  fault_repair: {hours: 24}\nunits:",
-     "desktop.yaml:34: workorder_sla: work-order deadlines are defined once, in workorders.yaml"),
+     "desktop.yaml:41: workorder_sla: work-order deadlines are defined once, in workorders.yaml"),
     ("kpi.yaml", "  reopened_actions: [reopened]\n", "  due_h: {default: 24}\n",
      "work-order deadlines are defined once, in workorders.yaml"),
     ("outbound.yaml", "  mode: agent\n", "  mode: agent\n  due_working_days: 1\n",

@@ -22,8 +22,8 @@ Object.assign(TEXTS, {
   st_available: ["就绪", "Ready"], st_not_ready: ["未就绪", "Not ready"], st_on_call: ["通话", "On call"],
   st_ringing: ["振铃", "Ringing"], st_reserved: ["分配中", "Reserved"], st_wrap_up: ["话后", "Wrap-up"],
   st_logged_out: ["未签入", "Logged out"],
-  tier_vip: ["VIP大客户", "VIP"], tier_priority: ["重要", "Priority"], tier_normal: ["普通", "Normal"],
-  tier_blacklist: ["黑名单", "Blacklist"],
+  no_recent: ["暂无近期联系", "no recent contacts"], no_work_orders: ["暂无工单", "no work orders"],
+  not_an_agent: ["您不是排队坐席，没有坐席操作。", "You are not an ACD agent: no agent controls."],
   lang_zh: ["普通话", "Mandarin"], lang_en: ["英语", "English"],
   ph_answer: ["· 通话中", "· answered"], ph_offer: ["· 振铃", "· ringing"], ph_callback: [" · 回拨", " · callback"],
   ph_ended: ["· 已结束", "· ended"], unknown_caller: ["未识别", "Unknown caller"],
@@ -69,7 +69,20 @@ function fillSelects() {
 }
 
 function reasonName(reason) {
-  return nameOf(desk.me && desk.me.not_ready_reasons, reason);
+  return nameOf(desk.me && desk.me.reasons, reason);
+}
+
+function tierName(tier) {
+  return nameOf(desk.me && desk.me.tiers, tier);
+}
+
+/* A list that says so when it is empty. */
+function emptyNote(list, key) {
+  if (list.children.length) return;
+  const li = document.createElement("li");
+  li.className = "empty";
+  li.textContent = t(key);
+  list.append(li);
 }
 
 function showState(st) {
@@ -106,10 +119,10 @@ function showPop(pop) {
   const routed = pop.tier || c.tier;
   const tier = $("pop-tier");
   tier.className = `badge tier-${routed || "normal"}`;
-  tier.textContent = routed ? text(`tier_${routed}`, routed) : "—";
+  tier.textContent = routed ? tierName(routed) : "—";
   const differs = Boolean(pop.tier && c.tier && c.tier !== pop.tier);
   $("pop-tier-record").classList.toggle("hidden", !differs);
-  $("pop-tier-record").textContent = differs ? t("record_tier", text(`tier_${c.tier}`, c.tier)) : "";
+  $("pop-tier-record").textContent = differs ? t("record_tier", tierName(c.tier)) : "";
   setText("pop-lang", pop.lang ? text(`lang_${pop.lang}`, pop.lang) : null);
   setText("pop-area", c.area);
   const out = c.outage;
@@ -118,10 +131,12 @@ function showPop(pop) {
     : [t(out.kind === "planned" ? "outage_planned" : "outage_fault"), out.reason,
        out.expected_restore ? t("restore_by", out.expected_restore) : ""].filter(Boolean).join(" · ")) : t("none"));
   setText("pop-arrears", c.arrears !== undefined && c.arrears !== null ? `¥ ${c.arrears}` : null);
-  setText("pop-ivr", (pop.ivr_path || []).map((n) => (typeof n === "string" ? n : label(n.name, n.id)))
-    .join(" → "));
+  // the IVR steps by their names; unnamed lookups and branches are the tree's machinery, not steps
+  const steps = pop.ivr_steps || (pop.ivr_path || []).map((id) => ({ id }));
+  setText("pop-ivr", steps.filter((n) => n.name || !["lookup", "branch", "goto"].includes(n.kind))
+    .map((n) => label(n.name, n.id)).join(" → "));
   setText("pop-wait", fmtDuration(pop.wait_s));
-  setText("pop-queue", label(pop.queue_name, pop.queue));
+  setText("pop-queue", pop.queue ? nameOf(desk.me.queues, pop.queue) : null);
   const hist = $("pop-history");
   hist.textContent = "";
   for (const h of (c.history || []).slice(0, 8)) {
@@ -130,6 +145,7 @@ function showPop(pop) {
     li.textContent = `${fmtTime(h.ts)}  ${nameOf(desk.me.categories, h.category || "")}  ${what}`;
     hist.append(li);
   }
+  emptyNote(hist, "no_recent");
   // prefill the after-call forms with the five key fields we already know
   $("wo-number").value = pop.number || "";
   $("wo-name").value = c.name || pop.caller_name || "";
@@ -150,7 +166,7 @@ async function loadWorkOrders() {
   const list = $("wo-list");
   list.textContent = "";
   const account = desk.customer && desk.customer.account;
-  if (!account) return;
+  if (!account) { emptyNote(list, "no_work_orders"); return; }
   const r = await api("GET", `/api/workorders?account=${encodeURIComponent(account)}&limit=10`);
   if (!r.ok) return;
   for (const w of r.data) {
@@ -160,6 +176,7 @@ async function loadWorkOrders() {
     if (w.overdue) li.className = "overdue";
     list.append(li);
   }
+  emptyNote(list, "no_work_orders");
 }
 
 function onPush(msg) {
@@ -247,6 +264,11 @@ function start(me) {
   desk.me = me;
   $("desk").classList.remove("hidden");
   $("who").textContent = `${me.user.name} (${me.user.agent_no})`;
+  if (!me.acd_agent) {  // e.g. a supervisor's own login: the work-order forms only
+    $("status-card").classList.add("hidden");
+    $("call-card").classList.add("hidden");
+    $("not-agent").classList.remove("hidden");
+  }
   fillSelects();
   onLang(() => {  // everything drawn from data, again in the language just picked
     fillSelects();

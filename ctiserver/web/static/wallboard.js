@@ -16,8 +16,9 @@ Object.assign(TEXTS, {
   alerts: ["提醒", "Alerts"], st_available: ["就绪", "Ready"], st_on_call: ["通话", "On call"],
   st_ringing: ["振铃", "Ringing"], st_reserved: ["分配", "Reserved"], st_wrap_up: ["话后", "Wrap-up"],
   st_not_ready: ["未就绪", "Not ready"], st_logged_out: ["签出", "Logged out"],
-  tier_vip: ["VIP大客户", "VIP"], tier_priority: ["重要", "Priority"], tier_normal: ["普通", "Normal"],
-  tier_blacklist: ["黑名单", "Blacklist"], ready_btn: ["就绪", "Ready"], break_btn: ["小休", "Break"],
+  th_name: ["姓名", "Name"], th_in_state: ["时长", "Time in state"], no_agents: ["没有坐席", "no agents"],
+  no_agents_in: ["没有坐席签入", "no agent logged in"], no_alerts: ["暂无提醒", "no alerts"],
+  no_overdue: ["没有超期工单", "no overdue work orders"], no_queues: ["没有队列", "no queues"], ready_btn: ["就绪", "Ready"], break_btn: ["小休", "Break"],
   priority_of: ["优先级 {0}", "priority {0}"], callback: [" · 回拨", " · callback"], ringing: [" · 振铃", " · ringing"],
   nobody_waiting: ["无人排队", "nobody waiting"], hours_over: ["超 {0} 小时", "{0} h over"],
   updated: ["更新 {0}", "updated {0}"], supervisor_needed: ["需要班长权限", "Supervisor role needed"],
@@ -39,12 +40,22 @@ function stateName(state) {
   return text(`st_${state}`, state);
 }
 
-function tierName(tier) {
-  return text(`tier_${tier}`, tier);
-}
-
 function nameOf(table, code) {
   return label(((board.me || {})[table] || {})[code], code);
+}
+
+function tierName(tier) {
+  return nameOf("tiers", tier);
+}
+
+/* A chart or list with nothing to show says so. */
+function emptyBox(id, key) {
+  const box = $(id);
+  box.textContent = "";
+  const p = document.createElement("p");
+  p.className = "empty";
+  p.textContent = t(key);
+  box.append(p);
 }
 
 function el(name, attrs, text) {
@@ -100,10 +111,14 @@ function showWallboard(w) {
   setText("t-longest", Math.round(Math.max(0, ...queues.map((q) => q.longest_wait_s || 0))));
   gauge("g-sl", w.service_level, 0.8, true);
   gauge("g-ab", w.abandon_rate, 0.05, false);
-  bars("c-queues", queues.map((q) => [q.queue, q.waiting || 0, (q.waiting || 0) > 5 ? "#c62828" : "#1565c0"]));
+  if (queues.length) {
+    bars("c-queues", queues.map((q) => [nameOf("queues", q.queue), q.waiting || 0,
+                                        (q.waiting || 0) > 5 ? "#c62828" : "#1565c0"]));
+  } else emptyBox("c-queues", "no_queues");
   const byState = w.agents || {};
-  bars("c-agents", Object.keys(STATE_COLORS).filter((s) => s in byState)
-    .map((s) => [stateName(s), byState[s], STATE_COLORS[s]]));
+  const states = Object.keys(STATE_COLORS).filter((s) => s in byState && s !== "logged_out" && byState[s]);
+  if (states.length) bars("c-agents", states.map((s) => [stateName(s), byState[s], STATE_COLORS[s]]));
+  else emptyBox("c-agents", "no_agents_in");
   const od = $("overdue");
   od.textContent = "";
   for (const o of w.overdue_workorders || []) {
@@ -113,7 +128,7 @@ function showWallboard(w) {
       + `${o.unit ? nameOf("units", o.unit) : "—"} · ${t("hours_over", Math.round(o.overdue_s / 3600))}`;
     od.append(li);
   }
-  if (!od.children.length) od.textContent = t("none");
+  if (!od.children.length) emptyBox("overdue", "no_overdue");
   showWaiting(w.waiting_calls || [], w.tiers || []);
   setText("updated", t("updated", new Date().toLocaleTimeString()));
 }
@@ -140,7 +155,7 @@ function showWaiting(calls, tiers) {
     }
     const [caller, queue, wait] = tr.children;
     caller.textContent = (c.caller || "—") + (c.callback ? t("callback") : "") + (c.ringing ? t("ringing") : "");
-    queue.textContent = c.queue;
+    queue.textContent = nameOf("queues", c.queue);
     wait.textContent = fmtDuration(c.wait_s);
     const sel = tr.querySelector("select");
     sel.setAttribute("aria-label", t("priority_of", c.caller || c.call_id));
@@ -178,13 +193,26 @@ async function setAgent(agentNo, action, reason) {
   if (!r.ok) $("agent-err").textContent = `${agentNo}: ${r.error}`;
 }
 
+/* An agent as the server sent them; `since` (this browser's clock) times their state from now on. */
+function noteAgent(a, inState) {
+  const old = agents.get(a.agent_id) || {};
+  agents.set(a.agent_id, { ...old, ...a, since: Date.now() / 1000 - (inState || 0) });
+}
+
+function inState(a) {
+  return a.state === "logged_out" ? "" : fmtDuration(Math.max(0, Date.now() / 1000 - a.since));
+}
+
 function renderAgents() {
   const tb = $("agents");
   tb.textContent = "";
   for (const a of [...agents.values()].sort((x, y) => x.agent_id.localeCompare(y.agent_id))) {
     const tr = document.createElement("tr");
-    const cells = [a.agent_id, stateName(a.state), a.reason ? nameOf("not_ready_reasons", a.reason) : ""];
+    tr.dataset.agent = a.agent_id;
+    const cells = [a.agent_id, a.name || "", stateName(a.state), inState(a),
+                   a.reason && a.state === "not_ready" ? nameOf("reasons", a.reason) : ""];
     for (const c of cells) { const td = document.createElement("td"); td.textContent = c; tr.append(td); }
+    tr.children[3].className = "in-state";
     const td = document.createElement("td");
     const ready = document.createElement("button"); ready.textContent = t("ready_btn");
     ready.onclick = () => setAgent(a.agent_id, "ready");
@@ -192,9 +220,27 @@ function renderAgents() {
     brk.onclick = () => setAgent(a.agent_id, "not_ready", "break");
     td.append(ready, " ", brk); tr.append(td); tb.append(tr);
   }
+  if (!agents.size) {
+    const tr = document.createElement("tr");
+    tr.className = "empty";
+    const td = document.createElement("td");
+    td.colSpan = 6;
+    td.textContent = t("no_agents");
+    tr.append(td);
+    tb.append(tr);
+  }
+}
+
+/* Time in state ticks every second, in place (the rows and their buttons stay). */
+function tickAgents() {
+  for (const tr of $("agents").querySelectorAll("tr[data-agent]")) {
+    const a = agents.get(tr.dataset.agent);
+    if (a) tr.querySelector(".in-state").textContent = inState(a);
+  }
 }
 
 function alert_(text) {
+  $("alerts").querySelectorAll("li.empty").forEach((li) => li.remove());
   const li = document.createElement("li");
   li.className = "alert";
   li.textContent = `${new Date().toLocaleTimeString()} ${text}`;
@@ -202,15 +248,25 @@ function alert_(text) {
   while ($("alerts").children.length > 20) $("alerts").lastChild.remove();
 }
 
+function noAlerts() {
+  const list = $("alerts");
+  list.querySelectorAll("li.empty").forEach((li) => li.remove());
+  if (list.children.length) return;
+  const li = document.createElement("li");
+  li.className = "empty";
+  li.textContent = t("no_alerts");
+  list.append(li);
+}
+
 function onPush(msg) {
   if (msg.type === "snapshot") {
-    for (const a of msg.data.agents || []) agents.set(a.agent_id, a);
+    for (const a of msg.data.agents || []) noteAgent(a, a.in_state_s);
     renderAgents();
     showWallboard(msg.data.wallboard);
   } else if (msg.type === "wallboard") {
     showWallboard(msg.data);
   } else if (msg.type === "agent_state") {
-    agents.set(msg.data.agent_id, msg.data);
+    noteAgent(msg.data, 0);  // a state change: its time starts now
     renderAgents();
   } else if (msg.type === "escalation") {
     alert_(t("escalation", msg.data.agent_id, msg.data.call_id, msg.data.note || ""));
@@ -237,7 +293,10 @@ async function start(me) {
     $("login-err").textContent = t("supervisor_needed");
     return;
   }
-  onLang(() => { renderAgents(); showWallboard(board.last); });
+  onLang(() => { renderAgents(); showWallboard(board.last); noAlerts(); });
+  renderAgents();
+  noAlerts();
+  setInterval(tickAgents, 1000);
   $("board").classList.remove("hidden");
   const w = await api("GET", "/api/wallboard");
   if (w.ok) showWallboard(w.data);
