@@ -227,8 +227,11 @@ class Demo:
         return next(iter(self.server.ami.values()))
 
     def _count(self, ev: Event) -> None:
-        self.counters.events[ev.kind] = self.counters.events.get(ev.kind, 0) + 1
-        self.counters.last[ev.kind] = ev
+        # callers Asterisk's own fallback Queue() served (any caller on this Asterisk whose CTI was out
+        # of reach) are counted apart: the demo shows what the ACD did
+        kind = f"{ev.kind}.fallback" if ev.data.get("fallback") is True else ev.kind
+        self.counters.events[kind] = self.counters.events.get(kind, 0) + 1
+        self.counters.last[kind] = ev
         self._changed.set()
 
     async def wait_for(self, kind: str, count: int, timeout: float) -> bool:
@@ -371,8 +374,10 @@ def banner(info: DemoInfo) -> str:
 
 
 def progress_line(c: _Counters) -> str:
+    fallback = c.events.get(f"{Kind.ACD_ANSWER}.fallback", 0)
     return (f"demo: {c.placed} callers placed ({c.failed} failed); {c.events.get(Kind.ACD_ANSWER, 0)} put through "
-            f"to agents, {c.events.get(Kind.ACD_ABANDON, 0)} abandoned")
+            f"to agents, {c.events.get(Kind.ACD_ABANDON, 0)} abandoned"
+            + (f"; {fallback} answered by Asterisk's fallback queue" if fallback else ""))
 
 
 async def narrate(demo: Demo, every_s: float = 60.0) -> None:

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from ctiserver import sandbox
-from ctiserver.events import Kind
+from ctiserver.events import Event, Kind
 from ctiserver.sim.demo import Demo, DemoOptions, banner, load_customers
 from ctiserver.store.engine import make_engine
 from ctiserver.store.query import fetch_events
@@ -59,6 +59,17 @@ def test_the_demo_config_dials_the_sandboxs_scripted_customers(tmp_path: Path) -
     acd = yaml.safe_load((tmp_path / "config" / "acd.yaml").read_text(encoding="utf-8"))
     assert acd["dial_template"] == "Local/d7{id}@sim-agents"
     assert check_all(tmp_path / "config") == []
+
+
+async def test_the_demo_counts_what_the_fallback_queue_did_apart() -> None:
+    """Any caller on the Asterisk whose CTI was out of reach is served by Queue(fallback), and the server
+    records that queue's outcomes too (acd.* with fallback: true): the demo's ACD figures leave them out."""
+    demo = Demo(DemoOptions(ROOT / "config"))
+    demo._count(Event(Kind.ACD_COMPLETE, call_id="f1", agent_id="1008", queue="fallback", data={"fallback": True}))
+    assert not await demo.wait_for(Kind.ACD_COMPLETE, 1, timeout=0)
+    demo._count(Event(Kind.ACD_COMPLETE, call_id="c1", agent_id="71001", queue="billing", data={"talk_s": 3.0}))
+    assert await demo.wait_for(Kind.ACD_COMPLETE, 1, timeout=0)
+    assert demo.counters.events == {Kind.ACD_COMPLETE: 1, f"{Kind.ACD_COMPLETE}.fallback": 1}
 
 
 async def test_demo_places_callers_that_reach_agents(asterisk_sandbox: sandbox.SandboxInfo, tmp_path: Path) -> None:
