@@ -271,6 +271,9 @@ async def test_agent_desktop_transfers_and_says_why_a_transfer_failed(browser: B
     await expect(page.locator("#call-err")).to_contain_text("Transfer to 1006 failed")
     await expect(page.locator("#call-err")).to_contain_text("not reachable")
     await expect(page.locator("#call-err")).to_contain_text("coming back to you")
+    desk.hub.publish(agent_stream("1001"), "transfer_failed", {
+        "call_id": "c7", "target": "1006", "reason": "busy", "returned_to": "queue", "queue": "billing"})
+    await expect(page.locator("#call-err")).to_contain_text("back in queue Billing")  # its name, not `billing`
 
     await page.fill("#xfer-target", "no such queue!")  # refused by the API: the panel shows why
     await page.click("#xfer-queue")

@@ -206,7 +206,8 @@ function onPush(msg) {
 function transferFailed(d) {
   desk.failed = d;
   const back = d.returned_to === "agent" ? t("xf_back_agent")
-    : d.returned_to === "queue" ? t("xf_back_queue", d.queue || "") : t("xf_fallback");
+    : d.returned_to === "queue" ? t("xf_back_queue", d.queue ? nameOf(desk.me.queues, d.queue) : "")
+    : t("xf_fallback");
   $("call-err").textContent = t("xf_failed", d.target, text(`xf_${d.reason}`, d.reason), back);
 }
 
