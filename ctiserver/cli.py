@@ -19,8 +19,9 @@ DEFAULT_CONFIG = "config"
 def check_config(config_dir: Path) -> list[ConfigProblem]:
     """Validate every config file of every feature; return all problems (empty when good)."""
     from . import settings
+    from .clock import SystemClock
 
-    return settings.check_all(config_dir)
+    return settings.check_all(config_dir, SystemClock().now())
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
@@ -151,12 +152,13 @@ def _cmd_db(args: argparse.Namespace) -> int:
     async def run() -> None:
         await migrate(url)
         if args.sample_data:
+            from .clock import SystemClock
             from .ivr.data import load_sample_data
             from .store.engine import make_engine
 
             engine = make_engine(url)
             try:
-                await load_sample_data(engine, config_dir)
+                await load_sample_data(engine, config_dir, SystemClock().now())
             finally:
                 await engine.dispose()
 

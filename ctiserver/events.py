@@ -7,7 +7,6 @@ and filter by, everything else goes in `data` (JSON).
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -77,7 +76,7 @@ class Event:
     """One row of the append-only event log."""
 
     kind: str
-    ts: float = field(default_factory=time.time)  # epoch seconds, UTC
+    ts: float  # epoch seconds, UTC, from the emitter's injected clock
     call_id: str | None = None  # Asterisk Linkedid (or our own id for outbound/sim)
     agent_id: str | None = None
     queue: str | None = None

@@ -14,7 +14,6 @@ import contextlib
 import functools
 import gc
 import logging
-import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, Literal
@@ -79,7 +78,7 @@ class CtiServer:
         self.http_app = new_app()  # errors in one JSON shape; the cross-site check of every POST
         self.events_meter = metrics.RateMeter()
         self.ami_meter = metrics.RateMeter()
-        self.started_at = time.time()
+        self.started_at = self.clock.now()
         self.store: Any = None
         self.agi: Any = None
         self._runner: web.AppRunner | None = None
@@ -290,7 +289,7 @@ class CtiServer:
         ok = bool(store.get("db_ok")) and all(s.get("connected") for s in ami.values())
         return {"status": "ok" if ok else "degraded", "ami": ami, "db": store,
                 "live_calls": sum(len(t.calls) for t in self.trackers.values()),
-                "uptime_s": round(time.time() - self.started_at, 1)}
+                "uptime_s": round(self.clock.now() - self.started_at, 1)}
 
     @documented(HEALTH_OP)
     async def _healthz(self, request: web.Request) -> web.Response:

@@ -7,6 +7,7 @@ of all files (not just the first) so an operator fixes them in one pass.
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 from .config import ServerConfig, load_server_config
@@ -17,7 +18,7 @@ def load_server(config_dir: Path) -> ServerConfig:
     return load_server_config(config_dir)
 
 
-def _checks() -> list[Callable[[Path], object]]:
+def _checks(now: float) -> list[Callable[[Path], object]]:
     """One callable per feature: loads its files, raising ConfigError or returning problems."""
     from .acd.config import load_acd_config
     from .calendar import load_calendar
@@ -27,8 +28,8 @@ def _checks() -> list[Callable[[Path], object]]:
     from .outbound.model import check_outbound
     from .web.config import load_desktop_config
 
-    return [load_server_config, load_calendar, load_workorder_table, load_acd_config, check_ivr, load_kpi_config,
-            check_outbound, load_desktop_config, check_outbound_against_acd, check_callback_categories]
+    return [load_server_config, load_calendar, load_workorder_table, load_acd_config, partial(check_ivr, now=now),
+            load_kpi_config, check_outbound, load_desktop_config, check_outbound_against_acd, check_callback_categories]
 
 
 def check_outbound_against_acd(config_dir: Path) -> list[ConfigProblem]:
@@ -109,12 +110,13 @@ def secret_warnings(config_dir: Path) -> list[ConfigProblem]:
             for i, srv in enumerate(cfg.asterisk) if srv.secret and not srv.secret_env]
 
 
-def check_all(config_dir: Path) -> list[ConfigProblem]:
+def check_all(config_dir: Path, now: float) -> list[ConfigProblem]:
+    """Every problem of every file; `now` is when the check runs (the sample data's offsets count from it)."""
     config_dir = Path(config_dir)
     if not config_dir.is_dir():
         return [ConfigProblem(str(config_dir), 0, "configuration folder not found")]
     problems: list[ConfigProblem] = []
-    for check in _checks():
+    for check in _checks(now):
         try:
             result = check(config_dir)
         except ConfigError as exc:

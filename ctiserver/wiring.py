@@ -444,7 +444,7 @@ async def build_server(config_dir: Path, cfg: ServerConfig, *, sandbox: bool = F
 
     async def start() -> None:
         if sample_data:
-            await load_sample_data(data_engine, config_dir)
+            await load_sample_data(data_engine, config_dir, server.clock.now())
         await ivr.start()
         await acd.start()
         tasks.append(asyncio.create_task(_prerender(ivr.tts, acd_cfg.fixed_texts()), name="acd-prerender"))

@@ -56,7 +56,8 @@ async def live(request: pytest.FixtureRequest, asterisk_sandbox: Any, ami: AmiRe
         await asyncio.wait_for(server.ami["pbx1"].wait_connected(), 20)
         await server.features.ivr.wait_prerendered()  # static prompts ready, as after `ctiserver tts build`
         for agent_no, role in (("1001", "agent"), ("9001", "supervisor")):
-            await create_user(server.store.engine, agent_no, "张三" if role == "agent" else "王主管", role, PASSWORD)
+            await create_user(server.store.engine, agent_no, "张三" if role == "agent" else "王主管", role, PASSWORD,
+                              now=server.clock.now())
         yield server
     finally:
         await ami.setvar("CTI_AGI", "127.0.0.1:4573")

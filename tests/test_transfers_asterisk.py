@@ -286,10 +286,11 @@ class Desk:
     def __init__(self, live: Live, web: aiohttp.ClientSession) -> None:
         self.base, self.web = f"http://127.0.0.1:{live.server.http_port}", web
         self.engine = live.server.store.engine
+        self.clock = live.server.clock
         self.tokens: dict[str, str] = {}
 
     async def sign_in(self, agent: str) -> None:
-        await create_user(self.engine, agent, f"坐席{agent}", "agent", PASSWORD)
+        await create_user(self.engine, agent, f"坐席{agent}", "agent", PASSWORD, now=self.clock.now())
         async with self.web.post(f"{self.base}/api/auth/login",
                                  json={"agent_no": agent, "password": PASSWORD}) as r:
             assert r.status == 200, await r.text()

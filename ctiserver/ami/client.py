@@ -39,7 +39,6 @@ import contextlib
 import itertools
 import logging
 import random
-import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -338,7 +337,7 @@ class AmiClient:
             self._logins += 1
             self._connected = True
             self._connected_evt.set()
-            self._since = time.time()
+            self._since = self._clock.now()
             self._last_error = None
             log.info("AMI %s connected (AMI %s, uptime %s, restarted=%s)", srv.name, info.ami_version,
                      info.uptime, info.restarted)

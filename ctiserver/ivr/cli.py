@@ -7,11 +7,12 @@ import asyncio
 import sys
 from typing import Any
 
+from ..clock import SystemClock
 from .tools import check_ivr, ivr_graph, ivr_try, tts_build
 
 
 def _cmd_try(args: argparse.Namespace) -> int:
-    return ivr_try(args.config, args.caller, sys.stdin, sys.stdout, tree=args.tree)
+    return ivr_try(args.config, args.caller, sys.stdin, sys.stdout, tree=args.tree, now=SystemClock().now())
 
 
 def _cmd_graph(args: argparse.Namespace) -> int:
@@ -21,7 +22,7 @@ def _cmd_graph(args: argparse.Namespace) -> int:
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
-    problems = check_ivr(args.config)
+    problems = check_ivr(args.config, SystemClock().now())
     for p in problems:
         print(p, file=sys.stderr)
     if problems:

@@ -458,16 +458,14 @@ def read_sample_data(config_dir: str | Path, now: float, timezone: str | None = 
     return SampleData(tuple(rows), tuple(found))
 
 
-async def load_sample_data(engine: AsyncEngine, config_dir: str | Path, now: float | None = None,
+async def load_sample_data(engine: AsyncEngine, config_dir: str | Path, now: float,
                            timezone: str | None = None) -> SampleData:
     """Replace the customers/outages tables' contents with the sample data, in one transaction.
 
-    Bad rows raise ConfigError before anything is written. PINs are hashed in a thread.
+    Offsets in the data (`-2h`) count from `now`. Bad rows raise ConfigError before anything is written.
+    PINs are hashed in a thread.
     """
-    import time
-
-    when = time.time() if now is None else now
-    sample = read_sample_data(config_dir, when, timezone)
+    sample = read_sample_data(config_dir, now, timezone)
     loop = asyncio.get_running_loop()
     with ThreadPoolExecutor(max_workers=4, thread_name_prefix="pin-hash") as pool:  # argon2 releases the GIL
         hashes = await asyncio.gather(*(loop.run_in_executor(pool, hash_pin, c.pin) if c.pin
@@ -481,7 +479,7 @@ async def load_sample_data(engine: AsyncEngine, config_dir: str | Path, now: flo
                 {"account": c.account, "name": c.name, "tier": c.tier, "area": c.area, "category": c.category,
                  "arrears": c.arrears, "due_date": c.due_date, "last_payment": c.last_payment,
                  "last_payment_date": c.last_payment_date, "pin_hash": h, "important": c.important,
-                 "updated_ts": when} for c, h in zip(sample.customers, hashes, strict=True)])
+                 "updated_ts": now} for c, h in zip(sample.customers, hashes, strict=True)])
             phones = [{"phone": p, "account": c.account} for c in sample.customers for p in dict.fromkeys(c.phones)]
             if phones:
                 await conn.execute(insert(customer_phones), phones)

@@ -202,7 +202,7 @@ class _Call:
                 return reply.data.strip()
         except AgiError:
             pass
-        return headers.get("agi_uniqueid", "") or f"ivr-{time.time():.6f}"
+        return headers.get("agi_uniqueid", "") or f"ivr-{self.rt.clock.now():.6f}"
 
     async def _cmd(self, command: str) -> AgiReply:
         return await self.chan.execute(command)

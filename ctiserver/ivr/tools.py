@@ -1,7 +1,7 @@
 """Tools for ops staff: check trees, walk one in the terminal, draw it, pre-render its prompts.
 
-    check_ivr(config_dir)               every problem as `file:line: message` (for `ctiserver check`)
-    ivr_try(config_dir, caller, i, o)   `ctiserver ivr try --caller N`: the same walker, keys from stdin
+    check_ivr(config_dir, now)          every problem as `file:line: message` (for `ctiserver check`)
+    ivr_try(config_dir, caller, i, o, now=)  `ctiserver ivr try --caller N`: the same walker, keys from stdin
     ivr_graph(config_dir, out_path)     `ctiserver ivr graph -o FILE.svg`: DOT through graphviz `dot`
     tts_build(config_dir)               `ctiserver tts build`: render every static prompt once
 
@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import shutil
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TextIO
@@ -66,8 +65,9 @@ def acd_names(config_dir: Path) -> tuple[list[str] | None, list[str] | None]:
     return list(cfg.skills), [t.name for t in cfg.tiers]
 
 
-def check_ivr(config_dir: str | Path) -> list[ConfigProblem]:
-    """Settings, every tree (load + whole-tree checks) and the sample data; all problems."""
+def check_ivr(config_dir: str | Path, now: float) -> list[ConfigProblem]:
+    """Settings, every tree (load + whole-tree checks) and the sample data (its offsets counted from `now`);
+    all problems."""
     config_dir = Path(config_dir)
     problems: list[ConfigProblem] = []
     try:
@@ -96,7 +96,7 @@ def check_ivr(config_dir: str | Path) -> list[ConfigProblem]:
                                       f"default_tree '{settings.default_tree}' is none of: {', '.join(sorted(names))}"))
     if (config_dir / "data").is_dir():
         try:
-            read_sample_data(config_dir, time.time(), settings.timezone)
+            read_sample_data(config_dir, now, settings.timezone)
         except ConfigError as exc:
             problems.extend(exc.problems)
     return problems
@@ -114,14 +114,15 @@ def _tree(config_dir: Path, name: str | None) -> LoadedTree:
 
 # --- ivr try --------------------------------------------------------------------------------------
 def ivr_try(config_dir: str | Path, caller: str, inp: TextIO, out: TextIO, *, tree: str | None = None,
-            now: float | None = None, data: DataProvider | None = None) -> int:
+            now: float, data: DataProvider | None = None) -> int:
     """Walk a tree in the terminal with the sample data: prints what the caller hears, reads keys.
 
     Input lines: keys (`1`, `9100000001#`), an empty line = no input (timeout), `q` or EOF = hang up.
-    At a queue node: the id of the agent who answers (empty: the call ends there).
+    At a queue node: the id of the agent who answers (empty: the call ends there). The call happens at `now`
+    (hours, holidays, the sample data's offsets).
     """
     config_dir = Path(config_dir)
-    when = time.time() if now is None else now
+    when = now
     lt = _tree(config_dir, tree)
     settings = load_ivr_settings(config_dir)
     provider = data or MemoryDataProvider(read_sample_data(config_dir, when, settings.timezone), settings.timezone)

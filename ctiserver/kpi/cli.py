@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ..clidb import db_url, open_store
+from ..clock import SystemClock
 from .config import load_kpi_config
 from .report import ALL_DIMS, FORMATTERS, ReportError, build_report, parse_by, resolve_range
 
@@ -29,8 +30,9 @@ def add_report_command(subparsers: argparse._SubParsersAction) -> None:
 def run_report_command(args: argparse.Namespace) -> int:
     config_dir = Path(args.config)
     cfg = load_kpi_config(config_dir)
+    now = SystemClock().now()  # the command line is where the clock is chosen
     try:
-        t0, t1 = resolve_range(args.start, args.end, cfg)
+        t0, t1 = resolve_range(args.start, args.end, cfg, now=now)
         by = parse_by(args.by)
     except ReportError as exc:
         print(f"ctiserver report: {exc}", file=sys.stderr)
@@ -40,7 +42,7 @@ def run_report_command(args: argparse.Namespace) -> int:
     async def run() -> dict[str, Any]:
         engine = await open_store(url, config_dir, create=False)
         try:
-            return await build_report(engine, cfg, t0, t1, by)
+            return await build_report(engine, cfg, t0, t1, by, now=now)
         finally:
             await engine.dispose()
 

@@ -10,7 +10,6 @@ curious browser cannot starve the event writer.
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Awaitable, Callable
 from importlib import resources
 from typing import Any, Literal
@@ -63,7 +62,7 @@ class ReportOut(BaseModel):
 
 
 def add_report_routes(app: web.Application, get_engine: Callable[[], AsyncEngine], cfg: KpiConfig, *,
-                      max_days: int = 93, max_parallel: int = 2, now: Callable[[], float] = time.time,
+                      now: Callable[[], float], max_days: int = 93, max_parallel: int = 2,
                       names: dict[str, Any] | None = None) -> None:
     """Mount GET /api/reports?from=&to=&by=[&format=json|csv] and GET /reports on `app`.
 
@@ -71,7 +70,7 @@ def add_report_routes(app: web.Application, get_engine: Callable[[], AsyncEngine
     and tiers (`names`, acd.yaml's), each {id: {zh, en}}.
 
     Without `from`, the report is of the hotline's today (in `cfg.timezone`, by `now`, the
-    server's clock), whatever the browser's clock or time zone says.
+    server's injected clock), whatever the browser's clock or time zone says.
 
     `app` carries the server's middlewares (`ctiserver.web.guard.new_app`): refusals are raised as
     ApiError and rendered in the one error shape there."""

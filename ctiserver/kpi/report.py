@@ -13,7 +13,6 @@ import io
 import json
 import math
 import re
-import time
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
@@ -98,10 +97,10 @@ def to_epoch(when: datetime | float | int, cfg: KpiConfig) -> float:
 
 async def build_report(source: AsyncEngine | AsyncConnection | Iterable[Event], cfg: KpiConfig,
                        start: datetime | float, end: datetime | float, by: Sequence[str] | str = (),
-                       *, now: float | None = None) -> dict[str, Any]:
+                       *, now: float) -> dict[str, Any]:
     """The KPI report for calls arriving in [start, end), grouped by `by` (see docs/kpis.md).
 
-    `now` (epoch s, default the wall clock) ends agent states still in force.
+    `now` (epoch s, the caller's clock) ends agent states still in force.
     """
     dims = parse_by(by)
     t0, t1 = to_epoch(start, cfg), to_epoch(end, cfg)
@@ -111,7 +110,7 @@ async def build_report(source: AsyncEngine | AsyncConnection | Iterable[Event], 
         raise ReportError(f"the range may span at most {MAX_RANGE_DAYS} days")
     margin = max(cfg.window.max_call_s, cfg.fcr.window_h * 3600.0, cfg.window.agent_lookback_s,
                  cfg.deadlines.longest_s()) + 86400.0
-    win = Window.build(t0, t1, time.time() if now is None else float(now), cfg.zone(), margin)
+    win = Window.build(t0, t1, float(now), cfg.zone(), margin)
     entity = [d for d in dims if d in ENTITY_DIMS]
     sql_dims = list(dict.fromkeys([*entity, "tier"]))
     if isinstance(source, AsyncEngine):
@@ -638,12 +637,12 @@ FORMATTERS = {"table": format_table, "csv": format_csv, "json": format_json}
 # ---------------------------------------------------------------------------------- ranges
 
 def resolve_range(start: str | None, end: str | None, cfg: KpiConfig,
-                  now: float | None = None) -> tuple[float, float]:
-    """CLI/HTTP range defaults: today (local) from midnight; `to` defaults to a day after `from`."""
+                  now: float) -> tuple[float, float]:
+    """CLI/HTTP range defaults: today (local, as of `now`) from midnight; `to` defaults to a day after `from`."""
     if start:
         t0 = parse_when(start, cfg)
     else:
-        today = datetime.fromtimestamp(time.time() if now is None else now, cfg.zone()).date()
+        today = datetime.fromtimestamp(now, cfg.zone()).date()
         t0 = datetime(today.year, today.month, today.day, tzinfo=cfg.zone()).timestamp()
     if end:
         t1 = parse_when(end, cfg)

@@ -11,7 +11,6 @@ import argparse
 import asyncio
 import json
 import sys
-import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import date
 from decimal import Decimal
@@ -20,6 +19,7 @@ from typing import Any, TextIO
 
 from sqlalchemy.exc import DBAPIError
 
+from ..clock import SystemClock
 from ..configfile import ConfigError
 from ..numbers import normalise_number
 from .contacts import (
@@ -161,7 +161,7 @@ def cmd_import(args: argparse.Namespace) -> int:
         excluded = await store.excluded_numbers()
         try:
             if args.from_customers:
-                today = load_outbound_config(Path(args.config)).calendar.today(time.time())
+                today = load_outbound_config(Path(args.config)).calendar.today(SystemClock().now())
                 targets = await _customer_targets(store, spec, today)
                 report = targets_to_contacts(targets, spec.kind, excluded=excluded, existing=existing,
                                              skip_bad=args.skip_bad)
@@ -187,7 +187,7 @@ def cmd_import(args: argparse.Namespace) -> int:
             print(f"error: {source}: no contact to import; campaign {spec.name} was not created",
                   file=sys.stderr)
             return 1
-        if await store.import_contacts(spec, accepted, time.time()):
+        if await store.import_contacts(spec, accepted, SystemClock().now()):
             print(f"created campaign {spec.name} ({spec.kind})")
         print(f"imported {len(accepted)} contact(s) into {spec.name}; {len(report.excluded)} excluded, "
               f"{len(report.errors)} bad row(s) skipped")
@@ -217,7 +217,7 @@ async def _customer_targets(store: OutboundStore, spec: CampaignSpec, today: dat
 
 def cmd_state(args: argparse.Namespace) -> int:
     async def body(store: OutboundStore) -> int:
-        new = await store.change_state(args.name, args.action, time.time())
+        new = await store.change_state(args.name, args.action, SystemClock().now())
         print(f"campaign {args.name} is now {new}")
         return 0
 
@@ -229,7 +229,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
     async def collect(store: OutboundStore) -> list[dict[str, Any]]:
         names = [args.name] if args.name else [c.name for c in await store.campaigns()]
-        return [await store.status(n, cfg.calendar, time.time()) for n in names]
+        return [await store.status(n, cfg.calendar, SystemClock().now()) for n in names]
 
     async def body(store: OutboundStore) -> int:
         tty = sys.stdout.isatty()
@@ -291,7 +291,7 @@ def cmd_dnc(args: argparse.Namespace) -> int:
 
     async def body(store: OutboundStore) -> int:
         list_name = "blacklist" if args.blacklist else "dnc"
-        n = await store.add_to_list(numbers, list_name, args.reason, time.time())
+        n = await store.add_to_list(numbers, list_name, args.reason, SystemClock().now())
         print(f"added {n} number(s); {len(numbers) - n} were already listed")
         return 0
 

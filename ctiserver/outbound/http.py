@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -178,7 +177,7 @@ def add_routes(app: web.Application, get_service: ServiceGetter, prefix: str = "
             raise ApiError(404, "unknown_action", f"unknown action {action!r}; use one of {', '.join(ACTIONS)}")
         svc = service()
         try:
-            state = await svc.store.change_state(name, action, time.time())
+            state = await svc.store.change_state(name, action, svc.dialer.clock.now())
         except UnknownCampaign as exc:
             raise ApiError(404, exc.error_id, str(exc)) from None
         except CampaignStateError as exc:

@@ -34,6 +34,7 @@ from typing import Any
 import yaml
 
 from .. import settings
+from ..clock import Clock, SystemClock
 from ..events import Event, Kind
 from ..server import CtiServer
 
@@ -152,10 +153,11 @@ def prepare_config(src: Path, dst: Path, opts: DemoOptions) -> None:
 class Demo:
     """One demo run: start() brings everything up, stop() takes it down (idempotent)."""
 
-    def __init__(self, opts: DemoOptions) -> None:
+    def __init__(self, opts: DemoOptions, clock: Clock | None = None) -> None:
         self.opts = opts
+        self.clock = clock or SystemClock()  # the config check's; the server keeps its own
         self.rng = random.Random(opts.seed)
-        self.tag = f"demo{int(time.time()) % 100000}{self.rng.randrange(1000):03d}"
+        self.tag = f"demo{secrets.randbelow(100000):05d}{self.rng.randrange(1000):03d}"  # unique per run
         self.server: CtiServer | None = None
         self.info: DemoInfo | None = None
         self.counters = _Counters()
@@ -175,7 +177,7 @@ class Demo:
         if self.opts.sounds_dir is None:
             self.opts.sounds_dir = await asyncio.to_thread(running_sounds_dir)
         prepare_config(self.opts.config_dir, cfg_dir, self.opts)
-        problems = settings.check_all(cfg_dir)
+        problems = settings.check_all(cfg_dir, self.clock.now())
         if problems:
             raise RuntimeError("demo config copy is invalid:\n" + "\n".join(map(str, problems)))
         cfg = settings.load_server(cfg_dir)
@@ -275,7 +277,7 @@ class Demo:
             people = [(SUPERVISOR, "演示主管", "supervisor")] + [(a.id, a.name or a.id, "agent") for a in agents]
             for agent_no, name, role in people:
                 try:
-                    await create_user(engine, agent_no, name, role, password)
+                    await create_user(engine, agent_no, name, role, password, now=self.server.clock.now())
                 except UserExists:  # a reused work folder: that run's password stands
                     log.warning("demo user %s already exists; its earlier password stands", agent_no)
         finally:

@@ -61,10 +61,9 @@ def _valid_agent_no(agent_no: str) -> bool:
 
 
 async def create_user(engine: AsyncEngine, agent_no: str, name: str, role: str, password: str,
-                      *, now: float | None = None) -> User:
-    """Add a user with an argon2 hash of `password`. ValueError on a bad field, UserExists on a duplicate."""
-    import time
-
+                      *, now: float) -> User:
+    """Add a user with an argon2 hash of `password` (created at `now`). ValueError on a bad field, UserExists
+    on a duplicate."""
     if not _valid_agent_no(agent_no):
         raise ValueError("agent number must be 1-20 ASCII letters or digits")
     if role not in ROLES:
@@ -78,7 +77,7 @@ async def create_user(engine: AsyncEngine, agent_no: str, name: str, role: str, 
         async with engine.begin() as conn:
             await conn.execute(insert(users).values(agent_no=agent_no, name=name.strip(), role=role,
                                                     password_hash=hashed, active=True,
-                                                    created_ts=time.time() if now is None else now))
+                                                    created_ts=now))
     except IntegrityError:
         raise UserExists(f"user {agent_no} already exists") from None
     log.info("user %s added with role %s", agent_no, role)

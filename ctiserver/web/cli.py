@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from ..clidb import db_url, open_store
+from ..clock import SystemClock
 from .auth import create_user
 from .config import ROLES
 
@@ -41,7 +42,7 @@ def _cmd_user(args: argparse.Namespace) -> int:
     async def run() -> None:
         engine = await open_store(url, config_dir, create=True)
         try:
-            await create_user(engine, args.agent_no, args.name, args.role, password)
+            await create_user(engine, args.agent_no, args.name, args.role, password, now=SystemClock().now())
         finally:
             await engine.dispose()
 

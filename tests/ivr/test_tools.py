@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import io
 import shutil
 import wave
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -18,6 +20,8 @@ from ctiserver.ivr.tree import load_tree
 from ctiserver.ivr.walker import Digits, IvrWalker, Say
 
 from .helpers import SAMPLE_CONFIG, of
+
+NOW = dt.datetime(2026, 11, 23, 10, 0, tzinfo=ZoneInfo("Asia/Shanghai")).timestamp()  # a Monday, in hours
 
 
 @pytest.fixture
@@ -31,7 +35,7 @@ def config(tmp_path: Path) -> Path:
 
 
 def test_sample_config_checks_clean() -> None:
-    assert check_ivr(SAMPLE_CONFIG) == []
+    assert check_ivr(SAMPLE_CONFIG, NOW) == []
 
 
 def test_check_reports_every_file(config: Path) -> None:
@@ -41,7 +45,7 @@ def test_check_reports_every_file(config: Path) -> None:
     (config / "ivr" / "broken.yaml").write_text("name: hotline2\nstart: a\nnodes:\n  a: {kind: goto, next: b}\n",
                                                  encoding="utf-8")
     (config / "ivr" / "settings.yaml").write_text("default_tree: hotline\ntts: {rate: 5}\n", encoding="utf-8")
-    found = [str(p) for p in check_ivr(config)]
+    found = [str(p) for p in check_ivr(config, NOW)]
     assert any(p.startswith(f"{config}/ivr/hotline.yaml:") and "skill 'businesss' is not an ACD skill" in p
                for p in found)
     assert f"{config}/ivr/broken.yaml:4: node 'a' refers to unknown node 'b'" in found
@@ -51,7 +55,7 @@ def test_check_reports_every_file(config: Path) -> None:
 def test_ivr_try_walks_with_sample_data(config: Path) -> None:
     out = io.StringIO()
     keys = io.StringIO("1\n1\n0\n1002\n4\n")
-    assert ivr_try(config, "13800000002", keys, out) == 0
+    assert ivr_try(config, "13800000002", keys, out, now=NOW) == 0
     text = out.getvalue()
     assert "城东区因10千伏线路故障停电" in text
     assert "当前欠费金额为86.50元" in text
@@ -61,7 +65,7 @@ def test_ivr_try_walks_with_sample_data(config: Path) -> None:
 
 def test_ivr_try_hang_up_and_no_input(config: Path) -> None:
     out = io.StringIO()
-    assert ivr_try(config, "", io.StringIO("\nq\n"), out) == 0
+    assert ivr_try(config, "", io.StringIO("\nq\n"), out, now=NOW) == 0
     text = out.getvalue()
     assert text.count("欢迎致电95598") == 2  # no input: asked again (retries: 1)
     assert text.rstrip().endswith("☎  caller hung up at language")

@@ -8,19 +8,20 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from ctiserver.clock import FakeClock
 from ctiserver.kpi.config import KpiConfig
 from ctiserver.kpi.http import add_report_routes
 from ctiserver.web.guard import new_app
 
 from .conftest import load
-from .test_kpi_golden import EXPECTED_TOTAL, golden_day
+from .test_kpi_golden import EXPECTED_TOTAL, NOW, golden_day
 
 
 @pytest.fixture
 async def client(sqlite_engine: AsyncEngine) -> AsyncIterator[TestClient]:
     await load(sqlite_engine, golden_day())
     app = new_app()
-    add_report_routes(app, lambda: sqlite_engine, KpiConfig(), max_days=31)
+    add_report_routes(app, lambda: sqlite_engine, KpiConfig(), now=FakeClock(NOW).now, max_days=31)
     async with TestClient(TestServer(app)) as c:
         yield c
 
@@ -31,7 +32,7 @@ async def test_api_report_for_the_golden_day(client: TestClient) -> None:
     body = await res.json()
     assert body["schema"] == "ctiserver.kpi.report/1"
     assert [r["key"]["band"] for r in body["rows"]] == ["flat", "peak", "valley"]
-    # The page runs with now = the wall clock, long after the golden day: same totals as the test.
+    # The server's clock reads two days after the golden day, as in the golden test: the same totals.
     assert body["total"]["calls_offered"] == EXPECTED_TOTAL["calls_offered"]
     assert body["total"]["service_level"] == EXPECTED_TOTAL["service_level"]
 
@@ -61,7 +62,7 @@ async def test_bad_parameters_give_400_json(client: TestClient, params: dict[str
 async def test_store_down_gives_503() -> None:
     broken = create_async_engine("postgresql+asyncpg://postgres@127.0.0.1:1/nothing")
     app = new_app()
-    add_report_routes(app, lambda: broken, KpiConfig())
+    add_report_routes(app, lambda: broken, KpiConfig(), now=FakeClock(NOW).now)
     try:
         async with TestClient(TestServer(app)) as c:
             res = await c.get("/api/reports", params={"from": "2026-11-23"})
@@ -90,7 +91,7 @@ async def test_the_report_names_its_metrics_queues_and_tiers_and_no_target_for_u
     app = new_app()
     names = {"queues": {"billing": {"zh": "电费查询", "en": "Billing"}},
              "tiers": {"vip": {"zh": "VIP大客户", "en": "VIP"}}}
-    add_report_routes(app, lambda: sqlite_engine, KpiConfig(), max_days=31, names=names)
+    add_report_routes(app, lambda: sqlite_engine, KpiConfig(), now=FakeClock(NOW).now, max_days=31, names=names)
     async with TestClient(TestServer(app)) as c:
         body = await (await c.get("/api/reports", params={"from": "2026-11-23", "to": "2026-11-24"})).json()
     assert body["names"]["metrics"]["asa_s"] == {"zh": "平均应答速度（秒）", "en": "Average speed of answer (s)"}

@@ -115,18 +115,18 @@ def test_bad_requests_are_refused_with_a_reason() -> None:
         parse_when("23/11/2026", cfg)
     assert parse_when("2026-11-23", cfg) == D0
     assert parse_when("2026-11-23T00:00:00+08:00", cfg) == D0
-    assert resolve_range("2026-11-23", None, cfg) == (D0, D0 + 86400)
+    assert resolve_range("2026-11-23", None, cfg, now=D0 + 5000) == (D0, D0 + 86400)
     assert resolve_range(None, None, cfg, now=D0 + 5000)[0] == D0
 
 
 async def test_bad_ranges_are_refused() -> None:
     cfg = KpiConfig()
     with pytest.raises(ReportError, match="after its start"):
-        await build_report([], cfg, D0, D0, [])
+        await build_report([], cfg, D0, D0, [], now=D0)
     with pytest.raises(ReportError, match="at most 400 days"):
-        await build_report([], cfg, D0, D0 + 401 * 86400, [])
+        await build_report([], cfg, D0, D0 + 401 * 86400, [], now=D0)
     with pytest.raises(ReportError, match="not a time"):
-        await build_report([], cfg, float("nan"), D0, [])
+        await build_report([], cfg, float("nan"), D0, [], now=D0)
 
 
 async def test_a_caller_still_waiting_is_neither_answered_nor_lost(engine: AsyncEngine) -> None:

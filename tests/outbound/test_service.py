@@ -79,7 +79,7 @@ async def test_service_dials_and_records_from_ami_frames(engine: AsyncEngine) ->
         await until(lambda: any(e.kind == Kind.SURVEY_RATING for e in events))
         # The link drops and comes back while the second call ended unseen: reconcile finds it gone.
         pbx.up.discard(second)
-        svc.on_event(Event(kind=Kind.AMI_CONNECTED, server="pbx1"))
+        svc.on_event(Event(kind=Kind.AMI_CONNECTED, ts=NOON, server="pbx1"))
         await until(lambda: sum(e.kind == Kind.OUT_RESULT for e in events) == 2)
         [status] = await svc.status_all()
         assert (status["done"], status["pending"], status["live"]) == (1, 1, 0)

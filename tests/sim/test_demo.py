@@ -58,16 +58,17 @@ def test_the_demo_config_dials_the_sandboxs_scripted_customers(tmp_path: Path) -
     assert load_outbound_config(tmp_path / "config").dial.channel == "Local/{number}@outbound-dest"
     acd = yaml.safe_load((tmp_path / "config" / "acd.yaml").read_text(encoding="utf-8"))
     assert acd["dial_template"] == "Local/d7{id}@sim-agents"
-    assert check_all(tmp_path / "config") == []
+    assert check_all(tmp_path / "config", 1_795_399_200.0) == []
 
 
 async def test_the_demo_counts_what_the_fallback_queue_did_apart() -> None:
     """Any caller on the Asterisk whose CTI was out of reach is served by Queue(fallback), and the server
     records that queue's outcomes too (acd.* with fallback: true): the demo's ACD figures leave them out."""
     demo = Demo(DemoOptions(ROOT / "config"))
-    demo._count(Event(Kind.ACD_COMPLETE, call_id="f1", agent_id="1008", queue="fallback", data={"fallback": True}))
+    demo._count(Event(Kind.ACD_COMPLETE, ts=1.0, call_id="f1", agent_id="1008", queue="fallback",
+                      data={"fallback": True}))
     assert not await demo.wait_for(Kind.ACD_COMPLETE, 1, timeout=0)
-    demo._count(Event(Kind.ACD_COMPLETE, call_id="c1", agent_id="71001", queue="billing", data={"talk_s": 3.0}))
+    demo._count(Event(Kind.ACD_COMPLETE, ts=1.0, call_id="c1", agent_id="71001", queue="billing", data={"talk_s": 3.0}))
     assert await demo.wait_for(Kind.ACD_COMPLETE, 1, timeout=0)
     assert demo.counters.events == {Kind.ACD_COMPLETE: 1, f"{Kind.ACD_COMPLETE}.fallback": 1}
 

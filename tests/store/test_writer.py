@@ -441,14 +441,14 @@ async def test_a_second_store_on_the_same_journal_is_refused(store_url: str, tmp
 
 
 @pytest.mark.parametrize(("bad", "reason"), [
-    (Event(kind="x" * 41), "kind is 41 characters, the limit is 40"),
-    (Event(kind=""), "kind must be a non-empty string"),
+    (Event(kind="x" * 41, ts=1.0), "kind is 41 characters, the limit is 40"),
+    (Event(kind="", ts=1.0), "kind must be a non-empty string"),
     (Event(kind="call.new", ts=math.nan), "ts must be a finite number"),
-    (Event(kind="call.new", call_id="c\x00"), "call_id contains a NUL character"),
-    (Event(kind="call.new", agent_id="\ud800"), "agent_id is not valid Unicode text"),
-    (Event(kind="call.new", queue=7), "queue must be a string"),  # type: ignore[arg-type]
-    (Event(kind="call.new", data=["a"]), "data must be a dict"),  # type: ignore[arg-type]
-    (Event(kind="call.new", data={"x": math.inf}), "Out of range float values are not JSON compliant"),
+    (Event(kind="call.new", ts=1.0, call_id="c\x00"), "call_id contains a NUL character"),
+    (Event(kind="call.new", ts=1.0, agent_id="\ud800"), "agent_id is not valid Unicode text"),
+    (Event(kind="call.new", ts=1.0, queue=7), "queue must be a string"),  # type: ignore[arg-type]
+    (Event(kind="call.new", ts=1.0, data=["a"]), "data must be a dict"),  # type: ignore[arg-type]
+    (Event(kind="call.new", ts=1.0, data={"x": math.inf}), "Out of range float values are not JSON compliant"),
 ])
 async def test_a_bad_event_is_set_aside_and_the_rest_flow(store_url: str, tmp_path: Path, bad: Event,
                                                           reason: str,

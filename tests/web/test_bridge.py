@@ -30,16 +30,17 @@ async def test_offer_answer_complete_for_a_known_caller() -> None:
     await bridge.start()
     try:
         for ev in [
-            Event(Kind.CALL_NEW, call_id="L1", data={"caller_num": "13800138000"}),
-            Event(Kind.IVR_NODE, call_id="L1", data={"node": "welcome"}),
-            Event(Kind.IVR_NODE, call_id="L1", data={"node": "fault_menu"}),
-            Event(Kind.ACD_ENQUEUE, call_id="L1", queue="fault", tier="vip", data={"caller": "13800138000"}),
-            Event(Kind.ACD_OFFER, call_id="L1", agent_id="1001", queue="fault", tier="vip", data={"wait_s": 12.5}),
-            Event(Kind.AGENT_STATE, agent_id="1001", data={"state": "on_call", "previous": "ringing"}),
-            Event(Kind.ACD_ANSWER, call_id="L1", agent_id="1001", data={"wait_s": 15.0}),
-            Event(Kind.ACD_COMPLETE, call_id="L1", agent_id="1001", data={"talk_s": 60}),
-            Event(Kind.CALL_END, call_id="L1", data={"duration_s": 90}),
-            Event(Kind.SURVEY_RATING, call_id="L1", data={"rating": 5}),  # not ours: ignored
+            Event(Kind.CALL_NEW, ts=0.0, call_id="L1", data={"caller_num": "13800138000"}),
+            Event(Kind.IVR_NODE, ts=0.0, call_id="L1", data={"node": "welcome"}),
+            Event(Kind.IVR_NODE, ts=0.0, call_id="L1", data={"node": "fault_menu"}),
+            Event(Kind.ACD_ENQUEUE, ts=0.0, call_id="L1", queue="fault", tier="vip", data={"caller": "13800138000"}),
+            Event(Kind.ACD_OFFER, ts=0.0, call_id="L1", agent_id="1001", queue="fault", tier="vip",
+                  data={"wait_s": 12.5}),
+            Event(Kind.AGENT_STATE, ts=0.0, agent_id="1001", data={"state": "on_call", "previous": "ringing"}),
+            Event(Kind.ACD_ANSWER, ts=0.0, call_id="L1", agent_id="1001", data={"wait_s": 15.0}),
+            Event(Kind.ACD_COMPLETE, ts=0.0, call_id="L1", agent_id="1001", data={"talk_s": 60}),
+            Event(Kind.CALL_END, ts=0.0, call_id="L1", data={"duration_s": 90}),
+            Event(Kind.SURVEY_RATING, ts=0.0, call_id="L1", data={"rating": 5}),  # not ours: ignored
         ]:
             bridge.on_event(ev)
         await asyncio.wait_for(bridge.drain(), 5)
@@ -70,9 +71,9 @@ async def test_slow_lookup_pops_without_record_and_unknown_caller_still_pops() -
     drain(page)
     await bridge.start()
     try:
-        bridge.on_event(Event(Kind.ACD_ENQUEUE, call_id="L2", queue="billing", data={"caller": "13900000000"}))
-        bridge.on_event(Event(Kind.ACD_OFFER, call_id="L2", agent_id="1001", data={"wait_s": 3}))
-        bridge.on_event(Event(Kind.ACD_RONA, call_id="L2", agent_id="1001", data={"ring_s": 20}))
+        bridge.on_event(Event(Kind.ACD_ENQUEUE, ts=0.0, call_id="L2", queue="billing", data={"caller": "13900000000"}))
+        bridge.on_event(Event(Kind.ACD_OFFER, ts=0.0, call_id="L2", agent_id="1001", data={"wait_s": 3}))
+        bridge.on_event(Event(Kind.ACD_RONA, ts=0.0, call_id="L2", agent_id="1001", data={"ring_s": 20}))
         await asyncio.wait_for(bridge.drain(), 5)
     finally:
         await bridge.close()
@@ -86,10 +87,10 @@ async def test_backlog_and_call_memory_are_bounded() -> None:
     hub = Hub(clock=FakeClock(0))
     bridge = DesktopBridge(hub, FakeCustomers(), max_calls=10, max_backlog=5)
     for i in range(8):  # not started: the queue fills, the rest are counted, never block the caller
-        bridge.on_event(Event(Kind.CALL_NEW, call_id=f"C{i}", data={"caller_num": "1"}))
+        bridge.on_event(Event(Kind.CALL_NEW, ts=0.0, call_id=f"C{i}", data={"caller_num": "1"}))
     assert bridge.dropped == 3
     for i in range(50):
-        await bridge.handle(Event(Kind.CALL_NEW, call_id=f"D{i}", data={"caller_num": "1"}))
+        await bridge.handle(Event(Kind.CALL_NEW, ts=0.0, call_id=f"D{i}", data={"caller_num": "1"}))
     assert len(bridge._calls) == 10 and "D49" in bridge._calls
 
 
@@ -106,15 +107,16 @@ async def test_the_pop_carries_the_routing_tier_and_the_callerid_name() -> None:
     await bridge.start()
     try:
         for ev in [
-            Event(Kind.ACD_ENQUEUE, call_id="L3", queue="fault", tier="vip", data={"caller": "13800138001"}),
-            Event(Kind.ACD_OFFER, call_id="L3", agent_id="1001", queue="fault", data={"wait_s": 1}),
-            Event(Kind.ACD_ENQUEUE, call_id="L4", queue="billing", tier="normal",
+            Event(Kind.ACD_ENQUEUE, ts=0.0, call_id="L3", queue="fault", tier="vip", data={"caller": "13800138001"}),
+            Event(Kind.ACD_OFFER, ts=0.0, call_id="L3", agent_id="1001", queue="fault", data={"wait_s": 1}),
+            Event(Kind.ACD_ENQUEUE, ts=0.0, call_id="L4", queue="billing", tier="normal",
                   data={"caller": "13900000004", "caller_name": "钱七"}),
-            Event(Kind.ACD_RETIER, call_id="L4", queue="billing", tier="priority", data={"previous": "normal"}),
-            Event(Kind.ACD_OFFER, call_id="L4", agent_id="1001", queue="billing", data={"wait_s": 2}),
-            Event(Kind.CALL_NEW, call_id="L5", data={"caller_num": "", "caller_name": ""}),
-            Event(Kind.CALL_CALLERID, call_id="L5", data={"caller_num": "95598", "caller_name": "回拨 callback"}),
-            Event(Kind.ACD_OFFER, call_id="L5", agent_id="1001", queue="outbound", tier="normal",
+            Event(Kind.ACD_RETIER, ts=0.0, call_id="L4", queue="billing", tier="priority", data={"previous": "normal"}),
+            Event(Kind.ACD_OFFER, ts=0.0, call_id="L4", agent_id="1001", queue="billing", data={"wait_s": 2}),
+            Event(Kind.CALL_NEW, ts=0.0, call_id="L5", data={"caller_num": "", "caller_name": ""}),
+            Event(Kind.CALL_CALLERID, ts=0.0, call_id="L5",
+                  data={"caller_num": "95598", "caller_name": "回拨 callback"}),
+            Event(Kind.ACD_OFFER, ts=0.0, call_id="L5", agent_id="1001", queue="outbound", tier="normal",
                   data={"wait_s": 0}),
         ]:
             bridge.on_event(ev)
@@ -159,11 +161,11 @@ async def test_the_pop_carries_the_ivr_steps_with_their_names() -> None:
     drain(page)
     await bridge.start()
     try:
-        for ev in [Event(Kind.IVR_NODE, call_id="L6", data={"node": "who", "node_kind": "lookup"}),
-                   Event(Kind.IVR_NODE, call_id="L6", data={"node": "main", "node_kind": "menu",
+        for ev in [Event(Kind.IVR_NODE, ts=0.0, call_id="L6", data={"node": "who", "node_kind": "lookup"}),
+                   Event(Kind.IVR_NODE, ts=0.0, call_id="L6", data={"node": "main", "node_kind": "menu",
                                                              "title": {"zh": "主菜单", "en": "Main menu"}}),
-                   Event(Kind.ACD_ENQUEUE, call_id="L6", queue="billing", tier="normal", data={"caller": "1"}),
-                   Event(Kind.ACD_OFFER, call_id="L6", agent_id="1001", queue="billing", data={"wait_s": 1})]:
+                   Event(Kind.ACD_ENQUEUE, ts=0.0, call_id="L6", queue="billing", tier="normal", data={"caller": "1"}),
+                   Event(Kind.ACD_OFFER, ts=0.0, call_id="L6", agent_id="1001", queue="billing", data={"wait_s": 1})]:
             bridge.on_event(ev)
         await asyncio.wait_for(bridge.drain(), 5)
     finally:

@@ -83,12 +83,12 @@ async def test_agent_desktop_end_to_end(browser: Browser, served: tuple[Desk, st
     desk.calls.calls["1700000000.42"] = {"call_id": "1700000000.42", "agent_id": "1001", "number": "13800138000"}
     bridge = desk.app[BRIDGE_KEY]  # the server feeds its events here
     call = "1700000000.42"
-    for ev in [Event(Kind.CALL_NEW, call_id=call, data={"caller_num": "13800138000"}),
-               *[Event(Kind.IVR_NODE, call_id=call, data={"node": n})
+    for ev in [Event(Kind.CALL_NEW, ts=0.0, call_id=call, data={"caller_num": "13800138000"}),
+               *[Event(Kind.IVR_NODE, ts=0.0, call_id=call, data={"node": n})
                  for n in ("欢迎 welcome", "2 故障报修 fault", "转人工 agent")],
-               Event(Kind.ACD_ENQUEUE, call_id=call, queue="fault", tier="vip", data={"caller": "13800138000"}),
-               Event(Kind.ACD_OFFER, call_id=call, agent_id="1001", queue="fault", data={"wait_s": 30}),
-               Event(Kind.ACD_ANSWER, call_id=call, agent_id="1001", queue="fault", data={"wait_s": 37})]:
+               Event(Kind.ACD_ENQUEUE, ts=0.0, call_id=call, queue="fault", tier="vip", data={"caller": "13800138000"}),
+               Event(Kind.ACD_OFFER, ts=0.0, call_id=call, agent_id="1001", queue="fault", data={"wait_s": 30}),
+               Event(Kind.ACD_ANSWER, ts=0.0, call_id=call, agent_id="1001", queue="fault", data={"wait_s": 37})]:
         bridge.on_event(ev)
     await expect(page.locator("#pop-phase")).to_contain_text("通话中")  # a zh-CN browser: Chinese
     await expect(page.locator("#pop-name")).to_have_text("王小明")
@@ -229,8 +229,8 @@ async def test_pop_shows_the_routing_tier_the_record_tier_and_the_callerid_name(
     page = await browser.new_page(viewport={"width": 1366, "height": 768})
     await sign_in(page, base, "/agent", "1001")
     bridge = desk.app[BRIDGE_KEY]
-    for ev in [Event(Kind.ACD_ENQUEUE, call_id="c1", queue="fault", tier="vip", data={"caller": "13800138001"}),
-               Event(Kind.ACD_OFFER, call_id="c1", agent_id="1001", queue="fault", tier="vip",
+    for ev in [Event(Kind.ACD_ENQUEUE, ts=0.0, call_id="c1", queue="fault", tier="vip", data={"caller": "13800138001"}),
+               Event(Kind.ACD_OFFER, ts=0.0, call_id="c1", agent_id="1001", queue="fault", tier="vip",
                      data={"wait_s": 3})]:
         bridge.on_event(ev)
     await expect(page.locator("#pop-name")).to_have_text("赵六")
@@ -238,9 +238,9 @@ async def test_pop_shows_the_routing_tier_the_record_tier_and_the_callerid_name(
     await expect(page.locator("#pop-tier-record")).to_be_visible()
     await expect(page.locator("#pop-tier-record")).to_contain_text("Normal")
     await expect(page.locator("#pop-name-src")).to_have_text("")
-    for ev in [Event(Kind.ACD_ENQUEUE, call_id="c2", queue="billing", tier="normal",
+    for ev in [Event(Kind.ACD_ENQUEUE, ts=0.0, call_id="c2", queue="billing", tier="normal",
                      data={"caller": "13900000004", "caller_name": "钱七"}),
-               Event(Kind.ACD_OFFER, call_id="c2", agent_id="1001", queue="billing", tier="normal",
+               Event(Kind.ACD_OFFER, ts=0.0, call_id="c2", agent_id="1001", queue="billing", tier="normal",
                      data={"wait_s": 1})]:
         bridge.on_event(ev)
     await expect(page.locator("#pop-number")).to_have_text("13900000004")
@@ -301,9 +301,9 @@ async def test_each_person_picks_one_ui_language_and_sees_only_that(browser: Bro
     await page.click("#not-ready")
     await expect(page.locator("#state")).to_have_text("未就绪 (用餐)")
     bridge = desk.app[BRIDGE_KEY]
-    for ev in [Event(Kind.ACD_ENQUEUE, call_id="c1", queue="english", tier="vip",
+    for ev in [Event(Kind.ACD_ENQUEUE, ts=0.0, call_id="c1", queue="english", tier="vip",
                      data={"caller": "13800138000", "lang": "en"}),
-               Event(Kind.ACD_OFFER, call_id="c1", agent_id="1001", queue="english", tier="vip",
+               Event(Kind.ACD_OFFER, ts=0.0, call_id="c1", agent_id="1001", queue="english", tier="vip",
                      data={"wait_s": 65})]:
         bridge.on_event(ev)
     await expect(page.locator("#pop-lang")).to_have_text("英语")
@@ -347,9 +347,10 @@ async def test_people_see_names_not_internal_ids(browser: Browser, served: tuple
              ("to_fault", "queue", {"zh": "转故障报修", "en": "To fault reports"})]
     for node, kind, title in steps:
         data: dict[str, Any] = {"node": node, "node_kind": kind, **({"title": title} if title else {})}
-        bridge.on_event(Event(Kind.IVR_NODE, call_id="c1", data=data))
-    for ev in [Event(Kind.ACD_ENQUEUE, call_id="c1", queue="fault", tier="normal", data={"caller": "13900000001"}),
-               Event(Kind.ACD_OFFER, call_id="c1", agent_id="1001", queue="fault", tier="normal",
+        bridge.on_event(Event(Kind.IVR_NODE, ts=0.0, call_id="c1", data=data))
+    for ev in [Event(Kind.ACD_ENQUEUE, ts=0.0, call_id="c1", queue="fault", tier="normal",
+                     data={"caller": "13900000001"}),
+               Event(Kind.ACD_OFFER, ts=0.0, call_id="c1", agent_id="1001", queue="fault", tier="normal",
                      data={"wait_s": 3})]:
         bridge.on_event(ev)
     await expect(page.locator("#pop-ivr")).to_have_text("Language → Main menu → Fault menu → To fault reports")

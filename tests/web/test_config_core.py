@@ -118,11 +118,11 @@ async def test_create_user_and_cli(tmp_path: Path) -> None:
         user = await auth.create_user(engine, "3001", "周七", "supervisor", "long-enough-pw", now=FakeClock(5).now())
         assert user.is_supervisor
         with pytest.raises(auth.UserExists):
-            await auth.create_user(engine, "3001", "x", "agent", "long-enough-pw")
+            await auth.create_user(engine, "3001", "x", "agent", "long-enough-pw", now=6.0)
         for bad in [("30 01", "x", "agent", "long-enough-pw"), ("3002", "x", "root", "long-enough-pw"),
                     ("3003", "x", "agent", "short")]:
             with pytest.raises(ValueError):
-                await auth.create_user(engine, *bad)
+                await auth.create_user(engine, *bad, now=7.0)
         assert await auth.check_password(engine, "3001", "long-enough-pw") == user
         assert await auth.check_password(engine, "3001", "wrong") is None
         async with engine.connect() as conn:
