@@ -79,9 +79,9 @@ async def test_ring_time_is_the_ring_asterisk_saw_and_the_announcement_gives_way
     announcing = asyncio.Event()
     say = acd.say
 
-    async def watched_say(chan: AgiChannel, text: str) -> None:
+    async def watched_say(chan: AgiChannel, text: str, lang: str) -> None:
         assert say is not None
-        await say(Played(chan, played, announcing), text)
+        await say(Played(chan, played, announcing), text, lang)
 
     acd.say = watched_say
     await server.start()
