@@ -55,6 +55,9 @@ CORES = (
     "ctiserver.kpi.erlang",
     "ctiserver.kpi.staffing",
     "ctiserver.kpi.bands",
+    "ctiserver.kpi.facts",          # the report window and the facts the SQL sums
+    "ctiserver.kpi.metrics",        # roll-up, derived metrics, targets, staffing
+    "ctiserver.kpi.render",         # a report as a table, CSV or JSON
     "ctiserver.sim.scenario",
     "ctiserver.sim.simulate",       # the discrete-event simulator over the ACD engine
 )

@@ -11,7 +11,8 @@ from typing import Any
 from ..clidb import db_url, open_store
 from ..clock import SystemClock
 from .config import load_kpi_config
-from .report import ALL_DIMS, FORMATTERS, ReportError, build_report, parse_by, resolve_range
+from .render import FORMATTERS
+from .report import ALL_DIMS, ReportError, build_report, parse_by, resolve_range
 
 
 def add_report_command(subparsers: argparse._SubParsersAction) -> None:

@@ -3,8 +3,9 @@
 Why half hours: every grouping a manager asks for (hour, day, week, month, time
 band) is a union of local half hours, and every figure a KPI needs is a count or
 a sum, so the database does the heavy work once per half hour and dimension and
-Python only adds up rows (report.py). Durations are summed as integer
-milliseconds, so SQLite and PostgreSQL give bit-identical totals.
+Python only adds up rows (metrics.py; the facts and their window are in facts.py).
+Durations are summed as integer milliseconds, so SQLite and PostgreSQL give
+bit-identical totals.
 
 Attribution: call facts belong to the half hour the call arrived in (its first
 event), even if it is answered after midnight; agent-leg events (offer, answer,
@@ -15,13 +16,9 @@ is split across the half hours it spans.
 from __future__ import annotations
 
 import asyncio
-import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import BigInteger, Float, and_, case, cast, func, literal, or_, select, text, union_all
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -30,19 +27,23 @@ from sqlalchemy.sql.expression import ColumnElement
 from ..events import Kind
 from ..store.schema import events
 from .config import KpiConfig
+from .facts import (
+    AGENT_DIMS,
+    CALL_DIMS,
+    DISPOSITION_DIMS,
+    HALF_HOUR,
+    HALF_HOUR_MS,
+    LEG_DIMS,
+    RATING_DIMS,
+    REVISIT_DIMS,
+    WORKORDER_DIMS,
+    Facts,
+    Window,
+)
 from .sqlfuncs import PAD, PaddedMs, floor_div, json_num, json_str, json_true, round_ms
 
-HALF_HOUR = 1800
-HALF_HOUR_MS = HALF_HOUR * 1000
 EPS = 1e-6  # float timestamps: "answered within 20 s" tolerates 1 µs of representation error
 
-CALL_DIMS = ("queue", "tier", "agent")
-LEG_DIMS = ("queue", "tier", "agent")
-AGENT_DIMS = ("agent",)
-DISPOSITION_DIMS = ("queue", "tier", "agent")
-WORKORDER_DIMS = ("agent",)
-RATING_DIMS = ("queue", "tier", "agent")
-REVISIT_DIMS = ("queue", "agent")
 REVISIT_LOOKAHEAD_S = 31 * 86400  # a satisfaction callback due in the range is looked for this long after it
 
 CALL_KINDS = (
@@ -56,46 +57,6 @@ PARALLEL_QUERIES = 3
 # and the per-call sorts fit in memory at 128 MB instead of spilling to disk.
 PG_SETTINGS = ("SET LOCAL jit = off", "SET LOCAL work_mem = '128MB'")
 TIMEOUT_REASONS = ("timeout", "max_wait", "tier_max_wait")
-
-
-@dataclass(frozen=True, slots=True)
-class Window:
-    """The report range (epoch seconds, UTC) and the zone's offsets over it."""
-
-    start: float
-    end: float
-    now: float
-    zone: ZoneInfo
-    transitions: tuple[tuple[float, int], ...]  # (from_epoch, offset_s), ascending; first from -inf
-
-    @classmethod
-    def build(cls, start: float, end: float, now: float, zone: ZoneInfo, margin_s: float) -> Window:
-        return cls(start, end, now, zone, zone_offsets(zone, start - margin_s, end + margin_s))
-
-
-def zone_offsets(zone: ZoneInfo, lo: float, hi: float) -> tuple[tuple[float, int], ...]:
-    """UTC offsets of `zone` between lo and hi, with each change located to the second."""
-
-    def off(t: float) -> int:
-        u = datetime.fromtimestamp(t, UTC).astimezone(zone).utcoffset()
-        return int(u.total_seconds()) if u is not None else 0
-
-    out: list[tuple[float, int]] = [(-math.inf, off(lo))]
-    step = 3600.0
-    t = lo
-    while t < hi:
-        nxt = min(t + step, hi)
-        if off(nxt) != out[-1][1]:
-            a, b = t, nxt  # off(a) == previous, off(b) == new
-            while b - a > 1.0:
-                mid = (a + b) / 2
-                if off(mid) == out[-1][1]:
-                    a = mid
-                else:
-                    b = mid
-            out.append((float(math.ceil(b)), off(nxt)))
-        t = nxt
-    return tuple(out)
 
 
 def utc_offset(ts: ColumnElement[Any] | Any, win: Window) -> Any:
@@ -143,21 +104,6 @@ def _num(v: Any) -> int | float | None:
 
 def _dim_cols(mapping: Mapping[str, ColumnElement[Any]], dims: Sequence[str]) -> list[ColumnElement[Any]]:
     return [mapping[d].label(f"d_{d}") for d in dims]
-
-
-@dataclass(slots=True)
-class Facts:
-    """Summed facts per (half hour, dims...) for each family; rows are plain dicts."""
-
-    calls: list[dict[str, Any]] = field(default_factory=list)
-    legs: list[dict[str, Any]] = field(default_factory=list)
-    agent_time: list[dict[str, Any]] = field(default_factory=list)
-    dispositions: list[dict[str, Any]] = field(default_factory=list)
-    workorders: list[dict[str, Any]] = field(default_factory=list)
-    outbound: list[dict[str, Any]] = field(default_factory=list)
-    survey: list[dict[str, Any]] = field(default_factory=list)
-    ratings: list[dict[str, Any]] = field(default_factory=list)
-    revisits: list[dict[str, Any]] = field(default_factory=list)
 
 
 def family_queries(cfg: KpiConfig, win: Window, dims: Sequence[str]) -> dict[str, Any]:
@@ -617,8 +563,3 @@ def revisit_query(win: Window, dims: Sequence[str]) -> Any:
     return (select(hh, *_dim_cols(dim_map, dims), func.count().label("due"), _isum(r.done).label("done"))
             .where(r.t_due >= win.start, r.t_due < win.end)
             .group_by(hh, *(dim_map[d] for d in dims)))
-
-
-def hh_start(hh: int) -> datetime:
-    """Local wall-clock start of half-hour number `hh` (naive datetime)."""
-    return datetime(1970, 1, 1) + timedelta(seconds=hh * HALF_HOUR)

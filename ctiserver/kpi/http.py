@@ -24,7 +24,8 @@ from ..web.guard import PAGE_HEADERS
 from ..web.openapi import Operation, Reply, documented
 from ..web.schemas import Query
 from .config import KpiConfig
-from .report import ALL_DIMS, SCHEMA, WHEN, ReportError, build_report, format_csv, parse_by, resolve_range
+from .render import format_csv
+from .report import ALL_DIMS, SCHEMA, WHEN, ReportError, build_report, parse_by, resolve_range
 
 PAGE = "reports.html"
 SUPERVISORS = frozenset({"supervisor", "admin"})  # the server's ops guard (wiring._ops_guard)

@@ -18,7 +18,8 @@ from typing import Any
 
 from ..configfile import ConfigError
 from ..kpi.config import KpiConfig, load_kpi_config
-from ..kpi.report import FORMATTERS, ReportError, build_report, parse_by
+from ..kpi.render import FORMATTERS
+from ..kpi.report import ReportError, build_report, parse_by
 from .scenario import Scenario, load_scenario
 from .simulate import SimResult, simulate
 

@@ -46,7 +46,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from ctiserver.events import Event, Kind
 from ctiserver.kpi import erlang
 from ctiserver.kpi.config import KpiConfig
-from ctiserver.kpi.report import build_report, format_csv, format_table
+from ctiserver.kpi.render import format_csv, format_table
+from ctiserver.kpi.report import build_report
 
 from .conftest import load
 

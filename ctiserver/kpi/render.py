@@ -1,0 +1,91 @@
+"""The KPI report as text: an aligned table for a terminal, CSV for a spreadsheet, JSON as is."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Sequence
+from typing import Any
+
+HEADLINE = ("calls_offered", "answered", "service_level", "asa_s", "abandon_rate", "call_loss_rate",
+            "aht_s", "occupancy", "fcr_rate")
+
+
+def _cell(v: Any) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, bool):
+        return "yes" if v else "NO"
+    if isinstance(v, float):
+        return f"{v:.4g}" if abs(v) < 1 else f"{v:.1f}"
+    if isinstance(v, dict):
+        return " ".join(f"{k}={n}" for k, n in v.items())
+    return str(v)
+
+
+def _grid(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    cells = [[str(h) for h in header], *[[_cell(v) for v in r] for r in rows]]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def format_table(report: dict[str, Any]) -> str:
+    by = report["by"]
+    rows = [[*(r["key"].get(d) for d in by), *(r["metrics"][m] for m in HEADLINE)] for r in report["rows"]]
+    if by or not rows:  # without groupings the one row is the total already
+        rows.append([*(["TOTAL", *[""] * (len(by) - 1)] if by else []), *(report["total"][m] for m in HEADLINE)])
+    parts = [f"KPI report {report['from']} .. {report['to']} ({report['timezone']})",
+             _grid([*by, *HEADLINE], rows), "", "Tiers",
+             _grid(["tier", "offered", "answered", "service_level", "target", "met", "asa_s"],
+                   [[t["tier"], t["calls_offered"], t["answered"], t["service_level"], t["target"], t["met"],
+                     t["asa_s"]] for t in report["tiers"]]),
+             "", "Targets",
+             _grid(["metric", "op", "target", "actual", "met"],
+                   [[t["metric"], t["op"], t["target"], t["actual"], t["met"]] for t in report["targets"]])]
+    if report["staffing"]:
+        parts += ["", "Staffing (Erlang C)",
+                  _grid(["halfhour", "arrivals", "aht_s", "erlangs", "needed", "logged_in", "sl_logged_in"],
+                        [[s["halfhour"], s["arrivals"], s["aht_s"], s["load_erlangs"], s["agents_needed"],
+                          s["agents_logged_in"], s["sl_with_logged_in"]] for s in report["staffing"]])]
+    if report["outbound"]["rows"]:
+        ob_cols = ("contacts", "attempts", "reach_rate", "confirm_rate", "machine_rate",
+                   "attempts_per_contact")
+        okeys = list(report["outbound"]["rows"][0]["key"])
+        parts += ["", "Outbound",
+                  _grid([*okeys, *ob_cols], [[*r["key"].values(), *(r["metrics"][c] for c in ob_cols)]
+                                             for r in report["outbound"]["rows"]])]
+    return "\n".join(parts) + "\n"
+
+
+def format_csv(report: dict[str, Any]) -> str:
+    """One line per row plus a TOTAL line; every scalar metric as a column (dispositions as k=v)."""
+    by = report["by"]
+    metric_names = list(report["total"])
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow([*by, *metric_names])
+    for r in report["rows"]:
+        w.writerow([*("" if r["key"][d] is None else r["key"][d] for d in by),
+                    *(_csv_value(r["metrics"][m]) for m in metric_names)])
+    if by or not report["rows"]:  # without groupings the one row is the total already
+        w.writerow([*(["TOTAL", *[""] * (len(by) - 1)] if by else []),
+                    *(_csv_value(report["total"][m]) for m in metric_names)])
+    return buf.getvalue()
+
+
+def _csv_value(v: Any) -> Any:
+    if v is None:
+        return ""
+    if isinstance(v, dict):
+        return ";".join(f"{k}={n}" for k, n in v.items())
+    return v
+
+
+def format_json(report: dict[str, Any]) -> str:
+    return json.dumps(report, ensure_ascii=False, indent=2, sort_keys=False) + "\n"
+
+
+FORMATTERS = {"table": format_table, "csv": format_csv, "json": format_json}
