@@ -262,7 +262,8 @@ async def test_agent_desktop_transfers_and_says_why_a_transfer_failed(browser: B
     await expect(page.locator("#xfer-agent")).to_be_enabled()
 
     await page.fill("#xfer-target", "1006")
-    await page.click("#xfer-agent")
+    async with page.expect_response(lambda r: "/transfer" in r.url):  # the click's request, answered
+        await page.click("#xfer-agent")
     await expect(page.locator("#call-err")).to_have_text("")
     assert desk.calls.actions == [("transfer", "c7", "agent", "1006", "blind", False)]
 
