@@ -1,8 +1,10 @@
 """The running server: wires AMI, the call tracker, the event store, FastAGI and HTTP.
 
-Everything with a lifetime is started in `start()` and stopped in reverse order
-in `stop()`; features (IVR, ACD, outbound, desktop, reports) attach themselves
-through `ctiserver.wiring` before `start()`. The AMI reader hands each message to
+Everything with a lifetime is a feature (ctiserver/lifecycle.py): `start()` enters
+them in order (event store, AMI links, the features `ctiserver.wiring` adds with
+`add_feature`: IVR, ACD, outbound, desktop, KPIs; then FastAGI and HTTP, so no call
+or request arrives before the features are up), `stop()` leaves them in reverse;
+a start that fails half-way stops what it started. The AMI reader hands each message to
 `_on_ami_event`, which runs synchronously and cheaply (tracker + store append),
 so the socket reader never waits on slow work.
 """
@@ -14,7 +16,8 @@ import contextlib
 import functools
 import gc
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any, Literal
 
@@ -26,6 +29,7 @@ from .agi_types import AgiChannel, AgiHandler
 from .clock import Clock, SystemClock
 from .config import AmiServer, ServerConfig, resolve_db_url
 from .events import Event, Kind
+from .lifecycle import Feature, FeatureGroup, TaskOwner
 from .tracker import CallTracker, RecordedCall
 from .web.guard import new_app
 from .web.openapi import Operation, Reply, documented
@@ -81,26 +85,19 @@ class CtiServer:
         self.started_at = self.clock.now()
         self.store: Any = None
         self.agi: Any = None
-        self._runner: web.AppRunner | None = None
-        self._site: web.TCPSite | None = None
-        self._on_start: list[Callable[[], Awaitable[None]]] = []
-        self._on_stop: list[Callable[[], Awaitable[None]]] = []
         self.http_port: int | None = None
-        self._bg: list[asyncio.Task[None]] = []
-        self.features: Any = None  # set by ctiserver.wiring
+        self.features: Any = None  # the wiring's live feature objects (ctiserver.wiring.Features)
         # set once every Asterisk has been resynced (the tracker knows the live calls): features that
         # must not act on stale state (restoring agents after a restart) wait for it
         self.resynced = asyncio.Event()
         self._resynced_names: set[str] = set()
         self.http_app.router.add_get("/healthz", self._healthz)
         self.http_app.router.add_get("/metrics", self._metrics)
-
-    # --- lifecycle hooks for features -----------------------------------
-    def on_start(self, fn: Callable[[], Awaitable[None]]) -> None:
-        self._on_start.append(fn)
-
-    def on_stop(self, fn: Callable[[], Awaitable[None]]) -> None:
-        self._on_stop.append(fn)
+        # one lifecycle (ctiserver/lifecycle.py): the core around the features the wiring adds
+        self._features = FeatureGroup("features")
+        self._lifecycle = FeatureGroup("ctiserver", [
+            ("event store", self._event_store), ("AMI", self._ami_links), ("features", self._features),
+            ("FastAGI", self._fastagi), ("HTTP", self._http)])
 
     # --- the event path ----------------------------------------------------
     def emit(self, event: Event) -> None:
@@ -192,9 +189,33 @@ class CtiServer:
         await handler(chan)
 
     # --- start / stop --------------------------------------------------------
+    def add_feature(self, name: str, feature: Feature) -> None:
+        """A feature of the server (see ctiserver/lifecycle.py), started after the AMI links and before
+        FastAGI and HTTP, in the order added; stopped in reverse. Add them before `start`."""
+        self._features.add(name, feature)
+
+    @property
+    def running(self) -> bool:
+        return self._lifecycle.running
+
     async def start(self) -> None:
-        from .agi import FastAGIServer
-        from .ami.client import AmiClient
+        """Start every feature in order: the event store, the AMI links, the wiring's features, FastAGI,
+        HTTP. If one fails, those that started are stopped again and the error is raised: a failed start
+        leaves nothing running. A stopped server can be started again."""
+        await self._lifecycle.start()
+        agi = self.cfg.agi
+        log.info("ctiserver up: http %s:%s, agi %s:%s, ami %s", self.cfg.http.host, self.http_port,
+                 agi.host, self.agi.port if self.agi is not None else agi.port,
+                 ", ".join(f"{s.name}={s.host}:{s.port}" for s in self.cfg.asterisk))
+
+    async def stop(self) -> None:
+        """Stop what started, in reverse order (nothing if the server is not running)."""
+        if self._lifecycle.running:
+            await self._lifecycle.stop()
+            log.info("ctiserver stopped")
+
+    @asynccontextmanager
+    async def _event_store(self) -> AsyncIterator[Any]:
         from .store.writer import EventStore
 
         db = self.cfg.database
@@ -202,39 +223,19 @@ class CtiServer:
         if not journal.is_absolute():
             journal = self.base_dir / journal
         journal.parent.mkdir(parents=True, exist_ok=True)
-        self.store = EventStore(self.db_url, batch_size=db.batch_size, flush_interval_s=db.flush_interval_s,
-                                buffer_limit=db.buffer_limit, journal_path=journal,
-                                retry_max_s=db.retry_max_s)
-        await self._migrate_or_retry()
-        await self.store.start()
-        for server in self.cfg.asterisk:
-            client = AmiClient(
-                server,
-                on_event=functools.partial(self._on_ami_event, server.name),
-                on_connect=functools.partial(self._on_ami_connect, server),
-                on_disconnect=functools.partial(self._on_ami_disconnect, server),
-                clock=self.clock,
-            )
-            self.ami[server.name] = client
-            await client.start()
-        agi = self.cfg.agi
-        self.agi = FastAGIServer(agi.host, agi.port, self._agi_dispatch,
-                                 header_timeout_s=agi.header_timeout_s, command_timeout_s=agi.command_timeout_s,
-                                 max_pending=agi.max_pending)
-        await self.agi.start()
-        for fn in self._on_start:
-            await fn()
-        self._runner = web.AppRunner(self.http_app, access_log=None)
-        await self._runner.setup()
-        self._site = web.TCPSite(self._runner, self.cfg.http.host, self.cfg.http.port)
-        await self._site.start()
-        server_obj = getattr(self._site, "_server", None)
-        sockets = getattr(server_obj, "sockets", None) or []
-        self.http_port = sockets[0].getsockname()[1] if sockets else self.cfg.http.port
-        log.info("ctiserver up: http %s:%s, agi %s:%s, ami %s", self.cfg.http.host, self.http_port,
-                 agi.host, self.agi.port, ", ".join(f"{s.name}={s.host}:{s.port}" for s in self.cfg.asterisk))
+        store = EventStore(self.db_url, batch_size=db.batch_size, flush_interval_s=db.flush_interval_s,
+                           buffer_limit=db.buffer_limit, journal_path=journal, retry_max_s=db.retry_max_s)
+        async with TaskOwner("event store") as tasks:
+            try:
+                await self._migrate_or_retry(tasks)
+                await store.start()
+                self.store = store
+                yield store
+            finally:
+                await tasks.aclose()  # a migration still retrying stops before the store closes
+                await store.close()
 
-    async def _migrate_or_retry(self) -> None:
+    async def _migrate_or_retry(self, tasks: TaskOwner) -> None:
         """Bring the schema up to date; if the database is away, keep trying in the background.
 
         The store buffers (and journals) meanwhile: a missing table is an outage to it.
@@ -261,26 +262,55 @@ class CtiServer:
                     log.warning("database migration still failing: %s", exc)
                     delay = min(delay * 2, 30.0)
 
-        self._bg.append(asyncio.create_task(retry(), name="migrate-retry"))
+        tasks.spawn(retry(), name="migrate-retry")
 
-    async def stop(self) -> None:
-        for task in self._bg:
-            task.cancel()
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-        for fn in reversed(self._on_stop):
-            try:
-                await fn()
-            except Exception:
-                log.exception("feature shutdown failed")
-        if self.agi is not None:
-            await self.agi.close()
-        for client in self.ami.values():
-            await client.close()
-        if self.store is not None:
-            await self.store.close()
-        log.info("ctiserver stopped")
+    @asynccontextmanager
+    async def _ami_links(self) -> AsyncIterator[dict[str, Any]]:
+        from .ami.client import AmiClient
+
+        self.resynced.clear()
+        self._resynced_names.clear()
+        async with AsyncExitStack() as stack:
+            for server in self.cfg.asterisk:
+                client = AmiClient(
+                    server,
+                    on_event=functools.partial(self._on_ami_event, server.name),
+                    on_connect=functools.partial(self._on_ami_connect, server),
+                    on_disconnect=functools.partial(self._on_ami_disconnect, server),
+                    clock=self.clock,
+                )
+                self.ami[server.name] = client
+                stack.push_async_callback(client.close)
+                await client.start()
+            yield self.ami
+
+    @asynccontextmanager
+    async def _fastagi(self) -> AsyncIterator[Any]:
+        from .agi import FastAGIServer
+
+        agi = self.cfg.agi
+        server = FastAGIServer(agi.host, agi.port, self._agi_dispatch, header_timeout_s=agi.header_timeout_s,
+                               command_timeout_s=agi.command_timeout_s, max_pending=agi.max_pending)
+        self.agi = server
+        try:
+            await server.start()
+            yield server
+        finally:
+            await server.close()  # ends the sessions under way: Asterisk continues its dialplan
+
+    @asynccontextmanager
+    async def _http(self) -> AsyncIterator[web.AppRunner]:
+        runner = web.AppRunner(self.http_app, access_log=None)
+        try:
+            await runner.setup()
+            site = web.TCPSite(runner, self.cfg.http.host, self.cfg.http.port)
+            await site.start()
+            server_obj = getattr(site, "_server", None)
+            sockets = getattr(server_obj, "sockets", None) or []
+            self.http_port = sockets[0].getsockname()[1] if sockets else self.cfg.http.port
+            yield runner
+        finally:
+            await runner.cleanup()
 
     # --- HTTP ---------------------------------------------------------------
     def health(self) -> dict[str, Any]:
@@ -344,24 +374,30 @@ class CtiServer:
 
 
 async def run_until_signalled(server: CtiServer, ready: asyncio.Event | None = None) -> None:
-    """Start, serve until SIGTERM/SIGINT, stop cleanly."""
+    """Start, serve until SIGTERM/SIGINT, stop cleanly. A start that fails has stopped what it started and
+    raises; whatever happens after the start (a signal, a cancel, an error) stops the server."""
     import signal
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
+    signals = (signal.SIGTERM, signal.SIGINT)
+    for sig in signals:
         loop.add_signal_handler(sig, stop.set)
-    await server.start()
-    # Everything built so far (modules, config, IVR trees, the app) lives as long as the process: move it
-    # out of the cyclic collector's way, so that a full collection scans only what came after. Otherwise
-    # each one walks the whole startup heap on the event loop (tens of ms on a busy machine; Asterisk drops
-    # an AMI session whose writes block for 100 ms).
-    gc.collect()
-    gc.freeze()
-    if ready is not None:
-        ready.set()
     try:
+        await server.start()
+        # Everything built so far (modules, config, IVR trees, the app) lives as long as the process: move it
+        # out of the cyclic collector's way, so that a full collection scans only what came after. Otherwise
+        # each one walks the whole startup heap on the event loop (tens of ms on a busy machine; Asterisk
+        # drops an AMI session whose writes block for 100 ms).
+        gc.collect()
+        gc.freeze()
+        if ready is not None:
+            ready.set()
         await stop.wait()
-    finally:
         log.info("signal received, shutting down")
-        await server.stop()
+    finally:
+        try:
+            await server.stop()
+        finally:
+            for sig in signals:
+                loop.remove_signal_handler(sig)

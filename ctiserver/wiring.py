@@ -6,10 +6,20 @@ they connect:
     caller ─AGI /ivr─▶ IVR service ─queue node─▶ ACD runtime ─Dial─▶ agent
     AMI DialBegin / DialEnd(ANSWER) ─▶ ACD runtime.note_ringing / note_answered   (ring time, answer time)
     an agent offered while the caller hears an announcement ─▶ AMI ControlPlayback stops it
-    ACD hooks (offer/answer/end) ─▶ desktop hub (screen-pop over WebSocket)
+    event log (acd.offer / acd.answer / acd.complete, agent.state) ─▶ desktop bridge ─▶ hub (screen-pop over
+        WebSocket; the ACD's on_offer/on_answer/on_end/on_cancel hooks are not used by the server)
+    ACD hooks on_callback / on_callback_offer / on_callback_cancel ─▶ outbound (its ACD callbacks)
     outbound ─Originate─▶ Asterisk;  "0" ─AGI /outbound-agent─▶ ACD (outbound skill)
     ACD callbacks (abandon, kept place) ─▶ outbound callbacks ─Originate agent─▶ AGI /callback ─Dial─▶ customer
     event store ◀─ every feature's events;  /reports ◀─ KPIs over the store
+
+Every feature is started and stopped the same way (ctiserver/lifecycle.py), in this order:
+event store, AMI links, customer data, IVR, the leader group (ACD runtime, then outbound: the
+dialer and the ACD callbacks), fallback queue recorder, KPIs live, desktop (pusher, screen-pop
+bridge, work-order watch), FastAGI, HTTP. The leader group
+(`Features.leader`) can be stopped and started again while the rest keeps serving: the AGI
+routes into the ACD, the callbacks and the dialer then end without CTI_DONE, so the dialplan
+falls back, and the outbound API answers 503.
 """
 
 from __future__ import annotations
@@ -17,35 +27,42 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from .acd.config import load_acd_config
 from .acd.engine import AcdEngine
 from .acd.fallback import FallbackQueues
 from .acd.hold import hold_listener
 from .acd.runtime import AcdHooks, AcdRuntime
-from .agi_types import AgiChannel, AgiError, AgiHangup
+from .agi_types import AgiChannel, AgiError, AgiHandler, AgiHangup
 from .ami.message import event_time
 from .calendar import load_calendar
 from .calls import AgentChannels, AmiCallControl, transfer_listener
+from .clock import Clock
 from .config import ServerConfig
 from .events import Event, Kind
 from .ivr.data import SqlDataProvider, load_sample_data
-from .ivr.runtime import handoff_to
+from .ivr.runtime import QueueRequest, handoff_to
 from .ivr.service import IvrService
 from .kpi.config import load_kpi_config
 from .kpi.http import add_report_routes
+from .lifecycle import Feature, FeatureGroup, TaskOwner, started
+from .lograte import LogBurst
 from .outbound.http import add_callback_routes
 from .outbound.http import add_routes as add_outbound_routes
-from .outbound.service import attach_outbound
+from .outbound.model import load_outbound_config
+from .outbound.service import Outbound
 from .server import HEALTH_DETAILS_KEY, CtiServer
 from .store.engine import make_engine
 from .web.acd_ports import AcdAgentControl, AcdWallboard
 from .web.api import SUPERVISORS
-from .web.app import BRIDGE_KEY, DESKTOP_KEY, install_desktop
+from .web.app import BRIDGE_KEY, DESKTOP_KEY, desktop_running, install_desktop
 from .web.auth import Sessions
 from .web.config import load_desktop_config
 from .web.customers import IvrCustomerLookup
@@ -59,9 +76,10 @@ class Features:
 
     acd: AcdRuntime
     ivr: IvrService
-    outbound: dict[str, Any]
+    outbound: Outbound
     hooks: AcdHooks
     calls: AmiCallControl
+    leader: FeatureGroup  # ACD, dialer, callbacks: stop/start them at runtime (a standby runs none of them)
     sandbox: Any = None  # the sandbox Asterisk's SandboxInfo when built with sandbox=True (the serve banner)
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -114,12 +132,14 @@ def _interrupter(server: CtiServer) -> Callable[[str], Awaitable[object]]:
 
 class _FallbackRecorder:
     """The fallback queue's outcomes into the event log (see ctiserver/acd/fallback.py): its AMI events as
-    they come; after every (re)connect, the fallback calls already talking are adopted from the channel
-    list so that their end is recorded."""
+    they come; while the feature runs, after every (re)connect (and at its start, for the links already
+    up), the fallback calls already talking are adopted from the channel list so that their end is
+    recorded."""
 
     def __init__(self, server: CtiServer, queues: FallbackQueues) -> None:
         self.server, self.queues = server, queues
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks = TaskOwner("fallback queue")
+        self._running = False
 
     def on_ami(self, name: str, msg: Any) -> None:
         for event in self.queues.feed(name, msg, self.server.clock.now()):
@@ -127,10 +147,11 @@ class _FallbackRecorder:
 
     def on_event(self, event: Event) -> None:
         if event.kind == Kind.AMI_CONNECTED and event.server in self.server.ami:
-            task = asyncio.get_running_loop().create_task(self._adopt(event.server),
-                                                          name=f"fallback-adopt-{event.server}")
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self._adopt_soon(event.server)
+
+    def _adopt_soon(self, name: str) -> None:
+        if self._running:
+            self._tasks.spawn(self._adopt(name), name=f"fallback-adopt-{name}")
 
     async def _adopt(self, name: str) -> None:
         try:
@@ -145,9 +166,17 @@ class _FallbackRecorder:
             log.info("fallback queue on %s: %d calls connected while we were away; their end will be recorded",
                      name, n)
 
-    def close(self) -> None:
-        for task in self._tasks:
-            task.cancel()
+    @asynccontextmanager
+    async def running(self) -> AsyncIterator[_FallbackRecorder]:
+        self._running = True
+        try:
+            for name, client in self.server.ami.items():
+                if client.connected:  # connected before we ran: its ami.connected went by (adopting is idempotent)
+                    self._adopt_soon(name)
+            yield self
+        finally:
+            self._running = False
+            await self._tasks.aclose()
 
 
 def _queue_route(acd: AcdRuntime, caller_of: Callable[[str], str] = lambda call_id: "") -> Any:
@@ -282,13 +311,21 @@ class TodayFigures:
         self.figures = {"service_level": m.get("service_level") or 0.0, "abandon_rate": m.get("abandon_rate") or 0.0,
                         "answered_today": m.get("answered", 0), "offered_today": m.get("calls_offered", 0)}
 
-    async def run(self) -> None:
+    async def run(self, tasks: TaskOwner) -> None:
         while True:
             try:
                 await self.refresh()
             except Exception as exc:  # the database may be away: keep the last figures
                 log.warning("wallboard KPI refresh failed: %s", exc)
-            await asyncio.sleep(self.every_s)
+            if not await tasks.idle(self.every_s):
+                return
+
+    @asynccontextmanager
+    async def running(self) -> AsyncIterator[TodayFigures]:
+        """The feature: the refresher runs; its stop lets a refresh under way finish (up to 5 s)."""
+        async with TaskOwner("KPIs live", grace_s=5.0) as tasks:
+            tasks.spawn(self.run(tasks), name="wallboard-kpi")
+            yield self
 
 
 def _outbound_agent_route(acd: AcdRuntime) -> Any:
@@ -310,21 +347,6 @@ def _outbound_agent_route(acd: AcdRuntime) -> Any:
             log.info("outbound call %s to agent: %s", call_id, served.outcome)
         except (AgiHangup, AgiError) as exc:
             log.info("outbound-agent session ended: %s", exc)
-
-    return handle
-
-
-def _callback_route(outbound: dict[str, Any]) -> Any:
-    """AGI /callback: an agent answered a callback's ring (the dialplan dials the customer itself if
-    the callback service is not running)."""
-
-    async def handle(chan: AgiChannel) -> None:
-        service = outbound.get("callbacks")
-        if service is None:
-            log.warning("callback leg %s answered but ACD callbacks are not running",
-                        chan.headers.get("agi_uniqueid", ""))
-            return
-        await service.handle_agi(chan)
 
     return handle
 
@@ -361,8 +383,62 @@ async def _prerender(tts: Any, texts: list[tuple[str, str]]) -> None:
         log.error("ACD message not rendered: %s", e)
 
 
+class NotLeading(RuntimeError):
+    """The ACD is not running on this node (its leader features are stopped): the dialplan falls back."""
+
+
+def _leader_only(leader: FeatureGroup, handler: AgiHandler) -> AgiHandler:
+    """An AGI route into the ACD, callbacks or dialer: refused while the leader features are stopped (the
+    session ends without CTI_DONE, so the dialplan's fallback takes the call, or the next CTI node)."""
+    refused = LogBurst(log, "AGI session refused: the ACD is not running on this node; the dialplan falls back")
+
+    async def handle(chan: AgiChannel) -> None:
+        if not leader.running:
+            refused.add(f"{chan.path} {chan.headers.get('agi_uniqueid', '')}")
+            return
+        await handler(chan)
+
+    return handle
+
+
+def _acd_feature(server: CtiServer, acd: AcdRuntime, prerender: Callable[[], Awaitable[None]]) -> Feature:
+    """The ACD runtime (its deadline timer), its fixed messages rendered ahead of the first caller, and, once
+    Asterisk was resynced, the agents restored after a restart (logged in again as they were; see
+    ctiserver/acd/restore.py)."""
+
+    async def render() -> None:
+        await prerender()
+
+    @asynccontextmanager
+    async def running() -> AsyncIterator[AcdRuntime]:
+        async with started(acd), TaskOwner("ACD") as tasks:
+            tasks.spawn(render(), name="acd-prerender")
+            tasks.spawn(_restore_agents(server, acd), name="acd-restore-agents")
+            yield acd
+
+    return running
+
+
+def _customer_data(engine: AsyncEngine, config_dir: Path, sample_data: bool, clock: Clock) -> Feature:
+    """The customer tables' engine (the IVR's lookups, the desktop's customers); `--sample-data` loads the
+    sample customers at start."""
+
+    @asynccontextmanager
+    async def running() -> AsyncIterator[AsyncEngine]:
+        try:
+            if sample_data:
+                await load_sample_data(engine, config_dir, clock.now())
+            yield engine
+        finally:
+            await engine.dispose()  # the engine opens new connections if the feature starts again
+
+    return running
+
+
 async def build_server(config_dir: Path, cfg: ServerConfig, *, sandbox: bool = False,
                        sample_data: bool = False, base_dir: Path | None = None) -> CtiServer:
+    """The server as `ctiserver serve` runs it: every feature built (none started) and added to the server's
+    lifecycle in order (see ctiserver/lifecycle.py). `server.start()` starts them, `server.stop()` stops them."""
     config_dir = Path(config_dir)
     sandbox_info = None
     if sandbox:  # bring it up first: the AMI link goes to the sandbox's own port, user and secret
@@ -377,12 +453,18 @@ async def build_server(config_dir: Path, cfg: ServerConfig, *, sandbox: bool = F
                               sandbox_info.ami_secret)
     server = CtiServer(config_dir, cfg, base_dir=base_dir)
     data_engine = make_engine(server.db_url)
-
     calendar = load_calendar(config_dir)  # the site's time zone, days and hours: read once, handed to every feature
     acd_cfg = load_acd_config(config_dir, calendar)
-    hooks = AcdHooks()
-    acd = AcdRuntime(AcdEngine(acd_cfg), server.clock, server.emit, hooks=hooks)
-    ivr = IvrService(config_dir, emit=server.emit, handoff=handoff_to(acd),
+    # what a standby must not run (the HA issue): the ACD, the dialer, the ACD callbacks. One node: always on.
+    leader = FeatureGroup("leader")
+
+    async def handoff(chan: AgiChannel, request: QueueRequest) -> str:
+        """The IVR's queue node: into the ACD, while this node runs it."""
+        if not leader.running:
+            raise NotLeading("the ACD is not running on this node")
+        return await to_acd(chan, request)
+
+    ivr = IvrService(config_dir, emit=server.emit, handoff=handoff,
                      data=SqlDataProvider(data_engine, calendar.timezone), project_dir=server.base_dir,
                      clock=server.clock, calendar=calendar)
 
@@ -392,76 +474,56 @@ async def build_server(config_dir: Path, cfg: ServerConfig, *, sandbox: bool = F
         sound = await ivr.tts.sound(text, lang)
         await chan.execute(f'STREAM FILE {sound} ""')
 
-    acd.say = say
-    acd.recordings_dir = ivr.settings.recordings_dir  # voicemails go where the IVR's complaint messages go
-    server.agi_routes["ivr"] = ivr.handle
-    server.agi_routes["outbound-agent"] = _outbound_agent_route(acd)
-    server.agi_routes["queue"] = _queue_route(acd, lambda call_id: calls.caller_number(call_id))
-    server.agi_routes["transfer"] = _transfer_route(acd)
-    server.ami_listeners.append(_on_dial_end(acd))
-    server.ami_listeners.append(hold_listener(acd))
-    outbound = attach_outbound(server, prompt=ivr.tts.sound, acd=acd, say=say, calendar=calendar)
-    server.agi_routes["callback"] = _callback_route(outbound)
-    add_outbound_routes(server.http_app, lambda: outbound.get("service"))
-    add_callback_routes(server.http_app, lambda: outbound.get("callbacks"))
-
-    kpi_cfg = load_kpi_config(config_dir, calendar)
-    add_report_routes(server.http_app, lambda: server.store.engine, kpi_cfg, now=server.clock.now,
-                      names=acd_cfg.names.public())
-
-    desk_cfg = load_desktop_config(config_dir, calendar)
+    outbound = Outbound(server, load_outbound_config(config_dir, calendar), prompt=ivr.tts.sound, say=say)
+    hooks = AcdHooks(on_callback=outbound.on_callback, on_callback_offer=outbound.on_callback_offer,
+                     on_callback_cancel=outbound.on_callback_cancel)
+    acd = AcdRuntime(AcdEngine(acd_cfg), server.clock, server.emit, say=say, hooks=hooks,
+                     recordings_dir=ivr.settings.recordings_dir,  # voicemails go where the IVR's messages go
+                     interrupt=_interrupter(server))
+    to_acd = handoff_to(acd)
     agent_channels = AgentChannels.from_acd(acd_cfg)
     calls = AmiCallControl(server.trackers, server.ami, acd.engine, server.emit, server.clock.now,
                            queue_codes=acd_cfg.queue_codes, agent_of=agent_channels)
+
+    server.agi_routes["ivr"] = ivr.handle
+    server.agi_routes["outbound-agent"] = _leader_only(leader, _outbound_agent_route(acd))
+    server.agi_routes["queue"] = _leader_only(leader, _queue_route(acd, calls.caller_number))
+    server.agi_routes["transfer"] = _leader_only(leader, _transfer_route(acd))
+    server.agi_routes["callback"] = _leader_only(leader, outbound.handle_agi)
+    server.ami_listeners.append(_on_dial_end(acd))
+    server.ami_listeners.append(hold_listener(acd))
     server.ami_listeners.append(transfer_listener(acd, agent_channels, on_transfer=calls.note_completed_transfer))
     server.ami_listeners.append(_on_dial_begin(acd, agent_channels))
-    acd.interrupt = _interrupter(server)
+    server.ami_listeners.append(outbound.on_ami_event)
+    server.event_listeners.append(outbound.on_event)
     fallback = _FallbackRecorder(server, FallbackQueues(agent_channels))
     server.ami_listeners.append(fallback.on_ami)
     server.event_listeners.append(fallback.on_event)
 
-    def request_callback(**kw: Any) -> None:
-        svc = outbound.get("service")
-        if svc is None:
-            if kw.get("requested", True):
-                raise RuntimeError("the outbound dialer is not running")
-            log.warning("work order %s closed while the outbound dialer is not running: no automatic "
-                        "satisfaction callback", kw.get("workorder_id"))
-            return
-        svc.request_callback(**kw)
+    add_outbound_routes(server.http_app, lambda: outbound.service)
+    add_callback_routes(server.http_app, lambda: outbound.callbacks)
+    kpi_cfg = load_kpi_config(config_dir, calendar)
+    add_report_routes(server.http_app, lambda: server.store.engine, kpi_cfg, now=server.clock.now,
+                      names=acd_cfg.names.public())
 
     today = TodayFigures(server, kpi_cfg)
     install_desktop(server.http_app, engine=data_engine, agents=AcdAgentControl(acd), calls=calls,
                     wallboard=AcdWallboard(acd, today), customers=IvrCustomerLookup(ivr.runtime.data, data_engine,
                                                                              server.clock),
-                    emit=server.emit, config=desk_cfg, clock=server.clock, request_callback=request_callback,
-                    names=acd_cfg.names.public())
+                    emit=server.emit, config=load_desktop_config(config_dir, calendar), clock=server.clock,
+                    request_callback=outbound.request_callback, names=acd_cfg.names.public())
     server.event_listeners.append(server.http_app[BRIDGE_KEY].on_event)
     server.http_app.middlewares.append(_ops_guard(server.http_app[DESKTOP_KEY].sessions))
     server.http_app[HEALTH_DETAILS_KEY] = _supervisor_check(server.http_app[DESKTOP_KEY].sessions)
 
-    tasks: list[asyncio.Task[None]] = []
-
-    async def start() -> None:
-        if sample_data:
-            await load_sample_data(data_engine, config_dir, server.clock.now())
-        await ivr.start()
-        await acd.start()
-        tasks.append(asyncio.create_task(_prerender(ivr.tts, acd_cfg.fixed_texts()), name="acd-prerender"))
-        tasks.append(asyncio.create_task(today.run(), name="wallboard-kpi"))
-        tasks.append(asyncio.create_task(_restore_agents(server, acd), name="acd-restore-agents"))
-
-    async def stop() -> None:
-        fallback.close()
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        await acd.stop()
-        await ivr.stop()
-        await data_engine.dispose()
-
-    server.on_start(start)
-    server.on_stop(stop)
-    server.features = Features(acd=acd, ivr=ivr, outbound=outbound, hooks=hooks, calls=calls,
+    leader.add("ACD", _acd_feature(server, acd, lambda: _prerender(ivr.tts, acd_cfg.fixed_texts())))
+    leader.add("outbound", lambda: outbound.running(acd))
+    server.add_feature("customer data", _customer_data(data_engine, config_dir, sample_data, server.clock))
+    server.add_feature("IVR", lambda: started(ivr))
+    server.add_feature("leader", leader)
+    server.add_feature("fallback queue", fallback.running)
+    server.add_feature("KPIs live", today.running)
+    server.add_feature("desktop", lambda: desktop_running(server.http_app))
+    server.features = Features(acd=acd, ivr=ivr, outbound=outbound, hooks=hooks, calls=calls, leader=leader,
                                sandbox=sandbox_info, extra={"fallback": fallback.queues})
     return server

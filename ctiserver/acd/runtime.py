@@ -38,6 +38,7 @@ from typing import Any, Protocol
 from ..agi_types import AgiChannel, AgiError, AgiHangup, AgiReply
 from ..clock import Clock
 from ..events import Event, Kind
+from ..lifecycle import TaskOwner
 from .engine import OFFERED, TALKING, AcdEngine
 from .model import (
     AcdError,
@@ -108,7 +109,8 @@ class AcdRuntime:
     """Single-threaded driver of one `AcdEngine` (see module docstring)."""
 
     def __init__(self, engine: AcdEngine, clock: Clock, emit: Callable[[Event], None], *,
-                 say: Say | None = None, hooks: AcdHooks | None = None) -> None:
+                 say: Say | None = None, hooks: AcdHooks | None = None, recordings_dir: str | None = None,
+                 interrupt: Callable[[str], Awaitable[object]] | None = None) -> None:
         self.engine = engine
         self.cfg = engine.cfg
         self.clock = clock
@@ -122,26 +124,25 @@ class AcdRuntime:
         self._pending: deque[Command] = deque()
         self._dispatching = False
         self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self._tasks = TaskOwner("ACD")  # the deadline timer, announcements being interrupted
+        self._task: asyncio.Task[None] | None = None  # the timer
         self._session_ended: dict[str, asyncio.Event] = {}  # call id -> set when its serve() returns
-        self.recordings_dir: str | None = None  # where Asterisk writes voicemails (the IVR's recordings folder)
+        self.recordings_dir = recordings_dir  # where Asterisk writes voicemails (the IVR's recordings folder)
         # stops whatever plays to a channel (by name): AMI ControlPlayback, wired by the server
-        self.interrupt: Callable[[str], Awaitable[object]] | None = None
+        self.interrupt = interrupt
         self._announcing: dict[str, _Announcement] = {}  # call id -> the announcement it is hearing
-        self._interrupts: set[asyncio.Task[object]] = set()
 
     # --- lifecycle
 
     async def start(self) -> None:
         if self._task is None:
-            self._task = asyncio.create_task(self._timer(), name="acd-timer")
+            self._task = self._tasks.spawn(self._timer(), name="acd-timer")
 
     async def stop(self) -> None:
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        """Stop the deadline timer (and any announcement being interrupted); callers already in a
+        session keep it until it ends (their sessions belong to FastAGI)."""
+        self._task = None
+        await self._tasks.aclose()
 
     async def _timer(self) -> None:
         while True:
@@ -281,9 +282,7 @@ class AcdRuntime:
         ann.stopped = True
         channel = ann.chan.headers.get("agi_channel", "")
         if ann.playing and channel and self.interrupt is not None:
-            task = asyncio.get_running_loop().create_task(self._interrupt(channel))
-            self._interrupts.add(task)
-            task.add_done_callback(self._interrupts.discard)
+            self._tasks.spawn(self._interrupt(channel), name=f"acd-interrupt-{call_id}")
 
     async def _interrupt(self, channel: str) -> object:
         assert self.interrupt is not None

@@ -23,6 +23,7 @@ from pathlib import Path
 from ..agi_types import AgiChannel
 from ..calendar import Calendar
 from ..clock import Clock
+from ..lifecycle import TaskOwner
 from .data import DataProvider
 from .reload import TreeRegistry
 from .runtime import Emit, Handoff, IvrRuntime
@@ -47,13 +48,13 @@ class IvrService:
                                      hours=self.settings.calendar.hours,
                                      on_loaded=self._prerender)
         self.runtime = IvrRuntime(self.registry, data, self.tts, emit, handoff, self.settings, clock)
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._reloader: asyncio.Task[None] | None = None
+        self._tasks = TaskOwner("IVR")  # the reloader; each tree version's prompt renders
+        self._renders: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
         self.registry.load()
         self.registry.install_sighup()
-        self._reloader = asyncio.create_task(self.registry.run(self.settings.reload_poll_s), name="ivr-reload")
+        self._tasks.spawn(self.registry.run(self.settings.reload_poll_s), name="ivr-reload")
 
     async def handle(self, chan: AgiChannel) -> None:
         await self.runtime.handle(chan)
@@ -65,21 +66,24 @@ class IvrService:
             for e in errors:
                 log.error("IVR tree %s: prompt not rendered: %s", lt.name, e)
 
-        with contextlib.suppress(RuntimeError):  # no running loop (a synchronous load): `tts build` covers it
-            task = asyncio.get_running_loop().create_task(render(), name=f"ivr-prerender-{lt.name}")
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:  # no running loop (a synchronous load): `tts build` covers it
+            return
+        if self._tasks.closing:
+            return
+        # a render that raises is logged by the owner (callers then wait for synthesis of that prompt)
+        task = self._tasks.spawn(render(), name=f"ivr-prerender-{lt.name}")
+        self._renders.add(task)
+        task.add_done_callback(self._renders.discard)
 
     async def wait_prerendered(self) -> None:
         """Until the background renders started so far are done (tests, `serve --warm`)."""
-        while self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        while self._renders:
+            await asyncio.wait(list(self._renders))
 
     async def stop(self) -> None:
-        tasks = [t for t in (self._reloader, *self._tasks) if t is not None]
-        for t in tasks:
-            t.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await self._tasks.aclose()
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             import signal
 

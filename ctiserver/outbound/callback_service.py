@@ -32,6 +32,7 @@ from ..acd.model import AcdError, CancelCallback, Offer, QueueClosed, ScheduleCa
 from ..agi_types import AgiChannel, AgiError, AgiHangup
 from ..clock import Clock
 from ..events import Event, Kind
+from ..lifecycle import TaskOwner
 from ..numbers import NumberError, normalise_number
 from .callback_store import CallbackRow, CallbackStore
 from .callbacks import (
@@ -110,7 +111,7 @@ class AcdCallbackService:
         self._seq = 0
         self._deferred: list[tuple[str, Any]] = []  # schedule/cancel that met a database outage
         self._retry_at = 0.0
-        self._task: asyncio.Task[None] | None = None
+        self._tasks = TaskOwner("ACD callbacks")
         self._wake = asyncio.Event()
         self.last_plan: Any = None
 
@@ -152,14 +153,11 @@ class AcdCallbackService:
 
     async def start(self) -> None:
         await self.recover()
-        self._task = asyncio.create_task(self._run(), name="acd-callbacks")
+        self._tasks.spawn(self._run(), name="acd-callbacks")
 
     async def stop(self) -> None:
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        """The round under way, and what was posted before the stop, are handled first (up to 5 s)."""
+        await self._tasks.aclose(grace_s=5.0)
 
     async def recover(self) -> None:
         """After a (re)start: a try under way is `lost` (one try spent); queued rows queue again."""
@@ -186,9 +184,8 @@ class AcdCallbackService:
                 deadline = self.clock.now() + self.cfg.poll_s
             now = self.clock.now()
             wait = self.cfg.poll_s * 5 if deadline is None else max(0.01, min(deadline - now, self.cfg.poll_s * 5))
-            if self._inbox.empty():
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), wait)
+            if self._inbox.empty() and not await self._tasks.idle(wait, self._wake):
+                return  # stopping, with everything posted so far handled
             self._wake.clear()
 
     async def drain(self) -> None:

@@ -14,7 +14,6 @@ stays `dialing` until `is_live` says otherwise. We never send an Originate twice
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import re
 from collections import Counter
@@ -23,6 +22,7 @@ from typing import Protocol
 
 from ..clock import Clock
 from ..events import Event, Kind
+from ..lifecycle import TaskOwner
 from .messages import MessageError, message_language, render, sound_name
 from .model import ContactStatus, Dial, OutboundConfig, Outcome
 from .rules import classify
@@ -30,6 +30,8 @@ from .scheduler import Plan, Scheduler
 from .store import AttemptConflict, CampaignRecord, Finished, OutboundStore
 
 log = logging.getLogger(__name__)
+
+STOP_GRACE_S = 5.0  # how long a stop waits for the round under way
 
 
 class Originator(Protocol):
@@ -88,7 +90,8 @@ class Dialer:
         self._results: asyncio.Queue[tuple[str, str, str, bool]] = asyncio.Queue()
         self._wake = asyncio.Event()
         self._lock = asyncio.Lock()
-        self._task: asyncio.Task[None] | None = None
+        self._tasks = TaskOwner("outbound dialer", grace_s=STOP_GRACE_S)
+        self._task: asyncio.Task[None] | None = None  # the loop, while it runs
         self._uncertain: dict[str, float] = {}  # channel id -> when its Originate failed uncertainly
         self.last_plan: Plan | None = None
         self._kinds: dict[str, str] = {}  # campaign uid -> kind
@@ -114,14 +117,13 @@ class Dialer:
     # --- lifecycle ----------------------------------------------------------------------------
     async def start(self) -> None:
         await self.reconcile()
-        self._task = asyncio.create_task(self._run(), name="outbound-dialer")
+        self._task = self._tasks.spawn(self._run(), name="outbound-dialer")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        """A round under way finishes first (up to STOP_GRACE_S; a dial is never cut half-way through its
+        database writes), then the loop ends."""
+        await self._tasks.aclose(STOP_GRACE_S)
+        self._task = None
 
     async def _run(self) -> None:
         last_check = self.clock.now()
@@ -146,9 +148,8 @@ class Dialer:
                 log.exception("outbound dialer round failed; retrying")
                 wait = self.cfg.poll_s
             self._wake.clear()
-            if self._results.empty():
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), wait)
+            if self._results.empty() and not await self._tasks.idle(wait, self._wake):
+                return  # stopping: what Asterisk reported meanwhile was handled in this last round
 
     # --- one round ----------------------------------------------------------------------------
     async def tick(self) -> Plan:

@@ -1,32 +1,37 @@
 """Outbound inside the running server: one object the wiring attaches, with its lifetime.
 
-`attach_outbound(server)` loads `outbound.yaml`, and at server start builds the
-store on the event store's engine, the AMI originator on the configured Asterisk,
-the outcome reader and the dialer; AMI events feed outcomes, an `ami.connected`
-event triggers a full reconcile, and server stop stops the dialer.
+`Outbound` is the feature the wiring adds: at start it builds the store on the event
+store's engine, the AMI originator on the configured Asterisk, the outcome reader and
+the dialer (and the ACD callbacks); AMI events feed outcomes, an `ami.connected` event
+triggers a full reconcile, and its stop stops the dialer and the callbacks.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from ..calendar import Calendar
+from ..acd.model import CancelCallback, Offer, ScheduleCallback
+from ..agi_types import AgiChannel
 from ..clock import Clock
 from ..events import Event, Kind
+from ..lifecycle import TaskOwner, started
+from ..lograte import LogBurst
 from ..numbers import normalise_number
 from ..store.schema import events
 from .ami_originator import AmiActions, AmiOriginator
 from .amimap import OutcomeReader
-from .callback_service import AcdCallbackService, Say
+from .callback_service import AcdCallbackService, AcdLike, Say
 from .callback_store import CallbackStore
 from .customers import customer_class
 from .dialer import Dialer, Emit, PromptFn
-from .model import ContactIn, OutboundConfig, load_outbound_config
+from .model import ContactIn, OutboundConfig
 from .scheduler import Scheduler
 from .store import OutboundStore
 
@@ -35,17 +40,18 @@ log = logging.getLogger(__name__)
 
 class OutboundService:
     def __init__(self, cfg: OutboundConfig, engine: AsyncEngine, client: AmiActions, server_name: str,
-                 clock: Clock, emit: Emit, *, prompt: PromptFn | None = None) -> None:
+                 clock: Clock, emit: Emit, *, prompt: PromptFn | None = None, store: OutboundStore | None = None,
+                 agent_callbacks: AcdCallbackService | None = None) -> None:
         self.cfg = cfg
         self.server_name = server_name
-        self.store = OutboundStore(engine)
+        self.store = store or OutboundStore(engine)
         self.originator = AmiOriginator(client, channel=cfg.dial.channel, caller_id=cfg.dial.caller_id)
         self.reader = OutcomeReader(self.originator.channel_for_action)
         self.dialer = Dialer(self.store, Scheduler(cfg), self.originator, clock, emit, config=cfg,
                              prompt=prompt)
-        self._tasks: set[asyncio.Task[bool]] = set()
+        self._tasks = TaskOwner("satisfaction callbacks")  # work orders being added as callbacks
         self._settle: asyncio.TimerHandle | None = None
-        self.agent_callbacks: AcdCallbackService | None = None  # work-order callbacks by agents (mode agent)
+        self.agent_callbacks = agent_callbacks  # work-order callbacks by agents (mode agent)
 
     def on_ami_event(self, server: str, msg: Any) -> None:
         """Plain function for the server's AMI listeners: cheap, never blocks."""
@@ -83,6 +89,7 @@ class OutboundService:
         if self._settle is not None:
             self._settle.cancel()
             self._settle = None
+        await self._tasks.aclose(grace_s=5.0)  # work orders closed just before the stop are still queued
         await self.dialer.stop()
 
     def request_callback(self, *, workorder_id: int, number: str, category: str, account: str | None = None,
@@ -91,16 +98,9 @@ class OutboundService:
         """The desktop's hook on every work-order closure (plain, non-blocking); `requested`: the agent
         ticked "callback". Whether the customer is called back is decided here (`callbacks` of
         outbound.yaml): complaints always, others when ticked and sampled."""
-        task = asyncio.get_running_loop().create_task(self.add_callback(
+        self._tasks.spawn(self.add_callback(
             workorder_id=workorder_id, number=number, category=category, account=account, requested=requested,
-            anonymous=anonymous, call_id=call_id, agent_id=agent_id))
-        self._tasks.add(task)
-        task.add_done_callback(self._task_done)
-
-    def _task_done(self, task: asyncio.Task[bool]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("satisfaction callback not queued: %s", task.exception())
+            anonymous=anonymous, call_id=call_id, agent_id=agent_id), name=f"satisfaction-callback-{workorder_id}")
 
     async def add_callback(self, *, workorder_id: int, number: str, category: str, account: str | None = None,
                            requested: bool = True, anonymous: bool = False, call_id: str | None = None,
@@ -170,43 +170,111 @@ def _agi_address(server: Any) -> str | None:
     return f"{host}:{agi.port}"
 
 
-def attach_outbound(server: Any, *, prompt: PromptFn | None = None, acd: Any = None,
-                    say: Say | None = None, calendar: Calendar | None = None) -> dict[str, Any]:
-    """Register outbound on a CtiServer; the returned dict holds the service ("service") once the server
-    started, and, given the ACD runtime, the ACD callbacks ("callbacks", fed by the ACD's hooks)."""
-    cfg = load_outbound_config(server.config_dir, calendar)
-    holder: dict[str, Any] = {}
+class Outbound:
+    """The outbound feature of a server: the campaign dialer and the ACD callbacks, with their lifetime.
 
-    async def start() -> None:
-        names = [s.name for s in server.cfg.asterisk]
-        name = cfg.dial.server or names[0]
+    Built once by the wiring (which registers `on_ami_event`, `on_event`, the ACD's callback hooks and
+    the `/callback` AGI route); `running(acd)` is the feature that builds and starts an `OutboundService`
+    on the server's event store and AMI link (`dial.server`), and, given the ACD runtime, an
+    `AcdCallbackService` fed by the ACD's hooks; it stops them on the way out. `service` and `callbacks`
+    are the running objects, None while the feature is stopped (the HTTP API then answers 503). ACD
+    callback hooks that fire while it is stopped are kept (up to `MAX_EARLY`) and handed to the next
+    callbacks service when it starts.
+    """
+
+    MAX_EARLY = 10_000
+
+    def __init__(self, server: Any, cfg: OutboundConfig, *, prompt: PromptFn | None = None,
+                 say: Say | None = None) -> None:
+        self.server = server
+        self.cfg = cfg
+        self.prompt = prompt
+        self.say = say
+        self.service: OutboundService | None = None
+        self.callbacks: AcdCallbackService | None = None
+        self._early: list[tuple[str, Any]] = []  # ACD hooks that came while the callbacks were stopped
+        self._early_lost = LogBurst(log, "ACD callback request lost: the callbacks are stopped and "
+                                         f"{self.MAX_EARLY} requests wait already")
+
+    # --- plain listeners and hooks (never block) --------------------------------------------------
+    def on_ami_event(self, server: str, msg: Any) -> None:
+        if self.service is not None:
+            self.service.on_ami_event(server, msg)
+        if self.callbacks is not None:
+            self.callbacks.on_ami_event(server, msg)
+
+    def on_event(self, event: Event) -> None:
+        if self.service is not None:
+            self.service.on_event(event)
+
+    def on_callback(self, cmd: ScheduleCallback) -> None:
+        self._to_callbacks("on_callback", cmd)
+
+    def on_callback_offer(self, offer: Offer) -> None:
+        self._to_callbacks("on_callback_offer", offer)
+
+    def on_callback_cancel(self, cmd: CancelCallback) -> None:
+        self._to_callbacks("on_callback_cancel", cmd)
+
+    def _to_callbacks(self, hook: str, item: Any) -> None:
+        if self.callbacks is not None:
+            getattr(self.callbacks, hook)(item)
+        elif len(self._early) < self.MAX_EARLY:
+            self._early.append((hook, item))
+        else:
+            self._early_lost.add(f"{hook} {getattr(item, 'call_id', '')}")
+
+    def request_callback(self, **kw: Any) -> None:
+        """The desktop's door on every work-order closure (see OutboundService.request_callback)."""
+        svc = self.service
+        if svc is None:
+            if kw.get("requested", True):
+                raise RuntimeError("the outbound dialer is not running")
+            log.warning("work order %s closed while the outbound dialer is not running: no automatic "
+                        "satisfaction callback", kw.get("workorder_id"))
+            return
+        svc.request_callback(**kw)
+
+    async def handle_agi(self, chan: AgiChannel) -> None:
+        """AGI /callback: an agent answered a callback's ring (the dialplan dials the customer itself if
+        the callbacks are not running)."""
+        if self.callbacks is None:
+            log.warning("callback leg %s answered but ACD callbacks are not running",
+                        chan.headers.get("agi_uniqueid", ""))
+            return
+        await self.callbacks.handle_agi(chan)
+
+    # --- the feature ---------------------------------------------------------------------------------
+    def running(self, acd: AcdLike | None = None) -> AbstractAsyncContextManager[Outbound]:
+        return self._running(acd)
+
+    @asynccontextmanager
+    async def _running(self, acd: AcdLike | None) -> AsyncIterator[Outbound]:
+        server = self.server
+        name = self.cfg.dial.server or server.cfg.asterisk[0].name
         if name not in server.ami:
             raise RuntimeError(f"outbound.yaml dial.server {name!r} is not an Asterisk in ctiserver.yaml")
-        svc = OutboundService(cfg, server.store.engine, server.ami[name], name, server.clock, server.emit,
-                              prompt=prompt)
-        server.ami_listeners.append(svc.on_ami_event)
-        server.event_listeners.append(svc.on_event)
-        holder["service"] = svc
-        await svc.start()
-        log.info("outbound dialer started on %s", name)
+        client, engine = server.ami[name], server.store.engine
+        store = OutboundStore(engine)
+        callbacks = None
         if acd is not None:
-            callbacks = AcdCallbackService(cfg, CallbackStore(server.store.engine), acd, server.ami[name],
-                                           server.clock, server.emit, server_name=name, say=say,
-                                           listed=svc.store.listed, agi=_agi_address(server))
-            server.ami_listeners.append(callbacks.on_ami_event)
-            acd.hooks.on_callback = callbacks.on_callback
-            acd.hooks.on_callback_offer = callbacks.on_callback_offer
-            acd.hooks.on_callback_cancel = callbacks.on_callback_cancel
-            holder["callbacks"] = callbacks
-            svc.agent_callbacks = callbacks
-            await callbacks.start()
-
-    async def stop() -> None:
-        if "callbacks" in holder:
-            await holder["callbacks"].stop()
-        if "service" in holder:
-            await holder["service"].stop()
-
-    server.on_start(start)
-    server.on_stop(stop)
-    return holder
+            callbacks = AcdCallbackService(self.cfg, CallbackStore(engine), acd, client, server.clock, server.emit,
+                                           server_name=name, say=self.say, listed=store.listed,
+                                           agi=_agi_address(server))
+        svc = OutboundService(self.cfg, engine, client, name, server.clock, server.emit, prompt=self.prompt,
+                              store=store, agent_callbacks=callbacks)
+        try:
+            async with AsyncExitStack() as stack:
+                self.service = svc
+                await stack.enter_async_context(started(svc))
+                log.info("outbound dialer started on %s", name)
+                if callbacks is not None:
+                    self.callbacks = callbacks
+                    await stack.enter_async_context(started(callbacks))
+                    early, self._early = self._early, []
+                    for hook, item in early:
+                        getattr(callbacks, hook)(item)
+                yield self
+                self.service = self.callbacks = None  # nothing new reaches them while they stop
+        finally:
+            self.service = self.callbacks = None

@@ -36,6 +36,7 @@ import yaml
 from .. import settings
 from ..clock import Clock, SystemClock
 from ..events import Event, Kind
+from ..lifecycle import TaskOwner
 from ..server import CtiServer
 
 log = logging.getLogger(__name__)
@@ -161,7 +162,7 @@ class Demo:
         self.server: CtiServer | None = None
         self.info: DemoInfo | None = None
         self.counters = _Counters()
-        self._tasks: list[asyncio.Task[None]] = []
+        self._tasks = TaskOwner("demo")
         self._customers: list[tuple[str, str]] = []
         self._own_work = opts.work_dir is None
         self._work = opts.work_dir or Path(tempfile.mkdtemp(prefix="ctiserver-demo-"))
@@ -199,17 +200,12 @@ class Demo:
         self.info = DemoInfo(self._work, cfg_dir, server.db_url, {
             "wallboard": f"{base}/wallboard", "agent desktop": f"{base}/agent", "reports": f"{base}/reports",
             "metrics": f"{base}/metrics"}, self.tag, SUPERVISOR, password)
-        self._tasks = [asyncio.create_task(self._traffic(), name="demo-traffic"),
-                       asyncio.create_task(self._agent_life(), name="demo-agents")]
+        self._tasks.spawn(self._traffic(), name="demo-traffic")
+        self._tasks.spawn(self._agent_life(), name="demo-agents")
         return self.info
 
     async def stop(self) -> None:
-        for t in self._tasks:
-            t.cancel()
-        for t in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await t
-        self._tasks = []
+        await self._tasks.aclose()
         server, self.server = self.server, None
         if server is None:
             return

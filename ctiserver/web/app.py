@@ -7,7 +7,9 @@ Two ways in, same routes:
   `/static/...`, so it cannot be mounted with `add_subapp` (aiohttp sub-apps need a
   prefix of their own); use the second way for the main server.
 * `install_desktop(main_app, ...) -> hub`: adds the same routes to an existing
-  app and ties the wallboard pusher and socket shutdown to its startup/shutdown.
+  app and closes the pages' sockets at its shutdown; the server runs the desktop's
+  background work (wallboard pusher, screen-pop bridge, work-order watch) as the
+  feature `desktop_running(app)` (see ctiserver/lifecycle.py).
 
 Both put the server's HTTP middlewares (guard.py: errors in one JSON shape, the cross-site
 and JSON-only check of every state-changing request) on the app they serve from.
@@ -15,11 +17,10 @@ and JSON-only check of every state-changing request) on the app they serve from.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ..clock import Clock
 from ..events import Event
+from ..lifecycle import TaskOwner, started
 from .api import Desktop
 from .bridge import DesktopBridge
 from .config import DesktopConfig
@@ -102,32 +104,31 @@ def _ws_handler(desktop: Desktop) -> Callable[[web.Request], Awaitable[web.Strea
     return handler
 
 
-class _WallboardPusher:
-    """Pushes a wallboard snapshot to supervisor pages every `interval_s` while any is connected."""
+async def _push_wallboard(desktop: Desktop, tasks: TaskOwner) -> None:
+    """Push a wallboard snapshot to supervisor pages every `wallboard_interval_s` while any is connected."""
+    while await tasks.idle(desktop.config.wallboard_interval_s):
+        if not desktop.hub.has_subscribers(SUPERVISOR):
+            continue
+        try:
+            desktop.hub.publish_wallboard(await desktop.wallboard_snapshot())
+        except Exception:
+            log.exception("wallboard snapshot failed; retrying next tick")
 
-    def __init__(self, desktop: Desktop) -> None:
-        self.desktop = desktop
-        self.task: asyncio.Task[None] | None = None
 
-    async def run(self) -> None:
-        while True:
-            await asyncio.sleep(self.desktop.config.wallboard_interval_s)
-            if not self.desktop.hub.has_subscribers(SUPERVISOR):
-                continue
-            try:
-                self.desktop.hub.publish_wallboard(await self.desktop.wallboard_snapshot())
-            except Exception:
-                log.exception("wallboard snapshot failed; retrying next tick")
-
-    async def start(self, _app: web.Application) -> None:
-        self.task = asyncio.create_task(self.run(), name="desktop-wallboard")
-
-    async def stop(self, _app: web.Application) -> None:
-        if self.task is not None:
-            self.task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self.task
-        await self.desktop.hub.close()
+@asynccontextmanager
+async def desktop_running(app: web.Application) -> AsyncIterator[None]:
+    """The desktop's background work on an app it was installed on, as one feature: the wallboard pusher,
+    the screen-pop bridge and the work-order watch start together and stop together (a round of the
+    watch under way may finish first, up to 5 s). The pages' sockets are closed at the app's shutdown,
+    before this stops, so that the HTTP server does not wait for them."""
+    desktop, bridge, watch = app[DESKTOP_KEY], app[BRIDGE_KEY], app[WATCH_KEY]
+    async with AsyncExitStack() as stack:
+        await bridge.start()
+        stack.push_async_callback(bridge.close)
+        await stack.enter_async_context(started(watch))
+        tasks = await stack.enter_async_context(TaskOwner("desktop"))
+        tasks.spawn(_push_wallboard(desktop, tasks), name="desktop-wallboard")
+        yield
 
 
 def _build(*, engine: AsyncEngine, agents: AgentControl, calls: CallControl, wallboard: WallboardSource,
@@ -144,6 +145,8 @@ def install_desktop(app: web.Application, *, engine: AsyncEngine, agents: AgentC
                     request_callback: Callable[..., None] | None = None,
                     names: dict[str, Any] | None = None) -> Hub:
     """Add the desktop's routes to `app` (before it starts); returns the Hub to publish pops/states to.
+    Its background work runs while `desktop_running(app)` is entered (the server adds it as a feature;
+    `create_desktop_app` puts it in the app's cleanup_ctx).
 
     Feed the server's events to `app[BRIDGE_KEY].on_event` (a plain, non-blocking listener) and
     the desktop pops calls, pushes agent states and call ends by itself (see bridge.py).
@@ -166,18 +169,13 @@ def install_desktop(app: web.Application, *, engine: AsyncEngine, agents: AgentC
         web.get("/wallboard", _page("wallboard.html")),
         web.get("/static/{name}", _static),
     ])
-    pusher = _WallboardPusher(desktop)
     bridge = DesktopBridge(desktop.hub, customers)
     watch = WorkorderWatch(engine, desktop.hub, emit, clock)  # work-order reminders and escalations
 
-    async def start_bridge(_app: web.Application) -> None:
-        await bridge.start()
+    async def close_sockets(_app: web.Application) -> None:
+        await desktop.hub.close()
 
-    async def stop_bridge(_app: web.Application) -> None:
-        await bridge.close()
-
-    app.on_startup.extend([pusher.start, start_bridge, watch.start])
-    app.on_shutdown.extend([watch.stop, stop_bridge, pusher.stop])
+    app.on_shutdown.append(close_sockets)
     app[DESKTOP_KEY] = desktop
     app[HUB_KEY] = desktop.hub
     app[BRIDGE_KEY] = bridge
@@ -194,4 +192,5 @@ def create_desktop_app(*, engine: AsyncEngine, agents: AgentControl, calls: Call
     app = new_app(client_max_size=config.max_body_bytes)
     hub = install_desktop(app, engine=engine, agents=agents, calls=calls, wallboard=wallboard, customers=customers,
                           emit=emit, config=config, clock=clock, request_callback=request_callback, names=names)
+    app.cleanup_ctx.append(desktop_running)
     return app, hub

@@ -26,13 +26,13 @@ record rather than holding the call back.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..events import Event, Kind
+from ..lifecycle import TaskOwner
 from ..lograte import LogBurst
 from .ports import CustomerLookup
 from .ws import Hub, agent_stream
@@ -66,7 +66,7 @@ class DesktopBridge:
         self.lookup_timeout_s = lookup_timeout_s
         self._calls: OrderedDict[str, _Call] = OrderedDict()
         self._queue: asyncio.Queue[Event] = asyncio.Queue(maxsize=max_backlog)
-        self._task: asyncio.Task[None] | None = None
+        self._tasks = TaskOwner("desktop bridge")
         self.dropped = 0
         # a reconnect that closes 50k stale calls overflows the backlog at once: one line and a count
         self._dropped_log = LogBurst(log, "desktop bridge backlog full; events not pushed")
@@ -84,13 +84,10 @@ class DesktopBridge:
             self._dropped_log.add(f"{event.kind} for call {event.call_id}")
 
     async def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="desktop-bridge")
+        self._tasks.spawn(self._run(), name="desktop-bridge")
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await self._tasks.aclose()
         self._dropped_log.flush()
         self._slow_lookup_log.flush()
 

@@ -14,7 +14,6 @@ server sends nothing twice; a reopened order starts its deadlines, and its alert
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections import Counter, defaultdict
 from collections.abc import Callable
@@ -25,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from ..clock import Clock
 from ..deadlines import Alert, alerts
 from ..events import Event, Kind
+from ..lifecycle import TaskOwner
 from . import workorders
 from .ws import Hub, agent_stream
 
@@ -36,6 +36,7 @@ class WorkorderWatch:
                  poll_s: float = 30.0) -> None:
         self.engine, self.hub, self.emit, self.clock, self.poll_s = engine, hub, emit, clock, poll_s
         self.task: asyncio.Task[None] | None = None
+        self._tasks = TaskOwner("work-order watch")
 
     async def check(self) -> float | None:
         """Send the alerts due now; returns when the next one falls due (None: none pending)."""
@@ -77,14 +78,14 @@ class WorkorderWatch:
             except Exception as exc:  # the database may be away: try again next round
                 log.warning("work-order deadline check failed: %s", exc)
             delay = self.poll_s if nxt is None else min(self.poll_s, max(1.0, nxt - self.clock.now()))
-            await asyncio.sleep(delay)
+            if not await self._tasks.idle(delay):
+                return
 
     async def start(self, _app: object = None) -> None:
-        self.task = asyncio.create_task(self.run(), name="desktop-workorder-watch")
+        self.task = self._tasks.spawn(self.run(), name="desktop-workorder-watch")
 
     async def stop(self, _app: object = None) -> None:
-        if self.task is not None:
-            self.task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self.task
-            self.task = None
+        """A check under way finishes first (up to 5 s): cancelled inside a query, its connection would be
+        left to the garbage collector."""
+        await self._tasks.aclose(grace_s=5.0)
+        self.task = None

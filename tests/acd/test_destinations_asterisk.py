@@ -53,7 +53,7 @@ async def test_a_caller_past_the_maximum_wait_leaves_a_voicemail(asterisk_sandbo
         await ami.setvar("AGENT_1001_MODE", "answer")
         await ami.setvar("AGENT_1001_TALK", "25")  # long enough to hear the message, then talk
         server.features.acd.set_ready("1001")
-        store = server.features.outbound["callbacks"].store
+        store = server.features.outbound.callbacks.store
         for _ in range(900):
             rows = [r for r in await store.by_origin(vm.call_id) if r.status == "done"]
             if rows:

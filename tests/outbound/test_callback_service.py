@@ -400,9 +400,8 @@ async def test_closed_work_orders_are_called_back_by_agents_in_the_customer_clas
     w.login("1006", "1001")
     cfg = OutboundConfig.model_validate({"dial": {"channel": "Local/{number}@outbound-dest"}})
     assert cfg.callbacks.mode == "agent"  # the default, as the rulebook wants
-    out = OutboundService(cfg, cb_engine, w.ami, "pbx1", clock, w.events.append)
+    out = OutboundService(cfg, cb_engine, w.ami, "pbx1", clock, w.events.append, agent_callbacks=w.svc)
     await out.store.create_tables()
-    out.agent_callbacks = w.svc
     w.svc.cfg = cfg
     await out.store.add_to_list(["13900000009"], "dnc", "asked", clock.now())
     assert await out.add_callback(workorder_id=1, number="13900000001", category="complaint", account="B1") is True

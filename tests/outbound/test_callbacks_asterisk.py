@@ -73,7 +73,7 @@ async def until(pred: Callable[[], Any], timeout: float, what: str) -> Any:
 
 
 async def rows_of(server: CtiServer, number: str) -> list[CallbackRow]:
-    store = server.features.outbound["callbacks"].store
+    store = server.features.outbound.callbacks.store
     return [r for r in await store.recent() if r.number == number]
 
 

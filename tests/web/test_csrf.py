@@ -50,9 +50,10 @@ def state_changing_urls(prod: Running, callback_id: int) -> list[tuple[str, str]
 
 async def test_no_state_changing_route_accepts_a_cross_site_request(prod: Running) -> None:
     outbound = prod.server.features.outbound
+    assert outbound.service is not None and outbound.callbacks is not None  # started with the server
     now = prod.server.clock.now()
-    await outbound["service"].store.create_campaign(CampaignSpec(name="s1", kind="survey", title="回访"), now)
-    cb = await outbound["callbacks"].store.add(origin_call="in-1", number="13900000001", skill="billing",
+    await outbound.service.store.create_campaign(CampaignSpec(name="s1", kind="survey", title="回访"), now)
+    cb = await outbound.callbacks.store.add(origin_call="in-1", number="13900000001", skill="billing",
                                                tier="normal", reason="abandon", customer=None, status="pending",
                                                now=now, due_ts=now + 3600, place_ts=now)
     assert cb is not None
@@ -84,8 +85,8 @@ async def test_no_state_changing_route_accepts_a_cross_site_request(prod: Runnin
                                         skip_auto_headers=["Content-Type"]) as r:
                     assert (await error_shape(r, status))["id"] == error_id, (method, url, headers)
         # nothing changed: the campaign is a draft, the callback open, the session alive, no work order
-        assert (await outbound["service"].store.campaign("s1")).state == "draft"
-        row = await outbound["callbacks"].store.get(cb)
+        assert (await outbound.service.store.campaign("s1")).state == "draft"
+        row = await outbound.callbacks.store.get(cb)
         assert row is not None and row.status in ("pending", "queued")
         async with http.get(prod.url + "/api/me") as r:
             assert r.status == 200
