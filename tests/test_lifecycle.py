@@ -87,7 +87,8 @@ async def test_the_server_starts_stops_and_starts_again_leaving_nothing_behind(t
                     "desktop-bridge"} <= names, names
             await server.stop()
             assert not server.running and not server.features.leader.running
-            assert await before.left_behind() == ([], [])
+            left = await before.left_behind()
+            assert left == ([], []), left
         with pytest.raises(aiohttp.ClientConnectionError):  # stopped: nobody listens any more
             await healthz(f"http://127.0.0.1:{ports[-1]}")
 
