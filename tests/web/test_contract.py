@@ -188,11 +188,12 @@ def _check_replies(url: str, token: str, calls: list[tuple[str, str, int, dict[s
 async def test_real_replies_match_the_document(prod: Running) -> None:
     now = prod.server.clock.now()
     outbound = prod.server.features.outbound
-    await outbound["service"].store.create_campaign(CampaignSpec(name="s1", kind="survey", title="回访"), now)
-    await outbound["service"].store.add_contacts("s1", [ContactIn("13800000001", name="张三")], now)
-    cb = await outbound["callbacks"].store.add(origin_call="in-1", number="13900000001", skill="billing",
-                                               tier="normal", reason="abandon", customer=None, status="pending",
-                                               now=now, due_ts=now + 3600, place_ts=now)
+    assert outbound.service is not None and outbound.callbacks is not None  # started with the server
+    await outbound.service.store.create_campaign(CampaignSpec(name="s1", kind="survey", title="回访"), now)
+    await outbound.service.store.add_contacts("s1", [ContactIn("13800000001", name="张三")], now)
+    cb = await outbound.callbacks.store.add(origin_call="in-1", number="13900000001", skill="billing",
+                                            tier="normal", reason="abandon", customer=None, status="pending",
+                                            now=now, due_ts=now + 3600, place_ts=now)
     async with aiohttp.ClientSession() as http:
         token = await prod.login(http, "2001")
         async with http.post(prod.url + "/api/workorders", headers={"Authorization": f"Bearer {token}"}, json={
