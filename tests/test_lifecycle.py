@@ -19,6 +19,7 @@ import aiohttp
 import pytest
 
 from ctiserver import settings
+from ctiserver.acd.model import ScheduleCallback
 from ctiserver.lifecycle import Feature, FeatureGroup, TaskOwner
 from ctiserver.server import CtiServer, run_until_signalled
 from ctiserver.wiring import build_server
@@ -210,9 +211,17 @@ async def test_the_leader_features_stop_and_start_again_while_http_serves(tmp_pa
                 # a caller sent to a queue gets no CTI_DONE: the dialplan's fallback takes them
                 sent = await agi_session(server.agi.port, "queue/billing")
                 assert b"CTI_DONE" not in sent and b"EXEC" not in sent, sent
+                # the ACD asks for a callback meanwhile (a caller still in its session left a voicemail):
+                # kept, and handed to the callbacks when they start again
+                now = server.clock.now()
+                server.features.hooks.on_callback(ScheduleCallback("in-77", "13900000077", "billing", "normal",
+                                                                   now + 3600, "voicemail"))
 
                 await leader.start()
                 assert outbound.service is not None and outbound.callbacks is not None
+                await outbound.callbacks.drain()
+                [row] = await outbound.callbacks.store.by_origin("in-77")
+                assert row.number == "13900000077" and row.reason == "voicemail"
                 async with http.get(campaigns) as r:
                     assert r.status == 200
                 names = [t.get_name() for t in asyncio.all_tasks()]

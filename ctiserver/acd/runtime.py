@@ -65,7 +65,11 @@ def _noop(*_: Any) -> None:
 
 @dataclass
 class AcdHooks:
-    """Plain callbacks (never awaited, exceptions logged): screen-pop, desktop, outbound side."""
+    """Plain callbacks (never awaited, exceptions logged), given to the constructor.
+
+    The server connects the three callback hooks to its outbound feature (ACD callbacks). on_offer,
+    on_answer, on_end and on_cancel are for in-process users (tests, embedders): the server's desktop
+    does not use them, it follows the event log (acd.offer / acd.answer / acd.complete) instead."""
 
     on_offer: Callable[[str, str, dict[str, Any]], None] = _noop  # (call_id, agent_id, info)
     on_answer: Callable[[str, str, dict[str, Any]], None] = _noop
