@@ -37,3 +37,11 @@ class FakeClock:
         if when < self._now:
             raise ValueError("a clock cannot go backwards")
         self._now = when
+
+
+class MonotonicClock:
+    """Seconds that never jump (NTP steps, a wall-clock change): for deadlines a node keeps by itself,
+    such as how long it may still act as the leader (ctiserver/ha/)."""
+
+    def now(self) -> float:
+        return time.monotonic()

@@ -11,10 +11,11 @@ import re
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationInfo, field_validator
 
 from .calendar import Calendar, load_site_model
 from .configfile import Strict
+from .ha.config import HaConfig
 
 _SAFE = re.compile(r"^[A-Za-z0-9_.@-]+$")
 
@@ -78,12 +79,23 @@ class ServerConfig(Strict):
     http: HttpConfig = Field(default_factory=HttpConfig)
     agi: AgiConfig = Field(default_factory=AgiConfig)
     log_level: Annotated[str, Field(pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")] = "INFO"
+    # several nodes on one PostgreSQL, one leading (ctiserver/ha/, docs/ha.md); absent: one node, as always
+    ha: HaConfig | None = None
 
     def for_sandbox(self, host: str, port: int, username: str, secret: str) -> ServerConfig:
         """For `--sandbox`: the first Asterisk entry is the sandbox (its address, user and own secret)."""
         first = self.asterisk[0].model_copy(update={"host": host, "port": port, "username": username,
                                                     "secret": secret, "secret_env": None})
         return self.model_copy(update={"asterisk": [first, *self.asterisk[1:]]})
+
+    @field_validator("ha")
+    @classmethod
+    def _ha_needs_postgresql(cls, v: HaConfig | None, info: ValidationInfo) -> HaConfig | None:
+        db = info.data.get("database")
+        if v is not None and db is not None and not db.url.startswith(("postgresql", "postgres")):
+            raise ValueError("high availability requires PostgreSQL (database.url: postgresql+asyncpg://...): "
+                             "the nodes share the lease and the event store there; SQLite is for one node")
+        return v
 
     @field_validator("asterisk")
     @classmethod
@@ -101,6 +113,7 @@ ENV_OVERRIDES = {
     "CTISERVER_AGI_HOST": ("agi", "host"),
     "CTISERVER_AGI_PORT": ("agi", "port"),
     "CTISERVER_DB_URL": ("database", "url"),
+    "CTISERVER_HA_NODE": ("ha", "node"),  # one config folder, several nodes: each its own name
 }
 
 
@@ -115,7 +128,8 @@ def load_server_config(config_dir: str | Path) -> ServerConfig:
     if updates:
         data = cfg.model_dump()
         for section, values in updates.items():
-            data[section].update(values)
+            if data[section] is not None:  # CTISERVER_HA_NODE names a node; it does not turn HA on
+                data[section].update(values)
         cfg = ServerConfig.model_validate(data)
     return cfg
 

@@ -60,6 +60,8 @@ CORES = (
     "ctiserver.kpi.render",         # a report as a table, CSV or JSON
     "ctiserver.sim.scenario",
     "ctiserver.sim.simulate",       # the discrete-event simulator over the ACD engine
+    "ctiserver.ha.lease",           # the leader's lease as a state machine (renew results + clock -> role)
+    "ctiserver.ha.config",          # the `ha:` block
 )
 
 # Libraries that talk to the outside world. `asyncio` is IO only through ASYNCIO_IO.

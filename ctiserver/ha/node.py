@@ -1,0 +1,222 @@
+"""One node's part in the election, as a feature: renew the lease, start and stop the leader features.
+
+    every renew_s:  attempt (PgLease, bounded by the local deadline) ─▶ LeaseMachine ─▶ role changes
+    role changes ─▶ the follower task starts / stops the leader FeatureGroup (never inside the renew loop:
+                    a start that takes seconds must not delay the next renewal)
+    at the local deadline without a renewal ─▶ standby, the group stops (the database may be unreachable)
+
+Other features ask `leading()` before an action and claim it with `claim()` (ctiserver/ha/pg.py); on a
+single node without `ha:` they get `SoloLeadership`, which always leads and claims nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any, Protocol
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from ..clock import Clock, MonotonicClock
+from ..lifecycle import FeatureGroup, TaskOwner
+from .config import HaConfig
+from .lease import BecameLeader, Change, Decision, LeaseMachine, LeaseRow, Role
+from .pg import claim
+
+log = logging.getLogger(__name__)
+
+
+class LeaseAttempts(Protocol):
+    async def attempt(self, epoch: int | None) -> tuple[LeaseRow, Decision]: ...
+    async def release(self, epoch: int) -> bool: ...
+
+
+class Leader(Protocol):
+    """What the other features see of the election."""
+
+    def leading(self) -> bool: ...
+    def status(self) -> dict[str, Any]: ...
+    async def claim(self, conn: AsyncConnection, kind: str, key: str) -> None: ...
+
+
+class SoloLeadership:
+    """A single node (no `ha:` block): it always leads, and its claims are trivially its own."""
+
+    def __init__(self, node: str = "") -> None:
+        self.node = node
+
+    def leading(self) -> bool:
+        return True
+
+    def status(self) -> dict[str, Any]:
+        return {"enabled": False, "role": Role.LEADER.value, "node": self.node, "epoch": 0, "leader": self.node,
+                "leader_address": ""}
+
+    async def claim(self, conn: AsyncConnection, kind: str, key: str) -> None:
+        return None
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {text}"[:200] if text else type(exc).__name__
+
+
+class Leadership:
+    """A node of an HA cluster (see the module docstring)."""
+
+    def __init__(self, cfg: HaConfig, lease: LeaseAttempts, group: FeatureGroup, *, clock: Clock | None = None,
+                 on_change: Callable[[Change], None] | None = None) -> None:
+        self.cfg = cfg
+        self.lease = lease
+        self.group = group
+        self.clock = clock or MonotonicClock()
+        self.machine = LeaseMachine(cfg.node, cfg.lease_ttl_s, renew_s=cfg.renew_s)
+        self.on_change = on_change
+        self.changed = asyncio.Condition()  # notified on every role change (tests wait on it)
+        self._wake_follower = asyncio.Event()
+        self.terms = 0  # how many times this node became the leader
+        self.attempts_failed = 0
+        self._tasks = TaskOwner("HA leadership")
+        self._inflight: tuple[float, asyncio.Task[tuple[LeaseRow, Decision]]] | None = None
+
+    # --- what the other features see -----------------------------------------------------------
+    def leading(self) -> bool:
+        return self.machine.leading(self.clock.now())
+
+    @property
+    def epoch(self) -> int | None:
+        return self.machine.epoch
+
+    def status(self) -> dict[str, Any]:
+        m = self.machine
+        return {"enabled": True, "role": m.role.value, "node": m.node, "epoch": m.epoch or m.seen_epoch,
+                "leader": m.leader, "leader_address": m.leader_address, "lease_ttl_s": m.ttl_s,
+                "leader_features": self.group.running, "last_error": m.last_error}
+
+    async def claim(self, conn: AsyncConnection, kind: str, key: str) -> None:
+        """Claim an action under our epoch in `conn`'s transaction (Fenced/AlreadyClaimed, see pg.claim)."""
+        from .pg import Fenced
+
+        epoch = self.machine.epoch
+        if epoch is None or not self.leading():
+            raise Fenced(f"{kind} {key}: not claimed, {self.cfg.node} is not the leader")
+        await claim(conn, kind, key, node=self.cfg.node, epoch=epoch)
+
+    async def wait_role(self, role: Role, timeout: float | None = None) -> None:
+        """Until this node has `role` (and, for leader, its features started)."""
+        await self.wait_until(lambda st: st["role"] == role.value and st["leader_features"] == (role is Role.LEADER),
+                              timeout)
+
+    async def wait_until(self, predicate: Callable[[dict[str, Any]], bool], timeout: float | None = None) -> None:
+        """Until `predicate(self.status())` holds (checked after every attempt and every start or stop)."""
+        async def reached() -> None:
+            async with self.changed:
+                await self.changed.wait_for(lambda: predicate(self.status()))
+        await asyncio.wait_for(reached(), timeout)
+
+    # --- the loop --------------------------------------------------------------------------------
+    async def round(self) -> None:
+        """One attempt, bounded so that a hanging database cannot carry us past the local deadline.
+
+        The attempt runs as a task of its own: a timed-out attempt is cancelled but not waited for (the
+        cancel of a query on a half-open link can itself hang), and no second one starts meanwhile."""
+        now = self.clock.now()
+        if self._inflight is None or self._inflight[1].done():
+            self._inflight = (now, self._tasks.spawn(self.lease.attempt(self.machine.attempt_epoch),
+                                                     name="ha-attempt"))
+        started, task = self._inflight
+        budget = self.machine.ttl_s
+        if self.machine.deadline is not None:
+            budget = min(budget, self.machine.deadline - now)
+        done, _ = await asyncio.wait({task}, timeout=max(0.05, budget))
+        if not done:
+            task.cancel()
+            self.attempts_failed += 1
+            changes = self.machine.failed(self.clock.now(), f"no answer from the database in {budget:.1f} s")
+        elif task.cancelled() or task.exception() is not None:
+            self.attempts_failed += 1
+            exc = task.exception() if not task.cancelled() else None
+            changes = self.machine.failed(self.clock.now(), _describe(exc) if exc else "cancelled")
+        else:
+            row, did = task.result()
+            changes = self.machine.renewed(started, self.clock.now(), row, did)
+        await self._apply(changes)
+
+    async def _apply(self, changes: list[Change]) -> None:
+        for change in changes:
+            if isinstance(change, BecameLeader):
+                self.terms += 1
+                log.warning("HA: %s leads now (epoch %d)", self.cfg.node, change.epoch)
+            else:
+                log.warning("HA: %s stops leading (epoch %d): %s", self.cfg.node, change.epoch, change.reason)
+            if self.on_change is not None:
+                self.on_change(change)
+        if changes:
+            self._wake_follower.set()
+        async with self.changed:
+            self.changed.notify_all()
+
+    async def _renew(self, tasks: TaskOwner) -> None:
+        while True:
+            started = self.clock.now()
+            await self.round()
+            while True:  # sleep to the next attempt, waking at the local deadline if it comes first
+                delay = self.machine.next_wake(started) - self.clock.now()
+                if delay > 0 and not await tasks.idle(delay):
+                    return
+                if tasks.closing:
+                    return
+                await self._apply(self.machine.tick(self.clock.now()))
+                if self.clock.now() >= started + self.machine.renew_s:
+                    break
+
+    async def _follow(self, tasks: TaskOwner) -> None:
+        """Bring the leader features in line with the role, one start or stop at a time."""
+        while True:
+            self._wake_follower.clear()
+            await self._converge()
+            if not await tasks.idle(None if self._settled() else self.machine.renew_s, self._wake_follower):
+                return
+
+    def _settled(self) -> bool:
+        return (self.machine.role is Role.LEADER) == self.group.running
+
+    async def _converge(self) -> None:
+        want = self.machine.role is Role.LEADER
+        try:
+            if want and not self.group.running:
+                await self.group.start()
+                log.info("HA: leader features started (epoch %s)", self.machine.epoch)
+            elif not want and self.group.running:
+                await self.group.stop()
+                log.info("HA: leader features stopped")
+        except Exception:
+            log.exception("HA: the leader features failed to %s; trying again", "start" if want else "stop")
+        async with self.changed:
+            self.changed.notify_all()
+
+    @asynccontextmanager
+    async def _running(self) -> AsyncIterator[Leadership]:
+        tasks = self._tasks
+        try:
+            await self.round()  # alone on a free lease: lead before the server says it is up
+            await self._converge()
+            tasks.spawn(self._renew(tasks), name="ha-renew")
+            tasks.spawn(self._follow(tasks), name="ha-follow")
+            yield self
+        finally:
+            await tasks.aclose()
+            epoch = self.machine.epoch
+            await self._apply(self.machine.release())
+            await self.group.stop()  # nothing acts any more before the lease is given up
+            if epoch is not None:
+                try:
+                    await asyncio.wait_for(self.lease.release(epoch), self.machine.renew_s)
+                except Exception as exc:
+                    log.warning("HA: could not give the lease up (%s); it expires in %g s",
+                                _describe(exc), self.machine.ttl_s)
+
+    def __call__(self) -> Any:
+        return self._running()

@@ -1,0 +1,99 @@
+"""The lease state machine on a fake clock: who leads, under which epoch, and when a leader stops by itself."""
+
+from __future__ import annotations
+
+import pytest
+
+from ctiserver.clock import FakeClock
+from ctiserver.ha.lease import BecameLeader, Decision, LeaseMachine, LeaseRow, Role, SteppedDown, decide
+
+
+def row(holder: str | None, epoch: int, *, expires: float, now: float = 0.0) -> LeaseRow:
+    return LeaseRow(holder, f"http://{holder}" if holder else "", epoch, now, expires, now)
+
+
+def test_decide_takes_a_free_or_expired_lease_renews_its_own_and_leaves_the_others() -> None:
+    assert decide(None, "a", None) is Decision.TAKE_OVER
+    assert decide(row(None, 0, expires=50, now=100), "a", None) is Decision.TAKE_OVER
+    assert decide(row("b", 3, expires=99.9, now=100), "a", None) is Decision.TAKE_OVER  # b's lease ran out
+    assert decide(row("b", 3, expires=101, now=100), "a", None) is Decision.OBSERVE
+    assert decide(row("a", 3, expires=101, now=100), "a", 3) is Decision.RENEW
+    assert decide(row("a", 3, expires=101, now=100), "a", 2) is Decision.OBSERVE  # ours from an earlier term
+    assert decide(row("a", 3, expires=101, now=100), "a", None) is Decision.OBSERVE  # a restarted process waits
+
+
+def test_a_won_attempt_makes_a_leader_until_the_local_deadline_then_it_stops_by_itself() -> None:
+    clock = FakeClock(10.0)
+    m = LeaseMachine("a", 3.0, renew_s=1.0)
+    assert m.local_s == 2.0  # TTL 3 s minus a guard of 1 s
+    sent = clock.now()
+    clock.jump(0.1)
+    assert m.renewed(sent, clock.now(), row("a", 1, expires=103), Decision.TAKE_OVER) == [BecameLeader(1)]
+    assert m.role is Role.LEADER and m.epoch == 1 and m.leader == "a" and m.leading(clock.now())
+    assert m.attempt_epoch == 1
+    assert m.next_wake(sent) == 11.0  # the next renewal, before the deadline (12.0)
+    clock.jump(1.5)  # renewals fail: the database is away
+    assert m.failed(clock.now(), "ConnectionRefusedError") == []
+    assert m.leading(clock.now())
+    clock.set(12.0)  # the deadline is counted from when the winning attempt was SENT
+    changes = m.tick(clock.now())
+    assert changes == [SteppedDown(1, "the lease was not renewed within 2 s (ConnectionRefusedError)")]
+    assert m.role is Role.STANDBY and m.epoch is None and not m.leading(clock.now()) and m.leader is None
+    assert m.attempt_epoch is None  # it does not renew epoch 1 any more
+
+
+def test_renewals_move_the_deadline_on() -> None:
+    clock = FakeClock(0.0)
+    m = LeaseMachine("a", 3.0)
+    m.renewed(0.0, 0.05, row("a", 4, expires=3), Decision.TAKE_OVER)
+    for t in (1.0, 2.0, 3.0, 4.0):
+        clock.set(t)
+        assert m.tick(clock.now()) == []
+        assert m.renewed(t, t + 0.05, row("a", 4, expires=t + 3), Decision.RENEW) == []
+    assert m.deadline == 6.0 and m.leading(5.9) and not m.leading(6.0)
+
+
+def test_an_answer_that_comes_back_after_the_deadline_does_not_count() -> None:
+    m = LeaseMachine("a", 3.0)
+    m.renewed(0.0, 0.1, row("a", 1, expires=3), Decision.TAKE_OVER)
+    changes = m.renewed(1.0, 3.5, row("a", 1, expires=4), Decision.RENEW)  # sent at 1.0, deadline 3.0
+    assert changes == [SteppedDown(1, "the lease renewal came back too late")]
+    assert m.role is Role.STANDBY
+    # a standby's too-late win does not make it lead either
+    assert LeaseMachine("b", 3.0).renewed(0.0, 2.5, row("b", 2, expires=3), Decision.TAKE_OVER) == []
+
+
+def test_a_leader_that_finds_another_holder_steps_down_and_follows_it() -> None:
+    m = LeaseMachine("a", 3.0)
+    m.renewed(0.0, 0.1, row("a", 1, expires=3), Decision.TAKE_OVER)
+    changes = m.renewed(1.0, 1.1, row("b", 2, expires=4), Decision.OBSERVE)
+    assert changes == [SteppedDown(1, "the lease is held by b (epoch 2)")]
+    assert m.leader == "b" and m.leader_address == "http://b" and m.seen_epoch == 2
+
+
+def test_a_leader_whose_own_lease_ran_out_in_the_database_starts_a_new_term() -> None:
+    m = LeaseMachine("a", 3.0)
+    m.renewed(0.0, 0.1, row("a", 1, expires=3), Decision.TAKE_OVER)
+    changes = m.renewed(1.0, 1.1, row("a", 2, expires=4), Decision.TAKE_OVER)
+    assert changes == [SteppedDown(1, "the lease is held by a (epoch 2)"), BecameLeader(2)]
+    assert m.epoch == 2
+
+
+def test_a_standby_follows_the_leader_it_sees() -> None:
+    m = LeaseMachine("b", 3.0)
+    assert m.renewed(0.0, 0.1, row("a", 7, expires=102, now=100), Decision.OBSERVE) == []
+    assert m.role is Role.STANDBY and m.leader == "a" and m.seen_epoch == 7
+    assert m.tick(100.0) == []
+    assert m.renewed(1.0, 1.1, row("a", 7, expires=99, now=100), Decision.OBSERVE) == []  # expired: nobody leads
+    assert m.leader is None
+
+
+def test_release_steps_down_and_bad_timings_are_refused() -> None:
+    m = LeaseMachine("a", 3.0)
+    assert m.release() == []
+    m.renewed(0.0, 0.1, row("a", 1, expires=3), Decision.TAKE_OVER)
+    assert m.release() == [SteppedDown(1, "shutting down")]
+    with pytest.raises(ValueError, match="renew_s"):
+        LeaseMachine("a", 3.0, renew_s=2.5)
+    with pytest.raises(ValueError, match="guard_s"):
+        LeaseMachine("a", 3.0, guard_s=3.0)
