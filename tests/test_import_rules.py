@@ -36,8 +36,16 @@ CORES = (
     "ctiserver.ami.framing",        # bytes -> AmiMessage
     "ctiserver.ami.message",
     "ctiserver.ami.actions",        # action encoding
-    "ctiserver.acd.engine",         # the ACD state machine
+    "ctiserver.acd.engine",         # the ACD state machine (the facade over the parts below)
     "ctiserver.acd.model",
+    "ctiserver.acd.states",         # agent and call states, their transition tables
+    "ctiserver.acd.records",        # the agent and call records
+    "ctiserver.acd.agents",         # agents, their moves, the free-agent index
+    "ctiserver.acd.queues",         # calls held, the waiting index, redials, kept places
+    "ctiserver.acd.timers",         # the deadline heap
+    "ctiserver.acd.selection",      # pools, VIP phases, which caller for which agent
+    "ctiserver.acd.offers",         # offer, ring guard, RONA
+    "ctiserver.acd.door",           # queue door, overflow, escalation
     "ctiserver.acd.restore",        # agent states rebuilt from stored events
     "ctiserver.acd.hold",           # AMI Hold/Unhold -> the ACD's hold periods
     "ctiserver.acd.fallback",       # Asterisk's own Queue() outcomes -> ACD events

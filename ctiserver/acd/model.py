@@ -4,6 +4,7 @@ Errors (all `AcdError`):
 
     AcdError
     ├── IllegalTransition   an agent input that its state does not allow (names both)
+    ├── IllegalCallTransition  a call input that its state does not allow (names both)
     ├── UnknownAgent / UnknownCall / UnknownSkill / UnknownTier
     ├── DuplicateCall       enqueue of a call id that is already in the engine
     └── QueueClosed         a callback offered to a queue whose calendar is closed
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from ..events import Event
+from . import states as _states
 
 # Not-ready reasons the ACD sets itself (an agent picks the others from desktop.yaml not_ready_reasons):
 # login (just logged in), rona (did not answer a ring), unreachable (the phone could not be rung),
@@ -34,6 +36,20 @@ class IllegalTransition(AcdError):
     def __init__(self, agent_id: str, state: str, event: str) -> None:
         self.agent_id, self.state, self.event = agent_id, state, event
         super().__init__(f"agent {agent_id}: '{event}' is not allowed in state '{state}'")
+
+
+class IllegalCallTransition(AcdError):
+    """A call input its state does not allow (the call transition table in states.py has no entry)."""
+
+    error_id = "acd-illegal-call-transition"
+
+    def __init__(self, call_id: str, state: str, event: str, accepts: tuple[str, ...] = ()) -> None:
+        self.call_id, self.state, self.event = call_id, str(state), event
+        if accepts:  # the usual case: say which state the input needs
+            msg = f"call {call_id} is {state}, not {' or '.join(str(a) for a in accepts)}"
+        else:
+            msg = f"call {call_id}: '{event}' is not allowed in state '{state}'"
+        super().__init__(msg)
 
 
 class UnknownAgent(AcdError):
@@ -62,39 +78,12 @@ class QueueClosed(AcdError):
     error_id = "acd-queue-closed"
 
 
-# --- agent states ---------------------------------------------------------
+# --- states: see states.py (re-exported here for the modules that import them from the model) ---
 
-LOGGED_OUT = "logged_out"
-AVAILABLE = "available"
-RESERVED = "reserved"  # picked by the engine, the ring is being set up
-RINGING = "ringing"
-ON_CALL = "on_call"
-WRAP_UP = "wrap_up"
-NOT_READY = "not_ready"
-
-# (state, input) -> next state. Anything absent raises IllegalTransition.
-TRANSITIONS: dict[tuple[str, str], str] = {
-    (LOGGED_OUT, "login"): NOT_READY,  # or AVAILABLE when configured login_ready
-    (AVAILABLE, "offer"): RESERVED,
-    (AVAILABLE, "not_ready"): NOT_READY,
-    (AVAILABLE, "ready"): AVAILABLE,
-    (AVAILABLE, "logout"): LOGGED_OUT,
-    (RESERVED, "ring"): RINGING,
-    (RESERVED, "answer"): ON_CALL,
-    (RESERVED, "ring_fail"): NOT_READY,
-    (RESERVED, "release"): AVAILABLE,  # caller left before the agent answered
-    (RINGING, "answer"): ON_CALL,
-    (RINGING, "ring_fail"): NOT_READY,
-    (RINGING, "release"): AVAILABLE,
-    (ON_CALL, "hangup"): WRAP_UP,
-    (WRAP_UP, "wrap_done"): AVAILABLE,
-    (WRAP_UP, "ready"): AVAILABLE,
-    (WRAP_UP, "not_ready"): NOT_READY,
-    (WRAP_UP, "logout"): LOGGED_OUT,
-    (NOT_READY, "ready"): AVAILABLE,
-    (NOT_READY, "not_ready"): NOT_READY,
-    (NOT_READY, "logout"): LOGGED_OUT,
-}
+LOGGED_OUT, AVAILABLE, RESERVED, RINGING, ON_CALL, WRAP_UP, NOT_READY = (
+    _states.LOGGED_OUT, _states.AVAILABLE, _states.RESERVED, _states.RINGING, _states.ON_CALL,
+    _states.WRAP_UP, _states.NOT_READY)
+TRANSITIONS = _states.AGENT_TRANSITIONS
 
 
 # --- commands -------------------------------------------------------------
