@@ -1,6 +1,8 @@
 # ctiserver image: the CTI server only. Asterisk and PostgreSQL run elsewhere
 # (point config/ctiserver.yaml at them). The AMI secret is never baked in: give it at run time,
 # e.g. `docker run -e CTISERVER_AMI_SECRET=... ` or from a secret store (config: secret_env).
+# SMS goes through a Kannel gateway that also runs elsewhere (config/sms.yaml gateway); its sendsms
+# password comes the same way: -e CTISERVER_KANNEL_PASSWORD=...
 FROM python:3.11-slim-bookworm
 
 ENV PYTHONDONTWRITEBYTECODE=1 \

@@ -3,14 +3,15 @@
 # system packages, PostgreSQL running with a `test` database, the Python venv
 # with ctiserver installed, and the sandbox Asterisk 22 chroot.
 # Safe to run again: every step checks before it acts. Any failure stops it with a message.
-# SETUP_STEPS picks steps (default: all of "system postgres python asterisk").
+# SETUP_STEPS picks steps (default: all of "system kannel postgres python asterisk").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 log() { printf '[setup] %s\n' "$*"; }
 
 step_system() {
-APT_PKGS=(debootstrap espeak-ng sox chromium chromium-driver fonts-noto-cjk graphviz procps iproute2)
+# kannel + kannel-extras: the SMS gateway (bearerbox, smsbox) and its fake SMSC, started by the SMS tests
+APT_PKGS=(debootstrap espeak-ng sox chromium chromium-driver fonts-noto-cjk graphviz procps iproute2 kannel kannel-extras)
 missing=()
 for p in "${APT_PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if ! command -v pg_ctlcluster >/dev/null 2>&1; then missing+=(postgresql); fi
@@ -19,6 +20,14 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
+}
+
+# --- Kannel: the tests start their own bearerbox/smsbox/fakesmsc (own config, own ports); check they are there
+step_kannel() {
+for bin in /usr/sbin/bearerbox /usr/sbin/smsbox /usr/lib/kannel/test/fakesmsc; do
+  [ -x "$bin" ] || { echo "[setup] FAILED: $bin is missing (Debian packages kannel, kannel-extras)" >&2; exit 1; }
+done
+log "kannel: bearerbox, smsbox and fakesmsc present"
 }
 
 # --- PostgreSQL on 127.0.0.1:5432 with trust auth for local test use -------
@@ -64,7 +73,7 @@ log "preparing the sandbox Asterisk"
 .venv/bin/python -c 'from ctiserver.sandbox import ensure_chroot; print("[setup] asterisk chroot:", ensure_chroot(None))'
 }
 
-for step in ${SETUP_STEPS:-system postgres python asterisk}; do
+for step in ${SETUP_STEPS:-system kannel postgres python asterisk}; do
   "step_$step"
 done
 log "done"

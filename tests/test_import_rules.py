@@ -66,6 +66,9 @@ CORES = (
     "ctiserver.kpi.facts",          # the report window and the facts the SQL sums
     "ctiserver.kpi.metrics",        # roll-up, derived metrics, targets, staffing
     "ctiserver.kpi.render",         # a report as a table, CSV or JSON
+    "ctiserver.sms.model",          # sms.yaml: gateway, windows, retries, caps, templates
+    "ctiserver.sms.encoding",       # GSM 7-bit or UCS-2, parts
+    "ctiserver.sms.engine",         # a message's states, retries, contact rules
     "ctiserver.sim.scenario",
     "ctiserver.sim.simulate",       # the discrete-event simulator over the ACD engine
     "ctiserver.ha.lease",           # the leader's lease as a state machine (renew results + clock -> role)

@@ -14,13 +14,13 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
+from typing import Protocol
 from zoneinfo import ZoneInfo
 
 from ..calendar import Calendar, DaysRule
 from .model import (
     REACHED,
     ContactStatus,
-    FrequencyCap,
     LateFeeConfig,
     Outcome,
     RetryPolicy,
@@ -96,6 +96,17 @@ def next_allowed(now: float, windows: Sequence[TimeRange], quiet: Sequence[TimeR
     return None
 
 
+class CapRule(Protocol):
+    """A frequency cap (outbound's FrequencyCap, the SMS caps): `max` of `kind` per `per_days` days."""
+
+    @property
+    def kind(self) -> str: ...
+    @property
+    def max(self) -> int: ...
+    @property
+    def per_days(self) -> float: ...
+
+
 @dataclass(frozen=True, slots=True)
 class Delivery:
     """A past delivery (or a live attempt) that counts against an account's frequency cap."""
@@ -105,7 +116,7 @@ class Delivery:
     ts: float
 
 
-def cap_blocked_until(account: str, kind: str, now: float, caps: Sequence[FrequencyCap],
+def cap_blocked_until(account: str, kind: str, now: float, caps: Sequence[CapRule],
                       history: Sequence[Delivery]) -> float | None:
     """None if the account may be called now for `kind`, else when the oldest counted delivery expires."""
     if not account:
