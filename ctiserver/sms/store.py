@@ -95,7 +95,7 @@ class SmsStore:
         self.engine = engine
 
     async def create_tables(self) -> None:
-        """For tests without Alembic; the server migrates (revision 0007)."""
+        """For tests without Alembic; the server migrates (revision 0008)."""
         async with self.engine.begin() as conn:
             await conn.run_sync(lambda sync: metadata.create_all(sync, tables=list(TABLES)))
 
