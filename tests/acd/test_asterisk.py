@@ -1,6 +1,6 @@
 """The ACD through the real sandbox Asterisk: tier order, RONA, and no caller lost when the CTI dies.
 
-Callers are `Local/95598@hotline` channels whose dialplan runs `AGI(agi://${CTI_AGI}/ivr)`;
+Callers are `Local/95598@hotline` channels whose dialplan runs `AGI(agi://<CTI_AGI host>/ivr)`;
 agents are `Local/<id>@sim-agents`, whose behaviour the test sets with AMI globals.
 """
 

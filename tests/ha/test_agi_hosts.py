@@ -1,0 +1,85 @@
+"""The dialplan's ordered FastAGI hosts ([cti-agi] in asterisk/extensions.conf), on the real sandbox Asterisk.
+
+A caller's CTI_AGI lists four hosts: one refusing connections (a dead node), one ending the session at once
+without CTI_DONE (a standby), one that queues the caller (sets CTI_RESUME) and then dies, and one that takes
+the call. Each is tried in turn; the last is asked for the resume path, not the IVR again; nobody falls back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import Awaitable, Callable
+
+from tests.asterisk_fixture import AmiRecorder, event_is, originate_caller
+
+Script = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def _command(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, line: str) -> str:
+    writer.write(line.encode() + b"\n")
+    return (await asyncio.wait_for(reader.readline(), 10)).decode().strip()
+
+
+async def _standby(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    writer.close()  # ends the session without CTI_DONE: the dialplan moves on
+
+
+async def _queues_then_dies(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    await _command(reader, writer, "SET VARIABLE CTI_RESUME resume")
+    writer.transport.abort()  # a kill -9: the socket is reset, no goodbye
+
+
+async def _takes_the_call(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    await _command(reader, writer, "SET VARIABLE CTI_DONE 1")
+    writer.close()
+
+
+async def test_each_host_is_tried_in_order_and_a_queued_caller_resumes_on_the_next(ami: AmiRecorder):
+    seen: list[tuple[str, str]] = []
+    done = asyncio.Event()
+    servers = []
+
+    def host(name: str, script: Script) -> Callable[[asyncio.StreamReader, asyncio.StreamWriter],
+                                                    Awaitable[None]]:
+        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            head = (await asyncio.wait_for(reader.readuntil(b"\n\n"), 5)).decode()
+            script_path = next(v for k, _, v in (ln.partition(": ") for ln in head.splitlines())
+                               if k == "agi_network_script")
+            seen.append((name, script_path))
+            await script(reader, writer)
+            if name == "leader":
+                done.set()
+        return handle
+
+    hosts = [f"127.0.0.1:{_closed_port()}"]
+    for name, script in (("standby", _standby), ("dying", _queues_then_dies), ("leader", _takes_the_call)):
+        server = await asyncio.start_server(host(name, script), "127.0.0.1", 0)
+        servers.append(server)
+        hosts.append(f"127.0.0.1:{server.sockets[0].getsockname()[1]}")
+    try:
+        await originate_caller(ami, "13900000301", hold_s=10, agi="|".join(hosts))
+        await asyncio.wait_for(done.wait(), 30)
+    finally:
+        for server in servers:
+            server.close()
+    assert seen == [("standby", "ivr"), ("dying", "ivr"), ("leader", "resume")]
+    hangup = await ami.wait_for(lambda m: m.get("Event") == "Hangup" and m.get("CallerIDNum") == "13900000301")
+    linked = hangup[0].get("Linkedid")
+    assert not ami.matching(lambda m: event_is("UserEvent", UserEvent="CtiFallback")(m)
+                            and m.get("Linkedid") == linked)
+
+
+async def test_a_caller_no_host_takes_falls_back_after_the_last(ami: AmiRecorder):
+    hosts = "|".join(f"127.0.0.1:{_closed_port()}" for _ in range(3))
+    await originate_caller(ami, "13900000302", hold_s=5, agi=hosts)
+    fallback = await ami.wait_for(lambda m: event_is("UserEvent", UserEvent="CtiFallback")(m), timeout=20)
+    assert fallback[0].get("AgiStatus") == "FAILURE"
+    join = await ami.wait_for(event_is("QueueCallerJoin", Queue="fallback"))
+    assert join[0].get("CallerIDNum") == "13900000302"
