@@ -1,15 +1,26 @@
-"""A migrated PostgreSQL database per test (ctitest_ha_<pid>): the lease and claims live there."""
+"""Fixtures of the HA tests.
+
+`ha_db`: a migrated PostgreSQL database per test (ctitest_ha_<pid>): the lease and claims live there.
+
+`rig`: the HA rig (tests/ha/rig.py), built once (about 30 s) and removed after the last test of this folder.
+Every test leaves it as it found it (nodes and Asterisks running, links up); a test that kills or cuts
+something brings it back before it ends (`cti` does). Removing the rig must leave nothing behind: the
+teardown checks that (namespaces, links, mounts, processes, folders).
+"""
 
 from __future__ import annotations
 
+import asyncio
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
 from ctiserver.store.engine import migrate
 
 from ..pgutil import fresh_database
+from .cti import RigCti
+from .rig import Rig
 
 PG_DB = f"ctitest_ha_{os.getpid()}"
 
@@ -19,3 +30,25 @@ async def ha_db() -> AsyncIterator[str]:
     url = await fresh_database(PG_DB)
     await migrate(url)
     yield url
+
+
+@pytest.fixture(scope="package")
+def rig() -> Iterator[Rig]:
+    built = Rig().up()
+    try:
+        yield built
+    finally:
+        built.down()
+        assert built.leftovers() == [], "the rig left these behind"
+
+
+@pytest.fixture
+async def cti(rig: Rig) -> AsyncIterator[RigCti]:
+    """The test's view of the rig: AMI recorders on both Asterisks, a supervisor's HTTP session per node."""
+    view = RigCti(rig)
+    await view.start()
+    try:
+        yield view
+    finally:
+        await view.close()
+        await asyncio.to_thread(view.restore)
