@@ -1,8 +1,9 @@
 """The dialplan's ordered FastAGI hosts ([cti-agi] in asterisk/extensions.conf), on the real sandbox Asterisk.
 
 A caller's CTI_AGI lists four hosts: one refusing connections (a dead node), one ending the session at once
-without CTI_DONE (a standby), one that queues the caller (sets CTI_RESUME) and then dies, and one that takes
-the call. Each is tried in turn; the last is asked for the resume path, not the IVR again; nobody falls back.
+without CTI_DONE (a standby), one that dies mid-session (a leader killed), and one that takes the call. Each
+is tried in turn with the same path; each retry carries CTI_RESUME = its host's place in the list; nobody
+falls back.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from collections.abc import Awaitable, Callable
 
 from tests.asterisk_fixture import AmiRecorder, event_is, originate_caller
 
-Script = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+Script = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[str]]
 
 
 def _closed_port() -> int:
@@ -27,22 +28,32 @@ async def _command(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, l
     return (await asyncio.wait_for(reader.readline(), 10)).decode().strip()
 
 
-async def _standby(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+async def _resume(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> str:
+    reply = await _command(reader, writer, "GET VARIABLE CTI_RESUME")  # 200 result=1 (3) / 200 result=0
+    return reply.partition("(")[2].rstrip(")")
+
+
+async def _standby(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> str:
+    resume = await _resume(reader, writer)
     writer.close()  # ends the session without CTI_DONE: the dialplan moves on
+    return resume
 
 
-async def _queues_then_dies(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    await _command(reader, writer, "SET VARIABLE CTI_RESUME resume")
+async def _dies(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> str:
+    resume = await _resume(reader, writer)
     writer.transport.abort()  # a kill -9: the socket is reset, no goodbye
+    return resume
 
 
-async def _takes_the_call(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+async def _takes_the_call(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> str:
+    resume = await _resume(reader, writer)
     await _command(reader, writer, "SET VARIABLE CTI_DONE 1")
     writer.close()
+    return resume
 
 
-async def test_each_host_is_tried_in_order_and_a_queued_caller_resumes_on_the_next(ami: AmiRecorder):
-    seen: list[tuple[str, str]] = []
+async def test_each_host_is_tried_in_order_and_a_retry_says_it_resumes(ami: AmiRecorder):
+    seen: list[tuple[str, str, str]] = []
     done = asyncio.Event()
     servers = []
 
@@ -52,14 +63,14 @@ async def test_each_host_is_tried_in_order_and_a_queued_caller_resumes_on_the_ne
             head = (await asyncio.wait_for(reader.readuntil(b"\n\n"), 5)).decode()
             script_path = next(v for k, _, v in (ln.partition(": ") for ln in head.splitlines())
                                if k == "agi_network_script")
-            seen.append((name, script_path))
-            await script(reader, writer)
+            resume = await script(reader, writer)
+            seen.append((name, script_path, resume))
             if name == "leader":
                 done.set()
         return handle
 
     hosts = [f"127.0.0.1:{_closed_port()}"]
-    for name, script in (("standby", _standby), ("dying", _queues_then_dies), ("leader", _takes_the_call)):
+    for name, script in (("standby", _standby), ("dying", _dies), ("leader", _takes_the_call)):
         server = await asyncio.start_server(host(name, script), "127.0.0.1", 0)
         servers.append(server)
         hosts.append(f"127.0.0.1:{server.sockets[0].getsockname()[1]}")
@@ -69,7 +80,7 @@ async def test_each_host_is_tried_in_order_and_a_queued_caller_resumes_on_the_ne
     finally:
         for server in servers:
             server.close()
-    assert seen == [("standby", "ivr"), ("dying", "ivr"), ("leader", "resume")]
+    assert seen == [("standby", "ivr", "2"), ("dying", "ivr", "3"), ("leader", "ivr", "4")]
     hangup = await ami.wait_for(lambda m: m.get("Event") == "Hangup" and m.get("CallerIDNum") == "13900000301")
     linked = hangup[0].get("Linkedid")
     assert not ami.matching(lambda m: event_is("UserEvent", UserEvent="CtiFallback")(m)
