@@ -73,6 +73,13 @@ CORES = (
     "ctiserver.sim.simulate",       # the discrete-event simulator over the ACD engine
     "ctiserver.ha.lease",           # the leader's lease as a state machine (renew results + clock -> role)
     "ctiserver.ha.config",          # the `ha:` block
+    "ctiserver.wfm.history",        # ACD events -> per-queue half-hour history
+    "ctiserver.wfm.forecast",       # Holt-Winters daily totals x intraday profiles, held-out accuracy
+    "ctiserver.wfm.synth",          # generated history with known seasonality
+    "ctiserver.wfm.shifts",         # shift patterns, roster rules and their checks
+    "ctiserver.wfm.config",
+    "ctiserver.wfm.report",
+    "ctiserver.wfm.render",
 )
 
 # Libraries that talk to the outside world. `asyncio` is IO only through ASYNCIO_IO.
