@@ -47,6 +47,7 @@ CORES = (
     "ctiserver.acd.offers",         # offer, ring guard, RONA
     "ctiserver.acd.door",           # queue door, overflow, escalation
     "ctiserver.acd.restore",        # agent states rebuilt from stored events
+    "ctiserver.acd.resume",         # waiting callers rebuilt from stored events (HA takeover)
     "ctiserver.acd.hold",           # AMI Hold/Unhold -> the ACD's hold periods
     "ctiserver.acd.fallback",       # Asterisk's own Queue() outcomes -> ACD events
     "ctiserver.ivr.walker",         # the IVR state machine

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..events import Kind
+from ..events import Event, Kind
 from .agents import MAX_PROF, Roster
 from .config import AcdConfig
 from .door import Door
@@ -152,7 +152,7 @@ class AcdEngine:
     def enqueue(self, call_id: str, skill: str, tier: str | None, caller: str, now: float,
                 account_agent: str | None = None, customer: dict[str, Any] | None = None,
                 kind: str = "", caller_name: str = "", prefer_agent: str | None = None,
-                lang: str = "") -> list[Command]:
+                lang: str = "", since: float | None = None) -> list[Command]:
         """A caller asks for an agent. tier None: classify by `customer` with the tier rules. `kind`
         marks a leg that is not a new customer call, e.g. "consult" (an agent's warm transfer), in the
         enqueue event (the KPIs leave such legs out of the inbound figures). `caller_name` is the
@@ -167,6 +167,10 @@ class AcdEngine:
 
         The account agent defaults to the one configured for the customer's id
         (`customer[cfg.customer_id_field]`).
+
+        `since`: a caller resumed after a takeover (ctiserver/ha/): first queued at `since` by the node that
+        led before; they keep their place and their wait (arrival, place and queue entry at `since`, so the
+        queue's timers run on), and the enqueue event says `resumed` (the KPIs count the first enqueue).
         """
         if tier is None:
             tier = self.cfg.classify(customer)
@@ -179,9 +183,10 @@ class AcdEngine:
             return out
         self._seq += 1
         place_ts, seq, redial = self.door.place(call_id, caller, skill, now, self._seq, out)
+        arrived = now if since is None else min(since, now)
         call = Call(call_id, skill, tier, self._rank[tier], caller, customer, account_agent,
-                    arrived=now, place_ts=place_ts, seq=seq, queue_entered=now, redial=redial, kind=kind,
-                    caller_name=caller_name, lang=lang)
+                    arrived=arrived, place_ts=min(place_ts, arrived), seq=seq, queue_entered=arrived,
+                    redial=redial, kind=kind, caller_name=caller_name, lang=lang)
         back = self._agents.get(prefer_agent) if prefer_agent is not None else None
         if back is not None and back.state in (AVAILABLE, WRAP_UP, RESERVED, RINGING, ON_CALL):
             call.prefer = back.id
@@ -189,6 +194,10 @@ class AcdEngine:
                 back.wrap_until = None
                 self._move(back, "ready", now, out)
         self.door.enter(call, skill, now, out, first=True)
+        if since is not None:
+            for cmd in out:
+                if isinstance(cmd, Event) and cmd.kind == Kind.ACD_ENQUEUE and cmd.call_id == call_id:
+                    cmd.data["resumed"] = True
         if back is not None and back.state == AVAILABLE and not back.published:
             self.offers.agent_free(back, now, out)  # the caller did not get in (a closed queue): back to work
         return out

@@ -114,7 +114,8 @@ class AcdRuntime:
 
     def __init__(self, engine: AcdEngine, clock: Clock, emit: Callable[[Event], None], *,
                  say: Say | None = None, hooks: AcdHooks | None = None, recordings_dir: str | None = None,
-                 interrupt: Callable[[str], Awaitable[object]] | None = None) -> None:
+                 interrupt: Callable[[str], Awaitable[object]] | None = None,
+                 claim: Callable[[str, str], Awaitable[None]] | None = None) -> None:
         self.engine = engine
         self.cfg = engine.cfg
         self.clock = clock
@@ -135,6 +136,10 @@ class AcdRuntime:
         # stops whatever plays to a channel (by name): AMI ControlPlayback, wired by the server
         self.interrupt = interrupt
         self._announcing: dict[str, _Announcement] = {}  # call id -> the announcement it is hearing
+        # HA fencing (ctiserver/ha/): claims each ring under the leader's epoch before Dial; it raises if this
+        # node does not lead any more (the session ends, the dialplan takes the caller to the next node)
+        self.claim = claim
+        self._rings = 0
 
     # --- lifecycle
 
@@ -596,6 +601,11 @@ class AcdRuntime:
         """Dial the offered agent; True when they talked, False on RONA (the caller keeps waiting)."""
         if self.engine.call_state(call_id) != OFFERED or self.engine.call_agent(call_id) != offer.agent_id:
             return False  # a stale offer (the engine moved on while we were busy)
+        if self.claim is not None:
+            self._rings += 1
+            await self.claim("ring", f"{call_id}/{offer.agent_id}/{self._rings}")
+            if self.engine.call_state(call_id) != OFFERED or self.engine.call_agent(call_id) != offer.agent_id:
+                return False  # the engine moved on while the claim was written
         self._hook("on_offer", call_id, offer.agent_id, {**info, "ring_timeout_s": offer.ring_timeout_s})
         self.apply(lambda now: self.engine.ring_started(call_id, now))
         target = self.cfg.dial_string(offer.agent_id)

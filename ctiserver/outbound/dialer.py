@@ -27,7 +27,7 @@ from .messages import MessageError, message_language, render, sound_name
 from .model import ContactStatus, Dial, OutboundConfig, Outcome
 from .rules import classify
 from .scheduler import Plan, Scheduler
-from .store import AttemptConflict, CampaignRecord, Finished, OutboundStore
+from .store import AttemptConflict, CampaignRecord, Claim, Finished, OutboundStore
 
 log = logging.getLogger(__name__)
 
@@ -77,8 +77,9 @@ async def _default_prompt(text: str, lang: str) -> str:
 class Dialer:
     def __init__(self, store: OutboundStore, scheduler: Scheduler, originator: Originator, clock: Clock,
                  emit: Emit, *, config: OutboundConfig | None = None, prompt: PromptFn | None = None,
-                 originate_timeout_s: float = 10.0, page: int = 500) -> None:
+                 originate_timeout_s: float = 10.0, page: int = 500, claim: Claim | None = None) -> None:
         self.store = store
+        self.claim = claim  # HA: each Originate claimed under the leader's epoch with its attempt row
         self.scheduler = scheduler
         self.originator = originator
         self.clock = clock
@@ -116,7 +117,13 @@ class Dialer:
 
     # --- lifecycle ----------------------------------------------------------------------------
     async def start(self) -> None:
-        await self.reconcile()
+        """Check the attempts a previous run left in flight, then dial. With the database away the check is
+        left to the loop's first round (which retries every poll): the server starts and waits for it."""
+        try:
+            await self.reconcile()
+        except Exception as exc:
+            log.warning("outbound dialer: cannot check the attempts in flight yet (%s); retrying", exc)
+            self._reconcile_all = True
         self._task = self._tasks.spawn(self._run(), name="outbound-dialer")
 
     async def stop(self) -> None:
@@ -130,9 +137,9 @@ class Dialer:
         while True:
             try:
                 await self.process_results()  # what Asterisk told us first: it beats a reconcile's "lost"
-                if self._reconcile_all:
-                    self._reconcile_all = False
+                if self._reconcile_all:  # cleared only once it went through (the database may be away)
                     await self.reconcile()
+                    self._reconcile_all = False
                 plan = await self.tick()
                 now = self.clock.now()
                 if now - last_check >= self.cfg.poll_s * 5:
@@ -220,7 +227,7 @@ class Dialer:
                           dial.campaign, dial.contact)
             return
         try:
-            await self.store.begin_attempt(dial, now)
+            await self.store.begin_attempt(dial, now, self.claim)
         except AttemptConflict as exc:
             log.info("not dialing %s: %s", dial.channel_id, exc)
             return

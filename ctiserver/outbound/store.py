@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import secrets
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -54,6 +54,9 @@ from .model import (
 )
 from .rules import Delivery, after_outcome, deliver_by
 from .scheduler import CampaignView, Exclusion, LiveAttempt, Snapshot, contact_view
+
+# claims an action (kind, key) under the HA leader's epoch inside the caller's transaction (ctiserver/ha/)
+Claim = Callable[[AsyncConnection, str, str], Awaitable[None]]
 
 IMPORTANT = 10  # contacts with this priority or more are "important": reported by name when missed
 
@@ -440,8 +443,11 @@ class OutboundStore:
         return spec
 
     # --- attempts -------------------------------------------------------------------------------
-    async def begin_attempt(self, dial: Dial, now: float) -> None:
-        """Write the attempt before dialing; AttemptConflict if the plan went stale meanwhile."""
+    async def begin_attempt(self, dial: Dial, now: float, claim: Claim | None = None) -> None:
+        """Write the attempt before dialing; AttemptConflict if the plan went stale meanwhile.
+
+        `claim` (HA, ctiserver/ha/): the Originate is claimed under the leader's epoch in the same
+        transaction; a node that no longer leads (or an attempt claimed before) gets AttemptConflict."""
         camp_id = self._ids.get(dial.campaign)
         if camp_id is None:
             camp_id = self._ids[dial.campaign] = (await self.campaign(dial.campaign)).id
@@ -463,6 +469,11 @@ class OutboundStore:
                 await conn.execute(insert(attempts).values(
                     campaign_id=camp_id, contact_id=dial.contact, attempt_no=dial.attempt_no,
                     channel_id=dial.channel_id, number=dial.number, status=DIALING, dtmf="", started_ts=now))
+                if claim is not None:
+                    try:
+                        await claim(conn, "originate", dial.channel_id)
+                    except RuntimeError as exc:  # Fenced, AlreadyClaimed: the transaction rolls back
+                        raise AttemptConflict(f"{dial.channel_id}: {exc}") from None
         except IntegrityError:
             raise AttemptConflict(f"number {dial.number} already has a live attempt "
                                   f"(or {dial.channel_id} exists)") from None

@@ -14,11 +14,12 @@ import asyncio
 import os
 from collections.abc import AsyncIterator, Iterator
 
+import asyncpg
 import pytest
 
 from ctiserver.store.engine import migrate
 
-from ..pgutil import fresh_database
+from ..pgutil import PG_HOST, PG_PORT, PG_USER, fresh_database
 from .cti import RigCti
 from .rig import Rig
 
@@ -52,3 +53,17 @@ async def cti(rig: Rig) -> AsyncIterator[RigCti]:
     finally:
         await view.close()
         await asyncio.to_thread(view.restore)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _drop_ha_database() -> Iterator[None]:
+    yield
+
+    async def drop() -> None:
+        conn = await asyncpg.connect(host=PG_HOST, port=PG_PORT, user=PG_USER, database="postgres")
+        try:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{PG_DB}" WITH (FORCE)')
+        finally:
+            await conn.close()
+
+    asyncio.run(drop())

@@ -1,0 +1,73 @@
+"""Fencing in the features: two dialers that both believe they lead dial each contact once, by the real
+leader; the ACD's ring is claimed before Dial and a fenced ring ends the caller's session."""
+
+from __future__ import annotations
+
+import asyncio
+from functools import partial
+
+from sqlalchemy import text
+
+from ctiserver.clock import FakeClock
+from ctiserver.events import Event
+from ctiserver.ha.pg import PgLease, claim
+from ctiserver.outbound.dialer import Dialer
+from ctiserver.outbound.scheduler import Scheduler
+from ctiserver.outbound.store import OutboundStore
+from ctiserver.store.engine import make_engine
+
+from ..outbound.test_dialer import CFG, PEOPLE, START, FakeOriginator, answer_all, spec
+
+
+async def test_two_dialers_that_both_believe_they_lead_dial_each_contact_once(ha_db: str) -> None:
+    old_engine, new_engine = make_engine(ha_db), make_engine(ha_db)
+    try:
+        await PgLease(old_engine, "a", "", 3.0).attempt(None)  # a leads under epoch 1 ...
+        async with old_engine.begin() as conn:  # ... its lease runs out (it was cut off) ...
+            await conn.execute(text("UPDATE ha_lease SET expires_ts = 0"))
+        await PgLease(new_engine, "b", "", 3.0).attempt(None)  # ... and b leads under epoch 2; a still believes
+        clock = FakeClock(START)
+        old_store, new_store = OutboundStore(old_engine), OutboundStore(new_engine)
+        await new_store.create_campaign(spec(), clock.now())
+        await new_store.add_contacts("notice", PEOPLE, clock.now())
+        await new_store.change_state("notice", "start", clock.now())
+        old_orig, new_orig = FakeOriginator(), FakeOriginator()
+        events: list[Event] = []
+        old = Dialer(old_store, Scheduler(CFG), old_orig, clock, events.append, config=CFG,
+                     claim=partial(claim, node="a", epoch=1))
+        new = Dialer(new_store, Scheduler(CFG), new_orig, clock, events.append, config=CFG,
+                     claim=partial(claim, node="b", epoch=2))
+        for _ in range(20):
+            if len(new_orig.calls) >= len(PEOPLE):
+                break
+            await asyncio.gather(old.tick(), new.tick())
+            for dialer, orig in ((old, old_orig), (new, new_orig)):
+                answer_all(dialer, orig)
+                await dialer.process_results()
+            clock.jump(120)
+        assert old_orig.calls == []  # the deposed leader dialled nobody
+        numbers = [number for _, number, _ in new_orig.calls]
+        assert sorted(numbers) == sorted(p.number for p in PEOPLE)  # each contact once (all answer at once)
+        async with new_engine.connect() as conn:
+            claimed = (await conn.execute(text("SELECT key, epoch, holder FROM ha_claims ORDER BY key"))).all()
+        assert sorted(k for k, _, _ in claimed) == sorted(cid for cid, _, _ in new_orig.calls)
+        assert {(e, h) for _, e, h in claimed} == {(2, "b")}
+    finally:
+        await old_engine.dispose()
+        await new_engine.dispose()
+
+
+async def test_a_dialer_starts_while_the_database_is_away_and_checks_its_attempts_once_it_is_back() -> None:
+    from ..store.tcpproxy import TcpProxy
+
+    async with TcpProxy("127.0.0.1", 5432) as proxy:
+        await proxy.cut("refuse")
+        engine = make_engine(f"postgresql+asyncpg://postgres@127.0.0.1:{proxy.port}/postgres", connect_timeout_s=1.0)
+        clock = FakeClock(START)
+        dialer = Dialer(OutboundStore(engine), Scheduler(CFG), FakeOriginator(), clock, [].append, config=CFG)
+        try:
+            await dialer.start()  # used to raise: the server refused to start while PostgreSQL was away
+            assert dialer._reconcile_all  # the loop checks the attempts in flight once it can
+        finally:
+            await dialer.stop()
+            await engine.dispose()
