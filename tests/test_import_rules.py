@@ -81,6 +81,8 @@ CORES = (
     "ctiserver.wfm.config",
     "ctiserver.wfm.report",
     "ctiserver.wfm.render",
+    "ctiserver.wfm.staffing",       # Erlang C/A agents per half hour, tier targets, shrinkage
+    "ctiserver.wfm.verify",         # a staffing plan played through the simulator
 )
 
 # Libraries that talk to the outside world. `asyncio` is IO only through ASYNCIO_IO.

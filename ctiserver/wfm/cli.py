@@ -47,6 +47,18 @@ def add_wfm_commands(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--history-weeks", type=int, help="weeks of history (default: wfm.yaml forecast.history_weeks)")
     p.set_defaults(func=run_forecast_command)
 
+    p = subparsers.add_parser("staffing", help="agents required per queue and half hour (Erlang C and A) "
+                                               "from the forecast; --verify runs it through the simulator")
+    _common(p)
+    p.add_argument("--from", dest="start", type=_date, help="first day (default: tomorrow)")
+    p.add_argument("--days", type=int, default=1, help="how many days (default 1)")
+    p.add_argument("--queue", action="append", help="only this queue (repeatable)")
+    p.add_argument("--history-weeks", type=int, help="weeks of history (default: wfm.yaml forecast.history_weeks)")
+    p.add_argument("--verify", action="store_true",
+                   help="play each day through the simulator with that staffing; print simulated SL per tier")
+    p.add_argument("--seed", type=int, default=1, help="simulator seed for --verify")
+    p.set_defaults(func=run_staffing_command)
+
 
 def _emit(result: dict[str, Any], fmt: str, output: str | None) -> None:
     text = FORMATTERS[fmt](result)
@@ -100,3 +112,55 @@ def run_forecast_command(args: argparse.Namespace) -> int:
     start = _start(args, cfg)
     _emit(forecast_result(forecasts(args, cfg, start, 7 * args.weeks), by=args.by), args.format, args.output)
     return 0
+
+
+def run_staffing_command(args: argparse.Namespace) -> int:
+    from ..acd.config import load_acd_config
+    from ..kpi.config import load_kpi_config
+    from .staffing import staffing_for
+    from .verify import verify_plan
+
+    if not 1 <= args.days <= 56:
+        raise CliError("--days must be between 1 and 56")
+    config_dir = Path(args.config)
+    cfg = load_wfm_config(config_dir)
+    targets = load_kpi_config(config_dir, cfg.calendar).tier_targets
+    start = _start(args, cfg)
+    opts = cfg.staffing
+    fcs = forecasts(args, cfg, start, args.days)
+    result = staffing_result(fcs, [staffing_for(fc, targets, model=opts.model, shrinkage=opts.shrinkage.total(),
+                                                default_patience_s=opts.patience_s) for fc in fcs], opts.model,
+                             opts.shrinkage.total())
+    if args.verify:
+        acd = load_acd_config(config_dir)
+        checks: list[dict[str, Any]] = []
+        for fc, needs in zip(fcs, result.pop("_needs"), strict=True):
+            if fc.queue not in acd.skills:
+                raise CliError(f"queue {fc.queue} is not a skill of acd.yaml: the simulator cannot route it")
+            for check in verify_plan(acd, cfg.calendar, targets, fc, needs, opts.patience_s, seed=args.seed):
+                checks.append(check)
+                result["notes"].append(
+                    f"{fc.queue} {check['date']}: simulated {check['calls']} calls with this staffing: " + "; ".join(
+                        f"{t['tier']} SL {t['simulated_sl']:.1%} (target {t['target']:.0%} in {t['threshold_s']:g} s"
+                        f"{', met' if t['met'] else ', MISSED'})" for t in check["tiers"]))
+        result["verification"] = checks
+    result.pop("_needs", None)
+    _emit(result, args.format, args.output)
+    return 0
+
+
+def staffing_result(fcs: list[QueueForecast], needs: list[list[Any]], model: str, shrinkage: float
+                    ) -> dict[str, Any]:
+    from .report import slot_label
+
+    rows = []
+    for per_queue in needs:
+        for n in per_queue:
+            rows.append({**n.as_dict(), "time": slot_label(n.slot)})
+    notes = [f"required = {model.replace('_', ' ').title()} agents on the phones; scheduled = required / "
+             f"(1 - shrinkage {shrinkage:.0%})"]
+    notes += [f"{fc.queue}: patience {fc.patience_s:.0f} s estimated from history" if fc.patience_s else
+              f"{fc.queue}: no abandons in history, patience from wfm.yaml" for fc in fcs]
+    return {"title": "Staffing per queue and half hour", "columns": [
+        "queue", "day", "time", "calls", "aht_s", "target", "erlang_c", "erlang_a", "required", "scheduled",
+        "expected_sl"], "rows": rows, "notes": notes, "_needs": needs}
