@@ -70,6 +70,7 @@ CORES = (
     "ctiserver.sms.model",          # sms.yaml: gateway, windows, retries, caps, templates
     "ctiserver.sms.encoding",       # GSM 7-bit or UCS-2, parts
     "ctiserver.sms.engine",         # a message's states, retries, contact rules
+    "ctiserver.outages.model",      # what an outage is, its warnings, its notice plan
     "ctiserver.sim.scenario",
     "ctiserver.sim.simulate",       # the discrete-event simulator over the ACD engine
     "ctiserver.ha.lease",           # the leader's lease as a state machine (renew results + clock -> role)

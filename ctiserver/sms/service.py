@@ -55,6 +55,7 @@ class SmsRequest:
     area: str = ""
     quiet: str = ""
     ref: str = ""
+    due: float | None = None  # not before this (None: now)
 
 
 async def _nobody_listed(numbers: Sequence[str]) -> Mapping[str, str]:
@@ -88,7 +89,7 @@ class SmsService:
         if enc.parts > self.cfg.max_parts:
             raise SmsError(f"{req.kind} message is {enc.parts} parts long (sms.yaml max_parts: {self.cfg.max_parts})")
         return NewSms(kind=req.kind, number=number, text=text, coding=enc.coding, parts=enc.parts, lang=req.lang,
-                      account=req.account, area=req.area, quiet=req.quiet, ref=req.ref)
+                      account=req.account, area=req.area, quiet=req.quiet, ref=req.ref, due=req.due)
 
     async def send(self, req: SmsRequest) -> int:
         """Store one message for sending; its id."""

@@ -64,6 +64,7 @@ class NewSms:
     area: str = ""
     quiet: str = ""
     ref: str = ""
+    due: float | None = None  # not before (None: now), e.g. an outage notice's lead time
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,14 +101,15 @@ class SmsStore:
             await conn.run_sync(lambda sync: metadata.create_all(sync, tables=list(TABLES)))
 
     async def add(self, items: Sequence[NewSms], now: float) -> list[int]:
-        """Store messages (one transaction), due now; their ids in order."""
+        """Store messages (one transaction), due now or at their own `due`; their ids in order."""
         ids: list[int] = []
         async with self.engine.begin() as conn:
             for it in items:
                 res = await conn.execute(insert(sms_messages).values(
                     created_ts=now, kind=it.kind, number=it.number, account=it.account, area=it.area,
                     quiet=it.quiet, lang=it.lang, text=it.text, coding=it.coding, parts=it.parts, ref=it.ref,
-                    token=secrets.token_hex(8), state=State.QUEUED, attempts=0, due_ts=now, error=""))
+                    token=secrets.token_hex(8), state=State.QUEUED, attempts=0,
+                    due_ts=now if it.due is None else max(now, it.due), error=""))
                 key = res.inserted_primary_key
                 assert key is not None
                 ids.append(int(key[0]))
