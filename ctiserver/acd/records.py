@@ -12,7 +12,7 @@ from typing import Any
 
 from ..events import Event
 from .model import Destination, IllegalCallTransition
-from .states import CALL_ACCEPTS, CALL_TRANSITIONS, LOGGED_OUT, WAITING, AgentState, CallState
+from .states import CALL_ACCEPTS, CALL_NEXT, LOGGED_OUT, WAITING, AgentState, CallState
 
 # VIP phases: account agent only, + VIP desk, + everyone with the skill
 PH_ACCOUNT, PH_DESK, PH_ALL = 0, 1, 2
@@ -78,7 +78,7 @@ class Call:
 
 def call_next(call: Call, event: str) -> CallState:
     """The state `event` takes `call` to, from the table; IllegalCallTransition when it has no entry."""
-    nxt = CALL_TRANSITIONS.get((call.state, event))
+    nxt = CALL_NEXT.get(event, _NONE).get(call.state)
     if nxt is None:
         raise IllegalCallTransition(call.id, call.state, event, CALL_ACCEPTS.get(event, ()))
     return nxt
@@ -86,7 +86,13 @@ def call_next(call: Call, event: str) -> CallState:
 
 def call_move(call: Call, event: str) -> None:
     """Apply the call transition table (see states.py)."""
-    call.state = call_next(call, event)
+    nxt = CALL_NEXT.get(event, _NONE).get(call.state)
+    if nxt is None:
+        raise IllegalCallTransition(call.id, call.state, event, CALL_ACCEPTS.get(event, ()))
+    call.state = nxt
+
+
+_NONE: dict[CallState, CallState] = {}
 
 
 def call_event(kind: str, now: float, call: Call, agent_id: str | None, /, **data: Any) -> Event:

@@ -86,9 +86,10 @@ CALL_TRANSITIONS: dict[tuple[CallState, str], CallState] = {
     (TALKING, "end"): GONE,
 }
 
-# the events a call in each state accepts, for error messages ("call c1 is offered, not talking")
-CALL_ACCEPTS: dict[str, tuple[CallState, ...]] = {}
-for (_state, _event) in CALL_TRANSITIONS:
-    CALL_ACCEPTS.setdefault(_event, ())
-    CALL_ACCEPTS[_event] += (_state,)
-del _state, _event
+# the same table by event (the engine's hot path looks a move up in one dict), and the states each
+# event is accepted in (for error messages: "call c1 is offered, not talking")
+CALL_NEXT: dict[str, dict[CallState, CallState]] = {}
+for (_state, _event), _to in CALL_TRANSITIONS.items():
+    CALL_NEXT.setdefault(_event, {})[_state] = _to
+CALL_ACCEPTS: dict[str, tuple[CallState, ...]] = {e: tuple(by_state) for e, by_state in CALL_NEXT.items()}
+del _state, _event, _to
