@@ -13,33 +13,16 @@ Crash safety rests on three rules kept here:
 from __future__ import annotations
 
 import secrets
-from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import (
-    JSON,
-    Column,
-    Float,
-    ForeignKey,
-    Index,
-    Integer,
-    String,
-    Table,
-    UniqueConstraint,
-    and_,
-    func,
-    insert,
-    select,
-    text,
-    update,
-)
+from sqlalchemy import and_, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ..calendar import Calendar
-from ..store.schema import IdType, metadata
+from ..store.schema import metadata
+from . import reports
 from .model import (
     OUTCOME_RANK,
     REACHED,
@@ -52,150 +35,33 @@ from .model import (
     Outcome,
     State,
 )
-from .rules import Delivery, after_outcome, deliver_by
+from .rules import Delivery, after_outcome
 from .scheduler import CampaignView, Exclusion, LiveAttempt, Snapshot, contact_view
+from .tables import (
+    DIALING,
+    ENDED,
+    TABLES,
+    AttemptConflict,
+    CampaignExists,
+    CampaignRecord,
+    CampaignStateError,
+    Finished,
+    InFlight,
+    OutboundError,
+    UnknownCampaign,
+    attempts,
+    campaign_record,
+    campaigns,
+    contacts,
+    dnc,
+)
+
+__all__ = ["TABLES", "AttemptConflict", "CampaignExists", "CampaignRecord", "CampaignStateError", "Claim",
+           "Finished", "InFlight", "OutboundError", "OutboundStore", "UnknownCampaign", "attempts", "campaigns",
+           "contacts", "dnc"]
 
 # claims an action (kind, key) under the HA leader's epoch inside the caller's transaction (ctiserver/ha/)
 Claim = Callable[[AsyncConnection, str, str], Awaitable[None]]
-
-IMPORTANT = 10  # contacts with this priority or more are "important": reported by name when missed
-
-campaigns = Table(
-    "outbound_campaigns",
-    metadata,
-    Column("id", IdType, primary_key=True, autoincrement=True),
-    Column("name", String(64), nullable=False, unique=True),
-    Column("uid", String(16), nullable=False, unique=True),
-    Column("kind", String(24), nullable=False),
-    Column("state", String(16), nullable=False),
-    Column("priority", Integer, nullable=False),
-    Column("spec", JSON, nullable=False),
-    Column("created_ts", Float, nullable=False),
-    Column("updated_ts", Float, nullable=False),
-)
-
-contacts = Table(
-    "outbound_contacts",
-    metadata,
-    Column("id", IdType, primary_key=True, autoincrement=True),
-    Column("campaign_id", IdType, ForeignKey("outbound_campaigns.id", ondelete="CASCADE"), nullable=False),
-    Column("number", String(20), nullable=False),
-    Column("name", String(100), nullable=False, default=""),
-    Column("account", String(40), nullable=False, default=""),
-    Column("area", String(60), nullable=False, default=""),
-    Column("priority", Integer, nullable=False, default=0),
-    Column("tier", String(20), nullable=False, default=""),
-    Column("quiet", String(200), nullable=False, default=""),
-    Column("variables", JSON, nullable=False, default=dict),
-    Column("status", String(16), nullable=False),
-    Column("attempts", Integer, nullable=False, default=0),
-    Column("next_due_ts", Float, nullable=False, default=0.0),
-    Column("last_outcome", String(16)),
-    Column("updated_ts", Float, nullable=False),
-    UniqueConstraint("campaign_id", "number", name="uq_outbound_contacts_number"),
-    Index("ix_outbound_contacts_due", "campaign_id", "status", "next_due_ts"),
-    Index("ix_outbound_contacts_account", "account"),
-)
-
-attempts = Table(
-    "outbound_attempts",
-    metadata,
-    Column("id", IdType, primary_key=True, autoincrement=True),
-    Column("campaign_id", IdType, ForeignKey("outbound_campaigns.id", ondelete="CASCADE"), nullable=False),
-    Column("contact_id", IdType, ForeignKey("outbound_contacts.id", ondelete="CASCADE"), nullable=False),
-    Column("attempt_no", Integer, nullable=False),
-    Column("channel_id", String(80), nullable=False, unique=True),
-    Column("number", String(20), nullable=False),
-    Column("status", String(16), nullable=False),  # dialing | ended
-    Column("outcome", String(16)),
-    Column("dtmf", String(20), nullable=False, default=""),
-    Column("started_ts", Float, nullable=False),
-    Column("ended_ts", Float),
-    UniqueConstraint("contact_id", "attempt_no", name="uq_outbound_attempts_no"),
-    Index("ix_outbound_attempts_status", "status"),
-    Index("ux_outbound_attempts_live_number", "number", unique=True,
-          sqlite_where=text("status = 'dialing'"), postgresql_where=text("status = 'dialing'")),
-)
-
-dnc = Table(
-    "outbound_dnc",
-    metadata,
-    Column("number", String(20), primary_key=True),
-    Column("list", String(16), nullable=False),  # dnc | blacklist
-    Column("reason", String(200), nullable=False, default=""),
-    Column("added_ts", Float, nullable=False),
-)
-
-TABLES = (campaigns, contacts, attempts, dnc)
-DIALING, ENDED = "dialing", "ended"
-
-
-class OutboundError(Exception):
-    """Base of the outbound store's errors; each has a stable `error_id` for the API."""
-
-    error_id = "outbound_error"
-
-
-class UnknownCampaign(OutboundError):
-    error_id = "unknown_campaign"
-
-
-class CampaignExists(OutboundError):
-    error_id = "campaign_exists"
-
-
-class CampaignStateError(OutboundError):
-    error_id = "campaign_state"
-
-
-class AttemptConflict(OutboundError):
-    """The contact changed since the plan was made (paused, stopped, dialed, or number in a call)."""
-
-    error_id = "attempt_conflict"
-
-
-@dataclass(frozen=True, slots=True)
-class CampaignRecord:
-    id: int
-    name: str
-    uid: str
-    kind: str
-    state: str
-    spec: CampaignSpec
-
-
-@dataclass(frozen=True, slots=True)
-class InFlight:
-    channel_id: str
-    campaign: str
-    contact: int
-    attempt_no: int
-    started_ts: float
-
-
-@dataclass(frozen=True, slots=True)
-class Finished:
-    """An outcome as written: what the dialer reports in events."""
-
-    campaign: str
-    kind: str
-    contact: int
-    number: str
-    attempt_no: int
-    channel_id: str
-    outcome: str
-    dtmf: str
-    contact_status: str
-    tier: str
-    variables: dict[str, Any] = field(default_factory=dict)
-    upgraded: bool = False  # replaced an earlier, less specific outcome
-    previous_status: str = ""  # the contact's status before this outcome
-
-
-def _record(row: Any) -> CampaignRecord:
-    spec = CampaignSpec.model_validate(row.spec)
-    return CampaignRecord(row.id, row.name, row.uid, row.kind, row.state, spec)
-
 
 class OutboundStore:
     def __init__(self, engine: AsyncEngine) -> None:
@@ -225,12 +91,12 @@ class OutboundStore:
             row = (await conn.execute(select(campaigns).where(campaigns.c.name == name))).first()
         if row is None:
             raise UnknownCampaign(f"no campaign named {name!r}")
-        return _record(row)
+        return campaign_record(row)
 
     async def campaigns(self) -> list[CampaignRecord]:
         async with self.engine.connect() as conn:
             rows = (await conn.execute(select(campaigns).order_by(campaigns.c.id))).all()
-        return [_record(r) for r in rows]
+        return [campaign_record(r) for r in rows]
 
     async def running(self) -> list[str]:
         """Names of running campaigns, highest priority first."""
@@ -568,96 +434,18 @@ class OutboundStore:
             raise OutboundError(f"no contact {contact_id}")
         return dict(r.variables or {}), r.name, r.account, r.area, r.tier
 
-    # --- reports ----------------------------------------------------------------------------------
+    # --- reports (reports.py) -------------------------------------------------------------------------
     async def status(self, name: str, calendar: Calendar | None = None, now: float | None = None) -> dict[str, Any]:
         """Progress of one campaign; `deliver_by`/`overdue` when it has a working-day deadline."""
-        camp = await self.campaign(name)
-        async with self.engine.connect() as conn:
-            by_status: dict[str, int] = dict((await conn.execute(
-                select(contacts.c.status, func.count()).where(contacts.c.campaign_id == camp.id)
-                .group_by(contacts.c.status))).all())
-            live = (await conn.execute(select(func.count()).select_from(attempts).where(
-                and_(attempts.c.campaign_id == camp.id, attempts.c.status == DIALING)))).scalar_one()
-            total_attempts = (await conn.execute(select(func.count()).select_from(attempts).where(
-                attempts.c.campaign_id == camp.id))).scalar_one()
-        total = sum(by_status.values())
-        out: dict[str, Any] = {
-            "campaign": camp.name, "kind": camp.kind, "state": camp.state, "title": camp.spec.title,
-            "contacts": total, "pending": by_status.get(ContactStatus.PENDING, 0),
-            "done": by_status.get(ContactStatus.DONE, 0),
-            "not_reached": by_status.get(ContactStatus.NOT_REACHED, 0),
-            "cancelled": by_status.get(ContactStatus.CANCELLED, 0),
-            "excluded": by_status.get(ContactStatus.EXCLUDED, 0), "live": live, "attempts": total_attempts,
-        }
-        out["finished_contacts"] = out["done"] + out["not_reached"] + out["cancelled"] + out["excluded"]
-        spec = camp.spec
-        if spec.data_arrived is not None and spec.deliver_within_working_days is not None:
-            due = deliver_by(calendar if calendar is not None else Calendar(), spec.data_arrived,
-                             spec.deliver_within_working_days)
-            out["deliver_by"] = due
-            out["overdue"] = bool(now is not None and now > due and (out["pending"] or out["live"]))
-        return out
+        return await reports.status(self.engine, await self.campaign(name), calendar, now)
 
     async def results(self, name: str) -> dict[str, Any]:
         """Per-campaign results: contacts by final state, attempts by outcome, attempts per contact."""
-        camp = await self.campaign(name)
-        async with self.engine.connect() as conn:
-            people = (await conn.execute(
-                select(contacts.c.number, contacts.c.name, contacts.c.account, contacts.c.priority,
-                       contacts.c.status, contacts.c.attempts, contacts.c.last_outcome)
-                .where(contacts.c.campaign_id == camp.id).order_by(contacts.c.id))).all()
-            outcomes: dict[str, int] = dict((await conn.execute(
-                select(attempts.c.outcome, func.count()).where(
-                    and_(attempts.c.campaign_id == camp.id, attempts.c.outcome.is_not(None)))
-                .group_by(attempts.c.outcome))).all())
-            ratings = [int(r.dtmf[-1]) for r in await conn.execute(
-                select(attempts.c.dtmf).where(and_(attempts.c.campaign_id == camp.id,
-                                                   attempts.c.outcome == Outcome.RATED)))
-                       if r.dtmf and r.dtmf[-1] in "12345"]
-        final = Counter(p.last_outcome for p in people if p.status == ContactStatus.DONE)
-        per_contact = Counter(p.attempts for p in people)
-        important_missed = [{"number": p.number, "name": p.name, "account": p.account,
-                             "status": p.status, "last_outcome": p.last_outcome}
-                            for p in people if p.priority >= IMPORTANT and p.status != ContactStatus.DONE]
-        return {
-            "campaign": camp.name, "kind": camp.kind, "state": camp.state, "contacts": len(people),
-            "reached": sum(1 for p in people if p.status == ContactStatus.DONE),
-            "confirmed": final.get(Outcome.CONFIRMED, 0),
-            "to_agent": final.get(Outcome.AGENT, 0),
-            "rated": final.get(Outcome.RATED, 0),
-            "not_reached": sum(1 for p in people if p.status == ContactStatus.NOT_REACHED),
-            "pending": sum(1 for p in people if p.status == ContactStatus.PENDING),
-            "cancelled": sum(1 for p in people if p.status == ContactStatus.CANCELLED),
-            "excluded": sum(1 for p in people if p.status == ContactStatus.EXCLUDED),
-            "machine": outcomes.get(Outcome.MACHINE, 0),
-            "busy": outcomes.get(Outcome.BUSY, 0),
-            "no_answer": outcomes.get(Outcome.NO_ANSWER, 0),
-            "congestion": outcomes.get(Outcome.CONGESTION, 0),
-            "failed": outcomes.get(Outcome.FAILED, 0),
-            "lost": outcomes.get(Outcome.LOST, 0),
-            "attempt_outcomes": {k: v for k, v in sorted(outcomes.items()) if k},
-            "attempts": sum(p.attempts for p in people),
-            "attempts_per_contact": {str(k): v for k, v in sorted(per_contact.items())},
-            "average_rating": round(sum(ratings) / len(ratings), 2) if ratings else None,
-            "important_not_reached": important_missed,
-        }
+        return await reports.results(self.engine, await self.campaign(name))
 
     async def not_reached(self, name: str) -> list[dict[str, Any]]:
         """The export for the billing office: contacts whose attempts ran out."""
-        camp = await self.campaign(name)
-        async with self.engine.connect() as conn:
-            rows = await conn.execute(
-                select(contacts).where(and_(contacts.c.campaign_id == camp.id,
-                                            contacts.c.status == ContactStatus.NOT_REACHED))
-                .order_by(contacts.c.priority.desc(), contacts.c.id))
-            return [{"number": r.number, "name": r.name, "account": r.account, "area": r.area,
-                     "priority": r.priority, "attempts": r.attempts, "last_outcome": r.last_outcome or "",
-                     **{f"var_{k}": v for k, v in (r.variables or {}).items()}} for r in rows]
+        return await reports.not_reached(self.engine, await self.campaign(name))
 
     async def attempts_of(self, name: str) -> list[dict[str, Any]]:
-        camp = await self.campaign(name)
-        async with self.engine.connect() as conn:
-            rows = await conn.execute(select(attempts).where(attempts.c.campaign_id == camp.id)
-                                      .order_by(attempts.c.id))
-            return [dict(r._mapping) for r in rows]
-
+        return await reports.attempts_of(self.engine, await self.campaign(name))
