@@ -66,6 +66,8 @@ CORES = (
     "ctiserver.kpi.bands",
     "ctiserver.kpi.facts",          # the report window and the facts the SQL sums
     "ctiserver.kpi.metrics",        # roll-up, derived metrics, targets, staffing
+    "ctiserver.kpi.builder",        # events -> call, leg, segment facts and agent state intervals
+    "ctiserver.kpi.sums",           # facts -> per-half-hour sums (the pure path of the report)
     "ctiserver.kpi.render",         # a report as a table, CSV or JSON
     "ctiserver.sms.model",          # sms.yaml: gateway, windows, retries, caps, templates
     "ctiserver.sms.encoding",       # GSM 7-bit or UCS-2, parts

@@ -1,4 +1,5 @@
-"""`ctiserver report --config DIR --from --to --by --format`: the KPI report from the event store."""
+"""The KPI commands: `ctiserver report --config DIR --from --to --by --format` (the KPI report from the
+event store) and `ctiserver facts rebuild --from --to` (re-derive the facts from the events)."""
 
 from __future__ import annotations
 
@@ -26,6 +27,69 @@ def add_report_command(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--url", help="database URL (default: database.url from ctiserver.yaml)")
     p.add_argument("--output", help="write to this file instead of standard output")
     p.set_defaults(func=run_report_command)
+    add_facts_command(subparsers)
+
+
+def add_facts_command(subparsers: argparse._SubParsersAction) -> None:
+    """`ctiserver facts rebuild`: after a definition change, or once after upgrading a database."""
+    p = subparsers.add_parser("facts", help="KPI facts (the per-call rows reports are computed from)")
+    sub = p.add_subparsers(dest="facts_command", required=True)
+    r = sub.add_parser("rebuild", help="re-derive the facts of a range from the events")
+    r.add_argument("--config", default="config")
+    r.add_argument("--from", dest="start", required=True, help="start, local time (YYYY-MM-DD[THH:MM])")
+    r.add_argument("--to", dest="end", help="end (exclusive); default start + 1 day")
+    r.add_argument("--url", help="database URL (default: database.url from ctiserver.yaml)")
+    r.add_argument("--quiet", action="store_true", help="no progress bar")
+    r.set_defaults(func=run_facts_rebuild)
+
+
+def progress_bar(fraction: float, width: int = 30) -> str:
+    """`[#########---------]  45%` for a fraction done."""
+    done = max(0, min(width, round(fraction * width)))
+    return f"[{'#' * done}{'-' * (width - done)}] {fraction * 100:3.0f}%"
+
+
+def run_facts_rebuild(args: argparse.Namespace) -> int:
+    from .factstore import rebuild
+
+    config_dir = Path(args.config)
+    cfg = load_kpi_config(config_dir)
+    now = SystemClock().now()
+    try:
+        t0, t1 = resolve_range(args.start, args.end, cfg, now=now)
+    except ReportError as exc:
+        print(f"ctiserver facts: {exc}", file=sys.stderr)
+        return 2
+    if t1 <= t0:
+        print("ctiserver facts: the end of the range must be after its start", file=sys.stderr)
+        return 2
+    url = db_url(config_dir, args.url)
+
+    def show(fraction: float) -> None:
+        if not args.quiet:
+            sys.stderr.write(f"\rrebuilding facts {progress_bar(fraction)}")
+            sys.stderr.flush()
+
+    async def run() -> dict[str, int]:
+        from sqlalchemy import inspect
+
+        from ..clidb import CliError
+
+        engine = await open_store(url, config_dir, create=False)
+        try:
+            async with engine.connect() as conn:
+                if not await conn.run_sync(lambda c: inspect(c).has_table("call_facts")):
+                    raise CliError(f"the event store has no facts tables yet: run `ctiserver db upgrade "
+                                   f"--config {config_dir}`")
+            return await rebuild(engine, t0, t1, show)
+        finally:
+            await engine.dispose()
+
+    done = asyncio.run(run())
+    if not args.quiet:
+        sys.stderr.write("\n")
+    print(f"facts rebuilt: {done['calls']} calls, {done['agent_intervals']} agent state intervals")
+    return 0
 
 
 def run_report_command(args: argparse.Namespace) -> int:

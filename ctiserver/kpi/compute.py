@@ -122,27 +122,33 @@ def family_queries(cfg: KpiConfig, win: Window, dims: Sequence[str]) -> dict[str
 
 
 def _facts(rows: dict[str, list[dict[str, Any]]], dims: Sequence[str]) -> Facts:
+    """Rows per family -> Facts; a family not queried stays empty (the caller fills it)."""
     agent_dims = [d for d in dims if d in AGENT_DIMS]
-    return Facts(calls=rows["calls"], legs=rows["legs"],
-                 agent_time=split_agent_rows(rows["agent_time"], agent_dims),
-                 dispositions=rows["dispositions"], workorders=rows["workorders"],
-                 outbound=rows["outbound"], survey=rows["survey"], ratings=rows["ratings"],
-                 revisits=rows["revisits"])
+    return Facts(calls=rows.get("calls", []), legs=rows.get("legs", []),
+                 agent_time=split_agent_rows(rows.get("agent_time", []), agent_dims),
+                 dispositions=rows.get("dispositions", []), workorders=rows.get("workorders", []),
+                 outbound=rows.get("outbound", []), survey=rows.get("survey", []),
+                 ratings=rows.get("ratings", []), revisits=rows.get("revisits", []))
 
 
-async def fetch_facts(conn: AsyncConnection, cfg: KpiConfig, win: Window, dims: Sequence[str]) -> Facts:
-    """Run every family's query, one after the other, on one connection."""
-    rows = {name: await _rows(conn, q) for name, q in family_queries(cfg, win, dims).items()}
+Queries = dict[str, Any]
+
+
+async def fetch_facts(conn: AsyncConnection, cfg: KpiConfig, win: Window, dims: Sequence[str],
+                      queries: Queries | None = None) -> Facts:
+    """Run every family's query (`queries`, default: all over the events), one after the other."""
+    queries = family_queries(cfg, win, dims) if queries is None else queries
+    rows = {name: await _rows(conn, q) for name, q in queries.items()}
     return _facts(rows, dims)
 
 
 async def fetch_facts_parallel(engine: AsyncEngine, cfg: KpiConfig, win: Window,
-                               dims: Sequence[str]) -> Facts:
+                               dims: Sequence[str], queries: Queries | None = None) -> Facts:
     """Same as fetch_facts, each family on its own pooled connection, so a server database uses
     several cores at once. SQLite gains nothing from it and runs them in turn."""
     if engine.dialect.name == "sqlite":
         async with engine.connect() as conn:
-            return await fetch_facts(conn, cfg, win, dims)
+            return await fetch_facts(conn, cfg, win, dims, queries)
 
     gate = asyncio.Semaphore(PARALLEL_QUERIES)  # leave pooled connections for the event writer
 
@@ -152,7 +158,7 @@ async def fetch_facts_parallel(engine: AsyncEngine, cfg: KpiConfig, win: Window,
                 await conn.execute(text(setting))
             return await _rows(conn, q)
 
-    queries = family_queries(cfg, win, dims)
+    queries = family_queries(cfg, win, dims) if queries is None else queries
     results = await asyncio.gather(*(one(q) for q in queries.values()))
     return _facts(dict(zip(queries, results, strict=True)), dims)
 

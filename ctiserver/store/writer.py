@@ -32,14 +32,14 @@ import math
 import time
 import uuid
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import exc as sa_exc
 from sqlalchemy import text
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql.dml import Insert
 
 from ..clock import Clock, SystemClock
@@ -49,6 +49,8 @@ from .journal import Journal, Pending
 from .schema import events
 
 log = logging.getLogger("ctiserver.store")
+
+Sink = Callable[[AsyncConnection, Sequence[dict[str, Any]]], Awaitable[None]]
 
 # Column limits come from the schema, so an over-long value is refused the same
 # way on SQLite (which would store it) and PostgreSQL (which would fail the batch).
@@ -195,6 +197,8 @@ class EventStore:
         self._closing = False
         self._closed = False
         self._task: asyncio.Task[None] | None = None
+        self._sinks: list[Sink] = []
+        self._sink_failures = 0
 
     # --- public API -----------------------------------------------------------
     @property
@@ -466,6 +470,30 @@ class EventStore:
         async with asyncio.timeout(self._attempt_timeout()):
             async with self._engine.begin() as conn:
                 await conn.execute(self._stmt, rows)
+                if self._sinks:
+                    await self._run_sinks(conn, rows)
+
+    # --- sinks: derived tables kept in the batch's transaction ---------------------
+    def add_sink(self, sink: Sink) -> None:
+        """Call `sink(conn, rows)` inside every batch's transaction, after its insert (e.g. the KPI facts).
+
+        A sink must be idempotent (a batch may be written twice). If it fails on the data, the events
+        are still written and the failure is logged; a database outage fails the batch as usual.
+        """
+        self._sinks.append(sink)
+
+    async def _run_sinks(self, conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
+        for sink in self._sinks:
+            try:
+                async with conn.begin_nested():
+                    await sink(conn, rows)
+            except Exception as exc:
+                if isinstance(exc, sa_exc.DBAPIError) and not is_data_error(exc):
+                    raise  # the database, not the sink: the whole batch is retried
+                self._sink_failures += 1
+                if self._sink_failures <= 10 or self._sink_failures % 1000 == 0:
+                    log.error("event sink %r failed (%s), %d so far; the events are stored",
+                              sink, _short(exc), self._sink_failures)
 
     async def _ping(self, loop: asyncio.AbstractEventLoop) -> None:
         try:

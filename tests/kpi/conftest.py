@@ -14,6 +14,8 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from ctiserver.events import Event
+from ctiserver.kpi.factsql import FACT_TABLES
+from ctiserver.kpi.factstore import rebuild
 from ctiserver.store.schema import events, metadata
 
 # One database per test process: the lead's full run and a developer's run may overlap.
@@ -41,12 +43,15 @@ async def drop_pg(name: str = PG_DB) -> None:
 
 
 async def load(engine: AsyncEngine, evs: Iterable[Event]) -> None:
-    """Create the events table and append `evs` with SQLAlchemy Core, each with its own event_key."""
+    """Create the events and facts tables, append `evs` with SQLAlchemy Core, each with its own
+    event_key, and derive their facts as the event store's fact sink does."""
     async with engine.begin() as conn:
-        await conn.run_sync(metadata.create_all, tables=[events])
+        await conn.run_sync(metadata.create_all, tables=[events, *FACT_TABLES])
         rows = [{**e.as_row(), "event_key": f"kpi-{i}"} for i, e in enumerate(evs)]
         if rows:
             await conn.execute(events.insert(), rows)
+    if rows:
+        await rebuild(engine, min(r["ts"] for r in rows), max(r["ts"] for r in rows) + 1)
 
 
 @pytest.fixture
