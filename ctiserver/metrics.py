@@ -8,16 +8,21 @@ from collections.abc import Iterable
 
 
 class RateMeter:
-    """Events per second over a sliding window (cheap: one deque append per event batch)."""
+    """Events per second over a sliding window (cheap: a counter, and a mark at most every `resolution_s`)."""
 
-    def __init__(self, window_s: float = 10.0) -> None:
+    def __init__(self, window_s: float = 10.0, resolution_s: float = 0.1) -> None:
         self.window_s = window_s
+        self.resolution_s = resolution_s  # at most one mark per this long: add() is on every AMI event's path
         self.total = 0
         self._marks: deque[tuple[float, int]] = deque()
+        self._next_mark = float("-inf")
 
     def add(self, n: int = 1, now: float | None = None) -> None:
-        now = time.monotonic() if now is None else now
         self.total += n
+        now = time.monotonic() if now is None else now
+        if now < self._next_mark:
+            return
+        self._next_mark = now + self.resolution_s
         self._marks.append((now, self.total))
         cutoff = now - self.window_s
         while len(self._marks) > 2 and self._marks[1][0] < cutoff:

@@ -14,10 +14,10 @@ Shape:
   yield to the event loop after each (a junk burst cannot stall it; see framing.py).
   Routing is cheap and never waits: responses complete their action's future, list
   events are collected into that action's `AmiResponse`, every other event goes on
-  ONE queue. (Asterisk drops a session whose writes block for 100 ms.)
+  ONE in-order inbox. (Asterisk drops a session whose writes block for 100 ms.)
 - each frame is stamped with the time it was read (`AmiMessage.received`, from the
   injected clock): the fallback for an event without Asterisk's own `Timestamp`.
-- one consumer task for the client's life: takes the queue in order and calls
+- one consumer task for the client's life: takes the inbox in order and calls
   `on_event` synchronously; an exception there is logged and the stream goes on.
   Connection changes travel through the same queue, so `on_disconnect` runs after
   every event of the lost session and `on_connect` after it.
@@ -39,7 +39,7 @@ import contextlib
 import itertools
 import logging
 import random
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 
@@ -188,7 +188,10 @@ class AmiClient:
         self._rng = rng or random.Random()
         self._clock: Clock = clock or SystemClock()  # stamps each frame's receive time (epoch seconds)
         self._boot_wait_s = boot_wait_s  # longest wait for a late FullyBooted (see _connect_info)
-        self._queue: asyncio.Queue[AmiMessage | _Connected | _Lost] = asyncio.Queue()
+        # ONE in-order inbox for the consumer (a deque and a wake-up: an asyncio.Queue's get() per event cost
+        # more than the rest of the event's routing)
+        self._inbox: deque[AmiMessage | _Connected | _Lost] = deque()
+        self._inbox_ready = asyncio.Event()
         self._framer = AmiFramer()
         self._pending: dict[str, _Pending] = {}
         self._abandoned: OrderedDict[str, bool] = OrderedDict()  # timed-out ids -> listing seen
@@ -252,8 +255,8 @@ class AmiClient:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._consumer
             self._consumer = None
-        while not self._queue.empty():  # what was read before the close still gets delivered
-            self._deliver(self._queue.get_nowait(), spawn=False)
+        while self._inbox:  # what was read before the close still gets delivered
+            self._deliver(self._inbox.popleft(), spawn=False)
 
     async def action(self, name: str, fields: Mapping[str, FieldValue] | None = None,
                      timeout: float | None = None) -> AmiResponse:
@@ -277,7 +280,7 @@ class AmiClient:
             "connect_failures": self._connect_failures,
             "last_error": self._last_error,
             "events_total": self._events_total,
-            "queue_depth": self._queue.qsize(),
+            "queue_depth": len(self._inbox),
             "pending_actions": len(self._pending),
             "ami_version": self._framer.version,
             "frames_dropped": self._framer.dropped,
@@ -341,7 +344,7 @@ class AmiClient:
             self._last_error = None
             log.info("AMI %s connected (AMI %s, uptime %s, restarted=%s)", srv.name, info.ami_version,
                      info.uptime, info.restarted)
-            self._queue.put_nowait(_Connected(info))
+            self._post(_Connected(info))
             ping_task = asyncio.create_task(self._ping_loop(), name=f"ami-ping-{srv.name}")
             reason = await asyncio.shield(reader_task)
             self._last_error = reason
@@ -361,7 +364,7 @@ class AmiClient:
                 self._connected = False
                 self._connected_evt.clear()
                 self._since = None
-                self._queue.put_nowait(_Lost(self._drop_reason or "session ended"))
+                self._post(_Lost(self._drop_reason or "session ended"))
         return logged_in
 
     async def _connect_info(self) -> ConnectInfo:
@@ -449,20 +452,21 @@ class AmiClient:
         return self._drop_reason
 
     def _route(self, msg: AmiMessage) -> None:
-        aid = msg.action_id
-        if aid is not None:
-            pending = self._pending.get(aid)
-            if pending is not None:
-                self._route_pending(aid, pending, msg)
-                return
-            if aid in self._abandoned and self._route_abandoned(aid, msg):
-                return
-        if msg.is_response:
-            log.debug("AMI %s: response for unknown ActionID %r dropped", self.server.name, aid)
-            return
-        if not msg.is_event:
-            return  # the framer only yields Event/Response frames; nothing else is ours to pass on
         name = msg.event
+        # an event is an action's only while one is pending or abandoned (list members, late replies)
+        if name is None or self._pending or self._abandoned:
+            aid = msg.action_id
+            if aid is not None:
+                pending = self._pending.get(aid)
+                if pending is not None:
+                    self._route_pending(aid, pending, msg)
+                    return
+                if aid in self._abandoned and self._route_abandoned(aid, msg):
+                    return
+            if name is None:
+                if msg.is_response:
+                    log.debug("AMI %s: response for unknown ActionID %r dropped", self.server.name, aid)
+                return  # the framer only yields Event/Response frames; nothing else is ours to pass on
         if name == "FullyBooted":
             self._boot_msg = msg
             self._boot_seen.set()
@@ -472,8 +476,10 @@ class AmiClient:
                 self._drop_reason = (f"Asterisk shut down ({msg.get('Shutdown', '?')}, "
                                      f"restart={msg.get('Restart', '?')})")
         self._events_total += 1
-        self._queue.put_nowait(msg)
-        depth = self._queue.qsize()
+        inbox = self._inbox
+        inbox.append(msg)
+        self._inbox_ready.set()
+        depth = len(inbox)
         if depth >= self._queue_warn_at:
             log.warning("AMI %s: %d events waiting for the consumer", self.server.name, depth)
             self._queue_warn_at *= 10
@@ -550,11 +556,19 @@ class AmiClient:
             self._abandoned.popitem(last=False)
 
     # --- delivering ------------------------------------------------------------
+    def _post(self, item: _Connected | _Lost) -> None:
+        self._inbox.append(item)
+        self._inbox_ready.set()
+
     async def _consume(self) -> None:
+        inbox, ready, deliver = self._inbox, self._inbox_ready, self._deliver
         n = 0
         while True:
-            item = await self._queue.get()
-            self._deliver(item, spawn=True)
+            if not inbox:
+                ready.clear()
+                await ready.wait()
+                continue
+            deliver(inbox.popleft(), spawn=True)
             n += 1
             if n % YIELD_EVERY == 0:
                 await asyncio.sleep(0)  # a burst must not starve the reader (Asterisk writetimeout)

@@ -2,7 +2,11 @@
 
 panoramisk decodes every TCP chunk on its own with `errors='ignore'`, so a UTF-8
 character split across two reads (a caller name in Chinese) silently vanishes.
-We keep bytes until a blank line ends the frame, then decode the whole frame.
+We keep bytes until a blank line ends the frame. A clean frame (every line `Key: value`,
+valid UTF-8, an Event or Response header: nearly all of them) is checked with one
+regular expression and kept as bytes; each header is decoded when a handler reads it
+(`AmiMessage._from_frame`), so the dozen headers of an event nobody reads cost nothing.
+Any other frame takes the slow path below, which decodes it whole and says what is wrong.
 
 Robustness rules, each covered by tests/ami/test_framing.py:
 - the `Asterisk Call Manager/x.y.z` banner (one CRLF line, no blank line) is taken
@@ -44,6 +48,8 @@ _LEGACY_BODY_END = "--END COMMAND--"
 _LINE = re.compile(r"^([^:\s]+): ?([^\r\n]*)\r?$", re.M)  # one `Key: value` line (value may be empty)
 _DEFAULT_KINDS = ("event", "response")
 _NL = b"\n"
+# a frame (lower-cased, b"\\n" in front) whose every line is `Key: value`: the key without blanks or colon
+_CLEAN = re.compile(rb"(?:\n[^:\s]+:[^\n]*)*\n")
 
 
 class FrameProblems:
@@ -73,6 +79,8 @@ class AmiFramer:
                  problems: FrameProblems | None = None) -> None:
         self.max_frame = max_frame
         self.kinds = kinds  # a frame needs one of these headers (a fake server asks for "Action")
+        self._needles = tuple(b"\n" + k.lower().encode() + b":" for k in kinds)
+        self._prefixes = self._needles  # the usual place: the first line
         self.problems = problems or FrameProblems()
         self.version: str | None = None
         self.frames = 0  # frames returned
@@ -114,6 +122,7 @@ class AmiFramer:
         at = self._scan
         while (m := search(buf, at)) is not None:
             start, at = m.start(), m.end()
+            end = start + 1  # the frame's last line keeps its line end (the held form's lookups need one)
             if start > pos and buf[start - 1] == 0x0D:
                 start -= 1
             if self._skipping:
@@ -121,7 +130,7 @@ class AmiFramer:
             elif start - pos > self.max_frame:
                 self._drop_oversize(start - pos)
             elif start > pos:
-                msg = self._frame(bytes(buf[pos:start]), received)
+                msg = self._frame(_NL + buf[pos:end], received)
                 if msg is not None:
                     self.frames += 1
                     out.append(msg)
@@ -135,20 +144,41 @@ class AmiFramer:
 
     # --- internals ---------------------------------------------------------
     def _frame(self, raw: bytes, received: float | None) -> AmiMessage | None:
+        """`raw`: b"\\n" + one frame's lines, each with its line end."""
         if b":" not in raw:  # junk (or stray whitespace): no header possible, not worth decoding
-            if raw.strip():
+            if not raw.isspace():
                 self.dropped += 1
                 if self._first_dropped is None:
-                    self._first_dropped = f"{raw[:60]!r} ({raw.count(_NL) + 1} lines)"
+                    body = raw[1:]
+                    self._first_dropped = f"{body[:60]!r} ({body.count(_NL)} lines)"
             return None
+        low = raw.lower()
+        if (low.startswith(self._prefixes) or self._has_kind(low)) and _CLEAN.fullmatch(low) \
+                and not low.startswith(b"\nresponse: follows"):
+            if raw.isascii():
+                return AmiMessage._from_frame(raw, low, received)
+            try:
+                raw.decode()
+            except UnicodeDecodeError:
+                pass  # the slow path below replaces the bad bytes and counts the frame
+            else:
+                return AmiMessage._from_frame(raw, low, received)
+        # the rare frame: bad lines, bad UTF-8, a legacy command body, no Event/Response header
+        body = raw[1:].rstrip(b"\r\n")
         try:
-            text = raw.decode("utf-8")
+            text = body.decode("utf-8")
         except UnicodeDecodeError as exc:
             self.bad_utf8 += 1
             if self._first_bad_utf8 is None:
                 self._first_bad_utf8 = f"{exc.reason} at byte {exc.start}"
-            text = raw.decode("utf-8", "replace")
+            text = body.decode("utf-8", "replace")
         return parse_frame(text, self, self.kinds, received)
+
+    def _has_kind(self, low: bytes) -> bool:
+        for needle in self._needles:
+            if needle in low:
+                return True
+        return False
 
     def _log_problems(self, before: tuple[int, int, int]) -> None:
         dropped, bad_lines, bad_utf8 = (self.dropped - before[0], self.bad_lines - before[1],

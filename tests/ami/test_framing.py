@@ -212,3 +212,33 @@ def test_garbage_never_raises_and_the_stream_recovers(junk: bytes, sizes: list[i
         assert framer.buffered <= 2048 + 500
     out += framer.feed(data[i:])
     assert out and out[-1].event == "Recovered" and out[-1].get("Seq") == "1"
+
+
+_KEYS = st.sampled_from(["Event", "Uniqueid", "CallerIDName", "ChanVariable", "Timestamp", "AccountCode", "X-Tra"])
+_VALUES = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\r\n"), max_size=12) | \
+    st.sampled_from(["国网客户张三", "坐席李四", "", " lead", "a: b", "1717171717.250001"])
+
+
+@settings(max_examples=120, deadline=None)
+@given(st.lists(st.lists(st.tuples(_KEYS, _VALUES), min_size=1, max_size=8), min_size=1, max_size=6),
+       st.lists(st.integers(min_value=0, max_value=2000), max_size=15), st.booleans())
+def test_frames_held_as_bytes_read_exactly_like_parsed_pairs(frames: list[list[tuple[str, str]]],
+                                                             cuts: list[int], bare_lf: bool) -> None:
+    """The framer keeps a clean frame as bytes and decodes a header when asked: every lookup (first value
+    wins, any case, repeats, Chinese split anywhere) must answer what the pairs themselves say."""
+    eol = "\n" if bare_lf else "\r\n"
+    frames = [[("Event", "Test"), *pairs] for pairs in frames]
+    data = "".join("".join(f"{k}: {v}{eol}" for k, v in pairs) + eol for pairs in frames).encode()
+    points = sorted({c % (len(data) + 1) for c in cuts})
+    got = _all([data[a:b] for a, b in zip([0, *points], [*points, len(data)], strict=True)])
+    assert len(got) == len(frames)
+    for msg, pairs in zip(got, frames, strict=True):
+        want = AmiMessage(pairs)
+        assert msg == want and msg.items == tuple(pairs) and len(msg) == len(pairs)
+        for key in {k for k, _ in pairs} | {"Missing"}:
+            for spelling in (key, key.lower(), key.upper()):
+                assert msg.get(spelling) == want.get(spelling)
+                assert msg.get_all(spelling) == want.get_all(spelling)
+                assert (spelling in msg) == (spelling in want)
+        assert msg.event == "Test" and msg.is_event and not msg.is_response
+        assert msg.timestamp == want.timestamp and msg.as_dict() == want.as_dict()
