@@ -1,6 +1,6 @@
 """IVR benchmark: concurrent FastAGI IVR sessions over loopback, and key press -> next prompt time.
 
-Each simulated Asterisk connects to the real FastAGI listener (ctiserver/agi.py) over
+Each simulated Asterisk connects to the real FastAGI listener (ctiserver/agi/server.py) over
 127.0.0.1, sends agi_* headers and answers commands as a caller of the sample hotline
 tree would (13800000002: outage notice, press 1 for Mandarin, 1 for the bill with the
 arrears read out by TTS, 0 for an agent, then a rating of 5). The runtime walks the
@@ -30,11 +30,11 @@ import time
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from ctiserver.agi import FastAGIServer
-from ctiserver.agi_types import AgiChannel
+from ctiserver.agi.channel import AgiChannel
+from ctiserver.agi.server import FastAGIServer
 from ctiserver.clock import FakeClock
+from ctiserver.customers.data import MemoryDataProvider, read_sample_data
 from ctiserver.events import Event
-from ctiserver.ivr.data import MemoryDataProvider, read_sample_data
 from ctiserver.ivr.runtime import IvrRuntime, QueueRequest
 from ctiserver.ivr.settings import IvrSettings
 from ctiserver.ivr.tree import load_tree

@@ -1,7 +1,7 @@
 """The server's own settings (`config/ctiserver.yaml`): Asterisk servers, database, listeners.
 
 Feature settings (IVR, ACD, outbound, KPIs) live in their own files and modules;
-`ctiserver.settings.load_all` gathers every one of them for `check` and `serve`.
+`ctiserver.app.settings.load_all` gathers every one of them for `check` and `serve`.
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ started again in one process.
 reverse: a feature that fails to start unwinds the ones before it (and raises), a stop
 runs the stop steps of what started and only of that, each failing step logged once
 with the feature's name while the others still stop. `CtiServer` is one such group
-(event store, AMI links, the features of `ctiserver.wiring`, FastAGI, HTTP); the ACD
+(event store, AMI links, the features of `ctiserver.app.wiring`, FastAGI, HTTP); the ACD
 runtime, the outbound dialer and the ACD callbacks form a nested group, `LEADER`
 (`Features.leader`), that can be stopped and started again while the rest of the
 server keeps running: what a standby node must not run (see the HA issue).

@@ -49,10 +49,10 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from ctiserver import sandbox  # noqa: E402
 from ctiserver.ami.client import AmiClient  # noqa: E402
 from ctiserver.config import AmiServer  # noqa: E402
 from ctiserver.events import Kind  # noqa: E402
+from ctiserver.sandbox import chroot as sandbox  # noqa: E402
 from ctiserver.store.engine import make_engine  # noqa: E402
 from ctiserver.store.query import fetch_events  # noqa: E402
 
@@ -113,10 +113,10 @@ def write_config(work: Path, agents: int, http: int, agi: int, db_url: str, soun
 
 def serve_child(config_dir: str) -> None:
     """The CTI process: what `ctiserver serve --sample-data` runs, plus every agent logged in ready."""
-    from ctiserver import settings
-    from ctiserver.logsetup import setup_logging
-    from ctiserver.server import run_until_signalled
-    from ctiserver.wiring import build_server
+    from ctiserver.app import settings
+    from ctiserver.app.logsetup import setup_logging
+    from ctiserver.app.server import run_until_signalled
+    from ctiserver.app.wiring import build_server
 
     cfg = settings.load_server(Path(config_dir))
     setup_logging(cfg.log_level, json_lines=False)

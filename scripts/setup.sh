@@ -70,7 +70,7 @@ fi
 # --- the sandbox Asterisk chroot (Debian sid's Asterisk 22, ~1 minute the first time) ---
 step_asterisk() {
 log "preparing the sandbox Asterisk"
-.venv/bin/python -c 'from ctiserver.sandbox import ensure_chroot; print("[setup] asterisk chroot:", ensure_chroot(None))'
+.venv/bin/python -c 'from ctiserver.sandbox.chroot import ensure_chroot; print("[setup] asterisk chroot:", ensure_chroot(None))'
 }
 
 for step in ${SETUP_STEPS:-system kannel postgres python asterisk}; do

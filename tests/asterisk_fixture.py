@@ -22,9 +22,9 @@ from typing import Any
 
 import pytest
 
-from ctiserver import sandbox
 from ctiserver.ami.client import AmiClient
 from ctiserver.config import AmiServer
+from ctiserver.sandbox import chroot as sandbox
 
 LEASES = "ctiserver-leases"
 

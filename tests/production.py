@@ -21,11 +21,12 @@ from typing import Any
 import aiohttp
 import yaml
 
-from ctiserver import sandbox, settings
-from ctiserver.server import CtiServer
+from ctiserver.app import settings
+from ctiserver.app.server import CtiServer
+from ctiserver.app.wiring import build_server
+from ctiserver.sandbox import chroot as sandbox
 from ctiserver.web.app import DESKTOP_KEY
 from ctiserver.web.auth import create_user
-from ctiserver.wiring import build_server
 from tests.asterisk_fixture import shared_sounds_dir
 
 REPO = Path(__file__).resolve().parents[1]
@@ -85,7 +86,7 @@ class Running:
 
 @asynccontextmanager
 async def production_server(tmp: Path, edit: Callable[[Path], None] | None = None) -> AsyncIterator[Running]:
-    """Build with `ctiserver.wiring.build_server` (as `serve` does), start, yield, stop.
+    """Build with `ctiserver.app.wiring.build_server` (as `serve` does), start, yield, stop.
 
     `edit(config_dir)` may change the copied configuration first (see `edit_yaml`)."""
     with socket.socket() as refusing:  # bound, never listening: AMI connects are refused, the port stays ours

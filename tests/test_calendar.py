@@ -19,10 +19,9 @@ from pydantic import ValidationError
 from ctiserver.acd.config import load_acd_config
 from ctiserver.acd.engine import AcdEngine
 from ctiserver.acd.model import Blocked, Offer
+from ctiserver.app.cli import main
 from ctiserver.calendar import Calendar, load_calendar
-from ctiserver.cli import main
 from ctiserver.configfile import ConfigError
-from ctiserver.deadlines import Limit
 from ctiserver.events import Kind
 from ctiserver.ivr.settings import load_ivr_settings
 from ctiserver.ivr.tree import load_tree
@@ -31,6 +30,7 @@ from ctiserver.kpi.config import load_kpi_config
 from ctiserver.outbound.model import CampaignSpec, load_outbound_config
 from ctiserver.outbound.scheduler import CampaignView, ContactView, Scheduler, Snapshot
 from ctiserver.web.config import load_desktop_config
+from ctiserver.workorders.deadlines import Limit
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = REPO / "config"

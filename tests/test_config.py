@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from ctiserver.cli import main
+from ctiserver.app.cli import main
 from ctiserver.config import load_server_config
 
 REPO = Path(__file__).resolve().parents[1]
@@ -34,7 +34,7 @@ def test_bad_server_config_is_reported_with_file_and_line(case, tmp_path, capsys
 
 def test_check_subprocess_exit_code_and_no_traceback(tmp_path):
     (tmp_path / "ctiserver.yaml").write_text("http:\n  port: eighty\n", encoding="utf-8")
-    proc = subprocess.run([sys.executable, "-m", "ctiserver.cli", "check", "--config", str(tmp_path)],
+    proc = subprocess.run([sys.executable, "-m", "ctiserver", "check", "--config", str(tmp_path)],
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 1
     assert f"{tmp_path / 'ctiserver.yaml'}:2: http.port" in proc.stderr

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from ctiserver.cli import main
-from ctiserver.settings import check_all
+from ctiserver.app.cli import main
+from ctiserver.app.settings import check_all
 
 REPO = Path(__file__).resolve().parents[1]
 NOW = 1_795_399_200.0  # 2026-11-23 10:00 in Shanghai: when the sample data's offsets count from
@@ -104,7 +104,7 @@ def test_aliases_that_multiply_the_data(cfg: Path, capsys: pytest.CaptureFixture
 
 def test_the_subprocess_exit_code_for_a_tag(cfg: Path) -> None:
     (cfg / "ctiserver.yaml").write_text("asterisk: !!python/name:os.system\n", encoding="utf-8")
-    proc = subprocess.run([sys.executable, "-m", "ctiserver.cli", "check", "--config", str(cfg)],
+    proc = subprocess.run([sys.executable, "-m", "ctiserver", "check", "--config", str(cfg)],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
     assert f"{cfg / 'ctiserver.yaml'}:1: tag !!python/name:os.system is not allowed" in proc.stderr

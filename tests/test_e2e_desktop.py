@@ -19,13 +19,13 @@ import pytest
 from playwright.async_api import Browser, async_playwright, expect
 from sqlalchemy import select
 
+from ctiserver.app.server import CtiServer
+from ctiserver.app.wiring import build_server
 from ctiserver.config import load_server_config
 from ctiserver.events import Kind
-from ctiserver.server import CtiServer
 from ctiserver.store.query import fetch_events
 from ctiserver.web.auth import create_user
 from ctiserver.web.tables import dispositions, work_orders
-from ctiserver.wiring import build_server
 from tests.asterisk_fixture import AmiRecorder, originate_caller
 from tests.live_config import KEYS_TO_AGENT, sandbox_config
 from tests.sipphone import agent_phone

@@ -7,8 +7,8 @@
 2. Pure cores import no IO module, directly or through anything they import. IO is the network,
    databases, processes and HTTP (see IO_LIBRARIES; of asyncio only its streams, sockets and
    subprocesses: a timer on the running loop is not IO), the modules that use them, and the edges
-   named in IO_MODULES (store, web, FastAGI, server, wiring, sandbox, the CLI).
-3. Command-line code (argparse, getpass, sub-commands) lives only in CLI modules (`ctiserver/cli.py`,
+   named in IO_MODULES (store, web, the FastAGI listener, the app: server and wiring, sandbox, the CLI).
+3. Command-line code (argparse, getpass, sub-commands) lives only in CLI modules (`ctiserver/app/cli.py`,
    a feature's `cli.py` or `*_cli.py`), and no other module imports a CLI module.
 """
 
@@ -30,9 +30,9 @@ CORES = (
     "ctiserver.clock",              # the Clock protocol, SystemClock, FakeClock
     "ctiserver.events",             # the Event record every feature emits
     "ctiserver.calendar",           # time zone, holidays, hours sets (and their YAML model)
-    "ctiserver.deadlines",          # work-order deadline table and due-time arithmetic
+    "ctiserver.workorders.deadlines",  # work-order deadline table and due-time arithmetic
     "ctiserver.numbers",            # the phone-number normaliser
-    "ctiserver.tracker",            # AMI events -> call events (sans-IO)
+    "ctiserver.calls.tracker",      # AMI events -> call events (sans-IO)
     "ctiserver.ami.framing",        # bytes -> AmiMessage
     "ctiserver.ami.message",
     "ctiserver.ami.actions",        # action encoding
@@ -57,7 +57,7 @@ CORES = (
     "ctiserver.outbound.rules",     # calling windows, caps, late fees
     "ctiserver.outbound.scheduler",
     "ctiserver.outbound.pacing",
-    "ctiserver.outbound.callbacks",  # the ACD's callback planner
+    "ctiserver.callbacks.rules",    # the ACD's callback planner
     "ctiserver.outbound.contacts",  # contact list parsing and sampling
     "ctiserver.outbound.amimap",    # AMI results -> attempt outcomes
     "ctiserver.outbound.messages",
@@ -99,9 +99,8 @@ ASYNCIO_IO = frozenset({
 })
 # Edges by role, whatever they import: the event store, the desktop/HTTP side, FastAGI, the server
 # and its wiring, the sandbox Asterisk's process management. CLI modules are added by name.
-IO_MODULES = ("ctiserver.store", "ctiserver.web", "ctiserver.agi", "ctiserver.server", "ctiserver.wiring",
-              "ctiserver.sandbox")
-CLI_SUPPORT = frozenset({"ctiserver.clidb"})  # the event store as the CLI commands open it
+IO_MODULES = ("ctiserver.store", "ctiserver.web", "ctiserver.agi.server", "ctiserver.app", "ctiserver.sandbox")
+CLI_SUPPORT = frozenset({"ctiserver.app.clidb"})  # the event store as the CLI commands open it
 CLI_LIBRARIES = frozenset({"argparse", "getpass"})
 CLI_CALLS = frozenset({"add_parser", "add_subparsers", "parse_args", "parse_known_args"})
 
@@ -256,7 +255,7 @@ def cycle_in(component: list[str], modules: dict[str, Module]) -> list[str]:
 
 def is_cli(name: str) -> bool:
     last = name.rsplit(".", 1)[-1]
-    return last == "cli" or last.endswith("_cli") or name in CLI_SUPPORT
+    return last in ("cli", "__main__") or last.endswith("_cli") or name in CLI_SUPPORT
 
 
 def io_reasons(mod: Module) -> list[str]:
@@ -320,6 +319,18 @@ def test_only_cli_modules_import_cli_modules(modules: dict[str, Module]) -> None
     bad = {k: v for k, v in bad.items() if v}
     assert not bad, "modules importing CLI modules:\n" + "\n".join(
         f"  {name} imports {', '.join(deps)}" for name, deps in sorted(bad.items()))
+
+
+# The package root holds only the vocabulary every feature shares; a feature's code lives in its package.
+ROOT_MODULES = frozenset({
+    "__init__", "__main__", "clock", "events", "calendar", "configfile", "config", "names", "numbers", "lograte",
+    "lifecycle", "metrics",
+})
+
+
+def test_the_package_root_holds_only_the_shared_vocabulary() -> None:
+    loose = sorted(p.stem for p in PACKAGE.glob("*.py") if p.stem not in ROOT_MODULES)
+    assert not loose, f"modules at the package root that belong in a feature's package: {loose}"
 
 
 def test_io_modules_named_by_role_exist(modules: dict[str, Module]) -> None:

@@ -18,11 +18,11 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from ctiserver import settings
 from ctiserver.acd.model import ScheduleCallback
+from ctiserver.app import settings
+from ctiserver.app.server import CtiServer, run_until_signalled
+from ctiserver.app.wiring import build_server
 from ctiserver.lifecycle import Feature, FeatureGroup, TaskOwner
-from ctiserver.server import CtiServer, run_until_signalled
-from ctiserver.wiring import build_server
 from tests.production import PASSWORD, Running, edit_yaml, production_config
 
 # --- what a process holds ------------------------------------------------------------------------------

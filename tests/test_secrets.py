@@ -13,7 +13,7 @@ import aiohttp
 import pytest
 import yaml
 
-from ctiserver.cli import main
+from ctiserver.app.cli import main
 from ctiserver.config import load_server_config
 from ctiserver.events import Event
 from ctiserver.store.engine import make_engine, migrate

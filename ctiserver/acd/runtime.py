@@ -35,7 +35,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from ..agi_types import AgiChannel, AgiError, AgiHangup, AgiReply
+from ..agi.channel import AgiChannel, AgiError, AgiHangup, AgiReply
 from ..clock import Clock
 from ..events import Event, Kind
 from ..lifecycle import TaskOwner

@@ -28,10 +28,10 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from ..agi_types import AgiChannel, AgiError, AgiHangup, AgiReply
+from ..agi.channel import AgiChannel, AgiError, AgiHangup, AgiReply
 from ..clock import Clock, SystemClock
+from ..customers.data import DataProvider
 from ..events import Event, Kind
-from .data import DataProvider
 from .reload import TreeRegistry
 from .settings import IvrSettings
 from .tree import LoadedTree

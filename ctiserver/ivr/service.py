@@ -20,11 +20,11 @@ import contextlib
 import logging
 from pathlib import Path
 
-from ..agi_types import AgiChannel
+from ..agi.channel import AgiChannel
 from ..calendar import Calendar
 from ..clock import Clock
+from ..customers.data import DataProvider
 from ..lifecycle import TaskOwner
-from .data import DataProvider
 from .reload import TreeRegistry
 from .runtime import Emit, Handoff, IvrRuntime
 from .settings import load_ivr_settings

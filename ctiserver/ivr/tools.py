@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import TextIO
 
 from ..configfile import ConfigError, ConfigProblem
+from ..customers.data import DataProvider, MemoryDataProvider, read_sample_data
 from .checks import _implicit, default_sound_dirs, edges
-from .data import DataProvider, MemoryDataProvider, read_sample_data
 from .reload import load_checked
 from .settings import IvrSettings, load_ivr_settings
 from .template import fields

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ..clidb import db_url, open_store
+from ..app.clidb import db_url, open_store
 from ..clock import SystemClock
 from .config import load_kpi_config
 from .render import FORMATTERS

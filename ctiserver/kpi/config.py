@@ -15,8 +15,8 @@ from pydantic import Field, field_validator, model_validator
 
 from ..calendar import Calendar, load_calendar, load_site_model
 from ..configfile import Strict
-from ..deadlines import WorkorderTable, load_workorder_table
 from ..names import DisplayName
+from ..workorders.deadlines import WorkorderTable, load_workorder_table
 from .bands import BandSpan, parse_hhmm, slot_table
 
 Ratio = Annotated[float, Field(ge=0.0, le=1.0)]

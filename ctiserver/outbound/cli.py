@@ -21,6 +21,7 @@ from sqlalchemy.exc import DBAPIError
 
 from ..clock import SystemClock
 from ..configfile import ConfigError
+from ..customers.targets import SqlCustomerSource
 from ..numbers import normalise_number
 from .contacts import (
     CustomerTarget,
@@ -30,7 +31,6 @@ from .contacts import (
     stratified_sample,
     targets_to_contacts,
 )
-from .customers import SqlCustomerSource
 from .export import not_reached_csv
 from .model import CampaignSpec, load_campaign_spec, load_outbound_config
 from .store import OutboundError, OutboundStore, UnknownCampaign
@@ -98,7 +98,7 @@ def add_campaign_commands(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _db_url(args: argparse.Namespace) -> str:
-    from ..clidb import db_url
+    from ..app.clidb import db_url
 
     return db_url(Path(args.config), args.url)
 
@@ -108,7 +108,7 @@ READ_ONLY = ("status", "results")  # these never create the database; the others
 
 def _run(args: argparse.Namespace, body: Callable[[OutboundStore], Awaitable[int]],
          out: TextIO | None = None) -> int:
-    from ..clidb import open_store
+    from ..app.clidb import open_store
 
     err = sys.stderr
 

@@ -19,9 +19,9 @@ from typing import Any, TypeVar
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
+from ..callbacks.service import AcdCallbackService
 from ..web.errors import ApiError
 from ..web.openapi import Operation, Reply, documented
-from .callback_service import AcdCallbackService
 from .export import not_reached_csv
 from .service import OutboundService
 from .store import CampaignStateError, OutboundError, UnknownCampaign

@@ -22,7 +22,7 @@ from pydantic import Field, field_validator, model_validator
 
 from ..calendar import Calendar, DaysRule, load_calendar, load_site_model
 from ..configfile import ConfigError, ConfigProblem, Strict, compose, load_model, node_line
-from ..deadlines import WorkorderTable, load_workorder_table
+from ..workorders.deadlines import WorkorderTable, load_workorder_table
 
 CampaignKind = Literal["outage_notice", "arrears_reminder", "survey"]
 KINDS: tuple[str, ...] = ("outage_notice", "arrears_reminder", "survey")

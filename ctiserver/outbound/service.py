@@ -18,8 +18,11 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ..acd.model import CancelCallback, Offer, ScheduleCallback
-from ..agi_types import AgiChannel
+from ..agi.channel import AgiChannel
+from ..callbacks.service import AcdCallbackService, AcdLike, Say
+from ..callbacks.store import CallbackStore
 from ..clock import Clock
+from ..customers.targets import customer_class
 from ..events import Event, Kind
 from ..lifecycle import TaskOwner, started
 from ..lograte import LogBurst
@@ -27,9 +30,6 @@ from ..numbers import normalise_number
 from ..store.schema import events
 from .ami_originator import AmiActions, AmiOriginator
 from .amimap import OutcomeReader
-from .callback_service import AcdCallbackService, AcdLike, Say
-from .callback_store import CallbackStore
-from .customers import customer_class
 from .dialer import Dialer, Emit, PromptFn
 from .model import ContactIn, OutboundConfig
 from .scheduler import Scheduler

@@ -40,7 +40,7 @@ def run_simulate(args: argparse.Namespace) -> int:
         print(exc, file=sys.stderr)
         return 1
     if args.from_db:
-        from ..clidb import CliError, db_url, open_store
+        from ..app.clidb import CliError, db_url, open_store
         from .history import arrivals_from_store
 
         url = db_url(config_dir, args.from_db)

@@ -33,11 +33,11 @@ from typing import Any
 
 import yaml
 
-from .. import settings
+from ..app import settings
+from ..app.server import CtiServer
 from ..clock import Clock, SystemClock
 from ..events import Event, Kind
 from ..lifecycle import TaskOwner
-from ..server import CtiServer
 
 log = logging.getLogger(__name__)
 SUPERVISOR = "demo"
@@ -107,7 +107,7 @@ def load_customers(config_dir: Path) -> list[tuple[str, str]]:
 def running_sounds_dir() -> Path | None:
     """The sounds folder of a sandbox Asterisk already running: reusing it as our TTS cache
     means `up` keeps that instance instead of restarting it under its other users."""
-    from .. import sandbox
+    from ..sandbox import chroot as sandbox
 
     st = sandbox.status()
     state = st.get("state")
@@ -172,7 +172,7 @@ class Demo:
     # --- lifecycle
 
     async def start(self) -> DemoInfo:
-        from ..wiring import build_server
+        from ..app.wiring import build_server
 
         cfg_dir = self._work / "config"
         if self.opts.sounds_dir is None:

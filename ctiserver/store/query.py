@@ -8,8 +8,8 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from ..calls.tracker import RecordedCall
 from ..events import Event, Kind
-from ..tracker import RecordedCall
 from .schema import events
 
 

@@ -1,6 +1,6 @@
 """Desktop configuration (config/desktop.yaml): sessions, rate limits, reason codes, dispatch units.
 
-Work-order deadlines are workorders.yaml's (ctiserver/deadlines.py), days and hours calendar.yaml's.
+Work-order deadlines are workorders.yaml's (ctiserver/workorders/deadlines.py), days and hours calendar.yaml's.
 
 Every number an operations rulebook might change lives here, validated strictly so a
 typo is a `file:line` error at start-up rather than a surprise on the floor.
@@ -16,8 +16,8 @@ from pydantic import Field, field_validator, model_validator
 from ..acd.model import SYSTEM_REASONS
 from ..calendar import Calendar, load_calendar, load_site_model
 from ..configfile import Strict
-from ..deadlines import WorkorderTable, load_workorder_table
 from ..names import DisplayName
+from ..workorders.deadlines import WorkorderTable, load_workorder_table
 
 ROLES = ("agent", "supervisor", "admin")
 Role = Literal["agent", "supervisor", "admin"]

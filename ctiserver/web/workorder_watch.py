@@ -22,9 +22,9 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ..clock import Clock
-from ..deadlines import Alert, alerts
 from ..events import Event, Kind
 from ..lifecycle import TaskOwner
+from ..workorders.deadlines import Alert, alerts
 from . import workorders
 from .ws import Hub, agent_stream
 

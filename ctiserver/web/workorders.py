@@ -3,7 +3,7 @@
 Pure part first (no IO): `TRANSITIONS`, `is_overdue`, `visible`, `clock_of`. Then the
 repository functions, each one transaction, writing the history row together with
 the change so the two can never disagree. Deadlines (dispatch, reply, their reminders) come
-from the one table, workorders.yaml (ctiserver/deadlines.py), when an order is accepted and
+from the one table, workorders.yaml (ctiserver/workorders/deadlines.py), when an order is accepted and
 again when a supervisor reopens it.
 
     open ──▶ dispatched ──▶ resolved ──▶ closed
@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import false, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from ..deadlines import OrderClock
+from ..workorders.deadlines import OrderClock
 from .config import DesktopConfig
 from .errors import ApiError
 from .tables import work_order_history, work_orders

@@ -21,8 +21,8 @@ import pytest
 from ctiserver.acd.engine import AcdEngine
 from ctiserver.acd.model import Offer
 from ctiserver.acd.runtime import AcdHooks, AcdRuntime
-from ctiserver.agi import FastAGIServer
-from ctiserver.agi_types import AgiChannel
+from ctiserver.agi.channel import AgiChannel
+from ctiserver.agi.server import FastAGIServer
 from ctiserver.clock import SystemClock
 from ctiserver.events import Event, Kind
 from tests.asterisk_fixture import AmiRecorder, event_is, originate_caller

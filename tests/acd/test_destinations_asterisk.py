@@ -14,12 +14,12 @@ import wave
 from pathlib import Path
 from typing import Any
 
+from ctiserver.app.wiring import build_server
 from ctiserver.config import load_server_config
 from ctiserver.events import Event, Kind
-from ctiserver.wiring import build_server
 from tests.asterisk_fixture import AmiRecorder, originate_caller
+from tests.callbacks.test_asterisk import callback_config
 from tests.live_config import IVR_TO_AGENT
-from tests.outbound.test_callbacks_asterisk import callback_config
 
 
 async def test_a_caller_past_the_maximum_wait_leaves_a_voicemail(asterisk_sandbox: Any, ami: AmiRecorder,

@@ -19,10 +19,10 @@ from typing import Any
 
 import pytest
 
-from ctiserver.agi_types import AgiChannel, AgiReply
+from ctiserver.agi.channel import AgiChannel, AgiReply
+from ctiserver.app.wiring import build_server
 from ctiserver.config import load_server_config
 from ctiserver.events import Event, Kind
-from ctiserver.wiring import build_server
 from tests.asterisk_fixture import AmiRecorder, originate_caller
 from tests.live_config import sandbox_config
 

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from ctiserver.acd.fallback import FallbackQueues
-from ctiserver.calls import AgentChannels
+from ctiserver.calls.control import AgentChannels
 from ctiserver.events import Kind
 
 CALLER = {"Channel": "Local/95598@hotline-00000000;2", "CallerIDNum": "13900000301", "Context": "hotline",

@@ -18,14 +18,14 @@ from typing import Any
 import pytest
 
 from ctiserver.ami.message import event_time
+from ctiserver.app.server import CtiServer
+from ctiserver.app.wiring import build_server
 from ctiserver.calendar import load_calendar
 from ctiserver.config import load_server_config
 from ctiserver.events import Event, Kind
 from ctiserver.kpi.config import load_kpi_config
 from ctiserver.kpi.report import build_report
-from ctiserver.server import CtiServer
 from ctiserver.store.query import fetch_events
-from ctiserver.wiring import build_server
 from tests.asterisk_fixture import AmiRecorder, event_is, originate_caller
 from tests.live_config import sandbox_config
 from tests.sipphone import agent_phone

@@ -9,12 +9,12 @@ import re
 from pathlib import Path
 from typing import Any
 
+from ctiserver.app.wiring import build_server
 from ctiserver.config import load_server_config
 from ctiserver.events import Event, Kind
-from ctiserver.wiring import build_server
 from tests.asterisk_fixture import AmiRecorder, event_is, originate_caller
+from tests.callbacks.test_asterisk import callback_config, until
 from tests.live_config import KEYS_TO_AGENT
-from tests.outbound.test_callbacks_asterisk import callback_config, until
 from tests.sipphone import agent_phone
 
 

@@ -84,9 +84,9 @@ async def test_a_restarted_server_logs_its_agents_in_again_without_ringing_a_bus
         asterisk_sandbox: Any, ami: Any, tmp_path: Path) -> None:
     """Two servers one after the other on the same database and the real Asterisk: agents logged in on
     the first are logged in on the second; the one whose phone is still in a call is not made ready."""
+    from ctiserver.app.wiring import build_server
     from ctiserver.config import load_server_config
-    from ctiserver.wiring import build_server
-    from tests.outbound.test_callbacks_asterisk import callback_config
+    from tests.callbacks.test_asterisk import callback_config
 
     cfg_dir = callback_config(tmp_path, asterisk_sandbox)
 

@@ -20,11 +20,11 @@ from typing import Any
 
 import pytest
 
-from ctiserver.agi_types import AgiChannel, AgiReply
+from ctiserver.agi.channel import AgiChannel, AgiReply
 from ctiserver.ami.message import event_time
+from ctiserver.app.wiring import build_server
 from ctiserver.config import load_server_config
 from ctiserver.events import Event, Kind
-from ctiserver.wiring import build_server
 from tests.asterisk_fixture import AmiRecorder, originate_caller, sounds_dir
 from tests.live_config import sandbox_config
 from tests.sipphone import agent_phone

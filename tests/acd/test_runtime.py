@@ -14,7 +14,7 @@ import pytest
 from ctiserver.acd.engine import AcdEngine
 from ctiserver.acd.model import Offer, ScheduleCallback
 from ctiserver.acd.runtime import AcdHooks, AcdRuntime, Served
-from ctiserver.agi_types import AgiChannel, AgiError, AgiHangup, AgiReply
+from ctiserver.agi.channel import AgiChannel, AgiError, AgiHangup, AgiReply
 from ctiserver.clock import SystemClock
 from ctiserver.events import Event, Kind
 
@@ -517,7 +517,7 @@ async def test_a_voicemail_destination_records_the_callers_message_and_logs_it()
 def test_the_answer_listener_passes_asterisks_time_of_the_answer() -> None:
     """AMI DialEnd(ANSWER) notes the answer at the event's Timestamp: ASA and service level are what
     Asterisk saw, not when the CTI got round to the event."""
-    from ctiserver.wiring import _on_dial_end
+    from ctiserver.app.wiring import _on_dial_end
 
     seen: list[tuple[str, float | None]] = []
 

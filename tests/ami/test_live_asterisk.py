@@ -13,12 +13,12 @@ from collections.abc import Callable
 
 import pytest
 
-from ctiserver import sandbox
-from ctiserver.agi import FastAGIServer
-from ctiserver.agi_types import AgiChannel, AgiHangup, AgiReply
+from ctiserver.agi.channel import AgiChannel, AgiHangup, AgiReply
+from ctiserver.agi.server import FastAGIServer
 from ctiserver.ami.client import AmiClient, ConnectInfo
 from ctiserver.ami.errors import AmiActionError
 from ctiserver.ami.message import AmiMessage
+from ctiserver.sandbox import chroot as sandbox
 from tests.asterisk_fixture import AmiRecorder, ami_server_config, event_is, originate_caller
 
 pytestmark = pytest.mark.asterisk

@@ -7,7 +7,7 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from ctiserver.agi_types import AgiHangup, AgiReply
+from ctiserver.agi.channel import AgiHangup, AgiReply
 
 
 @dataclass

@@ -18,10 +18,10 @@ from typing import Any
 
 import pytest
 
-from ctiserver.agi import FastAGIServer
-from ctiserver.agi_types import AgiChannel, AgiReply
+from ctiserver.agi.channel import AgiChannel, AgiReply
+from ctiserver.agi.server import FastAGIServer
+from ctiserver.customers.data import MemoryDataProvider, read_sample_data
 from ctiserver.events import Kind
-from ctiserver.ivr.data import MemoryDataProvider, read_sample_data
 from ctiserver.ivr.runtime import IvrRuntime, QueueRequest
 from ctiserver.ivr.settings import IvrSettings
 from ctiserver.ivr.template import render

@@ -13,8 +13,8 @@ import pytest
 
 from ctiserver.acd.config import load_acd_config
 from ctiserver.clock import FakeClock
+from ctiserver.customers.data import MemoryDataProvider, read_sample_data
 from ctiserver.events import Event, Kind
-from ctiserver.ivr.data import MemoryDataProvider, read_sample_data
 from ctiserver.ivr.runtime import IvrRuntime, QueueRequest
 from ctiserver.ivr.settings import IvrSettings
 from ctiserver.ivr.tree import load_tree

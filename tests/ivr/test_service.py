@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
+from ctiserver.customers.data import MemoryDataProvider, read_sample_data
 from ctiserver.events import Event, Kind
-from ctiserver.ivr.data import MemoryDataProvider, read_sample_data
 from ctiserver.ivr.runtime import QueueRequest
 from ctiserver.ivr.service import IvrService
 

@@ -53,7 +53,7 @@ def test_kill_9_of_the_server_ends_its_tts_workers(tmp_path: Path) -> None:
         cfg = production_config(tmp_path, refusing.getsockname()[1])
         # an empty prompt cache: start-up renders every prompt, so the workers are busy when the server dies
         edit_yaml(cfg / "ivr" / "settings.yaml", lambda d: d["tts"].update(cache_dir=str(tmp_path / "sounds")))
-        proc = subprocess.Popen([sys.executable, "-m", "ctiserver.cli", "serve", "--config", str(cfg)],
+        proc = subprocess.Popen([sys.executable, "-m", "ctiserver", "serve", "--config", str(cfg)],
                                 cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                 env={**os.environ, "CTISERVER_AMI_SECRET": "x"})
         try:

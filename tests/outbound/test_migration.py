@@ -1,5 +1,5 @@
 """Revisions 0004 and 0005 build the outbound tables exactly as ctiserver/outbound/store.py and
-callback_store.py define them."""
+ctiserver/callbacks/store.py define them."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy import MetaData
 from sqlalchemy.engine import Connection
 
-from ctiserver.outbound.callback_store import TABLES as CALLBACK_TABLES
+from ctiserver.callbacks.store import TABLES as CALLBACK_TABLES
 from ctiserver.outbound.store import TABLES as OUTBOUND_TABLES
 from ctiserver.store.engine import make_engine, migrate
 

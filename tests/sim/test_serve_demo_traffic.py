@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from ctiserver import sandbox
-from tests.test_serve_banner import read_until
+from ctiserver.sandbox import chroot as sandbox
+from tests.app.test_serve_banner import read_until
 
 pytestmark = pytest.mark.asterisk
 
@@ -44,7 +44,7 @@ async def test_readme_first_command_routes_calls_within_a_minute(asterisk_sandbo
     env = {**os.environ, "CTISERVER_HTTP_PORT": str(free_port()), "CTISERVER_AGI_PORT": str(free_port())}
     env.pop("CTISERVER_AMI_SECRET", None)  # the sandbox's own secret is used
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "ctiserver.cli", "serve", "--config", str(REPO / "config"), "--sandbox",
+        sys.executable, "-m", "ctiserver", "serve", "--config", str(REPO / "config"), "--sandbox",
         "--sample-data", "--demo-traffic", "30", cwd=tmp_path, env=env,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     assert proc.stdout is not None and proc.stderr is not None

@@ -10,12 +10,12 @@ from hypothesis import given, settings
 from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from ctiserver.calls.tracker import RecordedCall
 from ctiserver.events import Event, Kind
 from ctiserver.store.engine import make_engine
 from ctiserver.store.query import fetch_events, recorded_calls
 from ctiserver.store.schema import events
 from ctiserver.store.writer import EventStore
-from ctiserver.tracker import RecordedCall
 
 from .strategies import events as any_event
 

@@ -14,8 +14,8 @@ from typing import Any
 import aiohttp
 from sqlalchemy import insert
 
+from ctiserver.customers.data import customer_phones, customers
 from ctiserver.events import Event, Kind
-from ctiserver.ivr.data import customer_phones, customers
 from ctiserver.web.app import BRIDGE_KEY, DESKTOP_KEY
 from tests.production import Running, production_server
 

@@ -132,7 +132,7 @@ async def test_the_pop_carries_the_routing_tier_and_the_callerid_name() -> None:
 async def test_a_reconnect_closing_50k_stale_calls_is_one_warning_and_a_count(caplog) -> None:
     """Issue 12 item 5: a resync that found 50k calls gone emitted 50k call.end at once; the bridge's
     backlog (10k) overflowed and wrote a WARNING per event (40k in 0.5 s). Now: one, then a count."""
-    from ctiserver.tracker import CallTracker
+    from ctiserver.calls.tracker import CallTracker
 
     tracker = CallTracker("pbx1")
     for i in range(50_000):

@@ -13,13 +13,13 @@ from sqlalchemy import select
 from ctiserver.calendar import Calendar, load_calendar
 from ctiserver.clock import FakeClock
 from ctiserver.configfile import ConfigError
-from ctiserver.deadlines import Limit
 from ctiserver.store.engine import make_engine, migrate
 from ctiserver.web import auth, cli
 from ctiserver.web.config import DesktopConfig, RateLimit, load_desktop_config
 from ctiserver.web.errors import ApiError
 from ctiserver.web.tables import users
 from ctiserver.web.workorders import TRANSITIONS, check_transition, is_overdue, visible
+from ctiserver.workorders.deadlines import Limit
 
 TZ = ZoneInfo("Asia/Shanghai")
 REPO = Path(__file__).resolve().parents[2]

@@ -1,4 +1,4 @@
-"""The HTTP server as production builds it (ctiserver.wiring.build_server), over a real socket.
+"""The HTTP server as production builds it (ctiserver.app.wiring.build_server), over a real socket.
 
 One error shape everywhere, `{"error": {"id", "message", "details"}}`: aiohttp's own 404/405,
 the desktop API, the outbound and callback APIs, the reports API; one login check for all of them.

@@ -16,15 +16,15 @@ from zoneinfo import ZoneInfo
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from ctiserver.cli import main
+from ctiserver.app.cli import main
 from ctiserver.clock import FakeClock
-from ctiserver.deadlines import Alert, OrderClock, WorkorderTable, alerts, load_workorder_table
 from ctiserver.events import Kind
 from ctiserver.kpi.config import load_kpi_config
 from ctiserver.outbound.model import load_outbound_config
 from ctiserver.web.config import load_desktop_config
 from ctiserver.web.workorder_watch import WorkorderWatch
 from ctiserver.web.ws import SUPERVISOR, Hub, agent_stream
+from ctiserver.workorders.deadlines import Alert, OrderClock, WorkorderTable, alerts, load_workorder_table
 
 from .conftest import login, make_desk
 

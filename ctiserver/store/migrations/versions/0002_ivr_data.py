@@ -1,4 +1,4 @@
-"""IVR data: customers, the phone numbers bound to them, and outages (as in ctiserver/ivr/data.py).
+"""IVR data: customers, the phone numbers bound to them, and outages (as in ctiserver/customers/data.py).
 
 Revision ID: 0002
 Revises: 0001

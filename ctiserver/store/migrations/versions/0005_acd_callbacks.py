@@ -1,4 +1,4 @@
-"""ACD callbacks: one durable row per callback (as in ctiserver/outbound/callback_store.py).
+"""ACD callbacks: one durable row per callback (as in ctiserver/callbacks/store.py).
 
 Revision ID: 0005
 Revises: 0004
