@@ -225,7 +225,7 @@ class CtiServer:
         journal.parent.mkdir(parents=True, exist_ok=True)
         store = EventStore(self.db_url, batch_size=db.batch_size, flush_interval_s=db.flush_interval_s,
                            buffer_limit=db.buffer_limit, journal_path=journal, retry_max_s=db.retry_max_s)
-        from .kpi.factstore import FactSink
+        from ..kpi.factstore import FactSink
 
         store.add_sink(FactSink())  # the KPI facts are written with the events that make them
         async with TaskOwner("event store") as tasks:

@@ -73,7 +73,7 @@ def run_facts_rebuild(args: argparse.Namespace) -> int:
     async def run() -> dict[str, int]:
         from sqlalchemy import inspect
 
-        from ..clidb import CliError
+        from ..app.clidb import CliError
 
         engine = await open_store(url, config_dir, create=False)
         try:
