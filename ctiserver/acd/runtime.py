@@ -337,8 +337,11 @@ class AcdRuntime:
 
     async def serve(self, chan: AgiChannel, call_id: str, skill: str, tier: str | None, caller: str,
                     customer: dict[str, Any] | None = None, *, kind: str = "",
-                    prefer_agent: str | None = None, lang: str = "", route_by_language: bool = False) -> Served:
-        """`serve_caller` that also says which agent answered. `prefer_agent`: see `AcdEngine.enqueue`.
+                    prefer_agent: str | None = None, lang: str = "", route_by_language: bool = False,
+                    since: float | None = None) -> Served:
+        """`serve_caller` that also says which agent answered. `prefer_agent`, `since` (a caller resumed after
+        a takeover, queued since then): see `AcdEngine.enqueue`. Nothing is awaited before the caller is
+        queued, so callers served in turn are queued in that order.
         `lang`: the caller's language (what they hear); `route_by_language`: a caller who asked for an
         agent goes to their language's desk."""
         box: asyncio.Queue[Command] = asyncio.Queue()
@@ -357,7 +360,7 @@ class AcdRuntime:
         try:
             self.apply(lambda now: self.engine.enqueue(call_id, skill, tier, caller, now, customer=customer,
                                                        kind=kind, caller_name=name, prefer_agent=prefer_agent,
-                                                       lang=lang))
+                                                       lang=lang, since=since))
             enqueued = True
             if lang != self.cfg.default_language:  # a later session on this channel (a transfer) knows it
                 await chan.execute(f"SET VARIABLE CTI_LANG {lang}")

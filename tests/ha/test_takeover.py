@@ -1,0 +1,87 @@
+"""The takeover gate on a real ACD runtime and a real event log: a standby refuses new callers, keeps
+resuming ones on hold, and once it leads resumes them all in their old order (the VIP first)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+from ctiserver.clock import SystemClock
+from ctiserver.events import Event, Kind
+from ctiserver.ha.takeover import Takeover
+from ctiserver.store.engine import make_engine, migrate
+from ctiserver.store.writer import EventStore
+
+from ..acd.test_runtime import Agent, FakeChannel, runtime
+
+
+class Status:
+    def __init__(self) -> None:
+        self.value: dict[str, Any] = {"node": "b", "leader": "a", "role": "standby"}
+
+    def status(self) -> dict[str, Any]:
+        return self.value
+
+
+async def test_a_standby_keeps_resuming_callers_and_resumes_them_in_order_once_it_leads(tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'ev.db'}"
+    await migrate(url)
+    store = EventStore(url, journal_path=tmp_path / "journal.jsonl")
+    await store.start()
+    clock = SystemClock()
+    t0 = clock.now() - 60
+    for i, (call, tier) in enumerate((("n1", "normal"), ("n2", "normal"), ("v", "vip"), ("gone", "normal"))):
+        store.append(Event(Kind.ACD_ENQUEUE, t0 + i, call_id=call, queue="billing", tier=tier,
+                           data={"caller": f"1380000000{i}", "position": i + 1}))  # the old leader's log
+    store.append(Event(Kind.CALL_NEW, t0, call_id="ended", server="pbx1", data={}))  # hung up in the gap
+    await store.flush()
+    engine = make_engine(url)
+    acd, log = runtime({"1001": {"billing": 5}})
+    await acd.start()  # its timer ends the agent's wrap-up
+    leading = False
+    takeover = Takeover(Status(), lambda: leading, acd, lambda: engine, clock.now, log.append,
+                        live_calls=lambda: {"n1", "n2", "v"}, resynced=lambda: asyncio.sleep(0), park_s=30.0)
+    handled: list[str] = []
+
+    async def ivr(chan: Any) -> None:
+        handled.append(chan.variables["CHANNEL(linkedid)"])
+
+    gate = takeover.gate(ivr, resumable=True)
+    agents = {"1001": Agent(talk_s=0.01)}
+
+    def chan(call: str, resume: str = "2") -> FakeChannel:
+        variables = {"CHANNEL(linkedid)": call, **({"CTI_RESUME": resume} if resume else {})}
+        return FakeChannel(agents=agents, variables=variables)
+
+    try:
+        new = chan("new", resume="")
+        await gate(new)  # a new caller at a standby: refused at once, the dialplan tries the next host
+        assert handled == [] and "CTI_DONE" not in new.variables
+        channels = {c: chan(c) for c in ("n2", "v", "n1")}  # they come back in any order
+        sessions = [asyncio.ensure_future(gate(ch)) for ch in channels.values()]
+        while len(takeover._parked) < 3:  # each session asks for its variables, then is parked
+            await asyncio.wait_for(takeover._arrived.wait(), 10)
+            takeover._arrived.clear()
+        assert all("EXEC StartMusicOnHold default" in ch.commands for ch in channels.values())
+        acd.login("1001", ready=True)  # restored with the agents after the takeover
+        leading = True
+        async with takeover.term():
+            await asyncio.gather(*sessions)
+        resumed = [e for e in log if e.kind == Kind.ACD_ENQUEUE]
+        assert [e.call_id for e in resumed] == ["v", "n1", "n2"]  # VIP first, then by their old places
+        assert all(e.data["resumed"] for e in resumed)
+        answered = [e.call_id for e in log if e.kind == Kind.ACD_ANSWER]
+        assert answered == ["v", "n1", "n2"]
+        ans = {e.call_id: e.data["wait_s"] for e in log if e.kind == Kind.ACD_ANSWER}
+        assert ans["n1"] > 59  # the wait counts from the first enqueue, on the old leader
+        assert all(ch.variables.get("CTI_DONE") == "1" for ch in channels.values())
+        ended = [e for e in log if e.kind == Kind.CALL_END]
+        assert [(e.call_id, e.data["reason"]) for e in ended] == [("ended", "ended while no CTI was leading")]
+        other = chan("ivr-caller")  # resuming, but it was never queued: the IVR again
+        await gate(other)
+        assert handled == ["ivr-caller"]
+    finally:
+        await acd.stop()
+        await engine.dispose()
+        await store.close()
