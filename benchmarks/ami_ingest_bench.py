@@ -164,9 +164,9 @@ def end_to_end(body: bytes, events: int) -> tuple[float, float]:
 
 async def _cti(proc: subprocess.Popen[str], tmp: Path, events: int) -> tuple[float, float]:
     from ctiserver.ami.client import AmiClient
+    from ctiserver.app.server import CtiServer
+    from ctiserver.app.settings import load_server
     from ctiserver.config import AmiServer
-    from ctiserver.server import CtiServer
-    from ctiserver.settings import load_server
     from ctiserver.store.writer import EventStore
 
     assert proc.stdout is not None and proc.stdin is not None

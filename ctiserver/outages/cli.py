@@ -16,8 +16,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from ..app.clidb import CliError, db_url, open_store
 from ..calendar import load_calendar
-from ..clidb import CliError, db_url, open_store
 from ..clock import SystemClock
 from .model import KINDS, Outage, OutageChange, OutageIn, Scope, load_outages_config, when
 

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ..clidb import CliError, db_url, open_store
+from ..app.clidb import CliError, db_url, open_store
 from ..clock import SystemClock
 from .config import WfmConfig, load_wfm_config
 from .forecast import ForecastError, QueueForecast, forecast_queue

@@ -12,7 +12,7 @@ from typing import Any
 
 import aiohttp
 
-from ctiserver import sandbox
+from ctiserver.sandbox import chroot as sandbox
 from tests.asterisk_fixture import AmiRecorder
 from tests.ha.rig import Rig
 

@@ -40,7 +40,7 @@ from typing import Any
 
 import yaml
 
-from ctiserver import sandbox
+from ctiserver.sandbox import chroot as sandbox
 
 REPO = Path(__file__).resolve().parents[2]
 NODES = ("cti1", "cti2")

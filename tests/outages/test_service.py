@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ctiserver.calendar import load_calendar
 from ctiserver.clock import FakeClock
-from ctiserver.ivr.data import SqlDataProvider, load_sample_data
+from ctiserver.customers.data import SqlDataProvider, load_sample_data
 from ctiserver.outages.model import OutageChange, OutageIn, Scope, load_outages_config
 from ctiserver.outages.notices import call_notices, sms_notices
 from ctiserver.outages.service import OutageService
