@@ -66,6 +66,16 @@ class Kind:
     # category, mode ('agent'|'survey')
     WORKORDER_CALLBACK = "workorder.callback"
 
+    # --- outages and repair (issue 16) -------------------------------------
+    OUTAGE = "outage"  # data: id, action ('add'|'update'|'close'), kind, user
+    # a fault call attached to an open outage (call_id: the call); data: outage, reports (the count now)
+    OUTAGE_REPORT = "outage.report"
+    # a repair order's step; data: id, step ('dispatch'|'ack'|'arrive'|'report'|'restore'|'cancel'), crew,
+    # area, area_class, outage, on_time (arrive/report: done by the deadline)
+    REPAIR = "repair"
+    REPAIR_ALERT = "repair.alert"  # data: id, step, level ('reminder'|'escalation'), due_ts, crew
+    SMS = "sms"  # a message settled; data: id, kind, state ('delivered'|'failed'|'fallback'|'excluded'), ref
+
     # --- desktop ----------------------------------------------------------
     DISPOSITION = "disposition"  # data: category, note, resolved(bool)
     WORKORDER = "workorder"  # data: id, action ('open'|'dispatched'|...), category

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..clock import Clock
+from ..events import Event, Kind
 from .model import Notice, Outage, OutageChange, OutageIn, OutagesConfig, merged, notice_plan, warnings_for, when
 from .store import OutageStore
 
@@ -38,14 +39,16 @@ class Saved:
 class OutageService:
     def __init__(self, store: OutageStore, cfg: OutagesConfig, clock: Clock, *,
                  sms: Callable[[Outage, Sequence[Notice]], Awaitable[int]] | None = None,
-                 call_notices: CallNotices | None = None) -> None:
+                 call_notices: CallNotices | None = None, emit: Callable[[Event], None] | None = None) -> None:
         self.store, self.cfg, self.clock = store, cfg, clock
+        self.emit = emit
         self.sms = sms
         self.call_notices = call_notices
 
     async def add(self, o: OutageIn, user: str) -> Saved:
         now = self.clock.now()
         saved = Saved(await self.store.add(o, user, now), warnings_for(o.kind, o.start_ts, now, self.cfg))
+        self._event(saved.outage, "add", user)
         for w in saved.warnings:
             log.warning("outage %s: %s", saved.outage.id, w)
         if o.kind in ("planned", "temporary"):
@@ -76,13 +79,33 @@ class OutageService:
         new = merged(old, change)
         changed = change.model_dump(exclude_none=True)
         saved = Saved(await self.store.update(oid, new, user, now, changed))
+        self._event(saved.outage, "update", user)
         if change.start_ts is not None:
             saved.warnings = warnings_for(new.kind, new.start_ts, now, self.cfg)
         return saved
 
     async def close(self, oid: int, user: str, end_ts: float | None = None) -> Saved:
         now = self.clock.now()
-        return Saved(await self.store.close(oid, user, now, end_ts if end_ts is not None else now))
+        saved = Saved(await self.store.close(oid, user, now, end_ts if end_ts is not None else now))
+        self._event(saved.outage, "close", user)
+        return saved
+
+    def _event(self, outage: Outage, action: str, user: str) -> None:
+        if self.emit is not None:
+            self.emit(Event(Kind.OUTAGE, self.clock.now(), data={
+                "id": outage.id, "action": action, "kind": outage.kind, "user": user,
+                "areas": outage.scope.areas, "start_ts": outage.start_ts,
+                "expected_restore_ts": outage.expected_restore_ts, "end_ts": outage.end_ts}))
+
+    async def attach(self, outage: Outage, *, call_id: str = "", account: str = "", number: str = "",
+                     workorder_id: int | None = None) -> int:
+        """A fault call from a customer inside `outage`: attached to it; the count of reports now."""
+        n = await self.store.attach_report(outage.id, self.clock.now(), call_id=call_id, account=account,
+                                           number=number, workorder_id=workorder_id)
+        if self.emit is not None:
+            self.emit(Event(Kind.OUTAGE_REPORT, self.clock.now(), call_id=call_id or None,
+                            data={"outage": outage.id, "reports": n, "account": account}))
+        return n
 
     async def listing(self, status: str | None = None) -> list[Outage]:
         return await self.store.listing(status=status)

@@ -64,10 +64,12 @@ async def _nobody_listed(numbers: Sequence[str]) -> Mapping[str, str]:
 
 class SmsService:
     def __init__(self, cfg: SmsConfig, store: SmsStore, gateway: Gateway, clock: Clock, rules: SendRules, *,
-                 listed: Listed = _nobody_listed, fallback: Fallback | None = None) -> None:
+                 listed: Listed = _nobody_listed, fallback: Fallback | None = None,
+                 on_final: Callable[[SmsRow, str], None] | None = None) -> None:
         self.cfg, self.store, self.gateway, self.clock, self.rules = cfg, store, gateway, clock, rules
         self.listed = listed
         self.fallback = fallback
+        self.on_final = on_final  # a message reached a final state (the event log: KPIs)
         self._wake = asyncio.Event()
         self.rounds = 0  # sender rounds completed (tests wait on it)
         self.settled = asyncio.Condition()  # notified after every round and report
@@ -124,6 +126,8 @@ class SmsService:
         return True
 
     async def _settle(self, row: SmsRow, after: engine.Message) -> None:
+        if after.state in engine.FINAL and after.state != row.msg.state and self.on_final is not None:
+            self.on_final(row, after.state)
         if after.state == State.FALLBACK and self.fallback is not None:
             try:
                 await self.fallback(row)
@@ -156,7 +160,8 @@ class SmsService:
             verdict = engine.plan(row.msg, now, self.rules, self.cfg, listed.get(row.msg.number), history)
             if verdict.action == "exclude":
                 after = replace(row.msg, state=State.EXCLUDED, error=verdict.why)
-                await self.store.save(row.msg, after, now)
+                if await self.store.save(row.msg, after, now):
+                    await self._settle(row, after)
                 continue
             if verdict.action == "wait":
                 assert verdict.until is not None

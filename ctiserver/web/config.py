@@ -19,8 +19,8 @@ from ..configfile import Strict
 from ..names import DisplayName
 from ..workorders.deadlines import WorkorderTable, load_workorder_table
 
-ROLES = ("agent", "supervisor", "admin")
-Role = Literal["agent", "supervisor", "admin"]
+ROLES = ("agent", "supervisor", "admin", "dispatcher")
+Role = Literal["agent", "supervisor", "admin", "dispatcher"]
 
 
 class RateLimit(Strict):
