@@ -144,7 +144,7 @@ import asyncio, json, sys
 from ctiserver.acd.config import AcdConfig
 from ctiserver.acd.engine import AcdEngine
 from ctiserver.acd.runtime import AcdRuntime
-from ctiserver.agi import FastAGIServer
+from ctiserver.agi.server import FastAGIServer
 from ctiserver.clock import SystemClock
 
 async def main():
