@@ -187,6 +187,11 @@ class FeatureGroup:
         return [name for name, _ in self._features]
 
     @property
+    def members(self) -> list[tuple[str, Feature]]:
+        """(name, feature) in start order; a nested group is its FeatureGroup (docs draw the tree)."""
+        return list(self._features)
+
+    @property
     def running(self) -> bool:
         return self._stack is not None
 

@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import ast
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -331,6 +332,33 @@ ROOT_MODULES = frozenset({
 def test_the_package_root_holds_only_the_shared_vocabulary() -> None:
     loose = sorted(p.stem for p in PACKAGE.glob("*.py") if p.stem not in ROOT_MODULES)
     assert not loose, f"modules at the package root that belong in a feature's package: {loose}"
+
+
+DOCS = PACKAGE.parent / "docs" / "packages"
+
+
+def declared_imports(page: Path) -> set[str]:
+    """The packages a page's `May import:` line allows (backquoted names; none when it says no other)."""
+    for line in page.read_text(encoding="utf-8").splitlines():
+        if line.startswith("May import:"):
+            return set(re.findall(r"`(\w+)`", line))
+    raise AssertionError(f"{page} has no 'May import:' line")
+
+
+def test_each_package_imports_only_what_its_page_allows(modules: dict[str, Module]) -> None:
+    packages = {m.name.split(".")[1] for m in modules.values() if m.is_package and m.name.count(".") == 1}
+    missing = sorted(p for p in packages if not (DOCS / f"{p}.md").exists())
+    assert not missing, f"packages without a page in docs/packages/ (what it owns, what it may import): {missing}"
+    actual: dict[str, set[str]] = {p: set() for p in packages}
+    for mod in modules.values():
+        parts = mod.name.split(".")
+        if len(parts) > 1 and parts[1] in packages:
+            actual[parts[1]].update(d.split(".")[1] for d in mod.imports
+                                    if d.count(".") >= 1 and d.split(".")[1] in packages - {parts[1]})
+    extra = {p: sorted(actual[p] - declared_imports(DOCS / f"{p}.md")) for p in sorted(packages)}
+    extra = {p: e for p, e in extra.items() if e}
+    assert not extra, "imports that docs/packages/<package>.md does not allow (allow them there, saying why, " \
+        "or import less):\n" + "\n".join(f"  {p} imports {', '.join(e)}" for p, e in extra.items())
 
 
 def test_io_modules_named_by_role_exist(modules: dict[str, Module]) -> None:

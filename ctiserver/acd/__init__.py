@@ -1,0 +1,1 @@
+"""The ACD: the pure routing engine and the runtime that applies its decisions (docs/packages/acd.md)."""

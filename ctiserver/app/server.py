@@ -198,6 +198,11 @@ class CtiServer:
     def running(self) -> bool:
         return self._lifecycle.running
 
+    @property
+    def lifecycle(self) -> FeatureGroup:
+        """The whole server as one group: the core steps around the wiring's features (read-only use)."""
+        return self._lifecycle
+
     async def start(self) -> None:
         """Start every feature in order: the event store, the AMI links, the wiring's features, FastAGI,
         HTTP. If one fails, those that started are stopped again and the error is raised: a failed start

@@ -1,0 +1,1 @@
+"""The simulator over the production ACD engine, and the demo (docs/packages/sim.md)."""
