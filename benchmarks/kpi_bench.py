@@ -1,8 +1,10 @@
 """KPI benchmark: N calls of events (default 1,000,000 over 30 days) in PostgreSQL, then reports.
 
-Prints the load time, a baseline (one aggregate scan of the same month's events:
-the least any report must pay), the one-month report by half hour and by day+tier,
-and the report/baseline ratio. Not a test: nothing here asserts a time.
+Prints the load time, the time the fact builder takes to fold the month's events into facts (what
+the event store's fact sink spreads over the month), a baseline (one aggregate scan of the same
+month's events: the least a report straight over the events must pay), the one-month report from
+the facts by half hour, by day+tier and in total, one day's report, and the report/baseline ratio.
+Not a test: nothing here asserts a time.
 
     .venv/bin/python benchmarks/kpi_bench.py                # 1,000,000 calls
     .venv/bin/python benchmarks/kpi_bench.py --calls 50000  # a quick run
@@ -20,6 +22,7 @@ import time
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import asyncpg
@@ -28,7 +31,10 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from ctiserver.events import Event
+from ctiserver.kpi.builder import FactBuilder, intervals_of
 from ctiserver.kpi.config import KpiConfig
+from ctiserver.kpi.factsql import FACT_TABLES, agent_intervals, call_facts, leg_facts
 from ctiserver.kpi.report import build_report
 from ctiserver.store.schema import events, metadata
 
@@ -108,38 +114,87 @@ def generate(calls: int, seed: int = 95598) -> Iterator[Row]:
                        json.dumps({"category": queue, "resolved": rng.random() < 0.85}))
 
 
-async def prepare(calls: int, reuse: bool) -> tuple[str, int, float]:
+class FactFolder:
+    """Folds the generated rows into fact records as they stream past (a call's rows come together)."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[object, ...]] = []
+        self.legs: list[tuple[object, ...]] = []
+        self.states: dict[str, list[tuple[float, int, str | None, str | None]]] = {}
+        self._cur: str | None = None
+        self._b = FactBuilder()
+        self._n = 0
+        self.seconds = 0.0
+
+    def add(self, row: Row) -> None:
+        t = time.perf_counter()
+        ts, kind, cid, agent, queue, tier, server, _key, data = row
+        self._n += 1
+        if kind == "agent.state":
+            d = json.loads(data)
+            self.states.setdefault(agent or "", []).append((ts, self._n, d.get("state"), d.get("reason")))
+        else:
+            if cid != self._cur:
+                self._flush()
+                self._cur = cid
+            self._b.add(Event(kind, ts, cid, agent, queue, tier, server, json.loads(data)))
+        self.seconds += time.perf_counter() - t
+
+    def _flush(self) -> None:
+        for f in self._b.call_facts():
+            r = f.row()
+            self.calls.append(tuple(r[c] for c in _cols(call_facts)))
+        for g in self._b.leg_facts():
+            r = g.row()
+            self.legs.append(tuple(r[c] for c in _cols(leg_facts)))
+        self._b = FactBuilder()
+
+    def intervals(self) -> list[tuple[object, ...]]:
+        self._flush()
+        cols = _cols(agent_intervals)
+        return [tuple(iv.row()[c] for c in cols) for agent, marks in self.states.items()
+                for iv in intervals_of(agent, marks)]
+
+
+def _cols(table: Any) -> list[str]:
+    return [c.name for c in table.columns if c.name != "id"]
+
+
+async def prepare(calls: int, reuse: bool, db: str = DB) -> tuple[str, int, float, float]:
     admin = await asyncpg.connect(host="127.0.0.1", port=5432, user="postgres", database="postgres")
     try:
-        exists = await admin.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", DB)
+        exists = await admin.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", db)
         if not exists:
-            await admin.execute(f'CREATE DATABASE "{DB}"')
+            await admin.execute(f'CREATE DATABASE "{db}"')
     finally:
         await admin.close()
-    url = f"postgresql+asyncpg://postgres@127.0.0.1:5432/{DB}"
-    conn = await asyncpg.connect(host="127.0.0.1", port=5432, user="postgres", database=DB)
+    url = f"postgresql+asyncpg://postgres@127.0.0.1:5432/{db}"
+    conn = await asyncpg.connect(host="127.0.0.1", port=5432, user="postgres", database=db)
     try:
         if reuse:
             have = await conn.fetchval(
                 "SELECT count(DISTINCT call_id) FROM events WHERE kind = 'call.new'"
             ) if await conn.fetchval("SELECT to_regclass('events')") else 0
-            if have == calls:
+            have_facts = await conn.fetchval("SELECT to_regclass('call_facts')")
+            if have == calls and have_facts:
                 rows = await conn.fetchval("SELECT count(*) FROM events")
-                return url, int(rows), 0.0
-        await conn.execute("DROP TABLE IF EXISTS events")
+                return url, int(rows), 0.0, 0.0
+        await conn.execute("DROP TABLE IF EXISTS events, call_facts, leg_facts, agent_intervals")
     finally:
         await conn.close()
     engine = create_async_engine(url)
     async with engine.begin() as c:
-        await c.run_sync(metadata.create_all, tables=[events])
+        await c.run_sync(metadata.create_all, tables=[events, *FACT_TABLES])
         await c.execute(text("DROP INDEX IF EXISTS ix_events_ts, ix_events_call, ix_events_kind_ts"))
     await engine.dispose()
     t0 = time.perf_counter()
-    conn = await asyncpg.connect(host="127.0.0.1", port=5432, user="postgres", database=DB)
+    conn = await asyncpg.connect(host="127.0.0.1", port=5432, user="postgres", database=db)
     rows = 0
+    folder = FactFolder()
     try:
         batch: list[Row] = []
         for row in generate(calls):
+            folder.add(row)
             batch.append(row)
             if len(batch) >= 200_000:
                 await conn.copy_records_to_table("events", records=batch, columns=COLUMNS)
@@ -152,21 +207,31 @@ async def prepare(calls: int, reuse: bool) -> tuple[str, int, float]:
         await conn.execute("CREATE INDEX ix_events_call ON events (call_id)")
         await conn.execute("CREATE INDEX ix_events_kind_ts ON events (kind, ts)")
         await conn.execute("ANALYZE events")
+        ivs = folder.intervals()
+        for table, records in ((call_facts, folder.calls), (leg_facts, folder.legs), (agent_intervals, ivs)):
+            cols = _cols(table)
+            for i in range(0, len(records), 200_000):
+                await conn.copy_records_to_table(table.name, records=records[i:i + 200_000], columns=cols)
+            await conn.execute(f"ANALYZE {table.name}")
     finally:
         await conn.close()
-    return url, rows, time.perf_counter() - t0
+    return url, rows, time.perf_counter() - t0 - folder.seconds, folder.seconds
 
 
 async def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--calls", type=int, default=1_000_000)
     ap.add_argument("--reuse", action="store_true", help="keep the data of a previous run of the same size")
+    ap.add_argument("--db", default=DB, help=f"PostgreSQL database to use (default {DB})")
     args = ap.parse_args(argv)
     if args.calls < 1:
         ap.error("--calls must be at least 1")
-    url, rows, load_s = await prepare(args.calls, args.reuse)
+    url, rows, load_s, fold_s = await prepare(args.calls, args.reuse, args.db)
     print(f"events: {rows:,} rows for {args.calls:,} calls over {DAYS} days "
-          f"(load + index: {load_s:.1f} s{', reused' if load_s == 0 else ''})")
+          f"(load + index + facts COPY: {load_s:.1f} s{', reused' if load_s == 0 else ''})")
+    if fold_s:
+        print(f"fact builder: {fold_s:.1f} s for {rows:,} events ({rows / fold_s:,.0f} events/s, "
+              f"JSON parsing included)")
     cfg = KpiConfig()
     end = START + DAYS * 86400
     engine = create_async_engine(url)
@@ -187,9 +252,14 @@ async def main(argv: list[str] | None = None) -> int:
             print(f"report by {','.join(by) or 'nothing (totals)':<12} {took:7.2f} s  rows={len(report['rows']):>5}"
                   f"  offered={tot['calls_offered']:,} SL={tot['service_level']} ASA={tot['asa_s']}s"
                   f"  staffing half hours={len(report['staffing'])}")
+        day0 = START + 14 * 86400
+        t = time.perf_counter()
+        await build_report(engine, cfg, day0, day0 + 86400, ["halfhour"], now=end)
+        day_s = time.perf_counter() - t
+        print(f"one day by half hour: {day_s * 1000:.0f} ms")
         ratio = results["halfhour"] / baseline if baseline else float("nan")
-        print(f"one-month report by half hour: {results['halfhour']:.2f} s = {ratio:.1f}x the baseline scan; "
-              f"{args.calls / results['halfhour']:,.0f} calls/s")
+        print(f"one-month report by half hour: {results['halfhour']:.2f} s = {ratio:.2f}x the baseline scan "
+              f"of the events; {args.calls / results['halfhour']:,.0f} calls/s")
     finally:
         await engine.dispose()
     return 0

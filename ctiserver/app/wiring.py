@@ -53,6 +53,7 @@ from ..ivr.runtime import QueueRequest, handoff_to
 from ..ivr.service import IvrService
 from ..kpi.config import load_kpi_config
 from ..kpi.http import add_report_routes
+from ..kpi.livefeed import LiveKpiFeed
 from ..lifecycle import Feature, FeatureGroup, TaskOwner, started
 from ..lograte import LogBurst
 from ..outbound.http import add_callback_routes
@@ -65,6 +66,7 @@ from ..web.api import SUPERVISORS
 from ..web.app import BRIDGE_KEY, DESKTOP_KEY, desktop_running, install_desktop
 from ..web.auth import Sessions
 from ..web.config import load_desktop_config
+from ..web.ws import SUPERVISOR
 from .server import HEALTH_DETAILS_KEY, CtiServer
 
 log = logging.getLogger(__name__)
@@ -286,48 +288,6 @@ def _ops_guard(sessions: Sessions) -> Any:
     return guard
 
 
-class TodayFigures:
-    """Today's service level and abandon rate for the wallboard: the KPI report, refreshed in the background.
-
-    The wallboard asks synchronously and often; the report is SQL over the day's events, so it is
-    computed every `every_s` by one task and served from the cache.
-    """
-
-    def __init__(self, server: CtiServer, kpi_cfg: Any, every_s: float = 15.0) -> None:
-        self.server, self.kpi_cfg, self.every_s = server, kpi_cfg, every_s
-        self.figures: dict[str, Any] = {}
-
-    def __call__(self) -> dict[str, Any]:
-        return dict(self.figures)
-
-    async def refresh(self) -> None:
-        from ..kpi.report import build_report
-
-        now = self.server.clock.now()
-        midnight = self.kpi_cfg.calendar.at(self.kpi_cfg.calendar.today(now))
-        report = await build_report(self.server.store.engine, self.kpi_cfg, midnight, now, by=[],
-                                    now=now)
-        m = report["total"]
-        self.figures = {"service_level": m.get("service_level") or 0.0, "abandon_rate": m.get("abandon_rate") or 0.0,
-                        "answered_today": m.get("answered", 0), "offered_today": m.get("calls_offered", 0)}
-
-    async def run(self, tasks: TaskOwner) -> None:
-        while True:
-            try:
-                await self.refresh()
-            except Exception as exc:  # the database may be away: keep the last figures
-                log.warning("wallboard KPI refresh failed: %s", exc)
-            if not await tasks.idle(self.every_s):
-                return
-
-    @asynccontextmanager
-    async def running(self) -> AsyncIterator[TodayFigures]:
-        """The feature: the refresher runs; its stop lets a refresh under way finish (up to 5 s)."""
-        async with TaskOwner("KPIs live", grace_s=5.0) as tasks:
-            tasks.spawn(self.run(tasks), name="wallboard-kpi")
-            yield self
-
-
 def _outbound_agent_route(acd: AcdRuntime) -> Any:
     """A customer who pressed 0 in an outbound call: into the ACD with the outbound skill and their tier,
     in the language their message was played in (MSG_LANG; its desk, if that language has one)."""
@@ -506,7 +466,10 @@ async def build_server(config_dir: Path, cfg: ServerConfig, *, sandbox: bool = F
     add_report_routes(server.http_app, lambda: server.store.engine, kpi_cfg, now=server.clock.now,
                       names=acd_cfg.names.public())
 
-    today = TodayFigures(server, kpi_cfg)
+    # Today's KPI figures from the event stream, with the report's definitions; pushed to supervisors.
+    today = LiveKpiFeed(kpi_cfg, server.clock, engine=lambda: server.store.engine if server.store else None,
+                        publish=lambda figures: server.http_app[DESKTOP_KEY].hub.publish(SUPERVISOR, "kpi", figures))
+    server.event_listeners.append(today.on_event)
     install_desktop(server.http_app, engine=data_engine, agents=AcdAgentControl(acd), calls=calls,
                     wallboard=AcdWallboard(acd, today), customers=IvrCustomerLookup(ivr.runtime.data, data_engine,
                                                                              server.clock),

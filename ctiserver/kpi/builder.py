@@ -234,6 +234,11 @@ class FactBuilder:
             self.add(ev)
         return self
 
+    def forget_before(self, ts: float) -> None:
+        """Drop the calls that arrived before `ts` (a live board's memory; their late events would
+        otherwise start a new call)."""
+        self._calls = {k: v for k, v in self._calls.items() if v.f.t0 >= ts}
+
     def call_ids(self) -> list[str]:
         return list(self._calls)
 

@@ -28,6 +28,9 @@ Object.assign(TEXTS, {
   wo_closed: ["已关闭", "closed"], wo_reopened: ["已重开", "reopened"],
   wo_overdue: ["工单超期：#{0} {1} {2}超期（{3}）", "Work order #{0} {1}: {2} overdue ({3})"],
   stage_dispatch: ["派单", "dispatch"], stage_reply: ["回复", "reply"],
+  kpi_live: ["今日指标", "Today's KPIs"], th_scope: ["范围", "Scope"], th_offered: ["呼入", "Offered"],
+  th_answered: ["接听", "Answered"], th_sl: ["服务水平", "Service level"], th_asa: ["平均应答（秒）", "ASA (s)"],
+  th_ab: ["放弃率", "Abandon rate"], th_sl_hh: ["本半小时服务水平", "SL this half hour"], all_calls: ["全部", "All"],
 });
 const agents = new Map();
 const board = { me: null, last: null };
@@ -258,13 +261,46 @@ function noAlerts() {
   list.append(li);
 }
 
+function pct(v) {
+  return v === null || v === undefined ? "-" : `${(v * 100).toFixed(1)}%`;
+}
+
+/* Today's figures per tier and queue, pushed by the server as events change them ("kpi"). */
+function showKpi(k) {
+  const body = $("kpi-rows");
+  body.textContent = "";
+  const rows = [[t("all_calls"), k.today.total, k.halfhour.total]];
+  for (const [tier, f] of Object.entries(k.today.tiers)) rows.push([tierName(tier), f, k.halfhour.tiers[tier]]);
+  for (const [q, f] of Object.entries(k.today.queues)) rows.push([nameOf("queues", q), f, k.halfhour.queues[q]]);
+  for (const [name, f, hh] of rows) {
+    const tr = document.createElement("tr");
+    for (const v of [name, f.calls_offered, f.answered, pct(f.service_level),
+                     f.asa_s === null ? "-" : f.asa_s.toFixed(1), pct(f.abandon_rate), pct((hh || {}).service_level)]) {
+      const td = document.createElement("td");
+      td.textContent = v;
+      tr.append(td);
+    }
+    body.append(tr);
+  }
+  if (board.last) {
+    board.last.service_level = k.today.total.service_level || 0;
+    board.last.abandon_rate = k.today.total.abandon_rate || 0;
+    gauge("g-sl", board.last.service_level, 0.8, true);
+    gauge("g-ab", board.last.abandon_rate, 0.05, false);
+  }
+}
+
 function onPush(msg) {
   if (msg.type === "snapshot") {
     for (const a of msg.data.agents || []) noteAgent(a, a.in_state_s);
     renderAgents();
     showWallboard(msg.data.wallboard);
+    if (msg.data.wallboard && msg.data.wallboard.kpi) showKpi(msg.data.wallboard.kpi);
   } else if (msg.type === "wallboard") {
     showWallboard(msg.data);
+    if (msg.data.kpi) showKpi(msg.data.kpi);
+  } else if (msg.type === "kpi") {
+    showKpi(msg.data);
   } else if (msg.type === "agent_state") {
     noteAgent(msg.data, 0);  // a state change: its time starts now
     renderAgents();
