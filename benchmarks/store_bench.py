@@ -3,10 +3,15 @@
     .venv/bin/python benchmarks/store_bench.py [--events 50000] [--single 3000] [--backend sqlite|postgres]
 
 Figures printed (all measured in this run, on this machine):
-  * single-row: each event in its own transaction (the naive writer) -- the baseline
-  * EventStore: append() N events then flush(), at two batch sizes, and the ratio to the baseline
+  * single-row: each event in its own transaction (the naive writer) -- the floor
+  * the driver alone, batches of 1000 rows per transaction, rows prepared beforehand: asyncpg
+    `executemany` and asyncpg binary COPY on PostgreSQL, the stdlib's sqlite3 `executemany` on SQLite --
+    the ceiling, what the database and driver can take with no event store around them
+  * EventStore: append() N events then flush(), at three batch sizes (everything included: the event
+    to row, the JSON text, the transaction, the commit), and its ratio to the driver alone
   * journal replay: N events spilled to disk while the database was away, then written
   * append(): the cost on the event loop per call (what an AMI callback pays)
+Targets (issue 18): PostgreSQL >= 40,000 events/s, SQLite >= 25,000 events/s through EventStore.
 PostgreSQL runs in a database of its own (ctibench_store_<pid>), dropped at the end.
 """
 
@@ -16,6 +21,7 @@ import argparse
 import asyncio
 import logging
 import os
+import sqlite3
 import tempfile
 import time
 from pathlib import Path
@@ -23,11 +29,14 @@ from pathlib import Path
 import asyncpg
 
 from ctiserver.events import Event, Kind
+from ctiserver.store import jsontext
+from ctiserver.store.batch import COLUMNS
 from ctiserver.store.engine import make_engine
 from ctiserver.store.schema import events
 from ctiserver.store.writer import EventStore, insert_ignoring_duplicates
 
 PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}
+TARGETS = {"sqlite": 25_000, "postgres": 40_000}
 logging.getLogger("ctiserver.store").setLevel(logging.ERROR)  # the replay run spills on purpose
 
 
@@ -116,15 +125,82 @@ async def replay(url: str, n: int, journal: Path) -> float:
     return n / dt
 
 
-async def bench(name: str, url: str, n: int, n_single: int, tmp: Path) -> None:
+def records(n: int, prefix: str) -> list[tuple[object, ...]]:
+    out: list[tuple[object, ...]] = []
+    for i in range(n):
+        r = make_event(i).as_row()
+        out.append((r["ts"], r["kind"], r["call_id"], r["agent_id"], r["queue"], r["tier"], r["server"],
+                    f"{prefix}:{i}", jsontext.dumps(r["data"], compact=True)))
+    return out
+
+
+async def driver_pg(url: str, dsn: dict[str, object], n: int, copy: bool) -> float:
+    """Events/s through asyncpg alone, 1000 rows per transaction (rows made before the clock starts)."""
+    await reset_table(url)
+    recs = records(n, "copy" if copy else "many")
+    sql = (f"INSERT INTO events ({', '.join(COLUMNS)}) VALUES ({', '.join(f'${i + 1}' for i in range(9))}) "
+           "ON CONFLICT (event_key) DO NOTHING")
+    conn = await asyncpg.connect(**dsn)
+    try:
+        t0 = time.perf_counter()
+        for i in range(0, n, 1000):
+            async with conn.transaction():
+                if copy:
+                    await conn.copy_records_to_table("events", records=recs[i:i + 1000], columns=COLUMNS)
+                else:
+                    await conn.executemany(sql, recs[i:i + 1000])
+        dt = time.perf_counter() - t0
+    finally:
+        await conn.close()
+    assert await count_rows(url) == n
+    return n / dt
+
+
+async def driver_sqlite(url: str, path: Path, n: int) -> float:
+    """Events/s through the stdlib's sqlite3 alone (WAL, synchronous=NORMAL as the engine sets), 1000 per commit."""
+    await reset_table(url)
+    recs = records(n, "many")
+    sql = (f"INSERT INTO events ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * 9)}) "
+           "ON CONFLICT (event_key) DO NOTHING")
+    db = sqlite3.connect(path)
+    try:
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+        t0 = time.perf_counter()
+        for i in range(0, n, 1000):
+            with db:
+                db.executemany(sql, recs[i:i + 1000])
+        dt = time.perf_counter() - t0
+    finally:
+        db.close()
+    assert await count_rows(url) == n
+    return n / dt
+
+
+async def bench(name: str, url: str, n: int, n_single: int, tmp: Path, dsn: dict[str, object] | None = None,
+                path: Path | None = None) -> None:
     base = await single_row(url, n_single)
-    print(f"{name:9s} single-row INSERT+COMMIT  {base:10,.0f} ev/s   (baseline, {n_single:,} events)")
-    for bs in (200, 1000):
+    print(f"{name:9s} single-row INSERT+COMMIT  {base:10,.0f} ev/s   (floor, {n_single:,} events)")
+    if dsn is not None:
+        ceiling = await driver_pg(url, dsn, n, copy=False)
+        print(f"{name:9s} asyncpg executemany      {ceiling:10,.0f} ev/s   (driver alone, 1000 per transaction)")
+        ceiling = await driver_pg(url, dsn, n, copy=True)
+        print(f"{name:9s} asyncpg COPY             {ceiling:10,.0f} ev/s   (driver alone, 1000 per transaction)")
+    else:
+        assert path is not None
+        ceiling = await driver_sqlite(url, path, n)
+        print(f"{name:9s} sqlite3 executemany      {ceiling:10,.0f} ev/s   (driver alone, 1000 per commit)")
+    best = 0.0
+    for bs in (200, 1000, 5000):
         rate, per_append = await batched(url, n, bs, tmp / f"{name}-{bs}.jsonl")
-        print(f"{name:9s} EventStore batch={bs:<5d}  {rate:10,.0f} ev/s   x{rate / base:5.1f} vs baseline; "
-              f"append() {per_append:.2f} us")
+        best = max(best, rate)
+        print(f"{name:9s} EventStore batch={bs:<5d}  {rate:10,.0f} ev/s   x{rate / base:5.1f} floor, "
+              f"{rate / ceiling:4.2f} of the driver alone; append() {per_append:.2f} us")
     rate = await replay(url, n, tmp / f"{name}-replay.jsonl")
-    print(f"{name:9s} journal replay           {rate:10,.0f} ev/s   x{rate / base:5.1f} vs baseline")
+    print(f"{name:9s} journal replay           {rate:10,.0f} ev/s   x{rate / base:5.1f} floor, "
+          f"{rate / ceiling:4.2f} of the driver alone")
+    print(f"{name:9s} target >= {TARGETS[name]:,} ev/s through EventStore: best {best:,.0f} -> "
+          f"{'met' if best >= TARGETS[name] else 'NOT met'} (load average {os.getloadavg()[0]:.1f})")
 
 
 async def main() -> None:
@@ -137,7 +213,8 @@ async def main() -> None:
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
         if args.backend in ("sqlite", "both"):
-            await bench("sqlite", f"sqlite+aiosqlite:///{tmp / 'bench.db'}", args.events, args.single, tmp)
+            await bench("sqlite", f"sqlite+aiosqlite:///{tmp / 'bench.db'}", args.events, args.single, tmp,
+                        path=tmp / "bench.db")
         if args.backend in ("postgres", "both"):
             db = f"ctibench_store_{os.getpid()}"
             admin = await asyncpg.connect(database="postgres", **PG)
@@ -145,7 +222,7 @@ async def main() -> None:
                 await admin.execute(f'CREATE DATABASE "{db}"')
                 try:
                     url = f"postgresql+asyncpg://{PG['user']}@{PG['host']}:{PG['port']}/{db}"
-                    await bench("postgres", url, args.events, args.single, tmp)
+                    await bench("postgres", url, args.events, args.single, tmp, dsn={**PG, "database": db})
                 finally:
                     await admin.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
             finally:

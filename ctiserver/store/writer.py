@@ -28,7 +28,6 @@ import asyncio
 import contextlib
 import itertools
 import logging
-import math
 import time
 import uuid
 from collections import deque
@@ -38,73 +37,18 @@ from typing import Any
 
 from sqlalchemy import exc as sa_exc
 from sqlalchemy import text
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
-from sqlalchemy.sql.dml import Insert
 
 from ..clock import Clock, SystemClock
 from ..events import Event
+from .batch import insert_events, insert_ignoring_duplicates, is_data_error, validate  # noqa: F401 (re-exported)
+from .batch import short_error as _short
 from .engine import make_engine
 from .journal import Journal, Pending
-from .schema import events
 
 log = logging.getLogger("ctiserver.store")
 
 Sink = Callable[[AsyncConnection, Sequence[dict[str, Any]]], Awaitable[None]]
-
-# Column limits come from the schema, so an over-long value is refused the same
-# way on SQLite (which would store it) and PostgreSQL (which would fail the batch).
-_STR_LIMITS: dict[str, int] = {
-    name: int(getattr(events.c[name].type, "length", 0) or 0)
-    for name in ("kind", "call_id", "agent_id", "queue", "tier", "server")
-}
-
-
-def validate(event: Event) -> str | None:
-    """Why `event` cannot be stored (None if it can)."""
-    if not isinstance(event, Event):
-        return f"not an Event: {type(event).__name__}"
-    if not isinstance(event.kind, str) or not event.kind:
-        return "kind must be a non-empty string"
-    if isinstance(event.ts, bool) or not isinstance(event.ts, (int, float)) or not math.isfinite(event.ts):
-        return f"ts must be a finite number of epoch seconds, not {event.ts!r}"
-    if not isinstance(event.data, dict):
-        return f"data must be a dict, not {type(event.data).__name__}"
-    for name, limit in _STR_LIMITS.items():
-        value = getattr(event, name)
-        if value is None:
-            continue
-        if not isinstance(value, str):
-            return f"{name} must be a string, not {type(value).__name__}"
-        if limit and len(value) > limit:
-            return f"{name} is {len(value)} characters, the limit is {limit}"
-        if "\x00" in value:
-            return f"{name} contains a NUL character"
-        if not value.isascii():
-            try:
-                value.encode()
-            except UnicodeEncodeError:
-                return f"{name} is not valid Unicode text"
-    return None
-
-
-def is_data_error(exc: BaseException) -> bool:
-    """True when the database refused the rows themselves (retrying would fail forever).
-
-    SQLAlchemy's asyncpg dialect reports most server errors as a plain DBAPIError,
-    so the SQLSTATE class decides: 22 (data exception) and 23 (integrity violation)
-    are the row's fault; everything else (connection, shutdown, missing table while
-    a migration is pending, ...) is the database's, and the batch waits for a retry.
-    """
-    if isinstance(exc, (sa_exc.DataError, sa_exc.IntegrityError)):
-        return True
-    if isinstance(exc, sa_exc.DBAPIError):
-        state = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
-        return isinstance(state, str) and state[:2] in ("22", "23")
-    # A StatementError that is not a DBAPIError failed while binding parameters
-    # (e.g. data that cannot be serialised to JSON): the row is at fault, not the server.
-    return isinstance(exc, sa_exc.StatementError)
-
 
 class Backoff:
     """Retry delays: doubling from `initial` up to `maximum`; pure, so it is tested without sleeping."""
@@ -121,15 +65,6 @@ class Backoff:
 
     def success(self) -> None:
         self._next = self.initial
-
-
-def insert_ignoring_duplicates(dialect: str) -> Insert:
-    """INSERT INTO events ... ON CONFLICT (event_key) DO NOTHING, for SQLite or PostgreSQL."""
-    if dialect == "postgresql":
-        return postgresql.insert(events).on_conflict_do_nothing(index_elements=["event_key"])
-    if dialect == "sqlite":
-        return sqlite.insert(events).on_conflict_do_nothing(index_elements=["event_key"])
-    raise ValueError(f"no duplicate-ignoring insert for dialect {dialect!r}")
 
 
 class _Transient(Exception):
@@ -164,7 +99,6 @@ class EventStore:
         self._close_deadline: float | None = None  # loop time by which close() gives up on the database
         self._clock: Clock = clock or SystemClock()
         self._journal = Journal(Path(journal_path))
-        self._stmt = insert_ignoring_duplicates(self._engine.dialect.name)
         self._backoff = Backoff(min(0.05, retry_max_s), retry_max_s)
 
         self._run_id = uuid.uuid4().hex
@@ -469,7 +403,7 @@ class EventStore:
     async def _execute(self, rows: list[dict[str, Any]]) -> None:
         async with asyncio.timeout(self._attempt_timeout()):
             async with self._engine.begin() as conn:
-                await conn.execute(self._stmt, rows)
+                await insert_events(conn, rows)
                 if self._sinks:
                     await self._run_sinks(conn, rows)
 
@@ -624,11 +558,3 @@ class EventStore:
         if self._late_total == 1:
             log.warning("events appended after close go straight to journal %s (first: %s)",
                         self._journal.path, item.event.kind)
-
-
-def _short(exc: BaseException) -> str:
-    """A one-line description of a database error (SQLAlchemy's include the SQL and all parameters)."""
-    orig = getattr(exc, "orig", None)
-    base = orig if orig is not None else exc
-    msg = str(base).strip().splitlines()[0] if str(base).strip() else ""
-    return f"{type(base).__name__}: {msg}"[:300]

@@ -121,19 +121,24 @@ async def test_odd_values_in_data_are_stored_as_text(store_url: str,
 async def test_events_go_in_batches_of_batch_size(store_url: str,
                                                   new_store: Callable[..., EventStore]) -> None:
     store = new_store(store_url, batch_size=100, flush_interval_s=60)
-    inserts: list[int] = []
+    inserts: list[int] = []  # rows per transaction (a sink runs once in each batch's transaction)
+    commits: list[int] = []
 
-    @sa_event.listens_for(store.engine.sync_engine, "before_cursor_execute")
-    def count(conn: Any, cursor: Any, statement: str, params: Any, context: Any, executemany: bool) -> None:
-        if statement.lstrip().upper().startswith("INSERT INTO EVENTS"):
-            inserts.append(len(params) if executemany else 1)
+    async def count(conn: Any, rows: Any) -> None:
+        inserts.append(len(rows))
+
+    store.add_sink(count)
+
+    @sa_event.listens_for(store.engine.sync_engine, "commit")
+    def committed(conn: Any) -> None:
+        commits.append(1)
 
     await store.start()
     for i in range(1000):
         store.append(ev(i))
     # No flush(): full batches go at once, without waiting for the (one minute) interval.
     await wait_for(lambda: store.status()["written_total"] == 1000, "all written")
-    assert inserts == [100] * 10
+    assert inserts == [100] * 10 and len(commits) == 10
     assert seqs(await db_rows(store_url)) == list(range(1000))
 
 
@@ -161,13 +166,12 @@ async def test_an_idle_writer_still_honours_the_flush_interval(store_url: str,
 async def test_a_trickle_is_still_written_in_batches(store_url: str,
                                                     new_store: Callable[..., EventStore]) -> None:
     store = new_store(store_url, batch_size=1000, flush_interval_s=0.1)
-    inserts: list[int] = []
+    inserts: list[int] = []  # rows per transaction (a sink runs once in each batch's transaction)
 
-    @sa_event.listens_for(store.engine.sync_engine, "before_cursor_execute")
-    def count(conn: Any, cursor: Any, statement: str, params: Any, context: Any, executemany: bool) -> None:
-        if statement.lstrip().upper().startswith("INSERT INTO EVENTS"):
-            inserts.append(len(params) if executemany else 1)
+    async def count(conn: Any, rows: Any) -> None:
+        inserts.append(len(rows))
 
+    store.add_sink(count)
     await store.start()
     for i in range(200):
         store.append(ev(i))
