@@ -31,6 +31,7 @@ from ..clock import Clock, SystemClock
 from ..config import AmiServer, ServerConfig, resolve_db_url
 from ..events import Event, Kind
 from ..lifecycle import Feature, FeatureGroup, TaskOwner
+from ..web.badrequests import http_server_logger
 from ..web.guard import new_app
 from ..web.openapi import Operation, Reply, documented
 
@@ -308,7 +309,8 @@ class CtiServer:
 
     @asynccontextmanager
     async def _http(self) -> AsyncIterator[web.AppRunner]:
-        runner = web.AppRunner(self.http_app, access_log=None)
+        # a request aiohttp cannot parse is one aggregated warning, not a traceback each (web/badrequests.py)
+        runner = web.AppRunner(self.http_app, access_log=None, logger=http_server_logger())
         try:
             await runner.setup()
             site = web.TCPSite(runner, self.cfg.http.host, self.cfg.http.port)
