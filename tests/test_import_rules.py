@@ -88,6 +88,8 @@ CORES = (
     "ctiserver.wfm.render",
     "ctiserver.wfm.staffing",       # Erlang C/A agents per half hour, tier targets, shrinkage
     "ctiserver.wfm.verify",         # a staffing plan played through the simulator
+    "ctiserver.wfm.roster",         # the week's roster by OR-Tools CP-SAT (two stages), its saved form
+    "ctiserver.wfm.export",         # a roster as CSV / xlsx bytes
 )
 
 # Libraries that talk to the outside world. `asyncio` is IO only through ASYNCIO_IO.

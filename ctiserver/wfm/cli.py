@@ -59,6 +59,19 @@ def add_wfm_commands(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=1, help="simulator seed for --verify")
     p.set_defaults(func=run_staffing_command)
 
+    p = subparsers.add_parser("roster", help="build, show and export a week's roster (OR-Tools CP-SAT)")
+    p.add_argument("action", choices=["build", "show"])
+    _common(p)
+    p.add_argument("--week", type=_date, required=True, help="the week's Monday, e.g. 2026-12-07")
+    p.add_argument("--history-weeks", type=int, help="weeks of history (default: wfm.yaml forecast.history_weeks)")
+    p.add_argument("--queue", action="append", help="only this queue (repeatable)")
+    p.add_argument("--seconds", type=float, help="solver budget (deterministic seconds; default wfm.yaml's)")
+    p.add_argument("--view", choices=["coverage", "shifts"], default="coverage",
+                   help="print the coverage per half hour (default) or the shifts")
+    p.add_argument("--csv", help="also write the shifts to this CSV file")
+    p.add_argument("--xlsx", help="also write the roster (grid, shifts, coverage) to this Excel file")
+    p.set_defaults(func=run_roster_command)
+
 
 def _emit(result: dict[str, Any], fmt: str, output: str | None) -> None:
     text = FORMATTERS[fmt](result)
@@ -164,3 +177,76 @@ def staffing_result(fcs: list[QueueForecast], needs: list[list[Any]], model: str
     return {"title": "Staffing per queue and half hour", "columns": [
         "queue", "day", "time", "calls", "aht_s", "target", "erlang_c", "erlang_a", "required", "scheduled",
         "expected_sl"], "rows": rows, "notes": notes, "_needs": needs}
+
+
+def roster_file(config_dir: Path, week: dt.date) -> Path:
+    """Where a week's roster is kept: <config's parent>/var/wfm/roster-<monday>.json (the server reads it)."""
+    return config_dir.resolve().parent / "var" / "wfm" / f"roster-{week.isoformat()}.json"
+
+
+def roster_agents(config_dir: Path, cfg: WfmConfig) -> list[Any]:
+    from ..acd.config import load_acd_config
+
+    acd = load_acd_config(config_dir, cfg.calendar)
+    try:
+        return cfg.roster.roster_agents([(a.id, a.name, list(a.skills)) for a in acd.agents])
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+
+
+def run_roster_command(args: argparse.Namespace) -> int:
+    import json
+
+    from ..kpi.config import load_kpi_config
+    from .export import roster_xlsx, shifts_csv
+    from .roster import build_roster, coverage_rows, from_doc, need_from_staffing, to_doc
+    from .staffing import staffing_for
+
+    if args.week.weekday() != 0:
+        raise CliError(f"--week {args.week} is a {args.week:%A}: give the week's Monday")
+    config_dir = Path(args.config)
+    cfg = load_wfm_config(config_dir)
+    if not cfg.roster.patterns:
+        raise CliError(f"{config_dir / 'wfm.yaml'}: roster.patterns lists no shift pattern")
+    agents = roster_agents(config_dir, cfg)
+    path = roster_file(config_dir, args.week)
+    if args.action == "build":
+        targets = load_kpi_config(config_dir, cfg.calendar).tier_targets
+        args.start = args.week
+        opts = cfg.staffing
+        needs = [n for fc in forecasts(args, cfg, args.week, 7)
+                 for n in staffing_for(fc, targets, model=opts.model, default_patience_s=opts.patience_s)]
+        need = need_from_staffing(needs, args.week, opts.shrinkage.besides_breaks())
+        try:
+            roster = build_roster(cfg.roster, agents, args.week, need, seconds=args.seconds)
+        except ValueError as exc:
+            raise CliError(str(exc)) from None
+        doc = to_doc(roster, agents)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(doc, ensure_ascii=False, indent=1), encoding="utf-8")
+    else:
+        if not path.exists():
+            raise CliError(f"no roster for the week of {args.week} yet: "
+                           f"run `ctiserver roster build --week {args.week}`")
+        try:
+            roster = from_doc(json.loads(path.read_text(encoding="utf-8")), cfg.roster)
+        except (ValueError, KeyError) as exc:
+            raise CliError(f"{path}: {exc}") from None
+        doc = to_doc(roster, agents)
+    cover = coverage_rows(roster, agents)
+    if args.csv:
+        Path(args.csv).write_text(shifts_csv(doc), encoding="utf-8")
+    if args.xlsx:
+        Path(args.xlsx).write_bytes(roster_xlsx(doc, cover, [(a.id, a.name, a.team) for a in agents]))
+    notes = [f"roster {path}: {len(doc['assignments'])} shifts for {len(agents)} agents; requirement met in "
+             f"{doc['met']} of {doc['counted']} half hours with calls ({doc['met_share']:.1%}); solver {doc['status']} "
+             f"in {doc['solve_s']} s"] + doc["notes"]
+    if args.view == "shifts":
+        result = {"title": f"Roster, week of {args.week}", "columns": ["agent", "name", "team", "date", "start", "end",
+                                                                      "meal", "pattern"],
+                  "rows": doc["assignments"], "notes": notes, "roster": doc}
+    else:
+        result = {"title": f"Coverage per half hour, week of {args.week}", "columns": list(cover[0]),
+                  "rows": cover, "notes": notes, "roster": doc}
+    _emit(result, args.format, args.output)
+    return 0

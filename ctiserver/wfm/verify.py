@@ -60,13 +60,34 @@ def duty_spans(agents: list[int]) -> list[list[str]]:
     return out
 
 
+def roster_spans(assignments: list[Any], day: int) -> list[list[str]]:
+    """Per rostered agent on week day `day`, the spans of half hours they are fully on the phones
+    (meals and half hours with a break left out: the check errs on the safe side)."""
+    out: list[list[str]] = []
+    for asg in assignments:
+        if asg.day != day:
+            continue
+        on = [0] * SLOTS
+        for off, share in asg.variant.coverage():
+            t = asg.variant.start + off
+            if t < SLOTS and share >= 1.0:
+                on[t] = 1
+        spans = duty_spans(on)
+        if spans:
+            out.append(spans[0])
+    return out
+
+
 def simulate_day(acd: AcdConfig, calendar: Calendar, targets: TierTargets, queue: str, day: dt.date,
-                 calls: list[float], aht_s: float, agents: list[int], patience_s: float | None,
+                 calls: list[float], aht_s: float, agents: list[int] | list[list[str]], patience_s: float | None,
                  tier_mix: dict[str, float], *, seed: int = 1) -> tuple[list[TierResult], dict[str, Any]]:
-    """One queue's day: `calls[s]` expected arrivals and `agents[s]` agents on the phones per half hour."""
+    """One queue's day: `calls[s]` expected arrivals per half hour; `agents` either agents on the phones
+    per half hour (agent k on duty wherever at least k are needed) or each agent's duty spans."""
     tiers = {t: w for t, w in tier_mix.items() if t in acd.tier_rank and w > 0} or {acd.default_tier: 1.0}
+    duty: list[list[str]] = [a for a in agents if isinstance(a, list)] if agents and isinstance(agents[0], list) \
+        else duty_spans([a for a in agents if isinstance(a, int)])
     groups = [{"prefix": f"w{k + 1}x", "count": 1, "skills": {queue: 5}, "shifts": spans}
-              for k, spans in enumerate(duty_spans(agents))]
+              for k, spans in enumerate(duty) if spans]
     spec: dict[str, Any] = {
         "name": f"{queue} {day}", "start": f"{day.isoformat()}T00:00", "hours": 24, "seed": seed,
         "arrivals": {_label(s): max(0.0, c) for s, c in enumerate(calls)}, "skills": {queue: 1}, "tiers": tiers,
@@ -92,7 +113,17 @@ def simulate_day(acd: AcdConfig, calendar: Calendar, targets: TierTargets, queue
     summary = res.summary(min(t.threshold_s for t in out) if out else 20.0)
     return out, {"calls": res.calls, "answered": res.answered, "abandoned": res.abandoned,
                  "service_level": summary["service_level"], "abandon_rate": summary["abandon_rate"],
-                 "agent_hours": sum(agents) / 2}
+                 "agent_hours": sum(_hours(span) for spans in duty for span in spans)}
+
+
+def _hours(span: str) -> float:
+    a, b = span.split("-")
+    return (_minutes(b) - _minutes(a)) / 60
+
+
+def _minutes(text: str) -> int:
+    h, m = text.split(":")
+    return int(h) * 60 + int(m)
 
 
 def verify_plan(acd: AcdConfig, calendar: Calendar, targets: TierTargets, fc: QueueForecast, needs: list[SlotNeed],
