@@ -214,8 +214,10 @@ def _feature_commands() -> list[Callable[[argparse._SubParsersAction], None]]:
     from ..outbound.cli import add_campaign_commands
     from ..sim.cli import add_sim_commands
     from ..web.cli import add_user_command
+    from ..wfm.cli import add_wfm_commands
 
-    return [add_ivr_commands, add_report_command, add_campaign_commands, add_user_command, add_sim_commands]
+    return [add_ivr_commands, add_report_command, add_campaign_commands, add_user_command, add_sim_commands,
+            add_wfm_commands]
 
 
 def main(argv: list[str] | None = None) -> int:

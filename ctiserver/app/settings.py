@@ -26,10 +26,12 @@ def _checks(now: float) -> list[Callable[[Path], object]]:
     from ..kpi.config import load_kpi_config
     from ..outbound.model import check_outbound
     from ..web.config import load_desktop_config
+    from ..wfm.config import check_wfm
     from ..workorders.deadlines import load_workorder_table
 
     return [load_server_config, load_calendar, load_workorder_table, load_acd_config, partial(check_ivr, now=now),
-            load_kpi_config, check_outbound, load_desktop_config, check_outbound_against_acd, check_callback_categories]
+            load_kpi_config, check_outbound, load_desktop_config, check_outbound_against_acd, check_callback_categories,
+            check_wfm]
 
 
 def check_outbound_against_acd(config_dir: Path) -> list[ConfigProblem]:

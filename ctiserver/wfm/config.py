@@ -15,7 +15,7 @@ from typing import Annotated, Literal
 from pydantic import Field, model_validator
 
 from ..calendar import Calendar, load_calendar, load_site_model
-from ..configfile import Strict
+from ..configfile import ConfigError, ConfigProblem, Strict, compose, node_line
 from .shifts import RosterConfig
 
 WFM_FILE = "wfm.yaml"
@@ -68,3 +68,21 @@ def load_wfm_config(config_dir: str | Path, calendar: Calendar | None = None) ->
     config_dir = Path(config_dir)
     site = calendar if calendar is not None else load_calendar(config_dir)
     return load_site_model(config_dir / WFM_FILE, WfmConfig, site)
+
+
+def check_wfm(config_dir: str | Path) -> list[ConfigProblem]:
+    """`ctiserver check`: wfm.yaml alone (raises ConfigError), then its agents against acd.yaml's."""
+    from ..acd.config import load_acd_config
+
+    config_dir = Path(config_dir)
+    cfg = load_wfm_config(config_dir)
+    try:
+        acd = load_acd_config(config_dir, cfg.calendar)
+    except ConfigError:
+        return []  # reported by acd.yaml's own check
+    path = config_dir / WFM_FILE
+    root = compose(path) if path.exists() else None
+    known = {a.id for a in acd.agents}
+    return [ConfigProblem(str(path), node_line(root, ("roster", "agents", aid)),
+                          f"roster.agents: '{aid}' is not an agent of acd.yaml")
+            for aid in cfg.roster.agents if aid not in known]

@@ -223,3 +223,14 @@ def test_roster_build_show_and_exports(store: str, tmp_path: Path,  # noqa: F811
     assert "Roster, week of 2026-08-17" in out and "requirement met in" in out
     with pytest.raises(Exception, match="give the week's Monday"):
         run(["roster", "show", "--config", str(cfg_dir), "--week", "2026-08-18"])
+
+
+def test_check_flags_a_roster_agent_acd_yaml_does_not_know(tmp_path: Path) -> None:
+    from ctiserver.app.settings import check_all
+
+    cfg_dir = tmp_path / "config"
+    shutil.copytree(CONFIG, cfg_dir)
+    assert [str(p) for p in check_all(cfg_dir, 0.0) if "wfm.yaml" in str(p)] == []
+    (cfg_dir / "wfm.yaml").write_text('roster:\n  agents:\n    "9999": {team: A}\n', encoding="utf-8")
+    assert [str(p) for p in check_all(cfg_dir, 0.0)] == [
+        f"{cfg_dir / 'wfm.yaml'}:3: roster.agents: '9999' is not an agent of acd.yaml"]
