@@ -90,6 +90,7 @@ CORES = (
     "ctiserver.wfm.verify",         # a staffing plan played through the simulator
     "ctiserver.wfm.roster",         # the week's roster by OR-Tools CP-SAT (two stages), its saved form
     "ctiserver.wfm.export",         # a roster as CSV / xlsx bytes
+    "ctiserver.wfm.adherence",      # agent states against the roster: adherence, late logins, early logouts
 )
 
 # Libraries that talk to the outside world. `asyncio` is IO only through ASYNCIO_IO.
