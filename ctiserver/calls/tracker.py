@@ -28,7 +28,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from ..ami.message import event_time
+from ..ami.message import AmiMessage, event_time
 from ..events import Event, Kind
 from ..lograte import LogBurst
 
@@ -114,8 +114,14 @@ def channel_created(duration: str | None, uniqueid: str, listed_at: float) -> fl
     return (lo + hi) / 2
 
 
+_TRACKED = frozenset({"Newchannel", "Newstate", "Hangup", "NewConnectedLine", "NewCallerid", "DialBegin",
+                      "CoreShowChannel"})
+
+
 def _s(msg: AmiLike, name: str) -> str:
     value = msg.get(name, None)
+    if value.__class__ is str:
+        return value
     return "" if value is None else str(value)
 
 
@@ -153,7 +159,9 @@ class CallTracker:
     # --- input -------------------------------------------------------------
     def feed(self, msg: AmiLike, now: float) -> list[Event]:
         """One AMI event; `now` is the fallback time for an event without Asterisk's Timestamp."""
-        name = _s(msg, "Event")
+        name = msg.event if isinstance(msg, AmiMessage) else _s(msg, "Event")
+        if name not in _TRACKED:  # most of the stream (DTMF, bridges, dialplan, ...): nothing to read
+            return []
         at = event_time(msg, now)
         try:
             if name == "Newchannel":
