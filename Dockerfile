@@ -15,9 +15,10 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 # the port on a private interface only (-p 10.0.0.5:4573:4573) with a firewall that accepts
 # Asterisk's addresses alone. Never publish 4573 on a public address.
 
-# espeak-ng for TTS prompts, sox to convert them to 8 kHz, graphviz for `ivr graph`.
+# espeak-ng for TTS prompts, sox to convert them to 8 kHz (and to merge recordings), opus-tools to compress
+# recordings (docs/qc.md), graphviz for `ivr graph`.
 RUN apt-get update \
- && apt-get install -y --no-install-recommends espeak-ng libespeak-ng1 sox graphviz tzdata \
+ && apt-get install -y --no-install-recommends espeak-ng libespeak-ng1 sox opus-tools graphviz tzdata \
  && rm -rf /var/lib/apt/lists/*
 
 RUN useradd --create-home --uid 10001 cti

@@ -80,6 +80,14 @@ class Kind:
     DISPOSITION = "disposition"  # data: category, note, resolved(bool)
     WORKORDER = "workorder"  # data: id, action ('open'|'dispatched'|...), category
 
+    # --- recording, live monitoring, QC (ctiserver/recording, ctiserver/qc) ---------------------
+    RECORDING_START = "recording.start"  # MixMonitor started on an agent leg; data: uniqueid, spool
+    RECORDING_DONE = "recording.done"  # indexed; data: id, duration_s, size, codec
+    RECORDING_DELETED = "recording.deleted"  # retention; data: id, kind, days, path
+    RECORDING_ACCESS = "recording.access"  # played or downloaded; data: id, user, action, range
+    MONITOR = "monitor"  # a supervisor listens/whispers/barges; data: mode, supervisor, phone, action, channel
+    QC = "qc"  # inspection task changed; data: task, action ('scored'|'acknowledged'|'appealed'|'decided'), score
+
 
 @dataclass(slots=True)
 class Event:

@@ -11,7 +11,8 @@ log() { printf '[setup] %s\n' "$*"; }
 
 step_system() {
 # kannel + kannel-extras: the SMS gateway (bearerbox, smsbox) and its fake SMSC, started by the SMS tests
-APT_PKGS=(debootstrap espeak-ng sox chromium chromium-driver fonts-noto-cjk graphviz procps iproute2 kannel kannel-extras)
+# opus-tools: opusenc compresses call recordings (docs/qc.md), opusdec reads them back in the tests
+APT_PKGS=(debootstrap espeak-ng sox opus-tools chromium chromium-driver fonts-noto-cjk graphviz procps iproute2 kannel kannel-extras)
 missing=()
 for p in "${APT_PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if ! command -v pg_ctlcluster >/dev/null 2>&1; then missing+=(postgresql); fi

@@ -141,6 +141,7 @@ class CallRecord:
     ended_by: str = ""  # "local" (we sent BYE) | "remote" (BYE or CANCEL from Asterisk)
     rtp_packets: int = 0
     dtmf_events: int = 0
+    audio: bytearray = field(default_factory=bytearray)  # PCMU payloads received, in order (what the phone hears)
 
 
 @dataclass
@@ -154,6 +155,7 @@ class _Dialog:
     task: asyncio.Task[None] | None = None
     rtp: asyncio.DatagramTransport | None = None
     sdp_version: int = 1
+    speaker: asyncio.Task[None] | None = None
 
 
 class _Udp(asyncio.DatagramProtocol):
@@ -172,6 +174,45 @@ class _Rtp(asyncio.DatagramProtocol):
         self.record.rtp_packets += 1
         if len(data) > 1 and data[1] & 0x7F == 101:
             self.record.dtmf_events += 1
+        elif len(data) > 12 and data[1] & 0x7F == 0:
+            self.record.audio += data[12 + 4 * (data[0] & 0x0F):]
+
+
+def ulaw(sample: int) -> int:
+    """G.711 mu-law of one 16-bit sample."""
+    sign = 0x80 if sample < 0 else 0
+    sample = min(abs(sample), 32635) + 0x84
+    exponent = max(0, sample.bit_length() - 8)
+    mantissa = (sample >> (exponent + 3)) & 0x0F
+    return ~(sign | (exponent << 4) | mantissa) & 0xFF
+
+
+def unulaw(byte: int) -> int:
+    byte = ~byte & 0xFF
+    t = (((byte & 0x0F) << 3) + 0x84) << ((byte & 0x70) >> 4)
+    return (0x84 - t) if byte & 0x80 else (t - 0x84)
+
+
+def tone_frames(hz: float, amplitude: int = 8000) -> list[bytes]:
+    """One second of a sine at `hz` as fifty 20 ms PCMU payloads (8 kHz)."""
+    import math
+
+    data = bytes(ulaw(int(amplitude * math.sin(2 * math.pi * hz * i / 8000))) for i in range(8000))
+    return [data[i:i + 160] for i in range(0, 8000, 160)]
+
+
+def tone_energy(payload: bytes | bytearray, hz: float) -> float:
+    """Goertzel power of `hz` in PCMU audio, per sample (about amplitude**2 / 4 for a pure tone)."""
+    import math
+
+    samples = [unulaw(b) for b in payload]
+    if not samples:
+        return 0.0
+    k = 2 * math.cos(2 * math.pi * hz / 8000)
+    s1 = s2 = 0.0
+    for x in samples:
+        s1, s2 = x + k * s1 - s2, s1
+    return (s1 * s1 + s2 * s2 - k * s1 * s2) / len(samples) ** 2
 
 
 @dataclass
@@ -185,6 +226,7 @@ class SoftPhone:
     talk_s: float | None = 3.0
     host: str = "127.0.0.1"
     calls: list[CallRecord] = field(default_factory=list)
+    tone_hz: float | None = None  # once answered, the phone "speaks": a sine at this frequency, sent as RTP
 
     def __post_init__(self) -> None:
         self._transport: asyncio.DatagramTransport | None = None
@@ -209,8 +251,9 @@ class SoftPhone:
         for dialog in list(self._dialogs.values()):
             if dialog.record.state == "answered":
                 await self.hangup(dialog.record.call_id)
-            if dialog.task is not None:
-                dialog.task.cancel()
+            for task in (dialog.task, dialog.speaker):
+                if task is not None:
+                    task.cancel()
             if dialog.rtp is not None:
                 dialog.rtp.close()
         if self._transport is not None:
@@ -387,9 +430,33 @@ class SoftPhone:
             [("Contact", f"<{self.contact}>"), ("Content-Type", "application/sdp")], sdp)
         dialog.record.state, dialog.record.answered_at = "answered", time.monotonic()
         self._changed.set()
+        if self.tone_hz is not None:
+            self._speak(dialog, self.tone_hz)
         if self.talk_s is not None:
             await asyncio.sleep(self.talk_s)
             await self.hangup(dialog.record.call_id)
+
+    def _speak(self, dialog: _Dialog, hz: float) -> None:
+        """Send the tone to where the INVITE's SDP says, paced at 20 ms a packet, until the call ends."""
+        body = dialog.invite.body
+        host = re.search(r"(?m)^c=IN IP4 (\S+)", body)
+        port = re.search(r"(?m)^m=audio (\d+)", body)
+        if host is None or port is None or dialog.rtp is None:
+            return
+        target, rtp, frames = (host.group(1), int(port.group(1))), dialog.rtp, tone_frames(hz)
+        ssrc = secrets.randbits(32)
+
+        async def run() -> None:
+            loop = asyncio.get_running_loop()
+            start, n = loop.time(), 0
+            while dialog.record.state == "answered":
+                header = bytes([0x80, 0x80 if n == 0 else 0x00]) + (n & 0xFFFF).to_bytes(2, "big") + \
+                    (n * 160 & 0xFFFFFFFF).to_bytes(4, "big") + ssrc.to_bytes(4, "big")
+                rtp.sendto(header + frames[n % len(frames)], target)
+                n += 1
+                await asyncio.sleep(max(0.0, start + n * 0.02 - loop.time()))
+
+        dialog.speaker = asyncio.get_running_loop().create_task(run())
 
     def _sdp(self, dialog: _Dialog, direction: str) -> str:
         assert dialog.rtp is not None
@@ -445,9 +512,11 @@ class SoftPhone:
 
 @contextlib.asynccontextmanager
 async def agent_phone(agent_id: str, server: tuple[str, int], *, answer_after_s: float | None = 1.0,
-                      talk_s: float | None = 3.0) -> AsyncIterator[SoftPhone]:
-    """The sandbox's PJSIP endpoint `agent<id>` (password `pw<id>`), registered for the block."""
-    phone = SoftPhone(f"agent{agent_id}", f"pw{agent_id}", server, answer_after_s=answer_after_s, talk_s=talk_s)
+                      talk_s: float | None = 3.0, tone_hz: float | None = None) -> AsyncIterator[SoftPhone]:
+    """The sandbox's PJSIP endpoint `agent<id>` (password `pw<id>`), registered for the block; with
+    `tone_hz` it sends that tone while a call is answered (and keeps what it hears in `CallRecord.audio`)."""
+    phone = SoftPhone(f"agent{agent_id}", f"pw{agent_id}", server, answer_after_s=answer_after_s, talk_s=talk_s,
+                      tone_hz=tone_hz)
     await phone.start()
     try:
         await phone.register()

@@ -63,6 +63,9 @@ CORES = (
     "ctiserver.outbound.amimap",    # AMI results -> attempt outcomes
     "ctiserver.outbound.messages",
     "ctiserver.kpi.erlang",
+    "ctiserver.recording.core",     # AMI events -> start/stop recording an agent leg
+    "ctiserver.recording.retention",  # which recordings are past their keep time
+    "ctiserver.qc.sheet",           # the QC scoring sheet and scoring a call
     "ctiserver.kpi.staffing",
     "ctiserver.kpi.bands",
     "ctiserver.kpi.facts",          # the report window and the facts the SQL sums

@@ -60,6 +60,7 @@ from ..outbound.http import add_callback_routes
 from ..outbound.http import add_routes as add_outbound_routes
 from ..outbound.model import load_outbound_config
 from ..outbound.service import Outbound
+from ..recording.feature import install_recording
 from ..store.engine import make_engine
 from ..web.acd_ports import AcdAgentControl, AcdWallboard
 from ..web.api import SUPERVISORS
@@ -481,6 +482,10 @@ async def build_server(config_dir: Path, cfg: ServerConfig, *, sandbox: bool = F
 
     leader.add("ACD", _acd_feature(server, acd, lambda: _prerender(ivr.tts, acd_cfg.fixed_texts())))
     leader.add("outbound", lambda: outbound.running(acd))
+    recorder = install_recording(server, config_dir=config_dir, calendar=calendar, agent_of=agent_channels,
+                                 sessions=lambda: server.http_app[DESKTOP_KEY].sessions,
+                                 sandbox_root=sandbox_info.root if sandbox_info else None)
+    leader.add("recording", recorder.running)
     server.add_feature("customer data", _customer_data(data_engine, config_dir, sample_data, server.clock))
     server.add_feature("IVR", lambda: started(ivr))
     server.add_feature("leader", leader)
@@ -488,5 +493,5 @@ async def build_server(config_dir: Path, cfg: ServerConfig, *, sandbox: bool = F
     server.add_feature("KPIs live", today.running)
     server.add_feature("desktop", lambda: desktop_running(server.http_app))
     server.features = Features(acd=acd, ivr=ivr, outbound=outbound, hooks=hooks, calls=calls, leader=leader,
-                               sandbox=sandbox_info, extra={"fallback": fallback.queues})
+                               sandbox=sandbox_info, extra={"fallback": fallback.queues, "recorder": recorder})
     return server

@@ -19,8 +19,8 @@ from ..configfile import Strict
 from ..names import DisplayName
 from ..workorders.deadlines import WorkorderTable, load_workorder_table
 
-ROLES = ("agent", "supervisor", "admin", "dispatcher")
-Role = Literal["agent", "supervisor", "admin", "dispatcher"]
+ROLES = ("agent", "supervisor", "admin", "dispatcher", "qc")
+Role = Literal["agent", "supervisor", "admin", "dispatcher", "qc"]
 
 
 class RateLimit(Strict):

@@ -35,7 +35,7 @@ from .errors import ErrorOut
 log = logging.getLogger(__name__)
 
 JSON = "application/json"
-ANY_ROLE = frozenset({"agent", "supervisor", "admin", "dispatcher"})  # anyone logged in
+ANY_ROLE = frozenset({"agent", "supervisor", "admin", "dispatcher", "qc"})  # anyone logged in
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 REF = "#/components/schemas/{model}"
 _ATTR = "__openapi__"

@@ -19,7 +19,7 @@ class Out(BaseModel):
 class UserOut(Out):
     agent_no: str
     name: str
-    role: Literal["agent", "supervisor", "admin", "dispatcher"]
+    role: Literal["agent", "supervisor", "admin", "dispatcher", "qc"]
 
 
 class LoginOut(Out):

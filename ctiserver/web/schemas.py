@@ -141,7 +141,7 @@ class LoginIn(Body):
 class UserIn(Body):
     agent_no: AgentNo
     name: Name
-    role: Literal["agent", "supervisor", "admin", "dispatcher"]
+    role: Literal["agent", "supervisor", "admin", "dispatcher", "qc"]
     password: Annotated[str, StringConstraints(min_length=8, max_length=256)]
 
 

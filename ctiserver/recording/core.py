@@ -1,0 +1,111 @@
+"""Which channels to record and when a recording is over (pure: AMI events in, commands out).
+
+An agent's channel entering a bridge starts one MixMonitor on it (once per channel: an attended
+transfer's consultation and the call it returns to are one recording of that leg). On the agent's
+channel, what Asterisk *receives* is the agent's voice and what it *transmits* is the caller's: the
+two legs are written to separate files (r()/t(), kept in step by MixMonitor's silence filling) and
+merged after the call, caller left, agent right. A touch of `<name>.done` by MixMonitor's end
+command tells the finalizer (even one that restarted meanwhile) that Asterisk closed the files.
+
+File names carry what indexing needs: `<linkedid>-<uniqueid>-<agent>-<start ms>`; every part is
+checked against a strict pattern because it ends up in an AMI action and a shell command.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+_ID = re.compile(r"^[0-9]{1,20}\.[0-9]{1,10}$")  # an Asterisk uniqueid / linkedid
+_AGENT = re.compile(r"^[A-Za-z0-9_]{1,40}$")
+_NAME = re.compile(r"^(?P<call>[0-9]{1,20}\.[0-9]{1,10})-(?P<uid>[0-9]{1,20}\.[0-9]{1,10})-"
+                   r"(?P<agent>[A-Za-z0-9_]{1,40})-(?P<start>[0-9]{10,16})$")
+CALLER, AGENT, DONE = "-caller.wav", "-agent.wav", ".done"
+
+
+@dataclass(frozen=True)
+class SpoolName:
+    """One recording in the spool: its base name and what it says."""
+
+    call_id: str
+    uniqueid: str
+    agent_id: str
+    start_ts: float
+
+    @property
+    def base(self) -> str:
+        return f"{self.call_id}-{self.uniqueid}-{self.agent_id}-{round(self.start_ts * 1000)}"
+
+    @classmethod
+    def parse(cls, base: str) -> SpoolName | None:
+        m = _NAME.match(base)
+        if m is None:
+            return None
+        return cls(m["call"], m["uid"], m["agent"], int(m["start"]) / 1000.0)
+
+    @classmethod
+    def make(cls, call_id: str, uniqueid: str, agent_id: str, start_ts: float) -> SpoolName | None:
+        """None when a part is not what Asterisk and our agent ids look like (never sent to Asterisk)."""
+        if not (_ID.match(call_id) and _ID.match(uniqueid) and _AGENT.match(agent_id)):
+            return None
+        return cls(call_id, uniqueid, agent_id, start_ts)
+
+
+@dataclass(frozen=True)
+class Start:
+    """Send `MixMonitor` on `channel` of Asterisk `server`."""
+
+    server: str
+    channel: str
+    name: SpoolName
+
+    def action(self, asterisk_dir: str) -> dict[str, str]:
+        base = f"{asterisk_dir}/{self.name.base}"
+        return {"Channel": self.channel, "Options": f"bt({base}{CALLER})r({base}{AGENT})",
+                "Command": f"touch {base}{DONE}"}
+
+
+@dataclass(frozen=True)
+class Ended:
+    """The recorded channel hung up: its files are (about to be) complete."""
+
+    name: SpoolName
+
+
+Command = Start | Ended
+
+
+class RecorderCore:
+    """Feed it AMI events (`feed`); it answers what to do. `agent_of` maps a channel name to an agent id."""
+
+    def __init__(self, agent_of: Callable[[str], str | None]) -> None:
+        self.agent_of = agent_of
+        self.active: dict[tuple[str, str], SpoolName] = {}  # (server, uniqueid) -> its recording
+
+    def feed(self, server: str, msg: Any, when: float) -> list[Command]:
+        """`msg`: an AMI event (anything with `get`), `when` its Asterisk timestamp."""
+        get = msg.get
+        event = get("Event")
+        if event == "BridgeEnter":
+            channel, uid = str(get("Channel") or ""), str(get("Uniqueid") or "")
+            if (server, uid) in self.active or (channel.startswith("Local/") and channel.endswith(";2")):
+                return []
+            agent = self.agent_of(channel)
+            if agent is None:
+                return []
+            name = SpoolName.make(str(get("Linkedid") or uid), uid, agent, when)
+            if name is None:
+                return []
+            self.active[(server, uid)] = name
+            return [Start(server, channel, name)]
+        if event == "Hangup":
+            name = self.active.pop((server, str(get("Uniqueid") or "")), None)
+            return [Ended(name)] if name is not None else []
+        return []
+
+    def forget(self, server: str) -> None:
+        """The link to `server` was lost: its hang-ups may never come (the sweep finds those files)."""
+        for key in [k for k in self.active if k[0] == server]:
+            del self.active[key]

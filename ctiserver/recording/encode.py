@@ -1,0 +1,81 @@
+"""Merge a recording's two legs to stereo (caller left, agent right) and compress it to Opus.
+
+Tools from Debian: `sox` (merge, duration) and `opusenc` (opus-tools). Run as subprocesses with
+no shell; paths are ours (checked spool names)."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+TOOLS = ("sox", "opusenc")
+
+
+class EncodeError(RuntimeError):
+    """A tool failed or is missing; the message has its words."""
+
+
+@dataclass(frozen=True)
+class Encoded:
+    path: Path
+    duration_s: float
+    size: int
+    sha256: str
+
+
+def missing_tools() -> list[str]:
+    return [t for t in TOOLS if shutil.which(t) is None]
+
+
+async def _run(*args: str) -> str:
+    proc = await asyncio.create_subprocess_exec(*args, stdout=asyncio.subprocess.PIPE,
+                                                stderr=asyncio.subprocess.PIPE)
+    out, err = await proc.communicate()
+    if proc.returncode != 0:
+        raise EncodeError(f"{args[0]} failed ({proc.returncode}): {err.decode(errors='replace').strip()[-300:]}")
+    return out.decode(errors="replace")
+
+
+def _usable(path: Path) -> bool:
+    return path.exists() and path.stat().st_size > 44  # more than a WAV header
+
+
+async def duration(path: Path) -> float:
+    return float((await _run("sox", "--i", "-D", str(path))).strip() or 0.0)
+
+
+async def encode(caller: Path, agent: Path, target: Path, bitrate_kbps: int) -> Encoded:
+    """`target` (.opus) from the two legs; a leg that is missing or empty becomes silence."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    stereo = target.with_name(target.name + ".tmp.wav")
+    tmp = target.with_name(target.name + ".tmp")
+    try:
+        legs = [p for p in (caller, agent) if _usable(p)]
+        if len(legs) == 2:
+            await _run("sox", "-M", str(caller), str(agent), "-c", "2", str(stereo))
+        elif legs:  # one leg only: the other channel silent, on its side
+            remix = "1 0" if legs[0] == caller else "0 1"
+            await _run("sox", str(legs[0]), "-c", "2", str(stereo), "remix", *remix.split())
+        else:
+            await _run("sox", "-n", "-r", "8000", "-c", "2", "-b", "16", str(stereo), "trim", "0", "0.02")
+        seconds = await duration(stereo)
+        await _run("opusenc", "--quiet", "--bitrate", str(bitrate_kbps), "--speech", str(stereo), str(tmp))
+        os.replace(tmp, target)
+    finally:
+        stereo.unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
+    digest, size = await asyncio.to_thread(_sha256, target)
+    return Encoded(target, seconds, size, digest)
+
+
+def _sha256(path: Path) -> tuple[str, int]:
+    h, size = hashlib.sha256(), 0
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 16), b""):
+            h.update(chunk)
+            size += len(chunk)
+    return h.hexdigest(), size

@@ -1,0 +1,228 @@
+"""The recording feature's adapter: AMI in, MixMonitor out, files finalized and indexed, retention daily.
+
+`Recorder.on_ami` is an AMI listener (cheap, synchronous): the pure core decides; starting a
+MixMonitor and finalizing run as tasks of the feature's owner. Finalizing is serial (one sox and
+one opusenc at a time: a busy hour must not starve the event loop's machine). The sweep indexes
+whatever is complete in the spool and not yet indexed: a recording whose hang-up we missed (a CTI
+restart mid-call, a lost AMI link) is picked up there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import column, select, table
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from ..calendar import Calendar
+from ..events import Event, Kind
+from ..lifecycle import TaskOwner
+from . import store
+from .config import RecordingConfig
+from .core import AGENT, CALLER, DONE, Ended, RecorderCore, SpoolName, Start
+from .encode import EncodeError, encode
+from .retention import expired, next_run, shortest_days
+
+log = logging.getLogger(__name__)
+
+_phones = table("customer_phones", column("phone"), column("account"))
+_dispositions = table("dispositions", column("call_id"), column("customer_account"))
+
+
+class Recorder:
+    def __init__(self, cfg: RecordingConfig, *, ami: dict[str, Any], engine: Callable[[], AsyncEngine],
+                 emit: Callable[[Event], None], now: Callable[[], float], calendar: Calendar, base_dir: Path,
+                 agent_of: Callable[[str], str | None], spool: Path | None = None) -> None:
+        self.cfg, self.ami, self.engine, self.emit, self.now = cfg, ami, engine, emit, now
+        self.calendar = calendar
+        self.core = RecorderCore(agent_of)
+        self.spool = spool or cfg.spool()
+        self.root = cfg.archive(base_dir)
+        self._tasks: TaskOwner | None = None
+        self._queue: asyncio.Queue[SpoolName] = asyncio.Queue()
+        self._wake = asyncio.Event()
+        self.indexed: asyncio.Queue[int] = asyncio.Queue()  # ids as they are indexed (tests, the demo)
+
+    # --- AMI and events -------------------------------------------------------------------------
+    def on_ami(self, server: str, msg: Any) -> None:
+        if self._tasks is None or not self.cfg.enabled:
+            return
+        from ..ami.message import event_time
+
+        for cmd in self.core.feed(server, msg, event_time(msg, self.now())):
+            if isinstance(cmd, Start):
+                self._tasks.spawn(self._start(cmd), name=f"mixmonitor-{cmd.name.uniqueid}")
+            elif isinstance(cmd, Ended):
+                self._queue.put_nowait(cmd.name)
+                self._wake.set()
+
+    def on_event(self, event: Event) -> None:
+        if event.kind == Kind.AMI_LOST and event.server:
+            self.core.forget(event.server)
+
+    async def _start(self, cmd: Start) -> None:
+        client = self.ami.get(cmd.server)
+        try:
+            if client is None:
+                raise RuntimeError(f"no AMI link named {cmd.server}")
+            resp = await client.action("MixMonitor", cmd.action(self.cfg.asterisk_dir), timeout=5.0)
+            resp.raise_for_error("MixMonitor")
+        except Exception as exc:
+            log.error("recording of %s (agent %s, call %s) did not start: %s", cmd.channel, cmd.name.agent_id,
+                      cmd.name.call_id, exc)
+            self.core.active.pop((cmd.server, cmd.name.uniqueid), None)
+            return
+        self.emit(Event(Kind.RECORDING_START, self.now(), call_id=cmd.name.call_id, agent_id=cmd.name.agent_id,
+                        server=cmd.server, data={"uniqueid": cmd.name.uniqueid, "spool": cmd.name.base}))
+
+    # --- finalizing -----------------------------------------------------------------------------
+    def _complete(self, name: SpoolName) -> bool:
+        """Asterisk said the files are closed (the done marker), or they stopped growing long ago."""
+        if (self.spool / f"{name.base}{DONE}").exists():
+            return True
+        legs = [self.spool / f"{name.base}{s}" for s in (CALLER, AGENT)]
+        mtimes = [p.stat().st_mtime for p in legs if p.exists()]
+        return bool(mtimes) and self.now() - max(mtimes) > self.cfg.stale_after_s
+
+    async def _await_done(self, name: SpoolName, tasks: TaskOwner, within_s: float = 15.0) -> bool:
+        marker = self.spool / f"{name.base}{DONE}"
+        loop = asyncio.get_running_loop()
+        end = loop.time() + within_s
+        while not marker.exists():
+            if loop.time() >= end or not await tasks.idle(0.1):
+                return False
+        return True
+
+    def _pending(self) -> list[SpoolName]:
+        """Spool names with files and no live recording, oldest first."""
+        live = {n.base for n in self.core.active.values()}
+        seen: dict[str, SpoolName] = {}
+        try:
+            entries = os.listdir(self.spool)
+        except FileNotFoundError:
+            return []
+        for entry in entries:
+            for suffix in (CALLER, AGENT, DONE):
+                if entry.endswith(suffix):
+                    base = entry[: -len(suffix)]
+                    name = SpoolName.parse(base)
+                    if name is not None and base not in live:
+                        seen[base] = name
+        return sorted(seen.values(), key=lambda n: n.start_ts)
+
+    async def finalize(self, name: SpoolName) -> int | None:
+        """Encode, archive and index one recording; its spool files are removed. The row's id, or None
+        (indexed before: the spool files are just removed)."""
+        legs = {s: self.spool / f"{name.base}{s}" for s in (CALLER, AGENT, DONE)}
+        engine = self.engine()
+        if await store.is_indexed(engine, name.base):
+            for p in legs.values():
+                p.unlink(missing_ok=True)
+            return None
+        day = self.calendar.local(name.start_ts)
+        rel = Path(f"{day:%Y/%m/%d}") / f"{name.base}.opus"
+        done = await encode(legs[CALLER], legs[AGENT], self.root / rel, self.cfg.bitrate_kbps)
+        facts = await store.call_facts(engine, name.call_id, name.agent_id)
+        customer = await self._customer(engine, name.call_id, facts.get("number"))
+        row = {"spool": name.base, "call_id": name.call_id, "uniqueid": name.uniqueid, "agent_id": name.agent_id,
+               "queue": facts.get("queue"), "number": (facts.get("number") or None), "customer": customer,
+               "start_ts": name.start_ts, "duration_s": round(done.duration_s, 3), "codec": self.cfg.codec,
+               "size": done.size, "sha256": done.sha256, "path": str(rel), "created_ts": self.now()}
+        rec_id = await store.insert_recording(engine, row)
+        for p in legs.values():
+            p.unlink(missing_ok=True)
+        if rec_id is not None:
+            log.info("recording %d indexed: call %s agent %s, %.1f s, %d bytes", rec_id, name.call_id,
+                     name.agent_id, done.duration_s, done.size)
+            self.emit(Event(Kind.RECORDING_DONE, self.now(), call_id=name.call_id, agent_id=name.agent_id,
+                            queue=facts.get("queue"), data={"id": rec_id, "duration_s": row["duration_s"],
+                                                      "size": done.size, "codec": self.cfg.codec}))
+            self.indexed.put_nowait(rec_id)
+        return rec_id
+
+    async def _customer(self, engine: AsyncEngine, call_id: str, number: str | None) -> str | None:
+        async with engine.connect() as conn:
+            row = (await conn.execute(select(_dispositions.c.customer_account).where(
+                _dispositions.c.call_id == call_id, _dispositions.c.customer_account.is_not(None)))).first()
+            if row is None and number:
+                row = (await conn.execute(select(_phones.c.account).where(_phones.c.phone == number))).first()
+        return str(row[0]) if row else None
+
+    async def _finalizer(self, tasks: TaskOwner) -> None:
+        failed: set[str] = set()
+        while True:
+            while not self._queue.empty():
+                name = self._queue.get_nowait()
+                if await self._await_done(name, tasks):  # else not closed yet: a later sweep takes it
+                    await self._finalize_logged(name, failed)
+            for name in self._pending():
+                if name.base not in failed and self._complete(name):
+                    await self._finalize_logged(name, failed)
+            self._wake.clear()
+            if self._queue.empty() and not await tasks.idle(self.cfg.sweep_every_s, self._wake):
+                return
+
+    async def _finalize_logged(self, name: SpoolName, failed: set[str]) -> None:
+        try:
+            await self.finalize(name)
+        except (EncodeError, OSError) as exc:
+            failed.add(name.base)  # left in the spool for an operator; said once
+            log.error("recording %s could not be finalized (left in %s): %s", name.base, self.spool, exc)
+        except Exception as exc:  # the database away: the next sweep tries again
+            log.warning("recording %s not indexed yet: %s", name.base, exc)
+
+    # --- retention ------------------------------------------------------------------------------
+    async def retention_once(self) -> list[int]:
+        """Delete the recordings past their kind's keep time; every deletion is logged. The ids deleted."""
+        now = self.now()
+        engine = self.engine()
+        rows = await store.older_than(engine, now - shortest_days(self.cfg.retention) * 86400.0)
+        gone = expired(rows, self.cfg.retention, now)
+        for e in gone:
+            path = self.root / e.path
+            try:
+                path.unlink(missing_ok=True)
+            except OSError as exc:
+                log.error("retention: could not delete %s: %s", path, exc)
+                continue
+            log.info("retention: deleted recording %d (%s, kept %d days): %s", e.id, e.kind, e.days, path)
+            self.emit(Event(Kind.RECORDING_DELETED, now, data={"id": e.id, "kind": e.kind, "days": e.days,
+                                                               "path": e.path}))
+        await store.delete_rows(engine, [e.id for e in gone])
+        return [e.id for e in gone]
+
+    async def _retention(self, tasks: TaskOwner) -> None:
+        hh, mm = (int(x) for x in self.cfg.retention.run_at.split(":"))
+        while True:
+            now = self.now()
+            midnight = self.calendar.at(self.calendar.today(now))
+            if not await tasks.idle(max(1.0, next_run(midnight, hh * 60 + mm, now) - now)):
+                return
+            try:
+                n = len(await self.retention_once())
+                log.info("retention: %d recording(s) deleted", n)
+            except Exception as exc:
+                log.error("retention run failed (tried again tomorrow): %s", exc)
+
+    # --- the feature ----------------------------------------------------------------------------
+    @asynccontextmanager
+    async def running(self) -> AsyncIterator[Recorder]:
+        """Records while it runs (a leader feature: one node starts and indexes recordings)."""
+        if not self.cfg.enabled:
+            yield self
+            return
+        self.root.mkdir(parents=True, exist_ok=True)
+        async with TaskOwner("recording", grace_s=10.0) as tasks:
+            self._tasks = tasks
+            tasks.spawn(self._finalizer(tasks), name="recording-finalizer")
+            tasks.spawn(self._retention(tasks), name="recording-retention")
+            try:
+                yield self
+            finally:
+                self._tasks = None

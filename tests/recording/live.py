@@ -1,0 +1,65 @@
+"""The whole server on the sandbox Asterisk with recording on (spool in the chroot, archive in tmp)."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from ctiserver.config import load_server_config
+from ctiserver.server import CtiServer
+from ctiserver.wiring import build_server
+from tests.asterisk_fixture import AmiRecorder
+from tests.live_config import sandbox_config
+from tests.production import edit_yaml
+
+SPOOL = "/var/spool/asterisk/monitor/cti"
+
+
+def recording_config(tmp: Path, info: Any, **recording: Any) -> Path:
+    cfg = sandbox_config(tmp, info)
+
+    def change(data: dict[str, Any]) -> None:
+        data.update(enabled=True, spool_dir=str(Path(info.root) / SPOOL.lstrip("/")), root=str(tmp / "recordings"),
+                    **recording)
+
+    edit_yaml(cfg / "recording.yaml", change)
+    (Path(info.root) / SPOOL.lstrip("/")).mkdir(parents=True, exist_ok=True)
+    return cfg
+
+
+@asynccontextmanager
+async def live_server(tmp: Path, info: Any, ami: AmiRecorder, **recording: Any) -> AsyncIterator[CtiServer]:
+    """The server on `tmp` (its config made on first use: a second server on the same `tmp` is the same site
+    restarted, with the same database and archive)."""
+    cfg_dir = tmp / "config" if (tmp / "config").exists() else recording_config(tmp, info, **recording)
+    server = await build_server(cfg_dir, load_server_config(cfg_dir), base_dir=tmp)
+    await server.start()
+    await ami.setvar("CTI_AGI", f"127.0.0.1:{server.cfg.agi.port}")
+    try:
+        await asyncio.wait_for(server.ami["pbx1"].wait_connected(), 20)
+        yield server
+    finally:
+        await ami.setvar("CTI_AGI", "127.0.0.1:4573")
+        await server.stop()
+
+
+def channel_rms(opus: Path, tmp: Path) -> tuple[float, float]:
+    """RMS amplitude of the left (caller) and right (agent) channels, by sox `stat`."""
+    wav = tmp / (opus.stem + ".wav")
+    subprocess.run(["opusdec", "--quiet", "--rate", "8000", str(opus), str(wav)], check=True)
+    out = []
+    for ch in ("1", "2"):
+        res = subprocess.run(["sox", str(wav), "-n", "remix", ch, "stat"], capture_output=True, text=True,
+                             check=True)
+        line = next(x for x in res.stderr.splitlines() if x.startswith("RMS     amplitude"))
+        out.append(float(line.split(":")[1]))
+    return out[0], out[1]
+
+
+def wav_seconds(path: Path) -> float:
+    res = subprocess.run(["sox", "--i", "-D", str(path)], capture_output=True, text=True, check=True)
+    return float(res.stdout.strip())
