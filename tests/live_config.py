@@ -44,6 +44,12 @@ def sandbox_config(tmp: Path, info: Any, *, local_agents: bool = False) -> Path:
         acd = (cfg / "acd.yaml").read_text(encoding="utf-8")
         acd = re.sub(r'^dial_template: .*$', 'dial_template: "Local/{id}@sim-agents"', acd, flags=re.M)
         (cfg / "acd.yaml").write_text(acd, encoding="utf-8")
+    # recordings: Asterisk writes into its chroot's spool, the CTI reads it there and archives into tmp
+    rec = yaml.safe_load((cfg / "recording.yaml").read_text(encoding="utf-8"))
+    spool = Path(info.root) / rec["asterisk_dir"].lstrip("/")
+    spool.mkdir(parents=True, exist_ok=True)
+    rec.update(spool_dir=str(spool), root=str(tmp / "recordings"))
+    (cfg / "recording.yaml").write_text(yaml.safe_dump(rec, allow_unicode=True), encoding="utf-8")
     ivr = yaml.safe_load((cfg / "ivr" / "settings.yaml").read_text(encoding="utf-8"))
     ivr["tts"]["cache_dir"] = str(sounds_dir(info))  # what the sandbox shows Asterisk as sounds/cti
     (cfg / "ivr" / "settings.yaml").write_text(yaml.safe_dump(ivr, allow_unicode=True), encoding="utf-8")

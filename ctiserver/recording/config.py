@@ -63,8 +63,9 @@ class RecordingConfig(Strict):
     spool_dir: str = ""
     root: str = "var/recordings"  # the archive (relative: to the project folder), by local date
     codec: Literal["opus"] = "opus"
-    # below 24 kbit/s libopus folds a stereo call to mono (measured): caller and agent would be mixed again
-    bitrate_kbps: Annotated[int, Field(ge=24, le=128)] = 24
+    # below 32 kbit/s libopus may code the call as mono or intensity stereo (measured, docs/qc.md): the
+    # caller's channel would carry the agent's voice
+    bitrate_kbps: Annotated[int, Field(ge=32, le=128)] = 32
     agents_hear_own: bool = False
     retention: Retention = Field(default_factory=Retention)
     monitoring: Monitoring = Field(default_factory=Monitoring)

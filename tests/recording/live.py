@@ -16,18 +16,11 @@ from tests.asterisk_fixture import AmiRecorder
 from tests.live_config import sandbox_config
 from tests.production import edit_yaml
 
-SPOOL = "/var/spool/asterisk/monitor/cti"
-
 
 def recording_config(tmp: Path, info: Any, **recording: Any) -> Path:
     cfg = sandbox_config(tmp, info)
 
-    def change(data: dict[str, Any]) -> None:
-        data.update(enabled=True, spool_dir=str(Path(info.root) / SPOOL.lstrip("/")), root=str(tmp / "recordings"),
-                    **recording)
-
-    edit_yaml(cfg / "recording.yaml", change)
-    (Path(info.root) / SPOOL.lstrip("/")).mkdir(parents=True, exist_ok=True)
+    edit_yaml(cfg / "recording.yaml", lambda data: data.update(enabled=True, **recording))
     return cfg
 
 
