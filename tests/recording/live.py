@@ -9,9 +9,9 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+from ctiserver.app.server import CtiServer
+from ctiserver.app.wiring import build_server
 from ctiserver.config import load_server_config
-from ctiserver.server import CtiServer
-from ctiserver.wiring import build_server
 from tests.asterisk_fixture import AmiRecorder
 from tests.live_config import sandbox_config
 from tests.production import edit_yaml
