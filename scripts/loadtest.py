@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import os
 import platform
 import random
@@ -88,7 +89,8 @@ def machine() -> str:
     return f"nproc {os.cpu_count()}, CPU {model}, Python {platform.python_version()}\n{free}"
 
 
-def write_config(work: Path, agents: int, http: int, agi: int, db_url: str, sounds: Path) -> Path:
+def write_config(work: Path, agents: int, http: int, agi: int, db_url: str, sounds: Path,
+                 info: sandbox.SandboxInfo) -> Path:
     cfg = work / "config"
     shutil.copytree(ROOT / "config", cfg)
     acd = yaml.safe_load((cfg / "acd.yaml").read_text(encoding="utf-8"))
@@ -103,6 +105,9 @@ def write_config(work: Path, agents: int, http: int, agi: int, db_url: str, soun
     srv["http"] = {"host": "127.0.0.1", "port": http}
     srv["agi"] = {**srv.get("agi", {}), "host": "127.0.0.1", "port": agi}
     srv["log_level"] = "WARNING"
+    # the CTI logs in to the sandbox this run uses (its own port and user), not to whatever config/ names
+    srv["asterisk"] = [{**srv["asterisk"][0], "host": info.ami_host, "port": info.ami_port,
+                        "username": info.ami_user, "secret": info.ami_secret, "secret_env": None}]
     (cfg / "ctiserver.yaml").write_text(yaml.safe_dump(srv, allow_unicode=True, sort_keys=False), encoding="utf-8")
     ivr_path = cfg / "ivr" / "settings.yaml"
     ivr = yaml.safe_load(ivr_path.read_text(encoding="utf-8"))
@@ -121,19 +126,30 @@ def serve_child(config_dir: str) -> None:
     cfg = settings.load_server(Path(config_dir))
     setup_logging(cfg.log_level, json_lines=False)
 
+    from scripts.loadtest_probe import Probe, print_report
+
     async def main() -> None:
         server = await build_server(Path(config_dir), cfg, sample_data=True)
         ready = asyncio.Event()
+        probe = Probe()
 
         async def login_when_ready() -> None:
             await ready.wait()
+            probe.attach(server)
+            probe.start()
+            # the load generator asks for the figures (SIGUSR1) before it stops the server: a shutdown's
+            # own pauses are not what a caller meets
+            asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, print_report, probe)
             for agent in server.features.acd.engine.agent_ids():
                 server.features.acd.login(agent, ready=True)
             print("AGENTS-READY", flush=True)
+            await probe.ticker()
 
         task = asyncio.create_task(login_when_ready())
-        await run_until_signalled(server, ready)
-        task.cancel()
+        try:
+            await run_until_signalled(server, ready)
+        finally:
+            task.cancel()
 
     asyncio.run(main())
 
@@ -203,7 +219,7 @@ class Setup:
         self.work = Path(tempfile.mkdtemp(prefix="ctiserver-load-"))
         self.http, self.agi = free_port(), free_port()
         self.db_url = args.db_url or f"sqlite+aiosqlite:///{self.work / 'load.db'}"
-        self.cfg_dir = write_config(self.work, args.agents, self.http, self.agi, self.db_url, self.sounds)
+        self.cfg_dir = write_config(self.work, args.agents, self.http, self.agi, self.db_url, self.sounds, self.info)
         self.log_path = self.work / "serve.log"
         with open(self.log_path, "wb") as log:
             self.proc = subprocess.Popen([sys.executable, __file__, "--serve-child", str(self.cfg_dir)], stdout=log,
@@ -280,6 +296,14 @@ async def run(args: argparse.Namespace, setup: Setup) -> int:
     elapsed = time.monotonic() - t_start
     cti1, ast1, me1 = cpu_s(proc.pid), cpu_s(ast_pid), cpu_s(os.getpid())
     ev1, ami1 = metric(base, "ctiserver_events_total"), metric(base, "ctiserver_ami_events_total")
+    proc.send_signal(signal.SIGUSR1)  # the probe's figures, before the shutdown
+    probe: dict[str, Any] = {}
+    wait_until = time.monotonic() + 30
+    while not probe and time.monotonic() < wait_until:
+        await asyncio.sleep(0.2)
+        for line in (await asyncio.to_thread(setup.log_path.read_bytes)).decode(errors="replace").splitlines():
+            if line.startswith("PROBE "):
+                probe = json.loads(line[6:])
     proc.send_signal(signal.SIGTERM)
     rc = await asyncio.to_thread(proc.wait, 60)
     await watcher.client.close()
@@ -323,6 +347,7 @@ async def run(args: argparse.Namespace, setup: Setup) -> int:
     print(f"CPU per call: CTI {(cti1 - cti0) / per * 1000:.1f} ms ({cti1 - cti0:.1f} s), Asterisk "
           f"{(ast1 - ast0) / per * 1000:.1f} ms ({ast1 - ast0:.1f} s), load generator "
           f"{(me1 - me0) / per * 1000:.1f} ms ({me1 - me0:.1f} s)")
+    print_probe(probe, per, cti1 - cti0, ast1 - ast0)
     lost = missing_new or missing_hup or missing_end or no_outcome or still_up
     print(f"lost: {len(missing_new)} channels without call.new/leg, {len(missing_hup)} without call.hangup, "
           f"{len(missing_end)} calls without call.end, {len(no_outcome)} queued without an ACD outcome, "
@@ -331,6 +356,28 @@ async def run(args: argparse.Namespace, setup: Setup) -> int:
         print(f"  e.g. {(missing_new + missing_hup + missing_end + no_outcome + still_up)[:5]}")
     print(f"CTI exit status {rc}; work folder {work}")
     return 1 if lost or rc != 0 else 0
+
+
+def print_probe(probe: dict[str, Any], calls: int, cti_s: float, ast_s: float) -> None:
+    """The CTI's own view (scripts/loadtest_probe.py): CPU by subsystem, loop lag, AMI event lag."""
+    if not probe:
+        print("probe: no figures from the CTI process (see its log)")
+        return
+    print(f"CTI CPU / Asterisk CPU: {cti_s / max(ast_s, 1e-9):.1%} (target <= 10%)")
+    loop_s = probe["loop_cpu_s"]
+    print(f"CTI CPU by subsystem (event loop thread {loop_s:.1f} s, shared out by {probe['samples']['busy']} "
+          f"stack samples; ms per call):")
+    for area, sec in probe["areas_cpu_s"].items():
+        print(f"    {area:24s} {sec / calls * 1000:7.2f} ms  {sec / max(loop_s, 1e-9):6.1%}")
+    for name, sec in sorted(probe["threads_cpu_s"].items(), key=lambda kv: -kv[1]):
+        print(f"    thread {name:17s} {sec / calls * 1000:7.2f} ms  (its own CPU, outside the loop)")
+    lag = probe["loop_lag_ms"]
+    print(f"event loop lag (10 ms ticker, {lag['ticks']} ticks): worst {lag['max']:.1f} ms, p99 {lag['p99']:.1f} ms "
+          f"(target: no stall >= 100 ms)")
+    for key, what in (("appended_lag_ms", "appended to the store"), ("written_lag_ms", "in the store's transaction")):
+        v = probe[key]
+        print(f"AMI event lag, Asterisk Timestamp -> {what} ({v['n']} call events): p50 {v['p50']:.1f} ms, "
+              f"p99 {v['p99']:.1f} ms, max {v['max']:.1f} ms")
 
 
 def main() -> int:

@@ -42,8 +42,25 @@ _STR_LIMITS: dict[str, int] = {
 }
 
 
+_LIMITS = tuple(_STR_LIMITS.values())  # in the order validate() reads the fields
+assert tuple(_STR_LIMITS) == ("kind", "call_id", "agent_id", "queue", "tier", "server")
+
+
 def validate(event: Event) -> str | None:
-    """Why `event` cannot be stored (None if it can)."""
+    """Why `event` cannot be stored (None if it can). Runs on every append: the usual event (short ASCII
+    strings, a float time, a dict) is passed by a quick look, anything else gets the full check."""
+    if event.__class__ is Event and event.ts.__class__ is float and event.ts - event.ts == 0.0 \
+            and event.data.__class__ is dict and event.kind:
+        for value, limit in zip((event.kind, event.call_id, event.agent_id, event.queue, event.tier, event.server),
+                                _LIMITS, strict=True):
+            if value is not None and (value.__class__ is not str or len(value) > limit or not value.isascii()
+                                      or "\x00" in value):
+                return _validate(event)
+        return None
+    return _validate(event)
+
+
+def _validate(event: Event) -> str | None:
     if not isinstance(event, Event):
         return f"not an Event: {type(event).__name__}"
     if not isinstance(event.kind, str) or not event.kind:

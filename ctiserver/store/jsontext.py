@@ -21,17 +21,24 @@ def _plain(value: Any) -> Any:
     return value
 
 
+_ENCODERS = {(nan, compact): json.JSONEncoder(ensure_ascii=False, default=str, allow_nan=nan,
+                                               separators=(",", ":") if compact else None)
+             for nan in (False, True) for compact in (False, True)}  # made once: one per call cost more than the text
+
+
 def dumps(value: Any, *, allow_nan: bool = True, compact: bool = False) -> str:
     """`value` as JSON text; Chinese stays readable. Raises ValueError only for NaN/Infinity
     when `allow_nan` is False (PostgreSQL's json type has no NaN)."""
-    seps = (",", ":") if compact else None
+    encoder = _ENCODERS[(allow_nan, compact)]
     try:
-        text = json.dumps(value, ensure_ascii=False, default=str, allow_nan=allow_nan, separators=seps)
+        text = encoder.encode(value)
     except TypeError:  # keys JSON cannot have (tuples, objects)
         value = _plain(value)
-        text = json.dumps(value, ensure_ascii=False, default=str, allow_nan=allow_nan, separators=seps)
-    try:
-        text.encode()
-    except UnicodeEncodeError:
-        text = json.dumps(value, ensure_ascii=True, default=str, allow_nan=allow_nan, separators=seps)
+        text = encoder.encode(value)
+    if not text.isascii():
+        try:
+            text.encode()
+        except UnicodeEncodeError:  # a lone surrogate: escaped, so the text is valid UTF-8
+            seps = (",", ":") if compact else None
+            text = json.dumps(value, ensure_ascii=True, default=str, allow_nan=allow_nan, separators=seps)
     return text
