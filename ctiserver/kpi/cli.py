@@ -12,7 +12,8 @@ from typing import Any
 from ..app.clidb import db_url, open_store
 from ..clock import SystemClock
 from .config import load_kpi_config
-from .render import FORMATTERS
+from .headers import LANGS
+from .render import BINARY_FORMATTERS, FORMATTERS, format_csv
 from .report import ALL_DIMS, ReportError, build_report, parse_by, resolve_range
 
 
@@ -23,7 +24,9 @@ def add_report_command(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--from", dest="start", help="start, local time (YYYY-MM-DD[THH:MM]); default today 00:00")
     p.add_argument("--to", dest="end", help="end (exclusive); default start + 1 day")
     p.add_argument("--by", default="", help=f"comma-separated groupings: {', '.join(ALL_DIMS)}")
-    p.add_argument("--format", choices=sorted(FORMATTERS), default="table")
+    p.add_argument("--format", choices=sorted([*FORMATTERS, *BINARY_FORMATTERS]), default="table",
+                   help="xlsx needs --output")
+    p.add_argument("--lang", choices=LANGS, default="en", help="column headers of csv/xlsx: metric keys or Chinese")
     p.add_argument("--url", help="database URL (default: database.url from ctiserver.yaml)")
     p.add_argument("--output", help="write to this file instead of standard output")
     p.set_defaults(func=run_report_command)
@@ -99,6 +102,8 @@ def run_report_command(args: argparse.Namespace) -> int:
     try:
         t0, t1 = resolve_range(args.start, args.end, cfg, now=now)
         by = parse_by(args.by)
+        if args.format in BINARY_FORMATTERS and not args.output:
+            raise ReportError(f"--format {args.format} needs --output FILE")
     except ReportError as exc:
         print(f"ctiserver report: {exc}", file=sys.stderr)
         return 2
@@ -116,7 +121,11 @@ def run_report_command(args: argparse.Namespace) -> int:
     except ReportError as exc:
         print(f"ctiserver report: {exc}", file=sys.stderr)
         return 2
-    text = FORMATTERS[args.format](report)
+    names = {k: v.model_dump() for k, v in cfg.metric_names.items()}
+    if args.format in BINARY_FORMATTERS:
+        Path(args.output).write_bytes(BINARY_FORMATTERS[args.format](report, args.lang, names))
+        return 0
+    text = format_csv(report, args.lang, names) if args.format == "csv" else FORMATTERS[args.format](report)
     if args.output:
         Path(args.output).write_text(text, encoding="utf-8")
     else:

@@ -1,4 +1,4 @@
-"""HTTP edge of the KPI reports: `/api/reports` (JSON or CSV) and the `/reports` page.
+"""HTTP edge of the KPI reports: `/api/reports` (JSON, CSV or xlsx) and the `/reports` page.
 
 The page is reports.html with its script and style beside it (reports.js draws SVG, no
 CDN), so it works on a hotline LAN with no internet; it signs in like the desktop pages
@@ -24,10 +24,12 @@ from ..web.guard import PAGE_HEADERS
 from ..web.openapi import Operation, Reply, documented
 from ..web.schemas import Query
 from .config import KpiConfig
-from .render import format_csv
+from .headers import LANGS
+from .render import format_csv, format_xlsx
 from .report import ALL_DIMS, SCHEMA, WHEN, ReportError, build_report, parse_by, resolve_range
 
 PAGE = "reports.html"
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 SUPERVISORS = frozenset({"supervisor", "admin"})  # the server's ops guard (wiring._ops_guard)
 _Dim = Literal[ALL_DIMS]  # type: ignore[valid-type]
 
@@ -43,7 +45,9 @@ class ReportQuery(Query):
                                        "`from`")
     by: list[_Dim] = Field(default_factory=list, description="groupings, comma-separated, each once",
                            json_schema_extra={"uniqueItems": True})
-    format: Literal["json", "csv"] = "json"
+    format: Literal["json", "csv", "xlsx"] = "json"
+    lang: Literal["en", "zh"] = Field(default="en", description="column headers of csv and xlsx: metric keys, "
+                                                                 "or Chinese")
 
 
 class ReportOut(BaseModel):
@@ -65,7 +69,7 @@ class ReportOut(BaseModel):
 def add_report_routes(app: web.Application, get_engine: Callable[[], AsyncEngine], cfg: KpiConfig, *,
                       now: Callable[[], float], max_days: int = 93, max_parallel: int = 2,
                       names: dict[str, Any] | None = None) -> None:
-    """Mount GET /api/reports?from=&to=&by=[&format=json|csv] and GET /reports on `app`.
+    """Mount GET /api/reports?from=&to=&by=[&format=json|csv|xlsx][&lang=en|zh] and GET /reports on `app`.
 
     The JSON carries `names`: what the page shows for metrics (kpi.yaml `metric_names`) and for queues
     and tiers (`names`, acd.yaml's), each {id: {zh, en}}.
@@ -77,8 +81,9 @@ def add_report_routes(app: web.Application, get_engine: Callable[[], AsyncEngine
     ApiError and rendered in the one error shape there."""
     gate = asyncio.Semaphore(max_parallel)
     report_op = Operation(
-        summary="KPI report for a range, grouped as asked, as JSON or CSV", tags=("reports",), roles=SUPERVISORS,
-        query=ReportQuery, replies={200: Reply("the report", ReportOut, content_type=("application/json", "text/csv"))},
+        summary="KPI report for a range, grouped as asked, as JSON, CSV or an Excel workbook", tags=("reports",),
+        roles=SUPERVISORS, query=ReportQuery,
+        replies={200: Reply("the report", ReportOut, content_type=("application/json", "text/csv", XLSX))},
         description=f"`to` must be after `from`, at most {max_days} days later (else 400).",
         errors={400: "unknown_parameter, bad_format, bad_request: a parameter breaks its rule, or the range does",
                 503: "store_unavailable: the event store did not answer"}, operation_id="get_report")
@@ -90,12 +95,15 @@ def add_report_routes(app: web.Application, get_engine: Callable[[], AsyncEngine
     @documented(report_op)
     async def api(request: web.Request) -> web.StreamResponse:
         q = request.query
-        unknown = set(q) - {"from", "to", "by", "format"}
+        unknown = set(q) - {"from", "to", "by", "format", "lang"}
         if unknown:
             raise ApiError(400, "unknown_parameter", f"unknown parameter(s): {', '.join(sorted(unknown))}")
         fmt = q.get("format", "json")
-        if fmt not in ("json", "csv"):
-            raise ApiError(400, "bad_format", "format must be json or csv")
+        if fmt not in ("json", "csv", "xlsx"):
+            raise ApiError(400, "bad_format", "format must be json, csv or xlsx")
+        lang = q.get("lang", "en")
+        if lang not in LANGS:
+            raise ApiError(400, "bad_request", "lang must be en or zh")
         try:
             start, end = resolve_range(q.get("from") or None, q.get("to") or None, cfg, now=now())
             by = parse_by(q.get("by", ""))
@@ -113,9 +121,13 @@ def add_report_routes(app: web.Application, get_engine: Callable[[], AsyncEngine
             except (SQLAlchemyError, OSError) as exc:
                 raise ApiError(503, "store_unavailable",
                                f"the event store did not answer: {type(exc).__name__}") from None
+        site_names = shown["metrics"]
         if fmt == "csv":
-            return web.Response(text=format_csv(report), content_type="text/csv", charset="utf-8",
+            return web.Response(text=format_csv(report, lang, site_names), content_type="text/csv", charset="utf-8",
                                 headers={"Content-Disposition": 'attachment; filename="kpi-report.csv"'})
+        if fmt == "xlsx":
+            return web.Response(body=format_xlsx(report, lang, site_names), content_type=XLSX,
+                                headers={"Content-Disposition": 'attachment; filename="kpi-report.xlsx"'})
         return web.json_response({**report, "names": shown}, dumps=_dumps)
 
     def file(name: str, content_type: str) -> Callable[[web.Request], Awaitable[web.Response]]:

@@ -8,6 +8,8 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+from .headers import header
+
 HEADLINE = ("calls_offered", "answered", "service_level", "asa_s", "abandon_rate", "call_loss_rate",
             "aht_s", "occupancy", "fcr_rate")
 
@@ -60,19 +62,48 @@ def format_table(report: dict[str, Any]) -> str:
     return "\n".join(parts) + "\n"
 
 
-def format_csv(report: dict[str, Any]) -> str:
-    """One line per row plus a TOTAL line; every scalar metric as a column (dispositions as k=v)."""
+def _sheet_rows(report: dict[str, Any], lang: str = "en", names: dict[str, Any] | None = None) -> list[list[Any]]:
+    """Header and one line per row plus a TOTAL line; every scalar metric a column (dispositions as k=v)."""
     by = report["by"]
     metric_names = list(report["total"])
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow([*by, *metric_names])
+    total = header("TOTAL", lang)
+    out: list[list[Any]] = [[*(header(d, lang, names) for d in by), *(header(m, lang, names) for m in metric_names)]]
     for r in report["rows"]:
-        w.writerow([*("" if r["key"][d] is None else r["key"][d] for d in by),
+        out.append([*("" if r["key"][d] is None else r["key"][d] for d in by),
                     *(_csv_value(r["metrics"][m]) for m in metric_names)])
     if by or not report["rows"]:  # without groupings the one row is the total already
-        w.writerow([*(["TOTAL", *[""] * (len(by) - 1)] if by else []),
+        out.append([*([total, *[""] * (len(by) - 1)] if by else []),
                     *(_csv_value(report["total"][m]) for m in metric_names)])
+    return out
+
+
+def format_csv(report: dict[str, Any], lang: str = "en", names: dict[str, Any] | None = None) -> str:
+    """The report as CSV (headers: metric keys, or Chinese with lang="zh")."""
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\n").writerows(_sheet_rows(report, lang, names))
+    return buf.getvalue()
+
+
+TIER_COLS = ("tier", "calls_offered", "sl_offered", "answered", "threshold_s", "target", "service_level", "met",
+             "asa_s", "abandon_rate")
+
+
+def format_xlsx(report: dict[str, Any], lang: str = "en", names: dict[str, Any] | None = None) -> bytes:
+    """The report as an Excel workbook: sheet "report" (the CSV's columns) and sheet "tiers"."""
+    from openpyxl import Workbook
+
+    wb = Workbook()
+    ws = wb.active
+    ws.title = "report"
+    for row in _sheet_rows(report, lang, names):
+        ws.append([None if v == "" else v for v in row])
+    ws.freeze_panes = "A2"
+    tiers = wb.create_sheet("tiers")
+    tiers.append([header(c, lang, names) for c in TIER_COLS])
+    for t in report["tiers"]:
+        tiers.append([t.get(c) for c in TIER_COLS])
+    buf = io.BytesIO()
+    wb.save(buf)
     return buf.getvalue()
 
 
@@ -89,3 +120,4 @@ def format_json(report: dict[str, Any]) -> str:
 
 
 FORMATTERS = {"table": format_table, "csv": format_csv, "json": format_json}
+BINARY_FORMATTERS = {"xlsx": format_xlsx}

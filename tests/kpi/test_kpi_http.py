@@ -49,7 +49,8 @@ async def test_api_csv_download(client: TestClient) -> None:
     ({"from": "2026-11-23", "to": "2026-11-22"}, "after"),
     ({"from": "2026-01-01", "to": "2026-11-22"}, "at most 31 days"),
     ({"by": "halfhour,colour"}, "unknown grouping 'colour'"),
-    ({"format": "xml"}, "json or csv"),
+    ({"format": "xml"}, "json, csv or xlsx"),
+    ({"lang": "fr"}, "lang must be en or zh"),
     ({"fom": "2026-11-23"}, "unknown parameter"),
 ])
 async def test_bad_parameters_give_400_json(client: TestClient, params: dict[str, str], words: str) -> None:
