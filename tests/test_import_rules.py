@@ -108,7 +108,7 @@ ASYNCIO_IO = frozenset({
 # Edges by role, whatever they import: the event store, the desktop/HTTP side, FastAGI, the server
 # and its wiring, the sandbox Asterisk's process management. CLI modules are added by name.
 IO_MODULES = ("ctiserver.store", "ctiserver.web", "ctiserver.agi.server", "ctiserver.app", "ctiserver.sandbox")
-CLI_SUPPORT = frozenset({"ctiserver.app.clidb"})  # the event store as the CLI commands open it
+CLI_SUPPORT = frozenset({"ctiserver.store.clidb"})  # the event store as the CLI commands open it
 CLI_LIBRARIES = frozenset({"argparse", "getpass"})
 CLI_CALLS = frozenset({"add_parser", "add_subparsers", "parse_args", "parse_known_args"})
 

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import math
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -78,7 +79,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 def _serve_demo(args: argparse.Namespace, cfg: Any) -> int:
     """`serve --demo-traffic`: the hotline working at once: `ctiserver demo` (sandbox, simulated callers and
     agents) on this config, with this config's ports."""
-    from ..sim.demo import DemoOptions, run_demo_forever
+    from .demo import DemoOptions, run_demo_forever
 
     opts = DemoOptions(config_dir=Path(args.config), callers_per_minute=args.demo_traffic,
                        http_port=cfg.http.port, agi_port=cfg.agi.port)
@@ -139,9 +140,22 @@ def _cmd_asterisk(args: argparse.Namespace) -> int:
     return run(args.action, args.root, args.sounds)
 
 
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import DemoOptions, run_demo_forever
+
+    opts = DemoOptions(config_dir=Path(args.config), minutes=args.minutes,
+                       callers_per_minute=args.callers_per_minute, seed=args.seed, http_port=args.http_port,
+                       agi_port=args.agi_port)
+    try:
+        asyncio.run(run_demo_forever(opts))
+    except KeyboardInterrupt:
+        return 0
+    return 0
+
+
 def _cmd_db(args: argparse.Namespace) -> int:
+    from ..store.clidb import db_url, sqlite_file
     from ..store.engine import migrate
-    from .clidb import db_url, sqlite_file
 
     config_dir = Path(args.config)
     url = db_url(config_dir, args.url)
@@ -202,6 +216,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sample-data", action="store_true", help="also load config/data (sample customers, outages)")
     p.set_defaults(func=_cmd_db)
 
+    p = sub.add_parser("demo", help="a live demo hotline: sandbox Asterisk, simulated callers and agents")
+    p.add_argument("--config", default=DEFAULT_CONFIG)
+    p.add_argument("--minutes", type=float, default=math.inf, help="stop after this long (default: Ctrl-C)")
+    p.add_argument("--callers-per-minute", type=float, default=6.0)
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--http-port", type=int, default=None, help="default: the config's")
+    p.add_argument("--agi-port", type=int, default=None, help="default: the config's")
+    p.set_defaults(func=_cmd_demo)
+
     for add in _feature_commands():
         add(sub)
     return parser
@@ -222,7 +245,7 @@ def _feature_commands() -> list[Callable[[argparse._SubParsersAction], None]]:
 
 def main(argv: list[str] | None = None) -> int:
     """Run one command. A user never sees a traceback: every error is one line (`--debug` shows it whole)."""
-    from .clidb import CliError
+    from ..store.clidb import CliError
 
     parser = build_parser()
     args = parser.parse_args(argv)

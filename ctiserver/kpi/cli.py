@@ -9,8 +9,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ..app.clidb import db_url, open_store
 from ..clock import SystemClock
+from ..store.clidb import db_url, open_store
 from .config import load_kpi_config
 from .headers import LANGS
 from .render import BINARY_FORMATTERS, FORMATTERS, format_csv
@@ -76,7 +76,7 @@ def run_facts_rebuild(args: argparse.Namespace) -> int:
     async def run() -> dict[str, int]:
         from sqlalchemy import inspect
 
-        from ..app.clidb import CliError
+        from ..store.clidb import CliError
 
         engine = await open_store(url, config_dir, create=False)
         try:

@@ -16,9 +16,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from ..app.clidb import CliError, db_url, open_store
 from ..calendar import load_calendar
 from ..clock import SystemClock
+from ..store.clidb import CliError, db_url, open_store
 from .model import KINDS, Outage, OutageChange, OutageIn, Scope, load_outages_config, when
 
 

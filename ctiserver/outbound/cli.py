@@ -98,7 +98,7 @@ def add_campaign_commands(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _db_url(args: argparse.Namespace) -> str:
-    from ..app.clidb import db_url
+    from ..store.clidb import db_url
 
     return db_url(Path(args.config), args.url)
 
@@ -108,7 +108,7 @@ READ_ONLY = ("status", "results")  # these never create the database; the others
 
 def _run(args: argparse.Namespace, body: Callable[[OutboundStore], Awaitable[int]],
          out: TextIO | None = None) -> int:
-    from ..app.clidb import open_store
+    from ..store.clidb import open_store
 
     err = sys.stderr
 

@@ -1,15 +1,13 @@
-"""`ctiserver simulate` and `ctiserver demo`.
+"""`ctiserver simulate` (`ctiserver demo`, which runs the whole server, is the app's: app/demo.py).
 
 simulate: run a scenario through the real ACD engine on a virtual clock and print
 the KPI report of those events (the same code and JSON as `ctiserver report`).
-demo: a live hotline on the sandbox Asterisk with simulated callers and agents.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import math
 import sys
 import time
 from collections.abc import Sequence
@@ -40,7 +38,7 @@ def run_simulate(args: argparse.Namespace) -> int:
         print(exc, file=sys.stderr)
         return 1
     if args.from_db:
-        from ..app.clidb import CliError, db_url, open_store
+        from ..store.clidb import CliError, db_url, open_store
         from .history import arrivals_from_store
 
         url = db_url(config_dir, args.from_db)
@@ -73,21 +71,8 @@ def run_simulate(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_demo(args: argparse.Namespace) -> int:
-    from .demo import DemoOptions, run_demo_forever
-
-    opts = DemoOptions(config_dir=Path(args.config), minutes=args.minutes,
-                       callers_per_minute=args.callers_per_minute, seed=args.seed, http_port=args.http_port,
-                       agi_port=args.agi_port)
-    try:
-        asyncio.run(run_demo_forever(opts))
-    except KeyboardInterrupt:
-        return 0
-    return 0
-
-
 def add_sim_commands(subparsers: argparse._SubParsersAction) -> None:
-    """`ctiserver simulate` and `ctiserver demo` (the lead wires this in settings.feature_commands)."""
+    """`ctiserver simulate`."""
     p = subparsers.add_parser("simulate", help="run a scenario through the ACD engine on a virtual clock")
     p.add_argument("--config", default="config")
     p.add_argument("--scenario", required=True, help="scenario YAML (see config/scenarios/)")
@@ -98,12 +83,3 @@ def add_sim_commands(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--history-days", type=int, default=28, help="with --from-db: days of history to average")
     p.add_argument("--output", help="write to this file instead of standard output")
     p.set_defaults(func=run_simulate)
-
-    p = subparsers.add_parser("demo", help="a live demo hotline: sandbox Asterisk, simulated callers and agents")
-    p.add_argument("--config", default="config")
-    p.add_argument("--minutes", type=float, default=math.inf, help="stop after this long (default: Ctrl-C)")
-    p.add_argument("--callers-per-minute", type=float, default=6.0)
-    p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--http-port", type=int, default=None, help="default: the config's")
-    p.add_argument("--agi-port", type=int, default=None, help="default: the config's")
-    p.set_defaults(func=run_demo)

@@ -9,8 +9,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ..app.clidb import db_url, open_store
 from ..clock import SystemClock
+from ..store.clidb import db_url, open_store
 from .auth import create_user
 from .config import ROLES
 

@@ -13,8 +13,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ..app.clidb import CliError, db_url, open_store
 from ..clock import SystemClock
+from ..store.clidb import CliError, db_url, open_store
 from .config import WfmConfig, load_wfm_config
 from .forecast import ForecastError, QueueForecast, forecast_queue
 from .history import QueueHistory

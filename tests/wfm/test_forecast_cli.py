@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from ctiserver.app.clidb import CliError
 from ctiserver.calendar import load_calendar
 from ctiserver.events import Event
+from ctiserver.store.clidb import CliError
 from ctiserver.wfm.cli import add_wfm_commands
 from ctiserver.wfm.history import QueueHistory
 from ctiserver.wfm.synth import generate

@@ -55,7 +55,7 @@ async def open_store(url: str, config_dir: Path, *, create: bool) -> AsyncEngine
     """
     from sqlalchemy import inspect
 
-    from ..store.engine import current_revision, head_revision, make_engine, migrate
+    from .engine import current_revision, head_revision, make_engine, migrate
 
     upgrade = f"ctiserver db upgrade --config {config_dir}"
     path = sqlite_file(url)

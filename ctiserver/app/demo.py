@@ -33,11 +33,11 @@ from typing import Any
 
 import yaml
 
-from ..app import settings
-from ..app.server import CtiServer
 from ..clock import Clock, SystemClock
 from ..events import Event, Kind
 from ..lifecycle import TaskOwner
+from . import settings
+from .server import CtiServer
 
 log = logging.getLogger(__name__)
 SUPERVISOR = "demo"
@@ -172,7 +172,7 @@ class Demo:
     # --- lifecycle
 
     async def start(self) -> DemoInfo:
-        from ..app.wiring import build_server
+        from .wiring import build_server
 
         cfg_dir = self._work / "config"
         if self.opts.sounds_dir is None:

@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
+from ctiserver.app.demo import Demo, DemoOptions, banner, load_customers
 from ctiserver.events import Event, Kind
 from ctiserver.sandbox import chroot as sandbox
-from ctiserver.sim.demo import Demo, DemoOptions, banner, load_customers
 from ctiserver.store.engine import make_engine
 from ctiserver.store.query import fetch_events
 
@@ -50,9 +50,9 @@ def test_sample_customers_are_callers() -> None:
 def test_the_demo_config_dials_the_sandboxs_scripted_customers(tmp_path: Path) -> None:
     import yaml
 
+    from ctiserver.app.demo import prepare_config
     from ctiserver.app.settings import check_all
     from ctiserver.outbound.model import load_outbound_config
-    from ctiserver.sim.demo import prepare_config
 
     prepare_config(ROOT / "config", tmp_path / "config", DemoOptions(ROOT / "config", agent_prefix="d7"))
     assert load_outbound_config(tmp_path / "config").dial.channel == "Local/{number}@outbound-dest"
