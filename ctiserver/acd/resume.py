@@ -6,7 +6,8 @@ reads the ACD events of recent calls and folds them into who was still waiting, 
 
     acd.enqueue                     -> waiting (skill = its queue, tier, since = this enqueue; a `resumed`
                                        enqueue keeps the place it resumes)
-    acd.overflow to queue:<q>       -> still waiting, in q
+    acd.overflow to queue:<q>       -> still waiting, in q (also: ha_released, handed on by a leader that
+                                       stepped down)
     acd.retier                      -> still waiting, in the new tier
     acd.rona / acd.offer            -> still waiting (an offer that died with the old leader is no answer)
     acd.answer / abandon / blocked / callback / complete, another overflow, call.end -> not waiting
@@ -27,6 +28,7 @@ from typing import Any
 
 from ..events import Kind
 
+RELEASED = "ha_released"  # ctiserver/acd/runtime.py RELEASED_REASON (this module stays free of the runtime)
 _ENDS = frozenset({Kind.ACD_ANSWER, Kind.ACD_ABANDON, Kind.ACD_BLOCKED, Kind.ACD_CALLBACK, Kind.ACD_COMPLETE,
                    Kind.CALL_END})
 
@@ -75,6 +77,8 @@ def waiting_callers(records: Iterable[AcdRecord]) -> list[Waiting]:
             continue
         elif r.kind == Kind.ACD_OVERFLOW:
             target = str(data.get("target") or "")
+            if data.get("reason") == RELEASED:
+                continue  # handed on to the next CTI node by a leader that stepped down: still waiting
             state[r.call_id] = replace(current, skill=target[6:]) if target.startswith("queue:") else None
         elif r.kind == Kind.ACD_RETIER:
             state[r.call_id] = replace(current, tier=str(data.get("tier") or r.tier or current.tier))

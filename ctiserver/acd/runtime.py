@@ -38,7 +38,7 @@ from .model import (
     Offer,
     ScheduleCallback,
 )
-from .session import Announcement, CallerSessions, QueueRequestLike, Say, Served, caller_name
+from .session import RELEASE, Announcement, CallerSessions, QueueRequestLike, Say, Served, caller_name
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +96,7 @@ class AcdRuntime(CallerSessions):
         # HA fencing (ctiserver/ha/): claims each ring under the leader's epoch before Dial; it raises if this
         # node does not lead any more (the session ends, the dialplan takes the caller to the next node)
         self.claim = claim
+        self.release_on_stop = False  # HA: a stop hands the waiting callers on to the next node
         self._rings = 0
 
     # --- lifecycle
@@ -106,9 +107,24 @@ class AcdRuntime(CallerSessions):
 
     async def stop(self) -> None:
         """Stop the deadline timer (and any announcement being interrupted); callers already in a
-        session keep it until it ends (their sessions belong to FastAGI)."""
+        session keep it until it ends (their sessions belong to FastAGI), except with `release_on_stop`
+        (HA): then the waiting ones are handed on to the next node (`release_waiting`)."""
+        if self.release_on_stop:
+            self.release_waiting()
         self._task = None
         await self._tasks.aclose()
+
+    def release_waiting(self) -> int:
+        """End the session of every caller still waiting (not one being rung or talking): each is withdrawn
+        (`acd.overflow`, reason ha_released) and its session ends without CTI_DONE (`Released`)."""
+        n = 0
+        for call_id, box in self._mailboxes.items():
+            if self.engine.call_state(call_id) == "waiting":
+                box.put_nowait(RELEASE)
+                n += 1
+        if n:
+            log.warning("ACD: %d waiting caller(s) handed on to the next CTI node", n)
+        return n
 
     async def _timer(self) -> None:
         while True:

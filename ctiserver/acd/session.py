@@ -68,6 +68,15 @@ class _TimedExecute(Protocol):
     async def __call__(self, command: str, timeout: float | None = None) -> AgiReply: ...
 
 
+class Released(Exception):
+    """This node stopped leading (HA): the waiting caller's session ends without CTI_DONE and the dialplan
+    takes them to the next CTI node, which resumes them in their place (ctiserver/ha/takeover.py)."""
+
+
+RELEASED_REASON = "ha_released"  # the withdraw's reason: the caller is still waiting, elsewhere
+RELEASE: Any = object()  # the mailbox command that ends a waiting caller's session (AcdRuntime.release_waiting)
+
+
 class CallerSessions:
     """The per-caller half of `AcdRuntime`: what it reads of the runtime is declared here."""
 
@@ -151,11 +160,14 @@ class CallerSessions:
             hung_up = True
             result = "answered" if self.engine.call_state(call_id) == TALKING else "abandoned"
             self._caller_gone(call_id)
-        except BaseException:
+        except BaseException as exc:
             # our failure, not the caller's: the dialplan's fallback queue takes them (CTI_DONE unset)
             if enqueued and self.engine.call_state(call_id) in ("waiting", OFFERED):
                 with contextlib.suppress(AcdError):
-                    self.apply(lambda now: self.engine.withdraw(call_id, now, "cti_error"))
+                    released = isinstance(exc, Released)  # handed on to the next CTI node, still waiting
+                    self.apply(lambda now: self.engine.withdraw(
+                        call_id, now, RELEASED_REASON if released else "cti_error",
+                        target="cti" if released else "fallback"))
             raise
         finally:
             self._mailboxes.pop(call_id, None)
@@ -299,6 +311,8 @@ class CallerSessions:
 
     async def _handle(self, chan: AgiChannel, call_id: str, cmd: Command, info: dict[str, Any]) -> str | None:
         """One engine decision for this caller; a result ends the wait."""
+        if cmd is RELEASE:
+            raise Released(call_id)
         if isinstance(cmd, Overflow):
             info["destination"] = cmd.destination
             return _dest_result("overflow", cmd.destination.kind, cmd.destination.target)

@@ -232,6 +232,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _feature_commands() -> list[Callable[[argparse._SubParsersAction], None]]:
     """Each feature's own CLI module adds its sub-commands."""
+    from ..ha.cli import add_ha_commands
     from ..ivr.cli import add_commands as add_ivr_commands
     from ..kpi.cli import add_report_command
     from ..outbound.cli import add_campaign_commands
@@ -240,7 +241,7 @@ def _feature_commands() -> list[Callable[[argparse._SubParsersAction], None]]:
     from ..wfm.cli import add_wfm_commands
 
     return [add_ivr_commands, add_report_command, add_campaign_commands, add_user_command, add_sim_commands,
-            add_wfm_commands]
+            add_wfm_commands, add_ha_commands]
 
 
 def main(argv: list[str] | None = None) -> int:

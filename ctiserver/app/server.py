@@ -46,6 +46,7 @@ AmiListener = Callable[[str, Any], None]  # (server name, AmiMessage)
 HEALTH_DETAILS_KEY: web.AppKey[Callable[[web.Request], Awaitable[bool]]] = web.AppKey("health_details")
 PUBLIC_AMI = ("connected", "since", "reconnects")
 PUBLIC_DB = ("db_ok", "pending", "journaled", "lag_s")
+PUBLIC_HA = ("enabled", "role", "node", "epoch", "leader", "leader_address")
 
 
 class HealthOut(BaseModel):
@@ -57,6 +58,8 @@ class HealthOut(BaseModel):
     db: dict[str, Any] = Field(description="db_ok, pending, journaled, lag_s (more when a supervisor asks)")
     live_calls: int
     uptime_s: float
+    ha: dict[str, Any] | None = Field(None, description="high availability (docs/ha.md): enabled, role (leader or "
+                                                        "standby), node, epoch, leader, leader_address")
 
 
 _HEALTH = Reply("the server's health", HealthOut)
@@ -92,6 +95,10 @@ class CtiServer:
         # must not act on stale state (restoring agents after a restart) wait for it
         self.resynced = asyncio.Event()
         self._resynced_names: set[str] = set()
+        # HA (ctiserver/ha/, set by the wiring): whether this node records what its call trackers see (only the
+        # leader does: every node's tracker follows the same Asterisk), and the election's status for /healthz
+        self.recording: Callable[[], bool] = lambda: True
+        self.ha: Any = None
         self.http_app.router.add_get("/healthz", self._healthz)
         self.http_app.router.add_get("/metrics", self._metrics)
         # one lifecycle (ctiserver/lifecycle.py): the core around the features the wiring adds
@@ -106,6 +113,16 @@ class CtiServer:
         if self.store is not None:
             self.store.append(event)
         self.events_meter.add()
+        self._tell(event)
+
+    def _tracked(self, event: Event) -> None:
+        """A call tracker's event: recorded by the leader, only told to this process's listeners elsewhere."""
+        if self.recording():
+            self.emit(event)
+        else:
+            self._tell(event)
+
+    def _tell(self, event: Event) -> None:
         for listener in self.event_listeners:
             try:
                 listener(event)
@@ -116,7 +133,7 @@ class CtiServer:
         self.ami_meter.add()
         # the tracker takes each event's own time (Asterisk's Timestamp); the clock is only its fallback
         for event in self.trackers[server].feed(msg, self.clock.now()):
-            self.emit(event)
+            self._tracked(event)
         for listener in self.ami_listeners:
             try:
                 listener(server, msg)
@@ -132,7 +149,7 @@ class CtiServer:
                               "restarted": bool(getattr(info, "restarted", False))}))
         if getattr(info, "restarted", False):
             for event in tracker.drop_all(now, "asterisk restarted"):
-                self.emit(event)
+                self._tracked(event)
         await self.resync(server.name)
 
     async def resync(self, name: str) -> None:
@@ -153,11 +170,20 @@ class CtiServer:
             tracker.cancel_resync()
             raise
         for event in tracker.end_resync(self.clock.now(), recorded):
-            self.emit(event)
+            self._tracked(event)
         log.info("resynced %s: %d live calls", name, len(tracker.calls))
         self._resynced_names.add(name)
         if self._resynced_names >= set(self.trackers):
             self.resynced.set()
+
+    async def resync_afresh(self) -> None:
+        """A new HA term: every connected Asterisk listed again into a fresh tracker, as after a restart. Calls
+        the log holds are adopted with their recorded start; calls it lacks (begun while nobody recorded) get
+        their call.new now."""
+        for name, client in list(self.ami.items()):
+            if client.connected:
+                self.trackers[name] = CallTracker(name)
+                await self.resync(name)
 
     async def _recorded_calls(self, server: str, call_ids: set[str]) -> dict[str, RecordedCall]:
         """Live calls the event log already holds (a previous run of the CTI saw them start), so that the
@@ -327,9 +353,12 @@ class CtiServer:
         ami = {name: client.status() for name, client in self.ami.items()}
         store = self.store.status() if self.store is not None else {"db_ok": False}
         ok = bool(store.get("db_ok")) and all(s.get("connected") for s in ami.values())
-        return {"status": "ok" if ok else "degraded", "ami": ami, "db": store,
+        out = {"status": "ok" if ok else "degraded", "ami": ami, "db": store,
                 "live_calls": sum(len(t.calls) for t in self.trackers.values()),
                 "uptime_s": round(self.clock.now() - self.started_at, 1)}
+        if self.ha is not None:
+            out["ha"] = self.ha.status()
+        return out
 
     @documented(HEALTH_OP)
     async def _healthz(self, request: web.Request) -> web.Response:
@@ -338,6 +367,8 @@ class CtiServer:
         if may_see is None or not await may_see(request):
             body = {**body, "ami": {name: {k: st.get(k) for k in PUBLIC_AMI} for name, st in body["ami"].items()},
                     "db": {k: body["db"].get(k) for k in PUBLIC_DB}}
+            if body.get("ha") is not None:
+                body["ha"] = {k: body["ha"].get(k) for k in PUBLIC_HA}
         return web.json_response(body, status=200 if body["status"] == "ok" else 503,
                                  dumps=lambda o: __import__("json").dumps(o, default=str))
 
@@ -374,6 +405,8 @@ class CtiServer:
                       float(self.agi.pending)))
             s.append(("ctiserver_agi_rejected_total", "counter", "FastAGI connections closed before a session "
                       "began (bad, oversized, slow or evicted headers)", {}, float(self.agi.rejected_total)))
+        if self.ha is not None:
+            s += ha_samples(self.ha.status())
         return s
 
     @documented(METRICS_OP)
@@ -381,6 +414,18 @@ class CtiServer:
         return web.Response(text=metrics.render(self.metric_samples()),
                             content_type="text/plain", charset="utf-8",
                             headers={"X-Prometheus-Format": "0.0.4"})
+
+
+def ha_samples(st: dict[str, Any]) -> list[tuple[str, str, str, dict[str, str], float]]:
+    """The election for Prometheus: this node's role, the epoch, who leads (docs/ha.md)."""
+    leading = st.get("role") == "leader"
+    return [("ctiserver_ha_leader", "gauge", "1 when this node leads (runs the ACD, the dialer, the callbacks)",
+             {"node": str(st.get("node") or "")}, 1.0 if leading else 0.0),
+            ("ctiserver_ha_epoch", "gauge", "The leader's lease epoch (fencing token) as this node last saw it", {},
+             float(st.get("epoch") or 0)),
+            ("ctiserver_ha_info", "gauge", "The election as this node sees it (always 1)",
+             {"node": str(st.get("node") or ""), "role": str(st.get("role") or ""),
+              "leader": str(st.get("leader") or "")}, 1.0)]
 
 
 async def run_until_signalled(server: CtiServer, ready: asyncio.Event | None = None) -> None:

@@ -15,11 +15,12 @@ they connect:
 
 Every feature is started and stopped the same way (ctiserver/lifecycle.py), in this order:
 event store, AMI links, customer data, IVR, the leader group (ACD runtime, then outbound: the
-dialer and the ACD callbacks), fallback queue recorder, KPIs live, desktop (pusher, screen-pop
-bridge, work-order watch), FastAGI, HTTP. The leader group
+dialer and the ACD callbacks; the fallback queue recorder; with HA the takeover), KPIs live, desktop
+(pusher, screen-pop bridge, work-order watch), FastAGI, HTTP. The leader group
 (`Features.leader`) can be stopped and started again while the rest keeps serving: the AGI
 routes into the ACD, the callbacks and the dialer then end without CTI_DONE, so the dialplan
-falls back, and the outbound API answers 503.
+falls back, and the outbound API answers 503. With an `ha:` block the election (ctiserver/ha/, wired
+by ctiserver/app/ha.py) starts and stops it: only the node holding the lease runs it.
 """
 
 from __future__ import annotations
@@ -68,6 +69,7 @@ from ..web.app import BRIDGE_KEY, DESKTOP_KEY, desktop_running, install_desktop
 from ..web.auth import Sessions
 from ..web.config import load_desktop_config
 from ..web.ws import SUPERVISOR
+from .ha import install_ha
 from .server import HEALTH_DETAILS_KEY, CtiServer
 
 log = logging.getLogger(__name__)
@@ -145,6 +147,8 @@ class _FallbackRecorder:
         self._running = False
 
     def on_ami(self, name: str, msg: Any) -> None:
+        if not self._running:  # a standby: the leader records the fallback queue
+            return
         for event in self.queues.feed(name, msg, self.server.clock.now()):
             self.server.emit(event)
 
@@ -446,7 +450,6 @@ async def build_server(config_dir: Path, cfg: ServerConfig, *, sandbox: bool = F
     calls = AmiCallControl(server.trackers, server.ami, acd.engine, server.emit, server.clock.now,
                            queue_codes=acd_cfg.queue_codes, agent_of=agent_channels)
 
-    server.agi_routes["ivr"] = ivr.handle
     server.agi_routes["outbound-agent"] = _leader_only(leader, _outbound_agent_route(acd))
     server.agi_routes["queue"] = _leader_only(leader, _queue_route(acd, calls.caller_number))
     server.agi_routes["transfer"] = _leader_only(leader, _transfer_route(acd))
@@ -486,10 +489,12 @@ async def build_server(config_dir: Path, cfg: ServerConfig, *, sandbox: bool = F
                                  sessions=lambda: server.http_app[DESKTOP_KEY].sessions,
                                  sandbox_root=sandbox_info.root if sandbox_info else None)
     leader.add("recording", recorder.running)
+    leader.add("fallback queue", fallback.running)  # what Queue(fallback) did: recorded once, by the leader
+    # one node: the group as it is; HA: the election runs it (and the IVR route gets the takeover gate)
+    leader_feature, server.agi_routes["ivr"] = install_ha(server, leader, acd=acd, outbound=outbound, ivr=ivr.handle)
     server.add_feature("customer data", _customer_data(data_engine, config_dir, sample_data, server.clock))
     server.add_feature("IVR", lambda: started(ivr))
-    server.add_feature("leader", leader)
-    server.add_feature("fallback queue", fallback.running)
+    server.add_feature("leader", leader_feature)  # the group itself, or the HA election that runs it
     server.add_feature("KPIs live", today.running)
     server.add_feature("desktop", lambda: desktop_running(server.http_app))
     server.features = Features(acd=acd, ivr=ivr, outbound=outbound, hooks=hooks, calls=calls, leader=leader,

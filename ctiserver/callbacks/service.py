@@ -114,6 +114,8 @@ class AcdCallbackService:
         self._tasks = TaskOwner("ACD callbacks")
         self._wake = asyncio.Event()
         self.last_plan: Any = None
+        # HA fencing (ctiserver/ha/): each agent leg's Originate claimed under the leader's epoch first
+        self.claim: Callable[[str, str], Awaitable[None]] | None = None
 
     # --- the ACD's hooks and the AMI listener: plain, never block ------------------------------
 
@@ -435,6 +437,13 @@ class AcdCallbackService:
         channel = f"{self.prefix}{row_id}-{self._seq}"
         self._rings[channel] = _Ring(offer.call_id, offer.agent_id, row_id, offer.number or offer.caller,
                                      offer.skill, offer.tier)
+        if self.claim is not None:
+            try:
+                await self.claim("originate", channel)
+            except Exception as exc:  # not the leader any more (or the database away): nobody is rung
+                log.warning("callback %s: agent %s not rung: %s", row_id, offer.agent_id, exc)
+                self._ring_failed(channel, "chanunavail")
+                return
         self.acd.apply(lambda t: self.acd.engine.ring_started(offer.call_id, t))
         # marks the agent leg as an outbound call (KPIs count inbound calls only); not a try on the customer
         self.emit(Event(Kind.OUT_ATTEMPT, ts=self.clock.now(), call_id=channel, agent_id=offer.agent_id,

@@ -120,8 +120,10 @@ class Leadership:
     async def round(self) -> None:
         """One attempt, bounded so that a hanging database cannot carry us past the local deadline.
 
-        The attempt runs as a task of its own: a timed-out attempt is cancelled but not waited for (the
-        cancel of a query on a half-open link can itself hang), and no second one starts meanwhile."""
+        The attempt runs as a task of its own and is never cancelled (the cancel of a query on a half-open
+        link can itself hang; the engine's statement timeout ends it): past the deadline we step down, and
+        the next round waits on the same attempt. If it then comes back renewed in time (the event loop was
+        stalled, not the database), we lead again under the same epoch: the database kept it ours."""
         now = self.clock.now()
         if self._inflight is None or self._inflight[1].done():
             self._inflight = (now, self._tasks.spawn(self.lease.attempt(self.machine.attempt_epoch),
@@ -132,7 +134,6 @@ class Leadership:
             budget = min(budget, self.machine.deadline - now)
         done, _ = await asyncio.wait({task}, timeout=max(0.05, budget))
         if not done:
-            task.cancel()
             self.attempts_failed += 1
             changes = self.machine.failed(self.clock.now(), f"no answer from the database in {budget:.1f} s")
         elif task.cancelled() or task.exception() is not None:

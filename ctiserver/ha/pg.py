@@ -16,6 +16,7 @@ fails however long it believed it led (the fencing token). Times are the databas
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import BigInteger, Column, Float, MetaData, PrimaryKeyConstraint, String, Table, text
@@ -78,8 +79,14 @@ def _row(r: Any, db_now: float) -> LeaseRow:
 class PgLease:
     """The lease row of one cluster, for one node."""
 
-    def __init__(self, engine: AsyncEngine, node: str, address: str, ttl_s: float, *, cluster: str = CLUSTER) -> None:
-        self.engine, self.node, self.address, self.ttl_s, self.cluster = engine, node, address, ttl_s, cluster
+    def __init__(self, engine: AsyncEngine, node: str, address: str | Callable[[], str], ttl_s: float, *,
+                 cluster: str = CLUSTER) -> None:
+        self.engine, self.node, self.ttl_s, self.cluster = engine, node, ttl_s, cluster
+        self._address = address  # a callable: the HTTP port is known only once the server listens
+
+    @property
+    def address(self) -> str:
+        return self._address() if callable(self._address) else self._address
 
     async def attempt(self, epoch: int | None) -> tuple[LeaseRow, Decision]:
         """Renew (under `epoch`), take over (free or expired), or only look; returns the row and what it did."""
@@ -95,23 +102,24 @@ class PgLease:
             before = _row(r, db_now)
             did = decide(before, self.node, epoch)
             expires = db_now + self.ttl_s
+            address = self.address
             if did is Decision.RENEW:
                 await conn.execute(text(
                     "UPDATE ha_lease SET renewed_ts = :now, expires_ts = :exp, address = :addr WHERE name = :name"),
-                    {"now": db_now, "exp": expires, "addr": self.address, "name": self.cluster})
-                return LeaseRow(self.node, self.address, before.epoch, db_now, expires, db_now), did
+                    {"now": db_now, "exp": expires, "addr": address, "name": self.cluster})
+                return LeaseRow(self.node, address, before.epoch, db_now, expires, db_now), did
             if did is Decision.TAKE_OVER:
                 new = before.epoch + 1
                 await conn.execute(text(
                     "UPDATE ha_lease SET holder = :me, address = :addr, epoch = :epoch, acquired_ts = :now, "
                     "renewed_ts = :now, expires_ts = :exp WHERE name = :name"),
-                    {"me": self.node, "addr": self.address, "epoch": new, "now": db_now, "exp": expires,
+                    {"me": self.node, "addr": address, "epoch": new, "now": db_now, "exp": expires,
                      "name": self.cluster})
                 await conn.execute(epochs.insert().values(
-                    epoch=new, holder=self.node, address=self.address, acquired_ts=db_now, prev_holder=before.holder,
+                    epoch=new, holder=self.node, address=address, acquired_ts=db_now, prev_holder=before.holder,
                     prev_renewed_ts=before.renewed_ts if before.holder else None,
                     prev_expires_ts=before.expires_ts if before.holder else None))
-                return LeaseRow(self.node, self.address, new, db_now, expires, db_now), did
+                return LeaseRow(self.node, address, new, db_now, expires, db_now), did
             return before, did
 
     async def release(self, epoch: int) -> bool:

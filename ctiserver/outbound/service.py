@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from typing import Any
 
@@ -33,7 +33,7 @@ from .amimap import OutcomeReader
 from .dialer import Dialer, Emit, PromptFn
 from .model import ContactIn, OutboundConfig
 from .scheduler import Scheduler
-from .store import OutboundStore
+from .store import Claim, OutboundStore
 
 log = logging.getLogger(__name__)
 
@@ -41,14 +41,14 @@ log = logging.getLogger(__name__)
 class OutboundService:
     def __init__(self, cfg: OutboundConfig, engine: AsyncEngine, client: AmiActions, server_name: str,
                  clock: Clock, emit: Emit, *, prompt: PromptFn | None = None, store: OutboundStore | None = None,
-                 agent_callbacks: AcdCallbackService | None = None) -> None:
+                 agent_callbacks: AcdCallbackService | None = None, claim: Claim | None = None) -> None:
         self.cfg = cfg
         self.server_name = server_name
         self.store = store or OutboundStore(engine)
         self.originator = AmiOriginator(client, channel=cfg.dial.channel, caller_id=cfg.dial.caller_id)
         self.reader = OutcomeReader(self.originator.channel_for_action)
         self.dialer = Dialer(self.store, Scheduler(cfg), self.originator, clock, emit, config=cfg,
-                             prompt=prompt)
+                             prompt=prompt, claim=claim)
         self._tasks = TaskOwner("satisfaction callbacks")  # work orders being added as callbacks
         self._settle: asyncio.TimerHandle | None = None
         self.agent_callbacks = agent_callbacks  # work-order callbacks by agents (mode agent)
@@ -192,6 +192,10 @@ class Outbound:
         self.say = say
         self.service: OutboundService | None = None
         self.callbacks: AcdCallbackService | None = None
+        # HA fencing (ctiserver/ha/, set by the wiring): an attempt's claim inside its transaction, and a
+        # callback ring's claim in a transaction of its own
+        self.claim_attempt: Claim | None = None
+        self.claim_action: Callable[[str, str], Awaitable[None]] | None = None
         self._early: list[tuple[str, Any]] = []  # ACD hooks that came while the callbacks were stopped
         self._early_lost = LogBurst(log, "ACD callback request lost: the callbacks are stopped and "
                                          f"{self.MAX_EARLY} requests wait already")
@@ -261,8 +265,10 @@ class Outbound:
             callbacks = AcdCallbackService(self.cfg, CallbackStore(engine), acd, client, server.clock, server.emit,
                                            server_name=name, say=self.say, listed=store.listed,
                                            agi=_agi_address(server))
+        if callbacks is not None:
+            callbacks.claim = self.claim_action
         svc = OutboundService(self.cfg, engine, client, name, server.clock, server.emit, prompt=self.prompt,
-                              store=store, agent_callbacks=callbacks)
+                              store=store, agent_callbacks=callbacks, claim=self.claim_attempt)
         try:
             async with AsyncExitStack() as stack:
                 self.service = svc

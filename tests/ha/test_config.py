@@ -41,6 +41,7 @@ def test_the_node_name_alone_does_not_turn_ha_on(monkeypatch: pytest.MonkeyPatch
 @pytest.mark.parametrize(("extra", "url", "at", "message"), [
     ("ha:\n  node: a\n", "sqlite+aiosqlite:///var/ctiserver.db", 0, "high availability requires PostgreSQL"),
     ("ha:\n  node: a\n  renew_s: 2.5\n", PG, 0, "renew_s (2.5) must be shorter than lease_ttl_s minus its guard"),
+    ("ha:\n  node: a\n  lease_ttl_s: 0.5\n", PG, 2, "ha.lease_ttl_s: Input should be greater than or equal to 1"),
     ("ha:\n  node: a b\n", PG, 1, "ha.node: String should match pattern"),
     ("ha:\n  lease_ttl_s: 3\n", PG, 0, "missing required key 'ha.node'"),
 ])

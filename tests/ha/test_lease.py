@@ -25,19 +25,21 @@ def test_decide_takes_a_free_or_expired_lease_renews_its_own_and_leaves_the_othe
 def test_a_won_attempt_makes_a_leader_until_the_local_deadline_then_it_stops_by_itself() -> None:
     clock = FakeClock(10.0)
     m = LeaseMachine("a", 3.0, renew_s=1.0)
-    assert m.local_s == 2.0  # TTL 3 s minus a guard of 1 s
+    assert m.local_s == 2.5  # TTL 3 s minus a guard of 0.5 s
     sent = clock.now()
     clock.jump(0.1)
     assert m.renewed(sent, clock.now(), row("a", 1, expires=103), Decision.TAKE_OVER) == [BecameLeader(1)]
     assert m.role is Role.LEADER and m.epoch == 1 and m.leader == "a" and m.leading(clock.now())
     assert m.attempt_epoch == 1
-    assert m.next_wake(sent) == 11.0  # the next renewal, before the deadline (12.0)
+    assert m.next_wake(sent) == 11.0  # the next renewal, before the deadline (12.5)
     clock.jump(1.5)  # renewals fail: the database is away
     assert m.failed(clock.now(), "ConnectionRefusedError") == []
     assert m.leading(clock.now())
-    clock.set(12.0)  # the deadline is counted from when the winning attempt was SENT
+    clock.set(12.4)
+    assert m.tick(clock.now()) == [] and m.leading(clock.now())
+    clock.set(12.5)  # the deadline is counted from when the winning attempt was SENT
     changes = m.tick(clock.now())
-    assert changes == [SteppedDown(1, "the lease was not renewed within 2 s (ConnectionRefusedError)")]
+    assert changes == [SteppedDown(1, "the lease was not renewed within 2.5 s (ConnectionRefusedError)")]
     assert m.role is Role.STANDBY and m.epoch is None and not m.leading(clock.now()) and m.leader is None
     assert m.attempt_epoch is None  # it does not renew epoch 1 any more
 
@@ -50,17 +52,23 @@ def test_renewals_move_the_deadline_on() -> None:
         clock.set(t)
         assert m.tick(clock.now()) == []
         assert m.renewed(t, t + 0.05, row("a", 4, expires=t + 3), Decision.RENEW) == []
-    assert m.deadline == 6.0 and m.leading(5.9) and not m.leading(6.0)
+    assert m.deadline == 6.5 and m.leading(6.4) and not m.leading(6.5)
 
 
 def test_an_answer_that_comes_back_after_the_deadline_does_not_count() -> None:
     m = LeaseMachine("a", 3.0)
     m.renewed(0.0, 0.1, row("a", 1, expires=3), Decision.TAKE_OVER)
-    changes = m.renewed(1.0, 3.5, row("a", 1, expires=4), Decision.RENEW)  # sent at 1.0, deadline 3.0
+    changes = m.renewed(1.0, 3.6, row("a", 1, expires=4), Decision.RENEW)  # sent at 1.0, deadline 3.5
     assert changes == [SteppedDown(1, "the lease renewal came back too late")]
     assert m.role is Role.STANDBY
     # a standby's too-late win does not make it lead either
     assert LeaseMachine("b", 3.0).renewed(0.0, 2.5, row("b", 2, expires=3), Decision.TAKE_OVER) == []
+    # a stalled event loop: stepped down at the deadline, then its renewal comes back in time: the same epoch
+    m = LeaseMachine("a", 3.0)
+    m.renewed(0.0, 0.1, row("a", 1, expires=3), Decision.TAKE_OVER)
+    assert m.tick(2.5) == [SteppedDown(1, "the lease was not renewed within 2.5 s")]
+    assert m.renewed(1.0, 2.6, row("a", 1, expires=4), Decision.RENEW) == [BecameLeader(1)]
+    assert m.epoch == 1 and m.deadline == 3.5
 
 
 def test_a_leader_that_finds_another_holder_steps_down_and_follows_it() -> None:
@@ -95,5 +103,7 @@ def test_release_steps_down_and_bad_timings_are_refused() -> None:
     assert m.release() == [SteppedDown(1, "shutting down")]
     with pytest.raises(ValueError, match="renew_s"):
         LeaseMachine("a", 3.0, renew_s=2.5)
+    with pytest.raises(ValueError, match="renew_s"):
+        LeaseMachine("a", 3.0, guard_s=1.0, renew_s=2.0)
     with pytest.raises(ValueError, match="guard_s"):
         LeaseMachine("a", 3.0, guard_s=3.0)
