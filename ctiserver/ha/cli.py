@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ..app.clidb import CliError, db_url
+from ..store.clidb import CliError, db_url
 from ..config import load_server_config
 
 
