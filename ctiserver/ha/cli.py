@@ -11,8 +11,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ..store.clidb import CliError, db_url
 from ..config import load_server_config
+from ..store.clidb import CliError, db_url
 
 
 def add_ha_commands(subparsers: Any) -> None:
