@@ -36,6 +36,7 @@ class Selection:
         self._vip_tier = cfg.vip.tier
         self._desk = cfg.vip.desk_skill
         self._by_prof = cfg.agent_selection == "proficiency"
+        self._plain: dict[str, dict[int, tuple[tuple[str, int], ...]]] = {}  # skill -> min prof -> pools
 
     # --- pools and VIP phases
 
@@ -73,7 +74,14 @@ class Selection:
 
     def compute_pools(self, call: Call) -> None:
         if call.tier != self._vip_tier and not call.extra_skills and call.prefer is None:
-            call.pools = ((call.skill, call.min_prof),)
+            # the common case, shared: no new objects per call for the collector to walk
+            by_prof = self._plain.get(call.skill)
+            if by_prof is None:
+                by_prof = self._plain[call.skill] = {}
+            shared = by_prof.get(call.min_prof)
+            if shared is None:
+                shared = by_prof[call.min_prof] = ((call.skill, call.min_prof),)
+            call.pools = shared
             return
         pools: list[tuple[str, int]] = []
         if call.prefer is not None:
