@@ -71,3 +71,52 @@ async def test_a_dialer_starts_while_the_database_is_away_and_checks_its_attempt
         finally:
             await dialer.stop()
             await engine.dispose()
+
+
+async def test_a_fenced_ring_rings_nobody_and_the_caller_goes_to_the_next_node() -> None:
+    from ctiserver.acd.resume import AcdRecord, waiting_callers
+    from ctiserver.acd.session import Released
+    from ctiserver.events import Kind
+    from ctiserver.ha.pg import Fenced
+
+    from ..acd.test_runtime import Agent, FakeChannel, runtime
+
+    claims: list[tuple[str, str]] = []
+
+    async def fenced(kind: str, key: str) -> None:
+        claims.append((kind, key))
+        raise Fenced(f"{kind} {key}: not claimed, b does not hold the lease under epoch 1")
+
+    acd, log = runtime({"1001": {"billing": 5}})
+    acd.claim = fenced
+    acd.login("1001", ready=True)
+    chan = FakeChannel(agents={"1001": Agent()})
+    try:
+        await acd.serve(chan, "c1", "billing", "normal", "13800000001")
+        raise AssertionError("a fenced ring must end the session")
+    except Fenced:
+        pass
+    assert claims == [("ring", "c1/1001/1")]
+    assert not [c for c in chan.commands if c.startswith("EXEC Dial")] and "CTI_DONE" not in chan.variables
+
+    # a leader that stops leading hands its waiting callers on: still waiting, as the next node reads the log
+    acd, log = runtime({"1001": {"billing": 5}})
+    acd.release_on_stop = True
+    acd.login("1001", ready=False)  # staffed, nobody free: the caller waits
+    await acd.start()
+    chan = FakeChannel(agents={})
+    session = asyncio.ensure_future(acd.serve(chan, "c2", "billing", "vip", "13800000002"))
+    await asyncio.sleep(0)  # serve() queues the caller before it awaits anything
+    assert acd.engine.call_state("c2") == "waiting"
+    await acd.stop()
+    try:
+        await session
+        raise AssertionError("a released caller's session must end without CTI_DONE")
+    except Released:
+        pass
+    assert "CTI_DONE" not in chan.variables
+    overflow = [e for e in log if e.kind == Kind.ACD_OVERFLOW]
+    assert [(e.data["reason"], e.data["target"]) for e in overflow] == [("ha_released", "cti")]
+    records = [AcdRecord(e.kind, e.ts, e.call_id or "", e.queue, e.tier, e.data) for e in log
+               if e.kind in (Kind.ACD_ENQUEUE, Kind.ACD_OVERFLOW)]
+    assert [w.call_id for w in waiting_callers(records)] == ["c2"]
