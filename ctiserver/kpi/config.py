@@ -159,6 +159,8 @@ class KpiConfig(Strict):
     outbound: Outbound = Field(default_factory=Outbound)
     workorders: Workorders = Field(default_factory=Workorders)
     window: DataWindow = Field(default_factory=DataWindow)
+    # what an agent hour costs (wages and seat), for cost_per_call; absent: no cost figure
+    cost_per_agent_hour: Annotated[float, Field(ge=0.0)] | None = None
     # what people see for each metric on /reports, in each UI language (the CSV keeps the keys)
     metric_names: dict[str, DisplayName] = Field(default_factory=lambda: {
         k: DisplayName(zh=zh, en=en) for k, (zh, en) in METRIC_NAMES.items()})

@@ -177,6 +177,9 @@ def sum_calls(facts: Any, cfg: KpiConfig, win: Window, dims: Sequence[str]) -> A
         _cnt(and_(answered, f.resolved > 0)).label("fcr_resolved"),
         _cnt(and_(answered, f.caller.is_not(None), f.disposed > 0)).label("fcr_both_base"),
         _cnt(and_(answered, f.caller.is_not(None), f.resolved > 0, ~repeat)).label("fcr_both"),
+        _cnt(and_(answered, f.offers <= 1)).label("answered_offers_1"),
+        _cnt(and_(answered, f.offers == 2)).label("answered_offers_2"),
+        _cnt(and_(answered, f.offers > 2)).label("answered_offers_3plus"),
     ]
     group = [hh, *(dim_map[d] for d in dims)]
     return select(*cols).where(f.t0 >= win.start, f.t0 < win.end).group_by(*group)
@@ -217,7 +220,9 @@ def agent_time_sums_query(cfg: KpiConfig, win: Window, dims: Sequence[str]) -> A
     s_clip = case((a.t_start < win.start, win.start), else_=a.t_start)
     e_clip = case((or_(a.t_end.is_(None), a.t_end > cap), cap), else_=a.t_end)
     iv0 = (
-        select(a.agent, a.state, s_clip.label("s"), e_clip.label("e"))
+        select(a.agent, case((and_(a.state == "not_ready", a.reason.is_not(None), a.reason != ""),
+                              a.state + ":" + a.reason), else_=a.state).label("state"),
+               s_clip.label("s"), e_clip.label("e"))
         .where(a.t_start >= win.start - cfg.window.agent_lookback_s, a.t_start < cap, e_clip > s_clip,
                or_(a.state.is_(None), a.state != "logged_out"))
     ).subquery("iv0")

@@ -68,7 +68,7 @@ def _rollup(rows: list[dict[str, Any]], dims: Sequence[str], band_table: Sequenc
     for r in rows:
         acc = out[_row_key(r, dims, band_table, labels)]
         for v in value_keys:
-            acc[v] += r[v] or 0
+            acc[v] += r.get(v) or 0
     return out
 
 
@@ -101,7 +101,8 @@ CALL_SUMS = ("offered", "ivr", "ivr_contained", "wanted", "queued", "blocked", "
              "abandoned_ringing", "callbacks", "queued_callbacks", "abandon_callbacks", "overflowed",
              "timed_out", "lost", "in_queue",
              "queue_exits", "queue_ms", "transferred", "fcr_repeat_base", "fcr_no_repeat", "fcr_disp_base",
-             "fcr_resolved", "fcr_both_base", "fcr_both")
+             "fcr_resolved", "fcr_both_base", "fcr_both", "answered_offers_1", "answered_offers_2",
+             "answered_offers_3plus")
 LEG_SUMS = ("offers", "answers", "ronas", "transfers", "handled", "talk_n", "talk_ms", "hold_n", "hold_ms",
             "ring_n", "ring_ms")
 WO_SUMS = ("opened", "closed", "closed_on_time", "reopened")
@@ -126,7 +127,7 @@ def derive(cfg: KpiConfig, c: dict[str, Any] | None, legs: dict[str, Any] | None
            wo: dict[str, Any] | None, ratings: dict[str, Any] | None = None,
            revisits: dict[str, Any] | None = None) -> dict[str, Any]:
     """Metrics from summed facts. A family that cannot be split the way asked gives None values."""
-    c = c or {v: 0 for v in CALL_SUMS}
+    c = {v: 0 for v in CALL_SUMS} if c is None else {v: c.get(v, 0) for v in CALL_SUMS}
     sl = cfg.service_level
     excl = sl.exclude_short_abandons
     short = c["short_abandoned"] if excl else 0
@@ -144,6 +145,7 @@ def derive(cfg: KpiConfig, c: dict[str, Any] | None, legs: dict[str, Any] | None
         "queued_rate": _div(c["queued"], c["offered"]),
         "in_queue": c["in_queue"],
         "blocked": c["blocked"],
+        "busy_rate": _div(c["blocked"], c["wanted"]),
         # answering
         "answered": c["answered"],
         "answered_share": _div(c["answered"], c["offered"]),
@@ -151,6 +153,12 @@ def derive(cfg: KpiConfig, c: dict[str, Any] | None, legs: dict[str, Any] | None
         "sl_offered": sl_offered,
         "answered_within_sl": c["within_sl"],
         "service_level": _div(c["within_sl"], sl_offered),
+        # the textbook definition: answered in time ÷ every queued call that finished, short abandons included
+        "service_level_textbook": _div(c["within_sl"], c["queued"] - c["queued_callbacks"] - c["in_queue"]),
+        "answered_within_sl_share": _div(c["within_sl"], c["answered"]),
+        # how many agents were offered a call before one answered it (1, 2, 3 or more)
+        "answered_by_offers": {"1": c["answered_offers_1"], "2": c["answered_offers_2"],
+                               "3+": c["answered_offers_3plus"]},
         "asa_s": _secs(c["wait_ms"], c["answered"]),
         "avg_queue_s": _secs(c["queue_ms"], c["queue_exits"]),
         # loss
@@ -212,6 +220,14 @@ def derive(cfg: KpiConfig, c: dict[str, Any] | None, legs: dict[str, Any] | None
             "not_ready_s": round(not_ready / 1000.0, 3),
             "avg_acw_s": acw,
             "occupancy": _div(on_call + wrap, on_call + wrap + idle),
+            # Jon Anton's: talk and hold ÷ (talk, hold and idle); wrap-up apart, as its share of logged-in time
+            "occupancy_talk": _div(on_call, on_call + idle),
+            "wrap_share": _div(wrap, logged_in),
+            "not_ready_by_reason_s": dict(sorted(
+                (s.split(":", 1)[1] if ":" in s else "", round(v / 1000.0, 3)) for s, v in states.items()
+                if s is not None and s.startswith("not_ready") and v)),
+            "cost_per_call": (None if cfg.cost_per_agent_hour is None
+                              else _div(staffed_h * cfg.cost_per_agent_hour, legs["handled"], 2)),
             "staffed_hours": round(staffed_h, 4),
             "calls_per_staffed_hour": _div(legs["handled"], staffed_h, 3),
         })
@@ -219,8 +235,9 @@ def derive(cfg: KpiConfig, c: dict[str, Any] | None, legs: dict[str, Any] | None
         m["aht_s"] = round(sum(parts), 3) if all(p is not None for p in parts) else None
     else:
         m.update({k: None for k in ("logged_in_s", "available_s", "on_call_s", "wrap_s", "not_ready_s",
-                                    "avg_acw_s", "occupancy", "staffed_hours", "calls_per_staffed_hour",
-                                    "aht_s")})
+                                    "avg_acw_s", "occupancy", "occupancy_talk", "wrap_share",
+                                    "not_ready_by_reason_s", "cost_per_call", "staffed_hours",
+                                    "calls_per_staffed_hour", "aht_s")})
     # outcomes
     m["dispositions"] = dict(sorted(disp.items())) if disp is not None else None
     m["dispositions_resolved"] = disp_resolved

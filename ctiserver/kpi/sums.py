@@ -24,7 +24,8 @@ CALL_SUM_KEYS = ("offered", "ivr", "ivr_contained", "wanted", "queued", "blocked
                  "within_sl", "within_tier", "abandoned", "short_abandoned", "abandon_ms", "short_abandon_ms",
                  "abandoned_ringing", "callbacks", "queued_callbacks", "abandon_callbacks", "overflowed",
                  "timed_out", "lost", "in_queue", "queue_exits", "queue_ms", "transferred", "fcr_repeat_base",
-                 "fcr_no_repeat", "fcr_disp_base", "fcr_resolved", "fcr_both_base", "fcr_both")
+                 "fcr_no_repeat", "fcr_disp_base", "fcr_resolved", "fcr_both_base", "fcr_both",
+                 "answered_offers_1", "answered_offers_2", "answered_offers_3plus")
 LEG_SUM_KEYS = ("offers", "answers", "ronas", "transfers", "handled", "talk_n", "talk_ms", "hold_n", "hold_ms",
                 "ring_n", "ring_ms")
 
@@ -129,6 +130,9 @@ def call_sums(facts: Sequence[CallFact], cfg: KpiConfig, win: Window, dims: Sequ
             n = nxt.get(f.call_id)
             repeat = f.caller is not None and n is not None and n - f.t0 <= fcr_window
             s["transferred"] += f.transferred > 0
+            offers = "answered_offers_1" if f.offers <= 1 else "answered_offers_2" if f.offers == 2 \
+                else "answered_offers_3plus"
+            s[offers] += 1
             s["fcr_repeat_base"] += f.caller is not None
             s["fcr_no_repeat"] += f.caller is not None and not repeat
             s["fcr_disp_base"] += f.disposed > 0
@@ -171,6 +175,11 @@ def leg_sums(legs: Iterable[LegFact], win: Window, dims: Sequence[str]) -> list[
     return _rows(acc, dims)
 
 
+def state_key(state: str | None, reason: str | None) -> str | None:
+    """Not-ready time is kept per reason ("not_ready:lunch"); every other state as it is."""
+    return f"{state}:{reason}" if state == "not_ready" and reason else state
+
+
 def agent_time_sums(intervals: Iterable[AgentInterval], cfg: KpiConfig, win: Window,
                     dims: Sequence[str]) -> list[dict[str, Any]]:
     """State time in ms per (local half hour, [agent], state): the `agent_time` family.
@@ -194,13 +203,14 @@ def agent_time_sums(intervals: Iterable[AgentInterval], cfg: KpiConfig, win: Win
             continue
         b0, b1 = ls // HALF_HOUR_MS, (le - 1) // HALF_HOUR_MS
         dk = tuple(iv.agent for d in dims if d == "agent")
+        state = state_key(iv.state, iv.reason)
         if b0 == b1:
-            acc[(b0, *dk, iv.state)] += le - ls
+            acc[(b0, *dk, state)] += le - ls
             continue
-        acc[(b0, *dk, iv.state)] += (b0 + 1) * HALF_HOUR_MS - ls
-        acc[(b1, *dk, iv.state)] += le - b1 * HALF_HOUR_MS
+        acc[(b0, *dk, state)] += (b0 + 1) * HALF_HOUR_MS - ls
+        acc[(b1, *dk, state)] += le - b1 * HALF_HOUR_MS
         for h in range(b0 + 1, b1):
-            acc[(h, *dk, iv.state)] += HALF_HOUR_MS
+            acc[(h, *dk, state)] += HALF_HOUR_MS
     out = []
     for key, v in acc.items():
         row: dict[str, Any] = {"hh": key[0], "state": key[-1], "ms": v}

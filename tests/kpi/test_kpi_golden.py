@@ -273,6 +273,16 @@ EXPECTED_TOTAL = {
     # Satisfaction: the survey's 5, 4, 5 (the malformed one left out); no work-order callbacks that day.
     "survey_responses": 3, "survey_avg_score": 4.6667,
     "satisfaction_callbacks_due": 0, "satisfaction_callbacks_done": 0, "satisfaction_callback_rate": None,
+    # Textbook SL: within 4 of the 10 queued calls that finished (C7's callback out, C3's short abandon in).
+    "service_level_textbook": 0.4, "answered_within_sl_share": 0.8,
+    # Offers per answered call: C1 C2 C11 one, C4 (a1 RONA, a2) and C5 (a1, then a2 after the transfer) two.
+    "answered_by_offers": {"1": 3, "2": 2, "3+": 0},
+    # Busy: C10 blocked of 12 that asked for an agent.
+    "busy_rate": round(1 / 12, 6),
+    # Anton's occupancy: on call 1160 of (1160 + available 92233); wrap 250 of 99000 logged in; the
+    # not-ready states carry no reason that day; no cost per agent hour in kpi.yaml.
+    "occupancy_talk": round(1160 / 93393, 6), "wrap_share": round(250 / 99000, 6),
+    "not_ready_by_reason_s": {"": 5357.0}, "cost_per_call": None,
 }
 
 
