@@ -69,6 +69,8 @@ from ..web.app import BRIDGE_KEY, DESKTOP_KEY, desktop_running, install_desktop
 from ..web.auth import Sessions
 from ..web.config import load_desktop_config
 from ..web.ws import SUPERVISOR
+from ..wfm.config import load_wfm_config, roster_folder
+from ..wfm.http import add_wfm_routes
 from .ha import install_ha
 from .server import HEALTH_DETAILS_KEY, CtiServer
 
@@ -279,10 +281,11 @@ def _supervisor_check(sessions: Sessions) -> Callable[[Any], Awaitable[bool]]:
 
 
 def _ops_guard(sessions: Sessions) -> Any:
-    """Outbound control and KPI reports are for supervisors and admins (the desktop's sessions)."""
+    """Outbound control, KPI reports and workforce management are for supervisors and admins (the desktop's
+    sessions)."""
     from aiohttp import web
 
-    guarded = ("/api/outbound", "/api/reports")
+    guarded = ("/api/outbound", "/api/reports", "/api/wfm")
 
     @web.middleware
     async def guard(request: web.Request, handler: Any) -> web.StreamResponse:
@@ -469,6 +472,10 @@ async def build_server(config_dir: Path, cfg: ServerConfig, *, sandbox: bool = F
     kpi_cfg = load_kpi_config(config_dir, calendar)
     add_report_routes(server.http_app, lambda: server.store.engine, kpi_cfg, now=server.clock.now,
                       names=acd_cfg.names.public())
+    wfm_cfg = load_wfm_config(config_dir, calendar)
+    add_wfm_routes(server.http_app, folder=roster_folder(config_dir), cfg=wfm_cfg.roster,
+                   agents=wfm_cfg.roster.roster_agents([(a.id, a.name, list(a.skills)) for a in acd_cfg.agents]),
+                   calendar=calendar, get_engine=lambda: server.store.engine, now=server.clock.now)
 
     # Today's KPI figures from the event stream, with the report's definitions; pushed to supervisors.
     today = LiveKpiFeed(kpi_cfg, server.clock, engine=lambda: server.store.engine if server.store else None,

@@ -72,6 +72,11 @@ def add_wfm_commands(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--xlsx", help="also write the roster (grid, shifts, coverage) to this Excel file")
     p.set_defaults(func=run_roster_command)
 
+    p = subparsers.add_parser("adherence", help="schedule adherence and attendance per agent and team for a day")
+    _common(p)
+    p.add_argument("--date", type=_date, help="local day (default today); up to now when it is today")
+    p.set_defaults(func=run_adherence_command)
+
 
 def _emit(result: dict[str, Any], fmt: str, output: str | None) -> None:
     text = FORMATTERS[fmt](result)
@@ -181,7 +186,9 @@ def staffing_result(fcs: list[QueueForecast], needs: list[list[Any]], model: str
 
 def roster_file(config_dir: Path, week: dt.date) -> Path:
     """Where a week's roster is kept: <config's parent>/var/wfm/roster-<monday>.json (the server reads it)."""
-    return config_dir.resolve().parent / "var" / "wfm" / f"roster-{week.isoformat()}.json"
+    from .config import roster_folder
+
+    return roster_folder(config_dir) / f"roster-{week.isoformat()}.json"
 
 
 def roster_agents(config_dir: Path, cfg: WfmConfig) -> list[Any]:
@@ -249,4 +256,43 @@ def run_roster_command(args: argparse.Namespace) -> int:
         result = {"title": f"Coverage per half hour, week of {args.week}", "columns": list(cover[0]),
                   "rows": cover, "notes": notes, "roster": doc}
     _emit(result, args.format, args.output)
+    return 0
+
+
+def run_adherence_command(args: argparse.Namespace) -> int:
+    import json
+
+    from .adherence import adherence, planned_day, team_adherence
+    from .roster import from_doc
+    from .store import agent_states
+
+    config_dir = Path(args.config)
+    cfg = load_wfm_config(config_dir)
+    now = SystemClock().now()
+    day = args.date or cfg.calendar.today(now)
+    week = day - dt.timedelta(days=day.weekday())
+    path = roster_file(config_dir, week)
+    if not path.exists():
+        raise CliError(f"no roster for the week of {week}: run `ctiserver roster build --week {week}`")
+    roster = from_doc(json.loads(path.read_text(encoding="utf-8")), cfg.roster)
+    agents = {a.id: a for a in roster_agents(config_dir, cfg)}
+    until = min(now, cfg.calendar.at(day + dt.timedelta(days=1)))
+    url = db_url(config_dir, args.url)
+
+    async def read() -> list[Any]:
+        engine = await open_store(url, config_dir, create=False)
+        try:
+            return await agent_states(engine, cfg.calendar.at(day) - 86400.0, until)
+        finally:
+            await engine.dispose()
+
+    rows = adherence(planned_day(roster.assignments, week, day, cfg.calendar), asyncio.run(read()), until)
+    teams = team_adherence(rows, {a: x.team for a, x in agents.items()})
+    out = [{**r.as_dict(), "name": agents[r.agent].name if r.agent in agents else "",
+            "team": agents[r.agent].team if r.agent in agents else ""} for r in rows]
+    notes = [f"team {t or '(none)'}: adherence {'-' if v is None else f'{v:.1%}'}" for t, v in teams.items()]
+    _emit({"title": f"Adherence and attendance, {day}", "columns": [
+        "agent", "name", "team", "scheduled_s", "adherent_s", "adherence", "late_login_s", "early_logout_s", "absent",
+        "now_activity", "now_state", "now_in_adherence"], "rows": out, "notes": notes, "teams": teams},
+          args.format, args.output)
     return 0

@@ -70,6 +70,11 @@ def load_wfm_config(config_dir: str | Path, calendar: Calendar | None = None) ->
     return load_site_model(config_dir / WFM_FILE, WfmConfig, site)
 
 
+def roster_folder(config_dir: str | Path) -> Path:
+    """Where rosters are kept: <the config folder's parent>/var/wfm (`roster build` writes, the server reads)."""
+    return Path(config_dir).resolve().parent / "var" / "wfm"
+
+
 def check_wfm(config_dir: str | Path) -> list[ConfigProblem]:
     """`ctiserver check`: wfm.yaml alone (raises ConfigError), then its agents against acd.yaml's."""
     from ..acd.config import load_acd_config

@@ -8,6 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ..calendar import Calendar
+from ..events import Event, Kind
 from ..store.schema import events
 from .history import KINDS, QueueHistory, build_history
 
@@ -23,3 +24,14 @@ async def history_from_store(engine: AsyncEngine, calendar: Calendar, first: dt.
         rows = (await conn.execute(query)).all()
     return build_history(((str(k), float(ts), q, t, d if isinstance(d, dict) else None)
                           for k, ts, q, t, d in rows), calendar)
+
+
+async def agent_states(engine: AsyncEngine, since: float, until: float) -> list[Event]:
+    """The `agent.state` events of [since, until] (what adherence needs)."""
+    query = (select(events.c.ts, events.c.agent_id, events.c.data)
+             .where(events.c.kind == str(Kind.AGENT_STATE), events.c.ts >= since, events.c.ts <= until)
+             .order_by(events.c.ts))
+    async with engine.connect() as conn:
+        rows = (await conn.execute(query)).all()
+    return [Event(Kind.AGENT_STATE, float(ts), None, aid, None, None, None, d if isinstance(d, dict) else {})
+            for ts, aid, d in rows]

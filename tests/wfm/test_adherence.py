@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from ctiserver.acd.config import AcdConfig
 from ctiserver.acd.engine import AcdEngine
@@ -15,7 +17,7 @@ from ctiserver.wfm.adherence import adherence, planned_day, team_adherence
 from ctiserver.wfm.roster import variant_for
 from ctiserver.wfm.shifts import Assignment
 
-from .test_roster import CAL, config
+from .test_roster import CAL, PATTERNS, config
 
 WEEK = dt.date(2026, 8, 10)  # Monday
 ACD = AcdConfig.model_validate({"skills": ["billing"], "tiers": [{"name": "normal"}],
@@ -110,3 +112,39 @@ def test_absent_agent_and_not_yet_started() -> None:
     assert before.scheduled_s == 0 and before.adherence is None and not before.absent
     [missing] = adherence(p, [], CAL.at(WEEK, 13 * 60 + 5))
     assert missing.absent and missing.adherence == 0.0 and missing.now_in_adherence is False
+
+
+def test_adherence_command_reads_the_store_and_the_saved_roster(day: Floor, tmp_path: Path,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    import asyncio
+    import json
+    import shutil
+
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from ctiserver.wfm.config import roster_folder
+    from ctiserver.wfm.roster import WEEK_SLOTS, Roster, to_doc
+
+    from ..kpi.conftest import load
+    from .test_forecast_cli import CONFIG, run
+
+    cfg_dir = tmp_path / "config"
+    shutil.copytree(CONFIG, cfg_dir)
+    shift = variant_for(config(), "early", "08:00", "12:00")
+    doc = to_doc(Roster(WEEK, [Assignment("A", 0, shift), Assignment("B", 0, shift)],
+                        {"billing": [0.0] * WEEK_SLOTS}), [])
+    roster_folder(cfg_dir).mkdir(parents=True)
+    (roster_folder(cfg_dir) / f"roster-{WEEK}.json").write_text(json.dumps(doc), encoding="utf-8")
+    url = f"sqlite+aiosqlite:///{tmp_path / 'events.db'}"
+
+    async def fill() -> None:
+        engine = create_async_engine(url)
+        await load(engine, day.events)
+        await engine.dispose()
+
+    asyncio.run(fill())
+    (cfg_dir / "wfm.yaml").write_text(yaml.safe_dump({"roster": {"patterns": PATTERNS}}), encoding="utf-8")
+    assert run(["adherence", "--config", str(cfg_dir), "--url", url, "--date", str(WEEK), "--format", "json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    rows = {r["agent"]: r for r in out["rows"]}
+    assert rows["A"]["adherence"] == 1.0 and rows["B"]["late_login_s"] == 600 and rows["B"]["early_logout_s"] == 1800
