@@ -78,6 +78,8 @@ CORES = (
     "ctiserver.sms.encoding",       # GSM 7-bit or UCS-2, parts
     "ctiserver.sms.engine",         # a message's states, retries, contact rules
     "ctiserver.outages.model",      # what an outage is, its warnings, its notice plan
+    "ctiserver.repair.engine",      # a repair order's steps, deadlines, reminders and escalations
+    "ctiserver.repair.model",       # crews.yaml
     "ctiserver.sim.scenario",
     "ctiserver.sim.simulate",       # the discrete-event simulator over the ACD engine
     "ctiserver.ha.lease",           # the leader's lease as a state machine (renew results + clock -> role)

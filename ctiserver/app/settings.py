@@ -24,16 +24,19 @@ def _checks(now: float) -> list[Callable[[Path], object]]:
     from ..calendar import load_calendar
     from ..ivr.tools import check_ivr
     from ..kpi.config import load_kpi_config
+    from ..outages.model import check_outages
     from ..outbound.model import check_outbound
     from ..qc.sheet import load_qc_sheet
     from ..recording.config import load_recording_config
+    from ..repair.model import check_crews
+    from ..sms.model import check_sms
     from ..web.config import load_desktop_config
     from ..wfm.config import check_wfm
     from ..workorders.deadlines import load_workorder_table
 
     return [load_server_config, load_calendar, load_workorder_table, load_acd_config, partial(check_ivr, now=now),
             load_kpi_config, check_outbound, load_desktop_config, check_outbound_against_acd, check_callback_categories,
-            check_wfm, load_recording_config, load_qc_sheet]
+            check_wfm, load_recording_config, load_qc_sheet, check_sms, check_outages, check_crews]
 
 
 def check_outbound_against_acd(config_dir: Path) -> list[ConfigProblem]:

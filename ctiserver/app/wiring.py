@@ -57,6 +57,7 @@ from ..kpi.http import add_report_routes
 from ..kpi.livefeed import LiveKpiFeed
 from ..lifecycle import Feature, FeatureGroup, TaskOwner, started
 from ..lograte import LogBurst
+from ..outages.wiring import install_loop
 from ..outbound.http import add_callback_routes
 from ..outbound.http import add_routes as add_outbound_routes
 from ..outbound.model import load_outbound_config
@@ -497,6 +498,14 @@ async def build_server(config_dir: Path, cfg: ServerConfig, *, sandbox: bool = F
                                  sandbox_root=sandbox_info.root if sandbox_info else None)
     leader.add("recording", recorder.running)
     leader.add("fallback queue", fallback.running)  # what Queue(fallback) did: recorded once, by the leader
+
+    async def customer_by_phone(number: str) -> dict[str, Any] | None:
+        return await ivr.runtime.data.lookup("customer_by_caller", {"number": number}, server.clock.now())
+
+    # the outage and repair loop (issue 16): SMS, outages, repair orders (their features join below)
+    loop = install_loop(server, data_engine, config_dir, calendar, outbound, server.http_app[DESKTOP_KEY].sessions,
+                        leader, customer_by_phone)
+
     # one node: the group as it is; HA: the election runs it (and the IVR route gets the takeover gate)
     leader_feature, server.agi_routes["ivr"] = install_ha(server, leader, acd=acd, outbound=outbound, ivr=ivr.handle)
     server.add_feature("customer data", _customer_data(data_engine, config_dir, sample_data, server.clock))
@@ -505,5 +514,6 @@ async def build_server(config_dir: Path, cfg: ServerConfig, *, sandbox: bool = F
     server.add_feature("KPIs live", today.running)
     server.add_feature("desktop", lambda: desktop_running(server.http_app))
     server.features = Features(acd=acd, ivr=ivr, outbound=outbound, hooks=hooks, calls=calls, leader=leader,
-                               sandbox=sandbox_info, extra={"fallback": fallback.queues, "recorder": recorder})
+                               sandbox=sandbox_info, extra={"fallback": fallback.queues, "recorder": recorder,
+                                                           "loop": loop})
     return server

@@ -39,6 +39,9 @@ class OutagesConfig(Strict):
     calendar: Calendar = Field(default_factory=Calendar)
     planned_min_days: Annotated[float, Field(ge=0, le=60)] = 7  # warned when a planned outage is nearer
     notices: NoticeConfig = Field(default_factory=NoticeConfig)
+    # IVR nodes a fault call reaches when the caller's area has an outage under way: the call is attached
+    attach_at_nodes: list[Annotated[str, Field(pattern=r"^[A-Za-z0-9_]{1,60}$")]] = \
+        Field(default_factory=lambda: ["fault_known"])
 
 
 def load_outages_config(config_dir: str | Path, calendar: Calendar | None = None) -> OutagesConfig:

@@ -119,6 +119,53 @@ def _default_categories() -> dict[str, CategoryDeadlines]:
     }
 
 
+# --- repair crews (issue 16): the steps of a repair order --------------------------------------------
+
+
+class CrewStep(Strict):
+    """A crew step's time allowed (minutes), and a reminder that many minutes into it (none: no reminder)."""
+
+    due_minutes: Annotated[float, Field(gt=0, le=24 * 60)]
+    warn_minutes: Annotated[float, Field(gt=0, le=24 * 60)] | None = None
+
+    @model_validator(mode="after")
+    def _warn_first(self) -> CrewStep:
+        if self.warn_minutes is not None and self.warn_minutes >= self.due_minutes:
+            raise ValueError("warn_minutes must come before due_minutes")
+        return self
+
+    def due_ts(self, start_ts: float) -> float:
+        return start_ts + self.due_minutes * 60
+
+    def warn_ts(self, start_ts: float) -> float | None:
+        return None if self.warn_minutes is None else start_ts + self.warn_minutes * 60
+
+
+AreaClassName = Literal["city", "suburb", "remote"]
+
+
+def _arrive_defaults() -> dict[AreaClassName, CrewStep]:
+    """95598: arrive within 45 minutes in the city, 90 in the suburbs, 2 hours in remote areas."""
+    return {"city": CrewStep(warn_minutes=35, due_minutes=45), "suburb": CrewStep(warn_minutes=75, due_minutes=90),
+            "remote": CrewStep(warn_minutes=100, due_minutes=120)}
+
+
+class CrewDeadlines(Strict):
+    """The deadlines of a repair order's steps: acknowledge and arrive counted from dispatch (arrival by
+    the area's class), the report (cause, location, expected restoration) from arrival."""
+
+    acknowledge: CrewStep = Field(default_factory=lambda: CrewStep(warn_minutes=3, due_minutes=5))
+    arrive: dict[AreaClassName, CrewStep] = Field(default_factory=_arrive_defaults)
+    report: CrewStep = Field(default_factory=lambda: CrewStep(warn_minutes=20, due_minutes=30))
+    restore_warn_minutes: Annotated[float, Field(ge=0, le=600)] = 15  # reminder before the reported time
+
+    def arrive_for(self, area_class: str) -> CrewStep:
+        for name, step in self.arrive.items():
+            if name == area_class:
+                return step
+        return self.arrive.get("city") or _arrive_defaults()["city"]
+
+
 @dataclass(frozen=True, slots=True)
 class Deadlines:
     """An order's deadlines, epoch seconds (None: that stage has no deadline or no reminder)."""
@@ -135,6 +182,7 @@ class WorkorderTable(Strict):
     categories: dict[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,29}$")], CategoryDeadlines] = Field(
         default_factory=_default_categories, min_length=1)
     calendar: Calendar = Field(default_factory=Calendar)  # the site calendar (calendar.yaml), put in by the loader
+    crews: CrewDeadlines = Field(default_factory=lambda: CrewDeadlines())  # repair crews' steps (issue 16)
 
     def rules(self, category: str) -> CategoryDeadlines | None:
         return self.categories.get(category)
@@ -227,3 +275,4 @@ def alerts(orders: Iterable[OrderClock], now: float) -> tuple[list[Alert], float
                 else:
                     upcoming.append(warn)
     return out, min(upcoming, default=None)
+

@@ -200,8 +200,10 @@ def test_migration_0002_matches_the_tables(tmp_path: Path) -> None:
         with Operations.context(ctx):
             mod.upgrade()
         insp = sa.inspect(conn)
+        later = {"outages": {"outage_id"}}  # added by migration 0009 (outages entered by dispatchers)
         for table in TABLES:
-            assert {c["name"] for c in insp.get_columns(table.name)} == {c.name for c in table.columns}
+            assert {c["name"] for c in insp.get_columns(table.name)} == \
+                {c.name for c in table.columns} - later.get(table.name, set())
         assert {i["name"] for i in insp.get_indexes("customer_phones")} == {"ux_customer_phones",
                                                                             "ix_customer_phones_phone"}
         with Operations.context(ctx):

@@ -1,0 +1,106 @@
+"""The outage and repair loop in the server (issue 16): SMS, outages, repair orders, their routes and
+their features, built from the configuration folder and connected to outbound (do-not-call list,
+notice campaigns, the ACD callback that replaces an undelivered SMS) and to the desktop's logins.
+
+    SMS ◀─ outages (notices) ◀─ dispatcher (REST, CLI)        IVR lookups ─▶ outages table (live)
+    SMS ◀─ repair (apology on dispatch, restored) ─▶ outages (closed on restoration)
+    SMS undelivered ─▶ outbound.on_callback (an agent calls the customer)
+
+Features, in order: SMS (the sender), repair (the deadline watch). Outages need no task of their own.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from ..acd.model import ScheduleCallback
+from ..calendar import Calendar
+from ..events import Event, Kind
+from ..outbound.model import load_outbound_config
+from ..outbound.store import OutboundStore
+from ..repair.customers import apology, restored
+from ..repair.http import add_repair_routes
+from ..repair.model import load_crews_config
+from ..repair.service import RepairService
+from ..repair.store import RepairStore
+from ..sms.engine import SendRules
+from ..sms.http import add_sms_routes
+from ..sms.kannel import KannelGateway
+from ..sms.model import load_sms_config
+from ..sms.service import SmsService
+from ..sms.store import SmsRow, SmsStore
+from ..workorders.deadlines import load_workorder_table
+from .attach import FaultAttacher, Lookup
+from .http import add_outage_routes
+from .model import load_outages_config
+from .notices import call_notices, sms_notices
+from .service import OutageService
+from .store import OutageStore
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Loop:
+    sms: SmsService
+    outages: OutageService
+    repair: RepairService
+    attacher: FaultAttacher
+
+
+def install_loop(server: Any, engine: AsyncEngine, config_dir: Path, calendar: Calendar, outbound: Any,
+                 sessions: Any, leader: Any, customer_by_phone: Lookup) -> Loop:
+    """Build the services, add their routes to the server's app and their features to its lifecycle: the
+    fault-report attacher on every node, the SMS sender and the repair watch in the leader group (a standby
+    must not send them twice)."""
+    out_cfg = load_outbound_config(config_dir, calendar)
+    sms_cfg = load_sms_config(config_dir, calendar)
+    outbound_store = OutboundStore(engine)
+
+    async def listed(numbers: Sequence[str]) -> Mapping[str, str]:
+        return await outbound_store.listed(list(numbers))
+
+    async def fallback(row: SmsRow) -> None:
+        """An SMS not delivered: an agent calls the customer (an ACD callback, screen-pop with the message)."""
+        outbound.on_callback(ScheduleCallback(
+            call_id=f"sms-{row.id}", number=row.msg.number, skill=out_cfg.dial.agent_skill, tier="normal",
+            due_ts=server.clock.now(), reason="sms_undelivered",
+            customer={"account": row.msg.account, "sms_kind": row.msg.kind, "sms_text": row.text}))
+
+    def emit_sms(row: SmsRow, state: str) -> None:
+        server.emit(Event(Kind.SMS, server.clock.now(), data={"id": row.id, "kind": row.msg.kind, "state": state,
+                                                               "ref": row.ref}))
+
+    sms = SmsService(sms_cfg, SmsStore(engine), KannelGateway(sms_cfg.gateway), server.clock,
+                     SendRules.of(sms_cfg, out_cfg), listed=listed,
+                     fallback=fallback if sms_cfg.fallback_call else None, on_final=emit_sms)
+    outage_cfg = load_outages_config(config_dir, calendar)
+    outages = OutageService(OutageStore(engine), outage_cfg, server.clock,
+                            sms=sms_notices(sms, outage_cfg) if sms_cfg.enabled else None,
+                            call_notices=call_notices(outbound_store, outage_cfg, server.clock.now),
+                            emit=server.emit)
+    crews = load_crews_config(config_dir, calendar)
+    table = load_workorder_table(config_dir, calendar).crews
+    repair = RepairService(RepairStore(engine), crews, table, server.clock, server.emit,
+                           on_dispatch=apology(sms, outages, crews,
+                                               lambda o: table.arrive_for(o.area_class).due_ts(o.dispatched_ts)),
+                           on_restore=restored(sms, outages))
+
+    async def require(request: Any, roles: frozenset[str]) -> Any:
+        return await sessions.require(request, roles)
+
+    add_sms_routes(server.http_app, lambda: sms, require)
+    add_outage_routes(server.http_app, lambda: outages, require)
+    add_repair_routes(server.http_app, lambda: repair, require)
+    attacher = FaultAttacher(outages, customer_by_phone, frozenset(outage_cfg.attach_at_nodes))
+    server.event_listeners.append(attacher.on_event)
+    server.add_feature("outage reports", attacher.running)
+    leader.add("SMS", sms.running)
+    leader.add("repair orders", repair.running)
+    return Loop(sms, outages, repair, attacher)
