@@ -57,7 +57,6 @@ from ..kpi.http import add_report_routes
 from ..kpi.livefeed import LiveKpiFeed
 from ..lifecycle import Feature, FeatureGroup, TaskOwner, started
 from ..lograte import LogBurst
-from ..outages.wiring import install_loop
 from ..outbound.http import add_callback_routes
 from ..outbound.http import add_routes as add_outbound_routes
 from ..outbound.model import load_outbound_config
@@ -73,6 +72,7 @@ from ..web.ws import SUPERVISOR
 from ..wfm.config import load_wfm_config, roster_folder
 from ..wfm.http import add_wfm_routes
 from .ha import install_ha
+from .loop import install_loop
 from .server import HEALTH_DETAILS_KEY, CtiServer
 
 log = logging.getLogger(__name__)

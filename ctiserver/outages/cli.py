@@ -46,12 +46,12 @@ def add_outage_commands(subparsers: argparse._SubParsersAction) -> None:
     common(q)
     q.set_defaults(func=_cmd, outage_action="add")
     q = sub.add_parser("update", help="change an open outage (only what is given)")
-    q.add_argument("id", type=int)
+    q.add_argument("id", help="the outage's number (outage list)")
     where(q)
     common(q)
     q.set_defaults(func=_cmd, outage_action="update")
     q = sub.add_parser("close", help="close an outage: power is back")
-    q.add_argument("id", type=int)
+    q.add_argument("id", help="the outage's number (outage list)")
     q.add_argument("--end", help="when power came back, local time (default: now)")
     common(q)
     q.set_defaults(func=_cmd, outage_action="close")
@@ -106,6 +106,11 @@ def _cmd(args: argparse.Namespace) -> int:
     from .store import OutageClosed, OutageStore, UnknownOutage, public
 
     config_dir = Path(args.config)
+    oid = 0
+    if args.outage_action in ("update", "close"):
+        if not str(args.id).isascii() or not str(args.id).isdigit() or len(str(args.id)) > 12:
+            raise CliError(f"outage {str(args.id)[:20]!r}: an outage number is digits (see `ctiserver outage list`)")
+        oid = int(args.id)
     cal = load_calendar(config_dir)
     cfg = load_outages_config(config_dir, cal)
     clock = SystemClock()
@@ -131,7 +136,7 @@ def _cmd(args: argparse.Namespace) -> int:
                     print(_line(o, cal))
                 return 0
             if args.outage_action == "close":
-                saved = await svc.close(args.id, args.user, _time(args.end, tz, "--end"))
+                saved = await svc.close(oid, args.user, _time(args.end, tz, "--end"))
             elif args.outage_action == "add":
                 scope = _scope(args)
                 start = _time(args.start, tz, "--start")
@@ -141,7 +146,7 @@ def _cmd(args: argparse.Namespace) -> int:
                 saved = await svc.add(OutageIn(kind=args.kind, cause=args.cause, scope=scope, start_ts=start,
                                                expected_restore_ts=_time(args.restore, tz, "--restore")), args.user)
             else:
-                saved = await svc.update(args.id, OutageChange(
+                saved = await svc.update(oid, OutageChange(
                     cause=args.cause, scope=_scope(args), start_ts=_time(args.start, tz, "--start"),
                     expected_restore_ts=_time(args.restore, tz, "--restore")), args.user)
             print(_line(saved.outage, cal))

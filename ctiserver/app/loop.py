@@ -22,6 +22,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from ..acd.model import ScheduleCallback
 from ..calendar import Calendar
 from ..events import Event, Kind
+from ..outages.attach import FaultAttacher, Lookup
+from ..outages.http import add_outage_routes
+from ..outages.model import load_outages_config
+from ..outages.notices import call_notices, sms_notices
+from ..outages.service import OutageService
+from ..outages.store import OutageStore
 from ..outbound.model import load_outbound_config
 from ..outbound.store import OutboundStore
 from ..repair.customers import apology, restored
@@ -36,12 +42,6 @@ from ..sms.model import load_sms_config
 from ..sms.service import SmsService
 from ..sms.store import SmsRow, SmsStore
 from ..workorders.deadlines import load_workorder_table
-from .attach import FaultAttacher, Lookup
-from .http import add_outage_routes
-from .model import load_outages_config
-from .notices import call_notices, sms_notices
-from .service import OutageService
-from .store import OutageStore
 
 log = logging.getLogger(__name__)
 
