@@ -31,6 +31,63 @@ def add_report_command(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--output", help="write to this file instead of standard output")
     p.set_defaults(func=run_report_command)
     add_facts_command(subparsers)
+    add_export_command(subparsers)
+
+
+def add_export_command(subparsers: argparse._SubParsersAction) -> None:
+    """`ctiserver export queue-log`: the ACD's events in Asterisk's queue_log format."""
+    p = subparsers.add_parser("export", help="export the event store for other tools")
+    sub = p.add_subparsers(dest="export_command", required=True)
+    q = sub.add_parser("queue-log", help="the ACD's events as Asterisk's queue_log (for app_queue tools)")
+    q.add_argument("--config", default="config")
+    q.add_argument("--from", dest="start", help="start, local time (YYYY-MM-DD[THH:MM]); default today 00:00")
+    q.add_argument("--to", dest="end", help="end (exclusive); default start + 1 day")
+    q.add_argument("--url", help="database URL (default: database.url from ctiserver.yaml)")
+    q.add_argument("-o", "--output", help="write to this file instead of standard output")
+    q.set_defaults(func=run_export_queue_log)
+
+
+def run_export_queue_log(args: argparse.Namespace) -> int:
+    from sqlalchemy import select
+
+    from ..events import Event
+    from ..store.schema import events
+    from .queuelog import QUEUE_LOG_KINDS, QueueLogWriter
+
+    config_dir = Path(args.config)
+    cfg = load_kpi_config(config_dir)
+    try:
+        t0, t1 = resolve_range(args.start, args.end, cfg, now=SystemClock().now())
+    except ReportError as exc:
+        print(f"ctiserver export: {exc}", file=sys.stderr)
+        return 2
+    url = db_url(config_dir, args.url)
+
+    async def run() -> list[str]:
+        engine = await open_store(url, config_dir, create=False)
+        e = events.c
+        try:
+            async with engine.connect() as conn:
+                result = await conn.stream(
+                    select(e.ts, e.kind, e.call_id, e.agent_id, e.queue, e.tier, e.data)
+                    .where(e.ts >= t0, e.ts < t1, e.kind.in_(QUEUE_LOG_KINDS)).order_by(e.ts, e.id))
+                writer = QueueLogWriter()
+                out = []
+                async for r in result:
+                    line = writer.line(Event(r.kind, r.ts, r.call_id, r.agent_id, r.queue, r.tier, None,
+                                             r.data if isinstance(r.data, dict) else {}))
+                    if line is not None:
+                        out.append(line)
+                return out
+        finally:
+            await engine.dispose()
+
+    text = "".join(line + "\n" for line in asyncio.run(run()))
+    if args.output:
+        Path(args.output).write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
+    return 0
 
 
 def add_facts_command(subparsers: argparse._SubParsersAction) -> None:
