@@ -73,6 +73,7 @@ CORES = (
     "ctiserver.kpi.builder",        # events -> call, leg, segment facts and agent state intervals
     "ctiserver.kpi.sums",           # facts -> per-half-hour sums (the pure path of the report)
     "ctiserver.kpi.live",           # the wallboard figures from events, with the report's functions
+    "ctiserver.kpi.queuelog",       # events -> Asterisk queue_log lines
     "ctiserver.kpi.render",         # a report as a table, CSV or JSON
     "ctiserver.sms.model",          # sms.yaml: gateway, windows, retries, caps, templates
     "ctiserver.sms.encoding",       # GSM 7-bit or UCS-2, parts
