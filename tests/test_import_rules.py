@@ -51,6 +51,7 @@ CORES = (
     "ctiserver.acd.resume",         # waiting callers rebuilt from stored events (HA takeover)
     "ctiserver.acd.hold",           # AMI Hold/Unhold -> the ACD's hold periods
     "ctiserver.acd.fallback",       # Asterisk's own Queue() outcomes -> ACD events
+    "ctiserver.acd.servers",        # several Asterisks: a call's server, agents a lost server takes away
     "ctiserver.ivr.walker",         # the IVR state machine
     "ctiserver.ivr.tree",           # IVR tree model and checks
     "ctiserver.ivr.template",

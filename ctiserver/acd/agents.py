@@ -51,8 +51,8 @@ class Roster:
         self.free: dict[str, list[list[FreeEntry]]] = {s: [[] for _ in range(MAX_PROF + 1)] for s in skills}
         self._live_entries = 0  # pushes since the last compaction
 
-    def add(self, agent_id: str, skills: dict[str, int]) -> None:
-        """Register an agent (logged out)."""
+    def add(self, agent_id: str, skills: dict[str, int], server: str = "") -> None:
+        """Register an agent (logged out); `server`: the Asterisk their phone registers on."""
         if agent_id in self.agents:
             raise AcdError(f"agent {agent_id} already exists")
         for s, p in skills.items():
@@ -60,7 +60,7 @@ class Roster:
                 raise UnknownSkill(f"agent {agent_id}: unknown skill '{s}'")
             if not 1 <= p <= MAX_PROF:
                 raise AcdError(f"agent {agent_id}: proficiency {p} for '{s}' is outside 1..{MAX_PROF}")
-        self.agents[agent_id] = Agent(agent_id, dict(skills), order=len(self.agents))
+        self.agents[agent_id] = Agent(agent_id, dict(skills), order=len(self.agents), server=server)
 
     def get(self, agent_id: str) -> Agent:
         a = self.agents.get(agent_id)
@@ -129,9 +129,10 @@ class Roster:
         if self._live_entries > 4 * len(self.agents) + 4096:
             self.compact()
 
-    def best_free(self, skill: str, min_prof: int, by_proficiency: bool) -> Agent | None:
+    def best_free(self, skill: str, min_prof: int, by_proficiency: bool, server: str = "") -> Agent | None:
         """The free agent of `skill` (proficiency >= min_prof) to offer a call: the longest idle, or
-        with `by_proficiency` the most proficient first (longest idle among equals)."""
+        with `by_proficiency` the most proficient first (among equals one on the caller's `server`, then
+        the longest idle: a call kept on its own Asterisk needs no trunk)."""
         if not self.nfree[skill]:
             return None  # nobody free with this skill: skip the heaps
         heaps = self.free[skill]
@@ -147,6 +148,8 @@ class Roster:
             else:
                 continue
             if by_proficiency:
+                if server and top[3].server != server:
+                    return _same_server(h, server) or top[3]
                 return top[3]
             if best is None or top[:2] < best[:2]:
                 best = top
@@ -174,3 +177,13 @@ class Roster:
                  "in_state_s": None if a.since is None else now - a.since, "call_id": a.call.id if a.call else None,
                  "pending_not_ready": a.pending_not_ready, "skills": dict(a.skills)}
                 for a in self.agents.values()]
+
+
+def _same_server(heap: list[FreeEntry], server: str) -> Agent | None:
+    """The longest idle free agent on `server` among one proficiency level's entries (a scan: only when the
+    head of the level is on another server)."""
+    best: FreeEntry | None = None
+    for entry in heap:
+        if entry[2] == entry[3].version and entry[3].server == server and (best is None or entry[:2] < best[:2]):
+            best = entry
+    return None if best is None else best[3]

@@ -166,6 +166,8 @@ class AgentConfig(Strict):
     skills: dict[Name, Proficiency]
     dedicated_customers: list[str] = Field(default_factory=list)
     dial: str | None = None  # overrides the dial template for this agent
+    # the Asterisk (ctiserver.yaml asterisk name) the agent's phone registers on; none: the only one
+    server: Name | None = None
 
 
 class VipConfig(Strict):
@@ -250,6 +252,9 @@ class AcdConfig(Strict):
     redial_window_s: Seconds = 120.0  # 0 disables "redial gets the old place back"
     login_ready: bool = False  # agents start available on login (else not_ready(login))
     dial_template: str = "PJSIP/agent{id}"
+    # a caller on another Asterisk than the agent's rings the agent over the trunk to the agent's server:
+    # a PJSIP endpoint on every server named after each other server ({server}); {id}: the agent
+    remote_dial_template: str = "PJSIP/{id}@{server}"
     # appended to Dial(); e.g. "m" for music while the agent rings (no spaces: it travels in an AGI command)
     dial_options: Annotated[str, Field(pattern=r"^[A-Za-z0-9()^,.:@=_-]*$")] = ""
     probe_every_s: Annotated[float, Field(gt=0)] = 3.0  # caller hangup detection while waiting
@@ -333,11 +338,21 @@ class AcdConfig(Strict):
         return self.default_tier
 
     @cached_property
+    def agent_servers(self) -> dict[str, str]:
+        """agent id -> the Asterisk server their phone is on (agents with a `server`)."""
+        return {a.id: a.server for a in self.agents if a.server}
+
+    @cached_property
     def account_agents(self) -> dict[str, str]:
         """customer id -> dedicated agent id."""
         return {c: a.id for a in self.agents for c in a.dedicated_customers}
 
-    def dial_string(self, agent_id: str) -> str:
+    def dial_string(self, agent_id: str, from_server: str = "") -> str:
+        """What the caller's channel dials to ring the agent: their own dial string on their server, the
+        trunk to their server (`remote_dial_template`) from a caller on another one."""
+        server = self.agent_servers.get(agent_id)
+        if from_server and server and server != from_server:
+            return self.remote_dial_template.format(id=agent_id, server=server)
         for a in self.agents:
             if a.id == agent_id and a.dial:
                 return a.dial.format(id=agent_id)
@@ -392,6 +407,11 @@ def _cross_check(cfg: AcdConfig) -> list[tuple[tuple[int | str, ...], str]]:
         if a.dial is not None:
             out.extend(_template_check(a.dial, ("agents", i, "dial")))
     out.extend(_template_check(cfg.dial_template, ("dial_template",)))
+    try:
+        cfg.remote_dial_template.format(id="1001", server="pbx2")
+    except (KeyError, IndexError, ValueError) as exc:
+        out.append((("remote_dial_template",), f"dial template '{cfg.remote_dial_template}' is invalid ({exc!r}); "
+                                               f"use {{id}} for the agent id and {{server}} for their Asterisk"))
     for name, q in cfg.queues.items():
         if name not in skills:
             out.append((("queues", name), f"queue '{name}' is not a skill"))

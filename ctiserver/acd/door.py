@@ -133,6 +133,8 @@ class Door:
             data["lang"] = call.lang
         if call.account_agent:
             data["account_agent"] = call.account_agent
+        if call.server:
+            data["server"] = call.server  # the Asterisk the caller is on (a takeover rebuilds it)
         if call.redial:
             data["redial"] = True
             data["restored_wait_s"] = now - call.place_ts

@@ -96,13 +96,13 @@ class AcdEngine:
         self._ring_guard = cfg.ring_guard_s
         self._move = self.roster.move
         for a in cfg.agents:
-            self.add_agent(a.id, dict(a.skills))
+            self.add_agent(a.id, dict(a.skills), server=a.server or "")
 
     # ------------------------------------------------------------------ agents
 
-    def add_agent(self, agent_id: str, skills: dict[str, int]) -> None:
+    def add_agent(self, agent_id: str, skills: dict[str, int], *, server: str = "") -> None:
         """Register an agent (logged out). Config agents are added by the constructor."""
-        self.roster.add(agent_id, skills)
+        self.roster.add(agent_id, skills, server)
 
     def login(self, agent_id: str, now: float, *, ready: bool | None = None) -> list[Command]:
         a = self.roster.get(agent_id)
@@ -152,12 +152,13 @@ class AcdEngine:
     def enqueue(self, call_id: str, skill: str, tier: str | None, caller: str, now: float,
                 account_agent: str | None = None, customer: dict[str, Any] | None = None,
                 kind: str = "", caller_name: str = "", prefer_agent: str | None = None,
-                lang: str = "", since: float | None = None) -> list[Command]:
+                lang: str = "", since: float | None = None, server: str = "") -> list[Command]:
         """A caller asks for an agent. tier None: classify by `customer` with the tier rules. `kind`
         marks a leg that is not a new customer call, e.g. "consult" (an agent's warm transfer), in the
         enqueue event (the KPIs leave such legs out of the inbound figures). `caller_name` is the
         CallerID name Asterisk gave (the screen-pop shows it for a caller without a customer record);
-        `lang` the caller's language (in the enqueue event: reports and the pop show it).
+        `lang` the caller's language (in the enqueue event: reports and the pop show it). `server`: the
+        Asterisk the caller is on (of agents equally proficient, one on the same server is preferred).
 
         `prefer_agent`: a caller coming back to the agent who had them (a transfer that could not
         complete). That agent is offered the call before anyone, at once if they are free or still
@@ -186,7 +187,7 @@ class AcdEngine:
         arrived = now if since is None else min(since, now)
         call = Call(call_id, skill, tier, self._rank[tier], caller, customer, account_agent,
                     arrived=arrived, place_ts=min(place_ts, arrived), seq=seq, queue_entered=arrived,
-                    redial=redial, kind=kind, caller_name=caller_name, lang=lang)
+                    redial=redial, kind=kind, caller_name=caller_name, lang=lang, server=server)
         back = self._agents.get(prefer_agent) if prefer_agent is not None else None
         if back is not None and back.state in (AVAILABLE, WRAP_UP, RESERVED, RINGING, ON_CALL):
             call.prefer = back.id

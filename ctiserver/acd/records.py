@@ -33,6 +33,7 @@ class Agent:
     wrap_skill: str | None = None
     pending_not_ready: str | None = None
     published: bool = False  # in the free-agent heaps (only while available and nothing to take)
+    server: str = ""  # the Asterisk server the agent's phone registers on ("": the only one)
 
 
 @dataclass(slots=True, eq=False)
@@ -74,6 +75,7 @@ class Call:
     caller_name: str = ""  # the CallerID name Asterisk gave
     prefer: str | None = None  # an agent offered this call before anyone else (the one it comes back to)
     lang: str = ""  # the caller's language
+    server: str = ""  # the Asterisk server the caller is on ("": unknown or the only one)
 
 
 def call_next(call: Call, event: str) -> CallState:

@@ -23,7 +23,7 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -72,7 +72,8 @@ class AcdRuntime(CallerSessions):
     def __init__(self, engine: AcdEngine, clock: Clock, emit: Callable[[Event], None], *,
                  say: Say | None = None, hooks: AcdHooks | None = None, recordings_dir: str | None = None,
                  interrupt: Callable[[str], Awaitable[object]] | None = None,
-                 claim: Callable[[str, str], Awaitable[None]] | None = None) -> None:
+                 claim: Callable[[str, str], Awaitable[None]] | None = None,
+                 servers: Collection[str] = ()) -> None:
         self.engine = engine
         self.cfg = engine.cfg
         self.clock = clock
@@ -97,6 +98,7 @@ class AcdRuntime(CallerSessions):
         # node does not lead any more (the session ends, the dialplan takes the caller to the next node)
         self.claim = claim
         self.release_on_stop = False  # HA: a stop hands the waiting callers on to the next node
+        self.servers = frozenset(servers)  # the Asterisk servers' names (a call id names its own: acd/servers.py)
         self._rings = 0
 
     # --- lifecycle

@@ -109,7 +109,7 @@ class Selection:
                 if a is not None and a.state == AVAILABLE:
                     return a, pool
                 continue
-            agent = best_free(pool, minp, self._by_prof)
+            agent = best_free(pool, minp, self._by_prof, call.server)
             if agent is not None:
                 return agent, pool
         return None

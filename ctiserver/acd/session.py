@@ -31,6 +31,7 @@ from ..events import Event, Kind
 from .config import AcdConfig
 from .engine import OFFERED, TALKING, AcdEngine
 from .model import AcdError, Blocked, Command, Destination, Offer, Overflow, ScheduleCallback
+from .servers import server_of
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +88,7 @@ class CallerSessions:
     say: Say | None
     recordings_dir: str | None
     claim: Callable[[str, str], Awaitable[None]] | None
+    servers: frozenset[str]  # the Asterisk servers' names (a call id names its own: acd/servers.py)
     _mailboxes: dict[str, asyncio.Queue[Command]]  # call id -> what the engine said for the caller
     _moh: set[str]  # calls whose music on hold is playing
     _served: dict[str, str]  # call id -> the agent who answered (while being served)
@@ -139,8 +141,9 @@ class CallerSessions:
         if route_by_language:
             skill = self.cfg.desk_for(skill, lang)
         self._mailboxes[call_id] = box
+        server = server_of(call_id, self.servers)
         info = {"call_id": call_id, "caller": caller, "skill": skill, "tier": tier, "customer": customer,
-                "lang": lang}
+                "lang": lang, "server": server}
         result = "abandoned"
         hung_up = False
         enqueued = False
@@ -148,7 +151,7 @@ class CallerSessions:
         try:
             self.apply(lambda now: self.engine.enqueue(call_id, skill, tier, caller, now, customer=customer,
                                                        kind=kind, caller_name=name, prefer_agent=prefer_agent,
-                                                       lang=lang, since=since))
+                                                       lang=lang, since=since, server=server))
             enqueued = True
             if lang != self.cfg.default_language:  # a later session on this channel (a transfer) knows it
                 await chan.execute(f"SET VARIABLE CTI_LANG {lang}")
@@ -393,7 +396,7 @@ class CallerSessions:
                 return False  # the engine moved on while the claim was written
         self._hook("on_offer", call_id, offer.agent_id, {**info, "ring_timeout_s": offer.ring_timeout_s})
         self.apply(lambda now: self.engine.ring_started(call_id, now))
-        target = self.cfg.dial_string(offer.agent_id)
+        target = self.cfg.dial_string(offer.agent_id, str(info.get("server") or ""))
         args = f"{target},{max(1, round(offer.ring_timeout_s))}"
         if self.cfg.dial_options:
             args += f",{self.cfg.dial_options}"

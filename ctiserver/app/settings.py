@@ -36,7 +36,24 @@ def _checks(now: float) -> list[Callable[[Path], object]]:
 
     return [load_server_config, load_calendar, load_workorder_table, load_acd_config, partial(check_ivr, now=now),
             load_kpi_config, check_outbound, load_desktop_config, check_outbound_against_acd, check_callback_categories,
-            check_wfm, load_recording_config, load_qc_sheet, check_sms, check_outages, check_crews]
+            check_wfm, load_recording_config, load_qc_sheet, check_sms, check_outages, check_crews, check_agent_servers]
+
+
+def check_agent_servers(config_dir: Path) -> list[ConfigProblem]:
+    """An agent's `server` in acd.yaml must be an Asterisk of ctiserver.yaml (their phone registers there)."""
+    from ..acd.config import load_acd_config
+    from ..configfile import compose, node_line
+
+    try:
+        acd, server = load_acd_config(config_dir), load_server_config(config_dir)
+    except ConfigError:
+        return []  # reported by the files' own checks
+    names = [s.name for s in server.asterisk]
+    path = Path(config_dir) / "acd.yaml"
+    root = compose(path) if path.exists() else None
+    return [ConfigProblem(str(path), node_line(root, ("agents", i, "server")),
+                          f"agents.{i}.server: '{a.server}' is not an Asterisk of ctiserver.yaml ({', '.join(names)})")
+            for i, a in enumerate(acd.agents) if a.server and a.server not in names]
 
 
 def check_outbound_against_acd(config_dir: Path) -> list[ConfigProblem]:

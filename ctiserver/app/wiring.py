@@ -41,6 +41,7 @@ from ..acd.engine import AcdEngine
 from ..acd.fallback import FallbackQueues
 from ..acd.hold import hold_listener
 from ..acd.runtime import AcdHooks, AcdRuntime
+from ..acd.server_watch import ServerWatch
 from ..agi.channel import AgiChannel, AgiError, AgiHandler, AgiHangup
 from ..ami.message import event_time
 from ..calendar import load_calendar
@@ -448,7 +449,7 @@ async def build_server(config_dir: Path, cfg: ServerConfig, *, sandbox: bool = F
                      on_callback_cancel=outbound.on_callback_cancel)
     acd = AcdRuntime(AcdEngine(acd_cfg), server.clock, server.emit, say=say, hooks=hooks,
                      recordings_dir=ivr.settings.recordings_dir,  # voicemails go where the IVR's messages go
-                     interrupt=_interrupter(server))
+                     interrupt=_interrupter(server), servers=[s.name for s in cfg.asterisk])
     to_acd = handoff_to(acd)
     agent_channels = AgentChannels.from_acd(acd_cfg)
     calls = AmiCallControl(server.trackers, server.ami, acd.engine, server.emit, server.clock.now,
@@ -464,6 +465,7 @@ async def build_server(config_dir: Path, cfg: ServerConfig, *, sandbox: bool = F
     server.ami_listeners.append(_on_dial_begin(acd, agent_channels))
     server.ami_listeners.append(outbound.on_ami_event)
     server.event_listeners.append(outbound.on_event)
+    server.event_listeners.append(ServerWatch(acd, lambda: leader.running).on_event)  # a lost Asterisk's agents
     fallback = _FallbackRecorder(server, FallbackQueues(agent_channels))
     server.ami_listeners.append(fallback.on_ami)
     server.event_listeners.append(fallback.on_event)
