@@ -1,14 +1,16 @@
 """The ACD's side of an Asterisk server coming and going (see acd/servers.py): an event-log listener.
 
 `ami.lost` of a server: its agents are made not ready (`server_down`) so the ACD offers them nothing;
-`ami.connected` again: those agents are made ready. Only while the ACD runs on this node (the leader);
-a standby's ACD acts on nothing.
+its AMI `FullyBooted` again (sent on every login once Asterisk has loaded everything, PJSIP included:
+its phones can be rung): those agents are made ready. Only while the ACD runs on this node (the
+leader); a standby's ACD acts on nothing.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from typing import Any
 
 from ..events import Event, Kind
 from .model import AcdError
@@ -29,21 +31,25 @@ class ServerWatch:
         return [(a["agent_id"], str(a["state"]), a["reason"]) for a in self.acd.engine.agents_snapshot(now)]
 
     def on_event(self, event: Event) -> None:
-        if not self.running() or not event.server or event.kind not in (Kind.AMI_LOST, Kind.AMI_CONNECTED):
+        """The event log's `ami.lost`: the server's agents out of routing."""
+        if event.kind != Kind.AMI_LOST or not event.server or not self.running():
             return
-        if event.kind == Kind.AMI_LOST:
-            agents = self.book.lost(event.server, self._states())
-            for agent in agents:
-                self._apply(self.acd.set_not_ready, agent, UNREACHABLE)
-            if agents:
-                log.warning("Asterisk %s lost: agents %s are out of routing until it returns", event.server,
-                            ", ".join(sorted(agents)))
-        else:
-            agents = self.book.back(event.server, self._states())
-            for agent in agents:
-                self._apply(self.acd.set_ready, agent)
-            if agents:
-                log.info("Asterisk %s is back: agents %s are ready again", event.server, ", ".join(sorted(agents)))
+        agents = self.book.lost(event.server, self._states())
+        for agent in agents:
+            self._apply(self.acd.set_not_ready, agent, UNREACHABLE)
+        if agents:
+            log.warning("Asterisk %s lost: agents %s are out of routing until it returns", event.server,
+                        ", ".join(sorted(agents)))
+
+    def on_ami(self, server: str, msg: Any) -> None:
+        """AMI `FullyBooted` of a server we lost: its agents back in routing."""
+        if msg.get("Event") != "FullyBooted" or server not in self.book.down() or not self.running():
+            return
+        agents = self.book.back(server, self._states())
+        for agent in agents:
+            self._apply(self.acd.set_ready, agent)
+        if agents:
+            log.info("Asterisk %s is back: agents %s are ready again", server, ", ".join(sorted(agents)))
 
     @staticmethod
     def _apply(change: Callable[..., object], *args: str) -> None:

@@ -465,7 +465,9 @@ async def build_server(config_dir: Path, cfg: ServerConfig, *, sandbox: bool = F
     server.ami_listeners.append(_on_dial_begin(acd, agent_channels))
     server.ami_listeners.append(outbound.on_ami_event)
     server.event_listeners.append(outbound.on_event)
-    server.event_listeners.append(ServerWatch(acd, lambda: leader.running).on_event)  # a lost Asterisk's agents
+    servers = ServerWatch(acd, lambda: leader.running)  # a lost Asterisk's agents out of routing until it is back
+    server.event_listeners.append(servers.on_event)
+    server.ami_listeners.append(servers.on_ami)
     fallback = _FallbackRecorder(server, FallbackQueues(agent_channels))
     server.ami_listeners.append(fallback.on_ami)
     server.event_listeners.append(fallback.on_event)

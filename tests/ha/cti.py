@@ -38,6 +38,7 @@ class RigCti:
             self.rig.supervisor_added = True  # type: ignore[attr-defined]
         for rec in self.ami.values():
             await rec.start()
+        await self.reset_agents()
 
     def _add_supervisor(self) -> None:
         proc = subprocess.run([self.rig._ctiserver(), "user", "add", SUPERVISOR, "--name", "班长", "--role",
@@ -50,7 +51,8 @@ class RigCti:
         for rec in self.ami.values():
             with contextlib.suppress(Exception):
                 await rec.hang_up_callers()
-            await rec.restore_globals()
+            with contextlib.suppress(Exception):
+                await rec.restore_globals()
             await rec.close()
         for session in self._http.values():
             await session.close()
@@ -85,6 +87,68 @@ class RigCti:
         session = await self.session(node)
         async with session.post(f"{self.rig.http(node)}/api/agents/{agent_no}/state", json=body) as r:
             assert r.status == 200, (node, agent_no, action, r.status, await r.text())
+
+    def log_tail(self, part: str, lines: int = 60) -> str:
+        """The end of a rig process's log (for a failure's message)."""
+        text = self.rig.log_path(part).read_text(errors="replace").splitlines()
+        return f"--- {part} log ---\n" + "\n".join(text[-lines:])
+
+    async def reset_agents(self, timeout: float = 60.0) -> None:
+        """Every agent logged out on every node that runs an ACD: what one test (or a restart's restore of
+        agents) left logged in must not take the next test's callers. An agent still on a call (its caller
+        being hung up) is logged out once the ACD lets it."""
+        deadline = time.monotonic() + timeout
+        for node in self.rig.nodes:
+            while True:
+                try:
+                    states = await self.agent_states(node)
+                except AssertionError:  # a standby: its ACD does not run
+                    break
+                left = [a for a, (state, _) in states.items() if state != "logged_out"]
+                if not left:
+                    break
+                session = await self.session(node)
+                for agent in left:
+                    async with session.post(f"{self.rig.http(node)}/api/agents/{agent}/state",
+                                            json={"action": "logout"}) as r:
+                        await r.read()
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"agents still logged in on {node}: {left}")
+                await asyncio.sleep(0.2)
+
+    async def get(self, node: str, path: str) -> Any:
+        session = await self.session(node)
+        async with session.get(f"{self.rig.http(node)}{path}") as r:
+            assert r.status == 200, (node, path, r.status, await r.text())
+            return await r.json()
+
+    async def agent_states(self, node: str) -> dict[str, tuple[str, str | None]]:
+        """agent -> (state, reason) as the node's ACD has them (GET /api/agents)."""
+        return {a["agent_id"]: (a["state"], a["reason"]) for a in await self.get(node, "/api/agents")}
+
+    async def wait_agents(self, node: str, want: dict[str, tuple[str, str | None]], timeout: float = 60.0) -> None:
+        """Until the node's ACD shows these agents in these states (polls its REST answers)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            states = await self.agent_states(node)
+            if all(states.get(a) == s for a, s in want.items()):
+                return
+            if time.monotonic() > deadline:
+                raise AssertionError(f"agents on {node}: want {want}, have { {a: states.get(a) for a in want} }\n"
+                                     + self.log_tail(node))
+            await asyncio.sleep(0.2)
+
+    async def wait_waiting(self, node: str, callers: list[str], timeout: float = 60.0) -> list[dict[str, Any]]:
+        """Until the node's ACD holds exactly these callers waiting, in this order (its wallboard's list)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            waiting = (await self.get(node, "/api/wallboard"))["waiting_calls"]
+            if [c["caller"] for c in waiting] == callers:
+                return list(waiting)
+            if time.monotonic() > deadline:
+                raise AssertionError(f"waiting on {node}: want {callers}, have {[c['caller'] for c in waiting]}\n"
+                                     + self.log_tail(node))
+            await asyncio.sleep(0.2)
 
     async def sim_agents(self, pbx: str, agents: dict[str, str], talk_s: int = 60) -> None:
         """How each rig agent's phone behaves (`answer`, `noanswer`, `busy`), on the Asterisk it is on."""

@@ -10,7 +10,9 @@ Each namespace is a host: its own addresses and ports, reachable from the others
 Asterisks share the sandbox chroot (seen through a private bind mount of it, so the sandbox's own start and
 stop never see the rig's processes or mounts) with their own config/run/spool/log/db folders under
 /var/lib/ctirig/<namespace>/ in it. Their dialplan is the repository's, with the FastAGI hosts
-`CTI_AGI` = cti1|cti2 (tried in order). The nodes run on one fresh PostgreSQL database (named after the
+`CTI_AGI` = cti1|cti2 (tried in order), and every agent's phone (a sim agent) answers unless a test says
+otherwise. Agents 1001-1005 are on pbx1, 1006-1010 on pbx2 (acd.yaml `server`); a caller on one server rings
+an agent of the other over the trunk between them. The nodes run on one fresh PostgreSQL database (named after the
 prefix and pid), migrated and loaded with the sample customers once before they start.
 
 Everything is named after a prefix (namespaces `<prefix>-cti1`, veths `<p>x...`) and a /24 subnet, so that
@@ -28,6 +30,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -49,6 +52,8 @@ HOST_OCTET = {"cti1": 11, "cti2": 12, "cti3": 13, "pbx1": 21, "pbx2": 22, "pbx3"
 AMI_PORT, SIP_PORT, HTTP_PORT, AGI_PORT = 5038, 5060, 8080, 4573
 PG = ("127.0.0.1", 5432, "postgres")
 IN_CHROOT = "var/lib/ctirig"
+AGENT_SERVERS = {**{f"100{i}": "pbx1" for i in range(1, 6)}, **{f"100{i}": "pbx2" for i in range(6, 10)},
+                 "1010": "pbx2"}  # where each rig agent's phone is (acd.yaml `server`)
 SOUNDS_IN_CHROOT = "var/lib/asterisk/sounds/cti"
 
 ConfigEdit = Callable[[Path, str], None]  # (a node's config folder, node name): change it before the node starts
@@ -112,6 +117,7 @@ class Rig:
     pbxs: tuple[str, ...] = PBXS
     edit: ConfigEdit | None = None
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    created: list[str] = field(default_factory=list)  # empty mount points the rig made in the chroot
 
     def __post_init__(self) -> None:
         if not re.fullmatch(r"[a-z][a-z0-9]{0,5}", self.prefix):
@@ -233,6 +239,19 @@ class Rig:
         sounds.mkdir(parents=True, exist_ok=True)
         (self.root / SOUNDS_IN_CHROOT).mkdir(parents=True, exist_ok=True)
         _run("mount", "--bind", str(sounds), str(self.root / SOUNDS_IN_CHROOT))
+        # no DNS in the namespaces: Asterisk looks up its host name (and a STUN root) when it sets up a call's
+        # media, and a resolver waiting for an unreachable server stalls every call ~20 s. The rig's view of
+        # the chroot gets a hosts file naming this host and a resolver that fails at once (files in the run
+        # folder, bind-mounted over the view's own: the sandbox's chroot is not changed).
+        for name, text in (("hosts", f"127.0.0.1 localhost {socket.gethostname()}\n"),
+                           ("resolv.conf", "nameserver 127.0.0.1\noptions timeout:1 attempts:1\n")):
+            (self.run_dir / name).write_text(text)
+            target = self.root / "etc" / name
+            if not target.exists():
+                target.touch()  # a mount point; removed again by down()
+                self.created.append(f"etc/{name}")
+                self._save()
+            _run("mount", "--bind", str(self.run_dir / name), str(target))
         link = self.root / "usr/share/asterisk/sounds/cti"  # where Asterisk looks for `cti/<hash>`
         if not link.is_symlink():
             if link.is_dir():
@@ -276,7 +295,9 @@ class Rig:
                 text = re.sub(r"(?m)^bind\s*=.*$", f"bind = {self.addr(pbx)}:{SIP_PORT}", text)
                 text += "".join(self._trunk(other) for other in self.pbxs if other != pbx)
             elif conf.name == "extensions.conf":
-                text = re.sub(r"(?m)^CTI_AGI\s*=.*$", f"CTI_AGI = {self.agi_hosts()}", text)
+                # the rig's agents answer unless a test says otherwise (AMI Setvar); kept across a restart
+                answer = "".join(f"AGENT_{a}_MODE = answer\n" for a in self.agents_on(pbx))
+                text = re.sub(r"(?m)^CTI_AGI\s*=.*$", f"CTI_AGI = {self.agi_hosts()}\n{answer}", text)
             out[conf.name] = text
         return out
 
@@ -288,6 +309,10 @@ class Rig:
                 f"contact = sip:{self.addr(other)}:{SIP_PORT}\n\n[{other}]\ntype = identify\nendpoint = {other}\n"
                 f"match = {self.addr(other)}\n")
 
+    def agents_on(self, pbx: str) -> list[str]:
+        """The rig's agents whose phones are on `pbx` (acd.yaml `server`, see AGENT_SERVERS)."""
+        return [a for a, s in AGENT_SERVERS.items() if s == pbx or len(self.pbxs) == 1]
+
     def start_pbx(self, pbx: str) -> None:
         """Write the server's config and start it in its namespace; returns once AMI answers and it booted."""
         base = self.root / self._pbx_dir(pbx).lstrip("/")
@@ -298,7 +323,7 @@ class Rig:
         proc = self._spawn(pbx, ["ip", "netns", "exec", self.ns(pbx), "chroot", str(self.root), "asterisk", "-f",
                                  "-n", "-q", "-C", f"{self._pbx_dir(pbx)}/etc/asterisk.conf"])
         addr = self.addr(pbx)
-        self._wait(lambda: sandbox.ami_ready(addr, AMI_PORT, timeout=1.0), proc, pbx, 60)
+        self._wait(lambda: sandbox.ami_ready(addr, AMI_PORT, timeout=1.0) and _fully_booted(addr), proc, pbx, 60)
 
     def stop(self, part: str, sig: int = signal.SIGTERM) -> None:
         """Stop one rig process (a node or an Asterisk) by its pid: SIGTERM (then SIGKILL after 10 s), or
@@ -329,6 +354,9 @@ class Rig:
 
         def acd(data: dict[str, Any]) -> None:
             data["dial_template"] = "Local/{id}@sim-agents"  # the rig's agents are the dialplan's sim agents
+            if len(self.pbxs) > 1:
+                for agent in data["agents"]:
+                    agent["server"] = AGENT_SERVERS.get(agent["id"], self.pbxs[-1])
 
         edit_yaml(cfg / "ctiserver.yaml", server)
         edit_yaml(cfg / "ivr" / "settings.yaml", ivr)
@@ -400,6 +428,11 @@ class Rig:
             _run("umount", str(self.root))
         if self.root.exists():
             self.root.rmdir()  # an empty mount point: rmdir never reaches into the chroot
+        for made in {*state.get("created", []), *self.created}:
+            path = self.chroot / made
+            if path.is_file() and path.stat().st_size == 0:
+                path.unlink()
+        self.created.clear()
         for host in (*self.nodes, *self.pbxs):
             if Path(f"/sys/class/net/{self.veth(host)}").exists():
                 _run("ip", "link", "del", self.veth(host))
@@ -426,7 +459,7 @@ class Rig:
     def _save(self) -> None:
         if self.run_dir.exists():
             (self.run_dir / "state.json").write_text(json.dumps(
-                {"db": self.db, "pids": {k: p.pid for k, p in self.procs.items()}}))
+                {"db": self.db, "pids": {k: p.pid for k, p in self.procs.items()}, "created": self.created}))
 
     def _load(self) -> dict[str, Any]:
         try:
@@ -448,6 +481,24 @@ class Rig:
 
     def __exit__(self, *exc: object) -> None:
         self.down()
+
+
+def _fully_booted(host: str, timeout: float = 2.0) -> bool:
+    """Asterisk says `FullyBooted` (PJSIP and the dialplan loaded) to a new AMI session once it has booted."""
+    try:
+        with socket.create_connection((host, AMI_PORT), timeout=timeout) as s:
+            s.settimeout(timeout)
+            s.sendall(f"Action: Login\r\nUsername: {sandbox.AMI_USER}\r\nSecret: {sandbox.AMI_SECRET}\r\n"
+                      f"Events: system\r\n\r\n".encode())
+            buf, deadline = b"", time.monotonic() + timeout
+            while b"Event: FullyBooted" not in buf and time.monotonic() < deadline:
+                chunk = s.recv(4096)
+                if not chunk:
+                    return False
+                buf += chunk
+            return b"Event: FullyBooted" in buf
+    except OSError:
+        return False
 
 
 def _pids_rooted_at(root: Path) -> list[int]:

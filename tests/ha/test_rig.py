@@ -1,8 +1,8 @@
 """The HA rig itself (tests/ha/rig.py): two nodes and two Asterisks in their namespaces, talking over the bridge.
 
-A caller on either Asterisk reaches an agent through the first node of CTI_AGI; with that node killed (-9),
-the next caller's dialplan passes on to the second node, which serves them. Teardown (conftest) checks that
-removing the rig leaves nothing behind.
+A caller on pbx2 reaches agent 1001 (on pbx1, over the trunk) through the first node of CTI_AGI; with that
+node killed (-9), the next caller's dialplan passes on to the second node, which serves them. Teardown
+(conftest) checks that removing the rig leaves nothing behind.
 """
 
 from __future__ import annotations
@@ -26,11 +26,11 @@ async def test_callers_reach_agents_through_the_first_node_and_the_second_when_i
     for node in rig.nodes:
         health = rig.health(node)
         assert {name: link["connected"] for name, link in health["ami"].items()} == {"pbx1": True, "pbx2": True}
-    await cti.sim_agents("pbx2", {"1001": "answer"}, talk_s=2)
+    await cti.sim_agents("pbx1", {"1001": "answer"}, talk_s=2)
     await cti.agent("cti1", "1001", "login")
     await cti.agent("cti1", "1001", "ready")
     await originate_caller(cti.ami["pbx2"], "13900000401", keys="0", hold_s=30)
-    await cti.ami["pbx2"].wait_for(answered_by("1001"), timeout=90)
+    await cti.ami["pbx1"].wait_for(answered_by("1001"), timeout=90)  # rung on pbx1 from pbx2's caller
 
     rig.stop("cti1", signal.SIGKILL)
     await until("cti2 leads", lambda: leads(rig, "cti2"))
