@@ -87,6 +87,39 @@ async def test_each_host_is_tried_in_order_and_a_retry_says_it_resumes(ami: AmiR
                             and m.get("Linkedid") == linked)
 
 
+async def test_the_list_wraps_around_once_to_reach_a_leader_earlier_in_it(ami: AmiRecorder):
+    """The first host refuses new callers (a standby about to lead); the second takes the caller and dies
+    (the old leader, later in the list): the caller comes back to the first, now with CTI_RESUME=1."""
+    seen: list[tuple[str, str]] = []
+    done = asyncio.Event()
+    calls = {"first": 0}
+
+    async def first(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await asyncio.wait_for(reader.readuntil(b"\n\n"), 5)
+        calls["first"] += 1
+        resume = await _resume(reader, writer)
+        seen.append(("first", resume))
+        if calls["first"] == 2:
+            await _command(reader, writer, "SET VARIABLE CTI_DONE 1")
+            done.set()
+        writer.close()
+
+    async def second(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await asyncio.wait_for(reader.readuntil(b"\n\n"), 5)
+        seen.append(("second", await _resume(reader, writer)))
+        writer.transport.abort()
+
+    servers = [await asyncio.start_server(h, "127.0.0.1", 0) for h in (first, second)]
+    try:
+        await originate_caller(ami, "13900000303", hold_s=10,
+                               agi="|".join(f"127.0.0.1:{s.sockets[0].getsockname()[1]}" for s in servers))
+        await asyncio.wait_for(done.wait(), 30)
+    finally:
+        for server in servers:
+            server.close()
+    assert seen == [("first", ""), ("second", "2"), ("first", "1")]
+
+
 async def test_a_caller_no_host_takes_falls_back_after_the_last(ami: AmiRecorder):
     hosts = "|".join(f"127.0.0.1:{_closed_port()}" for _ in range(3))
     await originate_caller(ami, "13900000302", hold_s=5, agi=hosts)
