@@ -114,6 +114,7 @@ class AcdCallbackService:
         self._tasks = TaskOwner("ACD callbacks")
         self._wake = asyncio.Event()
         self.last_plan: Any = None
+        self._recovered = False  # recover() went through (it waits for the database at start)
         # HA fencing (ctiserver/ha/): each agent leg's Originate claimed under the leader's epoch first
         self.claim: Callable[[str, str], Awaitable[None]] | None = None
 
@@ -154,7 +155,13 @@ class AcdCallbackService:
     # --- lifecycle ------------------------------------------------------------------------------
 
     async def start(self) -> None:
-        await self.recover()
+        """Recover what a previous run left, then run. With the database away the recovery is left to the
+        loop, which retries it before anything else: the server starts and waits for the database."""
+        try:
+            await self.recover()
+            self._recovered = True
+        except (SQLAlchemyError, OSError) as exc:
+            log.warning("ACD callbacks: cannot recover the callbacks under way yet (%s); retrying", exc)
         self._tasks.spawn(self._run(), name="acd-callbacks")
 
     async def stop(self) -> None:
@@ -173,6 +180,9 @@ class AcdCallbackService:
         deadline: float | None = None
         while True:
             try:
+                if not self._recovered:
+                    await self.recover()
+                    self._recovered = True
                 self._take_back_deferred()
                 while not self._inbox.empty():
                     await self._handle(*self._inbox.get_nowait())
