@@ -14,9 +14,10 @@ import pytest
 from playwright.async_api import async_playwright, expect
 
 from ctiserver.app import settings
+from ctiserver.wfm.adherence import planned_day
 from ctiserver.wfm.config import load_wfm_config, roster_folder
 from ctiserver.wfm.roster import WEEK_SLOTS, Roster, to_doc, variant_for
-from ctiserver.wfm.shifts import Assignment
+from ctiserver.wfm.shifts import Assignment, variants
 from tests.production import PASSWORD, production_server
 
 CHROMIUM = "/usr/bin/chromium"
@@ -30,11 +31,15 @@ def write_roster(cfg_dir: Path, now: float) -> tuple[dt.date, int]:
     local = cfg.calendar.local(now)
     today = local.date()
     week = today - dt.timedelta(days=today.weekday())
-    hour = local.hour + local.minute / 60
-    pattern, start, meal = (("night", "00:00", "03:00") if hour < 7.5 else ("early", "07:00", "10:30") if hour < 17
-                            else ("late", "15:30", "19:00"))
     shifts = [Assignment("1002", d, variant_for(cfg.roster, "early", "08:00", "11:30")) for d in range(5)]
-    shifts.append(Assignment("1001", today.weekday(), variant_for(cfg.roster, pattern, start, meal)))
+    # 1001 today on a shift that has them on the phones now (a minute in, so the two-minute grace is not over)
+    on_now = [Assignment("1001", today.weekday(), v) for name, p in cfg.roster.patterns.items()
+              for v in variants(name, p)]
+    on_now = [a for a in on_now
+              if (plan := planned_day([a], week, today, cfg.calendar)[0]).activity(now) == "phones"
+              and plan.activity(now + 300) == "phones"]
+    assert on_now, f"no sample shift covers {local:%H:%M}"
+    shifts.append(on_now[0])
     acd = load_acd_config(cfg_dir)
     agents = cfg.roster.roster_agents([(a.id, a.name, list(a.skills)) for a in acd.agents])
     doc = to_doc(Roster(week, shifts, {"billing": [0.0] * WEEK_SLOTS}, "OPTIMAL", 0.0, 0.0), agents)
@@ -88,5 +93,9 @@ async def test_supervisor_sees_and_adjusts_the_roster(tmp_path: Path) -> None:
             # today's adherence: 1001 is rostered now and has not logged in
             await expect(page.locator("#adh-1001")).to_be_visible()
             assert "logged_out" in await page.locator("#adh-1001").inner_text()
+            # the wallboard's adherence card: 1001 is out of adherence now (rostered, not logged in)
+            await page.goto(prod.url + "/wallboard")
+            await expect(page.locator("#adh-out li[data-agent='1001']")).to_be_visible()
+            await expect(page.locator("#adh-teams")).to_contain_text("A")
             await browser.close()
         assert errors == []

@@ -31,6 +31,9 @@ Object.assign(TEXTS, {
   kpi_live: ["今日指标", "Today's KPIs"], th_scope: ["范围", "Scope"], th_offered: ["呼入", "Offered"],
   th_answered: ["接听", "Answered"], th_sl: ["服务水平", "Service level"], th_asa: ["平均应答（秒）", "ASA (s)"],
   th_ab: ["放弃率", "Abandon rate"], th_sl_hh: ["本半小时服务水平", "SL this half hour"], all_calls: ["全部", "All"],
+  adherence: ["排班遵守度", "Schedule adherence"], no_roster: ["本周未排班", "no roster this week"],
+  all_adherent: ["全部按排班", "everyone on schedule"], team_adh: ["{0} 班组 {1}", "team {0} {1}"],
+  out_of_adh: ["{0}：排班 {1}，当前 {2}", "{0}: scheduled {1}, now {2}"],
 });
 const agents = new Map();
 const board = { me: null, last: null };
@@ -319,6 +322,29 @@ function onConn(up) {
   showConn(up);
 }
 
+/* Schedule adherence from the roster (/api/wfm/adherence, docs/wfm.md): teams' figures and who is out
+   of adherence now. Refreshed every minute; without a roster the card says so. */
+async function showAdherence() {
+  const r = await api("GET", "/api/wfm/adherence");
+  const list = $("adh-out");
+  list.textContent = "";
+  if (!r.ok) { $("adh-teams").textContent = t("no_roster"); return; }
+  $("adh-teams").textContent = Object.entries(r.data.teams)
+    .map(([team, v]) => t("team_adh", team || "–", pct(v))).join("  ");
+  const out = r.data.agents.filter((a) => a.now_in_adherence === false);
+  const item = (textValue, agent) => {
+    const li = document.createElement("li");
+    li.textContent = textValue;
+    if (agent) li.dataset.agent = agent;
+    list.appendChild(li);
+  };
+  if (!out.length) { item(t("all_adherent")); return; }
+  for (const a of out) {
+    const now = a.now_reason ? `${stateName(a.now_state)} (${a.now_reason})` : stateName(a.now_state);
+    item(t("out_of_adh", `${a.agent} ${a.name}`, a.now_activity, now), a.agent);
+  }
+}
+
 async function start(me) {
   board.me = me;
   $("who").textContent = `${me.user.name} (${me.user.agent_no})`;
@@ -337,6 +363,8 @@ async function start(me) {
   const w = await api("GET", "/api/wallboard");
   if (w.ok) showWallboard(w.data);
   new Push(onPush, onConn);
+  showAdherence();
+  setInterval(showAdherence, 60000);
 }
 
 signIn(start);
