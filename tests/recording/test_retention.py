@@ -34,7 +34,8 @@ async def test_retention_deletes_exactly_the_expired_files(tmp_path: Path, caplo
                 assert row is not None
                 await conn.execute(insert(dispositions).values(ts=now, agent_no=row["agent_id"], call_id=row["call_id"],
                                                                category="complaint", note="", resolved=False))
-        paths = {i: recorder.root / (await store.get(engine, i))["path"] for i in (old, young, complaint, old_complaint)}
+        ids = (old, young, complaint, old_complaint)
+        paths = {i: recorder.root / (await store.get(engine, i))["path"] for i in ids}
         with caplog.at_level(logging.INFO, logger="ctiserver.recording.service"):
             deleted = await recorder.retention_once()
         assert sorted(deleted) == sorted([old, old_complaint])
