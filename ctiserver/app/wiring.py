@@ -62,11 +62,12 @@ from ..outbound.http import add_callback_routes
 from ..outbound.http import add_routes as add_outbound_routes
 from ..outbound.model import load_outbound_config
 from ..outbound.service import Outbound
+from ..qc.feature import install_monitoring
 from ..recording.feature import install_recording
 from ..store.engine import make_engine
 from ..web.acd_ports import AcdAgentControl, AcdWallboard
 from ..web.api import SUPERVISORS
-from ..web.app import BRIDGE_KEY, DESKTOP_KEY, desktop_running, install_desktop
+from ..web.app import BRIDGE_KEY, DESKTOP_KEY, HUB_KEY, desktop_running, install_desktop
 from ..web.auth import Sessions
 from ..web.config import load_desktop_config
 from ..web.ws import SUPERVISOR
@@ -501,6 +502,9 @@ async def build_server(config_dir: Path, cfg: ServerConfig, *, sandbox: bool = F
                                  sessions=lambda: server.http_app[DESKTOP_KEY].sessions,
                                  sandbox_root=sandbox_info.root if sandbox_info else None)
     leader.add("recording", recorder.running)
+    install_monitoring(server, config_dir=config_dir, agent_of=agent_channels,
+                       sessions=lambda: server.http_app[DESKTOP_KEY].sessions,
+                       hub=lambda: server.http_app[HUB_KEY])
     leader.add("fallback queue", fallback.running)  # what Queue(fallback) did: recorded once, by the leader
 
     async def customer_by_phone(number: str) -> dict[str, Any] | None:

@@ -36,3 +36,4 @@ def install_recording(server: Any, *, config_dir: Path, calendar: Calendar, agen
     add_recording_routes(server.http_app, cfg=cfg, sessions=sessions, engine=lambda: server.store.engine,
                          calendar=calendar, root=recorder.root, emit=server.emit, now=server.clock.now)
     return recorder
+
