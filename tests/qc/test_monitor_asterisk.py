@@ -72,9 +72,9 @@ async def test_listen_and_whisper_reach_only_whom_they_should(asterisk_sandbox: 
             enter = (await ami.wait_for(lambda m: m.get("Event") == "BridgeEnter"
                                         and str(m.get("Channel", "")).startswith(f"PJSIP/agent{A}-")))[0]
             bridge = enter.get("BridgeUniqueid")
-            caller_chan = (await ami.wait_for(lambda m: m.get("Event") == "BridgeEnter" and
-                                              m.get("BridgeUniqueid") == bridge and
-                                              not str(m.get("Channel", "")).startswith("PJSIP/agent")))[0].get("Channel")
+            peer = await ami.wait_for(lambda m: m.get("Event") == "BridgeEnter" and m.get("BridgeUniqueid") == bridge
+                                      and not str(m.get("Channel", "")).startswith("PJSIP/agent"))
+            caller_chan = peer[0].get("Channel")
             url = f"http://127.0.0.1:{server.http_port}"
             async with aiohttp.ClientSession() as http:
                 async with http.post(f"{url}/api/auth/login", json={"agent_no": "2001", "password": PASSWORD}) as r:
