@@ -67,6 +67,8 @@ CORES = (
     "ctiserver.recording.core",     # AMI events -> start/stop recording an agent leg
     "ctiserver.recording.retention",  # which recordings are past their keep time
     "ctiserver.qc.sheet",           # the QC scoring sheet and scoring a call
+    "ctiserver.qc.sampling",        # the month's inspection sample, seeded
+    "ctiserver.qc.figures",         # QC figures per agent, team, queue
     "ctiserver.kpi.staffing",
     "ctiserver.kpi.bands",
     "ctiserver.kpi.facts",          # the report window and the facts the SQL sums

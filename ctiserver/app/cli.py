@@ -237,12 +237,13 @@ def _feature_commands() -> list[Callable[[argparse._SubParsersAction], None]]:
     from ..kpi.cli import add_report_command
     from ..outages.cli import add_outage_commands
     from ..outbound.cli import add_campaign_commands
+    from ..qc.cli import add_qc_commands
     from ..sim.cli import add_sim_commands
     from ..web.cli import add_user_command
     from ..wfm.cli import add_wfm_commands
 
     return [add_ivr_commands, add_report_command, add_campaign_commands, add_user_command, add_sim_commands,
-            add_wfm_commands, add_ha_commands, add_outage_commands]
+            add_wfm_commands, add_ha_commands, add_outage_commands, add_qc_commands]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -62,7 +62,7 @@ from ..outbound.http import add_callback_routes
 from ..outbound.http import add_routes as add_outbound_routes
 from ..outbound.model import load_outbound_config
 from ..outbound.service import Outbound
-from ..qc.feature import install_monitoring
+from ..qc.feature import install_monitoring, install_qc
 from ..recording.feature import install_recording
 from ..store.engine import make_engine
 from ..web.acd_ports import AcdAgentControl, AcdWallboard
@@ -505,6 +505,7 @@ async def build_server(config_dir: Path, cfg: ServerConfig, *, sandbox: bool = F
     install_monitoring(server, config_dir=config_dir, agent_of=agent_channels,
                        sessions=lambda: server.http_app[DESKTOP_KEY].sessions,
                        hub=lambda: server.http_app[HUB_KEY])
+    install_qc(server, config_dir=config_dir, calendar=calendar, sessions=lambda: server.http_app[DESKTOP_KEY].sessions)
     leader.add("fallback queue", fallback.running)  # what Queue(fallback) did: recorded once, by the leader
 
     async def customer_by_phone(number: str) -> dict[str, Any] | None:
