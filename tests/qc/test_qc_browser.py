@@ -3,6 +3,7 @@ logged), comments at that second and scores the call by the sheet."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import subprocess
 from collections.abc import AsyncIterator
@@ -32,6 +33,12 @@ async def browser() -> AsyncIterator[Browser]:
             await b.close()
 
 
+def make_opus(wav: Path, target: Path) -> None:
+    subprocess.run(["sox", "-n", "-r", "8000", "-c", "2", "-b", "16", str(wav), "synth", "10", "sine", "1000",
+                    "remix", "0", "1"], check=True)
+    subprocess.run(["opusenc", "--quiet", "--bitrate", "32", "--speech", str(wav), str(target)], check=True)
+
+
 async def a_recorded_call(running: Running, tmp: Path) -> int:
     """A 10 s stereo Opus file as the recorder makes them (caller silent left, agent's tone right), indexed,
     with its QC task."""
@@ -39,10 +46,7 @@ async def a_recorded_call(running: Running, tmp: Path) -> int:
     rel = Path("2026/11/20/call.opus")
     target = recorder.root / rel
     target.parent.mkdir(parents=True, exist_ok=True)
-    wav = tmp / "call.wav"
-    subprocess.run(["sox", "-n", "-r", "8000", "-c", "2", "-b", "16", str(wav), "synth", "10", "sine", "1000",
-                    "remix", "0", "1"], check=True)
-    subprocess.run(["opusenc", "--quiet", "--bitrate", "32", "--speech", str(wav), str(target)], check=True)
+    await asyncio.to_thread(make_opus, tmp / "call.wav", target)
     data = target.read_bytes()
     now = running.server.clock.now()
     rec_id = await store.insert_recording(running.server.store.engine, {
