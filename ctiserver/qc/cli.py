@@ -11,9 +11,9 @@ from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from ..app.clidb import CliError, db_url, open_store
 from ..calendar import load_calendar
 from ..clock import SystemClock
+from ..store.clidb import CliError, db_url, open_store
 from . import store
 from .sampling import sample
 from .sheet import QcSheet, load_qc_sheet
