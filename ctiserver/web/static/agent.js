@@ -189,6 +189,10 @@ function onPush(msg) {
     showState(msg.data);
   } else if (msg.type === "call_end") {
     callEnded(msg.data.call_id);
+    $("monitored").classList.add("hidden");
+  } else if (msg.type === "monitored") {  /* only where recording.yaml monitoring.show_agent says so */
+    $("monitored").textContent = LANG === "zh" ? "主管正在监听" : "being monitored";
+    $("monitored").classList.remove("hidden");
   } else if (msg.type === "transfer_failed") {
     transferFailed(msg.data);
   } else if (msg.type === "workorder_alert") {

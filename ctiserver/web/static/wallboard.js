@@ -16,6 +16,8 @@ Object.assign(TEXTS, {
   alerts: ["提醒", "Alerts"], st_available: ["就绪", "Ready"], st_on_call: ["通话", "On call"],
   st_ringing: ["振铃", "Ringing"], st_reserved: ["分配", "Reserved"], st_wrap_up: ["话后", "Wrap-up"],
   st_not_ready: ["未就绪", "Not ready"], st_logged_out: ["签出", "Logged out"],
+  th_qc: ["质检均分", "QC avg"], listen_btn: ["监听", "Listen"], whisper_btn: ["密语", "Whisper"],
+  barge_btn: ["强插", "Barge"], monitoring: ["{0}：正在呼叫您的话机", "{0}: ringing your phone"],
   th_name: ["姓名", "Name"], th_in_state: ["时长", "Time in state"], no_agents: ["没有坐席", "no agents"],
   no_agents_in: ["没有坐席签入", "no agent logged in"], no_alerts: ["暂无提醒", "no alerts"],
   no_overdue: ["没有超期工单", "no overdue work orders"], no_queues: ["没有队列", "no queues"], ready_btn: ["就绪", "Ready"], break_btn: ["小休", "Break"],
@@ -36,7 +38,7 @@ Object.assign(TEXTS, {
   out_of_adh: ["{0}：排班 {1}，当前 {2}", "{0}: scheduled {1}, now {2}"],
 });
 const agents = new Map();
-const board = { me: null, last: null };
+const board = { me: null, last: null, qc: {} };
 
 function text(key, fallback) {
   return key in TEXTS ? t(key) : fallback;
@@ -192,6 +194,20 @@ async function setPriority(callId, sel) {
   sel.blur();
 }
 
+async function monitor(agentNo, mode) {
+  $("agent-err").textContent = "";
+  const r = await api("POST", "/api/monitor", { agent: agentNo, mode });
+  $("agent-err").textContent = r.ok ? t("monitoring", t(mode + "_btn")) : `${agentNo}: ${r.error}`;
+}
+
+/* This month's QC average per agent (the agent list's QC column), refreshed every 5 minutes. */
+async function loadQc() {
+  const d = new Date();
+  const month = `${d.getFullYear()}-${String(d.getMonth() + 1).padStart(2, "0")}`;
+  const r = await api("GET", `/api/qc/figures?month=${month}`);
+  if (r.ok) { board.qc = r.data.agents || {}; renderAgents(); }
+}
+
 async function setAgent(agentNo, action, reason) {
   $("agent-err").textContent = "";
   const r = await api("POST", `/api/agents/${encodeURIComponent(agentNo)}/state`,
@@ -215,8 +231,10 @@ function renderAgents() {
   for (const a of [...agents.values()].sort((x, y) => x.agent_id.localeCompare(y.agent_id))) {
     const tr = document.createElement("tr");
     tr.dataset.agent = a.agent_id;
+    const qc = board.qc[a.agent_id];
     const cells = [a.agent_id, a.name || "", stateName(a.state), inState(a),
-                   a.reason && a.state === "not_ready" ? nameOf("reasons", a.reason) : ""];
+                   a.reason && a.state === "not_ready" ? nameOf("reasons", a.reason) : "",
+                   qc && qc.avg_score !== null ? `${qc.avg_score} (${qc.inspected})` : ""];
     for (const c of cells) { const td = document.createElement("td"); td.textContent = c; tr.append(td); }
     tr.children[3].className = "in-state";
     const td = document.createElement("td");
@@ -224,13 +242,21 @@ function renderAgents() {
     ready.onclick = () => setAgent(a.agent_id, "ready");
     const brk = document.createElement("button"); brk.textContent = t("break_btn");
     brk.onclick = () => setAgent(a.agent_id, "not_ready", "break");
-    td.append(ready, " ", brk); tr.append(td); tb.append(tr);
+    td.append(ready, " ", brk);
+    if (a.state === "on_call") {
+      for (const mode of ["listen", "whisper", "barge"]) {  /* through the supervisor's own phone (docs/qc.md) */
+        const b = document.createElement("button"); b.textContent = t(mode + "_btn"); b.dataset.monitor = mode;
+        b.onclick = () => monitor(a.agent_id, mode);
+        td.append(" ", b);
+      }
+    }
+    tr.append(td); tb.append(tr);
   }
   if (!agents.size) {
     const tr = document.createElement("tr");
     tr.className = "empty";
     const td = document.createElement("td");
-    td.colSpan = 6;
+    td.colSpan = 7;
     td.textContent = t("no_agents");
     tr.append(td);
     tb.append(tr);
@@ -359,6 +385,8 @@ async function start(me) {
   renderAgents();
   noAlerts();
   setInterval(tickAgents, 1000);
+  loadQc();
+  setInterval(loadQc, 300000);
   $("board").classList.remove("hidden");
   const w = await api("GET", "/api/wallboard");
   if (w.ok) showWallboard(w.data);
