@@ -160,7 +160,8 @@ def outage_answer(rows: Sequence[Mapping[str, Any]], area: str, now: float, tz: 
     out: dict[str, Any] = {"found": True, "area": area, "active": bool(active), "planned": bool(upcoming)}
     if active:
         r = active[0]
-        out.update(kind=r["kind"], reason=r["reason"], start=_when(r["start_ts"], tz, now, "zh"),
+        out.update(outage_id=r.get("outage_id"), kind=r["kind"], reason=r["reason"],
+                   start=_when(r["start_ts"], tz, now, "zh"),
                    expected_restore=_when(r["expected_restore_ts"], tz, now, "zh"),
                    expected_restore_en=_when(r["expected_restore_ts"], tz, now, "en"))
     if upcoming:

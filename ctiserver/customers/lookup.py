@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import Integer, column, func, or_, select, table
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ..clock import Clock
@@ -17,6 +17,7 @@ from ..web.tables import dispositions, work_orders
 from .data import DataProvider
 
 RECENT = 5
+_reports = table("outage_reports", column("outage_id", Integer))  # ctiserver/outages/store.py
 _FIELDS = ("account", "name", "tier", "area", "category", "important", "arrears", "due_date")
 
 
@@ -49,11 +50,19 @@ class IvrCustomerLookup:
         if not o:
             return None
         if o.get("active"):
-            return {"kind": o.get("kind"), "reason": o.get("reason"), "expected_restore": o.get("expected_restore")}
+            out = {"kind": o.get("kind"), "reason": o.get("reason"), "expected_restore": o.get("expected_restore")}
+            if o.get("outage_id") is not None:  # entered by a dispatcher: its number and the fault calls attached
+                out.update(id=o["outage_id"], reports=await self._reports(int(o["outage_id"])))
+            return out
         if o.get("planned"):
             return {"kind": "planned", "reason": o.get("planned_reason"),
                     "expected_restore": f"{o.get('planned_start')} - {o.get('planned_end')}"}
         return None
+
+    async def _reports(self, outage_id: int) -> int:
+        async with self.engine.connect() as conn:
+            return int((await conn.execute(select(func.count()).select_from(_reports)
+                                           .where(_reports.c.outage_id == outage_id))).scalar() or 0)
 
     async def _history(self, account: str, phone: str | None) -> list[dict[str, Any]]:
         """The customer's recent dispositions and work orders. Anonymous complaints are not the

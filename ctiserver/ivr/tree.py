@@ -65,7 +65,8 @@ PROVIDERS: dict[str, ProviderSpec] = {
         {"found", "account", "name", "arrears", "due_date", "overdue", "last_payment", "last_payment_date"}),
         needs_identity=True),
     "outages": ProviderSpec(("area",), "outage", frozenset(
-        {"found", "active", "kind", "area", "reason", "start", "expected_restore", "expected_restore_en", "planned",
+        {"found", "active", "outage_id", "kind", "area", "reason", "start", "expected_restore", "expected_restore_en",
+         "planned",
          "planned_start", "planned_end", "planned_start_en", "planned_end_en", "planned_reason"})),
     "verify_pin": ProviderSpec(("account", "pin"), "identity", frozenset({"found", "verified", "method",
                                                                           "attempts", "locked"})),

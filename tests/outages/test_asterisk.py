@@ -6,7 +6,7 @@ where the sample data has no outage: her first call goes straight to the languag
 then POSTs a fault outage for 城西区; her next call hears the outage notice with its cause and expected
 restoration (the sound Asterisk is told to play is the notice rendered for that outage), she presses
 1 (Mandarin), 2 (faults), 1 (no power), the IVR tells her the outage is being repaired, and her call is
-attached to the outage (its report count is 1).
+attached to the outage (its report count is 1, which the agent's screen-pop shows with the outage).
 """
 
 from __future__ import annotations
@@ -142,5 +142,9 @@ async def test_an_outage_entered_through_the_api_is_heard_on_the_next_call_and_t
     async with aiohttp.ClientSession() as http:
         async with http.get(f"{base}/api/outages/{outage_id}", headers=auth) as r:
             body = await r.json()
+        async with http.get(f"{base}/api/customers", params={"phone": CALLER}, headers=auth) as r:
+            pop = await r.json()  # what the agent's screen-pop shows of this caller
     assert body["reports"] == 1 and [a["action"] for a in body["audit"]] == ["add"]
+    assert pop["outage"]["id"] == outage_id and pop["outage"]["reports"] == 1
+    assert pop["outage"]["reason"] == "10千伏西环线电缆故障"
     await asyncio.gather(*keys)  # every key found the IVR listening

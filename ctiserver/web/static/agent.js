@@ -29,6 +29,7 @@ Object.assign(TEXTS, {
   ph_ended: ["· 已结束", "· ended"], unknown_caller: ["未识别", "Unknown caller"],
   caller_id: ["(来电显示)", "(caller ID)"], record_tier: ["档案：{0}", "record: {0}"],
   outage_planned: ["计划停电", "planned"], outage_fault: ["故障停电", "fault"],
+  outage_reports: ["停电#{0}，已报修{1}次", "outage #{0}, {1} reports"],
   restore_by: ["预计恢复 {0}", "restore by {0}"], wo_ref: ["工单 #{0} ({1})", "work order #{0} ({1})"],
   due: ["期限 {0}", "due {0}"], overdue: ["超期", "OVERDUE"], due_soon: ["即将到期", "due soon"],
   wo_ref_short: ["工单 #{0}", "Work order #{0}"], stage_dispatch: ["派单", "dispatch"], stage_reply: ["回复", "reply"],
@@ -129,7 +130,8 @@ function showPop(pop) {
   $("pop-outage").className = out ? "outage" : "";
   setText("pop-outage", out ? (typeof out === "string" ? out
     : [t(out.kind === "planned" ? "outage_planned" : "outage_fault"), out.reason,
-       out.expected_restore ? t("restore_by", out.expected_restore) : ""].filter(Boolean).join(" · ")) : t("none"));
+       out.expected_restore ? t("restore_by", out.expected_restore) : "",
+       out.id ? t("outage_reports", out.id, out.reports || 0) : ""].filter(Boolean).join(" · ")) : t("none"));
   setText("pop-arrears", c.arrears !== undefined && c.arrears !== null ? `¥ ${c.arrears}` : null);
   // the IVR steps by their names; unnamed lookups and branches are the tree's machinery, not steps
   const steps = pop.ivr_steps || (pop.ivr_path || []).map((id) => ({ id }));
