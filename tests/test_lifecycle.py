@@ -216,12 +216,28 @@ async def test_the_leader_features_stop_and_start_again_while_http_serves(tmp_pa
                 now = server.clock.now()
                 server.features.hooks.on_callback(ScheduleCallback("in-77", "13900000077", "billing", "normal",
                                                                    now + 3600, "voicemail"))
+                # a complaint closed meanwhile (on a standby, the same): its satisfaction callback is recorded
+                # before the desktop is answered, and the callbacks plan it when they start again
+                token = await running.login(http, "2001", PASSWORD)
+                auth = {"Authorization": f"Bearer {token}"}
+                async with http.post(f"{running.url}/api/workorders", headers=auth, json={
+                        "call_id": "in-78", "incoming_number": "13900000078", "category": "complaint",
+                        "customer_name": "李四", "content": "投诉：抄表员态度差"}) as r:
+                    assert r.status == 201, await r.text()
+                    wo = await r.json()
+                status = f"{running.url}/api/workorders/{wo['id']}/status"
+                for step in ({"status": "dispatched", "unit": "city_station"}, {"status": "resolved"},
+                             {"status": "closed", "satisfaction_callback": True}):
+                    async with http.post(status, headers=auth, json=step) as r:
+                        assert r.status == 200, (step, r.status, await r.text())
 
                 await leader.start()
                 assert outbound.service is not None and outbound.callbacks is not None
                 await outbound.callbacks.drain()
                 [row] = await outbound.callbacks.store.by_origin("in-77")
                 assert row.number == "13900000077" and row.reason == "voicemail"
+                [row] = await outbound.callbacks.store.by_origin(f"wo-{wo['id']}")
+                assert row.number == "13900000078" and row.reason == "workorder"
                 async with http.get(campaigns) as r:
                     assert r.status == 200
                 names = [t.get_name() for t in asyncio.all_tasks()]

@@ -284,30 +284,13 @@ class AcdCallbackService:
 
     async def add_workorder(self, *, workorder_id: int, number: str, category: str, account: str | None,
                             customer_class: str) -> bool:
-        """A satisfaction callback (回访) after a closed work order, made by an agent with the callbacks
-        skill: due by the category's callback deadline (workorders.yaml) from now, inside the customer
-        class's calling window. False when this number already has an open callback (or the number is
-        not dialable)."""
-        cfg = self.cfg.callbacks
-        now = self.clock.now()
-        try:
-            number = normalise_number(number)
-        except NumberError as exc:
-            log.warning("work order %s: no callback: %s", workorder_id, exc)
-            return False
-        due = self.cfg.workorders.callback_due(category, now)  # workorders.yaml: the category's callback limit
-        windows = ";".join(cfg.class_windows.get(customer_class, []))
-        customer = {"account": account} if account else None
-        row_id = await self.store.add(origin_call=f"wo-{workorder_id}", number=number, skill=cfg.skill,
-                                      tier=cfg.tier, reason="workorder", customer=customer,
-                                      status=CallbackStatus.PENDING, now=now, due_ts=due, windows=windows)
-        if row_id is None:
-            return False
-        self.emit(Event(Kind.ACD_CALLBACK, ts=now, call_id=f"wo-{workorder_id}", queue=cfg.skill, tier=cfg.tier,
-                        data={"reason": "workorder", "due_ts": due, "number": number, "category": category,
-                              "workorder_id": workorder_id, "callback": row_id}))
-        self._wake.set()
-        return True
+        """A satisfaction callback (回访) after a closed work order (see `add_workorder_callback`)."""
+        added = await add_workorder_callback(self.store, self.cfg, self.clock, self.emit, workorder_id=workorder_id,
+                                             number=number, category=category, account=account,
+                                             customer_class=customer_class)
+        if added:
+            self._wake.set()
+        return added
 
     async def plan_round(self) -> float | None:
         """Hand due callbacks to the ACD; expire the ones past due. Returns the next deadline."""
@@ -590,3 +573,32 @@ class AcdCallbackService:
             self.emit(Event(Kind.WORKORDER_CALLBACK, ts=now,
                             data={"id": row.origin_call[3:], "action": "done" if status == CallbackStatus.DONE
                                   else "not_reached", "status": status, "mode": "agent", "callback": row.id}))
+
+
+async def add_workorder_callback(store: CallbackStore, cfg: OutboundConfig, clock: Clock,
+                                 emit: Callable[[Event], None], *, workorder_id: int, number: str, category: str,
+                                 account: str | None, customer_class: str) -> bool:
+    """A satisfaction callback (回访) after a closed work order, made by an agent with the callbacks skill: due
+    by the category's callback deadline (workorders.yaml) from now, inside the customer class's calling window.
+    Only a database row: whichever node runs the callbacks (the leader) plans it from the store, so a node
+    whose callbacks are stopped (a standby) records it too. False when this number already has an open
+    callback (or the number is not dialable)."""
+    cb = cfg.callbacks
+    now = clock.now()
+    try:
+        number = normalise_number(number)
+    except NumberError as exc:
+        log.warning("work order %s: no callback: %s", workorder_id, exc)
+        return False
+    due = cfg.workorders.callback_due(category, now)  # workorders.yaml: the category's callback limit
+    windows = ";".join(cb.class_windows.get(customer_class, []))
+    customer = {"account": account} if account else None
+    row_id = await store.add(origin_call=f"wo-{workorder_id}", number=number, skill=cb.skill,
+                             tier=cb.tier, reason="workorder", customer=customer,
+                             status=CallbackStatus.PENDING, now=now, due_ts=due, windows=windows)
+    if row_id is None:
+        return False
+    emit(Event(Kind.ACD_CALLBACK, ts=now, call_id=f"wo-{workorder_id}", queue=cb.skill, tier=cb.tier,
+               data={"reason": "workorder", "due_ts": due, "number": number, "category": category,
+                     "workorder_id": workorder_id, "callback": row_id}))
+    return True

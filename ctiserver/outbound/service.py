@@ -15,11 +15,12 @@ from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontext
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ..acd.model import CancelCallback, Offer, ScheduleCallback
 from ..agi.channel import AgiChannel
-from ..callbacks.service import AcdCallbackService, AcdLike, Say
+from ..callbacks.service import AcdCallbackService, AcdLike, Say, add_workorder_callback
 from ..callbacks.store import CallbackStore
 from ..clock import Clock
 from ..customers.targets import customer_class
@@ -105,45 +106,16 @@ class OutboundService:
     async def add_callback(self, *, workorder_id: int, number: str, category: str, account: str | None = None,
                            requested: bool = True, anonymous: bool = False, call_id: str | None = None,
                            agent_id: str | None = None) -> bool:
-        """Call a closed work order's customer back: by an agent through the ACD (callbacks.mode agent) or
-        in the automated survey campaign (mode survey). False when the order is not selected (see
-        CallbackConfig.selects), on the do-not-call list, or already waiting for a callback (a bad
-        number is logged, never raised to the desktop)."""
-        cb = self.cfg.callbacks
-        if not cb.selects(category, workorder_id, requested=requested, anonymous=anonymous):
-            return False
-        try:
-            number = normalise_number(number)
-        except ValueError as exc:
-            log.warning("work order %s: no callback: %s", workorder_id, exc)
-            return False
-        if await self.store.listed([number]):
-            log.info("work order %s: no callback: %s is on the do-not-call list or blacklist", workorder_id, number)
-            return False
-        queue = await call_queue(self.store.engine, call_id) if call_id else None
-        if cb.mode == "agent":
-            if self.agent_callbacks is None:
-                raise RuntimeError("callbacks.mode is 'agent' but the ACD callbacks are not running")
-            if not await self.agent_callbacks.add_workorder(
-                    workorder_id=workorder_id, number=number, category=category, account=account,
-                    customer_class=await customer_class(self.store.engine, account)):
-                return False
-        else:
-            name = cb.campaign
-            if number in await self.store.numbers_in(name):
-                return False
-            variables = {"workorder_id": str(workorder_id), "category": category}
-            variables.update({k: v for k, v in (("call_id", call_id), ("agent_id", agent_id), ("queue", queue))
-                              if v})
-            contact = ContactIn(number, account=account or "", variables=variables)
-            await self.store.add_contacts(name, [contact], self.dialer.clock.now())
+        """Call a closed work order's customer back (see `record_satisfaction_callback`), now."""
+        callbacks = self.agent_callbacks
+        added = await record_satisfaction_callback(
+            self.cfg, self.store, self.dialer.clock, self.dialer.emit,
+            add_agent_callback=callbacks.add_workorder if callbacks is not None else None,
+            workorder_id=workorder_id, number=number, category=category, account=account, requested=requested,
+            anonymous=anonymous, call_id=call_id, agent_id=agent_id)
+        if added and self.cfg.callbacks.mode != "agent":
             self.dialer.wake()
-        # the order's call, agent and queue: the 回访率 is reported per agent and per queue
-        self.dialer.emit(Event(kind=Kind.WORKORDER_CALLBACK, ts=self.dialer.clock.now(), call_id=call_id,
-                               agent_id=agent_id, queue=queue,
-                               data={"id": str(workorder_id), "action": "due", "category": category,
-                                     "mode": cb.mode}))
-        return True
+        return added
 
     async def status_all(self) -> list[dict[str, Any]]:
         """Every campaign's progress (for the API and the wallboard)."""
@@ -228,16 +200,26 @@ class Outbound:
         else:
             self._early_lost.add(f"{hook} {getattr(item, 'call_id', '')}")
 
-    def request_callback(self, **kw: Any) -> None:
-        """The desktop's door on every work-order closure (see OutboundService.request_callback)."""
+    async def request_callback(self, **kw: Any) -> None:
+        """The desktop's door on every work-order closure: the callback is recorded before the desktop is
+        answered. With the dialer running here it is added at once; where it is stopped (a standby, a leader
+        between terms) the rows are written all the same and the running dialer and callbacks find them."""
         svc = self.service
-        if svc is None:
-            if kw.get("requested", True):
-                raise RuntimeError("the outbound dialer is not running")
-            log.warning("work order %s closed while the outbound dialer is not running: no automatic "
-                        "satisfaction callback", kw.get("workorder_id"))
-            return
-        svc.request_callback(**kw)
+        try:
+            if svc is not None and (self.cfg.callbacks.mode != "agent" or svc.agent_callbacks is not None):
+                await svc.add_callback(**kw)
+                return
+            engine, clock, emit = self.server.store.engine, self.server.clock, self.server.emit
+            cb_store = CallbackStore(engine)
+
+            async def add_agent_callback(**a: Any) -> bool:
+                return await add_workorder_callback(cb_store, self.cfg, clock, emit, **a)
+
+            await record_satisfaction_callback(self.cfg, OutboundStore(engine), clock, emit,
+                                               add_agent_callback=add_agent_callback, **kw)
+        except (SQLAlchemyError, OSError) as exc:
+            log.error("work order %s is closed, but its satisfaction callback could not be recorded: %s",
+                      kw.get("workorder_id"), exc)
 
     async def handle_agi(self, chan: AgiChannel) -> None:
         """AGI /callback: an agent answered a callback's ring (the dialplan dials the customer itself if
@@ -284,3 +266,47 @@ class Outbound:
                 self.service = self.callbacks = None  # nothing new reaches them while they stop
         finally:
             self.service = self.callbacks = None
+
+
+async def record_satisfaction_callback(
+        cfg: OutboundConfig, store: OutboundStore, clock: Clock, emit: Emit, *,
+        add_agent_callback: Callable[..., Awaitable[bool]] | None, workorder_id: int, number: str, category: str,
+        account: str | None = None, requested: bool = True, anonymous: bool = False, call_id: str | None = None,
+        agent_id: str | None = None) -> bool:
+    """Call a closed work order's customer back: by an agent through the ACD (callbacks.mode agent) or in the
+    automated survey campaign (mode survey). Only database rows (a callback row, a campaign contact): the node
+    that runs the dialer and the callbacks (the leader) finds them there, so a node where they are stopped
+    records the request too. False when the order is not selected (see CallbackConfig.selects), on the
+    do-not-call list, or already waiting for a callback (a bad number is logged, never raised to the desktop)."""
+    cb = cfg.callbacks
+    if not cb.selects(category, workorder_id, requested=requested, anonymous=anonymous):
+        return False
+    try:
+        number = normalise_number(number)
+    except ValueError as exc:
+        log.warning("work order %s: no callback: %s", workorder_id, exc)
+        return False
+    if await store.listed([number]):
+        log.info("work order %s: no callback: %s is on the do-not-call list or blacklist", workorder_id, number)
+        return False
+    queue = await call_queue(store.engine, call_id) if call_id else None
+    if cb.mode == "agent":
+        if add_agent_callback is None:
+            raise RuntimeError("callbacks.mode is 'agent' but the ACD callbacks are not running")
+        if not await add_agent_callback(
+                workorder_id=workorder_id, number=number, category=category, account=account,
+                customer_class=await customer_class(store.engine, account)):
+            return False
+    else:
+        name = cb.campaign
+        if number in await store.numbers_in(name):
+            return False
+        variables = {"workorder_id": str(workorder_id), "category": category}
+        variables.update({k: v for k, v in (("call_id", call_id), ("agent_id", agent_id), ("queue", queue))
+                          if v})
+        contact = ContactIn(number, account=account or "", variables=variables)
+        await store.add_contacts(name, [contact], clock.now())
+    # the order's call, agent and queue: the 回访率 is reported per agent and per queue
+    emit(Event(kind=Kind.WORKORDER_CALLBACK, ts=clock.now(), call_id=call_id, agent_id=agent_id, queue=queue,
+               data={"id": str(workorder_id), "action": "due", "category": category, "mode": cb.mode}))
+    return True

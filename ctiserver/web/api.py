@@ -77,7 +77,7 @@ class Desktop:
     def __init__(self, *, engine: AsyncEngine, agents: AgentControl, calls: CallControl,
                  wallboard: WallboardSource, customers: CustomerLookup, emit: Callable[[Event], None],
                  config: DesktopConfig, clock: Clock, hub: Hub,
-                 request_callback: Callable[..., None] | None = None) -> None:
+                 request_callback: Callable[..., Awaitable[None]] | None = None) -> None:
         self.engine = engine
         self.agents = agents
         self.calls = calls
@@ -452,7 +452,7 @@ class Desktop:
         if body.status == "closed" and self.request_callback is not None:
             # every closure goes to outbound, which decides (outbound.yaml callbacks: complaints always,
             # others when ticked and sampled)
-            self.request_callback(workorder_id=new["id"], number=new["incoming_number"],
+            await self.request_callback(workorder_id=new["id"], number=new["incoming_number"],
                                   category=new["category"], account=new.get("customer_account"),
                                   requested=body.satisfaction_callback, anonymous=bool(new.get("anonymous")),
                                   call_id=new.get("call_id"), agent_id=new.get("created_by"))

@@ -133,7 +133,7 @@ async def desktop_running(app: web.Application) -> AsyncIterator[None]:
 
 def _build(*, engine: AsyncEngine, agents: AgentControl, calls: CallControl, wallboard: WallboardSource,
            customers: CustomerLookup, emit: Callable[[Event], None], config: DesktopConfig, clock: Clock,
-           request_callback: Callable[..., None] | None) -> Desktop:
+           request_callback: Callable[..., Awaitable[None]] | None) -> Desktop:
     hub = Hub(clock=clock, queue_size=config.ws_queue_size, replay_size=config.ws_replay_size)
     return Desktop(engine=engine, agents=agents, calls=calls, wallboard=wallboard, customers=customers,
                    emit=emit, config=config, clock=clock, hub=hub, request_callback=request_callback)
@@ -142,7 +142,7 @@ def _build(*, engine: AsyncEngine, agents: AgentControl, calls: CallControl, wal
 def install_desktop(app: web.Application, *, engine: AsyncEngine, agents: AgentControl, calls: CallControl,
                     wallboard: WallboardSource, customers: CustomerLookup, emit: Callable[[Event], None],
                     config: DesktopConfig, clock: Clock,
-                    request_callback: Callable[..., None] | None = None,
+                    request_callback: Callable[..., Awaitable[None]] | None = None,
                     names: dict[str, Any] | None = None) -> Hub:
     """Add the desktop's routes to `app` (before it starts); returns the Hub to publish pops/states to.
     Its background work runs while `desktop_running(app)` is entered (the server adds it as a feature;
@@ -152,8 +152,9 @@ def install_desktop(app: web.Application, *, engine: AsyncEngine, agents: AgentC
     the desktop pops calls, pushes agent states and call ends by itself (see bridge.py).
 
     `request_callback(workorder_id=int, number=str, category=str, account=str|None, requested=bool,
-    anonymous=bool, call_id=str|None, agent_id=str|None)` is called on every work-order closure
-    (`requested`: the agent ticked "callback"); the outbound side decides whether to call back.
+    anonymous=bool, call_id=str|None, agent_id=str|None)` is awaited on every work-order closure
+    (`requested`: the agent ticked "callback"); the outbound side decides whether to call back and records
+    it before the desktop is answered.
 
     `names`: display names of the ACD's queues and tiers ({"queues": {id: {zh, en}}, "tiers": ...}),
     which the pages show instead of the ids.
@@ -186,7 +187,7 @@ def install_desktop(app: web.Application, *, engine: AsyncEngine, agents: AgentC
 def create_desktop_app(*, engine: AsyncEngine, agents: AgentControl, calls: CallControl,
                        wallboard: WallboardSource, customers: CustomerLookup, emit: Callable[[Event], None],
                        config: DesktopConfig, clock: Clock,
-                       request_callback: Callable[..., None] | None = None,
+                       request_callback: Callable[..., Awaitable[None]] | None = None,
                        names: dict[str, Any] | None = None) -> tuple[web.Application, Hub]:
     """A standalone aiohttp app serving the desktop, and its Hub. See `install_desktop` for the arguments."""
     app = new_app(client_max_size=config.max_body_bytes)

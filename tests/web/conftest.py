@@ -73,9 +73,13 @@ async def make_desk(tmp_path: Path, config: DesktopConfig | None = None, clock: 
     calls, wallboard, customers = FakeCalls(), FakeWallboard(), FakeCustomers()
     events: list[Event] = []
     callbacks: list[dict[str, Any]] = []
+
+    async def request_callback(**kw: Any) -> None:  # the outbound side's door (recorded before the answer)
+        callbacks.append(kw)
+
     app, hub = create_desktop_app(engine=engine, agents=agents, calls=calls, wallboard=wallboard,
                                   customers=customers, emit=events.append, config=config or DesktopConfig(),
-                                  clock=clock, request_callback=lambda **kw: callbacks.append(kw), names=NAMES)
+                                  clock=clock, request_callback=request_callback, names=NAMES)
     return Desk(app, hub, engine, url, clock, agents, calls, wallboard, customers, events, callbacks)
 
 
