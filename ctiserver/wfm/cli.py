@@ -22,11 +22,14 @@ from .render import FORMATTERS
 from .report import forecast_result
 
 
-def _date(text: str) -> dt.date:
+def _date(text: str | dt.date | None, option: str) -> dt.date | None:
+    """A date option, checked in the command (not by argparse, whose error prints the whole usage)."""
+    if text is None or isinstance(text, dt.date):
+        return text
     try:
         return dt.date.fromisoformat(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a date like 2026-12-07") from None
+        raise CliError(f"{option} '{text}' is not a date like 2026-12-07") from None
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -40,7 +43,7 @@ def add_wfm_commands(subparsers: argparse._SubParsersAction) -> None:
     """`ctiserver forecast` (and the staffing/roster commands) on the `ctiserver` CLI."""
     p = subparsers.add_parser("forecast", help="forecast offered calls and handle time per queue and half hour")
     _common(p)
-    p.add_argument("--from", dest="start", type=_date, help="first forecast day (default: tomorrow)")
+    p.add_argument("--from", dest="start", help="first forecast day (default: tomorrow)")
     p.add_argument("--weeks", type=int, default=2, help="how many weeks to forecast (default 2)")
     p.add_argument("--queue", action="append", help="only this queue (repeatable)")
     p.add_argument("--by", choices=["halfhour", "day"], default="halfhour")
@@ -50,7 +53,7 @@ def add_wfm_commands(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("staffing", help="agents required per queue and half hour (Erlang C and A) "
                                                "from the forecast; --verify runs it through the simulator")
     _common(p)
-    p.add_argument("--from", dest="start", type=_date, help="first day (default: tomorrow)")
+    p.add_argument("--from", dest="start", help="first day (default: tomorrow)")
     p.add_argument("--days", type=int, default=1, help="how many days (default 1)")
     p.add_argument("--queue", action="append", help="only this queue (repeatable)")
     p.add_argument("--history-weeks", type=int, help="weeks of history (default: wfm.yaml forecast.history_weeks)")
@@ -62,7 +65,7 @@ def add_wfm_commands(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("roster", help="build, show and export a week's roster (OR-Tools CP-SAT)")
     p.add_argument("action", choices=["build", "show"])
     _common(p)
-    p.add_argument("--week", type=_date, required=True, help="the week's Monday, e.g. 2026-12-07")
+    p.add_argument("--week", required=True, help="the week's Monday, e.g. 2026-12-07")
     p.add_argument("--history-weeks", type=int, help="weeks of history (default: wfm.yaml forecast.history_weeks)")
     p.add_argument("--queue", action="append", help="only this queue (repeatable)")
     p.add_argument("--seconds", type=float, help="solver budget (deterministic seconds; default wfm.yaml's)")
@@ -74,7 +77,7 @@ def add_wfm_commands(subparsers: argparse._SubParsersAction) -> None:
 
     p = subparsers.add_parser("adherence", help="schedule adherence and attendance per agent and team for a day")
     _common(p)
-    p.add_argument("--date", type=_date, help="local day (default today); up to now when it is today")
+    p.add_argument("--date", help="local day (default today); up to now when it is today")
     p.set_defaults(func=run_adherence_command)
 
 
@@ -118,8 +121,9 @@ def forecasts(args: argparse.Namespace, cfg: WfmConfig, start: dt.date, days: in
 
 
 def _start(args: argparse.Namespace, cfg: WfmConfig) -> dt.date:
-    if args.start is not None:
-        return args.start
+    start = _date(args.start, "--from")
+    if start is not None:
+        return start
     return cfg.calendar.today(SystemClock().now()) + dt.timedelta(days=1)
 
 
@@ -209,6 +213,7 @@ def run_roster_command(args: argparse.Namespace) -> int:
     from .roster import build_roster, coverage_rows, from_doc, need_from_staffing, to_doc
     from .staffing import staffing_for
 
+    args.week = _date(args.week, "--week")
     if args.week.weekday() != 0:
         raise CliError(f"--week {args.week} is a {args.week:%A}: give the week's Monday")
     config_dir = Path(args.config)
@@ -269,7 +274,7 @@ def run_adherence_command(args: argparse.Namespace) -> int:
     config_dir = Path(args.config)
     cfg = load_wfm_config(config_dir)
     now = SystemClock().now()
-    day = args.date or cfg.calendar.today(now)
+    day = _date(args.date, "--date") or cfg.calendar.today(now)
     week = day - dt.timedelta(days=day.weekday())
     path = roster_file(config_dir, week)
     if not path.exists():
