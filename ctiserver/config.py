@@ -53,7 +53,7 @@ class AmiServer(Strict):
 class DatabaseConfig(Strict):
     # SQLAlchemy async URL; relative sqlite paths are relative to the config dir's parent.
     url: str = "sqlite+aiosqlite:///var/ctiserver.db"
-    batch_size: Annotated[int, Field(ge=1, le=10000)] = 200
+    batch_size: Annotated[int, Field(ge=1, le=10000)] = 1000
     flush_interval_s: Annotated[float, Field(gt=0)] = 0.2
     buffer_limit: Annotated[int, Field(ge=10)] = 50000  # events held in memory before spilling
     journal: str = "var/journal.jsonl"  # where events go while the database is away

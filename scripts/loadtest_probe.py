@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import sys
 import threading
 import time
@@ -29,30 +30,36 @@ from pathlib import Path
 from typing import Any
 
 TICK = os.sysconf("SC_CLK_TCK")
-_AREAS = (  # (path fragment inside ctiserver/, subsystem): the first that matches wins
+_AREAS = (  # (path prefix inside ctiserver/, subsystem): the first that matches wins
     ("ivr/tts", "TTS lookups"), ("agi/", "FastAGI"), ("ivr/", "IVR"), ("acd/", "ACD runtime"),
     ("web/bridge", "desktop push"), ("web/", "HTTP and desktop"), ("store/", "event store"),
     ("ami/", "AMI and call tracking"), ("calls/", "AMI and call tracking"), ("outbound/", "outbound"),
-    ("callbacks/", "outbound"), ("kpi/", "KPI (wallboard)"), ("", "other ctiserver"),
+    ("callbacks/", "outbound"), ("kpi/", "KPIs (facts, live wallboard)"), ("app/", "server core"),
+    ("", "other ctiserver"),
 )
 _PKG = os.sep + "ctiserver" + os.sep
+IDLE = "idle"
 
 
-def _area(frame: Any) -> str | None:
-    """The subsystem of the innermost ctiserver frame on this stack; None when the loop is idle."""
+def _where(frame: Any) -> str:
+    """The module (path inside ctiserver/) of the innermost ctiserver frame on this stack; IDLE when the
+    loop waits in its selector; "-" when no ctiserver frame is on the stack."""
     if frame.f_code.co_name in ("select", "poll") and frame.f_code.co_filename.endswith("selectors.py"):
-        return None
+        return IDLE
     f = frame
     while f is not None:
         path = f.f_code.co_filename
         i = path.rfind(_PKG)
         if i >= 0:
-            rest = path[i + len(_PKG):]
-            for fragment, name in _AREAS:
-                if rest.startswith(fragment):
-                    return name
+            return path[i + len(_PKG):]
         f = f.f_back
-    return "asyncio and libraries"
+    return "-"
+
+
+def subsystem(module: str) -> str:
+    if module == "-":
+        return "asyncio and libraries"
+    return next(name for prefix, name in _AREAS if module.startswith(prefix))
 
 
 def _thread_cpu() -> dict[int, tuple[str, float]]:
@@ -119,11 +126,11 @@ class Probe:
             frame = sys._current_frames().get(self._loop_thread)
             if frame is None:
                 continue
-            area = _area(frame)
-            if area is None:
+            where = _where(frame)
+            if where == IDLE:
                 self.idle += 1
             else:
-                self.samples[area] += 1
+                self.samples[where] += 1
 
     def report(self) -> dict[str, Any]:
         self._stop.set()
@@ -131,13 +138,19 @@ class Probe:
         spent = {tid: (name, cpu - self._cpu0.get(tid, (name, 0.0))[1]) for tid, (name, cpu) in cpu1.items()}
         loop_cpu = spent.get(self._loop_tid, ("", 0.0))[1]
         busy = sum(self.samples.values()) or 1
-        areas = {area: loop_cpu * n / busy for area, n in self.samples.most_common()}
+        areas: Counter[str] = Counter()
+        for module, n in self.samples.items():
+            areas[subsystem(module)] += loop_cpu * n / busy
+        modules = {module: loop_cpu * n / busy for module, n in self.samples.most_common(12)}
+        names = {t.native_id: t.name for t in threading.enumerate()}
         threads: Counter[str] = Counter()
-        for tid, (name, cpu) in spent.items():
+        for tid, (_, cpu) in spent.items():
             if tid != self._loop_tid and cpu > 0:
-                threads[name.rstrip("0123456789_-") or name] += cpu
+                name = names.get(tid, "ended threads")
+                threads[re.sub(r"\d+", "N", name)] += cpu  # asyncio_N: the executor (to_thread)
         return {
-            "loop_cpu_s": loop_cpu, "areas_cpu_s": areas, "threads_cpu_s": dict(threads),
+            "loop_cpu_s": loop_cpu, "areas_cpu_s": dict(areas.most_common()), "modules_cpu_s": modules,
+            "threads_cpu_s": dict(threads),
             "samples": {"busy": busy, "idle": self.idle},
             "loop_lag_ms": {"max": max(self.loop_lag or [0.0]) * 1000, "p99": _pct(self.loop_lag, 99) * 1000,
                             "ticks": len(self.loop_lag)},

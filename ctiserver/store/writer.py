@@ -76,7 +76,7 @@ class EventStore:
 
     IDLE_PING_S = 5.0  # how often an idle store checks that the database still answers
 
-    def __init__(self, url: str, *, batch_size: int = 200, flush_interval_s: float = 0.2,
+    def __init__(self, url: str, *, batch_size: int = 1000, flush_interval_s: float = 0.2,
                  buffer_limit: int = 50000, journal_path: Path, retry_max_s: float = 5.0,
                  spill_after_s: float = 2.0, close_timeout_s: float = 10.0, write_timeout_s: float = 10.0,
                  clock: Clock | None = None, engine: AsyncEngine | None = None) -> None:
