@@ -35,6 +35,7 @@ _AREAS = (  # (path prefix inside ctiserver/, subsystem): the first that matches
     ("web/bridge", "desktop push"), ("web/", "HTTP and desktop"), ("store/", "event store"),
     ("ami/", "AMI and call tracking"), ("calls/", "AMI and call tracking"), ("outbound/", "outbound"),
     ("callbacks/", "outbound"), ("kpi/", "KPIs (facts, live wallboard)"), ("app/", "server core"),
+    ("customers/", "IVR customer lookups"),
     ("", "other ctiserver"),
 )
 _PKG = os.sep + "ctiserver" + os.sep
