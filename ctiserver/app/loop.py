@@ -97,7 +97,13 @@ def install_loop(server: Any, engine: AsyncEngine, config_dir: Path, calendar: C
 
     add_sms_routes(server.http_app, lambda: sms, require)
     add_outage_routes(server.http_app, lambda: outages, require)
-    add_repair_routes(server.http_app, lambda: repair, require)
+    async def loop_events(since: float, until: float) -> list[Event]:
+        from ..store.query import fetch_events
+
+        return await fetch_events(server.store.engine, since=since, until=until,
+                                  kinds=[Kind.REPAIR, Kind.SMS, Kind.OUTAGE, Kind.OUTAGE_REPORT])
+
+    add_repair_routes(server.http_app, lambda: repair, require, loop_events)
     attacher = FaultAttacher(outages, customer_by_phone, frozenset(outage_cfg.attach_at_nodes))
     server.event_listeners.append(attacher.on_event)
     server.add_feature("outage reports", attacher.running)

@@ -20,11 +20,13 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from ..events import Event
 from ..web.errors import ApiError
 from ..web.guard import PAGE_HEADERS
 from ..web.openapi import Operation, Reply, documented
 from . import engine
 from .engine import IllegalStep
+from .kpis import loop_kpis
 from .service import NoCrew, RepairService
 from .store import ConcurrentChange, UnknownOrder
 
@@ -98,8 +100,28 @@ async def _body(request: web.Request, model: type[BaseModel]) -> Any:
                                 for x in exc.errors()]) from None
 
 
+class KpiQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    days: int = Field(default=1, ge=1, le=93, description="the window: this many days up to now")
+
+
+class KpisOut(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    arrival_by_class: dict[str, dict[str, Any]]
+    report_on_time_rate: float | None
+    avg_restoration_min: float | None
+    repeat_reports_per_outage: float | None
+    sms: dict[str, Any]
+    notice_coverage: float | None
+
+
+Fetch = Callable[[float, float], Awaitable[list[Event]]]
+
+
 def add_repair_routes(app: web.Application, get_service: Callable[[], RepairService | None],
-                      require: Require) -> None:
+                      require: Require, fetch_events: Fetch | None = None) -> None:
     def service() -> RepairService:
         svc = get_service()
         if svc is None:
@@ -224,6 +246,22 @@ def add_repair_routes(app: web.Application, get_service: Callable[[], RepairServ
         body = await _body(request, StepIn)
         return _json(await _act(svc, row["id"], request.match_info["step"], body, f"crew:{row['crew']}"))
 
+    @documented(Operation(summary="KPIs of the outage and repair loop over the last `days` days",
+                          replies={200: Reply("kpis", KpisOut)}, roles=DISPATCHERS, tags=("repair",),
+                          query=KpiQuery, operation_id="repair_kpis", errors=errors()))
+    async def kpis(request: web.Request) -> web.Response:
+        await require(request, DISPATCHERS)
+        try:
+            q = KpiQuery.model_validate(dict(request.query))
+        except ValidationError as exc:
+            e = exc.errors()[0]
+            raise ApiError(400, "bad-query", f"{'.'.join(str(p) for p in e['loc']) or 'query'}: {e['msg']}") from None
+        svc = service()
+        now = svc.clock.now()
+        events = await fetch_events(now - q.days * 86400, now) if fetch_events is not None else []
+        return _json(loop_kpis(events))
+
+    app.router.add_get("/api/repair/kpis", kpis)
     app.router.add_get("/dispatch", page("dispatch", "The dispatch board"))
     app.router.add_get("/repair/{name}", files)
     app.router.add_get("/crew/{token}", page("crew", "The crew's page for one order", path={"token": TOKEN},

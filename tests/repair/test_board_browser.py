@@ -72,3 +72,11 @@ async def test_the_board_follows_the_crew_through_its_page(prod: Running, browse
     await expect(row).to_contain_text("树枝碰线")
     await crew.goto(prod.url + "/crew/" + "x" * 20)  # another token: nothing to see
     await expect(crew.locator("#err")).not_to_be_empty()
+
+    await prod.server.store.flush(timeout=10)  # the steps' events are in the store: the loop's KPIs
+    async with aiohttp.ClientSession() as http:
+        async with http.get(f"{prod.url}/api/repair/kpis", headers={"Authorization": f"Bearer {token}"}) as r:
+            kpis = await r.json()
+    assert kpis["arrival_by_class"]["suburb"]["orders"] == 1
+    assert kpis["arrival_by_class"]["suburb"]["on_time_rate"] == 1.0
+    assert kpis["report_on_time_rate"] == 1.0
