@@ -21,7 +21,9 @@ Shape:
   `on_event` synchronously; an exception there is logged and the stream goes on.
   Connection changes travel through the same queue, so `on_disconnect` runs after
   every event of the lost session and `on_connect` after it.
-- a Ping every `ping_interval_s`; no reply within `ping_timeout_s` drops the link.
+- a Ping every `ping_interval_s`; no reply within `ping_timeout_s` drops the link, unless bytes kept
+  arriving meanwhile (the reply is queued behind a burst we are still reading: the link is alive), up to
+  `PING_PATIENCE` timeouts in a row.
 - reconnects back off exponentially with jitter between `reconnect_min_s` and
   `reconnect_max_s`; the attempt count resets once a session has stayed up.
 - pending actions fail with `AmiDisconnected` when the link drops and are never
@@ -60,6 +62,7 @@ from .message import AmiMessage
 log = logging.getLogger(__name__)
 
 READ_CHUNK = 16 * 1024  # one read is framed at a time, then the loop runs others: bounds a burst's stall
+PING_PATIENCE = 10  # a Ping may wait this many ping_timeout_s while bytes keep arriving (a burst ahead of it)
 BOOT_WAIT_S = 0.5  # FullyBooted comes right after the login reply when Asterisk is up
 BOOT_WAIT_LONG_S = 5.0  # ...or when boot completes: waited for only if CoreStatus cannot tell us
 RESTART_TOLERANCE_S = 5.0  # Uptime is whole seconds, plus network and scheduling slack
@@ -193,6 +196,7 @@ class AmiClient:
         self._inbox: deque[AmiMessage | _Connected | _Lost] = deque()
         self._inbox_ready = asyncio.Event()
         self._framer = AmiFramer()
+        self._rx_bytes = 0  # read from Asterisk, ever (a Ping's wait goes on while this grows)
         self._pending: dict[str, _Pending] = {}
         self._abandoned: OrderedDict[str, bool] = OrderedDict()  # timed-out ids -> listing seen
         self._ids = itertools.count(1)
@@ -409,13 +413,27 @@ class AmiClient:
         srv = self.server
         while True:
             await asyncio.sleep(srv.ping_interval_s)
+            reply = asyncio.ensure_future(self._request("Ping", {}, srv.ping_timeout_s * PING_PATIENCE))
             try:
-                await self._request("Ping", {}, srv.ping_timeout_s)
+                for _ in range(PING_PATIENCE):
+                    seen = self._rx_bytes
+                    done, _pending = await asyncio.wait({reply}, timeout=srv.ping_timeout_s)
+                    if done or self._rx_bytes == seen:  # answered, or a silent link
+                        break
+                if not reply.done():
+                    reply.cancel()
+                    await asyncio.gather(reply, return_exceptions=True)
+                    self._drop(f"no Ping reply within {srv.ping_timeout_s:g}s")
+                    return
+                reply.result()
             except AmiTimeout:
-                self._drop(f"no Ping reply within {srv.ping_timeout_s:g}s")
+                self._drop(f"no Ping reply within {srv.ping_timeout_s * PING_PATIENCE:g}s while data kept coming")
                 return
             except AmiDisconnected:
                 return
+            finally:
+                if not reply.done():
+                    reply.cancel()
 
     def _drop(self, reason: str) -> None:
         """Abort the transport (first reason wins); the reader then ends the session."""
@@ -433,6 +451,7 @@ class AmiClient:
                 data = await reader.read(READ_CHUNK)
                 if not data:
                     break
+                self._rx_bytes += len(data)
                 for msg in self._framer.feed(data, self._clock.now()):
                     try:
                         self._route(msg)

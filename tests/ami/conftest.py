@@ -61,6 +61,8 @@ class FakeAmi:
         self.actions: list[tuple[int, AmiMessage]] = []  # (connection number, action)
         self.silent: set[str] = set()  # lower-case action names never answered
         self.silent_pings_on: set[int] = set()  # connection numbers that ignore Ping
+        # > 0: a Ping's reply comes this late, behind a trickle of events (a burst the client is still reading)
+        self.ping_behind_events_s = 0.0
         self.handlers: dict[str, Handler] = {}
         self.boot_at = time.monotonic() - 3600.0  # this "Asterisk" has been up an hour
         self.send_fully_booted = True
@@ -154,6 +156,11 @@ class FakeAmi:
             self.login_seen.set()
         elif not conn.logged_in:
             conn.respond(action, ("Message", "Permission denied"), response="Error")
+        elif name == "ping" and self.ping_behind_events_s:
+            loop = asyncio.get_running_loop()
+            for i in range(int(self.ping_behind_events_s / 0.02)):
+                loop.call_later(i * 0.02, conn.send, frame(("Event", "UserEvent"), ("UserEvent", f"burst-{i}")))
+            loop.call_later(self.ping_behind_events_s, conn.respond, action, ("Ping", "Pong"))
         elif name == "ping":
             conn.respond(action, ("Ping", "Pong"), ("Timestamp", f"{time.time():.6f}"))
         elif name == "coreshowchannels":

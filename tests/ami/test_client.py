@@ -259,6 +259,18 @@ async def test_ping_timeout_drops_and_reconnects(fake_ami: FakeAmi) -> None:
         assert fake_ami.logins == 2
 
 
+async def test_a_ping_reply_late_behind_arriving_data_keeps_the_link(fake_ami: FakeAmi) -> None:
+    """A busy link is not a dead one: while bytes keep arriving, a Ping's reply may be queued behind them (a
+    burst the client is still reading), so the client waits on; a silent link is dropped (test above)."""
+    rec = Recorder()
+    fake_ami.ping_behind_events_s = 0.5  # five Ping timeouts, events arriving all the while
+    async with running(fake_ami, rec, ping_interval_s=0.05, ping_timeout_s=0.1) as client:
+        await until(lambda: len(fake_ami.names("Ping")) >= 3)  # three late replies, one after the other
+        await until(lambda: any(m.get("UserEvent") == "burst-20" for m in rec.named("UserEvent")))
+        assert fake_ami.logins == 1 and client.connected and not rec.disconnects
+        assert client.status()["reconnects"] == 0
+
+
 async def test_pending_originate_fails_and_is_never_replayed(fake_ami: FakeAmi) -> None:
     rec = Recorder()
     fake_ami.silent.add("originate")  # Asterisk got it, but the link dies before the reply
