@@ -13,7 +13,9 @@ stop never see the rig's processes or mounts) with their own config/run/spool/lo
 `CTI_AGI` = cti1|cti2 (tried in order), and every agent's phone (a sim agent) answers unless a test says
 otherwise. Agents 1001-1005 are on pbx1, 1006-1010 on pbx2 (acd.yaml `server`); a caller on one server rings
 an agent of the other over the trunk between them. The nodes run on one fresh PostgreSQL database (named after the
-prefix and pid), migrated and loaded with the sample customers once before they start.
+prefix and pid), migrated and loaded with the sample customers once before they start. With `ha=True` they
+share one lease (`ha:` block, TTL 3 s): cti1 starts first and leads, cti2 stands by; without, each node
+runs alone (both lead: the dialplan's first host takes the calls).
 
 Everything is named after a prefix (namespaces `<prefix>-cti1`, veths `<p>x...`) and a /24 subnet, so that
 several rigs (CI, helpers) can run side by side: `CTISERVER_HARIG_PREFIX`, `CTISERVER_HARIG_SUBNET` (the
@@ -25,6 +27,7 @@ Used by tests/ha/ (the chaos tests) and scripts/harig.py, scripts/failover.py.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -52,6 +55,7 @@ HOST_OCTET = {"cti1": 11, "cti2": 12, "cti3": 13, "pbx1": 21, "pbx2": 22, "pbx3"
 AMI_PORT, SIP_PORT, HTTP_PORT, AGI_PORT = 5038, 5060, 8080, 4573
 PG = ("127.0.0.1", 5432, "postgres")
 IN_CHROOT = "var/lib/ctirig"
+LEASE_TTL_S = 3.0  # the nodes' ha.lease_ttl_s (the default)
 AGENT_SERVERS = {**{f"100{i}": "pbx1" for i in range(1, 6)}, **{f"100{i}": "pbx2" for i in range(6, 10)},
                  "1010": "pbx2"}  # where each rig agent's phone is (acd.yaml `server`)
 SOUNDS_IN_CHROOT = "var/lib/asterisk/sounds/cti"
@@ -116,6 +120,7 @@ class Rig:
     nodes: tuple[str, ...] = NODES
     pbxs: tuple[str, ...] = PBXS
     edit: ConfigEdit | None = None
+    ha: bool = False  # the nodes share a lease (`ha:` block): one leads, the other stands by
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     created: list[str] = field(default_factory=list)  # empty mount points the rig made in the chroot
 
@@ -180,10 +185,11 @@ class Rig:
             for node in self.nodes:
                 self._node_config(node)
             self._migrate()
-            for node in self.nodes:
+            for node in self.nodes:  # one after the other: the first leads (tests may rely on who leads first)
                 self.start_node(node)
-            for node in self.nodes:
                 self.wait_node(node)
+                if self.ha and node == self.nodes[0]:
+                    self._wait(lambda: self.role(self.nodes[0]) == "leader", self.procs[node], node, 30)
         except BaseException:
             self.down()
             raise
@@ -348,12 +354,15 @@ class Rig:
                                     flush_interval_s=0.05)
             data["http"] = {"host": self.addr(node), "port": HTTP_PORT}
             data["agi"] = {**data.get("agi", {}), "host": self.addr(node), "port": AGI_PORT}
+            if self.ha:
+                data["ha"] = {"node": node, "lease_ttl_s": LEASE_TTL_S, "address": self.http(node)}
 
         def ivr(data: dict[str, Any]) -> None:
             data["tts"]["cache_dir"] = str(self.sounds_dir())
 
         def acd(data: dict[str, Any]) -> None:
             data["dial_template"] = "Local/{id}@sim-agents"  # the rig's agents are the dialplan's sim agents
+            data["vip"] = {**data.get("vip", {}), "account_agent_wait_s": 0, "desk_wait_s": 0}  # tier order only
             if len(self.pbxs) > 1:
                 for agent in data["agents"]:
                     agent["server"] = AGENT_SERVERS.get(agent["id"], self.pbxs[-1])
@@ -393,6 +402,17 @@ class Rig:
 
         self._wait(answers, self.procs[node], node, timeout)
 
+    def role(self, node: str) -> str:
+        """leader / standby as the node says (its /healthz `ha`), "" if it does not answer."""
+        try:
+            return str(self.health(node).get("ha", {}).get("role", ""))
+        except OSError:
+            return ""
+
+    def leader(self) -> str | None:
+        """The node that says it leads (None while nobody does)."""
+        return next((n for n in self.nodes if n in self.procs and self.role(n) == "leader"), None)
+
     def health(self, node: str) -> dict[str, Any]:
         try:
             with urllib.request.urlopen(self.http(node) + "/healthz", timeout=5) as resp:
@@ -431,7 +451,8 @@ class Rig:
         for made in {*state.get("created", []), *self.created}:
             path = self.chroot / made
             if path.is_file() and path.stat().st_size == 0:
-                path.unlink()
+                with contextlib.suppress(OSError):  # another rig's view may still mount over it
+                    path.unlink()
         self.created.clear()
         for host in (*self.nodes, *self.pbxs):
             if Path(f"/sys/class/net/{self.veth(host)}").exists():
@@ -450,7 +471,7 @@ class Rig:
         """What of this rig still exists (empty after `down`)."""
         out = [f"netns {n}" for n in _run("ip", "netns", "list").stdout.split() if n.startswith(self.prefix + "-")]
         out += [f"link {n}" for n in os.listdir("/sys/class/net") if n.startswith(self.prefix + "x")]
-        out += [f"mount {m}" for m in _mounts() if m.startswith(str(self.root))]
+        out += [f"mount {m}" for m in _mounts() if m == str(self.root) or m.startswith(f"{self.root}/")]
         out += [f"pid {p}" for p in _pids_rooted_at(self.root)]
         out += [f"folder {p}" for p in (self.run_dir, self.root) if p.exists()]
         return out

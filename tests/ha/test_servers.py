@@ -34,10 +34,11 @@ async def ready(cti: RigCti, node: str, *agents: str) -> None:
 async def test_equally_proficient_agents_on_the_callers_server_first_and_the_trunk_to_the_other(
         rig: Rig, cti: RigCti):
     # billing proficiency 6: 1005 on pbx1, 1008 on pbx2; 1005 has waited longer
+    leader = await cti.leader()
     await cti.sim_agents("pbx1", {"1005": "answer"}, talk_s=20)
     await cti.sim_agents("pbx2", {"1008": "answer"}, talk_s=20)
     try:
-        await ready(cti, "cti1", "1005", "1008")
+        await ready(cti, leader, "1005", "1008")
         await originate_caller(cti.ami["pbx2"], "13900000501", keys="0", hold_s=40)
         await cti.ami["pbx2"].wait_for(answered_by("1008"), timeout=90)  # its own server's agent
         await originate_caller(cti.ami["pbx2"], "13900000502", keys="0", hold_s=40)
@@ -52,28 +53,29 @@ async def test_equally_proficient_agents_on_the_callers_server_first_and_the_tru
 
 
 async def test_restarting_one_asterisk_under_load(rig: Rig, cti: RigCti):
+    leader = await cti.leader()
     await cti.sim_agents("pbx1", {"1001": "answer"}, talk_s=300)
     await cti.sim_agents("pbx2", {"1008": "answer"}, talk_s=300)
     try:
         # load: a call talking on each server, 1009 (pbx2) free, 1002 (pbx1) on a break of their own
-        await ready(cti, "cti1", "1001")
+        await ready(cti, leader, "1001")
         await originate_caller(cti.ami["pbx1"], "13900000511", keys="0", hold_s=300)
         talking = await cti.ami["pbx1"].wait_for(answered_by("1001"), timeout=90)
-        await ready(cti, "cti1", "1008")
+        await ready(cti, leader, "1008")
         await originate_caller(cti.ami["pbx2"], "13900000512", keys="0", hold_s=300)
         await cti.ami["pbx2"].wait_for(answered_by("1008"), timeout=90)
-        await ready(cti, "cti1", "1009")
-        await cti.agent("cti1", "1002", "login")
-        await cti.agent("cti1", "1002", "not_ready", "lunch")
+        await ready(cti, leader, "1009")
+        await cti.agent(leader, "1002", "login")
+        await cti.agent(leader, "1002", "not_ready", "lunch")
         linked = talking[0].get("Linkedid")
         seen = len(cti.ami["pbx1"].events)
 
         rig.stop("pbx2", signal.SIGTERM)
-        await cti.wait_agents("cti1", {"1009": ("not_ready", "server_down"), "1002": ("not_ready", "lunch"),
+        await cti.wait_agents(leader, {"1009": ("not_ready", "server_down"), "1002": ("not_ready", "lunch"),
                                        "1001": ("on_call", None)})
         # a caller on pbx1 while pbx2 is away: nobody reachable is free, so they wait (no ring into the void)
         await originate_caller(cti.ami["pbx1"], "13900000513", keys="0", hold_s=300)
-        (waiting,) = await cti.wait_waiting("cti1", ["13900000513"])  # pbx2's callers are not held for it
+        (waiting,) = await cti.wait_waiting(leader, ["13900000513"])  # pbx2's callers are not held for it
         assert waiting["call_id"].startswith("pbx1-") and not waiting["ringing"]
         rig.start_pbx("pbx2")
         # back: pbx2's agents are ready again, and one of them (1008 first: billing 6) takes that caller
@@ -82,13 +84,13 @@ async def test_restarting_one_asterisk_under_load(rig: Rig, cti: RigCti):
             timeout=90)
         agent = answered[0].get("Agent")
         other = "1009" if agent == "1008" else "1008"
-        await cti.wait_agents("cti1", {agent: ("on_call", None), other: ("available", None)})
+        await cti.wait_agents(leader, {agent: ("on_call", None), other: ("available", None)})
         # the other server's talking call went on throughout
         assert not [m for m in cti.ami["pbx1"].events[seen:]
                     if m.get("Event") == "Hangup" and m.get("Linkedid") == linked]
         channels = (await cti.ami["pbx1"].action("CoreShowChannels")).events
         assert any(m.get("Linkedid") == linked for m in channels if m.get("Event") == "CoreShowChannel")
-        assert (await cti.agent_states("cti1"))["1001"] == ("on_call", None)
+        assert (await cti.agent_states(leader))["1001"] == ("on_call", None)
     finally:
         for rec in cti.ami.values():
             with contextlib.suppress(Exception):
