@@ -44,12 +44,18 @@ class Snapshot:
         self.tasks = set(asyncio.all_tasks())
         self.fds = open_fds()
 
-    async def left_behind(self) -> tuple[list[str], list[str]]:
-        for _ in range(3):  # callbacks scheduled by the last close (transport close) run first
+    async def left_behind(self, settle_s: float = 15.0) -> tuple[list[str], list[str]]:
+        """What is still there, once what is already closing has closed: a transport's close runs on the
+        next loop turns and a database driver's thread closes its file when it gets the CPU (late on a busy
+        machine), so the answer is the first empty look, or the last look after `settle_s`."""
+        deadline = asyncio.get_running_loop().time() + settle_s
+        while True:
             await asyncio.sleep(0)
-        tasks = sorted(t.get_name() for t in asyncio.all_tasks() - self.tasks if not t.done())
-        fds = sorted(f"{fd}->{target}" for fd, target in open_fds().items() if self.fds.get(fd) != target)
-        return tasks, fds
+            tasks = sorted(t.get_name() for t in asyncio.all_tasks() - self.tasks if not t.done())
+            fds = sorted(f"{fd}->{target}" for fd, target in open_fds().items() if self.fds.get(fd) != target)
+            if (not tasks and not fds) or asyncio.get_running_loop().time() > deadline:
+                return tasks, fds
+            await asyncio.sleep(0.05)
 
 
 @contextlib.contextmanager

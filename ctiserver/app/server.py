@@ -37,7 +37,8 @@ from ..web.openapi import Operation, Reply, documented
 
 log = logging.getLogger(__name__)
 
-RECORDED_LOOKUP_S = 5.0  # how long a resync waits for the event log to say which calls it already has
+RECORDED_LOOKUP_S = 30.0  # how long a resync waits for the event log to say which calls it already has
+# (events meanwhile wait in the AMI client's inbox, the socket is still read: a busy database is waited for)
 
 AmiListener = Callable[[str, Any], None]  # (server name, AmiMessage)
 

@@ -82,7 +82,7 @@ agi: {{host: 127.0.0.1, port: {self.agi_port}}}
         with urllib.request.urlopen(f"http://127.0.0.1:{self.http_port}/metrics", timeout=2) as r:
             return str(r.read().decode())
 
-    async def wait_healthy(self, timeout: float = 30.0, **want: Any) -> dict[str, Any]:
+    async def wait_healthy(self, timeout: float = 120.0, **want: Any) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
         last: Any = None
         while time.monotonic() < deadline:
@@ -121,7 +121,7 @@ async def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
         yield await fresh_database(f"ctitest_platform_{os.getpid()}")
 
 
-async def call_events(db_url: str, call_id: str, want: set[str], timeout: float = 15.0) -> list[Any]:
+async def call_events(db_url: str, call_id: str, want: set[str], timeout: float = 60.0) -> list[Any]:
     engine = make_engine(db_url)
     try:
         deadline = time.monotonic() + timeout
@@ -223,7 +223,7 @@ async def hang_up(ami: AmiRecorder, call_id: str) -> None:
     (await ami.action("Hangup", {"Channel": new.get("Channel")})).raise_for_error("Hangup")
 
 
-async def wait_live_calls(server: ServeProcess, n: int, timeout: float = 30.0) -> None:
+async def wait_live_calls(server: ServeProcess, n: int, timeout: float = 120.0) -> None:
     """Until the server's resync adopted `n` live calls (it reports them in /healthz)."""
     deadline = time.monotonic() + timeout
     while server.health().get("live_calls", 0) < n:
@@ -249,7 +249,7 @@ async def test_a_restarted_server_records_a_live_call_once_and_measures_it_whole
             await second.wait_healthy(connected=True)
             await wait_live_calls(second, 1)
             await hang_up(ami, call_id)
-            rows = await call_events(db_url, call_id, LIFECYCLE, timeout=30)
+            rows = await call_events(db_url, call_id, LIFECYCLE, timeout=60)
         finally:
             assert second.stop() == 0, second.log_text()[-2000:]
     finally:
@@ -277,7 +277,7 @@ async def test_a_call_that_began_while_the_server_was_down_is_measured_from_its_
         await server.wait_healthy(connected=True)
         await wait_live_calls(server, 1)
         await hang_up(ami, call_id)
-        rows = await call_events(db_url, call_id, LIFECYCLE, timeout=30)
+        rows = await call_events(db_url, call_id, LIFECYCLE, timeout=60)
     finally:
         assert server.stop() == 0, server.log_text()[-2000:]
         with contextlib.suppress(Exception):
@@ -300,7 +300,7 @@ async def test_server_survives_asterisk_restart(asterisk_sandbox, db_url: str, t
     try:
         await server.wait_healthy(connected=True)
         await asyncio.to_thread(sandbox.restart)
-        health = await server.wait_healthy(timeout=45)
+        health = await server.wait_healthy(timeout=120)
         deadline = time.monotonic() + 30
         while health["ami"]["pbx1"]["reconnects"] < 1 and time.monotonic() < deadline:
             await asyncio.sleep(0.3)
