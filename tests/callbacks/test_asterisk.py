@@ -96,8 +96,8 @@ async def test_a_priority_caller_who_gave_up_is_called_back_from_the_agents_phon
     acd = live.features.acd
     acd.login("1001", ready=False)  # staffed, not ready: the caller waits
     number = "13800000007"  # 赵磊, priority tier; the sandbox customer ...7 answers
-    await originate_caller(ami, number, IVR_TO_AGENT, name="赵磊", hold_s=19,  # 15 s in the queue + the queue prompt's recording notice
-                           agi=f"127.0.0.1:{live.cfg.agi.port}")
+    # hold_s: 15 s in the queue plus the queue prompt's recording notice
+    await originate_caller(ami, number, IVR_TO_AGENT, name="赵磊", hold_s=19, agi=f"127.0.0.1:{live.cfg.agi.port}")
     [abandon] = await until(lambda: kinds(live, Kind.ACD_ABANDON), 90, "the caller to give up")
     assert abandon.tier == "priority" and abandon.data["wait_s"] >= 10
     [row] = await until(lambda: rows_of(live, number), 10, "the callback row")
