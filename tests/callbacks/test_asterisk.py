@@ -96,8 +96,12 @@ async def test_a_priority_caller_who_gave_up_is_called_back_from_the_agents_phon
     acd = live.features.acd
     acd.login("1001", ready=False)  # staffed, not ready: the caller waits
     number = "13800000007"  # 赵磊, priority tier; the sandbox customer ...7 answers
-    # hold_s: 15 s in the queue plus the queue prompt's recording notice
-    await originate_caller(ami, number, IVR_TO_AGENT, name="赵磊", hold_s=19, agi=f"127.0.0.1:{live.cfg.agi.port}")
+    # the caller gives up 11 s after the ACD queued them (a priority caller who waited >= 10 s is called back):
+    # timed from the ACD's own enqueue, however long the IVR took to get them there on a busy machine
+    await originate_caller(ami, number, IVR_TO_AGENT, name="赵磊", hold_s=600, agi=f"127.0.0.1:{live.cfg.agi.port}")
+    await until(lambda: kinds(live, Kind.ACD_ENQUEUE), 90, "the caller in the queue")
+    await asyncio.sleep(11)  # the scenario: how long this caller is willing to wait
+    await ami.hang_up_callers()
     [abandon] = await until(lambda: kinds(live, Kind.ACD_ABANDON), 90, "the caller to give up")
     assert abandon.tier == "priority" and abandon.data["wait_s"] >= 10
     [row] = await until(lambda: rows_of(live, number), 10, "the callback row")
