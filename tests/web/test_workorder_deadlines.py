@@ -152,7 +152,7 @@ async def test_the_watch_reminds_then_escalates_once_each_and_a_reopen_starts_ag
 
 @pytest.mark.parametrize(("file", "old", "new", "words"), [
     ("desktop.yaml", "units:", "workorder_sla:\n  fault_repair: {hours: 24}\nunits:",
-     "desktop.yaml:41: workorder_sla: work-order deadlines are defined once, in workorders.yaml"),
+     "desktop.yaml:{line}: workorder_sla: work-order deadlines are defined once, in workorders.yaml"),
     ("kpi.yaml", "  reopened_actions: [reopened]\n", "  due_h: {default: 24}\n",
      "work-order deadlines are defined once, in workorders.yaml"),
     ("outbound.yaml", "  mode: agent\n", "  mode: agent\n  due_working_days: 1\n",
@@ -172,6 +172,7 @@ def test_check_rejects_a_second_deadline_table(tmp_path: Path, capsys: pytest.Ca
     text = path.read_text(encoding="utf-8")
     assert old in text
     path.write_text(text.replace(old, new, 1), encoding="utf-8")
+    words = words.format(line=text[:text.index(old)].count("\n") + 1)  # where the new key lands
     assert main(["check", "--config", str(config)]) == 1
     err = capsys.readouterr().err
     assert words in err and "Traceback" not in err, err
