@@ -87,7 +87,7 @@ def _json_dumps(value: Any) -> str:
 
 
 def make_engine(url: str, *, connect_timeout_s: float = 5.0, statement_timeout_s: float | None = 30.0,
-                busy_timeout_s: float = 30.0, pool_size: int = 5) -> AsyncEngine:
+                busy_timeout_s: float = 5.0, pool_size: int = 5) -> AsyncEngine:
     """Create an AsyncEngine for SQLite (aiosqlite) or PostgreSQL (asyncpg) with fail-fast settings.
 
     `connect_timeout_s` bounds establishing a PostgreSQL connection (TCP + auth),
@@ -125,10 +125,7 @@ def make_engine(url: str, *, connect_timeout_s: float = 5.0, statement_timeout_s
 
         @event.listens_for(engine.sync_engine, "begin")
         def _sqlite_on_begin(conn: Connection) -> None:
-            # IMMEDIATE: take the write lock at BEGIN, where busy_timeout waits for it. A deferred BEGIN
-            # that reads, then writes after another connection committed, fails at once with "database
-            # is locked" (SQLite cannot upgrade a stale read snapshot; busy_timeout does not apply).
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            conn.exec_driver_sql("BEGIN")
 
         return engine
 
