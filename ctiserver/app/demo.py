@@ -168,6 +168,7 @@ class Demo:
         self._work = opts.work_dir or Path(tempfile.mkdtemp(prefix="ctiserver-demo-"))
         self._ids = 0
         self._changed = asyncio.Event()
+        self._globals_before: dict[str, str] = {}  # the sandbox's AGENT_* globals as we found them
 
     # --- lifecycle
 
@@ -211,6 +212,8 @@ class Demo:
             return
         with contextlib.suppress(Exception):
             await self._hangup_ours()
+        with contextlib.suppress(Exception):
+            await self._restore_globals()
         # let the IVR/ACD sessions of those callers see their hangup and finish on their own
         # (the FastAGI server keeps a count, not an event, so we poll it)
         deadline = time.monotonic() + 10.0
@@ -245,7 +248,17 @@ class Demo:
         return True
 
     async def _setvar(self, name: str, value: str) -> None:
+        if name not in self._globals_before:
+            self._globals_before[name] = (await self._ami().action("Getvar", {"Variable": name})).get("Value") or ""
         (await self._ami().action("Setvar", {"Variable": name, "Value": value})).raise_for_error("Setvar")
+
+    async def _restore_globals(self) -> None:
+        """Leave the sandbox's sim agents as we found them: one of ours told to answer would answer
+        whoever uses that Asterisk next (its fallback queue rings every sim agent)."""
+        for name, value in self._globals_before.items():
+            with contextlib.suppress(Exception):
+                await self._ami().action("Setvar", {"Variable": name, "Value": value}, timeout=5)
+        self._globals_before.clear()
 
     def _agent_ids(self) -> list[str]:
         assert self.server is not None

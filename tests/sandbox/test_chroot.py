@@ -146,6 +146,8 @@ async def test_caller_falls_back_to_queue_when_cti_is_unreachable(ami: AmiRecord
     # Nothing listens on this AGI port: AGI fails at once and the dialplan queues the caller.
     await ami.setvar("CTI_AGI", f"127.0.0.1:{_free_port(socket.SOCK_STREAM)}")
     try:
+        for other in range(1001, 1011):  # only 1002 answers, whatever an earlier test left set
+            await ami.setvar(f"AGENT_{other}_MODE", "")
         await ami.setvar("AGENT_1002_MODE", "answer")
         await ami.setvar("AGENT_1002_TALK", "1")
         await originate_caller(ami, "13800000077", "w1", name="李四", hold_s=10)
