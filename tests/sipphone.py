@@ -510,6 +510,19 @@ class SoftPhone:
             self._end(dialog, "ended", "remote")
 
 
+async def audio_after(rec: CallRecord, nbytes: int, timeout: float = 20.0) -> bytes:
+    """The next `nbytes` of audio the phone receives from now (waits on the RTP itself, not on a clock)."""
+    since = len(rec.audio)
+    loop = asyncio.get_running_loop()
+    end = loop.time() + timeout
+    while len(rec.audio) < since + nbytes:
+        if loop.time() > end or rec.state != "answered":
+            raise AssertionError(f"only {len(rec.audio) - since} of {nbytes} bytes of audio came "
+                                 f"(call {rec.state})")
+        await asyncio.sleep(0.05)
+    return bytes(rec.audio[since:since + nbytes])
+
+
 @contextlib.asynccontextmanager
 async def agent_phone(agent_id: str, server: tuple[str, int], *, answer_after_s: float | None = 1.0,
                       talk_s: float | None = 3.0, tone_hz: float | None = None) -> AsyncIterator[SoftPhone]:

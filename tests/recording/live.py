@@ -40,6 +40,20 @@ async def live_server(tmp: Path, info: Any, ami: AmiRecorder, **recording: Any) 
         await server.stop()
 
 
+async def indexed_row(recorder: Any, number: str, timeout: float = 60.0) -> dict[str, Any]:
+    """The recording row of the call from `number`, as the recorder indexes it. An earlier test's call
+    left in the shared spool (its server stopped mid-call) is indexed too, and skipped here."""
+    from ctiserver.recording import store
+
+    async def find() -> dict[str, Any]:
+        while True:
+            row = await store.get(recorder.engine(), await recorder.indexed.get())
+            if row is not None and row["number"] == number:
+                return dict(row)
+
+    return await asyncio.wait_for(find(), timeout)
+
+
 def channel_rms(opus: Path, tmp: Path) -> tuple[float, float]:
     """RMS amplitude of the left (caller) and right (agent) channels, by sox `stat`."""
     wav = tmp / (opus.stem + ".wav")

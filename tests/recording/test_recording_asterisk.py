@@ -8,7 +8,6 @@ starts again (Asterisk kept writing)."""
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -16,11 +15,10 @@ import pytest
 
 from ctiserver.ami.message import event_time
 from ctiserver.events import Kind
-from ctiserver.recording import store
 from ctiserver.store.query import fetch_events
 from tests.asterisk_fixture import AmiRecorder, originate_caller
-from tests.recording.live import channel_rms, live_server
-from tests.sipphone import agent_phone
+from tests.recording.live import channel_rms, indexed_row, live_server
+from tests.sipphone import agent_phone, audio_after
 
 pytestmark = [pytest.mark.asterisk, pytest.mark.pjsip_agents]
 
@@ -40,9 +38,7 @@ async def test_an_answered_call_is_recorded_in_two_channels(asterisk_sandbox: An
         server.features.acd.login(A, ready=True)
         await originate_caller(ami, "13900000015", keys="0", hold_s=40, agi=f"127.0.0.1:{server.cfg.agi.port}")
         await phone.wait_for_call("ended", timeout=60)
-        rec_id = await asyncio.wait_for(recorder.indexed.get(), 60)
-        row = await store.get(server.store.engine, rec_id)
-        assert row is not None
+        row = await indexed_row(recorder, "13900000015")
         enter = (await ami.wait_for(_agent_leg("BridgeEnter")))[0]
         hangup = (await ami.wait_for(_agent_leg("Hangup")))[0]
         talk = event_time(hangup) - event_time(enter)
@@ -71,14 +67,14 @@ async def test_a_recording_survives_a_cti_restart_mid_call(asterisk_sandbox: Any
             call = await phone.wait_for_call("answered", timeout=60)
             started = await ami.wait_for(lambda m: m.get("Event") == "MixMonitorStart"
                                          and str(m.get("Channel") or "").startswith(f"PJSIP/agent{A}-"))
-        assert started  # the CTI is gone now; the call goes on
+        assert started  # the CTI is gone now; the call goes on: a second of it, then the agent hangs up
+        await audio_after(call, 8000)
         await phone.hangup(call.call_id)
         hangup = (await ami.wait_for(_agent_leg("Hangup")))[0]
         async with live_server(tmp_path, asterisk_sandbox, ami) as server:
             recorder = server.features.extra["recorder"]
-            rec_id = await asyncio.wait_for(recorder.indexed.get(), 60)
-            row = await store.get(server.store.engine, rec_id)
-            assert row is not None and row["agent_id"] == A and row["number"] == "13900000016"
+            row = await indexed_row(recorder, "13900000016")
+            assert row["agent_id"] == A
             enter = (await ami.wait_for(_agent_leg("BridgeEnter")))[0]
             assert abs(row["duration_s"] - (event_time(hangup) - event_time(enter))) < 0.5
             _, agent_rms = channel_rms(recorder.root / row["path"], tmp_path)
