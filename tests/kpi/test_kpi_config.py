@@ -34,7 +34,8 @@ def test_shipped_kpi_yaml_loads_and_matches_the_defaults() -> None:
     assert cfg.tier_targets.for_tier("vip").target == 0.90
     assert cfg.tier_targets.for_tier("normal").target == 0.85
     assert cfg.tier_targets.for_tier(None).target == 0.85
-    assert cfg.service_level.threshold_s == 20 and cfg.service_level.short_abandon_s == 5
+    assert cfg.service_level.threshold_s == 20 and cfg.service_level.short_abandon_s == 20
+    assert cfg.service_level == KpiConfig().service_level  # one setting: the shipped file says what the default says
 
 
 def test_missing_file_gives_defaults_and_takes_the_calendar_zone(tmp_path: Path) -> None:

@@ -63,7 +63,10 @@ def at(hhmmss: str, day: int = 0) -> float:
 
 
 def cfg(**kw: Any) -> KpiConfig:
+    """The golden day's config: the defaults, but short abandons under 5 s (the day was hand-computed so;
+    the 20 s default is test_default_short_abandon_threshold_is_20_s's)."""
     base = KpiConfig()
+    base = base.model_copy(update={"service_level": base.service_level.model_copy(update={"short_abandon_s": 5.0})})
     return base.model_copy(update=kw) if kw else base
 
 
@@ -369,6 +372,17 @@ async def test_golden_day_by_agent(engine: AsyncEngine) -> None:
 
 
 # ------------------------------------------------------------------------------------------ rules
+
+async def test_default_short_abandon_threshold_is_20_s(engine: AsyncEngine) -> None:
+    # With the seeds' 20 s: C3 (3 s) and C13 (10 s) are short; counted C6 (40) C8 (30) -> 2 of 8 offered to SL;
+    # SL 4/8; avg time to abandon (40+30)/2 = 35.
+    await load(engine, golden_day())
+    report = await build_report(engine, KpiConfig(), D0, D1, [], now=NOW)
+    t = report["total"]
+    assert (t["short_abandoned"], t["abandoned_counted"], t["sl_offered"], t["service_level"], t["abandon_rate"],
+            t["avg_abandon_s"]) == (2, 2, 8, 0.5, 0.25, 35.0)
+    assert report["settings"]["short_abandon_s"] == 20.0
+
 
 async def test_short_abandons_can_be_counted(engine: AsyncEngine) -> None:
     # Including C3: SL offered 11 - 1 = 10, SL 4/10, abandons 4/10, average abandon (3+40+30+10)/4 = 20.75.
