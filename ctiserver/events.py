@@ -74,6 +74,9 @@ class Kind:
     # area, area_class, outage, on_time (arrive/report: done by the deadline)
     REPAIR = "repair"
     REPAIR_ALERT = "repair.alert"  # data: id, step, level ('reminder'|'escalation'), due_ts, crew
+    # a repair order's call to its crew: data id, attempt, outcome ('dialing'|'accepted'|'no_key'|
+    # 'no_answer'|'busy'|'congestion'|'failed'|'given_up'), digit
+    REPAIR_CALL = "repair.call"
     SMS = "sms"  # a message settled; data: id, kind, state ('delivered'|'failed'|'fallback'|'excluded'), ref
 
     # --- desktop ----------------------------------------------------------

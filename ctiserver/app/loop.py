@@ -4,9 +4,10 @@ notice campaigns, the ACD callback that replaces an undelivered SMS) and to the 
 
     SMS ◀─ outages (notices) ◀─ dispatcher (REST, CLI)        IVR lookups ─▶ outages table (live)
     SMS ◀─ repair (apology on dispatch, restored) ─▶ outages (closed on restoration)
+    repair (dispatch) ─▶ crew: SMS with the order's link, a call that reads it out (1 accepts: AMI)
     SMS undelivered ─▶ outbound.on_callback (an agent calls the customer)
 
-Features, in order: SMS (the sender), repair (the deadline watch). Outages need no task of their own.
+Features, in order: SMS (the sender), repair (the deadline watch), crew calls. Outages need no task of their own.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from ..outages.service import OutageService
 from ..outages.store import OutageStore
 from ..outbound.model import load_outbound_config
 from ..outbound.store import OutboundStore
+from ..repair.crewcall import CrewNotifier, chained
 from ..repair.customers import apology, restored
 from ..repair.http import add_repair_routes
 from ..repair.model import load_crews_config
@@ -44,6 +46,17 @@ from ..sms.store import SmsRow, SmsStore
 from ..workorders.deadlines import load_workorder_table
 
 log = logging.getLogger(__name__)
+
+
+class _Ami:
+    """The AMI link that places outbound calls (outbound.yaml dial.server), looked up when a call is placed."""
+
+    def __init__(self, server: Any, out_cfg: Any) -> None:
+        self.server, self.name = server, out_cfg.dial.server
+
+    async def action(self, name: str, fields: dict[str, Any] | None = None, /) -> Any:
+        client = self.server.ami[self.name or self.server.cfg.asterisk[0].name]
+        return await client.action(name, fields)
 
 
 @dataclass
@@ -88,9 +101,13 @@ def install_loop(server: Any, engine: AsyncEngine, config_dir: Path, calendar: C
     crews = load_crews_config(config_dir, calendar)
     table = load_workorder_table(config_dir, calendar).crews
     repair = RepairService(RepairStore(engine), crews, table, server.clock, server.emit,
-                           on_dispatch=apology(sms, outages, crews,
-                                               lambda o: table.arrive_for(o.area_class).due_ts(o.dispatched_ts)),
                            on_restore=restored(sms, outages))
+    crew_notifier = CrewNotifier(repair, crews, table, server.clock, server.emit, sms=sms, ami=_Ami(server, out_cfg),
+                                 prompt=outbound.prompt, channel=out_cfg.dial.channel,
+                                 caller_id=out_cfg.dial.caller_id)
+    repair.on_dispatch = chained(
+        apology(sms, outages, crews, lambda o: table.arrive_for(o.area_class).due_ts(o.dispatched_ts)),
+        crew_notifier.on_dispatch)
 
     async def require(request: Any, roles: frozenset[str]) -> Any:
         return await sessions.require(request, roles)
@@ -109,4 +126,6 @@ def install_loop(server: Any, engine: AsyncEngine, config_dir: Path, calendar: C
     server.add_feature("outage reports", attacher.running)
     leader.add("SMS", sms.running)
     leader.add("repair orders", repair.running)
+    server.ami_listeners.append(crew_notifier.on_ami)
+    leader.add("crew calls", crew_notifier.running)
     return Loop(sms, outages, repair, attacher)

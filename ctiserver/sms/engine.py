@@ -19,7 +19,7 @@ from dataclasses import dataclass, replace
 from ..calendar import Calendar, DaysRule
 from ..outbound.model import OutboundConfig, TimeRange, parse_ranges
 from ..outbound.rules import Delivery, cap_blocked_until, next_allowed
-from .model import RetryConfig, SmsConfig
+from .model import STAFF_KINDS, RetryConfig, SmsConfig
 
 
 class State:
@@ -109,6 +109,8 @@ def plan(msg: Message, now: float, rules: SendRules, cfg: SmsConfig, listed: str
         raise IllegalTransition(msg.state, "plan")
     if listed is not None:
         return Verdict("exclude", why="do-not-call list" if listed == "dnc" else listed)
+    if msg.kind in STAFF_KINDS:
+        return Verdict("send")  # to a crew on duty: no windows, quiet hours or caps
     start = next_allowed(now, rules.windows, rules.quiet_for(msg.area, msg.quiet), rules.days,
                          rules.calendar)
     if start is None:

@@ -19,7 +19,7 @@ from ..configfile import ConfigError, ConfigProblem, Strict
 from ..ivr.template import TemplateError, fields
 from ..outbound.model import TimeRange, _ranges
 
-SmsKind = Literal["outage_notice", "bill_notice", "arrears_reminder", "repair_apology", "restored"]
+SmsKind = Literal["outage_notice", "bill_notice", "arrears_reminder", "repair_apology", "restored", "crew_order"]
 
 # The fields each kind of message provides to its template.
 TEMPLATE_FIELDS: dict[str, frozenset[str]] = {
@@ -30,7 +30,11 @@ TEMPLATE_FIELDS: dict[str, frozenset[str]] = {
                                    "due_date", "pay_at"}),
     "repair_apology": frozenset({"name", "area", "crew", "crew_phone", "arrive_by", "restore_by"}),
     "restored": frozenset({"name", "area", "restored_at"}),
+    "crew_order": frozenset({"team", "order", "area", "area_class", "arrive_by", "link"}),
 }
+# Messages to staff on duty (a repair order to its crew), not to customers: no sending windows, quiet hours
+# or caps hold them back (a fault at 3 a.m. is dispatched at 3 a.m.).
+STAFF_KINDS = frozenset({"crew_order"})
 KINDS: tuple[str, ...] = tuple(TEMPLATE_FIELDS)
 SMS_FILE = "sms.yaml"
 
@@ -125,6 +129,17 @@ class RestoredSms(Strict):
     en: _text("restored")  # type: ignore[valid-type]
 
 
+class CrewOrderSms(Strict):
+    zh: _text("crew_order")  # type: ignore[valid-type]
+    en: _text("crew_order")  # type: ignore[valid-type]
+
+
+def _crew_order_default() -> CrewOrderSms:
+    return CrewOrderSms(zh="【抢修工单{order}】{team}：{area}停电，请于{arrive_by}前到达。接单、到达、完工请点 {link}",
+                        en="[Repair order {order}] {team}: outage in {area}, arrive by {arrive_by}. "
+                           "Accept, arrive, done: {link}")
+
+
 class SmsTemplates(Strict):
     """One template per message kind, each checked against the fields its kind provides."""
 
@@ -133,6 +148,7 @@ class SmsTemplates(Strict):
     arrears_reminder: ArrearsReminderSms
     repair_apology: RepairApologySms
     restored: RestoredSms
+    crew_order: CrewOrderSms = Field(default_factory=_crew_order_default)
 
     def text(self, kind: str, lang: str) -> str | None:
         tpl = getattr(self, kind, None) if kind in TEMPLATE_FIELDS else None
