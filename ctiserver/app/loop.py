@@ -3,7 +3,8 @@ their features, built from the configuration folder and connected to outbound (d
 notice campaigns, the ACD callback that replaces an undelivered SMS) and to the desktop's logins.
 
     SMS ◀─ outages (notices) ◀─ dispatcher (REST, CLI)        IVR lookups ─▶ outages table (live)
-    SMS ◀─ repair (apology on dispatch, restored) ─▶ outages (closed on restoration)
+    SMS ◀─ repair (apology on dispatch) ─▶ outages (closed on restoration) ─▶ "restored": SMS, important: a call
+    repair (restored) ─▶ outbound.request_callback (the satisfaction callback of its work orders)
     repair (dispatch) ─▶ crew: SMS with the order's link, a call that reads it out (1 accepts: AMI)
     SMS undelivered ─▶ outbound.on_callback (an agent calls the customer)
 
@@ -26,16 +27,16 @@ from ..events import Event, Kind
 from ..outages.attach import FaultAttacher, Lookup
 from ..outages.http import add_outage_routes
 from ..outages.model import load_outages_config
-from ..outages.notices import call_notices, sms_notices
+from ..outages.notices import call_notices, restoration_notices, sms_notices
 from ..outages.service import OutageService
 from ..outages.store import OutageStore
 from ..outbound.model import load_outbound_config
 from ..outbound.store import OutboundStore
-from ..repair.crewcall import CrewNotifier, chained
-from ..repair.customers import apology, restored
+from ..repair.crewcall import CrewNotifier
+from ..repair.customers import apology, restored, satisfaction
 from ..repair.http import add_repair_routes
 from ..repair.model import load_crews_config
-from ..repair.service import RepairService
+from ..repair.service import RepairService, chained
 from ..repair.store import RepairStore
 from ..sms.engine import SendRules
 from ..sms.http import add_sms_routes
@@ -97,11 +98,12 @@ def install_loop(server: Any, engine: AsyncEngine, config_dir: Path, calendar: C
     outages = OutageService(OutageStore(engine), outage_cfg, server.clock,
                             sms=sms_notices(sms, outage_cfg) if sms_cfg.enabled else None,
                             call_notices=call_notices(outbound_store, outage_cfg, server.clock.now),
-                            emit=server.emit)
+                            emit=server.emit, restoration=restoration_notices(
+                                sms if sms_cfg.enabled else None, outbound_store, outage_cfg, server.clock.now))
     crews = load_crews_config(config_dir, calendar)
     table = load_workorder_table(config_dir, calendar).crews
     repair = RepairService(RepairStore(engine), crews, table, server.clock, server.emit,
-                           on_restore=restored(sms, outages))
+                           on_restore=chained(restored(outages), satisfaction(outages, outbound.request_callback)))
     crew_notifier = CrewNotifier(repair, crews, table, server.clock, server.emit, sms=sms, ami=_Ami(server, out_cfg),
                                  prompt=outbound.prompt, channel=out_cfg.dial.channel,
                                  caller_id=out_cfg.dial.caller_id)

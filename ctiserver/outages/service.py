@@ -4,6 +4,7 @@
         └─ planned / temporary: notices (model.notice_plan): SMS through the SMS service at the lead
            time, and the important customers' calls handed to `call_notices` (the outbound campaign)
     update ─▶ store (audit: what changed)       close ─▶ store (end time; the IVR stops announcing it)
+        └─ `restoration`: "power restored" to its customers (SMS to all, a call to the important ones)
     a fault call from a customer it covers ─▶ attach_report (the count the agent sees)
 """
 
@@ -16,12 +17,24 @@ from typing import Any
 
 from ..clock import Clock
 from ..events import Event, Kind
-from .model import Notice, Outage, OutageChange, OutageIn, OutagesConfig, merged, notice_plan, warnings_for, when
+from .model import (
+    Customer,
+    Notice,
+    Outage,
+    OutageChange,
+    OutageIn,
+    OutagesConfig,
+    merged,
+    notice_plan,
+    warnings_for,
+    when,
+)
 from .store import OutageStore
 
 log = logging.getLogger(__name__)
 
 CallNotices = Callable[[Outage, Sequence[Notice]], Awaitable[str | None]]
+Restoration = Callable[[Outage, Sequence[Customer]], Awaitable[dict[str, int]]]
 
 
 @dataclass
@@ -39,8 +52,10 @@ class Saved:
 class OutageService:
     def __init__(self, store: OutageStore, cfg: OutagesConfig, clock: Clock, *,
                  sms: Callable[[Outage, Sequence[Notice]], Awaitable[int]] | None = None,
-                 call_notices: CallNotices | None = None, emit: Callable[[Event], None] | None = None) -> None:
+                 call_notices: CallNotices | None = None, emit: Callable[[Event], None] | None = None,
+                 restoration: Restoration | None = None) -> None:
         self.store, self.cfg, self.clock = store, cfg, clock
+        self.restoration = restoration
         self.emit = emit
         self.sms = sms
         self.call_notices = call_notices
@@ -84,10 +99,19 @@ class OutageService:
             saved.warnings = warnings_for(new.kind, new.start_ts, now, self.cfg)
         return saved
 
-    async def close(self, oid: int, user: str, end_ts: float | None = None) -> Saved:
+    async def close(self, oid: int, user: str, end_ts: float | None = None, *,
+                    also_tell: Sequence[Customer] = ()) -> Saved:
+        """Closed (once: a closed outage raises OutageClosed); its customers, and `also_tell` (those who
+        reported the fault), are told the power is back."""
         now = self.clock.now()
         saved = Saved(await self.store.close(oid, user, now, end_ts if end_ts is not None else now))
         self._event(saved.outage, "close", user)
+        if self.restoration is not None:
+            try:
+                people = [*await self.store.customers_in(saved.outage.scope), *also_tell]
+                saved.notices = await self.restoration(saved.outage, people)
+            except Exception as exc:  # the outage is closed; the notices are logged as missing
+                log.error("outage %s: restoration notices not sent: %s", oid, exc)
         return saved
 
     def _event(self, outage: Outage, action: str, user: str) -> None:

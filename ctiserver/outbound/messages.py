@@ -78,6 +78,8 @@ def render(spec: CampaignSpec, cfg: OutboundConfig, *, name: str, account: str, 
                       reason=spoken(o.reason, lang))
     elif spec.kind == "arrears_reminder":
         fields.update(arrears_fields(variables, today, cfg, lang))
+    elif spec.kind == "restored" and spec.restored is not None:
+        fields.update(area=area or "、".join(spec.restored.areas), restored_at=spoken(spec.restored.restored_at, lang))
     elif spec.kind == "survey":
         fields["topic"] = str(variables.get("topic") or (spoken(spec.survey.topic, lang) if spec.survey else ""))
     out = text.format_map(fields)

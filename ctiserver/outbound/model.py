@@ -24,7 +24,7 @@ from ..calendar import Calendar, DaysRule, load_calendar, load_site_model
 from ..configfile import ConfigError, ConfigProblem, Strict, compose, load_model, node_line
 from ..workorders.deadlines import WorkorderTable, load_workorder_table
 
-CampaignKind = Literal["outage_notice", "arrears_reminder", "survey"]
+CampaignKind = Literal["outage_notice", "arrears_reminder", "survey", "restored"]
 KINDS: tuple[str, ...] = ("outage_notice", "arrears_reminder", "survey")
 
 
@@ -181,6 +181,7 @@ TEMPLATE_FIELDS: dict[str, frozenset[str]] = {
     "arrears_reminder": frozenset({"name", "account", "billing_month", "arrears", "late_fee", "late_fee_days",
                                    "late_fee_rate", "late_fee_rule", "total", "due_date", "pay_at"}),
     "survey": frozenset({"name", "topic"}),
+    "restored": frozenset({"name", "area", "restored_at"}),  # power is back (important customers, issue 16)
 }
 
 
@@ -223,12 +224,20 @@ class SurveyTemplates(Templates):
         return self
 
 
+class RestoredTemplates(Templates):
+    @model_validator(mode="after")
+    def _fields(self) -> RestoredTemplates:
+        _placeholders("restored", self)
+        return self
+
+
 class TemplatesConfig(Strict):
     """One message per campaign kind, each checked for placeholders its kind provides."""
 
     outage_notice: OutageTemplates | None = None
     arrears_reminder: ArrearsTemplates | None = None
     survey: SurveyTemplates | None = None
+    restored: RestoredTemplates | None = None
 
     def get(self, kind: str) -> Templates | None:
         value = getattr(self, kind, None)
@@ -450,6 +459,11 @@ class SurveyParams(Strict):
     topic: str | Spoken = ""
 
 
+class RestoredParams(Strict):
+    areas: list[Annotated[str, Field(min_length=1)]] = Field(min_length=1)
+    restored_at: str | Spoken
+
+
 class CampaignSpec(Strict):
     name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
     kind: CampaignKind
@@ -471,6 +485,7 @@ class CampaignSpec(Strict):
     outage: OutageParams | None = None
     arrears: ArrearsParams | None = None
     survey: SurveyParams | None = None
+    restored: RestoredParams | None = None
 
     _v_windows = field_validator("windows")(_ranges)
 
@@ -490,8 +505,11 @@ class CampaignSpec(Strict):
         if self.kind == "outage_notice" and self.outage is None:
             raise ValueError("an outage_notice campaign needs an 'outage' section "
                              "(areas, start, end, reason)")
-        for other in ("outage", "arrears", "survey"):
-            wanted = {"outage_notice": "outage", "arrears_reminder": "arrears", "survey": "survey"}[self.kind]
+        if self.kind == "restored" and self.restored is None:
+            raise ValueError("a restored campaign needs a 'restored' section (areas, restored_at)")
+        for other in ("outage", "arrears", "survey", "restored"):
+            wanted = {"outage_notice": "outage", "arrears_reminder": "arrears", "survey": "survey",
+                      "restored": "restored"}[self.kind]
             if other != wanted and getattr(self, other) is not None:
                 raise ValueError(f"section '{other}' does not belong to a {self.kind} campaign")
         return self

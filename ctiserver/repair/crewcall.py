@@ -236,22 +236,3 @@ class CrewNotifier:
         async with TaskOwner("crew calls", grace_s=5.0) as tasks:
             tasks.spawn(self._run(tasks), name="crew-calls")
             yield self
-
-
-def chained(*hooks: Callable[[Order, dict[str, Any]], Awaitable[None]] | None
-            ) -> Callable[[Order, dict[str, Any]], Awaitable[None]]:
-    """Several dispatch hooks as one, each run even if an earlier one failed (RepairService logs failures)."""
-    present = [h for h in hooks if h is not None]
-
-    async def run(order: Order, row: dict[str, Any]) -> None:
-        failed: BaseException | None = None
-        for hook in present:
-            try:
-                await hook(order, row)
-            except Exception as exc:
-                failed = exc
-                log.exception("repair order %s: a dispatch hook failed", order.id)
-        if failed is not None:
-            raise failed
-
-    return run

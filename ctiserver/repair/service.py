@@ -138,3 +138,21 @@ class RepairService:
         async with TaskOwner("repair", grace_s=5.0) as tasks:
             tasks.spawn(self._run(tasks), name="repair-watch")
             yield self
+
+
+def chained(*hooks: Hook | None) -> Hook:
+    """Several dispatch hooks as one, each run even if an earlier one failed (RepairService logs failures)."""
+    present = [h for h in hooks if h is not None]
+
+    async def run(order: Order, row: dict[str, Any]) -> None:
+        failed: BaseException | None = None
+        for hook in present:
+            try:
+                await hook(order, row)
+            except Exception as exc:
+                failed = exc
+                log.exception("repair order %s: a dispatch hook failed", order.id)
+        if failed is not None:
+            raise failed
+
+    return run

@@ -15,9 +15,11 @@ from ctiserver.clock import FakeClock
 from ctiserver.customers.data import load_sample_data
 from ctiserver.events import Event, Kind
 from ctiserver.outages.model import OutageIn, Scope, load_outages_config
+from ctiserver.outages.notices import restoration_notices
 from ctiserver.outages.service import OutageService
 from ctiserver.outages.store import OutageStore
 from ctiserver.outbound.model import load_outbound_config
+from ctiserver.outbound.store import OutboundStore
 from ctiserver.repair.customers import apology, restored
 from ctiserver.repair.model import load_crews_config
 from ctiserver.repair.service import NoCrew, RepairService
@@ -53,12 +55,14 @@ async def test_dispatch_alerts_and_restoration_with_the_customers_told(engine: A
     sms_cfg = load_sms_config(CONFIG, CAL)
     sms = SmsService(sms_cfg, SmsStore(engine), KannelGateway(sms_cfg.gateway), clock,
                      SendRules.of(sms_cfg, load_outbound_config(CONFIG, CAL)))
-    outages = OutageService(OutageStore(engine), load_outages_config(CONFIG, CAL), clock)
+    outage_cfg = load_outages_config(CONFIG, CAL)
+    outages = OutageService(OutageStore(engine), outage_cfg, clock,
+                            restoration=restoration_notices(sms, OutboundStore(engine), outage_cfg, clock.now))
     crews = load_crews_config(CONFIG, CAL)
     table = load_workorder_table(CONFIG, CAL).crews
     svc = RepairService(RepairStore(engine), crews, table, clock, events.append,
                         on_dispatch=apology(sms, outages, crews, lambda o: o.dispatched_ts + 90 * MIN),
-                        on_restore=restored(sms, outages))
+                        on_restore=restored(outages))
     o = (await outages.add(OutageIn(kind="fault", cause="10千伏线路故障", scope=Scope(areas=["江北区"]),
                                     start_ts=NOW - 600, expected_restore_ts=NOW + 4 * 3600), "9001")).outage
     await outages.store.attach_report(o.id, NOW, call_id="c1", account="9100000016", number="13800000016")
@@ -91,8 +95,10 @@ async def test_dispatch_alerts_and_restoration_with_the_customers_told(engine: A
     assert steps == [("dispatch", None), ("ack", None), ("arrive", False), ("report", True), ("restore", None)]
     closed = await outages.store.get(o.id)
     assert closed.status == "closed" and closed.end_ts == clock.now()
-    told = await SmsStore(engine).listing(ref=f"repair:{order.id}")
+    told = await SmsStore(engine).listing(ref=f"outage:{o.id}")
     restored_to = sorted(m["number"] for m in told if m["kind"] == "restored")
     assert restored_to == [f"138000000{i}" for i in (16, 17, 18, 19, 20, 29)]  # everyone in 江北区, once
+    called = await OutboundStore(engine).numbers_in(f"restored-{o.id}")  # the important one: 罗娟's hospital
+    assert sorted(called) == ["13800000020"]
     with pytest.raises(NoCrew):
         await svc.dispatch("火星区")
