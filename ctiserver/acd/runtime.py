@@ -29,6 +29,7 @@ from typing import Any
 
 from ..clock import Clock
 from ..events import Event, Kind
+from ..fencing import NO_CLAIMS, Claims
 from ..lifecycle import TaskOwner
 from .engine import OFFERED, TALKING, AcdEngine
 from .model import (
@@ -72,7 +73,7 @@ class AcdRuntime(CallerSessions):
     def __init__(self, engine: AcdEngine, clock: Clock, emit: Callable[[Event], None], *,
                  say: Say | None = None, hooks: AcdHooks | None = None, recordings_dir: str | None = None,
                  interrupt: Callable[[str], Awaitable[object]] | None = None,
-                 claim: Callable[[str, str], Awaitable[None]] | None = None,
+                 claims: Claims = NO_CLAIMS, release_on_stop: bool = False,
                  servers: Collection[str] = ()) -> None:
         self.engine = engine
         self.cfg = engine.cfg
@@ -94,10 +95,10 @@ class AcdRuntime(CallerSessions):
         # stops whatever plays to a channel (by name): AMI ControlPlayback, wired by the server
         self.interrupt = interrupt
         self._announcing: dict[str, Announcement] = {}  # call id -> the announcement it is hearing
-        # HA fencing (ctiserver/ha/): claims each ring under the leader's epoch before Dial; it raises if this
-        # node does not lead any more (the session ends, the dialplan takes the caller to the next node)
-        self.claim = claim
-        self.release_on_stop = False  # HA: a stop hands the waiting callers on to the next node
+        # HA fencing (ctiserver/fencing.py): each ring claimed under the leader's epoch before Dial; it raises if
+        # this node does not lead any more (the session ends, the dialplan takes the caller to the next node)
+        self.claims = claims
+        self.release_on_stop = release_on_stop  # HA: a stop hands the waiting callers on to the next node
         self.servers = frozenset(servers)  # the Asterisk servers' names (a call id names its own: acd/servers.py)
         self._rings = 0
 

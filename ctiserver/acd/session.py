@@ -28,6 +28,7 @@ from typing import Any, Protocol
 from ..agi.channel import AgiChannel, AgiError, AgiHangup, AgiReply
 from ..clock import Clock
 from ..events import Event, Kind
+from ..fencing import Claims
 from .config import AcdConfig
 from .engine import OFFERED, TALKING, AcdEngine
 from .model import AcdError, Blocked, Command, Destination, Offer, Overflow, ScheduleCallback
@@ -87,7 +88,7 @@ class CallerSessions:
     emit: Callable[[Event], None]
     say: Say | None
     recordings_dir: str | None
-    claim: Callable[[str, str], Awaitable[None]] | None
+    claims: Claims
     servers: frozenset[str]  # the Asterisk servers' names (a call id names its own: acd/servers.py)
     _mailboxes: dict[str, asyncio.Queue[Command]]  # call id -> what the engine said for the caller
     _moh: set[str]  # calls whose music on hold is playing
@@ -389,11 +390,10 @@ class CallerSessions:
         """Dial the offered agent; True when they talked, False on RONA (the caller keeps waiting)."""
         if self.engine.call_state(call_id) != OFFERED or self.engine.call_agent(call_id) != offer.agent_id:
             return False  # a stale offer (the engine moved on while we were busy)
-        if self.claim is not None:
-            self._rings += 1
-            await self.claim("ring", f"{call_id}/{offer.agent_id}/{self._rings}")
-            if self.engine.call_state(call_id) != OFFERED or self.engine.call_agent(call_id) != offer.agent_id:
-                return False  # the engine moved on while the claim was written
+        self._rings += 1
+        await self.claims.this_term("ring", f"{call_id}/{offer.agent_id}/{self._rings}")
+        if self.engine.call_state(call_id) != OFFERED or self.engine.call_agent(call_id) != offer.agent_id:
+            return False  # the engine moved on while the claim was written
         self._hook("on_offer", call_id, offer.agent_id, {**info, "ring_timeout_s": offer.ring_timeout_s})
         self.apply(lambda now: self.engine.ring_started(call_id, now))
         target = self.cfg.dial_string(offer.agent_id, str(info.get("server") or ""))

@@ -7,19 +7,26 @@
         the IVR route ─▶ the takeover gate (ctiserver/ha/takeover.py): standbys refuse new callers, keep
                          resuming ones; a new term resumes the waiting callers in their order
         writes the ACD or the dialer must make ─▶ 503 `not-leader` on a standby, with the leader's address
+
+The wiring builds the `election()` before anything else, so that its leadership and claims are constructor
+arguments of the server and the features; `install_takeover` adds what needs the built ACD.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
 
 from ..agi.channel import AgiHandler
-from ..ha.node import Leadership, SoloLeadership
+from ..config import ServerConfig
+from ..fencing import NO_CLAIMS, Claims
+from ..ha.claims import LeaderClaims
+from ..ha.node import Leader, Leadership, SoloLeadership
 from ..ha.pg import PgLease
 from ..ha.takeover import Takeover
 from ..lifecycle import Feature, FeatureGroup
@@ -53,39 +60,31 @@ def standby_guard(leadership: Leadership) -> Any:
     return guard
 
 
-def install_ha(server: CtiServer, leader: FeatureGroup, *, acd: Any, outbound: Any,
-               ivr: AgiHandler) -> tuple[Feature, AgiHandler]:
-    """The feature that runs the leader group, and the IVR's AGI route, for this node's configuration."""
-    cfg = server.cfg.ha
-    if cfg is None:
-        server.ha = SoloLeadership()
-        return leader, ivr
-    def address() -> str:  # the port the HTTP listener got (port 0: the OS picks it) once it listens
-        return cfg.address or f"http://{server.cfg.http.host}:{server.http_port or server.cfg.http.port}"
+@dataclass(frozen=True)
+class Election:
+    """This node's part in the election, built before the features that take its claims.
 
+    `leadership` goes to the server (/healthz, what its call trackers record), `claims` to the ACD, the
+    dialer and the callbacks (their constructor arguments), `release_on_stop` to the ACD; `feature` runs
+    the leader group (a single node: the group itself; HA: the election that starts and stops it)."""
+
+    leadership: Leader
+    claims: Claims
+    feature: Feature
+    release_on_stop: bool  # a node that stops leading hands its waiting callers on (CTI_RESUME)
+    takeover_park_s: float = 0.0  # HA: how long a resuming caller waits on a standby for a new term
+
+
+def election(cfg: ServerConfig, db_url: str, leader: FeatureGroup, address: Callable[[], str]) -> Election:
+    """The election for this node's configuration: none without an `ha:` block (`SoloLeadership`, nothing
+    claimed). `address()` is this node's HTTP address once it listens (the leader's address standbys name)."""
+    ha = cfg.ha
+    if ha is None:
+        return Election(SoloLeadership(), NO_CLAIMS, leader, release_on_stop=False)
     # its own small pool with short timeouts: a renewal must not queue behind the event store's batches
-    engine = make_engine(server.db_url, connect_timeout_s=min(2.0, cfg.lease_ttl_s / 2),
-                         statement_timeout_s=cfg.lease_ttl_s, pool_size=2)
-    leadership = Leadership(cfg, PgLease(engine, cfg.node, address, cfg.lease_ttl_s), leader)
-    server.ha = leadership
-    server.recording = leadership.leading
-
-    async def claim_action(kind: str, key: str) -> None:
-        async with engine.begin() as conn:
-            await leadership.claim(conn, kind, key)
-
-    def claim_ring(kind: str, key: str) -> Awaitable[None]:  # the ACD counts its rings per process: + the epoch
-        return claim_action(kind, f"{key}@{leadership.epoch}")
-
-    acd.claim = claim_ring
-    acd.release_on_stop = True  # a node that stops leading hands its waiting callers on (CTI_RESUME)
-    outbound.claim_attempt = leadership.claim
-    outbound.claim_action = claim_action
-    takeover = Takeover(leadership, lambda: leader.running, acd, lambda: server.store.engine, server.clock.now,
-                        server.emit, live_calls=lambda: _live_calls(server), resynced=server.resync_afresh,
-                        park_s=2 * cfg.lease_ttl_s + 2.0)
-    leader.add("takeover", takeover.term)
-    server.http_app.middlewares.append(standby_guard(leadership))
+    engine = make_engine(db_url, connect_timeout_s=min(2.0, ha.lease_ttl_s / 2),
+                         statement_timeout_s=ha.lease_ttl_s, pool_size=2)
+    leadership = Leadership(ha, PgLease(engine, ha.node, lambda: ha.address or address(), ha.lease_ttl_s), leader)
 
     @asynccontextmanager
     async def running() -> AsyncIterator[Leadership]:
@@ -95,7 +94,22 @@ def install_ha(server: CtiServer, leader: FeatureGroup, *, acd: Any, outbound: A
         finally:
             await engine.dispose()
 
-    return running, takeover.gate(ivr, resumable=True)
+    return Election(leadership, LeaderClaims(leadership, engine), running, release_on_stop=True,
+                    takeover_park_s=2 * ha.lease_ttl_s + 2.0)
+
+
+def install_takeover(server: CtiServer, vote: Election, leader: FeatureGroup, acd: Any, ivr: AgiHandler) -> AgiHandler:
+    """With HA: the takeover as the leader group's last feature, the standby guard on the HTTP API, and the
+    IVR's AGI route behind the takeover gate (returned). A single node: the IVR route as it is."""
+    leadership = vote.leadership
+    if not isinstance(leadership, Leadership):
+        return ivr
+    takeover = Takeover(leadership, lambda: leader.running, acd, lambda: server.store.engine, server.clock.now,
+                        server.emit, live_calls=lambda: _live_calls(server), resynced=server.resync_afresh,
+                        park_s=vote.takeover_park_s)
+    leader.add("takeover", takeover.term)
+    server.http_app.middlewares.append(standby_guard(leadership))
+    return takeover.gate(ivr, resumable=True)
 
 
 def _live_calls(server: CtiServer) -> set[str]:

@@ -30,6 +30,7 @@ from ..calls.tracker import CallTracker, RecordedCall
 from ..clock import Clock, SystemClock
 from ..config import AmiServer, ServerConfig, resolve_db_url
 from ..events import Event, Kind
+from ..ha.node import Leader
 from ..lifecycle import Feature, FeatureGroup, TaskOwner
 from ..web.badrequests import http_server_logger
 from ..web.guard import new_app
@@ -73,7 +74,7 @@ METRICS_OP = Operation(summary="Prometheus metrics (text format 0.0.4)", roles=N
 
 class CtiServer:
     def __init__(self, config_dir: Path, cfg: ServerConfig, *, base_dir: Path | None = None,
-                 clock: Clock | None = None) -> None:
+                 clock: Clock | None = None, ha: Leader | None = None) -> None:
         self.config_dir = Path(config_dir)
         self.cfg = cfg
         self.base_dir = Path(base_dir) if base_dir else self.config_dir.resolve().parent
@@ -96,10 +97,11 @@ class CtiServer:
         # must not act on stale state (restoring agents after a restart) wait for it
         self.resynced = asyncio.Event()
         self._resynced_names: set[str] = set()
-        # HA (ctiserver/ha/, set by the wiring): whether this node records what its call trackers see (only the
-        # leader does: every node's tracker follows the same Asterisk), and the election's status for /healthz
-        self.recording: Callable[[], bool] = lambda: True
-        self.ha: Any = None
+        # HA (ctiserver/ha/, built by the wiring before the server): the election's status for /healthz, and
+        # whether this node records what its call trackers see (only the leader does: every node's tracker
+        # follows the same Asterisk)
+        self.ha = ha
+        self.recording: Callable[[], bool] = ha.leading if ha is not None else (lambda: True)
         self.http_app.router.add_get("/healthz", self._healthz)
         self.http_app.router.add_get("/metrics", self._metrics)
         # one lifecycle (ctiserver/lifecycle.py): the core around the features the wiring adds

@@ -47,7 +47,7 @@ from ..ami.message import event_time
 from ..calendar import load_calendar
 from ..calls.control import AgentChannels, AmiCallControl, transfer_listener
 from ..clock import Clock
-from ..config import ServerConfig
+from ..config import ServerConfig, resolve_db_url
 from ..customers.data import SqlDataProvider, load_sample_data
 from ..customers.lookup import IvrCustomerLookup
 from ..events import Event, Kind
@@ -73,7 +73,7 @@ from ..web.config import load_desktop_config
 from ..web.ws import SUPERVISOR
 from ..wfm.config import load_wfm_config, roster_folder
 from ..wfm.http import add_wfm_routes
-from .ha import install_ha
+from .ha import election, install_takeover
 from .loop import install_loop
 from .server import HEALTH_DETAILS_KEY, CtiServer
 
@@ -422,12 +422,19 @@ async def build_server(config_dir: Path, cfg: ServerConfig, *, sandbox: bool = F
         sandbox_info = await asyncio.to_thread(sb.up, sounds_dir=sounds)
         cfg = cfg.for_sandbox(sandbox_info.ami_host, sandbox_info.ami_port, sandbox_info.ami_user,
                               sandbox_info.ami_secret)
-    server = CtiServer(config_dir, cfg, base_dir=base_dir)
+    # what a standby must not run (the HA issue): the ACD, the dialer, the ACD callbacks. One node: always on.
+    leader = FeatureGroup("leader")
+    base_dir = Path(base_dir) if base_dir else config_dir.resolve().parent
+
+    def listening_address() -> str:  # the port the HTTP listener got (port 0: the OS picks it) once it listens
+        return f"http://{cfg.http.host}:{server.http_port or cfg.http.port}"
+
+    # the election first: its claims and leadership are constructor arguments of the features below
+    vote = election(cfg, resolve_db_url(cfg.database.url, base_dir), leader, listening_address)
+    server = CtiServer(config_dir, cfg, base_dir=base_dir, ha=vote.leadership)
     data_engine = make_engine(server.db_url)
     calendar = load_calendar(config_dir)  # the site's time zone, days and hours: read once, handed to every feature
     acd_cfg = load_acd_config(config_dir, calendar)
-    # what a standby must not run (the HA issue): the ACD, the dialer, the ACD callbacks. One node: always on.
-    leader = FeatureGroup("leader")
 
     async def handoff(chan: AgiChannel, request: QueueRequest) -> str:
         """The IVR's queue node: into the ACD, while this node runs it."""
@@ -445,12 +452,14 @@ async def build_server(config_dir: Path, cfg: ServerConfig, *, sandbox: bool = F
         sound = await ivr.tts.sound(text, lang)
         await chan.execute(f'STREAM FILE {sound} ""')
 
-    outbound = Outbound(server, load_outbound_config(config_dir, calendar), prompt=ivr.tts.sound, say=say)
+    outbound = Outbound(server, load_outbound_config(config_dir, calendar), prompt=ivr.tts.sound, say=say,
+                        claims=vote.claims)
     hooks = AcdHooks(on_callback=outbound.on_callback, on_callback_offer=outbound.on_callback_offer,
                      on_callback_cancel=outbound.on_callback_cancel)
     acd = AcdRuntime(AcdEngine(acd_cfg), server.clock, server.emit, say=say, hooks=hooks,
                      recordings_dir=ivr.settings.recordings_dir,  # voicemails go where the IVR's messages go
-                     interrupt=_interrupter(server), servers=[s.name for s in cfg.asterisk])
+                     interrupt=_interrupter(server), servers=[s.name for s in cfg.asterisk],
+                     claims=vote.claims, release_on_stop=vote.release_on_stop)
     to_acd = handoff_to(acd)
     agent_channels = AgentChannels.from_acd(acd_cfg)
     calls = AmiCallControl(server.trackers, server.ami, acd.engine, server.emit, server.clock.now,
@@ -516,10 +525,10 @@ async def build_server(config_dir: Path, cfg: ServerConfig, *, sandbox: bool = F
                         leader, customer_by_phone)
 
     # one node: the group as it is; HA: the election runs it (and the IVR route gets the takeover gate)
-    leader_feature, server.agi_routes["ivr"] = install_ha(server, leader, acd=acd, outbound=outbound, ivr=ivr.handle)
+    server.agi_routes["ivr"] = install_takeover(server, vote, leader, acd, ivr.handle)
     server.add_feature("customer data", _customer_data(data_engine, config_dir, sample_data, server.clock))
     server.add_feature("IVR", lambda: started(ivr))
-    server.add_feature("leader", leader_feature)  # the group itself, or the HA election that runs it
+    server.add_feature("leader", vote.feature)  # the group itself, or the HA election that runs it
     server.add_feature("KPIs live", today.running)
     server.add_feature("desktop", lambda: desktop_running(server.http_app))
     server.features = Features(acd=acd, ivr=ivr, outbound=outbound, hooks=hooks, calls=calls, leader=leader,

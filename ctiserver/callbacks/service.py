@@ -32,6 +32,7 @@ from ..acd.model import AcdError, CancelCallback, Offer, QueueClosed, ScheduleCa
 from ..agi.channel import AgiChannel, AgiError, AgiHangup
 from ..clock import Clock
 from ..events import Event, Kind
+from ..fencing import NO_CLAIMS, Claims
 from ..lifecycle import TaskOwner
 from ..numbers import NumberError, normalise_number
 from ..outbound.dialer import safe_value
@@ -88,7 +89,7 @@ class AcdCallbackService:
     def __init__(self, cfg: OutboundConfig, store: CallbackStore, acd: AcdLike, client: _Ami, clock: Clock,
                  emit: Callable[[Event], None], *, server_name: str, say: Say | None = None,
                  listed: Callable[[Sequence[str]], Awaitable[Mapping[str, str]]] | None = None,
-                 agi: str | None = None) -> None:
+                 agi: str | None = None, claims: Claims = NO_CLAIMS) -> None:
         self.cfg = cfg
         self.policy = cfg.acd_callbacks
         self.rules = CallbackRules(self.policy, calendar=cfg.calendar,
@@ -115,8 +116,8 @@ class AcdCallbackService:
         self._wake = asyncio.Event()
         self.last_plan: Any = None
         self._recovered = False  # recover() went through (it waits for the database at start)
-        # HA fencing (ctiserver/ha/): each agent leg's Originate claimed under the leader's epoch first
-        self.claim: Callable[[str, str], Awaitable[None]] | None = None
+        # HA fencing (ctiserver/fencing.py): each agent leg's Originate claimed under the leader's epoch first
+        self.claims = claims
 
     # --- the ACD's hooks and the AMI listener: plain, never block ------------------------------
 
@@ -430,13 +431,12 @@ class AcdCallbackService:
         channel = f"{self.prefix}{row_id}-{self._seq}"
         self._rings[channel] = _Ring(offer.call_id, offer.agent_id, row_id, offer.number or offer.caller,
                                      offer.skill, offer.tier)
-        if self.claim is not None:
-            try:
-                await self.claim("originate", channel)
-            except Exception as exc:  # not the leader any more (or the database away): nobody is rung
-                log.warning("callback %s: agent %s not rung: %s", row_id, offer.agent_id, exc)
-                self._ring_failed(channel, "chanunavail")
-                return
+        try:
+            await self.claims.action("originate", channel)
+        except Exception as exc:  # not the leader any more (or the database away): nobody is rung
+            log.warning("callback %s: agent %s not rung: %s", row_id, offer.agent_id, exc)
+            self._ring_failed(channel, "chanunavail")
+            return
         self.acd.apply(lambda t: self.acd.engine.ring_started(offer.call_id, t))
         # marks the agent leg as an outbound call (KPIs count inbound calls only); not a try on the customer
         self.emit(Event(Kind.OUT_ATTEMPT, ts=self.clock.now(), call_id=channel, agent_id=offer.agent_id,

@@ -25,6 +25,7 @@ from ..callbacks.store import CallbackStore
 from ..clock import Clock
 from ..customers.targets import customer_class
 from ..events import Event, Kind
+from ..fencing import NO_CLAIMS, Claims
 from ..lifecycle import TaskOwner, started
 from ..lograte import LogBurst
 from ..numbers import normalise_number
@@ -157,17 +158,16 @@ class Outbound:
     MAX_EARLY = 10_000
 
     def __init__(self, server: Any, cfg: OutboundConfig, *, prompt: PromptFn | None = None,
-                 say: Say | None = None) -> None:
+                 say: Say | None = None, claims: Claims = NO_CLAIMS) -> None:
         self.server = server
         self.cfg = cfg
         self.prompt = prompt
         self.say = say
         self.service: OutboundService | None = None
         self.callbacks: AcdCallbackService | None = None
-        # HA fencing (ctiserver/ha/, set by the wiring): an attempt's claim inside its transaction, and a
-        # callback ring's claim in a transaction of its own
-        self.claim_attempt: Claim | None = None
-        self.claim_action: Callable[[str, str], Awaitable[None]] | None = None
+        # HA fencing (ctiserver/fencing.py): an attempt's claim inside its transaction, and a callback ring's
+        # claim in a transaction of its own
+        self.claims = claims
         self._early: list[tuple[str, Any]] = []  # ACD hooks that came while the callbacks were stopped
         self._early_lost = LogBurst(log, "ACD callback request lost: the callbacks are stopped and "
                                          f"{self.MAX_EARLY} requests wait already")
@@ -246,11 +246,9 @@ class Outbound:
         if acd is not None:
             callbacks = AcdCallbackService(self.cfg, CallbackStore(engine), acd, client, server.clock, server.emit,
                                            server_name=name, say=self.say, listed=store.listed,
-                                           agi=_agi_address(server))
-        if callbacks is not None:
-            callbacks.claim = self.claim_action
+                                           agi=_agi_address(server), claims=self.claims)
         svc = OutboundService(self.cfg, engine, client, name, server.clock, server.emit, prompt=self.prompt,
-                              store=store, agent_callbacks=callbacks, claim=self.claim_attempt)
+                              store=store, agent_callbacks=callbacks, claim=self.claims.in_transaction)
         try:
             async with AsyncExitStack() as stack:
                 self.service = svc

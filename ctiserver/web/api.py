@@ -77,7 +77,8 @@ class Desktop:
     def __init__(self, *, engine: AsyncEngine, agents: AgentControl, calls: CallControl,
                  wallboard: WallboardSource, customers: CustomerLookup, emit: Callable[[Event], None],
                  config: DesktopConfig, clock: Clock, hub: Hub,
-                 request_callback: Callable[..., Awaitable[None]] | None = None) -> None:
+                 request_callback: Callable[..., Awaitable[None]] | None = None,
+                 names: dict[str, Any] | None = None) -> None:
         self.engine = engine
         self.agents = agents
         self.calls = calls
@@ -88,7 +89,7 @@ class Desktop:
         self.clock = clock
         self.hub = hub
         self.request_callback = request_callback
-        self.names: dict[str, Any] = {}  # display names of queues and tiers (install_desktop)
+        self.names: dict[str, Any] = names or {}  # display names of queues and tiers
         self.sessions = auth.Sessions(engine, clock)
         self.throttle = LoginThrottle(config.login_per_user, config.login_per_ip, config.login_per_user_all_addresses)
         self._refusals: dict[str, tuple[float, int]] = {}  # address -> (last warning, refusals since)

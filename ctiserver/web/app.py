@@ -133,10 +133,10 @@ async def desktop_running(app: web.Application) -> AsyncIterator[None]:
 
 def _build(*, engine: AsyncEngine, agents: AgentControl, calls: CallControl, wallboard: WallboardSource,
            customers: CustomerLookup, emit: Callable[[Event], None], config: DesktopConfig, clock: Clock,
-           request_callback: Callable[..., Awaitable[None]] | None) -> Desktop:
+           request_callback: Callable[..., Awaitable[None]] | None, names: dict[str, Any] | None) -> Desktop:
     hub = Hub(clock=clock, queue_size=config.ws_queue_size, replay_size=config.ws_replay_size)
     return Desktop(engine=engine, agents=agents, calls=calls, wallboard=wallboard, customers=customers,
-                   emit=emit, config=config, clock=clock, hub=hub, request_callback=request_callback)
+                   emit=emit, config=config, clock=clock, hub=hub, request_callback=request_callback, names=names)
 
 
 def install_desktop(app: web.Application, *, engine: AsyncEngine, agents: AgentControl, calls: CallControl,
@@ -160,8 +160,7 @@ def install_desktop(app: web.Application, *, engine: AsyncEngine, agents: AgentC
     which the pages show instead of the ids.
     """
     desktop = _build(engine=engine, agents=agents, calls=calls, wallboard=wallboard, customers=customers,
-                     emit=emit, config=config, clock=clock, request_callback=request_callback)
-    desktop.names = names or {}
+                     emit=emit, config=config, clock=clock, request_callback=request_callback, names=names)
     install_middlewares(app)
     app.add_routes(desktop.routes())
     app.add_routes([

@@ -17,6 +17,7 @@ from ctiserver.acd.runtime import AcdHooks, AcdRuntime, Served
 from ctiserver.agi.channel import AgiChannel, AgiError, AgiHangup, AgiReply
 from ctiserver.clock import SystemClock
 from ctiserver.events import Event, Kind
+from ctiserver.fencing import NO_CLAIMS, Claims
 
 from .helpers import config
 
@@ -103,7 +104,7 @@ class FakeChannel:
 
 
 def runtime(agents: dict[str, dict[str, int]], *, say: Any = None, hooks: AcdHooks | None = None,
-            **over: Any) -> tuple[AcdRuntime, list[Event]]:
+            claims: Claims = NO_CLAIMS, release_on_stop: bool = False, **over: Any) -> tuple[AcdRuntime, list[Event]]:
     settings: dict[str, Any] = {"dial_template": "Local/{id}@sim-agents", "probe_every_s": 0.02,
                                 "announce": {"first_after_s": 100, "every_s": 100},
                                 "queue_defaults": {"wrap_up_s": 0.05, "handle_time_s": 60},
@@ -111,7 +112,8 @@ def runtime(agents: dict[str, dict[str, int]], *, say: Any = None, hooks: AcdHoo
     settings.update(over)
     eng = AcdEngine(config(agents, **settings))
     log: list[Event] = []
-    return AcdRuntime(eng, SystemClock(), log.append, say=say, hooks=hooks), log
+    return AcdRuntime(eng, SystemClock(), log.append, say=say, hooks=hooks, claims=claims,
+                      release_on_stop=release_on_stop), log
 
 
 def kinds(log: list[Event], call_id: str | None = None) -> list[str]:

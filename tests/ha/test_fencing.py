@@ -10,6 +10,7 @@ from sqlalchemy import text
 
 from ctiserver.clock import FakeClock
 from ctiserver.events import Event
+from ctiserver.fencing import NoClaims
 from ctiserver.ha.pg import PgLease, claim
 from ctiserver.outbound.dialer import Dialer
 from ctiserver.outbound.scheduler import Scheduler
@@ -83,12 +84,12 @@ async def test_a_fenced_ring_rings_nobody_and_the_caller_goes_to_the_next_node()
 
     claims: list[tuple[str, str]] = []
 
-    async def fenced(kind: str, key: str) -> None:
-        claims.append((kind, key))
-        raise Fenced(f"{kind} {key}: not claimed, b does not hold the lease under epoch 1")
+    class Deposed(NoClaims):  # b no longer leads: every claim is refused
+        async def this_term(self, kind: str, key: str) -> None:
+            claims.append((kind, key))
+            raise Fenced(f"{kind} {key}: not claimed, b does not hold the lease under epoch 1")
 
-    acd, log = runtime({"1001": {"billing": 5}})
-    acd.claim = fenced
+    acd, log = runtime({"1001": {"billing": 5}}, claims=Deposed())
     acd.login("1001", ready=True)
     chan = FakeChannel(agents={"1001": Agent()})
     try:
@@ -100,8 +101,7 @@ async def test_a_fenced_ring_rings_nobody_and_the_caller_goes_to_the_next_node()
     assert not [c for c in chan.commands if c.startswith("EXEC Dial")] and "CTI_DONE" not in chan.variables
 
     # a leader that stops leading hands its waiting callers on: still waiting, as the next node reads the log
-    acd, log = runtime({"1001": {"billing": 5}})
-    acd.release_on_stop = True
+    acd, log = runtime({"1001": {"billing": 5}}, release_on_stop=True)
     acd.login("1001", ready=False)  # staffed, nobody free: the caller waits
     await acd.start()
     chan = FakeChannel(agents={})
