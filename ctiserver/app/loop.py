@@ -102,14 +102,17 @@ def install_loop(server: Any, engine: AsyncEngine, config_dir: Path, calendar: C
                                 sms if sms_cfg.enabled else None, outbound_store, outage_cfg, server.clock.now))
     crews = load_crews_config(config_dir, calendar)
     table = load_workorder_table(config_dir, calendar).crews
+
+    async def crew_dispatched(order: Any, row: dict[str, Any]) -> None:
+        await crew_notifier.on_dispatch(order, row)  # built below: it acts on the service it is a hook of
+
     repair = RepairService(RepairStore(engine), crews, table, server.clock, server.emit,
+                           on_dispatch=chained(apology(sms, outages, crews, lambda o: table.arrive_for(
+                               o.area_class).due_ts(o.dispatched_ts)), crew_dispatched),
                            on_restore=chained(restored(outages), satisfaction(outages, outbound.request_callback)))
     crew_notifier = CrewNotifier(repair, crews, table, server.clock, server.emit, sms=sms, ami=_Ami(server, out_cfg),
                                  prompt=outbound.prompt, channel=out_cfg.dial.channel,
                                  caller_id=out_cfg.dial.caller_id)
-    repair.on_dispatch = chained(
-        apology(sms, outages, crews, lambda o: table.arrive_for(o.area_class).due_ts(o.dispatched_ts)),
-        crew_notifier.on_dispatch)
 
     async def require(request: Any, roles: frozenset[str]) -> Any:
         return await sessions.require(request, roles)

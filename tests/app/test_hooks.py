@@ -73,6 +73,8 @@ async def test_a_single_node_gives_every_feature_the_claims_that_claim_nothing(t
     assert isinstance(server.ha, SoloLeadership) and server.recording()
     assert f.acd.claims is NO_CLAIMS and f.outbound.claims is NO_CLAIMS and not f.acd.release_on_stop
     assert "takeover" not in f.leader.names
+    repair = f.extra["loop"].repair  # the crew's SMS and call, the customers' apology: given at construction
+    assert repair.on_dispatch is not None and repair.on_restore is not None
 
 
 async def test_an_ha_node_gives_the_acd_dialer_and_callbacks_the_claims_of_its_election(tmp_path: Path) -> None:
