@@ -13,10 +13,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from ..calendar import Calendar, load_calendar, load_site_model
 from ..configfile import ConfigError, ConfigProblem, Strict
+from ..outbound.model import TimeRange, _ranges
+from ..outbound.rules import next_allowed
 
 Channel = Literal["phone", "sms"]
 OutageKind = Literal["planned", "temporary", "fault", "load_limit"]
@@ -33,6 +35,13 @@ class NoticeConfig(Strict):
     temporary_lead_hours: Annotated[float, Field(gt=0, le=240)] = 24
     important: tuple[Channel, ...] = ("phone", "sms")
     others: tuple[Channel, ...] = ("sms",)
+    # when notices may go (local, calendar.yaml's zone): a lead time that falls at night moves into these
+    windows: list[str] = Field(default_factory=lambda: ["08:00-21:00"])
+
+    _v_windows = field_validator("windows")(_ranges)
+
+    def window_ranges(self) -> tuple[TimeRange, ...]:
+        return tuple(TimeRange.parse(w) for w in self.windows)
 
 
 class OutagesConfig(Strict):
@@ -168,7 +177,7 @@ def notice_plan(outage: OutageIn | Outage, customers: Sequence[Customer], now: f
         return []
     lead = (cfg.notices.planned_lead_days * 86400 if outage.kind == "planned"
             else cfg.notices.temporary_lead_hours * 3600)
-    due = max(now, outage.start_ts - lead)
+    due = notice_due(outage.start_ts, lead, now, cfg.notices.window_ranges(), cfg.calendar)
     out: list[Notice] = []
     seen: set[tuple[str, str]] = set()
     for c in sorted(customers, key=lambda c: (not c.important, c.account, c.phone)):
@@ -178,6 +187,27 @@ def notice_plan(outage: OutageIn | Outage, customers: Sequence[Customer], now: f
                 seen.add(key)
                 out.append(Notice(channel, c, due))
     return out
+
+
+STEP_S = 900.0  # how finely an earlier moment inside the windows is looked for
+
+
+def notice_due(start_ts: float, lead_s: float, now: float, windows: Sequence[TimeRange], calendar: Calendar) -> float:
+    """When a notice goes: `lead_s` before the start (not before now), never at night: moved to the next moment
+    inside `windows` if that still comes before the start, else back to the last one before it (the evening
+    before, not the small hours); with no such moment left, the next window (a late notice, not a night one)."""
+    due = max(now, start_ts - lead_s)
+    nxt = next_allowed(due, windows, (), "any", calendar)
+    if nxt is None:
+        return due
+    if nxt < start_ts:
+        return nxt
+    t = due
+    while t - STEP_S >= now and due - t < 86400:
+        t -= STEP_S
+        if next_allowed(t, windows, (), "any", calendar) == t:
+            return t
+    return nxt
 
 
 def when(ts: float | None, calendar: Calendar, lang: str) -> str:

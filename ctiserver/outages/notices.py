@@ -40,7 +40,8 @@ def sms_notices(sms: SmsService, cfg: OutagesConfig) -> Callable[[Outage, Sequen
 
 def call_notices(store: OutboundStore, cfg: OutagesConfig,
                  now: Callable[[], float]) -> Callable[[Outage, Sequence[Notice]], Awaitable[str | None]]:
-    """The important customers' notice calls: a campaign `outage-<id>` (kind outage_notice), started."""
+    """The important customers' notice calls: a campaign `outage-<id>` (kind outage_notice), started; each
+    contact is not called before its notice's time (the lead time, inside the notice windows)."""
 
     async def arrange(outage: Outage, notices: Sequence[Notice]) -> str | None:
         if not notices:
@@ -48,11 +49,11 @@ def call_notices(store: OutboundStore, cfg: OutagesConfig,
         zh, en = _words(outage, cfg, "zh"), _words(outage, cfg, "en")
         areas = list(dict.fromkeys([*outage.scope.areas, *(n.customer.area for n in notices if n.customer.area)]))
         spec = CampaignSpec(name=f"outage-{outage.id}", kind="outage_notice", title=f"停电通知 {outage.cause}"[:80],
-                            priority=90, outage=OutageParams(
+                            priority=90, windows=list(cfg.notices.windows), outage=OutageParams(
                                 areas=areas or ["—"], start=Spoken(zh=zh["start"], en=en["start"]),
                                 end=Spoken(zh=zh["end"], en=en["end"]), reason=outage.cause))
         people = [ContactIn(number=n.customer.phone, name=n.customer.name, account=n.customer.account,
-                            area=n.customer.area, priority=IMPORTANT_PRIORITY) for n in notices]
+                            area=n.customer.area, priority=IMPORTANT_PRIORITY, not_before=n.due) for n in notices]
         await store.import_contacts(spec, people, now())
         await store.change_state(spec.name, "start", now())
         return spec.name

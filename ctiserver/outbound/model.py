@@ -583,3 +583,4 @@ class ContactIn:
     tier: str = ""
     quiet: str = ""  # the customer's own quiet hours, "12:00-14:00;21:00-08:00"
     variables: dict[str, str] = field(default_factory=dict)
+    not_before: float = 0.0  # not called before this (an outage notice's lead time)

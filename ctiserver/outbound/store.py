@@ -218,7 +218,7 @@ class OutboundStore:
         rows = [{"campaign_id": campaign_id, "number": p.number, "name": p.name, "account": p.account,
                  "area": p.area, "priority": p.priority, "tier": p.tier, "quiet": p.quiet,
                  "variables": dict(p.variables), "status": ContactStatus.PENDING, "attempts": 0,
-                 "next_due_ts": 0.0, "updated_ts": now} for p in people]
+                 "next_due_ts": p.not_before, "updated_ts": now} for p in people]
         for i in range(0, len(rows), 1000):
             await conn.execute(insert(contacts), rows[i:i + 1000])
 
