@@ -9,6 +9,7 @@ import asyncio
 import datetime as dt
 import re
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
@@ -60,10 +61,12 @@ async def test_the_crew_gets_the_order_by_sms_with_a_working_link(tmp_path: Path
     crews = crews.model_copy(update={"page_base": f"http://127.0.0.1:{rig.ports.http}",
                                      "call": crews.call.model_copy(update={"enabled": False})})
     table = load_workorder_table(CONFIG, CAL).crews
-    repair = RepairService(RepairStore(engine), crews, table, clock, events.append)
+    async def crew_dispatched(order: Any, row: dict[str, Any]) -> None:
+        await notifier.on_dispatch(order, row)  # built below: it acts on the service it is a hook of
+
+    repair = RepairService(RepairStore(engine), crews, table, clock, events.append, on_dispatch=crew_dispatched)
     notifier = CrewNotifier(repair, crews, table, clock, events.append, sms=sms, ami=None, prompt=None,
                             channel="Local/{number}@outbound-dest", caller_id="95598")
-    repair.on_dispatch = notifier.on_dispatch
 
     async def anyone(request: web.Request, roles: frozenset[str]) -> None:
         return None

@@ -82,14 +82,17 @@ async def test_crews_called_press_1_accepts_others_are_called_again_then_given_u
     table = CrewDeadlines()
     watch = Watch()
     clock = SystemClock()
-    repair = RepairService(RepairStore(engine), crews, table, clock, watch)
+    async def crew_dispatched(order: Any, row: dict[str, Any]) -> None:
+        await holder["n"].on_dispatch(order, row)  # built below: it acts on the service it is a hook of
+
+    holder: dict[str, CrewNotifier] = {}
+    repair = RepairService(RepairStore(engine), crews, table, clock, watch, on_dispatch=crew_dispatched)
     spoken: list[str] = []
 
     async def prompt(text: str, lang: str) -> str:
         spoken.append(text)
         return "beep"  # a sound every Asterisk has; the TTS pipeline is tested on its own
 
-    holder: dict[str, CrewNotifier] = {}
     client = AmiClient(ami_server_config(asterisk_sandbox),
                        on_event=lambda m: holder["n"].on_ami("pbx1", m) if holder else None)
     await client.start()
@@ -97,7 +100,6 @@ async def test_crews_called_press_1_accepts_others_are_called_again_then_given_u
     notifier = CrewNotifier(repair, crews, table, clock, watch, sms=None, ami=client, prompt=prompt,
                             channel="Local/{number}@outbound-dest", caller_id="95598")
     holder["n"] = notifier
-    repair.on_dispatch = notifier.on_dispatch
     try:
         async with notifier.running():
             yes, _ = await repair.dispatch("甲区")
