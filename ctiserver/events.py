@@ -91,6 +91,11 @@ class Kind:
     MONITOR = "monitor"  # a supervisor listens/whispers/barges; data: mode, supervisor, phone, action, channel
     QC = "qc"  # inspection task changed; data: task, action ('scored'|'acknowledged'|'appealed'|'decided'), score
 
+    # --- workforce management (ctiserver/wfm) ---------------------------------------------------
+    # a shift handover (agent_id: the leader acting); data: id, action ('handed'|'acknowledged'), user,
+    # boundary_ts (the shift change), incoming (handed) / outgoing, rostered (acknowledged)
+    WFM_HANDOVER = "wfm.handover"
+
 
 @dataclass(slots=True)
 class Event:

@@ -72,6 +72,7 @@ from ..web.auth import Sessions
 from ..web.config import load_desktop_config
 from ..web.ws import SUPERVISOR
 from ..wfm.config import load_wfm_config, roster_folder
+from ..wfm.handover_http import add_handover_routes
 from ..wfm.http import add_wfm_routes
 from .ha import election, install_takeover
 from .loop import install_loop
@@ -491,6 +492,15 @@ async def build_server(config_dir: Path, cfg: ServerConfig, *, sandbox: bool = F
     add_wfm_routes(server.http_app, folder=roster_folder(config_dir), cfg=wfm_cfg.roster,
                    agents=wfm_cfg.roster.roster_agents([(a.id, a.name, list(a.skills)) for a in acd_cfg.agents]),
                    calendar=calendar, get_engine=lambda: server.store.engine, now=server.clock.now)
+    wfm_agents = wfm_cfg.roster.roster_agents([(a.id, a.name, list(a.skills)) for a in acd_cfg.agents])
+
+    async def signed_in_leader(request: Any) -> str:
+        return (await server.http_app[DESKTOP_KEY].sessions.require(request, SUPERVISORS)).agent_no
+
+    add_handover_routes(server.http_app, folder=roster_folder(config_dir), cfg=wfm_cfg.roster, agents=wfm_agents,
+                        calendar=calendar, get_engine=lambda: data_engine,
+                        get_events_engine=lambda: server.store.engine, now=server.clock.now,
+                        user_of=signed_in_leader, emit=server.emit)
 
     # Today's KPI figures from the event stream, with the report's definitions; pushed to supervisors.
     today = LiveKpiFeed(kpi_cfg, server.clock, engine=lambda: server.store.engine if server.store else None,

@@ -13,6 +13,7 @@ const TEXTS = {
   sign_in: ["登录", "Sign in"], sign_out: ["退出", "Sign out"], agent_no: ["工号", "Agent number"],
   password: ["密码", "Password"], ui_lang: ["界面语言", "Language"], none: ["无", "none"],
   min_s: ["{0}分{1}秒", "{0}m{1}s"], s: ["{0}秒", "{0}s"],
+  handover_warning: ["交接班未完成，仍要退出吗", "Handover not finished, sign out anyway"],
 };
 let LANG = (() => {
   let saved = null;
@@ -116,10 +117,11 @@ function showConn(up) {
 }
 
 /* Sign-in: shows the form until /api/me answers, then calls onReady(me). */
+let SIGNED_IN = null;  // /api/me of the signed-in user (wireSignOut asks a leader about the handover)
 async function signIn(onReady) {
   initLang();
   const me = await api("GET", "/api/me");
-  if (me.ok) { $("login-box").classList.add("hidden"); onReady(me.data); return; }
+  if (me.ok) { SIGNED_IN = me.data; $("login-box").classList.add("hidden"); onReady(me.data); return; }
   $("login-box").classList.remove("hidden");
   $("login-form").addEventListener("submit", async (ev) => {
     ev.preventDefault();
@@ -130,6 +132,7 @@ async function signIn(onReady) {
     if (!r.ok) { $("login-err").textContent = r.error; return; }
     const me2 = await api("GET", "/api/me");
     if (!me2.ok) { $("login-err").textContent = me2.error; return; }
+    SIGNED_IN = me2.data;
     $("login-box").classList.add("hidden");
     onReady(me2.data);
   });
@@ -138,6 +141,13 @@ async function signIn(onReady) {
 function wireSignOut() {
   $("signout").classList.remove("hidden");
   $("signout").addEventListener("click", async () => {
+    // the rulebook: an outgoing shift leader does not log out before the incoming one has logged in
+    // and taken the handover (/handover); the server says whether that is so
+    const role = SIGNED_IN && SIGNED_IN.user ? SIGNED_IN.user.role : "";
+    if (role === "supervisor" || role === "admin") {
+      const chk = await api("GET", "/api/wfm/handover/logout-check");
+      if (chk.ok && chk.data.warning && !confirm(`${t("handover_warning")}: ${chk.data.warning}`)) return;
+    }
     await api("POST", "/api/auth/logout", {});
     sessionStorage.removeItem("cti-push");
     location.reload();
