@@ -18,6 +18,7 @@ from ..store.clidb import CliError, db_url, open_store
 from .config import WfmConfig, load_wfm_config
 from .forecast import ForecastError, QueueForecast, forecast_queue
 from .history import QueueHistory
+from .outage_days import OutageSpan, outage_days
 from .render import FORMATTERS
 from .report import forecast_result
 
@@ -89,16 +90,27 @@ def _emit(result: dict[str, Any], fmt: str, output: str | None) -> None:
         sys.stdout.write(text)
 
 
-def load_history(config_dir: Path, url_override: str | None, cfg: WfmConfig, start: dt.date,
-                 weeks: int) -> dict[str, QueueHistory]:
-    from .store import history_from_store
+def load_history(config_dir: Path, url_override: str | None, cfg: WfmConfig, start: dt.date, weeks: int,
+                 until: dt.date | None = None) -> tuple[dict[str, QueueHistory], list[OutageSpan], str | None]:
+    """The history of the `weeks` before `start`, and the outage records from then to `until` (with a
+    note instead when the outage records cannot be read)."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from .store import history_from_store, outage_spans
 
     url = db_url(config_dir, url_override)
+    first = start - dt.timedelta(weeks=weeks)
 
-    async def run() -> dict[str, QueueHistory]:
+    async def run() -> tuple[dict[str, QueueHistory], list[OutageSpan], str | None]:
         engine = await open_store(url, config_dir, create=False)
         try:
-            return await history_from_store(engine, cfg.calendar, start - dt.timedelta(weeks=weeks), start)
+            history = await history_from_store(engine, cfg.calendar, first, start)
+            try:
+                spans = await outage_spans(engine, cfg.calendar.at(first), cfg.calendar.at(until or start))
+            except SQLAlchemyError as exc:
+                return history, [], f"outage records not read ({type(exc).__name__}): only wfm.yaml's outage_days " \
+                                    "are kept out of the model"
+            return history, spans, None
         finally:
             await engine.dispose()
 
@@ -107,17 +119,24 @@ def load_history(config_dir: Path, url_override: str | None, cfg: WfmConfig, sta
 
 def forecasts(args: argparse.Namespace, cfg: WfmConfig, start: dt.date, days: int) -> list[QueueForecast]:
     weeks = args.history_weeks or cfg.forecast.history_weeks
-    history = load_history(Path(args.config), args.url, cfg, start, weeks)
+    end = start + dt.timedelta(days=days)
+    history, spans, problem = load_history(Path(args.config), args.url, cfg, start, weeks, end)
     queues = sorted(history) if not args.queue else args.queue
     missing = [q for q in queues if q not in history]
     if missing or not queues:
         raise CliError(f"no calls in the event store for {', '.join(missing) or 'any queue'} in the "
                        f"{weeks} weeks before {start}")
+    marked = {**outage_days(spans, cfg.calendar, cfg.forecast.major_outage, SystemClock().now()),
+              **cfg.forecast.outage_days}
     try:
-        return [forecast_queue(history[q], cfg.calendar, start, days, set(cfg.forecast.outage_days))
-                for q in queues]
+        out = [forecast_queue(history[q], cfg.calendar, start, days, {d for d in marked if d < start})
+               for q in queues]
     except ForecastError as exc:
         raise CliError(str(exc)) from None
+    for fc in out:
+        fc.outage_days = {d: why for d, why in sorted(marked.items())}
+        fc.problems = [problem] if problem else []
+    return out
 
 
 def _start(args: argparse.Namespace, cfg: WfmConfig) -> dt.date:

@@ -16,6 +16,7 @@ from pydantic import Field, model_validator
 
 from ..calendar import Calendar, load_calendar, load_site_model
 from ..configfile import ConfigError, ConfigProblem, Strict, compose, node_line
+from .outage_days import MajorOutageRule
 from .shifts import RosterConfig
 
 WFM_FILE = "wfm.yaml"
@@ -24,8 +25,10 @@ Ratio = Annotated[float, Field(ge=0.0, lt=1.0)]
 
 class ForecastOptions(Strict):
     history_weeks: Annotated[int, Field(ge=2, le=104)] = 13  # weeks of the event store to learn from
-    # Days whose traffic was not normal (a storm, a feeder fault): date -> why. Kept out of the model.
+    # Days of major outages come from the outage records (outage_days.py: which count as major); days
+    # before those records were kept, or not normal for another reason, are listed here: date -> why.
     outage_days: dict[dt.date, str] = Field(default_factory=dict)
+    major_outage: MajorOutageRule = Field(default_factory=MajorOutageRule)
 
 
 class Shrinkage(Strict):

@@ -8,8 +8,9 @@ Why this shape (the usual call-centre "top-down" forecast):
    would have been (estimated from history when it holds such days, else "a holiday is like a rest
    day, a make-up day like a working day"); the series is divided by it before fitting and the
    forecast multiplied by it after, so one 国庆 week does not teach the model a new weekly shape.
-3. Outage days (a storm, a feeder fault) are marked by the caller: they are replaced by what that
-   weekday normally brings before fitting and left out of the profiles and of the accuracy check.
+3. Outage days (a storm, a feeder fault; the caller finds them in the outage records, outage_days.py,
+   which says why exclusion rather than a regressor) are replaced by what that weekday normally brings
+   before fitting and left out of the profiles, the handle time and the accuracy check.
 4. The daily seasonality is the intraday profile: each half hour's share of the day, per kind of
    day (working / rest / holiday, a holiday falling back to rest when history has too few).
 5. Handle time: the daily AHT smoothed by statsmodels' simple exponential smoothing, times each
@@ -70,6 +71,9 @@ class QueueForecast:
     accuracy: Accuracy | None = None
     patience_s: float | None = None
     tier_mix: dict[str, float] = field(default_factory=dict)
+    # days of major outages (history: kept out of the model; forecast window: announced, not in the numbers)
+    outage_days: dict[dt.date, str] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)  # what the caller could not read
 
     def day_total(self, day: dt.date) -> float:
         return sum(self.calls.get((day, s), 0.0) for s in range(SLOTS))

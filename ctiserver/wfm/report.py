@@ -29,6 +29,7 @@ def forecast_result(forecasts: list[QueueForecast], *, by: str = "halfhour") -> 
             notes.append(f"{fc.queue}: under 3 weeks of history, no held-out week to measure accuracy on")
         notes.append(f"{fc.queue}: model {fc.model}; special-day factors "
                      + ", ".join(f"{k} {v:.2f}" for k, v in fc.factors.items()))
+        notes += outage_notes(fc)
         for d in fc.days:
             if by == "day":
                 calls = fc.day_total(d)
@@ -43,7 +44,22 @@ def forecast_result(forecasts: list[QueueForecast], *, by: str = "halfhour") -> 
     cols = ["queue", "date", "kind", "calls", "aht_s"] if by == "day" else \
         ["queue", "date", "time", "kind", "calls", "aht_s"]
     return {"title": "Forecast of offered calls and handle time", "columns": cols, "rows": rows,
-            "notes": notes, "accuracy": accuracy}
+            "notes": list(dict.fromkeys(notes)), "accuracy": accuracy,
+            "outage_days": {d.isoformat(): why for fc in forecasts for d, why in fc.outage_days.items()}}
+
+
+def outage_notes(fc: QueueForecast) -> list[str]:
+    """The outage days the forecast kept out of its history, and those announced inside its window."""
+    first, last = fc.days[0], fc.days[-1]
+    past = [d for d in fc.outage_days if d < first]
+    ahead = [(d, why) for d, why in fc.outage_days.items() if first <= d <= last]
+    out = list(fc.problems)
+    if past:
+        out.append(f"{fc.queue}: {len(past)} outage day(s) kept out of the history: "
+                   + ", ".join(d.isoformat() for d in sorted(past)))
+    out += [f"{fc.queue}: {d} has a major outage ({why}): its extra calls are not in this forecast"
+            for d, why in sorted(ahead)]
+    return out
 
 
 def _pct(v: float | None) -> str:
