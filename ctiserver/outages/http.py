@@ -6,6 +6,7 @@ reads them. Every route is in the OpenAPI document; every error is the one shape
     GET   /api/outages/{id}         one, with its audit trail
     PATCH /api/outages/{id}         change cause, scope, start, expected restoration
     POST  /api/outages/{id}/close   power is back (body: {"end_ts": ...} or {} for now)
+    POST  /api/outages/{id}/reports a work order about it (agent desktop's outage form): attached
 """
 
 from __future__ import annotations
@@ -17,9 +18,11 @@ from typing import Any
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from sqlalchemy import select
 
 from ..web.errors import ApiError
 from ..web.openapi import ANY_ROLE, Operation, Reply, documented
+from ..web.tables import work_orders
 from .model import OutageChange, OutageIn, Scope
 from .service import OutageService
 from .store import OutageClosed, UnknownOutage, public
@@ -59,13 +62,31 @@ class OutageDetailOut(OutageOut):
 class CloseIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    end_ts: float | None = Field(default=None, gt=0, description="when power came back (default: now)")
+    end_ts: float | None = Field(default=None, gt=0, lt=4_102_444_800,
+                                 description="when power came back (default: now)")
 
 
 class ListQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     status: str | None = Field(default=None, pattern=r"^(open|closed)$")
+    area: str | None = Field(default=None, min_length=1, max_length=60, description="only those covering it")
+    account: str | None = Field(default=None, pattern=r"^[0-9A-Za-z-]{1,20}$", description="only those covering it")
+    active: bool = Field(default=False, description="only those under way now (started, not ended)")
+
+
+class AttachIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    workorder_id: int = Field(ge=1)
+    call_id: str = Field(default="", max_length=80)
+    account: str = Field(default="", max_length=20)
+    number: str = Field(default="", max_length=32)
+
+
+class AttachedOut(BaseModel):
+    outage: int
+    reports: int = Field(description="fault reports attached to the outage now")
 
 
 def _json(body: Any, status: int = 200) -> web.Response:
@@ -128,7 +149,14 @@ def add_outage_routes(app: web.Application, get_service: Callable[[], OutageServ
             q = ListQuery.model_validate(dict(request.query))
         except ValidationError as exc:
             raise ApiError(400, "bad-query", _problem(exc)[0]) from None
-        return _json([public(o) for o in await service().listing(q.status)])
+        svc = service()
+        found = await svc.listing(q.status)
+        if q.area or q.account:
+            found = [o for o in found if o.scope.covers(area=q.area or "", account=q.account or "")]
+        if q.active:
+            now = svc.clock.now()
+            found = [o for o in found if o.active(now)]
+        return _json([public(o) for o in found])
 
     @documented(op("Enter an outage (dispatcher): live for the IVR and the screen-pop at once; a planned "
                    "or temporary one gets its notices", Reply("saved", SavedOut), status=201, body=OutageIn,
@@ -185,7 +213,30 @@ def add_outage_routes(app: web.Application, get_service: Callable[[], OutageServ
             raise ApiError(409, "outage-closed", str(exc)) from None
         return _json(saved.public())
 
+    @documented(op("Attach a work order to an open outage (any desktop user: the outage form)",
+                   Reply("attached", AttachedOut), roles=ANY_ROLE, body=AttachIn, path={"id": OUTAGE_ID},
+                   operation_id="attach_workorder_to_outage",
+                   errors={404: "unknown-outage, unknown-workorder", 409: "outage-closed"}))
+    async def attach(request: web.Request) -> web.Response:
+        await require(request, ANY_ROLE)
+        oid = _id(request)
+        body = await _body(request, AttachIn)
+        svc = service()
+        async with svc.store.engine.connect() as conn:
+            found = (await conn.execute(select(work_orders.c.id).where(work_orders.c.id == body.workorder_id))).first()
+        if found is None:
+            raise ApiError(404, "unknown-workorder", f"no work order {body.workorder_id}")
+        try:
+            n = await svc.attach_workorder(oid, body.workorder_id, call_id=body.call_id, account=body.account,
+                                           number=body.number)
+        except UnknownOutage as exc:
+            raise ApiError(404, "unknown-outage", str(exc)) from None
+        except OutageClosed as exc:
+            raise ApiError(409, "outage-closed", str(exc)) from None
+        return _json({"outage": oid, "reports": n})
+
     app.router.add_get("/api/outages", listing)
+    app.router.add_post("/api/outages/{id}/reports", attach)
     app.router.add_post("/api/outages", add)
     app.router.add_get("/api/outages/{id}", get)
     app.router.add_patch("/api/outages/{id}", change)

@@ -26,6 +26,8 @@ KINDS: tuple[str, ...] = ("planned", "temporary", "fault", "load_limit")
 ANNOUNCED = frozenset({"planned", "temporary"})  # known ahead: customers get notices
 OUTAGES_FILE = "outages.yaml"
 Code = Annotated[str, Field(min_length=1, max_length=60, pattern=r"^[^\s;,]+$")]
+# a moment: epoch seconds before 2100 (a time past that is a typo, and no calendar can place it)
+Moment = Annotated[float, Field(gt=0, lt=4_102_444_800)]
 
 
 class NoticeConfig(Strict):
@@ -92,8 +94,8 @@ class OutageIn(Strict):
     kind: OutageKind
     cause: Annotated[str, Field(min_length=1, max_length=200)]
     scope: Scope
-    start_ts: Annotated[float, Field(gt=0)]
-    expected_restore_ts: Annotated[float, Field(gt=0)] | None = None
+    start_ts: Moment
+    expected_restore_ts: Moment | None = None
 
     @model_validator(mode="after")
     def _order(self) -> OutageIn:
@@ -107,8 +109,8 @@ class OutageChange(Strict):
 
     cause: Annotated[str, Field(min_length=1, max_length=200)] | None = None
     scope: Scope | None = None
-    start_ts: Annotated[float, Field(gt=0)] | None = None
-    expected_restore_ts: Annotated[float, Field(gt=0)] | None = None
+    start_ts: Moment | None = None
+    expected_restore_ts: Moment | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -131,6 +131,16 @@ class OutageService:
                             data={"outage": outage.id, "reports": n, "account": account}))
         return n
 
+    async def attach_workorder(self, oid: int, workorder_id: int, *, call_id: str = "", account: str = "",
+                               number: str = "") -> int:
+        """An agent attaches a work order to an open outage (the desktop's outage form); the count of reports."""
+        n, changed = await self.store.attach_workorder(oid, self.clock.now(), workorder_id, call_id=call_id,
+                                                       account=account, number=number)
+        if changed and self.emit is not None:
+            self.emit(Event(Kind.OUTAGE_REPORT, self.clock.now(), call_id=call_id or None,
+                            data={"outage": oid, "reports": n, "account": account, "workorder": workorder_id}))
+        return n
+
     async def listing(self, status: str | None = None) -> list[Outage]:
         return await self.store.listing(status=status)
 

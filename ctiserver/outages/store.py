@@ -230,6 +230,34 @@ class OutageStore:
                                     .where(outage_reports.c.outage_id == oid))).scalar()
         return int(n or 0)
 
+    async def attach_workorder(self, oid: int, now: float, workorder_id: int, *, call_id: str = "",
+                               account: str = "", number: str = "") -> tuple[int, bool]:
+        """A work order (from the desktop) about this outage: the report of its call gets the order (the IVR
+        attached the call already), else a new report. (The count of reports now, whether anything changed:
+        an order attached before is not counted twice.)"""
+        r = outage_reports.c
+        async with self.engine.begin() as conn:
+            status = (await conn.execute(select(outage_records.c.status).where(outage_records.c.id == oid))).scalar()
+            if status is None:
+                raise UnknownOutage(f"no outage {oid}")
+            if status != "open":
+                raise OutageClosed(f"outage {oid} is closed: nothing more attaches to it")
+            changed = True
+            if (await conn.execute(select(r.id).where(and_(r.outage_id == oid, r.workorder_id == workorder_id)))
+                    ).first() is not None:
+                changed = False
+            elif call_id and (await conn.execute(update(outage_reports).where(and_(
+                    r.outage_id == oid, r.call_id == call_id, r.workorder_id.is_(None))).values(
+                    workorder_id=workorder_id))).rowcount:
+                pass
+            else:
+                await conn.execute(insert(outage_reports).values(outage_id=oid, ts=now, call_id=call_id,
+                                                                 account=account, number=number,
+                                                                 workorder_id=workorder_id))
+            n = (await conn.execute(select(func.count()).select_from(outage_reports)
+                                    .where(r.outage_id == oid))).scalar()
+        return int(n or 0), changed
+
     async def reporters(self, oid: int) -> list[dict[str, Any]]:
         async with self.engine.connect() as conn:
             rows = await conn.execute(select(outage_reports).where(outage_reports.c.outage_id == oid))

@@ -17,7 +17,7 @@ from ctiserver.customers.data import SqlDataProvider, load_sample_data
 from ctiserver.outages.model import OutageChange, OutageIn, Scope, load_outages_config
 from ctiserver.outages.notices import call_notices, sms_notices
 from ctiserver.outages.service import OutageService
-from ctiserver.outages.store import OutageStore
+from ctiserver.outages.store import OutageClosed, OutageStore, UnknownOutage
 from ctiserver.outbound.model import load_outbound_config
 from ctiserver.outbound.store import OutboundStore
 from ctiserver.sms.engine import SendRules
@@ -123,3 +123,21 @@ def test_an_outage_needs_a_place_and_a_sane_time() -> None:
         OutageIn(kind="fault", cause="x", scope=Scope(areas=["a"]), start_ts=NOW, expected_restore_ts=NOW - 1)
     with pytest.raises(ValidationError):
         OutageIn(kind="flood", cause="x", scope=Scope(areas=["a"]), start_ts=NOW)  # type: ignore[arg-type]
+
+
+async def test_a_work_order_attaches_once_and_only_to_an_open_outage(engine: AsyncEngine) -> None:
+    clock = FakeClock(NOW)
+    svc = service(engine, clock)
+    o = (await svc.add(OutageIn(kind="fault", cause="线路故障", scope=Scope(areas=["城东区"]), start_ts=NOW - 60),
+                       "9001")).outage
+    assert await svc.store.attach_report(o.id, NOW, call_id="c1", account="9100000002") == 1  # the IVR's
+    assert await svc.attach_workorder(o.id, 7, call_id="c1", account="9100000002") == 1  # the same call
+    assert await svc.attach_workorder(o.id, 7, call_id="c1") == 1  # again: not counted twice
+    assert await svc.attach_workorder(o.id, 8, account="9100000003", number="13800000003") == 2
+    assert sorted((r["call_id"], r["workorder_id"]) for r in await svc.store.reporters(o.id)) == \
+        [("", 8), ("c1", 7)]
+    await svc.close(o.id, "9001")
+    with pytest.raises(OutageClosed):
+        await svc.attach_workorder(o.id, 9)
+    with pytest.raises(UnknownOutage):
+        await svc.attach_workorder(999, 9)

@@ -1,7 +1,7 @@
 /* The agent desktop: state buttons, the screen pop, disposition and work-order forms. */
 "use strict";
 
-const desk = { me: null, call: null, customer: null, state: null, failed: null };
+const desk = { me: null, call: null, customer: null, state: null, failed: null, outages: [] };
 Object.assign(TEXTS, {
   title: ["坐席工作台", "Agent desktop"], heading: ["95598 坐席工作台", "95598 Agent desktop"],
   status: ["状态", "Status"], acd_login: ["签入", "Log in to queue"], ready: ["就绪", "Ready"],
@@ -41,6 +41,9 @@ Object.assign(TEXTS, {
   xf_back_queue: ["来电回到队列 {0}", "the caller is back in queue {0}"],
   xf_fallback: ["来电进入备用队列", "the caller is in the fallback queue"],
   xf_failed: ["转接 {0} 失败：{1}；{2}", "Transfer to {0} failed: {1}; {2}"],
+  attach_outage: ["关联停电", "Attach to outage"], no_outage: ["不关联", "none"],
+  outage_option: ["#{0} {1} {2} · 已报修{3}次", "#{0} {1} {2} · {3} reports"],
+  wo_attached: ["已关联停电 #{0}（报修{1}次）", "attached to outage #{0} ({1} reports)"],
 });
 
 /* A code's name from /api/me ({code: {zh, en}}) in the UI language; the code itself if it has none. */
@@ -154,6 +157,30 @@ function showPop(pop) {
   $("wo-account").value = c.account || "";
   for (const id of ["escalate", "hangup", "xfer-agent", "xfer-queue"]) $(id).disabled = false;
   loadWorkOrders();
+  loadOutages();
+}
+
+/* The outage form: the outages under way for the caller's area (or account; every one without a caller),
+   the screen-pop's own outage chosen; a work order created with one chosen is attached to it. */
+async function loadOutages() {
+  const c = desk.customer || {};
+  const q = new URLSearchParams({ status: "open", active: "true" });
+  if (c.area) q.set("area", c.area);
+  if (c.account) q.set("account", c.account);
+  const r = await api("GET", `/api/outages?${q}`);
+  const outages = r.ok ? r.data : [];
+  desk.outages = outages;
+  fillOutages();
+}
+
+function fillOutages() {
+  const sel = $("wo-outage");
+  const keep = sel.value;
+  const popped = desk.customer && desk.customer.outage && desk.customer.outage.id;
+  fillSelect("wo-outage", [["", t("no_outage")], ...(desk.outages || []).map((o) => [String(o.id),
+    t("outage_option", o.id, t(o.kind === "planned" ? "outage_planned" : "outage_fault"), o.cause, o.reports)])]);
+  const ids = (desk.outages || []).map((o) => String(o.id));
+  sel.value = ids.includes(keep) ? keep : (popped && ids.includes(String(popped)) ? String(popped) : "");
 }
 
 function callEnded(callId) {
@@ -257,6 +284,14 @@ async function submitWorkOrder(ev) {
   if (!r.ok) { $("wo-err").textContent = r.error; return; }
   $("wo-ok").textContent = t("wo_created", r.data.id, fmtTime(r.data.due_ts));
   $("wo-content").value = "";
+  const outage = $("wo-outage").value;
+  if (outage) {
+    const a = await api("POST", `/api/outages/${encodeURIComponent(outage)}/reports`, {
+      workorder_id: r.data.id, call_id: call.call_id || "", account: account, number: body.incoming_number });
+    if (a.ok) $("wo-ok").textContent += " · " + t("wo_attached", a.data.outage, a.data.reports);
+    else $("wo-err").textContent = a.error;
+    loadOutages();
+  }
   loadWorkOrders();
 }
 
@@ -277,8 +312,10 @@ function start(me) {
     $("not-agent").classList.remove("hidden");
   }
   fillSelects();
+  loadOutages();
   onLang(() => {  // everything drawn from data, again in the language just picked
     fillSelects();
+    fillOutages();
     showState(desk.state);
     if (desk.call) {
       const ended = desk.call.ended;
