@@ -86,6 +86,35 @@ def _json_dumps(value: Any) -> str:
     return jsontext.dumps(value, allow_nan=False)
 
 
+class _SqliteConnection(Connection):
+    """Tells a write transaction from a read on SQLite.
+
+    `engine.begin()` (the store's way to write) begins explicitly: `BEGIN IMMEDIATE` takes the write lock
+    at once, waiting up to busy_timeout for it. A deferred `BEGIN` that reads and then writes fails at
+    once with "database is locked" when another connection committed in between (SQLite cannot upgrade
+    a stale read snapshot, and busy_timeout does not apply). A read (`engine.connect()` then execute)
+    begins implicitly (autobegin): a deferred `BEGIN`, which in WAL mode never blocks the writer."""
+
+    write_intent = False
+
+    def begin(self) -> Any:
+        if not self._autobegin_running and self._transaction is None:
+            self.write_intent = True
+        try:
+            return super().begin()
+        finally:
+            self.write_intent = False
+
+    _autobegin_running = False
+
+    def _autobegin(self) -> None:
+        self._autobegin_running = True
+        try:
+            super()._autobegin()
+        finally:
+            self._autobegin_running = False
+
+
 def make_engine(url: str, *, connect_timeout_s: float = 5.0, statement_timeout_s: float | None = 30.0,
                 busy_timeout_s: float = 5.0, pool_size: int = 5) -> AsyncEngine:
     """Create an AsyncEngine for SQLite (aiosqlite) or PostgreSQL (asyncpg) with fail-fast settings.
@@ -123,9 +152,11 @@ def make_engine(url: str, *, connect_timeout_s: float = 5.0, statement_timeout_s
             finally:
                 cur.close()
 
+        engine.sync_engine._connection_cls = _SqliteConnection  # (private hook; see the class)
+
         @event.listens_for(engine.sync_engine, "begin")
         def _sqlite_on_begin(conn: Connection) -> None:
-            conn.exec_driver_sql("BEGIN")
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if getattr(conn, "write_intent", False) else "BEGIN")
 
         return engine
 

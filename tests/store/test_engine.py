@@ -59,6 +59,47 @@ async def test_sqlite_ddl_is_transactional(tmp_path: Path) -> None:
         await engine.dispose()
 
 
+async def test_sqlite_read_then_write_waits_for_another_writer_instead_of_failing(tmp_path: Path) -> None:
+    """A transaction that reads, then writes, while another connection writes and commits: with a deferred
+    BEGIN the first one's write failed at once ("database is locked": a stale snapshot cannot be upgraded);
+    `engine.begin()` takes the write lock up front, so the other writer waits its turn and both commit."""
+    engine = make_engine(f"sqlite+aiosqlite:///{tmp_path / 'x.db'}", busy_timeout_s=30)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(text("CREATE TABLE t (x INTEGER)"))
+
+        async def other_writer() -> None:
+            async with engine.begin() as conn:
+                await conn.execute(text("INSERT INTO t VALUES (2)"))
+
+        async with engine.begin() as conn:
+            n = (await conn.execute(text("SELECT count(*) FROM t"))).scalar()
+            other = asyncio.create_task(other_writer())
+            done, _ = await asyncio.wait({other}, timeout=1.0)  # it cannot finish while we hold the lock
+            assert not done
+            await conn.execute(text("INSERT INTO t VALUES (:x)"), {"x": n})
+        await asyncio.wait_for(other, 30)
+        async with engine.connect() as conn:
+            assert sorted(r[0] for r in await conn.execute(text("SELECT x FROM t"))) == [0, 2]
+    finally:
+        await engine.dispose()
+
+
+async def test_sqlite_a_reader_does_not_hold_up_a_writer(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite+aiosqlite:///{tmp_path / 'x.db'}", busy_timeout_s=30)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(text("CREATE TABLE t (x INTEGER)"))
+        async with engine.connect() as reader:
+            assert (await reader.execute(text("SELECT count(*) FROM t"))).scalar() == 0
+            assert reader.in_transaction()
+            async with engine.begin() as writer:  # would wait 30 s if the reader held the write lock
+                await writer.execute(text("INSERT INTO t VALUES (1)"))
+            assert (await reader.execute(text("SELECT count(*) FROM t"))).scalar() == 0  # its snapshot
+    finally:
+        await engine.dispose()
+
+
 @pytest.mark.postgres
 async def test_postgres_refused_connection_fails_at_once(pg_database: str) -> None:
     async with TcpProxy(PG_HOST, PG_PORT) as proxy:
