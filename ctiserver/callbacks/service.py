@@ -35,17 +35,15 @@ from ..events import Event, Kind
 from ..fencing import NO_CLAIMS, Claims
 from ..lifecycle import TaskOwner
 from ..numbers import NumberError, normalise_number
-from ..outbound.dialer import safe_value
 from ..outbound.model import OutboundConfig, TimeRange
+from .agentleg import Say, dial_customer, originate_agent_leg, set_done
 from .rules import (
     AGENT_RING_REASONS,
-    REACHED,
     CallbackRules,
     CallbackStatus,
-    dial_outcome,
     gives_way_to_lists,
-    whisper_text,
 )
+from .satisfaction import add_workorder_callback
 from .store import CallbackRow, CallbackStore
 
 log = logging.getLogger(__name__)
@@ -71,8 +69,6 @@ class AcdLike(Protocol):
     def callback_ended(self, call_id: str, outcome: str | None = None) -> list[Any]: ...
 
 
-Say = Callable[[AgiChannel, str, str], Awaitable[None]]  # (channel, text, language)
-WHISPER_LANG = "zh"  # whispers are for the agent (outbound.yaml writes them in Mandarin), not the customer
 
 
 @dataclass(frozen=True, slots=True)
@@ -285,7 +281,7 @@ class AcdCallbackService:
 
     async def add_workorder(self, *, workorder_id: int, number: str, category: str, account: str | None,
                             customer_class: str) -> bool:
-        """A satisfaction callback (回访) after a closed work order (see `add_workorder_callback`)."""
+        """A satisfaction callback (回访) after a closed work order (see satisfaction.py `add_workorder_callback`)."""
         added = await add_workorder_callback(self.store, self.cfg, self.clock, self.emit, workorder_id=workorder_id,
                                              number=number, category=category, account=account,
                                              customer_class=customer_class)
@@ -442,20 +438,8 @@ class AcdCallbackService:
         self.emit(Event(Kind.OUT_ATTEMPT, ts=self.clock.now(), call_id=channel, agent_id=offer.agent_id,
                         queue=offer.skill, tier=offer.tier,
                         data={"leg": "agent", "callback": row_id, "callback_of": offer.call_id}))
-        number = offer.number or offer.caller
-        fields: dict[str, Any] = {
-            "Channel": self.acd.cfg.dial_string(offer.agent_id),
-            "Context": self.policy.context, "Exten": "s", "Priority": "1",
-            "Timeout": str(int(offer.ring_timeout_s * 1000)),
-            "CallerID": f'"CB {safe_value(number)}" <{safe_value(number)}>',
-            "Async": "true", "ChannelId": channel,
-            "Variable": [f"{k}={safe_value(v)}" for k, v in {
-                "CB_ID": str(row_id), "CB_CALL": offer.call_id, "CB_AGENT": offer.agent_id,
-                "CB_NUMBER": number, "CB_DIAL": self.cfg.dial.channel.format(number=number),
-                "CB_RING": str(round(self.policy.customer_ring_s))}.items()],
-        }
-        if self.agi:
-            fields["Variable"].append(f"CTI_AGI={safe_value(self.agi)}")
+        fields = originate_agent_leg(self.cfg, self.policy, offer, self.acd.cfg.dial_string(offer.agent_id), row_id,
+                                     channel, self.agi)
         try:
             reply = await asyncio.wait_for(self.client.action("Originate", fields), 10.0)
         except Exception as exc:
@@ -490,7 +474,7 @@ class AcdCallbackService:
         if ring is None or not self._still_offered(ring.call_id, ring.agent_id):
             # the ACD gave up on this ring (guard) or we restarted: the agent hears nothing and is released
             log.info("callback leg %s answered too late; hanging up", channel)
-            await self._done(chan)
+            await set_done(chan)
             return
         self.acd.callback_answered(ring.call_id)
         outcome = "agent_hangup"
@@ -501,7 +485,7 @@ class AcdCallbackService:
                 if row is None or not await self.store.mark_dialing(row.id, channel, ring.agent_id,
                                                                     self.clock.now()):
                     outcome = "cancelled"  # withdrawn while the agent's phone rang
-                    await self._done(chan)
+                    await set_done(chan)
                     return
             except (SQLAlchemyError, OSError) as exc:
                 # the agent is on the line: call the customer anyway; the try is written when we can
@@ -512,8 +496,9 @@ class AcdCallbackService:
                             data={"campaign": CAMPAIGN, "contact": ring.row_id, "number": number,
                                   "attempt": (row.attempts + 1) if row is not None else None,
                                   "callback_of": ring.call_id, "reason": row.reason if row else None}))
-            outcome = await self._dial_customer(chan, channel, number, row.reason if row else "",
-                                                row.recording if row else "", ring.skill)
+            outcome = await dial_customer(chan, self.cfg, self.policy, self.say, self.clock, number,
+                                          row.reason if row else "", row.recording if row else "", ring.skill,
+                                          answered=lambda: channel in self._answered)
         finally:
             self._answered.discard(channel)
             self._by_call.pop(ring.call_id, None)
@@ -525,35 +510,7 @@ class AcdCallbackService:
                     if fresh is not None:
                         await self._close_try(fresh, outcome, channel, self.clock.now())
             self._wake.set()
-        await self._done(chan)
-
-    async def _dial_customer(self, chan: AgiChannel, channel: str, number: str, reason: str,
-                             recording: str = "", skill: str = "") -> str:
-        """Whisper to the agent (and play the caller's voicemail, if they left one), then Dial the
-        customer from the agent's leg; the try's outcome."""
-        started = self.clock.now()
-        try:
-            template = self.cfg.callbacks.whisper if reason == "workorder" else self.policy.whisper
-            text = whisper_text(template, number, reason, skill)
-            if text and self.say is not None:
-                await self.say(chan, text, WHISPER_LANG)
-            if recording:
-                await chan.execute(f'STREAM FILE {safe_value(recording)} ""')
-            started = self.clock.now()
-            await chan.execute(f"EXEC Dial {self.cfg.dial.channel.format(number=number)},"
-                               f"{round(self.policy.customer_ring_s)}")
-            return dial_outcome((await chan.execute("GET VARIABLE DIALSTATUS")).data)
-        except AgiHangup:
-            # the agent's phone hung up: after talking (AMI DialEnd said ANSWER), or before the customer
-            if channel in self._answered:
-                return REACHED
-            if self.clock.now() - started >= self.policy.customer_ring_s:
-                return "no_answer"
-            return "agent_hangup"
-
-    async def _done(self, chan: AgiChannel) -> None:
-        with contextlib.suppress(AgiHangup, AgiError, TimeoutError):
-            await chan.execute("SET VARIABLE CTI_DONE 1")
+        await set_done(chan)
 
     async def _close_try(self, row: CallbackRow, outcome: str, channel: str, now: float) -> None:
         after = self.rules.after_try(row.attempts, outcome, now, row.due_ts)
@@ -573,32 +530,3 @@ class AcdCallbackService:
             self.emit(Event(Kind.WORKORDER_CALLBACK, ts=now,
                             data={"id": row.origin_call[3:], "action": "done" if status == CallbackStatus.DONE
                                   else "not_reached", "status": status, "mode": "agent", "callback": row.id}))
-
-
-async def add_workorder_callback(store: CallbackStore, cfg: OutboundConfig, clock: Clock,
-                                 emit: Callable[[Event], None], *, workorder_id: int, number: str, category: str,
-                                 account: str | None, customer_class: str) -> bool:
-    """A satisfaction callback (回访) after a closed work order, made by an agent with the callbacks skill: due
-    by the category's callback deadline (workorders.yaml) from now, inside the customer class's calling window.
-    Only a database row: whichever node runs the callbacks (the leader) plans it from the store, so a node
-    whose callbacks are stopped (a standby) records it too. False when this number already has an open
-    callback (or the number is not dialable)."""
-    cb = cfg.callbacks
-    now = clock.now()
-    try:
-        number = normalise_number(number)
-    except NumberError as exc:
-        log.warning("work order %s: no callback: %s", workorder_id, exc)
-        return False
-    due = cfg.workorders.callback_due(category, now)  # workorders.yaml: the category's callback limit
-    windows = ";".join(cb.class_windows.get(customer_class, []))
-    customer = {"account": account} if account else None
-    row_id = await store.add(origin_call=f"wo-{workorder_id}", number=number, skill=cb.skill,
-                             tier=cb.tier, reason="workorder", customer=customer,
-                             status=CallbackStatus.PENDING, now=now, due_ts=due, windows=windows)
-    if row_id is None:
-        return False
-    emit(Event(Kind.ACD_CALLBACK, ts=now, call_id=f"wo-{workorder_id}", queue=cb.skill, tier=cb.tier,
-               data={"reason": "workorder", "due_ts": due, "number": number, "category": category,
-                     "workorder_id": workorder_id, "callback": row_id}))
-    return True

@@ -10,30 +10,27 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ..acd.model import CancelCallback, Offer, ScheduleCallback
 from ..agi.channel import AgiChannel
-from ..callbacks.service import AcdCallbackService, AcdLike, Say, add_workorder_callback
+from ..callbacks.satisfaction import add_workorder_callback, record_satisfaction_callback
+from ..callbacks.service import AcdCallbackService, AcdLike, Say
 from ..callbacks.store import CallbackStore
 from ..clock import Clock
-from ..customers.targets import customer_class
 from ..events import Event, Kind
 from ..fencing import NO_CLAIMS, Claims
 from ..lifecycle import TaskOwner, started
 from ..lograte import LogBurst
-from ..numbers import normalise_number
-from ..store.schema import events
 from .ami_originator import AmiActions, AmiOriginator
 from .amimap import OutcomeReader
 from .dialer import Dialer, Emit, PromptFn
-from .model import ContactIn, OutboundConfig
+from .model import OutboundConfig
 from .scheduler import Scheduler
 from .store import Claim, OutboundStore
 
@@ -123,15 +120,6 @@ class OutboundService:
         now = self.dialer.clock.now()
         return [await self.store.status(c.name, self.cfg.calendar, now)
                 for c in await self.store.campaigns()]
-
-
-async def call_queue(engine: AsyncEngine, call_id: str) -> str | None:
-    """The queue a call was served in, from the event log: its first ACD event that names one."""
-    e = events.c
-    async with engine.connect() as conn:
-        return (await conn.execute(
-            select(e.queue).where(e.call_id == call_id, e.kind.in_((Kind.ACD_ENQUEUE, Kind.ACD_ANSWER)),
-                                  e.queue.is_not(None)).order_by(e.ts, e.id).limit(1))).scalar()
 
 
 def _agi_address(server: Any) -> str | None:
@@ -264,47 +252,3 @@ class Outbound:
                 self.service = self.callbacks = None  # nothing new reaches them while they stop
         finally:
             self.service = self.callbacks = None
-
-
-async def record_satisfaction_callback(
-        cfg: OutboundConfig, store: OutboundStore, clock: Clock, emit: Emit, *,
-        add_agent_callback: Callable[..., Awaitable[bool]] | None, workorder_id: int, number: str, category: str,
-        account: str | None = None, requested: bool = True, anonymous: bool = False, call_id: str | None = None,
-        agent_id: str | None = None) -> bool:
-    """Call a closed work order's customer back: by an agent through the ACD (callbacks.mode agent) or in the
-    automated survey campaign (mode survey). Only database rows (a callback row, a campaign contact): the node
-    that runs the dialer and the callbacks (the leader) finds them there, so a node where they are stopped
-    records the request too. False when the order is not selected (see CallbackConfig.selects), on the
-    do-not-call list, or already waiting for a callback (a bad number is logged, never raised to the desktop)."""
-    cb = cfg.callbacks
-    if not cb.selects(category, workorder_id, requested=requested, anonymous=anonymous):
-        return False
-    try:
-        number = normalise_number(number)
-    except ValueError as exc:
-        log.warning("work order %s: no callback: %s", workorder_id, exc)
-        return False
-    if await store.listed([number]):
-        log.info("work order %s: no callback: %s is on the do-not-call list or blacklist", workorder_id, number)
-        return False
-    queue = await call_queue(store.engine, call_id) if call_id else None
-    if cb.mode == "agent":
-        if add_agent_callback is None:
-            raise RuntimeError("callbacks.mode is 'agent' but the ACD callbacks are not running")
-        if not await add_agent_callback(
-                workorder_id=workorder_id, number=number, category=category, account=account,
-                customer_class=await customer_class(store.engine, account)):
-            return False
-    else:
-        name = cb.campaign
-        if number in await store.numbers_in(name):
-            return False
-        variables = {"workorder_id": str(workorder_id), "category": category}
-        variables.update({k: v for k, v in (("call_id", call_id), ("agent_id", agent_id), ("queue", queue))
-                          if v})
-        contact = ContactIn(number, account=account or "", variables=variables)
-        await store.add_contacts(name, [contact], clock.now())
-    # the order's call, agent and queue: the 回访率 is reported per agent and per queue
-    emit(Event(kind=Kind.WORKORDER_CALLBACK, ts=clock.now(), call_id=call_id, agent_id=agent_id, queue=queue,
-               data={"id": str(workorder_id), "action": "due", "category": category, "mode": cb.mode}))
-    return True
