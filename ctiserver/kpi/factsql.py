@@ -33,10 +33,10 @@ from sqlalchemy.sql.expression import ColumnElement
 from ..events import Kind
 from ..store.schema import IdType, metadata
 from .builder import HALF_HOUR
-from .compute import EPS, _cnt, _dim_cols, _isum, _sum, half_hour_of, utc_offset
+from .callsql import sum_calls
 from .config import KpiConfig
 from .facts import HALF_HOUR_MS, Window
-from .sqlfuncs import floor_div, round_ms
+from .sqlfuncs import count_if, dim_cols, floor_div, half_hour_of, int_sum, round_ms, sum_if, utc_offset
 
 call_facts = Table(
     "call_facts", metadata,
@@ -116,75 +116,6 @@ def call_sums_query(cfg: KpiConfig, win: Window, dims: Sequence[str]) -> Any:
     return sum_calls(base, cfg, win, dims)
 
 
-def sum_calls(facts: Any, cfg: KpiConfig, win: Window, dims: Sequence[str]) -> Any:
-    """Per-call facts (a CTE with the columns of call_facts and `next_t0`) summed per half hour."""
-    sl = cfg.service_level
-    f = facts.c
-    q0 = func.coalesce(f.t_enq, f.t0)  # when the caller started waiting for an agent
-    in_acd = or_(f.t_enq.is_not(None), f.t_ans.is_not(None), f.t_ab.is_not(None), f.t_ovf.is_not(None))
-    wanted = or_(in_acd, f.t_blk.is_not(None), f.ivr_agent > 0)
-    answered = f.t_ans.is_not(None)
-    wait = f.t_ans - q0
-    abandoned = and_(f.t_ans.is_(None), f.t_ab.is_not(None))
-    ab_wait = f.t_ab - q0
-    short_ab = and_(abandoned, ab_wait < sl.short_abandon_s - EPS)
-    callback = and_(wanted, f.t_ans.is_(None), f.t_ab.is_(None), f.t_cb.is_not(None))
-    overflow_lost = and_(f.t_ans.is_(None), f.t_ab.is_(None), f.t_cb.is_(None), f.t_ovf.is_not(None))
-    blocked = and_(f.t_blk.is_not(None), f.t_ans.is_(None))
-    waiting = and_(in_acd, f.t_ans.is_(None), f.t_ab.is_(None), f.t_ovf.is_(None), f.t_cb.is_(None),
-                   f.t_end.is_(None), f.t0 >= win.now - cfg.window.max_call_s)
-    lost = and_(wanted, f.t_ans.is_(None), or_(f.t_cb.is_(None), f.t_ab.is_not(None)), ~waiting)
-    exit_ts = case(
-        (f.t_ans.is_not(None), f.t_ans), (f.t_ab.is_not(None), f.t_ab),
-        (f.t_ovf.is_not(None), f.t_ovf), else_=f.t_cb)
-    tier_whens = [(f.tier == name, t.threshold_s) for name, t in sorted(cfg.tier_targets.tiers.items())]
-    tier_threshold: Any = (case(*tier_whens, else_=cfg.tier_targets.default.threshold_s)
-                           if tier_whens else literal(cfg.tier_targets.default.threshold_s))
-    repeat = and_(f.caller.is_not(None), f.next_t0.is_not(None),
-                  f.next_t0 - f.t0 <= cfg.fcr.window_h * 3600.0 + EPS)
-    dim_map = {"queue": f.queue, "tier": f.tier, "agent": f.agent}
-    hh = half_hour_of(f.t0, win).label("hh")
-    cols = [
-        hh, *_dim_cols(dim_map, dims),
-        func.count().label("offered"),
-        _cnt(f.ivr > 0).label("ivr"),
-        _cnt(and_(f.ivr_self > 0, f.ivr_agent == 0, f.t_blk.is_(None), ~in_acd)).label("ivr_contained"),
-        _cnt(wanted).label("wanted"),
-        _cnt(in_acd).label("queued"),
-        _cnt(blocked).label("blocked"),
-        _cnt(answered).label("answered"),
-        _sum(answered, round_ms(wait)).label("wait_ms"),
-        _cnt(and_(answered, wait <= sl.threshold_s + EPS)).label("within_sl"),
-        _cnt(and_(answered, wait <= tier_threshold + EPS)).label("within_tier"),
-        _cnt(abandoned).label("abandoned"),
-        _cnt(short_ab).label("short_abandoned"),
-        _sum(abandoned, round_ms(ab_wait)).label("abandon_ms"),
-        _sum(short_ab, round_ms(ab_wait)).label("short_abandon_ms"),
-        _cnt(and_(abandoned, f.offers > f.ronas)).label("abandoned_ringing"),
-        _cnt(callback).label("callbacks"),
-        _cnt(and_(callback, in_acd)).label("queued_callbacks"),
-        _cnt(and_(abandoned, f.t_cb.is_not(None))).label("abandon_callbacks"),
-        _cnt(overflow_lost).label("overflowed"),
-        _cnt(and_(overflow_lost, f.ovf_timeout > 0)).label("timed_out"),
-        _cnt(lost).label("lost"),
-        _cnt(waiting).label("in_queue"),
-        _cnt(and_(in_acd, exit_ts.is_not(None))).label("queue_exits"),
-        _sum(and_(in_acd, exit_ts.is_not(None)), round_ms(exit_ts - q0)).label("queue_ms"),
-        _cnt(and_(answered, f.transferred > 0)).label("transferred"),
-        _cnt(and_(answered, f.caller.is_not(None))).label("fcr_repeat_base"),
-        _cnt(and_(answered, f.caller.is_not(None), ~repeat)).label("fcr_no_repeat"),
-        _cnt(and_(answered, f.disposed > 0)).label("fcr_disp_base"),
-        _cnt(and_(answered, f.resolved > 0)).label("fcr_resolved"),
-        _cnt(and_(answered, f.caller.is_not(None), f.disposed > 0)).label("fcr_both_base"),
-        _cnt(and_(answered, f.caller.is_not(None), f.resolved > 0, ~repeat)).label("fcr_both"),
-        _cnt(and_(answered, f.offers <= 1)).label("answered_offers_1"),
-        _cnt(and_(answered, f.offers == 2)).label("answered_offers_2"),
-        _cnt(and_(answered, f.offers > 2)).label("answered_offers_3plus"),
-    ]
-    group = [hh, *(dim_map[d] for d in dims)]
-    return select(*cols).where(f.t0 >= win.start, f.t0 < win.end).group_by(*group)
-
-
 def leg_sums_query(win: Window, dims: Sequence[str]) -> Any:
     """The `legs` family over leg_facts (kpi/sums.leg_sums in SQL)."""
     g = leg_facts.c
@@ -194,18 +125,18 @@ def leg_sums_query(win: Window, dims: Sequence[str]) -> Any:
     done = k == Kind.ACD_COMPLETE
     ans = k == Kind.ACD_ANSWER
     cols = [
-        hh, *_dim_cols(dim_map, dims),
-        _cnt(k == Kind.ACD_OFFER).label("offers"),
-        _cnt(ans).label("answers"),
-        _cnt(k == Kind.ACD_RONA).label("ronas"),
-        _cnt(k == Kind.ACD_TRANSFER).label("transfers"),
-        _cnt(done).label("handled"),
-        _cnt(and_(done, g.talk_ms.is_not(None))).label("talk_n"),
-        _sum(and_(done, g.talk_ms.is_not(None)), g.talk_ms).label("talk_ms"),
-        _cnt(and_(done, g.hold_ms.is_not(None))).label("hold_n"),
-        _sum(and_(done, g.hold_ms.is_not(None)), g.hold_ms).label("hold_ms"),
-        _cnt(and_(ans, g.ring_ms.is_not(None))).label("ring_n"),
-        _sum(and_(ans, g.ring_ms.is_not(None)), g.ring_ms).label("ring_ms"),
+        hh, *dim_cols(dim_map, dims),
+        count_if(k == Kind.ACD_OFFER).label("offers"),
+        count_if(ans).label("answers"),
+        count_if(k == Kind.ACD_RONA).label("ronas"),
+        count_if(k == Kind.ACD_TRANSFER).label("transfers"),
+        count_if(done).label("handled"),
+        count_if(and_(done, g.talk_ms.is_not(None))).label("talk_n"),
+        sum_if(and_(done, g.talk_ms.is_not(None)), g.talk_ms).label("talk_ms"),
+        count_if(and_(done, g.hold_ms.is_not(None))).label("hold_n"),
+        sum_if(and_(done, g.hold_ms.is_not(None)), g.hold_ms).label("hold_ms"),
+        count_if(and_(ans, g.ring_ms.is_not(None))).label("ring_n"),
+        sum_if(and_(ans, g.ring_ms.is_not(None)), g.ring_ms).label("ring_ms"),
     ]
     return (select(*cols)
             .where(_bucket_range(g.bucket, win.start, win.end), g.ts >= win.start, g.ts < win.end)
@@ -233,7 +164,7 @@ def agent_time_sums_query(cfg: KpiConfig, win: Window, dims: Sequence[str]) -> A
                 floor_div(iv1.c.ls, HALF_HOUR_MS).label("b0"),
                 floor_div(iv1.c.le - 1, HALF_HOUR_MS).label("b1")).cte("agent_iv")
     c = iv.c
-    dims_of = _dim_cols({"agent": c.agent}, dims)
+    dims_of = dim_cols({"agent": c.agent}, dims)
     slot = cast(literal(HALF_HOUR_MS), BigInteger)
     def part(hh: Any, value: Any, tag: str, cond: ColumnElement[bool]) -> Any:
         return select(hh.label("hh"), *dims_of, c.state.label("state"), literal(tag).label("tag"),
@@ -248,5 +179,5 @@ def agent_time_sums_query(cfg: KpiConfig, win: Window, dims: Sequence[str]) -> A
     ).subquery("parts")
     p = parts.c
     keys = [p[f"d_{d}"] for d in dims]
-    return (select(p.hh, *keys, p.state, p.tag, _isum(p.v).label("v"))
+    return (select(p.hh, *keys, p.state, p.tag, int_sum(p.v).label("v"))
             .group_by(p.hh, *keys, p.state, p.tag))

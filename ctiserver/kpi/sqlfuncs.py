@@ -10,12 +10,15 @@ are exact), and JSON values of the wrong type read as NULL instead of raising.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import BigInteger, Boolean, Float, String
+from sqlalchemy import BigInteger, Boolean, Float, String, case, cast, func, literal
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.expression import ColumnElement
 from sqlalchemy.sql.functions import FunctionElement
+
+from .facts import HALF_HOUR, Window
 
 
 class FloorDiv(FunctionElement[int]):
@@ -177,3 +180,49 @@ def _padded_sqlite(element: PaddedMs, compiler: Any, **kw: Any) -> str:
 
 
 PAD = 15
+
+
+# --- the pieces every KPI family's SQL is written with (kpi/compute.py, kpi/callsql.py, kpi/factsql.py) ---
+
+EPS = 1e-6  # float timestamps: "answered within 20 s" tolerates 1 µs of representation error
+
+
+def utc_offset(ts: ColumnElement[Any] | Any, win: Window) -> Any:
+    """The zone's UTC offset in whole seconds at `ts` (a literal, or an SQL CASE over its changes)."""
+    if len(win.transitions) == 1:
+        return literal(win.transitions[0][1])
+    pairs = zip(win.transitions[1:], win.transitions[:-1], strict=True)
+    whens = [(ts < since, prev) for (since, _o), (_s, prev) in pairs]
+    return case(*whens, else_=win.transitions[-1][1])
+
+
+def local_seconds(ts: ColumnElement[Any] | Any, win: Window) -> ColumnElement[Any]:
+    """Epoch seconds shifted to local wall-clock seconds."""
+    if len(win.transitions) == 1:
+        return ts + win.transitions[0][1]
+    return ts + utc_offset(ts, win)
+
+
+def half_hour_of(ts: Any, win: Window) -> ColumnElement[int]:
+    """The local half hour (its number since the epoch) `ts` falls in."""
+    return floor_div(local_seconds(ts, win), HALF_HOUR)
+
+
+def count_if(cond: ColumnElement[bool]) -> ColumnElement[Any]:
+    """How many rows meet `cond` (a BIGINT sum, 0 for none)."""
+    return int_sum(case((cond, 1), else_=0))
+
+
+def sum_if(cond: ColumnElement[bool], value: Any) -> ColumnElement[Any]:
+    """The sum of `value` over the rows that meet `cond` (BIGINT)."""
+    return int_sum(case((cond, value), else_=0))
+
+
+def int_sum(value: Any) -> ColumnElement[Any]:
+    """SUM of integers as BIGINT (PostgreSQL would widen SUM(bigint) to NUMERIC)."""
+    return cast(func.sum(value), BigInteger)
+
+
+def dim_cols(mapping: Mapping[str, ColumnElement[Any]], dims: Sequence[str]) -> list[ColumnElement[Any]]:
+    """The entity dimensions asked for, labelled d_<name> as the report reads them."""
+    return [mapping[d].label(f"d_{d}") for d in dims]

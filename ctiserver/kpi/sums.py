@@ -31,7 +31,7 @@ LEG_SUM_KEYS = ("offers", "answers", "ronas", "transfers", "handled", "talk_n", 
 
 
 def offset_at(ts: float, win: Window) -> int:
-    """The zone's UTC offset (s) at `ts`, as kpi/compute.utc_offset's CASE picks it."""
+    """The zone's UTC offset (s) at `ts`, as kpi/sqlfuncs.utc_offset's CASE picks it."""
     starts = [since for since, _ in win.transitions[1:]]
     i = bisect.bisect_right(starts, ts)
     return win.transitions[i][1]
