@@ -6,7 +6,7 @@ and dispatches the commands: events to `emit`, offers and overflows to the
 caller's mailbox, callbacks to the hooks. One timer task sleeps until the
 engine's `next_deadline()` (or until an input may have moved it) and ticks.
 
-A caller waiting in a FastAGI session is served by `CallerSessions` (session.py, mixed in): music on
+A caller waiting in a FastAGI session is served by `CallerSessions` (session.py, `self.sessions`): music on
 hold, announcements, the agent's ring, overflows. An offer that comes while the caller hears an
 announcement stops it (`interrupt`: AMI ControlPlayback; a prompt not yet started is not played), so
 the agent is rung at once instead of being held reserved until the prompt ends; ring time runs from
@@ -27,6 +27,7 @@ from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
 from typing import Any
 
+from ..agi.channel import AgiChannel
 from ..clock import Clock
 from ..events import Event, Kind
 from ..fencing import NO_CLAIMS, Claims
@@ -67,7 +68,7 @@ class AcdHooks:
     on_callback_cancel: Callable[[CancelCallback], None] = _noop  # outbound: the customer redialled
 
 
-class AcdRuntime(CallerSessions):
+class AcdRuntime:
     """Single-threaded driver of one `AcdEngine` (see module docstring)."""
 
     def __init__(self, engine: AcdEngine, clock: Clock, emit: Callable[[Event], None], *,
@@ -100,7 +101,38 @@ class AcdRuntime(CallerSessions):
         self.claims = claims
         self.release_on_stop = release_on_stop  # HA: a stop hands the waiting callers on to the next node
         self.servers = frozenset(servers)  # the Asterisk servers' names (a call id names its own: acd/servers.py)
-        self._rings = 0
+        self.sessions = CallerSessions(self)  # the callers waiting in their FastAGI sessions
+
+    # --- callers in their FastAGI sessions (session.py)
+
+    async def handoff(self, chan: AgiChannel, request: QueueRequestLike) -> str:
+        """The IVR's Handoff (see `CallerSessions.handoff`)."""
+        return await self.sessions.handoff(chan, request)
+
+    async def serve_caller(self, chan: AgiChannel, call_id: str, skill: str, tier: str | None, caller: str,
+                           customer: dict[str, Any] | None = None) -> str:
+        """See `CallerSessions.serve_caller`."""
+        return await self.sessions.serve_caller(chan, call_id, skill, tier, caller, customer)
+
+    async def serve(self, chan: AgiChannel, call_id: str, skill: str, tier: str | None, caller: str,
+                    customer: dict[str, Any] | None = None, *, kind: str = "",
+                    prefer_agent: str | None = None, lang: str = "", route_by_language: bool = False,
+                    since: float | None = None) -> Served:
+        """See `CallerSessions.serve`."""
+        return await self.sessions.serve(chan, call_id, skill, tier, caller, customer, kind=kind,
+                                         prefer_agent=prefer_agent, lang=lang, route_by_language=route_by_language,
+                                         since=since)
+
+    async def session_over(self, call_id: str, timeout: float) -> bool:
+        """See `CallerSessions.session_over`."""
+        return await self.sessions.session_over(call_id, timeout)
+
+    async def serve_transfer(self, chan: AgiChannel, call_id: str, target: str, *, from_agent: str | None,
+                             skill: str | None, tier: str | None, caller: str) -> Served:
+        """See `CallerSessions.serve_transfer`."""
+        return await self.sessions.serve_transfer(chan, call_id, target, from_agent=from_agent, skill=skill,
+                                                  tier=tier, caller=caller)
+
 
     # --- lifecycle
 

@@ -9,8 +9,9 @@ and `CTI_ACD_RESULT`, so the dialplan's fallback `Queue()` only runs when the CT
 `serve_transfer` rings an agent a caller was blind-transferred to, and brings the caller back
 through the ACD when that fails.
 
-`CallerSessions` is mixed into `AcdRuntime` (runtime.py), which owns the engine on the loop: the
-inputs (`apply`), the dispatch of commands into each caller's mailbox, and the hooks.
+`AcdRuntime` (runtime.py) owns the engine on the loop: the inputs (`apply`), the dispatch of commands into
+each caller's mailbox, and the hooks. It builds its `CallerSessions` on itself and hands it its callers;
+what a session reads of it is the `SessionHost` protocol.
 """
 
 from __future__ import annotations
@@ -79,35 +80,47 @@ RELEASED_REASON = "ha_released"  # the withdraw's reason: the caller is still wa
 RELEASE: Any = object()  # the mailbox command that ends a waiting caller's session (AcdRuntime.release_waiting)
 
 
+class SessionHost(Protocol):
+    """What a caller's session needs of the runtime that owns the engine on the loop (`AcdRuntime`)."""
+
+    @property
+    def engine(self) -> AcdEngine: ...
+    @property
+    def cfg(self) -> AcdConfig: ...
+    @property
+    def clock(self) -> Clock: ...
+    @property
+    def say(self) -> Say | None: ...
+    @property
+    def recordings_dir(self) -> str | None: ...
+    @property
+    def claims(self) -> Claims: ...
+    @property
+    def servers(self) -> frozenset[str]: ...  # the Asterisk servers' names (a call id names its own)
+    @property
+    def _mailboxes(self) -> dict[str, asyncio.Queue[Command]]: ...  # call id -> what the engine said for them
+    @property
+    def _moh(self) -> set[str]: ...  # calls whose music on hold is playing
+    @property
+    def _served(self) -> dict[str, str]: ...  # call id -> the agent who answered (while being served)
+    @property
+    def _session_ended(self) -> dict[str, asyncio.Event]: ...  # call id -> set when its serve() returns
+    @property
+    def _announcing(self) -> dict[str, Announcement]: ...  # call id -> the announcement it is hearing
+
+    def emit(self, event: Event) -> None: ...
+    def apply(self, fn: Callable[[float], list[Command]]) -> list[Command]: ...
+    def note_answered(self, call_id: str, when: float | None = None) -> bool: ...
+    def _hook(self, name: str, *args: Any) -> None: ...
+    def _end_talk(self, call_id: str) -> None: ...
+
+
 class CallerSessions:
-    """The per-caller half of `AcdRuntime`: what it reads of the runtime is declared here."""
+    """The per-caller half of `AcdRuntime`, which builds it on itself (`host`) and hands it its callers."""
 
-    engine: AcdEngine
-    cfg: AcdConfig
-    clock: Clock
-    emit: Callable[[Event], None]
-    say: Say | None
-    recordings_dir: str | None
-    claims: Claims
-    servers: frozenset[str]  # the Asterisk servers' names (a call id names its own: acd/servers.py)
-    _mailboxes: dict[str, asyncio.Queue[Command]]  # call id -> what the engine said for the caller
-    _moh: set[str]  # calls whose music on hold is playing
-    _served: dict[str, str]  # call id -> the agent who answered (while being served)
-    _session_ended: dict[str, asyncio.Event]  # call id -> set when its serve() returns
-    _announcing: dict[str, Announcement]  # call id -> the announcement it is hearing
-    _rings: int
-
-    def apply(self, fn: Callable[[float], list[Command]]) -> list[Command]:
-        raise NotImplementedError  # AcdRuntime.apply
-
-    def note_answered(self, call_id: str, when: float | None = None) -> bool:
-        raise NotImplementedError  # AcdRuntime.note_answered
-
-    def _hook(self, name: str, *args: Any) -> None:
-        raise NotImplementedError  # AcdRuntime._hook
-
-    def _end_talk(self, call_id: str) -> None:
-        raise NotImplementedError  # AcdRuntime._end_talk
+    def __init__(self, host: SessionHost) -> None:
+        self.host = host
+        self._rings = 0  # rings claimed by this process (HA: each ring's claim key)
 
     async def handoff(self, chan: AgiChannel, request: QueueRequestLike) -> str:
         """The IVR's Handoff: queue the caller; the id of the agent who talked to them, or ''.
@@ -136,13 +149,13 @@ class CallerSessions:
         `lang`: the caller's language (what they hear); `route_by_language`: a caller who asked for an
         agent goes to their language's desk."""
         box: asyncio.Queue[Command] = asyncio.Queue()
-        if call_id in self._mailboxes:
+        if call_id in self.host._mailboxes:
             raise AcdError(f"call {call_id} is already being served")
-        lang = self.cfg.language(lang)
+        lang = self.host.cfg.language(lang)
         if route_by_language:
-            skill = self.cfg.desk_for(skill, lang)
-        self._mailboxes[call_id] = box
-        server = server_of(call_id, self.servers)
+            skill = self.host.cfg.desk_for(skill, lang)
+        self.host._mailboxes[call_id] = box
+        server = server_of(call_id, self.host.servers)
         info = {"call_id": call_id, "caller": caller, "skill": skill, "tier": tier, "customer": customer,
                 "lang": lang, "server": server}
         result = "abandoned"
@@ -150,11 +163,11 @@ class CallerSessions:
         enqueued = False
         name = caller_name(chan)
         try:
-            self.apply(lambda now: self.engine.enqueue(call_id, skill, tier, caller, now, customer=customer,
+            self.host.apply(lambda now: self.host.engine.enqueue(call_id, skill, tier, caller, now, customer=customer,
                                                        kind=kind, caller_name=name, prefer_agent=prefer_agent,
                                                        lang=lang, since=since, server=server))
             enqueued = True
-            if lang != self.cfg.default_language:  # a later session on this channel (a transfer) knows it
+            if lang != self.host.cfg.default_language:  # a later session on this channel (a transfer) knows it
                 await chan.execute(f"SET VARIABLE CTI_LANG {lang}")
             result = await self._hold(chan, call_id, box, info)
             dest = info.get("destination")
@@ -162,25 +175,25 @@ class CallerSessions:
                 await self._deliver(chan, call_id, skill, caller, dest, str(info.get("tier") or ""), lang)
         except AgiHangup:
             hung_up = True
-            result = "answered" if self.engine.call_state(call_id) == TALKING else "abandoned"
+            result = "answered" if self.host.engine.call_state(call_id) == TALKING else "abandoned"
             self._caller_gone(call_id)
         except BaseException as exc:
             # our failure, not the caller's: the dialplan's fallback queue takes them (CTI_DONE unset)
-            if enqueued and self.engine.call_state(call_id) in ("waiting", OFFERED):
+            if enqueued and self.host.engine.call_state(call_id) in ("waiting", OFFERED):
                 with contextlib.suppress(AcdError):
                     released = isinstance(exc, Released)  # handed on to the next CTI node, still waiting
-                    self.apply(lambda now: self.engine.withdraw(
+                    self.host.apply(lambda now: self.host.engine.withdraw(
                         call_id, now, RELEASED_REASON if released else "cti_error",
                         target="cti" if released else "fallback"))
             raise
         finally:
-            self._mailboxes.pop(call_id, None)
-            ended = self._session_ended.pop(call_id, None)
+            self.host._mailboxes.pop(call_id, None)
+            ended = self.host._session_ended.pop(call_id, None)
             if ended is not None:
                 ended.set()
-            music = call_id in self._moh
-            self._moh.discard(call_id)
-            agent = self._served.pop(call_id, None)
+            music = call_id in self.host._moh
+            self.host._moh.discard(call_id)
+            agent = self.host._served.pop(call_id, None)
         if not hung_up:
             await self._finish(chan, result, music)
         return Served(result, agent if result == "answered" else None)
@@ -188,13 +201,13 @@ class CallerSessions:
     async def session_over(self, call_id: str, timeout: float) -> bool:
         """Wait until no serve() holds `call_id` (a leg redirected elsewhere ends its old session a
         moment after its new one starts); False if one still does after `timeout` seconds."""
-        if call_id not in self._mailboxes:
+        if call_id not in self.host._mailboxes:
             return True
-        ended = self._session_ended.setdefault(call_id, asyncio.Event())
+        ended = self.host._session_ended.setdefault(call_id, asyncio.Event())
         try:
             await asyncio.wait_for(ended.wait(), timeout)
         except TimeoutError:
-            return call_id not in self._mailboxes
+            return call_id not in self.host._mailboxes
         return True
 
     async def serve_transfer(self, chan: AgiChannel, call_id: str, target: str, *, from_agent: str | None,
@@ -204,12 +217,12 @@ class CallerSessions:
         transferring agent's desktop says why) and bring the caller back through the ACD, to the
         agent who transferred them first (`from_agent`), else to their queue `skill` with their tier.
         Returns "transferred" when the target answered."""
-        args = f"{self.cfg.dial_string(target)},{max(1, round(self.cfg.ring_timeout_s))}"
-        if self.cfg.dial_options:
-            args += f",{self.cfg.dial_options}"
+        args = f"{self.host.cfg.dial_string(target)},{max(1, round(self.host.cfg.ring_timeout_s))}"
+        if self.host.cfg.dial_options:
+            args += f",{self.host.cfg.dial_options}"
         status = "HANGUP"
         try:
-            await _execute(chan, f"EXEC Dial {args}", self.cfg.dial_max_s)
+            await _execute(chan, f"EXEC Dial {args}", self.host.cfg.dial_max_s)
             status = (await chan.execute("GET VARIABLE DIALSTATUS")).data.strip().upper()
         except AgiHangup:
             return Served("abandoned")
@@ -222,13 +235,13 @@ class CallerSessions:
         if not await self.session_over(call_id, 5.0):
             log.warning("call %s: its previous ACD session is still open after the transfer", call_id)
             self._caller_gone(call_id)
-        queue = skill if skill in self.cfg.skills else None
-        if queue is None or tier not in self.cfg.tier_rank:
+        queue = skill if skill in self.host.cfg.skills else None
+        if queue is None or tier not in self.host.cfg.tier_rank:
             tier = None
-        back = from_agent if from_agent in self.engine.agent_ids() else None
-        free = back is not None and self.engine.agent_state(back)[0] in ("available", "wrap_up")
+        back = from_agent if from_agent in self.host.engine.agent_ids() else None
+        free = back is not None and self.host.engine.agent_state(back)[0] in ("available", "wrap_up")
         returned = "fallback" if queue is None else "agent" if free else "queue"
-        self.emit(Event(Kind.ACD_TRANSFER_FAILED, ts=self.clock.now(), call_id=call_id, agent_id=back,
+        self.host.emit(Event(Kind.ACD_TRANSFER_FAILED, ts=self.host.clock.now(), call_id=call_id, agent_id=back,
                         data={"target": target, "target_kind": "agent", "reason": reason, "dial_status": status,
                               "returned_to": returned, "queue": queue}))
         log.info("call %s: transfer to agent %s failed (%s); back to %s", call_id, target, status,
@@ -238,12 +251,12 @@ class CallerSessions:
         return await self.serve(chan, call_id, queue, tier, caller, None, kind="return", prefer_agent=back)
 
     def _caller_gone(self, call_id: str) -> None:
-        state = self.engine.call_state(call_id)
+        state = self.host.engine.call_state(call_id)
         try:
             if state == TALKING:
-                self._end_talk(call_id)
+                self.host._end_talk(call_id)
             elif state in ("waiting", OFFERED):
-                self.apply(lambda now: self.engine.abandon(call_id, now))
+                self.host.apply(lambda now: self.host.engine.abandon(call_id, now))
         except AcdError:
             log.exception("ACD could not close call %s", call_id)
 
@@ -256,40 +269,40 @@ class CallerSessions:
 
     async def _hold(self, chan: AgiChannel, call_id: str, box: asyncio.Queue[Command],
                     info: dict[str, Any]) -> str:
-        cfg = self.cfg
-        next_announce = self.clock.now() + cfg.announce.first_after_s
+        cfg = self.host.cfg
+        next_announce = self.host.clock.now() + cfg.announce.first_after_s
         while True:
             # whatever the engine already decided for this caller comes first
             while not box.empty():
                 result = await self._handle(chan, call_id, box.get_nowait(), info)
                 if result is not None:
                     return result
-                next_announce = max(next_announce, self.clock.now() + 5.0)
-            if self.engine.call_state(call_id) is None:
+                next_announce = max(next_announce, self.host.clock.now() + 5.0)
+            if self.host.engine.call_state(call_id) is None:
                 return "abandoned"  # closed elsewhere
             await self._music(chan, call_id, True)
-            now = self.clock.now()
-            if now >= next_announce and self.say is not None and self.engine.call_state(call_id) == "waiting":
+            now = self.host.clock.now()
+            if now >= next_announce and self.host.say is not None and self.host.engine.call_state(call_id) == "waiting":
                 await self._music(chan, call_id, False)
-                ann = self._announcing[call_id] = Announcement(chan)
-                ann.stopped = self.engine.call_state(call_id) != "waiting"  # offered while the music stopped
+                ann = self.host._announcing[call_id] = Announcement(chan)
+                ann.stopped = self.host.engine.call_state(call_id) != "waiting"  # offered while the music stopped
                 try:
-                    await self.say(ann, self._announcement(call_id, now, info["lang"]), info["lang"])
+                    await self.host.say(ann, self._announcement(call_id, now, info["lang"]), info["lang"])
                 finally:
-                    del self._announcing[call_id]
-                next_announce = self.clock.now() + cfg.announce.every_s
+                    del self.host._announcing[call_id]
+                next_announce = self.host.clock.now() + cfg.announce.every_s
                 continue
             if cfg.callback_key is not None:
                 reply = await chan.execute(f"WAIT FOR DIGIT {cfg.key_poll_ms}")
                 if reply.result_int < 0:
                     raise AgiHangup("the caller hung up")
                 if reply.result_int > 0 and chr(reply.result_int) == cfg.callback_key \
-                        and self.engine.call_state(call_id) == "waiting":
-                    self.apply(lambda now: self.engine.request_callback(call_id, now))
+                        and self.host.engine.call_state(call_id) == "waiting":
+                    self.host.apply(lambda now: self.host.engine.request_callback(call_id, now))
                     confirm = cfg.text(cfg.announce.callback_confirm, info["lang"])
-                    if self.say is not None and confirm:
+                    if self.host.say is not None and confirm:
                         await self._music(chan, call_id, False)
-                        await self.say(chan, confirm, info["lang"])
+                        await self.host.say(chan, confirm, info["lang"])
                     return "callback"
                 continue
             wait = max(0.01, min(cfg.probe_every_s, next_announce - now))
@@ -306,12 +319,12 @@ class CallerSessions:
 
     async def _music(self, chan: AgiChannel, call_id: str, on: bool) -> None:
         """Music on hold on/off for this caller, sending a command only when it changes."""
-        if on != (call_id in self._moh):
+        if on != (call_id in self.host._moh):
             await chan.execute("EXEC StartMusicOnHold default" if on else "EXEC StopMusicOnHold")
             if on:
-                self._moh.add(call_id)
+                self.host._moh.add(call_id)
             else:
-                self._moh.discard(call_id)
+                self.host._moh.discard(call_id)
 
     async def _handle(self, chan: AgiChannel, call_id: str, cmd: Command, info: dict[str, Any]) -> str | None:
         """One engine decision for this caller; a result ends the wait."""
@@ -333,9 +346,9 @@ class CallerSessions:
                        tier: str = "", lang: str = "") -> None:
         """Where the ACD sent a caller instead of an agent: a message, a voicemail, or word that we will
         call back (a `queue` destination was handled by the engine). The caller may hang up meanwhile."""
-        cfg = self.cfg
+        cfg = self.host.cfg
         await self._music(chan, call_id, False)
-        if dest.kind == "voicemail" and self.recordings_dir:
+        if dest.kind == "voicemail" and self.host.recordings_dir:
             await self._voicemail(chan, call_id, skill, dest.target, caller, tier, lang)
             return
         if dest.kind == "callback" and caller:
@@ -344,89 +357,90 @@ class CallerSessions:
             text = cfg.text(cfg.messages.get(dest.target, cfg.messages["busy"]), lang)
         else:  # a voicemail with nowhere to record, or a callback to an unknown number
             text = cfg.text(cfg.messages["busy"], lang)
-        if self.say is not None and text:
-            await self.say(chan, text, cfg.language(lang))
+        if self.host.say is not None and text:
+            await self.host.say(chan, text, cfg.language(lang))
 
     async def _voicemail(self, chan: AgiChannel, call_id: str, skill: str, box: str, caller: str = "",
                          tier: str = "", lang: str = "") -> None:
-        vm = self.cfg.voicemail
-        lang = self.cfg.language(lang)
-        assert self.recordings_dir is not None
+        vm = self.host.cfg.voicemail
+        lang = self.host.cfg.language(lang)
+        assert self.host.recordings_dir is not None
         name = re.sub(r"[^A-Za-z0-9._-]", "_", f"vm-{box}-{call_id}")[:120]
-        path = f"{self.recordings_dir.rstrip('/')}/{name}"
-        if self.say is not None:
-            await self.say(chan, self.cfg.text(vm.prompt, lang), lang)
-        started = self.clock.now()
+        path = f"{self.host.recordings_dir.rstrip('/')}/{name}"
+        if self.host.say is not None:
+            await self.host.say(chan, self.host.cfg.text(vm.prompt, lang), lang)
+        started = self.host.clock.now()
         try:
             # a long command: its own time limit (the AGI default is shorter than a message may be)
             await _execute(chan, f'RECORD FILE {path} wav "#" {vm.max_s * 1000} 0 BEEP s={vm.silence_s}',
                            vm.max_s + 15.0)
         finally:  # a caller who hangs up at the end of their message has still left it
-            now = self.clock.now()
-            self.emit(Event(Kind.ACD_VOICEMAIL, ts=now, call_id=call_id, queue=skill,
+            now = self.host.clock.now()
+            self.host.emit(Event(Kind.ACD_VOICEMAIL, ts=now, call_id=call_id, queue=skill,
                             data={"box": box, "path": f"{path}.wav", "duration_s": round(now - started, 1)}))
             if caller and now - started >= 1.0:
                 # an agent of the queue answers the message: they hear it, then the caller is dialled
-                self._hook("on_callback", ScheduleCallback(call_id, caller, skill, tier or self.cfg.default_tier,
-                                                           now + self.cfg.callback_due_s, "voicemail",
-                                                           recording=path))
-        thanks = self.cfg.text(vm.thanks, lang)
-        if self.say is not None and thanks:
-            await self.say(chan, thanks, lang)
+                cfg = self.host.cfg
+                self.host._hook("on_callback", ScheduleCallback(call_id, caller, skill, tier or cfg.default_tier,
+                                                                now + cfg.callback_due_s, "voicemail",
+                                                                recording=path))
+        thanks = self.host.cfg.text(vm.thanks, lang)
+        if self.host.say is not None and thanks:
+            await self.host.say(chan, thanks, lang)
 
     def _announcement(self, call_id: str, now: float, lang: str) -> str:
-        ann = self.cfg.announce
-        pos = self.engine.position(call_id, now)
+        ann = self.host.cfg.announce
+        pos = self.host.engine.position(call_id, now)
         fields = {"position": pos.position, "ahead": pos.position - 1, "waiting": pos.waiting,
                   "wait_s": int(pos.est_wait_s or 0),
                   "wait_min": max(1, math.ceil((pos.est_wait_s or 0) / 60))}
-        text = self.cfg.text(ann.text if pos.est_wait_s is not None else ann.text_unknown, lang).format(**fields)
-        hint = self.cfg.text(ann.callback_hint, lang)
-        if self.cfg.callback_key is not None and hint:
+        text = self.host.cfg.text(ann.text if pos.est_wait_s is not None else ann.text_unknown, lang).format(**fields)
+        hint = self.host.cfg.text(ann.callback_hint, lang)
+        if self.host.cfg.callback_key is not None and hint:
             text += (" " if text[-1:].isascii() else "") + hint  # no space between Chinese sentences
         return text
 
     async def _ring(self, chan: AgiChannel, call_id: str, offer: Offer, info: dict[str, Any]) -> bool:
         """Dial the offered agent; True when they talked, False on RONA (the caller keeps waiting)."""
-        if self.engine.call_state(call_id) != OFFERED or self.engine.call_agent(call_id) != offer.agent_id:
+        if self.host.engine.call_state(call_id) != OFFERED or self.host.engine.call_agent(call_id) != offer.agent_id:
             return False  # a stale offer (the engine moved on while we were busy)
         self._rings += 1
-        await self.claims.this_term("ring", f"{call_id}/{offer.agent_id}/{self._rings}")
-        if self.engine.call_state(call_id) != OFFERED or self.engine.call_agent(call_id) != offer.agent_id:
+        await self.host.claims.this_term("ring", f"{call_id}/{offer.agent_id}/{self._rings}")
+        if self.host.engine.call_state(call_id) != OFFERED or self.host.engine.call_agent(call_id) != offer.agent_id:
             return False  # the engine moved on while the claim was written
-        self._hook("on_offer", call_id, offer.agent_id, {**info, "ring_timeout_s": offer.ring_timeout_s})
-        self.apply(lambda now: self.engine.ring_started(call_id, now))
-        target = self.cfg.dial_string(offer.agent_id, str(info.get("server") or ""))
+        self.host._hook("on_offer", call_id, offer.agent_id, {**info, "ring_timeout_s": offer.ring_timeout_s})
+        self.host.apply(lambda now: self.host.engine.ring_started(call_id, now))
+        target = self.host.cfg.dial_string(offer.agent_id, str(info.get("server") or ""))
         args = f"{target},{max(1, round(offer.ring_timeout_s))}"
-        if self.cfg.dial_options:
-            args += f",{self.cfg.dial_options}"
-        started = self.clock.now()
+        if self.host.cfg.dial_options:
+            args += f",{self.host.cfg.dial_options}"
+        started = self.host.clock.now()
         try:
-            await _execute(chan, f"EXEC Dial {args}", self.cfg.dial_max_s)
+            await _execute(chan, f"EXEC Dial {args}", self.host.cfg.dial_max_s)
             status = (await chan.execute("GET VARIABLE DIALSTATUS")).data.strip().upper()
             answered_for = None
-            if status == "ANSWER" and self.engine.call_state(call_id) == OFFERED:
+            if status == "ANSWER" and self.host.engine.call_state(call_id) == OFFERED:
                 answered_for = _float((await chan.execute("GET VARIABLE ANSWEREDTIME")).data)
         except AgiHangup:
             # the caller left during the ring or the talk; the AMI feed may have told us which
-            if self.engine.call_state(call_id) == OFFERED and \
-                    self.clock.now() - started > offer.ring_timeout_s + 2.0:
+            if self.host.engine.call_state(call_id) == OFFERED and \
+                    self.host.clock.now() - started > offer.ring_timeout_s + 2.0:
                 # Dial gives up after the ring timeout, so a longer Dial was answered
-                self.note_answered(call_id, started + offer.ring_timeout_s)
+                self.host.note_answered(call_id, started + offer.ring_timeout_s)
             raise
         if status == "ANSWER":
-            if self.engine.call_state(call_id) == OFFERED:
-                now = self.clock.now()
+            if self.host.engine.call_state(call_id) == OFFERED:
+                now = self.host.clock.now()
                 at = now - answered_for if answered_for is not None else now
-                self.note_answered(call_id, max(started, at))
-            if self.engine.call_state(call_id) == TALKING:
-                self._end_talk(call_id)
+                self.host.note_answered(call_id, max(started, at))
+            if self.host.engine.call_state(call_id) == TALKING:
+                self.host._end_talk(call_id)
             return True
         reason = _RONA_STATUSES.get(status)
         if status == "CANCEL":
             raise AgiHangup("the caller hung up while the agent was ringing")
-        if self.engine.call_state(call_id) == OFFERED:
-            self.apply(lambda now: self.engine.ring_failed(call_id, now, reason or "noanswer"))
+        if self.host.engine.call_state(call_id) == OFFERED:
+            self.host.apply(lambda now: self.host.engine.ring_failed(call_id, now, reason or "noanswer"))
         return False
 
 
