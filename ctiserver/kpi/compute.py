@@ -197,6 +197,13 @@ def agent_time_query(cfg: KpiConfig, win: Window, dims: Sequence[str]) -> Any:
         select(st.c.agent, st.c.state, s_clip.label("s"), e_clip.label("e"))
         .where(e_clip > s_clip, or_(st.c.state.is_(None), st.c.state != "logged_out"))
     ).subquery("iv0")
+    return sum_state_time(iv0, win, dims, "agent_intervals")
+
+
+def sum_state_time(iv0: Any, win: Window, dims: Sequence[str], name: str) -> Any:
+    """State intervals (a subquery of agent, state, s, e in epoch seconds) split at local half-hour edges and
+    summed: (hh, [agent], state, tag, v) rows, tag `ms` for pieces and `mark` for runs of whole half hours
+    (see `agent_time_query`). `name`: the intervals' CTE (it must not shadow a table the query reads)."""
     # Both ends in whole UTC milliseconds, shifted by the offset in force at the start: a state that
     # ends exactly at the range end ends exactly on a half-hour edge, with no 1 ms crumbs.
     off_ms = utc_offset(iv0.c.s, win) * 1000
@@ -208,7 +215,7 @@ def agent_time_query(cfg: KpiConfig, win: Window, dims: Sequence[str]) -> Any:
         select(iv1.c.agent, iv1.c.state, iv1.c.ls, iv1.c.le,
                floor_div(iv1.c.ls, HALF_HOUR_MS).label("b0"),
                floor_div(iv1.c.le - 1, HALF_HOUR_MS).label("b1"))
-    ).cte("agent_intervals")
+    ).cte(name)
     c = iv.c
     dims_of = dim_cols({"agent": c.agent}, dims)
     slot = cast(literal(HALF_HOUR_MS), BigInteger)

@@ -21,12 +21,9 @@ from sqlalchemy import (
     Table,
     and_,
     case,
-    cast,
     func,
-    literal,
     or_,
     select,
-    union_all,
 )
 from sqlalchemy.sql.expression import ColumnElement
 
@@ -34,9 +31,10 @@ from ..events import Kind
 from ..store.schema import IdType, metadata
 from .builder import HALF_HOUR
 from .callsql import sum_calls
+from .compute import sum_state_time
 from .config import KpiConfig
-from .facts import HALF_HOUR_MS, Window
-from .sqlfuncs import count_if, dim_cols, floor_div, half_hour_of, int_sum, round_ms, sum_if, utc_offset
+from .facts import Window
+from .sqlfuncs import count_if, dim_cols, half_hour_of, sum_if
 
 call_facts = Table(
     "call_facts", metadata,
@@ -157,27 +155,4 @@ def agent_time_sums_query(cfg: KpiConfig, win: Window, dims: Sequence[str]) -> A
         .where(a.t_start >= win.start - cfg.window.agent_lookback_s, a.t_start < cap, e_clip > s_clip,
                or_(a.state.is_(None), a.state != "logged_out"))
     ).subquery("iv0")
-    off_ms = utc_offset(iv0.c.s, win) * 1000
-    iv1 = select(iv0.c.agent, iv0.c.state, (round_ms(iv0.c.s) + off_ms).label("ls"),
-                 (round_ms(iv0.c.e) + off_ms).label("le")).subquery("iv1")
-    iv = select(iv1.c.agent, iv1.c.state, iv1.c.ls, iv1.c.le,
-                floor_div(iv1.c.ls, HALF_HOUR_MS).label("b0"),
-                floor_div(iv1.c.le - 1, HALF_HOUR_MS).label("b1")).cte("agent_iv")
-    c = iv.c
-    dims_of = dim_cols({"agent": c.agent}, dims)
-    slot = cast(literal(HALF_HOUR_MS), BigInteger)
-    def part(hh: Any, value: Any, tag: str, cond: ColumnElement[bool]) -> Any:
-        return select(hh.label("hh"), *dims_of, c.state.label("state"), literal(tag).label("tag"),
-                      value.label("v")).where(cond)
-
-    parts = union_all(
-        part(c.b0, c.le - c.ls, "ms", c.b0 == c.b1),
-        part(c.b0, (c.b0 + 1) * slot - c.ls, "ms", c.b0 < c.b1),
-        part(c.b1, c.le - c.b1 * slot, "ms", c.b0 < c.b1),
-        part(c.b0 + 1, literal(1), "mark", c.b1 - c.b0 >= 2),
-        part(c.b1, literal(-1), "mark", c.b1 - c.b0 >= 2),
-    ).subquery("parts")
-    p = parts.c
-    keys = [p[f"d_{d}"] for d in dims]
-    return (select(p.hh, *keys, p.state, p.tag, int_sum(p.v).label("v"))
-            .group_by(p.hh, *keys, p.state, p.tag))
+    return sum_state_time(iv0, win, dims, "agent_iv")
