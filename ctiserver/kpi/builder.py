@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from ..events import Event, Kind
@@ -37,6 +37,11 @@ CALL_KINDS = frozenset((
 LEG_KINDS = frozenset((Kind.ACD_OFFER, Kind.ACD_ANSWER, Kind.ACD_RONA, Kind.ACD_TRANSFER, Kind.ACD_COMPLETE))
 TIMEOUT_REASONS = frozenset(("timeout", "max_wait", "tier_max_wait"))
 _QUEUE_EXITS = (Kind.ACD_ANSWER, Kind.ACD_ABANDON, Kind.ACD_OVERFLOW, Kind.ACD_CALLBACK, Kind.ACD_BLOCKED)
+
+
+def _row(fact: Any) -> dict[str, Any]:
+    """A fact as a column -> value dict (dataclasses.asdict deep-copies; every field here is a scalar)."""
+    return {name: getattr(fact, name) for name in _FIELDS[type(fact)]}
 
 
 def bucket_of(ts: float) -> int:
@@ -111,7 +116,7 @@ class CallFact:
     qc_score: float | None = None  # filled by quality control (its own issue)
 
     def row(self) -> dict[str, Any]:
-        return asdict(self)
+        return _row(self)
 
 
 @dataclass(slots=True)
@@ -131,7 +136,7 @@ class LegFact:
     bucket: int = 0
 
     def row(self) -> dict[str, Any]:
-        return asdict(self)
+        return _row(self)
 
 
 @dataclass(slots=True)
@@ -148,7 +153,7 @@ class SegmentFact:
     agent: str | None
 
     def row(self) -> dict[str, Any]:
-        return asdict(self)
+        return _row(self)
 
 
 @dataclass(slots=True)
@@ -163,7 +168,11 @@ class AgentInterval:
     scheduled: str | None = None  # roster adherence (its own issue): what the roster planned
 
     def row(self) -> dict[str, Any]:
-        return asdict(self)
+        return _row(self)
+
+
+_FIELDS: dict[type, tuple[str, ...]] = {
+    t: tuple(f.name for f in fields(t)) for t in (CallFact, LegFact, SegmentFact, AgentInterval)}
 
 
 @dataclass(slots=True)
@@ -241,6 +250,18 @@ class FactBuilder:
 
     def call_ids(self) -> list[str]:
         return list(self._calls)
+
+    def facts_of(self, call_id: str) -> tuple[CallFact | None, list[LegFact]]:
+        """One call's fact (None if none of its events counts) and its leg facts, from what was added."""
+        fold = self._calls.get(call_id)
+        if fold is None:
+            return None, []
+        fact = _finish(fold) if fold.events and _has_ts(fold) else None
+        return fact, legs_of(fold.events)
+
+    def forget(self, call_id: str) -> None:
+        """Drop one call's events (a cache's eviction)."""
+        self._calls.pop(call_id, None)
 
     def call_facts(self) -> list[CallFact]:
         return [_finish(fold) for fold in self._calls.values() if fold.events and _has_ts(fold)]

@@ -124,3 +124,53 @@ def test_facts_rebuild_rederives_what_was_lost(tmp_path: Path, capsys: pytest.Ca
 
 def test_progress_bar() -> None:
     assert progress_bar(0.5, 10) == "[#####-----]  50%"
+
+
+async def test_the_sink_keeps_folds_yet_follows_the_table(engine: AsyncEngine) -> None:
+    """The live sink folds batches into the folds it keeps, and still ends with the facts a fresh fold of the
+    table gives when the table changed behind it: another node's events, a rolled-back batch, a replay,
+    a kept fold evicted, agent states from elsewhere."""
+    from ctiserver.store.batch import insert_events
+
+    async with engine.begin() as conn:
+        await conn.run_sync(metadata.create_all, tables=[events, *FACT_TABLES])
+    evs = sorted(golden_day(), key=lambda e: e.ts)  # as a live feed: the calls interleave
+    rows = [{**e.as_row(), "event_key": f"n1-{i}"} for i, e in enumerate(evs)]
+    sink = FactSink(max_calls=3)  # small: some calls are evicted and read back
+
+    async def write(batch: list[dict[str, Any]], via: FactSink | None = None) -> None:
+        async with engine.begin() as conn:
+            await insert_events(conn, batch)
+            await (via or sink)(conn, batch)
+
+    for i in range(0, len(rows) // 2, 5):
+        await write(rows[i:i + 5])
+    # A replay of a batch already written, through the same sink.
+    await write(rows[:5])
+    # Another node writes a disposition for a kept call and a state for a kept agent (each with more events
+    # to come here), through its own sink.
+    half = len(rows) // 2
+    later = rows[half:]
+    kept_call = next(r["call_id"] for r in later if r["call_id"] in sink._kept)
+    other = [{**Event(Kind.DISPOSITION, D0 + 40000, kept_call, "a9", data={"resolved": True}).as_row(),
+              "event_key": "n2-0"}]
+    agent, start = next((a, t) for a, t in sink._agents.items()
+                        if any(r["kind"] == Kind.AGENT_STATE and r["agent_id"] == a for r in later))
+    t_next = min(r["ts"] for r in later if r["kind"] == Kind.AGENT_STATE and r["agent_id"] == agent)
+    other.append({**Event(Kind.AGENT_STATE, (start + t_next) / 2, None, agent, data={"state": "ready"}).as_row(),
+                  "event_key": "n2-1"})
+    await write(other, via=FactSink())
+    # A batch whose transaction is rolled back after the sink ran: it is written again later.
+    for i in range(half, half + 30, 5):
+        await write(rows[i:i + 5])
+    doomed = rows[half + 30:half + 35]
+    with pytest.raises(RuntimeError):
+        async with engine.begin() as conn:
+            await insert_events(conn, doomed)
+            await sink(conn, doomed)
+            raise RuntimeError("the commit failed")
+    for i in range(half + 30, len(rows), 5):
+        await write(rows[i:i + 5])
+    assert sink.reloads > 0
+    all_evs = [*evs, *(Event.from_row(r) for r in other)]
+    assert await all_facts(engine) == pure_facts(all_evs)
