@@ -7,6 +7,7 @@ reads them. Every route is in the OpenAPI document; every error is the one shape
     PATCH /api/outages/{id}         change cause, scope, start, expected restoration
     POST  /api/outages/{id}/close   power is back (body: {"end_ts": ...} or {} for now)
     POST  /api/outages/{id}/reports a work order about it (agent desktop's outage form): attached
+    GET   /api/outages/{id}/not-reached   its customers not reached by call or SMS after the retries
 """
 
 from __future__ import annotations
@@ -20,10 +21,13 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import select
 
+from ..outbound.store import OutboundStore
+from ..sms.store import SmsStore
 from ..web.errors import ApiError
 from ..web.openapi import ANY_ROLE, Operation, Reply, documented
 from ..web.tables import work_orders
 from .model import OutageChange, OutageIn, Scope
+from .reach import not_reached
 from .service import OutageService
 from .store import OutageClosed, UnknownOutage, public
 
@@ -82,6 +86,15 @@ class AttachIn(BaseModel):
     call_id: str = Field(default="", max_length=80)
     account: str = Field(default="", max_length=20)
     number: str = Field(default="", max_length=32)
+
+
+class NotReachedOut(BaseModel):
+    number: str
+    account: str
+    name: str
+    failed: dict[str, str] = Field(description="channel:message kind -> what happened, e.g. "
+                                               "'sms:outage_notice': '3 attempt(s), undeliverable'")
+    reached: bool = Field(description="the other channel reached this phone after all")
 
 
 class AttachedOut(BaseModel):
@@ -235,7 +248,22 @@ def add_outage_routes(app: web.Application, get_service: Callable[[], OutageServ
             raise ApiError(409, "outage-closed", str(exc)) from None
         return _json({"outage": oid, "reports": n})
 
+    @documented(op("The outage's customers not reached after the retries, by call and by SMS (one row per "
+                   "phone; those reached by neither channel first)", Reply("not reached", list[NotReachedOut]),
+                   path={"id": OUTAGE_ID}, operation_id="outage_not_reached", errors={404: "unknown-outage"}))
+    async def unreached(request: web.Request) -> web.Response:
+        await require(request, DISPATCHERS)
+        oid = _id(request)
+        svc = service()
+        try:
+            await svc.store.get(oid)
+        except UnknownOutage as exc:
+            raise ApiError(404, "unknown-outage", str(exc)) from None
+        engine = svc.store.engine
+        return _json(await not_reached(oid, SmsStore(engine), OutboundStore(engine)))
+
     app.router.add_get("/api/outages", listing)
+    app.router.add_get("/api/outages/{id}/not-reached", unreached)
     app.router.add_post("/api/outages/{id}/reports", attach)
     app.router.add_post("/api/outages", add)
     app.router.add_get("/api/outages/{id}", get)
