@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -42,22 +41,19 @@ from ..acd.fallback import FallbackQueues
 from ..acd.hold import hold_listener
 from ..acd.runtime import AcdHooks, AcdRuntime
 from ..acd.server_watch import ServerWatch
-from ..agi.channel import AgiChannel, AgiError, AgiHandler, AgiHangup
-from ..ami.message import event_time
+from ..agi.channel import AgiChannel
 from ..calendar import load_calendar
 from ..calls.control import AgentChannels, AmiCallControl, transfer_listener
 from ..clock import Clock
 from ..config import ServerConfig, resolve_db_url
 from ..customers.data import SqlDataProvider, load_sample_data
 from ..customers.lookup import IvrCustomerLookup
-from ..events import Event, Kind
 from ..ivr.runtime import QueueRequest, handoff_to
 from ..ivr.service import IvrService
 from ..kpi.config import load_kpi_config
 from ..kpi.http import add_report_routes
 from ..kpi.livefeed import LiveKpiFeed
 from ..lifecycle import Feature, FeatureGroup, TaskOwner, started
-from ..lograte import LogBurst
 from ..outbound.http import add_callback_routes
 from ..outbound.http import add_routes as add_outbound_routes
 from ..outbound.model import load_outbound_config
@@ -74,11 +70,24 @@ from ..web.ws import SUPERVISOR
 from ..wfm.config import load_wfm_config, roster_folder
 from ..wfm.handover_http import add_handover_routes
 from ..wfm.http import add_wfm_routes
+from .acd_routes import (
+    NotLeading,
+    interrupter,
+    leader_only,
+    on_dial_begin,
+    on_dial_end,
+    outbound_agent_route,
+    queue_route,
+    transfer_route,
+)
+from .fallback import FallbackRecorder
 from .ha import election, install_takeover
 from .loop import install_loop
 from .server import HEALTH_DETAILS_KEY, CtiServer
 
 log = logging.getLogger(__name__)
+
+__all__ = ["Features", "NotLeading", "build_server"]
 
 
 @dataclass
@@ -93,185 +102,6 @@ class Features:
     leader: FeatureGroup  # ACD, dialer, callbacks: stop/start them at runtime (a standby runs none of them)
     sandbox: Any = None  # the sandbox Asterisk's SandboxInfo when built with sandbox=True (the serve banner)
     extra: dict[str, Any] = field(default_factory=dict)
-
-
-def _on_dial_end(acd: AcdRuntime) -> Any:
-    """AMI DialEnd(ANSWER) on a caller we hold: the agent answered now (Dial itself returns at hang-up)."""
-
-    def listener(server: str, msg: Any) -> None:
-        if msg.get("Event") == "DialEnd" and msg.get("DialStatus") == "ANSWER":
-            call_id = msg.get("Linkedid") or msg.get("Uniqueid")
-            if call_id:
-                acd.note_answered(str(call_id), event_time(msg))  # Asterisk's time of the answer
-
-    return listener
-
-
-def _on_dial_begin(acd: AcdRuntime, agent_of: Callable[[str], str | None]) -> Any:
-    """AMI DialBegin from a caller we hold to the agent the ACD offered them: the ring starts then, at
-    Asterisk's Timestamp (ring time = DialBegin to answer as Asterisk stamped both). The caller is known
-    by its Linkedid, a consultation the ACD serves under its own id by its Uniqueid."""
-
-    def listener(server: str, msg: Any) -> None:
-        if msg.get("Event") != "DialBegin":
-            return
-        agent = agent_of(str(msg.get("DestChannel") or ""))
-        if agent is None:
-            return
-        when = event_time(msg)
-        for call_id in (msg.get("Uniqueid"), msg.get("Linkedid")):
-            if call_id and acd.note_ringing(str(call_id), agent, when):
-                return
-
-    return listener
-
-
-def _interrupter(server: CtiServer) -> Callable[[str], Awaitable[object]]:
-    """Stop what plays to a channel (an announcement, when an agent is offered to the caller hearing it):
-    AMI ControlPlayback, on every Asterisk we are connected to (the channel is on one of them)."""
-
-    async def interrupt(channel: str) -> object:
-        results = []
-        for client in server.ami.values():
-            if client.connected:
-                results.append(await client.action("ControlPlayback", {"Channel": channel, "Control": "stop"},
-                                                   timeout=2.0))
-        return results
-
-    return interrupt
-
-
-class _FallbackRecorder:
-    """The fallback queue's outcomes into the event log (see ctiserver/acd/fallback.py): its AMI events as
-    they come; while the feature runs, after every (re)connect (and at its start, for the links already
-    up), the fallback calls already talking are adopted from the channel list so that their end is
-    recorded."""
-
-    def __init__(self, server: CtiServer, queues: FallbackQueues) -> None:
-        self.server, self.queues = server, queues
-        self._tasks = TaskOwner("fallback queue")
-        self._running = False
-
-    def on_ami(self, name: str, msg: Any) -> None:
-        if not self._running:  # a standby: the leader records the fallback queue
-            return
-        for event in self.queues.feed(name, msg, self.server.clock.now()):
-            self.server.emit(event)
-
-    def on_event(self, event: Event) -> None:
-        if event.kind == Kind.AMI_CONNECTED and event.server in self.server.ami:
-            self._adopt_soon(event.server)
-
-    def _adopt_soon(self, name: str) -> None:
-        if self._running:
-            self._tasks.spawn(self._adopt(name), name=f"fallback-adopt-{name}")
-
-    async def _adopt(self, name: str) -> None:
-        try:
-            resp = (await self.server.ami[name].action("CoreShowChannels", {}, timeout=10.0)
-                    ).raise_for_error("CoreShowChannels")
-        except Exception as exc:
-            log.warning("fallback queue on %s: could not list channels (%s); calls it connected while we were "
-                        "away are not recorded", name, exc)
-            return
-        n = self.queues.adopt_talking(name, (m for m in resp.events if m.get("Event") == "CoreShowChannel"))
-        if n:
-            log.info("fallback queue on %s: %d calls connected while we were away; their end will be recorded",
-                     name, n)
-
-    @asynccontextmanager
-    async def running(self) -> AsyncIterator[_FallbackRecorder]:
-        self._running = True
-        try:
-            for name, client in self.server.ami.items():
-                if client.connected:  # connected before we ran: its ami.connected went by (adopting is idempotent)
-                    self._adopt_soon(name)
-            yield self
-        finally:
-            self._running = False
-            await self._tasks.aclose()
-
-
-def _queue_route(acd: AcdRuntime, caller_of: Callable[[str], str] = lambda call_id: "") -> Any:
-    """AGI /queue/<skill or transfer code>: a caller transferred to a queue re-enters the ACD.
-
-    Blind ([transfer-queue]): the caller's own leg, known to the ACD by the call's Linkedid (a
-    previous ACD session on this leg may still be closing: wait for it briefly). Attended
-    ([transfer-code], e.g. an escalation): the consultation channel, while the caller it shares
-    the Linkedid with is still being served (on hold with their agent): it is queued under its own
-    Uniqueid, else the ACD would refuse it ("already being served") and the dialplan would drop it
-    into the fallback queue; its caller is the call's (`caller_of`), not the agent it was dialled
-    from. The tier comes from the tier rules."""
-
-    async def handle(chan: AgiChannel) -> None:
-        parts = [p for p in chan.path.split("?")[0].split("/") if p]
-        skill = parts[1] if len(parts) > 1 else ""
-        skill = acd.cfg.transfer_codes.get(skill, skill)
-        call_id = own_id = chan.headers.get("agi_uniqueid", "")
-        caller = chan.headers.get("agi_callerid", "")
-        kind = ""
-        try:
-            reply = await chan.execute("GET VARIABLE CHANNEL(linkedid)")
-            if reply.result == "1" and reply.data:
-                call_id = reply.data
-            if chan.headers.get("agi_context") != "transfer-code":
-                for _ in range(20):  # the same leg's previous session ends as it is redirected
-                    if acd.engine.call_state(call_id) is None:
-                        break
-                    await asyncio.sleep(0.05)
-            if own_id and acd.engine.call_state(call_id) is not None:
-                log.info("call %s is being served: queueing its consultation channel %s apart", call_id, own_id)
-                caller = caller_of(call_id) or caller
-                call_id = own_id
-                kind = "consult"  # an agent's leg, not a new customer call (left out of inbound KPIs)
-            lang = ""
-            if not kind:  # the caller's own leg: the language the ACD noted on it before (CTI_LANG)
-                reply = await chan.execute("GET VARIABLE CTI_LANG")
-                lang = reply.data.strip() if reply.result == "1" else ""
-            served = await acd.serve(chan, call_id, skill, None, caller, None, kind=kind, lang=lang)
-            log.info("transferred call %s to queue %s: %s", call_id, skill, served.outcome)
-        except (AgiHangup, AgiError) as exc:
-            log.info("queue session ended: %s", exc)
-        except Exception:
-            log.exception("transfer of %s to queue %r failed; the dialplan falls back", call_id, skill)
-
-    return handle
-
-
-_XFER_PART = re.compile(r"^[A-Za-z0-9_-]{0,40}$")
-
-
-def _transfer_route(acd: AcdRuntime) -> Any:
-    """AGI /transfer/<agent>: a caller blind-transferred to an agent ([transfer-agent]); the ACD rings the
-    agent and, if that fails, brings the caller back (`AcdRuntime.serve_transfer`). The transferring agent,
-    queue and tier come from the caller's CTI_XFER (`<agent>/<queue>/<tier>`, set by the desktop's transfer)."""
-
-    async def handle(chan: AgiChannel) -> None:
-        parts = [p for p in chan.path.split("?")[0].split("/") if p]
-        target = parts[1] if len(parts) > 1 else ""
-        caller = chan.headers.get("agi_callerid", "")
-        call_id = chan.headers.get("agi_uniqueid", "")
-        try:
-            reply = await chan.execute("GET VARIABLE CHANNEL(linkedid)")
-            if reply.result == "1" and reply.data:
-                call_id = reply.data
-            reply = await chan.execute("GET VARIABLE CTI_XFER")
-            fields = (reply.data if reply.result == "1" else "").split("/")
-            if len(fields) != 3 or not all(_XFER_PART.match(f) for f in fields) or \
-                    target not in acd.engine.agent_ids():
-                log.warning("transfer of %s to agent %r: no usable CTI_XFER %r; the dialplan falls back",
-                            call_id, target, reply.data[:100])
-                return
-            from_agent, queue, tier = fields
-            served = await acd.serve_transfer(chan, call_id, target, from_agent=from_agent or None,
-                                              skill=queue or None, tier=tier or None, caller=caller)
-            log.info("transfer of %s to agent %s: %s", call_id, target, served.outcome)
-        except (AgiHangup, AgiError) as exc:
-            log.info("transfer session ended: %s", exc)
-        except Exception:
-            log.exception("transfer of %s to agent %r failed; the dialplan falls back", call_id, target)
-
-    return handle
 
 
 def _supervisor_check(sessions: Sessions) -> Callable[[Any], Awaitable[bool]]:
@@ -298,29 +128,6 @@ def _ops_guard(sessions: Sessions) -> Any:
         return await handler(request)
 
     return guard
-
-
-def _outbound_agent_route(acd: AcdRuntime) -> Any:
-    """A customer who pressed 0 in an outbound call: into the ACD with the outbound skill and their tier,
-    in the language their message was played in (MSG_LANG; its desk, if that language has one)."""
-
-    async def handle(chan: AgiChannel) -> None:
-        async def var(name: str) -> str:
-            reply = await chan.execute(f"GET VARIABLE {name}")
-            return reply.data if reply.result == "1" else ""
-
-        try:
-            call_id = await var("CHANNEL(linkedid)") or chan.headers.get("agi_uniqueid", "")
-            skill = await var("OUT_SKILL") or "outbound"
-            tier = await var("OUT_TIER") or None
-            lang = await var("MSG_LANG")
-            caller = chan.headers.get("agi_callerid", "") or chan.headers.get("agi_dnid", "")
-            served = await acd.serve(chan, call_id, skill, tier, caller, None, lang=lang, route_by_language=True)
-            log.info("outbound call %s to agent: %s", call_id, served.outcome)
-        except (AgiHangup, AgiError) as exc:
-            log.info("outbound-agent session ended: %s", exc)
-
-    return handle
 
 
 async def _restore_agents(server: CtiServer, acd: AcdRuntime, *, wait_s: float = 15.0,
@@ -353,24 +160,6 @@ async def _prerender(tts: Any, texts: list[tuple[str, str]]) -> None:
     log.info("ACD messages: %d prompt(s) rendered, %d cached", rendered, cached)
     for e in errors:
         log.error("ACD message not rendered: %s", e)
-
-
-class NotLeading(RuntimeError):
-    """The ACD is not running on this node (its leader features are stopped): the dialplan falls back."""
-
-
-def _leader_only(leader: FeatureGroup, handler: AgiHandler) -> AgiHandler:
-    """An AGI route into the ACD, callbacks or dialer: refused while the leader features are stopped (the
-    session ends without CTI_DONE, so the dialplan's fallback takes the call, or the next CTI node)."""
-    refused = LogBurst(log, "AGI session refused: the ACD is not running on this node; the dialplan falls back")
-
-    async def handle(chan: AgiChannel) -> None:
-        if not leader.running:
-            refused.add(f"{chan.path} {chan.headers.get('agi_uniqueid', '')}")
-            return
-        await handler(chan)
-
-    return handle
 
 
 def _acd_feature(server: CtiServer, acd: AcdRuntime, prerender: Callable[[], Awaitable[None]]) -> Feature:
@@ -459,27 +248,27 @@ async def build_server(config_dir: Path, cfg: ServerConfig, *, sandbox: bool = F
                      on_callback_cancel=outbound.on_callback_cancel)
     acd = AcdRuntime(AcdEngine(acd_cfg), server.clock, server.emit, say=say, hooks=hooks,
                      recordings_dir=ivr.settings.recordings_dir,  # voicemails go where the IVR's messages go
-                     interrupt=_interrupter(server), servers=[s.name for s in cfg.asterisk],
+                     interrupt=interrupter(server), servers=[s.name for s in cfg.asterisk],
                      claims=vote.claims, release_on_stop=vote.release_on_stop)
     to_acd = handoff_to(acd)
     agent_channels = AgentChannels.from_acd(acd_cfg)
     calls = AmiCallControl(server.trackers, server.ami, acd.engine, server.emit, server.clock.now,
                            queue_codes=acd_cfg.queue_codes, agent_of=agent_channels)
 
-    server.agi_routes["outbound-agent"] = _leader_only(leader, _outbound_agent_route(acd))
-    server.agi_routes["queue"] = _leader_only(leader, _queue_route(acd, calls.caller_number))
-    server.agi_routes["transfer"] = _leader_only(leader, _transfer_route(acd))
-    server.agi_routes["callback"] = _leader_only(leader, outbound.handle_agi)
-    server.ami_listeners.append(_on_dial_end(acd))
+    server.agi_routes["outbound-agent"] = leader_only(leader, outbound_agent_route(acd))
+    server.agi_routes["queue"] = leader_only(leader, queue_route(acd, calls.caller_number))
+    server.agi_routes["transfer"] = leader_only(leader, transfer_route(acd))
+    server.agi_routes["callback"] = leader_only(leader, outbound.handle_agi)
+    server.ami_listeners.append(on_dial_end(acd))
     server.ami_listeners.append(hold_listener(acd))
     server.ami_listeners.append(transfer_listener(acd, agent_channels, on_transfer=calls.note_completed_transfer))
-    server.ami_listeners.append(_on_dial_begin(acd, agent_channels))
+    server.ami_listeners.append(on_dial_begin(acd, agent_channels))
     server.ami_listeners.append(outbound.on_ami_event)
     server.event_listeners.append(outbound.on_event)
     servers = ServerWatch(acd, lambda: leader.running)  # a lost Asterisk's agents out of routing until it is back
     server.event_listeners.append(servers.on_event)
     server.ami_listeners.append(servers.on_ami)
-    fallback = _FallbackRecorder(server, FallbackQueues(agent_channels))
+    fallback = FallbackRecorder(server, FallbackQueues(agent_channels))
     server.ami_listeners.append(fallback.on_ami)
     server.event_listeners.append(fallback.on_event)
 

@@ -519,7 +519,7 @@ async def test_a_voicemail_destination_records_the_callers_message_and_logs_it()
 def test_the_answer_listener_passes_asterisks_time_of_the_answer() -> None:
     """AMI DialEnd(ANSWER) notes the answer at the event's Timestamp: ASA and service level are what
     Asterisk saw, not when the CTI got round to the event."""
-    from ctiserver.app.wiring import _on_dial_end
+    from ctiserver.app.acd_routes import on_dial_end
 
     seen: list[tuple[str, float | None]] = []
 
@@ -528,7 +528,7 @@ def test_the_answer_listener_passes_asterisks_time_of_the_answer() -> None:
             seen.append((call_id, when))
             return True
 
-    listen = _on_dial_end(Acd())  # type: ignore[arg-type]
+    listen = on_dial_end(Acd())  # type: ignore[arg-type]
     listen("pbx1", {"Event": "DialEnd", "DialStatus": "ANSWER", "Linkedid": "1.1", "Timestamp": "1700000040.75"})
     listen("pbx1", {"Event": "DialEnd", "DialStatus": "ANSWER", "Uniqueid": "2.1"})
     listen("pbx1", {"Event": "DialEnd", "DialStatus": "BUSY", "Linkedid": "3.1", "Timestamp": "1700000041.0"})

@@ -17,8 +17,8 @@ from ..production import edit_yaml, production_config
 
 PACKAGE = Path(__file__).resolve().parents[2] / "ctiserver"
 # the modules that build features and connect them: the server, its wiring, and the features' installers
-ASSEMBLY = [PACKAGE / "app" / name for name in ("wiring.py", "ha.py", "loop.py", "server.py", "cli.py")] + \
-           sorted(PACKAGE.glob("*/feature.py"))
+ASSEMBLY = [p for p in sorted((PACKAGE / "app").glob("*.py")) if p.name != "demo.py"] + \
+           sorted(PACKAGE.glob("*/feature.py"))  # demo.py: a program of its own, not the server's assembly
 # (module, "object.attribute"): assignments that are no hook, each with its reason
 ALLOWED = {
     # the build's result record (the live feature objects) for the demo, `serve`'s banner and the tests; no

@@ -1,0 +1,197 @@
+"""How calls reach the ACD from the dialplan, and what Asterisk tells it about them (the wiring connects these).
+
+    AGI /queue/<skill or code>   a caller transferred to a queue re-enters the ACD (blind, or a consultation)
+    AGI /transfer/<agent>        a caller blind-transferred to an agent: rung, or brought back
+    AGI /outbound-agent          a customer who pressed 0 in an outbound call: the outbound skill
+    AMI DialBegin / DialEnd      ring and answer times, at Asterisk's own timestamps
+    ControlPlayback              an announcement stopped when an agent is offered to the caller hearing it
+
+Each AGI route is refused while the leader features are stopped (`leader_only`): the session ends without
+CTI_DONE, so the dialplan's fallback takes the call, or the next CTI node.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from ..acd.runtime import AcdRuntime
+from ..agi.channel import AgiChannel, AgiError, AgiHandler, AgiHangup
+from ..ami.message import event_time
+from ..lifecycle import FeatureGroup
+from ..lograte import LogBurst
+from .server import CtiServer
+
+log = logging.getLogger(__name__)
+
+
+def on_dial_end(acd: AcdRuntime) -> Any:
+    """AMI DialEnd(ANSWER) on a caller we hold: the agent answered now (Dial itself returns at hang-up)."""
+
+    def listener(server: str, msg: Any) -> None:
+        if msg.get("Event") == "DialEnd" and msg.get("DialStatus") == "ANSWER":
+            call_id = msg.get("Linkedid") or msg.get("Uniqueid")
+            if call_id:
+                acd.note_answered(str(call_id), event_time(msg))  # Asterisk's time of the answer
+
+    return listener
+
+
+def on_dial_begin(acd: AcdRuntime, agent_of: Callable[[str], str | None]) -> Any:
+    """AMI DialBegin from a caller we hold to the agent the ACD offered them: the ring starts then, at
+    Asterisk's Timestamp (ring time = DialBegin to answer as Asterisk stamped both). The caller is known
+    by its Linkedid, a consultation the ACD serves under its own id by its Uniqueid."""
+
+    def listener(server: str, msg: Any) -> None:
+        if msg.get("Event") != "DialBegin":
+            return
+        agent = agent_of(str(msg.get("DestChannel") or ""))
+        if agent is None:
+            return
+        when = event_time(msg)
+        for call_id in (msg.get("Uniqueid"), msg.get("Linkedid")):
+            if call_id and acd.note_ringing(str(call_id), agent, when):
+                return
+
+    return listener
+
+
+def interrupter(server: CtiServer) -> Callable[[str], Awaitable[object]]:
+    """Stop what plays to a channel (an announcement, when an agent is offered to the caller hearing it):
+    AMI ControlPlayback, on every Asterisk we are connected to (the channel is on one of them)."""
+
+    async def interrupt(channel: str) -> object:
+        results = []
+        for client in server.ami.values():
+            if client.connected:
+                results.append(await client.action("ControlPlayback", {"Channel": channel, "Control": "stop"},
+                                                   timeout=2.0))
+        return results
+
+    return interrupt
+
+
+def queue_route(acd: AcdRuntime, caller_of: Callable[[str], str] = lambda call_id: "") -> Any:
+    """AGI /queue/<skill or transfer code>: a caller transferred to a queue re-enters the ACD.
+
+    Blind ([transfer-queue]): the caller's own leg, known to the ACD by the call's Linkedid (a
+    previous ACD session on this leg may still be closing: wait for it briefly). Attended
+    ([transfer-code], e.g. an escalation): the consultation channel, while the caller it shares
+    the Linkedid with is still being served (on hold with their agent): it is queued under its own
+    Uniqueid, else the ACD would refuse it ("already being served") and the dialplan would drop it
+    into the fallback queue; its caller is the call's (`caller_of`), not the agent it was dialled
+    from. The tier comes from the tier rules."""
+
+    async def handle(chan: AgiChannel) -> None:
+        parts = [p for p in chan.path.split("?")[0].split("/") if p]
+        skill = parts[1] if len(parts) > 1 else ""
+        skill = acd.cfg.transfer_codes.get(skill, skill)
+        call_id = own_id = chan.headers.get("agi_uniqueid", "")
+        caller = chan.headers.get("agi_callerid", "")
+        kind = ""
+        try:
+            reply = await chan.execute("GET VARIABLE CHANNEL(linkedid)")
+            if reply.result == "1" and reply.data:
+                call_id = reply.data
+            if chan.headers.get("agi_context") != "transfer-code":
+                for _ in range(20):  # the same leg's previous session ends as it is redirected
+                    if acd.engine.call_state(call_id) is None:
+                        break
+                    await asyncio.sleep(0.05)
+            if own_id and acd.engine.call_state(call_id) is not None:
+                log.info("call %s is being served: queueing its consultation channel %s apart", call_id, own_id)
+                caller = caller_of(call_id) or caller
+                call_id = own_id
+                kind = "consult"  # an agent's leg, not a new customer call (left out of inbound KPIs)
+            lang = ""
+            if not kind:  # the caller's own leg: the language the ACD noted on it before (CTI_LANG)
+                reply = await chan.execute("GET VARIABLE CTI_LANG")
+                lang = reply.data.strip() if reply.result == "1" else ""
+            served = await acd.serve(chan, call_id, skill, None, caller, None, kind=kind, lang=lang)
+            log.info("transferred call %s to queue %s: %s", call_id, skill, served.outcome)
+        except (AgiHangup, AgiError) as exc:
+            log.info("queue session ended: %s", exc)
+        except Exception:
+            log.exception("transfer of %s to queue %r failed; the dialplan falls back", call_id, skill)
+
+    return handle
+
+
+_XFER_PART = re.compile(r"^[A-Za-z0-9_-]{0,40}$")
+
+
+def transfer_route(acd: AcdRuntime) -> Any:
+    """AGI /transfer/<agent>: a caller blind-transferred to an agent ([transfer-agent]); the ACD rings the
+    agent and, if that fails, brings the caller back (`AcdRuntime.serve_transfer`). The transferring agent,
+    queue and tier come from the caller's CTI_XFER (`<agent>/<queue>/<tier>`, set by the desktop's transfer)."""
+
+    async def handle(chan: AgiChannel) -> None:
+        parts = [p for p in chan.path.split("?")[0].split("/") if p]
+        target = parts[1] if len(parts) > 1 else ""
+        caller = chan.headers.get("agi_callerid", "")
+        call_id = chan.headers.get("agi_uniqueid", "")
+        try:
+            reply = await chan.execute("GET VARIABLE CHANNEL(linkedid)")
+            if reply.result == "1" and reply.data:
+                call_id = reply.data
+            reply = await chan.execute("GET VARIABLE CTI_XFER")
+            fields = (reply.data if reply.result == "1" else "").split("/")
+            if len(fields) != 3 or not all(_XFER_PART.match(f) for f in fields) or \
+                    target not in acd.engine.agent_ids():
+                log.warning("transfer of %s to agent %r: no usable CTI_XFER %r; the dialplan falls back",
+                            call_id, target, reply.data[:100])
+                return
+            from_agent, queue, tier = fields
+            served = await acd.serve_transfer(chan, call_id, target, from_agent=from_agent or None,
+                                              skill=queue or None, tier=tier or None, caller=caller)
+            log.info("transfer of %s to agent %s: %s", call_id, target, served.outcome)
+        except (AgiHangup, AgiError) as exc:
+            log.info("transfer session ended: %s", exc)
+        except Exception:
+            log.exception("transfer of %s to agent %r failed; the dialplan falls back", call_id, target)
+
+    return handle
+
+
+def outbound_agent_route(acd: AcdRuntime) -> Any:
+    """A customer who pressed 0 in an outbound call: into the ACD with the outbound skill and their tier,
+    in the language their message was played in (MSG_LANG; its desk, if that language has one)."""
+
+    async def handle(chan: AgiChannel) -> None:
+        async def var(name: str) -> str:
+            reply = await chan.execute(f"GET VARIABLE {name}")
+            return reply.data if reply.result == "1" else ""
+
+        try:
+            call_id = await var("CHANNEL(linkedid)") or chan.headers.get("agi_uniqueid", "")
+            skill = await var("OUT_SKILL") or "outbound"
+            tier = await var("OUT_TIER") or None
+            lang = await var("MSG_LANG")
+            caller = chan.headers.get("agi_callerid", "") or chan.headers.get("agi_dnid", "")
+            served = await acd.serve(chan, call_id, skill, tier, caller, None, lang=lang, route_by_language=True)
+            log.info("outbound call %s to agent: %s", call_id, served.outcome)
+        except (AgiHangup, AgiError) as exc:
+            log.info("outbound-agent session ended: %s", exc)
+
+    return handle
+
+
+class NotLeading(RuntimeError):
+    """The ACD is not running on this node (its leader features are stopped): the dialplan falls back."""
+
+
+def leader_only(leader: FeatureGroup, handler: AgiHandler) -> AgiHandler:
+    """An AGI route into the ACD, callbacks or dialer: refused while the leader features are stopped (the
+    session ends without CTI_DONE, so the dialplan's fallback takes the call, or the next CTI node)."""
+    refused = LogBurst(log, "AGI session refused: the ACD is not running on this node; the dialplan falls back")
+
+    async def handle(chan: AgiChannel) -> None:
+        if not leader.running:
+            refused.add(f"{chan.path} {chan.headers.get('agi_uniqueid', '')}")
+            return
+        await handler(chan)
+
+    return handle
