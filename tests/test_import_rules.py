@@ -53,10 +53,12 @@ CORES = (
     "ctiserver.acd.fallback",       # Asterisk's own Queue() outcomes -> ACD events
     "ctiserver.acd.servers",        # several Asterisks: a call's server, agents a lost server takes away
     "ctiserver.ivr.walker",         # the IVR state machine
+    "ctiserver.ivr.steps",          # what the walker asks for and takes back
     "ctiserver.ivr.tree",           # IVR tree model and checks
     "ctiserver.ivr.template",
     "ctiserver.ivr.checks",         # whole-tree checks
     "ctiserver.outbound.rules",     # calling windows, caps, late fees
+    "ctiserver.outbound.timeranges",  # daily ranges of local time
     "ctiserver.outbound.scheduler",
     "ctiserver.outbound.pacing",
     "ctiserver.callbacks.rules",    # the ACD's callback planner
