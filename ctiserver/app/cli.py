@@ -241,8 +241,12 @@ def _feature_commands() -> list[Callable[[argparse._SubParsersAction], None]]:
     from ..sim.cli import add_sim_commands
     from ..web.cli import add_user_command
     from ..wfm.cli import add_wfm_commands
+    from ..wfm.report_section import adherence_section
 
-    return [add_ivr_commands, add_report_command, add_campaign_commands, add_user_command, add_sim_commands,
+    def add_report(sub: argparse._SubParsersAction) -> None:  # the KPI report, with WFM's adherence section
+        add_report_command(sub, sections={"adherence": adherence_section})
+
+    return [add_ivr_commands, add_report, add_campaign_commands, add_user_command, add_sim_commands,
             add_wfm_commands, add_ha_commands, add_outage_commands, add_qc_commands]
 
 

@@ -6,20 +6,32 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ..clock import SystemClock
 from ..store.clidb import db_url, open_store
 from .config import load_kpi_config
 from .headers import LANGS
 from .render import BINARY_FORMATTERS, FORMATTERS, format_csv
-from .report import ALL_DIMS, ReportError, build_report, parse_by, resolve_range
+from .report import ALL_DIMS, ReportError, build_report, parse_by, resolve_range, to_epoch
+
+# A further section of the report another feature computes: (config dir, engine, from, to, now) -> a table
+# {"title", "columns", "rows": [dict], "notes": [str]}. Given by whoever composes the CLI (app/cli.py).
+Section = Callable[[Path, AsyncEngine, float, float, float], Awaitable[dict[str, Any]]]
 
 
-def add_report_command(subparsers: argparse._SubParsersAction) -> None:
-    """Register `ctiserver report` on the `ctiserver` CLI's subparsers."""
+def add_report_command(subparsers: argparse._SubParsersAction, sections: Mapping[str, Section] | None = None
+                       ) -> None:
+    """Register `ctiserver report` on the `ctiserver` CLI's subparsers (`sections`: what `--with` adds)."""
     p = subparsers.add_parser("report", help="KPI report from the event store")
+    if sections:
+        p.add_argument("--with", dest="sections", action="append", choices=sorted(sections), default=[],
+                       help="add a section (repeatable): " + ", ".join(sorted(sections)))
+    p.set_defaults(section_fns=dict(sections or {}))
     p.add_argument("--config", default="config")
     p.add_argument("--from", dest="start", help="start, local time (YYYY-MM-DD[THH:MM]); default today 00:00")
     p.add_argument("--to", dest="end", help="end (exclusive); default start + 1 day")
@@ -169,7 +181,12 @@ def run_report_command(args: argparse.Namespace) -> int:
     async def run() -> dict[str, Any]:
         engine = await open_store(url, config_dir, create=False)
         try:
-            return await build_report(engine, cfg, t0, t1, by, now=now)
+            report = await build_report(engine, cfg, t0, t1, by, now=now)
+            start, end = to_epoch(t0, cfg), to_epoch(t1, cfg)
+            for name in getattr(args, "sections", []):
+                report.setdefault("sections", {})[name] = await args.section_fns[name](config_dir, engine, start,
+                                                                                       end, now)
+            return report
         finally:
             await engine.dispose()
 

@@ -59,7 +59,19 @@ def format_table(report: dict[str, Any]) -> str:
         parts += ["", "Outbound",
                   _grid([*okeys, *ob_cols], [[*r["key"].values(), *(r["metrics"][c] for c in ob_cols)]
                                              for r in report["outbound"]["rows"]])]
+    for sec in report.get("sections", {}).values():  # what `--with` added (kpi/cli.py Section)
+        parts += ["", sec["title"], _grid(sec["columns"], [[r.get(c) for c in sec["columns"]] for r in sec["rows"]]),
+                  *sec["notes"]]
     return "\n".join(parts) + "\n"
+
+
+def _section_rows(report: dict[str, Any]) -> list[list[Any]]:
+    """Each added section below the report: a blank line, its title, its header and rows."""
+    out: list[list[Any]] = []
+    for sec in report.get("sections", {}).values():
+        out += [[], [sec["title"]], list(sec["columns"]),
+                *[[_csv_value(r.get(c)) for c in sec["columns"]] for r in sec["rows"]]]
+    return out
 
 
 def _sheet_rows(report: dict[str, Any], lang: str = "en", names: dict[str, Any] | None = None) -> list[list[Any]]:
@@ -80,7 +92,7 @@ def _sheet_rows(report: dict[str, Any], lang: str = "en", names: dict[str, Any] 
 def format_csv(report: dict[str, Any], lang: str = "en", names: dict[str, Any] | None = None) -> str:
     """The report as CSV (headers: metric keys, or Chinese with lang="zh")."""
     buf = io.StringIO()
-    csv.writer(buf, lineterminator="\n").writerows(_sheet_rows(report, lang, names))
+    csv.writer(buf, lineterminator="\n").writerows([*_sheet_rows(report, lang, names), *_section_rows(report)])
     return buf.getvalue()
 
 
@@ -102,6 +114,12 @@ def format_xlsx(report: dict[str, Any], lang: str = "en", names: dict[str, Any] 
     tiers.append([header(c, lang, names) for c in TIER_COLS])
     for t in report["tiers"]:
         tiers.append([t.get(c) for c in TIER_COLS])
+    for name, sec in report.get("sections", {}).items():  # one sheet per added section
+        sheet = wb.create_sheet(name[:31])
+        sheet.append(list(sec["columns"]))
+        for r in sec["rows"]:
+            sheet.append([_csv_value(r.get(c)) for c in sec["columns"]])
+        sheet.freeze_panes = "A2"
     buf = io.BytesIO()
     wb.save(buf)
     return buf.getvalue()

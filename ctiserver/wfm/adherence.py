@@ -16,7 +16,8 @@ from __future__ import annotations
 import bisect
 import datetime as dt
 import itertools
-from collections.abc import Iterable
+import math
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -116,6 +117,27 @@ def _state_at(changes: list[tuple[float, str, str | None]], stamps: list[float],
     return (changes[i][1], changes[i][2]) if i >= 0 else before
 
 
+def _activity(plans: list[Planned], t: float) -> str | None:
+    for p in plans:
+        act = p.activity(t)
+        if act is not None:
+            return act
+    return None
+
+
+def _pieces(plans: list[Planned], changes: list[tuple[float, str, str | None]], before: tuple[str, str | None],
+            since: float, until: float, cuts: Iterable[float] = ()
+            ) -> Iterator[tuple[float, float, str | None, str, str | None]]:
+    """[since, until) cut where the state or the schedule changes (and at `cuts`): (from, to, what the
+    roster says, state, reason) per piece. The one timeline adherence and the report's half hours share."""
+    stamps = [ts for ts, _, _ in changes]
+    edges = {since, until} | {ts for ts in stamps if since < ts < until} | {x for x in cuts if since < x < until} | \
+        {x for p in plans for x in (p.start, p.end, *(y for a, b, _ in p.off for y in (a, b))) if since < x < until}
+    for a, b in itertools.pairwise(sorted(edges)):
+        state, reason = _state_at(changes, stamps, before, a)
+        yield a, b, _activity(plans, a), state, reason
+
+
 def adherence(plans: list[Planned], events: Iterable[Event], now: float, *, grace_s: float = 120.0,
               initial: dict[str, tuple[str, str | None]] | None = None) -> list[AgentAdherence]:
     """Each planned agent's adherence from the shift's start to min(now, end). `events`: agent.state events
@@ -130,15 +152,9 @@ def adherence(plans: list[Planned], events: Iterable[Event], now: float, *, grac
 
         state_at = partial(_state_at, changes, stamps, start_state)
 
-        until = min(now, p.end)
-        cuts = {p.start, until} | {ts for ts in stamps if p.start < ts < until} | \
-            {x for a, b, _ in p.off for x in (a, b) if p.start < x < until}
-        edges = sorted(cuts)
-        for a, b in itertools.pairwise(edges):
-            act = p.activity(a)
+        for a, b, act, state, reason in _pieces([p], changes, start_state, p.start, min(now, p.end)):
             if act is None:
                 continue
-            state, reason = state_at(a)
             r.scheduled_s += b - a
             if adherent(act, state, reason):
                 r.adherent_s += b - a
@@ -178,3 +194,56 @@ def team_adherence(rows: list[AgentAdherence], teams: dict[str, str]) -> dict[st
         s[0] += r.adherent_s
         s[1] += r.scheduled_s
     return {t: (a / s if s > 0 else None) for t, (a, s) in sorted(sums.items())}
+
+
+def on_phones(state: str, reason: str | None) -> bool:
+    """Working the phones (what conformance counts): the states adherence accepts for 'phones'."""
+    return adherent("phones", state, reason)
+
+
+def half_hours(plans: list[Planned], events: Iterable[Event], since: float, until: float, slot_of: Any,
+               initial: dict[str, tuple[str, str | None]] | None = None) -> list[dict[str, Any]]:
+    """Per agent and half hour of [since, until) (`until`: at most now): the roster's and the agent's
+    seconds, with the same pieces and `adherent` as `adherence`. Adherence = adherent / scheduled;
+    conformance = seconds on the phones / seconds scheduled on the phones (over 100 %: worked beyond the
+    schedule). `slot_of(ts)` -> (date, half-hour index) in the site's zone. Half hours with neither a
+    schedule nor time logged in are left out."""
+    lines = _timeline(events)
+    by_agent: dict[str, list[Planned]] = {}
+    for p in plans:
+        by_agent.setdefault(p.agent, []).append(p)
+    step = SLOT_MIN * 60
+    # the site zone is whole half hours off UTC, so local half hours start on multiples of 1800 s
+    edges = [k * step for k in range(math.floor(since / step) + 1, math.ceil(until / step))]
+    rows: dict[tuple[str, Any, int], dict[str, Any]] = {}
+    for agent in sorted(set(by_agent) | set(lines)):
+        changes = [c for c in lines.get(agent, []) if c[0] <= until]
+        before = (initial or {}).get(agent, ("logged_out", None))
+        for a, b, act, state, reason in _pieces(by_agent.get(agent, []), changes, before, since, until, edges):
+            if act is None and state == "logged_out":
+                continue
+            day, slot = slot_of(a)
+            r = rows.setdefault((agent, day, slot), {
+                "agent": agent, "date": day.isoformat(), "time": f"{slot // 2:02d}:{(slot % 2) * 30:02d}",
+                "scheduled": set(), "scheduled_s": 0.0, "scheduled_phones_s": 0.0, "adherent_s": 0.0,
+                "phones_s": 0.0, "states": {}})
+            d = b - a
+            if act is not None:
+                r["scheduled"].add(act)
+                r["scheduled_s"] += d
+                r["scheduled_phones_s"] += d if act == "phones" else 0.0
+                r["adherent_s"] += d if adherent(act, state, reason) else 0.0
+            r["phones_s"] += d if on_phones(state, reason) else 0.0
+            key = f"{state}:{reason}" if reason else state
+            r["states"][key] = r["states"].get(key, 0.0) + d
+    out = []
+    for r in rows.values():
+        r["scheduled"] = "+".join(sorted(r["scheduled"])) or "-"
+        states = sorted(r.pop("states").items(), key=lambda x: (-x[1], x[0]))
+        r["actual"] = ", ".join(f"{k} {round(v)}s" for k, v in states)
+        r["adherence"] = round(r["adherent_s"] / r["scheduled_s"], 4) if r["scheduled_s"] else None
+        r["conformance"] = round(r["phones_s"] / r["scheduled_phones_s"], 4) if r["scheduled_phones_s"] else None
+        for k in ("scheduled_s", "scheduled_phones_s", "adherent_s", "phones_s"):
+            r[k] = round(r[k])
+        out.append(r)
+    return sorted(out, key=lambda r: (r["agent"], r["date"], r["time"]))

@@ -148,3 +148,82 @@ def test_adherence_command_reads_the_store_and_the_saved_roster(day: Floor, tmp_
     out = json.loads(capsys.readouterr().out)
     rows = {r["agent"]: r for r in out["rows"]}
     assert rows["A"]["adherence"] == 1.0 and rows["B"]["late_login_s"] == 600 and rows["B"]["early_logout_s"] == 1800
+
+
+def test_half_hours_share_the_definition_with_the_shift_figures(day: Floor) -> None:
+    """Per agent and half hour (what `ctiserver report --with adherence` prints): B's 10:00 half hour has the
+    break scheduled for 10:00-10:15 while B was on the phones, B's 10:30 half hour the break B took instead;
+    summed over the day, the half hours give exactly the shift's adherence (one definition)."""
+    from ctiserver.wfm.adherence import half_hours
+    from ctiserver.wfm.history import slot_of
+
+    t0, t1 = CAL.at(WEEK), CAL.at(WEEK + dt.timedelta(days=1))
+    rows = half_hours(plans(), day.events, t0, t1, lambda ts: slot_of(CAL, ts))
+    b = {r["time"]: r for r in rows if r["agent"] == "B"}
+    assert b["10:00"]["scheduled"] == "break+phones" and b["10:00"]["adherence"] == 0.5
+    assert b["10:00"]["conformance"] == 2.0  # on the phones 30 min of the 15 scheduled there
+    assert b["10:30"]["scheduled"] == "phones" and b["10:30"]["adherence"] == 0.5
+    assert b["10:30"]["conformance"] == 0.5 and b["10:30"]["actual"] == "available 900s, not_ready:break 900s"
+    assert b["08:00"]["adherent_s"] == 1200 and b["16:00"]["adherence"] == 0.0
+    assert "07:30" not in b and "16:30" not in b  # neither scheduled nor logged in
+    a = {r["time"]: r for r in rows if r["agent"] == "A"}
+    assert a["07:30"]["scheduled"] == "-" and a["07:30"]["phones_s"] == 120  # logged in before the shift
+    whole = {r.agent: r for r in adherence(plans(), day.events, t1)}
+    for agent in ("A", "B"):
+        mine = [r for r in rows if r["agent"] == agent]
+        assert sum(r["adherent_s"] for r in mine) == whole[agent].adherent_s
+        assert sum(r["scheduled_s"] for r in mine) == whole[agent].scheduled_s
+
+
+def test_report_command_with_the_adherence_section(day: Floor, tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    import asyncio
+    import csv
+    import io
+    import json
+    import shutil
+
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from ctiserver.app.cli import main
+    from ctiserver.wfm.config import roster_folder
+    from ctiserver.wfm.roster import WEEK_SLOTS, Roster, to_doc
+
+    from ..kpi.conftest import load
+    from .test_forecast_cli import CONFIG
+
+    cfg_dir = tmp_path / "config"
+    shutil.copytree(CONFIG, cfg_dir)
+    shift = variant_for(config(), "early", "08:00", "12:00")
+    doc = to_doc(Roster(WEEK, [Assignment("A", 0, shift), Assignment("B", 0, shift)],
+                        {"billing": [0.0] * WEEK_SLOTS}), [])
+    roster_folder(cfg_dir).mkdir(parents=True)
+    (roster_folder(cfg_dir) / f"roster-{WEEK}.json").write_text(json.dumps(doc), encoding="utf-8")
+    (cfg_dir / "wfm.yaml").write_text(yaml.safe_dump({"roster": {"patterns": PATTERNS}}), encoding="utf-8")
+    url = f"sqlite+aiosqlite:///{tmp_path / 'events.db'}"
+
+    async def fill() -> None:
+        engine = create_async_engine(url)
+        await load(engine, day.events)
+        await engine.dispose()
+
+    asyncio.run(fill())
+    base = ["report", "--config", str(cfg_dir), "--url", url, "--from", str(WEEK), "--with", "adherence"]
+    assert main([*base, "--format", "json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    sec = report["sections"]["adherence"]
+    b = {r["time"]: r for r in sec["rows"] if r["agent"] == "B"}
+    assert b["10:30"]["adherence"] == 0.5 and b["10:30"]["conformance"] == 0.5
+    assert f"B: adherence {1 - 5100 / 30600:.1%}" in " ".join(sec["notes"])  # the /wfm page's figure
+    assert report["total"]["calls_offered"] == 1  # the KPI report is all there too
+    assert main([*base, "--format", "csv"]) == 0
+    lines = list(csv.reader(io.StringIO(capsys.readouterr().out)))
+    at = lines.index(["Schedule adherence per agent and half hour"])
+    assert lines[at + 1][:4] == ["agent", "date", "time", "scheduled"]
+    assert main([*base]) == 0
+    assert "Schedule adherence per agent and half hour" in capsys.readouterr().out
+    xlsx = tmp_path / "r.xlsx"
+    assert main([*base, "--format", "xlsx", "--output", str(xlsx)]) == 0
+    from openpyxl import load_workbook
+
+    assert load_workbook(xlsx)["adherence"]["A1"].value == "agent"
