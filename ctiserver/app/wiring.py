@@ -289,7 +289,7 @@ async def build_server(config_dir: Path, cfg: ServerConfig, *, sandbox: bool = F
     add_handover_routes(server.http_app, folder=roster_folder(config_dir), cfg=wfm_cfg.roster, agents=wfm_agents,
                         calendar=calendar, get_engine=lambda: data_engine,
                         get_events_engine=lambda: server.store.engine, now=server.clock.now,
-                        user_of=signed_in_leader, emit=server.emit)
+                        user_of=signed_in_leader, emit=server.emit, health=server.health)
 
     # Today's KPI figures from the event stream, with the report's definitions; pushed to supervisors.
     today = LiveKpiFeed(kpi_cfg, server.clock, engine=lambda: server.store.engine if server.store else None,

@@ -12,7 +12,7 @@ Object.assign(TEXTS, {
   summary: ["未办结工单 {0}，临期/超期 {1}（超期 {2}），停电 {3}（进行中 {4}），待回拨 {5}，重点来电 {6}",
             "open work orders {0}, due soon/overdue {1} (overdue {2}), outages {3} (active {4}), callbacks {5}, notable calls {6}"],
   orders: ["临期工单（接班结束前到期）", "Work orders due before the incoming shift ends"],
-  outages: ["停电", "Outages"], callbacks: ["待回拨", "Callbacks to make"], notable: ["重点来电", "Notable calls"],
+  outages: ["停电", "Outages"], callbacks: ["待回拨", "Callbacks to make"], notable: ["重点来电", "Notable calls"], system: ["系统状态", "System state"],
   id: ["编号", "id"], category: ["类别", "category"], status_: ["状态", "status"], due: ["时限", "due"],
   customer: ["客户", "customer"], content: ["内容", "content"], kind: ["类型", "kind"], cause: ["原因", "cause"],
   areas: ["区域", "areas"], start: ["开始", "start"], restore: ["预计恢复", "restore"], reports: ["报修", "reports"],
@@ -32,7 +32,7 @@ function cell(tr, text, tag) {
   tr.appendChild(c);
   return c;
 }
-function table(title, cols, rows, rowId) {
+function table(title, cols, rows, rowId, isBad) {
   const box = document.createElement("div");
   const h = document.createElement("h3");
   h.textContent = `${t(title)} (${rows.length})`;
@@ -45,7 +45,7 @@ function table(title, cols, rows, rowId) {
   for (const r of rows) {
     const tr = document.createElement("tr");
     if (rowId) tr.id = rowId(r);
-    if (r.overdue || r.dispatch_overdue || r.active) tr.className = "out";
+    if (isBad ? isBad(r) : (r.overdue || r.dispatch_overdue || r.active)) tr.className = "out";
     for (const [, fn] of cols) cell(tr, fn(r));
     tab.appendChild(tr);
   }
@@ -70,6 +70,8 @@ function drawContent(el, c, prefix) {
   el.appendChild(table("callbacks", [["id", (x) => x.id], ["number", (x) => x.number], ["skill", (x) => x.skill],
     ["tier", (x) => x.tier], ["status_", (x) => x.status], ["attempts", (x) => x.attempts], ["due", (x) => fmtTime(x.due_ts)]],
     c.callbacks, (x) => `${prefix}-callback-${x.id}`));
+  el.appendChild(table("system", [["what", (x) => x.what], ["status_", (x) => x.state]], c.system || [],
+    (x) => `${prefix}-system-${x.what.replace(/[^A-Za-z0-9]+/g, "-")}`, (x) => !x.ok));
   el.appendChild(table("notable", [["time", (n) => fmtTime(n.ts)], ["what", (n) => n.what], ["ref", (n) => n.ref],
     ["agent", (n) => n.agent], ["detail", (n) => n.detail]], c.notable));
 }

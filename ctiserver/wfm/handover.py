@@ -7,8 +7,8 @@ outgoing leader may not log out before the incoming one has logged in. Here:
 - `boundary`: which shift change a handover at `now` is for, from the roster (the leaders' shifts):
   the end of the leader shift under way (or just ended), who hands over and who takes over.
 - `build_handover`: the handover's content from what the store holds at that moment (open work orders
-  near their deadline, active and coming outages, callbacks still to make, the shift's notable calls)
-  and the clock. "Near the deadline" = due before the incoming shift ends: what the next shift must
+  near their deadline, active and coming outages, callbacks still to make, the shift's notable calls,
+  the system's state) and the clock. "Near the deadline" = due before the incoming shift ends: what the next shift must
   act on; everything overdue is listed first.
 - `logout_warning`: the rule's warning for a leader about to log out.
 - `handover_text`: the printable text (one definition for print and export).
@@ -114,9 +114,37 @@ def _notable(inputs: HandoverInputs, b: Boundary) -> list[dict[str, Any]]:
     return sorted(out, key=lambda x: x["ts"])
 
 
-def build_handover(inputs: HandoverInputs, b: Boundary, now: float) -> dict[str, Any]:
+def system_state(health: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """The server's health (`CtiServer.health()`) as the lines a leader hands over: each Asterisk link, the
+    event store, calls live now, the HA role. Empty when the caller has none to give."""
+    if not health:
+        return []
+    out = []
+    for name, st in sorted((health.get("ami") or {}).items()):
+        ok = bool(st.get("connected"))
+        out.append({"what": f"Asterisk {name}", "ok": ok,
+                    "state": "connected" if ok else f"DOWN ({st.get('last_error') or 'not connected'})"
+                    + (f", {st.get('reconnects')} reconnects" if st.get("reconnects") else "")})
+    db = health.get("db") or {}
+    if db:
+        ok = bool(db.get("db_ok"))
+        out.append({"what": "event store", "ok": ok and not db.get("pending"),
+                    "state": ("ok" if ok else "DOWN") + (f", {db['pending']} events waiting" if db.get("pending")
+                                                          else "")})
+    if "live_calls" in health:
+        out.append({"what": "live calls", "ok": True, "state": str(health["live_calls"])})
+    ha = health.get("ha") or {}
+    if ha.get("enabled"):
+        out.append({"what": "HA", "ok": bool(ha.get("leader")),
+                    "state": f"{ha.get('role')} on {ha.get('node')}, leader {ha.get('leader') or 'none'}"})
+    return out
+
+
+def build_handover(inputs: HandoverInputs, b: Boundary, now: float, health: dict[str, Any] | None = None
+                   ) -> dict[str, Any]:
     """The handover's content as of `now`. Orders: overdue, or due (reply or dispatch) before the incoming
-    shift ends; outages: open and started, or starting before then; callbacks: all still to make."""
+    shift ends; outages: open and started, or starting before then; callbacks: all still to make; the
+    system's state from `health` (the server's health figures, when given)."""
     until = b.incoming_until if b.incoming_until is not None else b.at + DEFAULT_HORIZON_S
     orders = [_order(r, now) for r in inputs.open_orders]
     due = [o for o in orders if o["due_ts"] < until or (o["dispatch_due_ts"] is not None and
@@ -143,7 +171,8 @@ def build_handover(inputs: HandoverInputs, b: Boundary, now: float) -> dict[str,
                         "overdue": sum(1 for o in due if o["overdue"] or o["dispatch_overdue"]),
                         "outages": len(outages), "active_outages": sum(1 for o in outages if o["active"]),
                         "callbacks": len(callbacks), "notable": len(notable)},
-            "orders": due, "outages": outages, "callbacks": callbacks, "notable": notable}
+            "orders": due, "outages": outages, "callbacks": callbacks, "notable": notable,
+            "system": system_state(health)}
 
 
 def logout_warning(b: Boundary | None, user: str, logged_in: set[str], acknowledged: bool) -> str | None:
@@ -182,6 +211,8 @@ def handover_text(doc: dict[str, Any], calendar: Calendar) -> str:
     lines += ["", "Callbacks to make:"]
     lines += [f"  #{x['id']} {x['number']} {x['skill']}/{x['tier']} {x['status']} due {_clock(calendar, x['due_ts'])}"
               for x in c["callbacks"]] or ["  none"]
+    lines += ["", "System:"]
+    lines += [f"  {x['what']}: {x['state']}" for x in c.get("system", [])] or ["  -"]
     lines += ["", "Notable calls:"]
     lines += [f"  {_clock(calendar, n['ts'])} {n['what']} {n['ref']} {n['agent']} {n['detail']}"
               for n in c["notable"]] or ["  none"]

@@ -75,8 +75,10 @@ class LogoutOut(BaseModel):
 def add_handover_routes(app: web.Application, *, folder: Path, cfg: RosterConfig, agents: list[Agent],
                         calendar: Calendar, get_engine: Callable[[], AsyncEngine],
                         get_events_engine: Callable[[], AsyncEngine], now: Callable[[], float],
-                        user_of: Callable[[web.Request], Awaitable[str]], emit: Callable[[Event], None]) -> None:
-    """Mount /api/wfm/handover* and the /handover page."""
+                        user_of: Callable[[web.Request], Awaitable[str]], emit: Callable[[Event], None],
+                        health: Callable[[], dict[str, Any]] | None = None) -> None:
+    """Mount /api/wfm/handover* and the /handover page (`health`: the server's health figures, handed over
+    as the system's state)."""
     leaders = frozenset(a.id for a in agents if a.leader)
     files = {name: resources.files(__package__).joinpath(name).read_text(encoding="utf-8")
              for name in ("handover.html", "handover.js")}
@@ -109,7 +111,7 @@ def add_handover_routes(app: web.Application, *, folder: Path, cfg: RosterConfig
             inputs = await store.gather(get_engine(), get_events_engine(), b)
         except (SQLAlchemyError, OSError) as exc:
             raise ApiError(503, "store_unavailable", f"the store did not answer: {type(exc).__name__}") from None
-        return build_handover(inputs, b, t)
+        return build_handover(inputs, b, t, health() if health is not None else None)
 
     def _json(data: Any, status: int = 200) -> web.Response:
         return web.json_response(data, status=status, dumps=lambda o: json.dumps(o, ensure_ascii=False))

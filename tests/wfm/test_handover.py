@@ -12,6 +12,7 @@ from ctiserver.wfm.handover import (
     build_handover,
     handover_text,
     logout_warning,
+    system_state,
 )
 from ctiserver.wfm.roster import variant_for
 from ctiserver.wfm.shifts import Assignment
@@ -143,3 +144,24 @@ def test_text_export_says_everything_on_the_page() -> None:
     assert "#10 fault ACTIVE north: feeder trip (restore 08-12 18:00, 3 reports)" in text
     assert "#20 13800000001 billing/vip pending" in text
     assert "repair_escalation repair order 7" in text
+
+
+def test_system_state_from_the_servers_health() -> None:
+    health = {"status": "degraded", "live_calls": 7,
+              "ami": {"pbx1": {"connected": True, "reconnects": 0},
+                      "pbx2": {"connected": False, "last_error": "connection refused", "reconnects": 3}},
+              "db": {"db_ok": True, "pending": 120},
+              "ha": {"enabled": True, "role": "leader", "node": "cti-a", "leader": "cti-a"}}
+    lines = {x["what"]: x for x in system_state(health)}
+    assert lines["Asterisk pbx1"] == {"what": "Asterisk pbx1", "ok": True, "state": "connected"}
+    pbx2 = lines["Asterisk pbx2"]
+    assert pbx2["state"] == "DOWN (connection refused), 3 reconnects" and not pbx2["ok"]
+    assert lines["event store"] == {"what": "event store", "ok": False, "state": "ok, 120 events waiting"}
+    assert lines["live calls"]["state"] == "7" and lines["HA"]["state"] == "leader on cti-a, leader cti-a"
+    assert system_state(None) == []
+    b = boundary(plans(), LEADERS, at("14:00"))
+    assert b is not None
+    content = build_handover(inputs(), b, at("14:00"), health)
+    doc = {"id": 1, "outgoing": "L1", "note": "", "content": content, "created_ts": at("15:20"),
+           "acked_by": None, "acked_ts": None}
+    assert "  Asterisk pbx2: DOWN (connection refused), 3 reconnects" in handover_text(doc, CAL)

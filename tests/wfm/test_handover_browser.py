@@ -123,6 +123,8 @@ async def test_handover_from_outgoing_to_incoming_leader(tmp_path: Path) -> None
             await expect(out_page.locator(f"#draft-outage-{outage}")).to_contain_text("north")
             await expect(out_page.locator(f"#draft-callback-{cb}")).to_contain_text("13900000001")
             await expect(out_page.locator("#draft-head")).to_contain_text(IN)
+            # the system's state: this server's Asterisk link is refused (tests/production.py)
+            await expect(out_page.locator("#draft-system-Asterisk-pbx1")).to_contain_text("DOWN")
             # the rule: not before the incoming leader has logged in
             await expect(out_page.locator("#logout-warning")).to_contain_text("has not logged in")
             await out_page.fill("#note", "IVR 2号线杂音，已报修\nchase order first")
