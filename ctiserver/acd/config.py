@@ -19,6 +19,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 
 from ..calendar import Calendar, load_calendar, site_key_problems, unknown_hours, without_site_keys
 from ..configfile import ConfigError, ConfigProblem, Strict, load_data, node_line, validation_problems
+from ..dialplan import record_on_answer
 from ..names import DisplayName
 
 NAME = r"^[a-z][a-z0-9_]{0,38}$"
@@ -357,6 +358,12 @@ class AcdConfig(Strict):
             if a.id == agent_id and a.dial:
                 return a.dial.format(id=agent_id)
         return self.dial_template.format(id=agent_id)
+
+    def dial_args(self, agent_id: str, ring_s: float, from_server: str = "") -> str:
+        """The caller's `Dial(...)` arguments to ring the agent: dial string, ring timeout, `dial_options`,
+        and the option that records the agent's leg once it answers (the dialplan's [cti-record])."""
+        return (f"{self.dial_string(agent_id, from_server)},{max(1, round(ring_s))},"
+                f"{self.dial_options}{record_on_answer(agent_id)}")
 
 
 def _cross_check(cfg: AcdConfig) -> list[tuple[tuple[int | str, ...], str]]:

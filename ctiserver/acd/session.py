@@ -217,9 +217,7 @@ class CallerSessions:
         transferring agent's desktop says why) and bring the caller back through the ACD, to the
         agent who transferred them first (`from_agent`), else to their queue `skill` with their tier.
         Returns "transferred" when the target answered."""
-        args = f"{self.host.cfg.dial_string(target)},{max(1, round(self.host.cfg.ring_timeout_s))}"
-        if self.host.cfg.dial_options:
-            args += f",{self.host.cfg.dial_options}"
+        args = self.host.cfg.dial_args(target, self.host.cfg.ring_timeout_s)
         status = "HANGUP"
         try:
             await _execute(chan, f"EXEC Dial {args}", self.host.cfg.dial_max_s)
@@ -410,10 +408,7 @@ class CallerSessions:
             return False  # the engine moved on while the claim was written
         self.host._hook("on_offer", call_id, offer.agent_id, {**info, "ring_timeout_s": offer.ring_timeout_s})
         self.host.apply(lambda now: self.host.engine.ring_started(call_id, now))
-        target = self.host.cfg.dial_string(offer.agent_id, str(info.get("server") or ""))
-        args = f"{target},{max(1, round(offer.ring_timeout_s))}"
-        if self.host.cfg.dial_options:
-            args += f",{self.host.cfg.dial_options}"
+        args = self.host.cfg.dial_args(offer.agent_id, offer.ring_timeout_s, str(info.get("server") or ""))
         started = self.host.clock.now()
         try:
             await _execute(chan, f"EXEC Dial {args}", self.host.cfg.dial_max_s)

@@ -306,7 +306,7 @@ async def build_server(config_dir: Path, cfg: ServerConfig, *, sandbox: bool = F
 
     leader.add("ACD", _acd_feature(server, acd, lambda: _prerender(ivr.tts, acd_cfg.fixed_texts())))
     leader.add("outbound", lambda: outbound.running(acd))
-    recorder = install_recording(server, config_dir=config_dir, calendar=calendar, agent_of=agent_channels,
+    recorder = install_recording(server, config_dir=config_dir, calendar=calendar,
                                  sessions=lambda: server.http_app[DESKTOP_KEY].sessions,
                                  sandbox_root=sandbox_info.root if sandbox_info else None)
     leader.add("recording", recorder.running)

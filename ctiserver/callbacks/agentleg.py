@@ -14,6 +14,7 @@ from typing import Any
 from ..acd.model import Offer
 from ..agi.channel import AgiChannel, AgiError, AgiHangup
 from ..clock import Clock
+from ..dialplan import record_on_answer
 from ..outbound.dialer import safe_value
 from ..outbound.model import AcdCallbackConfig, OutboundConfig
 from .rules import REACHED, dial_outcome, whisper_text
@@ -44,9 +45,11 @@ def originate_agent_leg(cfg: OutboundConfig, policy: AcdCallbackConfig, offer: O
 
 async def dial_customer(chan: AgiChannel, cfg: OutboundConfig, policy: AcdCallbackConfig, say: Say | None,
                         clock: Clock, number: str, reason: str, recording: str = "", skill: str = "", *,
-                        answered: Callable[[], bool]) -> str:
+                        agent_id: str = "", answered: Callable[[], bool]) -> str:
     """Whisper to the agent (and play the caller's voicemail, if they left one), then Dial the customer from
-    the agent's leg; the try's outcome. `answered()`: AMI DialEnd said the customer answered this leg."""
+    the agent's leg; the try's outcome. `answered()`: AMI DialEnd said the customer answered this leg.
+    The call is recorded from the customer's leg once they answer (`far`: the agent is the caller here),
+    so neither the whisper nor the ring is, and a customer who never answers leaves no files."""
     started = clock.now()
     try:
         template = cfg.callbacks.whisper if reason == "workorder" else policy.whisper
@@ -56,7 +59,8 @@ async def dial_customer(chan: AgiChannel, cfg: OutboundConfig, policy: AcdCallba
         if recording:
             await chan.execute(f'STREAM FILE {safe_value(recording)} ""')
         started = clock.now()
-        await chan.execute(f"EXEC Dial {cfg.dial.channel.format(number=number)},{round(policy.customer_ring_s)}")
+        await chan.execute(f"EXEC Dial {cfg.dial.channel.format(number=number)},{round(policy.customer_ring_s)},"
+                           f"{record_on_answer(agent_id, far=True)}")
         return dial_outcome((await chan.execute("GET VARIABLE DIALSTATUS")).data)
     except AgiHangup:
         # the agent's phone hung up: after talking (AMI DialEnd said ANSWER), or before the customer

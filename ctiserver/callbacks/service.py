@@ -498,7 +498,7 @@ class AcdCallbackService:
                                   "callback_of": ring.call_id, "reason": row.reason if row else None}))
             outcome = await dial_customer(chan, self.cfg, self.policy, self.say, self.clock, number,
                                           row.reason if row else "", row.recording if row else "", ring.skill,
-                                          answered=lambda: channel in self._answered)
+                                          agent_id=ring.agent_id, answered=lambda: channel in self._answered)
         finally:
             self._answered.discard(channel)
             self._by_call.pop(ring.call_id, None)

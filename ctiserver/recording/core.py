@@ -1,22 +1,24 @@
-"""Which channels to record and when a recording is over (pure: AMI events in, commands out).
+"""What is being recorded and when a recording is over (pure: AMI events in, commands out).
 
-An agent's channel entering a bridge starts one MixMonitor on it (once per channel: an attended
-transfer's consultation and the call it returns to are one recording of that leg). On the agent's
-channel, what Asterisk *receives* is the agent's voice and what it *transmits* is the caller's: the
-two legs are written to separate files (r()/t(), kept in step by MixMonitor's silence filling) and
-merged after the call, caller left, agent right. A touch of `<name>.done` by MixMonitor's end
-command tells the finalizer (even one that restarted meanwhile) that Asterisk closed the files.
+Asterisk starts the recordings itself: the dialplan's [cti-record] runs MixMonitor on every answered agent
+leg (docs/qc.md; the CTI's AMI user needs no `system` class for it) and says so with
+`UserEvent(CtiRecording, Spool: <name>)` on that channel. On the agent's channel, what Asterisk *receives*
+is the agent's voice and what it *transmits* is the caller's: the two legs are written to separate files
+(r()/t(), kept in step by MixMonitor's silence filling) and merged after the call, caller left, agent
+right. A touch of `<name>.done` by MixMonitor's end command tells the finalizer (even one that restarted
+meanwhile) that Asterisk closed the files.
 
-File names carry what indexing needs: `<linkedid>-<uniqueid>-<agent>-<start ms>`; every part is
-checked against a strict pattern because it ends up in an AMI action and a shell command.
+File names carry what indexing needs: `<linkedid>-<uniqueid>-<agent>-<start ms>`; every part is checked
+against a strict pattern before the name is used as a path.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+
+from ..dialplan import RECORD_USEREVENT
 
 _ID = re.compile(r"^[0-9]{1,20}\.[0-9]{1,10}$")  # an Asterisk uniqueid / linkedid
 _AGENT = re.compile(r"^[A-Za-z0-9_]{1,40}$")
@@ -54,17 +56,12 @@ class SpoolName:
 
 
 @dataclass(frozen=True)
-class Start:
-    """Send `MixMonitor` on `channel` of Asterisk `server`."""
+class Started:
+    """Asterisk started recording `channel` of Asterisk `server` into the files `name`."""
 
     server: str
     channel: str
     name: SpoolName
-
-    def action(self, asterisk_dir: str) -> dict[str, str]:
-        base = f"{asterisk_dir}/{self.name.base}"
-        return {"Channel": self.channel, "Options": f"bt({base}{CALLER})r({base}{AGENT})",
-                "Command": f"touch {base}{DONE}"}
 
 
 @dataclass(frozen=True)
@@ -74,32 +71,27 @@ class Ended:
     name: SpoolName
 
 
-Command = Start | Ended
+Command = Started | Ended
 
 
 class RecorderCore:
-    """Feed it AMI events (`feed`); it answers what to do. `agent_of` maps a channel name to an agent id."""
+    """Feed it AMI events (`feed`); it answers what happened to which recording."""
 
-    def __init__(self, agent_of: Callable[[str], str | None]) -> None:
-        self.agent_of = agent_of
+    def __init__(self) -> None:
         self.active: dict[tuple[str, str], SpoolName] = {}  # (server, uniqueid) -> its recording
 
-    def feed(self, server: str, msg: Any, when: float) -> list[Command]:
-        """`msg`: an AMI event (anything with `get`), `when` its Asterisk timestamp."""
+    def feed(self, server: str, msg: Any) -> list[Command]:
+        """`msg`: an AMI event (anything with `get`)."""
         get = msg.get
         event = get("Event")
-        if event == "BridgeEnter":
-            channel, uid = str(get("Channel") or ""), str(get("Uniqueid") or "")
-            if (server, uid) in self.active or (channel.startswith("Local/") and channel.endswith(";2")):
-                return []
-            agent = self.agent_of(channel)
-            if agent is None:
-                return []
-            name = SpoolName.make(str(get("Linkedid") or uid), uid, agent, when)
-            if name is None:
+        if event == "UserEvent" and get("UserEvent") == RECORD_USEREVENT:
+            uid = str(get("Uniqueid") or "")
+            name = SpoolName.parse(str(get("Spool") or ""))
+            # the name must be this channel's (a UserEvent is anyone's to send from the dialplan)
+            if name is None or name.uniqueid != uid or (server, uid) in self.active:
                 return []
             self.active[(server, uid)] = name
-            return [Start(server, channel, name)]
+            return [Started(server, str(get("Channel") or ""), name)]
         if event == "Hangup":
             name = self.active.pop((server, str(get("Uniqueid") or "")), None)
             return [Ended(name)] if name is not None else []

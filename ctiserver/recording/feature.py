@@ -16,7 +16,7 @@ from .service import Recorder
 log = logging.getLogger(__name__)
 
 
-def install_recording(server: Any, *, config_dir: Path, calendar: Calendar, agent_of: Callable[[str], str | None],
+def install_recording(server: Any, *, config_dir: Path, calendar: Calendar,
                       sessions: Callable[[], Any], sandbox_root: str | None = None) -> Recorder:
     """The recorder (a leader feature: the caller adds `recorder.running` to the leader group), its AMI and
     event listeners and its HTTP routes. With the sandbox, the spool is the chroot's own folder."""
@@ -29,7 +29,7 @@ def install_recording(server: Any, *, config_dir: Path, calendar: Calendar, agen
         log.error("recording is on but %s is missing: recordings stay in the spool until it is installed",
                   " and ".join(missing_tools()))
     recorder = Recorder(cfg, ami=server.ami, engine=lambda: server.store.engine, emit=server.emit,
-                        now=server.clock.now, calendar=calendar, base_dir=server.base_dir, agent_of=agent_of,
+                        now=server.clock.now, calendar=calendar, base_dir=server.base_dir,
                         spool=spool)
     server.ami_listeners.append(recorder.on_ami)
     server.event_listeners.append(recorder.on_event)

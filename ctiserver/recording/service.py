@@ -1,8 +1,11 @@
-"""The recording feature's adapter: AMI in, MixMonitor out, files finalized and indexed, retention daily.
+"""The recording feature's adapter: AMI in, files finalized and indexed, retention daily.
 
-`Recorder.on_ami` is an AMI listener (cheap, synchronous): the pure core decides; starting a
-MixMonitor and finalizing run as tasks of the feature's owner. Finalizing is serial (one sox and
-one opusenc at a time: a busy hour must not starve the event loop's machine). The sweep indexes
+Asterisk's dialplan starts the recordings ([cti-record], docs/qc.md) in the folder the global
+`CTI_RECORD_DIR` names; the recorder sets that global on every Asterisk it connects to (config/recording.yaml:
+the folder, or empty when recording is off). `Recorder.on_ami` is an AMI listener (cheap, synchronous):
+the pure core says which recordings started and ended; finalizing runs as a task of the feature's owner.
+Finalizing is serial (one sox and one opusenc at a time: a busy hour must not starve the event loop's
+machine). The sweep indexes
 whatever is complete in the spool and not yet indexed: a recording whose hang-up we missed (a CTI
 restart mid-call, a lost AMI link) is picked up there.
 """
@@ -21,11 +24,12 @@ from sqlalchemy import column, select, table
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ..calendar import Calendar
+from ..dialplan import RECORD_DIR_VAR
 from ..events import Event, Kind
 from ..lifecycle import TaskOwner
 from . import store
 from .config import RecordingConfig
-from .core import AGENT, CALLER, DONE, Ended, RecorderCore, SpoolName, Start
+from .core import AGENT, CALLER, DONE, Ended, RecorderCore, SpoolName, Started
 from .encode import EncodeError, encode
 from .retention import expired, next_run, shortest_days
 
@@ -38,26 +42,29 @@ _dispositions = table("dispositions", column("call_id"), column("customer_accoun
 class Recorder:
     def __init__(self, cfg: RecordingConfig, *, ami: dict[str, Any], engine: Callable[[], AsyncEngine],
                  emit: Callable[[Event], None], now: Callable[[], float], calendar: Calendar, base_dir: Path,
-                 agent_of: Callable[[str], str | None], spool: Path | None = None) -> None:
+                 spool: Path | None = None) -> None:
         self.cfg, self.ami, self.engine, self.emit, self.now = cfg, ami, engine, emit, now
         self.calendar = calendar
-        self.core = RecorderCore(agent_of)
+        self.core = RecorderCore()
         self.spool = spool or cfg.spool()
         self.root = cfg.archive(base_dir)
         self._tasks: TaskOwner | None = None
         self._queue: asyncio.Queue[SpoolName] = asyncio.Queue()
         self._wake = asyncio.Event()
         self.indexed: asyncio.Queue[int] = asyncio.Queue()  # ids as they are indexed (tests, the demo)
+        self.armed: set[str] = set()  # Asterisk servers whose dialplan knows where (whether) to record
+        self._armed_changed = asyncio.Event()
 
     # --- AMI and events -------------------------------------------------------------------------
     def on_ami(self, server: str, msg: Any) -> None:
         if self._tasks is None or not self.cfg.enabled:
             return
-        from ..ami.message import event_time
-
-        for cmd in self.core.feed(server, msg, event_time(msg, self.now())):
-            if isinstance(cmd, Start):
-                self._tasks.spawn(self._start(cmd), name=f"mixmonitor-{cmd.name.uniqueid}")
+        for cmd in self.core.feed(server, msg):
+            if isinstance(cmd, Started):
+                self.emit(Event(Kind.RECORDING_START, self.now(), call_id=cmd.name.call_id,
+                                agent_id=cmd.name.agent_id, server=cmd.server,
+                                data={"uniqueid": cmd.name.uniqueid, "spool": cmd.name.base,
+                                      "channel": cmd.channel}))
             elif isinstance(cmd, Ended):
                 self._queue.put_nowait(cmd.name)
                 self._wake.set()
@@ -65,21 +72,36 @@ class Recorder:
     def on_event(self, event: Event) -> None:
         if event.kind == Kind.AMI_LOST and event.server:
             self.core.forget(event.server)
+            self.armed.discard(event.server)
+        elif event.kind == Kind.AMI_CONNECTED and event.server and self._tasks is not None:
+            self._tasks.spawn(self._arm(event.server), name=f"recording-arm-{event.server}")
 
-    async def _start(self, cmd: Start) -> None:
-        client = self.ami.get(cmd.server)
+    async def _arm(self, server: str) -> None:
+        """Tell `server`'s dialplan where to record (the global it reads), or that recording is off. A
+        global outlives a CTI restart; after an Asterisk restart the CTI connects again and says it again."""
+        client = self.ami.get(server)
+        value = self.cfg.asterisk_dir if self.cfg.enabled else ""
         try:
             if client is None:
-                raise RuntimeError(f"no AMI link named {cmd.server}")
-            resp = await client.action("MixMonitor", cmd.action(self.cfg.asterisk_dir), timeout=5.0)
-            resp.raise_for_error("MixMonitor")
+                raise RuntimeError(f"no AMI link named {server}")
+            (await client.action("Setvar", {"Variable": RECORD_DIR_VAR, "Value": value}, timeout=5.0)
+             ).raise_for_error("Setvar")
         except Exception as exc:
-            log.error("recording of %s (agent %s, call %s) did not start: %s", cmd.channel, cmd.name.agent_id,
-                      cmd.name.call_id, exc)
-            self.core.active.pop((cmd.server, cmd.name.uniqueid), None)
+            log.error("recording: could not tell Asterisk %s where to record (%s); it records as it was told "
+                      "before, until the link comes back", server, exc)
             return
-        self.emit(Event(Kind.RECORDING_START, self.now(), call_id=cmd.name.call_id, agent_id=cmd.name.agent_id,
-                        server=cmd.server, data={"uniqueid": cmd.name.uniqueid, "spool": cmd.name.base}))
+        self.armed.add(server)
+        self._armed_changed.set()
+        log.info("recording %s on Asterisk %s", f"into {value}" if value else "off", server)
+
+    async def wait_armed(self, server: str, timeout: float) -> None:
+        """Until `server`'s dialplan was told where to record (tests: a call before that is not recorded)."""
+        async def armed() -> None:
+            while server not in self.armed:
+                self._armed_changed.clear()
+                await self._armed_changed.wait()
+
+        await asyncio.wait_for(armed(), timeout)
 
     # --- finalizing -----------------------------------------------------------------------------
     def _complete(self, name: SpoolName) -> bool:
@@ -213,16 +235,20 @@ class Recorder:
     # --- the feature ----------------------------------------------------------------------------
     @asynccontextmanager
     async def running(self) -> AsyncIterator[Recorder]:
-        """Records while it runs (a leader feature: one node starts and indexes recordings)."""
-        if not self.cfg.enabled:
-            yield self
-            return
-        self.root.mkdir(parents=True, exist_ok=True)
+        """Records while it runs (a leader feature: one node arms the dialplan and indexes recordings).
+        Off in config: the dialplan is told so, and nothing else runs."""
+        if self.cfg.enabled:
+            self.root.mkdir(parents=True, exist_ok=True)
         async with TaskOwner("recording", grace_s=10.0) as tasks:
             self._tasks = tasks
-            tasks.spawn(self._finalizer(tasks), name="recording-finalizer")
-            tasks.spawn(self._retention(tasks), name="recording-retention")
+            for server, client in self.ami.items():
+                if getattr(client, "connected", False):
+                    tasks.spawn(self._arm(server), name=f"recording-arm-{server}")
+            if self.cfg.enabled:
+                tasks.spawn(self._finalizer(tasks), name="recording-finalizer")
+                tasks.spawn(self._retention(tasks), name="recording-retention")
             try:
                 yield self
             finally:
                 self._tasks = None
+                self.armed.clear()

@@ -127,4 +127,4 @@ async def test_an_english_caller_reaches_the_english_desk_and_hears_english(
     # the IVR's queue node, with the recording notice (config/recording.yaml: every agent call is recorded)
     assert "Transferring you to an agent, please hold. This call is recorded for quality purposes." in texts
     assert any(t.startswith("You are number 1 in the queue.") for t in texts)  # the ACD's announcement
-    assert [c for c in agi if c.startswith("EXEC Dial")] == ["EXEC Dial Local/1008@sim-agents,12,t"]
+    assert [c for c in agi if c.startswith("EXEC Dial")] == ["EXEC Dial Local/1008@sim-agents,12,tU(cti-record^1008)"]

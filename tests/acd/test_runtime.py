@@ -130,7 +130,7 @@ async def test_caller_reaches_an_agent_through_dial_and_the_cti_marks_the_call_d
     chan = FakeChannel(agents={"1001": Agent(talk_s=0.05)})
     result = await rt.serve_caller(chan, "c1", "billing", "normal", "13800000000", None)
     assert result == "answered"
-    assert "EXEC Dial Local/1001@sim-agents,12" in chan.commands
+    assert "EXEC Dial Local/1001@sim-agents,12,U(cti-record^1001)" in chan.commands  # recorded on answer
     assert chan.dial_timeout_seen == [4 * 3600.0]
     assert chan.variables["CTI_DONE"] == "1" and chan.variables["CTI_ACD_RESULT"] == "answered"
     assert kinds(log, "c1") == ["acd.enqueue", "agent.state", "acd.offer", "agent.state", "agent.state",
@@ -148,7 +148,8 @@ async def test_rona_skips_the_silent_agent_and_the_caller_reaches_another() -> N
     chan = FakeChannel(agents={"1001": Agent(answer=False, status="NOANSWER"), "1002": Agent()})
     assert await rt.serve_caller(chan, "c1", "billing", "normal", "1", None) == "answered"
     dials = [c for c in chan.commands if c.startswith("EXEC Dial")]
-    assert dials == ["EXEC Dial Local/1001@sim-agents,12", "EXEC Dial Local/1002@sim-agents,12"]
+    assert dials == ["EXEC Dial Local/1001@sim-agents,12,U(cti-record^1001)",
+                     "EXEC Dial Local/1002@sim-agents,12,U(cti-record^1002)"]
     assert rt.engine.agent_state("1001") == ("not_ready", "rona")
     rona = next(e for e in log if e.kind == Kind.ACD_RONA)
     assert rona.agent_id == "1001" and rona.data["reason"] == "noanswer"
@@ -352,7 +353,7 @@ async def test_an_offer_waiting_behind_a_long_prompt_does_not_rona_the_agent() -
     finally:
         await rt.stop()
     assert kinds(log, "c1").count("acd.rona") == 0
-    assert "EXEC Dial Local/1001@sim-agents,1" in chan.commands
+    assert "EXEC Dial Local/1001@sim-agents,1,U(cti-record^1001)" in chan.commands
 
 
 async def test_ivr_handoff_returns_the_agent_who_answered_and_classifies_empty_tiers() -> None:
@@ -682,7 +683,8 @@ async def test_an_english_caller_is_queued_to_the_english_desk_and_hears_english
     assert (enq.queue, enq.data["lang"]) == ("english", "en")
     assert said == [("en", "You are number 1 in the queue. Please hold.")]
     assert chan.variables["CTI_LANG"] == "en"  # a transfer later on this leg keeps speaking English
-    assert [c for c in chan.commands if c.startswith("EXEC Dial")] == ["EXEC Dial Local/1008@sim-agents,12"]
+    dials = [c for c in chan.commands if c.startswith("EXEC Dial")]
+    assert dials == ["EXEC Dial Local/1008@sim-agents,12,U(cti-record^1008)"]
 
 
 async def test_where_the_acd_sends_an_english_caller_is_said_in_english() -> None:

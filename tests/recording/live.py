@@ -34,6 +34,7 @@ async def live_server(tmp: Path, info: Any, ami: AmiRecorder, **recording: Any) 
     await ami.setvar("CTI_AGI", f"127.0.0.1:{server.cfg.agi.port}")
     try:
         await asyncio.wait_for(server.ami["pbx1"].wait_connected(), 20)
+        await server.features.extra["recorder"].wait_armed("pbx1", 20)  # the dialplan knows where to record
         yield server
     finally:
         await ami.setvar("CTI_AGI", "127.0.0.1:4573")

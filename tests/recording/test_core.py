@@ -2,42 +2,40 @@
 
 from __future__ import annotations
 
+from ctiserver.dialplan import record_on_answer
 from ctiserver.recording.config import KindRule, Retention
-from ctiserver.recording.core import Ended, RecorderCore, SpoolName, Start
+from ctiserver.recording.core import Ended, RecorderCore, SpoolName, Started
 from ctiserver.recording.retention import DAY, expired, kind_of, next_run
 
 
-def agent_of(channel: str) -> str | None:
-    return channel.split("-")[0].removeprefix("PJSIP/agent") if channel.startswith("PJSIP/agent") else None
+def started(channel: str, uid: str, spool: str) -> dict[str, str]:
+    return {"Event": "UserEvent", "UserEvent": "CtiRecording", "Channel": channel, "Uniqueid": uid,
+            "Linkedid": "1700000000.1", "Spool": spool}
 
 
-def enter(channel: str, uid: str, linked: str = "1700000000.1") -> dict[str, str]:
-    return {"Event": "BridgeEnter", "Channel": channel, "Uniqueid": uid, "Linkedid": linked}
+NAME = "1700000000.1-1700000000.5-1001-1700000010250"
 
 
-def test_an_agent_leg_entering_a_bridge_is_recorded_once_and_ends_with_its_hangup() -> None:
-    core = RecorderCore(agent_of)
-    [start] = core.feed("pbx1", enter("PJSIP/agent1001-0000001", "1700000000.5"), 1700000010.25)
-    assert isinstance(start, Start) and start.name.agent_id == "1001" and start.name.call_id == "1700000000.1"
-    assert start.name.base == "1700000000.1-1700000000.5-1001-1700000010250"
-    action = start.action("/var/spool/asterisk/monitor/cti")
-    assert action["Options"] == ("bt(/var/spool/asterisk/monitor/cti/1700000000.1-1700000000.5-1001-1700000010250"
-                                 "-caller.wav)r(/var/spool/asterisk/monitor/cti/1700000000.1-1700000000.5-1001-"
-                                 "1700000010250-agent.wav)")
-    command = action["Command"]
-    assert command.startswith("touch /var/spool/asterisk/monitor/cti/") and command.endswith(".done")
-    # the same leg entering another bridge (an attended transfer's consultation, then back): one recording
-    assert core.feed("pbx1", enter("PJSIP/agent1001-0000001", "1700000000.5"), 1700000020.0) == []
-    assert core.feed("pbx1", {"Event": "Hangup", "Uniqueid": "1700000000.5"}, 1700000030.0) == [Ended(start.name)]
-    assert core.feed("pbx1", {"Event": "Hangup", "Uniqueid": "1700000000.5"}, 1700000030.0) == []
+def test_the_dialplans_recording_is_followed_once_and_ends_with_its_hangup() -> None:
+    core = RecorderCore()
+    [start] = core.feed("pbx1", started("PJSIP/agent1001-0000001", "1700000000.5", NAME))
+    assert isinstance(start, Started) and start.name.agent_id == "1001" and start.name.call_id == "1700000000.1"
+    assert start.name.base == NAME and start.name.start_ts == 1700000010.25
+    # the same leg said twice (a repeated event): one recording
+    assert core.feed("pbx1", started("PJSIP/agent1001-0000001", "1700000000.5", NAME)) == []
+    assert core.feed("pbx1", {"Event": "Hangup", "Uniqueid": "1700000000.9"}) == []  # another channel
+    assert core.feed("pbx1", {"Event": "Hangup", "Uniqueid": "1700000000.5"}) == [Ended(start.name)]
+    assert core.feed("pbx1", {"Event": "Hangup", "Uniqueid": "1700000000.5"}) == []
 
 
-def test_callers_and_hostile_names_are_not_recorded() -> None:
-    core = RecorderCore(agent_of)
-    assert core.feed("pbx1", enter("PJSIP/trunk-0000001", "1700000000.5"), 1.0) == []
-    # a channel name or id that would end up in an AMI action or a shell command is refused
-    assert core.feed("pbx1", enter("PJSIP/agent1001-1", "1700000000.5;rm -rf /"), 1.0) == []
-    assert core.feed("pbx1", enter("PJSIP/agent1001-1", "1700000000.6", "x\r\nAction: Originate"), 1.0) == []
+def test_names_that_are_not_the_channels_own_or_hostile_are_ignored() -> None:
+    core = RecorderCore()
+    # a UserEvent naming another channel's files (anyone's dialplan may send one) is not taken
+    assert core.feed("pbx1", started("PJSIP/agent1001-1", "1700000000.6", NAME)) == []
+    assert core.feed("pbx1", started("PJSIP/agent1001-1", "1700000000.5", "../../etc/passwd")) == []
+    assert core.feed("pbx1", started("PJSIP/agent1001-1", "1700000000.5", NAME + ";rm -rf /")) == []
+    assert core.feed("pbx1", {**started("PJSIP/agent1001-1", "1700000000.5", NAME), "UserEvent": "Other"}) == []
+    assert core.active == {}
     assert SpoolName.make("1.2", "1.3", "a b", 1.0) is None
 
 
@@ -48,10 +46,16 @@ def test_spool_names_read_back() -> None:
 
 
 def test_a_lost_link_forgets_its_live_recordings() -> None:
-    core = RecorderCore(agent_of)
-    core.feed("pbx1", enter("PJSIP/agent1001-1", "1700000000.5"), 1.0)
+    core = RecorderCore()
+    core.feed("pbx1", started("PJSIP/agent1001-1", "1700000000.5", NAME))
     core.forget("pbx1")
     assert core.active == {}
+
+
+def test_the_dial_option_names_the_agent_and_refuses_what_is_not_an_id() -> None:
+    assert record_on_answer("1003") == "U(cti-record^1003)"
+    assert record_on_answer("1003", far=True) == "U(cti-record^1003^far)"
+    assert record_on_answer("10 03;x") == ""
 
 
 RULES = Retention(default_days=183, kinds={"complaint": KindRule(days=730, categories=["complaint"])})
