@@ -24,6 +24,7 @@ from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import (
+    bindparam,
     select,
 )
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -32,7 +33,7 @@ from ..calendar import DEFAULT_TIMEZONE
 from ..numbers import caller_number
 from .pin import PinGuard, hash_pin, pin_matches
 from .sample import CustomerRow, OutageRow, SampleData, load_sample_data, parse_customer, parse_outage, read_sample_data
-from .tables import ANNOUNCED, OUTAGE_KINDS, TIERS, customer_phones, customers, outages
+from .tables import ANNOUNCED, OUTAGE_KINDS, TIERS, CustomerEdits, customer_phones, customers, outages
 
 __all__ = ["ANNOUNCED", "OUTAGE_KINDS", "TIERS", "CustomerRow", "DataProvider", "MemoryDataProvider", "OutageRow",
            "PinGuard", "SampleData", "SqlDataProvider", "UnknownProvider", "account_answer", "customer_answer",
@@ -124,22 +125,88 @@ async def _phones(conn: AsyncConnection, account: str) -> list[str]:
 
 
 # --- the SQL provider ---------------------------------------------------------------------------
-class SqlDataProvider:
-    """The default provider over the customers/customer_phones/outages tables."""
+_BY_PHONE = (select(customers).join(customer_phones, customer_phones.c.account == customers.c.account)
+             .where(customer_phones.c.phone == bindparam("phone"))
+             .order_by(customers.c.important.desc(), customers.c.account).limit(1))
+_BY_ACCOUNT = select(customers).where(customers.c.account == bindparam("account"))
+_PHONES = (select(customer_phones.c.phone).where(customer_phones.c.account == bindparam("account"))
+           .order_by(customer_phones.c.id))
+RECORD_TTL_S = 10.0  # how long a customer record read from the tables is answered from memory
+RECORDS_KEPT = 20_000
 
-    def __init__(self, engine: AsyncEngine, timezone: str = DEFAULT_TIMEZONE, pin_guard: PinGuard | None = None
-                 ) -> None:
+
+class RecordCache:
+    """Customer records (row and phones) recently read, by account and by caller number, for `ttl_s` seconds of
+    the injected clock. The tables stay the one source: an entry is only a copy of what they held when read;
+    a rewrite of them by this process (`CustomerEdits`) drops every entry, an edit elsewhere (the CRM, another
+    node) is seen after at most `ttl_s`. Unknown numbers are kept too (most callers are not in the table)."""
+
+    def __init__(self, ttl_s: float = RECORD_TTL_S, size: int = RECORDS_KEPT) -> None:
+        self.ttl_s, self.size = ttl_s, size
+        self._edits = CustomerEdits.count
+        self._accounts: dict[str, tuple[float, dict[str, Any] | None, list[str]]] = {}
+        self._phones: dict[str, tuple[float, str | None]] = {}
+        self.hits = self.misses = 0
+
+    def _fresh(self) -> None:
+        if self._edits != CustomerEdits.count:
+            self.clear()
+            self._edits = CustomerEdits.count
+
+    def clear(self) -> None:
+        self._accounts.clear()
+        self._phones.clear()
+
+    def account(self, account: str, now: float) -> tuple[dict[str, Any] | None, list[str]] | None:
+        """(row, phones) of `account` (row None: no such account), or None if not kept."""
+        self._fresh()
+        got = self._accounts.get(account)
+        if got is None or now - got[0] >= self.ttl_s or now < got[0]:
+            self.misses += 1
+            return None
+        self.hits += 1
+        return got[1], got[2]
+
+    def phone(self, phone: str, now: float) -> tuple[str | None] | None:
+        """(account,) the number belongs to (None: nobody's), or None if not kept."""
+        self._fresh()
+        got = self._phones.get(phone)
+        if got is None or now - got[0] >= self.ttl_s or now < got[0]:
+            self.misses += 1
+            return None
+        self.hits += 1
+        return (got[1],)
+
+    def keep(self, now: float, account: str, row: dict[str, Any] | None, phones: list[str],
+             phone: str | None = None) -> None:
+        self._fresh()
+        self._accounts[account] = (now, row, phones)
+        if phone is not None:
+            self._phones[phone] = (now, row["account"] if row else None)
+        for kept in (self._accounts, self._phones):
+            while len(kept) > self.size:
+                del kept[next(iter(kept))]  # the oldest read
+
+
+class SqlDataProvider:
+    """The default provider over the customers/customer_phones/outages tables. Customer records are answered
+    from a `RecordCache` for a few seconds (the IVR and the screen pop read the same caller within seconds);
+    outages and PIN checks always read the tables (a dispatcher's outage is heard by the next caller)."""
+
+    def __init__(self, engine: AsyncEngine, timezone: str = DEFAULT_TIMEZONE, pin_guard: PinGuard | None = None,
+                 records: RecordCache | None = None) -> None:
         self.engine = engine
         self.tz = ZoneInfo(timezone)
         self.pins = pin_guard or PinGuard()
+        self.records = records if records is not None else RecordCache()
 
     async def lookup(self, provider: str, args: Mapping[str, str], now: float) -> dict[str, Any] | None:
         if provider == "customer_by_caller":
-            return await self._by_caller(args["number"])
+            return await self._by_caller(args["number"], now)
         if provider == "customer_by_account":
-            return await self._by_account(args["account"])
+            return await self._by_account(args["account"], now)
         if provider == "account":
-            row = await self._customer_row(args["account"])
+            row, _phones = await self._record(args["account"].strip(), now)
             return account_answer(row, now, self.tz) if row else None
         if provider == "outages":
             return await self._outages(args["area"], now)
@@ -151,28 +218,43 @@ class SqlDataProvider:
         async with self.engine.connect() as conn:
             return await _customer(conn, account)
 
-    async def _by_caller(self, number: str) -> dict[str, Any] | None:
+    async def _record(self, account: str, now: float) -> tuple[dict[str, Any] | None, list[str]]:
+        kept = self.records.account(account, now)
+        if kept is not None:
+            return kept
+        async with self.engine.connect() as conn:
+            first = (await conn.execute(_BY_ACCOUNT, {"account": account})).first()
+            row = dict(first._mapping) if first else None
+            phones = [r[0] for r in await conn.execute(_PHONES, {"account": account})] if row else []
+        self.records.keep(now, account, row, phones)
+        return row, phones
+
+    async def _by_caller(self, number: str, now: float) -> dict[str, Any] | None:
         phone = caller_number(number)
         if not phone:
             return None
+        kept_phone = self.records.phone(phone, now)
+        if kept_phone is not None:
+            if kept_phone[0] is None:
+                return None
+            kept = self.records.account(kept_phone[0], now)
+            if kept is not None and kept[0] is not None:
+                return customer_answer(kept[0], kept[1], verified=True)
         # one connection for both queries: each checkout costs a round trip of its own (the pool's pre-ping),
         # and the load test found these lookups among the CTI's largest costs per call
         async with self.engine.connect() as conn:
-            row = (await conn.execute(
-                select(customers).join(customer_phones, customer_phones.c.account == customers.c.account)
-                .where(customer_phones.c.phone == phone)
-                .order_by(customers.c.important.desc(), customers.c.account).limit(1))).first()
-            if row is None:
+            first = (await conn.execute(_BY_PHONE, {"phone": phone})).first()
+            if first is None:
+                self.records.keep(now, "", None, [], phone=phone)
                 return None
-            data = dict(row._mapping)
-            return customer_answer(data, await _phones(conn, data["account"]), verified=True)
+            data = dict(first._mapping)
+            phones = [r[0] for r in await conn.execute(_PHONES, {"account": data["account"]})]
+        self.records.keep(now, data["account"], data, phones, phone=phone)
+        return customer_answer(data, phones, verified=True)
 
-    async def _by_account(self, account: str) -> dict[str, Any] | None:
-        async with self.engine.connect() as conn:
-            row = await _customer(conn, account)
-            if row is None:
-                return None
-            return customer_answer(row, await _phones(conn, row["account"]), verified=False)
+    async def _by_account(self, account: str, now: float) -> dict[str, Any] | None:
+        row, phones = await self._record(account.strip(), now)
+        return customer_answer(row, phones, verified=False) if row is not None else None
 
     async def _outages(self, area: str, now: float) -> dict[str, Any]:
         async with self.engine.connect() as conn:

@@ -22,7 +22,7 @@ from ..calendar import load_calendar
 from ..configfile import ConfigError, ConfigProblem, load_data, node_line, read_text
 from ..numbers import NumberError, normalise_number
 from .pin import hash_pin
-from .tables import OUTAGE_KINDS, TIERS, customer_phones, customers, outages
+from .tables import OUTAGE_KINDS, TIERS, CustomerEdits, customer_phones, customers, outages
 
 
 @dataclass(frozen=True)
@@ -229,4 +229,5 @@ async def load_sample_data(engine: AsyncEngine, config_dir: str | Path, now: flo
             await conn.execute(insert(outages), [
                 {"area": o.area, "kind": o.kind, "reason": o.reason, "start_ts": o.start_ts, "end_ts": o.end_ts,
                  "expected_restore_ts": o.expected_restore_ts} for o in sample.outages])
+    CustomerEdits.edited()
     return sample

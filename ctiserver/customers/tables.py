@@ -56,3 +56,15 @@ outages = Table(
     Column("outage_id", Integer, index=True),
     Index("ix_outages_area_start", "area", "start_ts"),
 )
+
+
+class CustomerEdits:
+    """How many times this process rewrote the customer tables: the record cache (data.py) starts afresh
+    when it changes. Bumped by every writer of `customers`/`customer_phones` in this code base."""
+
+    count = 0
+
+    @classmethod
+    def edited(cls) -> None:
+        cls.count += 1
+

@@ -209,3 +209,35 @@ def test_migration_0002_matches_the_tables(tmp_path: Path) -> None:
         with Operations.context(ctx):
             mod.downgrade()
         assert not set(sa.inspect(conn).get_table_names()) & {t.name for t in TABLES}
+
+
+async def test_customer_records_are_answered_from_memory_until_edited_or_stale(sqlite_engine: AsyncEngine) -> None:
+    """The IVR and the pop read the same caller within seconds: the second read is answered from memory. A
+    rewrite of the tables by this process drops what was kept; an edit elsewhere is seen after the TTL;
+    outages and PINs are always read from the tables."""
+    from sqlalchemy import update
+
+    from ctiserver.customers.data import RecordCache
+    from ctiserver.customers.tables import customers
+
+    await load_sample_data(sqlite_engine, SAMPLE_CONFIG, now=NOW)
+    p = SqlDataProvider(sqlite_engine, records=RecordCache(ttl_s=10.0))
+    first = await p.lookup("customer_by_caller", {"number": "13800000001"}, NOW)
+    assert first is not None and first["name"] != "改名"
+    assert await p.lookup("customer_by_caller", {"number": "13999999999"}, NOW) is None
+    async with sqlite_engine.begin() as conn:  # an edit the process does not know of (the CRM, another node)
+        await conn.execute(update(customers).where(customers.c.account == first["account"]).values(name="改名"))
+    again = await p.lookup("customer_by_caller", {"number": "13800000001"}, NOW + 5)
+    assert again == first  # from memory
+    by_account = await p.lookup("customer_by_account", {"account": first["account"]}, NOW + 5)
+    assert by_account is not None and by_account["name"] == first["name"]
+    assert p.records.hits >= 2
+    stale = await p.lookup("customer_by_caller", {"number": "13800000001"}, NOW + 10)
+    assert stale is not None and stale["name"] == "改名"  # older than the TTL: read again
+    await load_sample_data(sqlite_engine, SAMPLE_CONFIG, now=NOW)  # this process rewrites the tables
+    reloaded = await p.lookup("customer_by_caller", {"number": "13800000001"}, NOW + 11)
+    assert reloaded == first
+    # an account the table did not have is found once it is added and the entry is stale
+    async with sqlite_engine.begin() as conn:
+        await conn.execute(customers.insert().values(account="9199999999", name="新户", area="城东区"))
+    assert await p.lookup("account", {"account": "9199999999"}, NOW + 12) is not None
