@@ -40,6 +40,7 @@ from .facts import (
     Facts,
     Window,
 )
+from .loop import LOOP_KINDS
 from .sqlfuncs import (
     EPS,
     count_if,
@@ -86,6 +87,7 @@ def family_queries(cfg: KpiConfig, win: Window, dims: Sequence[str]) -> dict[str
         "survey": survey_query(win),
         "ratings": rating_query(win, [d for d in dims if d in RATING_DIMS]),
         "revisits": revisit_query(win, [d for d in dims if d in REVISIT_DIMS]),
+        "loop": loop_query(win),
     }
 
 
@@ -96,7 +98,7 @@ def _facts(rows: dict[str, list[dict[str, Any]]], dims: Sequence[str]) -> Facts:
                  agent_time=split_agent_rows(rows.get("agent_time", []), agent_dims),
                  dispositions=rows.get("dispositions", []), workorders=rows.get("workorders", []),
                  outbound=rows.get("outbound", []), survey=rows.get("survey", []),
-                 ratings=rows.get("ratings", []), revisits=rows.get("revisits", []))
+                 ratings=rows.get("ratings", []), revisits=rows.get("revisits", []), loop=rows.get("loop", []))
 
 
 Queries = dict[str, Any]
@@ -393,3 +395,26 @@ def revisit_query(win: Window, dims: Sequence[str]) -> Any:
     return (select(hh, *dim_cols(dim_map, dims), func.count().label("due"), int_sum(r.done).label("done"))
             .where(r.t_due >= win.start, r.t_due < win.end)
             .group_by(hh, *(dim_map[d] for d in dims)))
+
+
+def loop_query(win: Window) -> Any:
+    """The outage and repair loop per half hour (kpi/loop.py says what is counted)."""
+    e = events.c
+    sms, rep = e.kind == Kind.SMS, e.kind == Kind.REPAIR
+    kind, step = json_str(e.data, "kind"), json_str(e.data, "step")
+    delivered = json_str(e.data, "state") == "delivered"
+    on_time = json_true(e.data, "on_time")
+    first_report = and_(rep, step == "report", json_num(e.data, "expected_ts").is_not(None))
+    hh = half_hour_of(e.ts, win).label("hh")
+    return (select(hh,
+                   count_if(and_(sms, kind == "outage_notice")).label("notice_sms"),
+                   count_if(and_(sms, kind == "outage_notice", delivered)).label("notice_sms_delivered"),
+                   count_if(and_(sms, kind == "restored")).label("restored_sms"),
+                   count_if(and_(sms, kind == "restored", delivered)).label("restored_sms_delivered"),
+                   count_if(and_(rep, step == "arrive")).label("arrivals"),
+                   count_if(and_(rep, step == "arrive", on_time)).label("arrivals_on_time"),
+                   count_if(first_report).label("reports"),
+                   count_if(and_(first_report, on_time)).label("reports_on_time"),
+                   count_if(and_(rep, step == "restore")).label("restorations"))
+            .where(e.kind.in_(LOOP_KINDS), e.ts >= win.start, e.ts < win.end)
+            .group_by(hh))

@@ -77,6 +77,7 @@ class Facts:
     survey: list[dict[str, Any]] = field(default_factory=list)
     ratings: list[dict[str, Any]] = field(default_factory=list)
     revisits: list[dict[str, Any]] = field(default_factory=list)
+    loop: list[dict[str, Any]] = field(default_factory=list)  # the outage and repair loop (kpi/loop.py)
 
 
 def hh_start(hh: int) -> datetime:

@@ -15,6 +15,7 @@ from typing import Any
 
 from .config import KpiConfig
 from .facts import CALL_DIMS, HALF_HOUR, Facts, Window, hh_start
+from .loop import loop_metrics
 from .staffing import staffing
 
 SCHEMA = "ctiserver.kpi.report/1"
@@ -336,6 +337,7 @@ def assemble(facts: Facts, cfg: KpiConfig, win: Window, dims: list[str]) -> dict
         "staffing": _staffing(facts, cfg, bt, total),
         "outbound": _outbound(facts, dims, bt),
         "survey": _survey(facts),
+        "loop": loop_metrics(facts),
     }
 
 
