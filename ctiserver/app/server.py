@@ -35,6 +35,7 @@ from ..lifecycle import Feature, FeatureGroup, TaskOwner
 from ..web.badrequests import http_server_logger
 from ..web.guard import new_app
 from ..web.openapi import Operation, Reply, documented
+from .gcpolicy import CollectorPolicy
 
 log = logging.getLogger(__name__)
 
@@ -451,7 +452,8 @@ async def run_until_signalled(server: CtiServer, ready: asyncio.Event | None = N
         gc.freeze()
         if ready is not None:
             ready.set()
-        await stop.wait()
+        async with CollectorPolicy():  # and what lives long from now on leaves it too (app/gcpolicy.py)
+            await stop.wait()
         log.info("signal received, shutting down")
     finally:
         try:
