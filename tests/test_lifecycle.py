@@ -194,7 +194,8 @@ async def test_the_leader_features_stop_and_start_again_while_http_serves(tmp_pa
             running = Running(server, f"http://127.0.0.1:{server.http_port}")
             await running.add_user("2001", "supervisor")
             leader, outbound = server.features.leader, server.features.outbound
-            assert leader.names == ["ACD", "outbound", "recording", "fallback queue", "SMS", "repair orders"]
+            assert leader.names == ["ACD", "outbound", "recording", "fallback queue", "SMS", "repair orders",
+                                    "crew calls", "shift handover"]
             async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
                 await running.login(http, "2001", PASSWORD)
                 campaigns = f"{running.url}/api/outbound/campaigns"
@@ -207,7 +208,7 @@ async def test_the_leader_features_stop_and_start_again_while_http_serves(tmp_pa
                 assert outbound.service is None and outbound.callbacks is None
                 assert await tasks_before.left_behind() == ([], [])
                 gone = names_before - {t.get_name() for t in asyncio.all_tasks()}
-                assert {"acd-timer", "outbound-dialer", "acd-callbacks"} <= gone, gone
+                assert {"acd-timer", "outbound-dialer", "acd-callbacks", "wfm-handover-watch"} <= gone, gone
 
                 # the rest keeps serving: the desktop, health, the outbound API says why it cannot answer
                 async with http.get(f"{running.url}/api/me") as r:

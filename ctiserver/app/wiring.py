@@ -69,6 +69,7 @@ from ..web.config import load_desktop_config
 from ..web.ws import SUPERVISOR
 from ..wfm.config import load_wfm_config, roster_folder
 from ..wfm.handover_http import add_handover_routes
+from ..wfm.handover_watch import HandoverWatch
 from ..wfm.http import add_wfm_routes
 from .acd_routes import (
     NotLeading,
@@ -290,6 +291,11 @@ async def build_server(config_dir: Path, cfg: ServerConfig, *, sandbox: bool = F
                         calendar=calendar, get_engine=lambda: data_engine,
                         get_events_engine=lambda: server.store.engine, now=server.clock.now,
                         user_of=signed_in_leader, emit=server.emit, health=server.health)
+    # a shift change nobody handed over gets its handover drawn up from the store (the leading node only)
+    handover_watch = HandoverWatch(folder=roster_folder(config_dir), cfg=wfm_cfg.roster, agents=wfm_agents,
+                                   calendar=calendar, get_engine=lambda: data_engine,
+                                   get_events_engine=lambda: server.store.engine, clock=server.clock,
+                                   emit=server.emit, health=server.health)
 
     # Today's KPI figures from the event stream, with the report's definitions; pushed to supervisors.
     today = LiveKpiFeed(kpi_cfg, server.clock, engine=lambda: server.store.engine if server.store else None,
@@ -322,6 +328,7 @@ async def build_server(config_dir: Path, cfg: ServerConfig, *, sandbox: bool = F
     # the outage and repair loop (issue 16): SMS, outages, repair orders (their features join below)
     loop = install_loop(server, data_engine, config_dir, calendar, outbound, server.http_app[DESKTOP_KEY].sessions,
                         leader, customer_by_phone)
+    leader.add("shift handover", handover_watch.running)
 
     # one node: the group as it is; HA: the election runs it (and the IVR route gets the takeover gate)
     server.agi_routes["ivr"] = install_takeover(server, vote, leader, acd, ivr.handle)

@@ -67,6 +67,35 @@ def boundary(plans: Iterable[Planned], leaders: set[str] | frozenset[str], now: 
                     max((p.end for p in incoming), default=None))
 
 
+def boundary_at(plans: Iterable[Planned], leaders: set[str] | frozenset[str], at: float) -> Boundary | None:
+    """The shift change at `at` (a leader shift ends then), else None."""
+    shifts = [p for p in plans if p.agent in leaders]
+    outgoing = [p for p in shifts if p.end == at]
+    if not outgoing:
+        return None
+    incoming = [p for p in shifts if p.start <= at < p.end]
+    return Boundary(at, min(p.start for p in outgoing), tuple(sorted({p.agent for p in outgoing})),
+                    tuple(sorted({p.agent for p in incoming})), max((p.end for p in incoming), default=None))
+
+
+def passed(plans: Iterable[Planned], leaders: set[str] | frozenset[str], now: float,
+           within: float = RECENT_S) -> list[Boundary]:
+    """The shift changes of (now - within, now], latest first."""
+    plans = list(plans)
+    ends = sorted({p.end for p in plans if p.agent in leaders and now - within < p.end <= now}, reverse=True)
+    return [b for b in (boundary_at(plans, leaders, at) for at in ends) if b is not None]
+
+
+def boundary_for(plans: Iterable[Planned], leaders: set[str] | frozenset[str], now: float,
+                 user: str, done: set[float] | frozenset[float] = frozenset()) -> Boundary | None:
+    """The shift change `user` acts on at `now`: one that just passed (RECENT_S) in which they were
+    outgoing and whose time is not in `done` (handed over already), else the coming one (`boundary`).
+    A leader who stays past the end of their shift still hands *that* shift over."""
+    plans = list(plans)
+    mine = [b for b in passed(plans, leaders, now) if user in b.outgoing and b.at not in done]
+    return mine[0] if mine else boundary(plans, leaders, now)
+
+
 @dataclass
 class HandoverInputs:
     """What the store holds when the handover is drawn up (rows as dicts, the shift's events)."""

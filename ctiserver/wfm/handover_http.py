@@ -30,7 +30,7 @@ from ..web.routing import read_body
 from ..web.schemas import Body, Query
 from . import handover_store as store
 from .adherence import Planned, planned_day
-from .handover import Boundary, boundary, build_handover, handover_text, logout_warning
+from .handover import RECENT_S, Boundary, boundary_for, build_handover, handover_text, logout_warning
 from .roster import from_doc
 from .shifts import Agent, RosterConfig
 
@@ -72,6 +72,20 @@ class LogoutOut(BaseModel):
     boundary: dict[str, Any] | None
 
 
+def plans_around(folder: Path, cfg: RosterConfig, calendar: Calendar, t: float) -> list[Planned]:
+    """The saved rosters' shifts of yesterday, today and tomorrow (ValueError/KeyError: a roster that no
+    longer fits wfm.yaml)."""
+    today = calendar.today(t)
+    out: list[Planned] = []
+    for day in (today - dt.timedelta(days=1), today, today + dt.timedelta(days=1)):
+        week = day - dt.timedelta(days=day.weekday())
+        path = folder / f"roster-{week.isoformat()}.json"
+        if path.exists():
+            roster = from_doc(json.loads(path.read_text(encoding="utf-8")), cfg)
+            out += planned_day(roster.assignments, week, day, calendar)
+    return out
+
+
 def add_handover_routes(app: web.Application, *, folder: Path, cfg: RosterConfig, agents: list[Agent],
                         calendar: Calendar, get_engine: Callable[[], AsyncEngine],
                         get_events_engine: Callable[[], AsyncEngine], now: Callable[[], float],
@@ -83,30 +97,25 @@ def add_handover_routes(app: web.Application, *, folder: Path, cfg: RosterConfig
     files = {name: resources.files(__package__).joinpath(name).read_text(encoding="utf-8")
              for name in ("handover.html", "handover.js")}
 
-    def plans_around(t: float) -> list[Planned]:
-        today = calendar.today(t)
-        out: list[Planned] = []
-        for day in (today - dt.timedelta(days=1), today, today + dt.timedelta(days=1)):
-            week = day - dt.timedelta(days=day.weekday())
-            path = folder / f"roster-{week.isoformat()}.json"
-            if not path.exists():
-                continue
-            try:
-                roster = from_doc(json.loads(path.read_text(encoding="utf-8")), cfg)
-            except (ValueError, KeyError) as exc:
-                raise ApiError(409, "roster_unreadable", f"the saved roster no longer fits wfm.yaml: {exc}") from None
-            out += planned_day(roster.assignments, week, day, calendar)
-        return out
+    def plans(t: float) -> list[Planned]:
+        try:
+            return plans_around(folder, cfg, calendar, t)
+        except (ValueError, KeyError) as exc:
+            raise ApiError(409, "roster_unreadable", f"the saved roster no longer fits wfm.yaml: {exc}") from None
 
-    def current(t: float) -> Boundary:
-        b = boundary(plans_around(t), leaders, t)
+    async def current(t: float, user: str) -> Boundary:
+        try:
+            done = await store.handed_at(get_engine(), t - RECENT_S, t)
+        except (SQLAlchemyError, OSError) as exc:
+            raise ApiError(503, "store_unavailable", f"the store did not answer: {type(exc).__name__}") from None
+        b = boundary_for(plans(t), leaders, t, user, done)
         if b is None:
             raise ApiError(404, "no_shift", "the roster has no shift leader on duty now or in the last two hours "
                                             "(run `ctiserver roster build`, or give a leader a shift)")
         return b
 
-    async def draft(t: float) -> dict[str, Any]:
-        b = current(t)
+    async def draft(t: float, user: str) -> dict[str, Any]:
+        b = await current(t, user)
         try:
             inputs = await store.gather(get_engine(), get_events_engine(), b)
         except (SQLAlchemyError, OSError) as exc:
@@ -133,8 +142,8 @@ def add_handover_routes(app: web.Application, *, folder: Path, cfg: RosterConfig
                           tags=("wfm",), roles=SUPERVISORS, replies={200: Reply("the draft", DraftOut)},
                           errors={404: "no_shift: no leader shift on duty now", 409: "roster_unreadable",
                                   503: "store_unavailable"}, operation_id="get_wfm_handover_draft"))
-    async def get_draft(_request: web.Request) -> web.StreamResponse:
-        return _json(await draft(now()))
+    async def get_draft(request: web.Request) -> web.StreamResponse:
+        return _json(await draft(now(), await user_of(request)))
 
     @documented(Operation(summary="Hand over: save the handover as it is now with the leader's note",
                           tags=("wfm",), roles=SUPERVISORS, body=NoteIn,
@@ -145,7 +154,7 @@ def add_handover_routes(app: web.Application, *, folder: Path, cfg: RosterConfig
         user = await user_of(request)
         body: NoteIn = await read_body(request, NoteIn, 16384)
         t = now()
-        content = await draft(t)
+        content = await draft(t, user)
         preview = {"id": 0, "outgoing": user, "note": body.note, "content": content, "created_ts": t,
                    "acked_by": None, "acked_ts": None}
         saved = await store.save(get_engine(), user=user, note=body.note, content=content,
@@ -218,7 +227,7 @@ def add_handover_routes(app: web.Application, *, folder: Path, cfg: RosterConfig
     async def logout_check(request: web.Request) -> web.StreamResponse:
         user = await user_of(request)
         t = now()
-        b = boundary(plans_around(t), leaders, t)
+        b = boundary_for(plans(t), leaders, t, user)
         if b is None or user not in b.outgoing:
             return _json({"warning": None, "boundary": None if b is None else b.as_dict()})
         try:

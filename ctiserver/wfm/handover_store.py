@@ -165,3 +165,11 @@ async def signed_in(engine: AsyncEngine, agents: list[str], now: float) -> set[s
         rows = (await conn.execute(select(sessions.c.agent_no).where(
             sessions.c.agent_no.in_(agents), sessions.c.expires_ts > now).distinct())).all()
     return {str(r[0]) for r in rows}
+
+
+async def handed_at(engine: AsyncEngine, since: float, until: float) -> set[float]:
+    """The shift changes in [since, until] that have a handover."""
+    async with engine.connect() as conn:
+        rows = (await conn.execute(select(handovers.c.boundary_ts).where(
+            handovers.c.boundary_ts >= since, handovers.c.boundary_ts <= until).distinct())).all()
+    return {float(r[0]) for r in rows}

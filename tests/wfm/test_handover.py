@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
+from pathlib import Path
+
+from sqlalchemy import insert
 
 from ctiserver.events import Event, Kind
 from ctiserver.wfm.adherence import planned_day
@@ -165,3 +169,77 @@ def test_system_state_from_the_servers_health() -> None:
     doc = {"id": 1, "outgoing": "L1", "note": "", "content": content, "created_ts": at("15:20"),
            "acked_by": None, "acked_ts": None}
     assert "  Asterisk pbx2: DOWN (connection refused), 3 reconnects" in handover_text(doc, CAL)
+
+
+def test_a_leader_past_the_end_of_the_shift_still_hands_that_shift_over() -> None:
+    from ctiserver.wfm.handover import boundary_for, passed
+
+    now = at("15:40")  # L1's shift ended at 15:30; L2 leads until 21:30
+    assert [b.at for b in passed(plans(), LEADERS, now)] == [at("15:30")]
+    b = boundary_for(plans(), LEADERS, now, "L1")
+    assert b is not None and (b.at, b.outgoing, b.incoming) == (at("15:30"), ("L1",), ("L2",))
+    # once handed over, L1 has no shift change left to act on today; for L2 it is the 21:30 one
+    after = boundary_for(plans(), LEADERS, now, "L1", {at("15:30")})
+    assert after is not None and after.at == at("21:30")
+    b2 = boundary_for(plans(), LEADERS, now, "L2")
+    assert b2 is not None and b2.at == at("21:30")
+
+
+async def test_watch_draws_up_the_handover_nobody_gave(tmp_path: Path) -> None:
+    """A FakeClock past the 15:30 change, no handover saved: the watch saves one from the store, once."""
+    from sqlalchemy import select
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from ctiserver.callbacks.store import callbacks
+    from ctiserver.clock import FakeClock
+    from ctiserver.outages.store import outage_records, outage_reports
+    from ctiserver.store.schema import events, metadata
+    from ctiserver.web.tables import work_orders
+    from ctiserver.wfm.handover_store import handovers, save
+    from ctiserver.wfm.handover_watch import AUTO_NOTE, HandoverWatch
+    from ctiserver.wfm.roster import WEEK_SLOTS, Roster, to_doc
+    from ctiserver.wfm.shifts import Agent
+
+    d = DAY.weekday()
+    shifts = [Assignment("L1", d, variant_for(CFG, "early", "07:00", "11:00")),
+              Assignment("L2", d, variant_for(CFG, "late", "13:00", "17:00"))]
+    doc = to_doc(Roster(WEEK, shifts, {"billing": [0.0] * WEEK_SLOTS}), [])
+    (tmp_path / f"roster-{WEEK}.json").write_text(json.dumps(doc), encoding="utf-8")
+    agents = [Agent("L1", frozenset(), leader=True), Agent("L2", frozenset(), leader=True)]
+    engine = create_async_engine(f"sqlite+aiosqlite:///{tmp_path / 'db.sqlite'}")
+    async with engine.begin() as conn:
+        await conn.run_sync(lambda c: metadata.create_all(c, tables=[handovers, work_orders, outage_records,
+                                                                      outage_reports, callbacks, events]))
+        await conn.execute(insert(work_orders).values(
+            created_ts=at("09:00"), updated_ts=at("09:00"), created_by="1001", incoming_number="1",
+            call_time=at("09:00"), category="inquiry", customer_name="c", content="order", status="dispatched",
+            due_ts=at("18:00"), reopen_count=0, alerted=""))
+    clock = FakeClock(at("15:00"))
+    emitted: list[Event] = []
+    watch = HandoverWatch(folder=tmp_path, cfg=CFG, agents=agents, calendar=CAL, get_engine=lambda: engine,
+                          get_events_engine=lambda: engine, clock=clock, emit=emitted.append,
+                          health=lambda: {"ami": {"pbx1": {"connected": True}}})
+    try:
+        assert await watch.check() == []  # before the change
+        clock.set(at("15:31"))
+        [hid] = await watch.check()
+        assert await watch.check() == []  # once
+        async with engine.connect() as conn:
+            row = (await conn.execute(select(handovers).where(handovers.c.id == hid))).mappings().one()
+        assert (row["outgoing"], row["incoming"], row["boundary_ts"], row["note"]) == ("L1", "L2", at("15:30"),
+                                                                                          AUTO_NOTE)
+        content = row["content"] if isinstance(row["content"], dict) else json.loads(row["content"])
+        assert content["auto"] and [o["id"] for o in content["orders"]] == [1]
+        assert content["system"][0]["what"] == "Asterisk pbx1"
+        assert [(e.kind, e.data["action"]) for e in emitted] == [(Kind.WFM_HANDOVER, "auto")]
+        # the 21:30 change was handed over by hand: the watch leaves it alone
+        b = boundary(plans(), LEADERS, at("21:00"))
+        assert b is not None
+        await save(engine, user="L2", note="by hand", content=build_handover(inputs(), b, at("21:20")),
+                   text="", now=at("21:20"))
+        clock.set(at("21:35"))
+        assert await watch.check() == []
+        async with watch.running():  # the lifecycle starts and stops cleanly
+            pass
+    finally:
+        await engine.dispose()
