@@ -28,6 +28,12 @@ from .server import CtiServer
 log = logging.getLogger(__name__)
 
 
+async def agi_var(chan: AgiChannel, name: str) -> str:
+    """A channel variable through AGI GET VARIABLE ('' when it is not set)."""
+    reply = await chan.execute(f"GET VARIABLE {name}")
+    return reply.data if reply.result == "1" else ""
+
+
 def on_dial_end(acd: AcdRuntime) -> Any:
     """AMI DialEnd(ANSWER) on a caller we hold: the agent answered now (Dial itself returns at hang-up)."""
 
@@ -93,9 +99,7 @@ def queue_route(acd: AcdRuntime, caller_of: Callable[[str], str] = lambda call_i
         caller = chan.headers.get("agi_callerid", "")
         kind = ""
         try:
-            reply = await chan.execute("GET VARIABLE CHANNEL(linkedid)")
-            if reply.result == "1" and reply.data:
-                call_id = reply.data
+            call_id = await agi_var(chan, "CHANNEL(linkedid)") or call_id
             if chan.headers.get("agi_context") != "transfer-code":
                 for _ in range(20):  # the same leg's previous session ends as it is redirected
                     if acd.engine.call_state(call_id) is None:
@@ -108,8 +112,7 @@ def queue_route(acd: AcdRuntime, caller_of: Callable[[str], str] = lambda call_i
                 kind = "consult"  # an agent's leg, not a new customer call (left out of inbound KPIs)
             lang = ""
             if not kind:  # the caller's own leg: the language the ACD noted on it before (CTI_LANG)
-                reply = await chan.execute("GET VARIABLE CTI_LANG")
-                lang = reply.data.strip() if reply.result == "1" else ""
+                lang = (await agi_var(chan, "CTI_LANG")).strip()
             served = await acd.serve(chan, call_id, skill, None, caller, None, kind=kind, lang=lang)
             log.info("transferred call %s to queue %s: %s", call_id, skill, served.outcome)
         except (AgiHangup, AgiError) as exc:
@@ -134,15 +137,13 @@ def transfer_route(acd: AcdRuntime) -> Any:
         caller = chan.headers.get("agi_callerid", "")
         call_id = chan.headers.get("agi_uniqueid", "")
         try:
-            reply = await chan.execute("GET VARIABLE CHANNEL(linkedid)")
-            if reply.result == "1" and reply.data:
-                call_id = reply.data
-            reply = await chan.execute("GET VARIABLE CTI_XFER")
-            fields = (reply.data if reply.result == "1" else "").split("/")
+            call_id = await agi_var(chan, "CHANNEL(linkedid)") or call_id
+            xfer = await agi_var(chan, "CTI_XFER")
+            fields = xfer.split("/")
             if len(fields) != 3 or not all(_XFER_PART.match(f) for f in fields) or \
                     target not in acd.engine.agent_ids():
                 log.warning("transfer of %s to agent %r: no usable CTI_XFER %r; the dialplan falls back",
-                            call_id, target, reply.data[:100])
+                            call_id, target, xfer[:100])
                 return
             from_agent, queue, tier = fields
             served = await acd.serve_transfer(chan, call_id, target, from_agent=from_agent or None,
@@ -162,8 +163,7 @@ def outbound_agent_route(acd: AcdRuntime) -> Any:
 
     async def handle(chan: AgiChannel) -> None:
         async def var(name: str) -> str:
-            reply = await chan.execute(f"GET VARIABLE {name}")
-            return reply.data if reply.result == "1" else ""
+            return await agi_var(chan, name)
 
         try:
             call_id = await var("CHANNEL(linkedid)") or chan.headers.get("agi_uniqueid", "")
