@@ -14,15 +14,17 @@ callers are hung up and the killed node is started again as the standby. Printed
 Not a test: no timed assertion; the targets (takeover <= 3 s, 0 dropped, order kept, 0 double dials) are
 printed beside the figures. Needs root (network namespaces); the rig is built and removed by the script.
 
-    .venv/bin/python scripts/failover.py [--kills 10] [--callers 4]
+    .venv/bin/python scripts/failover.py [--kills 10] [--callers 5]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
+import shutil
 import signal
 import statistics
 import sys
@@ -70,6 +72,26 @@ async def lease_acquired(rig: Rig) -> float:
         await conn.close()
 
 
+def keep_evidence(rig: Rig, n: int, lost: list[str], fallback: list[Any], events: list[Any]) -> None:
+    """A round lost a caller: keep both Asterisks' logs and the nodes' (the rig removes its folders) and
+    print the lost callers' own lines: which hosts their AGI tried, with which CTI_RESUME, and why it ended."""
+    folder = Path(f"/tmp/failover-{rig.prefix}-round{n}")
+    folder.mkdir(parents=True, exist_ok=True)
+    for part in rig.pbxs:
+        with contextlib.suppress(OSError):
+            shutil.copy(rig.pbx_messages(part), folder / f"{part}-messages.log")
+    for part in rig.nodes:
+        with contextlib.suppress(OSError):
+            shutil.copy(rig.log_path(part), folder / f"{part}.log")
+    ids = set(lost) | {str(m.get("Linkedid")) for m in fallback}
+    channels = {str(m.get("Channel")) for m in events if m.get("Linkedid") in ids and m.get("Channel")}
+    print(f"  round {n} lost {sorted(ids)} (fallback: {[m.get('AgiStatus') for m in fallback]}); logs in {folder}")
+    log = folder / "pbx1-messages.log"
+    for line in (log.read_text(errors="replace") if log.exists() else "").splitlines():
+        if any(c in line for c in channels) or any(i in line for i in ids):
+            print("   ", line[:220])
+
+
 async def one_round(rig: Rig, cti: RigCti, n: int, k: int) -> dict[str, Any]:
     leader = await cti.leader()
     standby = next(x for x in rig.nodes if x != leader)
@@ -95,6 +117,9 @@ async def one_round(rig: Rig, cti: RigCti, n: int, k: int) -> dict[str, Any]:
     since = pbx1.events[seen:]
     fallback = [m for m in since if event_is("UserEvent", UserEvent="CtiFallback")(m)]
     dials = [m for m in since if m.get("Event") == "DialBegin"]
+    lost = [c for c in before if c not in after]
+    if fallback or lost:
+        keep_evidence(rig, n, lost, fallback, pbx1.events)
     await pbx1.hang_up_callers()
     await asyncio.to_thread(rig.start_node, leader)
     await asyncio.to_thread(rig.wait_node, leader)
@@ -143,6 +168,6 @@ async def main(kills: int, callers: int) -> int:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--kills", type=int, default=10)
-    parser.add_argument("--callers", type=int, default=4, choices=range(1, len(CALLERS) + 1))
+    parser.add_argument("--callers", type=int, default=5, choices=range(1, len(CALLERS) + 1))
     args = parser.parse_args()
     sys.exit(asyncio.run(main(args.kills, args.callers)))

@@ -170,6 +170,10 @@ class Rig:
     def log_path(self, part: str) -> Path:
         return self.run_dir / f"{part}.log"
 
+    def pbx_messages(self, pbx: str) -> Path:
+        """A rig Asterisk's own log (messages.log: notices, warnings and the dialplan's steps)."""
+        return self.root / self._pbx_dir(pbx).lstrip("/") / "log" / "messages.log"
+
     # --- up ----------------------------------------------------------------------------
     def up(self) -> Rig:
         """Network, relay, database, both Asterisks, both nodes; on any failure everything is removed again."""
@@ -294,6 +298,9 @@ class Rig:
                     text = re.sub(rf"(?m)^{key} => .*$", f"{key} => {base}/{key[3:-3]}", text)
                 text = text.replace("[directories](!)", "[directories]", 1)  # a template is not read: use it
                 text = text.replace("[options]", f"[options]\nsystemname = {pbx}", 1)
+                # the dialplan's steps in log/messages.log (AGI tries, CTI_RESUME, the fallback): what a
+                # caller's path through a takeover was, read when a chaos run loses one
+                text = re.sub(r"(?m)^verbose = .*$", "verbose = 3", text)
             elif conf.name == "manager.conf":
                 text = re.sub(r"(?m)^bindaddr\s*=.*$", f"bindaddr = {self.addr(pbx)}", text)
                 text = re.sub(r"(?m)^permit\s*=.*$", f"permit = {self.subnet}.0/255.255.255.0", text)
@@ -367,7 +374,13 @@ class Rig:
                 for agent in data["agents"]:
                     agent["server"] = AGENT_SERVERS.get(agent["id"], self.pbxs[-1])
 
+        def outbound(data: dict[str, Any]) -> None:  # the sandbox's scripted customers, at any hour
+            data["dial"] = {**data.get("dial", {}), "channel": "Local/{number}@outbound-dest", "ring_timeout_s": 8}
+            data["quiet_hours"] = {"default": [], "areas": {}}
+            data["poll_s"] = 0.5
+
         edit_yaml(cfg / "ctiserver.yaml", server)
+        edit_yaml(cfg / "outbound.yaml", outbound)
         edit_yaml(cfg / "ivr" / "settings.yaml", ivr)
         edit_yaml(cfg / "acd.yaml", acd)
         if self.edit is not None:
