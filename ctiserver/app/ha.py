@@ -28,6 +28,7 @@ from ..fencing import NO_CLAIMS, Claims
 from ..ha.claims import LeaderClaims
 from ..ha.node import Leader, Leadership, SoloLeadership
 from ..ha.pg import PgLease
+from ..ha.prune import ClaimsPruner
 from ..ha.takeover import Takeover
 from ..lifecycle import Feature, FeatureGroup
 from ..store.engine import make_engine
@@ -85,6 +86,8 @@ def election(cfg: ServerConfig, db_url: str, leader: FeatureGroup, address: Call
     engine = make_engine(db_url, connect_timeout_s=min(2.0, ha.lease_ttl_s / 2),
                          statement_timeout_s=ha.lease_ttl_s, pool_size=2)
     leadership = Leadership(ha, PgLease(engine, ha.node, lambda: ha.address or address(), ha.lease_ttl_s), leader)
+    prune_engine = make_engine(db_url, pool_size=1)  # its batches never hold up a renewal
+    leader.add("ha-claims-prune", ClaimsPruner(prune_engine, ha.claims_keep_days * 86400).run)
 
     @asynccontextmanager
     async def running() -> AsyncIterator[Leadership]:
@@ -93,6 +96,7 @@ def election(cfg: ServerConfig, db_url: str, leader: FeatureGroup, address: Call
                 yield leadership
         finally:
             await engine.dispose()
+            await prune_engine.dispose()
 
     return Election(leadership, LeaderClaims(leadership, engine), running, release_on_stop=True,
                     takeover_park_s=2 * ha.lease_ttl_s + 2.0)

@@ -22,6 +22,9 @@ class HaConfig(Strict):
     renew_s: Annotated[float, Field(gt=0, le=20.0)] = 1.0
     # where a standby sends writes that must go to the leader (its HTTP base URL); default http://host:port
     address: Annotated[str, Field(max_length=200, pattern=r"^(https?://[^\s]+)?$")] = ""
+    # the leader deletes fencing claims older than this (ctiserver/ha/prune.py: at least a day, far longer
+    # than any action a claim guards stays open)
+    claims_keep_days: Annotated[float, Field(ge=1.0, le=3650.0)] = 7.0
 
     @model_validator(mode="after")
     def _timing(self) -> HaConfig:
