@@ -5,7 +5,7 @@ the leader is killed with SIGKILL, the standby takes the lease over and resumes 
 callers are hung up and the killed node is started again as the standby. Printed per round and over all:
 
 - takeover: leader kill -> the new leader's lease (`ha_epochs.acquired_ts`, the database's clock) and
-  -> its first routing decision (the first resumed `acd.enqueue` in the event store after the kill);
+  -> its first routing decision (its new term putting the waiting callers back in their order);
 - callers waiting at the kill / dropped (reached Asterisk's fallback queue, or not resumed) / kept their
   order (the new leader's queue lists them in the old leader's order);
 - double dials: agents rung during the round (nobody is ready, so every one would be a dial the dead
@@ -30,6 +30,7 @@ import statistics
 import sys
 import time
 import urllib.request
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -50,17 +51,16 @@ def waiting(rig: Rig, node: str, token: str) -> list[dict[str, Any]]:
         return list(json.loads(resp.read())["waiting_calls"])
 
 
-async def first_decision(rig: Rig, after: float) -> float | None:
-    """When the new leader first put a caller back in its queue (a resumed acd.enqueue after `after`)."""
-    conn = await asyncpg.connect(host=PG[0], port=PG[1], user=PG[2], database=rig.db)
-    try:
-        rows = await conn.fetch("SELECT ts, data FROM events WHERE kind = 'acd.enqueue' AND ts > $1 ORDER BY ts", after)
-    finally:
-        await conn.close()
-    for row in rows:
-        data = json.loads(row["data"]) if isinstance(row["data"], str) else (row["data"] or {})
-        if data.get("resumed"):
-            return float(row["ts"])
+def first_decision(rig: Rig, node: str, after: float) -> float | None:
+    """When the new leader released its waiting callers into its queue in their order (its log line
+    "HA: n caller(s) were waiting; ..."): its first routing decision. (The resumed `acd.enqueue` events are
+    not used: a caller resumed from its channel's mark may come before them, and their rows lag the flush.)"""
+    for line in rig.log_path(node).read_text(errors="replace").splitlines():
+        if "caller(s) were waiting" in line:
+            with contextlib.suppress(ValueError):
+                ts = datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f").timestamp()  # the node's local time
+                if ts > after:
+                    return ts
     return None
 
 
@@ -113,7 +113,7 @@ async def one_round(rig: Rig, cti: RigCti, n: int, k: int) -> dict[str, Any]:
     except AssertionError:
         pass
     after = [c["call_id"] for c in waiting(rig, standby, cti.token)]
-    decided = await first_decision(rig, killed_at)
+    decided = first_decision(rig, standby, killed_at)
     since = pbx1.events[seen:]
     fallback = [m for m in since if event_is("UserEvent", UserEvent="CtiFallback")(m)]
     dials = [m for m in since if m.get("Event") == "DialBegin"]

@@ -45,6 +45,31 @@ class Waiting:
     lang: str = ""
 
 
+QUEUED_VAR = "CTI_QUEUED"  # the channel variable the ACD marks a queued caller with (see queued_mark)
+
+
+def queued_mark(skill: str, tier: str, since: float, lang: str) -> str:
+    """What the ACD writes on a caller's channel once they are queued: `skill|tier|since|lang`.
+
+    The event store learns of an enqueue a flush interval later; a leader killed in between takes the
+    only record with it, and the caller would walk the IVR again. The channel outlives the CTI, so the
+    node that takes over reads the caller's place from it when the log does not have it (cleared when
+    the ACD is done with the caller)."""
+    return f"{skill}|{tier}|{since:.3f}|{lang}"
+
+
+def from_mark(call_id: str, caller: str, mark: str, skills: Iterable[str], tiers: Iterable[str]) -> Waiting | None:
+    """The waiting caller a `queued_mark` names; None for an empty, malformed or unknown one."""
+    parts = mark.strip().strip('"').split("|")
+    if len(parts) != 4 or parts[0] not in set(skills) or parts[1] not in set(tiers):
+        return None
+    try:
+        since = float(parts[2])
+    except ValueError:
+        return None
+    return Waiting(call_id, parts[0], parts[1], since, caller, parts[3])
+
+
 @dataclass(frozen=True, slots=True)
 class AcdRecord:
     """One stored event, as much of it as the fold needs."""

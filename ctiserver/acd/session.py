@@ -33,6 +33,7 @@ from ..fencing import Claims
 from .config import AcdConfig
 from .engine import OFFERED, TALKING, AcdEngine
 from .model import AcdError, Blocked, Command, Destination, Offer, Overflow, ScheduleCallback
+from .resume import QUEUED_VAR, queued_mark
 from .servers import server_of
 
 log = logging.getLogger(__name__)
@@ -163,10 +164,16 @@ class CallerSessions:
         enqueued = False
         name = caller_name(chan)
         try:
-            self.host.apply(lambda now: self.host.engine.enqueue(call_id, skill, tier, caller, now, customer=customer,
-                                                       kind=kind, caller_name=name, prefer_agent=prefer_agent,
-                                                       lang=lang, since=since, server=server))
+            cmds = self.host.apply(lambda now: self.host.engine.enqueue(
+                call_id, skill, tier, caller, now, customer=customer, kind=kind, caller_name=name,
+                prefer_agent=prefer_agent, lang=lang, since=since, server=server))
             enqueued = True
+            queued = next((c for c in cmds if isinstance(c, Event) and c.kind == Kind.ACD_ENQUEUE
+                           and c.call_id == call_id), None)
+            if queued is not None:  # the caller's place, on the channel (acd/resume.py queued_mark)
+                at = since if since is not None else queued.ts
+                await chan.execute(f"SET VARIABLE {QUEUED_VAR} "
+                                   f'"{queued_mark(skill, str(queued.tier or tier), at, lang)}"')
             if lang != self.host.cfg.default_language:  # a later session on this channel (a transfer) knows it
                 await chan.execute(f"SET VARIABLE CTI_LANG {lang}")
             result = await self._hold(chan, call_id, box, info)
@@ -260,6 +267,7 @@ class CallerSessions:
 
     async def _finish(self, chan: AgiChannel, result: str, music: bool) -> None:
         with contextlib.suppress(AgiHangup, AgiError, TimeoutError):
+            await chan.execute(f'SET VARIABLE {QUEUED_VAR} ""')  # no place to resume any more
             if music:  # whoever plays to the caller next (voicemail, a message) starts in silence
                 await chan.execute("EXEC StopMusicOnHold")
             await chan.execute(f"SET VARIABLE CTI_ACD_RESULT {result}")

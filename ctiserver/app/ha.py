@@ -30,6 +30,7 @@ from ..ha.node import Leader, Leadership, SoloLeadership
 from ..ha.pg import PgLease
 from ..ha.prune import ClaimsPruner
 from ..ha.takeover import Takeover
+from ..ha.wallboard import Board, WallboardMirror
 from ..lifecycle import Feature, FeatureGroup
 from ..store.engine import make_engine
 from ..web.errors import ApiError
@@ -114,6 +115,17 @@ def install_takeover(server: CtiServer, vote: Election, leader: FeatureGroup, ac
     leader.add("takeover", takeover.term)
     server.http_app.middlewares.append(standby_guard(leadership))
     return takeover.gate(ivr, resumable=True)
+
+
+def mirrored_wallboard(server: CtiServer, vote: Election, board: Board) -> Board:
+    """With HA: the wallboard every node shows, the leader's (ctiserver/ha/wallboard.py), its mirror a feature
+    of the server; a single node: `board` as it is."""
+    if not isinstance(vote.leadership, Leadership):
+        return board
+    mirror = WallboardMirror(board, vote.leadership, lambda: server.store.engine if server.store else None,
+                             server.clock.now)
+    server.add_feature("wallboard mirror", mirror.running)
+    return mirror
 
 
 def _live_calls(server: CtiServer) -> set[str]:

@@ -82,7 +82,7 @@ from .acd_routes import (
     transfer_route,
 )
 from .fallback import FallbackRecorder
-from .ha import election, install_takeover
+from .ha import election, install_takeover, mirrored_wallboard
 from .loop import install_loop
 from .server import HEALTH_DETAILS_KEY, CtiServer
 
@@ -301,9 +301,9 @@ async def build_server(config_dir: Path, cfg: ServerConfig, *, sandbox: bool = F
     today = LiveKpiFeed(kpi_cfg, server.clock, engine=lambda: server.store.engine if server.store else None,
                         publish=lambda figures: server.http_app[DESKTOP_KEY].hub.publish(SUPERVISOR, "kpi", figures))
     server.event_listeners.append(today.on_event)
+    board = mirrored_wallboard(server, vote, AcdWallboard(acd, today))  # HA: a standby shows the leader's
     install_desktop(server.http_app, engine=data_engine, agents=AcdAgentControl(acd), calls=calls,
-                    wallboard=AcdWallboard(acd, today), customers=IvrCustomerLookup(ivr.runtime.data, data_engine,
-                                                                             server.clock),
+                    wallboard=board, customers=IvrCustomerLookup(ivr.runtime.data, data_engine, server.clock),
                     emit=server.emit, config=load_desktop_config(config_dir, calendar), clock=server.clock,
                     request_callback=outbound.request_callback, names=acd_cfg.names.public())
     server.event_listeners.append(server.http_app[BRIDGE_KEY].on_event)

@@ -24,7 +24,7 @@ from typing import Any, Protocol
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from ..acd.resume import RESUME_KINDS, AcdRecord, Waiting, resume_order, waiting_callers
+from ..acd.resume import QUEUED_VAR, RESUME_KINDS, AcdRecord, Waiting, from_mark, resume_order, waiting_callers
 from ..events import Event, Kind
 from ..lifecycle import TaskOwner
 from ..lograte import LogBurst
@@ -109,7 +109,7 @@ class Takeover:
                 if not await self._park(chan, call_id):
                     return
             if resume and resumable:
-                waiting = await self._waiting(call_id)
+                waiting = await self._waiting(call_id) or await self._marked(chan, call_id)
                 if waiting is not None:
                     await self._resume(chan, waiting)
                     return
@@ -155,6 +155,20 @@ class Takeover:
             log.warning("HA: cannot read whether caller %s was waiting (%s): walking the IVR again", call_id, exc)
             return None
         return found[0] if found else None
+
+    async def _marked(self, chan: Chan, call_id: str) -> Waiting | None:
+        """The caller's place as the ACD wrote it on the channel (acd/resume.py queued_mark): a caller queued
+        a moment before the old leader died, whose enqueue never reached the event store."""
+        try:
+            mark = await _var(chan, QUEUED_VAR)
+        except Exception:
+            return None
+        cfg = self.acd.cfg
+        w = from_mark(call_id, chan.headers.get("agi_callerid", ""), mark, cfg.skills, [t.name for t in cfg.tiers])
+        if w is not None:
+            log.info("HA: caller %s is not in the event log; its channel says it was queued (%s/%s)", call_id,
+                     w.skill, w.tier)
+        return w
 
     async def _resume(self, chan: Chan, w: Waiting) -> None:
         self.resumed_total += 1

@@ -222,8 +222,8 @@ async def test_max_wait_overflow_returns_the_overflow_target() -> None:
         await rt.stop()
     assert result == "overflow:voicemail:800"
     assert chan.variables["CTI_ACD_RESULT"] == "overflow:voicemail:800"
-    assert chan.commands[-3:] == ["EXEC StopMusicOnHold", "SET VARIABLE CTI_ACD_RESULT overflow:voicemail:800",
-                                  "SET VARIABLE CTI_DONE 1"]
+    assert chan.commands[-4:] == ["EXEC StopMusicOnHold", 'SET VARIABLE CTI_QUEUED ""',  # no place left to resume
+                                  "SET VARIABLE CTI_ACD_RESULT overflow:voicemail:800", "SET VARIABLE CTI_DONE 1"]
     assert kinds(log, "c1") == ["acd.enqueue", "acd.overflow"]
 
 

@@ -85,3 +85,44 @@ async def test_a_standby_keeps_resuming_callers_and_resumes_them_in_order_once_i
         await acd.stop()
         await engine.dispose()
         await store.close()
+
+
+async def test_a_caller_queued_a_moment_before_the_kill_is_resumed_from_its_channel(tmp_path: Path) -> None:
+    """The old leader queued the caller and died before its enqueue reached the event store: the ACD's mark
+    on the channel (CTI_QUEUED) gives the new leader the caller's queue, tier and place."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'ev.db'}"
+    await migrate(url)
+    engine = make_engine(url)
+    clock = SystemClock()
+    old, old_log = runtime({"1001": {"billing": 5}})
+    first = FakeChannel(hangup_after_s=0.3)  # the old leader's session: dies (as the kill ends it)
+    old.login("1001", ready=False)  # staffed, on a break: the caller waits
+    await old.serve_caller(first, "lost", "billing", "vip", "13800000009", None)
+    mark = first.variables["CTI_QUEUED"]
+    queued = next(e for e in old_log if e.kind == Kind.ACD_ENQUEUE)
+    assert mark == f'"billing|vip|{queued.ts:.3f}|{old.cfg.default_language}"'
+
+    acd, log = runtime({"1001": {"billing": 5}})
+    await acd.start()
+    takeover = Takeover(Status(), lambda: True, acd, lambda: engine, clock.now, log.append,
+                        live_calls=lambda: {"lost"}, resynced=lambda: asyncio.sleep(0), park_s=30.0)
+    handled: list[str] = []
+
+    async def ivr(chan: Any) -> None:
+        handled.append(chan.variables["CHANNEL(linkedid)"])
+
+    agents = {"1001": Agent(talk_s=0.01)}
+    back = FakeChannel(agents=agents, variables={"CHANNEL(linkedid)": "lost", "CTI_RESUME": "2",
+                                                 "CTI_QUEUED": mark})
+    try:
+        acd.login("1001", ready=True)
+        await asyncio.wait_for(takeover.gate(ivr, resumable=True)(back), 10)
+    finally:
+        await acd.stop()
+        await engine.dispose()
+    assert handled == []  # not walked through the IVR again
+    (resumed,) = [e for e in log if e.kind == Kind.ACD_ENQUEUE]
+    assert (resumed.tier, resumed.queue, resumed.data["resumed"]) == ("vip", "billing", True)
+    (answered,) = [e for e in log if e.kind == Kind.ACD_ANSWER]
+    assert answered.data["wait_s"] >= 0.3  # the wait counts from the old leader's enqueue
+    assert back.variables["CTI_DONE"] == "1" and back.variables["CTI_QUEUED"] == '""'  # done: no place left
