@@ -92,6 +92,7 @@ class Takeover:
         self._expected: dict[str, Waiting] = {}  # this term's waiting callers, not back yet
         self._released = True  # False while a new term waits for its callers to come back
         self._arrived = asyncio.Event()  # set when a session is parked (a new term waits for its callers)
+        self._turns: dict[str, asyncio.Event] = {}  # a released caller's turn, over once it is queued again
         self.resumed_total = 0
         self._refused = LogBurst(log, "AGI session refused: this node is a standby; the dialplan tries the next")
 
@@ -106,7 +107,11 @@ class Takeover:
                 if not resume:
                     self._refused.add(f"{chan.path} {call_id}")
                     return
-                if not await self._park(chan, call_id):
+                parked = await self._park(chan, call_id)
+                turn = self._turns.pop(call_id, None)
+                if turn is not None:  # the new term waits for this caller's enqueue before the next one's
+                    turn.set()  # observed only once this session suspends: after serve() queued it
+                if not parked:
                     return
             if resume and resumable:
                 waiting = await self._waiting(call_id) or await self._marked(chan, call_id)
@@ -194,15 +199,18 @@ class Takeover:
             self._arrived.clear()  # sessions come back within a second or two of the takeover
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._arrived.wait(), max(0.0, deadline - self.now()))
-        self._released = True
         rank = {t.name: i for i, t in enumerate(self.acd.cfg.tiers)}
         back = [self._expected[c] for c in self._parked if c in self._expected]
         log.info("HA: %d caller(s) were waiting; %d came back in time, resumed in their order", len(waiting),
                  len(back))
-        for w in resume_order(back, rank):  # each resumes (is queued) in the order its future is set
-            fut = self._parked.get(w.call_id)
+        for w in resume_order(back, rank):  # one by one: each is queued before the next is released (the
+            fut = self._parked.get(w.call_id)  # order sessions wake up in is not theirs to decide)
             if fut is not None and not fut.done():
+                turn = self._turns[w.call_id] = asyncio.Event()
                 fut.set_result(True)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(turn.wait(), 2.0)
+        self._released = True  # only now: a parked session polling on its own must not jump the order
         for fut in list(self._parked.values()):  # resuming callers the log did not show waiting
             if not fut.done():
                 fut.set_result(True)

@@ -199,8 +199,18 @@ class TemplatesConfig(Strict):
         return value if isinstance(value, Templates) else None
 
 
+class DialServer(Strict):
+    """One Asterisk that places campaign calls, and how many of ours it may have up at once."""
+
+    name: Annotated[str, Field(min_length=1, max_length=40)]
+    max_channels: Annotated[int, Field(ge=1)] | None = None  # None: only the campaigns' pacing limits it
+
+
 class DialConfig(Strict):
     server: str | None = None  # which Asterisk (ctiserver.yaml name) places the calls; default the first
+    # or several: calls spread over them within each one's max_channels; a server that is down is skipped
+    # (ctiserver/outbound/pool.py). Given, it replaces `server`.
+    servers: list[DialServer] = Field(default_factory=list)
     channel: Annotated[str, Field(pattern=r"^[A-Za-z0-9_/@.-]*\{number\}[A-Za-z0-9_/@.-]*$")] = \
         "PJSIP/{number}@carrier"  # e.g. Local/{number}@outbound-dest in the sandbox
     caller_id: Annotated[str, Field(pattern=r"^[0-9+]{3,20}$")] = "95598"

@@ -9,8 +9,9 @@ triggers a full reconcile, and its stop stops the dialer and the callbacks.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from typing import Any
 
@@ -31,6 +32,7 @@ from .ami_originator import AmiActions, AmiOriginator
 from .amimap import OutcomeReader
 from .dialer import Dialer, Emit, PromptFn
 from .model import OutboundConfig
+from .pool import OriginatorPool, PoolMember
 from .scheduler import Scheduler
 from .store import Claim, OutboundStore
 
@@ -40,13 +42,28 @@ log = logging.getLogger(__name__)
 class OutboundService:
     def __init__(self, cfg: OutboundConfig, engine: AsyncEngine, client: AmiActions, server_name: str,
                  clock: Clock, emit: Emit, *, prompt: PromptFn | None = None, store: OutboundStore | None = None,
-                 agent_callbacks: AcdCallbackService | None = None, claim: Claim | None = None) -> None:
+                 agent_callbacks: AcdCallbackService | None = None, claim: Claim | None = None,
+                 more_servers: Sequence[tuple[str, AmiActions]] = (),
+                 max_channels: Mapping[str, int | None] | None = None) -> None:
+        """Calls go out through `client` (server `server_name`); with `more_servers` they are spread over all
+        of them within each one's `max_channels` (ctiserver/outbound/pool.py)."""
         self.cfg = cfg
         self.server_name = server_name
         self.store = store or OutboundStore(engine)
         self.originator = AmiOriginator(client, channel=cfg.dial.channel, caller_id=cfg.dial.caller_id)
         self.reader = OutcomeReader(self.originator.channel_for_action)
-        self.dialer = Dialer(self.store, Scheduler(cfg), self.originator, clock, emit, config=cfg,
+        self.readers = {server_name: self.reader}
+        self.pool: OriginatorPool | None = None
+        dialing: Any = self.originator
+        if more_servers or max_channels:
+            limits = max_channels or {}
+            members = [PoolMember(server_name, self.originator, limits.get(server_name))]
+            members += [PoolMember(name, AmiOriginator(c, channel=cfg.dial.channel, caller_id=cfg.dial.caller_id),
+                                   limits.get(name)) for name, c in more_servers]
+            self.pool = dialing = OriginatorPool(members)
+            for m in members[1:]:
+                self.readers[m.name] = OutcomeReader(m.originator.channel_for_action)
+        self.dialer = Dialer(self.store, Scheduler(cfg), dialing, clock, emit, config=cfg,
                              prompt=prompt, claim=claim)
         self._tasks = TaskOwner("satisfaction callbacks")  # work orders being added as callbacks
         self._settle: asyncio.TimerHandle | None = None
@@ -54,31 +71,39 @@ class OutboundService:
 
     def on_ami_event(self, server: str, msg: Any) -> None:
         """Plain function for the server's AMI listeners: cheap, never blocks."""
-        if server != self.server_name:
+        reader = self.readers.get(server)
+        if reader is None:
             return
+        if self.pool is not None:
+            self.pool.on_ami_event(server, msg)  # a call of ours ended there: room for the next
         now = self.dialer.clock.now()
-        for r in [*self.reader.feed(msg, now), *self.reader.due(now)]:
+        for r in [*reader.feed(msg, now), *reader.due(now)]:
             self.dialer.on_result(r.channel_id, r.outcome, r.dtmf, r.ended)
         self._arm_settle()
 
     def _arm_settle(self) -> None:
         """A pre-answer report waits for its partner (see amimap); release it if none comes in time."""
-        deadline = self.reader.next_deadline()
-        if deadline is None or self._settle is not None:
+        deadlines = [d for d in (r.next_deadline() for r in self.readers.values()) if d is not None]
+        if not deadlines or self._settle is not None:
             return
-        delay = max(0.0, deadline - self.dialer.clock.now())
+        delay = max(0.0, min(deadlines) - self.dialer.clock.now())
         self._settle = asyncio.get_running_loop().call_later(delay, self._release_due)
 
     def _release_due(self) -> None:
         self._settle = None
-        for r in self.reader.due(self.dialer.clock.now()):
-            self.dialer.on_result(r.channel_id, r.outcome, r.dtmf, r.ended)
+        for reader in self.readers.values():
+            for r in reader.due(self.dialer.clock.now()):
+                self.dialer.on_result(r.channel_id, r.outcome, r.dtmf, r.ended)
         self._arm_settle()
 
     def on_event(self, event: Event) -> None:
-        if event.kind == Kind.AMI_CONNECTED and event.server == self.server_name:
-            for r in self.reader.release_all():  # partners lost with the link
+        reader = self.readers.get(event.server or "")
+        if event.kind == Kind.AMI_CONNECTED and reader is not None:
+            for r in reader.release_all():  # partners lost with the link
                 self.dialer.on_result(r.channel_id, r.outcome, r.dtmf, r.ended)
+            if self.pool is not None:  # calls of ours that server dropped while away free its room
+                with contextlib.suppress(RuntimeError):  # stopping: nothing to count for
+                    self._tasks.spawn(self.pool.recount(event.server or ""), name=f"outbound-recount-{event.server}")
             self.dialer.request_reconcile()
 
     async def start(self) -> None:
@@ -225,9 +250,11 @@ class Outbound:
     @asynccontextmanager
     async def _running(self, acd: AcdLike | None) -> AsyncIterator[Outbound]:
         server = self.server
-        name = self.cfg.dial.server or server.cfg.asterisk[0].name
-        if name not in server.ami:
-            raise RuntimeError(f"outbound.yaml dial.server {name!r} is not an Asterisk in ctiserver.yaml")
+        spread = self.cfg.dial.servers
+        name = spread[0].name if spread else self.cfg.dial.server or server.cfg.asterisk[0].name
+        for n in [name, *(d.name for d in spread)]:
+            if n not in server.ami:
+                raise RuntimeError(f"outbound.yaml dial.server(s) {n!r} is not an Asterisk in ctiserver.yaml")
         client, engine = server.ami[name], server.store.engine
         store = OutboundStore(engine)
         callbacks = None
@@ -236,12 +263,14 @@ class Outbound:
                                            server_name=name, say=self.say, listed=store.listed,
                                            agi=_agi_address(server), claims=self.claims)
         svc = OutboundService(self.cfg, engine, client, name, server.clock, server.emit, prompt=self.prompt,
-                              store=store, agent_callbacks=callbacks, claim=self.claims.in_transaction)
+                              store=store, agent_callbacks=callbacks, claim=self.claims.in_transaction,
+                              more_servers=[(d.name, server.ami[d.name]) for d in spread[1:]],
+                              max_channels={d.name: d.max_channels for d in spread})
         try:
             async with AsyncExitStack() as stack:
                 self.service = svc
                 await stack.enter_async_context(started(svc))
-                log.info("outbound dialer started on %s", name)
+                log.info("outbound dialer started on %s", ", ".join(d.name for d in spread) if spread else name)
                 if callbacks is not None:
                     self.callbacks = callbacks
                     await stack.enter_async_context(started(callbacks))
