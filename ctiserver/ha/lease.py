@@ -23,6 +23,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+EXPIRY_MARGIN_S = 0.02  # a standby's attempt at a lease's expiry comes this much after it (never just before)
+MIN_ATTEMPT_GAP_S = 0.05  # and never sooner than this after its previous attempt
+
 
 def default_guard(ttl_s: float) -> float:
     """How long before the lease's expiry a leader that could not renew stops acting: the monotonic clocks'
@@ -103,6 +106,9 @@ class LeaseMachine:
         self.seen_epoch = 0  # the lease's epoch as last seen
         self.last_ok: float | None = None  # when an attempt last got an answer
         self.last_error = ""
+        # a standby: when (our monotonic clock) the lease another node holds runs out unless renewed, from
+        # the row's own expiry and the database's now; the next attempt comes then, not a renewal period later
+        self.expiry_seen: float | None = None
 
     # --- inputs ---------------------------------------------------------------------------------
     def renewed(self, started: float, now: float, row: LeaseRow, did: Decision) -> list[Change]:
@@ -111,6 +117,9 @@ class LeaseMachine:
         self.seen_epoch = row.epoch
         self.leader = row.holder if row.live() else None
         self.leader_address = row.address if row.live() else ""
+        self.expiry_seen = None
+        if did is Decision.OBSERVE and row.live() and row.holder != self.node:
+            self.expiry_seen = now + max(0.0, row.expires_ts - row.db_now) + EXPIRY_MARGIN_S
         changes: list[Change] = []
         if self.role is Role.LEADER and not (did is Decision.RENEW and row.epoch == self.epoch):
             changes.append(self._step_down(f"the lease is held by {row.holder or 'nobody'} (epoch {row.epoch})"))
@@ -155,9 +164,18 @@ class LeaseMachine:
         """The epoch the next attempt renews (None: only a free or expired lease is taken)."""
         return self.epoch if self.role is Role.LEADER else None
 
+    def next_attempt(self, last_attempt: float) -> float:
+        """When the next attempt goes out: a renewal period after the last one, or, on a standby, as soon as
+        the lease it saw runs out (a dead leader's successor takes over at the expiry, not up to a
+        renewal period after it)."""
+        at = last_attempt + self.renew_s
+        if self.role is Role.STANDBY and self.expiry_seen is not None:
+            at = min(at, max(self.expiry_seen, last_attempt + MIN_ATTEMPT_GAP_S))
+        return at
+
     def next_wake(self, last_attempt: float) -> float:
-        """When to run the next attempt or tick: the renew period, or the deadline if that comes first."""
-        wake = last_attempt + self.renew_s
+        """When to run the next attempt or tick: the next attempt, or the deadline if that comes first."""
+        wake = self.next_attempt(last_attempt)
         if self.role is Role.LEADER and self.deadline is not None:
             wake = min(wake, self.deadline)
         return wake

@@ -170,7 +170,7 @@ class Leadership:
                 if tasks.closing:
                     return
                 await self._apply(self.machine.tick(self.clock.now()))
-                if self.clock.now() >= started + self.machine.renew_s:
+                if self.clock.now() >= self.machine.next_attempt(started):
                     break
 
     async def _follow(self, tasks: TaskOwner) -> None:

@@ -5,7 +5,17 @@ from __future__ import annotations
 import pytest
 
 from ctiserver.clock import FakeClock
-from ctiserver.ha.lease import BecameLeader, Decision, LeaseMachine, LeaseRow, Role, SteppedDown, decide
+from ctiserver.ha.lease import (
+    EXPIRY_MARGIN_S,
+    MIN_ATTEMPT_GAP_S,
+    BecameLeader,
+    Decision,
+    LeaseMachine,
+    LeaseRow,
+    Role,
+    SteppedDown,
+    decide,
+)
 
 
 def row(holder: str | None, epoch: int, *, expires: float, now: float = 0.0) -> LeaseRow:
@@ -107,3 +117,16 @@ def test_release_steps_down_and_bad_timings_are_refused() -> None:
         LeaseMachine("a", 3.0, guard_s=1.0, renew_s=2.0)
     with pytest.raises(ValueError, match="guard_s"):
         LeaseMachine("a", 3.0, guard_s=3.0)
+
+
+def test_a_standby_tries_again_when_the_lease_it_saw_runs_out_not_a_renewal_period_later() -> None:
+    m = LeaseMachine("b", 3.0, renew_s=1.0)
+    # a's lease, renewed, has the whole TTL left (by the database's clock): the usual period
+    m.renewed(10.0, 10.1, LeaseRow("a", "", 1, renewed_ts=500.0, expires_ts=503.0, db_now=500.0), Decision.OBSERVE)
+    assert m.next_wake(10.0) == 11.0
+    # a died 2.7 s ago: 0.3 s left, so the next attempt comes at the expiry (plus a margin), not at 11.0
+    m.renewed(10.0, 10.1, LeaseRow("a", "", 1, renewed_ts=500.0, expires_ts=503.0, db_now=502.7), Decision.OBSERVE)
+    assert m.next_wake(10.0) == pytest.approx(10.1 + 0.3 + EXPIRY_MARGIN_S)
+    # never sooner than a moment after the last attempt, and a leader keeps its period
+    m.renewed(10.0, 10.01, LeaseRow("a", "", 1, renewed_ts=500.0, expires_ts=503.0, db_now=502.99), Decision.OBSERVE)
+    assert m.next_wake(10.0) == pytest.approx(10.0 + MIN_ATTEMPT_GAP_S)
