@@ -230,6 +230,7 @@ def run_roster_command(args: argparse.Namespace) -> int:
     from ..kpi.config import load_kpi_config
     from .export import roster_xlsx, shifts_csv
     from .roster import build_roster, coverage_rows, from_doc, need_from_staffing, to_doc
+    from .shifts import violations
     from .staffing import staffing_for
 
     args.week = _date(args.week, "--week")
@@ -241,6 +242,7 @@ def run_roster_command(args: argparse.Namespace) -> int:
         raise CliError(f"{config_dir / 'wfm.yaml'}: roster.patterns lists no shift pattern")
     agents = roster_agents(config_dir, cfg)
     path = roster_file(config_dir, args.week)
+    before = _carried_from(roster_file(config_dir, args.week - dt.timedelta(days=7)), cfg)
     if args.action == "build":
         targets = load_kpi_config(config_dir, cfg.calendar).tier_targets
         args.start = args.week
@@ -249,7 +251,7 @@ def run_roster_command(args: argparse.Namespace) -> int:
                  for n in staffing_for(fc, targets, model=opts.model, default_patience_s=opts.patience_s)]
         need = need_from_staffing(needs, args.week, opts.shrinkage.besides_breaks())
         try:
-            roster = build_roster(cfg.roster, agents, args.week, need, seconds=args.seconds)
+            roster = build_roster(cfg.roster, agents, args.week, need, seconds=args.seconds, before=before)
         except ValueError as exc:
             raise CliError(str(exc)) from None
         doc = to_doc(roster, agents)
@@ -264,6 +266,7 @@ def run_roster_command(args: argparse.Namespace) -> int:
         except (ValueError, KeyError) as exc:
             raise CliError(f"{path}: {exc}") from None
         doc = to_doc(roster, agents)
+        doc["notes"] = [*doc["notes"], *violations(roster.assignments, cfg.roster, agents, args.week, before)]
     cover = coverage_rows(roster, agents)
     if args.csv:
         Path(args.csv).write_text(shifts_csv(doc), encoding="utf-8")
@@ -281,6 +284,21 @@ def run_roster_command(args: argparse.Namespace) -> int:
                   "rows": cover, "notes": notes, "roster": doc}
     _emit(result, args.format, args.output)
     return 0
+
+
+def _carried_from(path: Path, cfg: WfmConfig) -> dict[str, Any] | None:
+    """What the saved roster at `path` (the week before) leaves the next week; None without one."""
+    import json
+
+    from .roster import from_doc
+    from .shifts import carried
+
+    if not path.exists():
+        return None
+    try:
+        return dict(carried(from_doc(json.loads(path.read_text(encoding="utf-8")), cfg.roster).assignments))
+    except (ValueError, KeyError) as exc:
+        raise CliError(f"{path} (the week before): {exc}") from None
 
 
 def run_adherence_command(args: argparse.Namespace) -> int:

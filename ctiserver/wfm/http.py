@@ -28,7 +28,7 @@ from ..web.routing import read_body
 from ..web.schemas import Body, Query
 from .adherence import adherence, planned_day, team_adherence
 from .roster import Roster, coverage_rows, from_doc, to_doc, variant_for
-from .shifts import Agent, Assignment, RosterConfig, variants, violations
+from .shifts import Agent, Assignment, RosterConfig, carried, variants, violations
 from .store import agent_states
 
 SUPERVISORS = frozenset({"supervisor", "admin"})
@@ -151,7 +151,13 @@ def add_wfm_routes(app: web.Application, *, folder: Path, cfg: RosterConfig, age
                 raise ApiError(409, "no_such_shift", str(exc)) from None
             kept.append(Assignment(body.agent, body.day, v))
         kept.sort(key=lambda s: (s.agent, s.day))
-        broken = violations(kept, cfg, agents, week)
+        prev, nxt = week - dt.timedelta(days=7), week + dt.timedelta(days=7)
+        before = carried(load(prev).assignments) if roster_path(folder, prev).exists() else None
+        broken = violations(kept, cfg, agents, week, before)
+        if roster_path(folder, nxt).exists():  # this week's Sunday reaches into the next week's Monday
+            broken += [f"week of {nxt}: {v}" for v in violations(load(nxt).assignments, cfg, agents, nxt,
+                                                                 carried(kept)) if "week boundary" in v
+                       or "last Sunday" in v]
         if broken:
             raise ApiError(409, "rule_broken", f"the change breaks {len(broken)} roster rule(s)", details=broken)
         r.assignments = kept

@@ -19,7 +19,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from .shifts import DAY_SLOTS, SLOT_MIN, Agent, Assignment, RosterConfig, Variant, variants, violations
+from .shifts import DAY_SLOTS, SLOT_MIN, Agent, Assignment, Carried, RosterConfig, Variant, variants, violations
 
 WEEK_SLOTS = 7 * DAY_SLOTS
 UNDER_WEIGHT = 10
@@ -91,7 +91,7 @@ def _solver(seconds: float, seed: int) -> Any:
 
 
 def build_roster(cfg: RosterConfig, agents: list[Agent], week: dt.date, need: dict[str, list[float]], *,
-                 seconds: float | None = None, seed: int = 1) -> Roster:
+                 seconds: float | None = None, seed: int = 1, before: dict[str, Carried] | None = None) -> Roster:
     """Solve; `need[q]` holds WEEK_SLOTS required agents on the phones (already grossed up for shrinkage).
 
     Two stages, because agents with the same skills and rules are interchangeable and a model with a
@@ -99,6 +99,10 @@ def build_roster(cfg: RosterConfig, agents: list[Agent], week: dt.date, need: di
     reaching 95 %): (1) how many agents of each group work each shift variant each day, against the
     coverage (integers, small); (2) per group, which agent takes which of those shifts, under the
     per-agent rules (booleans, small). The result is checked against every rule by `violations`.
+    `before` (`shifts.carried` of last week's roster) carries the rest and the run of days across the
+    week boundary: per agent in stage 2, and in stage 1 as the counts they allow (a Monday shift starting
+    at or before s can only go to the group's agents rested enough for s; the first L days can hold at
+    most n·L shifts minus one for each agent whose run would pass the limit within them).
     """
     from ortools.sat.python import cp_model
 
@@ -154,6 +158,16 @@ def build_roster(cfg: RosterConfig, agents: list[Agent], week: dt.date, need: di
         m.add(sum(v.paid_slots * c for (gj, _, v), c in y.items() if gj == gi) <= n * max_paid)
         for d0 in range(0, 7 - k):
             m.add(sum(per_day[d0:d0 + k + 1]) <= n * k)
+        prior = [(before or {}).get(a.id) for a in g]
+        for length in range(1, min(k, 7) + 1):
+            must_rest = sum(1 for c in prior if c is not None and c.run > k - length)
+            if must_rest:
+                m.add(sum(per_day[:length]) <= n * length - must_rest)
+        monday = [v for v in pool if (gi, 0, v) in y]
+        for w in monday:
+            tired = sum(1 for c in prior if c is not None and c.last is not None and too_close(c.last, w))
+            if tired:
+                m.add(sum(y[(gi, 0, v)] for v in monday if v.start <= w.start) <= n - tired)
         for d in range(6):
             for v in pool:
                 if (gi, d, v) in y:
@@ -217,6 +231,15 @@ def build_roster(cfg: RosterConfig, agents: list[Agent], week: dt.date, need: di
             m2.add(sum(v.paid_slots * b for (aj, _, v), b in x.items() if aj == ai) <= max_paid)
             for d0 in range(0, 7 - k):
                 m2.add(sum(per_day[d0:d0 + k + 1]) <= k)
+            mine = (before or {}).get(a.id)
+            if mine is not None and mine.run and k - mine.run + 1 <= 7:  # a day off within the first ones
+                first = max(1, k - mine.run + 1)
+                m2.add(sum(per_day[:first]) <= first - 1)
+            if mine is not None and mine.last is not None:
+                last = mine.last
+                for (aj, d, v), b in x.items():
+                    if aj == ai and d == 0 and too_close(last, v):
+                        m2.add(b == 0)
             for (aj, d, v), b in x.items():
                 if aj != ai:
                     continue
@@ -237,7 +260,7 @@ def build_roster(cfg: RosterConfig, agents: list[Agent], week: dt.date, need: di
     roster = Roster(week, chosen, need, name, objective, wall)
     if unfilled:
         roster.notes.append(f"{unfilled} shift(s) of the cover plan could not be given to an agent under the rules")
-    broken = violations(chosen, cfg, agents, week)
+    broken = violations(chosen, cfg, agents, week, before)
     if broken:  # the model and the checker disagree: a bug; say so rather than hand out a bad roster
         raise AssertionError("the solver's roster breaks rules: " + "; ".join(broken))
     return roster

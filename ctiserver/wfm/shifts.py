@@ -231,9 +231,33 @@ class Assignment:
     variant: Variant
 
 
+@dataclass(frozen=True)
+class Carried:
+    """What the week before leaves an agent: their Sunday shift (None: off) and the run of days worked up
+    to that Sunday (the rest and consecutive-days rules reach across the week boundary)."""
+
+    last: Variant | None
+    run: int
+
+
+def carried(previous: list[Assignment]) -> dict[str, Carried]:
+    """Per agent, what the previous week's roster leaves this week."""
+    days: dict[str, dict[int, Variant]] = {}
+    for a in previous:
+        days.setdefault(a.agent, {})[a.day] = a.variant
+    out = {}
+    for agent, mine in days.items():
+        run = 0
+        while 6 - run in mine:
+            run += 1
+        out[agent] = Carried(mine.get(6), run)
+    return out
+
+
 def violations(assignments: list[Assignment], cfg: RosterConfig, agent_list: list[Agent],
-               week: dt.date) -> list[str]:
-    """Every rule a roster breaks, one line each (empty: none). `week` is its Monday."""
+               week: dt.date, before: dict[str, Carried] | None = None) -> list[str]:
+    """Every rule a roster breaks, one line each (empty: none). `week` is its Monday; `before`: what the
+    previous week's roster leaves (`carried`), for the rules that reach across the week boundary."""
     out: list[str] = []
     agents = {a.id: a for a in agent_list}
     rules = cfg.rules
@@ -268,6 +292,19 @@ def violations(assignments: list[Assignment], cfg: RosterConfig, agent_list: lis
             if run > rules.max_consecutive_days:
                 out.append(f"{aid}: {run} days in a row, over max_consecutive_days {rules.max_consecutive_days}")
                 break
+        prior = (before or {}).get(aid)
+        if prior is not None and prior.run:
+            lead = 0
+            while lead in days:
+                lead += 1
+            if prior.run + lead > rules.max_consecutive_days:
+                out.append(f"{aid}: {prior.run + lead} days in a row across the week boundary, over "
+                           f"max_consecutive_days {rules.max_consecutive_days}")
+        if prior is not None and prior.last is not None and 0 in days:
+            rest = (DAY_SLOTS + days[0].start) - (prior.last.start + prior.last.length)
+            if rest * SLOT_MIN / 60 < rules.min_rest_h:
+                out.append(f"{aid}: {rest * SLOT_MIN / 60:g} h rest between last Sunday and Monday, "
+                           f"under min_rest_h {rules.min_rest_h:g}")
         for d in range(6):
             if d in days and d + 1 in days:
                 rest = (DAY_SLOTS + days[d + 1].start) - (days[d].start + days[d].length)

@@ -234,3 +234,28 @@ def test_check_flags_a_roster_agent_acd_yaml_does_not_know(tmp_path: Path) -> No
     (cfg_dir / "wfm.yaml").write_text('roster:\n  agents:\n    "9999": {team: A}\n', encoding="utf-8")
     assert [str(p) for p in check_all(cfg_dir, 0.0)] == [
         f"{cfg_dir / 'wfm.yaml'}:3: roster.agents: '9999' is not an agent of acd.yaml"]
+
+
+def test_rules_across_the_week_boundary() -> None:
+    """Last week's Sunday late shift and runs of days reach into this week: the solver keeps both rules and
+    the checker catches a roster that breaks them."""
+    from ctiserver.wfm.shifts import carried
+
+    cfg, agents, need = _small(max_consecutive_days=4, min_rest_h=12)
+    last_week = [_shift(cfg, "s0", d, "late", "15:30", "19:30") for d in (3, 4, 5, 6)] + \
+        [_shift(cfg, "s1", d, "late", "15:30", "19:30") for d in (5, 6)]
+    before = carried(last_week)
+    assert before["s0"].run == 4 and before["s1"].run == 2 and before["s0"].last is not None
+    r = build_roster(cfg, agents, WEEK, need, seconds=0.3, before=before)
+    days = _by_agent(r.assignments)
+    assert 0 not in days.get("s0", {})  # four days in a row already: Monday off
+    assert not {0, 1, 2} <= set(days.get("s1", {}))  # two already: a day off by Wednesday
+    monday_s1 = days.get("s1", {}).get(0)
+    if monday_s1 is not None:  # Sunday ended 24:00: Monday no earlier than 12:00
+        assert monday_s1.variant.start >= 24
+    assert violations(r.assignments, cfg, agents, WEEK, before) == []
+    broken = [_shift(cfg, "s0", 0, "late", "15:30", "19:30"), _shift(cfg, "s1", 0, "early", "07:00", "11:00")]
+    found = violations(broken, cfg, agents, WEEK, before)
+    assert any(v.startswith("s0: 5 days in a row across the week boundary") for v in found), found
+    assert any(v.startswith("s1: 7 h rest between last Sunday and Monday") for v in found), found
+    assert violations(broken, cfg, agents, WEEK) == []  # without last week, nothing to see

@@ -99,3 +99,33 @@ async def test_supervisor_sees_and_adjusts_the_roster(tmp_path: Path) -> None:
             await expect(page.locator("#adh-teams")).to_contain_text("A")
             await browser.close()
         assert errors == []
+
+
+async def test_an_adjustment_is_checked_across_the_week_boundary(tmp_path: Path) -> None:
+    """Last week's roster has 1003 on Sunday's late shift (ends 24:00): a Monday 07:00 shift this week
+    leaves 7 h of rest and is refused; Monday 12:00 is saved."""
+    from ctiserver.acd.config import load_acd_config
+
+    async with production_server(tmp_path) as prod:
+        await prod.add_user("2001", "supervisor")
+        cfg_dir = tmp_path / "config"
+        week, _ = write_roster(cfg_dir, prod.server.clock.now())
+        cfg = load_wfm_config(cfg_dir)
+        acd = load_acd_config(cfg_dir)
+        agents = cfg.roster.roster_agents([(a.id, a.name, list(a.skills)) for a in acd.agents])
+        prev = week - dt.timedelta(days=7)
+        doc = to_doc(Roster(prev, [Assignment("1003", 6, variant_for(cfg.roster, "late", "15:30", "19:30"))],
+                            {"billing": [0.0] * WEEK_SLOTS}, "OPTIMAL", 0.0, 0.0), agents)
+        (roster_folder(cfg_dir) / f"roster-{prev.isoformat()}.json").write_text(json.dumps(doc), encoding="utf-8")
+        async with aiohttp.ClientSession() as s:
+            token = await prod.login(s, "2001")
+            auth = {"Authorization": f"Bearer {token}"}
+            shift = {"week": str(week), "agent": "1003", "day": 0, "pattern": "early", "start": "07:00",
+                     "meal": "11:00"}
+            async with s.post(f"{prod.url}/api/wfm/roster/shift", json=shift, headers=auth) as r:
+                body = await r.json()
+                assert r.status == 409 and body["error"]["id"] == "rule_broken", body
+                assert any("rest between last Sunday and Monday" in d for d in body["error"]["details"]), body
+            async with s.post(f"{prod.url}/api/wfm/roster/shift", headers=auth,
+                              json={**shift, "pattern": "late", "start": "12:00", "meal": "16:00"}) as r:
+                assert r.status == 200, await r.text()
