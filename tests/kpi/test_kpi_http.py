@@ -14,14 +14,14 @@ from ctiserver.kpi.http import add_report_routes
 from ctiserver.web.guard import new_app
 
 from .conftest import load
-from .test_kpi_golden import EXPECTED_TOTAL, NOW, golden_day
+from .test_kpi_golden import EXPECTED_TOTAL, NOW, cfg, golden_day
 
 
 @pytest.fixture
 async def client(sqlite_engine: AsyncEngine) -> AsyncIterator[TestClient]:
     await load(sqlite_engine, golden_day())
     app = new_app()
-    add_report_routes(app, lambda: sqlite_engine, KpiConfig(), now=FakeClock(NOW).now, max_days=31)
+    add_report_routes(app, lambda: sqlite_engine, cfg(), now=FakeClock(NOW).now, max_days=31)
     async with TestClient(TestServer(app)) as c:
         yield c
 
