@@ -117,7 +117,7 @@ def call_query(cfg: KpiConfig, win: Window, dims: Sequence[str]) -> Any:
     return sum_calls(facts, cfg, win, dims)
 
 
-def sum_calls(facts: Any, cfg: KpiConfig, win: Window, dims: Sequence[str]) -> Any:
+def sum_calls(facts: Any, cfg: KpiConfig, win: Window, dims: Sequence[str], *, by_bucket: bool = False) -> Any:
     """Per-call facts (a CTE with the columns of call_facts and `next_t0`) summed per half hour."""
     sl = cfg.service_level
     f = facts.c
@@ -183,4 +183,7 @@ def sum_calls(facts: Any, cfg: KpiConfig, win: Window, dims: Sequence[str]) -> A
         count_if(and_(answered, f.offers > 2)).label("answered_offers_3plus"),
     ]
     group = [hh, *(dim_map[d] for d in dims)]
+    if by_bucket:  # the facts' UTC half hour too (`facts` has a `bucket` column): kpi/rollup.py
+        cols.insert(1, f.bucket.label("d_bucket"))
+        group.append(f.bucket)
     return select(*cols).where(f.t0 >= win.start, f.t0 < win.end).group_by(*group)

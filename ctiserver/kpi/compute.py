@@ -94,8 +94,10 @@ def family_queries(cfg: KpiConfig, win: Window, dims: Sequence[str]) -> dict[str
 def _facts(rows: dict[str, list[dict[str, Any]]], dims: Sequence[str]) -> Facts:
     """Rows per family -> Facts; a family not queried stays empty (the caller fills it)."""
     agent_dims = [d for d in dims if d in AGENT_DIMS]
-    return Facts(calls=rows.get("calls", []), legs=rows.get("legs", []),
-                 agent_time=split_agent_rows(rows.get("agent_time", []), agent_dims),
+    return Facts(calls=rows.get("calls", []) + rows.get("calls_rollup", []),
+                 legs=rows.get("legs", []) + rows.get("legs_rollup", []),
+                 agent_time=split_agent_rows(rows.get("agent_time", []) + rows.get("agent_time_rollup", []),
+                                             agent_dims),
                  dispositions=rows.get("dispositions", []), workorders=rows.get("workorders", []),
                  outbound=rows.get("outbound", []), survey=rows.get("survey", []),
                  ratings=rows.get("ratings", []), revisits=rows.get("revisits", []), loop=rows.get("loop", []))
@@ -173,8 +175,8 @@ def leg_query(win: Window, dims: Sequence[str]) -> Any:
 def agent_time_query(cfg: KpiConfig, win: Window, dims: Sequence[str]) -> Any:
     """Agent state time per (half hour, [agent], state) in ms.
 
-    A state lasts from its agent.state event to the agent's next one (LEAD), clipped
-    to the report range and to `now` for the state still in force; logged_out time
+    A state lasts from its agent.state event to the agent's next one (LEAD), at most
+    `agent_lookback_s`, clipped to the report range and to `now` for the state still in force; logged_out time
     is not kept. Splitting at half-hour edges without a join: the first query sums
     each interval's head piece, tail piece (or the whole of a short one); the second
     returns +1/-1 marks where runs of whole half hours start and stop, which
@@ -194,7 +196,8 @@ def agent_time_query(cfg: KpiConfig, win: Window, dims: Sequence[str]) -> Any:
                e.agent_id.is_not(None))
     ).subquery("st")
     s_clip = case((st.c.ts < win.start, win.start), else_=st.c.ts)
-    e_clip = case((or_(st.c.t_next.is_(None), st.c.t_next > cap), cap), else_=st.c.t_next)
+    e_end = case((or_(st.c.t_next.is_(None), st.c.t_next > cap), cap), else_=st.c.t_next)
+    e_clip = case((e_end > st.c.ts + lookback, st.c.ts + lookback), else_=e_end)  # at most `lookback` long
     iv0 = (
         select(st.c.agent, st.c.state, s_clip.label("s"), e_clip.label("e"))
         .where(e_clip > s_clip, or_(st.c.state.is_(None), st.c.state != "logged_out"))

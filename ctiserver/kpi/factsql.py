@@ -35,6 +35,7 @@ from .compute import sum_state_time
 from .config import KpiConfig
 from .facts import Window
 from .sqlfuncs import count_if, dim_cols, half_hour_of, sum_if
+from .sums import CALL_SUM_KEYS, LEG_SUM_KEYS
 
 call_facts = Table(
     "call_facts", metadata,
@@ -91,7 +92,48 @@ agent_intervals = Table(
     Index("ix_agent_intervals_start", "t_start"),
 )
 
-FACT_TABLES = (call_facts, leg_facts, agent_intervals)
+# Half-hour rollups of the facts (kpi/rollup.py builds and reads them): the rows of call_sums_query,
+# leg_sums_query and agent_time_sums_query grouped by UTC half hour too, under a digest of the settings.
+call_rollups = Table(
+    "call_rollups", metadata,
+    Column("cfg_key", String(16), nullable=False),
+    Column("bucket", BigInteger, nullable=False),
+    Column("hh", BigInteger, nullable=False),
+    Column("queue", String(40)),
+    Column("tier", String(20)),
+    *(Column(k, BigInteger, nullable=False) for k in CALL_SUM_KEYS),
+    Index("ix_call_rollups_key_bucket", "cfg_key", "bucket"),
+)
+
+leg_rollups = Table(
+    "leg_rollups", metadata,
+    Column("cfg_key", String(16), nullable=False),
+    Column("bucket", BigInteger, nullable=False),
+    Column("hh", BigInteger, nullable=False),
+    Column("queue", String(40)),
+    Column("tier", String(20)),
+    *(Column(k, BigInteger, nullable=False) for k in LEG_SUM_KEYS),
+    Index("ix_leg_rollups_key_bucket", "cfg_key", "bucket"),
+)
+
+agent_time_rollups = Table(  # agent state time (ms) per UTC half hour and state, whole half hours expanded
+    "agent_time_rollups", metadata,
+    Column("cfg_key", String(16), nullable=False),
+    Column("bucket", BigInteger, nullable=False),
+    Column("hh", BigInteger, nullable=False),
+    Column("state", String(130)),
+    Column("ms", BigInteger, nullable=False),
+    Index("ix_agent_time_rollups_key_bucket", "cfg_key", "bucket"),
+)
+
+rollup_buckets = Table(  # which half hours have been rolled up, under which settings
+    "rollup_buckets", metadata,
+    Column("cfg_key", String(16), primary_key=True),
+    Column("bucket", BigInteger, primary_key=True, autoincrement=False),
+)
+
+ROLLUP_TABLES = (call_rollups, leg_rollups, agent_time_rollups, rollup_buckets)
+FACT_TABLES = (call_facts, leg_facts, agent_intervals, *ROLLUP_TABLES)
 
 
 def _bucket_range(col: Any, lo: float, hi: float) -> ColumnElement[bool]:
@@ -99,23 +141,24 @@ def _bucket_range(col: Any, lo: float, hi: float) -> ColumnElement[bool]:
     return and_(col >= int(lo // HALF_HOUR), col <= int(hi // HALF_HOUR))
 
 
-def call_sums_query(cfg: KpiConfig, win: Window, dims: Sequence[str]) -> Any:
-    """The `calls` family over call_facts (kpi/sums.call_sums in SQL)."""
+def call_sums_query(cfg: KpiConfig, win: Window, dims: Sequence[str], *, by_bucket: bool = False) -> Any:
+    """The `calls` family over call_facts (kpi/sums.call_sums in SQL); `by_bucket` also groups by the
+    facts' UTC half hour (`d_bucket`, for kpi/rollup.py)."""
     c = call_facts.c
     lookahead = cfg.fcr.window_h * 3600.0 + 1.0
     base = (
-        select(c.call_id, c.t0, c.ivr, c.ivr_self, c.ivr_agent, c.t_enq, c.t_ans, c.t_ab, c.t_ovf, c.t_cb,
+        select(c.call_id, c.t0, c.bucket, c.ivr, c.ivr_self, c.ivr_agent, c.t_enq, c.t_ans, c.t_ab, c.t_ovf, c.t_cb,
                c.t_blk, c.t_end, c.ovf_timeout, c.offers, c.ronas, c.transferred, c.disposed, c.resolved,
                c.caller, c.queue, c.tier, c.agent,
                func.lead(c.t0).over(partition_by=c.caller, order_by=(c.t0, c.call_id)).label("next_t0"))
         .where(c.is_out == 0, _bucket_range(c.bucket, win.start, win.end + lookahead),
                c.t0 >= win.start, c.t0 < win.end + lookahead)
     ).cte("call_facts_in_range")
-    return sum_calls(base, cfg, win, dims)
+    return sum_calls(base, cfg, win, dims, by_bucket=by_bucket)
 
 
-def leg_sums_query(win: Window, dims: Sequence[str]) -> Any:
-    """The `legs` family over leg_facts (kpi/sums.leg_sums in SQL)."""
+def leg_sums_query(win: Window, dims: Sequence[str], *, by_bucket: bool = False) -> Any:
+    """The `legs` family over leg_facts (kpi/sums.leg_sums in SQL); `by_bucket` as in call_sums_query."""
     g = leg_facts.c
     k = g.kind
     dim_map = {"queue": g.queue, "tier": g.tier, "agent": g.agent}
@@ -136,9 +179,13 @@ def leg_sums_query(win: Window, dims: Sequence[str]) -> Any:
         count_if(and_(ans, g.ring_ms.is_not(None))).label("ring_n"),
         sum_if(and_(ans, g.ring_ms.is_not(None)), g.ring_ms).label("ring_ms"),
     ]
+    group = [hh, *(dim_map[d] for d in dims)]
+    if by_bucket:
+        cols.insert(1, g.bucket.label("d_bucket"))
+        group.append(g.bucket)
     return (select(*cols)
             .where(_bucket_range(g.bucket, win.start, win.end), g.ts >= win.start, g.ts < win.end)
-            .group_by(hh, *(dim_map[d] for d in dims)))
+            .group_by(*group))
 
 
 def agent_time_sums_query(cfg: KpiConfig, win: Window, dims: Sequence[str]) -> Any:
@@ -147,7 +194,9 @@ def agent_time_sums_query(cfg: KpiConfig, win: Window, dims: Sequence[str]) -> A
     a = agent_intervals.c
     cap = min(win.end, win.now)
     s_clip = case((a.t_start < win.start, win.start), else_=a.t_start)
-    e_clip = case((or_(a.t_end.is_(None), a.t_end > cap), cap), else_=a.t_end)
+    e_end = case((or_(a.t_end.is_(None), a.t_end > cap), cap), else_=a.t_end)
+    longest = cfg.window.agent_lookback_s  # a state counts for at most this long (sums.agent_time_sums)
+    e_clip = case((e_end > a.t_start + longest, a.t_start + longest), else_=e_end)
     iv0 = (
         select(a.agent, case((and_(a.state == "not_ready", a.reason.is_not(None), a.reason != ""),
                               a.state + ":" + a.reason), else_=a.state).label("state"),

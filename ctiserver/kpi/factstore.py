@@ -24,6 +24,7 @@ from ..events import Event, Kind
 from ..store.schema import events
 from .builder import CALL_KINDS, LEG_KINDS, FactBuilder, intervals_of, json_str
 from .factsql import agent_intervals, call_facts, leg_facts
+from .rollup import invalidate_calls, invalidate_from, invalidate_range
 
 log = logging.getLogger("ctiserver.kpi.facts")
 
@@ -63,14 +64,15 @@ async def refresh_calls(conn: AsyncConnection, call_ids: Iterable[str]) -> int:
             select(e.ts, e.kind, e.call_id, e.agent_id, e.queue, e.tier, e.data)
             .where(e.call_id.in_(chunk), e.kind.in_(_CALL_KINDS)).order_by(e.ts, e.id))
         b = FactBuilder().add_all(_event(r) for r in result)
-        facts = b.call_facts()
-        legs = b.leg_facts()
+        facts = [f.row() for f in b.call_facts()]
+        legs = [g.row() for g in b.leg_facts()]
+        await invalidate_calls(conn, chunk, facts, legs)
         await conn.execute(delete(call_facts).where(call_facts.c.call_id.in_(chunk)))
         await conn.execute(delete(leg_facts).where(leg_facts.c.call_id.in_(chunk)))
         if facts:
-            await conn.execute(insert(call_facts), [f.row() for f in facts])
+            await conn.execute(insert(call_facts), facts)
         if legs:
-            await conn.execute(insert(leg_facts), [g.row() for g in legs])
+            await conn.execute(insert(leg_facts), legs)
         n += len(facts)
     return n
 
@@ -179,6 +181,7 @@ class FactSink:
                     facts.append(fact.row())
                 if call in legs_changed:
                     legs += [g.row() for g in call_legs]
+            await invalidate_calls(conn, chunk, facts, legs)
             await conn.execute(_DELETE_CALLS, {"ids": chunk})
             if facts:
                 await conn.execute(_INSERT_CALLS, facts)
@@ -215,6 +218,7 @@ class FactSink:
         replay) is recomputed from its events."""
         for marks in agents.values():
             marks.sort()
+        await invalidate_from(conn, min(marks[0][0] for marks in agents.values()))  # usually nothing settled
         fast = {agent: start for agent in agents
                 if (start := self._agents.pop(agent, None)) is not None and agents[agent][0][0] > start}
         if fast:
@@ -249,6 +253,8 @@ async def rebuild(engine: AsyncEngine, t0: float, t1: float,
     total = max(t1 - t0, 1.0)
     calls = 0
     t = t0
+    async with engine.begin() as conn:
+        await invalidate_range(conn, t0, t1)
     while t < t1:
         u = min(t + step_s, t1)
         async with engine.begin() as conn:

@@ -21,6 +21,7 @@ from typing import Any
 from .config import KpiConfig
 from .facts import Window
 from .metrics import ALL_DIMS, ENTITY_DIMS, SCHEMA, TIME_DIMS, ReportError, assemble
+from .rollup import margin_s
 from .source import Source, fetch_report_facts
 
 __all__ = ["ALL_DIMS", "ENTITY_DIMS", "MAX_RANGE_DAYS", "SCHEMA", "TIME_DIMS", "WHEN", "ReportError", "build_report",
@@ -93,10 +94,11 @@ def resolve_range(start: str | None, end: str | None, cfg: KpiConfig,
 
 async def build_report(source: Source, cfg: KpiConfig,
                        start: datetime | float, end: datetime | float, by: Sequence[str] | str = (),
-                       *, now: float) -> dict[str, Any]:
+                       *, now: float, rollups: bool = True) -> dict[str, Any]:
     """The KPI report for calls arriving in [start, end), grouped by `by` (see docs/kpis.md).
 
-    `now` (epoch s, the caller's clock) ends agent states still in force.
+    `now` (epoch s, the caller's clock) ends agent states still in force. `rollups=False` sums every
+    call and leg fact afresh instead of reading the half-hour rollups (the same figures, slower).
     """
     dims = parse_by(by)
     t0, t1 = to_epoch(start, cfg), to_epoch(end, cfg)
@@ -104,9 +106,7 @@ async def build_report(source: Source, cfg: KpiConfig,
         raise ReportError("the end of the range must be after its start")
     if t1 - t0 > MAX_RANGE_DAYS * 86400:
         raise ReportError(f"the range may span at most {MAX_RANGE_DAYS} days")
-    margin = max(cfg.window.max_call_s, cfg.fcr.window_h * 3600.0, cfg.window.agent_lookback_s,
-                 cfg.deadlines.longest_s()) + 86400.0
-    win = Window.build(t0, t1, float(now), cfg.zone(), margin)
+    win = Window.build(t0, t1, float(now), cfg.zone(), margin_s(cfg))
     entity = [d for d in dims if d in ENTITY_DIMS]
     sql_dims = list(dict.fromkeys([*entity, "tier"]))
-    return assemble(await fetch_report_facts(source, cfg, win, sql_dims), cfg, win, dims)
+    return assemble(await fetch_report_facts(source, cfg, win, sql_dims, rollups=rollups), cfg, win, dims)

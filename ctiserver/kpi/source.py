@@ -24,6 +24,7 @@ from .compute import family_queries, fetch_facts, fetch_facts_parallel
 from .config import KpiConfig
 from .facts import AGENT_DIMS, CALL_DIMS, LEG_DIMS, Facts, Window
 from .factsql import agent_time_sums_query, call_sums_query, leg_sums_query
+from .rollup import ensure, rest_window, rollup_queries, rollup_span, whole_half_hour_zone
 from .sums import agent_time_sums, call_sums, leg_sums
 
 Source = AsyncEngine | AsyncConnection | Iterable[Event]
@@ -43,10 +44,34 @@ def report_queries(cfg: KpiConfig, win: Window, dims: Sequence[str], *, facts: b
     return queries
 
 
-async def fetch_report_facts(source: Source, cfg: KpiConfig, win: Window, dims: Sequence[str]) -> Facts:
-    """The facts of `win` summed by the entity dimensions `dims`, from whichever source was given."""
+async def fetch_report_facts(source: Source, cfg: KpiConfig, win: Window, dims: Sequence[str],
+                             *, rollups: bool = True) -> Facts:
+    """The facts of `win` summed by the entity dimensions `dims`, from whichever source was given.
+
+    From an engine, the settled half hours of the calls, legs and agent time families come from the half-hour
+    rollups (kpi/rollup.py, built here when missing) unless `rollups` is False."""
     if isinstance(source, AsyncEngine):
-        return await fetch_facts_parallel(source, cfg, win, dims, report_queries(cfg, win, dims))
+        span = rollup_span(cfg, win, dims) if rollups else None
+        if span is None:
+            return await fetch_facts_parallel(source, cfg, win, dims, report_queries(cfg, win, dims))
+        b0, b1 = span
+        await ensure(source, cfg, b0, b1, win.now)
+        queries = report_queries(cfg, win, dims)
+        rest = rest_window(win, b1)
+        if rest.start < rest.end:
+            queries["calls"] = call_sums_query(cfg, rest, [d for d in dims if d in CALL_DIMS])
+            queries["legs"] = leg_sums_query(rest, [d for d in dims if d in LEG_DIMS])
+        else:
+            del queries["calls"], queries["legs"]
+        for name, q in rollup_queries(cfg, b0, b1, dims).items():
+            if name == "agent_time":
+                if not whole_half_hour_zone(win):
+                    continue
+                queries["agent_time"] = agent_time_sums_query(cfg, rest, [d for d in dims if d in AGENT_DIMS])
+                if rest.start >= rest.end:
+                    del queries["agent_time"]
+            queries[f"{name}_rollup"] = q
+        return await fetch_facts_parallel(source, cfg, win, dims, queries)
     if isinstance(source, AsyncConnection):
         return await fetch_facts(source, cfg, win, dims, report_queries(cfg, win, dims))
     return await _facts_from_events(source, cfg, win, dims)

@@ -184,8 +184,10 @@ def agent_time_sums(intervals: Iterable[AgentInterval], cfg: KpiConfig, win: Win
                     dims: Sequence[str]) -> list[dict[str, Any]]:
     """State time in ms per (local half hour, [agent], state): the `agent_time` family.
 
-    Each state is clipped to the range and to `now`, cut at half-hour edges; logged_out time is
-    not kept; states older than `window.agent_lookback_s` before the range are not read.
+    Each state counts for at most `window.agent_lookback_s` (a state nobody ended does not run on
+    for ever), clipped to the range and to `now`, cut at half-hour edges; logged_out time is not
+    kept. So a half hour's figure does not depend on where the report's range starts (what lets
+    kpi/rollup.py roll agent time up a day at a time).
     """
     cap = min(win.end, win.now)
     lo = win.start - cfg.window.agent_lookback_s
@@ -195,6 +197,7 @@ def agent_time_sums(intervals: Iterable[AgentInterval], cfg: KpiConfig, win: Win
             continue
         s = win.start if iv.t_start < win.start else iv.t_start
         e = cap if iv.t_end is None or iv.t_end > cap else iv.t_end
+        e = min(e, iv.t_start + cfg.window.agent_lookback_s)
         if not e > s:
             continue
         off = offset_at(s, win) * 1000
