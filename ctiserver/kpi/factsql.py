@@ -130,6 +130,7 @@ rollup_buckets = Table(  # which half hours have been rolled up, under which set
     "rollup_buckets", metadata,
     Column("cfg_key", String(16), primary_key=True),
     Column("bucket", BigInteger, primary_key=True, autoincrement=False),
+    Index("ix_rollup_buckets_bucket", "bucket"),  # the fact sink's look: is any of its half hours rolled up?
 )
 
 ROLLUP_TABLES = (call_rollups, leg_rollups, agent_time_rollups, rollup_buckets)

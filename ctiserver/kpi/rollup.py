@@ -179,8 +179,12 @@ async def invalidate(conn: AsyncConnection, buckets: Iterable[int]) -> None:
         return
     if conn.dialect.name == "postgresql":
         await conn.execute(text(f"SELECT pg_advisory_xact_lock_shared({LOCK_ID})"))
+    rb = rollup_buckets.c
     for i in range(0, len(bs), 500):
         part = bs[i:i + 500]
+        # usually none is rolled up yet (the batch's half hours are not settled): one indexed look, no deletes
+        if (await conn.execute(select(rb.bucket).where(rb.bucket.in_(part)).limit(1))).first() is None:
+            continue
         for table in ROLLUP_TABLES:
             await conn.execute(delete(table).where(table.c.bucket.in_(part)))
 
@@ -198,8 +202,10 @@ async def invalidate_from(conn: AsyncConnection, since: float) -> None:
     """Drop the rollups from `since` on: an agent's states from then on were rewritten."""
     if conn.dialect.name == "postgresql":
         await conn.execute(text(f"SELECT pg_advisory_xact_lock_shared({LOCK_ID})"))
-    for table in ROLLUP_TABLES:
-        await conn.execute(delete(table).where(table.c.bucket >= int(since // HALF_HOUR)))
+    b = int(since // HALF_HOUR)
+    if (await conn.execute(select(rollup_buckets.c.bucket).where(rollup_buckets.c.bucket >= b).limit(1))).first():
+        for table in ROLLUP_TABLES:
+            await conn.execute(delete(table).where(table.c.bucket >= b))
 
 
 async def invalidate_calls(conn: AsyncConnection, ids: Sequence[str], facts: Sequence[dict[str, Any]],

@@ -43,6 +43,7 @@ def upgrade() -> None:
     op.create_table("rollup_buckets",
                     sa.Column("cfg_key", sa.String(16), primary_key=True),
                     sa.Column("bucket", sa.BigInteger(), primary_key=True, autoincrement=False))
+    op.create_index("ix_rollup_buckets_bucket", "rollup_buckets", ["bucket"])
 
 
 def downgrade() -> None:
