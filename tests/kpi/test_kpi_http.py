@@ -92,7 +92,7 @@ async def test_the_report_names_its_metrics_queues_and_tiers_and_no_target_for_u
     app = new_app()
     names = {"queues": {"billing": {"zh": "电费查询", "en": "Billing"}},
              "tiers": {"vip": {"zh": "VIP大客户", "en": "VIP"}}}
-    add_report_routes(app, lambda: sqlite_engine, KpiConfig(), now=FakeClock(NOW).now, max_days=31, names=names)
+    add_report_routes(app, lambda: sqlite_engine, cfg(), now=FakeClock(NOW).now, max_days=31, names=names)
     async with TestClient(TestServer(app)) as c:
         body = await (await c.get("/api/reports", params={"from": "2026-11-23", "to": "2026-11-24"})).json()
     assert body["names"]["metrics"]["asa_s"] == {"zh": "平均应答速度（秒）", "en": "Average speed of answer (s)"}
