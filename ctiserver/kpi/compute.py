@@ -34,6 +34,7 @@ from .facts import (
     DISPOSITION_DIMS,
     HALF_HOUR_MS,
     LEG_DIMS,
+    QC_DIMS,
     RATING_DIMS,
     REVISIT_DIMS,
     WORKORDER_DIMS,
@@ -56,6 +57,8 @@ from .sqlfuncs import (
     utc_offset,
 )
 
+# a call inspected (sampled in its month, scored, appealed, decided) is looked for this long after it
+QC_LOOKAHEAD_S = 62 * 86400
 REVISIT_LOOKAHEAD_S = 31 * 86400  # a satisfaction callback due in the range is looked for this long after it
 
 LEG_KINDS = (Kind.ACD_OFFER, Kind.ACD_ANSWER, Kind.ACD_RONA, Kind.ACD_TRANSFER, Kind.ACD_COMPLETE)
@@ -88,6 +91,7 @@ def family_queries(cfg: KpiConfig, win: Window, dims: Sequence[str]) -> dict[str
         "ratings": rating_query(win, [d for d in dims if d in RATING_DIMS]),
         "revisits": revisit_query(win, [d for d in dims if d in REVISIT_DIMS]),
         "loop": loop_query(win),
+        "qc": qc_query(win, [d for d in dims if d in QC_DIMS]),
     }
 
 
@@ -100,7 +104,8 @@ def _facts(rows: dict[str, list[dict[str, Any]]], dims: Sequence[str]) -> Facts:
                                              agent_dims),
                  dispositions=rows.get("dispositions", []), workorders=rows.get("workorders", []),
                  outbound=rows.get("outbound", []), survey=rows.get("survey", []),
-                 ratings=rows.get("ratings", []), revisits=rows.get("revisits", []), loop=rows.get("loop", []))
+                 ratings=rows.get("ratings", []), revisits=rows.get("revisits", []), loop=rows.get("loop", []),
+                 qc=rows.get("qc", []))
 
 
 Queries = dict[str, Any]
@@ -421,3 +426,32 @@ def loop_query(win: Window) -> Any:
                    count_if(and_(rep, step == "restore")).label("restorations"))
             .where(e.kind.in_(LOOP_KINDS), e.ts >= win.start, e.ts < win.end)
             .group_by(hh))
+
+
+def qc_query(win: Window, dims: Sequence[str]) -> Any:
+    """Quality inspection (质检, docs/qc.md): each inspected call once, with its final score (a revised
+    decision's, else the reviewer's), in the half hour of the call (`call_ts`; else when it was scored)
+    and by the agent and queue of the call."""
+    e = events.c
+    action = json_str(e.data, "action")
+    scored = action == "scored"
+    revised = and_(action == "decided", json_str(e.data, "decision") == "revised")
+    score = json_num(e.data, "score")
+    task = json_num(e.data, "task")
+    per = (
+        select(task.label("task"),
+               func.min(case((scored, func.coalesce(json_num(e.data, "call_ts"), e.ts)))).label("t_call"),
+               func.max(case((scored, e.agent_id))).label("agent"),
+               func.max(case((scored, e.queue))).label("queue"),
+               func.max(case((scored, score))).label("scored"),
+               func.max(case((revised, score))).label("revised"))
+        .where(e.kind == Kind.QC, e.ts >= win.start, e.ts < win.end + QC_LOOKAHEAD_S, task.is_not(None))
+        .group_by(task)
+    ).subquery("inspected")
+    q = per.c
+    dim_map = {"queue": q.queue, "agent": q.agent}
+    hh = half_hour_of(q.t_call, win).label("hh")
+    return (select(hh, *dim_cols(dim_map, dims), func.count().label("qc_inspected"),
+                   func.sum(cast(func.coalesce(q.revised, q.scored), Float)).label("qc_score_sum"))
+            .where(q.t_call >= win.start, q.t_call < win.end, q.scored.is_not(None))
+            .group_by(hh, *(dim_map[d] for d in dims)))

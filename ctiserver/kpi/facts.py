@@ -22,6 +22,7 @@ DISPOSITION_DIMS = ("queue", "tier", "agent")
 WORKORDER_DIMS = ("agent",)
 RATING_DIMS = ("queue", "tier", "agent")
 REVISIT_DIMS = ("queue", "agent")
+QC_DIMS = ("queue", "agent")
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +79,7 @@ class Facts:
     ratings: list[dict[str, Any]] = field(default_factory=list)
     revisits: list[dict[str, Any]] = field(default_factory=list)
     loop: list[dict[str, Any]] = field(default_factory=list)  # the outage and repair loop (kpi/loop.py)
+    qc: list[dict[str, Any]] = field(default_factory=list)
 
 
 def hh_start(hh: int) -> datetime:

@@ -43,7 +43,7 @@ ZH: dict[str, str] = {
     "workorder_on_time_rate": "工单按时办结率", "workorders_reopened": "工单重开",
     "workorder_reopen_rate": "工单重开率", "survey_responses": "满意度评价数", "survey_avg_score": "满意度平均分",
     "satisfaction_callbacks_due": "应回访", "satisfaction_callbacks_done": "已回访",
-    "satisfaction_callback_rate": "回访率",
+    "satisfaction_callback_rate": "回访率", "qc_inspected": "质检通话", "qc_avg_score": "质检平均分",
     # tiers sheet
     "threshold_s": "目标时长（秒）", "target": "目标", "met": "达标",
     "TOTAL": "合计",

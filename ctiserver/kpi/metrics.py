@@ -30,6 +30,7 @@ FAMILY_DIMS = {
     "workorders": {"agent"},
     "ratings": {"queue", "tier", "agent"},
     "revisits": {"queue", "agent"},
+    "qc": {"queue", "agent"},
 }
 BUSY_STATES = ("on_call", "wrap_up")
 IDLE_STATES = ("available", "reserved", "ringing")
@@ -109,6 +110,7 @@ LEG_SUMS = ("offers", "answers", "ronas", "transfers", "handled", "talk_n", "tal
 WO_SUMS = ("opened", "closed", "closed_on_time", "reopened")
 RATING_SUMS = ("responses", "score_sum")
 REVISIT_SUMS = ("due", "done")
+QC_SUMS = ("qc_inspected", "qc_score_sum")
 
 
 def _div(a: float | None, b: float | None, nd: int = 6) -> float | None:
@@ -126,7 +128,7 @@ def _secs(ms: float | None, n: float | None) -> float | None:
 def derive(cfg: KpiConfig, c: dict[str, Any] | None, legs: dict[str, Any] | None,
            states: dict[str, int] | None, disp: dict[str, int] | None, disp_resolved: int | None,
            wo: dict[str, Any] | None, ratings: dict[str, Any] | None = None,
-           revisits: dict[str, Any] | None = None) -> dict[str, Any]:
+           revisits: dict[str, Any] | None = None, qc: dict[str, Any] | None = None) -> dict[str, Any]:
     """Metrics from summed facts. A family that cannot be split the way asked gives None values."""
     c = {v: 0 for v in CALL_SUMS} if c is None else {v: c.get(v, 0) for v in CALL_SUMS}
     sl = cfg.service_level
@@ -265,6 +267,12 @@ def derive(cfg: KpiConfig, c: dict[str, Any] | None, legs: dict[str, Any] | None
     else:
         m.update({k: None for k in ("satisfaction_callbacks_due", "satisfaction_callbacks_done",
                                     "satisfaction_callback_rate")})
+    # quality inspection (质检): calls scored on the QC sheet, and their average (final) score
+    if qc is not None:
+        m["qc_inspected"] = qc["qc_inspected"]
+        m["qc_avg_score"] = _div(qc["qc_score_sum"], qc["qc_inspected"], 2)
+    else:
+        m.update({"qc_inspected": None, "qc_avg_score": None})
     return m
 
 
@@ -299,8 +307,9 @@ def assemble(facts: Facts, cfg: KpiConfig, win: Window, dims: list[str]) -> dict
         wo = family("workorders", facts.workorders, WO_SUMS, ds)
         ratings = family("ratings", facts.ratings, RATING_SUMS, ds)
         revisits = family("revisits", facts.revisits, REVISIT_SUMS, ds)
+        qc = family("qc", facts.qc, QC_SUMS, ds)
         keys = set(calls) | set(legs or {}) | set(states or {}) | set(disp) | set(wo or {}) | set(ratings or {}) \
-            | set(revisits or {})
+            | set(revisits or {}) | set(qc or {})
         out = {}
         for key in sorted(keys, key=_key_sort):
             out[key] = derive(
@@ -310,12 +319,14 @@ def assemble(facts: Facts, cfg: KpiConfig, win: Window, dims: list[str]) -> dict
                 dict(disp.get(key, {})), sum(disp_res.get(key, {}).values()),
                 None if wo is None else wo.get(key, {v: 0 for v in WO_SUMS}),
                 None if ratings is None else ratings.get(key, {v: 0 for v in RATING_SUMS}),
-                None if revisits is None else revisits.get(key, {v: 0 for v in REVISIT_SUMS}))
+                None if revisits is None else revisits.get(key, {v: 0 for v in REVISIT_SUMS}),
+                None if qc is None else qc.get(key, {v: 0 for v in QC_SUMS}))
         return out
 
     rows = table(dims)
     total = table([]).get((), derive(cfg, None, {v: 0 for v in LEG_SUMS}, {}, {}, 0, {v: 0 for v in WO_SUMS},
-                                     {v: 0 for v in RATING_SUMS}, {v: 0 for v in REVISIT_SUMS}))
+                                     {v: 0 for v in RATING_SUMS}, {v: 0 for v in REVISIT_SUMS},
+                                     {v: 0 for v in QC_SUMS}))
     return {
         "schema": SCHEMA,
         "timezone": cfg.timezone,

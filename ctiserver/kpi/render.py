@@ -52,6 +52,14 @@ def format_table(report: dict[str, Any]) -> str:
                   _grid(["halfhour", "arrivals", "aht_s", "erlangs", "needed", "logged_in", "sl_logged_in"],
                         [[s["halfhour"], s["arrivals"], s["aht_s"], s["load_erlangs"], s["agents_needed"],
                           s["agents_logged_in"], s["sl_with_logged_in"]] for s in report["staffing"]])]
+    qc_rows = [r for r in report["rows"] if r["metrics"].get("qc_inspected")]
+    if qc_rows or report["total"].get("qc_inspected"):
+        parts += ["", "Quality inspection (QC)",
+                  _grid([*by, "qc_inspected", "qc_avg_score"],
+                        [*([*(r["key"].get(d) for d in by), r["metrics"]["qc_inspected"], r["metrics"]["qc_avg_score"]]
+                           for r in qc_rows),
+                         [*(["TOTAL", *[""] * (len(by) - 1)] if by else []), report["total"]["qc_inspected"],
+                          report["total"]["qc_avg_score"]]])]
     if report["outbound"]["rows"]:
         ob_cols = ("contacts", "attempts", "reach_rate", "confirm_rate", "machine_rate",
                    "attempts_per_contact")

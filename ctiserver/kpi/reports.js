@@ -19,12 +19,15 @@ Object.assign(TEXTS, {
   met: ["达标", "met"], total: ["合计", "total"], value: ["数值", "value"], half_hour: ["半小时", "half hour"],
   arrivals: ["来电", "arrivals"], aht_s: ["平均处理（秒）", "AHT s"], erlangs: ["话务量（Erl）", "Erlangs"],
   needed: ["所需坐席", "needed"], logged_in: ["签入坐席", "logged in"], sl_with: ["按签入坐席的服务水平", "SL with them"],
+  sec_qc: ["质检（坐席、每半小时）", "Quality inspection (by agent, by half hour)"],
+  agent: ["坐席", "agent"], qc_inspected: ["质检通话", "calls inspected"], qc_avg_score: ["质检平均分", "average QC score"],
   yes: ["是", "yes"], no: ["否", "no"], loading: ["加载中…", "loading…"], error: ["出错：{0}", "error: {0}"],
 });
 let shown = null;  // the last report, drawn again when the language changes
+let shownAgents = null;  // the same range by agent (the QC table)
 
-function metricName(rep, key) {
-  return label(((rep.names || {}).metrics || {})[key], key);
+function metricName(rep, key) {  // the site's name (kpi.yaml), else this page's own, else the key
+  return label(((rep.names || {}).metrics || {})[key], key in TEXTS ? t(key) : key);
 }
 function tierName(rep, tier) {
   return tier === null ? t("not_queued") : label(((rep.names || {}).tiers || {})[tier], tier);
@@ -177,12 +180,25 @@ function render(rep) {
     {text: r.met === null ? "–" : (r.met ? "✓" : "✗"), cls: r.met === false ? "bad" : "good"}]));
   const tot = rep.total;
   const keys = ["calls_offered", "ivr_contained", "agent_requests", "answered", "abandoned", "call_loss",
-                "call_loss_rate", "agent_connection_rate", "ivr_connection_rate", "aht_s", "occupancy", "fcr_rate"];
+                "call_loss_rate", "agent_connection_rate", "ivr_connection_rate", "aht_s", "occupancy", "fcr_rate",
+                "qc_inspected", "qc_avg_score"];
   table("totals", [t("total"), t("value")], keys.map((k) => [metricName(rep, k), tot[k]]));
+  // quality inspection: the half hours with inspected calls (the score counts in the call's half hour)
+  table("qc-halfhours", [t("half_hour"), t("qc_inspected"), t("qc_avg_score")],
+        rep.rows.filter((r) => r.metrics.qc_inspected > 0).map((r) => [r.key.halfhour.replace("T", " "),
+          r.metrics.qc_inspected, r.metrics.qc_avg_score]));
+  if (shownAgents) renderAgents(shownAgents);
   table("staffing", [t("half_hour"), t("arrivals"), t("aht_s"), t("erlangs"), t("needed"), t("logged_in"),
                      t("sl_with")],
         rep.staffing.filter((s) => s.arrivals > 0).map((s) => [s.halfhour.slice(11), s.arrivals, s.aht_s,
           s.load_erlangs, s.agents_needed, s.agents_logged_in, pct(s.sl_with_logged_in)]));
+}
+
+function renderAgents(rep) {
+  shownAgents = rep;
+  table("qc-agents", [t("agent"), t("qc_inspected"), t("qc_avg_score")],
+        rep.rows.filter((r) => r.metrics.qc_inspected > 0).map((r) => [r.key.agent, r.metrics.qc_inspected,
+          r.metrics.qc_avg_score]));
 }
 
 let latest = 0;  // only the answer to the latest request is shown (a slow earlier one is dropped)
@@ -202,6 +218,10 @@ async function load() {
   const shown = new URLSearchParams({by: "halfhour", from: $("from").value, to: $("to").value});
   $("csv").href = "/api/reports?" + shown.toString() + "&format=csv";
   render(body);
+  const agents = await api("GET", "/api/reports?" + new URLSearchParams({by: "agent", from: $("from").value,
+    to: $("to").value}).toString());
+  if (mine !== latest) return;
+  if (agents.ok) renderAgents(agents.data);
   status.textContent = `${body.from.slice(0, 16)} – ${body.to.slice(0, 16)} (${body.timezone})`;
 }
 (function init() {

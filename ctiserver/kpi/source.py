@@ -31,7 +31,7 @@ Source = AsyncEngine | AsyncConnection | Iterable[Event]
 FACT_FAMILIES = ("calls", "legs", "agent_time")
 # the kinds the families still read from the events table need (kpi/compute.py)
 EVENT_FAMILY_KINDS = frozenset((Kind.DISPOSITION, Kind.WORKORDER, Kind.OUT_ATTEMPT, Kind.OUT_RESULT,
-                                Kind.SURVEY_RATING, Kind.WORKORDER_CALLBACK, Kind.SMS, Kind.REPAIR))
+                                Kind.SURVEY_RATING, Kind.WORKORDER_CALLBACK, Kind.SMS, Kind.REPAIR, Kind.QC))
 
 
 def report_queries(cfg: KpiConfig, win: Window, dims: Sequence[str], *, facts: bool = True) -> dict[str, Any]:

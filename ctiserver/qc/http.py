@@ -16,6 +16,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ..events import Event, Kind
+from ..recording import store as recordings
 from ..recording.http import parse_query
 from ..web.auth import Sessions, User
 from ..web.errors import ApiError
@@ -164,7 +165,10 @@ def add_qc_routes(app: web.Application, *, sheet: QcSheet, sessions: Callable[[]
                                        "sections": s.sections})
         if not ok:
             raise ApiError(409, "wrong-state", f"task {row['id']} is {row['status']}")
-        changed(row, "scored", user, score=s.total, passed=s.passed, fatal=s.fatal)
+        # the call's start: the KPI reports put the score in the call's half hour (kpi/compute.py qc_query)
+        rec = await recordings.get(engine(), int(row["recording_id"])) if row.get("recording_id") else None
+        changed(row, "scored", user, score=s.total, passed=s.passed, fatal=s.fatal,
+                call_ts=rec["start_ts"] if rec else None)
         return await refreshed(row["id"])
 
     @documented(op("The agent acknowledges their score", Reply("the task", TaskOut), frozenset({"agent"}),

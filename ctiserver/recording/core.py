@@ -20,9 +20,12 @@ from typing import Any
 
 from ..dialplan import RECORD_USEREVENT
 
-_ID = re.compile(r"^[0-9]{1,20}\.[0-9]{1,10}$")  # an Asterisk uniqueid / linkedid
+_ID = re.compile(r"^[0-9]{1,20}\.[0-9]{1,10}$")  # an Asterisk uniqueid (a channel Dial made)
+# a linkedid: an Asterisk uniqueid, or the ChannelId our Originate gave the call's first channel
+# (`cb-<id>-1-1` for an ACD callback, `ob-...` for a campaign call)
+_CALL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,79}$")
 _AGENT = re.compile(r"^[A-Za-z0-9_]{1,40}$")
-_NAME = re.compile(r"^(?P<call>[0-9]{1,20}\.[0-9]{1,10})-(?P<uid>[0-9]{1,20}\.[0-9]{1,10})-"
+_NAME = re.compile(r"^(?P<call>[A-Za-z0-9][A-Za-z0-9_.-]{0,79})-(?P<uid>[0-9]{1,20}\.[0-9]{1,10})-"
                    r"(?P<agent>[A-Za-z0-9_]{1,40})-(?P<start>[0-9]{10,16})$")
 CALLER, AGENT, DONE = "-caller.wav", "-agent.wav", ".done"
 
@@ -50,7 +53,7 @@ class SpoolName:
     @classmethod
     def make(cls, call_id: str, uniqueid: str, agent_id: str, start_ts: float) -> SpoolName | None:
         """None when a part is not what Asterisk and our agent ids look like (never sent to Asterisk)."""
-        if not (_ID.match(call_id) and _ID.match(uniqueid) and _AGENT.match(agent_id)):
+        if not (_CALL.match(call_id) and _ID.match(uniqueid) and _AGENT.match(agent_id)):
             return None
         return cls(call_id, uniqueid, agent_id, start_ts)
 

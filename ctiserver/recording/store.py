@@ -106,6 +106,9 @@ async def call_facts(engine: AsyncEngine, call_id: str, agent_id: str) -> dict[s
             queue = q
         elif kind in (Kind.ACD_ENQUEUE,) and q and queue is None:
             queue = q
+        elif kind == Kind.OUT_ATTEMPT:  # an ACD callback's agent leg: the customer it dials, their queue
+            number = number or data.get("number") or None
+            queue = queue or q
     return {"queue": queue, "number": number}
 
 

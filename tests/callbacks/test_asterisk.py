@@ -24,6 +24,7 @@ from ctiserver.config import load_server_config
 from ctiserver.events import Event, Kind
 from tests.asterisk_fixture import AmiRecorder, originate_caller
 from tests.live_config import IVR_TO_AGENT, KEYS_TO_AGENT, sandbox_config
+from tests.recording.live import indexed_row
 
 
 def callback_config(tmp: Path, info: Any) -> Path:
@@ -49,6 +50,7 @@ async def live(asterisk_sandbox: Any, ami: AmiRecorder, tmp_path: Path) -> Async
     try:
         await asyncio.wait_for(server.ami["pbx1"].wait_connected(), 20)
         await server.features.ivr.wait_prerendered()
+        await server.features.extra["recorder"].wait_armed("pbx1", 20)
         await ami.setvar("AGENT_1001_MODE", "answer")
         await ami.setvar("AGENT_1001_RING", "1")
         await ami.setvar("AGENT_1001_TALK", "6")
@@ -129,6 +131,10 @@ async def test_a_priority_caller_who_gave_up_is_called_back_from_the_agents_phon
     assert leg_end.data["caller_num"] == number
     assert "<unknown>" not in {e.data.get("caller_num") for e in live.features.extra["events"]
                                if e.kind in (Kind.CALL_NEW, Kind.CALL_END)}
+    # the call is recorded (docs/qc.md): from the customer's leg once they answered, sides swapped
+    rec = await indexed_row(live.features.extra["recorder"], number)
+    assert (rec["agent_id"], rec["call_id"], rec["queue"]) == ("1001", leg.call_id, abandon.queue)
+    assert rec["duration_s"] > 1.0 and rec["size"] > 0
 
 
 async def test_a_caller_who_keeps_their_place_is_called_back_at_their_turn(

@@ -132,3 +132,30 @@ async def test_an_agent_signs_in_to_reports_and_is_told_they_are_for_supervisors
             await expect(page.locator("#status")).to_have_class("error")
             assert "supervisor" in await page.locator("#status").inner_text()
             await browser.close()
+
+
+@pytest.mark.browser
+async def test_reports_page_shows_qc_scores_by_agent_and_half_hour(tmp_path: Path) -> None:
+    from .test_kpi_qc import inspected_day
+
+    async with production_server(tmp_path) as prod:
+        await prod.add_user("2001", "supervisor")
+        await load(prod.server.store.engine, inspected_day())
+        errors: list[str] = []
+        async with async_playwright() as pw:
+            browser = await pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+            page = await browser.new_page()
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
+            await sign_in(page, prod)
+            await page.fill("#from", "2026-11-23")
+            await page.fill("#to", "2026-11-24")
+            await page.click("#load")
+            await expect(page.locator("#qc-agents")).to_contain_text("1002")
+            agents = await page.locator("#qc-agents tr").all_inner_texts()
+            assert agents[1:] == ["1001\t2\t85", "1002\t1\t0"], agents
+            halves = await page.locator("#qc-halfhours tr").all_inner_texts()
+            assert halves[1:] == ["2026-11-23 10:00\t2\t85", "2026-11-23 10:30\t1\t0"], halves
+            totals = await page.locator("#totals").inner_text()
+            assert "calls inspected\t3" in totals and "average QC score\t56.7" in totals, totals
+            await browser.close()
+    assert errors == []

@@ -44,13 +44,20 @@ async def live_server(tmp: Path, info: Any, ami: AmiRecorder, **recording: Any) 
 async def indexed_row(recorder: Any, number: str, timeout: float = 60.0) -> dict[str, Any]:
     """The recording row of the call from `number`, as the recorder indexes it. An earlier test's call
     left in the shared spool (its server stopped mid-call) is indexed too, and skipped here."""
+    return (await indexed_rows(recorder, number, 1, timeout))[0]
+
+
+async def indexed_rows(recorder: Any, number: str, count: int, timeout: float = 60.0) -> list[dict[str, Any]]:
+    """The first `count` recording rows of calls with `number` (one call's legs: a transfer's two agents)."""
     from ctiserver.recording import store
 
-    async def find() -> dict[str, Any]:
-        while True:
+    async def find() -> list[dict[str, Any]]:
+        rows: list[dict[str, Any]] = []
+        while len(rows) < count:
             row = await store.get(recorder.engine(), await recorder.indexed.get())
             if row is not None and row["number"] == number:
-                return dict(row)
+                rows.append(dict(row))
+        return rows
 
     return await asyncio.wait_for(find(), timeout)
 

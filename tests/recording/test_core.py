@@ -42,6 +42,9 @@ def test_names_that_are_not_the_channels_own_or_hostile_are_ignored() -> None:
 def test_spool_names_read_back() -> None:
     name = SpoolName("1700000000.1", "1700000000.5", "1001", 1700000010.25)
     assert SpoolName.parse(name.base) == name
+    # a call our Originate started (an ACD callback) has our ChannelId as its linkedid, dashes and all
+    callback = SpoolName("cb-3f7d2f-1-1", "1796346608.8", "1001", 1796346608.114)
+    assert SpoolName.parse(callback.base) == callback and callback.base.startswith("cb-3f7d2f-1-1-1796346608.8-")
     assert SpoolName.parse("../../etc/passwd") is None
 
 
