@@ -1,5 +1,11 @@
 """Chaos on the HA rig (issue 13 item 7): real `ctiserver serve` processes sharing a lease, real Asterisks,
-real PostgreSQL. (kill -9 of the leader with callers waiting: scripts/failover.py, ten times over.)
+real PostgreSQL. (The same kill ten times over, with figures: scripts/failover.py.)
+
+Kill -9 the leader with five callers waiting (a VIP, a blacklisted one), two calls talking and a campaign
+dialling: the standby leads within TTL + 2 s (the lease rows' stamps); every caller is back in its place
+(none in Asterisk's fallback queue) and answered in tier order; the talking calls go on; every Originate
+Asterisk saw is a recorded attempt, none twice at once, none beyond the attempt limit. Before the kill the
+standby's wallboard shows the leader's queue (ctiserver/ha/wallboard.py).
 
 Cut the leader off the network (its veth down, PostgreSQL with it): the standby takes over; after healing,
 the old leader is a standby and no claim was ever made under an epoch after the next one began (no two
