@@ -7,6 +7,7 @@ notice campaigns, the ACD callback that replaces an undelivered SMS) and to the 
     repair (restored) ─▶ outbound.request_callback (the satisfaction callback of its work orders)
     repair (dispatch) ─▶ crew: SMS with the order's link, a call that reads it out (1 accepts: AMI)
     SMS undelivered ─▶ outbound.on_callback (an agent calls the customer)
+    outbound campaigns with channels [sms] / [phone, sms] ─▶ SMS (one message per contact)
 
 Features, in order: SMS (the sender), repair (the deadline watch), crew calls. Outages need no task of their own.
 """
@@ -38,6 +39,7 @@ from ..repair.http import add_repair_routes
 from ..repair.model import load_crews_config
 from ..repair.service import RepairService, chained
 from ..repair.store import RepairStore
+from ..sms.campaigns import CampaignSms
 from ..sms.engine import SendRules
 from ..sms.http import add_sms_routes
 from ..sms.kannel import KannelGateway
@@ -130,6 +132,7 @@ def install_loop(server: Any, engine: AsyncEngine, config_dir: Path, calendar: C
     server.event_listeners.append(attacher.on_event)
     server.add_feature("outage reports", attacher.running)
     leader.add("SMS", sms.running)
+    leader.add("campaign SMS", CampaignSms(sms, outbound_store, out_cfg, server.clock).running)
     leader.add("repair orders", repair.running)
     server.ami_listeners.append(crew_notifier.on_ami)
     leader.add("crew calls", crew_notifier.running)

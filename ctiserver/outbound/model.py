@@ -31,6 +31,7 @@ from .timeranges import parse_ranges as parse_ranges
 
 CampaignKind = Literal["outage_notice", "arrears_reminder", "survey", "restored"]
 KINDS: tuple[str, ...] = ("outage_notice", "arrears_reminder", "survey")
+SMS_KINDS: tuple[str, ...] = ("arrears_reminder", "outage_notice", "restored")  # campaign kinds sms.yaml can send
 
 
 class State:
@@ -309,6 +310,13 @@ class RestoredParams(Strict):
     restored_at: str | Spoken
 
 
+Channel = Literal["phone", "sms"]
+
+
+def _phone_only() -> list[Channel]:
+    return ["phone"]
+
+
 class CampaignSpec(Strict):
     name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
     kind: CampaignKind
@@ -331,6 +339,9 @@ class CampaignSpec(Strict):
     arrears: ArrearsParams | None = None
     survey: SurveyParams | None = None
     restored: RestoredParams | None = None
+    # how contacts are told: called (phone), sent a message (sms: sms.yaml's template of the campaign's kind,
+    # through the SMS service, which a server with SMS enabled runs), or both
+    channels: Annotated[list[Channel], Field(min_length=1, max_length=2)] = Field(default_factory=_phone_only)
 
     _v_windows = field_validator("windows")(_ranges)
 
@@ -352,6 +363,10 @@ class CampaignSpec(Strict):
                              "(areas, start, end, reason)")
         if self.kind == "restored" and self.restored is None:
             raise ValueError("a restored campaign needs a 'restored' section (areas, restored_at)")
+        if len(set(self.channels)) != len(self.channels):
+            raise ValueError("channels: each channel once")
+        if "sms" in self.channels and self.kind not in SMS_KINDS:
+            raise ValueError(f"channels: a {self.kind} campaign has no SMS (SMS: {', '.join(SMS_KINDS)})")
         for other in ("outage", "arrears", "survey", "restored"):
             wanted = {"outage_notice": "outage", "arrears_reminder": "arrears", "survey": "survey",
                       "restored": "restored"}[self.kind]

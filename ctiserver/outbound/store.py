@@ -237,7 +237,8 @@ class OutboundStore:
                 if r.state in (State.RUNNING, State.PAUSED):
                     views.append(CampaignView.from_spec(self._spec(r.id, r.spec), r.uid, r.state))
             running_ids = [r.id for r in camp_rows if r.state == State.RUNNING
-                           and (campaign is None or r.name == campaign)]
+                           and (campaign is None or r.name == campaign)
+                           and "phone" in self._spec(r.id, r.spec).channels]  # an SMS-only campaign calls nobody
             due: list[Any] = []
             later: float | None = None
             truncated = False
