@@ -28,7 +28,6 @@ from typing import Any
 from sqlalchemy import (
     and_,
     delete,
-    func,
     insert,
     literal,
     select,
@@ -51,6 +50,7 @@ from .factsql import (
     leg_sums_query,
     rollup_buckets,
 )
+from .sqlfuncs import int_sum
 from .sums import CALL_SUM_KEYS, LEG_SUM_KEYS
 
 ROLLUP_DIMS = ("queue", "tier")
@@ -158,11 +158,11 @@ def rollup_queries(cfg: KpiConfig, b0: int, b1: int, dims: Sequence[str]) -> dic
     for name, table, keys in (("calls", call_rollups, CALL_SUM_KEYS), ("legs", leg_rollups, LEG_SUM_KEYS)):
         c = table.c
         dim_cols = [c[d].label(f"d_{d}") for d in dims]
-        out[name] = (select(c.hh, *dim_cols, *(func.sum(c[k]).label(k) for k in keys))
+        out[name] = (select(c.hh, *dim_cols, *(int_sum(c[k]).label(k) for k in keys))  # BIGINT, no Decimals
                      .where(c.cfg_key == key, c.bucket >= b0, c.bucket < b1)
                      .group_by(c.hh, *(c[d] for d in dims)))
     a = agent_time_rollups.c
-    out["agent_time"] = (select(a.hh, a.state, literal("ms").label("tag"), func.sum(a.ms).label("v"))
+    out["agent_time"] = (select(a.hh, a.state, literal("ms").label("tag"), int_sum(a.ms).label("v"))
                          .where(a.cfg_key == key, a.bucket >= b0, a.bucket < b1).group_by(a.hh, a.state))
     return out
 
