@@ -84,7 +84,7 @@ class Kind:
     WORKORDER = "workorder"  # data: id, action ('open'|'dispatched'|...), category
 
     # --- recording, live monitoring, QC (ctiserver/recording, ctiserver/qc) ---------------------
-    RECORDING_START = "recording.start"  # MixMonitor started on an agent leg; data: uniqueid, spool
+    RECORDING_START = "recording.start"  # the dialplan started MixMonitor on a leg; data: uniqueid, spool, channel
     RECORDING_DONE = "recording.done"  # indexed; data: id, duration_s, size, codec
     RECORDING_DELETED = "recording.deleted"  # retention; data: id, kind, days, path
     RECORDING_ACCESS = "recording.access"  # played or downloaded; data: id, user, action, range

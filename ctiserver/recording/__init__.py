@@ -1,6 +1,7 @@
 """Call recording: Asterisk's MixMonitor on every agent leg, compressed and indexed after the call.
 
-    AMI BridgeEnter (an agent's channel) ─▶ core.RecorderCore ─▶ AMI MixMonitor r(caller) t(agent) + done marker
+    recorder ─AMI Setvar CTI_RECORD_DIR─▶ dialplan [cti-record] on each answered agent leg (Dial U(), Queue gosub):
+        MixMonitor t(caller) r(agent) + done marker, UserEvent CtiRecording ─▶ core.RecorderCore
     AMI Hangup (that channel) / a sweep of the spool ─▶ finalize: sox -M (caller left, agent right) ─▶ opusenc
         ─▶ <root>/<yyyy>/<mm>/<dd>/<name>.opus, sha256, a `recordings` row, a `recording.done` event
     daily (leader) ─▶ retention: rows and files past their kind's keep time deleted, each one logged

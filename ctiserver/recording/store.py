@@ -95,7 +95,7 @@ async def call_facts(engine: AsyncEngine, call_id: str, agent_id: str) -> dict[s
         rows = (await conn.execute(
             select(e.c.kind, e.c.agent_id, e.c.queue, e.c.data).where(e.c.call_id == call_id).order_by(e.c.id)
         )).all()
-    queue = number = None
+    queue = number = dialled = None
     for kind, agent, q, data in rows:
         data = data or {}
         if kind == Kind.CALL_NEW and number is None:
@@ -106,10 +106,10 @@ async def call_facts(engine: AsyncEngine, call_id: str, agent_id: str) -> dict[s
             queue = q
         elif kind in (Kind.ACD_ENQUEUE,) and q and queue is None:
             queue = q
-        elif kind == Kind.OUT_ATTEMPT:  # an ACD callback's agent leg: the customer it dials, their queue
-            number = number or data.get("number") or None
+        elif kind == Kind.OUT_ATTEMPT:  # a call we placed (campaign, ACD callback): the customer we dialled
+            dialled = dialled or data.get("number") or None
             queue = queue or q
-    return {"queue": queue, "number": number}
+    return {"queue": queue, "number": dialled or number}
 
 
 def _where(f: Filters) -> list[Any]:

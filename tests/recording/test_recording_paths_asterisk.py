@@ -1,26 +1,32 @@
 """Every way a call reaches an agent is recorded, against the real sandbox Asterisk: the dialplan's
 [cti-record] runs MixMonitor on the answered leg (docs/qc.md), whoever dialled it.
 
-Here: a blind transfer from agent A to agent B (both legs recorded, one call id); the ACD callback and
-the fallback queue are checked in their own tests (tests/callbacks/test_asterisk.py,
-tests/acd/test_fallback_asterisk.py)."""
+Here: a blind transfer from agent A to agent B (both legs recorded, one call id) and a campaign call whose
+customer presses 0 for an agent; the ACD callback is checked in tests/callbacks/test_asterisk.py and live
+monitoring's barge in tests/qc/test_monitor_asterisk.py."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from ctiserver.events import Event, Kind
+from ctiserver.outbound.model import CampaignSpec, ContactIn
+from ctiserver.outbound.tables import CampaignStateError
 from tests.asterisk_fixture import AmiRecorder, originate_caller
-from tests.recording.live import channel_rms, indexed_rows, live_server
+from tests.recording.live import channel_rms, indexed_row, indexed_rows, live_server, recording_config
 from tests.sipphone import agent_phone, audio_after
 
 pytestmark = [pytest.mark.asterisk, pytest.mark.pjsip_agents]
 
 A, B = "1003", "1005"  # A billing (takes the caller), B the transfer target
+OUT = "1006"  # has the outbound skill
 
 
 async def started_for(events: list[Event], agent: str, timeout: float = 20.0) -> Event:
@@ -62,3 +68,39 @@ async def test_a_blind_transfer_is_recorded_on_both_agents_legs(asterisk_sandbox
             assert row["duration_s"] > 0.5, row
             caller_rms, agent_rms = channel_rms(recorder.root / row["path"], tmp_path)
             assert agent_rms > 0.05 and caller_rms < 0.005, (row["agent_id"], caller_rms, agent_rms)
+
+
+async def test_a_campaign_call_put_through_to_an_agent_is_recorded(asterisk_sandbox: Any, ami: AmiRecorder,
+                                                                  tmp_path: Path) -> None:
+    """The sandbox's customer ...2 answers, hears the notice and presses 0: the ACD rings agent OUT."""
+    cfg = recording_config(tmp_path, asterisk_sandbox)
+    out = yaml.safe_load((cfg / "outbound.yaml").read_text(encoding="utf-8"))
+    out["dial"]["channel"] = "Local/{number}@outbound-dest"
+    out["quiet_hours"] = {"default": []}
+    (cfg / "outbound.yaml").write_text(yaml.safe_dump(out, allow_unicode=True), encoding="utf-8")
+    sip = (asterisk_sandbox.ami_host, asterisk_sandbox.sip_port)
+    number = "13900000022"
+    async with live_server(tmp_path, asterisk_sandbox, ami) as server, \
+            agent_phone(OUT, sip, answer_after_s=0.3, talk_s=3.0, tone_hz=1000.0) as phone:
+        recorder = server.features.extra["recorder"]
+        server.features.acd.login(OUT, ready=True)
+        svc = server.features.outbound.service
+        spec = CampaignSpec.model_validate({
+            "name": f"rec-{int(time.time() * 1000)}", "kind": "outage_notice", "windows": ["00:00-24:00"],
+            "retry": {"max_attempts": 1},
+            "outage": {"areas": ["城东"], "start": "8时", "end": "12时", "reason": "检修"}})
+        now = server.clock.now()
+        await svc.store.create_campaign(spec, now)
+        await svc.store.add_contacts(spec.name, [ContactIn(number, area="城东")], now)
+        await svc.store.change_state(spec.name, "start", now)
+        svc.dialer.wake()
+        try:
+            await phone.wait_for_call("ended", timeout=120)
+            row = await indexed_row(recorder, number)
+        finally:
+            with contextlib.suppress(CampaignStateError):  # finished already: nothing more is dialled
+                await svc.store.change_state(spec.name, "stop", server.clock.now())
+        assert row["agent_id"] == OUT and row["queue"] == "outbound" and row["call_id"].startswith("ob-"), row
+        assert row["duration_s"] > 1.0, row
+        _, agent_rms = channel_rms(recorder.root / row["path"], tmp_path)
+        assert agent_rms > 0.05
