@@ -108,10 +108,14 @@ def install_loop(server: Any, engine: AsyncEngine, config_dir: Path, calendar: C
     async def crew_dispatched(order: Any, row: dict[str, Any]) -> None:
         await crew_notifier.on_dispatch(order, row)  # built below: it acts on the service it is a hook of
 
+    async def crew_alerted(alert: Any, order: Any, who: str) -> None:
+        await crew_notifier.on_alert(alert, order, who)
+
     repair = RepairService(RepairStore(engine), crews, table, server.clock, server.emit,
                            on_dispatch=chained(apology(sms, outages, crews, lambda o: table.arrive_for(
                                o.area_class).due_ts(o.dispatched_ts)), crew_dispatched),
-                           on_restore=chained(restored(outages), satisfaction(outages, outbound.request_callback)))
+                           on_restore=chained(restored(outages), satisfaction(outages, outbound.request_callback)),
+                           on_alert=crew_alerted)
     crew_notifier = CrewNotifier(repair, crews, table, server.clock, server.emit, sms=sms, ami=_Ami(server, out_cfg),
                                  prompt=outbound.prompt, channel=out_cfg.dial.channel,
                                  caller_id=out_cfg.dial.caller_id)

@@ -11,6 +11,7 @@ done), and a call that reads the order out and takes 1 to accept.
 `next_call` is the pure rule; `CrewNotifier` is the feature (`running()`): its task places the calls that
 are due and settles their results. Each call is an event `repair.call` (order, attempt, outcome, digit).
 On start it calls every order still waiting for its crew's acknowledgement (a restart, a new leader).
+The watch's reminders go to the crew and its escalations to the shift leader by SMS (`on_alert`).
 """
 
 from __future__ import annotations
@@ -42,6 +43,12 @@ CONTEXT = "crew-call"
 SETTLE_S = 3.0  # a Hangup waits this long for the OriginateResponse or the dialplan's result
 REASONS = {"5": "busy", "8": "congestion", "3": "no_answer", "1": "no_answer", "0": "no_answer"}
 Prompt = Callable[[str, str], Awaitable[str]]  # (text, language) -> sound name (the IVR's TTS)
+ALERT_WORDS = {
+    "zh": {"reminder": "提醒", "escalation": "超期升级", "acknowledge": "接单", "arrive": "到达现场",
+           "report": "30分钟报告", "restore": "恢复供电"},
+    "en": {"reminder": "reminder", "escalation": "escalation", "acknowledge": "accept", "arrive": "arrival",
+           "report": "30-minute report", "restore": "restoration"},
+}
 
 
 class Ami(Protocol):
@@ -104,6 +111,23 @@ class CrewNotifier:
             await self.sms.send(SmsRequest("crew_order", crew.phone, {
                 **words(order, crew.team, self._arrive_by(order)), "link": link},
                 lang=self.cfg.call.lang, area=order.area, ref=f"crew:{order.id}"))
+
+    # --- the watch's reminders and escalations (RepairService on_alert) --------------------------------
+    async def on_alert(self, alert: engine.Alert, order: Order, who: str) -> None:
+        """A reminder to the crew, an escalation to the shift leader (or the crew when there is none): an SMS."""
+        crew = self.cfg.crew(order.crew)
+        leader = self.cfg.shift_leader
+        phone = leader.phone if alert.level == "escalation" and leader is not None else (crew.phone if crew else "")
+        if not phone or self.sms is None or not self.sms.cfg.enabled:
+            return
+        lang = self.cfg.call.lang
+        _, row = await self.repair.store.get(order.id)
+        words_ = ALERT_WORDS[lang]
+        await self.sms.send(SmsRequest("crew_alert", phone, {
+            "level": words_[alert.level], "team": crew.team if crew else order.crew, "order": str(order.id),
+            "area": order.area, "step": words_[alert.step], "due": when(alert.due_ts, self.cfg.calendar, lang),
+            "link": f"{self.cfg.page_base.rstrip('/')}/crew/{row['token']}"},
+            lang=lang, area=order.area, ref=f"crew:{order.id}"))
 
     # --- AMI events (a plain listener: never blocks) --------------------------------------------------
     def on_ami(self, server: str, msg: Any) -> None:

@@ -22,6 +22,7 @@ from .store import ConcurrentChange, RepairStore
 log = logging.getLogger(__name__)
 
 Hook = Callable[[Order, dict[str, Any]], Awaitable[None]]
+AlertHook = Callable[[engine.Alert, Order, str], Awaitable[None]]  # (the alert, its order, to whom)
 
 
 class NoCrew(LookupError):
@@ -31,9 +32,9 @@ class NoCrew(LookupError):
 class RepairService:
     def __init__(self, store: RepairStore, crews: CrewsConfig, table: CrewDeadlines, clock: Clock,
                  emit: Callable[[Event], None], *, on_dispatch: Hook | None = None,
-                 on_restore: Hook | None = None) -> None:
+                 on_restore: Hook | None = None, on_alert: AlertHook | None = None) -> None:
         self.store, self.crews, self.table, self.clock, self.emit = store, crews, table, clock, emit
-        self.on_dispatch, self.on_restore = on_dispatch, on_restore
+        self.on_dispatch, self.on_restore, self.on_alert = on_dispatch, on_restore, on_alert
         self._wake: Any = None
         self.rounds = 0
 
@@ -111,6 +112,11 @@ class RepairService:
                                                           "due_ts": alert.due_ts, "crew": order.crew, "to": who}))
             log.warning("repair order %s (%s, %s): %s %s due %s", order.id, order.crew, order.area, alert.step,
                         alert.level, alert.due_ts)
+            if self.on_alert is not None:
+                try:
+                    await self.on_alert(alert, after, who)
+                except Exception:  # the alert is recorded; the message is logged as missing
+                    log.exception("repair order %s: the %s message could not be sent", order.id, alert.level)
         self.rounds += 1
         return nxt
 

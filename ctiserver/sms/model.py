@@ -19,7 +19,8 @@ from ..configfile import ConfigError, ConfigProblem, Strict
 from ..ivr.template import TemplateError, fields
 from ..outbound.model import TimeRange, _ranges
 
-SmsKind = Literal["outage_notice", "bill_notice", "arrears_reminder", "repair_apology", "restored", "crew_order"]
+SmsKind = Literal["outage_notice", "bill_notice", "arrears_reminder", "repair_apology", "restored", "crew_order",
+                  "crew_alert"]
 
 # The fields each kind of message provides to its template.
 TEMPLATE_FIELDS: dict[str, frozenset[str]] = {
@@ -31,10 +32,12 @@ TEMPLATE_FIELDS: dict[str, frozenset[str]] = {
     "repair_apology": frozenset({"name", "area", "crew", "crew_phone", "arrive_by", "restore_by"}),
     "restored": frozenset({"name", "area", "restored_at"}),
     "crew_order": frozenset({"team", "order", "area", "area_class", "arrive_by", "link"}),
+    # a reminder to the crew, or an escalation to the shift leader: a repair order's step nears or passed its deadline
+    "crew_alert": frozenset({"level", "team", "order", "area", "step", "due", "link"}),
 }
 # Messages to staff on duty (a repair order to its crew), not to customers: no sending windows, quiet hours
 # or caps hold them back (a fault at 3 a.m. is dispatched at 3 a.m.).
-STAFF_KINDS = frozenset({"crew_order"})
+STAFF_KINDS = frozenset({"crew_order", "crew_alert"})
 KINDS: tuple[str, ...] = tuple(TEMPLATE_FIELDS)
 SMS_FILE = "sms.yaml"
 
@@ -140,6 +143,16 @@ def _crew_order_default() -> CrewOrderSms:
                            "Accept, arrive, done: {link}")
 
 
+class CrewAlertSms(Strict):
+    zh: _text("crew_alert")  # type: ignore[valid-type]
+    en: _text("crew_alert")  # type: ignore[valid-type]
+
+
+def _crew_alert_default() -> CrewAlertSms:
+    return CrewAlertSms(zh="【抢修{level}】工单{order}（{team}，{area}）：{step}期限{due}。{link}",
+                        en="[Repair {level}] order {order} ({team}, {area}): {step} due {due}. {link}")
+
+
 class SmsTemplates(Strict):
     """One template per message kind, each checked against the fields its kind provides."""
 
@@ -149,6 +162,7 @@ class SmsTemplates(Strict):
     repair_apology: RepairApologySms
     restored: RestoredSms
     crew_order: CrewOrderSms = Field(default_factory=_crew_order_default)
+    crew_alert: CrewAlertSms = Field(default_factory=_crew_alert_default)
 
     def text(self, kind: str, lang: str) -> str | None:
         tpl = getattr(self, kind, None) if kind in TEMPLATE_FIELDS else None

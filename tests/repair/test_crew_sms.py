@@ -1,7 +1,8 @@
 """A new repair order reaches its crew by SMS through a real Kannel (bearerbox + smsbox, fakesmsc as the SMSC):
 the message arrives with the order in Chinese and the link to the order's page, at 3 a.m. (a crew is on duty:
 the customers' sending windows do not hold it back), and the link works: the page opens and the crew's
-accept on it acknowledges the order."""
+accept on it acknowledges the order. An order nobody accepts gets the watch's reminder to the crew and then its
+escalation to the shift leader, by SMS."""
 
 from __future__ import annotations
 
@@ -64,7 +65,11 @@ async def test_the_crew_gets_the_order_by_sms_with_a_working_link(tmp_path: Path
     async def crew_dispatched(order: Any, row: dict[str, Any]) -> None:
         await notifier.on_dispatch(order, row)  # built below: it acts on the service it is a hook of
 
-    repair = RepairService(RepairStore(engine), crews, table, clock, events.append, on_dispatch=crew_dispatched)
+    async def crew_alerted(alert: Any, order: Any, who: str) -> None:
+        await notifier.on_alert(alert, order, who)
+
+    repair = RepairService(RepairStore(engine), crews, table, clock, events.append, on_dispatch=crew_dispatched,
+                           on_alert=crew_alerted)
     notifier = CrewNotifier(repair, crews, table, clock, events.append, sms=sms, ami=None, prompt=None,
                             channel="Local/{number}@outbound-dest", caller_id="95598")
 
@@ -102,6 +107,22 @@ async def test_the_crew_gets_the_order_by_sms_with_a_working_link(tmp_path: Path
                     assert resp.status == 200, await resp.text()
                     assert (await resp.json())["stage"] == ACKNOWLEDGED
             assert (await repair.store.get(order.id))[0].stage == ACKNOWLEDGED
+
+            # a second order nobody accepts: the reminder to the crew, then the escalation to the shift leader
+            late, _ = await repair.dispatch("城西区", user="9001")
+            clock.jump(3 * 60)
+            await repair.check()
+            clock.jump(2 * 60 + 1)
+            await repair.check()
+
+            async def alerts_delivered() -> bool:
+                rows = [m for m in await SmsStore(engine).listing(ref=f"crew:{late.id}") if m["kind"] == "crew_alert"]
+                return len(rows) == 2 and all(m["state"] == State.DELIVERED for m in rows)
+            await sms.wait_for(alerts_delivered, timeout=60)
+            alerts = [m for m in rig.received() if m.text.startswith(("【抢修提醒", "【抢修超期"))]
+            assert [(m.to, m.text.split("】")[0]) for m in alerts] == [
+                ("13700000002", "【抢修提醒"), ("13700000099", "【抢修超期升级")]
+            assert "接单期限12月2日03:05" in alerts[1].text and "/crew/" in alerts[1].text
     finally:
         await runner.cleanup()
         await engine.dispose()
