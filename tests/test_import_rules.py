@@ -37,6 +37,7 @@ CORES = (
     "ctiserver.ami.framing",        # bytes -> AmiMessage
     "ctiserver.ami.message",
     "ctiserver.ami.actions",        # action encoding
+    "ctiserver.ami.reconnect",      # reconnect backoff, restart detection
     "ctiserver.acd.engine",         # the ACD state machine (the facade over the parts below)
     "ctiserver.acd.model",
     "ctiserver.acd.states",         # agent and call states, their transition tables

@@ -43,7 +43,7 @@ import logging
 import random
 from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from ..clock import Clock, SystemClock
 from ..config import AmiServer
@@ -53,11 +53,14 @@ from .errors import (
     AmiDisconnected,
     AmiError,
     AmiLoginError,
-    AmiResponseError,
     AmiTimeout,
 )
 from .framing import AmiFramer
 from .message import AmiMessage
+from .reconnect import BootMark, ConnectInfo, backoff_delay, detect_restart
+from .replies import AmiResponse, Pending, ends_list
+
+__all__ = ["AmiClient", "AmiResponse", "ConnectInfo"]  # the replies and login facts its users handle
 
 log = logging.getLogger(__name__)
 
@@ -65,76 +68,8 @@ READ_CHUNK = 16 * 1024  # one read is framed at a time, then the loop runs other
 PING_PATIENCE = 10  # a Ping may wait this many ping_timeout_s while bytes keep arriving (a burst ahead of it)
 BOOT_WAIT_S = 0.5  # FullyBooted comes right after the login reply when Asterisk is up
 BOOT_WAIT_LONG_S = 5.0  # ...or when boot completes: waited for only if CoreStatus cannot tell us
-RESTART_TOLERANCE_S = 5.0  # Uptime is whole seconds, plus network and scheduling slack
 YIELD_EVERY = 32  # the consumer lets the reader run at least this often
 QUEUE_WARN = 10_000
-
-
-# --- values handed to callers --------------------------------------------------
-@dataclass(frozen=True, slots=True)
-class ConnectInfo:
-    """What we learnt at login; `restarted` is True when Asterisk restarted since our last session."""
-
-    server_name: str
-    uptime: float | None  # seconds since Asterisk started (None if it would not say)
-    last_reload: float | None  # seconds since its last reload
-    restarted: bool
-    ami_version: str | None = None  # from the banner, e.g. "10.0.0" (the AMI version, not Asterisk's)
-    first: bool = False  # the first session of this client
-
-
-@dataclass(frozen=True, slots=True)
-class AmiResponse:
-    """The response to one action, plus (for list actions) every event up to and including
-    the closing `...Complete` event (`EventList: Complete`, which carries `ListItems`)."""
-
-    response: AmiMessage
-    events: tuple[AmiMessage, ...] = ()
-
-    @property
-    def success(self) -> bool:
-        return self.response.success
-
-    @property
-    def message(self) -> str:
-        return self.response.get("Message", "") or ""
-
-    def get(self, name: str, default: str | None = None) -> str | None:
-        return self.response.get(name, default)
-
-    def raise_for_error(self, action: str = "action") -> AmiResponse:
-        """Return self, or raise AmiResponseError when Asterisk said Error."""
-        if not self.success:
-            raise AmiResponseError(action, self.message or "Error")
-        return self
-
-
-# --- pure helpers (tested on their own) ----------------------------------------
-def backoff_delay(attempt: int, min_s: float, max_s: float, rand: float) -> float:
-    """Delay before reconnect attempt `attempt` (0-based): doubling from min_s, capped at max_s,
-    with 'equal jitter' (half fixed, half random) so many clients do not reconnect in step."""
-    top = max(min_s, max_s)
-    ceiling = min(top, min_s * 2 ** min(attempt, 40))
-    return max(min_s, min(top, ceiling * (0.5 + 0.5 * rand)))
-
-
-@dataclass(frozen=True, slots=True)
-class BootMark:
-    """Identity of one run of Asterisk, as well as we can tell it."""
-
-    started_at: float | None = None  # our monotonic clock minus the reported Uptime
-    stamp: str | None = None  # CoreStatus CoreStartupDate + CoreStartupTime
-
-
-def detect_restart(prev: BootMark | None, new: BootMark, tolerance_s: float = RESTART_TOLERANCE_S) -> bool:
-    """True when `new` is evidently a different run of Asterisk than `prev`; False when unsure."""
-    if prev is None:
-        return False
-    if prev.stamp is not None and new.stamp is not None:  # exact: prefer it
-        return new.stamp != prev.stamp
-    if prev.started_at is not None and new.started_at is not None:
-        return new.started_at - prev.started_at > tolerance_s
-    return False
 
 
 def _float(value: str | None) -> float | None:
@@ -147,15 +82,6 @@ def _float(value: str | None) -> float | None:
 
 
 # --- internals -------------------------------------------------------------------
-@dataclass(slots=True)
-class _Pending:
-    name: str
-    future: asyncio.Future[AmiResponse]
-    response: AmiMessage | None = None
-    listing: bool = False
-    events: list[AmiMessage] = field(default_factory=list)
-
-
 @dataclass(frozen=True, slots=True)
 class _Connected:
     info: ConnectInfo
@@ -164,10 +90,6 @@ class _Connected:
 @dataclass(frozen=True, slots=True)
 class _Lost:
     reason: str
-
-
-def _ends_list(msg: AmiMessage) -> bool:
-    return (msg.get("EventList") or "").lower() == "complete" or (msg.event or "").endswith("Complete")
 
 
 class AmiClient:
@@ -197,7 +119,7 @@ class AmiClient:
         self._inbox_ready = asyncio.Event()
         self._framer = AmiFramer()
         self._rx_bytes = 0  # read from Asterisk, ever (a Ping's wait goes on while this grows)
-        self._pending: dict[str, _Pending] = {}
+        self._pending: dict[str, Pending] = {}
         self._abandoned: OrderedDict[str, bool] = OrderedDict()  # timed-out ids -> listing seen
         self._ids = itertools.count(1)
         self._session_no = 0
@@ -503,7 +425,7 @@ class AmiClient:
             log.warning("AMI %s: %d events waiting for the consumer", self.server.name, depth)
             self._queue_warn_at *= 10
 
-    def _route_pending(self, aid: str, pending: _Pending, msg: AmiMessage) -> None:
+    def _route_pending(self, aid: str, pending: Pending, msg: AmiMessage) -> None:
         if msg.is_response and pending.response is None:
             pending.response = msg
             if msg.success and (msg.get("EventList") or "").lower() == "start":
@@ -512,7 +434,7 @@ class AmiClient:
             self._finish(aid, pending)
             return
         pending.events.append(msg)
-        if pending.listing and _ends_list(msg):
+        if pending.listing and ends_list(msg):
             self._finish(aid, pending)
 
     def _route_abandoned(self, aid: str, msg: AmiMessage) -> bool:
@@ -524,12 +446,12 @@ class AmiClient:
                 self._abandoned.pop(aid, None)
             return True
         if self._abandoned[aid]:
-            if _ends_list(msg):
+            if ends_list(msg):
                 self._abandoned.pop(aid, None)
             return True
         return False  # e.g. OriginateResponse of an Originate whose ack was late: callers need it
 
-    def _finish(self, aid: str, pending: _Pending) -> None:
+    def _finish(self, aid: str, pending: Pending) -> None:
         self._pending.pop(aid, None)
         if not pending.future.done() and pending.response is not None:
             pending.future.set_result(AmiResponse(pending.response, tuple(pending.events)))
@@ -552,7 +474,7 @@ class AmiClient:
         aid = f"cti-{self._session_no}-{next(self._ids)}"
         data = encode_action(name, {**fields, "ActionID": aid})
         future: asyncio.Future[AmiResponse] = asyncio.get_running_loop().create_future()
-        pending = _Pending(name, future)
+        pending = Pending(name, future)
         self._pending[aid] = pending
         limit = self.server.action_timeout_s if timeout is None else timeout
         try:
@@ -569,7 +491,7 @@ class AmiClient:
             if self._pending.pop(aid, None) is not None:  # timed out or the caller was cancelled
                 self._abandon(aid, pending)
 
-    def _abandon(self, aid: str, pending: _Pending) -> None:
+    def _abandon(self, aid: str, pending: Pending) -> None:
         self._abandoned[aid] = pending.listing
         while len(self._abandoned) > 256:
             self._abandoned.popitem(last=False)

@@ -11,9 +11,10 @@ from contextlib import asynccontextmanager
 
 import pytest
 
-from ctiserver.ami.client import AmiClient, BootMark, ConnectInfo, backoff_delay, detect_restart
+from ctiserver.ami.client import AmiClient
 from ctiserver.ami.errors import AmiActionError, AmiDisconnected, AmiResponseError, AmiTimeout
 from ctiserver.ami.message import AmiMessage
+from ctiserver.ami.reconnect import BootMark, ConnectInfo, backoff_delay, detect_restart
 from ctiserver.clock import FakeClock
 
 from .conftest import SECRET, FakeAmi, FakeConn, frame

@@ -15,9 +15,10 @@ import pytest
 
 from ctiserver.agi.channel import AgiChannel, AgiHangup, AgiReply
 from ctiserver.agi.server import FastAGIServer
-from ctiserver.ami.client import AmiClient, ConnectInfo
+from ctiserver.ami.client import AmiClient
 from ctiserver.ami.errors import AmiActionError
 from ctiserver.ami.message import AmiMessage
+from ctiserver.ami.reconnect import ConnectInfo
 from ctiserver.sandbox import chroot as sandbox
 from tests.asterisk_fixture import AmiRecorder, ami_server_config, event_is, originate_caller
 
