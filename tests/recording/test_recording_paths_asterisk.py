@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 import time
 from pathlib import Path
 from typing import Any
@@ -104,3 +105,45 @@ async def test_a_campaign_call_put_through_to_an_agent_is_recorded(asterisk_sand
         assert row["duration_s"] > 1.0, row
         _, agent_rms = channel_rms(recorder.root / row["path"], tmp_path)
         assert agent_rms > 0.05
+
+
+async def test_the_fallback_queue_records_while_the_cti_is_away(asterisk_sandbox: Any, ami: AmiRecorder,
+                                                                tmp_path: Path) -> None:
+    """No CTI answers FastAGI: the caller goes to Queue(fallback), whose gosub records the member that answers
+    (sim agent 1002); a CTI that starts afterwards indexes the recording from the spool."""
+    from ctiserver.recording import store
+    from ctiserver.recording.core import DONE, SpoolName
+
+    spool = Path(asterisk_sandbox.root) / "var/spool/asterisk/monitor/cti"
+    await ami.setvar("CTI_RECORD_DIR", "/var/spool/asterisk/monitor/cti")  # as the last CTI left it
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        dead = s.getsockname()[1]
+    await ami.setvar("CTI_AGI", f"127.0.0.1:{dead}")
+    for other in range(1001, 1011):  # only 1002 answers, whatever an earlier test left set
+        await ami.setvar(f"AGENT_{other}_MODE", "")
+    await ami.setvar("AGENT_1002_MODE", "answer")
+    await ami.setvar("AGENT_1002_TALK", "2")
+    await originate_caller(ami, "13800000078", "w1", hold_s=15)
+    [started] = await ami.wait_for(lambda m: m.get("Event") == "UserEvent" and m.get("UserEvent") == "CtiRecording"
+                                   and str(m.get("Channel") or "").startswith("Local/1002@sim-agents"), timeout=40)
+    name = SpoolName.parse(str(started.get("Spool")))
+    assert name is not None and name.agent_id == "1002" and name.uniqueid == started.get("Uniqueid")
+    await ami.wait_for(lambda m: m.get("Event") == "Hangup" and m.get("Uniqueid") == name.uniqueid, timeout=30)
+    loop = asyncio.get_running_loop()
+    end = loop.time() + 20
+    while not (spool / f"{name.base}{DONE}").exists():  # MixMonitor's end command: Asterisk closed the files
+        assert loop.time() < end, "MixMonitor never touched its done marker"
+        await asyncio.sleep(0.05)
+    await ami.setvar("AGENT_1002_MODE", "")
+    async with live_server(tmp_path, asterisk_sandbox, ami) as server:
+        recorder = server.features.extra["recorder"]
+
+        async def indexed() -> dict[str, Any]:
+            while True:
+                row = await store.get(recorder.engine(), await recorder.indexed.get())
+                if row is not None and row["spool"] == name.base:
+                    return dict(row)
+
+        row = await asyncio.wait_for(indexed(), 60)
+    assert (row["agent_id"], row["call_id"]) == ("1002", name.call_id) and row["duration_s"] > 1.0, row
