@@ -85,7 +85,12 @@ class AcdCallbackService:
     def __init__(self, cfg: OutboundConfig, store: CallbackStore, acd: AcdLike, client: _Ami, clock: Clock,
                  emit: Callable[[Event], None], *, server_name: str, say: Say | None = None,
                  listed: Callable[[Sequence[str]], Awaitable[Mapping[str, str]]] | None = None,
-                 agi: str | None = None, claims: Claims = NO_CLAIMS) -> None:
+                 agi: str | None = None, claims: Claims = NO_CLAIMS,
+                 agent_servers: Mapping[str, _Ami] | None = None) -> None:
+        """`client` (server `server_name`) rings the agents; with `agent_servers` (server name -> its AMI) an
+        agent whose phone is on one of them is rung there (its own server: no trunk in the agent's leg, and
+        callbacks spread over the servers as the agents do; a server that is down has its agents not ready,
+        so none of them is offered a callback)."""
         self.cfg = cfg
         self.policy = cfg.acd_callbacks
         self.rules = CallbackRules(self.policy, calendar=cfg.calendar,
@@ -96,6 +101,7 @@ class AcdCallbackService:
         self.clock = clock
         self.emit = emit
         self.server_name = server_name
+        self.agent_servers = dict(agent_servers or {})
         self.say = say
         self.listed = listed  # which of these numbers are on the do-not-call list or blacklist now
         self.agi = agi  # "host:port" of our FastAGI, so the agent's leg comes back to us (else the global)
@@ -103,7 +109,7 @@ class AcdCallbackService:
         self._inbox: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
         self._by_call: dict[str, tuple[int, float]] = {}  # engine call id -> (row id, due), queued or dialing
         self._rings: dict[str, _Ring] = {}  # agent-leg channel id -> ring, until answered or failed
-        self._by_action: dict[str, str] = {}  # Originate ActionID -> channel id
+        self._by_action: dict[str, str] = {}  # "<server>:<Originate ActionID>" -> channel id
         self._answered: set[str] = set()  # agent legs whose customer answered (AMI DialEnd)
         self._seq = 0
         self._deferred: list[tuple[str, Any]] = []  # schedule/cancel that met a database outage
@@ -127,13 +133,13 @@ class AcdCallbackService:
         self._post("cancel", cmd)
 
     def on_ami_event(self, server: str, msg: Any) -> None:
-        if server != self.server_name:
+        if server != self.server_name and server not in self.agent_servers:
             return
         event = msg.get("Event")
         if event == "OriginateResponse":
             channel = str(msg.get("Uniqueid") or msg.get("ChannelId") or "")
             if not channel.startswith(self.prefix):
-                channel = self._by_action.get(str(msg.get("ActionID") or ""), "")
+                channel = self._by_action.get(f"{server}:{msg.get('ActionID') or ''}", "")
             if channel and str(msg.get("Response") or "").lower() != "success":
                 self._post("ring_failed", (channel, AGENT_RING_REASONS.get(str(msg.get("Reason") or ""),
                                                                            "chanunavail")))
@@ -440,15 +446,19 @@ class AcdCallbackService:
                         data={"leg": "agent", "callback": row_id, "callback_of": offer.call_id}))
         fields = originate_agent_leg(self.cfg, self.policy, offer, self.acd.cfg.dial_string(offer.agent_id), row_id,
                                      channel, self.agi)
+        server = self.acd.cfg.agent_servers.get(offer.agent_id, "")
+        if server not in self.agent_servers:
+            server = self.server_name
+        client = self.agent_servers.get(server, self.client)
         try:
-            reply = await asyncio.wait_for(self.client.action("Originate", fields), 10.0)
+            reply = await asyncio.wait_for(client.action("Originate", fields), 10.0)
         except Exception as exc:
             log.warning("callback %s: Originate to agent %s failed: %s", row_id, offer.agent_id, exc)
             self._ring_failed(channel, "chanunavail")
             return
         action_id = reply.response.get("ActionID") if getattr(reply, "response", None) is not None else None
         if action_id:
-            self._by_action[str(action_id)] = channel
+            self._by_action[f"{server}:{action_id}"] = channel
             while len(self._by_action) > 4096:
                 self._by_action.pop(next(iter(self._by_action)))
         if not reply.success:

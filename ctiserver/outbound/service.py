@@ -259,9 +259,12 @@ class Outbound:
         store = OutboundStore(engine)
         callbacks = None
         if acd is not None:
+            # several servers: each agent's callback leg rings on the agent's own server
+            homes = {s for s in acd.cfg.agent_servers.values() if s in server.ami} if len(server.ami) > 1 else set()
             callbacks = AcdCallbackService(self.cfg, CallbackStore(engine), acd, client, server.clock, server.emit,
                                            server_name=name, say=self.say, listed=store.listed,
-                                           agi=_agi_address(server), claims=self.claims)
+                                           agi=_agi_address(server), claims=self.claims,
+                                           agent_servers={s: server.ami[s] for s in sorted(homes)})
         svc = OutboundService(self.cfg, engine, client, name, server.clock, server.emit, prompt=self.prompt,
                               store=store, agent_callbacks=callbacks, claim=self.claims.in_transaction,
                               more_servers=[(d.name, server.ami[d.name]) for d in spread[1:]],

@@ -566,3 +566,38 @@ async def test_the_whisper_names_the_queue_and_the_number(cb_engine: AsyncEngine
     [orig] = w.ami.originates()
     await w.agent_answers(AgentLeg(orig["ChannelId"], "ANSWER"))
     assert heard == ["billing回拨尾号0001"]
+
+
+async def test_an_agent_on_another_server_is_rung_there(cb_engine: AsyncEngine) -> None:
+    """Several Asterisk servers: the agent's callback leg rings on the server the agent's phone is on (no trunk
+    in it); that server's answer about the ring (a failed Originate) is read by its own ActionID."""
+    w = World(cb_engine, FakeClock(T0), {"1001": {"billing": 5}})
+    cfg = config(None, dial_template="Local/{id}@sim-agents",
+                 agents=[{"id": "1001", "skills": {"billing": 5}, "server": "pbx2"}])
+    w.acd = AcdRuntime(AcdEngine(cfg), w.clock, w.events.append, hooks=AcdHooks())
+    pbx2 = FakeAmi()
+    out_cfg = OutboundConfig.model_validate({"dial": {"channel": "Local/{number}@outbound-dest"},
+                                             "acd_callbacks": {"windows": ["00:00-24:00"]}})
+    w.svc = AcdCallbackService(out_cfg, CallbackStore(cb_engine), w.acd, w.ami, w.clock, w.events.append,
+                               server_name="pbx1", agent_servers={"pbx2": pbx2})
+    hooks = w.acd.hooks
+    hooks.on_callback, hooks.on_callback_offer = w.svc.on_callback, w.svc.on_callback_offer
+    hooks.on_callback_cancel = w.svc.on_callback_cancel
+    w.login("1001")
+    busy_agent(w)
+    priority_abandon(w, "in-1", "13900000001")
+    w.clock.jump(60)
+    w.acd.apply(lambda now: w.acd.engine.call_ended("live-1001", now))
+    w.clock.jump(10)
+    w.acd.apply(w.acd.engine.tick)
+    await w.svc.drain()
+    assert w.ami.originates() == []
+    [orig] = pbx2.originates()
+    assert orig["Channel"] == "Local/1001@sim-agents" and w.acd.engine.agent_state("1001")[0] == "ringing"
+    w.svc.on_ami_event("pbx1", {"Event": "OriginateResponse", "Response": "Failure", "ActionID": "a1"})
+    await w.svc.drain()
+    assert w.acd.engine.agent_state("1001")[0] == "ringing"  # pbx1's a1 is another Originate
+    w.svc.on_ami_event("pbx2", {"Event": "OriginateResponse", "Response": "Failure", "ActionID": "a1",
+                                "Reason": "8"})
+    await w.svc.drain()
+    assert w.acd.engine.agent_state("1001")[0] != "ringing"
