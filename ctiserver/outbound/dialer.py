@@ -47,7 +47,8 @@ class Originator(Protocol):
         ...
 
 # An Originator may also offer `ready() -> bool` (e.g. the AMI link is up); while it says
-# False the dialer starts no attempt, so an outage of the link costs no contact an attempt.
+# False the dialer starts no attempt, so an outage of the link costs no contact an attempt. And
+# `room() -> float`: how many calls it can start now (a pool's channel limits); the plan stops there.
 
 
 class OriginateRejected(Exception):
@@ -182,7 +183,7 @@ class Dialer:
                 while True:
                     snap = await self.store.snapshot(now, self.cfg.caps, campaign=name, limit=self.page,
                                                      offset=offset)
-                    plan = self.scheduler.plan(now, snap)
+                    plan = self.scheduler.plan(now, snap, self._room())  # dials placed so far are counted there
                     if plan.excluded:
                         await self._exclude(plan)
                     for dial in plan.dials:
@@ -199,6 +200,12 @@ class Dialer:
             total.next_deadline = min(deadlines) if deadlines else None
             self.last_plan = total
             return total
+
+    def _room(self) -> float:
+        """How many calls the originator can still start (a pool's channel limits); unbounded if it
+        does not say."""
+        room = getattr(self.originator, "room", None)
+        return float(room()) if callable(room) else float("inf")
 
     async def _exclude(self, plan: Plan) -> None:
         """Due contacts whose number went on the do-not-call list or the blacklist since the import."""

@@ -49,6 +49,10 @@ class OriginatorPool:
     def ready(self) -> bool:
         return any(m.originator.ready() and m.room() > 0 for m in self.members)
 
+    def room(self) -> float:
+        """Calls the servers that are up can take now: the dialer plans no more than this."""
+        return sum(max(0.0, m.room()) for m in self.members if m.originator.ready())
+
     def choose(self) -> PoolMember:
         """The server the next call goes to: up, with room, the most room first."""
         ready = [m for m in self.members if m.originator.ready() and m.room() > 0]

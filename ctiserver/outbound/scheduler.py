@@ -132,7 +132,9 @@ class Scheduler:
     def quiet_for(self, area: str, own: tuple[TimeRange, ...]) -> tuple[TimeRange, ...]:
         return self.default_quiet + self.area_quiet.get(area, ()) + own
 
-    def plan(self, now: float, snap: Snapshot) -> Plan:
+    def plan(self, now: float, snap: Snapshot, room: float = float("inf")) -> Plan:
+        """`room`: how many more calls the Asterisk servers can take now (their channel limits), beside
+        the campaigns' own pacing."""
         blocked: Counter[str] = Counter()
         deadlines: list[float] = [snap.later] if snap.later is not None else []
         running = {c.name: c for c in snap.campaigns if c.state == State.RUNNING}
@@ -194,6 +196,9 @@ class Scheduler:
             if live_total + len(dials) >= self.cfg.pacing.max_concurrent:
                 blocked["max_concurrent"] += len(candidates) - i
                 break  # nothing more can start until a call ends
+            if len(dials) >= room:
+                blocked["servers_full"] += len(candidates) - i
+                break  # no server has a channel for it: no token spent, no attempt voided
             if not glob.ready(now):
                 blocked["overall_calls_per_s"] += len(candidates) - i
                 deadlines.append(now + glob.wait(now))

@@ -58,7 +58,7 @@ async def test_calls_spread_within_each_servers_limit_and_skip_a_server_that_is_
         svc.dialer.wake()
         await until(lambda: len(pbx1.originated) + len(pbx2.originated) == 3)
         assert (len(pbx1.originated), len(pbx2.originated)) == (1, 2)  # both full: the rest wait
-        assert not svc.pool.ready()
+        assert not svc.pool.ready() and svc.dialer.last_plan.blocked["servers_full"] == 3  # planned no more
         # a call on pbx1 ends: its room goes to the next contact, on pbx1
         done = pbx1.originated[0]
         pbx1.up.discard(done)

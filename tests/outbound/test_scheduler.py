@@ -108,6 +108,14 @@ def test_max_concurrent_per_campaign_and_overall_count_live_attempts() -> None:
     assert plan.next_deadline is None  # nothing changes until a call ends
 
 
+def test_the_servers_room_bounds_the_plan_and_spends_no_token_beyond_it() -> None:
+    s = sched(pacing=PacingConfig(max_concurrent=50, calls_per_s=1, burst=3))
+    plan = s.plan(NOON, Snapshot([campaign()], contacts(10)), room=1)
+    assert len(plan.dials) == 1 and plan.blocked["servers_full"] == 9
+    plan = s.plan(NOON, Snapshot([campaign()], contacts(10)[1:]), room=5)
+    assert len(plan.dials) == 2  # the burst's two tokens left: none went to the call that had no room
+
+
 def test_priority_campaign_then_important_contacts_then_longest_waiting() -> None:
     s = sched(pacing=PacingConfig(max_concurrent=4, calls_per_s=1000, burst=1000))
     low, high = campaign("low", priority=10), campaign("high", priority=90)
