@@ -19,8 +19,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ctiserver.clock import FakeClock
 from ctiserver.events import Event
+from ctiserver.outages.http import add_outage_routes
+from ctiserver.outages.model import load_outages_config
+from ctiserver.outages.service import OutageService
+from ctiserver.outages.store import OutageStore
 from ctiserver.store.engine import make_engine, migrate
-from ctiserver.web.app import create_desktop_app
+from ctiserver.web.app import DESKTOP_KEY, create_desktop_app
 from ctiserver.web.config import DesktopConfig
 from ctiserver.web.tables import users
 from ctiserver.web.ws import Hub
@@ -28,6 +32,7 @@ from ctiserver.web.ws import Hub
 from .fakes import FakeAgents, FakeCalls, FakeCustomers, FakeWallboard
 
 # Monday 2026-11-23 09:00 in Shanghai
+REPO_CONFIG = Path(__file__).resolve().parents[2] / "config"
 START = dt.datetime(2026, 11, 23, 9, 0, tzinfo=ZoneInfo("Asia/Shanghai")).timestamp()
 # display names of the fake ACD's queues and tiers (acd.yaml `names`)
 NAMES = {"queues": {"billing": {"zh": "电费查询", "en": "Billing"}, "fault": {"zh": "故障报修", "en": "Fault reports"},
@@ -80,6 +85,10 @@ async def make_desk(tmp_path: Path, config: DesktopConfig | None = None, clock: 
     app, hub = create_desktop_app(engine=engine, agents=agents, calls=calls, wallboard=wallboard,
                                   customers=customers, emit=events.append, config=config or DesktopConfig(),
                                   clock=clock, request_callback=request_callback, names=NAMES)
+    # the outage list the desktop's work-order form reads, mounted as the server mounts it (app/loop.py)
+    outages = OutageService(OutageStore(engine), load_outages_config(REPO_CONFIG), clock, emit=events.append)
+    sessions = app[DESKTOP_KEY].sessions
+    add_outage_routes(app, lambda: outages, lambda request, roles: sessions.require(request, roles))
     return Desk(app, hub, engine, url, clock, agents, calls, wallboard, customers, events, callbacks)
 
 
