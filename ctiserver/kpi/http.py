@@ -10,7 +10,7 @@ curious browser cannot starve the event writer.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from importlib import resources
 from typing import Any, Literal
 
@@ -20,8 +20,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ..web.errors import ApiError
-from ..web.guard import PAGE_HEADERS
 from ..web.openapi import Operation, Reply, documented
+from ..web.pages import page_file
 from ..web.schemas import Query
 from .config import KpiConfig
 from .headers import LANGS
@@ -130,14 +130,8 @@ def add_report_routes(app: web.Application, get_engine: Callable[[], AsyncEngine
                                 headers={"Content-Disposition": 'attachment; filename="kpi-report.xlsx"'})
         return web.json_response({**report, "names": shown}, dumps=_dumps)
 
-    def file(name: str, content_type: str) -> Callable[[web.Request], Awaitable[web.Response]]:
-        @documented(Operation(summary=f"The reports page: {name}", roles=None, tags=("pages",),
-                              replies={200: Reply(name, content_type=content_type, schema={"type": "string"})},
-                              operation_id="get_" + name.replace(".", "_")))
-        async def handler(_request: web.Request) -> web.Response:
-            return web.Response(text=files[name], content_type=content_type, charset="utf-8",
-                                headers=PAGE_HEADERS)
-        return handler
+    def file(name: str, content_type: str) -> Any:
+        return page_file("the reports page", name, files[name], content_type)
 
     app.router.add_get("/api/reports", api)
     app.router.add_get("/reports", file(PAGE, "text/html"))

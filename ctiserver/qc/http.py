@@ -20,8 +20,8 @@ from ..recording import store as recordings
 from ..recording.http import parse_query
 from ..web.auth import Sessions, User
 from ..web.errors import ApiError
-from ..web.guard import PAGE_HEADERS
 from ..web.openapi import Operation, Reply, documented
+from ..web.pages import page_file
 from ..web.routing import read_body
 from ..web.schemas import Body, Query
 from . import store
@@ -225,12 +225,7 @@ def add_qc_routes(app: web.Application, *, sheet: QcSheet, sessions: Callable[[]
         return web.json_response({"month": q.month, **figures(await store.month_scores(engine(), q.month), team_of)})
 
     def file(name: str, content_type: str) -> Any:
-        @documented(Operation(summary=f"The QC page: {name}", roles=None, tags=("pages",), operation_id="get_" +
-                              name.replace(".", "_"), replies={200: Reply(name, content_type=content_type,
-                                                                          schema={"type": "string"})}))
-        async def handler(_request: web.Request) -> web.Response:
-            return web.Response(text=page[name], content_type=content_type, charset="utf-8", headers=PAGE_HEADERS)
-        return handler
+        return page_file("the QC page", name, page[name], content_type)
 
     app.router.add_get("/api/qc/sheet", get_sheet)
     app.router.add_get("/api/qc/tasks", list_tasks)

@@ -24,8 +24,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from ..calendar import Calendar
 from ..events import Event, Kind
 from ..web.errors import ApiError
-from ..web.guard import PAGE_HEADERS
 from ..web.openapi import Operation, Reply, documented
+from ..web.pages import page_file
 from ..web.routing import read_body
 from ..web.schemas import Body, Query
 from . import handover_store as store
@@ -240,13 +240,8 @@ def add_handover_routes(app: web.Application, *, folder: Path, cfg: RosterConfig
         logged_in = desk | {a for a, s in states.items() if s != "logged_out"}
         return _json({"warning": logout_warning(b, user, logged_in, acked), "boundary": b.as_dict()})
 
-    def file(name: str, content_type: str) -> Callable[[web.Request], Awaitable[web.Response]]:
-        @documented(Operation(summary=f"The shift handover page: {name}", roles=None, tags=("pages",),
-                              replies={200: Reply(name, content_type=content_type, schema={"type": "string"})},
-                              operation_id="get_" + name.replace(".", "_")))
-        async def handler(_request: web.Request) -> web.Response:
-            return web.Response(text=files[name], content_type=content_type, charset="utf-8", headers=PAGE_HEADERS)
-        return handler
+    def file(name: str, content_type: str) -> Any:
+        return page_file("the shift handover page", name, files[name], content_type)
 
     app.router.add_get("/api/wfm/handover/draft", get_draft)
     app.router.add_get("/api/wfm/handover/logout-check", logout_check)

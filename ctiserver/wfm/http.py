@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any
@@ -22,8 +22,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ..calendar import Calendar
 from ..web.errors import ApiError
-from ..web.guard import PAGE_HEADERS
 from ..web.openapi import Operation, Reply, documented
+from ..web.pages import page_file
 from ..web.routing import read_body
 from ..web.schemas import Body, Query
 from .adherence import adherence, planned_day, team_adherence
@@ -195,13 +195,8 @@ def add_wfm_routes(app: web.Application, *, folder: Path, cfg: RosterConfig, age
                                   "teams": {k: None if v is None else round(v, 4) for k, v in teams.items()}},
                                  dumps=lambda o: json.dumps(o, ensure_ascii=False))
 
-    def file(name: str, content_type: str) -> Callable[[web.Request], Awaitable[web.Response]]:
-        @documented(Operation(summary=f"The workforce page: {name}", roles=None, tags=("pages",),
-                              replies={200: Reply(name, content_type=content_type, schema={"type": "string"})},
-                              operation_id="get_" + name.replace(".", "_")))
-        async def handler(_request: web.Request) -> web.Response:
-            return web.Response(text=files[name], content_type=content_type, charset="utf-8", headers=PAGE_HEADERS)
-        return handler
+    def file(name: str, content_type: str) -> Any:
+        return page_file("the workforce page", name, files[name], content_type)
 
     app.router.add_get("/api/wfm/roster", get_roster)
     app.router.add_post("/api/wfm/roster/shift", set_shift)
