@@ -70,7 +70,8 @@ async def test_reports_page_draws_the_golden_day(tmp_path: Path) -> None:
             assert await page.locator("#agents rect").count() > 10
             assert await page.locator("#tiers rect").count() == 8  # 4 tiers x (SL, target)
             tier_rows = await page.locator("#tier-table tr").all_inner_texts()
-            assert any(r.startswith("VIP\t") and "50.0%" in r for r in tier_rows)  # acd.yaml's name, not "vip"
+            # acd.yaml's name, not "vip"; C2 answered in 5 s, C13's 10 s abandon short under the 20 s default
+            assert any(r.startswith("VIP\t") and "100.0%" in r for r in tier_rows)
             # calls that never reached a queue: named so, and no service-level target against them
             [unqueued] = [r.split("\t") for r in tier_rows if r.startswith("not queued")]
             assert unqueued[3] == "–" and not [r for r in tier_rows if "(none)" in r]
