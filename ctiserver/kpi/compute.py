@@ -429,22 +429,26 @@ def loop_query(win: Window) -> Any:
 
 
 def qc_query(win: Window, dims: Sequence[str]) -> Any:
-    """Quality inspection (质检, docs/qc.md): each inspected call once, with its final score (a revised
-    decision's, else the reviewer's), in the half hour of the call (`call_ts`; else when it was scored)
-    and by the agent and queue of the call."""
+    """Quality inspection (质检, docs/qc.md): each inspected call once, with its final score and verdict (a
+    revised decision's, else the reviewer's) and whether the reviewer found a fatal error, in the half hour
+    of the call (`call_ts`; else when it was scored) and by the agent and queue of the call."""
     e = events.c
     action = json_str(e.data, "action")
     scored = action == "scored"
     revised = and_(action == "decided", json_str(e.data, "decision") == "revised")
     score = json_num(e.data, "score")
     task = json_num(e.data, "task")
+    passed = case((json_true(e.data, "passed"), 1), else_=0)
     per = (
         select(task.label("task"),
                func.min(case((scored, func.coalesce(json_num(e.data, "call_ts"), e.ts)))).label("t_call"),
                func.max(case((scored, e.agent_id))).label("agent"),
                func.max(case((scored, e.queue))).label("queue"),
                func.max(case((scored, score))).label("scored"),
-               func.max(case((revised, score))).label("revised"))
+               func.max(case((revised, score))).label("revised"),
+               func.max(case((scored, passed))).label("scored_passed"),
+               func.max(case((revised, passed))).label("revised_passed"),
+               func.max(case((scored, case((json_true(e.data, "fatal"), 1), else_=0)))).label("fatal"))
         .where(e.kind == Kind.QC, e.ts >= win.start, e.ts < win.end + QC_LOOKAHEAD_S, task.is_not(None))
         .group_by(task)
     ).subquery("inspected")
@@ -452,6 +456,8 @@ def qc_query(win: Window, dims: Sequence[str]) -> Any:
     dim_map = {"queue": q.queue, "agent": q.agent}
     hh = half_hour_of(q.t_call, win).label("hh")
     return (select(hh, *dim_cols(dim_map, dims), func.count().label("qc_inspected"),
-                   func.sum(cast(func.coalesce(q.revised, q.scored), Float)).label("qc_score_sum"))
+                   func.sum(cast(func.coalesce(q.revised, q.scored), Float)).label("qc_score_sum"),
+                   func.sum(func.coalesce(q.revised_passed, q.scored_passed)).label("qc_passed"),
+                   func.sum(q.fatal).label("qc_fatal"))
             .where(q.t_call >= win.start, q.t_call < win.end, q.scored.is_not(None))
             .group_by(hh, *(dim_map[d] for d in dims)))

@@ -44,6 +44,7 @@ ZH: dict[str, str] = {
     "workorder_reopen_rate": "工单重开率", "survey_responses": "满意度评价数", "survey_avg_score": "满意度平均分",
     "satisfaction_callbacks_due": "应回访", "satisfaction_callbacks_done": "已回访",
     "satisfaction_callback_rate": "回访率", "qc_inspected": "质检通话", "qc_avg_score": "质检平均分",
+    "qc_pass_rate": "质检合格率", "qc_fatal": "质检致命差错",
     # tiers sheet
     "threshold_s": "目标时长（秒）", "target": "目标", "met": "达标",
     "TOTAL": "合计",

@@ -110,7 +110,7 @@ LEG_SUMS = ("offers", "answers", "ronas", "transfers", "handled", "talk_n", "tal
 WO_SUMS = ("opened", "closed", "closed_on_time", "reopened")
 RATING_SUMS = ("responses", "score_sum")
 REVISIT_SUMS = ("due", "done")
-QC_SUMS = ("qc_inspected", "qc_score_sum")
+QC_SUMS = ("qc_inspected", "qc_score_sum", "qc_passed", "qc_fatal")
 
 
 def _div(a: float | None, b: float | None, nd: int = 6) -> float | None:
@@ -271,8 +271,10 @@ def derive(cfg: KpiConfig, c: dict[str, Any] | None, legs: dict[str, Any] | None
     if qc is not None:
         m["qc_inspected"] = qc["qc_inspected"]
         m["qc_avg_score"] = _div(qc["qc_score_sum"], qc["qc_inspected"], 2)
+        m["qc_pass_rate"] = _div(qc["qc_passed"], qc["qc_inspected"])
+        m["qc_fatal"] = qc["qc_fatal"]
     else:
-        m.update({"qc_inspected": None, "qc_avg_score": None})
+        m.update({"qc_inspected": None, "qc_avg_score": None, "qc_pass_rate": None, "qc_fatal": None})
     return m
 
 

@@ -14,6 +14,8 @@ HEADLINE = ("calls_offered", "answered", "service_level", "asa_s", "abandon_rate
             "aht_s", "occupancy", "fcr_rate")
 
 
+QC_COLUMNS = ("qc_inspected", "qc_avg_score", "qc_pass_rate", "qc_fatal")  # the report's QC section
+
 def _cell(v: Any) -> str:
     if v is None:
         return "-"
@@ -55,11 +57,10 @@ def format_table(report: dict[str, Any]) -> str:
     qc_rows = [r for r in report["rows"] if r["metrics"].get("qc_inspected")]
     if qc_rows or report["total"].get("qc_inspected"):
         parts += ["", "Quality inspection (QC)",
-                  _grid([*by, "qc_inspected", "qc_avg_score"],
-                        [*([*(r["key"].get(d) for d in by), r["metrics"]["qc_inspected"], r["metrics"]["qc_avg_score"]]
-                           for r in qc_rows),
-                         [*(["TOTAL", *[""] * (len(by) - 1)] if by else []), report["total"]["qc_inspected"],
-                          report["total"]["qc_avg_score"]]])]
+                  _grid([*by, *QC_COLUMNS],
+                        [*([*(r["key"].get(d) for d in by), *(r["metrics"][c] for c in QC_COLUMNS)] for r in qc_rows),
+                         [*(["TOTAL", *[""] * (len(by) - 1)] if by else []),
+                          *(report["total"][c] for c in QC_COLUMNS)]])]
     if report["outbound"]["rows"]:
         ob_cols = ("contacts", "attempts", "reach_rate", "confirm_rate", "machine_rate",
                    "attempts_per_contact")

@@ -21,6 +21,7 @@ Object.assign(TEXTS, {
   needed: ["所需坐席", "needed"], logged_in: ["签入坐席", "logged in"], sl_with: ["按签入坐席的服务水平", "SL with them"],
   sec_qc: ["质检（坐席、每半小时）", "Quality inspection (by agent, by half hour)"],
   agent: ["坐席", "agent"], qc_inspected: ["质检通话", "calls inspected"], qc_avg_score: ["质检平均分", "average QC score"],
+  qc_pass_rate: ["质检合格率", "QC pass rate"], qc_fatal: ["致命差错", "fatal errors"],
   yes: ["是", "yes"], no: ["否", "no"], loading: ["加载中…", "loading…"], error: ["出错：{0}", "error: {0}"],
 });
 let shown = null;  // the last report, drawn again when the language changes
@@ -136,6 +137,9 @@ function fmt(v) {
   if (typeof v === "number" && !Number.isInteger(v)) return v.toFixed(v < 1 ? 3 : 1);
   return String(v);
 }
+const QC_HEADS = ["qc_inspected", "qc_avg_score", "qc_pass_rate", "qc_fatal"];
+function qcCells(m) { return [m.qc_inspected, m.qc_avg_score, pct(m.qc_pass_rate), m.qc_fatal]; }
+
 function pct(v) { return v === null || v === undefined ? "–" : (v * 100).toFixed(1) + "%"; }
 
 // Every half hour of the range, labelled as the server labels them (its time zone), so gaps show.
@@ -181,12 +185,13 @@ function render(rep) {
   const tot = rep.total;
   const keys = ["calls_offered", "ivr_contained", "agent_requests", "answered", "abandoned", "call_loss",
                 "call_loss_rate", "agent_connection_rate", "ivr_connection_rate", "aht_s", "occupancy", "fcr_rate",
-                "qc_inspected", "qc_avg_score"];
-  table("totals", [t("total"), t("value")], keys.map((k) => [metricName(rep, k), tot[k]]));
+                "qc_inspected", "qc_avg_score", "qc_pass_rate", "qc_fatal"];
+  table("totals", [t("total"), t("value")], keys.map((k) => [metricName(rep, k),
+        k === "qc_pass_rate" ? pct(tot[k]) : tot[k]]));
   // quality inspection: the half hours with inspected calls (the score counts in the call's half hour)
-  table("qc-halfhours", [t("half_hour"), t("qc_inspected"), t("qc_avg_score")],
+  table("qc-halfhours", [t("half_hour"), ...QC_HEADS.map(t)],
         rep.rows.filter((r) => r.metrics.qc_inspected > 0).map((r) => [r.key.halfhour.replace("T", " "),
-          r.metrics.qc_inspected, r.metrics.qc_avg_score]));
+          ...qcCells(r.metrics)]));
   if (shownAgents) renderAgents(shownAgents);
   table("staffing", [t("half_hour"), t("arrivals"), t("aht_s"), t("erlangs"), t("needed"), t("logged_in"),
                      t("sl_with")],
@@ -196,9 +201,8 @@ function render(rep) {
 
 function renderAgents(rep) {
   shownAgents = rep;
-  table("qc-agents", [t("agent"), t("qc_inspected"), t("qc_avg_score")],
-        rep.rows.filter((r) => r.metrics.qc_inspected > 0).map((r) => [r.key.agent, r.metrics.qc_inspected,
-          r.metrics.qc_avg_score]));
+  table("qc-agents", [t("agent"), ...QC_HEADS.map(t)],
+        rep.rows.filter((r) => r.metrics.qc_inspected > 0).map((r) => [r.key.agent, ...qcCells(r.metrics)]));
 }
 
 let latest = 0;  // only the answer to the latest request is shown (a slow earlier one is dropped)

@@ -214,7 +214,8 @@ def add_qc_routes(app: web.Application, *, sheet: QcSheet, sessions: Callable[[]
             values.update(score=body.score, passed=body.score >= sheet.pass_score)
         if not await store.change(engine(), row["id"], ("appealed",), **values):
             raise ApiError(409, "wrong-state", f"task {row['id']} is {row['status']}")
-        changed(row, "decided", user, decision=body.decision, score=values.get("score", row["score"]))
+        changed(row, "decided", user, decision=body.decision, score=values.get("score", row["score"]),
+                passed=values.get("passed", row["passed"]))
         return await refreshed(row["id"])
 
     @documented(op("QC figures of a month per agent, team and queue", Reply("the figures", FiguresOut),

@@ -276,7 +276,7 @@ EXPECTED_TOTAL = {
     # Satisfaction: the survey's 5, 4, 5 (the malformed one left out); no work-order callbacks that day.
     "survey_responses": 3, "survey_avg_score": 4.6667,
     "satisfaction_callbacks_due": 0, "satisfaction_callbacks_done": 0, "satisfaction_callback_rate": None,
-    "qc_inspected": 0, "qc_avg_score": None,
+    "qc_inspected": 0, "qc_avg_score": None, "qc_pass_rate": None, "qc_fatal": 0,
     # Textbook SL: within 4 of the 10 queued calls that finished (C7's callback out, C3's short abandon in).
     "service_level_textbook": 0.4, "answered_within_sl_share": 0.8,
     # Offers per answered call: C1 C2 C11 one, C4 (a1 RONA, a2) and C5 (a1, then a2 after the transfer) two.

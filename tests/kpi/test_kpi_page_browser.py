@@ -149,10 +149,11 @@ async def test_reports_page_shows_qc_scores_by_agent_and_half_hour(tmp_path: Pat
             await page.click("#load")
             await expect(page.locator("#qc-agents")).to_contain_text("1002")
             agents = await page.locator("#qc-agents tr").all_inner_texts()
-            assert agents[1:] == ["1001\t2\t85", "1002\t1\t0"], agents
+            assert agents[1:] == ["1001\t2\t85\t100.0%\t0", "1002\t1\t0\t0.0%\t1"], agents
             halves = await page.locator("#qc-halfhours tr").all_inner_texts()
-            assert halves[1:] == ["2026-11-23 10:00\t2\t85", "2026-11-23 10:30\t1\t0"], halves
+            assert halves[1:] == ["2026-11-23 10:00\t2\t85\t100.0%\t0", "2026-11-23 10:30\t1\t0\t0.0%\t1"], halves
             totals = await page.locator("#totals").inner_text()
             assert "calls inspected\t3" in totals and "average QC score\t56.7" in totals, totals
+            assert "QC pass rate\t66.7%" in totals and "fatal errors\t1" in totals, totals
             await browser.close()
     assert errors == []

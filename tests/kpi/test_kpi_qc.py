@@ -31,7 +31,8 @@ def inspected_day() -> list[Event]:
         qc(T + 86400 + 60, 2, "scored", "c2", "1001", score=70.0, passed=False, fatal=False, call_ts=T + 120),
         qc(T + 2 * 86400, 2, "acknowledged", "c2", "1001"),
         qc(T + 2 * 86400 + 60, 2, "appealed", "c2", "1001"),
-        qc(T + 3 * 86400, 2, "decided", "c2", "1001", decision="revised", score=80.0),  # 80 counts, not 70
+        qc(T + 3 * 86400, 2, "decided", "c2", "1001", decision="revised", score=80.0,  # 80 counts, not 70
+           passed=True),  # and the revised verdict
         qc(T + 86400, 3, "scored", "c3", "1002", queue="fault", score=0.0, passed=False, fatal=True,
            call_ts=T + 1800 + 5),  # 10:30-11:00
         qc(T + 4 * 86400, 3, "decided", "c3", "1002", queue="fault", decision="upheld", score=0.0),
@@ -53,13 +54,18 @@ async def test_inspected_calls_and_average_score_per_agent_and_half_hour(engine:
     agents = {row["key"]["agent"]: row["metrics"]["qc_avg_score"] for row in by_agent["rows"]}  # type: ignore[index]
     assert agents == {"1001": 85.0, "1002": 0.0}
     assert (by_agent["total"]["qc_inspected"], by_agent["total"]["qc_avg_score"]) == (3, round(170 / 3, 2))  # type: ignore[index]
+    # share passing (the final verdict: task 2's revised one) and fatal errors (task 3's, upheld)
+    verdicts = {row["key"]["agent"]: (row["metrics"]["qc_pass_rate"], row["metrics"]["qc_fatal"])  # type: ignore[index]
+                for row in by_agent["rows"]}
+    assert verdicts == {"1001": (1.0, 0), "1002": (0.0, 1)}
+    assert (by_agent["total"]["qc_pass_rate"], by_agent["total"]["qc_fatal"]) == (round(2 / 3, 6), 1)  # type: ignore[index]
     # a call with no call time counts in the half hour it was scored: the next day's report
     nxt = await build_report(engine, KpiConfig(), D0 + 86400, D0 + 2 * 86400, ["agent"], now=now)
     assert {row["key"]["agent"]: row["metrics"]["qc_inspected"] for row in nxt["rows"]  # type: ignore[index]
             if row["metrics"]["qc_inspected"]} == {"1003": 1}
     # `ctiserver report` prints them in their own section
     text = format_table(by_agent)
-    assert "Quality inspection (QC)" in text and "85.0" in text
+    assert "Quality inspection (QC)" in text and "85.0" in text and "qc_pass_rate" in text
 
 
 async def test_the_pure_path_counts_the_same(engine: AsyncEngine) -> None:
