@@ -30,7 +30,7 @@ from .timeranges import TimeRange, _ranges
 from .timeranges import parse_ranges as parse_ranges
 
 CampaignKind = Literal["outage_notice", "arrears_reminder", "survey", "restored"]
-KINDS: tuple[str, ...] = ("outage_notice", "arrears_reminder", "survey")
+KINDS: tuple[str, ...] = ("outage_notice", "arrears_reminder", "survey", "restored")  # each needs its template
 SMS_KINDS: tuple[str, ...] = ("arrears_reminder", "outage_notice", "restored")  # campaign kinds sms.yaml can send
 
 
