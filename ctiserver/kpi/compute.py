@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import BigInteger, Float, and_, case, cast, func, literal, or_, select, text, union_all
+from sqlalchemy import BigInteger, Float, and_, case, cast, func, literal, or_, select, text, true, union_all
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql.expression import ColumnElement
 
@@ -327,15 +327,22 @@ def outbound_query(cfg: KpiConfig, win: Window) -> Any:
     campaign = json_str(e.data, "campaign")
     contact = json_str(e.data, "contact")
     is_result = k == Kind.OUT_RESULT
+
+    def attempts_where(cond: Any) -> Any:
+        """Attempts (by channel id) with a result meeting `cond`: a later report upgrades an attempt's
+        outcome with a second `outbound.result` (answered, then confirmed; `lost` at a restart, then what
+        Asterisk says after all), and the attempt still counts once."""
+        return func.count(func.distinct(case((and_(is_result, cond), e.call_id))))
+
     per = (
         select(
             campaign.label("campaign"),
             contact.label("contact"),
             func.min(case((k == Kind.OUT_ATTEMPT, e.ts))).label("t_first"),
             count_if(k == Kind.OUT_ATTEMPT).label("attempts"),
-            count_if(is_result).label("results"),
-            count_if(and_(is_result, outcome.in_(ob.reached_outcomes))).label("reached_attempts"),
-            count_if(and_(is_result, outcome.in_(ob.machine_outcomes))).label("machine"),
+            attempts_where(true()).label("results"),
+            attempts_where(outcome.in_(ob.reached_outcomes)).label("reached_attempts"),
+            attempts_where(outcome.in_(ob.machine_outcomes)).label("machine"),
             func.max(case((and_(is_result, outcome.in_(ob.reached_outcomes)), 1), else_=0)).label("reached"),
             func.max(case((and_(is_result, outcome.in_(ob.confirmed_outcomes)), 1),
                           else_=0)).label("confirmed"),

@@ -152,3 +152,26 @@ async def test_state_cut_at_the_range_end_leaves_no_crumbs(engine: AsyncEngine) 
     r = await build_report(engine, KpiConfig(), D0, D0 + 86400, ["halfhour"], now=D0 + 2 * 86400)
     assert [row["key"]["halfhour"][11:] for row in r["rows"]] == ["23:00", "23:30"]
     assert r["total"]["logged_in_s"] == 2999.877
+
+
+async def test_an_upgraded_outbound_result_counts_its_attempt_once(engine: AsyncEngine) -> None:
+    """A later report upgrades an attempt's outcome with a second `outbound.result` for the same channel:
+    `lost` written at a restart, then Asterisk's own answer; answered, then the customer's confirmation.
+    Each attempt is one result, one reached attempt; connection rate stays a share of the attempts."""
+    t = D0 + 9 * 3600
+    ob = {"campaign": "c1"}
+    evs = [
+        Event(Kind.OUT_ATTEMPT, t, "ob-c1-k1-1", data={**ob, "contact": "k1", "attempt": 1}),
+        Event(Kind.OUT_RESULT, t + 60, "ob-c1-k1-1", data={**ob, "contact": "k1", "outcome": "lost"}),
+        Event(Kind.OUT_RESULT, t + 65, "ob-c1-k1-1", data={**ob, "contact": "k1", "outcome": "answered"}),
+        Event(Kind.OUT_ATTEMPT, t + 10, "ob-c1-k2-1", data={**ob, "contact": "k2", "attempt": 1}),
+        Event(Kind.OUT_RESULT, t + 40, "ob-c1-k2-1", data={**ob, "contact": "k2", "outcome": "answered"}),
+        Event(Kind.OUT_RESULT, t + 41, "ob-c1-k2-1", data={**ob, "contact": "k2", "outcome": "confirmed"}),
+        Event(Kind.OUT_ATTEMPT, t + 20, "ob-c1-k3-1", data={**ob, "contact": "k3", "attempt": 1}),
+        Event(Kind.OUT_RESULT, t + 50, "ob-c1-k3-1", data={**ob, "contact": "k3", "outcome": "no_answer"}),
+    ]
+    await load(engine, evs)
+    r = await build_report(engine, KpiConfig(), D0, D0 + 86400, [], now=D0 + 86400)
+    o = r["outbound"]["total"]
+    assert (o["contacts"], o["attempts"], o["reached"], o["confirmed"]) == (3, 3, 2, 1)
+    assert o["connection_rate"] == round(2 / 3, 6) and o["machine_rate"] == 0.0
