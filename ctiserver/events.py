@@ -35,12 +35,14 @@ class Kind:
     # --- ACD (queue = skill name; tier column is the caller's tier) ----------
     ACD_ENQUEUE = "acd.enqueue"  # data: caller, position
     ACD_OFFER = "acd.offer"  # agent rung; data: ring_timeout_s
-    ACD_ANSWER = "acd.answer"  # data: wait_s (enqueue -> answer)
+    # data: wait_s (enqueue -> answer), ring_s; agent_uniqueid (the agent channel's, when known: fallback calls)
+    ACD_ANSWER = "acd.answer"
     ACD_RONA = "acd.rona"  # ring no answer; data: ring_s
-    ACD_ABANDON = "acd.abandon"  # caller hung up while waiting/ringing; data: wait_s
+    ACD_ABANDON = "acd.abandon"  # caller hung up while waiting/ringing; data: wait_s (position: fallback calls)
     ACD_OVERFLOW = "acd.overflow"  # left the queue to another destination; data: target, reason, wait_s
     ACD_BLOCKED = "acd.blocked"  # refused at the door (full/closed/no agents); data: reason
-    ACD_TRANSFER = "acd.transfer"  # data: target, kind ('blind'|'attended')
+    # data: target, kind ('blind'|'attended'), context (the dialplan context it went to; desktop transfers)
+    ACD_TRANSFER = "acd.transfer"
     # a transfer that could not complete (agent_id: the transferring agent); data: target, target_kind,
     # reason ('unreachable'|'busy'|'noanswer'), dial_status, returned_to ('agent'|'queue'|'fallback'), queue
     ACD_TRANSFER_FAILED = "acd.transfer_failed"

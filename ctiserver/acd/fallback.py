@@ -6,9 +6,10 @@ that queue's work over AMI (read class `agent`, which the CTI's AMI user has), a
 it into the ACD's own events, marked `fallback: true`, with Asterisk's timestamps:
 
     QueueCallerJoin     acd.enqueue   queue = the Asterisk queue; caller, position
-    AgentConnect        acd.answer    agent (from the member's channel), wait_s = HoldTime, ring_s = RingTime
+    AgentConnect        acd.answer    agent (from the member's channel), wait_s = HoldTime, ring_s = RingTime,
+                                      agent_uniqueid = DestUniqueid (the member's channel: queue_log's CONNECT)
     AgentComplete       acd.complete  talk_s (Asterisk's stamps from the connect, else TalkTime), reason
-    QueueCallerAbandon  acd.abandon   wait_s = HoldTime
+    QueueCallerAbandon  acd.abandon   wait_s = HoldTime, position (the caller's place when they left)
 
 A caller who times out of the queue (no agent, no abandon) gets no outcome: the KPIs count them lost,
 which is what they are. The call is the caller's Linkedid; a consultation leg (an attended transfer to
@@ -119,11 +120,12 @@ class FallbackQueues:
                 data["kind"] = kind
             return [event(Kind.ACD_ENQUEUE, None, **data)]
         if name == "QueueCallerAbandon":
-            return [event(Kind.ACD_ABANDON, None, wait_s=_seconds(msg, "HoldTime") or 0.0, where="queue")]
+            return [event(Kind.ACD_ABANDON, None, wait_s=_seconds(msg, "HoldTime") or 0.0, where="queue",
+                          position=int(_seconds(msg, "Position") or 0))]
         agent = self.agent(_s(msg, "DestChannel"), _s(msg, "Interface"), _s(msg, "MemberName"))
         self._talks[(server, agent)] = _Talk(call_id, agent, queue, when, caller)
         return [event(Kind.ACD_ANSWER, agent, wait_s=_seconds(msg, "HoldTime") or 0.0,
-                      ring_s=_seconds(msg, "RingTime") or 0.0)]
+                      ring_s=_seconds(msg, "RingTime") or 0.0, agent_uniqueid=_s(msg, "DestUniqueid"))]
 
     def _complete(self, server: str, msg: Any, queue: str, when: float) -> list[Event]:
         agent = self.agent(_s(msg, "Interface"), _s(msg, "MemberName"))

@@ -273,7 +273,8 @@ class AmiCallControl:
                                 f"Asterisk accepted the attended transfer but started no call to {target} within "
                                 f"{self.atxfer_start_s:g} s: the agent's leg has no transfer feature (the ACD must "
                                 "dial agents with option t; features.conf must define atxfer)", 409)
-        data: dict[str, Any] = {"target": target, "target_kind": target_kind, "kind": kind, "escalated": escalated}
+        data: dict[str, Any] = {"target": target, "target_kind": target_kind, "kind": kind, "escalated": escalated,
+                                "context": context}
         if exten != target:
             data["code"] = exten
         self.emit(Event(kind=Kind.ACD_TRANSFER, ts=self.now(), call_id=call_id, agent_id=agent_id,

@@ -39,7 +39,7 @@ def test_a_fallback_caller_answered_by_an_agent_has_the_acds_outcome() -> None:
         (Kind.ACD_COMPLETE, 102.51, "1796322629.0", "1002", "fallback")]  # Asterisk's times, not `now`
     enq, ans, done = out
     assert enq.data == {"caller": "13900000301", "position": 1, "fallback": True}
-    assert ans.data == {"wait_s": 1.0, "ring_s": 0.0, "fallback": True}
+    assert ans.data == {"wait_s": 1.0, "ring_s": 0.0, "agent_uniqueid": "1796322629.2", "fallback": True}
     assert done.data["talk_s"] == pytest.approx(2.01) and done.data["reason"] == "agent"
     assert fq.talking() == []
 
@@ -48,8 +48,8 @@ def test_an_abandon_a_local_member_and_a_consultation_leg() -> None:
     fq = tracker()
     [ab] = fq.feed("pbx1", frame("QueueCallerAbandon", 50.0, HoldTime="7", OriginalPosition="1", Position="1",
                                  **CALLER), now=0.0)
-    assert (ab.kind, ab.call_id, ab.data["wait_s"], ab.data["fallback"]) == (Kind.ACD_ABANDON, "1796322629.0", 7.0,
-                                                                            True)
+    assert (ab.kind, ab.call_id, ab.data["wait_s"], ab.data["position"], ab.data["fallback"]) == (
+        Kind.ACD_ABANDON, "1796322629.0", 7.0, 1, True)
     consult = {**CALLER, "Context": "transfer-code", "Uniqueid": "1796322700.9"}
     [enq] = fq.feed("pbx1", frame("QueueCallerJoin", 60.0, Position="1", **consult), now=0.0)
     assert (enq.call_id, enq.data["kind"]) == ("1796322700.9", "consult")  # the agent's leg, under its own id

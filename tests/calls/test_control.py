@@ -87,7 +87,8 @@ async def test_blind_transfer_moves_the_half_that_dialled_the_agent() -> None:
                                       "Exten": "1002", "Priority": "1"})]
     [ev] = log
     assert (ev.kind, ev.call_id, ev.agent_id) == (Kind.ACD_TRANSFER, "1.0", "1001")
-    assert ev.data == {"target": "1002", "target_kind": "agent", "kind": "blind", "escalated": False}
+    assert ev.data == {"target": "1002", "target_kind": "agent", "kind": "blind", "escalated": False,
+                       "context": "transfer-agent"}
 
 
 async def test_a_transfer_to_an_agent_the_acd_does_not_know_is_refused_before_asterisk_hears_of_it() -> None:
@@ -198,7 +199,7 @@ async def test_escalation_dials_the_desk_code_and_carries_the_callers_cti() -> N
     [ev] = log
     assert (ev.kind, ev.agent_id) == (Kind.ACD_TRANSFER, "1001")
     assert ev.data == {"target": "supervisor", "target_kind": "queue", "kind": "attended", "escalated": True,
-                       "code": "9001"}
+                       "code": "9001", "context": "transfer-code"}
 
 
 async def test_a_cti_address_that_could_inject_is_not_carried() -> None:

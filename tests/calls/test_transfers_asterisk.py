@@ -340,7 +340,8 @@ async def test_escalation_is_a_warm_transfer_to_the_shift_leader_desk(live: Live
         assert (status, body.get("escalated")) == (200, True), body
         [xfer] = live.acd(Kind.ACD_TRANSFER, call_id)
         assert (xfer.agent_id, xfer.data) == (A, {"target": "supervisor", "target_kind": "queue",
-                                                 "kind": "attended", "escalated": True, "code": "9001"})
+                                                 "kind": "attended", "escalated": True, "code": "9001",
+                                                 "context": "transfer-code"})
         # the consultation (Local/9001@transfer-code) entered the ACD's supervisor desk under its own id
         [enq] = await until(lambda: [e for e in live.events if e.kind == Kind.ACD_ENQUEUE
                                      and e.queue == "supervisor"], 10, "the consultation queued")
