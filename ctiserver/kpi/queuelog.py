@@ -123,7 +123,7 @@ class QueueLogWriter:
             key = json_str(data, "key")
             if key is not None:
                 return out("EXITWITHKEY", key, 1, opos, waited, who=NONE)
-            return None  # an overflow to another queue or the door: the next ENTERQUEUE says where
+            return None  # another reason (full, no agents, redial, withdrawn): no app_queue line says it
         if k == Kind.ACD_RONA:
             ring = json_num(data, "ring_s")
             return out("RINGNOANSWER", max(0, round(ring * 1000)) if ring is not None else 0)
