@@ -119,9 +119,13 @@ def short_error(exc: BaseException) -> str:
 
 
 def insert_ignoring_duplicates(dialect: str) -> Insert:
-    """INSERT INTO events ... ON CONFLICT (event_key) DO NOTHING, for SQLite or PostgreSQL."""
+    """INSERT INTO events ... ON CONFLICT DO NOTHING, for SQLite or PostgreSQL.
+
+    PostgreSQL names no key: the month-partitioned `events` (migration 0016) is unique on (event_key, ts),
+    a unique key on a partitioned table must hold the partition column; a replayed event has both the same,
+    so it is skipped either way (tests/store/test_partitions.py)."""
     if dialect == "postgresql":
-        return postgresql.insert(events).on_conflict_do_nothing(index_elements=["event_key"])
+        return postgresql.insert(events).on_conflict_do_nothing()
     if dialect == "sqlite":
         return sqlite.insert(events).on_conflict_do_nothing(index_elements=["event_key"])
     raise ValueError(f"no duplicate-ignoring insert for dialect {dialect!r}")
