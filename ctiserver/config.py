@@ -11,7 +11,7 @@ import re
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, ValidationInfo, field_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from .calendar import Calendar, load_site_model
 from .configfile import Strict
@@ -50,6 +50,32 @@ class AmiServer(Strict):
         return self.secret or ""
 
 
+class Retention(Strict):
+    """How many whole months (in the calendar's zone) before the current one the database keeps; empty: all.
+
+    Enforced by the leader's daily job (ctiserver/store/retention.py). On PostgreSQL a month goes as a
+    whole partition (DETACH, DROP: constant time); on SQLite by a ranged DELETE. Recordings have their
+    own retention (recording.yaml)."""
+
+    events_months: Annotated[int, Field(ge=1, le=1200)] | None = None  # the event log (every feature's)
+    facts_months: Annotated[int, Field(ge=1, le=1200)] | None = None  # KPI facts and their half-hour rollups
+    run_at: Annotated[str, Field(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")] = "03:30"  # local time, daily
+
+    @model_validator(mode="after")
+    def _facts_outlive_events(self) -> Retention:
+        # A report over a month whose facts went but whose events stayed would show the families read from
+        # the events (dispositions, work orders, outbound) without the calls they belong to.
+        if self.events_months is not None and self.facts_months is not None \
+                and self.facts_months < self.events_months:
+            raise ValueError(f"facts_months ({self.facts_months}) must be at least events_months "
+                             f"({self.events_months}): the facts are what is left of a month once its events go")
+        return self
+
+    def run_minute(self) -> int:
+        hh, mm = self.run_at.split(":")
+        return int(hh) * 60 + int(mm)
+
+
 class DatabaseConfig(Strict):
     # SQLAlchemy async URL; relative sqlite paths are relative to the config dir's parent.
     url: str = "sqlite+aiosqlite:///var/ctiserver.db"
@@ -58,6 +84,7 @@ class DatabaseConfig(Strict):
     buffer_limit: Annotated[int, Field(ge=10)] = 50000  # events held in memory before spilling
     journal: str = "var/journal.jsonl"  # where events go while the database is away
     retry_max_s: Annotated[float, Field(gt=0)] = 5.0
+    retention: Retention = Field(default_factory=Retention)
 
 
 class HttpConfig(Strict):

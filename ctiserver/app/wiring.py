@@ -61,6 +61,7 @@ from ..outbound.service import Outbound
 from ..qc.feature import install_monitoring, install_qc
 from ..recording.feature import install_recording
 from ..store.engine import make_engine
+from ..store.retention import RetentionJob
 from ..web.acd_ports import AcdAgentControl, AcdWallboard
 from ..web.api import SUPERVISORS
 from ..web.app import BRIDGE_KEY, DESKTOP_KEY, HUB_KEY, desktop_running, install_desktop
@@ -329,6 +330,9 @@ async def build_server(config_dir: Path, cfg: ServerConfig, *, sandbox: bool = F
     loop = install_loop(server, data_engine, config_dir, calendar, outbound, server.http_app[DESKTOP_KEY].sessions,
                         leader, customer_by_phone)
     leader.add("shift handover", handover_watch.running)
+    # month partitions made ahead, expired months dropped (database.retention), once a day
+    leader.add("database retention", RetentionJob(lambda: server.store.engine if server.store else None,
+                                                  cfg.database.retention, server.clock, calendar.zone).run)
 
     # one node: the group as it is; HA: the election runs it (and the IVR route gets the takeover gate)
     server.agi_routes["ivr"] = install_takeover(server, vote, leader, acd, ivr.handle)
