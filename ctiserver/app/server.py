@@ -178,7 +178,44 @@ class CtiServer:
         log.info("resynced %s: %d live calls", name, len(tracker.calls))
         self._resynced_names.add(name)
         if self._resynced_names >= set(self.trackers):
+            first = not self.resynced.is_set()
             self.resynced.set()
+            solo = self.ha is None or not self.ha.status().get("enabled")
+            if first and solo:  # with HA, every new term does it (ha/takeover.py)
+                await self._close_calls_ended_unseen()
+
+    def _live_call_ids(self) -> set[str]:
+        return {call_id for tracker in self.trackers.values() for call_id in tracker.calls}
+
+    async def _close_calls_ended_unseen(self) -> None:
+        """Calls that ended while no CTI ran: the log holds their call.new (written by an earlier run) and no
+        call.end, and Asterisk no longer has them. Each gets its call.end now, once, with the reason and
+        `resynced: true` (its real end is unknown); otherwise a caller who hung up unserved while the CTI was
+        down counted as still waiting on the wallboard and in the KPIs for hours. Only calls begun before this
+        process started can be such (it saw every later one), and a call live before or after the read is
+        not one. Best effort: with the database away, the next start closes them."""
+        if self.store is None:
+            return
+        from ..store.query import OPEN_CALLS_LOOKBACK_S, open_calls
+
+        live = self._live_call_ids()
+        try:
+            async with asyncio.timeout(RECORDED_LOOKUP_S):
+                with contextlib.suppress(TimeoutError):  # an earlier run's journal, this run's buffer: in first
+                    await asyncio.wait_for(self.store.flush(), RECORDED_LOOKUP_S / 2)
+                opened = await open_calls(self.store.engine, self.started_at - OPEN_CALLS_LOOKBACK_S,
+                                          until=self.started_at)
+        except Exception as exc:
+            log.warning("could not read which calls ended while no CTI ran (%s); their call.end waits for the "
+                        "next start", exc)
+            return
+        gone = sorted(set(opened) - live - self._live_call_ids())
+        now = self.clock.now()
+        for call_id in gone:
+            self.emit(Event(kind=Kind.CALL_END, ts=now, call_id=call_id, server=opened[call_id],
+                            data={"reason": "ended while no CTI was running", "resynced": True}))
+        if gone:
+            log.info("%d call(s) ended while no CTI was running: call.end recorded", len(gone))
 
     async def resync_afresh(self) -> None:
         """A new HA term: every connected Asterisk listed again into a fresh tracker, as after a restart. Calls

@@ -28,11 +28,12 @@ from ..acd.resume import QUEUED_VAR, RESUME_KINDS, AcdRecord, Waiting, from_mark
 from ..events import Event, Kind
 from ..lifecycle import TaskOwner
 from ..lograte import LogBurst
+from ..store.query import OPEN_CALLS_LOOKBACK_S, open_calls
 from ..store.schema import events
 
 log = logging.getLogger(__name__)
 
-LOOKBACK_S = 4 * 3600.0  # how far back the log is read for waiting callers and open calls
+LOOKBACK_S = OPEN_CALLS_LOOKBACK_S  # how far back the log is read for waiting callers and open calls
 
 
 class Chan(Protocol):
@@ -66,17 +67,6 @@ async def read_waiting(engine: AsyncEngine, since: float, call_id: str | None = 
         rows = (await conn.execute(stmt.order_by(e.ts, e.id))).all()
     return waiting_callers(AcdRecord(str(r[0]), float(r[1]), str(r[2]), r[3], r[4],
                                      r[5] if isinstance(r[5], dict) else None) for r in rows)
-
-
-async def read_open_calls(engine: AsyncEngine, since: float) -> dict[str, str | None]:
-    """Calls with a call.new and no call.end in the log (call id -> server)."""
-    e = events.c
-    async with engine.connect() as conn:
-        new = {str(r[0]): r[1] for r in await conn.execute(
-            select(e.call_id, e.server).where(e.kind == Kind.CALL_NEW, e.ts >= since, e.call_id.is_not(None)))}
-        ended = {str(r[0]) for r in await conn.execute(
-            select(e.call_id).where(e.kind == Kind.CALL_END, e.ts >= since, e.call_id.is_not(None)))}
-    return {c: s for c, s in new.items() if c not in ended}
 
 
 class Takeover:
@@ -189,7 +179,7 @@ class Takeover:
             since = self.now() - LOOKBACK_S
             live = self.live_calls()
             waiting = [w for w in await read_waiting(self.engine(), since) if w.call_id in live]
-            await self._close_ended(await read_open_calls(self.engine(), since), live)
+            await self._close_ended(await open_calls(self.engine(), since), live)
         except Exception as exc:
             log.warning("HA: could not read the waiting callers from the event log (%s)", exc)
             waiting = []

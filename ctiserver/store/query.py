@@ -92,3 +92,20 @@ async def recorded_calls(engine: AsyncEngine, call_ids: Iterable[str], *, server
     return {call_id: RecordedCall(ts, frozenset(legs.get(call_id, ())), frozenset(answered.get(call_id, ())),
                                   answered_at.get(call_id))
             for call_id, ts in started.items()}
+
+
+OPEN_CALLS_LOOKBACK_S = 4 * 3600.0  # how far back a start (or a new HA term) looks for calls left open
+
+
+async def open_calls(engine: AsyncEngine, since: float, until: float | None = None) -> dict[str, str | None]:
+    """Calls the log shows begun (a call.new at `since` or later, before `until`) and never ended (no
+    call.end): call id -> server. A CTI that starts (or a new HA term) closes those Asterisk no longer has."""
+    e = events.c
+    new_q = select(e.call_id, e.server).where(e.kind == Kind.CALL_NEW, e.ts >= since, e.call_id.is_not(None))
+    if until is not None:
+        new_q = new_q.where(e.ts < until)
+    async with engine.connect() as conn:
+        new = {str(r[0]): r[1] for r in await conn.execute(new_q)}
+        ended = {str(r[0]) for r in await conn.execute(
+            select(e.call_id).where(e.kind == Kind.CALL_END, e.ts >= since, e.call_id.is_not(None)))}
+    return {c: s for c, s in new.items() if c not in ended}

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -264,6 +265,43 @@ async def test_a_restarted_server_records_a_live_call_once_and_measures_it_whole
     end = rows[-1]
     assert end.kind == Kind.CALL_END and end.data["answered"] is True
     assert end.data["duration_s"] == pytest.approx(await asterisk_duration(ami, call_id), abs=0.0015)
+
+
+async def test_a_call_that_ended_while_no_server_ran_is_closed_at_the_next_start(
+        asterisk_sandbox, ami: AmiRecorder, db_url: str, tmp_path: Path):
+    """The CTI stops mid-call and the call ends before it is back: the next process finds the call.new with
+    no call.end and the call gone from Asterisk, and records its end once, saying why (it was counted as
+    still going on, a waiting caller as waiting, for hours)."""
+    first = ServeProcess(tmp_path / "first", db_url, asterisk_sandbox)
+    call_id = ""
+    try:
+        await first.wait_healthy(connected=True)
+        call_id = await start_long_call(ami, "1009")
+        await call_events(db_url, call_id, {Kind.CALL_NEW, Kind.CALL_ANSWER})
+        assert first.stop() == 0, first.log_text()[-2000:]
+    finally:
+        first.stop()
+        if call_id:
+            with contextlib.suppress(Exception):
+                await hang_up(ami, call_id)
+
+    def of_call(event: str) -> set[str]:
+        return {str(m.get("Uniqueid")) for m in ami.events if m.get("Event") == event and m.get("Linkedid") == call_id}
+
+    await ami.wait_for(lambda m: bool(of_call("Newchannel")) and of_call("Hangup") >= of_call("Newchannel"),
+                       timeout=20)  # every channel of the call is gone before the CTI is back
+    second = ServeProcess(tmp_path / "second", db_url, asterisk_sandbox)
+    try:
+        await second.wait_healthy(connected=True)
+        rows = await call_events(db_url, call_id, {Kind.CALL_NEW, Kind.CALL_END}, timeout=60)
+    finally:
+        assert second.stop() == 0, second.log_text()[-2000:]
+    kinds = [e.kind for e in rows]
+    assert kinds.count(Kind.CALL_NEW) == 1 and kinds.count(Kind.CALL_END) == 1, (kinds, second.log_text()[-3000:])
+    end = rows[-1]
+    assert end.kind == Kind.CALL_END and end.data == {"reason": "ended while no CTI was running", "resynced": True}
+    # (the database may hold earlier tests' calls left open too: they are closed alike)
+    assert re.search(r"\d+ call\(s\) ended while no CTI was running: call.end recorded", second.log_text())
 
 
 async def test_a_call_that_began_while_the_server_was_down_is_measured_from_its_creation(
