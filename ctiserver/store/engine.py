@@ -209,6 +209,20 @@ def _assigned(tree: ast.Module, name: str) -> tuple[bool, object]:
     return False, None
 
 
+def _parse(source: str, filename: str) -> ast.Module:
+    """ast.parse, again if CPython 3.11 says "AST constructor recursion depth mismatch": its converter keeps
+    one depth counter per process, and another thread building an AST at the same moment (3.11's traceback
+    formatting parses the failing line to place its carets) upsets the count (CPython gh-106905, fixed in
+    3.12). The source is fine; the next try succeeds."""
+    for _ in range(4):
+        try:
+            return ast.parse(source, filename)
+        except SystemError as exc:
+            if "recursion depth mismatch" not in str(exc):
+                raise
+    return ast.parse(source, filename)
+
+
 def check_revisions(versions_dir: Path | None = None) -> list[str]:
     """Return revision ids oldest first, or raise MigrationChainError naming the file at fault.
 
@@ -228,7 +242,7 @@ def check_revisions(versions_dir: Path | None = None) -> list[str]:
             problems.append(f"{path}: name revision files NNNN_what.py (four digits, lower-case words)")
             continue
         try:
-            tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
+            tree = _parse(path.read_text(encoding="utf-8"), str(path))
         except SyntaxError as exc:
             problems.append(f"{path}:{exc.lineno}: {exc.msg}")
             continue
