@@ -116,6 +116,7 @@ class AcdCallbackService:
         self._retry_at = 0.0
         self._tasks = TaskOwner("ACD callbacks")
         self._wake = asyncio.Event()
+        self._planning = asyncio.Lock()  # one plan_round at a time
         self.last_plan: Any = None
         self._recovered = False  # recover() went through (it waits for the database at start)
         # HA fencing (ctiserver/fencing.py): each agent leg's Originate claimed under the leader's epoch first
@@ -296,7 +297,14 @@ class AcdCallbackService:
         return added
 
     async def plan_round(self) -> float | None:
-        """Hand due callbacks to the ACD; expire the ones past due. Returns the next deadline."""
+        """Hand due callbacks to the ACD; expire the ones past due. Returns the next deadline.
+
+        One round at a time: two at once (the loop's and a drain's) both read a row as pending and both
+        queued it in the ACD, which refused the second as a duplicate call."""
+        async with self._planning:
+            return await self._plan_round()
+
+    async def _plan_round(self) -> float | None:
         now = self.clock.now()
         pending = await self.store.with_status(CallbackStatus.PENDING)
         rows = {r.id: r for r in pending}
