@@ -12,6 +12,7 @@ hundred events/s: 20-50 events per batch). Three runs over the same rows, each o
 Both sinks must leave the same facts tables; the benchmark checks it. Not a test: nothing asserts a time.
 
     .venv/bin/python benchmarks/factsink_bench.py [--calls 3000] [--batch 25] [--pg]
+    .venv/bin/python benchmarks/factsink_bench.py --partitions 13      # plain vs month-partitioned tables
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ from ctiserver.kpi.builder import CALL_KINDS
 from ctiserver.kpi.factsql import FACT_TABLES, agent_intervals, call_facts, leg_facts
 from ctiserver.kpi.factstore import FactSink, refresh_agent, refresh_calls
 from ctiserver.store.batch import COLUMNS, insert_events
+from ctiserver.store.engine import migrate
+from ctiserver.store.partitions import ensure_months
 from ctiserver.store.schema import events, metadata
 
 Sink = Callable[[AsyncConnection, Sequence[Mapping[str, Any]]], Awaitable[None]]
@@ -67,24 +70,33 @@ def feed(calls: int) -> list[dict[str, Any]]:
 
 
 async def run(url: str, rows: list[dict[str, Any]], batch: int, sink: Sink | None,
-              warm: int) -> tuple[float, list[Any]]:
-    """Write `rows` in batches through `sink`; the CPU seconds of the batches after the first `warm` rows."""
+              warm: int, months: int = 0) -> tuple[float, list[Any], float]:
+    """Write `rows` in batches through `sink`; the CPU seconds (and wall seconds) of the batches after the
+    first `warm` rows. `months` > 0: the tables as migrated (PostgreSQL: partitioned by month, migration 0016),
+    with that many month partitions up to the feed's month, as retention would keep."""
+    if months:
+        await drop_pg(url)
+        url = await pg_url()
+        await migrate(url)
     engine = create_async_engine(url)
     try:
-        async with engine.begin() as conn:
-            await conn.run_sync(metadata.drop_all, tables=[events, *FACT_TABLES])
-            await conn.run_sync(metadata.create_all, tables=[events, *FACT_TABLES])
-        cpu = 0.0
+        if months:
+            await ensure_months(engine, rows[0]["ts"] - (months - 1) * 31 * 86400, ahead=months)
+        else:
+            async with engine.begin() as conn:
+                await conn.run_sync(metadata.drop_all, tables=[events, *FACT_TABLES])
+                await conn.run_sync(metadata.create_all, tables=[events, *FACT_TABLES])
+        cpu = wall = 0.0
         for i in range(0, len(rows), batch):
             if i == warm:
-                cpu = time.process_time()
+                cpu, wall = time.process_time(), time.perf_counter()
             chunk = rows[i:i + batch]
             async with engine.begin() as conn:
                 await insert_events(conn, chunk)
                 if sink is not None:
                     await sink(conn, chunk)
-        cpu = time.process_time() - cpu
-        return cpu, await snapshot(engine)
+        cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+        return cpu, await snapshot(engine), wall
     finally:
         await engine.dispose()
 
@@ -130,8 +142,14 @@ async def main() -> None:
     p.add_argument("--warm", type=float, default=0.3,
                    help="share of the feed written before the clock starts (agents and calls already known, "
                         "as in a server that has run a while)")
+    p.add_argument("--partitions", type=int, default=0, metavar="MONTHS",
+                   help="PostgreSQL only: FactSink on unpartitioned tables, then on tables partitioned by month "
+                        "(this many months made) instead of the three runs; prints wall time too")
     args = p.parse_args()
     rows = feed(args.calls)
+    if args.partitions:
+        await partitions(args, rows)
+        return
     warm = int(len(rows) * args.warm) // args.batch * args.batch
     if args.pg:
         url = await pg_url()
@@ -141,10 +159,10 @@ async def main() -> None:
           f"timed, {url.split(':')[0]}; "
           f"load average {tuple(round(x, 2) for x in os.getloadavg())}")
     try:
-        floor, _ = await run(url, rows, args.batch, None, warm)
-        old, old_facts = await run(url, rows, args.batch, recompute, warm)
+        floor, _, _ = await run(url, rows, args.batch, None, warm)
+        old, old_facts, _ = await run(url, rows, args.batch, recompute, warm)
         new_sink = FactSink()
-        new, new_facts = await run(url, rows, args.batch, new_sink, warm)
+        new, new_facts, _ = await run(url, rows, args.batch, new_sink, warm)
     finally:
         if args.pg:
             await drop_pg(url)
@@ -158,6 +176,31 @@ async def main() -> None:
     print(f"sink CPU, FactSink / recompute: {(new - floor) / (old - floor):.2f} "
           f"({(old - floor) / max(new - floor, 1e-9):.1f}x less); whole batch: {old / new:.2f}x the events/CPU s; "
           f"calls read back: {new_sink.reloads}; same facts: {old_facts == new_facts}")
+
+
+async def partitions(args: argparse.Namespace, rows: list[dict[str, Any]]) -> None:
+    """FactSink on the plain tables vs the same on month-partitioned ones (every statement that names no
+    time, such as the sink's look-ups by call id, probes each partition's index)."""
+    warm = int(len(rows) * args.warm) // args.batch * args.batch
+    url = await pg_url()
+    n = len(rows) - warm
+    print(f"{len(rows):,} events of {args.calls:,} calls, batches of {args.batch}, the last {n:,} timed, "
+          f"postgresql; load average {tuple(round(x, 2) for x in os.getloadavg())}")
+    try:
+        floor, _, floor_wall = await run(url, rows, args.batch, None, warm)
+        plain, plain_facts, plain_wall = await run(url, rows, args.batch, FactSink(), warm)
+        part, part_facts, part_wall = await run(url, rows, args.batch, FactSink(), warm, args.partitions)
+        pfloor, _, pfloor_wall = await run(url, rows, args.batch, None, warm, args.partitions)
+    finally:
+        await drop_pg(url)
+    print(f"{'run':<44}{'CPU s':>8}{'wall s':>8}{'events/wall s':>15}")
+    for name, cpu, wall in (("events only, plain tables", floor, floor_wall),
+                            ("FactSink, plain tables (baseline)", plain, plain_wall),
+                            (f"events only, {args.partitions} month partitions", pfloor, pfloor_wall),
+                            (f"FactSink, {args.partitions} month partitions", part, part_wall)):
+        print(f"{name:<44}{cpu:>8.2f}{wall:>8.2f}{n / wall:>15,.0f}")
+    print(f"wall, partitioned / plain: events only {pfloor_wall / floor_wall:.2f}, with the sink "
+          f"{part_wall / plain_wall:.2f}; same facts: {plain_facts == part_facts}")
 
 
 if __name__ == "__main__":
