@@ -228,3 +228,26 @@ async def test_sqlite_retention_deletes_the_same_months_by_range(tmp_path: Path)
         assert after[(2026, 9)]["total"]["calls_offered"] == 0
     finally:
         await engine.dispose()
+
+
+async def test_the_job_sweeps_when_its_term_begins_and_survives_a_failing_round(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'j.db'}"
+    await migrate(url)
+    engine = make_engine(url)
+    try:
+        await add_events(engine, months_of_events())
+        job = RetentionJob(lambda: engine, Retention(events_months=1, facts_months=1), FakeClock(NOW), TZ)
+        async with job.run():
+            await job.wait_rounds(1)  # the first round runs at once; the next is at 03:30 local tomorrow
+        assert {d.table for d in job.dropped} >= {"events", "call_facts"}
+
+        broken = make_engine(f"sqlite+aiosqlite:///{tmp_path / 'no' / 'such' / 'x.db'}")
+        failing = RetentionJob(lambda: broken, Retention(events_months=1), FakeClock(NOW), TZ)
+        with caplog.at_level(logging.WARNING, logger="ctiserver.store.retention"):
+            async with failing.run():
+                await failing.wait_rounds(1)
+        assert "monthly upkeep failed" in caplog.text and failing.dropped == []
+        await broken.dispose()
+    finally:
+        await engine.dispose()
