@@ -39,6 +39,7 @@ from .gcpolicy import CollectorPolicy
 
 log = logging.getLogger(__name__)
 
+DB_REACH_S = 30.0  # how long a start waits to reach the database before it migrates in the background
 RECORDED_LOOKUP_S = 30.0  # how long a resync waits for the event log to say which calls it already has
 # (events meanwhile wait in the AMI client's inbox, the socket is still read: a busy database is waited for)
 
@@ -316,12 +317,10 @@ class CtiServer:
 
         The store buffers (and journals) meanwhile: a missing table is an outage to it.
         """
-        from ..store.engine import migrate
-
         if self.db_url.startswith("sqlite"):
             Path(self.db_url.split("///", 1)[1]).parent.mkdir(parents=True, exist_ok=True)
         try:
-            await asyncio.wait_for(migrate(self.db_url), timeout=30)
+            await self._migrate_once()
             return
         except Exception as exc:
             log.warning("database migration failed (%s); retrying in the background", exc)
@@ -331,7 +330,7 @@ class CtiServer:
             while True:
                 await asyncio.sleep(delay)
                 try:
-                    await asyncio.wait_for(migrate(self.db_url), timeout=30)
+                    await self._migrate_once()
                     log.info("database migrated")
                     return
                 except Exception as exc:
@@ -339,6 +338,19 @@ class CtiServer:
                     delay = min(delay * 2, 30.0)
 
         tasks.spawn(retry(), name="migrate-retry")
+
+    async def _migrate_once(self) -> None:
+        """Only reaching the database is bounded (DB_REACH_S): an upgrade that rewrites a big table (the month
+        partitions of 0016 take about a minute per million calls) runs to its end instead of being cancelled
+        and started again for ever."""
+        from ..store.engine import current_revision, head_revision, migrate
+
+        current = await asyncio.wait_for(current_revision(self.db_url), timeout=DB_REACH_S)
+        head = head_revision()
+        if current is not None and current != head:
+            log.info("database schema %s -> %s: migrating (on a large event log this takes minutes; "
+                     "`ctiserver db upgrade` does it before a start)", current, head)
+        await migrate(self.db_url)
 
     @asynccontextmanager
     async def _ami_links(self) -> AsyncIterator[dict[str, Any]]:
