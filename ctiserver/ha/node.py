@@ -4,6 +4,8 @@
     role changes ─▶ the follower task starts / stops the leader FeatureGroup (never inside the renew loop:
                     a start that takes seconds must not delay the next renewal)
     at the local deadline without a renewal ─▶ standby, the group stops (the database may be unreachable)
+    our lease session closed ─▶ standby at once (our epoch's lock is gone: a standby may take over now)
+    standby: wait for the leader's epoch lock (PgLease.watch) ─▶ got: its session ended, attempt at once
 
 Other features ask `leading()` before an action and claim it with `claim()` (ctiserver/ha/pg.py); on a
 single node without `ha:` they get `SoloLeadership`, which always leads and claims nothing.
@@ -29,8 +31,13 @@ log = logging.getLogger(__name__)
 
 
 class LeaseAttempts(Protocol):
-    async def attempt(self, epoch: int | None) -> tuple[LeaseRow, Decision]: ...
+    on_lost: Callable[[str], None] | None  # called when the lease session ends (ctiserver/ha/pg.py)
+
+    async def attempt(self, epoch: int | None, orphaned: int | None = None) -> tuple[LeaseRow, Decision]: ...
     async def release(self, epoch: int) -> bool: ...
+    async def watch(self, epoch: int, wait_s: float) -> bool: ...
+    def session_alive(self) -> bool: ...
+    async def close(self) -> None: ...
 
 
 class Leader(Protocol):
@@ -76,6 +83,9 @@ class Leadership:
         self.on_change = on_change
         self.changed = asyncio.Condition()  # notified on every role change (tests wait on it)
         self._wake_follower = asyncio.Event()
+        self._wake_renew = asyncio.Event()  # the leader's session ended: attempt now
+        self._wake_watch = asyncio.Event()  # an attempt came back: the epoch to watch may have changed
+        lease.on_lost = self._session_lost
         self.terms = 0  # how many times this node became the leader
         self.attempts_failed = 0
         self._tasks = TaskOwner("HA leadership")
@@ -126,8 +136,8 @@ class Leadership:
         stalled, not the database), we lead again under the same epoch: the database kept it ours."""
         now = self.clock.now()
         if self._inflight is None or self._inflight[1].done():
-            self._inflight = (now, self._tasks.spawn(self.lease.attempt(self.machine.attempt_epoch),
-                                                     name="ha-attempt"))
+            attempt = self.lease.attempt(self.machine.attempt_epoch, self.machine.attempt_orphaned)
+            self._inflight = (now, self._tasks.spawn(attempt, name="ha-attempt"))
         started, task = self._inflight
         budget = self.machine.ttl_s
         if self.machine.deadline is not None:
@@ -140,10 +150,20 @@ class Leadership:
             self.attempts_failed += 1
             exc = task.exception() if not task.cancelled() else None
             changes = self.machine.failed(self.clock.now(), _describe(exc) if exc else "cancelled")
+        elif not self.lease.session_alive():  # it closed as the answer came: its epoch's lock went with it
+            self.attempts_failed += 1
+            changes = self.machine.failed(self.clock.now(), "the lease session closed")
         else:
             row, did = task.result()
             changes = self.machine.renewed(started, self.clock.now(), row, did)
         await self._apply(changes)
+        self._wake_watch.set()
+
+    def _session_lost(self, reason: str) -> None:
+        """The lease session ended (PgLease's termination listener): step down now, not at the deadline."""
+        changes = self.machine.session_lost(reason)
+        if changes and not self._tasks.closing:
+            self._tasks.spawn(self._apply(changes), name="ha-session-lost")
 
     async def _apply(self, changes: list[Change]) -> None:
         for change in changes:
@@ -165,13 +185,37 @@ class Leadership:
             await self.round()
             while True:  # sleep to the next attempt, waking at the local deadline if it comes first
                 delay = self.machine.next_wake(started) - self.clock.now()
-                if delay > 0 and not await tasks.idle(delay):
+                if delay > 0 and not await tasks.idle(delay, self._wake_renew):
                     return
+                self._wake_renew.clear()
                 if tasks.closing:
                     return
                 await self._apply(self.machine.tick(self.clock.now()))
                 if self.clock.now() >= self.machine.next_attempt(started):
                     break
+
+    async def _watch(self, tasks: TaskOwner) -> None:
+        """A standby waits for the leader's epoch lock: got, the leader's session ended (killed, its connection
+        closed), and the next attempt goes out at once and takes the lease over (ctiserver/ha/lease.py)."""
+        while True:
+            epoch = self.machine.watch_epoch
+            if epoch is None:
+                self._wake_watch.clear()
+                if not await tasks.idle(None, self._wake_watch):
+                    return
+                continue
+            try:
+                gone = await self.lease.watch(epoch, self.machine.renew_s)
+            except Exception as exc:
+                log.debug("HA: waiting for the lock of epoch %d failed (%s)", epoch, _describe(exc))
+                if not await tasks.idle(self.machine.renew_s):
+                    return
+                continue
+            if gone and self.machine.watch_epoch == epoch:
+                log.warning("HA: the session of %s (epoch %d) ended: taking the lease over", self.machine.leader,
+                            epoch)
+                self.machine.holder_gone(epoch)
+                self._wake_renew.set()
 
     async def _follow(self, tasks: TaskOwner) -> None:
         """Bring the leader features in line with the role, one start or stop at a time."""
@@ -206,6 +250,7 @@ class Leadership:
             await self._converge()
             tasks.spawn(self._renew(tasks), name="ha-renew")
             tasks.spawn(self._follow(tasks), name="ha-follow")
+            tasks.spawn(self._watch(tasks), name="ha-watch")
             yield self
         finally:
             await tasks.aclose()
@@ -218,6 +263,7 @@ class Leadership:
                 except Exception as exc:
                     log.warning("HA: could not give the lease up (%s); it expires in %g s",
                                 _describe(exc), self.machine.ttl_s)
+            await self.lease.close()  # the epoch's lock ends with the session: a standby's watch sees it
 
     def __call__(self) -> Any:
         return self._running()

@@ -22,8 +22,8 @@ from ..store.tcpproxy import TcpProxy
 TIMEOUT_S = 30.0  # a bound for a hung test only: the figures are asserted on the database's stamps
 
 
-def node(name: str, url: str, log: list[str], stepped_down: list[float] | None = None
-         ) -> tuple[Leadership, FeatureGroup]:
+def node(name: str, url: str, log: list[str], stepped_down: list[float] | None = None,
+         reasons: list[str] | None = None) -> tuple[Leadership, FeatureGroup]:
     @asynccontextmanager
     async def duty() -> AsyncIterator[None]:
         log.append(f"{name} start")
@@ -38,6 +38,8 @@ def node(name: str, url: str, log: list[str], stepped_down: list[float] | None =
     def on_change(change: object) -> None:  # when the node decided to stop, on the host's clock (as the database's)
         if stepped_down is not None and isinstance(change, SteppedDown):
             stepped_down.append(SystemClock().now())
+        if reasons is not None and isinstance(change, SteppedDown):
+            reasons.append(change.reason)
 
     lease = PgLease(engine, name, f"http://{name}", cfg.lease_ttl_s)
     return Leadership(cfg, lease, group, on_change=on_change), group
@@ -84,3 +86,32 @@ async def test_the_leader_cut_off_from_the_database_stops_before_its_lease_ends_
             assert released is not None and not released.live()  # b gave the lease up as it stopped
         finally:
             await watcher.dispose()
+
+
+async def test_when_the_leaders_session_ends_it_stops_at_once_and_the_standby_takes_over_before_the_expiry(
+        ha_db: str) -> None:
+    log: list[str] = []
+    watcher = make_engine(ha_db)
+    reasons: list[str] = []
+    a, _ = node("a", ha_db, log, reasons=reasons)
+    b, _ = node("b", ha_db, log)
+    try:
+        async with a(), b():
+            await a.wait_role(Role.LEADER, TIMEOUT_S)
+            await b.wait_until(lambda st: st["leader"] == "a", TIMEOUT_S)
+            async with watcher.connect() as conn:  # what a kill -9 does to a's lease session: PostgreSQL ends it
+                await conn.execute(text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND objid = 1 "
+                    "AND objsubid = 2 AND granted AND database = (SELECT oid FROM pg_database "
+                    "WHERE datname = current_database())"))
+            await b.wait_role(Role.LEADER, TIMEOUT_S)
+            assert b.epoch == 2 and a.status()["role"] == "standby"
+            assert reasons[0].startswith("its lease session ended")  # a stopped on its own session's end
+            await a.wait_until(lambda st: st["leader"] == "b" and not st["leader_features"], TIMEOUT_S)
+            async with watcher.connect() as conn:
+                took, acquired, a_expires = (await conn.execute(text(
+                    "SELECT holder, acquired_ts, prev_expires_ts FROM ha_epochs WHERE epoch = 2"))).one()
+            assert took == "b" and acquired < a_expires  # b did not wait for a's lease to run out
+            assert sorted(log) == ["a start", "a stop", "b start"]
+    finally:
+        await watcher.dispose()

@@ -130,3 +130,39 @@ def test_a_standby_tries_again_when_the_lease_it_saw_runs_out_not_a_renewal_peri
     # never sooner than a moment after the last attempt, and a leader keeps its period
     m.renewed(10.0, 10.01, LeaseRow("a", "", 1, renewed_ts=500.0, expires_ts=503.0, db_now=502.99), Decision.OBSERVE)
     assert m.next_wake(10.0) == pytest.approx(10.0 + MIN_ATTEMPT_GAP_S)
+
+
+def test_an_epoch_whose_holder_session_ended_is_taken_over_before_it_expires() -> None:
+    live = row("a", 3, expires=101, now=100)
+    assert decide(live, "b", None, orphaned=3) is Decision.TAKE_OVER  # a's session (its epoch's lock) is gone
+    assert decide(live, "b", None, orphaned=2) is Decision.OBSERVE  # an older term's end says nothing of epoch 3
+    assert decide(live, "a", 3, orphaned=3) is Decision.RENEW
+    m = LeaseMachine("b", 3.0, renew_s=1.0)
+    assert m.watch_epoch is None  # nobody leads: nothing to wait for
+    m.renewed(10.0, 10.1, live, Decision.OBSERVE)
+    assert m.watch_epoch == 3 and m.attempt_orphaned is None and m.next_wake(10.0) == 11.0
+    m.holder_gone(3)
+    assert m.attempt_orphaned == 3 and m.watch_epoch is None
+    assert m.next_wake(10.0) == pytest.approx(10.0 + MIN_ATTEMPT_GAP_S)  # at once, not at the expiry
+    assert m.renewed(10.2, 10.25, row("b", 4, expires=103.2), Decision.TAKE_OVER) == [BecameLeader(4)]
+    assert m.attempt_orphaned is None and m.watch_epoch is None
+    # an attempt that got no answer: not retried at once (the watch finds the lock free again)
+    s = LeaseMachine("c", 3.0)
+    s.renewed(0.0, 0.1, live, Decision.OBSERVE)
+    s.holder_gone(3)
+    s.failed(0.2, "ConnectionRefusedError")
+    assert s.attempt_orphaned is None and s.watch_epoch == 3
+
+
+def test_a_leader_whose_lease_session_ended_stops_at_once_and_never_leads_that_epoch_again() -> None:
+    m = LeaseMachine("a", 3.0)
+    assert m.session_lost("closed") == []  # a standby has nothing to stop
+    m.renewed(0.0, 0.1, row("a", 1, expires=3), Decision.TAKE_OVER)
+    assert m.session_lost("the connection to PostgreSQL closed") == [
+        SteppedDown(1, "its lease session ended (the connection to PostgreSQL closed)")]
+    assert m.role is Role.STANDBY and not m.leading(0.2) and m.attempt_epoch is None
+    # a renewal sent before the session ended comes back afterwards: it does not make it lead again
+    assert m.renewed(1.0, 1.05, row("a", 1, expires=4), Decision.RENEW) == []
+    assert m.role is Role.STANDBY
+    # a new epoch, taken with a new session, is led as usual
+    assert m.renewed(4.0, 4.05, row("a", 2, expires=7), Decision.TAKE_OVER) == [BecameLeader(2)]

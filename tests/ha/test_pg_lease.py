@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import text
 
 from ctiserver.ha.lease import Decision
-from ctiserver.ha.pg import AlreadyClaimed, Fenced, PgLease, claim, read_lease
+from ctiserver.ha.pg import AlreadyClaimed, Fenced, PgLease, claim, lock_space, read_lease
 from ctiserver.store.engine import make_engine
 
 
@@ -91,4 +91,51 @@ async def test_a_claim_rolls_back_with_its_transaction(ha_db: str) -> None:
         async with engine.begin() as conn:  # nothing was claimed: it can be claimed again
             await claim(conn, "ring", "call-1/1001/1", node="a", epoch=1)
     finally:
+        await engine.dispose()
+
+
+async def lock_holders(engine, epoch: int) -> list[int]:  # type: ignore[no-untyped-def]
+    """The backends holding the lock of `epoch` (PostgreSQL's own view: pg_locks)."""
+    async with engine.connect() as conn:
+        return [int(r[0]) for r in (await conn.execute(text(
+            "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND classid = :space AND objid = :epoch "
+            "AND objsubid = 2 AND granted AND database = (SELECT oid FROM pg_database WHERE datname = "
+            "current_database())"), {"space": lock_space("cti"), "epoch": epoch})).all()]
+
+
+async def test_the_holder_keeps_its_epoch_lock_and_when_its_session_ends_a_standby_takes_over_at_once(
+        ha_db: str) -> None:
+    engine = make_engine(ha_db)
+    a, b = PgLease(engine, "a", "", 3.0), PgLease(engine, "b", "", 3.0)
+    lost: list[str] = []
+    ended = asyncio.Event()
+    a.on_lost = lambda why: (lost.append(why), ended.set())  # type: ignore[func-returns-value]
+    try:
+        row, did = await a.attempt(None)
+        assert did is Decision.TAKE_OVER and row.epoch == 1
+        (holder,) = await lock_holders(engine, 1)  # taken with the epoch, on a's lease session
+        row, _ = await a.attempt(1)  # renewals keep it: the same session
+        assert await lock_holders(engine, 1) == [holder]
+        assert not await b.watch(1, 0.1)  # a's session is alive: the lock stays held
+        row, did = await b.attempt(None, orphaned=2)  # a claim of another epoch's end changes nothing
+        assert did is Decision.OBSERVE and row.holder == "a"
+        async with engine.connect() as conn:  # a's process dies: PostgreSQL ends its session
+            await conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": holder})
+        assert await b.watch(1, 5.0)  # the lock is free: a's session is gone
+        row, did = await b.attempt(None, orphaned=1)
+        assert did is Decision.TAKE_OVER and row.holder == "b" and row.epoch == 2
+        assert await lock_holders(engine, 2) != [] and await lock_holders(engine, 1) == []
+        async with engine.connect() as conn:  # taken before a's lease expired, by the database's stamps
+            acquired, prev_expires = (await conn.execute(text(
+                "SELECT acquired_ts, prev_expires_ts FROM ha_epochs WHERE epoch = 2"))).one()
+        assert acquired < prev_expires
+        await asyncio.wait_for(ended.wait(), 5.0)  # a's termination listener: its connection closed
+        assert lost == ["the connection to PostgreSQL closed"] and not a.session_alive()
+        row, did = await a.attempt(None)  # a new session; the deposed node only looks
+        assert did is Decision.OBSERVE and row.holder == "b"
+        await b.close()  # b stops: its session, and so its lock, end
+        assert await lock_holders(engine, 2) == [] and await a.watch(2, 5.0)
+    finally:
+        await a.close()
+        await b.close()
         await engine.dispose()
