@@ -177,6 +177,7 @@ class FeatureGroup:
         self._stack: AsyncExitStack | None = None
         self._lock = asyncio.Lock()
         self.started_total = 0  # completed starts (tests, /metrics)
+        self.start_times: list[tuple[str, float]] = []  # the last start: (feature, seconds), with a clock given
 
     def add(self, name: str, feature: Feature) -> None:
         """Append a feature; it takes part from the next start on."""
@@ -195,15 +196,20 @@ class FeatureGroup:
     def running(self) -> bool:
         return self._stack is not None
 
-    async def start(self) -> None:
-        """Enter every feature in order; if one fails, leave those that started and raise."""
+    async def start(self, clock: Callable[[], float] | None = None) -> None:
+        """Enter every feature in order; if one fails, leave those that started and raise. With `clock`
+        (seconds), how long each feature took to start is kept in `start_times`."""
         async with self._lock:
             if self._stack is not None:
                 raise RuntimeError(f"{self.name} is already running")
             stack = AsyncExitStack()
+            self.start_times = []
             try:
                 for name, feature in self._features:
+                    began = clock() if clock is not None else 0.0
                     await stack.enter_async_context(_Step(self.name, name, feature()))
+                    if clock is not None:
+                        self.start_times.append((name, clock() - began))
             except BaseException:
                 await stack.aclose()
                 raise

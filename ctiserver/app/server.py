@@ -222,10 +222,10 @@ class CtiServer:
         """A new HA term: every connected Asterisk listed again into a fresh tracker, as after a restart. Calls
         the log holds are adopted with their recorded start; calls it lacks (begun while nobody recorded) get
         their call.new now."""
-        for name, client in list(self.ami.items()):
-            if client.connected:
-                self.trackers[name] = CallTracker(name)
-                await self.resync(name)
+        names = [name for name, client in list(self.ami.items()) if client.connected]
+        for name in names:
+            self.trackers[name] = CallTracker(name)
+        await asyncio.gather(*(self.resync(name) for name in names))  # each Asterisk's list is its own
 
     async def _recorded_calls(self, server: str, call_ids: set[str]) -> dict[str, RecordedCall]:
         """Live calls the event log already holds (a previous run of the CTI saw them start), so that the

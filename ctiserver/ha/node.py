@@ -232,8 +232,11 @@ class Leadership:
         want = self.machine.role is Role.LEADER
         try:
             if want and not self.group.running:
-                await self.group.start()
-                log.info("HA: leader features started (epoch %s)", self.machine.epoch)
+                began = self.clock.now()
+                await self.group.start(self.clock.now)
+                slow = sorted(self.group.start_times, key=lambda t: -t[1])[:4]
+                log.info("HA: leader features started (epoch %s) in %.2f s; longest: %s", self.machine.epoch,
+                         self.clock.now() - began, ", ".join(f"{n} {t:.2f} s" for n, t in slow))
             elif not want and self.group.running:
                 await self.group.stop()
                 log.info("HA: leader features stopped")

@@ -93,7 +93,8 @@ class Takeover:
         async def handle(chan: Any) -> None:
             resume = await _var(chan, "CTI_RESUME") if resumable else ""
             call_id = await _var(chan, "CHANNEL(linkedid)") or chan.headers.get("agi_uniqueid", "")
-            if not self.leading():
+            # a resuming caller also waits while a new term gathers its callers: they go on in their order
+            if not self.leading() or (resume and not self._released):
                 if not resume:
                     self._refused.add(f"{chan.path} {call_id}")
                     return
@@ -174,15 +175,18 @@ class Takeover:
 
     # --- a new term -----------------------------------------------------------------------------------------
     async def _begin_term(self) -> None:
-        try:
-            await self.resynced()
-            since = self.now() - LOOKBACK_S
+        began = self.now()
+        try:  # Asterisk listed afresh and the log read at once: the log's rows do not depend on the listing
+            since = began - LOOKBACK_S
+            _, logged, still_open = await asyncio.gather(self.resynced(), read_waiting(self.engine(), since),
+                                                         open_calls(self.engine(), since))
             live = self.live_calls()
-            waiting = [w for w in await read_waiting(self.engine(), since) if w.call_id in live]
-            await self._close_ended(await open_calls(self.engine(), since), live)
+            waiting = [w for w in logged if w.call_id in live]
+            await self._close_ended(still_open, live)
         except Exception as exc:
             log.warning("HA: could not read the waiting callers from the event log (%s)", exc)
             waiting = []
+        read = self.now()
         self._expected = {w.call_id: w for w in waiting}
         deadline = self.now() + self.window_s
         while set(self._expected) - set(self._parked) and self.now() < deadline:
@@ -191,8 +195,9 @@ class Takeover:
                 await asyncio.wait_for(self._arrived.wait(), max(0.0, deadline - self.now()))
         rank = {t.name: i for i, t in enumerate(self.acd.cfg.tiers)}
         back = [self._expected[c] for c in self._parked if c in self._expected]
-        log.info("HA: %d caller(s) were waiting; %d came back in time, resumed in their order", len(waiting),
-                 len(back))
+        log.info("HA: %d caller(s) were waiting; %d came back in time, resumed in their order (Asterisk listed "
+                 "and the log read in %.2f s, sessions back %.2f s later)", len(waiting), len(back), read - began,
+                 self.now() - read)
         for w in resume_order(back, rank):  # one by one: each is queued before the next is released (the
             fut = self._parked.get(w.call_id)  # order sessions wake up in is not theirs to decide)
             if fut is not None and not fut.done():

@@ -126,3 +126,51 @@ async def test_a_caller_queued_a_moment_before_the_kill_is_resumed_from_its_chan
     (answered,) = [e for e in log if e.kind == Kind.ACD_ANSWER]
     assert answered.data["wait_s"] >= 0.3  # the wait counts from the old leader's enqueue
     assert back.variables["CTI_DONE"] == "1" and back.variables["CTI_QUEUED"] == '""'  # done: no place left
+
+
+async def test_callers_back_while_a_new_term_gathers_them_wait_and_go_on_in_their_order(tmp_path: Path) -> None:
+    """With the takeover at once, the node can lead before the callers' sessions are back: a session that
+    comes back while the term is still listing Asterisk and reading the log is parked, not resumed in the
+    order it happened to arrive in."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'ev.db'}"
+    await migrate(url)
+    store = EventStore(url, journal_path=tmp_path / "journal.jsonl")
+    await store.start()
+    clock = SystemClock()
+    t0 = clock.now() - 60
+    for i, (call, tier) in enumerate((("n1", "normal"), ("n2", "normal"), ("v", "vip"))):
+        store.append(Event(Kind.ACD_ENQUEUE, t0 + i, call_id=call, queue="billing", tier=tier,
+                           data={"caller": f"1380000000{i}", "position": i + 1}))
+    await store.flush()
+    engine = make_engine(url)
+    acd, log = runtime({"1001": {"billing": 5}})
+    await acd.start()
+    listed = asyncio.Event()  # Asterisk's listing of the new term: held until the sessions are back
+
+    async def resynced() -> None:
+        await listed.wait()
+
+    takeover = Takeover(Status(), lambda: True, acd, lambda: engine, clock.now, log.append,
+                        live_calls=lambda: {"n1", "n2", "v"}, resynced=resynced, park_s=30.0)
+
+    async def ivr(chan: Any) -> None:
+        raise AssertionError("a waiting caller walked the IVR again")
+
+    gate = takeover.gate(ivr, resumable=True)
+    agents = {"1001": Agent(talk_s=0.01)}
+    try:
+        acd.login("1001", ready=True)
+        async with takeover.term():  # leading, the term begun: Asterisk not listed yet
+            channels = [FakeChannel(agents=agents, variables={"CHANNEL(linkedid)": c, "CTI_RESUME": "2"})
+                        for c in ("n2", "v", "n1")]
+            sessions = [asyncio.ensure_future(gate(ch)) for ch in channels]
+            while len(takeover._parked) < 3:
+                await asyncio.wait_for(takeover._arrived.wait(), 10)
+                takeover._arrived.clear()
+            listed.set()
+            await asyncio.wait_for(asyncio.gather(*sessions), 30)
+        assert [e.call_id for e in log if e.kind == Kind.ACD_ENQUEUE] == ["v", "n1", "n2"]
+    finally:
+        await acd.stop()
+        await engine.dispose()
+        await store.close()
