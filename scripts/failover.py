@@ -24,6 +24,7 @@ import asyncio
 import contextlib
 import json
 import os
+import re
 import shutil
 import signal
 import statistics
@@ -62,6 +63,25 @@ def first_decision(rig: Rig, node: str, after: float) -> float | None:
                 if ts > after:
                     return ts
     return None
+
+
+STEPS = (("group", re.compile(r"HA: leader features started \(epoch \d+\) in ([\d.]+) s")),
+         ("listed", re.compile(r"Asterisk listed and the log read in ([\d.]+) s")),
+         ("back", re.compile(r"sessions back ([\d.]+) s later")))
+
+
+def term_steps(rig: Rig, node: str, after: float) -> str:
+    """The new term's own timings from its log: the leader group's start, Asterisk listed with the event
+    log read, and the wait for the callers' sessions after that (ctiserver/ha/node.py, ha/takeover.py)."""
+    found: dict[str, str] = {}
+    for line in rig.log_path(node).read_text(errors="replace").splitlines():
+        with contextlib.suppress(ValueError):
+            if datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f").timestamp() <= after:
+                continue
+            for name, rx in STEPS:
+                if name not in found and (m := rx.search(line)):
+                    found[name] = m.group(1)
+    return " ".join(f"{k} {v} s" for k, v in found.items()) or "-"
 
 
 async def lease_acquired(rig: Rig) -> float:
@@ -129,9 +149,10 @@ async def one_round(rig: Rig, cti: RigCti, n: int, k: int) -> dict[str, Any]:
            "dropped": len(fallback) + max(0, len(before) - len(after)), "kept_order": after == before,
            "double_dials": len(dials)}
     decision = "-" if decided is None else f"{decided - killed_at:.2f} s"
-    print(f"round {n:2d}: killed {leader}; lease taken {row['lease_s']:.2f} s, first decision {decision}; "
-          f"waiting {row['waiting']}, dropped {row['dropped']}, order kept {row['kept_order']}, "
-          f"double dials {row['double_dials']}", flush=True)
+    print(f"round {n:2d}: killed {leader}; lease taken {row['lease_s']:.2f} s, first decision {decision} "
+          f"({term_steps(rig, standby, killed_at)}); waiting {row['waiting']}, dropped {row['dropped']}, "
+          f"order kept {row['kept_order']}, double dials {row['double_dials']}; load {os.getloadavg()[0]:.1f}",
+          flush=True)
     return row
 
 
