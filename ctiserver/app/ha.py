@@ -83,9 +83,11 @@ def election(cfg: ServerConfig, db_url: str, leader: FeatureGroup, address: Call
     ha = cfg.ha
     if ha is None:
         return Election(SoloLeadership(), NO_CLAIMS, leader, release_on_stop=False)
-    # its own small pool with short timeouts: a renewal must not queue behind the event store's batches
+    # its own small pool with short timeouts: a renewal must not queue behind the event store's batches.
+    # Two of its connections stay open (the lease session and a standby's wait for the leader's epoch lock,
+    # ctiserver/ha/pg.py); the rest serve the claims.
     engine = make_engine(db_url, connect_timeout_s=min(2.0, ha.lease_ttl_s / 2),
-                         statement_timeout_s=ha.lease_ttl_s, pool_size=2)
+                         statement_timeout_s=ha.lease_ttl_s, pool_size=4)
     leadership = Leadership(ha, PgLease(engine, ha.node, lambda: ha.address or address(), ha.lease_ttl_s), leader)
     prune_engine = make_engine(db_url, pool_size=1)  # its batches never hold up a renewal
     leader.add("ha-claims-prune", ClaimsPruner(prune_engine, ha.claims_keep_days * 86400).run)
