@@ -17,7 +17,7 @@ from typing import Any
 
 from ..events import Event, Kind
 from .model import AcdError, Command, IllegalTransition, UnknownAgent, UnknownSkill
-from .records import Agent, Call
+from .records import DEVICE_FREE, Agent, Call
 from .states import (
     AGENT_TRANSITIONS,
     AVAILABLE,
@@ -83,6 +83,8 @@ class Roster:
             new_reason = reason or "busy"
             if prev == NOT_READY and new_reason == prev_reason:
                 return
+        elif nxt == ON_CALL and reason:  # "direct": busy outside the ACD (engine.device_state)
+            new_reason = reason
         else:
             new_reason = None
             if nxt == prev:
@@ -169,13 +171,15 @@ class Roster:
     # --- queries
 
     def available(self, skill: str) -> int:
-        return sum(1 for a in self.agents.values() if a.state == AVAILABLE and skill in a.skills)
+        return sum(1 for a in self.agents.values()
+                   if a.state == AVAILABLE and a.device == DEVICE_FREE and skill in a.skills)
 
     def snapshot(self, now: float) -> list[dict[str, Any]]:
         """Every agent's state for a wallboard or a desktop reconnect."""
         return [{"agent_id": a.id, "state": a.state, "reason": a.reason, "since": a.since,
                  "in_state_s": None if a.since is None else now - a.since, "call_id": a.call.id if a.call else None,
-                 "pending_not_ready": a.pending_not_ready, "skills": dict(a.skills)}
+                 "pending_not_ready": a.pending_not_ready, "skills": dict(a.skills),
+                 "device": a.device}
                 for a in self.agents.values()]
 
 

@@ -7,14 +7,19 @@ ends, ring guards, escalation, aging, max waits). Nothing here touches a socket,
 file, the event loop or the wall clock, so the live runtime and the simulator
 drive the very same rules.
 
-Inputs: `login`, `logout`, `set_ready`, `set_not_ready`, `enqueue`, `ring_started`, `dial_began`,
+Inputs: `login`, `logout`, `set_ready`, `set_not_ready`, `device_state`, `enqueue`, `ring_started`, `dial_began`,
 `take_timeout`, `ring_answered`, `ring_failed`, `call_ended`, `abandon`, `withdraw`,
 `request_callback`, `retier`, `tick`. Queries: `position`, `waiting_calls`, `agent_state`, `agent_call`,
 `call_state`, `call_agent`, `waiting_count`, `handle_time`, `agents_snapshot`,
 `queues_snapshot`. A call's life: enqueue -> (Offer) -> ring_started -> ring_answered
 -> call_ended; or ring_failed/guard (RONA, back to its place); or abandon / Overflow.
 
-Invariant kept after every input: no available agent could take any waiting
+An agent's phone busy with a call that is not the ACD's (`device_state`: Asterisk's device state) is
+on_call with reason "direct" and offered nothing until it is free; an unregistered phone makes the agent
+not ready ("unregistered") until it registers. Busy during the ACD's own offer or call counts for nothing
+(the ACD knows those), but an agent whose phone is still busy when the ACD call is over waits unoffered.
+
+Invariant kept after every input: no available agent with a free phone could take any waiting
 call. So a new call only looks for an agent, a freed agent only looks for a call,
 and a call whose eligibility widened (escalation, VIP phase, aging) looks again.
 
@@ -35,10 +40,13 @@ from .agents import MAX_PROF, Roster
 from .config import AcdConfig
 from .door import Door
 from .model import (
+    DIRECT,
+    UNREGISTERED,
     AcdError,
     CancelOffer,
     Command,
     DuplicateCall,
+    IllegalTransition,
     Position,
     QueueClosed,
     ScheduleCallback,
@@ -48,7 +56,16 @@ from .model import (
 )
 from .offers import Offers, ring_times
 from .queues import Queues
-from .records import Agent, Call, call_event, call_move
+from .records import (
+    DEVICE_BUSY,
+    DEVICE_FREE,
+    DEVICE_STATUSES,
+    DEVICE_UNAVAILABLE,
+    Agent,
+    Call,
+    call_event,
+    call_move,
+)
 from .selection import Selection
 from .states import (
     AVAILABLE,
@@ -61,6 +78,7 @@ from .states import (
     TALKING,
     WAITING,
     WRAP_UP,
+    AgentState,
 )
 from .timers import Timer, Timers, dest
 
@@ -108,15 +126,17 @@ class AcdEngine:
         a = self.roster.get(agent_id)
         out: list[Command] = []
         ready = self.cfg.login_ready if ready is None else ready
-        self._move(a, "login", now, out, reason=None if ready else "login",
-                   to=AVAILABLE if ready else NOT_READY)
-        if a.state == AVAILABLE:
-            self.offers.agent_free(a, now, out)
+        if ready:
+            self._to_work(a, "login", now, out, free_to=AVAILABLE)
+        else:
+            self._move(a, "login", now, out, reason="login", to=NOT_READY)
         return out
 
     def logout(self, agent_id: str, now: float) -> list[Command]:
         a = self.roster.get(agent_id)
         out: list[Command] = []
+        if a.call is not None:  # on_call with a caller of the ACD's (on_call "direct" may log out)
+            raise IllegalTransition(a.id, str(a.state), "logout")
         self._move(a, "logout", now, out)
         a.pending_not_ready = None
         return out
@@ -130,9 +150,8 @@ class AcdEngine:
             return out
         if a.state == AVAILABLE:
             return out  # already ready: a double click is harmless
-        self._move(a, "ready", now, out)
         a.pending_not_ready = None
-        self.offers.agent_free(a, now, out)
+        self._to_work(a, "ready", now, out)
         return out
 
     def set_not_ready(self, agent_id: str, reason: str, now: float) -> list[Command]:
@@ -145,6 +164,43 @@ class AcdEngine:
             a.pending_not_ready = reason
             return out
         self._move(a, "not_ready", now, out, reason=reason)
+        return out
+
+    def device_state(self, agent_id: str, device: str, now: float) -> list[Command]:
+        """The agent's phone as Asterisk reports it: free / busy / unavailable (records.DEVICE_*).
+
+        Busy while the ACD offers them a caller or they talk to one is the ACD's own call: noted, nothing
+        moves. Busy otherwise (a direct call, one they dialled, a transfer or a fallback queue's call):
+        an available agent goes on_call "direct" and is offered nothing; wrap-up and breaks run on, and
+        whoever would become available then goes on_call "direct" instead. Free again: back to available
+        (or to a break asked for meanwhile) and offered the next caller. Unavailable (not registered): an
+        available agent becomes not ready "unregistered", ready again when the phone is back."""
+        a = self.roster.get(agent_id)
+        if device not in DEVICE_STATUSES:
+            raise AcdError(f"agent {agent_id}: unknown device state '{device}'")
+        out: list[Command] = []
+        if device == a.device:
+            return out
+        a.device = device
+        state = a.state
+        a.device_own = device == DEVICE_BUSY and a.call is not None  # reserved, ringing or talking (the ACD's)
+        if state == AVAILABLE:
+            if device == DEVICE_BUSY:
+                self._move(a, "device_busy", now, out, reason=DIRECT)
+            elif device == DEVICE_UNAVAILABLE:
+                self._move(a, "not_ready", now, out, reason=UNREGISTERED)
+            else:  # still available since the ACD's own call: now free to take the next
+                self.offers.agent_free(a, now, out)
+        elif state == ON_CALL and a.call is None:  # on_call "direct"
+            if device == DEVICE_BUSY:
+                return out
+            if a.pending_not_ready is not None:
+                reason, a.pending_not_ready = a.pending_not_ready, None
+                self._move(a, "device_free", now, out, to=NOT_READY, reason=reason)
+            else:
+                self._to_work(a, "device_free", now, out)
+        elif state == NOT_READY and a.reason == UNREGISTERED and device != DEVICE_UNAVAILABLE:
+            self._to_work(a, "ready", now, out)  # registered again
         return out
 
     # ------------------------------------------------------------------- calls
@@ -193,7 +249,10 @@ class AcdEngine:
             call.prefer = back.id
             if back.state == WRAP_UP:  # they were wrapping up this caller: the conversation resumes
                 back.wrap_until = None
-                self._move(back, "ready", now, out)
+                if back.device == DEVICE_FREE:
+                    self._move(back, "ready", now, out)  # offered this caller as it enters
+                else:
+                    self._to_work(back, "ready", now, out)  # their phone is busy elsewhere: offered nothing
         self.door.enter(call, skill, now, out, first=True)
         if since is not None:
             for cmd in out:
@@ -535,19 +594,33 @@ class AcdEngine:
             reason, a.pending_not_ready = a.pending_not_ready, None
             self._move(a, "not_ready", now, out, reason=reason)
             return
-        self._move(a, "wrap_done", now, out)
-        self.offers.agent_free(a, now, out)
+        self._to_work(a, "wrap_done", now, out)
+
+    def _to_work(self, a: Agent, event: str, now: float, out: list[Command], *, call: Call | None = None,
+                 free_to: AgentState | None = None) -> None:
+        """The agent is done (ready, wrap-up over, a caller left, the phone free): available and offered
+        the next caller, unless their phone says otherwise: busy outside the ACD (on_call "direct"), not
+        registered (not ready "unregistered"), or still busy from the ACD's own call (available, offered
+        nothing until it is free)."""
+        device = a.device
+        if device == DEVICE_UNAVAILABLE:
+            self._move(a, event, now, out, to=NOT_READY, reason=UNREGISTERED, call=call)
+        elif device == DEVICE_BUSY and not a.device_own:
+            self._move(a, event, now, out, to=ON_CALL, reason=DIRECT, call=call)
+        else:
+            self._move(a, event, now, out, to=free_to, call=call)
+            self.offers.agent_free(a, now, out)
 
     def _release(self, a: Agent, call: Call, now: float, out: list[Command]) -> None:
         """An agent freed by a caller who left: honour a pending not-ready, else find them work."""
         a.call = None
         call.agent = None
-        self._move(a, "release", now, out, call=call)
         if a.pending_not_ready is not None:
+            self._move(a, "release", now, out, call=call)
             reason, a.pending_not_ready = a.pending_not_ready, None
             self._move(a, "not_ready", now, out, reason=reason)
         else:
-            self.offers.agent_free(a, now, out)
+            self._to_work(a, "release", now, out, call=call)
 
     def _rona(self, call: Call, now: float, reason: str, out: list[Command]) -> None:
         if self.offers.rona(call, now, reason, out):

@@ -21,8 +21,12 @@ from . import states as _states
 # Not-ready reasons the ACD sets itself (an agent picks the others from desktop.yaml not_ready_reasons):
 # login (just logged in), rona (did not answer a ring), unreachable (the phone could not be rung),
 # busy (not ready with no reason given), cti_restart (was on a call when the CTI restarted), server_down
-# (the Asterisk their phone registers on is lost: ready again when it returns, see acd/servers.py).
-SYSTEM_REASONS = ("login", "rona", "unreachable", "busy", "cti_restart", "server_down")
+# (the Asterisk their phone registers on is lost: ready again when it returns, see acd/servers.py), unregistered
+# (Asterisk says their phone is unavailable, i.e. not registered: ready again when it registers).
+SYSTEM_REASONS = ("login", "rona", "unreachable", "busy", "cti_restart", "server_down", "unregistered")
+# on_call with this reason: the agent's phone is busy with a call that is not the ACD's (engine.device_state)
+DIRECT = "direct"
+UNREGISTERED = "unregistered"
 
 
 class AcdError(Exception):

@@ -13,7 +13,7 @@ from .agents import Roster
 from .config import AcdConfig
 from .model import Command, Offer
 from .queues import Queues
-from .records import Agent, Call, call_event
+from .records import DEVICE_FREE, Agent, Call, call_event
 from .selection import Selection
 from .timers import Timers
 
@@ -41,7 +41,11 @@ class Offers:
             self.offer(call, pick[0], pick[1], now, out)
 
     def agent_free(self, a: Agent, now: float, out: list[Command]) -> None:
-        """A newly available agent takes the best waiting call it is eligible for, or waits as free."""
+        """A newly available agent takes the best waiting call it is eligible for, or waits as free. An agent
+        whose phone is not free (still busy from the ACD's own call: its hang-up not reported yet) waits
+        unpublished: `AcdEngine.device_state` calls this again when the phone is free."""
+        if a.device != DEVICE_FREE:
+            return
         pick = self._selection.best_call(a)
         if pick is not None:
             self.offer(pick[0], a, pick[1], now, out)

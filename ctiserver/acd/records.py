@@ -14,6 +14,11 @@ from ..events import Event
 from .model import Destination, IllegalCallTransition
 from .states import CALL_ACCEPTS, CALL_NEXT, LOGGED_OUT, WAITING, AgentState, CallState
 
+# The agent's phone, from Asterisk's device state (AMI DeviceStateChange): NOT_INUSE (and UNKNOWN: no word)
+# is free; INUSE, BUSY, RINGING, RINGINUSE, ONHOLD busy; UNAVAILABLE (not registered) and INVALID unavailable.
+DEVICE_FREE, DEVICE_BUSY, DEVICE_UNAVAILABLE = "free", "busy", "unavailable"
+DEVICE_STATUSES = (DEVICE_FREE, DEVICE_BUSY, DEVICE_UNAVAILABLE)
+
 # VIP phases: account agent only, + VIP desk, + everyone with the skill
 PH_ACCOUNT, PH_DESK, PH_ALL = 0, 1, 2
 
@@ -34,6 +39,8 @@ class Agent:
     pending_not_ready: str | None = None
     published: bool = False  # in the free-agent heaps (only while available and nothing to take)
     server: str = ""  # the Asterisk server the agent's phone registers on ("": the only one)
+    device: str = "free"  # the phone as Asterisk says: free / busy / unavailable (DEVICE_* below)
+    device_own: bool = False  # busy since during the ACD's own offer or call (not a call outside the ACD)
 
 
 @dataclass(slots=True, eq=False)

@@ -197,6 +197,10 @@ class AcdRuntime:
     def set_not_ready(self, agent_id: str, reason: str) -> list[Command]:
         return self.apply(lambda now: self.engine.set_not_ready(agent_id, reason, now))
 
+    def note_device(self, agent_id: str, device: str) -> list[Command]:
+        """The agent's phone is free / busy / unavailable (AMI DeviceStateChange; engine.device_state)."""
+        return self.apply(lambda now: self.engine.device_state(agent_id, device, now))
+
     def retier(self, call_id: str, tier: str, by: str | None = None) -> list[Command]:
         return self.apply(lambda now: self.engine.retier(call_id, tier, now, by=by))
 

@@ -20,7 +20,7 @@ from heapq import heappop
 from .agents import BUSY_RETURNING, Roster
 from .config import AcdConfig
 from .queues import Queues, WaitEntry, clean_top
-from .records import PH_ACCOUNT, PH_ALL, PH_DESK, Agent, Call
+from .records import DEVICE_FREE, PH_ACCOUNT, PH_ALL, PH_DESK, Agent, Call
 from .states import AVAILABLE, WAITING
 
 
@@ -106,7 +106,7 @@ class Selection:
         for pool, minp in call.pools:
             if pool[0] == "@":
                 a = agents.get(pool[1:])
-                if a is not None and a.state == AVAILABLE:
+                if a is not None and a.state == AVAILABLE and a.device == DEVICE_FREE:
                     return a, pool
                 continue
             agent = best_free(pool, minp, self._by_prof, call.server)

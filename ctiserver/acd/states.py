@@ -6,6 +6,9 @@ transition not in the table is an error, never a silent no-op). Nothing here imp
 
 Agent:  logged_out -login-> not_ready/available -offer-> reserved -ring-> ringing -answer-> on_call
         -hangup-> wrap_up -wrap_done-> available (ring_fail: not_ready "rona"; release: the caller left).
+        available -device_busy-> on_call "direct" -device_free-> available: the agent's phone is busy with a
+        call that is not the ACD's (a direct or transferred call, one the agent dialled, a fallback queue's):
+        the ACD offers them nothing until it is free (engine.device_state; see docs/packages/acd.md).
 Call:   (enqueue) waiting -offer-> offered -answer-> talking -end-> gone; offered -ring_fail-> waiting
         (back to its place); waiting/offered -abandon/withdraw-> gone; waiting -overflow-> gone (or
         -move-> waiting in another queue); waiting -redial-> gone (the caller rang in person while a
@@ -50,6 +53,7 @@ AGENT_TRANSITIONS: dict[tuple[AgentState, str], AgentState] = {
     (AVAILABLE, "not_ready"): NOT_READY,
     (AVAILABLE, "ready"): AVAILABLE,
     (AVAILABLE, "logout"): LOGGED_OUT,
+    (AVAILABLE, "device_busy"): ON_CALL,  # reason "direct": the phone is busy outside the ACD
     (RESERVED, "ring"): RINGING,
     (RESERVED, "answer"): ON_CALL,
     (RESERVED, "ring_fail"): NOT_READY,
@@ -58,6 +62,8 @@ AGENT_TRANSITIONS: dict[tuple[AgentState, str], AgentState] = {
     (RINGING, "ring_fail"): NOT_READY,
     (RINGING, "release"): AVAILABLE,
     (ON_CALL, "hangup"): WRAP_UP,
+    (ON_CALL, "device_free"): AVAILABLE,  # only "direct" (or not_ready: a pending break, the phone unregistered)
+    (ON_CALL, "logout"): LOGGED_OUT,  # only "direct": an ACD call is ended first
     (WRAP_UP, "wrap_done"): AVAILABLE,
     (WRAP_UP, "ready"): AVAILABLE,
     (WRAP_UP, "not_ready"): NOT_READY,

@@ -4,6 +4,7 @@
     AGI /transfer/<agent>        a caller blind-transferred to an agent: rung, or brought back
     AGI /outbound-agent          a customer who pressed 0 in an outbound call: the outbound skill
     AMI DialBegin / DialEnd      ring and answer times, at Asterisk's own timestamps
+    AMI DeviceStateChange        an agent's phone busy outside the ACD, or unregistered (engine.device_state)
     ControlPlayback              an announcement stopped when an agent is offered to the caller hearing it
 
 Each AGI route is refused while the leader features are stopped (`leader_only`): the session ends without
@@ -18,6 +19,8 @@ import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from ..acd.model import AcdError
+from ..acd.records import DEVICE_BUSY, DEVICE_FREE, DEVICE_UNAVAILABLE
 from ..acd.runtime import AcdRuntime
 from ..agi.channel import AgiChannel, AgiError, AgiHandler, AgiHangup
 from ..ami.message import event_time
@@ -42,6 +45,38 @@ def on_dial_end(acd: AcdRuntime) -> Any:
             call_id = msg.get("Linkedid") or msg.get("Uniqueid")
             if call_id:
                 acd.note_answered(str(call_id), event_time(msg))  # Asterisk's time of the answer
+
+    return listener
+
+
+# Asterisk's device states (ast_devstate_str) as the ACD reads them; UNKNOWN says nothing (a phone never seen
+# busy reads NOT_INUSE), so it counts as free, the way an agent was taken before the CTI heard anything.
+DEVICE_STATES = {"NOT_INUSE": DEVICE_FREE, "UNKNOWN": DEVICE_FREE, "INUSE": DEVICE_BUSY, "BUSY": DEVICE_BUSY,
+                 "RINGING": DEVICE_BUSY, "RINGINUSE": DEVICE_BUSY, "ONHOLD": DEVICE_BUSY,
+                 "UNAVAILABLE": DEVICE_UNAVAILABLE, "INVALID": DEVICE_UNAVAILABLE}
+
+
+def on_device_state(acd: AcdRuntime, agent_of: Callable[[str], str | None], running: Callable[[], bool]) -> Any:
+    """AMI DeviceStateChange of an agent's phone (`PJSIP/agent1001`): the ACD learns it is busy with a call
+    that is not the ACD's, or unregistered, and offers that agent nothing meanwhile. Only PJSIP devices (a
+    Local dial string's device state is the dialplan's, not a phone's), only from the server the agent's phone
+    registers on (acd.yaml `server`, when set), only while the ACD runs on this node."""
+    servers = acd.cfg.agent_servers
+
+    def listener(server: str, msg: Any) -> None:
+        if msg.get("Event") != "DeviceStateChange" or not running():
+            return
+        device = str(msg.get("Device") or "")
+        if not device.startswith("PJSIP/"):
+            return
+        agent = agent_of(device)
+        state = DEVICE_STATES.get(str(msg.get("State") or ""))
+        if agent is None or state is None or servers.get(agent, server) != server:
+            return
+        try:
+            acd.note_device(agent, state)
+        except AcdError as exc:  # not an agent of the ACD's
+            log.debug("device state of %s: %s", device, exc)
 
     return listener
 

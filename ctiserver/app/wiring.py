@@ -76,6 +76,7 @@ from .acd_routes import (
     NotLeading,
     interrupter,
     leader_only,
+    on_device_state,
     on_dial_begin,
     on_dial_end,
     outbound_agent_route,
@@ -265,6 +266,7 @@ async def build_server(config_dir: Path, cfg: ServerConfig, *, sandbox: bool = F
     server.ami_listeners.append(hold_listener(acd))
     server.ami_listeners.append(transfer_listener(acd, agent_channels, on_transfer=calls.note_completed_transfer))
     server.ami_listeners.append(on_dial_begin(acd, agent_channels))
+    server.ami_listeners.append(on_device_state(acd, agent_channels, lambda: leader.running))
     server.ami_listeners.append(outbound.on_ami_event)
     server.event_listeners.append(outbound.on_event)
     servers = ServerWatch(acd, lambda: leader.running)  # a lost Asterisk's agents out of routing until it is back

@@ -54,7 +54,8 @@ class DesktopConfig(Strict):
     system_reasons: dict[Code, DisplayName] = Field(default_factory=lambda: _names({
         "login": ("刚签入", "Just logged in"), "rona": ("未接来电", "Missed a call"),
         "unreachable": ("话机不可达", "Phone unreachable"), "busy": ("忙碌", "Busy"),
-        "cti_restart": ("系统重启", "System restart"), "server_down": ("服务器不可达", "Server down")}))
+        "cti_restart": ("系统重启", "System restart"), "server_down": ("服务器不可达", "Server down"),
+        "unregistered": ("话机未注册", "Phone not registered")}))
     disposition_categories: dict[Code, DisplayName] = Field(default_factory=lambda: _names({
         "inquiry": ("咨询", "Inquiry"), "fault_repair": ("故障报修", "Fault repair"),
         "business": ("业务办理", "Business"), "complaint": ("投诉", "Complaint"), "report": ("举报", "Report"),

@@ -51,7 +51,7 @@ def test_missing_file_gives_defaults(tmp_path: Path) -> None:
     ("units:\n  city: 城区供电所 City supply station\n", 2, "units.city"),
     # the ACD's own not-ready reasons are named too, and an agent's reasons do not take their codes
     ("system_reasons:\n  login: {zh: 签入, en: Logged in}\n", 1,
-     "name rona, unreachable, busy, cti_restart, server_down"),
+     "name rona, unreachable, busy, cti_restart, server_down, unregistered"),
     ("not_ready_reasons:\n  rona: {zh: 未接, en: Missed}\n", 1, "are the ACD's own"),
 ])
 def test_config_mistakes_name_file_and_line(tmp_path: Path, text: str, line: int, words: str) -> None:

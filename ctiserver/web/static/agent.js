@@ -21,7 +21,7 @@ Object.assign(TEXTS, {
   create_work_order: ["创建工单", "Create work order"],
   st_available: ["就绪", "Ready"], st_not_ready: ["未就绪", "Not ready"], st_on_call: ["通话", "On call"],
   st_ringing: ["振铃", "Ringing"], st_reserved: ["分配中", "Reserved"], st_wrap_up: ["话后", "Wrap-up"],
-  st_logged_out: ["未签入", "Logged out"],
+  st_logged_out: ["未签入", "Logged out"], direct: ["非ACD通话", "outside the ACD"],
   no_recent: ["暂无近期联系", "no recent contacts"], no_work_orders: ["暂无工单", "no work orders"],
   not_an_agent: ["您不是排队坐席，没有坐席操作。", "You are not an ACD agent: no agent controls."],
   lang_zh: ["普通话", "Mandarin"], lang_en: ["英语", "English"],
@@ -96,6 +96,7 @@ function showState(st) {
   el.className = `badge state-${name}`;
   el.textContent = text(`st_${name}`, name);
   if (st && st.reason && name === "not_ready") el.textContent += ` (${reasonName(st.reason)})`;
+  if (st && st.reason === "direct" && name === "on_call") el.textContent += ` (${text("direct", "direct")})`;
   el.dataset.state = name;
 }
 

@@ -16,6 +16,7 @@ Object.assign(TEXTS, {
   alerts: ["提醒", "Alerts"], st_available: ["就绪", "Ready"], st_on_call: ["通话", "On call"],
   st_ringing: ["振铃", "Ringing"], st_reserved: ["分配", "Reserved"], st_wrap_up: ["话后", "Wrap-up"],
   st_not_ready: ["未就绪", "Not ready"], st_logged_out: ["签出", "Logged out"],
+  direct: ["非ACD通话", "Outside the ACD"],
   th_qc: ["质检均分", "QC avg"], listen_btn: ["监听", "Listen"], whisper_btn: ["密语", "Whisper"],
   barge_btn: ["强插", "Barge"], monitoring: ["{0}：正在呼叫您的话机", "{0}: ringing your phone"],
   th_name: ["姓名", "Name"], th_in_state: ["时长", "Time in state"], no_agents: ["没有坐席", "no agents"],
@@ -233,7 +234,8 @@ function renderAgents() {
     tr.dataset.agent = a.agent_id;
     const qc = board.qc[a.agent_id];
     const cells = [a.agent_id, a.name || "", stateName(a.state), inState(a),
-                   a.reason && a.state === "not_ready" ? nameOf("reasons", a.reason) : "",
+                   a.reason && a.state === "not_ready" ? nameOf("reasons", a.reason)
+                     : a.state === "on_call" && a.reason === "direct" ? t("direct") : "",
                    qc && qc.avg_score !== null ? `${qc.avg_score} (${qc.inspected})` : ""];
     for (const c of cells) { const td = document.createElement("td"); td.textContent = c; tr.append(td); }
     tr.children[3].className = "in-state";
