@@ -200,7 +200,9 @@ def agent_time_sums_query(cfg: KpiConfig, win: Window, dims: Sequence[str]) -> A
     e_clip = case((e_end > a.t_start + longest, a.t_start + longest), else_=e_end)
     iv0 = (
         select(a.agent, case((and_(a.state == "not_ready", a.reason.is_not(None), a.reason != ""),
-                              a.state + ":" + a.reason), else_=a.state).label("state"),
+                              a.state + ":" + a.reason),
+                             (and_(a.state == "on_call", a.reason == "direct"), a.state + ":" + a.reason),
+                             else_=a.state).label("state"),
                s_clip.label("s"), e_clip.label("e"))
         .where(a.t_start >= win.start - cfg.window.agent_lookback_s, a.t_start < cap, e_clip > s_clip,
                or_(a.state.is_(None), a.state != "logged_out"))

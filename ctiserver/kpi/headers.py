@@ -34,6 +34,7 @@ ZH: dict[str, str] = {
     "offers": "分配次数", "ring_no_answer": "振铃未接", "handled": "处理完成", "transfers": "转接次数",
     "avg_talk_s": "平均通话（秒）", "avg_hold_s": "平均保持（秒）", "avg_ring_s": "平均振铃（秒）",
     "logged_in_s": "签入时长（秒）", "available_s": "空闲时长（秒）", "on_call_s": "通话时长（秒）",
+    "direct_s": "非ACD通话时长（秒）",
     "wrap_s": "话后时长（秒）", "not_ready_s": "未就绪时长（秒）", "avg_acw_s": "平均话后处理（秒）",
     "occupancy": "坐席利用率", "staffed_hours": "在岗小时", "calls_per_staffed_hour": "每小时处理量",
     "aht_s": "平均处理时长（秒）",

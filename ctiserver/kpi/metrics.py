@@ -208,7 +208,8 @@ def derive(cfg: KpiConfig, c: dict[str, Any] | None, legs: dict[str, Any] | None
         m.update({k: None for k in ("offers", "ring_no_answer", "handled", "transfers", "avg_talk_s",
                                     "avg_hold_s", "avg_ring_s")})
     if states is not None and legs is not None:
-        on_call = states.get("on_call", 0)
+        direct = states.get("on_call:direct", 0)  # the phone busy outside the ACD (acd engine.device_state)
+        on_call = states.get("on_call", 0) + direct
         wrap = states.get("wrap_up", 0)
         idle = sum(states.get(s, 0) for s in IDLE_STATES)
         not_ready = sum(v for s, v in states.items() if s is not None and s.startswith("not_ready"))
@@ -219,6 +220,7 @@ def derive(cfg: KpiConfig, c: dict[str, Any] | None, legs: dict[str, Any] | None
             "logged_in_s": round(logged_in / 1000.0, 3),
             "available_s": round(idle / 1000.0, 3),
             "on_call_s": round(on_call / 1000.0, 3),
+            "direct_s": round(direct / 1000.0, 3),
             "wrap_s": round(wrap / 1000.0, 3),
             "not_ready_s": round(not_ready / 1000.0, 3),
             "avg_acw_s": acw,
@@ -237,7 +239,7 @@ def derive(cfg: KpiConfig, c: dict[str, Any] | None, legs: dict[str, Any] | None
         parts = (m["avg_talk_s"], m["avg_hold_s"], acw)
         m["aht_s"] = round(sum(parts), 3) if all(p is not None for p in parts) else None
     else:
-        m.update({k: None for k in ("logged_in_s", "available_s", "on_call_s", "wrap_s", "not_ready_s",
+        m.update({k: None for k in ("logged_in_s", "available_s", "on_call_s", "direct_s", "wrap_s", "not_ready_s",
                                     "avg_acw_s", "occupancy", "occupancy_talk", "wrap_share",
                                     "not_ready_by_reason_s", "cost_per_call", "staffed_hours",
                                     "calls_per_staffed_hour", "aht_s")})

@@ -176,8 +176,11 @@ def leg_sums(legs: Iterable[LegFact], win: Window, dims: Sequence[str]) -> list[
 
 
 def state_key(state: str | None, reason: str | None) -> str | None:
-    """Not-ready time is kept per reason ("not_ready:lunch"); every other state as it is."""
-    return f"{state}:{reason}" if state == "not_ready" and reason else state
+    """Not-ready time is kept per reason ("not_ready:lunch"), on_call outside the ACD apart ("on_call:direct");
+    every other state as it is."""
+    if reason and (state == "not_ready" or (state == "on_call" and reason == "direct")):
+        return f"{state}:{reason}"
+    return state
 
 
 def agent_time_sums(intervals: Iterable[AgentInterval], cfg: KpiConfig, win: Window,

@@ -265,7 +265,7 @@ EXPECTED_TOTAL = {
     "fcr_eligible": 5, "fcr_resolved": 3, "fcr_rate": 0.6,
     "offers": 8, "ring_no_answer": 1, "handled": 5, "transfers": 1,
     "avg_talk_s": 210.0, "avg_hold_s": 6.0, "avg_ring_s": 6.0,
-    "logged_in_s": 99000.0, "available_s": 92233.0, "on_call_s": 1160.0, "wrap_s": 250.0,
+    "logged_in_s": 99000.0, "available_s": 92233.0, "on_call_s": 1160.0, "direct_s": 0.0, "wrap_s": 250.0,
     "not_ready_s": 5357.0, "avg_acw_s": 50.0, "occupancy": round(1410 / 93643, 6),
     "staffed_hours": 27.5, "calls_per_staffed_hour": 0.182, "aht_s": 266.0,
     # Dispositions: billing C1 C2 (both resolved), fault C5 (not resolved).
@@ -510,3 +510,17 @@ async def test_a_transfer_that_could_not_complete_is_not_a_transferred_call(engi
     await load(engine, e)
     total = (await build_report(engine, cfg(), D0, D1, [], now=NOW))["total"]
     assert (total["answered"], total["transferred_calls"], total["calls_offered"]) == (1, 0, 1)
+
+
+async def test_time_on_a_call_outside_the_acd_is_on_call_and_reported_apart(engine: AsyncEngine) -> None:
+    # a9: available 09:00, its phone busy outside the ACD 09:10-09:20 (on_call "direct"), out at 10:00.
+    evs = states("a9", [("09:00:00", "available")])
+    evs += [Event(Kind.AGENT_STATE, at("09:10:00"), None, agent_id="a9",
+                  data={"state": "on_call", "reason": "direct", "previous": "available"}),
+            Event(Kind.AGENT_STATE, at("09:20:00"), None, agent_id="a9",
+                  data={"state": "available", "previous": "on_call", "previous_reason": "direct"})]
+    evs += states("a9", [("10:00:00", "logged_out")])
+    await load(engine, evs)
+    t = (await build_report(engine, cfg(), D0, D1, [], now=NOW))["total"]
+    assert (t["logged_in_s"], t["on_call_s"], t["direct_s"], t["available_s"]) == (3600.0, 600.0, 600.0, 3000.0)
+    assert t["occupancy_talk"] == round(600 / 3600, 6)
