@@ -117,7 +117,19 @@ def write_config(work: Path, agents: int, http: int, agi: int, db_url: str, soun
     return cfg
 
 
-def serve_child(config_dir: str) -> None:
+def thread_cpu_s(pid: int, tid: int) -> float:
+    """utime + stime of one thread of `pid` (0 when `tid` is 0 or gone)."""
+    if not tid:
+        return 0.0
+    try:
+        text = Path(f"/proc/{pid}/task/{tid}/stat").read_text()
+    except OSError:
+        return 0.0
+    fields = text[text.rindex(")") + 2:].split()
+    return (int(fields[11]) + int(fields[12])) / TICK
+
+
+def serve_child(config_dir: str, sample_ms: float) -> None:
     """The CTI process: what `ctiserver serve --sample-data` runs, plus every agent logged in ready."""
     from ctiserver.app import settings
     from ctiserver.app.logsetup import setup_logging
@@ -137,7 +149,7 @@ def serve_child(config_dir: str) -> None:
         async def login_when_ready() -> None:
             await ready.wait()
             probe.attach(server)
-            probe.start()
+            probe.start(sample_ms / 1000.0)
             # the load generator asks for the figures (SIGUSR1) before it stops the server: a shutdown's
             # own pauses are not what a caller meets
             asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, print_report, probe)
@@ -223,7 +235,8 @@ class Setup:
         self.cfg_dir = write_config(self.work, args.agents, self.http, self.agi, self.db_url, self.sounds, self.info)
         self.log_path = self.work / "serve.log"
         with open(self.log_path, "wb") as log:
-            self.proc = subprocess.Popen([sys.executable, __file__, "--serve-child", str(self.cfg_dir)], stdout=log,
+            self.proc = subprocess.Popen([sys.executable, __file__, "--serve-child", str(self.cfg_dir),
+                                          "--sample-ms", str(args.sample_ms)], stdout=log,
                                          stderr=subprocess.STDOUT, cwd=self.work,
                                          env={**os.environ, "PYTHONPATH": str(ROOT)})
 
@@ -251,6 +264,8 @@ async def run(args: argparse.Namespace, setup: Setup) -> int:
             raise SystemExit("the CTI process did not come up")
         await asyncio.sleep(0.3)
     await asyncio.sleep(2.0)  # AMI login and resync
+    sampler = next((int(ln.split()[1]) for ln in setup.log_path.read_text(errors="replace").splitlines()
+                    if ln.startswith("PROBE-SAMPLER ")), 0)  # the probe's sampler thread: not the CTI's CPU
     customers = [(ln.split(",")[2].split(";")[0], ln.split(",")[1])
                  for ln in (cfg_dir / "data/customers.csv").read_text(encoding="utf-8").splitlines()[1:] if ln]
     weights = [w for w, _ in PLANS]
@@ -278,6 +293,7 @@ async def run(args: argparse.Namespace, setup: Setup) -> int:
     # ramp up to N callers over 10 s, then replace each caller who hangs up
     t_start = time.monotonic()
     cti0, ast0, me0 = cpu_s(proc.pid), cpu_s(ast_pid), cpu_s(os.getpid())
+    sampler0 = thread_cpu_s(proc.pid, sampler)
     ev0, ami0 = metric(base, "ctiserver_events_total"), metric(base, "ctiserver_ami_events_total")
     for _ in range(args.concurrent):
         await originate()
@@ -296,6 +312,8 @@ async def run(args: argparse.Namespace, setup: Setup) -> int:
     await asyncio.sleep(3.0)  # the store's flush
     elapsed = time.monotonic() - t_start
     cti1, ast1, me1 = cpu_s(proc.pid), cpu_s(ast_pid), cpu_s(os.getpid())
+    sampled = thread_cpu_s(proc.pid, sampler) - sampler0
+    cti1 -= sampled  # the CTI's CPU is the process's less the probe's sampler thread
     ev1, ami1 = metric(base, "ctiserver_events_total"), metric(base, "ctiserver_ami_events_total")
     proc.send_signal(signal.SIGUSR1)  # the probe's figures, before the shutdown
     probe: dict[str, Any] = {}
@@ -349,7 +367,8 @@ async def run(args: argparse.Namespace, setup: Setup) -> int:
     per = max(1, done)
     print(f"CPU per call: CTI {(cti1 - cti0) / per * 1000:.1f} ms ({cti1 - cti0:.1f} s), Asterisk "
           f"{(ast1 - ast0) / per * 1000:.1f} ms ({ast1 - ast0:.1f} s), load generator "
-          f"{(me1 - me0) / per * 1000:.1f} ms ({me1 - me0:.1f} s)")
+          f"{(me1 - me0) / per * 1000:.1f} ms ({me1 - me0:.1f} s); the probe's sampler thread in the CTI "
+          f"process, left out: {sampled / per * 1000:.1f} ms ({sampled:.1f} s)")
     print_probe(probe, per, cti1 - cti0, ast1 - ast0)
     lost = missing_new or missing_hup or missing_end or no_outcome or still_up
     print(f"lost: {len(missing_new)} channels without call.new/leg, {len(missing_hup)} without call.hangup, "
@@ -377,10 +396,23 @@ def print_probe(probe: dict[str, Any], calls: int, cti_s: float, ast_s: float) -
         print(f"    {module:32s} {sec / calls * 1000:7.2f} ms  {sec / max(loop_s, 1e-9):6.1%}")
     for name, sec in sorted(probe["threads_cpu_s"].items(), key=lambda kv: -kv[1]):
         print(f"    thread {name:17s} {sec / calls * 1000:7.2f} ms  (its own CPU, outside the loop)")
+    agi, db = probe.get("agi_commands", {}), probe.get("db_round_trips", {})
+    if agi:
+        print(f"FastAGI commands per call: {sum(agi.values()) / calls:.1f}: "
+              + ", ".join(f"{verb} {n / calls:.1f}" for verb, n in list(agi.items())[:10]))
+    if db:
+        print(f"PostgreSQL round trips per call (asyncpg): {sum(db.values()) / calls:.1f}; the most frequent:")
+        for what, n in list(db.items())[:14]:
+            print(f"    {n / calls:6.2f}  {what}")
     lag = probe["loop_lag_ms"]
     print(f"event loop lag (10 ms ticker, {lag['ticks']} ticks): worst {lag['max']:.1f} ms, p99 {lag['p99']:.1f} ms "
           f"(target: no stall >= 100 ms)")
-    for key, what in (("appended_lag_ms", "appended to the store"), ("written_lag_ms", "in the store's transaction")):
+    stalls = probe.get("stalls", [])
+    if stalls:
+        print(f"stalls of 80 ms or more ({len(stalls)} listed): what the sampler saw in them, the collector's pauses")
+        for st in stalls[:12]:
+            print(f"    {st['lag_ms']:7.1f} ms  load {st['load']:.1f}  gc {st['gc_ms']}  {st['samples']}")
+    for key, what in (("appended_lag_ms", "appended to the store"), ("written_lag_ms", "committed to the store")):
         v = probe[key]
         print(f"AMI event lag, Asterisk Timestamp -> {what} ({v['n']} call events): p50 {v['p50']:.1f} ms, "
               f"p99 {v['p99']:.1f} ms, max {v['max']:.1f} ms")
@@ -394,10 +426,12 @@ def main() -> int:
     ap.add_argument("--db-url", help="event store (default: SQLite in the work folder)")
     ap.add_argument("--sounds-dir", help="TTS cache shared with Asterisk (default: the running sandbox's)")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--sample-ms", type=float, default=2.0,
+                    help="the probe's stack sampling period in the CTI (0: no sampling, no CPU breakdown)")
     ap.add_argument("--serve-child", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.serve_child:
-        serve_child(args.serve_child)
+        serve_child(args.serve_child, args.sample_ms)
         return 0
     return asyncio.run(run(args, Setup(args)))
 
