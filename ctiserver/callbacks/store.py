@@ -17,6 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ..outbound.model import parse_ranges
+from ..store.engine import reading
 from ..store.schema import IdType, metadata
 from .rules import FINAL, OPEN, CallbackStatus, CallbackView
 
@@ -130,7 +131,7 @@ class CallbackStore:
         return _row(r) if r is not None else None
 
     async def with_status(self, *statuses: str, limit: int = 1000) -> list[CallbackRow]:
-        async with self.engine.connect() as conn:
+        async with reading(self.engine) as conn:
             rows = (await conn.execute(select(callbacks).where(callbacks.c.status.in_(statuses))
                                        .order_by(callbacks.c.due_ts, callbacks.c.id).limit(limit))).all()
         return [_row(r) for r in rows]

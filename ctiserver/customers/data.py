@@ -31,6 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ..calendar import DEFAULT_TIMEZONE
 from ..numbers import caller_number
+from ..store.engine import reading
 from .pin import PinGuard, hash_pin, pin_matches
 from .sample import CustomerRow, OutageRow, SampleData, load_sample_data, parse_customer, parse_outage, read_sample_data
 from .tables import ANNOUNCED, OUTAGE_KINDS, TIERS, CustomerEdits, customer_phones, customers, outages
@@ -215,14 +216,14 @@ class SqlDataProvider:
         raise UnknownProvider(f"no data provider {provider!r}")
 
     async def _customer_row(self, account: str) -> dict[str, Any] | None:
-        async with self.engine.connect() as conn:
+        async with reading(self.engine) as conn:
             return await _customer(conn, account)
 
     async def _record(self, account: str, now: float) -> tuple[dict[str, Any] | None, list[str]]:
         kept = self.records.account(account, now)
         if kept is not None:
             return kept
-        async with self.engine.connect() as conn:
+        async with reading(self.engine) as conn:
             first = (await conn.execute(_BY_ACCOUNT, {"account": account})).first()
             row = dict(first._mapping) if first else None
             phones = [r[0] for r in await conn.execute(_PHONES, {"account": account})] if row else []
@@ -242,7 +243,7 @@ class SqlDataProvider:
                 return customer_answer(kept[0], kept[1], verified=True)
         # one connection for both queries: each checkout costs a round trip of its own (the pool's pre-ping),
         # and the load test found these lookups among the CTI's largest costs per call
-        async with self.engine.connect() as conn:
+        async with reading(self.engine) as conn:
             first = (await conn.execute(_BY_PHONE, {"phone": phone})).first()
             if first is None:
                 self.records.keep(now, "", None, [], phone=phone)
@@ -257,7 +258,7 @@ class SqlDataProvider:
         return customer_answer(row, phones, verified=False) if row is not None else None
 
     async def _outages(self, area: str, now: float) -> dict[str, Any]:
-        async with self.engine.connect() as conn:
+        async with reading(self.engine) as conn:
             rows = [dict(r._mapping) for r in await conn.execute(
                 select(outages).where(outages.c.area == area.strip())
                 .where((outages.c.end_ts.is_(None)) | (outages.c.end_ts > now)))]

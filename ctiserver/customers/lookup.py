@@ -13,6 +13,7 @@ from sqlalchemy import Integer, column, func, or_, select, table
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ..clock import Clock
+from ..store.engine import reading
 from ..web.tables import dispositions, work_orders
 from .data import DataProvider
 
@@ -60,7 +61,7 @@ class IvrCustomerLookup:
         return None
 
     async def _reports(self, outage_id: int) -> int:
-        async with self.engine.connect() as conn:
+        async with reading(self.engine) as conn:
             return int((await conn.execute(select(func.count()).select_from(_reports)
                                            .where(_reports.c.outage_id == outage_id))).scalar() or 0)
 
@@ -77,7 +78,7 @@ class IvrCustomerLookup:
                           .where(work_orders.c.anonymous.is_(True), work_orders.c.call_id.is_not(None),
                                  work_orders.c.call_id == dispositions.c.call_id)
                           .exists())
-        async with self.engine.connect() as conn:
+        async with reading(self.engine) as conn:
             disp = (await conn.execute(select(dispositions.c.ts, dispositions.c.category, dispositions.c.note)
                                        .where(or_(*who_d), ~anonymous_call)
                                        .order_by(dispositions.c.ts.desc()).limit(RECENT)))

@@ -21,6 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ..calendar import Calendar
+from ..store.engine import reading
 from ..store.schema import metadata
 from . import reports
 from .model import (
@@ -100,7 +101,7 @@ class OutboundStore:
 
     async def running(self) -> list[str]:
         """Names of running campaigns, highest priority first."""
-        async with self.engine.connect() as conn:
+        async with reading(self.engine) as conn:
             rows = await conn.execute(select(campaigns.c.name).where(campaigns.c.state == State.RUNNING)
                                       .order_by(campaigns.c.priority.desc(), campaigns.c.id))
             return [r.name for r in rows]
@@ -416,7 +417,7 @@ class OutboundStore:
         return decision_status
 
     async def in_flight(self) -> list[InFlight]:
-        async with self.engine.connect() as conn:
+        async with reading(self.engine) as conn:
             rows = await conn.execute(
                 select(attempts.c.channel_id, campaigns.c.name, attempts.c.contact_id, attempts.c.attempt_no,
                        attempts.c.started_ts)

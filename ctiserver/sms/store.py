@@ -18,6 +18,7 @@ from sqlalchemy import Column, Float, Index, Integer, String, Table, Text, and_,
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ..outbound.rules import Delivery
+from ..store.engine import reading
 from ..store.schema import IdType, metadata
 from .engine import FINAL, State
 from .engine import Message as EngineMessage
@@ -125,12 +126,12 @@ class SmsStore:
         c = sms_messages.c
         q = (select(sms_messages).where(and_(c.state.in_([State.QUEUED, State.ACCEPTED]), c.due_ts <= now))
              .order_by(c.due_ts, c.id).limit(limit))
-        async with self.engine.connect() as conn:
+        async with reading(self.engine) as conn:
             return [_row(r) for r in await conn.execute(q)]
 
     async def next_due(self) -> float | None:
         c = sms_messages.c
-        async with self.engine.connect() as conn:
+        async with reading(self.engine) as conn:
             return (await conn.execute(select(func.min(c.due_ts))
                                        .where(c.state.in_([State.QUEUED, State.ACCEPTED])))).scalar()
 

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
+import asyncpg
 import pytest
 from sqlalchemy import text
 
-from ctiserver.store.engine import UnsupportedDatabase, make_engine, normalise_url
+from ctiserver.store import engine as engine_module
+from ctiserver.store.engine import UnsupportedDatabase, make_engine, normalise_url, reading
 
 from .conftest import PG_HOST, PG_PORT, pg_url
 from .tcpproxy import TcpProxy
@@ -161,3 +164,42 @@ async def test_postgres_pool_recovers_after_the_server_comes_back(pg_database: s
             assert proxy.connections_total == 2
         finally:
             await engine.dispose()
+
+
+@pytest.mark.postgres
+async def test_postgres_pool_pings_only_a_connection_idle_for_a_while_and_reads_go_without_begin(
+        pg_database: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The checkout check that replaced pre-ping (three round trips per use): a connection in use a moment
+    ago goes as it is, one idle for PING_AFTER_IDLE_S is pinged once; `reading()` sends no BEGIN/ROLLBACK."""
+    sent: list[str] = []
+    original = asyncpg.connection.Connection.execute
+
+    async def spy(self: asyncpg.connection.Connection, query: str, *args: Any, **kwargs: Any) -> Any:
+        sent.append(query.strip().rstrip(";").split(" ", 1)[0])  # BEGIN, ROLLBACK, the ping's SELECT
+        return await original(self, query, *args, **kwargs)
+
+    monkeypatch.setattr(asyncpg.connection.Connection, "execute", spy)
+    engine = make_engine(pg_database)
+    try:
+        async with engine.connect() as conn:  # connects (and SQLAlchemy reads the server's settings)
+            assert (await conn.execute(text("SELECT 1"))).scalar() == 1
+        sent.clear()
+        for _ in range(2):  # in use a moment ago: no ping
+            async with engine.connect() as conn:
+                assert (await conn.execute(text("SELECT 1"))).scalar() == 1
+        assert sent == ["BEGIN", "ROLLBACK"] * 2
+        sent.clear()
+        monkeypatch.setattr(engine_module, "PING_AFTER_IDLE_S", 0.0)  # every pooled connection is "idle" now
+        async with engine.connect() as conn:
+            assert (await conn.execute(text("SELECT 2"))).scalar() == 2
+        assert sent == ["SELECT", "BEGIN", "ROLLBACK"]
+        monkeypatch.setattr(engine_module, "PING_AFTER_IDLE_S", 5.0)
+        sent.clear()
+        async with reading(engine) as conn:
+            assert (await conn.execute(text("SELECT 3"))).scalar() == 3
+            assert (await conn.execute(text("SELECT 4"))).scalar() == 4
+        async with engine.begin() as conn:  # the isolation level went back with the connection
+            await conn.execute(text("SELECT 5"))
+        assert sent == ["BEGIN", "COMMIT"]
+    finally:
+        await engine.dispose()
