@@ -259,6 +259,11 @@ class FactBuilder:
         fact = _finish(fold) if fold.events and _has_ts(fold) else None
         return fact, legs_of(fold.events)
 
+    def fact_of(self, call_id: str) -> CallFact | None:
+        """One call's fact (None if none of its events counts, or no such call)."""
+        fold = self._calls.get(call_id)
+        return _finish(fold) if fold is not None and fold.events and _has_ts(fold) else None
+
     def forget(self, call_id: str) -> None:
         """Drop one call's events (a cache's eviction)."""
         self._calls.pop(call_id, None)

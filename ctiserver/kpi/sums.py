@@ -69,11 +69,14 @@ def next_arrivals(facts: Iterable[CallFact]) -> dict[str, float | None]:
     return nxt
 
 
-def call_sums(facts: Sequence[CallFact], cfg: KpiConfig, win: Window, dims: Sequence[str]) -> list[dict[str, Any]]:
-    """Sums of per-call facts per (local half hour of arrival, dims): the `calls` family."""
+def call_sums(facts: Sequence[CallFact], cfg: KpiConfig, win: Window, dims: Sequence[str],
+              nxt: dict[str, float | None] | None = None) -> list[dict[str, Any]]:
+    """Sums of per-call facts per (local half hour of arrival, dims): the `calls` family. `nxt`: each call's
+    `next_arrivals` when `facts` are not all the calls (the FCR repeat test looks at the caller's next call)."""
     sl = cfg.service_level
     tiers = cfg.tier_targets
-    nxt = next_arrivals(facts)
+    if nxt is None:
+        nxt = next_arrivals(facts)
     fresh = win.now - cfg.window.max_call_s
     fcr_window = cfg.fcr.window_h * 3600.0 + EPS
     acc: dict[tuple[Any, ...], dict[str, int]] = {}
