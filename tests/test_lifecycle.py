@@ -194,8 +194,9 @@ async def test_the_leader_features_stop_and_start_again_while_http_serves(tmp_pa
             running = Running(server, f"http://127.0.0.1:{server.http_port}")
             await running.add_user("2001", "supervisor")
             leader, outbound = server.features.leader, server.features.outbound
-            assert leader.names == ["ACD", "outbound", "recording", "fallback queue", "SMS", "campaign SMS",
-                                    "repair orders", "crew calls", "shift handover", "database retention"]
+            assert leader.names == ["ACD", "agent phones", "outbound", "recording", "fallback queue", "SMS",
+                                    "campaign SMS", "repair orders", "crew calls", "shift handover",
+                                    "database retention"]
             async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
                 await running.login(http, "2001", PASSWORD)
                 campaigns = f"{running.url}/api/outbound/campaigns"

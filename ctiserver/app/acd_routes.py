@@ -16,7 +16,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
 from ..acd.model import AcdError
@@ -24,7 +25,7 @@ from ..acd.records import DEVICE_BUSY, DEVICE_FREE, DEVICE_UNAVAILABLE
 from ..acd.runtime import AcdRuntime
 from ..agi.channel import AgiChannel, AgiError, AgiHandler, AgiHangup
 from ..ami.message import event_time
-from ..lifecycle import FeatureGroup
+from ..lifecycle import FeatureGroup, TaskOwner
 from ..lograte import LogBurst
 from .server import CtiServer
 
@@ -56,29 +57,84 @@ DEVICE_STATES = {"NOT_INUSE": DEVICE_FREE, "UNKNOWN": DEVICE_FREE, "INUSE": DEVI
                  "UNAVAILABLE": DEVICE_UNAVAILABLE, "INVALID": DEVICE_UNAVAILABLE}
 
 
-def on_device_state(acd: AcdRuntime, agent_of: Callable[[str], str | None], running: Callable[[], bool]) -> Any:
-    """AMI DeviceStateChange of an agent's phone (`PJSIP/agent1001`): the ACD learns it is busy with a call
-    that is not the ACD's, or unregistered, and offers that agent nothing meanwhile. Only PJSIP devices (a
-    Local dial string's device state is the dialplan's, not a phone's), only from the server the agent's phone
-    registers on (acd.yaml `server`, when set), only while the ACD runs on this node."""
-    servers = acd.cfg.agent_servers
+class AgentPhones:
+    """AMI DeviceStateChange of an agent's phone (`PJSIP/agent1001`): the ACD learns it is busy with a call that
+    is not the ACD's, or unregistered, and offers that agent nothing meanwhile (engine.device_state). Only an
+    agent whose own dial string is a PJSIP device, that device (a Local dial string's device state is the
+    dialplan's, not a phone's: the simulated agents are not watched), only from the server the agent's phone
+    registers on (acd.yaml `server`, when set), only while it runs (a leader feature: the ACD's
+    node). When it starts, and when an Asterisk logs the CTI in again (`FullyBooted`), it reads every phone's
+    state at once (AMI DeviceStateList, class call): a phone unregistered or busy before then is known too."""
 
-    def listener(server: str, msg: Any) -> None:
-        if msg.get("Event") != "DeviceStateChange" or not running():
-            return
-        device = str(msg.get("Device") or "")
-        if not device.startswith("PJSIP/"):
-            return
-        agent = agent_of(device)
+    def __init__(self, server: CtiServer, acd: AcdRuntime) -> None:
+        self.server = server
+        self.acd = acd
+        cfg = acd.cfg
+        self._agent_of = {dial: a.id for a in cfg.agents if (dial := cfg.dial_string(a.id)).startswith("PJSIP/")}
+        self._servers = acd.cfg.agent_servers
+        self._running = False
+        self._live: set[str] = set()  # agents heard of live since a list was asked for (a list must not undo them)
+        self._tasks = TaskOwner("agent phones")
+
+    def _device(self, server: str, msg: Any) -> tuple[str, str] | None:
+        agent = self._agent_of.get(str(msg.get("Device") or ""))
         state = DEVICE_STATES.get(str(msg.get("State") or ""))
-        if agent is None or state is None or servers.get(agent, server) != server:
-            return
-        try:
-            acd.note_device(agent, state)
-        except AcdError as exc:  # not an agent of the ACD's
-            log.debug("device state of %s: %s", device, exc)
+        if agent is None or state is None or self._servers.get(agent, server) != server:
+            return None
+        return agent, state
 
-    return listener
+    def _apply(self, agent: str, state: str) -> None:
+        try:
+            self.acd.note_device(agent, state)
+        except AcdError as exc:  # not an agent of the ACD's
+            log.debug("phone of agent %s: %s", agent, exc)
+
+    def on_ami(self, server: str, msg: Any) -> None:
+        if not self._running:
+            return
+        event = msg.get("Event")
+        if event == "DeviceStateChange":
+            got = self._device(server, msg)
+            if got is not None:
+                self._live.add(got[0])
+                self._apply(*got)
+        elif event == "FullyBooted":
+            self._read_soon(server)
+
+    def _read_soon(self, server: str) -> None:
+        self._tasks.spawn(self.read(server), name=f"agent-phones-{server}")
+
+    async def read(self, server: str) -> int:
+        """Every agent phone's state on `server` now (DeviceStateList); how many were agents' phones."""
+        client = self.server.ami.get(server)
+        if client is None or not client.connected:
+            return 0
+        self._live.clear()
+        try:
+            reply = await client.action("DeviceStateList", timeout=10.0)
+        except Exception as exc:  # the live changes still come; only what was before them is missed
+            log.warning("AMI %s: could not read the agents' phones: %s", server, exc)
+            return 0
+        n = 0
+        for msg in reply.events:
+            got = self._device(server, msg)
+            if got is not None and self._running:
+                n += 1
+                if got[0] not in self._live:  # a live change came after the list was made
+                    self._apply(*got)
+        return n
+
+    @asynccontextmanager
+    async def running(self) -> AsyncIterator[AgentPhones]:
+        self._running = True
+        try:
+            for name, client in self.server.ami.items():
+                if client.connected:  # connected before we ran: its FullyBooted went by
+                    self._read_soon(name)
+            yield self
+        finally:
+            self._running = False
+            await self._tasks.aclose()
 
 
 def on_dial_begin(acd: AcdRuntime, agent_of: Callable[[str], str | None]) -> Any:

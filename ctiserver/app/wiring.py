@@ -73,10 +73,10 @@ from ..wfm.handover_http import add_handover_routes
 from ..wfm.handover_watch import HandoverWatch
 from ..wfm.http import add_wfm_routes
 from .acd_routes import (
+    AgentPhones,
     NotLeading,
     interrupter,
     leader_only,
-    on_device_state,
     on_dial_begin,
     on_dial_end,
     outbound_agent_route,
@@ -266,7 +266,8 @@ async def build_server(config_dir: Path, cfg: ServerConfig, *, sandbox: bool = F
     server.ami_listeners.append(hold_listener(acd))
     server.ami_listeners.append(transfer_listener(acd, agent_channels, on_transfer=calls.note_completed_transfer))
     server.ami_listeners.append(on_dial_begin(acd, agent_channels))
-    server.ami_listeners.append(on_device_state(acd, agent_channels, lambda: leader.running))
+    phones = AgentPhones(server, acd)  # agents' phones busy outside the ACD, or unregistered
+    server.ami_listeners.append(phones.on_ami)
     server.ami_listeners.append(outbound.on_ami_event)
     server.event_listeners.append(outbound.on_event)
     servers = ServerWatch(acd, lambda: leader.running)  # a lost Asterisk's agents out of routing until it is back
@@ -314,6 +315,7 @@ async def build_server(config_dir: Path, cfg: ServerConfig, *, sandbox: bool = F
     server.http_app[HEALTH_DETAILS_KEY] = _supervisor_check(server.http_app[DESKTOP_KEY].sessions)
 
     leader.add("ACD", _acd_feature(server, acd, lambda: _prerender(ivr.tts, acd_cfg.fixed_texts())))
+    leader.add("agent phones", phones.running)
     leader.add("outbound", lambda: outbound.running(acd))
     recorder = install_recording(server, config_dir=config_dir, calendar=calendar,
                                  sessions=lambda: server.http_app[DESKTOP_KEY].sessions,

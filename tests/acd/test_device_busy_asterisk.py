@@ -4,7 +4,9 @@ The whole server as it ships (build_server on the sample config; agent_selection
 (billing 9) and 1002 (billing 7) on real PJSIP softphones. 1001's phone takes a call that is not the ACD's (an
 AMI Originate straight to PJSIP/agent1001): Asterisk's DeviceStateChange makes 1001 on_call "direct". A caller
 queues: the ACD gives them to 1002, though 1001 is the more proficient, and never dials 1001. With 1002 busy
-too, the next caller waits; when 1001 hangs up, 1001 is offered that caller and takes them.
+too, the next caller waits; when 1001 hangs up, 1001 is offered that caller and takes them. Agent 1003 has no
+phone registered: the server read every phone's state when it started (AMI DeviceStateList), so 1003 logging in
+ready is not ready "unregistered", not offered callers it could never take.
 """
 
 from __future__ import annotations
@@ -40,6 +42,10 @@ async def until(pred: Callable[[], Any], timeout: float, what: str) -> Any:
     return got
 
 
+def _device(acd: Any, agent: str) -> str:
+    return str(next(a["device"] for a in acd.engine.agents_snapshot(0.0) if a["agent_id"] == agent))
+
+
 async def test_a_busy_phone_outside_the_acd_is_never_offered_until_it_is_free(
         asterisk_sandbox: Any, ami: AmiRecorder, tmp_path: Path) -> None:
     cfg_dir = sandbox_config(tmp_path, asterisk_sandbox)
@@ -73,6 +79,10 @@ async def test_a_busy_phone_outside_the_acd_is_never_offered_until_it_is_free(
                 agent_phone(B, sip, answer_after_s=0.5, talk_s=None) as phone_b:
             acd.login(A, ready=True)
             acd.login(B, ready=True)
+            # 1003's phone is not registered (no softphone): known from the start-up read, before any change
+            await until(lambda: _device(acd, "1003") == "unavailable", 15, "1003's phone read as unavailable")
+            acd.login("1003", ready=True)
+            assert acd.engine.agent_state("1003") == ("not_ready", "unregistered")
             # A's phone takes a call that is not the ACD's
             ami.originated.add(DIRECT_CALLER)
             (await ami.action("Originate", {
