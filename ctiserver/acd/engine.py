@@ -179,7 +179,7 @@ class AcdEngine:
         if device not in DEVICE_STATUSES:
             raise AcdError(f"agent {agent_id}: unknown device state '{device}'")
         out: list[Command] = []
-        if device == a.device:
+        if device == a.device and not (a.state == NOT_READY and a.reason == UNREGISTERED):
             return out
         a.device = device
         state = a.state

@@ -6,6 +6,8 @@ logged in again. The event log knows each agent's last state, and Asterisk
 (after the tracker's resync) knows who still has a live channel:
 
     last state available/reserved/ringing, no live channel  -> available
+    last state on_call "direct", or not_ready "unregistered" -> available (the phone's state, read again, decides:
+                                                               engine.device_state)
     last state not_ready(reason)                            -> not_ready(reason)  (a break stays a break)
     any other logged-in state (on_call, wrap_up, or busy)   -> not_ready("cti_restart")
     logged_out, or unknown to the config                    -> left logged out
@@ -19,7 +21,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .model import AVAILABLE, LOGGED_OUT, NOT_READY, RESERVED, RINGING
+from .model import AVAILABLE, DIRECT, LOGGED_OUT, NOT_READY, ON_CALL, RESERVED, RINGING, UNREGISTERED
 
 RESTART_REASON = "cti_restart"
 
@@ -42,6 +44,8 @@ def restore_plan(last: Mapping[str, tuple[str, str | None]], busy: Iterable[str]
             continue
         if state in (AVAILABLE, RESERVED, RINGING) and agent_id not in busy_set:
             out.append(Restore(agent_id, AVAILABLE))
+        elif (state, reason) in ((ON_CALL, DIRECT), (NOT_READY, UNREGISTERED)):
+            out.append(Restore(agent_id, AVAILABLE))  # busy outside the ACD or unregistered: their phone says
         elif state == NOT_READY and reason and reason != "login":
             out.append(Restore(agent_id, NOT_READY, reason))
         else:

@@ -144,3 +144,18 @@ def test_login_with_a_busy_phone_is_on_call_direct() -> None:
     assert eng.agent_state("1001") == ("logged_out", None)
     cmds = eng.login("1001", 1.0, ready=True)
     assert states(cmds) == [("logged_out", "on_call", "direct")]
+
+
+def test_not_ready_unregistered_with_a_phone_already_free_is_made_ready_by_the_next_word() -> None:
+    eng = engine({"1001": {"billing": 5}})
+    eng.set_not_ready("1001", "unregistered", 1.0)  # e.g. set so from outside while the phone reads free
+    assert eng.device_state("1001", "free", 2.0) != []
+    assert eng.agent_state("1001") == ("available", None)
+
+
+def test_a_restart_gives_direct_and_unregistered_agents_back_to_their_phones() -> None:
+    from ctiserver.acd.restore import Restore, restore_plan
+
+    last = {"1001": ("on_call", "direct"), "1002": ("not_ready", "unregistered"), "1003": ("on_call", None)}
+    assert restore_plan(last, busy={"1001", "1003"}, known=last) == [
+        Restore("1001", "available"), Restore("1002", "available"), Restore("1003", "not_ready", "cti_restart")]
