@@ -218,7 +218,9 @@ class AcdEngine:
 
         `prefer_agent`: a caller coming back to the agent who had them (a transfer that could not
         complete). That agent is offered the call before anyone, at once if they are free or still
-        wrapping this caller up (the wrap-up ends: the conversation goes on); otherwise the call waits
+        wrapping this caller up (the wrap-up ends: the conversation goes on), even while their phone
+        still shows the ACD's own call, whose hang-up Asterisk may report after the transfer failed (if
+        the phone is in fact still busy, the ring fails: a RONA); otherwise the call waits
         in `skill` for whoever is free first, that agent included. Once that agent's ring fails the
         call is an ordinary one of its queue.
 

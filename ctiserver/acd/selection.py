@@ -106,8 +106,9 @@ class Selection:
         for pool, minp in call.pools:
             if pool[0] == "@":
                 a = agents.get(pool[1:])
-                if a is not None and a.state == AVAILABLE and a.device == DEVICE_FREE:
-                    return a, pool
+                if a is not None and a.state == AVAILABLE and (
+                        a.device == DEVICE_FREE or (a.device_own and a.id == call.prefer)):
+                    return a, pool  # (a caller coming back is not held up by the hang-up of their own call)
                 continue
             agent = best_free(pool, minp, self._by_prof, call.server)
             if agent is not None:

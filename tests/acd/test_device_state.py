@@ -159,3 +159,20 @@ def test_a_restart_gives_direct_and_unregistered_agents_back_to_their_phones() -
     last = {"1001": ("on_call", "direct"), "1002": ("not_ready", "unregistered"), "1003": ("on_call", None)}
     assert restore_plan(last, busy={"1001", "1003"}, known=last) == [
         Restore("1001", "available"), Restore("1002", "available"), Restore("1003", "not_ready", "cti_restart")]
+
+
+def test_a_caller_back_from_a_failed_transfer_is_offered_before_the_agents_hang_up_is_seen() -> None:
+    """The transfer failed before Asterisk reported the transferring agent's phone free again (AMI and
+    FastAGI race): the caller still goes back to that agent first, not to another free one (an ordinary
+    new caller is not rung to a phone mid hang-up: test_the_acds_own_offer_and_call_are_not_counted_twice)."""
+    eng = engine({"1001": {"billing": 5}, "1002": {"billing": 9}})
+    eng.enqueue("c", "billing", "normal", "138", 1.0)  # 1002 (better) takes it
+    cmds = eng.device_state("1002", "busy", 1.1) + eng.ring_started("c", 1.2) + eng.ring_answered("c", 2.0)
+    eng.call_ended("c", 30.0)  # 1002 transferred the caller away: wrap-up; the phone still busy
+    cmds = eng.enqueue("c", "billing", "normal", "138", 30.01, kind="return", prefer_agent="1002")
+    assert [(o.call_id, o.agent_id) for o in offers(cmds)] == [("c", "1002")]
+    assert [e.data["via"] for e in events(cmds, Kind.ACD_OFFER)] == ["return"]
+    cmds = eng.ring_failed("c", 30.05, "busy")  # the phone was in fact still busy: a RONA, then the queue
+    [rona] = events(cmds, Kind.ACD_RONA)
+    assert rona.agent_id == "1002"
+    assert [(o.call_id, o.agent_id) for o in offers(cmds)] == [("c", "1001")]
