@@ -19,6 +19,7 @@ logs in to all its skills); a pause is one PAUSEALL (Asterisk adds a PAUSE per q
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -42,6 +43,10 @@ NAME = f"Agent/{AGENT}"  # the member's name: queue_log's agent column, as ctise
 ANSWERED, ABANDONED = "13900001401", "13900001402"
 UNREACHABLE_AGI = "127.0.0.1:1"  # AGI() fails at once: the hotline sends the caller to Queue(fallback)
 QUEUE_LOG = "var/log/asterisk/queue_log"
+STATIC_PAUSE = "queue-log-test"
+BUSY_AGENT = "1001"
+BUSY_MEMBER = f"Local/{BUSY_AGENT}@sim-agents/n"  # the one static member left in: busy, it rings no answer
+PAUSED: list[str] = []  # the static members this test paused, unpaused when it ends
 DURATIONS = {"holdtime", "calltime", "waittime", "ringtime"}  # whole-second spans: stamps may straddle a second
 
 
@@ -76,8 +81,30 @@ def same_line(real: dict[str, Any], ours: dict[str, Any], linkedid: dict[str, st
             assert ours[name] == value, (name, what)
 
 
-@pytest.mark.xfail(strict=False, reason="in the full suite the answered caller's AgentConnect does not match this "
-                   "test's member (2 of 2 full runs; passes alone): not yet diagnosed, see the closing note")
+async def pause_the_static_members(ami: AmiRecorder) -> None:
+    """[fallback]'s static members (PJSIP/agent10xx, Local/10xx@sim-agents) paused for this test but one busy
+    sim agent (BUSY_MEMBER: each ring of it is a RINGNOANSWER, which the test needs), so that only its own
+    member can answer: rrmemory rings one member at a time for 12 s, and a phone an earlier test left
+    registered (its contact outlives the softphone) would use up the wait first. Paused under a reason of
+    their own; the test's lines are its member's and its calls' only."""
+    await ami.setvar(f"AGENT_{BUSY_AGENT}_MODE", "busy")
+    resp = (await ami.action("QueueStatus", {"Queue": "fallback"})).raise_for_error("QueueStatus")
+    for msg in resp.events:
+        if msg.get("Event") == "QueueMember" and msg.get("Membership") == "static" and msg.get("Paused") == "0" \
+                and msg.get("Location") != BUSY_MEMBER:
+            iface = str(msg.get("Location") or "")
+            (await ami.action("QueuePause", {"Queue": "fallback", "Interface": iface, "Paused": "true",
+                                             "Reason": STATIC_PAUSE})).raise_for_error("QueuePause")
+            PAUSED.append(iface)
+
+
+async def unpause_the_static_members(ami: AmiRecorder) -> None:
+    while PAUSED:
+        iface = PAUSED.pop()
+        (await ami.action("QueuePause", {"Queue": "fallback", "Interface": iface, "Paused": "false",
+                                         "Reason": STATIC_PAUSE})).raise_for_error("QueuePause")
+
+
 async def test_the_export_writes_the_lines_a_real_queue_writes(asterisk_sandbox: Any, ami: AmiRecorder) -> None:
     path = Path(asterisk_sandbox.root) / QUEUE_LOG
     start = path.stat().st_size if path.exists() else 0
@@ -98,8 +125,9 @@ async def test_the_export_writes_the_lines_a_real_queue_writes(asterisk_sandbox:
     await ami.setvar(f"AGENT_{AGENT}_MODE", "answer")
     await ami.setvar(f"AGENT_{AGENT}_RING", "1")
     await ami.setvar(f"AGENT_{AGENT}_TALK", "1")
-    await act("QueueAdd", Queue="fallback", Interface=MEMBER, MemberName=NAME, Paused="true", Reason="login")
+    await pause_the_static_members(ami)
     try:
+        await act("QueueAdd", Queue="fallback", Interface=MEMBER, MemberName=NAME, Paused="true", Reason="login")
         # logs in not ready, then ready: the ACD's agent.state; QueueAdd paused, QueuePause (all queues)
         [added] = await ami.wait_for(event_is("QueueMemberAdded", Queue="fallback", Interface=MEMBER))
         state(added, "not_ready", "logged_out", "login")
@@ -124,7 +152,9 @@ async def test_the_export_writes_the_lines_a_real_queue_writes(asterisk_sandbox:
         await act("QueuePause", Interface=MEMBER, Paused="false", Reason="meeting")
         state(await paused("0", "meeting"), "available", "not_ready", None, "meeting")
     finally:
-        await act("QueueRemove", Queue="fallback", Interface=MEMBER)
+        with contextlib.suppress(Exception):  # (not added: nothing to remove)
+            await act("QueueRemove", Queue="fallback", Interface=MEMBER)
+        await unpause_the_static_members(ami)
     [removed] = await ami.wait_for(event_is("QueueMemberRemoved", Queue="fallback", Interface=MEMBER))
     state(removed, "logged_out", "available")
 
