@@ -146,17 +146,29 @@ def _cpu_seconds_to_check(cfg: Path) -> float:
     return time.process_time() - t0
 
 
+def _least_interleaved(cfgs: dict[float, Path], rounds: int) -> dict[float, float]:
+    """Each config's least CPU time to check over `rounds` rounds of small, big, small, big..."""
+    best = dict.fromkeys(cfgs, float("inf"))
+    for _ in range(rounds):
+        for mb, cfg in cfgs.items():
+            best[mb] = min(best[mb], _cpu_seconds_to_check(cfg))
+    return best
+
+
 @pytest.mark.parametrize(("file", "make"), [("ctiserver.yaml", _servers), ("ctiserver.yaml", _unknown_keys),
                                             ("ivr/hotline.yaml", _ivr_chain)],
                          ids=["many-servers", "many-unknown-keys", "long-ivr-tree"])
 def test_check_time_is_linear_in_the_file_size(file: str, make, tmp_path: Path) -> None:
-    times = {}
-    for mb in (0.25, 1.0):
-        cfg = tmp_path / f"c{mb}"
+    """8x the file: about 8x the check's CPU time when linear, 64x when quadratic. The bound (24) sits
+    between the two with room for a busy machine (shared caches slow the big run more than the small one:
+    a 2-4x ratio at 4x the size was seen at idle, 9.6x under a full suite); each size is the least of
+    two interleaved runs, so one run slowed by a neighbour does not decide."""
+    cfgs = {}
+    for mb in (0.125, 1.0):
+        cfgs[mb] = cfg = tmp_path / f"c{mb}"
         shutil.copytree(REPO / "config", cfg)
         (cfg / file).write_text(make(int(mb * 1024 * 1024)), encoding="utf-8")
-        check_all(cfg, NOW) if mb == 0.25 else None  # warm up imports and caches once
-        times[mb] = _cpu_seconds_to_check(cfg)
-    ratio = times[1.0] / times[0.25]
-    # 4x the size: about 4x the time when linear, 16x when quadratic.
-    assert ratio < 8, f"4x the file took {ratio:.1f}x the time ({times})"
+    check_all(cfgs[0.125], NOW)  # warm up imports and caches once
+    times = _least_interleaved(cfgs, rounds=2)
+    ratio = times[1.0] / times[0.125]
+    assert ratio < 24, f"8x the file took {ratio:.1f}x the time ({times})"
