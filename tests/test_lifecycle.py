@@ -196,7 +196,7 @@ async def test_the_leader_features_stop_and_start_again_while_http_serves(tmp_pa
             leader, outbound = server.features.leader, server.features.outbound
             assert leader.names == ["ACD", "agent phones", "outbound", "recording", "fallback queue", "SMS",
                                     "campaign SMS", "repair orders", "crew calls", "shift handover",
-                                    "database retention"]
+                                    "database retention", "KPI rollups"]
             async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
                 await running.login(http, "2001", PASSWORD)
                 campaigns = f"{running.url}/api/outbound/campaigns"

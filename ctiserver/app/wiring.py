@@ -53,6 +53,7 @@ from ..ivr.service import IvrService
 from ..kpi.config import load_kpi_config
 from ..kpi.http import add_report_routes
 from ..kpi.livefeed import LiveKpiFeed
+from ..kpi.rollup_job import RollupJob
 from ..lifecycle import Feature, FeatureGroup, TaskOwner, started
 from ..outbound.http import add_callback_routes
 from ..outbound.http import add_routes as add_outbound_routes
@@ -61,6 +62,7 @@ from ..outbound.service import Outbound
 from ..qc.feature import install_monitoring, install_qc
 from ..recording.feature import install_recording
 from ..store.engine import make_engine
+from ..store.partitions import cutoff
 from ..store.retention import RetentionJob
 from ..web.acd_ports import AcdAgentControl, AcdWallboard
 from ..web.api import SUPERVISORS
@@ -337,6 +339,12 @@ async def build_server(config_dir: Path, cfg: ServerConfig, *, sandbox: bool = F
     # month partitions made ahead, expired months dropped (database.retention), once a day
     leader.add("database retention", RetentionJob(lambda: server.store.engine if server.store else None,
                                                   cfg.database.retention, server.clock, calendar.zone).run)
+    # each half hour rolled up as it settles, for the last kpi.yaml rollups.build_days (not months retention
+    # dropped): a month's report reads rollups the first time too
+    facts_months = cfg.database.retention.facts_months
+    leader.add("KPI rollups", RollupJob(
+        lambda: server.store.engine if server.store else None, kpi_cfg, server.clock,
+        not_before=lambda now: cutoff(now, facts_months, calendar.zone) if facts_months else None).run)
 
     # one node: the group as it is; HA: the election runs it (and the IVR route gets the takeover gate)
     server.agi_routes["ivr"] = install_takeover(server, vote, leader, acd, ivr.handle)

@@ -122,6 +122,13 @@ class DataWindow(Strict):
     agent_lookback_s: Annotated[float, Field(gt=0.0, le=31 * 86400.0)] = 86400.0
 
 
+class Rollups(Strict):
+    """The leader's background builder of half-hour rollups (kpi/rollup_job.py)."""
+
+    # the last this many days are kept rolled up as each half hour settles; 0: only reports build them
+    build_days: Annotated[int, Field(ge=0, le=400)] = 35
+
+
 # The metrics the /reports page shows by name (totals and targets), with their built-in names.
 METRIC_NAMES: dict[str, tuple[str, str]] = {
     "calls_offered": ("呼入量", "Calls offered"),
@@ -159,6 +166,7 @@ class KpiConfig(Strict):
     outbound: Outbound = Field(default_factory=Outbound)
     workorders: Workorders = Field(default_factory=Workorders)
     window: DataWindow = Field(default_factory=DataWindow)
+    rollups: Rollups = Field(default_factory=Rollups)
     # what an agent hour costs (wages and seat), for cost_per_call; absent: no cost figure
     cost_per_agent_hour: Annotated[float, Field(ge=0.0)] | None = None
     # what people see for each metric on /reports, in each UI language (the CSV keeps the keys)

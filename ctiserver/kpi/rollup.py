@@ -5,9 +5,10 @@ One definition: a rollup row is the output of the report's own SQL over the fact
 half hour (`bucket`) each fact belongs to. Every sum is additive, so a report adds up the rows of its
 half hours and gets exactly what the same SQL over the facts gives (tests/kpi/test_kpi_rollup.py).
 
-* Built on demand, a day at a time, by the first report that needs a half hour, and only for half hours
-  that are settled: no call in them can still be waiting (`window.max_call_s` has passed), so the row
-  does not depend on the report's `now`. Later half hours come from the facts, as before.
+* Built a day at a time, only for half hours that are settled: no call in them can still be waiting
+  (`window.max_call_s` has passed), so the row does not depend on the report's `now`. The leader's
+  builder (kpi/rollup_job.py) rolls each half hour up as it settles; a report builds any it finds missing
+  (older than the builder keeps, or dropped and not rebuilt yet). Later half hours come from the facts.
 * Keyed by `cfg_key`, a digest of the settings the sums depend on (thresholds, FCR window, zone): a
   report under other settings builds its own.
 * Dropped when a fact of their half hours changes: the fact sink calls `invalidate` with the buckets
@@ -78,8 +79,15 @@ def rollup_span(cfg: KpiConfig, win: Window, dims: Sequence[str]) -> tuple[int, 
     if any(d not in ROLLUP_DIMS for d in dims) or win.start % HALF_HOUR or win.end % HALF_HOUR:
         return None
     b0 = int(win.start // HALF_HOUR)
-    b1 = min(int(win.end // HALF_HOUR), int((win.now - cfg.window.max_call_s) // HALF_HOUR))
+    b1 = min(int(win.end // HALF_HOUR), settled_until(cfg, win.now))
     return (b0, b1) if b1 > b0 else None
+
+
+def settled_until(cfg: KpiConfig, now: float) -> int:
+    """The first UTC half-hour bucket not settled at `now`: every bucket before it ended at least
+    `window.max_call_s` ago, so none of its calls can still be waiting and its sums are final (until a
+    fact of it changes: the fact sink then drops its rollup)."""
+    return int((now - cfg.window.max_call_s) // HALF_HOUR)
 
 
 def whole_half_hour_zone(win: Window) -> bool:
