@@ -131,6 +131,55 @@ class TaskOwner:
         await self.aclose(self.grace_s)
 
 
+class RoundJob:
+    """A leader job that works in rounds: one when it starts, then one after each wait its round gives
+    (a daily upkeep, a half-hour builder, an hourly prune). A round that raises is logged by `failed`
+    and the next one comes after the wait that returns; tests wait on `rounds` with `wait_rounds`.
+    Subclasses give `name` and `round()`; `run` is the feature."""
+
+    name = "round job"
+
+    def __init__(self) -> None:
+        self.rounds = 0
+        self._round_done = asyncio.Condition()
+
+    async def round(self) -> float:
+        """One round; returns the seconds to wait before the next."""
+        raise NotImplementedError
+
+    def failed(self, exc: Exception) -> float:
+        """A round raised: log it, return the seconds to wait before the next."""
+        log.warning("%s: a round failed (%s)", self.name, exc)
+        return 60.0
+
+    def enabled(self) -> bool:
+        return True
+
+    async def _loop(self, tasks: TaskOwner) -> None:
+        while True:
+            try:
+                wait_s = await self.round()
+            except Exception as exc:  # the database away, a lock not granted in time: the next round
+                wait_s = self.failed(exc)
+            async with self._round_done:
+                self.rounds += 1
+                self._round_done.notify_all()
+            if not await tasks.idle(max(0.0, wait_s)):
+                return
+
+    async def wait_rounds(self, n: int) -> None:
+        """Until `n` rounds have run (tests)."""
+        async with self._round_done:
+            await self._round_done.wait_for(lambda: self.rounds >= n)
+
+    @asynccontextmanager
+    async def run(self) -> AsyncIterator[Any]:
+        async with TaskOwner(self.name, grace_s=5.0) as tasks:
+            if self.enabled():
+                tasks.spawn(self._loop(tasks), name=self.name.replace(" ", "-"))
+            yield self
+
+
 class Startable(Protocol):
     async def start(self) -> None: ...
     async def stop(self) -> None: ...

@@ -10,15 +10,12 @@ allowed keep, one day, is far longer than any of those, so a pruned claim can no
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from ..lifecycle import TaskOwner
+from ..lifecycle import RoundJob
 
 log = logging.getLogger(__name__)
 
@@ -39,38 +36,23 @@ async def prune_claims(engine: AsyncEngine, keep_s: float, batch: int = BATCH) -
             return total
 
 
-class ClaimsPruner:
+class ClaimsPruner(RoundJob):
     """A leader-group feature: `prune_claims` at the start of a term and every `every_s` after."""
 
+    name = "HA claims prune"
+
     def __init__(self, engine: AsyncEngine, keep_s: float, *, every_s: float = 3600.0) -> None:
+        super().__init__()
         self.engine, self.keep_s, self.every_s = engine, keep_s, every_s
-        self.rounds = 0
         self.pruned_total = 0
-        self._round_done = asyncio.Condition()
 
-    async def _loop(self, tasks: TaskOwner) -> None:
-        while True:
-            try:
-                gone = await prune_claims(self.engine, self.keep_s)
-            except Exception as exc:  # the database away: the next round tries again
-                log.warning("HA: could not prune old claims (%s); trying again in %g s", exc, self.every_s)
-            else:
-                self.pruned_total += gone
-                if gone:
-                    log.info("HA: pruned %d claim(s) older than %g days", gone, self.keep_s / 86400)
-            async with self._round_done:
-                self.rounds += 1
-                self._round_done.notify_all()
-            if not await tasks.idle(self.every_s):
-                return
+    async def round(self) -> float:
+        gone = await prune_claims(self.engine, self.keep_s)
+        self.pruned_total += gone
+        if gone:
+            log.info("HA: pruned %d claim(s) older than %g days", gone, self.keep_s / 86400)
+        return self.every_s
 
-    async def wait_rounds(self, n: int) -> None:
-        """Until `n` rounds have run (tests)."""
-        async with self._round_done:
-            await self._round_done.wait_for(lambda: self.rounds >= n)
-
-    @asynccontextmanager
-    async def run(self) -> AsyncIterator[ClaimsPruner]:
-        async with TaskOwner("HA claims prune", grace_s=5.0) as tasks:
-            tasks.spawn(self._loop(tasks), name="ha-claims-prune")
-            yield self
+    def failed(self, exc: Exception) -> float:  # the database away: the next round tries again
+        log.warning("HA: could not prune old claims (%s); trying again in %g s", exc, self.every_s)
+        return self.every_s

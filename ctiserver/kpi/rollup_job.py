@@ -18,17 +18,15 @@ and no earlier than the first call fact (a new site has nothing before it to rol
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import math
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ..clock import Clock
-from ..lifecycle import TaskOwner
+from ..lifecycle import RoundJob
 from .config import KpiConfig
 from .facts import HALF_HOUR
 from .factsql import call_facts
@@ -57,15 +55,16 @@ def next_round_at(cfg: KpiConfig, now: float) -> float:
     return (settled_until(cfg, now) + 1) * HALF_HOUR + cfg.window.max_call_s + SLACK_S
 
 
-class RollupJob:
+class RollupJob(RoundJob):
     """A leader-group feature: a round when the term begins, then one per half hour as it settles."""
+
+    name = "KPI rollups"
 
     def __init__(self, engine: Callable[[], AsyncEngine | None], cfg: KpiConfig, clock: Clock, *,
                  not_before: Callable[[float], float | None] = lambda _now: None) -> None:
+        super().__init__()
         self.engine, self.cfg, self.clock, self.not_before = engine, cfg, clock, not_before
-        self.rounds = 0
         self.built = 0  # half hours built by this job since it started
-        self._round_done = asyncio.Condition()
 
     async def round_once(self) -> int:
         """Build what is missing of the due span; how many half hours were built."""
@@ -85,31 +84,14 @@ class RollupJob:
                      self.cfg.rollups.build_days)
         return built
 
-    async def _loop(self, tasks: TaskOwner) -> None:
-        while True:
-            wait_s: float | None = None
-            try:
-                await self.round_once()
-            except Exception as exc:  # the database away, a statement cancelled: the next round retries
-                log.warning("KPI rollups: a round failed (%s); again in %.0f s", exc, RETRY_S)
-                wait_s = RETRY_S
-            async with self._round_done:
-                self.rounds += 1
-                self._round_done.notify_all()
-            now = self.clock.now()
-            if wait_s is None:
-                wait_s = max(0.0, next_round_at(self.cfg, now) - now)
-            if not await tasks.idle(wait_s):
-                return
+    async def round(self) -> float:
+        await self.round_once()
+        now = self.clock.now()
+        return next_round_at(self.cfg, now) - now
 
-    async def wait_rounds(self, n: int) -> None:
-        """Until `n` rounds have run (tests)."""
-        async with self._round_done:
-            await self._round_done.wait_for(lambda: self.rounds >= n)
+    def failed(self, exc: Exception) -> float:
+        log.warning("KPI rollups: a round failed (%s); again in %.0f s", exc, RETRY_S)
+        return RETRY_S
 
-    @asynccontextmanager
-    async def run(self) -> AsyncIterator[RollupJob]:
-        async with TaskOwner("KPI rollups", grace_s=5.0) as tasks:
-            if self.cfg.rollups.build_days > 0:
-                tasks.spawn(self._loop(tasks), name="kpi-rollups")
-            yield self
+    def enabled(self) -> bool:
+        return self.cfg.rollups.build_days > 0

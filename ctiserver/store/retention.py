@@ -16,18 +16,16 @@ Recordings have their own retention (ctiserver/recording); this job does not tou
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import logging
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ..clock import Clock
 from ..config import Retention
-from ..lifecycle import TaskOwner
+from ..lifecycle import RoundJob
 from .partitions import EVENTS, FACTS, Dropped, cutoff, drop_before, drop_bound, ensure_months, next_daily_run
 
 log = logging.getLogger(__name__)
@@ -54,15 +52,16 @@ async def sweep(engine: AsyncEngine, rules: Retention, now: float, zone: ZoneInf
     return out
 
 
-class RetentionJob:
+class RetentionJob(RoundJob):
     """A leader-group feature: `sweep` when the term begins and daily at `rules.run_at` after that."""
+
+    name = "database retention"
 
     def __init__(self, engine: Callable[[], AsyncEngine | None], rules: Retention, clock: Clock,
                  zone: ZoneInfo) -> None:
+        super().__init__()
         self.engine, self.rules, self.clock, self.zone = engine, rules, clock, zone
-        self.rounds = 0
         self.dropped: list[Dropped] = []
-        self._round_done = asyncio.Condition()
 
     async def sweep_once(self) -> list[Dropped]:
         engine = self.engine()
@@ -72,27 +71,15 @@ class RetentionJob:
         self.dropped += gone
         return gone
 
-    async def _loop(self, tasks: TaskOwner) -> None:
-        while True:
-            try:
-                await self.sweep_once()
-            except Exception as exc:  # the database away, a lock not granted in time: tomorrow
-                log.warning("retention: the database's monthly upkeep failed (%s); next try at %s local",
-                            exc, self.rules.run_at)
-            async with self._round_done:
-                self.rounds += 1
-                self._round_done.notify_all()
-            now = self.clock.now()
-            if not await tasks.idle(next_daily_run(now, self.zone, self.rules.run_minute()) - now):
-                return
+    def _until_next_run(self) -> float:
+        now = self.clock.now()
+        return next_daily_run(now, self.zone, self.rules.run_minute()) - now
 
-    async def wait_rounds(self, n: int) -> None:
-        """Until `n` rounds have run (tests)."""
-        async with self._round_done:
-            await self._round_done.wait_for(lambda: self.rounds >= n)
+    async def round(self) -> float:
+        await self.sweep_once()
+        return self._until_next_run()
 
-    @asynccontextmanager
-    async def run(self) -> AsyncIterator[RetentionJob]:
-        async with TaskOwner("database retention", grace_s=5.0) as tasks:
-            tasks.spawn(self._loop(tasks), name="database-retention")
-            yield self
+    def failed(self, exc: Exception) -> float:  # the database away, a lock not granted in time: tomorrow
+        log.warning("retention: the database's monthly upkeep failed (%s); next try at %s local",
+                    exc, self.rules.run_at)
+        return self._until_next_run()
