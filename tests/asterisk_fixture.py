@@ -99,12 +99,15 @@ class AmiRecorder:
         self.originated: set[str] = set()  # caller numbers, hung up when the test ends
         self._globals_before: dict[str, str] = {}
         self.events: list[Any] = []
+        self.listeners: list[Callable[[str, Any], None]] = []  # as the CTI server's ami_listeners get them
         self._changed = asyncio.Event()
         self.client = AmiClient(ami_server_config(info), on_event=self._on_event)
 
     def _on_event(self, msg: Any) -> None:
         self.events.append(msg)
         self._changed.set()
+        for listener in self.listeners:
+            listener("pbx1", msg)
 
     async def start(self) -> None:
         await self.client.start()
@@ -234,7 +237,11 @@ class CallerEars:
         used: set[tuple[str, str]] = set()
         seen = since
         loop = asyncio.get_running_loop()
+        hit: str | None = None
         for key in keys:
+            if key.startswith("!") and hit is not None:  # at once, on the channel of the step before: a key
+                await self._play(hit, key[1:])  # the CTI hears from Asterisk's DTMF events, not a command
+                continue
             deadline = loop.time() + timeout
             while True:
                 hit = None
@@ -259,13 +266,16 @@ class CallerEars:
                 self._changed.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._changed.wait(), 0.5)
-            # written to the other half of the Local pair, the DTMF is read by the AGI's half
-            other = hit[:-1] + ("1" if hit.endswith(";2") else "2") if hit[-2:] in (";1", ";2") else hit
             if key == ">":
                 continue
-            for digit in key:  # a step of several keys is typed into one command (GET DATA)
-                (await self.client.action("PlayDTMF", {"Channel": other, "Digit": digit, "Duration": "120"})
-                 ).raise_for_error("PlayDTMF")
+            await self._play(hit, key)  # a step of several keys is typed into one command (GET DATA)
+
+    async def _play(self, chan: str, digits: str) -> None:
+        # written to the other half of the Local pair, the DTMF is read by the AGI's half
+        other = chan[:-1] + ("1" if chan.endswith(";2") else "2") if chan[-2:] in (";1", ";2") else chan
+        for digit in digits:
+            (await self.client.action("PlayDTMF", {"Channel": other, "Digit": digit, "Duration": "120"})
+             ).raise_for_error("PlayDTMF")
 
 
 async def originate_caller(rec: AmiRecorder, number: str, plan: str = "", *, name: str = "", hold_s: int = 60,
@@ -275,7 +285,8 @@ async def originate_caller(rec: AmiRecorder, number: str, plan: str = "", *, nam
 
     `keys` (e.g. `1|1|0`) are pressed one step at a time as soon as Asterisk listens (see
     `CallerEars`; a step of several digits, `42`, is typed into one command; `>` waits until
-    the caller is played a prompt, so `>|1` presses 1 after hearing an offer). The returned
+    the caller is played a prompt, so `>|1` presses 1 after hearing an offer; `!1` presses 1 at
+    once after the step before, with no command listening: a key the CTI hears over AMI). The returned
     task raises if a key found nobody listening. `plan` is the older timed script run by the
     dialplan (`w4|1|w6|0`: wait 4 s, press 1 ...; `p<sound>` plays a sound to the far end),
     for steps that are not keys.

@@ -259,8 +259,10 @@ class AcdConfig(Strict):
     # appended to Dial(); e.g. "m" for music while the agent rings (no spaces: it travels in an AGI command)
     dial_options: Annotated[str, Field(pattern=r"^[A-Za-z0-9()^,.:@=_-]*$")] = ""
     probe_every_s: Annotated[float, Field(gt=0)] = 3.0  # caller hangup detection while waiting
-    # A key that asks for a callback in place of waiting; checked with WAIT FOR DIGIT every key_poll_ms.
+    # A key that asks for a callback in place of waiting. key_source "ami": Asterisk's DTMF events tell the
+    # CTI (its AMI user reads the dtmf class; nothing is polled); "poll": WAIT FOR DIGIT every key_poll_ms.
     callback_key: Annotated[str, Field(pattern=r"^[0-9*#]$")] | None = None
+    key_source: Literal["ami", "poll"] = "ami"
     key_poll_ms: Annotated[int, Field(ge=100, le=5000)] = 500
     dial_max_s: Annotated[float, Field(gt=0)] = 4 * 3600.0  # AGI timeout for an EXEC Dial (ring + talk)
     # Caller languages, the default first: every text a caller hears (announce, messages, voicemail)

@@ -222,6 +222,10 @@ class AcdRuntime:
         self._dispatch(self.engine.dial_began(call_id, at))
         return True
 
+    def key_pressed(self, call_id: str, channel: str, digit: str) -> bool:
+        """A key Asterisk received on a channel of the call (AMI DTMFEnd): see `CallerSessions.key_pressed`."""
+        return self.sessions.key_pressed(call_id, channel, digit)
+
     def note_hold(self, call_id: str, on: bool, when: float | None = None) -> bool:
         """The agent put the caller on hold / took them back (AMI Hold/Unhold). False if not talking."""
         if self.engine.call_state(call_id) != TALKING:

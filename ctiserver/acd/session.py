@@ -81,6 +81,13 @@ RELEASED_REASON = "ha_released"  # the withdraw's reason: the caller is still wa
 RELEASE: Any = object()  # the mailbox command that ends a waiting caller's session (AcdRuntime.release_waiting)
 
 
+@dataclass(frozen=True, slots=True)
+class KeyPressed:
+    """A mailbox item: the waiting caller pressed the callback key (Asterisk's DTMFEnd over AMI)."""
+
+    digit: str
+
+
 class SessionHost(Protocol):
     """What a caller's session needs of the runtime that owns the engine on the loop (`AcdRuntime`)."""
 
@@ -122,6 +129,19 @@ class CallerSessions:
     def __init__(self, host: SessionHost) -> None:
         self.host = host
         self._rings = 0  # rings claimed by this process (HA: each ring's claim key)
+        self._keyed: dict[str, str] = {}  # call id -> its AGI channel, while held and listening for the key
+
+    def key_pressed(self, call_id: str, channel: str, digit: str) -> bool:
+        """A DTMF key Asterisk received on a channel of call `call_id` (AMI DTMFEnd, key_source "ami"): the
+        callback key, pressed on the held caller's own channel while they wait (not while an agent rings),
+        goes to their mailbox. True when it did."""
+        if self._keyed.get(call_id) != channel or digit != self.host.cfg.callback_key:
+            return False
+        box = self.host._mailboxes.get(call_id)
+        if box is None or self.host.engine.call_state(call_id) != "waiting":
+            return False
+        box.put_nowait(KeyPressed(digit))  # type: ignore[arg-type]
+        return True
 
     async def handoff(self, chan: AgiChannel, request: QueueRequestLike) -> str:
         """The IVR's Handoff: queue the caller; the id of the agent who talked to them, or ''.
@@ -275,6 +295,20 @@ class CallerSessions:
 
     async def _hold(self, chan: AgiChannel, call_id: str, box: asyncio.Queue[Command],
                     info: dict[str, Any]) -> str:
+        """Keep the caller waiting until the engine decides (see `_holding`). With a callback key read
+        from AMI (`key_source: ami`), their channel is noted so `key_pressed` can reach them."""
+        cfg = self.host.cfg
+        keyed = cfg.callback_key is not None and cfg.key_source == "ami"
+        if keyed:
+            self._keyed[call_id] = chan.headers.get("agi_channel", "")
+        try:
+            return await self._holding(chan, call_id, box, info)
+        finally:
+            if keyed:
+                self._keyed.pop(call_id, None)
+
+    async def _holding(self, chan: AgiChannel, call_id: str, box: asyncio.Queue[Command],
+                       info: dict[str, Any]) -> str:
         cfg = self.host.cfg
         next_announce = self.host.clock.now() + cfg.announce.first_after_s
         while True:
@@ -298,23 +332,18 @@ class CallerSessions:
                     del self.host._announcing[call_id]
                 next_announce = self.host.clock.now() + cfg.announce.every_s
                 continue
-            if cfg.callback_key is not None:
+            if cfg.callback_key is not None and cfg.key_source == "poll":
                 reply = await chan.execute(f"WAIT FOR DIGIT {cfg.key_poll_ms}")
                 if reply.result_int < 0:
                     raise AgiHangup("the caller hung up")
-                if reply.result_int > 0 and chr(reply.result_int) == cfg.callback_key \
-                        and self.host.engine.call_state(call_id) == "waiting":
-                    self.host.apply(lambda now: self.host.engine.request_callback(call_id, now))
-                    confirm = cfg.text(cfg.announce.callback_confirm, info["lang"])
-                    if self.host.say is not None and confirm:
-                        await self._music(chan, call_id, False)
-                        await self.host.say(chan, confirm, info["lang"])
-                    return "callback"
+                if reply.result_int > 0 and chr(reply.result_int) == cfg.callback_key:
+                    result = await self._callback_key(chan, call_id, info)
+                    if result is not None:
+                        return result
                 continue
             wait = max(0.01, min(cfg.probe_every_s, next_announce - now))
-            try:
-                cmd = await asyncio.wait_for(box.get(), wait)
-            except TimeoutError:
+            cmd = await _next_command(chan, box, wait)
+            if cmd is None:
                 reply = await chan.execute("CHANNEL STATUS")  # hangup probe
                 if reply.result_int < 0:
                     raise AgiHangup("the caller hung up") from None
@@ -322,6 +351,18 @@ class CallerSessions:
             result = await self._handle(chan, call_id, cmd, info)
             if result is not None:
                 return result
+
+    async def _callback_key(self, chan: AgiChannel, call_id: str, info: dict[str, Any]) -> str | None:
+        """The caller pressed the callback key: still waiting, they keep their place and are called back."""
+        if self.host.engine.call_state(call_id) != "waiting":
+            return None  # an agent is being offered meanwhile: they wait on
+        cfg = self.host.cfg
+        self.host.apply(lambda now: self.host.engine.request_callback(call_id, now))
+        confirm = cfg.text(cfg.announce.callback_confirm, info["lang"])
+        if self.host.say is not None and confirm:
+            await self._music(chan, call_id, False)
+            await self.host.say(chan, confirm, info["lang"])
+        return "callback"
 
     async def _music(self, chan: AgiChannel, call_id: str, on: bool) -> None:
         """Music on hold on/off for this caller, sending a command only when it changes."""
@@ -336,6 +377,8 @@ class CallerSessions:
         """One engine decision for this caller; a result ends the wait."""
         if cmd is RELEASE:
             raise Released(call_id)
+        if isinstance(cmd, KeyPressed):
+            return await self._callback_key(chan, call_id, info)
         if isinstance(cmd, Overflow):
             info["destination"] = cmd.destination
             return _dest_result("overflow", cmd.destination.kind, cmd.destination.target)
@@ -473,6 +516,30 @@ class Announcement:
             return await self.chan.execute(command)
         finally:
             self.playing = False
+
+
+async def _next_command(chan: AgiChannel, box: asyncio.Queue[Command], wait_s: float) -> Command | None:
+    """The caller's next mailbox item within `wait_s`, else None; AgiHangup as soon as the session says
+    the caller hung up (a FastAGI session hears Asterisk's HANGUP between commands: no probe needed)."""
+    hung_up = getattr(chan, "wait_hangup", None)
+    if hung_up is None:
+        try:
+            return await asyncio.wait_for(box.get(), wait_s)
+        except TimeoutError:
+            return None
+    getter = asyncio.ensure_future(box.get())
+    hangup = asyncio.ensure_future(hung_up())
+    try:
+        await asyncio.wait((getter, hangup), timeout=wait_s, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for fut in (getter, hangup):
+            if not fut.done():
+                fut.cancel()
+    if getter.done() and not getter.cancelled():
+        return getter.result()  # (a command that came with the hangup is still handled: it may end the wait)
+    if hangup.done() and not hangup.cancelled():
+        raise AgiHangup(hangup.result())
+    return None
 
 
 async def _execute(chan: AgiChannel, command: str, limit_s: float) -> AgiReply:

@@ -35,6 +35,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from ..acd.callback_key import callback_key_listener
 from ..acd.config import load_acd_config
 from ..acd.engine import AcdEngine
 from ..acd.fallback import FallbackQueues
@@ -266,6 +267,7 @@ async def build_server(config_dir: Path, cfg: ServerConfig, *, sandbox: bool = F
     server.agi_routes["callback"] = leader_only(leader, outbound.handle_agi)
     server.ami_listeners.append(on_dial_end(acd))
     server.ami_listeners.append(hold_listener(acd))
+    server.ami_listeners.append(callback_key_listener(acd))  # a waiting caller's callback key (key_source ami)
     server.ami_listeners.append(transfer_listener(acd, agent_channels, on_transfer=calls.note_completed_transfer))
     server.ami_listeners.append(on_dial_begin(acd, agent_channels))
     phones = AgentPhones(server, acd)  # agents' phones busy outside the ACD, or unregistered

@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from ctiserver.acd.callback_key import callback_key_listener
 from ctiserver.acd.engine import AcdEngine
 from ctiserver.acd.model import Offer
 from ctiserver.acd.runtime import AcdHooks, AcdRuntime
@@ -107,32 +108,46 @@ async def test_vip_first_blacklist_last_and_rona_skips_the_silent_agent(ami: Ami
     assert set(results.values()) == {"answered"}
 
 
-async def test_callback_key_keeps_the_place_through_asterisk(ami: AmiRecorder) -> None:
+@pytest.mark.parametrize("source", ["ami", "poll"])
+async def test_callback_key_keeps_the_place_through_asterisk(ami: AmiRecorder, source: str) -> None:
+    """The caller presses the callback key after the hint: heard from Asterisk's DTMF events while the
+    session sends nothing (ami: the key pressed with no command listening), or by WAIT FOR DIGIT (poll)."""
     offers: list[Offer] = []
     said: list[str] = []
+    commands: list[str] = []
 
     async def say(chan: AgiChannel, text: str, lang: str = "zh") -> None:
         said.append(text)
         await chan.execute('STREAM FILE beep ""')
 
-    cfg = config({"1093": {"billing": 5}}, callback_key="1", key_poll_ms=300, probe_every_s=0.5,
-                 announce={"first_after_s": 0.5, "every_s": 600, "callback_hint": "press 1"})
+    cfg = config({"1093": {"billing": 5}}, callback_key="1", key_source=source, key_poll_ms=300,
+                 probe_every_s=0.5, announce={"first_after_s": 0.5, "every_s": 600, "callback_hint": "press 1"})
     rt = AcdRuntime(AcdEngine(cfg), SystemClock(), lambda e: None, say=say,
                     hooks=AcdHooks(on_callback_offer=offers.append))
+    ami.listeners.append(callback_key_listener(rt))
     results: list[str] = []
 
     async def handler(chan: AgiChannel) -> None:
-        results.append(await rt.serve_caller(chan, chan.headers["agi_uniqueid"], "billing", "normal",
+        execute = chan.execute
+
+        async def noted(command: str, *args: Any, **kw: Any) -> Any:
+            commands.append(command.split(" ", 3)[0] + " " + command.split(" ", 3)[1])
+            return await execute(command, *args, **kw)
+
+        chan.execute = noted  # type: ignore[method-assign]
+        call_id = (await chan.execute("GET VARIABLE CHANNEL(linkedid)")).data.strip()  # as the IVR's
+        results.append(await rt.serve_caller(chan, call_id, "billing", "normal",
                                              chan.headers.get("agi_callerid", ""), None))
 
     server = FastAGIServer("127.0.0.1", 0, handler)
     await server.start()
     try:
         rt.login("1093", ready=False)
-        await call_hotline(ami, "13900000031", f"127.0.0.1:{server.port}", keys=">|1")
+        await call_hotline(ami, "13900000031", f"127.0.0.1:{server.port}", keys=">|!1" if source == "ami" else ">|1")
         await until(lambda: bool(results), 30, "the caller's choice")
         assert results == ["callback"]
         assert said and said[0].endswith("press 1")
+        assert ("WAIT FOR" in commands) == (source == "poll"), commands
         rt.set_ready("1093")
         assert [(o.kind, o.number, o.agent_id) for o in offers] == [("callback", "13900000031", "1093")]
     finally:
@@ -141,7 +156,9 @@ async def test_callback_key_keeps_the_place_through_asterisk(ami: AmiRecorder) -
 
 CTI_PROCESS = r"""
 import asyncio, json, sys
+from ctiserver.acd.callback_key import callback_key_listener
 from ctiserver.acd.config import AcdConfig
+from ctiserver.acd.callback_key import callback_key_listener
 from ctiserver.acd.engine import AcdEngine
 from ctiserver.acd.runtime import AcdRuntime
 from ctiserver.agi.server import FastAGIServer

@@ -230,7 +230,7 @@ async def test_max_wait_overflow_returns_the_overflow_target() -> None:
 async def test_callback_key_keeps_the_place_and_the_outbound_side_gets_the_offer() -> None:
     offers: list[Offer] = []
     rt, log = runtime({"1001": {"billing": 5}}, hooks=AcdHooks(on_callback_offer=offers.append),
-                      callback_key="1", key_poll_ms=100)
+                      callback_key="1", key_source="poll", key_poll_ms=100)
     rt.login("1001", ready=False)
     chan = FakeChannel(digits=["5", "1"])
     assert await rt.serve_caller(chan, "c1", "billing", "normal", "13912345678", None) == "callback"
@@ -242,6 +242,28 @@ async def test_callback_key_keeps_the_place_and_the_outbound_side_gets_the_offer
     rt.callback_ended("c1", outcome="reached")
     done = next(e for e in log if e.kind == Kind.ACD_COMPLETE)
     assert done.data["outcome"] == "reached"
+
+
+async def test_callback_key_from_asterisks_dtmf_events_without_polling() -> None:
+    """key_source ami (the default): the key comes from AMI DTMFEnd (`key_pressed`); only the callback key,
+    only on the held caller's own channel; the session sends no WAIT FOR DIGIT."""
+    offers: list[Offer] = []
+    rt, _log = runtime({"1001": {"billing": 5}}, hooks=AcdHooks(on_callback_offer=offers.append),
+                       callback_key="1")
+    rt.login("1001", ready=False)
+    chan = FakeChannel(more_headers={"agi_channel": "Local/95598@hotline-00000001;2"})
+    mine = chan.headers["agi_channel"]
+    assert not rt.key_pressed("c1", mine, "1")  # not held yet: nobody to tell
+    serving = asyncio.create_task(rt.serve_caller(chan, "c1", "billing", "normal", "13912345678", None))
+    while "c1" not in rt.sessions._keyed:
+        await asyncio.sleep(0.01)
+    assert not rt.key_pressed("c1", mine, "5")  # not the callback key
+    assert not rt.key_pressed("c1", "PJSIP/agent1001-00000001", "1")  # another channel of the call
+    assert rt.key_pressed("c1", mine, "1")
+    assert await asyncio.wait_for(serving, 5) == "callback"
+    assert not [c for c in chan.commands if c.startswith("WAIT FOR DIGIT")]
+    rt.set_ready("1001")
+    assert [(o.call_id, o.kind) for o in offers] == [("c1", "callback")]
 
 
 async def test_wrap_up_timer_frees_the_agent_for_the_next_caller() -> None:
