@@ -255,7 +255,9 @@ async def test_callback_key_from_asterisks_dtmf_events_without_polling() -> None
     mine = chan.headers["agi_channel"]
     assert not rt.key_pressed("c1", mine, "1")  # not held yet: nobody to tell
     serving = asyncio.create_task(rt.serve_caller(chan, "c1", "billing", "normal", "13912345678", None))
-    while "c1" not in rt.sessions._keyed:
+    for _ in range(500):  # until the caller is held (a few loop turns)
+        if "c1" in rt.sessions._keyed:
+            break
         await asyncio.sleep(0.01)
     assert not rt.key_pressed("c1", mine, "5")  # not the callback key
     assert not rt.key_pressed("c1", "PJSIP/agent1001-00000001", "1")  # another channel of the call
