@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterable
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from types import TracebackType
@@ -131,7 +132,7 @@ class TaskOwner:
         await self.aclose(self.grace_s)
 
 
-class RoundJob:
+class RoundJob(ABC):
     """A leader job that works in rounds: one when it starts, then one after each wait its round gives
     (a daily upkeep, a half-hour builder, an hourly prune). A round that raises is logged by `failed`
     and the next one comes after the wait that returns; tests wait on `rounds` with `wait_rounds`.
@@ -143,9 +144,9 @@ class RoundJob:
         self.rounds = 0
         self._round_done = asyncio.Condition()
 
+    @abstractmethod
     async def round(self) -> float:
         """One round; returns the seconds to wait before the next."""
-        raise NotImplementedError
 
     def failed(self, exc: Exception) -> float:
         """A round raised: log it, return the seconds to wait before the next."""
