@@ -28,7 +28,8 @@ The parts (each owns its state; this class wires them and holds the call flow):
 - agents.py (`Roster`): agents, their moves through the table, head counts, the free-agent index;
 - queues.py (`Queues`): the calls held, the per-pool waiting heaps, redial memory, kept places;
 - timers.py (`Timers`): the deadline heap and when each timed rule falls due;
-- selection.py (`Selection`): a call's pools and VIP phases, which caller for which agent.
+- selection.py (`Selection`): a call's pools and VIP phases, which caller for which agent;
+- phones.py (`Phones`): what an agent's phone as Asterisk reports it does to the agent.
 """
 
 from __future__ import annotations
@@ -40,8 +41,6 @@ from .agents import MAX_PROF, Roster
 from .config import AcdConfig
 from .door import Door
 from .model import (
-    DIRECT,
-    UNREGISTERED,
     AcdError,
     CancelOffer,
     Command,
@@ -55,12 +54,11 @@ from .model import (
     UnknownTier,
 )
 from .offers import Offers, ring_times
+from .phones import Phones
 from .queues import Queues
 from .records import (
-    DEVICE_BUSY,
     DEVICE_FREE,
     DEVICE_STATUSES,
-    DEVICE_UNAVAILABLE,
     Agent,
     Call,
     call_event,
@@ -78,7 +76,6 @@ from .states import (
     TALKING,
     WAITING,
     WRAP_UP,
-    AgentState,
 )
 from .timers import Timer, Timers, dest
 
@@ -101,6 +98,8 @@ class AcdEngine:
         self.selection = Selection(cfg, self.roster, self.queues, self.timers.phase)
         self.offers = Offers(cfg, self.roster, self.queues, self.timers, self.selection)
         self.door = Door(cfg, self.roster, self.queues, self.timers, self.selection, self.offers.match_call)
+        self.phones = Phones(self.roster, self.offers)
+        self._to_work = self.phones.to_work
         # the parts' tables under the names the engine's tests and tools read
         self._agents = self.roster.agents
         self._calls = self.queues.calls
@@ -167,40 +166,13 @@ class AcdEngine:
         return out
 
     def device_state(self, agent_id: str, device: str, now: float) -> list[Command]:
-        """The agent's phone as Asterisk reports it: free / busy / unavailable (records.DEVICE_*).
-
-        Busy while the ACD offers them a caller or they talk to one is the ACD's own call: noted, nothing
-        moves. Busy otherwise (a direct call, one they dialled, a transfer or a fallback queue's call):
-        an available agent goes on_call "direct" and is offered nothing; wrap-up and breaks run on, and
-        whoever would become available then goes on_call "direct" instead. Free again: back to available
-        (or to a break asked for meanwhile) and offered the next caller. Unavailable (not registered): an
-        available agent becomes not ready "unregistered", ready again when the phone is back."""
+        """The agent's phone as Asterisk reports it: free / busy / unavailable (records.DEVICE_*); the
+        rule is phones.py's."""
         a = self.roster.get(agent_id)
         if device not in DEVICE_STATUSES:
             raise AcdError(f"agent {agent_id}: unknown device state '{device}'")
         out: list[Command] = []
-        if device == a.device and not (a.state == NOT_READY and a.reason == UNREGISTERED):
-            return out
-        a.device = device
-        state = a.state
-        a.device_own = device == DEVICE_BUSY and a.call is not None  # reserved, ringing or talking (the ACD's)
-        if state == AVAILABLE:
-            if device == DEVICE_BUSY:
-                self._move(a, "device_busy", now, out, reason=DIRECT)
-            elif device == DEVICE_UNAVAILABLE:
-                self._move(a, "not_ready", now, out, reason=UNREGISTERED)
-            else:  # still available since the ACD's own call: now free to take the next
-                self.offers.agent_free(a, now, out)
-        elif state == ON_CALL and a.call is None:  # on_call "direct"
-            if device == DEVICE_BUSY:
-                return out
-            if a.pending_not_ready is not None:
-                reason, a.pending_not_ready = a.pending_not_ready, None
-                self._move(a, "device_free", now, out, to=NOT_READY, reason=reason)
-            else:
-                self._to_work(a, "device_free", now, out)
-        elif state == NOT_READY and a.reason == UNREGISTERED and device != DEVICE_UNAVAILABLE:
-            self._to_work(a, "ready", now, out)  # registered again
+        self.phones.device_state(a, device, now, out)
         return out
 
     # ------------------------------------------------------------------- calls
@@ -597,21 +569,6 @@ class AcdEngine:
             self._move(a, "not_ready", now, out, reason=reason)
             return
         self._to_work(a, "wrap_done", now, out)
-
-    def _to_work(self, a: Agent, event: str, now: float, out: list[Command], *, call: Call | None = None,
-                 free_to: AgentState | None = None) -> None:
-        """The agent is done (ready, wrap-up over, a caller left, the phone free): available and offered
-        the next caller, unless their phone says otherwise: busy outside the ACD (on_call "direct"), not
-        registered (not ready "unregistered"), or still busy from the ACD's own call (available, offered
-        nothing until it is free)."""
-        device = a.device
-        if device == DEVICE_UNAVAILABLE:
-            self._move(a, event, now, out, to=NOT_READY, reason=UNREGISTERED, call=call)
-        elif device == DEVICE_BUSY and not a.device_own:
-            self._move(a, event, now, out, to=ON_CALL, reason=DIRECT, call=call)
-        else:
-            self._move(a, event, now, out, to=free_to, call=call)
-            self.offers.agent_free(a, now, out)
 
     def _release(self, a: Agent, call: Call, now: float, out: list[Command]) -> None:
         """An agent freed by a caller who left: honour a pending not-ready, else find them work."""
