@@ -6,6 +6,7 @@ no shell; paths are ours (checked spool names)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import os
 import shutil
@@ -34,7 +35,13 @@ def missing_tools() -> list[str]:
 async def _run(*args: str) -> str:
     proc = await asyncio.create_subprocess_exec(*args, stdout=asyncio.subprocess.PIPE,
                                                 stderr=asyncio.subprocess.PIPE)
-    out, err = await proc.communicate()
+    try:
+        out, err = await proc.communicate()
+    except asyncio.CancelledError:  # the server stops mid-encode: no tool left running, no transport to the GC
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+        await asyncio.shield(proc.wait())
+        raise
     if proc.returncode != 0:
         raise EncodeError(f"{args[0]} failed ({proc.returncode}): {err.decode(errors='replace').strip()[-300:]}")
     return out.decode(errors="replace")
