@@ -256,6 +256,11 @@ class CallerEars:
                     if key == ">" and command.upper().startswith("STREAM FILE"):
                         hit = chan
                         break
+                    if key.startswith("~"):  # the CTI holds the caller (music on hold): a key it hears over AMI
+                        if command.upper().startswith("EXEC STARTMUSICONHOLD"):
+                            hit = chan
+                            break
+                        continue
                     if key != ">" and listens_for(command, key[0]):
                         hit = chan
                         break
@@ -268,7 +273,7 @@ class CallerEars:
                     await asyncio.wait_for(self._changed.wait(), 0.5)
             if key == ">":
                 continue
-            await self._play(hit, key)  # a step of several keys is typed into one command (GET DATA)
+            await self._play(hit, key.lstrip("~"))  # a step of several keys is typed into one command (GET DATA)
 
     async def _play(self, chan: str, digits: str) -> None:
         # written to the other half of the Local pair, the DTMF is read by the AGI's half
@@ -286,7 +291,8 @@ async def originate_caller(rec: AmiRecorder, number: str, plan: str = "", *, nam
     `keys` (e.g. `1|1|0`) are pressed one step at a time as soon as Asterisk listens (see
     `CallerEars`; a step of several digits, `42`, is typed into one command; `>` waits until
     the caller is played a prompt, so `>|1` presses 1 after hearing an offer; `!1` presses 1 at
-    once after the step before, with no command listening: a key the CTI hears over AMI). The returned
+    once after the step before, with no command listening; `~1` presses 1 once the CTI starts the
+    caller's music on hold: both for a key the CTI hears over AMI, the waiting caller's callback key). The returned
     task raises if a key found nobody listening. `plan` is the older timed script run by the
     dialplan (`w4|1|w6|0`: wait 4 s, press 1 ...; `p<sound>` plays a sound to the far end),
     for steps that are not keys.

@@ -142,7 +142,7 @@ async def test_a_caller_who_keeps_their_place_is_called_back_at_their_turn(
     acd = live.features.acd
     acd.login("1001", ready=False)
     number = "13800000002"  # 李秀英, normal tier; the sandbox customer ...2 answers
-    keys = await originate_caller(ami, number, keys=KEYS_TO_AGENT + "|1", name="李秀英", hold_s=60,
+    keys = await originate_caller(ami, number, keys=KEYS_TO_AGENT + "|~1", name="李秀英", hold_s=60,
                                   agi=f"127.0.0.1:{live.cfg.agi.port}")
     try:
         [kept] = await until(lambda: kinds(live, Kind.ACD_CALLBACK, reason="in_place"), 150, "the caller to press 1")
