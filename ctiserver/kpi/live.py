@@ -48,8 +48,10 @@ class LiveFigures:
 
     Incremental: the sums are kept per (half hour, queue, tier) together with each call's share of them, and
     `figures` recomputes only the calls that changed since the last time (a new event), those whose share
-    can change with `now` alone (still waiting: `in_queue`, `lost`), and the other calls of their callers
-    (first-call resolution looks at the caller's next call). A refresh once cost a pass over every call of
+    `now` alone has just changed (a call still waiting stops counting as waiting, and counts as lost, once
+    `window.max_call_s` has passed since it arrived), and the other calls of their callers (first-call
+    resolution looks at the caller's next call). Every open call was once redone at every refresh: under a
+    100-call load that was most of the wallboard's CPU. A refresh once cost a pass over every call of
     the day (the wallboard refreshes after every burst of events); the figures are the same."""
 
     def __init__(self, cfg: KpiConfig) -> None:
@@ -61,7 +63,9 @@ class LiveFigures:
         self._window: tuple[float, float, tuple[Any, ...]] | None = None  # what the kept shares were made for
         self._share: dict[str, tuple[tuple[Any, ...], dict[str, int]]] = {}  # call -> (its sums' key, its sums)
         self._sums: dict[tuple[Any, ...], dict[str, int]] = {}  # key -> the sums of every kept share
-        self._open: dict[str, CallFact] = {}  # calls that may still be waiting: their share depends on now
+        self._open: dict[str, CallFact] = {}  # calls that may still be waiting (the board's waiting list)
+        self._fresh: dict[str, float] = {}  # open calls whose share counts them waiting: call -> its arrival
+        self._now = float("-inf")  # the `now` of the last figures()
         self._caller: dict[str, str] = {}  # inbound call -> its caller (FCR: the caller's next call)
         self._calls_of: dict[str, set[str]] = {}  # caller -> calls
         self._t0: dict[str, float] = {}  # call -> when it arrived (for the calls in _caller)
@@ -101,12 +105,21 @@ class LiveFigures:
             self._share.clear()
             self._sums.clear()
             self._open.clear()
+            self._fresh.clear()
             self._caller.clear()
             self._calls_of.clear()
             self._t0.clear()
             self._nxt.clear()
             self._dirty = set(self._builder.call_ids())
-        changed = self._dirty | set(self._open)
+        # An unchanged call's share moves with `now` only when it stops counting as waiting (kpi/sums.call_sums:
+        # `t0 >= now - max_call_s`); the same test here redoes exactly those.
+        # (A clock that went back can make a call waiting again: then every open call is redone.)
+        fresh = win.now - self.cfg.window.max_call_s
+        if win.now < self._now:
+            changed = self._dirty | set(self._open)
+        else:
+            changed = self._dirty | {c for c, t0 in self._fresh.items() if not t0 >= fresh}
+        self._now = win.now
         self._dirty = set()
         facts: dict[str, CallFact | None] = {c: self._builder.fact_of(c) for c in changed}
         touched = {self._caller.get(c) for c in changed}  # their callers before (a call may change caller)
@@ -134,12 +147,15 @@ class LiveFigures:
         for call, fact in facts.items():
             self._drop(call)
             self._open.pop(call, None)
+            self._fresh.pop(call, None)
             self._nxt.pop(call, None)
             if fact is None:
                 continue
             if fact.t_ans is None and fact.t_ab is None and fact.t_ovf is None and fact.t_cb is None \
                     and fact.t_end is None:
                 self._open[call] = fact
+                if fact.t0 >= fresh:
+                    self._fresh[call] = fact.t0
             self._nxt[call] = nxt.get(call)
             rows = call_sums([fact], self.cfg, win, ["queue", "tier"], {call: self._nxt[call]})
             if rows:
