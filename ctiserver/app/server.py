@@ -301,7 +301,10 @@ class CtiServer:
                            buffer_limit=db.buffer_limit, journal_path=journal, retry_max_s=db.retry_max_s)
         from ..kpi.factstore import FactSink
 
-        store.add_sink(FactSink())  # the KPI facts are written with the events that make them
+        if db.facts_interval_s:  # the KPI facts follow the events, at most facts_interval_s late
+            store.add_deferred_sink(FactSink(), db.facts_interval_s)
+        else:  # ... or are written with them, in the same transaction
+            store.add_sink(FactSink())
         async with TaskOwner("event store") as tasks:
             try:
                 await self._migrate_or_retry(tasks)

@@ -103,11 +103,14 @@ def _state(data: Any) -> tuple[str | None, str | None]:
 
 
 class FactSink:
-    """Called by the event store inside the transaction that inserts a batch (see store/writer.py).
+    """Called by the event store with committed batches of events: deferred, every `facts_interval_s`, in a
+    transaction of its own (store/deferred.py), or inside each batch's own transaction (interval 0).
 
     Keeps the folds of the last `max_calls` calls it wrote and the interval in force of each agent, so a
     batch costs a count of its calls' events and the facts' writes, not a read of every event of every
     call it touches (docs/performance.md, "KPI fact sink")."""
+
+    name = "kpi_facts"
 
     def __init__(self, max_calls: int = 5000) -> None:
         self.max_calls = max_calls
@@ -128,6 +131,23 @@ class FactSink:
         self._folds = FactBuilder()
         self._kept.clear()
         self._agents.clear()
+
+    async def catch_up(self, conn: AsyncConnection, since: float) -> None:
+        """Recompute the facts of every call and agent with an event at `since` or later (the store lost
+        track of what it had derived: a crash, a failure; store/deferred.py)."""
+        self.clear()
+        e = events.c
+        calls = [r[0] for r in await conn.execute(
+            select(e.call_id).distinct().where(e.ts >= since, e.call_id.is_not(None), e.kind.in_(_CALL_KINDS)))]
+        n = await refresh_calls(conn, calls)
+        agents = sorted(r[0] for r in await conn.execute(
+            select(e.agent_id).distinct().where(e.kind == Kind.AGENT_STATE, e.ts >= since,
+                                                e.agent_id.is_not(None))))
+        if agents:
+            await invalidate_from(conn, since)
+        for agent in agents:
+            await refresh_agent(conn, agent, since)
+        log.info("KPI facts caught up from ts %.3f: %d calls, %d agents", since, n, len(agents))
 
     async def _write(self, conn: AsyncConnection, rows: Sequence[Mapping[str, Any]]) -> None:
         calls: dict[str, list[Mapping[str, Any]]] = {}

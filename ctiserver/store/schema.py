@@ -31,3 +31,13 @@ events = Table(
     Index("ix_events_call", "call_id"),
     Index("ix_events_kind_ts", "kind", "ts"),
 )
+
+# Deferred sinks (store/deferred.py): per writer (host and journal) and sink, the oldest event time whose
+# derived rows (the KPI facts) may not be written yet; NULL when the sink has caught up.
+sink_marks = Table(
+    "sink_marks",
+    metadata,
+    Column("writer", String(255), primary_key=True),
+    Column("sink", String(40), primary_key=True),
+    Column("pending_since", Float),
+)

@@ -43,6 +43,7 @@ from ..clock import Clock, SystemClock
 from ..events import Event
 from .batch import insert_events, insert_ignoring_duplicates, is_data_error, validate  # noqa: F401 (re-exported)
 from .batch import short_error as _short
+from .deferred import DeferredSink, DeferredSinks, writer_key
 from .engine import make_engine
 from .journal import Journal, Pending
 
@@ -133,6 +134,7 @@ class EventStore:
         self._task: asyncio.Task[None] | None = None
         self._sinks: list[Sink] = []
         self._sink_failures = 0
+        self._deferred: DeferredSinks | None = None
 
     # --- public API -----------------------------------------------------------
     @property
@@ -196,7 +198,9 @@ class EventStore:
         if self._closed:
             raise RuntimeError("EventStore is closed; its remaining events are in the journal")
         target = self._enqueued
-        if self._done >= target:
+        deferred = self._deferred
+        if self._done >= target and (deferred is None or (deferred.settled
+                                                          and deferred.done_rows >= deferred.committed_rows)):
             return
         if self._task is None:
             raise RuntimeError("EventStore.flush() before start()")
@@ -205,12 +209,21 @@ class EventStore:
 
         async def reached() -> None:
             while self._done < target:
-                if self._task is None or self._task.done():
-                    raise RuntimeError("the event store writer has stopped")
-                self._progress.clear()
-                await self._progress.wait()
+                await self._wait_progress()
+            if deferred is not None:  # and what the deferred sinks derive from them
+                handed = deferred.committed_rows
+                while deferred.done_rows < handed or not deferred.settled:
+                    self._flush_now = True
+                    self._wake.set()
+                    await self._wait_progress()
 
         await asyncio.wait_for(reached(), timeout)
+
+    async def _wait_progress(self) -> None:
+        if self._task is None or self._task.done():
+            raise RuntimeError("the event store writer has stopped")
+        self._progress.clear()
+        await self._progress.wait()
 
     async def close(self) -> None:
         """Write what the database takes within `close_timeout_s`; leave the rest in the journal."""
@@ -257,6 +270,8 @@ class EventStore:
             "lag_s": round(lag, 3),
             "last_error": self._last_error,
             "journal": str(self._journal.path),
+            # committed rows the deferred sinks (the KPI facts) have not handled yet
+            "deferred_rows": self._deferred.committed_rows - self._deferred.done_rows if self._deferred else 0,
         }
 
     # --- the writer task ------------------------------------------------------
@@ -273,12 +288,18 @@ class EventStore:
                 forced, self._flush_now = self._flush_now, False
                 if loop.time() < self._retry_at and not forced:
                     continue
+                if self._deferred is not None and not self._deferred.ready and not await self._open_deferred(loop):
+                    continue
                 if self._backlog() == 0:
-                    if loop.time() - self._last_contact >= self.IDLE_PING_S:
+                    if self._deferred_due(forced):
+                        await self._run_deferred(loop)
+                    elif loop.time() - self._last_contact >= self.IDLE_PING_S:
                         await self._ping(loop)
                     continue
                 if forced or self._due(time.monotonic()):
                     await self._write_backlog(loop)
+                if self._deferred_due(forced):
+                    await self._run_deferred(loop)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # a bug here must not stop the writer: note it and carry on
@@ -301,6 +322,9 @@ class EventStore:
             timeout = max(0.0, self._mem_since + self.flush_interval_s - time.monotonic())
         else:
             timeout = max(0.0, self.IDLE_PING_S - (now - self._last_contact))
+        due = self._deferred.next_due() if self._deferred is not None and now >= self._retry_at else None
+        if due is not None:
+            timeout = min(timeout, max(0.0, due - time.monotonic()))
         if timeout > 0:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout)
@@ -401,11 +425,21 @@ class EventStore:
         return max(0.05, min(self.write_timeout_s, left))
 
     async def _execute(self, rows: list[dict[str, Any]]) -> None:
-        async with asyncio.timeout(self._attempt_timeout()):
-            async with self._engine.begin() as conn:
-                await insert_events(conn, rows)
-                if self._sinks:
-                    await self._run_sinks(conn, rows)
+        deferred = self._deferred
+        try:
+            async with asyncio.timeout(self._attempt_timeout()):
+                async with self._engine.begin() as conn:
+                    await insert_events(conn, rows)
+                    if self._sinks:
+                        await self._run_sinks(conn, rows)
+                    if deferred is not None:
+                        await deferred.in_batch(conn, rows)
+        except BaseException:
+            if deferred is not None:
+                deferred.rolled_back()
+            raise
+        if deferred is not None:
+            deferred.committed(rows)
 
     # --- sinks: derived tables kept in the batch's transaction ---------------------
     def add_sink(self, sink: Sink) -> None:
@@ -415,6 +449,38 @@ class EventStore:
         are still written and the failure is logged; a database outage fails the batch as usual.
         """
         self._sinks.append(sink)
+
+    def add_deferred_sink(self, sink: DeferredSink, every_s: float) -> None:
+        """Give `sink` the rows of the committed batches at most every `every_s`, in a transaction of its
+        own, with a catch-up after a crash (store/deferred.py). Several share the shortest interval."""
+        if self._deferred is None:
+            self._deferred = DeferredSinks(writer_key(self._journal.path), every_s)
+        self._deferred.every_s = min(self._deferred.every_s, every_s)
+        self._deferred.add(sink)
+
+    def _deferred_due(self, forced: bool) -> bool:
+        return self._deferred is not None and self._deferred.due(time.monotonic(), forced)
+
+    async def _open_deferred(self, loop: asyncio.AbstractEventLoop) -> bool:
+        assert self._deferred is not None
+        try:
+            async with asyncio.timeout(self._attempt_timeout()):
+                await self._deferred.open(self._engine)
+        except Exception as exc:  # the database is away (or not migrated yet): tried again after the backoff
+            self._db_failed(loop, exc)
+            return False
+        return True
+
+    async def _run_deferred(self, loop: asyncio.AbstractEventLoop) -> None:
+        assert self._deferred is not None
+        try:
+            async with asyncio.timeout(self._attempt_timeout()):
+                await self._deferred.run(self._engine)
+        except Exception as exc:
+            self._db_failed(loop, exc)
+        else:
+            self._db_succeeded(loop)
+        self._progress.set()
 
     async def _run_sinks(self, conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
         for sink in self._sinks:
@@ -527,6 +593,8 @@ class EventStore:
             await self._write_backlog_once(loop)
             if not self._db_ok:
                 break
+        if self._deferred_due(True) and self._db_ok and loop.time() < deadline:
+            await self._run_deferred(loop)  # what is left behind is caught up at the next start
         await self._spill(everything=True)
         if self._mem:
             log.error("event store closed with %d events neither in the database nor in the journal",

@@ -19,7 +19,10 @@ from ctiserver.kpi.config import KpiConfig
 from ctiserver.kpi.factsql import FACT_TABLES, agent_intervals, call_facts, leg_facts
 from ctiserver.kpi.factstore import FactSink
 from ctiserver.kpi.report import build_report
-from ctiserver.store.schema import events, metadata
+from ctiserver.store.batch import insert_events
+from ctiserver.store.deferred import DeferredSinks
+from ctiserver.store.journal import Pending
+from ctiserver.store.schema import events, metadata, sink_marks
 from ctiserver.store.writer import EventStore
 
 from .conftest import load
@@ -47,13 +50,19 @@ def pure_facts(evs: list[Event]) -> tuple[list[dict[str, Any]], ...]:
             sorted((i.row() for i in b.agent_intervals()), key=lambda r: (r["agent"], r["t_start"])))
 
 
-async def test_the_event_store_writes_the_facts_with_the_events(engine: AsyncEngine, tmp_path: Path) -> None:
+@pytest.mark.parametrize("deferred", [False, True], ids=["in-batch", "deferred"])
+async def test_the_event_store_writes_the_facts_with_the_events(engine: AsyncEngine, tmp_path: Path,
+                                                                deferred: bool) -> None:
+    """In each batch's transaction, or deferred (every hour here: `flush()` runs it at once)."""
     async with engine.begin() as conn:
-        await conn.run_sync(metadata.create_all, tables=[events, *FACT_TABLES])
+        await conn.run_sync(metadata.create_all, tables=[events, *FACT_TABLES, sink_marks])
     evs = golden_day()
     store = EventStore(str(engine.url.render_as_string(hide_password=False)), engine=engine, batch_size=7,
                        journal_path=tmp_path / "journal")
-    store.add_sink(FactSink())
+    if deferred:
+        store.add_deferred_sink(FactSink(), 3600.0)
+    else:
+        store.add_sink(FactSink())
     await store.start()
     try:
         for ev in evs:  # small batches: a call's events arrive over several transactions
@@ -174,3 +183,110 @@ async def test_the_sink_keeps_folds_yet_follows_the_table(engine: AsyncEngine) -
     assert sink.reloads > 0
     all_evs = [*evs, *(Event.from_row(r) for r in other)]
     assert await all_facts(engine) == pure_facts(all_evs)
+
+
+async def marks(engine: AsyncEngine) -> dict[str, float | None]:
+    async with engine.connect() as conn:
+        return {r.writer: r.pending_since for r in await conn.execute(select(sink_marks))}
+
+
+async def commit(engine: AsyncEngine, deferred: DeferredSinks, rows: list[dict[str, Any]]) -> None:
+    """One batch as the event store writes it: the events and the deferred sinks' mark, then `committed`."""
+    async with engine.begin() as conn:
+        await insert_events(conn, rows)
+        await deferred.in_batch(conn, rows)
+    deferred.committed(rows)
+
+
+async def test_deferred_facts_catch_up_after_a_crash(engine: AsyncEngine) -> None:
+    """A writer dies with batches committed and their facts not yet derived: its mark says since when. The
+    next process on the same journal (the same writer) finds the mark in its first batch and catches up from
+    the events table before anything else; then the facts are those of every event and the mark is clear."""
+    async with engine.begin() as conn:
+        await conn.run_sync(metadata.create_all, tables=[events, *FACT_TABLES, sink_marks])
+    evs = sorted(golden_day(), key=lambda e: e.ts)
+    rows = [Pending(f"run1:{i}", e.ts, e).row() for i, e in enumerate(evs)]
+    first = DeferredSinks("host:/var/journal", every_s=3600.0)
+    first.add(FactSink())
+    half = len(rows) // 2
+    for i in range(0, half, 7):
+        await commit(engine, first, rows[i:i + 7])
+    await first.run(engine)  # the first half's facts are derived...
+    assert await marks(engine) == {"host:/var/journal": None}
+    for i in range(half, len(rows), 7):
+        await commit(engine, first, rows[i:i + 7])
+    # ... the second half's are not: the process dies here, with the oldest of them marked
+    assert await marks(engine) == {"host:/var/journal": rows[half]["ts"]}
+    assert len((await all_facts(engine))[0]) < len(pure_facts(evs)[0])
+
+    again = DeferredSinks("host:/var/journal", every_s=3600.0)
+    again.add(FactSink())
+    assert not again.due(0.0)
+    call = next(e.call_id for e in evs if e.kind == Kind.ACD_ANSWER)
+    late = Event(Kind.DISPOSITION, evs[-1].ts + 60, call, "a1", data={"category": "x", "resolved": True})
+    await commit(engine, again, [Pending("run2:0", late.ts, late).row()])
+    assert again.due(0.0)  # a catch-up is due at once
+    await again.run(engine)
+    assert await all_facts(engine) == pure_facts([*evs, late])
+    assert await marks(engine) == {"host:/var/journal": None}
+    assert again.done_rows == again.committed_rows == 1
+
+
+class _FailsOnce(FactSink):
+    def __init__(self) -> None:
+        super().__init__()
+        self.failed = False
+
+    async def __call__(self, conn: Any, rows: Any) -> None:
+        if not self.failed:
+            self.failed = True
+            raise ValueError("a bug in the sink")
+        await super().__call__(conn, rows)
+
+
+async def test_a_deferred_sink_that_fails_catches_up_at_its_next_run(
+        engine: AsyncEngine, caplog: pytest.LogCaptureFixture) -> None:
+    """A failure on the data loses neither the events nor, in the end, their facts: the rows are dropped
+    from memory, the mark still covers them, and the next run derives everything since the mark."""
+    async with engine.begin() as conn:
+        await conn.run_sync(metadata.create_all, tables=[events, *FACT_TABLES, sink_marks])
+    evs = sorted(golden_day(), key=lambda e: e.ts)
+    rows = [Pending(f"run1:{i}", e.ts, e).row() for i, e in enumerate(evs)]
+    deferred = DeferredSinks("w", every_s=3600.0)
+    deferred.add(_FailsOnce())
+    for i in range(0, len(rows), 50):
+        await commit(engine, deferred, rows[i:i + 50])
+    await deferred.run(engine)
+    assert "deferred sink failed (ValueError: a bug in the sink)" in caplog.text
+    assert deferred.failures == 1 and await all_facts(engine) == ([], [], [])
+    assert await marks(engine) == {"w": rows[0]["ts"]}
+    assert not deferred.due(0.0) and deferred.due(float("inf"))  # again after every_s, not in a loop
+    await deferred.run(engine)
+    assert await all_facts(engine) == pure_facts(evs)
+    assert await marks(engine) == {"w": None}
+
+
+async def test_a_store_that_writes_nothing_still_catches_up_what_its_last_run_left(
+        engine: AsyncEngine, tmp_path: Path) -> None:
+    """A node that died as the leader comes back as a standby: it records no events, yet its store reads its
+    mark when it starts and derives the facts its last run left behind; `flush()` waits for that."""
+    from ctiserver.store.deferred import writer_key
+
+    async with engine.begin() as conn:
+        await conn.run_sync(metadata.create_all, tables=[events, *FACT_TABLES, sink_marks])
+    evs = golden_day()
+    journal = tmp_path / "journal"
+    async with engine.begin() as conn:
+        await insert_events(conn, [Pending(f"old:{i}", e.ts, e).row() for i, e in enumerate(evs)])
+        await conn.execute(sink_marks.insert().values(writer=writer_key(journal), sink="kpi_facts",
+                                                      pending_since=min(e.ts for e in evs)))
+    store = EventStore(str(engine.url.render_as_string(hide_password=False)), engine=engine,
+                       journal_path=journal)
+    store.add_deferred_sink(FactSink(), 3600.0)
+    await store.start()
+    try:
+        await store.flush(timeout=60)
+        assert await all_facts(engine) == pure_facts(evs)
+        assert await marks(engine) == {writer_key(journal): None}
+    finally:
+        await store.close()
