@@ -131,24 +131,26 @@ class CrewNotifier:
 
     # --- AMI events (a plain listener: never blocks) --------------------------------------------------
     def on_ami(self, server: str, msg: Any) -> None:
+        """Only our crew calls' events wake the loop (every hang-up on the PBX once did)."""
+        if not self._live:
+            return
         event = msg.get("Event")
         if event == "UserEvent" and msg.get("UserEvent") == "CrewCallResult":
             cid = str(msg.get("ChannelId") or "")
             if cid in self._live:
                 digit = str(msg.get("Digit") or "").strip()
                 self._results.put_nowait((cid, "accepted" if digit == "1" else "no_key", digit))
+                self._wake.set()
         elif event == "OriginateResponse":
             cid = str(msg.get("Uniqueid") or msg.get("ChannelId") or "")
             if cid in self._live and str(msg.get("Response") or "").lower() != "success":
                 self._results.put_nowait((cid, REASONS.get(str(msg.get("Reason") or ""), "failed"), ""))
+                self._wake.set()
         elif event == "Hangup":
             cid = str(msg.get("Uniqueid") or "")
             if cid in self._live and self._live[cid][1] is None:
                 self._live[cid] = (self._live[cid][0], time.monotonic())
                 self._wake.set()
-        else:
-            return
-        self._wake.set()
 
     # --- calls ---------------------------------------------------------------------------------------
     async def _place(self, order: Order, plan: CallPlan) -> None:
