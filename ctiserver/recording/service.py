@@ -116,9 +116,11 @@ class Recorder:
         marker = self.spool / f"{name.base}{DONE}"
         loop = asyncio.get_running_loop()
         end = loop.time() + within_s
-        while not marker.exists():
-            if loop.time() >= end or not await tasks.idle(0.1):
+        pause = 0.05
+        while not marker.exists():  # usually there at once; else look again less and less often (up to 1 s)
+            if loop.time() >= end or not await tasks.idle(pause):
                 return False
+            pause = min(1.0, pause * 2)
         return True
 
     def _pending(self) -> list[SpoolName]:
