@@ -144,17 +144,52 @@ def _records(rows: Sequence[dict[str, Any]]) -> list[tuple[Any, ...]]:
     return out
 
 
-async def insert_events(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> None:
+class DuplicateBatch(Exception):
+    """A `fresh` batch met keys the table holds already (a batch whose commit went through unacknowledged):
+    its transaction is spoiled; send the batch again, in a new one, with `fresh=False`."""
+
+
+async def insert_events(conn: AsyncConnection, rows: Sequence[dict[str, Any]], *, fresh: bool = False) -> None:
     """Insert `rows` (dicts of COLUMNS) into `events` in `conn`'s open transaction; duplicate keys are skipped.
 
+    `fresh`: the rows were never sent before (new keys, from memory), so PostgreSQL's COPY goes without the
+    savepoint that lets a replayed batch fall back to INSERT ... ON CONFLICT (two round trips fewer per
+    batch); should a key be there after all, DuplicateBatch is raised instead.
     Raises what the database raises (see `is_data_error` for which errors are the rows' fault)."""
     dialect = conn.dialect.name
     if dialect == "postgresql":
+        if fresh and await _copy_pg_fresh(conn, rows):
+            return
         await _copy_pg(conn, rows)
     elif dialect == "sqlite":
         await conn.exec_driver_sql(_SQLITE_INSERT, _records(rows))
     else:
         await conn.execute(insert_ignoring_duplicates(dialect), list(rows))
+
+
+async def _copy_pg_fresh(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> bool:
+    """COPY without a savepoint; False if this SQLAlchemy's asyncpg adapter cannot be asked to begin (then the
+    savepoint begins the transaction, as before)."""
+    records = _records(rows)
+    adapter: Any = (await conn.get_raw_connection()).dbapi_connection
+    start = getattr(adapter, "_start_transaction", None)
+    if start is None or not hasattr(adapter, "_transaction"):
+        return False
+    try:
+        if adapter._transaction is None:  # BEGIN, as SQLAlchemy's own first statement would send it
+            await start()
+        await adapter.driver_connection.copy_records_to_table("events", records=records, columns=COLUMNS)
+    except BaseException as exc:
+        # SQLAlchemy did not see these calls fail (or time out, mid-query): the pool must not take the
+        # connection back and roll it back over a silent link; it is dropped, the transaction with it
+        await conn.invalidate()
+        state = _sqlstate(exc) if isinstance(exc, Exception) else None
+        if state == _UNIQUE_VIOLATION:
+            raise DuplicateBatch() from exc
+        if state is not None and state[:2] in ("22", "23"):
+            raise sa_exc.DataError("COPY INTO events", None, exc) from exc
+        raise
+    return True
 
 
 async def _copy_pg(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> None:

@@ -41,7 +41,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ..clock import Clock, SystemClock
 from ..events import Event
-from .batch import insert_events, insert_ignoring_duplicates, is_data_error, validate  # noqa: F401 (re-exported)
+from .batch import (  # noqa: F401 (re-exported)
+    DuplicateBatch,
+    insert_events,
+    insert_ignoring_duplicates,
+    is_data_error,
+    validate,
+)
 from .batch import short_error as _short
 from .deferred import DeferredSink, DeferredSinks, writer_key
 from .engine import make_engine
@@ -361,7 +367,7 @@ class EventStore:
 
     async def _write_memory_batch(self) -> None:
         batch = list(itertools.islice(self._mem, self.batch_size))
-        refused = await self._insert(batch)
+        refused = await self._insert(batch, fresh=True)
         # Only this task removes from the left, so the batch is still at the head.
         for _ in batch:
             self._mem.popleft()
@@ -395,10 +401,10 @@ class EventStore:
         else:
             self._j_head_at = got.head_at if got.head_at is not None else self._j_head_at
 
-    async def _insert(self, batch: Sequence[Pending]) -> list[tuple[str, Pending]]:
+    async def _insert(self, batch: Sequence[Pending], fresh: bool = False) -> list[tuple[str, Pending]]:
         """Insert `batch`; return the rows refused as data. Raise _Transient if the database failed."""
         try:
-            await self._execute([item.row() for item in batch])
+            await self._execute([item.row() for item in batch], fresh)
             return []
         except Exception as exc:
             if not is_data_error(exc) or len(batch) == 1:
@@ -409,7 +415,7 @@ class EventStore:
         refused: list[tuple[str, Pending]] = []
         for item in batch:
             try:
-                await self._execute([item.row()])
+                await self._execute([item.row()], fresh)
             except Exception as exc:
                 if not is_data_error(exc):
                     raise _Transient() from exc
@@ -424,12 +430,20 @@ class EventStore:
         left = self._close_deadline - asyncio.get_running_loop().time()
         return max(0.05, min(self.write_timeout_s, left))
 
-    async def _execute(self, rows: list[dict[str, Any]]) -> None:
+    async def _execute(self, rows: list[dict[str, Any]], fresh: bool = False) -> None:
+        """One transaction: the rows, the in-batch sinks, the deferred sinks' mark. `fresh`: rows from memory,
+        never sent (store/batch.py insert_events); sent again as a replay if the table had one already."""
+        try:
+            await self._transaction(rows, fresh)
+        except DuplicateBatch:
+            await self._transaction(rows, False)
+
+    async def _transaction(self, rows: list[dict[str, Any]], fresh: bool) -> None:
         deferred = self._deferred
         try:
             async with asyncio.timeout(self._attempt_timeout()):
                 async with self._engine.begin() as conn:
-                    await insert_events(conn, rows)
+                    await insert_events(conn, rows, fresh=fresh)
                     if self._sinks:
                         await self._run_sinks(conn, rows)
                     if deferred is not None:

@@ -215,6 +215,28 @@ async def test_a_replayed_key_is_stored_once(store_url: str, tmp_path: Path,
     assert store.status()["journaled"] == 0
 
 
+async def test_a_batch_whose_commit_went_through_unacknowledged_is_stored_once(
+        store_url: str, new_store: Callable[..., EventStore]) -> None:
+    """Memory batches go without a savepoint on PostgreSQL (their keys are new); if the table has some of
+    them already (the commit went through, its acknowledgement was lost, the batch is sent again), the
+    batch is sent once more as a replay: every event once, none refused."""
+    store = new_store(store_url)
+    run = store._run_id  # the keys the store will give its first events: <run>:1, <run>:2, ...
+    engine = make_engine(store_url)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(insert(events), [Pending(key=f"{run}:{i + 1}", at=1.0, event=ev(i)).row()
+                                                for i in range(3)])
+    finally:
+        await engine.dispose()
+    await store.start()
+    for i in range(10):
+        store.append(ev(i))
+    await store.flush(timeout=30)
+    assert seqs(await db_rows(store_url)) == list(range(10))
+    assert store.status()["rejected_total"] == 0
+
+
 # --- outages -------------------------------------------------------------------------
 
 
