@@ -108,6 +108,7 @@ class Probe:
     def __init__(self) -> None:
         self.samples: Counter[str] = Counter()
         self.idle = 0
+        self.lag_s = 0.0  # the ticker's period (0: no ticker)
         self.loop_lag: list[float] = []
         self.appended_lag: list[float] = []
         self.written_lag: list[float] = []
@@ -192,6 +193,7 @@ class Probe:
         self.written_lag.extend(now - r["ts"] for r in rows if r["kind"].startswith("call."))
 
     async def ticker(self, every_s: float = 0.010) -> None:
+        self.lag_s = every_s
         loop = asyncio.get_running_loop()
         while True:
             asked = loop.time()
@@ -273,6 +275,7 @@ class Probe:
             "agi_commands": dict(self.agi_commands.most_common()),
             "stalls": self.stalls[:30],
             "db_round_trips": dict(self.db_round_trips.most_common()),
+            "lag_ms": self.lag_s * 1000,
             "loop_lag_ms": {"max": max(self.loop_lag or [0.0]) * 1000, "p99": _pct(self.loop_lag, 99) * 1000,
                             "ticks": len(self.loop_lag)},
             "appended_lag_ms": {"p50": _pct(self.appended_lag, 50) * 1000, "p99": _pct(self.appended_lag, 99) * 1000,
