@@ -135,8 +135,8 @@ class Probe:
         of its own (two round trips per batch), which the CTI without the probe does not pay."""
         original = store._execute
 
-        async def execute(rows: list[dict[str, Any]]) -> None:
-            await original(rows)
+        async def execute(rows: list[dict[str, Any]], *args: Any, **kwargs: Any) -> None:
+            await original(rows, *args, **kwargs)
             self._on_batch(rows)
 
         store._execute = execute
