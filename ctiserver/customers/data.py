@@ -130,6 +130,8 @@ _BY_PHONE = (select(customers).join(customer_phones, customer_phones.c.account =
              .where(customer_phones.c.phone == bindparam("phone"))
              .order_by(customers.c.important.desc(), customers.c.account).limit(1))
 _BY_ACCOUNT = select(customers).where(customers.c.account == bindparam("account"))
+_OUTAGES = (select(outages).where(outages.c.area == bindparam("area"))  # built once: once per caller
+            .where((outages.c.end_ts.is_(None)) | (outages.c.end_ts > bindparam("now"))))
 _PHONES = (select(customer_phones.c.phone).where(customer_phones.c.account == bindparam("account"))
            .order_by(customer_phones.c.id))
 RECORD_TTL_S = 10.0  # how long a customer record read from the tables is answered from memory
@@ -259,9 +261,7 @@ class SqlDataProvider:
 
     async def _outages(self, area: str, now: float) -> dict[str, Any]:
         async with reading(self.engine) as conn:
-            rows = [dict(r._mapping) for r in await conn.execute(
-                select(outages).where(outages.c.area == area.strip())
-                .where((outages.c.end_ts.is_(None)) | (outages.c.end_ts > now)))]
+            rows = [dict(r._mapping) for r in await conn.execute(_OUTAGES, {"area": area.strip(), "now": now})]
         return outage_answer(rows, area, now, self.tz)
 
     async def _verify_pin(self, account: str, pin: str, now: float) -> dict[str, Any] | None:
