@@ -363,14 +363,22 @@ class Demo:
         return chan_id
 
     async def _hangup_ours(self) -> None:
-        """Hang up the channels this run created (by Linkedid tag), nobody else's."""
-        resp = await self._ami().action("CoreShowChannels", {}, timeout=10)
-        for msg in resp.events:
-            linked = msg.get("Linkedid") or ""
-            chan = msg.get("Channel") or ""
-            if linked.startswith(self.tag + "-") and chan:
-                with contextlib.suppress(Exception):
-                    await self._ami().action("Hangup", {"Channel": chan}, timeout=5)
+        """Hang up the channels this run created (by Linkedid tag), nobody else's. An Originate accepted just
+        before the stop creates its channels a moment later: the listing is done again until one finds none
+        of ours (a few passes at most), or such a caller would walk the IVR into the fallback queue."""
+        for attempt in range(6):
+            found = 0
+            resp = await self._ami().action("CoreShowChannels", {}, timeout=10)
+            for msg in resp.events:
+                linked = msg.get("Linkedid") or ""
+                chan = msg.get("Channel") or ""
+                if linked.startswith(self.tag + "-") and chan:
+                    found += 1
+                    with contextlib.suppress(Exception):
+                        await self._ami().action("Hangup", {"Channel": chan}, timeout=5)
+            if not found and attempt:
+                return
+            await asyncio.sleep(0.5)
 
 
 def banner(info: DemoInfo) -> str:

@@ -34,6 +34,7 @@ from .encode import EncodeError, encode
 from .retention import expired, next_run, shortest_days
 
 log = logging.getLogger(__name__)
+RECHECK_S = 0.5  # first look again at a spooled recording still closing (then doubling up to sweep_every_s)
 
 _phones = table("customer_phones", column("phone"), column("account"))
 _dispositions = table("dispositions", column("call_id"), column("customer_account"))
@@ -180,16 +181,28 @@ class Recorder:
 
     async def _finalizer(self, tasks: TaskOwner) -> None:
         failed: set[str] = set()
+        unfinished: set[str] = set()  # spooled, not live, no done marker yet
+        recheck = RECHECK_S
         while True:
             while not self._queue.empty():
                 name = self._queue.get_nowait()
                 if await self._await_done(name, tasks):  # else not closed yet: a later sweep takes it
                     await self._finalize_logged(name, failed)
+            left: set[str] = set()
             for name in self._pending():
-                if name.base not in failed and self._complete(name):
+                if name.base in failed:
+                    continue
+                if self._complete(name):
                     await self._finalize_logged(name, failed)
+                else:
+                    left.add(name.base)
+            # A recording nobody watches closing (a call that ended while this node was down: its done marker
+            # comes a moment after the hang-up) is looked at again soon, then less and less often.
+            recheck = RECHECK_S if left != unfinished else min(recheck * 2, self.cfg.sweep_every_s)
+            unfinished = left
+            wait = min(recheck, self.cfg.sweep_every_s) if left else self.cfg.sweep_every_s
             self._wake.clear()
-            if self._queue.empty() and not await tasks.idle(self.cfg.sweep_every_s, self._wake):
+            if self._queue.empty() and not await tasks.idle(wait, self._wake):
                 return
 
     async def _finalize_logged(self, name: SpoolName, failed: set[str]) -> None:

@@ -41,13 +41,15 @@ async def live_server(tmp: Path, info: Any, ami: AmiRecorder, **recording: Any) 
         await server.stop()
 
 
-async def indexed_row(recorder: Any, number: str, timeout: float = 60.0) -> dict[str, Any]:
+async def indexed_row(recorder: Any, number: str, timeout: float = 180.0) -> dict[str, Any]:
     """The recording row of the call from `number`, as the recorder indexes it. An earlier test's call
-    left in the shared spool (its server stopped mid-call) is indexed too, and skipped here."""
+    left in the shared spool (its server stopped mid-call) is indexed too, and skipped here: after the demo
+    test (a server stopped with its callers' recordings spooled) that is several encodes first, which take
+    a minute or more on a busy machine (`timeout` only stops a hung test)."""
     return (await indexed_rows(recorder, number, 1, timeout))[0]
 
 
-async def indexed_rows(recorder: Any, number: str, count: int, timeout: float = 60.0) -> list[dict[str, Any]]:
+async def indexed_rows(recorder: Any, number: str, count: int, timeout: float = 180.0) -> list[dict[str, Any]]:
     """The first `count` recording rows of calls with `number` (one call's legs: a transfer's two agents)."""
     from ctiserver.recording import store
 
