@@ -83,7 +83,7 @@ class DatabaseConfig(Strict):
     flush_interval_s: Annotated[float, Field(gt=0)] = 0.2
     # How late the KPI facts may follow the events: their sink runs at most this often in a transaction of
     # its own, with a catch-up after a crash (store/deferred.py); 0: in every batch's own transaction.
-    facts_interval_s: Annotated[float, Field(ge=0, le=60)] = 1.0
+    facts_interval_s: Annotated[float, Field(ge=0, le=60)] = 2.0
     buffer_limit: Annotated[int, Field(ge=10)] = 50000  # events held in memory before spilling
     journal: str = "var/journal.jsonl"  # where events go while the database is away
     retry_max_s: Annotated[float, Field(gt=0)] = 5.0
