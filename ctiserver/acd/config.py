@@ -258,7 +258,7 @@ class AcdConfig(Strict):
     remote_dial_template: str = "PJSIP/{id}@{server}"
     # appended to Dial(); e.g. "m" for music while the agent rings (no spaces: it travels in an AGI command)
     dial_options: Annotated[str, Field(pattern=r"^[A-Za-z0-9()^,.:@=_-]*$")] = ""
-    probe_every_s: Annotated[float, Field(gt=0)] = 10.0  # hang-up probe while waiting: a guard (HANGUP line wakes at once)
+    probe_every_s: Annotated[float, Field(gt=0)] = 10.0  # hang-up probe while waiting (a guard: HANGUP wakes at once)
     # A key that asks for a callback in place of waiting. key_source "ami": Asterisk's DTMF events tell the
     # CTI (its AMI user reads the dtmf class; nothing is polled); "poll": WAIT FOR DIGIT every key_poll_ms.
     callback_key: Annotated[str, Field(pattern=r"^[0-9*#]$")] | None = None
