@@ -198,14 +198,19 @@ async def commit(engine: AsyncEngine, deferred: DeferredSinks, rows: list[dict[s
     deferred.committed(rows)
 
 
+async def fresh_day(engine: AsyncEngine) -> tuple[list[Event], list[dict[str, Any]]]:
+    """Empty tables, and the golden day's events as a live feed (in time order) with the writer's keys."""
+    async with engine.begin() as conn:
+        await conn.run_sync(metadata.create_all, tables=[events, *FACT_TABLES, sink_marks])
+    evs = sorted(golden_day(), key=lambda e: e.ts)
+    return evs, [Pending(f"run1:{i}", e.ts, e).row() for i, e in enumerate(evs)]
+
+
 async def test_deferred_facts_catch_up_after_a_crash(engine: AsyncEngine) -> None:
     """A writer dies with batches committed and their facts not yet derived: its mark says since when. The
     next process on the same journal (the same writer) finds the mark in its first batch and catches up from
     the events table before anything else; then the facts are those of every event and the mark is clear."""
-    async with engine.begin() as conn:
-        await conn.run_sync(metadata.create_all, tables=[events, *FACT_TABLES, sink_marks])
-    evs = sorted(golden_day(), key=lambda e: e.ts)
-    rows = [Pending(f"run1:{i}", e.ts, e).row() for i, e in enumerate(evs)]
+    evs, rows = await fresh_day(engine)
     first = DeferredSinks("host:/var/journal", every_s=3600.0)
     first.add(FactSink())
     half = len(rows) // 2
@@ -248,10 +253,7 @@ async def test_a_deferred_sink_that_fails_catches_up_at_its_next_run(
         engine: AsyncEngine, caplog: pytest.LogCaptureFixture) -> None:
     """A failure on the data loses neither the events nor, in the end, their facts: the rows are dropped
     from memory, the mark still covers them, and the next run derives everything since the mark."""
-    async with engine.begin() as conn:
-        await conn.run_sync(metadata.create_all, tables=[events, *FACT_TABLES, sink_marks])
-    evs = sorted(golden_day(), key=lambda e: e.ts)
-    rows = [Pending(f"run1:{i}", e.ts, e).row() for i, e in enumerate(evs)]
+    evs, rows = await fresh_day(engine)
     deferred = DeferredSinks("w", every_s=3600.0)
     deferred.add(_FailsOnce())
     for i in range(0, len(rows), 50):
