@@ -307,7 +307,8 @@ async def build_server(config_dir: Path, cfg: ServerConfig, *, sandbox: bool = F
 
     # Today's KPI figures from the event stream, with the report's definitions; pushed to supervisors.
     today = LiveKpiFeed(kpi_cfg, server.clock, engine=lambda: server.store.engine if server.store else None,
-                        publish=lambda figures: server.http_app[DESKTOP_KEY].hub.publish(SUPERVISOR, "kpi", figures))
+                        publish=lambda figures: server.http_app[DESKTOP_KEY].hub.publish(SUPERVISOR, "kpi", figures),
+                        listening=lambda: server.http_app[DESKTOP_KEY].hub.has_subscribers(SUPERVISOR))
     server.event_listeners.append(today.on_event)
     board = mirrored_wallboard(server, vote, AcdWallboard(acd, today))  # HA: a standby shows the leader's
     install_desktop(server.http_app, engine=data_engine, agents=AcdAgentControl(acd), calls=calls,

@@ -2,7 +2,9 @@
 supervisors' WebSocket (a `kpi` message) when they change, and to the wallboard snapshot.
 
 No polling: a change wakes the pusher, which waits `settle_s` so a burst of events gives one message;
-the half-hour edge wakes it too (the "this half hour" figures start again). At start, today's call
+the half-hour edge wakes it too (the "this half hour" figures start again). With nobody listening (no
+supervisor page open, `listening`) nothing is computed: the figures are marked stale and computed when the
+wallboard's snapshot asks for them (a page that opens gets its snapshot first). At start, today's call
 events are read once from the event store and folded in, so a restarted server shows the whole day.
 """
 
@@ -32,8 +34,11 @@ class LiveKpiFeed:
     """Feature "KPIs live" (see the module docstring)."""
 
     def __init__(self, cfg: KpiConfig, clock: Clock, *, engine: Callable[[], AsyncEngine | None],
-                 publish: Callable[[dict[str, Any]], object] | None = None, settle_s: float = 0.5) -> None:
+                 publish: Callable[[dict[str, Any]], object] | None = None, settle_s: float = 0.5,
+                 listening: Callable[[], bool] | None = None) -> None:
         self.cfg, self.clock, self.engine, self.publish, self.settle_s = cfg, clock, engine, publish, settle_s
+        self.listening = listening
+        self._stale = False  # something changed while nobody listened: compute before the next answer
         self.live = LiveFigures(cfg)
         self.figures: dict[str, Any] = {}
         self._changed = asyncio.Event()
@@ -52,7 +57,7 @@ class LiveKpiFeed:
 
     def __call__(self) -> dict[str, Any]:
         """The wallboard's `today()` figures (its gauges read service_level and abandon_rate)."""
-        if not self.figures:
+        if not self.figures or self._stale:
             self.refresh()
         total = self.figures["today"]["total"]
         return {"service_level": total["service_level"] or 0.0, "abandon_rate": total["abandon_rate"] or 0.0,
@@ -64,6 +69,7 @@ class LiveKpiFeed:
         figures = self.live.figures(self.clock.now())
         changed = figures != self.figures
         self.figures = figures
+        self._stale = False
         return changed
 
     async def load_today(self) -> None:
@@ -101,6 +107,9 @@ class LiveKpiFeed:
             self._changed.clear()
             if self.settle_s and not await tasks.idle(self.settle_s):
                 return
+            if self.listening is not None and not self.listening():
+                self._stale = True  # nobody to tell: computed when the wallboard asks
+                continue
             try:
                 if self.refresh() and self.publish is not None:
                     self.publish(self.figures)

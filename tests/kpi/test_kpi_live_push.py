@@ -50,3 +50,51 @@ async def test_supervisors_get_the_live_figures_and_they_equal_the_report(tmp_pa
         report = await build_report(server.store.engine, kpi, start, end, ["tier"], now=now)
         for k in ("calls_offered", "answered", "service_level", "asa_s", "abandon_rate", "in_queue"):
             assert report["total"][k] == total[k], k
+
+
+async def test_nothing_is_computed_while_no_supervisor_listens() -> None:
+    """With no supervisor page open the pusher computes nothing (twice a second under load, for nobody); the
+    wallboard's snapshot computes the figures when it asks, with every event so far; once someone listens,
+    changes are pushed again."""
+    import asyncio
+
+    from ctiserver.clock import FakeClock
+    from ctiserver.kpi.config import KpiConfig
+    from ctiserver.kpi.livefeed import LiveKpiFeed
+
+    clock = FakeClock(1_796_000_000.0)
+    listening, asked, pushed = [False], asyncio.Event(), asyncio.Event()
+    published: list[dict[str, Any]] = []
+
+    def listens() -> bool:
+        asked.set()
+        return listening[0]
+
+    def publish(figures: dict[str, Any]) -> None:
+        published.append(figures)
+        pushed.set()
+
+    feed = LiveKpiFeed(KpiConfig(), clock, engine=lambda: None, publish=publish, settle_s=0.01, listening=listens)
+    computed = 0
+    figures = feed.live.figures
+
+    def counted(now: float) -> dict[str, Any]:
+        nonlocal computed
+        computed += 1
+        return figures(now)
+
+    feed.live.figures = counted  # type: ignore[method-assign]
+    async with feed.running():
+        await asyncio.wait_for(asked.wait(), 10)  # the start's own wake-up, with nobody listening
+        asked.clear()
+        now = clock.now()
+        for ev in (Event(Kind.CALL_NEW, now - 20, "q-1", data={"caller_num": "13800000001"}),
+                   Event(Kind.ACD_ENQUEUE, now - 19, "q-1", queue="billing", tier="normal", data={})):
+            feed.on_event(ev)
+        await asyncio.wait_for(asked.wait(), 10)
+        assert computed == 0 and published == []
+        assert feed()["offered_today"] == 1 and computed == 1  # the wallboard asks: computed then
+        listening[0] = True
+        feed.on_event(Event(Kind.CALL_NEW, now - 5, "q-2", data={"caller_num": "13800000002"}))
+        await asyncio.wait_for(pushed.wait(), 10)
+        assert published[-1]["today"]["total"]["calls_offered"] == 2
