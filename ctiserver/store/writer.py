@@ -31,16 +31,16 @@ import logging
 import time
 import uuid
 from collections import deque
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import exc as sa_exc
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ..clock import Clock, SystemClock
 from ..events import Event
+from .backoff import Backoff
 from .batch import (  # noqa: F401 (re-exported)
     DuplicateBatch,
     insert_events,
@@ -49,29 +49,12 @@ from .batch import (  # noqa: F401 (re-exported)
     validate,
 )
 from .batch import short_error as _short
-from .deferred import DeferredSink, DeferredSinks, writer_key
+from .deferred import DeferredSink, DeferredSinks
 from .engine import make_engine
 from .journal import Journal, Pending
+from .sinks import BatchSinks, Sink
 
 log = logging.getLogger("ctiserver.store")
-
-Sink = Callable[[AsyncConnection, Sequence[dict[str, Any]]], Awaitable[None]]
-
-class Backoff:
-    """Retry delays: doubling from `initial` up to `maximum`; pure, so it is tested without sleeping."""
-
-    def __init__(self, initial: float, maximum: float) -> None:
-        self.initial = min(initial, maximum)
-        self.maximum = maximum
-        self._next = self.initial
-
-    def failure(self) -> float:
-        delay = self._next
-        self._next = min(self.maximum, self._next * 2)
-        return delay
-
-    def success(self) -> None:
-        self._next = self.initial
 
 
 class _Transient(Exception):
@@ -138,9 +121,7 @@ class EventStore:
         self._closing = False
         self._closed = False
         self._task: asyncio.Task[None] | None = None
-        self._sinks: list[Sink] = []
-        self._sink_failures = 0
-        self._deferred: DeferredSinks | None = None
+        self._sinks = BatchSinks(Path(journal_path))
 
     # --- public API -----------------------------------------------------------
     @property
@@ -277,7 +258,7 @@ class EventStore:
             "last_error": self._last_error,
             "journal": str(self._journal.path),
             # committed rows the deferred sinks (the KPI facts) have not handled yet
-            "deferred_rows": self._deferred.committed_rows - self._deferred.done_rows if self._deferred else 0,
+            "deferred_rows": self._sinks.waiting_rows(),
         }
 
     # --- the writer task ------------------------------------------------------
@@ -439,38 +420,28 @@ class EventStore:
             await self._transaction(rows, False)
 
     async def _transaction(self, rows: list[dict[str, Any]], fresh: bool) -> None:
-        deferred = self._deferred
         try:
             async with asyncio.timeout(self._attempt_timeout()):
                 async with self._engine.begin() as conn:
                     await insert_events(conn, rows, fresh=fresh)
-                    if self._sinks:
-                        await self._run_sinks(conn, rows)
-                    if deferred is not None:
-                        await deferred.in_batch(conn, rows)
+                    await self._sinks.in_batch(conn, rows)
         except BaseException:
-            if deferred is not None:
-                deferred.rolled_back()
+            self._sinks.rolled_back()
             raise
-        if deferred is not None:
-            deferred.committed(rows)
+        self._sinks.committed(rows)
 
-    # --- sinks: derived tables kept in the batch's transaction ---------------------
+    # --- sinks: derived tables (store/sinks.py); the deferred ones run in this task ---------------------
     def add_sink(self, sink: Sink) -> None:
-        """Call `sink(conn, rows)` inside every batch's transaction, after its insert (e.g. the KPI facts).
-
-        A sink must be idempotent (a batch may be written twice). If it fails on the data, the events
-        are still written and the failure is logged; a database outage fails the batch as usual.
-        """
-        self._sinks.append(sink)
+        """A sink inside every batch's transaction (`BatchSinks.add`)."""
+        self._sinks.add(sink)
 
     def add_deferred_sink(self, sink: DeferredSink, every_s: float) -> None:
-        """Give `sink` the rows of the committed batches at most every `every_s`, in a transaction of its
-        own, with a catch-up after a crash (store/deferred.py). Several share the shortest interval."""
-        if self._deferred is None:
-            self._deferred = DeferredSinks(writer_key(self._journal.path), every_s)
-        self._deferred.every_s = min(self._deferred.every_s, every_s)
-        self._deferred.add(sink)
+        """A sink that follows the committed batches (`BatchSinks.add_deferred`, store/deferred.py)."""
+        self._sinks.add_deferred(sink, every_s)
+
+    @property
+    def _deferred(self) -> DeferredSinks | None:
+        return self._sinks.deferred
 
     def _deferred_due(self, forced: bool) -> bool:
         return self._deferred is not None and self._deferred.due(time.monotonic(), forced)
@@ -495,19 +466,6 @@ class EventStore:
         else:
             self._db_succeeded(loop)
         self._progress.set()
-
-    async def _run_sinks(self, conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
-        for sink in self._sinks:
-            try:
-                async with conn.begin_nested():
-                    await sink(conn, rows)
-            except Exception as exc:
-                if isinstance(exc, sa_exc.DBAPIError) and not is_data_error(exc):
-                    raise  # the database, not the sink: the whole batch is retried
-                self._sink_failures += 1
-                if self._sink_failures <= 10 or self._sink_failures % 1000 == 0:
-                    log.error("event sink %r failed (%s), %d so far; the events are stored",
-                              sink, _short(exc), self._sink_failures)
 
     async def _ping(self, loop: asyncio.AbstractEventLoop) -> None:
         try:
