@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import fcntl
 import os
+import sys
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
@@ -49,6 +50,19 @@ def _pid_alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
+    return True
+
+
+async def _listening(host_port: str) -> bool:
+    """Whether a FastAGI server accepts connections at `host:port`."""
+    host, _, port = host_port.rpartition(":")
+    try:
+        _, writer = await asyncio.wait_for(asyncio.open_connection(host or "127.0.0.1", int(port)), 5)
+    except (OSError, ValueError, TimeoutError):
+        return False
+    writer.close()
+    with contextlib.suppress(OSError):
+        await writer.wait_closed()
     return True
 
 
@@ -112,6 +126,31 @@ class AmiRecorder:
     async def start(self) -> None:
         await self.client.start()
         await self.client.wait_connected(15)
+        await self.hang_up_orphans()
+
+    async def hang_up_orphans(self) -> list[str]:
+        """End callers waiting in Asterisk's fallback Queue() whose CTI is gone: left over from an earlier
+        test (a server stopped just as it placed a caller), they would give up or ring a sim agent in the
+        middle of this test, seen by its server as Asterisk's fallback traffic. A caller of another live
+        test session (CTI_TEST_SESSION = its pid) is left alone. Returns the channels hung up."""
+        resp = (await self.action("CoreShowChannels")).raise_for_error("CoreShowChannels")
+        ended = []
+        for msg in resp.events:
+            chan = msg.get("Channel") or ""
+            if msg.get("Application") != "Queue" or not str(msg.get("ApplicationData") or "").startswith("fallback"):
+                continue
+            owner = (await self.action("Getvar", {"Channel": chan, "Variable": "CTI_TEST_SESSION"})).get("Value")
+            if owner and owner.isdigit() and int(owner) != os.getpid() and _pid_alive(int(owner)):
+                continue
+            agi = (await self.action("Getvar", {"Channel": chan, "Variable": "CTI_AGI"})).get("Value") or ""
+            if any([await _listening(host_port) for host_port in agi.split("|") if host_port]):
+                continue
+            with contextlib.suppress(Exception):
+                await self.action("Hangup", {"Channel": chan})
+                ended.append(chan)
+        if ended:
+            print(f"asterisk_fixture: hung up {len(ended)} orphaned fallback caller(s): {ended}", file=sys.stderr)
+        return ended
 
     async def close(self) -> None:
         if self._ears is not None:
@@ -305,7 +344,8 @@ async def originate_caller(rec: AmiRecorder, number: str, plan: str = "", *, nam
         ears = await rec.ears()
         task = asyncio.create_task(ears.press(number, keys.split("|"), len(ears.events), key_timeout_s))
     caller_id = f'"{name}" <{number}>' if name else number
-    variables = [f"SIM_CALLER_NUM={number}", f"DTMF_PLAN={plan}", f"HOLD_S={hold_s}"]
+    variables = [f"SIM_CALLER_NUM={number}", f"DTMF_PLAN={plan}", f"HOLD_S={hold_s}",
+                 f"CTI_TEST_SESSION={os.getpid()}"]
     if agi:
         variables.append(f"CTI_AGI={agi}")
     if name:

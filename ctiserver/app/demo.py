@@ -169,6 +169,8 @@ class Demo:
         self._ids = 0
         self._changed = asyncio.Event()
         self._globals_before: dict[str, str] = {}  # the sandbox's AGENT_* globals as we found them
+        self._unborn: set[str] = set()  # callers whose Originate Asterisk accepted, not yet created
+        self._born = asyncio.Event()
 
     # --- lifecycle
 
@@ -187,6 +189,7 @@ class Demo:
         server = await build_server(cfg_dir, cfg, sandbox=True, sample_data=True, base_dir=self._work)
         self.server = server
         server.event_listeners.append(self._count)
+        server.ami_listeners.append(self._on_ami)
         await server.start()
         ami = self._ami()
         deadline = time.monotonic() + 30
@@ -355,17 +358,39 @@ class Demo:
                      f"HOLD_S={round(self.rng.uniform(lo, hi))}", f"CTI_AGI={agi}"]
         if name:
             variables.append(f"SIM_CALLER_NAME={name}")
-        (await self._ami().action("Originate", {
-            "Channel": "Local/95598@hotline", "Context": "sim-callers", "Exten": "s", "Priority": "1",
-            "CallerID": caller_id, "Async": "true", "ChannelId": chan_id, "OtherChannelId": f"{chan_id}b",
-            "Variable": variables,
-        })).raise_for_error("Originate")
+        self._unborn.add(chan_id)  # before sending: the stop may cancel us while Asterisk already has it
+        try:
+            (await self._ami().action("Originate", {
+                "Channel": "Local/95598@hotline", "Context": "sim-callers", "Exten": "s", "Priority": "1",
+                "CallerID": caller_id, "Async": "true", "ChannelId": chan_id, "OtherChannelId": f"{chan_id}b",
+                "Variable": variables,
+            })).raise_for_error("Originate")
+        except Exception:
+            self._unborn.discard(chan_id)  # refused (or never sent): nothing will be created
+            raise
         return chan_id
+
+    def _on_ami(self, _server: str, msg: Any) -> None:
+        """A caller of ours was created (Newchannel of its ChannelId) or never will be (OriginateResponse)."""
+        if not self._unborn or msg.get("Event") not in ("Newchannel", "OriginateResponse"):
+            return
+        for key in ("Uniqueid", "ChannelId"):
+            if (msg.get(key) or "") in self._unborn:
+                self._unborn.discard(msg.get(key))
+                self._born.set()
 
     async def _hangup_ours(self) -> None:
         """Hang up the channels this run created (by Linkedid tag), nobody else's. An Originate accepted just
-        before the stop creates its channels a moment later: the listing is done again until one finds none
-        of ours (a few passes at most), or such a caller would walk the IVR into the fallback queue."""
+        before the stop creates its channels a moment later (later still on a busy machine): the stop first
+        waits (up to 10 s) until every accepted Originate made its channel or failed, then lists again until
+        a listing finds none of ours, or such a caller would walk the IVR into the fallback queue."""
+        deadline = time.monotonic() + 10.0
+        while self._unborn and time.monotonic() < deadline:
+            self._born.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._born.wait(), deadline - time.monotonic())
+        if self._unborn:
+            log.warning("demo stop: %d caller(s) accepted by Asterisk were never seen created", len(self._unborn))
         for attempt in range(6):
             found = 0
             resp = await self._ami().action("CoreShowChannels", {}, timeout=10)
