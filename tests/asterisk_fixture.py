@@ -104,10 +104,15 @@ def ami_server_config(info: sandbox.SandboxInfo, **overrides: Any) -> AmiServer:
     return AmiServer(**{**fields, **overrides})
 
 
-class AmiRecorder:
-    """An AMI client that keeps every event, for tests to wait on."""
+WATCH_USER, WATCH_SECRET = "ctiwatch", "ctiwatch-sandbox"  # asterisk/manager.conf: the tests' own observer
 
-    def __init__(self, info: sandbox.SandboxInfo) -> None:
+
+class AmiRecorder:
+    """An AMI client that keeps every event, for tests to wait on. It logs in as the tests' observer, who sees
+    every event (the CTI's user does not get the bridges and music it never reads); `as_cti=True` logs in as
+    the CTI's user, for a test of what that user may do and see."""
+
+    def __init__(self, info: sandbox.SandboxInfo, *, as_cti: bool = False) -> None:
         self.info = info
         self._ears: CallerEars | None = None
         self.originated: set[str] = set()  # caller numbers, hung up when the test ends
@@ -115,7 +120,8 @@ class AmiRecorder:
         self.events: list[Any] = []
         self.listeners: list[Callable[[str, Any], None]] = []  # as the CTI server's ami_listeners get them
         self._changed = asyncio.Event()
-        self.client = AmiClient(ami_server_config(info), on_event=self._on_event)
+        who = {} if as_cti else {"username": WATCH_USER, "secret": WATCH_SECRET}
+        self.client = AmiClient(ami_server_config(info, **who), on_event=self._on_event)
 
     def _on_event(self, msg: Any) -> None:
         self.events.append(msg)
@@ -221,6 +227,17 @@ async def ami(asterisk_sandbox: sandbox.SandboxInfo) -> AsyncIterator[AmiRecorde
         with contextlib.suppress(Exception):
             await rec.hang_up_callers()
         await rec.restore_globals()
+        await rec.close()
+
+
+@pytest.fixture
+async def cti_ami(asterisk_sandbox: sandbox.SandboxInfo) -> AsyncIterator[AmiRecorder]:
+    """An AMI recorder logged in as the CTI's own user (its rights, its event filters)."""
+    rec = AmiRecorder(asterisk_sandbox, as_cti=True)
+    await rec.start()
+    try:
+        yield rec
+    finally:
         await rec.close()
 
 
