@@ -149,16 +149,19 @@ class DuplicateBatch(Exception):
     its transaction is spoiled; send the batch again, in a new one, with `fresh=False`."""
 
 
-async def insert_events(conn: AsyncConnection, rows: Sequence[dict[str, Any]], *, fresh: bool = False) -> None:
+async def insert_events(conn: AsyncConnection, rows: Sequence[dict[str, Any]], *, fresh: bool = False,
+                        alone: bool = False) -> None:
     """Insert `rows` (dicts of COLUMNS) into `events` in `conn`'s open transaction; duplicate keys are skipped.
 
     `fresh`: the rows were never sent before (new keys, from memory), so PostgreSQL's COPY goes without the
     savepoint that lets a replayed batch fall back to INSERT ... ON CONFLICT (two round trips fewer per
-    batch); should a key be there after all, DuplicateBatch is raised instead.
+    batch); should a key be there after all, DuplicateBatch is raised instead. `alone` (with `fresh`): nothing
+    else goes in this transaction, so on PostgreSQL the COPY goes as one statement that commits itself, with
+    no BEGIN and no COMMIT (one round trip for the batch); the caller's commit then sends nothing.
     Raises what the database raises (see `is_data_error` for which errors are the rows' fault)."""
     dialect = conn.dialect.name
     if dialect == "postgresql":
-        if fresh and await _copy_pg_fresh(conn, rows):
+        if fresh and await _copy_pg_fresh(conn, rows, alone):
             return
         await _copy_pg(conn, rows)
     elif dialect == "sqlite":
@@ -167,16 +170,17 @@ async def insert_events(conn: AsyncConnection, rows: Sequence[dict[str, Any]], *
         await conn.execute(insert_ignoring_duplicates(dialect), list(rows))
 
 
-async def _copy_pg_fresh(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> bool:
-    """COPY without a savepoint; False if this SQLAlchemy's asyncpg adapter cannot be asked to begin (then the
-    savepoint begins the transaction, as before)."""
+async def _copy_pg_fresh(conn: AsyncConnection, rows: Sequence[dict[str, Any]], alone: bool = False) -> bool:
+    """COPY without a savepoint (`alone`: without a transaction, a statement that commits itself); False if
+    this SQLAlchemy's asyncpg adapter cannot be asked to begin (then the savepoint begins the transaction, as
+    before)."""
     records = _records(rows)
     adapter: Any = (await conn.get_raw_connection()).dbapi_connection
     start = getattr(adapter, "_start_transaction", None)
     if start is None or not hasattr(adapter, "_transaction"):
         return False
     try:
-        if adapter._transaction is None:  # BEGIN, as SQLAlchemy's own first statement would send it
+        if adapter._transaction is None and not alone:  # BEGIN, as SQLAlchemy's first statement would send it
             await start()
         await adapter.driver_connection.copy_records_to_table("events", records=records, columns=COLUMNS)
     except BaseException as exc:

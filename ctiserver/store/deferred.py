@@ -101,6 +101,17 @@ class DeferredSinks:
             mark = oldest
         self._staged = (mark, found)
 
+    def covered(self, rows: Sequence[Mapping[str, Any]]) -> bool:
+        """Whether the mark in the table already covers `rows` (it is at or before their oldest time), so their
+        batch needs no statement of ours; if so it is staged as `in_batch` would have."""
+        if not self._ready:
+            return False
+        oldest = min((r["ts"] for r in rows), default=None)
+        if oldest is not None and (self._mark is None or oldest < self._mark):
+            return False
+        self._staged = (self._mark, None)
+        return True
+
     async def _prepare(self, conn: AsyncConnection) -> float | None:
         """Create this writer's rows if missing; return the oldest mark a previous run left (None: none)."""
         m = sink_marks.c

@@ -65,6 +65,12 @@ class BatchSinks:
         if self.deferred is not None:
             await self.deferred.in_batch(conn, rows)
 
+    def need_nothing(self, rows: list[dict[str, Any]]) -> bool:
+        """Whether a batch of `rows` needs no statement of the sinks (no inline sink, and the deferred sinks'
+        mark already covers the rows), so the rows may go alone; if so the batch is staged for `committed`
+        as `in_batch` would have."""
+        return not self.inline and (self.deferred is None or self.deferred.covered(rows))
+
     def committed(self, rows: list[dict[str, Any]]) -> None:
         if self.deferred is not None:
             self.deferred.committed(rows)

@@ -423,8 +423,11 @@ class EventStore:
         try:
             async with asyncio.timeout(self._attempt_timeout()):
                 async with self._engine.begin() as conn:
-                    await insert_events(conn, rows, fresh=fresh)
-                    await self._sinks.in_batch(conn, rows)
+                    # a batch from memory that the sinks need nothing for goes alone: on PostgreSQL one COPY
+                    alone = fresh and self._sinks.need_nothing(rows)
+                    await insert_events(conn, rows, fresh=fresh, alone=alone)
+                    if not alone:
+                        await self._sinks.in_batch(conn, rows)
         except BaseException:
             self._sinks.rolled_back()
             raise

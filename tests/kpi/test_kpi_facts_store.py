@@ -19,7 +19,7 @@ from ctiserver.kpi.config import KpiConfig
 from ctiserver.kpi.factsql import FACT_TABLES, agent_intervals, call_facts, leg_facts
 from ctiserver.kpi.factstore import FactSink
 from ctiserver.kpi.report import build_report
-from ctiserver.store.batch import insert_events
+from ctiserver.store.batch import DuplicateBatch, insert_events
 from ctiserver.store.deferred import DeferredSinks
 from ctiserver.store.journal import Pending
 from ctiserver.store.schema import events, metadata, sink_marks
@@ -89,6 +89,50 @@ async def test_the_event_store_writes_the_facts_with_the_events(engine: AsyncEng
         assert await all_facts(engine) == pure_facts([*evs, late])
     finally:
         await store.close()
+
+
+async def test_batches_the_mark_covers_go_alone(engine: AsyncEngine, tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """Once a batch has set the deferred sinks' mark, later batches of events no older need nothing else in
+    their transaction: on PostgreSQL each goes as one COPY that commits itself, with no BEGIN and no COMMIT.
+    The facts are those of every event all the same (and a crash loses none: the mark covers those batches,
+    test_deferred_facts_catch_up_after_a_crash)."""
+    import asyncpg
+
+    counts = {"begin": 0, "copy": 0}
+    start, copy = asyncpg.transaction.Transaction.start, asyncpg.connection.Connection.copy_records_to_table
+
+    async def counted_start(self: Any) -> Any:
+        counts["begin"] += 1
+        return await start(self)
+
+    async def counted_copy(self: Any, *args: Any, **kw: Any) -> Any:
+        counts["copy"] += 1
+        return await copy(self, *args, **kw)
+
+    monkeypatch.setattr(asyncpg.transaction.Transaction, "start", counted_start)
+    monkeypatch.setattr(asyncpg.connection.Connection, "copy_records_to_table", counted_copy)
+    evs, _ = await fresh_day(engine)
+    store = EventStore(str(engine.url.render_as_string(hide_password=False)), engine=engine, batch_size=7,
+                       journal_path=tmp_path / "journal")
+    store.add_deferred_sink(FactSink(), 3600.0)
+    await store.start()
+    counts.update(begin=0, copy=0)
+    try:
+        for ev in evs:  # in time order, as a live feed: no batch is older than the first
+            store.append(ev)
+        await store.flush(timeout=60)
+        written = dict(counts)
+        assert await all_facts(engine) == pure_facts(evs)
+    finally:
+        await store.close()
+    if engine.dialect.name == "postgresql":
+        counts = written
+        assert counts["copy"] >= len(evs) // 7
+        # 20 batches; transactions: the mark read at start, the first batch (it sets the mark), the sinks' run
+        # the flush asks for (it clears the mark), the last, partial batch (it sets the mark again) and the
+        # sinks' run: no other batch
+        assert counts["begin"] <= 5, counts
 
 
 def run_cli(argv: list[str]) -> int:
@@ -191,10 +235,19 @@ async def marks(engine: AsyncEngine) -> dict[str, float | None]:
 
 
 async def commit(engine: AsyncEngine, deferred: DeferredSinks, rows: list[dict[str, Any]]) -> None:
-    """One batch as the event store writes it: the events and the deferred sinks' mark, then `committed`."""
-    async with engine.begin() as conn:
-        await insert_events(conn, rows)
-        await deferred.in_batch(conn, rows)
+    """One batch as the event store writes it: the events and the deferred sinks' mark (the events alone, one
+    COPY on PostgreSQL, once the mark covers them), then `committed`."""
+    try:
+        async with engine.begin() as conn:
+            alone = deferred.covered(rows)
+            await insert_events(conn, rows, fresh=True, alone=alone)
+            if not alone:
+                await deferred.in_batch(conn, rows)
+    except DuplicateBatch:  # some rows are in already: sent again as a replay
+        deferred.rolled_back()
+        async with engine.begin() as conn:
+            await insert_events(conn, rows)
+            await deferred.in_batch(conn, rows)
     deferred.committed(rows)
 
 
