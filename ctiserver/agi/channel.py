@@ -6,6 +6,7 @@ tests implement it with a script.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
@@ -48,3 +49,32 @@ class AgiChannel(Protocol):
 
 
 AgiHandler = Callable[[AgiChannel], Awaitable[None]]
+
+
+# What every session reads first comes as AGI arguments from the dialplan's cti-agi (asterisk/extensions.conf):
+# agi_arg_1 the channel's Linkedid (the call id), agi_arg_2 `resume=<CTI_RESUME>`. One command (a round trip
+# to Asterisk) fewer per session each; a dialplan that does not pass them is asked with GET VARIABLE.
+_LINKEDID = re.compile(r"[A-Za-z0-9._-]{1,150}")
+_RESUME_ARG = "resume="
+
+
+async def get_variable(chan: AgiChannel, name: str) -> str:
+    """A channel variable through AGI GET VARIABLE ('' when it is not set)."""
+    reply = await chan.execute(f"GET VARIABLE {name}")
+    return reply.data.strip() if reply.result == "1" else ""
+
+
+async def linked_id(chan: AgiChannel) -> str:
+    """The channel's Linkedid ('' if Asterisk does not say)."""
+    passed = chan.headers.get("agi_arg_1", "")
+    if _LINKEDID.fullmatch(passed):
+        return passed
+    return await get_variable(chan, "CHANNEL(linkedid)")
+
+
+async def resume_place(chan: AgiChannel) -> str:
+    """CTI_RESUME: the caller's place in the CTI_AGI list when this is a re-entry ('' on a first try)."""
+    passed = chan.headers.get("agi_arg_2", "")
+    if passed.startswith(_RESUME_ARG):
+        return passed[len(_RESUME_ARG):].strip()
+    return await get_variable(chan, "CTI_RESUME")

@@ -23,19 +23,13 @@ from typing import Any
 from ..acd.model import AcdError
 from ..acd.records import DEVICE_BUSY, DEVICE_FREE, DEVICE_UNAVAILABLE
 from ..acd.runtime import AcdRuntime
-from ..agi.channel import AgiChannel, AgiError, AgiHandler, AgiHangup
+from ..agi.channel import AgiChannel, AgiError, AgiHandler, AgiHangup, get_variable, linked_id
 from ..ami.message import event_time
 from ..lifecycle import FeatureGroup, TaskOwner
 from ..lograte import LogBurst
 from .server import CtiServer
 
 log = logging.getLogger(__name__)
-
-
-async def agi_var(chan: AgiChannel, name: str) -> str:
-    """A channel variable through AGI GET VARIABLE ('' when it is not set)."""
-    reply = await chan.execute(f"GET VARIABLE {name}")
-    return reply.data if reply.result == "1" else ""
 
 
 def on_dial_end(acd: AcdRuntime) -> Any:
@@ -190,7 +184,7 @@ def queue_route(acd: AcdRuntime, caller_of: Callable[[str], str] = lambda call_i
         caller = chan.headers.get("agi_callerid", "")
         kind = ""
         try:
-            call_id = await agi_var(chan, "CHANNEL(linkedid)") or call_id
+            call_id = await linked_id(chan) or call_id
             if chan.headers.get("agi_context") != "transfer-code":
                 for _ in range(20):  # the same leg's previous session ends as it is redirected
                     if acd.engine.call_state(call_id) is None:
@@ -203,7 +197,7 @@ def queue_route(acd: AcdRuntime, caller_of: Callable[[str], str] = lambda call_i
                 kind = "consult"  # an agent's leg, not a new customer call (left out of inbound KPIs)
             lang = ""
             if not kind:  # the caller's own leg: the language the ACD noted on it before (CTI_LANG)
-                lang = (await agi_var(chan, "CTI_LANG")).strip()
+                lang = (await get_variable(chan, "CTI_LANG")).strip()
             served = await acd.serve(chan, call_id, skill, None, caller, None, kind=kind, lang=lang)
             log.info("transferred call %s to queue %s: %s", call_id, skill, served.outcome)
         except (AgiHangup, AgiError) as exc:
@@ -228,8 +222,8 @@ def transfer_route(acd: AcdRuntime) -> Any:
         caller = chan.headers.get("agi_callerid", "")
         call_id = chan.headers.get("agi_uniqueid", "")
         try:
-            call_id = await agi_var(chan, "CHANNEL(linkedid)") or call_id
-            xfer = await agi_var(chan, "CTI_XFER")
+            call_id = await linked_id(chan) or call_id
+            xfer = await get_variable(chan, "CTI_XFER")
             fields = xfer.split("/")
             if len(fields) != 3 or not all(_XFER_PART.match(f) for f in fields) or \
                     target not in acd.engine.agent_ids():
@@ -254,10 +248,10 @@ def outbound_agent_route(acd: AcdRuntime) -> Any:
 
     async def handle(chan: AgiChannel) -> None:
         async def var(name: str) -> str:
-            return await agi_var(chan, name)
+            return await get_variable(chan, name)
 
         try:
-            call_id = await var("CHANNEL(linkedid)") or chan.headers.get("agi_uniqueid", "")
+            call_id = await linked_id(chan) or chan.headers.get("agi_uniqueid", "")
             skill = await var("OUT_SKILL") or "outbound"
             tier = await var("OUT_TIER") or None
             lang = await var("MSG_LANG")

@@ -25,6 +25,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ..acd.resume import QUEUED_VAR, RESUME_KINDS, AcdRecord, Waiting, from_mark, resume_order, waiting_callers
+from ..agi.channel import linked_id, resume_place
 from ..events import Event, Kind
 from ..lifecycle import TaskOwner
 from ..lograte import LogBurst
@@ -91,8 +92,8 @@ class Takeover:
         """`handler` behind the HA gate; `resumable`: a route a waiting caller comes back on (the IVR's)."""
 
         async def handle(chan: Any) -> None:
-            resume = await _var(chan, "CTI_RESUME") if resumable else ""
-            call_id = await _var(chan, "CHANNEL(linkedid)") or chan.headers.get("agi_uniqueid", "")
+            resume = await resume_place(chan) if resumable else ""
+            call_id = await linked_id(chan) or chan.headers.get("agi_uniqueid", "")
             # a resuming caller also waits while a new term gathers its callers: they go on in their order
             if not self.leading() or (resume and not self._released):
                 if not resume:

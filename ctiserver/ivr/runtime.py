@@ -3,7 +3,7 @@
 One coroutine per call (`IvrRuntime.handle`, the handler the FastAGI listener runs
 for `agi://host:4573/ivr`). It owns no menu logic: that is the pure walker. Here:
 
-* call id = the channel's Linkedid (`GET VARIABLE CHANNEL(linkedid)`), else agi_uniqueid;
+* call id = the channel's Linkedid (an AGI argument, else `GET VARIABLE CHANNEL(linkedid)`), else agi_uniqueid;
 * prompts: `Say` -> TTS cache (`cti/<hash>`) -> `STREAM FILE cti/<hash> "0123456789*#"`;
   a key pressed during a prompt stops it (barge-in), skips the prompts queued behind it,
   and becomes the first key of the next `Collect`;
@@ -28,7 +28,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from ..agi.channel import AgiChannel, AgiError, AgiHangup, AgiReply
+from ..agi.channel import AgiChannel, AgiError, AgiHangup, AgiReply, linked_id
 from ..clock import Clock, SystemClock
 from ..customers.data import DataProvider
 from ..events import Event, Kind
@@ -197,9 +197,9 @@ class _Call:
 
     async def _call_id(self, headers: Mapping[str, str]) -> str:
         try:
-            reply = await self.chan.execute("GET VARIABLE CHANNEL(linkedid)")
-            if reply.result == "1" and reply.data.strip():
-                return reply.data.strip()
+            found = await linked_id(self.chan)
+            if found:
+                return found
         except AgiError:
             pass
         return headers.get("agi_uniqueid", "") or f"ivr-{self.rt.clock.now():.6f}"
