@@ -26,7 +26,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from ..agi.channel import AgiChannel, AgiError, AgiHangup, AgiReply
+from ..agi.channel import AgiChannel, AgiError, AgiHangup, AgiReply, set_variables
 from ..clock import Clock
 from ..events import Event, Kind
 from ..fencing import Claims
@@ -190,12 +190,13 @@ class CallerSessions:
             enqueued = True
             queued = next((c for c in cmds if isinstance(c, Event) and c.kind == Kind.ACD_ENQUEUE
                            and c.call_id == call_id), None)
+            noted: dict[str, str] = {}
             if queued is not None:  # the caller's place, on the channel (acd/resume.py queued_mark)
                 at = since if since is not None else queued.ts
-                await chan.execute(f"SET VARIABLE {QUEUED_VAR} "
-                                   f'"{queued_mark(skill, str(queued.tier or tier), at, lang)}"')
+                noted[QUEUED_VAR] = queued_mark(skill, str(queued.tier or tier), at, lang)
             if lang != self.host.cfg.default_language:  # a later session on this channel (a transfer) knows it
-                await chan.execute(f"SET VARIABLE CTI_LANG {lang}")
+                noted["CTI_LANG"] = lang
+            await set_variables(chan, noted)
             result = await self._hold(chan, call_id, box, info)
             dest = info.get("destination")
             if isinstance(dest, Destination):
@@ -287,11 +288,10 @@ class CallerSessions:
 
     async def _finish(self, chan: AgiChannel, result: str, music: bool) -> None:
         with contextlib.suppress(AgiHangup, AgiError, TimeoutError):
-            await chan.execute(f'SET VARIABLE {QUEUED_VAR} ""')  # no place to resume any more
             if music:  # whoever plays to the caller next (voicemail, a message) starts in silence
                 await chan.execute("EXEC StopMusicOnHold")
-            await chan.execute(f"SET VARIABLE CTI_ACD_RESULT {result}")
-            await chan.execute("SET VARIABLE CTI_DONE 1")
+            # no place to resume any more; how it ended; the dialplan's part is done
+            await set_variables(chan, {QUEUED_VAR: "", "CTI_ACD_RESULT": result, "CTI_DONE": "1"})
 
     async def _hold(self, chan: AgiChannel, call_id: str, box: asyncio.Queue[Command],
                     info: dict[str, Any]) -> str:

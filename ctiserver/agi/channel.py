@@ -7,7 +7,7 @@ tests implement it with a script.
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -78,3 +78,20 @@ async def resume_place(chan: AgiChannel) -> str:
     if passed.startswith(_RESUME_ARG):
         return passed[len(_RESUME_ARG):].strip()
     return await get_variable(chan, "CTI_RESUME")
+
+
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
+_PLAIN = re.compile(r"[A-Za-z0-9_.:|@/+-]*")  # a value MSet takes as it is (no comma, quote, paren, backslash)
+
+
+async def set_variables(chan: AgiChannel, values: Mapping[str, str]) -> None:
+    """Set channel variables in one command (EXEC MSet) where the values allow it; else one SET VARIABLE
+    each, the value quoted. An empty value clears the variable."""
+    if not values:
+        return
+    if len(values) > 1 and all(_NAME.fullmatch(k) and _PLAIN.fullmatch(v) for k, v in values.items()):
+        await chan.execute("EXEC MSet " + ",".join(f"{k}={v}" for k, v in values.items()))
+        return
+    for name, value in values.items():
+        await chan.execute(f'SET VARIABLE {name} "{value}"' if value == "" or not _PLAIN.fullmatch(value)
+                           else f"SET VARIABLE {name} {value}")

@@ -90,8 +90,13 @@ class FakeChannel:
             return AgiReply(200, "1", value) if value is not None else AgiReply(200, "0")
         if command.startswith("SET VARIABLE "):
             _, _, name, value = command.split(" ", 3)
-            self.variables[name] = value
+            self.variables[name] = value[1:-1] if value.startswith('"') and value.endswith('"') else value
             return AgiReply(200, "1")
+        if command.startswith("EXEC MSet "):  # name=value,name=value (plain values: agi/channel.py)
+            for pair in command[len("EXEC MSet "):].split(","):
+                name, _, value = pair.partition("=")
+                self.variables[name] = value
+            return AgiReply(200, "0")
         if command.startswith("WAIT FOR DIGIT "):
             await asyncio.sleep(int(command.split()[-1]) / 1000)
             self._check()
@@ -222,8 +227,8 @@ async def test_max_wait_overflow_returns_the_overflow_target() -> None:
         await rt.stop()
     assert result == "overflow:voicemail:800"
     assert chan.variables["CTI_ACD_RESULT"] == "overflow:voicemail:800"
-    assert chan.commands[-4:] == ["EXEC StopMusicOnHold", 'SET VARIABLE CTI_QUEUED ""',  # no place left to resume
-                                  "SET VARIABLE CTI_ACD_RESULT overflow:voicemail:800", "SET VARIABLE CTI_DONE 1"]
+    assert chan.commands[-2:] == ["EXEC StopMusicOnHold",  # no place left to resume, the result, done: one command
+                                  "EXEC MSet CTI_QUEUED=,CTI_ACD_RESULT=overflow:voicemail:800,CTI_DONE=1"]
     assert kinds(log, "c1") == ["acd.enqueue", "acd.overflow"]
 
 
