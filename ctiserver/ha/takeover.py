@@ -25,7 +25,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ..acd.resume import QUEUED_VAR, RESUME_KINDS, AcdRecord, Waiting, from_mark, resume_order, waiting_callers
-from ..agi.channel import linked_id, resume_place
+from ..agi.channel import get_variable, linked_id, resume_place
 from ..events import Event, Kind
 from ..lifecycle import TaskOwner
 from ..lograte import LogBurst
@@ -50,11 +50,6 @@ Handler = Callable[[Any], Awaitable[None]]
 
 class Role(Protocol):
     def status(self) -> dict[str, Any]: ...
-
-
-async def _var(chan: Chan, name: str) -> str:
-    reply = await chan.execute(f"GET VARIABLE {name}")
-    return str(reply.data).strip() if reply.result == "1" else ""
 
 
 async def read_waiting(engine: AsyncEngine, since: float, call_id: str | None = None) -> list[Waiting]:
@@ -157,7 +152,7 @@ class Takeover:
         """The caller's place as the ACD wrote it on the channel (acd/resume.py queued_mark): a caller queued
         a moment before the old leader died, whose enqueue never reached the event store."""
         try:
-            mark = await _var(chan, QUEUED_VAR)
+            mark = await get_variable(chan, QUEUED_VAR)
         except Exception:
             return None
         cfg = self.acd.cfg
