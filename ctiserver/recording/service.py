@@ -5,9 +5,9 @@ Asterisk's dialplan starts the recordings ([cti-record], docs/qc.md) in the fold
 the folder, or empty when recording is off). `Recorder.on_ami` is an AMI listener (cheap, synchronous):
 the pure core says which recordings started and ended; finalizing runs as a task of the feature's owner.
 Finalizing is serial (one sox and one opusenc at a time: a busy hour must not starve the event loop's
-machine). The sweep indexes
-whatever is complete in the spool and not yet indexed: a recording whose hang-up we missed (a CTI
-restart mid-call, a lost AMI link) is picked up there.
+machine). The sweep indexes whatever is complete in the spool and not yet indexed: a recording whose
+hang-up we missed (a CTI restart mid-call, a lost AMI link) is picked up there, oldest first; the
+recordings whose hang-up we saw go before each of those (a backlog of hundreds never delays today's calls).
 """
 
 from __future__ import annotations
@@ -184,13 +184,13 @@ class Recorder:
         unfinished: set[str] = set()  # spooled, not live, no done marker yet
         recheck = RECHECK_S
         while True:
-            while not self._queue.empty():
-                name = self._queue.get_nowait()
-                if await self._await_done(name, tasks):  # else not closed yet: a later sweep takes it
-                    await self._finalize_logged(name, failed)
+            await self._finalize_watched(tasks, failed)
             left: set[str] = set()
             for name in self._pending():
-                if name.base in failed:
+                # a backlog (the spool of a night the CTI was away) is long: hang-ups watched meanwhile go first,
+                # so today's calls are there for QC within seconds, whatever waits behind them
+                await self._finalize_watched(tasks, failed)
+                if name.base in failed or not self._spooled(name):  # failed before, or just finalized
                     continue
                 if self._complete(name):
                     await self._finalize_logged(name, failed)
@@ -204,6 +204,16 @@ class Recorder:
             self._wake.clear()
             if self._queue.empty() and not await tasks.idle(wait, self._wake):
                 return
+
+    async def _finalize_watched(self, tasks: TaskOwner, failed: set[str]) -> None:
+        """The recordings whose hang-up we saw, in the order they ended."""
+        while not self._queue.empty():
+            name = self._queue.get_nowait()
+            if await self._await_done(name, tasks):  # else not closed yet: a later sweep takes it
+                await self._finalize_logged(name, failed)
+
+    def _spooled(self, name: SpoolName) -> bool:
+        return any((self.spool / f"{name.base}{s}").exists() for s in (CALLER, AGENT, DONE))
 
     async def _finalize_logged(self, name: SpoolName, failed: set[str]) -> None:
         try:
