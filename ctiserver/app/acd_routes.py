@@ -197,7 +197,7 @@ def queue_route(acd: AcdRuntime, caller_of: Callable[[str], str] = lambda call_i
                 kind = "consult"  # an agent's leg, not a new customer call (left out of inbound KPIs)
             lang = ""
             if not kind:  # the caller's own leg: the language the ACD noted on it before (CTI_LANG)
-                lang = (await get_variable(chan, "CTI_LANG")).strip()
+                lang = await get_variable(chan, "CTI_LANG")
             served = await acd.serve(chan, call_id, skill, None, caller, None, kind=kind, lang=lang)
             log.info("transferred call %s to queue %s: %s", call_id, skill, served.outcome)
         except (AgiHangup, AgiError) as exc:
@@ -247,14 +247,11 @@ def outbound_agent_route(acd: AcdRuntime) -> Any:
     in the language their message was played in (MSG_LANG; its desk, if that language has one)."""
 
     async def handle(chan: AgiChannel) -> None:
-        async def var(name: str) -> str:
-            return await get_variable(chan, name)
-
         try:
             call_id = await linked_id(chan) or chan.headers.get("agi_uniqueid", "")
-            skill = await var("OUT_SKILL") or "outbound"
-            tier = await var("OUT_TIER") or None
-            lang = await var("MSG_LANG")
+            skill = await get_variable(chan, "OUT_SKILL") or "outbound"
+            tier = await get_variable(chan, "OUT_TIER") or None
+            lang = await get_variable(chan, "MSG_LANG")
             caller = chan.headers.get("agi_callerid", "") or chan.headers.get("agi_dnid", "")
             served = await acd.serve(chan, call_id, skill, tier, caller, None, lang=lang, route_by_language=True)
             log.info("outbound call %s to agent: %s", call_id, served.outcome)
