@@ -328,6 +328,7 @@ async def run(args: argparse.Namespace, setup: Setup) -> int:
     proc.send_signal(signal.SIGTERM)
     rc = await asyncio.to_thread(proc.wait, 60)
     await watcher.client.close()
+    unfinalized = discard_spooled(info, cfg_dir, tag)
 
     engine = make_engine(db_url)
     try:
@@ -364,6 +365,8 @@ async def run(args: argparse.Namespace, setup: Setup) -> int:
           f"{by_kind[Kind.IVR_START]} IVR sessions")
     print(f"throughput: {(ev1 - ev0) / elapsed:.1f} CTI events recorded/s, {(ami1 - ami0) / elapsed:.1f} AMI events "
           f"handled/s")
+    print(f"recordings: {by_kind[Kind.RECORDING_DONE]} indexed during the run; {unfinalized} still in the spool "
+          "when the CTI stopped, removed (a load test's recordings are not kept, nor left for the next server)")
     print(f"recorded times vs Asterisk's Timestamp ({len(skew)} channel events): "
           f"{sum(1 for x in skew if x > 0.0005)} differ by more than 0.5 ms")
     per = max(1, done)
@@ -380,6 +383,19 @@ async def run(args: argparse.Namespace, setup: Setup) -> int:
         print(f"  e.g. {(missing_new + missing_hup + missing_end + no_outcome + still_up)[:5]}")
     print(f"CTI exit status {rc}; work folder {work}")
     return 1 if lost or rc != 0 else 0
+
+
+def discard_spooled(info: sandbox.SandboxInfo, cfg_dir: Path, tag: str) -> int:
+    """Remove this run's recordings the CTI had not finalized when it stopped (a spool name starts with its
+    call id, ours with `tag`); how many recordings that was."""
+    from ctiserver.recording.config import load_recording_config
+    from ctiserver.recording.core import AGENT, CALLER, DONE
+
+    spool = Path(info.root) / load_recording_config(cfg_dir).asterisk_dir.lstrip("/")
+    files = list(spool.glob(f"{tag}*")) if spool.is_dir() else []
+    for f in files:
+        f.unlink(missing_ok=True)
+    return len({f.name[: -len(end)] for f in files for end in (CALLER, AGENT, DONE) if f.name.endswith(end)})
 
 
 def print_probe(probe: dict[str, Any], calls: int, cti_s: float, ast_s: float) -> None:

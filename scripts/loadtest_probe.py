@@ -31,8 +31,9 @@ import re
 import sys
 import threading
 import time
-from collections import Counter, deque
+from collections import Counter, defaultdict, deque
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 TICK = os.sysconf("SC_CLK_TCK")
@@ -151,7 +152,7 @@ class Probe:
         db = self.db_round_trips
 
         def caller() -> str:
-            f = sys._getframe(2)
+            f: FrameType | None = sys._getframe(2)
             while f is not None:
                 path = f.f_code.co_filename
                 i = path.rfind(_PKG)
@@ -176,7 +177,7 @@ class Probe:
             agi[" ".join(words[:2]) if words[0] in ("EXEC", "GET", "SET", "WAIT", "CHANNEL") else words[0]] += 1
             return await original_execute(session, command, timeout)
 
-        AgiSession.execute = execute  # type: ignore[method-assign]
+        AgiSession.execute = execute  # type: ignore[method-assign,assignment]
         wrap(connection.Connection, "execute", lambda a: str(a[1]).split(" ", 1)[0][:20] or "execute")
         wrap(connection.Connection, "_executemany", lambda a: "executemany")
         wrap(connection.Connection, "copy_records_to_table", lambda a: "COPY")
@@ -258,18 +259,19 @@ class Probe:
         spent = {tid: (name, cpu - self._cpu0.get(tid, (name, 0.0))[1]) for tid, (name, cpu) in cpu1.items()}
         loop_cpu = spent.get(self._loop_tid, ("", 0.0))[1]
         busy = sum(self.samples.values()) or 1
-        areas: Counter[str] = Counter()
+        areas: dict[str, float] = defaultdict(float)
         for module, n in self.samples.items():
             areas[subsystem(module)] += loop_cpu * n / busy
         modules = {module: loop_cpu * n / busy for module, n in self.samples.most_common(12)}
         names = {t.native_id: t.name for t in threading.enumerate()}
-        threads: Counter[str] = Counter()
+        threads: dict[str, float] = defaultdict(float)
         for tid, (_, cpu) in spent.items():
             if tid != self._loop_tid and cpu > 0:
                 name = names.get(tid, "ended threads")
                 threads[re.sub(r"\d+", "N", name)] += cpu  # asyncio_N: the executor (to_thread)
         return {
-            "loop_cpu_s": loop_cpu, "areas_cpu_s": dict(areas.most_common()), "modules_cpu_s": modules,
+            "loop_cpu_s": loop_cpu, "areas_cpu_s": dict(sorted(areas.items(), key=lambda kv: -kv[1])),
+            "modules_cpu_s": modules,
             "threads_cpu_s": dict(threads),
             "samples": {"busy": busy, "idle": self.idle},
             "agi_commands": dict(self.agi_commands.most_common()),

@@ -82,10 +82,27 @@ def shared_sounds_dir(root: Path) -> Path:
     return Path(os.environ.get("CTISERVER_TEST_SOUNDS") or root.with_name(root.name + ".test-sounds"))
 
 
+RECORDING_SPOOL = "var/spool/asterisk/monitor/cti"  # config/recording.yaml's asterisk_dir, in the chroot
+
+
+def discard_spooled_recordings(root: Path) -> None:
+    """The first session on the sandbox starts with an empty recording spool: what is there was left by
+    sessions and load tests that are gone (a load test stopped with hundreds unencoded), and the first
+    recording test's server would otherwise encode all of it before the test's own call."""
+    spool = root / RECORDING_SPOOL
+    files = [f for f in spool.iterdir() if f.is_file()] if spool.is_dir() else []
+    for f in files:
+        f.unlink(missing_ok=True)
+    if files:
+        print(f"asterisk_fixture: removed {len(files)} file(s) left in the recording spool {spool}", file=sys.stderr)
+
+
 @pytest.fixture(scope="session")
 def asterisk_sandbox() -> Iterator[sandbox.SandboxInfo]:
     root = sandbox.ensure_chroot(None).resolve()
     with _locked(root):
+        if not _live_leases(root):
+            discard_spooled_recordings(root)
         info = sandbox.up(root, sounds_dir=shared_sounds_dir(root))
         (root / LEASES).mkdir(exist_ok=True)
         (root / LEASES / str(os.getpid())).touch()

@@ -1,12 +1,14 @@
-"""The Asterisk test harness ends callers an earlier test left in the fallback queue, and no one else's."""
+"""The Asterisk test harness ends callers an earlier test left in the fallback queue, and no one else's; the
+first session on a sandbox starts with an empty recording spool."""
 
 from __future__ import annotations
 
 import asyncio
 import socket
+from pathlib import Path
 
 from ctiserver.sandbox import chroot as sandbox
-from tests.asterisk_fixture import AmiRecorder, event_is, originate_caller
+from tests.asterisk_fixture import RECORDING_SPOOL, AmiRecorder, discard_spooled_recordings, event_is, originate_caller
 
 
 def _dead_port() -> int:
@@ -43,3 +45,13 @@ async def test_a_caller_left_in_the_fallback_queue_is_hung_up_by_the_next_test(
         await first.close()
         server.close()
         await server.wait_closed()
+
+
+def test_recordings_left_in_the_spool_are_discarded_by_the_first_session(tmp_path: Path) -> None:
+    spool = tmp_path / RECORDING_SPOOL
+    spool.mkdir(parents=True)
+    for name in ("load1-1700000000.1-1001-1700000000000-caller.wav", "load1-1700000000.1-1001-1700000000000.done"):
+        (spool / name).write_bytes(b"RIFF")
+    discard_spooled_recordings(tmp_path)
+    assert spool.is_dir() and not list(spool.iterdir())
+    discard_spooled_recordings(tmp_path / "no-such-root")  # a chroot without a spool yet: nothing to do
