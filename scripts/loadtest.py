@@ -16,9 +16,12 @@ Not part of the test run (minutes long, loads the machine). What it does:
    20-60 s; agents answer after 1-3 s and talk 5-25 s;
 4. listens on an independent AMI connection to every Newchannel/Hangup of our calls
    (tagged by Originate ChannelId) with Asterisk's own `Timestamp` header;
-5. at the end prints: CTI events recorded and AMI events handled per second, CPU seconds
-   per call of the CTI process and of Asterisk (from /proc/<pid>/stat, children included
-   once reaped) and their ratio, what the probe in the CTI saw (scripts/loadtest_probe.py:
+5. records the calls as production does (Asterisk writes into its chroot's spool, the CTI
+   finalizes them there); the recordings still spooled when the CTI stops are removed;
+6. at the end prints: CTI events recorded and AMI events handled per second, CPU seconds
+   per call of the CTI process and of Asterisk (from /proc/<pid>/stat; Asterisk's children
+   included once reaped, the CTI's children, its recording encoders, apart) and their ratio,
+   how many recordings were finalized during the run, what the probe in the CTI saw (scripts/loadtest_probe.py:
    CPU by subsystem and module, event-loop lag, AMI event lag from Asterisk's Timestamp to
    the store), the machine's load average, and checks that no call was lost:
    every channel Asterisk created for us has call.new/leg and call.hangup in the store,
@@ -76,11 +79,11 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def cpu_s(pid: int) -> float:
-    """utime + stime + reaped children's, in seconds (fields 14-17 of /proc/<pid>/stat)."""
+def cpu_s(pid: int, *, own: bool = True, children: bool = True) -> float:
+    """utime + stime (own) and reaped children's (children), in seconds (fields 14-17 of /proc/<pid>/stat)."""
     text = Path(f"/proc/{pid}/stat").read_text()
     fields = text[text.rindex(")") + 2:].split()
-    return sum(int(fields[i]) for i in (11, 12, 13, 14)) / TICK
+    return sum(int(fields[i]) for i in (*((11, 12) if own else ()), *((13, 14) if children else ()))) / TICK
 
 
 def machine() -> str:
@@ -110,6 +113,11 @@ def write_config(work: Path, agents: int, http: int, agi: int, db_url: str, soun
     srv["asterisk"] = [{**srv["asterisk"][0], "host": info.ami_host, "port": info.ami_port,
                         "username": info.ami_user, "secret": info.ami_secret, "secret_env": None}]
     (cfg / "ctiserver.yaml").write_text(yaml.safe_dump(srv, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    # recordings as production makes them: Asterisk writes into its chroot's spool, the CTI finalizes them there
+    rec_path = cfg / "recording.yaml"
+    rec = yaml.safe_load(rec_path.read_text(encoding="utf-8"))
+    rec.update(spool_dir=str(Path(info.root) / rec["asterisk_dir"].lstrip("/")), root=str(work / "recordings"))
+    rec_path.write_text(yaml.safe_dump(rec, allow_unicode=True, sort_keys=False), encoding="utf-8")
     ivr_path = cfg / "ivr" / "settings.yaml"
     ivr = yaml.safe_load(ivr_path.read_text(encoding="utf-8"))
     ivr.setdefault("tts", {})["cache_dir"] = str(sounds)
@@ -294,7 +302,8 @@ async def run(args: argparse.Namespace, setup: Setup) -> int:
 
     # ramp up to N callers over 10 s, then replace each caller who hangs up
     t_start = time.monotonic()
-    cti0, ast0, me0 = cpu_s(proc.pid), cpu_s(ast_pid), cpu_s(os.getpid())
+    cti0, ast0, me0 = cpu_s(proc.pid, children=False), cpu_s(ast_pid), cpu_s(os.getpid())
+    tools0 = cpu_s(proc.pid, own=False)  # the CTI's children: the recordings' sox and opusenc
     sampler0 = thread_cpu_s(proc.pid, sampler)
     ev0, ami0 = metric(base, "ctiserver_events_total"), metric(base, "ctiserver_ami_events_total")
     for _ in range(args.concurrent):
@@ -313,7 +322,8 @@ async def run(args: argparse.Namespace, setup: Setup) -> int:
             await asyncio.wait_for(watcher.changed.wait(), drain - time.monotonic())
     await asyncio.sleep(3.0)  # the store's flush
     elapsed = time.monotonic() - t_start
-    cti1, ast1, me1 = cpu_s(proc.pid), cpu_s(ast_pid), cpu_s(os.getpid())
+    cti1, ast1, me1 = cpu_s(proc.pid, children=False), cpu_s(ast_pid), cpu_s(os.getpid())
+    tools = cpu_s(proc.pid, own=False) - tools0
     sampled = thread_cpu_s(proc.pid, sampler) - sampler0
     cti1 -= sampled  # the CTI's CPU is the process's less the probe's sampler thread
     ev1, ami1 = metric(base, "ctiserver_events_total"), metric(base, "ctiserver_ami_events_total")
@@ -373,7 +383,8 @@ async def run(args: argparse.Namespace, setup: Setup) -> int:
     print(f"CPU per call: CTI {(cti1 - cti0) / per * 1000:.1f} ms ({cti1 - cti0:.1f} s), Asterisk "
           f"{(ast1 - ast0) / per * 1000:.1f} ms ({ast1 - ast0:.1f} s), load generator "
           f"{(me1 - me0) / per * 1000:.1f} ms ({me1 - me0:.1f} s); the probe's sampler thread in the CTI "
-          f"process, left out: {sampled / per * 1000:.1f} ms ({sampled:.1f} s)")
+          f"process, left out: {sampled / per * 1000:.1f} ms ({sampled:.1f} s); the CTI's encoders (sox, opusenc: "
+          f"recordings finalized during the run), apart: {tools / per * 1000:.1f} ms ({tools:.1f} s)")
     print_probe(probe, per, cti1 - cti0, ast1 - ast0)
     lost = missing_new or missing_hup or missing_end or no_outcome or still_up
     print(f"lost: {len(missing_new)} channels without call.new/leg, {len(missing_hup)} without call.hangup, "
