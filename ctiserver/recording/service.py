@@ -4,10 +4,11 @@ Asterisk's dialplan starts the recordings ([cti-record], docs/qc.md) in the fold
 `CTI_RECORD_DIR` names; the recorder sets that global on every Asterisk it connects to (config/recording.yaml:
 the folder, or empty when recording is off). `Recorder.on_ami` is an AMI listener (cheap, synchronous):
 the pure core says which recordings started and ended; finalizing runs as a task of the feature's owner.
-Finalizing is serial (one sox and one opusenc at a time: a busy hour must not starve the event loop's
-machine). The sweep indexes whatever is complete in the spool and not yet indexed: a recording whose
-hang-up we missed (a CTI restart mid-call, a lost AMI link) is picked up there, oldest first; the
-recordings whose hang-up we saw go before each of those (a backlog of hundreds never delays today's calls).
+Finalizing runs `encoders` recordings at a time (config; by default half the machine's cores, so that a busy
+hour never starves the event loop's machine; an encoder does about 100 s of call per CPU second). The sweep
+indexes whatever is complete in the spool and not yet indexed: a recording whose hang-up we missed (a CTI
+restart mid-call, a lost AMI link) is picked up there, oldest first; the recordings whose hang-up we saw go
+before each of those (a backlog of hundreds never delays today's calls).
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ class Recorder:
         self._queue: asyncio.Queue[SpoolName] = asyncio.Queue()
         self._wake = asyncio.Event()
         self.indexed: asyncio.Queue[int] = asyncio.Queue()  # ids as they are indexed (tests, the demo)
+        self._busy: set[str] = set()  # spool names being finalized
         self.armed: set[str] = set()  # Asterisk servers whose dialplan knows where (whether) to record
         self._armed_changed = asyncio.Event()
 
@@ -152,7 +154,7 @@ class Recorder:
             return None
         day = self.calendar.local(name.start_ts)
         rel = Path(f"{day:%Y/%m/%d}") / f"{name.base}.opus"
-        done = await encode(legs[CALLER], legs[AGENT], self.root / rel, self.cfg.bitrate_kbps)
+        done = await encode(legs[CALLER], legs[AGENT], self.root / rel, self.cfg.bitrate_kbps, self.cfg.complexity)
         facts = await store.call_facts(engine, name.call_id, name.agent_id)
         customer = await self._customer(engine, name.call_id, facts.get("number"))
         row = {"spool": name.base, "call_id": name.call_id, "uniqueid": name.uniqueid, "agent_id": name.agent_id,
@@ -180,21 +182,27 @@ class Recorder:
         return str(row[0]) if row else None
 
     async def _finalizer(self, tasks: TaskOwner) -> None:
+        """Hands recordings to the encoders (`encoders` at a time), as each has a free one."""
         failed: set[str] = set()
         unfinished: set[str] = set()  # spooled, not live, no done marker yet
         recheck = RECHECK_S
+        slots = asyncio.Semaphore(self.cfg.encoders_now())
         while True:
-            await self._finalize_watched(tasks, failed)
+            await self._start_watched(tasks, slots, failed)
             left: set[str] = set()
             for name in self._pending():
+                await slots.acquire()  # a free encoder, then what it takes:
                 # a backlog (the spool of a night the CTI was away) is long: hang-ups watched meanwhile go first,
                 # so today's calls are there for QC within seconds, whatever waits behind them
-                await self._finalize_watched(tasks, failed)
-                if name.base in failed or not self._spooled(name):  # failed before, or just finalized
-                    continue
-                if self._complete(name):
-                    await self._finalize_logged(name, failed)
+                while not self._queue.empty():
+                    self._spawn(tasks, slots, self._queue.get_nowait(), failed, watched=True)
+                    await slots.acquire()
+                if name.base in failed or name.base in self._busy or not self._spooled(name):
+                    slots.release()  # failed before, being finalized, or just finalized
+                elif self._complete(name):
+                    self._spawn(tasks, slots, name, failed, watched=False)
                 else:
+                    slots.release()
                     left.add(name.base)
             # A recording nobody watches closing (a call that ended while this node was down: its done marker
             # comes a moment after the hang-up) is looked at again soon, then less and less often.
@@ -205,12 +213,27 @@ class Recorder:
             if self._queue.empty() and not await tasks.idle(wait, self._wake):
                 return
 
-    async def _finalize_watched(self, tasks: TaskOwner, failed: set[str]) -> None:
-        """The recordings whose hang-up we saw, in the order they ended."""
+    async def _start_watched(self, tasks: TaskOwner, slots: asyncio.Semaphore, failed: set[str]) -> None:
+        """The recordings whose hang-up we saw, in the order they ended, each as an encoder is free."""
         while not self._queue.empty():
-            name = self._queue.get_nowait()
-            if await self._await_done(name, tasks):  # else not closed yet: a later sweep takes it
-                await self._finalize_logged(name, failed)
+            await slots.acquire()
+            self._spawn(tasks, slots, self._queue.get_nowait(), failed, watched=True)
+
+    def _spawn(self, tasks: TaskOwner, slots: asyncio.Semaphore, name: SpoolName, failed: set[str], *,
+               watched: bool) -> None:
+        """Finalize `name` in the background on the encoder slot the caller holds (released when done)."""
+        self._busy.add(name.base)
+
+        async def job() -> None:
+            try:
+                # a watched hang-up: its done marker comes a moment later (else a later sweep takes it)
+                if not watched or await self._await_done(name, tasks):
+                    await self._finalize_logged(name, failed)
+            finally:
+                self._busy.discard(name.base)
+                slots.release()
+
+        tasks.spawn(job(), name=f"recording-finalize-{name.base}")
 
     def _spooled(self, name: SpoolName) -> bool:
         return any((self.spool / f"{name.base}{s}").exists() for s in (CALLER, AGENT, DONE))

@@ -1,13 +1,17 @@
 """The production server's recorder with a backlog in its spool (recordings of calls that ended while it was
-away): a call whose hang-up it watches is indexed before the rest of the backlog, not after all of it."""
+away): a call whose hang-up it watches is indexed before the rest of the backlog, not after all of it; with
+several encoders, that many recordings are finalized at a time."""
 
 from __future__ import annotations
 
 import asyncio
 import subprocess
 from pathlib import Path
+from typing import Any
 
-from ctiserver.recording import store
+import pytest
+
+from ctiserver.recording import service, store
 from ctiserver.recording.core import AGENT, CALLER, DONE
 from tests.production import edit_yaml, production_server
 
@@ -30,7 +34,7 @@ async def test_a_watched_hangup_is_indexed_before_the_rest_of_a_backlog(tmp_path
         spool_recording(spool, base)
 
     def edit(cfg: Path) -> None:
-        edit_yaml(cfg / "recording.yaml", lambda d: d.update(enabled=True, spool_dir=str(spool),
+        edit_yaml(cfg / "recording.yaml", lambda d: d.update(enabled=True, spool_dir=str(spool), encoders=1,
                                                              root=str(tmp_path / "archive")))
 
     async with production_server(tmp_path, edit) as running:
@@ -56,4 +60,42 @@ async def test_a_watched_hangup_is_indexed_before_the_rest_of_a_backlog(tmp_path
     # the one in hand when the hang-up came may finish first; the watched call goes before the others
     assert order.index(watched) <= 2, order
     assert [b for b in order if b != watched] == backlog  # the backlog oldest first
+    assert not list(spool.iterdir())
+
+
+async def test_several_encoders_finalize_that_many_recordings_at_a_time(tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    backlog = [f"1700000000.{i}-1700000000.{i}-1001-{1700000000000 + i * 1000}" for i in range(1, BACKLOG + 1)]
+    for base in backlog:
+        spool_recording(spool, base)
+    running_now, most = 0, 0
+    real_encode = service.encode
+    both = asyncio.Event()  # two encodes at once were seen (the first waits for the second, not for luck)
+
+    async def counted(*args: Any) -> Any:
+        nonlocal running_now, most
+        running_now += 1
+        most = max(most, running_now)
+        if running_now == 2:
+            both.set()
+        try:
+            await asyncio.wait_for(both.wait(), 30)
+            return await real_encode(*args)
+        finally:
+            running_now -= 1
+
+    monkeypatch.setattr(service, "encode", counted)
+
+    def edit(cfg: Path) -> None:
+        edit_yaml(cfg / "recording.yaml", lambda d: d.update(enabled=True, spool_dir=str(spool), encoders=2,
+                                                             root=str(tmp_path / "archive")))
+
+    async with production_server(tmp_path, edit) as running:
+        recorder = running.server.features.extra["recorder"]
+        ids = [await asyncio.wait_for(recorder.indexed.get(), 60) for _ in backlog]
+        rows = [await store.get(running.server.store.engine, i) for i in ids]
+    assert sorted(str(r["spool"]) for r in rows if r is not None) == backlog  # each once
+    assert most == 2  # two at a time, never more
     assert not list(spool.iterdir())
