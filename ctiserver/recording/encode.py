@@ -9,8 +9,8 @@ import asyncio
 import contextlib
 import hashlib
 import os
-import re
 import shutil
+import wave
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -75,13 +75,14 @@ def opusenc_args(rate: int, bitrate_kbps: int, complexity: int) -> list[str]:
 
 
 async def _rate_and_duration(path: Path) -> tuple[int, float]:
-    """One `sox --i`: the sample rate and the length in seconds (from the sample count, exact)."""
-    text = await _run("sox", "--i", str(path))
-    rate = re.search(r"^Sample Rate\s*:\s*(\d+)", text, re.M)
-    samples = re.search(r"=\s*(\d+) samples", text)
-    if rate is None or samples is None:
-        raise EncodeError(f"sox --i said nothing of {path.name}'s rate or length")
-    return int(rate[1]), int(samples[1]) / int(rate[1])
+    """The sample rate and the length in seconds of the WAV sox wrote: from its header (exact), read here; a
+    header Python's wave module does not read (WAVE_FORMAT_EXTENSIBLE) is asked of `sox --i`."""
+    try:
+        with wave.open(str(path), "rb") as w:
+            return w.getframerate(), w.getnframes() / w.getframerate()
+    except (wave.Error, EOFError, ZeroDivisionError):
+        rate = int(float((await _run("sox", "--i", "-r", str(path))).strip() or 0))
+        return rate, float((await _run("sox", "--i", "-D", str(path))).strip() or 0.0)
 
 
 async def encode(caller: Path, agent: Path, target: Path, bitrate_kbps: int, complexity: int = 5) -> Encoded:

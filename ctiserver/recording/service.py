@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import column, select, table
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ..calendar import Calendar
 from ..dialplan import RECORD_DIR_VAR
@@ -155,8 +155,9 @@ class Recorder:
         day = self.calendar.local(name.start_ts)
         rel = Path(f"{day:%Y/%m/%d}") / f"{name.base}.opus"
         done = await encode(legs[CALLER], legs[AGENT], self.root / rel, self.cfg.bitrate_kbps, self.cfg.complexity)
-        facts = await store.call_facts(engine, name.call_id, name.agent_id)
-        customer = await self._customer(engine, name.call_id, facts.get("number"))
+        async with engine.connect() as conn:  # what the row says of the call: one connection, one transaction
+            facts = await store.call_facts(conn, name.call_id, name.agent_id)
+            customer = await self._customer(conn, name.call_id, facts.get("number"))
         row = {"spool": name.base, "call_id": name.call_id, "uniqueid": name.uniqueid, "agent_id": name.agent_id,
                "queue": facts.get("queue"), "number": (facts.get("number") or None), "customer": customer,
                "start_ts": name.start_ts, "duration_s": round(done.duration_s, 3), "codec": self.cfg.codec,
@@ -173,12 +174,11 @@ class Recorder:
             self.indexed.put_nowait(rec_id)
         return rec_id
 
-    async def _customer(self, engine: AsyncEngine, call_id: str, number: str | None) -> str | None:
-        async with engine.connect() as conn:
-            row = (await conn.execute(select(_dispositions.c.customer_account).where(
-                _dispositions.c.call_id == call_id, _dispositions.c.customer_account.is_not(None)))).first()
-            if row is None and number:
-                row = (await conn.execute(select(_phones.c.account).where(_phones.c.phone == number))).first()
+    async def _customer(self, conn: AsyncConnection, call_id: str, number: str | None) -> str | None:
+        row = (await conn.execute(select(_dispositions.c.customer_account).where(
+            _dispositions.c.call_id == call_id, _dispositions.c.customer_account.is_not(None)))).first()
+        if row is None and number:
+            row = (await conn.execute(select(_phones.c.account).where(_phones.c.phone == number))).first()
         return str(row[0]) if row else None
 
     async def _finalizer(self, tasks: TaskOwner) -> None:

@@ -11,7 +11,7 @@ from typing import Any
 
 from sqlalchemy import Column, Float, Index, Integer, String, Table, and_, delete, exists, insert, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ..events import Kind
 from ..store.schema import IdType, events, metadata
@@ -88,13 +88,12 @@ async def is_indexed(engine: AsyncEngine, spool: str) -> bool:
         return (await conn.execute(select(recordings.c.id).where(recordings.c.spool == spool))).first() is not None
 
 
-async def call_facts(engine: AsyncEngine, call_id: str, agent_id: str) -> dict[str, str | None]:
+async def call_facts(conn: AsyncConnection, call_id: str, agent_id: str) -> dict[str, str | None]:
     """Queue and caller number of `agent_id`'s part in `call_id`, from the event log."""
     e = events
-    async with engine.connect() as conn:
-        rows = (await conn.execute(
-            select(e.c.kind, e.c.agent_id, e.c.queue, e.c.data).where(e.c.call_id == call_id).order_by(e.c.id)
-        )).all()
+    rows = (await conn.execute(
+        select(e.c.kind, e.c.agent_id, e.c.queue, e.c.data).where(e.c.call_id == call_id).order_by(e.c.id)
+    )).all()
     queue = number = dialled = None
     for kind, agent, q, data in rows:
         data = data or {}

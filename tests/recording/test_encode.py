@@ -45,3 +45,11 @@ async def test_a_leg_that_is_not_audio_is_a_clear_error(tmp_path: Path) -> None:
     (tmp_path / "a.wav").write_bytes(b"RIFF" + b"\0" * 100)
     with pytest.raises(EncodeError, match="sox"):
         await encode(tmp_path / "c.wav", tmp_path / "a.wav", tmp_path / "r.opus", 32, 5)
+
+
+async def test_a_header_pythons_wave_does_not_read_is_asked_of_sox(tmp_path: Path) -> None:
+    from ctiserver.recording.encode import _rate_and_duration
+
+    float_wav = tmp_path / "f.wav"  # 32-bit float: WAVE_FORMAT_IEEE_FLOAT, which the wave module refuses
+    _run("sox", "-n", "-r", "16000", "-c", "2", "-e", "floating-point", "-b", "32", str(float_wav), "trim", "0", "1.5")
+    assert await _rate_and_duration(float_wav) == (16000, 1.5)
