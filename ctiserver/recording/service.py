@@ -187,31 +187,39 @@ class Recorder:
         unfinished: set[str] = set()  # spooled, not live, no done marker yet
         recheck = RECHECK_S
         slots = asyncio.Semaphore(self.cfg.encoders_now())
+        loop = asyncio.get_running_loop()
+        sweep_at = loop.time()  # at start, then every sweep_every_s (sooner while something is closing)
         while True:
             await self._start_watched(tasks, slots, failed)
-            left: set[str] = set()
-            for name in self._pending():
-                await slots.acquire()  # a free encoder, then what it takes:
-                # a backlog (the spool of a night the CTI was away) is long: hang-ups watched meanwhile go first,
-                # so today's calls are there for QC within seconds, whatever waits behind them
-                while not self._queue.empty():
-                    self._spawn(tasks, slots, self._queue.get_nowait(), failed, watched=True)
-                    await slots.acquire()
-                if name.base in failed or name.base in self._busy or not self._spooled(name):
-                    slots.release()  # failed before, being finalized, or just finalized
-                elif self._complete(name):
-                    self._spawn(tasks, slots, name, failed, watched=False)
-                else:
-                    slots.release()
-                    left.add(name.base)
-            # A recording nobody watches closing (a call that ended while this node was down: its done marker
-            # comes a moment after the hang-up) is looked at again soon, then less and less often.
-            recheck = RECHECK_S if left != unfinished else min(recheck * 2, self.cfg.sweep_every_s)
-            unfinished = left
-            wait = min(recheck, self.cfg.sweep_every_s) if left else self.cfg.sweep_every_s
+            if loop.time() >= sweep_at:  # a watched hang-up alone does not list the spool (hundreds of files)
+                left = await self._sweep(tasks, slots, failed)
+                # A recording nobody watches closing (a call that ended while this node was down: its done
+                # marker comes a moment after the hang-up) is looked at again soon, then less and less often.
+                recheck = RECHECK_S if left != unfinished else min(recheck * 2, self.cfg.sweep_every_s)
+                unfinished = left
+                sweep_at = loop.time() + (min(recheck, self.cfg.sweep_every_s) if left else self.cfg.sweep_every_s)
             self._wake.clear()
-            if self._queue.empty() and not await tasks.idle(wait, self._wake):
+            if self._queue.empty() and not await tasks.idle(max(0.0, sweep_at - loop.time()), self._wake):
                 return
+
+    async def _sweep(self, tasks: TaskOwner, slots: asyncio.Semaphore, failed: set[str]) -> set[str]:
+        """Finalize what is complete in the spool and not yet indexed; the names still closing."""
+        left: set[str] = set()
+        for name in self._pending():
+            await slots.acquire()  # a free encoder, then what it takes:
+            # a backlog (the spool of a night the CTI was away) is long: hang-ups watched meanwhile go first,
+            # so today's calls are there for QC within seconds, whatever waits behind them
+            while not self._queue.empty():
+                self._spawn(tasks, slots, self._queue.get_nowait(), failed, watched=True)
+                await slots.acquire()
+            if name.base in failed or name.base in self._busy or not self._spooled(name):
+                slots.release()  # failed before, being finalized, or just finalized
+            elif self._complete(name):
+                self._spawn(tasks, slots, name, failed, watched=False)
+            else:
+                slots.release()
+                left.add(name.base)
+        return left
 
     async def _start_watched(self, tasks: TaskOwner, slots: asyncio.Semaphore, failed: set[str]) -> None:
         """The recordings whose hang-up we saw, in the order they ended, each as an encoder is free."""

@@ -88,11 +88,15 @@ async def is_indexed(engine: AsyncEngine, spool: str) -> bool:
         return (await conn.execute(select(recordings.c.id).where(recordings.c.spool == spool))).first() is not None
 
 
+_FACT_KINDS = (Kind.CALL_NEW, Kind.ACD_ENQUEUE, Kind.ACD_ANSWER, Kind.ACD_OFFER, Kind.OUT_ATTEMPT)  # what it reads
+
+
 async def call_facts(conn: AsyncConnection, call_id: str, agent_id: str) -> dict[str, str | None]:
     """Queue and caller number of `agent_id`'s part in `call_id`, from the event log."""
     e = events
     rows = (await conn.execute(
-        select(e.c.kind, e.c.agent_id, e.c.queue, e.c.data).where(e.c.call_id == call_id).order_by(e.c.id)
+        select(e.c.kind, e.c.agent_id, e.c.queue, e.c.data).where(e.c.call_id == call_id, e.c.kind.in_(_FACT_KINDS))
+        .order_by(e.c.id)
     )).all()
     queue = number = dialled = None
     for kind, agent, q, data in rows:
