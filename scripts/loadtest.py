@@ -17,7 +17,8 @@ Not part of the test run (minutes long, loads the machine). What it does:
 4. listens on an independent AMI connection to every Newchannel/Hangup of our calls
    (tagged by Originate ChannelId) with Asterisk's own `Timestamp` header;
 5. records the calls as production does (Asterisk writes into its chroot's spool, the CTI
-   finalizes them there); the recordings still spooled when the CTI stops are removed;
+   finalizes them there; `--no-recording`: not recorded); the recordings still spooled when
+   the CTI stops are removed;
 6. at the end prints: CTI events recorded and AMI events handled per second, CPU seconds
    per call of the CTI process and of Asterisk (from /proc/<pid>/stat; Asterisk's children
    included once reaped, the CTI's children, its recording encoders, apart) and their ratio,
@@ -94,7 +95,7 @@ def machine() -> str:
 
 
 def write_config(work: Path, agents: int, http: int, agi: int, db_url: str, sounds: Path,
-                 info: sandbox.SandboxInfo) -> Path:
+                 info: sandbox.SandboxInfo, recording: bool = True) -> Path:
     cfg = work / "config"
     shutil.copytree(ROOT / "config", cfg)
     acd = yaml.safe_load((cfg / "acd.yaml").read_text(encoding="utf-8"))
@@ -116,7 +117,8 @@ def write_config(work: Path, agents: int, http: int, agi: int, db_url: str, soun
     # recordings as production makes them: Asterisk writes into its chroot's spool, the CTI finalizes them there
     rec_path = cfg / "recording.yaml"
     rec = yaml.safe_load(rec_path.read_text(encoding="utf-8"))
-    rec.update(spool_dir=str(Path(info.root) / rec["asterisk_dir"].lstrip("/")), root=str(work / "recordings"))
+    rec.update(spool_dir=str(Path(info.root) / rec["asterisk_dir"].lstrip("/")), root=str(work / "recordings"),
+               enabled=recording)
     rec_path.write_text(yaml.safe_dump(rec, allow_unicode=True, sort_keys=False), encoding="utf-8")
     ivr_path = cfg / "ivr" / "settings.yaml"
     ivr = yaml.safe_load(ivr_path.read_text(encoding="utf-8"))
@@ -241,7 +243,8 @@ class Setup:
         self.work = Path(tempfile.mkdtemp(prefix="ctiserver-load-"))
         self.http, self.agi = free_port(), free_port()
         self.db_url = args.db_url or f"sqlite+aiosqlite:///{self.work / 'load.db'}"
-        self.cfg_dir = write_config(self.work, args.agents, self.http, self.agi, self.db_url, self.sounds, self.info)
+        self.cfg_dir = write_config(self.work, args.agents, self.http, self.agi, self.db_url, self.sounds, self.info,
+                                    recording=args.recording)
         self.log_path = self.work / "serve.log"
         with open(self.log_path, "wb") as log:
             self.proc = subprocess.Popen([sys.executable, __file__, "--serve-child", str(self.cfg_dir),
@@ -459,6 +462,8 @@ def main() -> int:
     ap.add_argument("--db-url", help="event store (default: SQLite in the work folder)")
     ap.add_argument("--sounds-dir", help="TTS cache shared with Asterisk (default: the running sandbox's)")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--no-recording", dest="recording", action="store_false",
+                    help="calls not recorded (the recorder tells Asterisk so): the CTI's CPU without recordings")
     ap.add_argument("--sample-ms", type=float, default=2.0,
                     help="the probe's stack sampling period in the CTI (0: no sampling, no CPU breakdown)")
     ap.add_argument("--lag-ms", type=float, default=10.0,
