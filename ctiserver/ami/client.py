@@ -380,15 +380,19 @@ class AmiClient:
                     except Exception:  # routing is ours and cheap; a bug must not drop the link
                         log.exception("AMI %s: could not route %r", self.server.name, msg)
                 # read() returns at once while the stream holds data: without this a burst (megabytes
-                # of junk from a broken peer) would be framed in one go, stalling every other task
+                # of junk from a broken peer) would be framed in one go, stalling every other task. Twice:
+                # the first wake-up is queued ahead of the timers that fell due during this read's work,
+                # the second behind them, so they run before the next read (not after two reads' work)
+                await asyncio.sleep(0)
                 await asyncio.sleep(0)
         except (ConnectionError, OSError) as exc:
             reason = f"read error: {exc}"
+        finally:
+            self._framer.problems.flush()  # the last burst's count is logged with the session (a close too)
         if self._closing:
             reason = "client closed"
         if self._drop_reason is None:
             self._drop_reason = reason
-        self._framer.problems.flush()  # the last burst's count is logged with the session
         self._fail_pending(self._drop_reason)
         return self._drop_reason
 

@@ -47,6 +47,13 @@ _END = re.compile(rb"\n\r?\n")  # a leading literal lets re scan fast; a CR befo
 _LEGACY_BODY_END = "--END COMMAND--"
 _LINE = re.compile(r"^([^:\s]+): ?([^\r\n]*)\r?$", re.M)  # one `Key: value` line (value may be empty)
 _DEFAULT_KINDS = ("event", "response")
+# the slow path's line rules, applied by re to a whole frame at once (junk frames: no per-line Python)
+# a good line: its key (up to the first colon) has no space in it and no whitespace around it; one space after
+# the colon and the line's trailing CRs are not the value's
+# (each led by the line's newline: re then skips from newline to newline, 5x faster than a ^ tried everywhere)
+_GOOD_LINE = re.compile(r"\n([^\s:](?:[^ :\n]*[^\s:])?):(?: )?([^\n]*?)\r*(?=\n|\Z)")
+_NONBLANK_LINE = re.compile(r"\n[^\S\n]*\S")
+_LEADING_BLANK_LINES = re.compile(r"(?:[^\S\n]*\n)*")
 _NL = b"\n"
 # a frame (lower-cased, b"\\n" in front) whose every line is `Key: value`: the key without blanks or colon
 _CLEAN = re.compile(rb"(?:\n[^:\s]+:[^\n]*)*\n")
@@ -241,6 +248,8 @@ class AmiFramer:
 def parse_frame(text: str, stats: AmiFramer | None = None,
                 kinds: tuple[str, ...] = _DEFAULT_KINDS, received: float | None = None) -> AmiMessage | None:
     """One frame's text (without the blank line) to a message; None if nothing usable."""
+    if text.count(":") <= text.count("\n"):  # a line without a colon: the fast path cannot take it (C counts)
+        return _parse_slow(text, stats, kinds, received)
     pairs = _LINE.findall(text)
     if pairs and len(pairs) == text.count("\n") + 1 and not text.startswith("Response: Follows"):
         # fast path, nearly every frame: each line is `Key: value`
@@ -253,19 +262,50 @@ def parse_frame(text: str, stats: AmiFramer | None = None,
 
 def _parse_slow(text: str, stats: AmiFramer | None, kinds: tuple[str, ...],
                 received: float | None = None) -> AmiMessage | None:
-    lines = [line.rstrip("\r") for line in text.split("\n")]
-    while lines and not lines[0].strip():
-        lines.pop(0)
-    if not lines:
+    """A frame with lines that are not `Key: value`: the good lines are kept, the others counted. By re over
+    the whole frame (a frame of 20,000 junk lines costs 2 ms, not 80), except a legacy command body."""
+    rest = text[_LEADING_BLANK_LINES.match(text).end():]  # type: ignore[union-attr]  # always matches
+    if not rest.strip():
         return None  # stray blank lines between frames
-    legacy_body = lines[0].strip().lower() == "response: follows"
+    newline = rest.find("\n")
+    if (rest if newline < 0 else rest[:newline]).rstrip("\r").strip().lower() == "response: follows":
+        return _parse_legacy(rest, stats, kinds, received)
+    led = "\n" + rest
+    items = _GOOD_LINE.findall(led)
+    bad = len(_NONBLANK_LINE.findall(led)) - len(items)
+    if bad:
+        first = next(x for x in rest.split("\n") if x.strip() and not _GOOD_LINE.match("\n" + x)).rstrip("\r")
+        if stats is not None:
+            stats._note_bad_line(first)
+            stats.bad_lines += bad - 1
+        else:
+            _SHARED.bad_lines.add(repr(first[:80]), bad)
+    return _keep_if_wanted(items, "", rest.count("\n") + 1, stats, kinds, received)
+
+
+def _keep_if_wanted(items: list[tuple[str, str]], body: str, lines: int, stats: AmiFramer | None,
+                    kinds: tuple[str, ...], received: float | None) -> AmiMessage | None:
+    wanted = {k.lower() for k in kinds}
+    if not items or not any(k.lower() in wanted for k, _ in items):
+        if stats is not None:
+            stats._note_dropped(kinds, lines)
+        else:
+            _SHARED.dropped.add(f"no {'/'.join(kinds)} header ({lines} lines)")
+        return None
+    return AmiMessage(items, body, received)
+
+
+def _parse_legacy(text: str, stats: AmiFramer | None, kinds: tuple[str, ...],
+                  received: float | None) -> AmiMessage | None:
+    """`Response: Follows`: after its headers, the command's output lines, up to --END COMMAND--."""
+    lines = [line.rstrip("\r") for line in text.split("\n")]
     items: list[tuple[str, str]] = []
     body: list[str] = []
     for line in lines:
         key, sep, value = line.partition(":")
         if sep and key and key == key.strip() and " " not in key and not body:
             items.append((key, value[1:] if value.startswith(" ") else value))
-        elif legacy_body and items:
+        elif items:
             if line.strip() != _LEGACY_BODY_END:
                 body.append(line)
         elif line.strip():
@@ -273,11 +313,4 @@ def _parse_slow(text: str, stats: AmiFramer | None, kinds: tuple[str, ...],
                 stats._note_bad_line(line)
             else:
                 _SHARED.bad_lines.add(repr(line[:80]))
-    wanted = {k.lower() for k in kinds}
-    if not items or not any(k.lower() in wanted for k, _ in items):
-        if stats is not None:
-            stats._note_dropped(kinds, len(lines))
-        else:
-            _SHARED.dropped.add(f"no {'/'.join(kinds)} header ({len(lines)} lines)")
-        return None
-    return AmiMessage(items, "\n".join(body), received)
+    return _keep_if_wanted(items, "\n".join(body), len(lines), stats, kinds, received)
